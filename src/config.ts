@@ -1,0 +1,105 @@
+// Settings from the environment, validated once with their defaults.
+import { ConfigError } from './errors.js';
+
+export interface Config {
+  /** Absent only for commands that do not call the API (migrate, schedule). */
+  apiKey: string | undefined;
+  baseUrl: string;
+  databaseUrl: string;
+  redisUrl: string;
+  targetsFile: string;
+  logLevel: string;
+  /** Requests per second across every worker process; 0 means no limit. */
+  rateLimitPerSecond: number;
+  /** Refreshes in flight per worker process. */
+  concurrency: number;
+  /** Attempts per refresh before it is recorded as failed. */
+  attempts: number;
+  requestTimeoutMs: number;
+  /** Largest API answer read, in bytes; a larger one is a failure, not a crash. */
+  maxResponseBytes: number;
+  retentionDays: number;
+  /** Redis key prefix for every queue, so several deployments can share one Redis. */
+  queuePrefix: string;
+}
+
+export const DEFAULTS = {
+  baseUrl: 'https://api.gcore.com',
+  databaseUrl: 'postgres://postgres@127.0.0.1:5432/postgres',
+  redisUrl: 'redis://127.0.0.1:6379',
+  targetsFile: './targets.yaml',
+  logLevel: 'info',
+  rateLimitPerSecond: 10,
+  concurrency: 10,
+  attempts: 3,
+  requestTimeoutMs: 30_000,
+  maxResponseBytes: 1_048_576,
+  retentionDays: 30,
+  queuePrefix: 'gcore-image-sync',
+} as const;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+type Env = Record<string, string | undefined>;
+
+function readInt(env: Env, name: string, fallback: number, min: number, problems: string[]): number {
+  const text = env[name];
+  if (text === undefined || text.trim() === '') return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) {
+    problems.push(`${name}: must be a whole number >= ${min} (got "${text}")`);
+    return fallback;
+  }
+  return value;
+}
+
+function readUrl(env: Env, name: string, fallback: string, protocols: string[], problems: string[]): string {
+  const text = env[name]?.trim() || fallback;
+  try {
+    const url = new URL(text);
+    if (!protocols.includes(url.protocol)) throw new Error();
+  } catch {
+    problems.push(`${name}: must be a ${protocols.join(' or ')} URL`);
+  }
+  return text;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const logLevel = env.LOG_LEVEL?.trim() || DEFAULTS.logLevel;
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
+  const config: Config = {
+    apiKey: env.GCORE_API_KEY || undefined,
+    baseUrl: readUrl(env, 'GCORE_BASE_URL', DEFAULTS.baseUrl, ['http:', 'https:'], problems).replace(/\/+$/, ''),
+    databaseUrl: readUrl(env, 'DATABASE_URL', DEFAULTS.databaseUrl, ['postgres:', 'postgresql:'], problems),
+    redisUrl: readUrl(env, 'REDIS_URL', DEFAULTS.redisUrl, ['redis:', 'rediss:'], problems),
+    targetsFile: env.TARGETS_FILE?.trim() || DEFAULTS.targetsFile,
+    logLevel,
+    rateLimitPerSecond: readInt(env, 'SYNC_RATE_LIMIT_PER_SECOND', DEFAULTS.rateLimitPerSecond, 0, problems),
+    concurrency: readInt(env, 'SYNC_CONCURRENCY', DEFAULTS.concurrency, 1, problems),
+    attempts: readInt(env, 'SYNC_ATTEMPTS', DEFAULTS.attempts, 1, problems),
+    requestTimeoutMs: readInt(env, 'SYNC_REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 1, problems),
+    maxResponseBytes: readInt(env, 'SYNC_MAX_RESPONSE_BYTES', DEFAULTS.maxResponseBytes, 1024, problems),
+    retentionDays: readInt(env, 'SYNC_RETENTION_DAYS', DEFAULTS.retentionDays, 1, problems),
+    queuePrefix: env.QUEUE_PREFIX?.trim() || DEFAULTS.queuePrefix,
+  };
+  if (problems.length > 0) throw new ConfigError('environment', problems);
+  return config;
+}
+
+/** The API key, or a config error saying how to provide it. */
+export function requireApiKey(config: Config): string {
+  if (!config.apiKey) throw new ConfigError('environment', ['GCORE_API_KEY: required to call the Gcore API']);
+  return config.apiKey;
+}
+
+/** A URL safe to print: any password is replaced. */
+export function redactUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

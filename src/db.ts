@@ -1,0 +1,31 @@
+// The Postgres connection. Only modules under src/sql and migrate.ts use it.
+import postgres from 'postgres';
+import { redactUrl } from './config.js';
+import { ServiceUnavailableError } from './errors.js';
+
+export type Sql = postgres.Sql;
+
+export interface ConnectOptions {
+  max?: number;
+  /** Seconds to wait for the first connection before giving up. */
+  connectTimeout?: number;
+}
+
+/** Opens a pool and proves it answers, or fails fast saying where it looked. */
+export async function connectPostgres(url: string, options: ConnectOptions = {}): Promise<Sql> {
+  const sql = postgres(url, {
+    max: options.max ?? 10,
+    connect_timeout: options.connectTimeout ?? 5,
+    onnotice: () => {},
+    // bigint columns (sizes, ids) stay far below 2^53, so numbers are exact.
+    types: { bigint: { to: 20, from: [20], serialize: (value: number) => String(value), parse: (text: string) => Number(text) } },
+    transform: { undefined: null },
+  });
+  try {
+    await sql`SELECT 1`;
+  } catch (error) {
+    await sql.end({ timeout: 0 });
+    throw new ServiceUnavailableError('Postgres', redactUrl(url), error);
+  }
+  return sql;
+}

@@ -1,0 +1,31 @@
+// A sync asked for by hand: one run over every target, refreshed now through
+// the workers, with a way to wait until each has an outcome.
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Sql } from './db.js';
+import { enqueueRefreshes, type Queues } from './queue.js';
+import { getRun, type RunProgress } from './sql/getRun.js';
+import { listTargets } from './sql/listTargets.js';
+import { startRun, type Run } from './sql/startRun.js';
+
+export async function startManualSync(sql: Sql, queues: Queues, attempts: number): Promise<Run> {
+  const run = await startRun(sql, { kind: 'manual', scheduleKey: null, trigger: `manual:${randomUUID()}` });
+  for await (const page of listTargets(sql, null)) await enqueueRefreshes(queues.refresh, page, attempts);
+  return run;
+}
+
+/** Polls the run until it is finished, reporting progress on each poll. */
+export async function waitForRun(
+  sql: Sql,
+  runId: number,
+  onProgress: (progress: RunProgress) => void,
+  pollMs = 250,
+): Promise<RunProgress> {
+  for (;;) {
+    const progress = await getRun(sql, runId);
+    if (!progress) throw new Error(`sync run ${runId} no longer exists`);
+    onProgress(progress);
+    if (progress.finishedAt !== null) return progress;
+    await delay(pollMs);
+  }
+}

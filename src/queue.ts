@@ -1,0 +1,129 @@
+// The only module that knows BullMQ names and options: the two queues, the job
+// shapes, how refreshes are enqueued and how schedule groups become Job
+// Schedulers.
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+import pLimit from 'p-limit';
+import { redactUrl } from './config.js';
+import { ServiceUnavailableError } from './errors.js';
+import type { Schedule, Triple } from './interfaces.js';
+import { schedulerId } from './schedule.js';
+
+export const REFRESH_QUEUE = 'image-refresh';
+export const SCHEDULE_QUEUE = 'image-schedule';
+export const REFRESH_JOB = 'refresh';
+export const TICK_JOB = 'tick';
+
+export interface RefreshJobData {
+  projectId: number;
+  regionId: number;
+  imageId: string;
+}
+
+export interface TickJobData {
+  scheduleKey: string;
+}
+
+/** Backoff before attempt n+1: min(0.5 s * 2^(n-1), 8 s), less up to 25 % jitter (as Gcore's SDKs do). */
+export function retryDelayMs(attemptsMade: number, random = Math.random): number {
+  const base = Math.min(500 * 2 ** Math.max(attemptsMade - 1, 0), 8000);
+  return Math.round(base * (1 - 0.25 * random()));
+}
+
+export function refreshJobOptions(triple: Triple, attempts: number): JobsOptions {
+  return {
+    attempts,
+    backoff: { type: 'gcore' },
+    // At most one waiting refresh per triple; one more may wait behind an active one.
+    deduplication: { id: tripleId(triple), keepLastIfActive: true },
+    removeOnComplete: true,
+    removeOnFail: { count: 1000 },
+  };
+}
+
+export function tripleId({ projectId, regionId, imageId }: Triple): string {
+  return `${projectId}/${regionId}/${encodeURIComponent(imageId)}`;
+}
+
+/** Opens a Redis connection for BullMQ and proves it answers, or fails fast saying where. */
+export async function connectRedis(url: string): Promise<Redis> {
+  const redis = new Redis(url, {
+    maxRetriesPerRequest: null,
+    enableOfflineQueue: true,
+    lazyConnect: true,
+    connectTimeout: 5000,
+  });
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (error) {
+    redis.disconnect();
+    throw new ServiceUnavailableError('Redis', redactUrl(url), error);
+  }
+  return redis;
+}
+
+export interface Queues {
+  refresh: Queue<RefreshJobData>;
+  schedule: Queue<TickJobData>;
+  close(): Promise<void>;
+}
+
+export function openQueues(connection: ConnectionOptions, prefix: string): Queues {
+  const refresh = new Queue<RefreshJobData>(REFRESH_QUEUE, { connection, prefix });
+  const schedule = new Queue<TickJobData>(SCHEDULE_QUEUE, { connection, prefix });
+  return {
+    refresh,
+    schedule,
+    async close() {
+      await Promise.all([refresh.close(), schedule.close()]);
+    },
+  };
+}
+
+const ENQUEUE_BATCH = 1000;
+
+/** Queues one refresh per triple (deduplicated per triple); returns how many were sent. */
+export async function enqueueRefreshes(queue: Queue<RefreshJobData>, triples: Triple[], attempts: number): Promise<number> {
+  for (let start = 0; start < triples.length; start += ENQUEUE_BATCH) {
+    await queue.addBulk(
+      triples.slice(start, start + ENQUEUE_BATCH).map((t) => ({
+        name: REFRESH_JOB,
+        data: { projectId: t.projectId, regionId: t.regionId, imageId: t.imageId },
+        opts: refreshJobOptions(t, attempts),
+      })),
+    );
+  }
+  return triples.length;
+}
+
+export interface SchedulerChanges {
+  upserted: number;
+  removed: number;
+}
+
+/**
+ * One Job Scheduler per schedule group; its tick fans out the group's
+ * refreshes. Upserts are idempotent; schedulers of groups no longer
+ * configured are removed.
+ */
+export async function reconcileSchedulers(queue: Queue<TickJobData>, groups: Map<string, Schedule>): Promise<SchedulerChanges> {
+  const wanted = new Map([...groups].map(([key, schedule]) => [schedulerId(key), { key, schedule }]));
+  const limit = pLimit(8);
+  await Promise.all(
+    [...wanted].map(([id, { key, schedule }]) =>
+      limit(() =>
+        queue.upsertJobScheduler(
+          id,
+          'every' in schedule ? { every: schedule.every } : { pattern: schedule.cron, tz: schedule.tz },
+          { name: TICK_JOB, data: { scheduleKey: key }, opts: { removeOnComplete: 100, removeOnFail: 100 } },
+        ),
+      ),
+    ),
+  );
+  const existing = await queue.getJobSchedulers(0, -1);
+  const stale = existing.filter((s) => !wanted.has(s.key));
+  await Promise.all(stale.map((s) => limit(() => queue.removeJobScheduler(s.key))));
+  return { upserted: wanted.size, removed: stale.length };
+}

@@ -1,0 +1,184 @@
+// The Postgres schema. Table and column names here are the public interface
+// that reports query (see README "Tables"); drizzle-kit generates migrations/
+// from this file.
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  numeric,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'string' });
+
+const triple = {
+  projectId: integer('project_id').notNull(),
+  regionId: integer('region_id').notNull(),
+  imageId: text('image_id').notNull(),
+};
+
+// The configured triples as the last reconcile left them. Refresh outcomes are
+// kept here because a run is complete exactly when every target in its scope
+// has an attempt that started after the run did.
+export const targets = pgTable(
+  'targets',
+  {
+    ...triple,
+    scheduleKey: text('schedule_key').notNull(),
+    addedAt: tz('added_at').notNull().defaultNow(),
+    lastAttemptAt: tz('last_attempt_at').notNull().default(sql`'-infinity'`),
+    lastOutcome: text('last_outcome'),
+    lastError: text('last_error'),
+    lastStatus: integer('last_status'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.projectId, t.regionId, t.imageId] }),
+    index('targets_schedule_attempt_idx').on(t.scheduleKey, t.lastAttemptAt),
+    index('targets_attempt_idx').on(t.lastAttemptAt),
+  ],
+);
+
+export const images = pgTable(
+  'images',
+  {
+    ...triple,
+    name: text('name').notNull(),
+    region: text('region').notNull(),
+    status: text('status').notNull(),
+    visibility: text('visibility').notNull(),
+    osDistro: text('os_distro').notNull(),
+    osVersion: text('os_version').notNull(),
+    osType: text('os_type').notNull(),
+    diskFormat: text('disk_format').notNull(),
+    minDisk: integer('min_disk').notNull(),
+    minRam: integer('min_ram').notNull(),
+    size: bigint('size', { mode: 'number' }),
+    ownerProjectId: integer('owner_project_id').notNull(),
+    imageRegionId: integer('image_region_id').notNull(),
+    architecture: text('architecture'),
+    isBaremetal: boolean('is_baremetal'),
+    creatorTaskId: text('creator_task_id'),
+    taskId: text('task_id'),
+    description: text('description'),
+    displayOrder: integer('display_order'),
+    gpuDriver: text('gpu_driver'),
+    gpuDriverType: text('gpu_driver_type'),
+    gpuDriverVersion: text('gpu_driver_version'),
+    hwFirmwareType: text('hw_firmware_type'),
+    hwMachineType: text('hw_machine_type'),
+    sshKey: text('ssh_key'),
+    currencyCode: text('currency_code'),
+    pricePerHour: numeric('price_per_hour'),
+    pricePerMonth: numeric('price_per_month'),
+    priceStatus: text('price_status'),
+    createdAt: tz('created_at').notNull(),
+    updatedAt: tz('updated_at').notNull(),
+    raw: jsonb('raw').notNull(),
+    contentHash: text('content_hash').notNull(),
+    firstSeenAt: tz('first_seen_at').notNull(),
+    lastSeenAt: tz('last_seen_at').notNull(),
+    lastChangedAt: tz('last_changed_at').notNull(),
+    deletedAt: tz('deleted_at'),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.regionId, t.imageId] })],
+);
+
+export const imageTags = pgTable(
+  'image_tags',
+  {
+    ...triple,
+    key: text('key').notNull(),
+    value: text('value').notNull(),
+    readOnly: boolean('read_only').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.projectId, t.regionId, t.imageId, t.key] }),
+    index('image_tags_key_value_idx').on(t.key, t.value),
+  ],
+);
+
+// Slowly changing dimension, type 2: one row per distinct state of a triple.
+export const imageVersions = pgTable(
+  'image_versions',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    ...triple,
+    validFrom: tz('valid_from').notNull(),
+    validTo: tz('valid_to'),
+    contentHash: text('content_hash').notNull(),
+    state: jsonb('state').notNull(),
+  },
+  (t) => [
+    index('image_versions_triple_valid_idx').on(t.projectId, t.regionId, t.imageId, t.validFrom),
+    uniqueIndex('image_versions_one_current_idx')
+      .on(t.projectId, t.regionId, t.imageId)
+      .where(sql`${t.validTo} IS NULL`),
+  ],
+);
+
+export const imageChanges = pgTable(
+  'image_changes',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    ...triple,
+    versionId: bigint('version_id', { mode: 'number' })
+      .notNull()
+      .references(() => imageVersions.id),
+    changeType: text('change_type').notNull(),
+    field: text('field'),
+    oldValue: jsonb('old_value'),
+    newValue: jsonb('new_value'),
+    changedAt: tz('changed_at').notNull(),
+  },
+  (t) => [
+    index('image_changes_changed_at_idx').on(t.changedAt),
+    index('image_changes_triple_idx').on(t.projectId, t.regionId, t.imageId, t.changedAt),
+  ],
+);
+
+export const syncRuns = pgTable(
+  'sync_runs',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    kind: text('kind').notNull(),
+    scheduleKey: text('schedule_key'),
+    trigger: text('trigger').notNull().unique(),
+    status: text('status').notNull().default('running'),
+    startedAt: tz('started_at').notNull(),
+    finishedAt: tz('finished_at'),
+    planned: integer('planned').notNull(),
+    unchanged: integer('unchanged').notNull().default(0),
+    changed: integer('changed').notNull().default(0),
+    deleted: integer('deleted').notNull().default(0),
+    failed: integer('failed').notNull().default(0),
+  },
+  (t) => [
+    index('sync_runs_open_idx').on(t.scheduleKey).where(sql`${t.finishedAt} IS NULL`),
+    index('sync_runs_started_idx').on(t.startedAt),
+  ],
+);
+
+export const syncFailures = pgTable(
+  'sync_failures',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    ...triple,
+    status: integer('status'),
+    errorClass: text('error_class').notNull(),
+    message: text('message').notNull(),
+    attempts: integer('attempts').notNull(),
+    failedAt: tz('failed_at').notNull(),
+  },
+  (t) => [
+    index('sync_failures_failed_at_idx').on(t.failedAt),
+    index('sync_failures_triple_idx').on(t.projectId, t.regionId, t.imageId, t.failedAt),
+  ],
+);

@@ -1,0 +1,31 @@
+import type { Sql } from '../db.js';
+import type { Triple } from '../interfaces.js';
+import { outcomeCounts } from './outcomeCounts.js';
+
+/**
+ * Closes every open run covering `triple` whose targets all have an
+ * attempt that began after the run started, freezing its counts. Called after
+ * each refresh commits: whichever refresh commits last sees all the others.
+ */
+export async function finishRuns(sql: Sql, triple: Triple): Promise<number[]> {
+  const { projectId: p, regionId: r, imageId: i } = triple;
+  const scheduleKey = sql`(SELECT schedule_key FROM targets WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i}))`;
+  const rows = await sql<{ id: number }[]>`
+    WITH complete AS (
+      SELECT r.id FROM sync_runs r
+      WHERE r.finished_at IS NULL AND r.schedule_key = ${scheduleKey}
+        AND NOT EXISTS (SELECT 1 FROM targets t WHERE t.schedule_key = r.schedule_key
+          AND t.last_attempt_at < r.started_at AND t.added_at <= r.started_at)
+      UNION ALL
+      SELECT r.id FROM sync_runs r
+      WHERE r.finished_at IS NULL AND r.schedule_key IS NULL
+        AND NOT EXISTS (SELECT 1 FROM targets t WHERE t.last_attempt_at < r.started_at AND t.added_at <= r.started_at)),
+    counted AS (
+      SELECT r.id, c.* FROM sync_runs r JOIN complete USING (id),
+      LATERAL (${outcomeCounts(sql)}) c)
+    UPDATE sync_runs r SET finished_at = now(), status = 'finished',
+      unchanged = counted.unchanged, changed = counted.changed, deleted = counted.deleted, failed = counted.failed
+    FROM counted WHERE r.id = counted.id AND r.finished_at IS NULL
+    RETURNING r.id`;
+  return rows.map((row) => row.id);
+}

@@ -1,0 +1,28 @@
+import type { Sql } from '../db.js';
+import { outcomeCounts } from './outcomeCounts.js';
+
+export interface RunProgress {
+  id: number;
+  status: string;
+  startedAt: string;
+  finishedAt: string | null;
+  planned: number;
+  unchanged: number;
+  changed: number;
+  deleted: number;
+  failed: number;
+}
+
+/** A run with its counts: frozen once finished, counted live from targets before. */
+export async function getRun(sql: Sql, id: number): Promise<RunProgress | undefined> {
+  const [row] = await sql<RunProgress[]>`
+    SELECT r.id, r.status, r.started_at AS "startedAt", r.finished_at AS "finishedAt", r.planned,
+      CASE WHEN r.finished_at IS NULL THEN c.unchanged ELSE r.unchanged END AS unchanged,
+      CASE WHEN r.finished_at IS NULL THEN c.changed ELSE r.changed END AS changed,
+      CASE WHEN r.finished_at IS NULL THEN c.deleted ELSE r.deleted END AS deleted,
+      CASE WHEN r.finished_at IS NULL THEN c.failed ELSE r.failed END AS failed
+    FROM sync_runs r,
+    LATERAL (${outcomeCounts(sql)} AND r.finished_at IS NULL) c
+    WHERE r.id = ${id}`;
+  return row;
+}

@@ -1,0 +1,37 @@
+import type { Sql } from '../db.js';
+import type { Triple } from '../interfaces.js';
+import { lockTriple, markAttempt } from './tripleLock.js';
+
+export type DeletionResult = 'deleted' | 'unchanged';
+
+/**
+ * The API says the image does not exist (404 NotFoundError): close its current
+ * version, mark it deleted and write a `deleted` change, in one transaction.
+ * An image never seen, already deleted, or seen after this answer was
+ * requested is left as it is.
+ */
+export async function recordDeletion(sql: Sql, triple: Triple, observedAt: Date): Promise<DeletionResult> {
+  const { projectId: p, regionId: r, imageId: i } = triple;
+  const at = observedAt.toISOString();
+  return sql.begin(async (tx) => {
+    await lockTriple(tx, triple);
+    const [closed] = await tx<{ id: number }[]>`
+      WITH live AS (
+        UPDATE images SET deleted_at = ${at}, last_changed_at = ${at}
+        WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i}) AND deleted_at IS NULL AND last_seen_at <= ${at}
+        RETURNING 1)
+      UPDATE image_versions SET valid_to = ${at}
+      WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i}) AND valid_to IS NULL AND EXISTS (SELECT 1 FROM live)
+      RETURNING id`;
+    if (!closed) {
+      await markAttempt(tx, triple, 'unchanged');
+      return 'unchanged';
+    }
+    await tx`
+      INSERT INTO image_changes (project_id, region_id, image_id, version_id, change_type, field, old_value, new_value, changed_at)
+      SELECT ${p}, ${r}, ${i}, id, 'deleted', NULL, state, NULL, ${at} FROM image_versions WHERE id = ${closed.id}`;
+    await tx`DELETE FROM image_tags WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i})`;
+    await markAttempt(tx, triple, 'deleted');
+    return 'deleted';
+  });
+}

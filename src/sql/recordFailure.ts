@@ -1,0 +1,21 @@
+import type { Sql } from '../db.js';
+import type { Triple } from '../interfaces.js';
+import { markAttempt } from './tripleLock.js';
+
+export interface FailureRecord {
+  status: number | null;
+  errorClass: string;
+  message: string;
+  attempts: number;
+}
+
+/** A refresh gave up: keep the error for the operator; stored image state is untouched. */
+export async function recordFailure(sql: Sql, triple: Triple, failure: FailureRecord): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`
+      INSERT INTO sync_failures (project_id, region_id, image_id, status, error_class, message, attempts, failed_at)
+      VALUES (${triple.projectId}, ${triple.regionId}, ${triple.imageId}, ${failure.status}, ${failure.errorClass},
+        ${failure.message}, ${failure.attempts}, now())`;
+    await markAttempt(tx, triple, 'failed', failure);
+  });
+}

@@ -1,0 +1,22 @@
+import type postgres from 'postgres';
+import type { RefreshOutcome, Triple } from '../interfaces.js';
+
+export type Tx = postgres.TransactionSql;
+
+/** Serializes writers of one triple until the transaction ends (first insert included). */
+export async function lockTriple(tx: Tx, { projectId, regionId, imageId }: Triple): Promise<void> {
+  await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`${projectId}/${regionId}/${imageId}`}, 0))`;
+}
+
+/** Records the attempt's outcome on the target, which is what completes runs. */
+export async function markAttempt(
+  tx: Tx,
+  { projectId, regionId, imageId }: Triple,
+  outcome: RefreshOutcome,
+  error: { status: number | null; message: string } | null = null,
+): Promise<void> {
+  await tx`
+    UPDATE targets SET last_attempt_at = now(), last_outcome = ${outcome},
+      last_error = ${error?.message ?? null}, last_status = ${error ? error.status : outcome === 'deleted' ? 404 : 200}
+    WHERE (project_id, region_id, image_id) = (${projectId}, ${regionId}, ${imageId})`;
+}

@@ -1,0 +1,125 @@
+// The targets file: which images to track and when. Validated once, with one
+// schema; a bad file is rejected whole with every problem and its path, before
+// anything touches Redis or Postgres.
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+import type { Schedule, Target } from './interfaces.js';
+import { checkCron, parseDuration } from './schedule.js';
+
+export const DEFAULT_SCHEDULE: Schedule = { every: 3_600_000 };
+const MIN_INTERVAL_MS = 1000;
+const MAX_IMAGE_ID_LENGTH = 128;
+
+/** Why an image id cannot be placed in a URL path segment, or null when it can. */
+export function imageIdProblem(id: string): string | null {
+  if (id.length === 0) return 'must not be empty';
+  if (id.length > MAX_IMAGE_ID_LENGTH) return `must be at most ${MAX_IMAGE_ID_LENGTH} characters (has ${id.length})`;
+  if (id.includes('..')) return 'must not contain ".."';
+  const bad = /[/\\%?#\s\p{Cc}]/u.exec(id);
+  if (bad) return `must not contain ${JSON.stringify(bad[0])} (slashes, "%", "?", "#", spaces and control characters could leave the URL path segment)`;
+  return null;
+}
+
+const imageId = z.string().superRefine((id, ctx) => {
+  const problem = imageIdProblem(id);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const positiveInt = z.int().positive();
+
+const scheduleSchema = z.union([
+  z.strictObject({
+    every: z.string().transform((text, ctx) => {
+      try {
+        const ms = parseDuration(text);
+        if (ms < MIN_INTERVAL_MS) ctx.addIssue({ code: 'custom', message: 'must be at least 1s' });
+        return ms;
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
+  }),
+  z
+    .strictObject({ cron: z.string(), tz: z.string().default('UTC') })
+    .superRefine(({ cron, tz }, ctx) => {
+      try {
+        checkCron(cron, tz);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    }),
+]);
+
+const fileSchema = z.strictObject({
+  schedule: scheduleSchema.optional(),
+  targets: z
+    .array(
+      z.strictObject({
+        project_id: positiveInt,
+        region_id: positiveInt,
+        image_ids: z.array(imageId).min(1, 'must list at least one image id'),
+        schedule: scheduleSchema.optional(),
+      }),
+    )
+    .min(1, 'must list at least one target'),
+});
+
+function formatPath(path: PropertyKey[]): string {
+  let out = '';
+  for (const part of path) out += typeof part === 'number' ? `[${part}]` : `${out ? '.' : ''}${String(part)}`;
+  return out || '(top level)';
+}
+
+function formatIssue(issue: z.core.$ZodIssue): string {
+  const missing = issue.code === 'invalid_type' && !('input' in issue);
+  let message = missing ? 'required' : issue.message.replace(/^Invalid input: /, '');
+  if (issue.code === 'invalid_union' && issue.path.at(-1) === 'schedule') {
+    message = 'must be { every: <duration> } or { cron: <pattern>, tz: <zone> }';
+    const inner = issue.errors.flat().filter((i) => i.code === 'custom');
+    if (inner.length > 0) message = inner.map((i) => i.message).join('; ');
+  }
+  return `${formatPath(issue.path)}: ${message}`;
+}
+
+/** Parses and validates targets file content; `source` names it in errors. */
+export function parseTargets(content: string, source: string): Target[] {
+  let document: unknown;
+  try {
+    document = parseYaml(content, { prettyErrors: true, uniqueKeys: true });
+  } catch (error) {
+    const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '';
+    throw new ConfigError(source, [`not valid YAML or JSON${where}: ${(error as Error).message.split('\n')[0]}`]);
+  }
+  const parsed = fileSchema.safeParse(document, { reportInput: true });
+  if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map(formatIssue));
+
+  const seen = new Map<string, string>();
+  const problems: string[] = [];
+  const result: Target[] = [];
+  parsed.data.targets.forEach((entry, t) => {
+    const schedule = entry.schedule ?? parsed.data.schedule ?? DEFAULT_SCHEDULE;
+    entry.image_ids.forEach((id, i) => {
+      const path = `targets[${t}].image_ids[${i}]`;
+      const key = `${entry.project_id}/${entry.region_id}/${id}`;
+      const first = seen.get(key);
+      if (first) problems.push(`${path}: duplicates ${first} (${key})`);
+      else seen.set(key, path);
+      result.push({ projectId: entry.project_id, regionId: entry.region_id, imageId: id, schedule });
+    });
+  });
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return result;
+}
+
+export async function loadTargets(path: string): Promise<Target[]> {
+  let content: string;
+  try {
+    content = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(path, [`cannot read the targets file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`]);
+  }
+  return parseTargets(content, path);
+}
