@@ -3,6 +3,7 @@
 // not seen, extra fields, absent nullable fields, dates with or without a zone.
 import { z } from 'zod';
 import type { ImageSnapshot, TagValue, Triple } from './interfaces.js';
+import { formatPath, issueMessage } from './validation.js';
 
 /** The answer could not be validated; nothing from it may be stored. */
 export class InvalidPayloadError extends Error {
@@ -82,11 +83,7 @@ const imageSchema = z.looseObject({
 function describeIssues(issues: z.core.$ZodIssue[]): string {
   return issues
     .slice(0, 5)
-    .map((issue) => {
-      const path = issue.path.map(String).join('.') || '(body)';
-      const missing = issue.code === 'invalid_type' && !('input' in issue);
-      return `${path}: ${missing ? 'required' : issue.message.replace(/^Invalid input: /, '')}`;
-    })
+    .map((issue) => `${formatPath(issue.path)}: ${issueMessage(issue)}`)
     .join('; ') + (issues.length > 5 ? `; and ${issues.length - 5} more` : '');
 }
 

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import type { Schedule, Target } from './interfaces.js';
 import { checkCron, parseDuration } from './schedule.js';
+import { formatPath, issueMessage } from './validation.js';
 
 export const DEFAULT_SCHEDULE: Schedule = { every: 3_600_000 };
 const MIN_INTERVAL_MS = 1000;
@@ -67,15 +68,8 @@ const fileSchema = z.strictObject({
     .min(1, 'must list at least one target'),
 });
 
-function formatPath(path: PropertyKey[]): string {
-  let out = '';
-  for (const part of path) out += typeof part === 'number' ? `[${part}]` : `${out ? '.' : ''}${String(part)}`;
-  return out || '(top level)';
-}
-
 function formatIssue(issue: z.core.$ZodIssue): string {
-  const missing = issue.code === 'invalid_type' && !('input' in issue);
-  let message = missing ? 'required' : issue.message.replace(/^Invalid input: /, '');
+  let message = issueMessage(issue);
   if (issue.code === 'invalid_union' && issue.path.at(-1) === 'schedule') {
     message = 'must be { every: <duration> } or { cron: <pattern>, tz: <zone> }';
     const inner = issue.errors.flat().filter((i) => i.code === 'custom');
@@ -91,7 +85,8 @@ export function parseTargets(content: string, source: string): Target[] {
     document = parseYaml(content, { prettyErrors: true, uniqueKeys: true });
   } catch (error) {
     const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '';
-    throw new ConfigError(source, [`not valid YAML or JSON${where}: ${(error as Error).message.split('\n')[0]}`]);
+    const reason = (error as Error).message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(source, [`not valid YAML or JSON${where}: ${reason}`]);
   }
   const parsed = fileSchema.safeParse(document, { reportInput: true });
   if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map(formatIssue));

@@ -1,0 +1,113 @@
+import { createServer, type AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
+import { FakeGcore } from '../src/fake-gcore/server.js';
+import { GcoreClient } from '../src/gcore-client.js';
+import {
+  AuthenticationError,
+  MalformedAnswerError,
+  RateLimitedError,
+  retryAfterMs,
+  RouteNotFoundError,
+  TransientApiError,
+  UnexpectedStatusError,
+} from '../src/gcore-errors.js';
+
+const fake = new FakeGcore({ apiKey: 'k$y with "quotes"' });
+let client: GcoreClient;
+
+/** A port nothing listens on: bound, then released. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function failure(triple = SAMPLE_TRIPLE): Promise<Error> {
+  return client.getImage(triple).then(
+    () => {
+      throw new Error('expected the request to fail');
+    },
+    (error: Error) => error,
+  );
+}
+
+beforeAll(async () => {
+  const url = await fake.start();
+  client = new GcoreClient({ baseUrl: url, apiKey: fake.apiKey, timeoutMs: 500, maxResponseBytes: 64 * 1024 });
+  fake.putImage(SAMPLE_TRIPLE, sampleImage(SAMPLE_TRIPLE));
+});
+afterAll(() => fake.stop());
+
+describe('Gcore client over real HTTP', () => {
+  it('sends the APIKey header and returns the parsed body', async () => {
+    const answer = await client.getImage(SAMPLE_TRIPLE);
+    expect(answer.kind).toBe('found');
+    expect(answer.kind === 'found' && (answer.body as { id: string }).id).toBe(SAMPLE_TRIPLE.imageId);
+    expect([...fake.authorizations]).toEqual([`APIKey ${fake.apiKey}`]);
+  });
+
+  it('encodes the image id into one path segment', async () => {
+    const odd = { projectId: 1, regionId: 7, imageId: 'a:b&c=d' };
+    fake.putImage(odd, sampleImage(odd));
+    const answer = await client.getImage(odd);
+    expect(answer.kind === 'found' && (answer.body as { id: string }).id).toBe('a:b&c=d');
+  });
+
+  it("reads Gcore's JSON NotFoundError as gone, and a bare 404 as a wrong route", async () => {
+    expect((await client.getImage({ ...SAMPLE_TRIPLE, imageId: 'missing' })).kind).toBe('gone');
+    fake.setFault(SAMPLE_TRIPLE, { kind: 'bare404' }, 1);
+    const error = await failure();
+    expect(error).toBeInstanceOf(RouteNotFoundError);
+    expect(error).toMatchObject({ status: 404, retryable: false });
+    expect(error.message).toBe("404 without Gcore's NotFoundError body (is GCORE_BASE_URL right?): (empty body)");
+  });
+
+  it('classifies 401, 429, 403, 500, 400, malformed and oversized answers, and timeouts', async () => {
+    fake.setFault(SAMPLE_TRIPLE, { kind: 'unauthorized' }, 1);
+    expect(await failure()).toMatchObject({
+      constructor: AuthenticationError,
+      retryable: false,
+      message: '401: the API key was rejected: Authentication credentials were not provided.',
+    });
+    fake.setFault(SAMPLE_TRIPLE, { kind: 'rateLimited', retryAfter: '2' }, 1);
+    expect(await failure()).toMatchObject({ constructor: RateLimitedError, retryAfterMs: 2000, retryable: true });
+    fake.setFault(SAMPLE_TRIPLE, { kind: 'status', status: 403 }, 1);
+    expect(await failure()).toMatchObject({ constructor: TransientApiError, status: 403, retryable: true });
+    fake.setFault(SAMPLE_TRIPLE, { kind: 'status', status: 500 }, 1);
+    expect(await failure()).toMatchObject({ constructor: TransientApiError, retryable: true, message: '500: injected 500' });
+    fake.setFault(SAMPLE_TRIPLE, { kind: 'status', status: 503, headers: { 'x-should-retry': 'false' } }, 1);
+    expect(await failure()).toMatchObject({ constructor: TransientApiError, retryable: false });
+    fake.setFault(SAMPLE_TRIPLE, { kind: 'status', status: 400 }, 1);
+    expect(await failure()).toMatchObject({ constructor: UnexpectedStatusError, retryable: false });
+    fake.setFault(SAMPLE_TRIPLE, { kind: 'malformed' }, 1);
+    expect(await failure()).toMatchObject({
+      constructor: MalformedAnswerError,
+      message: '200 with a body that is not JSON: {"id": "truncated',
+    });
+    fake.putImage(SAMPLE_TRIPLE, sampleImage(SAMPLE_TRIPLE, { description: 'x'.repeat(100_000) }));
+    expect(await failure()).toMatchObject({ constructor: MalformedAnswerError, message: 'answer of 100774 bytes exceeds the 65536-byte limit' });
+    fake.putImage(SAMPLE_TRIPLE, sampleImage(SAMPLE_TRIPLE));
+    fake.setFault(SAMPLE_TRIPLE, { kind: 'slow', ms: 2000 }, 1);
+    expect(await failure()).toMatchObject({ constructor: TransientApiError, status: undefined, message: 'no answer within 500 ms' });
+  });
+
+  it('reports a connection failure as transient', async () => {
+    const port = await closedPort();
+    const closed = new GcoreClient({ baseUrl: `http://127.0.0.1:${port}`, apiKey: 'k', timeoutMs: 1000, maxResponseBytes: 1024 });
+    const error = await closed.getImage(SAMPLE_TRIPLE).catch((e: Error) => e);
+    expect(error).toBeInstanceOf(TransientApiError);
+    expect((error as Error).message).toBe(`connection failed: connect ECONNREFUSED 127.0.0.1:${port}`);
+  });
+
+  it('reads wait hints in milliseconds, seconds or as an HTTP date, ignoring absurd ones', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(retryAfterMs(new Headers({ 'retry-after-ms': '250', 'retry-after': '9' }), now)).toBe(250);
+    expect(retryAfterMs(new Headers({ 'retry-after': '3' }), now)).toBe(3000);
+    expect(retryAfterMs(new Headers({ 'retry-after': 'Thu, 01 Jan 2026 00:00:05 GMT' }), now)).toBe(5000);
+    expect(retryAfterMs(new Headers({ 'retry-after': '3600' }), now)).toBeUndefined();
+    expect(retryAfterMs(new Headers({}), now)).toBeUndefined();
+  });
+});
