@@ -53,13 +53,15 @@ export async function connectRedis(url: string): Promise<Redis> {
     lazyConnect: true,
     connectTimeout: 5000,
   });
-  redis.on('error', () => {});
+  // ioredis reports "Connection is closed" on connect(); the socket error says why.
+  let socketError: Error | undefined;
+  redis.on('error', (error: Error) => (socketError ??= error));
   try {
     await redis.connect();
     await redis.ping();
   } catch (error) {
     redis.disconnect();
-    throw new ServiceUnavailableError('Redis', redactUrl(url), error);
+    throw new ServiceUnavailableError('Redis', redactUrl(url), socketError ?? error);
   }
   return redis;
 }

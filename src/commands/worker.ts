@@ -1,9 +1,9 @@
 import { loadConfig, requireApiKey } from '../config.js';
 import { reconcile } from '../reconcile.js';
-import { openServices } from '../services.js';
+import { openServices, type Services } from '../services.js';
 import { onShutdown } from '../signals.js';
 import { loadTargets } from '../targets.js';
-import { startWorker } from '../worker.js';
+import { startWorker, type RunningWorker } from '../worker.js';
 import type { CommandContext } from './context.js';
 
 const SHUTDOWN_TIMEOUT_MS = 30_000;
@@ -13,15 +13,18 @@ export async function workerCommand({ logger }: CommandContext, reconcileFirst =
   const config = loadConfig();
   const apiKey = requireApiKey(config);
   const targets = reconcileFirst ? await loadTargets(config.targetsFile) : undefined;
-  const services = await openServices(config);
+  // Handlers go in before anything starts, so an early signal still stops cleanly.
+  let services: Services | undefined;
+  let worker: RunningWorker | undefined;
+  onShutdown(logger, SHUTDOWN_TIMEOUT_MS, async () => {
+    await worker?.close();
+    await services?.close();
+  });
+  services = await openServices(config);
   if (targets) {
     const result = await reconcile(services.sql, services.queues, targets);
     logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
   }
-  const worker = startWorker({ config, apiKey, logger, ...services });
-  onShutdown(logger, SHUTDOWN_TIMEOUT_MS, async () => {
-    await worker.close();
-    await services.close();
-  });
+  worker = startWorker({ config, apiKey, logger, ...services });
   return new Promise<number>(() => {});
 }

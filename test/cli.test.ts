@@ -1,0 +1,177 @@
+// The CLI as an operator runs it: a real child process, real services, exit codes.
+import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleImage } from '../src/fake-gcore/fixtures.js';
+import { FakeGcore } from '../src/fake-gcore/server.js';
+import postgres from 'postgres';
+import { createTestEnv, type TestEnv } from './support/env.js';
+import { QUIET_SCHEDULE, writeTargetsFile } from './support/pipeline.js';
+
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+function run(args: string[], env: Record<string, string>, until?: (stdout: string) => boolean): Promise<Result> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH!, ...env } });
+    let stdout = '';
+    let stderr = '';
+    let signalled = false;
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      if (!signalled && until?.(stdout)) {
+        signalled = true;
+        child.kill('SIGTERM');
+      }
+    });
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started }));
+  });
+}
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+let env: TestEnv;
+let fake: FakeGcore;
+const images = ['11111111-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000002'];
+
+beforeAll(async () => {
+  env = await createTestEnv({ migrate: false });
+  fake = new FakeGcore({ apiKey: env.env.GCORE_API_KEY });
+  for (const imageId of images) fake.putImage({ projectId: 3, regionId: 9, imageId }, sampleImage({ projectId: 3, regionId: 9, imageId }));
+  await fake.start();
+});
+
+afterAll(async () => {
+  await fake?.stop();
+  await env?.cleanup();
+});
+
+describe('gcore-image-sync CLI', () => {
+  it('rejects a bad targets file with every problem, exit 2, and nothing in Redis', async () => {
+    const file = await writeTargetsFile(`targets:
+  - { project_id: 1, region_id: 7, image_ids: ["../../x"] }
+  - { project_id: 1, image_ids: [ok] }
+  - { project_id: 1, region_id: 7, image_ids: [a], schedule: { every: often } }
+`);
+    for (const command of ['schedule', 'start', 'sync']) {
+      const result = await run([command], { ...env.env, TARGETS_FILE: file });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toBe(
+        `gcore-image-sync ${command}: configuration error in ${file}: 3 problems\n` +
+          '  targets[0].image_ids[0]: must not contain ".."\n' +
+          '  targets[1].region_id: required\n' +
+          '  targets[2].schedule: "often" is not a duration (use a number with ms, s, m, h or d, e.g. 15m or 1h30m)\n',
+      );
+    }
+    expect(await env.redisKeys()).toEqual([]);
+  });
+
+  it('fails fast naming the service that does not answer', async () => {
+    const port = await closedPort();
+    const noRedis = await run(['schedule'], { ...env.env, TARGETS_FILE: 'examples/targets.yaml', REDIS_URL: `redis://127.0.0.1:${port}` });
+    expect(noRedis.code).toBe(3);
+    expect(noRedis.stderr).toMatch(new RegExp(`^gcore-image-sync schedule: Redis at redis://127.0.0.1:${port} did not answer: .*ECONNREFUSED`));
+    const noPostgres = await run(['migrate'], { ...env.env, DATABASE_URL: `postgres://postgres:pw@127.0.0.1:${port}/x` });
+    expect(noPostgres.code).toBe(3);
+    expect(noPostgres.stderr).toMatch(new RegExp(`^gcore-image-sync migrate: Postgres at postgres://postgres:\\*\\*\\*@127.0.0.1:${port}/x did not answer: .*ECONNREFUSED`));
+    expect(noRedis.ms + noPostgres.ms).toBeLessThan(10_000);
+  });
+
+  it('rejects unknown commands, unknown flags, bad settings and a missing API key with exit 2', async () => {
+    expect(await run(['frobnicate'], env.env)).toMatchObject({ code: 2, stderr: expect.stringMatching(/^gcore-image-sync: unknown command "frobnicate"\n/) });
+    expect(await run(['sync', '--fast'], env.env)).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--fast'") });
+    expect(await run(['migrate'], { ...env.env, SYNC_CONCURRENCY: 'lots' })).toMatchObject({
+      code: 2,
+      stderr: 'gcore-image-sync migrate: configuration error in environment: 1 problem\n  SYNC_CONCURRENCY: must be a whole number >= 1 (got "lots")\n',
+    });
+    const { GCORE_API_KEY: _key, ...keyless } = env.env;
+    expect(await run(['sync', '--wait'], keyless)).toMatchObject({ code: 2, stderr: expect.stringContaining('GCORE_API_KEY: required') });
+  });
+
+  it('sync --wait fills the tables, prints a summary, and keeps the key out of output, Postgres and Redis', async () => {
+    const file = await writeTargetsFile(`${QUIET_SCHEDULE}
+targets:
+  - { project_id: 3, region_id: 9, image_ids: [${images.join(', ')}] }
+`);
+    const result = await run(['sync', '--wait'], { ...env.env, TARGETS_FILE: file, GCORE_BASE_URL: fake.url });
+    expect(result.code).toBe(0);
+    expect(result.stderr.trim().split('\n').at(-1)).toBe('run 1: 2/2 refreshed: 2 changed, 0 unchanged, 0 deleted, 0 failed');
+    const sql = postgres(env.databaseUrl, { max: 1 });
+    try {
+      expect(await sql`SELECT image_id, name FROM images ORDER BY image_id`).toEqual(
+        images.map((imageId) => ({ imageId, name: `ubuntu-22.04-x64-${imageId.slice(-4)}` })).map(({ imageId, name }) => ({ image_id: imageId, name })),
+      );
+      const [dump] = await sql`
+        SELECT (SELECT string_agg(t::text, '') FROM images t) || (SELECT string_agg(t::text, '') FROM image_versions t)
+          || (SELECT string_agg(t::text, '') FROM image_changes t) || (SELECT string_agg(t::text, '') FROM sync_runs t)
+          || (SELECT string_agg(t::text, '') FROM targets t) AS text`;
+      expect(dump!.text).toContain(images[0]);
+      expect(dump!.text).not.toContain(env.env.GCORE_API_KEY);
+    } finally {
+      await sql.end();
+    }
+    expect(result.stdout + result.stderr).not.toContain(env.env.GCORE_API_KEY);
+    const redis = new Redis(env.redisUrl);
+    try {
+      const keys = await env.redisKeys();
+      expect(keys.length).toBeGreaterThan(0);
+      for (const key of keys) {
+        const type = await redis.type(key);
+        const content =
+          type === 'hash' ? JSON.stringify(await redis.hgetall(key))
+          : type === 'string' ? String(await redis.get(key))
+          : type === 'list' ? JSON.stringify(await redis.lrange(key, 0, -1))
+          : type === 'zset' ? JSON.stringify(await redis.zrange(key, 0, -1))
+          : type === 'set' ? JSON.stringify(await redis.smembers(key))
+          : type === 'stream' ? JSON.stringify(await redis.xrange(key, '-', '+'))
+          : '';
+        expect(content, key).not.toContain(env.env.GCORE_API_KEY);
+      }
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('sync --wait exits 1 when a refresh failed, and records the failure', async () => {
+    fake.setFault({ projectId: 3, regionId: 9, imageId: images[1]! }, { kind: 'bare404' });
+    const file = await writeTargetsFile(`${QUIET_SCHEDULE}
+targets:
+  - { project_id: 3, region_id: 9, image_ids: [${images.join(', ')}] }
+`);
+    const result = await run(['sync', '--wait'], { ...env.env, TARGETS_FILE: file, GCORE_BASE_URL: fake.url });
+    fake.clearFaults();
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split('\n').at(-1)).toBe('run 2: 2/2 refreshed: 0 changed, 1 unchanged, 0 deleted, 1 failed');
+    const sql = postgres(env.databaseUrl, { max: 1 });
+    try {
+      expect(await sql`SELECT image_id, status, error_class, attempts FROM sync_failures`).toEqual([
+        { image_id: images[1], status: 404, error_class: 'RouteNotFoundError', attempts: 1 },
+      ]);
+      expect(await sql`SELECT count(*)::int AS n FROM images WHERE deleted_at IS NOT NULL`).toEqual([{ n: 0 }]);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('worker stops on SIGTERM and exits 0', async () => {
+    const result = await run(['worker'], { ...env.env, GCORE_BASE_URL: fake.url }, (out) => out.includes('"msg":"worker started"'));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('"msg":"stopped"');
+  });
+});

@@ -1,0 +1,109 @@
+// targets -> schedule against real Postgres and Redis: idempotent, safe from
+// two processes at once, and never two queued refreshes of one triple.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Target } from '../src/interfaces.js';
+import { enqueueRefreshes } from '../src/queue.js';
+import { reconcile } from '../src/reconcile.js';
+import { schedulerId } from '../src/schedule.js';
+import { openServices, type Services } from '../src/services.js';
+import { parseTargets } from '../src/targets.js';
+import { createTestEnv, type TestEnv } from './support/env.js';
+
+let env: TestEnv;
+let first: Services;
+let second: Services;
+
+const QUIET = '{ cron: "0 0 1 1 *" }';
+
+function targetsFor(yaml: string): Target[] {
+  return parseTargets(yaml, 'targets.yaml');
+}
+
+const initial = targetsFor(`schedule: ${QUIET}
+targets:
+  - { project_id: 1, region_id: 7, image_ids: [a, b, c] }
+  - { project_id: 1, region_id: 8, image_ids: [d], schedule: { cron: "0 3 1 1 *", tz: Europe/Berlin } }
+  - { project_id: 2, region_id: 7, image_ids: [e], schedule: { cron: "0 4 1 1 *" } }
+`);
+
+async function targetRows(services: Services) {
+  return services.sql`SELECT project_id, region_id, image_id, schedule_key FROM targets ORDER BY 1, 2, 3`;
+}
+
+async function schedulerIds(services: Services): Promise<string[]> {
+  return (await services.queues.schedule.getJobSchedulers(0, -1)).map((s) => s.key).sort();
+}
+
+beforeAll(async () => {
+  env = await createTestEnv();
+  first = await openServices(env.config());
+  second = await openServices(env.config());
+});
+
+afterAll(async () => {
+  await first?.close();
+  await second?.close();
+  await env?.cleanup();
+});
+
+describe('reconcile', () => {
+  it('schedules one Job Scheduler per schedule group and stores every target', async () => {
+    const result = await reconcile(first.sql, first.queues, initial);
+    expect(result).toEqual({ targets: { added: 5, rescheduled: 0, removed: 0 }, schedulers: { upserted: 3, removed: 0 } });
+    expect(await schedulerIds(first)).toEqual(
+      ['cron 0 0 1 1 * UTC', 'cron 0 3 1 1 * Europe/Berlin', 'cron 0 4 1 1 * UTC'].map(schedulerId).sort(),
+    );
+    expect(await targetRows(first)).toEqual([
+      { project_id: 1, region_id: 7, image_id: 'a', schedule_key: 'cron 0 0 1 1 * UTC' },
+      { project_id: 1, region_id: 7, image_id: 'b', schedule_key: 'cron 0 0 1 1 * UTC' },
+      { project_id: 1, region_id: 7, image_id: 'c', schedule_key: 'cron 0 0 1 1 * UTC' },
+      { project_id: 1, region_id: 8, image_id: 'd', schedule_key: 'cron 0 3 1 1 * Europe/Berlin' },
+      { project_id: 2, region_id: 7, image_id: 'e', schedule_key: 'cron 0 4 1 1 * UTC' },
+    ]);
+  });
+
+  it('changes nothing more when run again, or from two processes at once', async () => {
+    const before = await targetRows(first);
+    const [a, b] = await Promise.all([
+      reconcile(first.sql, first.queues, initial),
+      reconcile(second.sql, second.queues, initial),
+    ]);
+    expect(a.targets).toEqual({ added: 0, rescheduled: 0, removed: 0 });
+    expect(b.targets).toEqual({ added: 0, rescheduled: 0, removed: 0 });
+    expect(await targetRows(first)).toEqual(before);
+    expect(await first.queues.schedule.getJobSchedulersCount()).toBe(3);
+    // Each scheduler holds exactly one delayed tick.
+    expect(await first.queues.schedule.getDelayedCount()).toBe(3);
+  });
+
+  it('reschedules changed entries and unschedules removed ones', async () => {
+    const next = targetsFor(`schedule: ${QUIET}
+targets:
+  - { project_id: 1, region_id: 7, image_ids: [a, c] }
+  - { project_id: 1, region_id: 8, image_ids: [d], schedule: { cron: "0 5 1 1 *" } }
+`);
+    const result = await reconcile(first.sql, first.queues, next);
+    expect(result).toEqual({ targets: { added: 0, rescheduled: 1, removed: 2 }, schedulers: { upserted: 2, removed: 2 } });
+    expect(await schedulerIds(first)).toEqual(['cron 0 0 1 1 * UTC', 'cron 0 5 1 1 * UTC'].map(schedulerId).sort());
+    expect((await targetRows(first)).map((t) => `${t.image_id}:${t.schedule_key}`)).toEqual([
+      'a:cron 0 0 1 1 * UTC',
+      'c:cron 0 0 1 1 * UTC',
+      'd:cron 0 5 1 1 * UTC',
+    ]);
+    expect(await first.queues.schedule.getDelayedCount()).toBe(2);
+  });
+
+  it('never queues two refreshes of one triple', async () => {
+    const triples = [
+      { projectId: 1, regionId: 7, imageId: 'a' },
+      { projectId: 1, regionId: 7, imageId: 'c' },
+    ];
+    await Promise.all([
+      enqueueRefreshes(first.queues.refresh, triples, 3),
+      enqueueRefreshes(second.queues.refresh, triples, 3),
+      enqueueRefreshes(first.queues.refresh, triples, 3),
+    ]);
+    const waiting = await first.queues.refresh.getWaiting();
+    expect(waiting.map((job) => job.data.imageId).sort()).toEqual(['a', 'c']);
+  });
+});
