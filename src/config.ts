@@ -19,6 +19,10 @@ export interface Config {
   /** Largest API answer read, in bytes; a larger one is a failure, not a crash. */
   maxResponseBytes: number;
   retentionDays: number;
+  /** How long a worker's claim on a job lasts without renewal: after a crash, the job is retried after about this long. */
+  jobLockMs: number;
+  /** How long SIGTERM waits for jobs in flight before handing them back. */
+  shutdownTimeoutMs: number;
   /** Redis key prefix for every queue, so several deployments can share one Redis. */
   queuePrefix: string;
 }
@@ -35,6 +39,8 @@ export const DEFAULTS = {
   requestTimeoutMs: 30_000,
   maxResponseBytes: 1_048_576,
   retentionDays: 30,
+  jobLockMs: 30_000,
+  shutdownTimeoutMs: 30_000,
   queuePrefix: 'gcore-image-sync',
 } as const;
 
@@ -81,6 +87,8 @@ export function loadConfig(env: Env = process.env): Config {
     requestTimeoutMs: readInt(env, 'SYNC_REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 1, problems),
     maxResponseBytes: readInt(env, 'SYNC_MAX_RESPONSE_BYTES', DEFAULTS.maxResponseBytes, 1024, problems),
     retentionDays: readInt(env, 'SYNC_RETENTION_DAYS', DEFAULTS.retentionDays, 1, problems),
+    jobLockMs: readInt(env, 'SYNC_JOB_LOCK_MS', DEFAULTS.jobLockMs, 1000, problems),
+    shutdownTimeoutMs: readInt(env, 'SYNC_SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, 0, problems),
     queuePrefix: env.QUEUE_PREFIX?.trim() || DEFAULTS.queuePrefix,
   };
   if (problems.length > 0) throw new ConfigError('environment', problems);

@@ -2,6 +2,7 @@
 // behaves (see ../shared/reference): `tags` or `tags_v2`, enum values we have
 // not seen, extra fields, absent nullable fields, dates with or without a zone.
 import { z } from 'zod';
+import { excerpt } from './gcore-errors.js';
 import type { ImageSnapshot, TagValue, Triple } from './interfaces.js';
 import { formatPath, issueMessage } from './validation.js';
 
@@ -96,8 +97,17 @@ function tagMap(list: z.infer<typeof tag>[]): Record<string, TagValue> {
   return map;
 }
 
-/** Validates an API answer for `triple` into the snapshot to store. */
+/** Validates an API answer for `triple` into the snapshot to store; errors quote the start of the body. */
 export function validateImage(body: unknown, triple: Triple): ImageSnapshot {
+  try {
+    return toSnapshot(body, triple);
+  } catch (error) {
+    if (!(error instanceof InvalidPayloadError)) throw error;
+    throw new InvalidPayloadError(`${error.message}; body: ${excerpt(JSON.stringify(body) ?? '')}`);
+  }
+}
+
+function toSnapshot(body: unknown, triple: Triple): ImageSnapshot {
   const parsed = imageSchema.safeParse(body, { reportInput: true });
   if (!parsed.success) throw new InvalidPayloadError(`answer does not fit the image schema: ${describeIssues(parsed.error.issues)}`);
   const { tags, tags_v2, ...fields } = parsed.data;

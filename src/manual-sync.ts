@@ -14,14 +14,16 @@ export async function startManualSync(sql: Sql, queues: Queues, attempts: number
   return run;
 }
 
-/** Polls the run until it is finished, reporting progress on each poll. */
+/** Polls the run until it is finished (or `signal` aborts), reporting progress on each poll. */
 export async function waitForRun(
   sql: Sql,
   runId: number,
   onProgress: (progress: RunProgress) => void,
   pollMs = 250,
+  signal?: AbortSignal,
 ): Promise<RunProgress> {
   for (;;) {
+    signal?.throwIfAborted();
     const progress = await getRun(sql, runId);
     if (!progress) throw new Error(`sync run ${runId} no longer exists`);
     onProgress(progress);

@@ -119,7 +119,11 @@ export async function reconcileSchedulers(queue: Queue<TickJobData>, groups: Map
         queue.upsertJobScheduler(
           id,
           'every' in schedule ? { every: schedule.every } : { pattern: schedule.cron, tz: schedule.tz },
-          { name: TICK_JOB, data: { scheduleKey: key }, opts: { removeOnComplete: 100, removeOnFail: 100 } },
+          {
+            name: TICK_JOB,
+            data: { scheduleKey: key },
+            opts: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: 100, removeOnFail: 100 },
+          },
         ),
       ),
     ),

@@ -7,7 +7,9 @@ function rejection(body: unknown): string {
     validateImage(body, SAMPLE_TRIPLE);
   } catch (error) {
     expect(error).toBeInstanceOf(InvalidPayloadError);
-    return (error as Error).message;
+    const message = (error as Error).message;
+    expect(message).toContain(`; body: ${JSON.stringify(body).slice(0, 40)}`);
+    return message.slice(0, message.indexOf('; body: '));
   }
   throw new Error('expected the answer to be rejected');
 }
@@ -55,5 +57,12 @@ describe('image payload', () => {
       'tags[1].key: "a" appears twice',
     );
     expect(rejection([1, 2])).toBe('answer does not fit the image schema: (top level): expected object, received array');
+  });
+
+  it('quotes at most 200 characters of the body in the error', () => {
+    const body = { ...sampleImage(SAMPLE_TRIPLE), name: 7, description: 'y'.repeat(5000) };
+    expect(() => validateImage(body, SAMPLE_TRIPLE)).toThrow(
+      `answer does not fit the image schema: name: expected string, received number; body: ${JSON.stringify(body).slice(0, 200)}…`,
+    );
   });
 });

@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, requireApiKey } from '../config.js';
 import { startManualSync, waitForRun } from '../manual-sync.js';
-import { reconcile } from '../reconcile.js';
 import { openServices } from '../services.js';
 import type { RunProgress } from '../sql/getRun.js';
+import { replaceTargets } from '../sql/replaceTargets.js';
 import { loadTargets } from '../targets.js';
 import { startWorker } from '../worker.js';
 import type { CommandContext } from './context.js';
@@ -15,7 +15,8 @@ function summary(run: RunProgress): string {
 }
 
 /**
- * Reconciles the targets file, then queues a refresh of every target now.
+ * Stores the targets file's triples (schedules are left to `schedule` and
+ * `start`), then queues a refresh of every target now.
  * With --wait this process also works the queue (sharing the global rate
  * limit with any other workers) and exits once every refresh has an outcome.
  */
@@ -25,18 +26,29 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
   const apiKey = values.wait ? requireApiKey(config) : undefined;
   const targets = await loadTargets(config.targetsFile);
   const services = await openServices(config);
-  const worker = apiKey ? startWorker({ config, apiKey, logger, ...services }) : undefined;
+  const keyRejected = new AbortController();
+  const worker = apiKey
+    ? startWorker({ config, apiKey, logger, ...services, onKeyRejected: () => keyRejected.abort() })
+    : undefined;
   try {
-    await reconcile(services.sql, services.queues, targets);
+    await replaceTargets(services.sql, targets);
     const run = await startManualSync(services.sql, services.queues, config.attempts);
     print(`run ${run.id}: queued ${run.planned} refreshes`);
     if (!values.wait) return 0;
     let lastDone = -1;
-    const final = await waitForRun(services.sql, run.id, (progress) => {
+    const onProgress = (progress: RunProgress) => {
       const done = progress.unchanged + progress.changed + progress.deleted + progress.failed;
       if (done !== lastDone && progress.finishedAt === null) print(summary(progress));
       lastDone = done;
-    });
+    };
+    let final: RunProgress;
+    try {
+      final = await waitForRun(services.sql, run.id, onProgress, 250, keyRejected.signal);
+    } catch (error) {
+      if (!keyRejected.signal.aborted) throw error;
+      print(`run ${run.id}: the API rejected GCORE_API_KEY (401); the refreshes not yet done stay queued for a worker with a valid key`);
+      return 1;
+    }
     print(summary(final));
     return final.failed > 0 ? 1 : 0;
   } finally {

@@ -6,8 +6,6 @@ import { loadTargets } from '../targets.js';
 import { startWorker, type RunningWorker } from '../worker.js';
 import type { CommandContext } from './context.js';
 
-const SHUTDOWN_TIMEOUT_MS = 30_000;
-
 /** `worker` works the queues; `start` first reconciles the targets file (the main job). */
 export async function workerCommand({ logger }: CommandContext, reconcileFirst = false): Promise<number> {
   const config = loadConfig();
@@ -16,7 +14,7 @@ export async function workerCommand({ logger }: CommandContext, reconcileFirst =
   // Handlers go in before anything starts, so an early signal still stops cleanly.
   let services: Services | undefined;
   let worker: RunningWorker | undefined;
-  onShutdown(logger, SHUTDOWN_TIMEOUT_MS, async () => {
+  onShutdown(logger, config.shutdownTimeoutMs, async () => {
     await worker?.close();
     await services?.close();
   });
