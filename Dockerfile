@@ -1,16 +1,17 @@
-# Build stage: compile TypeScript with the dev dependencies.
+# Build stage: install (applying patches/), compile, then drop dev dependencies.
 FROM node:20-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY patches ./patches
 COPY src ./src
-RUN npm ci --no-audit --no-fund
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 # Runtime stage: production dependencies, compiled code and migrations only.
 FROM node:20-slim
 ENV NODE_ENV=production
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY package.json ./
+COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
 USER node

@@ -10,6 +10,7 @@ import { startManualSync, waitForRun } from '../../src/manual-sync.js';
 import { reconcile } from '../../src/reconcile.js';
 import { openServices, type Services } from '../../src/services.js';
 import type { RunProgress } from '../../src/sql/getRun.js';
+import type { Run } from '../../src/sql/startRun.js';
 import { loadTargets } from '../../src/targets.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import type { TestEnv } from './env.js';
@@ -23,6 +24,9 @@ export interface Pipeline {
   logLines: string[];
   /** A manual sync through the worker, resolved once every target has an outcome. */
   sync(): Promise<RunProgress>;
+  /** Queues a manual sync and returns its run without waiting. */
+  startSync(): Promise<Run>;
+  waitForRun(id: number, timeoutMs?: number): Promise<RunProgress>;
   close(): Promise<void>;
 }
 
@@ -33,7 +37,15 @@ export async function writeTargetsFile(content: string): Promise<string> {
   return path;
 }
 
-export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: string, overrides: Record<string, string> = {}): Promise<Pipeline> {
+export interface PipelineOptions {
+  /** Environment overrides (REDIS_URL, DATABASE_URL, SYNC_*). */
+  env?: Record<string, string>;
+  /** Start no worker in this process (another process works the queue). */
+  noWorker?: boolean;
+}
+
+export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: string, options: PipelineOptions = {}): Promise<Pipeline> {
+  const overrides = options.env ?? {};
   const config = env.config({ GCORE_BASE_URL: baseUrl, TARGETS_FILE: await writeTargetsFile(targetsYaml), ...overrides });
   const logLines: string[] = [];
   const logger = createLogger('debug', new Writable({
@@ -44,17 +56,18 @@ export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: 
   }));
   const services = await openServices(config);
   await reconcile(services.sql, services.queues, await loadTargets(config.targetsFile));
-  const worker: RunningWorker = startWorker({ config, apiKey: config.apiKey!, logger, ...services });
+  const worker: RunningWorker | undefined = options.noWorker ? undefined : startWorker({ config, apiKey: config.apiKey!, logger, ...services });
+  const startSync = () => startManualSync(services.sql, services.queues, config.attempts);
+  const waitRun = (id: number, timeoutMs = 30_000) => waitForRun(services.sql, id, () => {}, 50, AbortSignal.timeout(timeoutMs));
   return {
     config,
     services,
     logLines,
-    async sync() {
-      const run = await startManualSync(services.sql, services.queues, config.attempts);
-      return waitForRun(services.sql, run.id, () => {}, 50);
-    },
+    startSync,
+    waitForRun: waitRun,
+    sync: async () => waitRun((await startSync()).id),
     async close() {
-      await worker.close();
+      await worker?.close();
       await services.close();
     },
   };

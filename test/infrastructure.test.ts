@@ -1,0 +1,107 @@
+// Real infrastructure faults, done to real services: Redis killed and
+// restarted, Postgres restarted, a worker process killed mid-job. After
+// recovery every triple is synced once, with no version lost or duplicated.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
+import { FakeGcore } from '../src/fake-gcore/server.js';
+import type { Triple } from '../src/interfaces.js';
+import { createTestEnv, type TestEnv } from './support/env.js';
+import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
+import { throwawayPostgres, throwawayRedis, waitFor } from './support/throwaway.js';
+
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const COUNT = 30;
+const triples: Triple[] = Array.from({ length: COUNT }, (_, n) => ({ projectId: 5, regionId: 3, imageId: sampleImageId(n + 1) }));
+const targetsYaml = `${QUIET_SCHEDULE}
+targets:
+  - { project_id: 5, region_id: 3, image_ids: [${triples.map((t) => t.imageId).join(', ')}] }
+`;
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function setUp(latencyMs: number): Promise<{ env: TestEnv; fake: FakeGcore }> {
+  const env = await createTestEnv();
+  cleanups.push(() => env.cleanup());
+  const fake = new FakeGcore({ apiKey: env.env.GCORE_API_KEY, latencyMs });
+  for (const triple of triples) fake.putImage(triple, sampleImage(triple));
+  await fake.start();
+  cleanups.push(() => fake.stop());
+  return { env, fake };
+}
+
+/** Every triple has exactly one image row, one version and one `created` change. */
+async function expectSyncedOnce(pipeline: Pipeline): Promise<void> {
+  const sql = pipeline.services.sql;
+  const [counts] = await sql`
+    SELECT (SELECT count(*)::int FROM images WHERE deleted_at IS NULL) AS images,
+           (SELECT count(*)::int FROM image_versions) AS versions,
+           (SELECT count(DISTINCT (project_id, region_id, image_id))::int FROM image_versions) AS versioned,
+           (SELECT count(*)::int FROM image_changes WHERE change_type = 'created') AS created,
+           (SELECT count(*)::int FROM image_changes) AS changes`;
+  expect(counts).toEqual({ images: COUNT, versions: COUNT, versioned: COUNT, created: COUNT, changes: COUNT });
+}
+
+describe('infrastructure faults', () => {
+  it('Redis killed and restarted in the middle of a run: the run completes, nothing lost or doubled', async () => {
+    const { env, fake } = await setUp(40);
+    const redis = await throwawayRedis();
+    cleanups.push(() => redis.stop());
+    const pipeline = await startPipeline(env, fake.url, targetsYaml, {
+      env: { REDIS_URL: redis.url, SYNC_CONCURRENCY: '2', SYNC_JOB_LOCK_MS: '2000' },
+    });
+    cleanups.push(() => pipeline.close());
+    const run = await pipeline.startSync();
+    await waitFor('a third of the refreshes', () => fake.requestCount >= COUNT / 3);
+    await redis.kill();
+    await redis.start();
+    const finished = await pipeline.waitForRun(run.id, 60_000);
+    expect(finished).toMatchObject({ status: 'finished', planned: COUNT, changed: COUNT, failed: 0 });
+    await expectSyncedOnce(pipeline);
+  });
+
+  it('Postgres restarted in the middle of a run: refreshes wait for it and the run completes', async () => {
+    const { env, fake } = await setUp(40);
+    const postgres = await throwawayPostgres();
+    cleanups.push(() => postgres.stop());
+    const pipeline = await startPipeline(env, fake.url, targetsYaml, { env: { DATABASE_URL: postgres.url, SYNC_CONCURRENCY: '2' } });
+    cleanups.push(() => pipeline.close());
+    const run = await pipeline.startSync();
+    await waitFor('a third of the refreshes', () => fake.requestCount >= COUNT / 3);
+    await postgres.restart();
+    const finished = await pipeline.waitForRun(run.id, 60_000);
+    expect(finished).toMatchObject({ status: 'finished', planned: COUNT, changed: COUNT, failed: 0 });
+    await expectSyncedOnce(pipeline);
+    expect(pipeline.logLines.some((line) => line.includes('Postgres unreachable: refresh will run again'))).toBe(true);
+  });
+
+  it('a worker process killed with SIGKILL mid-job: another worker finishes its jobs', async () => {
+    const { env, fake } = await setUp(150);
+    const pipeline = await startPipeline(env, fake.url, targetsYaml, { noWorker: true });
+    cleanups.push(() => pipeline.close());
+    const workerEnv = { ...env.env, PATH: process.env.PATH!, GCORE_BASE_URL: fake.url, SYNC_JOB_LOCK_MS: '1500', SYNC_CONCURRENCY: '3' };
+    const run = await pipeline.startSync();
+
+    const doomed = spawn(process.execPath, [CLI, 'worker'], { env: workerEnv, stdio: 'ignore' });
+    const doomedExit = new Promise<NodeJS.Signals | null>((resolve) => doomed.once('exit', (_code, signal) => resolve(signal)));
+    await waitFor('the first worker to be mid-job', () => fake.requestCount >= 5);
+    doomed.kill('SIGKILL');
+    expect(await doomedExit).toBe('SIGKILL');
+
+    const survivor = spawn(process.execPath, [CLI, 'worker'], { env: workerEnv, stdio: 'ignore' });
+    const survivorExit = new Promise<number | null>((resolve) => survivor.once('exit', (code) => resolve(code)));
+    cleanups.push(async () => {
+      if (survivor.exitCode === null) survivor.kill('SIGKILL');
+    });
+    const finished = await pipeline.waitForRun(run.id, 60_000);
+    expect(finished).toMatchObject({ status: 'finished', planned: COUNT, changed: COUNT, failed: 0 });
+    await expectSyncedOnce(pipeline);
+    expect(survivor.exitCode).toBeNull();
+    survivor.kill('SIGTERM');
+    expect(await survivorExit).toBe(0);
+  });
+});
