@@ -13,6 +13,7 @@ import {
   TransientApiError,
   UnexpectedStatusError,
 } from './gcore-errors.js';
+import { imageIdProblem } from './image-id.js';
 import type { Triple } from './interfaces.js';
 
 export interface GcoreClientOptions {
@@ -30,6 +31,8 @@ export type ImageAnswer =
 const DEFAULT_RATE_LIMIT_WAIT_MS = 1000;
 
 export function imageUrl(baseUrl: string, triple: Triple): string {
+  const problem = imageIdProblem(triple.imageId);
+  if (problem) throw new GcoreApiError(`request not sent: image id ${JSON.stringify(triple.imageId.slice(0, 140))} ${problem}`, undefined, false);
   const segments = [triple.projectId, triple.regionId, triple.imageId].map((part) => encodeURIComponent(String(part)));
   return `${baseUrl}/cloud/v1/images/${segments.join('/')}`;
 }
@@ -93,10 +96,11 @@ export class GcoreClient {
 
   /** Fetches one image; resolves "found" or "gone", throws a GcoreApiError otherwise. */
   async getImage(triple: Triple): Promise<ImageAnswer> {
+    const url = imageUrl(this.options.baseUrl, triple);
     const observedAt = new Date();
     let response: Response;
     try {
-      response = await fetch(imageUrl(this.options.baseUrl, triple), {
+      response = await fetch(url, {
         headers: { authorization: `APIKey ${this.options.apiKey}`, accept: 'application/json' },
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });

@@ -6,22 +6,12 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import type { Schedule, Target } from './interfaces.js';
+import { imageIdProblem } from './image-id.js';
 import { checkCron, parseDuration } from './schedule.js';
 import { formatPath, issueMessage } from './validation.js';
 
 export const DEFAULT_SCHEDULE: Schedule = { every: 3_600_000 };
 const MIN_INTERVAL_MS = 1000;
-const MAX_IMAGE_ID_LENGTH = 128;
-
-/** Why an image id cannot be placed in a URL path segment, or null when it can. */
-export function imageIdProblem(id: string): string | null {
-  if (id.length === 0) return 'must not be empty';
-  if (id.length > MAX_IMAGE_ID_LENGTH) return `must be at most ${MAX_IMAGE_ID_LENGTH} characters (has ${id.length})`;
-  if (id.includes('..')) return 'must not contain ".."';
-  const bad = /[/\\%?#\s\p{Cc}]/u.exec(id);
-  if (bad) return `must not contain ${JSON.stringify(bad[0])} (slashes, "%", "?", "#", spaces and control characters could leave the URL path segment)`;
-  return null;
-}
 
 const imageId = z.string().superRefine((id, ctx) => {
   const problem = imageIdProblem(id);
