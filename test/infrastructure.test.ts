@@ -105,3 +105,50 @@ describe('infrastructure faults', () => {
     expect(await survivorExit).toBe(0);
   });
 });
+
+describe('stopping', () => {
+  async function startWorkerProcess(env: TestEnv, fake: FakeGcore, extra: Record<string, string>) {
+    const child = spawn(process.execPath, [CLI, 'worker'], {
+      env: { ...env.env, PATH: process.env.PATH!, GCORE_BASE_URL: fake.url, ...extra },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let stdout = '';
+    child.stdout!.on('data', (chunk) => (stdout += chunk));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    cleanups.push(async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    return { child, exited, output: () => stdout };
+  }
+
+  it('SIGINT lets the refreshes in flight finish, then exits 0', async () => {
+    const { env, fake } = await setUp(800);
+    const pipeline = await startPipeline(env, fake.url, targetsYaml, { noWorker: true });
+    cleanups.push(() => pipeline.close());
+    await pipeline.startSync();
+    const worker = await startWorkerProcess(env, fake, { SYNC_CONCURRENCY: '2' });
+    await waitFor('two refreshes in flight', () => fake.requestCount >= 2);
+    worker.child.kill('SIGINT');
+    expect(await worker.exited).toBe(0);
+    const refreshed = worker.output().split('\n').filter((l) => l.includes('"msg":"refresh"'));
+    expect(refreshed.length).toBeGreaterThanOrEqual(2);
+    const [stored] = await pipeline.services.sql`SELECT count(*)::int AS n FROM images`;
+    expect(stored!.n).toBe(refreshed.length);
+    expect(fake.requestCount).toBe(refreshed.length);
+  });
+
+  it('SIGTERM with refreshes slower than the shutdown bound hands them back and exits 0 in time', async () => {
+    const { env, fake } = await setUp(10_000);
+    const pipeline = await startPipeline(env, fake.url, targetsYaml, { noWorker: true });
+    cleanups.push(() => pipeline.close());
+    await pipeline.startSync();
+    const worker = await startWorkerProcess(env, fake, { SYNC_CONCURRENCY: '2', SYNC_SHUTDOWN_TIMEOUT_MS: '500' });
+    await waitFor('two refreshes in flight', () => fake.requestCount >= 2);
+    const signalled = Date.now();
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+    expect(Date.now() - signalled).toBeLessThan(3000);
+    expect(worker.output()).toContain('handing them back to other workers');
+    expect(await pipeline.services.queues.refresh.getActiveCount()).toBe(2);
+  });
+});
