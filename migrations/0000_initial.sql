@@ -114,6 +114,8 @@ CREATE TABLE "targets" (
 	"last_outcome" text,
 	"last_error" text,
 	"last_status" integer,
+	"queued_job" text,
+	"queued_at" timestamp with time zone,
 	CONSTRAINT "targets_project_id_region_id_image_id_pk" PRIMARY KEY("project_id","region_id","image_id")
 );
 --> statement-breakpoint
@@ -127,5 +129,6 @@ CREATE INDEX "sync_failures_failed_at_idx" ON "sync_failures" USING btree ("fail
 CREATE INDEX "sync_failures_triple_idx" ON "sync_failures" USING btree ("project_id","region_id","image_id","failed_at");--> statement-breakpoint
 CREATE INDEX "sync_runs_open_idx" ON "sync_runs" USING btree ("schedule_key") WHERE "sync_runs"."finished_at" IS NULL;--> statement-breakpoint
 CREATE INDEX "sync_runs_started_idx" ON "sync_runs" USING btree ("started_at");--> statement-breakpoint
+CREATE INDEX "targets_queued_job_idx" ON "targets" USING btree ("queued_job") WHERE "targets"."queued_job" IS NOT NULL;--> statement-breakpoint
 CREATE INDEX "targets_schedule_attempt_idx" ON "targets" USING btree ("schedule_key","last_attempt_at");--> statement-breakpoint
 CREATE INDEX "targets_attempt_idx" ON "targets" USING btree ("last_attempt_at");

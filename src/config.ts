@@ -13,6 +13,8 @@ export interface Config {
   rateLimitPerSecond: number;
   /** Refreshes in flight per worker process. */
   concurrency: number;
+  /** Triples per refresh job: fewer, larger jobs cost less per image. */
+  batchSize: number;
   /** Attempts per refresh before it is recorded as failed. */
   attempts: number;
   requestTimeoutMs: number;
@@ -35,6 +37,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   rateLimitPerSecond: 10,
   concurrency: 10,
+  batchSize: 50,
   attempts: 3,
   requestTimeoutMs: 30_000,
   maxResponseBytes: 1_048_576,
@@ -83,6 +86,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     rateLimitPerSecond: readInt(env, 'SYNC_RATE_LIMIT_PER_SECOND', DEFAULTS.rateLimitPerSecond, 0, problems),
     concurrency: readInt(env, 'SYNC_CONCURRENCY', DEFAULTS.concurrency, 1, problems),
+    batchSize: readInt(env, 'SYNC_BATCH_SIZE', DEFAULTS.batchSize, 1, problems),
     attempts: readInt(env, 'SYNC_ATTEMPTS', DEFAULTS.attempts, 1, problems),
     requestTimeoutMs: readInt(env, 'SYNC_REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 1, problems),
     maxResponseBytes: readInt(env, 'SYNC_MAX_RESPONSE_BYTES', DEFAULTS.maxResponseBytes, 1024, problems),

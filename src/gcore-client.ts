@@ -7,6 +7,7 @@ import {
   isTransientStatus,
   MalformedAnswerError,
   RateLimitedError,
+  RequestWithheldError,
   retryAfterMs,
   RouteNotFoundError,
   shouldRetry,
@@ -92,10 +93,14 @@ function isGcoreNotFound(text: string): boolean {
 }
 
 export class GcoreClient {
+  /** Set by the first 401: a rejected key is not sent again. */
+  private keyRejected = false;
+
   constructor(private readonly options: GcoreClientOptions) {}
 
   /** Fetches one image; resolves "found" or "gone", throws a GcoreApiError otherwise. */
   async getImage(triple: Triple): Promise<ImageAnswer> {
+    if (this.keyRejected) throw new RequestWithheldError('request not sent: the API already rejected this key', undefined, false);
     const url = imageUrl(this.options.baseUrl, triple);
     const observedAt = new Date();
     let response: Response;
@@ -118,7 +123,11 @@ export class GcoreClient {
       throw new TransientApiError(`answer broke off: ${(error as Error).message}`, response.status, true);
     }
     if (response.status === 404 && isGcoreNotFound(text)) return { kind: 'gone', observedAt };
-    if (response.status !== 200) throw errorFor(response.status, text, response.headers);
+    if (response.status !== 200) {
+      const error = errorFor(response.status, text, response.headers);
+      if (error instanceof AuthenticationError) this.keyRejected = true;
+      throw error;
+    }
     const body = parseJson(text);
     if (body === undefined) {
       throw new MalformedAnswerError(`200 with a body that is not JSON: ${excerpt(text) || '(empty body)'}`, 200, false);

@@ -17,6 +17,9 @@ export class GcoreApiError extends Error {
 /** 401: the key was rejected; retrying with the same key cannot help. */
 export class AuthenticationError extends GcoreApiError {}
 
+/** Not sent: the API already rejected this process's key, so the request is handed back. */
+export class RequestWithheldError extends GcoreApiError {}
+
 /** 404 without Gcore's JSON NotFoundError body: the route is wrong, not the image gone. */
 export class RouteNotFoundError extends GcoreApiError {}
 

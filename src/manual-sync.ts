@@ -3,14 +3,14 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Sql } from './db.js';
-import { enqueueRefreshes, type Queues } from './queue.js';
+import { queueRefreshes } from './fan-out.js';
+import type { Queues } from './queue.js';
 import { getRun, type RunProgress } from './sql/getRun.js';
-import { listTargets } from './sql/listTargets.js';
 import { startRun, type Run } from './sql/startRun.js';
 
-export async function startManualSync(sql: Sql, queues: Queues, attempts: number): Promise<Run> {
+export async function startManualSync(sql: Sql, queues: Queues, batchSize: number): Promise<Run> {
   const run = await startRun(sql, { kind: 'manual', scheduleKey: null, trigger: `manual:${randomUUID()}` });
-  for await (const page of listTargets(sql, null)) await enqueueRefreshes(queues.refresh, page, attempts);
+  await queueRefreshes(sql, queues, null, `m${run.id}`, batchSize);
   return run;
 }
 

@@ -14,10 +14,14 @@ export const SCHEDULE_QUEUE = 'image-schedule';
 export const REFRESH_JOB = 'refresh';
 export const TICK_JOB = 'tick';
 
+/** One triple in a refresh job, with the attempts already spent on it. */
+export interface RefreshItem extends Triple {
+  attempt: number;
+}
+
+/** A refresh job refreshes a batch of triples; see fan-out.ts for how batches are claimed. */
 export interface RefreshJobData {
-  projectId: number;
-  regionId: number;
-  imageId: string;
+  items: RefreshItem[];
 }
 
 export interface TickJobData {
@@ -30,20 +34,16 @@ export function retryDelayMs(attemptsMade: number, random = Math.random): number
   return Math.round(base * (1 - 0.25 * random()));
 }
 
-export function refreshJobOptions(triple: Triple, attempts: number): JobsOptions {
-  return {
-    attempts,
-    backoff: { type: 'gcore' },
-    // At most one waiting refresh per triple; one more may wait behind an active one.
-    deduplication: { id: tripleId(triple), keepLastIfActive: true },
-    removeOnComplete: true,
-    removeOnFail: { count: 1000 },
-  };
-}
-
-export function tripleId({ projectId, regionId, imageId }: Triple): string {
-  return `${projectId}/${regionId}/${encodeURIComponent(imageId)}`;
-}
+/**
+ * Job-level attempts only cover a batch that crashed as a whole (a bug, a
+ * lost connection); each triple's own attempts live in its item.
+ */
+const REFRESH_JOB_OPTIONS: JobsOptions = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 2000 },
+  removeOnComplete: true,
+  removeOnFail: { count: 1000 },
+};
 
 /** Opens a Redis connection for BullMQ and proves it answers, or fails fast saying where. */
 export async function connectRedis(url: string): Promise<Redis> {
@@ -84,20 +84,29 @@ export function openQueues(connection: ConnectionOptions, prefix: string): Queue
   };
 }
 
-const ENQUEUE_BATCH = 1000;
+export interface RefreshBatch {
+  /** The id its targets were claimed under (targets.queued_job). */
+  jobId: string;
+  items: RefreshItem[];
+}
 
-/** Queues one refresh per triple (deduplicated per triple); returns how many were sent. */
-export async function enqueueRefreshes(queue: Queue<RefreshJobData>, triples: Triple[], attempts: number): Promise<number> {
-  for (let start = 0; start < triples.length; start += ENQUEUE_BATCH) {
-    await queue.addBulk(
-      triples.slice(start, start + ENQUEUE_BATCH).map((t) => ({
-        name: REFRESH_JOB,
-        data: { projectId: t.projectId, regionId: t.regionId, imageId: t.imageId },
-        opts: refreshJobOptions(t, attempts),
-      })),
-    );
-  }
-  return triples.length;
+/** Queues claimed batches as refresh jobs, optionally after a delay. */
+export async function enqueueBatches(queue: Queue<RefreshJobData>, batches: RefreshBatch[], delayMs = 0): Promise<void> {
+  if (batches.length === 0) return;
+  await queue.addBulk(
+    batches.map((batch) => ({
+      name: REFRESH_JOB,
+      data: { items: batch.items },
+      opts: { ...REFRESH_JOB_OPTIONS, jobId: batch.jobId, delay: delayMs },
+    })),
+  );
+}
+
+/** Which of these job ids no longer exist in Redis (a lost job leaves its claims behind). */
+export async function missingJobs(queue: Queue<RefreshJobData>, jobIds: string[]): Promise<string[]> {
+  const limit = pLimit(16);
+  const states = await Promise.all(jobIds.map((id) => limit(() => queue.getJobState(id))));
+  return jobIds.filter((_, n) => states[n] === 'unknown');
 }
 
 export interface SchedulerChanges {

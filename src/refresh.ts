@@ -1,42 +1,94 @@
-// One refresh of one triple: fetch -> validate -> store -> history.
+// One batch of refreshes: fetch -> validate -> store -> history. Requests go
+// out concurrently (bounded per process, paced by the shared rate limit); the
+// unchanged majority is stored in one statement, each change in its own
+// transaction. Errors about one image are returned, not thrown; an error of
+// the store itself (Postgres unreachable) is thrown.
+import type { LimitFunction } from 'p-limit';
 import type { Sql } from './db.js';
 import type { GcoreClient } from './gcore-client.js';
+import { RateLimitedError } from './gcore-errors.js';
 import { contentHash } from './image-diff.js';
 import { validateImage } from './image-payload.js';
-import type { RefreshOutcome, Triple } from './interfaces.js';
-import { finishRuns } from './sql/finishRuns.js';
+import type { Observation, RefreshOutcome } from './interfaces.js';
+import type { RefreshItem } from './queue.js';
+import type { ApiRateLimiter } from './rate-limiter.js';
 import { recordDeletion } from './sql/recordDeletion.js';
-import { recordFailure, type FailureRecord } from './sql/recordFailure.js';
-import { recordObservation } from './sql/recordObservation.js';
+import { recordNewState } from './sql/recordObservation.js';
+import { recordUnchanged } from './sql/recordUnchanged.js';
 
 export interface RefreshDeps {
   sql: Sql;
   client: GcoreClient;
+  limiter: ApiRateLimiter;
+  /** Bounds this process's requests in flight, across all its batches. */
+  inFlight: LimitFunction;
+  /** The API answered 429: hold back every process for `ms` before the retry. */
+  onRateLimited(ms: number): Promise<void>;
 }
 
-/** Fetches and stores one image; throws (storing nothing) when the answer is not usable. */
-export async function refreshImage({ sql, client }: RefreshDeps, triple: Triple): Promise<RefreshOutcome> {
-  const answer = await client.getImage(triple);
-  let outcome: RefreshOutcome;
-  if (answer.kind === 'gone') {
-    outcome = await recordDeletion(sql, triple, answer.observedAt);
-  } else {
-    const snapshot = validateImage(answer.body, triple);
-    const result = await recordObservation(sql, {
-      triple,
-      snapshot,
-      contentHash: contentHash(snapshot),
-      raw: answer.body,
-      observedAt: answer.observedAt,
-    });
-    outcome = result;
+/** 429s retried in place (without spending an attempt) before the image is handed back to the queue. */
+const RATE_LIMIT_RETRIES = 3;
+
+export type ItemResult =
+  | { item: RefreshItem; outcome: RefreshOutcome; ms: number }
+  | { item: RefreshItem; error: unknown; ms: number };
+
+type Fetched =
+  | { item: RefreshItem; observation: Observation; ms: number }
+  | { item: RefreshItem; goneAt: Date; ms: number }
+  | { item: RefreshItem; error: unknown; ms: number };
+
+async function fetchOne(deps: RefreshDeps, item: RefreshItem): Promise<Fetched> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  try {
+    const answer = await getImagePatiently(deps, item);
+    if (answer.kind === 'gone') return { item, goneAt: answer.observedAt, ms: elapsed() };
+    const snapshot = validateImage(answer.body, item);
+    const triple = { projectId: item.projectId, regionId: item.regionId, imageId: item.imageId };
+    return {
+      item,
+      observation: { triple, snapshot, contentHash: contentHash(snapshot), raw: answer.body, observedAt: answer.observedAt },
+      ms: elapsed(),
+    };
+  } catch (error) {
+    return { item, error, ms: elapsed() };
   }
-  await finishRuns(sql, triple);
-  return outcome;
 }
 
-/** The refresh gave up: record why, and let any run waiting on it finish. */
-export async function failRefresh(sql: Sql, triple: Triple, failure: FailureRecord): Promise<void> {
-  await recordFailure(sql, triple, failure);
-  await finishRuns(sql, triple);
+async function getImagePatiently({ client, limiter, onRateLimited }: RefreshDeps, item: RefreshItem) {
+  for (let tries = 0; ; tries++) {
+    await limiter.acquire();
+    try {
+      return await client.getImage(item);
+    } catch (error) {
+      if (!(error instanceof RateLimitedError && error.retryable) || tries >= RATE_LIMIT_RETRIES) throw error;
+      await onRateLimited(error.retryAfterMs);
+    }
+  }
+}
+
+/** How many changed images of one batch are written at once (each its own transaction). */
+const CHANGE_WRITERS = 4;
+
+export async function refreshBatch(deps: RefreshDeps, items: RefreshItem[]): Promise<ItemResult[]> {
+  const fetched = await Promise.all(items.map((item) => deps.inFlight(() => fetchOne(deps, item))));
+  const results: ItemResult[] = [];
+  const found = fetched.filter((f): f is Extract<Fetched, { observation: Observation }> => 'observation' in f);
+  const unchanged = new Set(
+    (await recordUnchanged(deps.sql, found.map((f) => f.observation))).map((t) => `${t.projectId}/${t.regionId}/${t.imageId}`),
+  );
+  const writes: Array<{ f: Fetched; write: () => Promise<RefreshOutcome> }> = [];
+  for (const f of fetched) {
+    if ('error' in f) results.push(f);
+    else if ('goneAt' in f) writes.push({ f, write: () => recordDeletion(deps.sql, f.item, f.goneAt) });
+    else if (unchanged.has(`${f.item.projectId}/${f.item.regionId}/${f.item.imageId}`)) results.push({ item: f.item, outcome: 'unchanged', ms: f.ms });
+    else writes.push({ f, write: () => recordNewState(deps.sql, f.observation) });
+  }
+  for (let start = 0; start < writes.length; start += CHANGE_WRITERS) {
+    const chunk = writes.slice(start, start + CHANGE_WRITERS);
+    const outcomes = await Promise.all(chunk.map(({ write }) => write()));
+    chunk.forEach(({ f }, n) => results.push({ item: f.item, outcome: outcomes[n]!, ms: f.ms }));
+  }
+  return results;
 }

@@ -27,7 +27,8 @@ const triple = {
 
 // The configured triples as the last reconcile left them. Refresh outcomes are
 // kept here because a run is complete exactly when every target in its scope
-// has an attempt that started after the run did.
+// has an attempt that started after the run did. queued_job names the BullMQ
+// batch job that will refresh the target next: a target is queued at most once.
 export const targets = pgTable(
   'targets',
   {
@@ -38,9 +39,12 @@ export const targets = pgTable(
     lastOutcome: text('last_outcome'),
     lastError: text('last_error'),
     lastStatus: integer('last_status'),
+    queuedJob: text('queued_job'),
+    queuedAt: tz('queued_at'),
   },
   (t) => [
     primaryKey({ columns: [t.projectId, t.regionId, t.imageId] }),
+    index('targets_queued_job_idx').on(t.queuedJob).where(sql`${t.queuedJob} IS NOT NULL`),
     index('targets_schedule_attempt_idx').on(t.scheduleKey, t.lastAttemptAt),
     index('targets_attempt_idx').on(t.lastAttemptAt),
   ],

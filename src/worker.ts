@@ -1,27 +1,34 @@
-// The worker process: BullMQ workers for refresh jobs (rate limited across all
-// processes, bounded in flight) and for schedule ticks that fan a group out.
-// This file decides what each failure does to the job; refresh.ts does the work.
-import { randomUUID } from 'node:crypto';
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+// The worker process: BullMQ workers for refresh batches and for schedule
+// ticks. This file decides what each outcome and failure does (retry, pause,
+// record); refresh.ts does the fetching and storing.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import pLimit from 'p-limit';
 import type { Config } from './config.js';
 import type { Sql } from './db.js';
+import { queueRefreshes } from './fan-out.js';
 import { GcoreClient } from './gcore-client.js';
-import { AuthenticationError, GcoreApiError, RateLimitedError } from './gcore-errors.js';
+import { AuthenticationError, GcoreApiError, RateLimitedError, RequestWithheldError } from './gcore-errors.js';
 import { InvalidPayloadError } from './image-payload.js';
 import type { Logger } from './logger.js';
 import {
-  enqueueRefreshes,
+  enqueueBatches,
   REFRESH_QUEUE,
   retryDelayMs,
   SCHEDULE_QUEUE,
   type Queues,
+  type RefreshItem,
   type RefreshJobData,
   type TickJobData,
 } from './queue.js';
-import { failRefresh, refreshImage } from './refresh.js';
-import { listTargets } from './sql/listTargets.js';
+import { ApiRateLimiter } from './rate-limiter.js';
+import { refreshBatch, type ItemResult } from './refresh.js';
+import { claimTriples } from './sql/claimTriples.js';
+import { finishRuns } from './sql/finishRuns.js';
 import { pruneRuns } from './sql/pruneRuns.js';
+import { recordFailure } from './sql/recordFailure.js';
+import { releaseClaims } from './sql/releaseClaims.js';
 import { startRun } from './sql/startRun.js';
 import { isStoreUnavailable } from './store-errors.js';
 
@@ -37,11 +44,10 @@ export interface WorkerDeps {
 }
 
 export interface RunningWorker {
-  /** Stops taking jobs and waits for those in flight; `force` hands them back at once. */
-  close(force?: boolean): Promise<void>;
+  close(): Promise<void>;
 }
 
-/** How long a refresh waits when Postgres is unreachable before it runs again. */
+/** How long a batch waits when Postgres is unreachable before it runs again. */
 const STORE_RETRY_MS = 2000;
 
 interface FailureInfo {
@@ -63,6 +69,10 @@ function describe(error: unknown): FailureInfo {
   return { status: null, errorClass: e?.name ?? 'Error', message: String(e?.message ?? error), retryable: true };
 }
 
+function tripleFields(item: RefreshItem) {
+  return { project_id: item.projectId, region_id: item.regionId, image_id: item.imageId };
+}
+
 export function startWorker(deps: WorkerDeps): RunningWorker {
   const { config, sql, queues, logger } = deps;
   const client = new GcoreClient({
@@ -71,89 +81,117 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     timeoutMs: config.requestTimeoutMs,
     maxResponseBytes: config.maxResponseBytes,
   });
+  const limiter = new ApiRateLimiter(deps.redis, `${config.queuePrefix}:${REFRESH_QUEUE}:api-rate`, config.rateLimitPerSecond);
+  const inFlight = pLimit(config.concurrency);
   const workerId = randomUUID().slice(0, 8);
   let keyRejected = false;
 
-  async function waitForStore(job: Job, token: string | undefined, log: Logger, error: unknown): Promise<never> {
-    log.warn({ error: (error as Error).message, retry_in_ms: STORE_RETRY_MS }, 'Postgres unreachable: refresh will run again');
-    await job.moveToDelayed(Date.now() + STORE_RETRY_MS, token);
-    throw new DelayedError();
+  /** Queues items again, claimed under a new job, after `delayMs`. */
+  async function requeue(items: RefreshItem[], delayMs: number): Promise<void> {
+    const jobId = `retry-${randomBytes(6).toString('hex')}`;
+    const claimed = new Set((await claimTriples(sql, items, jobId)).map((t) => `${t.projectId}/${t.regionId}/${t.imageId}`));
+    const still = items.filter((i) => claimed.has(`${i.projectId}/${i.regionId}/${i.imageId}`));
+    await enqueueBatches(queues.refresh, [{ jobId, items: still }], delayMs);
   }
 
-  function stopOnRejectedKey(log: Logger): void {
+  async function settle(job: Job<RefreshJobData>, results: ItemResult[]): Promise<void> {
+    const retries = new Map<number, RefreshItem[]>();
+    const rateLimited: RefreshItem[] = [];
+    const withheld: RefreshItem[] = [];
+    let pauseMs = 0;
+    for (const result of results) {
+      const log = logger.child({ ...tripleFields(result.item), job_id: job.id });
+      if ('outcome' in result) {
+        log.info({ outcome: result.outcome, ms: result.ms }, 'refresh');
+        continue;
+      }
+      const { error, item } = result;
+      if (error instanceof RequestWithheldError) {
+        withheld.push(item);
+        continue;
+      }
+      if (error instanceof RateLimitedError && error.retryable) {
+        rateLimited.push(item);
+        pauseMs = Math.max(pauseMs, error.retryAfterMs);
+        continue;
+      }
+      const failure = describe(error);
+      const attempt = item.attempt + 1;
+      if (failure.retryable && attempt < config.attempts) {
+        log.warn({ attempt, status: failure.status, error: failure.message }, 'refresh attempt failed; will retry');
+        retries.set(attempt, [...(retries.get(attempt) ?? []), { ...item, attempt }]);
+        continue;
+      }
+      await recordFailure(sql, item, { ...failure, attempts: attempt });
+      log.error({ outcome: 'failed', attempt, status: failure.status, error_class: failure.errorClass, error: failure.message }, 'refresh');
+      if (error instanceof AuthenticationError) stopOnRejectedKey();
+    }
+    // Still rate limited after retries in place: back to the queue, attempts unspent.
+    if (rateLimited.length > 0) await requeue(rateLimited, pauseMs);
+    for (const [attempt, items] of retries) await requeue(items, retryDelayMs(attempt));
+    // Handed back untried, for a worker whose key the API accepts.
+    if (withheld.length > 0) await requeue(withheld, 0);
+  }
+
+  function stopOnRejectedKey(): void {
     if (keyRejected) return;
     keyRejected = true;
-    log.error('the API rejected GCORE_API_KEY (401): this worker takes no more refreshes until it is restarted with a valid key');
+    logger.error('the API rejected GCORE_API_KEY (401): this worker takes no more refreshes until it is restarted with a valid key');
     void refreshWorker.pause(true);
     deps.onKeyRejected?.();
   }
 
-  async function processRefresh(job: Job<RefreshJobData>, token?: string): Promise<string> {
-    const triple = job.data;
-    const started = performance.now();
-    const log = logger.child({ project_id: triple.projectId, region_id: triple.regionId, image_id: triple.imageId, job_id: job.id });
+  /** Holds back every process's requests, and the start of new batches, without spending attempts. */
+  async function pauseForRateLimit(ms: number): Promise<void> {
+    logger.warn({ wait_ms: ms }, 'rate limited by the API: pausing the queue');
+    await limiter.pause(ms);
+    await queues.refresh.rateLimit(ms);
+  }
+
+  async function processBatch(job: Job<RefreshJobData>, token?: string): Promise<number> {
     try {
-      const outcome = await refreshImage({ sql, client }, triple);
-      log.info({ outcome, ms: Math.round(performance.now() - started) }, 'refresh');
-      return outcome;
+      await releaseClaims(sql, [job.id!]);
+      const results = await refreshBatch({ sql, client, limiter, inFlight, onRateLimited: pauseForRateLimit }, job.data.items);
+      await settle(job, results);
+      await finishRuns(sql);
+      return results.length;
     } catch (error) {
-      if (isStoreUnavailable(error)) return waitForStore(job, token, log, error);
-      if (error instanceof RateLimitedError && error.retryable) {
-        // Pause the whole queue, in every process, without spending an attempt.
-        log.warn({ wait_ms: error.retryAfterMs }, 'rate limited by the API: pausing the queue');
-        await queues.refresh.rateLimit(error.retryAfterMs);
-        throw Worker.RateLimitError();
-      }
-      const failure = describe(error);
-      const attempt = job.attemptsMade + 1;
-      if (failure.retryable && attempt < (job.opts.attempts ?? 1)) {
-        log.warn({ attempt, status: failure.status, error: failure.message }, 'refresh attempt failed; will retry');
-        throw error;
-      }
-      try {
-        await failRefresh(sql, triple, { ...failure, attempts: attempt });
-      } catch (storeError) {
-        if (isStoreUnavailable(storeError)) return waitForStore(job, token, log, storeError);
-        throw storeError;
-      }
-      log.error({ outcome: 'failed', attempt, status: failure.status, error_class: failure.errorClass, error: failure.message }, 'refresh');
-      if (error instanceof AuthenticationError) stopOnRejectedKey(log);
-      throw new UnrecoverableError(failure.message);
+      if (!isStoreUnavailable(error)) throw error;
+      // Every write is idempotent, so the whole batch simply runs again later.
+      logger.warn({ job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_RETRY_MS }, 'Postgres unreachable: refresh will run again');
+      await job.moveToDelayed(Date.now() + STORE_RETRY_MS, token);
+      throw new DelayedError();
     }
   }
 
   async function processTick(job: Job<TickJobData>): Promise<number> {
     const { scheduleKey } = job.data;
     const run = await startRun(sql, { kind: 'scheduled', scheduleKey, trigger: `tick:${job.id}` });
-    let queued = 0;
-    for await (const page of listTargets(sql, scheduleKey)) {
-      queued += await enqueueRefreshes(queues.refresh, page, config.attempts);
-    }
+    const fanOut = await queueRefreshes(sql, queues, scheduleKey, `t${run.id}`, config.batchSize);
+    await finishRuns(sql);
     const pruned = await pruneRuns(sql, config.retentionDays);
-    logger.info({ run_id: run.id, schedule: scheduleKey, queued, pruned }, 'tick');
-    return queued;
+    logger.info({ run_id: run.id, schedule: scheduleKey, ...fanOut, pruned }, 'tick');
+    return fanOut.queued;
   }
 
   const shared = { connection: deps.redis, prefix: config.queuePrefix, lockDuration: config.jobLockMs, stalledInterval: config.jobLockMs };
-  const refreshWorker = new Worker<RefreshJobData>(REFRESH_QUEUE, processRefresh, {
+  const refreshWorker = new Worker<RefreshJobData>(REFRESH_QUEUE, processBatch, {
     ...shared,
     name: `refresh-${workerId}`,
-    concurrency: config.concurrency,
-    limiter: config.rateLimitPerSecond > 0 ? { max: config.rateLimitPerSecond, duration: 1000 } : undefined,
-    settings: { backoffStrategy: (attemptsMade) => retryDelayMs(attemptsMade) },
+    // Enough batches at once to keep `concurrency` requests in flight, and one more ready.
+    concurrency: Math.ceil(config.concurrency / config.batchSize) + 1,
   });
-  const scheduleWorker = new Worker<TickJobData>(SCHEDULE_QUEUE, processTick, {
-    ...shared,
-    name: `schedule-${workerId}`,
-    concurrency: 1,
-  });
+  const scheduleWorker = new Worker<TickJobData>(SCHEDULE_QUEUE, processTick, { ...shared, name: `schedule-${workerId}`, concurrency: 1 });
   for (const worker of [refreshWorker, scheduleWorker]) {
     worker.on('error', (error) => logger.error({ error: error.message }, `${worker.name}: queue error`));
   }
-  logger.info({ worker: workerId, concurrency: config.concurrency, rate_limit_per_second: config.rateLimitPerSecond }, 'worker started');
+  logger.info(
+    { worker: workerId, concurrency: config.concurrency, batch_size: config.batchSize, rate_limit_per_second: config.rateLimitPerSecond },
+    'worker started',
+  );
   return {
-    async close(force = false) {
-      await Promise.all([refreshWorker.close(force), scheduleWorker.close(force)]);
+    async close() {
+      await Promise.all([refreshWorker.close(), scheduleWorker.close()]);
     },
   };
 }

@@ -122,6 +122,7 @@ describe('API faults', () => {
     expect(await pipeline.sync()).toMatchObject({ planned: 3, changed: 3, failed: 0 });
     expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
     expect(fake.requestCount).toBe(5);
+    expect(fake.requestsPerSecond.size).toBeGreaterThanOrEqual(3);
     expect(await failures(pipeline)).toEqual([]);
     const pauses = pipeline.logLines.map((l) => JSON.parse(l)).filter((e) => e.msg === 'rate limited by the API: pausing the queue');
     expect(pauses.map((e) => e.wait_ms)).toEqual([1000, 1000]);
@@ -136,7 +137,8 @@ describe('API faults', () => {
       expect.objectContaining({ status: 401, error_class: 'AuthenticationError', attempts: 1 }),
     ]);
     expect(fake.requestCount).toBe(1);
-    expect(await pipeline.services.queues.refresh.getWaitingCount()).toBe(2);
+    const handedBack = (await pipeline.services.queues.refresh.getWaiting()).flatMap((job) => job.data.items);
+    expect(handedBack.map((item) => [item.imageId, item.attempt]).sort()).toEqual([[B.imageId, 0], [C.imageId, 0]]);
     expect(pipeline.logLines.filter((l) => l.includes('rejected GCORE_API_KEY'))).toHaveLength(1);
   });
 });

@@ -7,6 +7,7 @@ import {
   AuthenticationError,
   MalformedAnswerError,
   RateLimitedError,
+  RequestWithheldError,
   retryAfterMs,
   RouteNotFoundError,
   TransientApiError,
@@ -65,13 +66,7 @@ describe('Gcore client over real HTTP', () => {
     expect(error.message).toBe("404 without Gcore's NotFoundError body (is GCORE_BASE_URL right?): (empty body)");
   });
 
-  it('classifies 401, 429, 403, 500, 400, malformed and oversized answers, and timeouts', async () => {
-    fake.setFault(SAMPLE_TRIPLE, { kind: 'unauthorized' }, 1);
-    expect(await failure()).toMatchObject({
-      constructor: AuthenticationError,
-      retryable: false,
-      message: '401: the API key was rejected: Authentication credentials were not provided.',
-    });
+  it('classifies 429, 403, 500, 400, malformed and oversized answers, and timeouts', async () => {
     fake.setFault(SAMPLE_TRIPLE, { kind: 'rateLimited', retryAfter: '2' }, 1);
     expect(await failure()).toMatchObject({ constructor: RateLimitedError, retryAfterMs: 2000, retryable: true });
     fake.setFault(SAMPLE_TRIPLE, { kind: 'status', status: 403 }, 1);
@@ -92,6 +87,22 @@ describe('Gcore client over real HTTP', () => {
     fake.putImage(SAMPLE_TRIPLE, sampleImage(SAMPLE_TRIPLE));
     fake.setFault(SAMPLE_TRIPLE, { kind: 'slow', ms: 2000 }, 1);
     expect(await failure()).toMatchObject({ constructor: TransientApiError, status: undefined, message: 'no answer within 500 ms' });
+  });
+
+  it('after a 401 sends no more requests with the rejected key', async () => {
+    const own = new GcoreClient({ baseUrl: fake.url, apiKey: fake.apiKey, timeoutMs: 500, maxResponseBytes: 64 * 1024 });
+    fake.setFault(SAMPLE_TRIPLE, { kind: 'unauthorized' }, 1);
+    const before = fake.requestCount;
+    expect(await own.getImage(SAMPLE_TRIPLE).catch((e: Error) => e)).toMatchObject({
+      constructor: AuthenticationError,
+      retryable: false,
+      message: '401: the API key was rejected: Authentication credentials were not provided.',
+    });
+    expect(await own.getImage(SAMPLE_TRIPLE).catch((e: Error) => e)).toMatchObject({
+      constructor: RequestWithheldError,
+      message: 'request not sent: the API already rejected this key',
+    });
+    expect(fake.requestCount).toBe(before + 1);
   });
 
   it('reports a connection failure as transient', async () => {

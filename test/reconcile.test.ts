@@ -2,7 +2,8 @@
 // two processes at once, and never two queued refreshes of one triple.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Target } from '../src/interfaces.js';
-import { enqueueRefreshes } from '../src/queue.js';
+import { queueRefreshes } from '../src/fan-out.js';
+import { releaseClaims } from '../src/sql/releaseClaims.js';
 import { reconcile } from '../src/reconcile.js';
 import { schedulerId } from '../src/schedule.js';
 import { openServices, type Services } from '../src/services.js';
@@ -93,17 +94,33 @@ targets:
     expect(await first.queues.schedule.getDelayedCount()).toBe(2);
   });
 
-  it('never queues two refreshes of one triple', async () => {
-    const triples = [
-      { projectId: 1, regionId: 7, imageId: 'a' },
-      { projectId: 1, regionId: 7, imageId: 'c' },
-    ];
-    await Promise.all([
-      enqueueRefreshes(first.queues.refresh, triples, 3),
-      enqueueRefreshes(second.queues.refresh, triples, 3),
-      enqueueRefreshes(first.queues.refresh, triples, 3),
+  it('never queues two refreshes of one triple, however many ask at once', async () => {
+    const counts = await Promise.all([
+      queueRefreshes(first.sql, first.queues, null, 'a', 2),
+      queueRefreshes(second.sql, second.queues, null, 'b', 2),
+      queueRefreshes(first.sql, first.queues, 'cron 0 0 1 1 * UTC', 'c', 2),
     ]);
-    const waiting = await first.queues.refresh.getWaiting();
-    expect(waiting.map((job) => job.data.imageId).sort()).toEqual(['a', 'c']);
+    expect(counts.reduce((sum, c) => sum + c.queued, 0)).toBe(3);
+    expect(await queuedImageIds()).toEqual(['a', 'c', 'd']);
+    expect(await queueRefreshes(first.sql, first.queues, null, 'again', 2)).toEqual({ queued: 0, recovered: 0 });
+  });
+
+  it('queues a target once more while its batch runs, and recovers claims of a lost job', async () => {
+    const [waiting] = await first.queues.refresh.getWaiting();
+    await releaseClaims(first.sql, [waiting!.id!]);
+    const again = await queueRefreshes(first.sql, first.queues, null, 'during', 50);
+    expect(again.queued).toBe(waiting!.data.items.length);
+    expect(await queueRefreshes(first.sql, first.queues, null, 'once-more', 50)).toEqual({ queued: 0, recovered: 0 });
+
+    await first.queues.refresh.obliterate({ force: true });
+    await first.sql`UPDATE targets SET queued_at = now() - interval '2 minutes'`;
+    const recovered = await queueRefreshes(first.sql, first.queues, null, 'after-loss', 50);
+    expect(recovered).toEqual({ queued: 3, recovered: 3 });
+    expect(await queuedImageIds()).toEqual(['a', 'c', 'd']);
   });
 });
+
+async function queuedImageIds(): Promise<string[]> {
+  const jobs = await first.queues.refresh.getWaiting();
+  return jobs.flatMap((job) => job.data.items.map((item) => item.imageId)).sort();
+}

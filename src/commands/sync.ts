@@ -32,7 +32,7 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
     : undefined;
   try {
     await replaceTargets(services.sql, targets);
-    const run = await startManualSync(services.sql, services.queues, config.attempts);
+    const run = await startManualSync(services.sql, services.queues, config.batchSize);
     print(`run ${run.id}: queued ${run.planned} refreshes`);
     if (!values.wait) return 0;
     let lastDone = -1;

@@ -127,7 +127,36 @@ export class FakeGcore {
     return undefined;
   }
 
+  /** Changes every image (a new `updated_at` and description), as a mass update would. */
+  touchAll(stamp = new Date().toISOString()): number {
+    for (const image of this.images.values()) {
+      image.updated_at = stamp;
+      image.description = `touched ${stamp}`;
+    }
+    return this.images.size;
+  }
+
+  /** Control endpoints for a fake running in another process (benchmarks, demos). */
+  private handleControl(req: IncomingMessage, res: ServerResponse): boolean {
+    if (req.url === '/__fake/stats' && req.method === 'GET') {
+      sendJson(res, 200, { requests: this.requestCount, perSecond: Object.fromEntries(this.requestsPerSecond) });
+      return true;
+    }
+    if (req.url === '/__fake/touch-all' && req.method === 'POST') {
+      sendJson(res, 200, { touched: this.touchAll() });
+      return true;
+    }
+    if (req.url === '/__fake/reset-stats' && req.method === 'POST') {
+      this.requestCount = 0;
+      this.requestsPerSecond.clear();
+      sendJson(res, 200, {});
+      return true;
+    }
+    return false;
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.url?.startsWith('/__fake/') && this.handleControl(req, res)) return;
     const match = PATH.exec(req.url ?? '');
     if (req.method !== 'GET' || !match) {
       res.writeHead(404, { 'content-type': 'text/html' });

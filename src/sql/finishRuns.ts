@@ -1,19 +1,17 @@
 import type { Sql } from '../db.js';
-import type { Triple } from '../interfaces.js';
 import { outcomeCounts } from './outcomeCounts.js';
 
 /**
- * Closes every open run covering `triple` whose targets all have an
- * attempt that began after the run started, freezing its counts. Called after
- * each refresh commits: whichever refresh commits last sees all the others.
+ * Closes every open run whose targets all have an attempt that began after
+ * the run started, freezing its counts. Called after each batch commits:
+ * whichever batch commits last sees all the others. Open runs are few, and
+ * each check is one index probe.
  */
-export async function finishRuns(sql: Sql, triple: Triple): Promise<number[]> {
-  const { projectId: p, regionId: r, imageId: i } = triple;
-  const scheduleKey = sql`(SELECT schedule_key FROM targets WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i}))`;
+export async function finishRuns(sql: Sql): Promise<number[]> {
   const rows = await sql<{ id: number }[]>`
     WITH complete AS (
       SELECT r.id FROM sync_runs r
-      WHERE r.finished_at IS NULL AND r.schedule_key = ${scheduleKey}
+      WHERE r.finished_at IS NULL AND r.schedule_key IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM targets t WHERE t.schedule_key = r.schedule_key
           AND t.last_attempt_at < r.started_at AND t.added_at <= r.started_at)
       UNION ALL

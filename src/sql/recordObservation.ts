@@ -1,30 +1,24 @@
 import type { Sql } from '../db.js';
 import { diffSnapshots } from '../image-diff.js';
 import type { ChangeType, FieldChange, ImageSnapshot, Observation } from '../interfaces.js';
+import { recordUnchanged } from './recordUnchanged.js';
 import { lockTriple, markAttempt, type Tx } from './tripleLock.js';
 
 export type ObservationResult = 'unchanged' | 'changed';
 
 /**
- * Stores one validated answer. The common case (nothing changed) is one
- * statement; a change writes images, image_tags, image_versions and
+ * Stores one validated answer. Nothing changed: it only advances last_seen_at
+ * (see recordUnchanged). A change writes images, image_tags, image_versions and
  * image_changes in one transaction, serialized per triple.
  */
 export async function recordObservation(sql: Sql, observation: Observation): Promise<ObservationResult> {
-  const { projectId: p, regionId: r, imageId: i } = observation.triple;
-  const observedAt = observation.observedAt.toISOString();
-  const [fast] = await sql<{ n: number }[]>`
-    WITH seen AS (
-      UPDATE images SET last_seen_at = greatest(last_seen_at, ${observedAt})
-      WHERE project_id = ${p} AND region_id = ${r} AND image_id = ${i}
-        AND content_hash = ${observation.contentHash} AND deleted_at IS NULL
-      RETURNING 1),
-    attempt AS (
-      UPDATE targets SET last_attempt_at = now(), last_outcome = 'unchanged', last_error = NULL, last_status = 200
-      WHERE project_id = ${p} AND region_id = ${r} AND image_id = ${i} AND EXISTS (SELECT 1 FROM seen)
-      RETURNING 1)
-    SELECT count(*)::int AS n FROM seen`;
-  if (fast!.n > 0) return 'unchanged';
+  const [unchanged] = await recordUnchanged(sql, [observation]);
+  if (unchanged) return 'unchanged';
+  return recordNewState(sql, observation);
+}
+
+/** The change path alone, for an answer recordUnchanged did not take. */
+export function recordNewState(sql: Sql, observation: Observation): Promise<ObservationResult> {
   return sql.begin((tx) => recordChange(tx, observation));
 }
 

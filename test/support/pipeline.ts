@@ -57,7 +57,7 @@ export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: 
   const services = await openServices(config);
   await reconcile(services.sql, services.queues, await loadTargets(config.targetsFile));
   const worker: RunningWorker | undefined = options.noWorker ? undefined : startWorker({ config, apiKey: config.apiKey!, logger, ...services });
-  const startSync = () => startManualSync(services.sql, services.queues, config.attempts);
+  const startSync = () => startManualSync(services.sql, services.queues, config.batchSize);
   const waitRun = (id: number, timeoutMs = 30_000) => waitForRun(services.sql, id, () => {}, 50, AbortSignal.timeout(timeoutMs));
   return {
     config,

@@ -1,0 +1,62 @@
+import type { Sql } from '../db.js';
+import type { Triple } from '../interfaces.js';
+
+export interface Claim {
+  jobId: string;
+  triples: Triple[];
+}
+
+export interface ClaimPage {
+  claims: Claim[];
+  /** Where the next page starts; null when the scope is exhausted. */
+  next: Triple | null;
+}
+
+const START: Triple = { projectId: 0, regionId: 0, imageId: '' };
+
+/**
+ * Marks up to `limit` unqueued targets in scope (a schedule group, or all for
+ * null) after `after`, in key order, as queued, in batches of `batchSize`
+ * named `${jobPrefix}-<n>`. A target already queued is left alone: its queued
+ * refresh serves this request too. Concurrent claimers never take the same
+ * target (the row lock decides); paging by key means a request never claims a
+ * target twice, even when a batch releases it meanwhile.
+ */
+export async function claimTargets(
+  sql: Sql,
+  scheduleKey: string | null,
+  jobPrefix: string,
+  batchSize: number,
+  limit: number,
+  after: Triple = START,
+): Promise<ClaimPage> {
+  const rows = await sql<{ project_id: number; region_id: number; image_id: string; queued_job: string | null }[]>`
+    WITH candidates AS (
+      SELECT project_id, region_id, image_id,
+        (row_number() OVER (ORDER BY project_id, region_id, image_id) - 1) / ${batchSize} AS chunk
+      FROM targets
+      WHERE queued_job IS NULL AND (${scheduleKey}::text IS NULL OR schedule_key = ${scheduleKey})
+        AND (project_id, region_id, image_id) > (${after.projectId}, ${after.regionId}, ${after.imageId})
+      ORDER BY project_id, region_id, image_id
+      LIMIT ${limit}),
+    claimed AS (
+      UPDATE targets t SET queued_job = ${jobPrefix} || '-' || c.chunk, queued_at = now()
+      FROM candidates c
+      WHERE (t.project_id, t.region_id, t.image_id) = (c.project_id, c.region_id, c.image_id) AND t.queued_job IS NULL
+      RETURNING t.project_id, t.region_id, t.image_id, t.queued_job)
+    SELECT c.project_id, c.region_id, c.image_id, claimed.queued_job
+    FROM candidates c LEFT JOIN claimed USING (project_id, region_id, image_id)
+    ORDER BY c.project_id, c.region_id, c.image_id`;
+  const claims = new Map<string, Triple[]>();
+  for (const row of rows) {
+    if (row.queued_job === null) continue;
+    const triples = claims.get(row.queued_job) ?? [];
+    triples.push({ projectId: row.project_id, regionId: row.region_id, imageId: row.image_id });
+    claims.set(row.queued_job, triples);
+  }
+  const last = rows.at(-1);
+  return {
+    claims: [...claims].map(([jobId, triples]) => ({ jobId, triples })),
+    next: last ? { projectId: last.project_id, regionId: last.region_id, imageId: last.image_id } : null,
+  };
+}
