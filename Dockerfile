@@ -4,6 +4,7 @@ WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY patches ./patches
 COPY src ./src
+COPY bench ./bench
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 # Runtime stage: production dependencies, compiled code and migrations only.
@@ -15,5 +16,5 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
 USER node
-ENTRYPOINT ["node", "dist/cli.js"]
+ENTRYPOINT ["node", "dist/src/cli.js"]
 CMD ["start"]

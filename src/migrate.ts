@@ -1,5 +1,6 @@
 // Applies the drizzle-kit migrations in migrations/. Several processes may
 // start at once, so the migrator runs under a Postgres advisory lock.
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { migrate } from 'drizzle-orm/postgres-js/migrator';
@@ -7,7 +8,14 @@ import postgres from 'postgres';
 import { redactUrl } from './config.js';
 import { ServiceUnavailableError } from './errors.js';
 
-const MIGRATIONS_FOLDER = fileURLToPath(new URL('../migrations', import.meta.url));
+/** migrations/ at the package root, found from src/ (tests) or dist/src/ (the built CLI). */
+function migrationsFolder(): string {
+  for (const relative of ['../migrations', '../../migrations']) {
+    const folder = fileURLToPath(new URL(relative, import.meta.url));
+    if (existsSync(`${folder}/meta/_journal.json`)) return folder;
+  }
+  throw new Error('migrations/ not found beside the package');
+}
 const MIGRATION_LOCK = 727_001;
 
 export async function runMigrations(databaseUrl: string): Promise<void> {
@@ -19,7 +27,7 @@ export async function runMigrations(databaseUrl: string): Promise<void> {
     } catch (error) {
       throw new ServiceUnavailableError('Postgres', redactUrl(databaseUrl), error);
     }
-    await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_FOLDER });
+    await migrate(drizzle(sql), { migrationsFolder: migrationsFolder() });
     await sql`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`;
   } finally {
     await sql.end({ timeout: 5 });

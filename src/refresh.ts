@@ -1,6 +1,6 @@
 // One batch of refreshes: fetch -> validate -> store -> history. Requests go
 // out concurrently (bounded per process, paced by the shared rate limit); the
-// unchanged majority is stored in one statement, each change in its own
+// unchanged majority is stored in one statement, the changes in one
 // transaction. Errors about one image are returned, not thrown; an error of
 // the store itself (Postgres unreachable) is thrown.
 import type { LimitFunction } from 'p-limit';
@@ -13,7 +13,7 @@ import type { Observation, RefreshOutcome } from './interfaces.js';
 import type { RefreshItem } from './queue.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
 import { recordDeletion } from './sql/recordDeletion.js';
-import { recordNewState } from './sql/recordObservation.js';
+import { recordChanges, tripleKey } from './sql/recordChanges.js';
 import { recordUnchanged } from './sql/recordUnchanged.js';
 
 export interface RefreshDeps {
@@ -68,27 +68,16 @@ async function getImagePatiently({ client, limiter, onRateLimited }: RefreshDeps
   }
 }
 
-/** How many changed images of one batch are written at once (each its own transaction). */
-const CHANGE_WRITERS = 4;
-
 export async function refreshBatch(deps: RefreshDeps, items: RefreshItem[]): Promise<ItemResult[]> {
   const fetched = await Promise.all(items.map((item) => deps.inFlight(() => fetchOne(deps, item))));
-  const results: ItemResult[] = [];
   const found = fetched.filter((f): f is Extract<Fetched, { observation: Observation }> => 'observation' in f);
-  const unchanged = new Set(
-    (await recordUnchanged(deps.sql, found.map((f) => f.observation))).map((t) => `${t.projectId}/${t.regionId}/${t.imageId}`),
-  );
-  const writes: Array<{ f: Fetched; write: () => Promise<RefreshOutcome> }> = [];
+  const unchanged = new Set((await recordUnchanged(deps.sql, found.map((f) => f.observation))).map(tripleKey));
+  const changed = await recordChanges(deps.sql, found.filter((f) => !unchanged.has(tripleKey(f.item))).map((f) => f.observation));
+  const results: ItemResult[] = [];
   for (const f of fetched) {
     if ('error' in f) results.push(f);
-    else if ('goneAt' in f) writes.push({ f, write: () => recordDeletion(deps.sql, f.item, f.goneAt) });
-    else if (unchanged.has(`${f.item.projectId}/${f.item.regionId}/${f.item.imageId}`)) results.push({ item: f.item, outcome: 'unchanged', ms: f.ms });
-    else writes.push({ f, write: () => recordNewState(deps.sql, f.observation) });
-  }
-  for (let start = 0; start < writes.length; start += CHANGE_WRITERS) {
-    const chunk = writes.slice(start, start + CHANGE_WRITERS);
-    const outcomes = await Promise.all(chunk.map(({ write }) => write()));
-    chunk.forEach(({ f }, n) => results.push({ item: f.item, outcome: outcomes[n]!, ms: f.ms }));
+    else if ('goneAt' in f) results.push({ item: f.item, outcome: await recordDeletion(deps.sql, f.item, f.goneAt), ms: f.ms });
+    else results.push({ item: f.item, outcome: changed.get(tripleKey(f.item)) ?? 'unchanged', ms: f.ms });
   }
   return results;
 }

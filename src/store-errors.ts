@@ -1,6 +1,6 @@
-// Whether a database error means "Postgres is not reachable right now" (a
-// restart, killed connections, a failover) rather than anything about the
-// image. Such a refresh waits and runs again without spending an attempt.
+// Whether a database error is about Postgres right now (a restart, killed
+// connections, a failover, a deadlock between two batches) rather than about
+// the images. Such a batch waits and runs again without spending attempts.
 
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',
@@ -14,9 +14,11 @@ const CONNECTION_CODES = new Set([
   '57P01', // admin_shutdown: the server is stopping, or our backend was terminated
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now: starting up or shutting down
+  '40P01', // deadlock_detected: the other transaction went on, this one can too
+  '40001', // serialization_failure
 ]);
 
-export function isStoreUnavailable(error: unknown): boolean {
+export function isTransientStoreError(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
   if (typeof code !== 'string') return false;
   return CONNECTION_CODES.has(code) || code.startsWith('08');

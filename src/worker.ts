@@ -30,7 +30,7 @@ import { pruneRuns } from './sql/pruneRuns.js';
 import { recordFailure } from './sql/recordFailure.js';
 import { releaseClaims } from './sql/releaseClaims.js';
 import { startRun } from './sql/startRun.js';
-import { isStoreUnavailable } from './store-errors.js';
+import { isTransientStoreError } from './store-errors.js';
 
 export interface WorkerDeps {
   config: Config;
@@ -156,9 +156,9 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
       await finishRuns(sql);
       return results.length;
     } catch (error) {
-      if (!isStoreUnavailable(error)) throw error;
+      if (!isTransientStoreError(error)) throw error;
       // Every write is idempotent, so the whole batch simply runs again later.
-      logger.warn({ job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_RETRY_MS }, 'Postgres unreachable: refresh will run again');
+      logger.warn({ job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_RETRY_MS }, 'Postgres unavailable: the batch will run again');
       await job.moveToDelayed(Date.now() + STORE_RETRY_MS, token);
       throw new DelayedError();
     }

@@ -10,7 +10,7 @@ import postgres from 'postgres';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { QUIET_SCHEDULE, writeTargetsFile } from './support/pipeline.js';
 
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
 
 interface Result {
   code: number | null;

@@ -11,7 +11,7 @@ import { createTestEnv, type TestEnv } from './support/env.js';
 import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
 import { throwawayPostgres, throwawayRedis, waitFor } from './support/throwaway.js';
 
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
 const COUNT = 30;
 const triples: Triple[] = Array.from({ length: COUNT }, (_, n) => ({ projectId: 5, regionId: 3, imageId: sampleImageId(n + 1) }));
 const targetsYaml = `${QUIET_SCHEDULE}
@@ -76,7 +76,7 @@ describe('infrastructure faults', () => {
     const finished = await pipeline.waitForRun(run.id, 60_000);
     expect(finished).toMatchObject({ status: 'finished', planned: COUNT, changed: COUNT, failed: 0 });
     await expectSyncedOnce(pipeline);
-    expect(pipeline.logLines.some((line) => line.includes('Postgres unreachable: refresh will run again'))).toBe(true);
+    expect(pipeline.logLines.some((line) => line.includes('Postgres unavailable: the batch will run again'))).toBe(true);
   });
 
   it('a worker process killed with SIGKILL mid-job: another worker finishes its jobs', async () => {

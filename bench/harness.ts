@@ -1,0 +1,169 @@
+// What the benchmark scenarios share: a fresh database and Redis prefix per
+// run, the fake Gcore API and the workers as child processes (as in
+// production), and timing of a sync from request to the last outcome.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
+import { loadConfig, type Config } from '../src/config.js';
+import { sampleImageId } from '../src/fake-gcore/fixtures.js';
+import { startManualSync, waitForRun } from '../src/manual-sync.js';
+import { reconcile } from '../src/reconcile.js';
+import { openServices, type Services } from '../src/services.js';
+import type { RunProgress } from '../src/sql/getRun.js';
+import { parseTargets } from '../src/targets.js';
+
+const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+const API_KEY = 'bench-key';
+
+export interface BenchContext {
+  config: Config;
+  services: Services;
+  env: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/**
+ * A database of its own (created on DATABASE_URL's server) and a Redis prefix
+ * of its own; `settings` are the SYNC_* settings the workers will run with.
+ */
+export async function openContext(settings: Record<string, string> = {}): Promise<BenchContext> {
+  const base = loadConfig();
+  const suffix = `${Date.now().toString(36)}_${randomBytes(2).toString('hex')}`;
+  const name = `gis_bench_${suffix}`;
+  const admin = postgres(base.databaseUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  const url = new URL(base.databaseUrl);
+  url.pathname = `/${name}`;
+  const env = {
+    PATH: process.env.PATH ?? '',
+    DATABASE_URL: url.toString(),
+    REDIS_URL: base.redisUrl,
+    QUEUE_PREFIX: `gis-bench-${suffix}`,
+    GCORE_API_KEY: API_KEY,
+    LOG_LEVEL: 'warn',
+    SYNC_RATE_LIMIT_PER_SECOND: '0',
+    ...settings,
+  };
+  const config = loadConfig(env);
+  const services = await openServices(config);
+  return {
+    config,
+    services,
+    env,
+    async close() {
+      await services.queues.refresh.obliterate({ force: true });
+      await services.queues.schedule.obliterate({ force: true });
+      await services.close();
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
+
+/** Ids of the fake API's generated images: project 1, region 1. */
+export function targetsYaml(count: number): string {
+  const ids = Array.from({ length: count }, (_, n) => sampleImageId(n + 1));
+  return `schedule: { cron: "0 0 1 1 *" }\ntargets:\n  - project_id: 1\n    region_id: 1\n    image_ids: [${ids.join(', ')}]\n`;
+}
+
+export async function configureTargets(ctx: BenchContext, count: number): Promise<void> {
+  await reconcile(ctx.services.sql, ctx.services.queues, parseTargets(targetsYaml(count), 'bench'));
+}
+
+export async function writeTargetsFile(count: number): Promise<string> {
+  const path = join(await mkdtemp(join(tmpdir(), 'gis-bench-')), 'targets.yaml');
+  await writeFile(path, targetsYaml(count));
+  return path;
+}
+
+function waitForLine(child: ChildProcess, pattern: RegExp, stream: 'stdout' | 'stderr'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    child[stream]!.on('data', (chunk) => {
+      seen += chunk;
+      if (pattern.test(seen)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`child exited (${code}) before printing ${pattern}: ${seen.slice(-500)}`)));
+  });
+}
+
+export interface FakeApiProcess {
+  url: string;
+  stats(): Promise<{ requests: number; perSecond: Record<string, number> }>;
+  touchAll(): Promise<void>;
+  resetStats(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startFakeApi(images: number, latencyMs = 0): Promise<FakeApiProcess> {
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const child = spawn(process.execPath, [CLI, 'fake-api', '--port', String(port), '--images', String(images), '--api-key', API_KEY, '--latency-ms', String(latencyMs)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  await waitForLine(child, /fake Gcore API on/, 'stderr');
+  const url = `http://127.0.0.1:${port}`;
+  const control = async (path: string, method = 'POST') => (await fetch(`${url}/__fake/${path}`, { method })).json();
+  return {
+    url,
+    stats: () => control('stats', 'GET') as Promise<{ requests: number; perSecond: Record<string, number> }>,
+    touchAll: async () => void (await control('touch-all')),
+    resetStats: async () => void (await control('reset-stats')),
+    stop: () => stopChild(child),
+  };
+}
+
+export interface WorkerProcess {
+  pid: number;
+  /** Resident set size now, in MB (from /proc). */
+  rssMb(): number;
+  stop(): Promise<void>;
+}
+
+export async function startWorkerProcess(ctx: BenchContext, apiUrl: string, settings: Record<string, string>): Promise<WorkerProcess> {
+  // BENCH_WORKER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the workers alone.
+  const nodeArgs = process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'worker'], {
+    env: { ...ctx.env, GCORE_BASE_URL: apiUrl, LOG_LEVEL: 'info', ...settings },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await waitForLine(child, /"msg":"worker started"/, 'stdout');
+  // Per-refresh info lines are not what is measured here: drain them unread.
+  child.stdout!.resume();
+  return {
+    pid: child.pid!,
+    rssMb() {
+      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      return match ? Number(match[1]) / 1024 : Number.NaN;
+    },
+    stop: () => stopChild(child),
+  };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+export interface TimedSync {
+  run: RunProgress;
+  seconds: number;
+  perSecond: number;
+}
+
+/** A manual sync of every target, timed from the request to the last outcome. */
+export async function timedSync(ctx: BenchContext, timeoutMs = 30 * 60_000): Promise<TimedSync> {
+  const started = performance.now();
+  const { id } = await startManualSync(ctx.services.sql, ctx.services.queues, ctx.config.batchSize);
+  const run = await waitForRun(ctx.services.sql, id, () => {}, 100, AbortSignal.timeout(timeoutMs));
+  const seconds = (performance.now() - started) / 1000;
+  const done = run.unchanged + run.changed + run.deleted + run.failed;
+  if (run.failed > 0) throw new Error(`benchmark sync had ${run.failed} failed refreshes`);
+  return { run, seconds, perSecond: done / seconds };
+}

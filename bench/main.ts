@@ -1,0 +1,57 @@
+// npm run bench: measures the pipeline against its targets on this machine and
+// writes bench/results.json. `--quick` runs every scenario at a small scale
+// (the test suite does, so the harness cannot rot); its numbers mean nothing.
+import { writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { asOf, baseline, FULL, latency, QUICK, rateLimited, reconcileAtScale, soak, throughput, type Row } from './scenarios.js';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string', default: 'bench/results.json' },
+    // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,reconcile,soak,asof.
+    only: { type: 'string' },
+  },
+  strict: true,
+});
+const scale = values.quick ? QUICK : FULL;
+
+function table(rows: Row[]): string {
+  const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => [r.scenario, r.measured, r.target][c]!.length), 8));
+  const line = (cells: string[]) => `| ${cells.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join(' | ')} |`;
+  return [
+    line(['scenario', 'measured', 'target', 'met']),
+    line(widths.map((w) => '-'.repeat(w)).concat('---')),
+    ...rows.map((r) => line([r.scenario, r.measured, r.target, r.met === null ? '-' : r.met ? 'yes' : 'NO'])),
+  ].join('\n');
+}
+
+const rows: Row[] = [];
+const only = values.only?.split(',');
+const step = async (name: string, run: () => Promise<Row | Row[]>) => {
+  if (only && !only.includes(name)) return;
+  process.stderr.write(`bench: ${name}...\n`);
+  const result = await run();
+  rows.push(...(Array.isArray(result) ? result : [result]));
+};
+
+const started = new Date();
+// Without a baseline run the ratio is against the issue's figure for it (about 2,200/s).
+let baselinePerSecond = 2200;
+await step('baseline', async () => {
+  const row = await baseline(scale);
+  baselinePerSecond = row.values.perSecond!;
+  return row;
+});
+await step('throughput', () => throughput(scale, baselinePerSecond));
+await step('latency', () => latency(scale));
+await step('limit', () => rateLimited(scale));
+await step('reconcile', () => reconcileAtScale(scale));
+await step('soak', () => soak(scale));
+await step('asof', () => asOf(scale));
+
+const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+console.log(`${table(rows)}\n\nmachine: ${machine}; ${values.quick ? 'quick scale (not a measurement)' : 'full scale'}; ${started.toISOString()}`);
+await writeFile(values.out, `${JSON.stringify({ date: started.toISOString(), machine, quick: values.quick, rows }, null, 2)}\n`);
+process.exit(0);
