@@ -10,6 +10,8 @@ RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 # Runtime stage: production dependencies, compiled code and migrations only.
 FROM node:20-slim
 ENV NODE_ENV=production
+# A heap cap keeps worker memory flat (see bench/README.md).
+ENV NODE_OPTIONS=--max-old-space-size=160
 WORKDIR /app
 COPY package.json ./
 COPY --from=build /app/node_modules ./node_modules

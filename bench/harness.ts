@@ -19,6 +19,8 @@ import { parseTargets } from '../src/targets.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const API_KEY = 'bench-key';
+/** Without a cap V8 grows the heap lazily towards gigabytes; this cap keeps RSS flat and under 250 MB. */
+export const WORKER_HEAP_ARG = '--max-old-space-size=256';
 
 export interface BenchContext {
   config: Config;
@@ -125,8 +127,9 @@ export interface WorkerProcess {
 }
 
 export async function startWorkerProcess(ctx: BenchContext, apiUrl: string, settings: Record<string, string>): Promise<WorkerProcess> {
-  // BENCH_WORKER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the workers alone.
-  const nodeArgs = process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  // The heap cap the README documents for workers; BENCH_WORKER_NODE_ARGS (e.g.
+  // "--cpu-prof --cpu-prof-dir=/tmp/prof") adds to it, to profile the workers alone.
+  const nodeArgs = [WORKER_HEAP_ARG, ...(process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
   const child = spawn(process.execPath, [...nodeArgs, CLI, 'worker'], {
     env: { ...ctx.env, GCORE_BASE_URL: apiUrl, LOG_LEVEL: 'info', ...settings },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -161,7 +164,7 @@ export interface TimedSync {
 export async function timedSync(ctx: BenchContext, timeoutMs = 30 * 60_000): Promise<TimedSync> {
   const started = performance.now();
   const { id } = await startManualSync(ctx.services.sql, ctx.services.queues, ctx.config.batchSize);
-  const run = await waitForRun(ctx.services.sql, id, () => {}, 100, AbortSignal.timeout(timeoutMs));
+  const run = await waitForRun(ctx.services.sql, id, () => {}, 250, AbortSignal.timeout(timeoutMs));
   const seconds = (performance.now() - started) / 1000;
   const done = run.unchanged + run.changed + run.deleted + run.failed;
   if (run.failed > 0) throw new Error(`benchmark sync had ${run.failed} failed refreshes`);

@@ -39,11 +39,14 @@ export function imageUrl(baseUrl: string, triple: Triple): string {
 }
 
 async function readBody(response: Response, limit: number): Promise<string> {
-  const declared = Number(response.headers.get('content-length'));
+  const header = response.headers.get('content-length');
+  const declared = header === null ? Number.NaN : Number(header);
   if (declared > limit) {
     await response.body?.cancel();
     throw new MalformedAnswerError(`answer of ${declared} bytes exceeds the ${limit}-byte limit`, response.status, false);
   }
+  // A declared length within the limit is read whole; only an undeclared one is counted as it streams.
+  if (Number.isFinite(declared)) return response.text();
   if (!response.body) return '';
   const chunks: Buffer[] = [];
   let size = 0;

@@ -5,6 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Sql } from './db.js';
 import { queueRefreshes } from './fan-out.js';
 import type { Queues } from './queue.js';
+import { finishRuns } from './sql/finishRuns.js';
 import { getRun, type RunProgress } from './sql/getRun.js';
 import { startRun, type Run } from './sql/startRun.js';
 
@@ -14,6 +15,9 @@ export async function startManualSync(sql: Sql, queues: Queues, batchSize: numbe
   return run;
 }
 
+/** How often a waiter runs the exact completeness check itself, in case a batch's count was lost (a crash). */
+const EXACT_CHECK_MS = 5000;
+
 /** Polls the run until it is finished (or `signal` aborts), reporting progress on each poll. */
 export async function waitForRun(
   sql: Sql,
@@ -22,8 +26,13 @@ export async function waitForRun(
   pollMs = 250,
   signal?: AbortSignal,
 ): Promise<RunProgress> {
+  let checkedAt = Date.now();
   for (;;) {
     signal?.throwIfAborted();
+    if (Date.now() - checkedAt > EXACT_CHECK_MS) {
+      checkedAt = Date.now();
+      await finishRuns(sql);
+    }
     const progress = await getRun(sql, runId);
     if (!progress) throw new Error(`sync run ${runId} no longer exists`);
     onProgress(progress);

@@ -36,6 +36,8 @@ export const targets = pgTable(
     scheduleKey: text('schedule_key').notNull(),
     addedAt: tz('added_at').notNull().defaultNow(),
     lastAttemptAt: tz('last_attempt_at').notNull().default(sql`'-infinity'`),
+    // The attempt before the last: a run counts a target the moment its attempts cross the run's start.
+    prevAttemptAt: tz('prev_attempt_at').notNull().default(sql`'-infinity'`),
     lastOutcome: text('last_outcome'),
     lastError: text('last_error'),
     lastStatus: integer('last_status'),
@@ -159,6 +161,8 @@ export const syncRuns = pgTable(
     startedAt: tz('started_at').notNull(),
     finishedAt: tz('finished_at'),
     planned: integer('planned').notNull(),
+    /** Targets attempted since the run started, counted per batch; a cheap hint that the run may be complete. */
+    attempted: integer('attempted').notNull().default(0),
     unchanged: integer('unchanged').notNull().default(0),
     changed: integer('changed').notNull().default(0),
     deleted: integer('deleted').notNull().default(0),

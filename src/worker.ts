@@ -25,6 +25,7 @@ import {
 import { ApiRateLimiter } from './rate-limiter.js';
 import { refreshBatch, type ItemResult } from './refresh.js';
 import { claimTriples } from './sql/claimTriples.js';
+import { creditRuns } from './sql/creditRuns.js';
 import { finishRuns } from './sql/finishRuns.js';
 import { pruneRuns } from './sql/pruneRuns.js';
 import { recordFailure } from './sql/recordFailure.js';
@@ -153,7 +154,8 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
       await releaseClaims(sql, [job.id!]);
       const results = await refreshBatch({ sql, client, limiter, inFlight, onRateLimited: pauseForRateLimit }, job.data.items);
       await settle(job, results);
-      await finishRuns(sql);
+      // The exact completeness check scans targets, so it runs only once the counts say a run may be done.
+      if ((await creditRuns(sql, job.data.items)).length > 0) await finishRuns(sql);
       return results.length;
     } catch (error) {
       if (!isTransientStoreError(error)) throw error;

@@ -3,9 +3,9 @@ import { outcomeCounts } from './outcomeCounts.js';
 
 /**
  * Closes every open run whose targets all have an attempt that began after
- * the run started, freezing its counts. Called after each batch commits:
- * whichever batch commits last sees all the others. Open runs are few, and
- * each check is one index probe.
+ * the run started, freezing its counts. Exact but a scan of targets, so it
+ * runs when creditRuns says a run may be done (whichever batch commits last
+ * sees all the others), at each tick, and now and then while someone waits.
  */
 export async function finishRuns(sql: Sql): Promise<number[]> {
   const rows = await sql<{ id: number }[]>`

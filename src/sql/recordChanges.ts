@@ -193,7 +193,7 @@ async function writeTags(tx: Tx, observations: Observation[]): Promise<void> {
 async function markAttempts(tx: Tx, attempts: Array<{ triple: Triple; outcome: ObservationResult }>): Promise<void> {
   const { p, r, i } = columns(attempts.map((a) => a.triple));
   await tx`
-    UPDATE targets t SET last_attempt_at = now(), last_outcome = x.outcome, last_error = NULL, last_status = 200
+    UPDATE targets t SET prev_attempt_at = last_attempt_at, last_attempt_at = now(), last_outcome = x.outcome, last_error = NULL, last_status = 200
     FROM unnest(${p}::int[], ${r}::int[], ${i}::text[], ${attempts.map((a) => a.outcome)}::text[])
       AS x(project_id, region_id, image_id, outcome)
     WHERE (t.project_id, t.region_id, t.image_id) = (x.project_id, x.region_id, x.image_id)`;

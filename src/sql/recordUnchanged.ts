@@ -22,7 +22,7 @@ export async function recordUnchanged(sql: Sql, observations: Observation[]): Pr
         AND i.content_hash = x.content_hash AND i.deleted_at IS NULL
       RETURNING i.project_id, i.region_id, i.image_id),
     attempt AS (
-      UPDATE targets t SET last_attempt_at = now(), last_outcome = 'unchanged', last_error = NULL, last_status = 200
+      UPDATE targets t SET prev_attempt_at = last_attempt_at, last_attempt_at = now(), last_outcome = 'unchanged', last_error = NULL, last_status = 200
       FROM seen s WHERE (t.project_id, t.region_id, t.image_id) = (s.project_id, s.region_id, s.image_id)
       RETURNING 1)
     SELECT project_id, region_id, image_id FROM seen`;

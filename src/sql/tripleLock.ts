@@ -16,7 +16,7 @@ export async function markAttempt(
   error: { status: number | null; message: string } | null = null,
 ): Promise<void> {
   await tx`
-    UPDATE targets SET last_attempt_at = now(), last_outcome = ${outcome},
+    UPDATE targets SET prev_attempt_at = last_attempt_at, last_attempt_at = now(), last_outcome = ${outcome},
       last_error = ${error?.message ?? null}, last_status = ${error ? error.status : outcome === 'deleted' ? 404 : 200}
     WHERE (project_id, region_id, image_id) = (${projectId}, ${regionId}, ${imageId})`;
 }

@@ -1,0 +1,2 @@
+ALTER TABLE "sync_runs" ADD COLUMN "attempted" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "targets" ADD COLUMN "prev_attempt_at" timestamp with time zone DEFAULT '-infinity' NOT NULL;
