@@ -194,6 +194,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   return {
     async close() {
       await Promise.all([refreshWorker.close(), scheduleWorker.close()]);
+      client.close();
     },
   };
 }

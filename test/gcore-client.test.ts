@@ -40,7 +40,10 @@ beforeAll(async () => {
   client = new GcoreClient({ baseUrl: url, apiKey: fake.apiKey, timeoutMs: 500, maxResponseBytes: 64 * 1024 });
   fake.putImage(SAMPLE_TRIPLE, sampleImage(SAMPLE_TRIPLE));
 });
-afterAll(() => fake.stop());
+afterAll(async () => {
+  client.close();
+  await fake.stop();
+});
 
 describe('Gcore client over real HTTP', () => {
   it('sends the APIKey header and returns the parsed body', async () => {
