@@ -1,0 +1,40 @@
+// The benchmark harness at a small scale, so it cannot rot. Its timings are
+// not asserted (speed is measured by `npm run bench`, not by tests); that it
+// runs every scenario against real services and reports each one is.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, inject, it } from 'vitest';
+
+const BENCH = fileURLToPath(new URL('../dist/bench/main.js', import.meta.url));
+
+describe('npm run bench', () => {
+  it('runs every scenario at a small scale and writes a row for each', { timeout: 180_000 }, async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'gis-bench-')), 'results.json');
+    const { stdout } = await promisify(execFile)(process.execPath, [BENCH, '--quick', '--out', out], {
+      env: { PATH: process.env.PATH!, DATABASE_URL: inject('databaseUrl'), REDIS_URL: inject('redisUrl') },
+      timeout: 170_000,
+    });
+    const results = JSON.parse(await readFile(out, 'utf8'));
+    expect(results.quick).toBe(true);
+    expect(results.rows.map((row: { scenario: string }) => row.scenario.replace(/\d[\d,.]*/g, 'N'))).toEqual([
+      'baseline: hand-written pipeline, N images (second pass)',
+      'steady state: N images, nothing changed, no latency, no limit',
+      'every image changed (new version + change rows)',
+      'API latency N ms, no limit',
+      'limit N req/s, three worker processes, N images',
+      'N triples: reconcile from cold / again with nothing changed',
+      'N triples: Redis memory held by the schedule',
+      'worker RSS during a N refresh; across N refreshes',
+      'images_as_of over N images x N versions',
+    ]);
+    for (const row of results.rows) {
+      expect(Object.values(row.values).every((v) => typeof v === 'number' && Number.isFinite(v)), row.scenario).toBe(true);
+    }
+    expect(stdout).toContain('| scenario');
+    expect(stdout).toContain('quick scale (not a measurement)');
+  });
+});
