@@ -43,11 +43,3 @@ export function scheduleKey(schedule: Schedule): string {
 export function schedulerId(key: string): string {
   return `refresh-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
 }
-
-/** Nominal interval between ticks, for staleness checks: cron uses its next two fire times. */
-export function intervalMs(schedule: Schedule, now = new Date()): number {
-  if ('every' in schedule) return schedule.every;
-  const expression = CronExpressionParser.parse(schedule.cron, { tz: schedule.tz, currentDate: now });
-  const first = expression.next().getTime();
-  return expression.next().getTime() - first;
-}

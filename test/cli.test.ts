@@ -1,6 +1,5 @@
 // The CLI as an operator runs it: a real child process, real services, exit codes.
 import { spawn } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +7,7 @@ import { sampleImage } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import postgres from 'postgres';
 import { createTestEnv, type TestEnv } from './support/env.js';
+import { sparePort } from './support/throwaway.js';
 import { QUIET_SCHEDULE, writeTargetsFile } from './support/pipeline.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
@@ -36,14 +36,6 @@ function run(args: string[], env: Record<string, string>, until?: (stdout: strin
     child.stderr.on('data', (chunk) => (stderr += chunk));
     child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started }));
   });
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 let env: TestEnv;
@@ -83,7 +75,7 @@ describe('gcore-image-sync CLI', () => {
   });
 
   it('fails fast naming the service that does not answer', async () => {
-    const port = await closedPort();
+    const port = await sparePort();
     const noRedis = await run(['schedule'], { ...env.env, TARGETS_FILE: 'examples/targets.yaml', REDIS_URL: `redis://127.0.0.1:${port}` });
     expect(noRedis.code).toBe(3);
     expect(noRedis.stderr).toMatch(new RegExp(`^gcore-image-sync schedule: Redis at redis://127.0.0.1:${port} did not answer: .*ECONNREFUSED`));

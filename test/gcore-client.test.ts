@@ -1,4 +1,3 @@
-import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
@@ -13,18 +12,10 @@ import {
   TransientApiError,
   UnexpectedStatusError,
 } from '../src/gcore-errors.js';
+import { sparePort } from './support/throwaway.js';
 
 const fake = new FakeGcore({ apiKey: 'k$y with "quotes"' });
 let client: GcoreClient;
-
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function failure(triple = SAMPLE_TRIPLE): Promise<Error> {
   return client.getImage(triple).then(
@@ -109,7 +100,7 @@ describe('Gcore client over real HTTP', () => {
   });
 
   it('reports a connection failure as transient', async () => {
-    const port = await closedPort();
+    const port = await sparePort();
     const closed = new GcoreClient({ baseUrl: `http://127.0.0.1:${port}`, apiKey: 'k', timeoutMs: 1000, maxResponseBytes: 1024 });
     const error = await closed.getImage(SAMPLE_TRIPLE).catch((e: Error) => e);
     expect(error).toBeInstanceOf(TransientApiError);

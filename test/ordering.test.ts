@@ -7,7 +7,8 @@ import { contentHash } from '../src/image-diff.js';
 import { validateImage } from '../src/image-payload.js';
 import type { Observation } from '../src/interfaces.js';
 import { recordDeletion } from '../src/sql/recordDeletion.js';
-import { recordObservation } from '../src/sql/recordObservation.js';
+import { recordChanges, tripleKey, type ObservationResult } from '../src/sql/recordChanges.js';
+import { recordUnchanged } from '../src/sql/recordUnchanged.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 
 let env: TestEnv;
@@ -28,6 +29,12 @@ async function history() {
 }
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
+
+/** One answer through the store as a worker stores a batch of one. */
+async function recordObservation(db: Sql, o: Observation): Promise<ObservationResult> {
+  if ((await recordUnchanged(db, [o])).length > 0) return 'unchanged';
+  return (await recordChanges(db, [o])).get(tripleKey(o.triple))!;
+}
 
 beforeAll(async () => {
   env = await createTestEnv();

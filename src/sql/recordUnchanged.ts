@@ -4,7 +4,7 @@ import type { Observation, Triple } from '../interfaces.js';
 /**
  * The common case in one statement for a whole batch: each observation whose
  * hash equals the stored state only advances last_seen_at and its target's
- * attempt. Returns the triples so recorded; the rest need recordObservation.
+ * attempt. Returns the triples so recorded; the rest go to recordChanges.
  */
 export async function recordUnchanged(sql: Sql, observations: Observation[]): Promise<Triple[]> {
   if (observations.length === 0) return [];
