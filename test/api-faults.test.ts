@@ -66,6 +66,18 @@ describe('API faults', () => {
     ]);
   });
 
+  it("an image the API has never had is recorded on its target as not existing, with no history", async () => {
+    const { fake, pipeline } = await setUp();
+    fake.deleteImage(C);
+    expect(await pipeline.sync()).toMatchObject({ planned: 3, changed: 2, deleted: 1, failed: 0 });
+    const sql = pipeline.services.sql;
+    expect(await sql`SELECT last_outcome, last_status, last_error FROM targets WHERE image_id = ${C.imageId}`).toEqual([
+      { last_outcome: 'deleted', last_status: 404, last_error: 'the API says this image does not exist (404 NotFoundError)' },
+    ]);
+    expect(await sql`SELECT count(*)::int AS n FROM images WHERE image_id = ${C.imageId}`).toEqual([{ n: 0 }]);
+    expect(await sql`SELECT count(*)::int AS n FROM image_changes WHERE image_id = ${C.imageId}`).toEqual([{ n: 0 }]);
+  });
+
   it('malformed JSON, a body that does not fit, or another id: recorded with an excerpt, last good state kept', async () => {
     const { fake, pipeline } = await setUp();
     await pipeline.sync();

@@ -7,8 +7,9 @@ export type DeletionResult = 'deleted' | 'unchanged';
 /**
  * The API says the image does not exist (404 NotFoundError): close its current
  * version, mark it deleted and write a `deleted` change, in one transaction.
- * An image never seen, already deleted, or seen after this answer was
- * requested is left as it is.
+ * An image already deleted, or seen after this answer was requested, is left
+ * as it is. An image never seen has nothing to close: its target records
+ * that the API says it does not exist.
  */
 export async function recordDeletion(sql: Sql, triple: Triple, observedAt: Date): Promise<DeletionResult> {
   const { projectId: p, regionId: r, imageId: i } = triple;
@@ -24,14 +25,16 @@ export async function recordDeletion(sql: Sql, triple: Triple, observedAt: Date)
       WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i}) AND valid_to IS NULL AND EXISTS (SELECT 1 FROM live)
       RETURNING id`;
     if (!closed) {
-      await markAttempt(tx, triple, 'unchanged');
-      return 'unchanged';
+      const [known] = await tx`SELECT 1 FROM images WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i})`;
+      const outcome = known ? 'unchanged' : 'deleted';
+      await markAttempt(tx, triple, outcome, 404, known ? null : 'the API says this image does not exist (404 NotFoundError)');
+      return outcome;
     }
     await tx`
       INSERT INTO image_changes (project_id, region_id, image_id, version_id, change_type, field, old_value, new_value, changed_at)
       SELECT ${p}, ${r}, ${i}, id, 'deleted', NULL, state, NULL, ${at} FROM image_versions WHERE id = ${closed.id}`;
     await tx`DELETE FROM image_tags WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i})`;
-    await markAttempt(tx, triple, 'deleted');
+    await markAttempt(tx, triple, 'deleted', 404);
     return 'deleted';
   });
 }

@@ -16,6 +16,6 @@ export async function recordFailure(sql: Sql, triple: Triple, failure: FailureRe
       INSERT INTO sync_failures (project_id, region_id, image_id, status, error_class, message, attempts, failed_at)
       VALUES (${triple.projectId}, ${triple.regionId}, ${triple.imageId}, ${failure.status}, ${failure.errorClass},
         ${failure.message}, ${failure.attempts}, now())`;
-    await markAttempt(tx, triple, 'failed', failure);
+    await markAttempt(tx, triple, 'failed', failure.status, failure.message);
   });
 }

@@ -8,15 +8,16 @@ export async function lockTriple(tx: Tx, { projectId, regionId, imageId }: Tripl
   await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`${projectId}/${regionId}/${imageId}`}, 0))`;
 }
 
-/** Records the attempt's outcome on the target, which is what completes runs. */
+/** Records the attempt's outcome and the API's status on the target, which is what completes runs. */
 export async function markAttempt(
   tx: Tx,
   { projectId, regionId, imageId }: Triple,
   outcome: RefreshOutcome,
-  error: { status: number | null; message: string } | null = null,
+  status: number | null,
+  error: string | null = null,
 ): Promise<void> {
   await tx`
     UPDATE targets SET prev_attempt_at = last_attempt_at, last_attempt_at = now(), last_outcome = ${outcome},
-      last_error = ${error?.message ?? null}, last_status = ${error ? error.status : outcome === 'deleted' ? 404 : 200}
+      last_error = ${error}, last_status = ${status}
     WHERE (project_id, region_id, image_id) = (${projectId}, ${regionId}, ${imageId})`;
 }
