@@ -2,6 +2,7 @@
 // gcore-image-sync <command>: the one entry point. Exit codes: 0 success,
 // 1 a sync had failures or an unexpected error, 2 bad usage or configuration,
 // 3 Postgres or Redis did not answer.
+import { changesCommand } from './commands/changes.js';
 import type { CommandContext } from './commands/context.js';
 import { fakeApiCommand } from './commands/fake-api.js';
 import { migrateCommand } from './commands/migrate.js';
@@ -22,6 +23,10 @@ const COMMANDS: Record<string, Command> = {
   worker: { summary: 'work the queues until stopped (add more on more machines to scale out)', run: (c) => workerCommand(c) },
   schedule: { summary: 'reconcile the targets file into Postgres and BullMQ job schedulers, then exit', run: scheduleCommand },
   sync: { summary: 'refresh every configured image now; --wait works the queue here and waits for every outcome', run: syncCommand },
+  changes: {
+    summary: 'list changes: --since 24h (or an ISO time), --project, --region, --field (tags for all tags), --limit, --json',
+    run: changesCommand,
+  },
   migrate: { summary: 'apply database migrations, then exit', run: migrateCommand },
   'fake-api': { summary: 'serve a fake Gcore API with sample images (--port, default 8089; --api-key, default fake-key)', run: fakeApiCommand },
 };

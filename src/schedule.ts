@@ -43,3 +43,11 @@ export function scheduleKey(schedule: Schedule): string {
 export function schedulerId(key: string): string {
   return `refresh-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
 }
+
+/** Nominal seconds between ticks, for staleness reports: a cron pattern's next two fire times apart. */
+export function intervalSeconds(schedule: Schedule, now = new Date()): number {
+  if ('every' in schedule) return Math.ceil(schedule.every / 1000);
+  const expression = CronExpressionParser.parse(schedule.cron, { tz: schedule.tz, currentDate: now });
+  const first = expression.next().getTime();
+  return Math.ceil((expression.next().getTime() - first) / 1000);
+}

@@ -34,6 +34,8 @@ export const targets = pgTable(
   {
     ...triple,
     scheduleKey: text('schedule_key').notNull(),
+    /** Nominal time between the schedule's ticks, for staleness reports. */
+    intervalSeconds: integer('interval_seconds').notNull().default(3600),
     addedAt: tz('added_at').notNull().defaultNow(),
     lastAttemptAt: tz('last_attempt_at').notNull().default(sql`'-infinity'`),
     // The attempt before the last: a run counts a target the moment its attempts cross the run's start.

@@ -1,6 +1,6 @@
 import type { Sql } from '../db.js';
 import type { Target } from '../interfaces.js';
-import { scheduleKey } from '../schedule.js';
+import { intervalSeconds, scheduleKey } from '../schedule.js';
 
 const TARGETS_LOCK = 727_002;
 
@@ -19,12 +19,13 @@ export async function replaceTargets(sql: Sql, targets: Target[]): Promise<Targe
   const regionIds = targets.map((t) => t.regionId);
   const imageIds = targets.map((t) => t.imageId);
   const keys = targets.map((t) => scheduleKey(t.schedule));
+  const intervals = targets.map((t) => intervalSeconds(t.schedule));
   return sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${TARGETS_LOCK})`;
     await tx`
       CREATE TEMP TABLE configured ON COMMIT DROP AS
-      SELECT * FROM unnest(${projectIds}::int[], ${regionIds}::int[], ${imageIds}::text[], ${keys}::text[])
-        AS c(project_id, region_id, image_id, schedule_key)`;
+      SELECT * FROM unnest(${projectIds}::int[], ${regionIds}::int[], ${imageIds}::text[], ${keys}::text[], ${intervals}::int[])
+        AS c(project_id, region_id, image_id, schedule_key, interval_seconds)`;
     const [removed] = await tx`
       WITH gone AS (
         DELETE FROM targets t
@@ -34,9 +35,10 @@ export async function replaceTargets(sql: Sql, targets: Target[]): Promise<Targe
       SELECT count(*)::int AS n FROM gone`;
     const [upserted] = await tx`
       WITH written AS (
-        INSERT INTO targets (project_id, region_id, image_id, schedule_key)
-        SELECT project_id, region_id, image_id, schedule_key FROM configured
-        ON CONFLICT (project_id, region_id, image_id) DO UPDATE SET schedule_key = EXCLUDED.schedule_key
+        INSERT INTO targets (project_id, region_id, image_id, schedule_key, interval_seconds)
+        SELECT project_id, region_id, image_id, schedule_key, interval_seconds FROM configured
+        ON CONFLICT (project_id, region_id, image_id) DO UPDATE
+          SET schedule_key = EXCLUDED.schedule_key, interval_seconds = EXCLUDED.interval_seconds
         WHERE targets.schedule_key IS DISTINCT FROM EXCLUDED.schedule_key
         RETURNING (xmax = 0) AS inserted)
       SELECT count(*) FILTER (WHERE inserted)::int AS added, count(*) FILTER (WHERE NOT inserted)::int AS rescheduled FROM written`;

@@ -1,0 +1,1 @@
+ALTER TABLE "targets" ADD COLUMN "interval_seconds" integer DEFAULT 3600 NOT NULL;

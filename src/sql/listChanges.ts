@@ -1,0 +1,36 @@
+import type { Sql } from '../db.js';
+
+export interface ChangeFilter {
+  since: Date;
+  projectId?: number;
+  regionId?: number;
+  /** A field name; `tags` matches every tag field. */
+  field?: string;
+  limit: number;
+}
+
+export interface ChangeRow {
+  changed_at: string;
+  project_id: number;
+  region_id: number;
+  image_id: string;
+  image_name: string | null;
+  change_type: string;
+  field: string | null;
+  old_value: unknown;
+  new_value: unknown;
+}
+
+/** Changes since a moment, newest first, from the image_change_log view. */
+export async function listChanges(sql: Sql, filter: ChangeFilter): Promise<ChangeRow[]> {
+  const field = filter.field === 'tags' ? sql`AND field LIKE 'tags.%'` : filter.field ? sql`AND field = ${filter.field}` : sql``;
+  return sql<ChangeRow[]>`
+    SELECT changed_at, project_id, region_id, image_id, image_name, change_type, field, old_value, new_value
+    FROM image_change_log
+    WHERE changed_at >= ${filter.since.toISOString()}
+      ${filter.projectId === undefined ? sql`` : sql`AND project_id = ${filter.projectId}`}
+      ${filter.regionId === undefined ? sql`` : sql`AND region_id = ${filter.regionId}`}
+      ${field}
+    ORDER BY changed_at DESC, id DESC
+    LIMIT ${filter.limit}`;
+}

@@ -1,0 +1,122 @@
+// Reporting in SQL against real Postgres: views, as-of state, change alerts
+// by LISTEN/NOTIFY, and the changes command.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
+import { FakeGcore } from '../src/fake-gcore/server.js';
+import type { Triple } from '../src/interfaces.js';
+import { createTestEnv, type TestEnv } from './support/env.js';
+import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
+import { waitFor } from './support/throwaway.js';
+
+const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
+const A: Triple = { projectId: 8, regionId: 3, imageId: sampleImageId(1) };
+const B: Triple = { projectId: 8, regionId: 3, imageId: sampleImageId(2) };
+
+let env: TestEnv;
+let fake: FakeGcore;
+let pipeline: Pipeline;
+let listener: postgres.Sql;
+const notifications: unknown[] = [];
+let beforeRename: string;
+
+beforeAll(async () => {
+  env = await createTestEnv();
+  fake = new FakeGcore({ apiKey: env.env.GCORE_API_KEY });
+  fake.putImage(A, sampleImage(A));
+  fake.putImage(B, sampleImage(B));
+  await fake.start();
+  pipeline = await startPipeline(env, fake.url, `${QUIET_SCHEDULE}
+targets:
+  - { project_id: 8, region_id: 3, image_ids: [${A.imageId}, ${B.imageId}] }
+`, { env: { SYNC_ATTEMPTS: '1' } });
+  listener = postgres(env.databaseUrl, { max: 1, onnotice: () => {} });
+  await listener.listen('image_changes', (payload) => notifications.push(JSON.parse(payload)));
+  await pipeline.sync();
+  beforeRename = new Date().toISOString();
+  fake.updateImage(A, { name: 'renamed', tags: [{ key: 'team', value: 'data', read_only: false }, { key: 'os', value: 'ubuntu', read_only: true }] });
+  fake.setFault(B, { kind: 'status', status: 500 });
+  await pipeline.sync();
+});
+
+afterAll(async () => {
+  await listener?.end();
+  await pipeline?.close();
+  await fake?.stop();
+  await env?.cleanup();
+});
+
+describe('reporting', () => {
+  it('a LISTEN client receives one notification per changed image when the refresh commits', async () => {
+    await waitFor('three notifications', () => notifications.length >= 3);
+    expect(notifications).toHaveLength(3);
+    expect(notifications.slice(0, 2)).toEqual(
+      expect.arrayContaining([
+        { project_id: 8, region_id: 3, image_id: A.imageId, change_type: 'created', fields: [], field_count: 0 },
+        { project_id: 8, region_id: 3, image_id: B.imageId, change_type: 'created', fields: [], field_count: 0 },
+      ]),
+    );
+    expect(notifications[2]).toEqual({
+      project_id: 8, region_id: 3, image_id: A.imageId, change_type: 'updated', fields: ['name', 'tags.team'], field_count: 2,
+    });
+  });
+
+  it('image_change_log lists changes newest first with the image name', async () => {
+    const rows = await pipeline.services.sql`SELECT image_id, image_name, change_type, field FROM image_change_log`;
+    expect(rows.slice(0, 2)).toEqual([
+      { image_id: A.imageId, image_name: 'renamed', change_type: 'updated', field: 'tags.team' },
+      { image_id: A.imageId, image_name: 'renamed', change_type: 'updated', field: 'name' },
+    ]);
+    expect(rows).toHaveLength(4);
+  });
+
+  it('current_images shows the state now and images_as_of the state at a past moment', async () => {
+    const sql = pipeline.services.sql;
+    expect(await sql`SELECT image_id, name, tags FROM current_images ORDER BY image_id`).toEqual([
+      { image_id: A.imageId, name: 'renamed', tags: { os: 'ubuntu', team: 'data' } },
+      { image_id: B.imageId, name: 'ubuntu-22.04-x64-0002', tags: { os: 'ubuntu', team: 'platform' } },
+    ]);
+    expect(await sql`SELECT image_id, name, tags FROM images_as_of(${beforeRename}) ORDER BY image_id`).toEqual([
+      { image_id: A.imageId, name: 'ubuntu-22.04-x64-0001', tags: { os: 'ubuntu', team: 'platform' } },
+      { image_id: B.imageId, name: 'ubuntu-22.04-x64-0002', tags: { os: 'ubuntu', team: 'platform' } },
+    ]);
+    expect(await sql`SELECT count(*)::int AS n FROM images_as_of('2000-01-01')`).toEqual([{ n: 0 }]);
+  });
+
+  it('stale_images lists failed refreshes and images not seen for twice their interval, with the reason', async () => {
+    const sql = pipeline.services.sql;
+    expect(await sql`SELECT image_id, reason FROM stale_images`).toEqual([
+      { image_id: B.imageId, reason: 'last refresh failed: 500: injected 500' },
+    ]);
+    await sql`UPDATE targets SET added_at = now() - interval '30 days', interval_seconds = 3600 WHERE image_id = ${A.imageId}`;
+    await sql`UPDATE images SET last_seen_at = now() - interval '3 hours' WHERE image_id = ${A.imageId}`;
+    const rows = await sql`SELECT image_id, reason FROM stale_images ORDER BY image_id`;
+    expect(rows.map((r) => r.image_id)).toEqual([A.imageId, B.imageId]);
+    expect(rows[0]!.reason).toMatch(/^not seen for 03:00:0\d$/);
+  });
+
+  it('the changes command lists changes as a table or JSON, filtered, and rejects bad flags', async () => {
+    const run = (args: string[]) =>
+      promisify(execFile)(process.execPath, [CLI, 'changes', ...args], { env: { PATH: process.env.PATH!, ...env.env } });
+    const { stdout } = await run(['--since', '1h', '--field', 'name', '--json']);
+    expect(JSON.parse(stdout)).toEqual([
+      expect.objectContaining({ project_id: 8, region_id: 3, image_id: A.imageId, image_name: 'renamed', change_type: 'updated',
+        field: 'name', old_value: 'ubuntu-22.04-x64-0001', new_value: 'renamed' }),
+    ]);
+    expect(JSON.parse((await run(['--since', beforeRename, '--field', 'tags', '--json'])).stdout).map((r: { field: string }) => r.field)).toEqual(['tags.team']);
+    expect(JSON.parse((await run(['--project', '9', '--json'])).stdout)).toEqual([]);
+    const table = (await run(['--since', '1h', '--region', '3'])).stdout.split('\n');
+    expect(table[0]).toMatch(/^changed_at\s+triple\s+image\s+change\s+field\s+old\s+new$/);
+    expect(table[1]!.split(/\s{2,}/).slice(1)).toEqual([
+      `8/3/${A.imageId}`, 'renamed', 'updated', 'tags.team', '{"value":"platform","read_only":false}', '{"value":"data","read_only":false}',
+    ]);
+    const bad = await run(['--since', 'yesterday-ish']).catch((error: { code: number; stderr: string }) => error);
+    expect(bad).toMatchObject({
+      code: 2,
+      stderr: 'gcore-image-sync changes: configuration error in changes flags: 1 problem\n  --since: "yesterday-ish" is neither a duration (24h, 7d) nor an ISO 8601 time\n',
+    });
+  });
+});
