@@ -7,6 +7,7 @@ import type { CommandContext } from './commands/context.js';
 import { fakeApiCommand } from './commands/fake-api.js';
 import { migrateCommand } from './commands/migrate.js';
 import { scheduleCommand } from './commands/schedule.js';
+import { snapshotCommand } from './commands/snapshot.js';
 import { syncCommand } from './commands/sync.js';
 import { workerCommand } from './commands/worker.js';
 import { DEFAULTS } from './config.js';
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'list changes: --since 24h (or an ISO time), --project, --region, --field (tags for all tags), --limit, --json',
     run: changesCommand,
   },
+  snapshot: { summary: 'take an audit snapshot now (workers take one nightly; see the targets file)', run: snapshotCommand },
   migrate: { summary: 'apply database migrations, then exit', run: migrateCommand },
   'fake-api': { summary: 'serve a fake Gcore API with sample images (--port, default 8089; --api-key, default fake-key)', run: fakeApiCommand },
 };

@@ -13,6 +13,8 @@ export const REFRESH_QUEUE = 'image-refresh';
 export const SCHEDULE_QUEUE = 'image-schedule';
 export const REFRESH_JOB = 'refresh';
 export const TICK_JOB = 'tick';
+export const SNAPSHOT_JOB = 'snapshot';
+const SNAPSHOT_SCHEDULER = 'audit-snapshot';
 
 /** One triple in a refresh job, with the attempts already spent on it. */
 export interface RefreshItem extends Triple {
@@ -24,8 +26,9 @@ export interface RefreshJobData {
   items: RefreshItem[];
 }
 
+/** A tick names its schedule group; a snapshot job carries nothing. */
 export interface TickJobData {
-  scheduleKey: string;
+  scheduleKey?: string;
 }
 
 /** Backoff before attempt n+1: min(0.5 s * 2^(n-1), 8 s), less up to 25 % jitter (as Gcore's SDKs do). */
@@ -115,22 +118,32 @@ export interface SchedulerChanges {
 }
 
 /**
- * One Job Scheduler per schedule group; its tick fans out the group's
- * refreshes. Upserts are idempotent; schedulers of groups no longer
- * configured are removed.
+ * One Job Scheduler per schedule group, whose tick fans out the group's
+ * refreshes, and one for audit snapshots. Upserts are idempotent; schedulers
+ * of groups no longer configured are removed.
  */
-export async function reconcileSchedulers(queue: Queue<TickJobData>, groups: Map<string, Schedule>): Promise<SchedulerChanges> {
-  const wanted = new Map([...groups].map(([key, schedule]) => [schedulerId(key), { key, schedule }]));
+export async function reconcileSchedulers(
+  queue: Queue<TickJobData>,
+  groups: Map<string, Schedule>,
+  snapshot: Schedule,
+): Promise<SchedulerChanges> {
+  const wanted = new Map<string, { name: string; key?: string; schedule: Schedule }>([
+    ...[...groups].map(([key, schedule]): [string, { name: string; key: string; schedule: Schedule }] => [
+      schedulerId(key),
+      { name: TICK_JOB, key, schedule },
+    ]),
+    [SNAPSHOT_SCHEDULER, { name: SNAPSHOT_JOB, schedule: snapshot }],
+  ]);
   const limit = pLimit(8);
   await Promise.all(
-    [...wanted].map(([id, { key, schedule }]) =>
+    [...wanted].map(([id, { name, key, schedule }]) =>
       limit(() =>
         queue.upsertJobScheduler(
           id,
           'every' in schedule ? { every: schedule.every } : { pattern: schedule.cron, tz: schedule.tz },
           {
-            name: TICK_JOB,
-            data: { scheduleKey: key },
+            name,
+            data: key === undefined ? {} : { scheduleKey: key },
             opts: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: 100, removeOnFail: 100 },
           },
         ),
@@ -140,5 +153,5 @@ export async function reconcileSchedulers(queue: Queue<TickJobData>, groups: Map
   const existing = await queue.getJobSchedulers(0, -1);
   const stale = existing.filter((s) => !wanted.has(s.key));
   await Promise.all(stale.map((s) => limit(() => queue.removeJobScheduler(s.key))));
-  return { upserted: wanted.size, removed: stale.length };
+  return { upserted: groups.size, removed: stale.length };
 }

@@ -192,3 +192,28 @@ export const syncFailures = pgTable(
     index('sync_failures_triple_idx').on(t.projectId, t.regionId, t.imageId, t.failedAt),
   ],
 );
+
+// Immutable audit snapshots: which version of each live image was in force.
+export const auditSnapshots = pgTable('audit_snapshots', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  /** The tick or request that took it, so a retried tick does not take two. */
+  trigger: text('trigger').notNull().unique(),
+  takenAt: tz('taken_at').notNull(),
+  imageCount: integer('image_count').notNull(),
+  /** sha256 over every triple and content hash in key order: equal digests, equal states. */
+  digest: text('digest').notNull(),
+});
+
+export const auditSnapshotItems = pgTable(
+  'audit_snapshot_items',
+  {
+    snapshotId: bigint('snapshot_id', { mode: 'number' })
+      .notNull()
+      .references(() => auditSnapshots.id),
+    ...triple,
+    versionId: bigint('version_id', { mode: 'number' })
+      .notNull()
+      .references(() => imageVersions.id),
+  },
+  (t) => [primaryKey({ columns: [t.snapshotId, t.projectId, t.regionId, t.imageId] })],
+);

@@ -44,8 +44,22 @@ const scheduleSchema = z.union([
     }),
 ]);
 
+const snapshotSchema = z
+  .strictObject({ cron: z.string(), tz: z.string().default('UTC') })
+  .superRefine(({ cron, tz }, ctx) => {
+    try {
+      checkCron(cron, tz);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    }
+  });
+
+/** Nightly audit snapshots, unless the file says otherwise: 00:00 UTC. */
+export const DEFAULT_SNAPSHOT_SCHEDULE: Schedule = { cron: '0 0 * * *', tz: 'UTC' };
+
 const fileSchema = z.strictObject({
   schedule: scheduleSchema.optional(),
+  snapshot: snapshotSchema.optional(),
   targets: z
     .array(
       z.strictObject({
@@ -68,8 +82,18 @@ function formatIssue(issue: z.core.$ZodIssue): string {
   return `${formatPath(issue.path)}: ${message}`;
 }
 
+export interface TargetsFile {
+  targets: Target[];
+  /** When audit snapshots are taken. */
+  snapshot: Schedule;
+}
+
 /** Parses and validates targets file content; `source` names it in errors. */
 export function parseTargets(content: string, source: string): Target[] {
+  return parseTargetsFile(content, source).targets;
+}
+
+export function parseTargetsFile(content: string, source: string): TargetsFile {
   let document: unknown;
   try {
     document = parseYaml(content, { prettyErrors: true, uniqueKeys: true });
@@ -96,15 +120,19 @@ export function parseTargets(content: string, source: string): Target[] {
     });
   });
   if (problems.length > 0) throw new ConfigError(source, problems);
-  return result;
+  return { targets: result, snapshot: parsed.data.snapshot ?? DEFAULT_SNAPSHOT_SCHEDULE };
 }
 
 export async function loadTargets(path: string): Promise<Target[]> {
+  return (await loadTargetsFile(path)).targets;
+}
+
+export async function loadTargetsFile(path: string): Promise<TargetsFile> {
   let content: string;
   try {
     content = await readFile(path, 'utf8');
   } catch (error) {
     throw new ConfigError(path, [`cannot read the targets file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`]);
   }
-  return parseTargets(content, path);
+  return parseTargetsFile(content, path);
 }

@@ -17,6 +17,7 @@ import {
   REFRESH_QUEUE,
   retryDelayMs,
   SCHEDULE_QUEUE,
+  SNAPSHOT_JOB,
   type Queues,
   type RefreshItem,
   type RefreshJobData,
@@ -31,6 +32,7 @@ import { pruneRuns } from './sql/pruneRuns.js';
 import { recordFailure } from './sql/recordFailure.js';
 import { releaseClaims } from './sql/releaseClaims.js';
 import { startRun } from './sql/startRun.js';
+import { takeSnapshot } from './sql/takeSnapshot.js';
 import { isTransientStoreError } from './store-errors.js';
 
 export interface WorkerDeps {
@@ -167,7 +169,12 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   }
 
   async function processTick(job: Job<TickJobData>): Promise<number> {
-    const { scheduleKey } = job.data;
+    if (job.name === SNAPSHOT_JOB) {
+      const snapshot = await takeSnapshot(sql, `tick:${job.id}`);
+      logger.info({ snapshot_id: snapshot.id, images: snapshot.imageCount, digest: snapshot.digest }, 'audit snapshot');
+      return snapshot.imageCount;
+    }
+    const scheduleKey = job.data.scheduleKey!;
     const run = await startRun(sql, { kind: 'scheduled', scheduleKey, trigger: `tick:${job.id}` });
     const fanOut = await queueRefreshes(sql, queues, scheduleKey, `t${run.id}`, config.batchSize);
     await finishRuns(sql);

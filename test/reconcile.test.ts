@@ -52,7 +52,7 @@ describe('reconcile', () => {
     const result = await reconcile(first.sql, first.queues, initial);
     expect(result).toEqual({ targets: { added: 5, rescheduled: 0, removed: 0 }, schedulers: { upserted: 3, removed: 0 } });
     expect(await schedulerIds(first)).toEqual(
-      ['cron 0 0 1 1 * UTC', 'cron 0 3 1 1 * Europe/Berlin', 'cron 0 4 1 1 * UTC'].map(schedulerId).sort(),
+      ['audit-snapshot', ...['cron 0 0 1 1 * UTC', 'cron 0 3 1 1 * Europe/Berlin', 'cron 0 4 1 1 * UTC'].map(schedulerId)].sort(),
     );
     expect(await targetRows(first)).toEqual([
       { project_id: 1, region_id: 7, image_id: 'a', schedule_key: 'cron 0 0 1 1 * UTC' },
@@ -72,9 +72,9 @@ describe('reconcile', () => {
     expect(a.targets).toEqual({ added: 0, rescheduled: 0, removed: 0 });
     expect(b.targets).toEqual({ added: 0, rescheduled: 0, removed: 0 });
     expect(await targetRows(first)).toEqual(before);
-    expect(await first.queues.schedule.getJobSchedulersCount()).toBe(3);
-    // Each scheduler holds exactly one delayed tick.
-    expect(await first.queues.schedule.getDelayedCount()).toBe(3);
+    expect(await first.queues.schedule.getJobSchedulersCount()).toBe(4);
+    // Each scheduler (three groups and the audit snapshot) holds exactly one delayed job.
+    expect(await first.queues.schedule.getDelayedCount()).toBe(4);
   });
 
   it('reschedules changed entries and unschedules removed ones', async () => {
@@ -85,13 +85,13 @@ targets:
 `);
     const result = await reconcile(first.sql, first.queues, next);
     expect(result).toEqual({ targets: { added: 0, rescheduled: 1, removed: 2 }, schedulers: { upserted: 2, removed: 2 } });
-    expect(await schedulerIds(first)).toEqual(['cron 0 0 1 1 * UTC', 'cron 0 5 1 1 * UTC'].map(schedulerId).sort());
+    expect(await schedulerIds(first)).toEqual(['audit-snapshot', ...['cron 0 0 1 1 * UTC', 'cron 0 5 1 1 * UTC'].map(schedulerId)].sort());
     expect((await targetRows(first)).map((t) => `${t.image_id}:${t.schedule_key}`)).toEqual([
       'a:cron 0 0 1 1 * UTC',
       'c:cron 0 0 1 1 * UTC',
       'd:cron 0 5 1 1 * UTC',
     ]);
-    expect(await first.queues.schedule.getDelayedCount()).toBe(2);
+    expect(await first.queues.schedule.getDelayedCount()).toBe(3);
   });
 
   it('never queues two refreshes of one triple, however many ask at once', async () => {

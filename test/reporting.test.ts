@@ -119,4 +119,31 @@ describe('reporting', () => {
       stderr: 'gcore-image-sync changes: configuration error in changes flags: 1 problem\n  --since: "yesterday-ish" is neither a duration (24h, 7d) nor an ISO 8601 time\n',
     });
   });
+
+  it('audit snapshots: scheduled and by command, immutable, with a digest and a diff between two', async () => {
+    const sql = pipeline.services.sql;
+    await pipeline.services.queues.schedule.add('snapshot', {});
+    await waitFor('the scheduled snapshot', async () => (await sql`SELECT 1 FROM audit_snapshots WHERE trigger LIKE 'tick:%'`).length === 1);
+    const [first] = await sql`SELECT id, image_count, digest FROM audit_snapshots`;
+    expect(first!.image_count).toBe(2);
+
+    fake.clearFaults();
+    fake.updateImage(B, { status: 'deprecated' });
+    fake.deleteImage(A);
+    await pipeline.sync();
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, 'snapshot'], { env: { PATH: process.env.PATH!, ...env.env } });
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/^snapshot 2: 1 images at \S+, digest [0-9a-f]{64}\n$/);
+    expect(await sql`SELECT image_id, difference FROM snapshot_diff(${first!.id}, 2)`).toEqual([
+      { image_id: A.imageId, difference: 'removed' },
+      { image_id: B.imageId, difference: 'changed' },
+    ]);
+    const again = await promisify(execFile)(process.execPath, [CLI, 'snapshot'], { env: { PATH: process.env.PATH!, ...env.env } });
+    const digests = await sql`SELECT digest FROM audit_snapshots ORDER BY id`;
+    expect(again.stderr).toContain(`digest ${digests[1]!.digest}`);
+    expect(digests[2]!.digest).toBe(digests[1]!.digest);
+    expect(digests[1]!.digest).not.toBe(digests[0]!.digest);
+    await expect(sql`UPDATE audit_snapshots SET image_count = 0`).rejects.toThrow('audit snapshots are immutable (UPDATE on audit_snapshots)');
+    await expect(sql`DELETE FROM audit_snapshot_items`).rejects.toThrow('audit snapshots are immutable (DELETE on audit_snapshot_items)');
+  });
 });

@@ -2,7 +2,7 @@ import { loadConfig, requireApiKey } from '../config.js';
 import { reconcile } from '../reconcile.js';
 import { openServices, type Services } from '../services.js';
 import { onShutdown } from '../signals.js';
-import { loadTargets } from '../targets.js';
+import { loadTargetsFile } from '../targets.js';
 import { startWorker, type RunningWorker } from '../worker.js';
 import type { CommandContext } from './context.js';
 
@@ -10,7 +10,7 @@ import type { CommandContext } from './context.js';
 export async function workerCommand({ logger }: CommandContext, reconcileFirst = false): Promise<number> {
   const config = loadConfig();
   const apiKey = requireApiKey(config);
-  const targets = reconcileFirst ? await loadTargets(config.targetsFile) : undefined;
+  const file = reconcileFirst ? await loadTargetsFile(config.targetsFile) : undefined;
   // Handlers go in before anything starts, so an early signal still stops cleanly.
   let services: Services | undefined;
   let worker: RunningWorker | undefined;
@@ -19,8 +19,8 @@ export async function workerCommand({ logger }: CommandContext, reconcileFirst =
     await services?.close();
   });
   services = await openServices(config);
-  if (targets) {
-    const result = await reconcile(services.sql, services.queues, targets);
+  if (file) {
+    const result = await reconcile(services.sql, services.queues, file.targets, file.snapshot);
     logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
   }
   worker = startWorker({ config, apiKey, logger, ...services });

@@ -1,0 +1,26 @@
+-- Audit snapshots are immutable once taken.
+CREATE FUNCTION refuse_snapshot_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'audit snapshots are immutable (% on %)', TG_OP, TG_TABLE_NAME;
+END
+$$;
+--> statement-breakpoint
+CREATE TRIGGER audit_snapshots_immutable BEFORE UPDATE OR DELETE ON audit_snapshots
+FOR EACH ROW EXECUTE FUNCTION refuse_snapshot_change();
+--> statement-breakpoint
+CREATE TRIGGER audit_snapshot_items_immutable BEFORE UPDATE OR DELETE ON audit_snapshot_items
+FOR EACH ROW EXECUTE FUNCTION refuse_snapshot_change();
+--> statement-breakpoint
+-- The images added, removed and changed between snapshots a and b.
+CREATE FUNCTION snapshot_diff(a bigint, b bigint)
+RETURNS TABLE (project_id integer, region_id integer, image_id text, difference text, version_a bigint, version_b bigint)
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(x.project_id, y.project_id), coalesce(x.region_id, y.region_id), coalesce(x.image_id, y.image_id),
+    CASE WHEN x.version_id IS NULL THEN 'added' WHEN y.version_id IS NULL THEN 'removed' ELSE 'changed' END,
+    x.version_id, y.version_id
+  FROM (SELECT * FROM audit_snapshot_items WHERE snapshot_id = a) x
+  FULL JOIN (SELECT * FROM audit_snapshot_items WHERE snapshot_id = b) y
+    ON (x.project_id, x.region_id, x.image_id) = (y.project_id, y.region_id, y.image_id)
+  WHERE x.version_id IS DISTINCT FROM y.version_id
+  ORDER BY 1, 2, 3
+$$;
