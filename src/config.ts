@@ -25,6 +25,8 @@ export interface Config {
   jobLockMs: number;
   /** How long SIGTERM waits for jobs in flight before handing them back. */
   shutdownTimeoutMs: number;
+  /** Where change alerts are POSTed; none when unset. */
+  alertWebhookUrl: string | undefined;
   /** Redis key prefix for every queue, so several deployments can share one Redis. */
   queuePrefix: string;
 }
@@ -93,6 +95,9 @@ export function loadConfig(env: Env = process.env): Config {
     retentionDays: readInt(env, 'SYNC_RETENTION_DAYS', DEFAULTS.retentionDays, 1, problems),
     jobLockMs: readInt(env, 'SYNC_JOB_LOCK_MS', DEFAULTS.jobLockMs, 1000, problems),
     shutdownTimeoutMs: readInt(env, 'SYNC_SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, 0, problems),
+    alertWebhookUrl: env.ALERT_WEBHOOK_URL?.trim()
+      ? readUrl(env, 'ALERT_WEBHOOK_URL', '', ['http:', 'https:'], problems)
+      : undefined,
     queuePrefix: env.QUEUE_PREFIX?.trim() || DEFAULTS.queuePrefix,
   };
   if (problems.length > 0) throw new ConfigError('environment', problems);

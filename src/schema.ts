@@ -217,3 +217,9 @@ export const auditSnapshotItems = pgTable(
   },
   (t) => [primaryKey({ columns: [t.snapshotId, t.projectId, t.regionId, t.imageId] })],
 );
+
+// How far the change webhook has delivered: changes with a larger id are still to send.
+export const alertCursor = pgTable('alert_cursor', {
+  name: text('name').primaryKey(),
+  lastChangeId: bigint('last_change_id', { mode: 'number' }).notNull(),
+});

@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import pLimit from 'p-limit';
 import type { Config } from './config.js';
 import type { Sql } from './db.js';
+import { runChangeWebhook } from './change-webhook.js';
 import { queueRefreshes } from './fan-out.js';
 import { GcoreClient } from './gcore-client.js';
 import { AuthenticationError, GcoreApiError, RateLimitedError, RequestWithheldError } from './gcore-errors.js';
@@ -194,13 +195,19 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   for (const worker of [refreshWorker, scheduleWorker]) {
     worker.on('error', (error) => logger.error({ error: error.message }, `${worker.name}: queue error`));
   }
+  // Change alerts run beside the queues, on their own timer.
+  const stopAlerts = new AbortController();
+  const alerts = config.alertWebhookUrl
+    ? runChangeWebhook(sql, { url: config.alertWebhookUrl, pollMs: 2000, batchSize: 200, timeoutMs: 10_000 }, logger, stopAlerts.signal)
+    : Promise.resolve();
   logger.info(
     { worker: workerId, concurrency: config.concurrency, batch_size: config.batchSize, rate_limit_per_second: config.rateLimitPerSecond },
     'worker started',
   );
   return {
     async close() {
-      await Promise.all([refreshWorker.close(), scheduleWorker.close()]);
+      stopAlerts.abort();
+      await Promise.all([refreshWorker.close(), scheduleWorker.close(), alerts]);
       client.close();
     },
   };

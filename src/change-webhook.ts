@@ -1,0 +1,48 @@
+// Change alerts to a webhook (ALERT_WEBHOOK_URL): new changes POSTed in
+// batches as JSON, retried with backoff. It runs beside the worker on its own
+// connection and timer, so a slow or failing receiver never slows or fails a
+// refresh; changes wait in Postgres until the receiver takes them.
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Sql } from './db.js';
+import type { Logger } from './logger.js';
+import { deliverChanges, type DeliveredChange } from './sql/deliverChanges.js';
+
+export interface WebhookOptions {
+  url: string;
+  /** How often to look for new changes when the last look found none. */
+  pollMs: number;
+  batchSize: number;
+  timeoutMs: number;
+}
+
+const MAX_BACKOFF_MS = 60_000;
+
+async function post(options: WebhookOptions, changes: DeliveredChange[]): Promise<void> {
+  const response = await fetch(options.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ changes }),
+    signal: AbortSignal.timeout(options.timeoutMs),
+  });
+  await response.body?.cancel();
+  if (!response.ok) throw new Error(`webhook answered ${response.status}`);
+}
+
+/** Delivers until `signal` aborts. */
+export async function runChangeWebhook(sql: Sql, options: WebhookOptions, logger: Logger, signal: AbortSignal): Promise<void> {
+  let failures = 0;
+  while (!signal.aborted) {
+    let wait = options.pollMs;
+    try {
+      const sent = await deliverChanges(sql, options.batchSize, (changes) => post(options, changes));
+      if (sent > 0) logger.info({ changes: sent }, 'changes delivered to the webhook');
+      failures = 0;
+      if (sent === options.batchSize) wait = 0;
+    } catch (error) {
+      failures += 1;
+      wait = Math.min(1000 * 2 ** (failures - 1), MAX_BACKOFF_MS);
+      logger.warn({ error: (error as Error).message, retry_in_ms: wait }, 'webhook delivery failed; will retry');
+    }
+    await delay(wait, undefined, { signal }).catch(() => {});
+  }
+}
