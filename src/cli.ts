@@ -6,6 +6,7 @@ import { changesCommand } from './commands/changes.js';
 import type { CommandContext } from './commands/context.js';
 import { fakeApiCommand } from './commands/fake-api.js';
 import { migrateCommand } from './commands/migrate.js';
+import { reportingRoleCommand } from './commands/reporting-role.js';
 import { scheduleCommand } from './commands/schedule.js';
 import { snapshotCommand } from './commands/snapshot.js';
 import { syncCommand } from './commands/sync.js';
@@ -29,6 +30,10 @@ const COMMANDS: Record<string, Command> = {
     run: changesCommand,
   },
   snapshot: { summary: 'take an audit snapshot now (workers take one nightly; see the targets file)', run: snapshotCommand },
+  'reporting-role': {
+    summary: 'create a read-only role for reports (--role, default image_reporting): reporting views and functions only',
+    run: reportingRoleCommand,
+  },
   migrate: { summary: 'apply database migrations, then exit', run: migrateCommand },
   'fake-api': { summary: 'serve a fake Gcore API with sample images (--port, default 8089; --api-key, default fake-key)', run: fakeApiCommand },
 };

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
@@ -22,6 +22,7 @@ let pipeline: Pipeline;
 let listener: postgres.Sql;
 const notifications: unknown[] = [];
 let beforeRename: string;
+let reportingRole: string | undefined;
 
 beforeAll(async () => {
   env = await createTestEnv();
@@ -47,6 +48,11 @@ afterAll(async () => {
   await pipeline?.close();
   await fake?.stop();
   await env?.cleanup();
+  if (reportingRole) {
+    const admin = postgres(inject('databaseUrl'), { max: 1, onnotice: () => {} });
+    await admin.unsafe(`DROP ROLE IF EXISTS ${reportingRole}`);
+    await admin.end();
+  }
 });
 
 describe('reporting', () => {
@@ -145,5 +151,29 @@ describe('reporting', () => {
     expect(digests[1]!.digest).not.toBe(digests[0]!.digest);
     await expect(sql`UPDATE audit_snapshots SET image_count = 0`).rejects.toThrow('audit snapshots are immutable (UPDATE on audit_snapshots)');
     await expect(sql`DELETE FROM audit_snapshot_items`).rejects.toThrow('audit snapshots are immutable (DELETE on audit_snapshot_items)');
+  });
+
+  it('reporting-role creates a role that reads the reporting views and functions and nothing else', async () => {
+    const role = `gis_report_${Date.now().toString(36)}`;
+    reportingRole = role;
+    const { stderr } = await promisify(execFile)(process.execPath, [CLI, 'reporting-role', '--role', role], {
+      env: { PATH: process.env.PATH!, ...env.env },
+    });
+    expect(stderr).toContain(`role ${role} may read current_images, image_change_log, stale_images, audit_snapshots`);
+    const sql = pipeline.services.sql;
+    const asRole = <T>(body: (tx: postgres.TransactionSql) => Promise<T>) =>
+      sql.begin(async (tx) => {
+        await tx.unsafe(`SET LOCAL ROLE ${role}`);
+        return body(tx);
+      });
+    expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM current_images`)).toEqual([{ n: 1 }]);
+    expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM image_change_log`)).toEqual([{ n: 6 }]);
+    expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM images_as_of(now())`)).toEqual([{ n: 1 }]);
+    expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM snapshot_diff(1, 2)`)).toEqual([{ n: 2 }]);
+    for (const table of ['images', 'image_versions', 'image_changes', 'targets', 'sync_failures']) {
+      await expect(asRole((tx) => tx.unsafe(`SELECT 1 FROM ${table} LIMIT 1`))).rejects.toThrow(`permission denied for table ${table}`);
+    }
+    await expect(asRole((tx) => tx`INSERT INTO audit_snapshots (trigger, taken_at, image_count, digest) VALUES ('x', now(), 0, 'x')`))
+      .rejects.toThrow('permission denied for table audit_snapshots');
   });
 });

@@ -1,0 +1,27 @@
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config.js';
+import { connectPostgres } from '../db.js';
+import { ConfigError } from '../errors.js';
+import { runMigrations } from '../migrate.js';
+import { grantReporting, REPORTING_FUNCTIONS, REPORTING_VIEWS } from '../sql/grantReporting.js';
+import type { CommandContext } from './context.js';
+
+const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Creates a read-only reporting role: the reporting views and functions, nothing else. */
+export async function reportingRoleCommand({ args, print }: CommandContext): Promise<number> {
+  const { values } = parseArgs({ args, options: { role: { type: 'string', default: 'image_reporting' } }, strict: true });
+  if (!ROLE_NAME.test(values.role)) {
+    throw new ConfigError('reporting-role flags', [`--role: "${values.role}" must be a lower-case SQL name (letters, digits, _)`]);
+  }
+  const config = loadConfig();
+  await runMigrations(config.databaseUrl);
+  const sql = await connectPostgres(config.databaseUrl, { max: 1 });
+  try {
+    await grantReporting(sql, values.role);
+    print(`role ${values.role} may read ${[...REPORTING_VIEWS, ...REPORTING_FUNCTIONS].join(', ')}; grant it with GRANT ${values.role} TO <login role>`);
+    return 0;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
