@@ -24,3 +24,9 @@ LANGUAGE sql STABLE AS $$
   WHERE x.version_id IS DISTINCT FROM y.version_id
   ORDER BY 1, 2, 3
 $$;
+--> statement-breakpoint
+CREATE TRIGGER audit_snapshots_no_truncate BEFORE TRUNCATE ON audit_snapshots
+FOR EACH STATEMENT EXECUTE FUNCTION refuse_snapshot_change();
+--> statement-breakpoint
+CREATE TRIGGER audit_snapshot_items_no_truncate BEFORE TRUNCATE ON audit_snapshot_items
+FOR EACH STATEMENT EXECUTE FUNCTION refuse_snapshot_change();

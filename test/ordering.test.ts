@@ -41,7 +41,10 @@ beforeAll(async () => {
   sql = await connectPostgres(env.databaseUrl, { max: 20 });
 });
 beforeEach(async () => {
-  await sql`TRUNCATE images, image_tags, image_versions, image_changes`;
+  await sql`DELETE FROM image_changes`;
+  await sql`DELETE FROM image_tags`;
+  await sql`DELETE FROM image_versions`;
+  await sql`DELETE FROM images`;
 });
 afterAll(async () => {
   await sql?.end();

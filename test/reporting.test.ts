@@ -151,6 +151,7 @@ describe('reporting', () => {
     expect(digests[1]!.digest).not.toBe(digests[0]!.digest);
     await expect(sql`UPDATE audit_snapshots SET image_count = 0`).rejects.toThrow('audit snapshots are immutable (UPDATE on audit_snapshots)');
     await expect(sql`DELETE FROM audit_snapshot_items`).rejects.toThrow('audit snapshots are immutable (DELETE on audit_snapshot_items)');
+    await expect(sql`TRUNCATE audit_snapshots CASCADE`).rejects.toThrow('audit snapshots are immutable (TRUNCATE on audit_snapshots)');
   });
 
   it('reporting-role creates a role that reads the reporting views and functions and nothing else', async () => {
