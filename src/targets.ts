@@ -20,31 +20,7 @@ const imageId = z.string().superRefine((id, ctx) => {
 
 const positiveInt = z.int().positive();
 
-const scheduleSchema = z.union([
-  z.strictObject({
-    every: z.string().transform((text, ctx) => {
-      try {
-        const ms = parseDuration(text);
-        if (ms < MIN_INTERVAL_MS) ctx.addIssue({ code: 'custom', message: 'must be at least 1s' });
-        return ms;
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    }),
-  }),
-  z
-    .strictObject({ cron: z.string(), tz: z.string().default('UTC') })
-    .superRefine(({ cron, tz }, ctx) => {
-      try {
-        checkCron(cron, tz);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-      }
-    }),
-]);
-
-const snapshotSchema = z
+const cronSchema = z
   .strictObject({ cron: z.string(), tz: z.string().default('UTC') })
   .superRefine(({ cron, tz }, ctx) => {
     try {
@@ -54,12 +30,27 @@ const snapshotSchema = z
     }
   });
 
+const everySchema = z.strictObject({
+  every: z.string().transform((text, ctx) => {
+    try {
+      const ms = parseDuration(text);
+      if (ms < MIN_INTERVAL_MS) ctx.addIssue({ code: 'custom', message: 'must be at least 1s' });
+      return ms;
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  }),
+});
+
+const scheduleSchema = z.union([everySchema, cronSchema]);
+
 /** Nightly audit snapshots, unless the file says otherwise: 00:00 UTC. */
 export const DEFAULT_SNAPSHOT_SCHEDULE: Schedule = { cron: '0 0 * * *', tz: 'UTC' };
 
 const fileSchema = z.strictObject({
   schedule: scheduleSchema.optional(),
-  snapshot: snapshotSchema.optional(),
+  snapshot: cronSchema.optional(),
   targets: z
     .array(
       z.strictObject({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/errors.js';
-import { parseTargets } from '../src/targets.js';
+import { parseTargets, parseTargetsFile } from '../src/targets.js';
 
 const UUID = '8cab6f28-09ca-4201-b3f7-23c7893f4bd6';
 
@@ -34,6 +34,16 @@ targets:
       { projectId: 1, regionId: 7, imageId: 'b', schedule: { every: 5_400_000 } },
       { projectId: 2, regionId: 8, imageId: 'c', schedule: { cron: '*/15 * * * *', tz: 'UTC' } },
     ]);
+  });
+
+  it('reads the audit snapshot schedule, 00:00 UTC by default, cron only', () => {
+    const body = 'targets: [{ project_id: 1, region_id: 2, image_ids: [x] }]';
+    expect(parseTargetsFile(body, 't.yaml').snapshot).toEqual({ cron: '0 0 * * *', tz: 'UTC' });
+    expect(parseTargetsFile(`snapshot: { cron: "30 1 * * *", tz: Europe/Berlin }\n${body}`, 't.yaml').snapshot).toEqual({
+      cron: '30 1 * * *',
+      tz: 'Europe/Berlin',
+    });
+    expect(problems(`snapshot: { every: 1d }\n${body}`)).toEqual(['snapshot.cron: required', 'snapshot: unknown key "every"']);
   });
 
   it('accepts JSON and defaults the schedule to every hour', () => {
