@@ -58,8 +58,13 @@ export async function openContext(settings: Record<string, string> = {}): Promis
     services,
     env,
     async close() {
-      await services.queues.refresh.obliterate({ force: true });
-      await services.queues.schedule.obliterate({ force: true });
+      // Every key under this run's prefix: both queues, the baseline's, the rate limiter's.
+      let cursor = '0';
+      do {
+        const [next, keys] = await services.redis.scan(cursor, 'MATCH', `${env.QUEUE_PREFIX}:*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await services.redis.del(...keys);
+      } while (cursor !== '0');
       await services.close();
       await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await admin.end();
