@@ -4,6 +4,7 @@
 // 3 Postgres or Redis did not answer.
 import { changesCommand } from './commands/changes.js';
 import type { CommandContext } from './commands/context.js';
+import { demoCommand } from './commands/demo.js';
 import { fakeApiCommand } from './commands/fake-api.js';
 import { migrateCommand } from './commands/migrate.js';
 import { reportingRoleCommand } from './commands/reporting-role.js';
@@ -17,34 +18,89 @@ import { createLogger } from './logger.js';
 
 interface Command {
   summary: string;
+  /** Flags, one per line: "--name VALUE  what it does". */
+  flags?: string[];
+  examples: string[];
   run(context: CommandContext): Promise<number>;
 }
 
 const COMMANDS: Record<string, Command> = {
-  start: { summary: 'migrate, reconcile the targets file, then work the queues until stopped (the main job)', run: (c) => workerCommand(c, true) },
-  worker: { summary: 'work the queues until stopped (add more on more machines to scale out)', run: (c) => workerCommand(c) },
-  schedule: { summary: 'reconcile the targets file into Postgres and BullMQ job schedulers, then exit', run: scheduleCommand },
-  sync: { summary: 'refresh every configured image now; --wait works the queue here and waits for every outcome', run: syncCommand },
+  start: {
+    summary: 'migrate, reconcile the targets file, then work the queues until stopped (the main job)',
+    examples: ["GCORE_API_KEY='...' gcore-image-sync start"],
+    run: (c) => workerCommand(c, true),
+  },
+  worker: {
+    summary: 'work the queues until stopped (run more, anywhere, to scale out)',
+    examples: ["GCORE_API_KEY='...' REDIS_URL=redis://queue-host:6379 DATABASE_URL=postgres://db-host/inventory gcore-image-sync worker"],
+    run: (c) => workerCommand(c),
+  },
+  schedule: {
+    summary: 'reconcile the targets file into Postgres and BullMQ job schedulers, then exit',
+    examples: ['TARGETS_FILE=/etc/gcore-image-sync/targets.yaml gcore-image-sync schedule'],
+    run: scheduleCommand,
+  },
+  sync: {
+    summary: 'queue a refresh of every image in the targets file now',
+    flags: ['--wait  also work the queue here, wait for every outcome, print a summary; exit 1 if any failed'],
+    examples: ["GCORE_API_KEY='...' gcore-image-sync sync --wait"],
+    run: syncCommand,
+  },
   changes: {
-    summary: 'list changes: --since 24h (or an ISO time), --project, --region, --field (tags for all tags), --limit, --json',
+    summary: 'list recent changes as a table, or JSON',
+    flags: [
+      '--since D     a duration back from now (24h, 7d) or an ISO time; default 24h',
+      '--project N   only this project',
+      '--region N    only this region',
+      '--field F     only this field; "tags" for every tag',
+      '--limit N     at most N rows; default 1000',
+      '--json        JSON instead of a table',
+    ],
+    examples: ['gcore-image-sync changes --since 7d --field tags', 'gcore-image-sync changes --since 2026-11-01T00:00:00Z --json'],
     run: changesCommand,
   },
-  snapshot: { summary: 'take an audit snapshot now (workers take one nightly; see the targets file)', run: snapshotCommand },
+  snapshot: {
+    summary: "take an audit snapshot now (workers also take one on the targets file's snapshot schedule)",
+    examples: ['gcore-image-sync snapshot'],
+    run: snapshotCommand,
+  },
   'reporting-role': {
-    summary: 'create a read-only role for reports (--role, default image_reporting): reporting views and functions only',
+    summary: 'create a read-only role for reports: the reporting views and functions, nothing else',
+    flags: ['--role NAME  the role to create or update; default image_reporting'],
+    examples: ['gcore-image-sync reporting-role --role auditors'],
     run: reportingRoleCommand,
   },
-  migrate: { summary: 'apply database migrations, then exit', run: migrateCommand },
-  'fake-api': { summary: 'serve a fake Gcore API with sample images (--port, default 8089; --api-key, default fake-key)', run: fakeApiCommand },
+  demo: {
+    summary: 'try it without a Gcore account: a fake API, two syncs around a rename, a tag change and a deletion, and the change log',
+    examples: ['gcore-image-sync demo', 'DATABASE_URL=postgres://postgres@127.0.0.1:5432/demo gcore-image-sync demo'],
+    run: demoCommand,
+  },
+  migrate: { summary: 'apply database migrations, then exit', examples: ['gcore-image-sync migrate'], run: migrateCommand },
+  'fake-api': {
+    summary: 'serve a fake Gcore API, for trying the product without an account',
+    flags: [
+      '--port N        default 8089',
+      '--api-key KEY   the key it accepts; default fake-key',
+      '--latency-ms N  delay every answer',
+      '--images N      N generated images (project 1, region 1) instead of the five samples',
+    ],
+    examples: ['gcore-image-sync fake-api --port 8089'],
+    run: fakeApiCommand,
+  },
 };
 
-const USAGE = `usage: gcore-image-sync <command> [flags]
+const USAGE = `usage: gcore-image-sync <command> [flags]      gcore-image-sync <command> --help
 
 commands:
-${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`).join('\n')}
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(15)} ${c.summary}`).join('\n')}
 
 configuration comes from the environment (GCORE_API_KEY, GCORE_BASE_URL, DATABASE_URL,
 REDIS_URL, TARGETS_FILE (default ${DEFAULTS.targetsFile}), LOG_LEVEL, SYNC_*); see README.md.`;
+
+function commandHelp(name: string, command: Command): string {
+  const flags = command.flags ? `\nflags:\n${command.flags.map((f) => `  ${f}`).join('\n')}\n` : '';
+  return `usage: gcore-image-sync ${name}${command.flags ? ' [flags]' : ''}\n\n${command.summary}\n${flags}\nexamples:\n${command.examples.map((e) => `  ${e}`).join('\n')}\n`;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
@@ -56,6 +112,10 @@ async function main(argv: string[]): Promise<number> {
   if (!command) {
     process.stderr.write(`gcore-image-sync: unknown command "${name}"\n\n${USAGE}\n`);
     return 2;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(commandHelp(name, command));
+    return 0;
   }
   const logger = createLogger(process.env.LOG_LEVEL || DEFAULTS.logLevel);
   const print = (line: string) => process.stderr.write(`${line}\n`);

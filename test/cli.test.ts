@@ -85,6 +85,18 @@ describe('gcore-image-sync CLI', () => {
     expect(noRedis.ms + noPostgres.ms).toBeLessThan(10_000);
   });
 
+  it('explains itself and every command with --help, exit 0', async () => {
+    const overview = await run(['--help'], env.env);
+    expect(overview.code).toBe(0);
+    const names = [...overview.stdout.matchAll(/^  ([a-z-]+)\s{2,}/gm)].map((m) => m[1]);
+    expect(names).toEqual(['start', 'worker', 'schedule', 'sync', 'changes', 'snapshot', 'reporting-role', 'demo', 'migrate', 'fake-api']);
+    for (const name of names) {
+      const help = await run([name!, '--help'], env.env);
+      expect(help.code, name).toBe(0);
+      expect(help.stdout, name).toMatch(new RegExp(`^usage: gcore-image-sync ${name}[\\s\\S]*\nexamples:\n  `));
+    }
+  });
+
   it('rejects unknown commands, unknown flags, bad settings and a missing API key with exit 2', async () => {
     expect(await run(['frobnicate'], env.env)).toMatchObject({ code: 2, stderr: expect.stringMatching(/^gcore-image-sync: unknown command "frobnicate"\n/) });
     expect(await run(['sync', '--fast'], env.env)).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--fast'") });

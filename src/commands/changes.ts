@@ -4,7 +4,8 @@ import { connectPostgres } from '../db.js';
 import { ConfigError } from '../errors.js';
 import { runMigrations } from '../migrate.js';
 import { parseDuration } from '../schedule.js';
-import { listChanges, type ChangeRow } from '../sql/listChanges.js';
+import { changeTable } from '../change-table.js';
+import { listChanges } from '../sql/listChanges.js';
 import type { CommandContext } from './context.js';
 
 function parseSince(text: string, now = Date.now()): Date | null {
@@ -24,24 +25,6 @@ function parseId(name: string, text: string | undefined, problems: string[]): nu
   const value = Number(text);
   if (!Number.isInteger(value) || value <= 0) problems.push(`--${name}: must be a positive whole number (got "${text}")`);
   return value;
-}
-
-function cell(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  const text = typeof value === 'string' ? value : JSON.stringify(value);
-  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
-}
-
-function table(rows: ChangeRow[]): string {
-  const header = ['changed_at', 'triple', 'image', 'change', 'field', 'old', 'new'];
-  const lines = rows.map((r) => [
-    new Date(r.changed_at).toISOString().replace('.000Z', 'Z'),
-    `${r.project_id}/${r.region_id}/${r.image_id}`,
-    cell(r.image_name), r.change_type, r.field ?? '', cell(r.old_value), cell(r.new_value),
-  ]);
-  const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c]!.length)));
-  const format = (cells: string[]) => cells.map((text, c) => text.padEnd(widths[c]!)).join('  ').trimEnd();
-  return [format(header), ...lines.map(format)].join('\n');
 }
 
 /** What changed since a moment: a table for people, --json for machines. */
@@ -70,7 +53,7 @@ export async function changesCommand({ args }: CommandContext): Promise<number> 
   const sql = await connectPostgres(config.databaseUrl, { max: 1 });
   try {
     const rows = await listChanges(sql, { since: since!, projectId, regionId, field: values.field, limit });
-    process.stdout.write(values.json ? `${JSON.stringify(rows)}\n` : `${rows.length === 0 ? 'no changes' : table(rows)}\n`);
+    process.stdout.write(values.json ? `${JSON.stringify(rows)}\n` : `${changeTable(rows)}\n`);
     return 0;
   } finally {
     await sql.end({ timeout: 5 });

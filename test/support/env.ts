@@ -45,7 +45,7 @@ export async function createTestEnv(options: { migrate?: boolean } = {}): Promis
     const keys: string[] = [];
     let cursor = '0';
     do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', `${queuePrefix}:*`, 'COUNT', 1000);
+      const [next, batch] = await redis.scan(cursor, 'MATCH', `${queuePrefix}*`, 'COUNT', 1000);
       cursor = next;
       keys.push(...batch);
     } while (cursor !== '0');

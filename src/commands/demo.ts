@@ -1,0 +1,74 @@
+import { changeTable } from '../change-table.js';
+import { loadConfig } from '../config.js';
+import { ConfigError } from '../errors.js';
+import { demoImages, SAMPLE_TRIPLE, sampleImageId } from '../fake-gcore/fixtures.js';
+import { FakeGcore } from '../fake-gcore/server.js';
+import { createLogger } from '../logger.js';
+import { startManualSync, waitForRun } from '../manual-sync.js';
+import { openServices } from '../services.js';
+import { countOtherTargets } from '../sql/countOtherTargets.js';
+import { listChanges } from '../sql/listChanges.js';
+import { replaceTargets } from '../sql/replaceTargets.js';
+import { DEFAULT_SCHEDULE } from '../targets.js';
+import { startWorker } from '../worker.js';
+import type { CommandContext } from './context.js';
+
+const DEMO_KEY = 'demo-key';
+
+/**
+ * The product end to end without a Gcore account: a fake API with sample
+ * images, a sync, a rename, a tag change and a deletion, a second sync, and
+ * the change log they left. Uses DATABASE_URL and REDIS_URL (local defaults),
+ * and refuses a database that already tracks other images.
+ */
+export async function demoCommand({ print }: CommandContext): Promise<number> {
+  const images = demoImages();
+  const fake = new FakeGcore({ apiKey: DEMO_KEY });
+  for (const [triple, image] of images) fake.putImage(triple, image);
+  const url = await fake.start();
+  const base = loadConfig();
+  const config = loadConfig({
+    ...process.env,
+    GCORE_BASE_URL: url,
+    GCORE_API_KEY: DEMO_KEY,
+    QUEUE_PREFIX: `${base.queuePrefix}-demo`,
+    SYNC_RATE_LIMIT_PER_SECOND: '0',
+  });
+  // Refresh lines would bury the change log; LOG_LEVEL still shows them.
+  const logger = createLogger(process.env.LOG_LEVEL || 'warn');
+  const services = await openServices(config);
+  const triples = images.map(([triple]) => triple);
+  try {
+    const others = await countOtherTargets(services.sql, triples);
+    if (others > 0) {
+      throw new ConfigError('DATABASE_URL', [`already tracks ${others} images that are not the demo's: point the demo at an empty database`]);
+    }
+    await replaceTargets(services.sql, triples.map((triple) => ({ ...triple, schedule: DEFAULT_SCHEDULE })));
+    const worker = startWorker({ config, apiKey: DEMO_KEY, logger, ...services });
+    const sync = async (label: string) => {
+      const run = await startManualSync(services.sql, services.queues, config.batchSize);
+      const done = await waitForRun(services.sql, run.id, () => {}, 100);
+      print(`demo: ${label}: ${done.changed} changed, ${done.unchanged} unchanged, ${done.deleted} deleted, ${done.failed} failed`);
+    };
+    try {
+      const since = new Date();
+      print(`demo: a fake Gcore API at ${url} serves ${images.length} sample images`);
+      await sync('first sync');
+      fake.updateImage(SAMPLE_TRIPLE, { name: 'ubuntu-22.04-x64-hardened' });
+      fake.updateImage({ projectId: 1, regionId: 7, imageId: sampleImageId(1) }, {
+        tags: [{ key: 'team', value: 'data', read_only: false }, { key: 'os', value: 'ubuntu', read_only: true }],
+      });
+      fake.deleteImage({ projectId: 1, regionId: 7, imageId: sampleImageId(2) });
+      print('demo: renamed one image, changed a tag on another, deleted a third');
+      await sync('second sync');
+      const changes = await listChanges(services.sql, { since, limit: 100 });
+      process.stdout.write(`${changeTable(changes)}\n`);
+      return 0;
+    } finally {
+      await worker.close();
+    }
+  } finally {
+    await services.close();
+    await fake.stop();
+  }
+}
