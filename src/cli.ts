@@ -10,6 +10,7 @@ import { migrateCommand } from './commands/migrate.js';
 import { reportingRoleCommand } from './commands/reporting-role.js';
 import { scheduleCommand } from './commands/schedule.js';
 import { snapshotCommand } from './commands/snapshot.js';
+import { statusCommand } from './commands/status.js';
 import { syncCommand } from './commands/sync.js';
 import { workerCommand } from './commands/worker.js';
 import { DEFAULTS } from './config.js';
@@ -45,6 +46,12 @@ const COMMANDS: Record<string, Command> = {
     flags: ['--wait  also work the queue here, wait for every outcome, print a summary; exit 1 if any failed'],
     examples: ["GCORE_API_KEY='...' gcore-image-sync sync --wait"],
     run: syncCommand,
+  },
+  status: {
+    summary: 'queue depths, whether requests are rate limited and until when, the last run, failing and stale triples',
+    flags: ['--json  JSON instead of text'],
+    examples: ['gcore-image-sync status', 'gcore-image-sync status --json'],
+    run: statusCommand,
   },
   changes: {
     summary: 'list recent changes as a table, or JSON',

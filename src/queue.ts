@@ -155,3 +155,19 @@ export async function reconcileSchedulers(
   await Promise.all(stale.map((s) => limit(() => queue.removeJobScheduler(s.key))));
   return { upserted: groups.size, removed: stale.length };
 }
+
+const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed'] as const;
+export type QueueDepth = Record<(typeof STATES)[number], number>;
+
+/** Jobs by state in both queues. */
+export async function queueDepths(queues: Queues): Promise<{ refresh: QueueDepth; schedule: QueueDepth }> {
+  const [refresh, schedule] = await Promise.all(
+    [queues.refresh, queues.schedule].map(async (queue) => (await queue.getJobCounts(...STATES)) as QueueDepth),
+  );
+  return { refresh: refresh!, schedule: schedule! };
+}
+
+/** How long BullMQ still holds back new refresh jobs after a 429, in ms (0 when it does not). */
+export async function refreshPauseMs(queues: Queues): Promise<number> {
+  return Math.max(0, await queues.refresh.getRateLimitTtl());
+}

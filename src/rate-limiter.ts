@@ -31,6 +31,18 @@ return slot - now
  */
 const JITTER_ALLOWANCE_MS = 20;
 
+/** The key that holds the next free slot, for a queue prefix. */
+export function rateLimitKey(queuePrefix: string): string {
+  return `${queuePrefix}:image-refresh:api-rate`;
+}
+
+/** How far ahead of now the next free request slot is, in ms, by Redis's clock (0 when free now). */
+export async function timelineAheadMs(redis: Redis, key: string): Promise<number> {
+  const [free, [seconds, micros]] = await Promise.all([redis.get(key), redis.time()]);
+  const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  return Math.max(0, Math.round(Number(free ?? 0) - now));
+}
+
 /** How often a process without a rate limit looks for a pause set by another. */
 const PAUSE_POLL_MS = 250;
 

@@ -24,7 +24,7 @@ import {
   type RefreshJobData,
   type TickJobData,
 } from './queue.js';
-import { ApiRateLimiter } from './rate-limiter.js';
+import { ApiRateLimiter, rateLimitKey } from './rate-limiter.js';
 import { refreshBatch, type ItemResult } from './refresh.js';
 import { claimTriples } from './sql/claimTriples.js';
 import { creditRuns } from './sql/creditRuns.js';
@@ -85,7 +85,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     timeoutMs: config.requestTimeoutMs,
     maxResponseBytes: config.maxResponseBytes,
   });
-  const limiter = new ApiRateLimiter(deps.redis, `${config.queuePrefix}:${REFRESH_QUEUE}:api-rate`, config.rateLimitPerSecond);
+  const limiter = new ApiRateLimiter(deps.redis, rateLimitKey(config.queuePrefix), config.rateLimitPerSecond);
   const inFlight = pLimit(config.concurrency);
   const workerId = randomUUID().slice(0, 8);
   let keyRejected = false;

@@ -1,0 +1,62 @@
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config.js';
+import { queueDepths, refreshPauseMs, type QueueDepth } from '../queue.js';
+import { rateLimitKey, timelineAheadMs } from '../rate-limiter.js';
+import { openServices } from '../services.js';
+import { failingTargets } from '../sql/failingTargets.js';
+import { getRun } from '../sql/getRun.js';
+import { lastRunId } from '../sql/lastRunId.js';
+import { staleTargets } from '../sql/staleTargets.js';
+import type { CommandContext } from './context.js';
+
+const LISTED = 20;
+/** A request timeline further ahead than this means requests are being held back. */
+const LIMITED_AFTER_MS = 1000;
+
+function depth(name: string, counts: QueueDepth): string {
+  return `  ${name.padEnd(9)} ${Object.entries(counts).map(([state, n]) => `${state} ${n}`).join('  ')}`;
+}
+
+/** Queues, rate limiting, the last run, failing and stale triples: what an operator asks first. */
+export async function statusCommand({ args }: CommandContext): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } }, strict: true });
+  const config = loadConfig();
+  const services = await openServices(config);
+  try {
+    const [queues, pauseMs, aheadMs, runId, failing, stale] = await Promise.all([
+      queueDepths(services.queues),
+      refreshPauseMs(services.queues),
+      timelineAheadMs(services.redis, rateLimitKey(config.queuePrefix)),
+      lastRunId(services.sql),
+      failingTargets(services.sql, LISTED),
+      staleTargets(services.sql, LISTED),
+    ]);
+    const heldMs = Math.max(pauseMs, aheadMs);
+    const rateLimited = heldMs > LIMITED_AFTER_MS ? { until: new Date(Date.now() + heldMs).toISOString() } : null;
+    const lastRun = runId === undefined ? null : ((await getRun(services.sql, runId)) ?? null);
+    const report = { queues, rateLimited, lastRun, failing, stale };
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      return 0;
+    }
+    const lines = [
+      'queues:',
+      depth('refresh', queues.refresh),
+      depth('schedule', queues.schedule),
+      `rate limited: ${rateLimited ? `yes, requests held back until ${rateLimited.until}` : 'no'}`,
+      lastRun
+        ? `last run: #${lastRun.id} ${lastRun.status}, started ${new Date(lastRun.startedAt).toISOString()}` +
+          `${lastRun.finishedAt ? `, finished ${new Date(lastRun.finishedAt).toISOString()}` : ''}: ${lastRun.planned} planned, ` +
+          `${lastRun.changed} changed, ${lastRun.unchanged} unchanged, ${lastRun.deleted} deleted, ${lastRun.failed} failed`
+        : 'last run: none yet',
+      `failing: ${failing.length}${failing.length === LISTED ? '+' : ''}`,
+      ...failing.map((f) => `  ${f.project_id}/${f.region_id}/${f.image_id}  ${f.last_status ?? '-'}  ${f.last_error ?? ''}`),
+      `stale: ${stale.total}`,
+      ...stale.rows.map((s) => `  ${s.project_id}/${s.region_id}/${s.image_id}  ${s.reason}`),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return 0;
+  } finally {
+    await services.close();
+  }
+}

@@ -1,0 +1,17 @@
+import type { Sql } from '../db.js';
+
+export interface FailingTarget {
+  project_id: number;
+  region_id: number;
+  image_id: string;
+  last_status: number | null;
+  last_error: string | null;
+  last_attempt_at: string;
+}
+
+/** Targets whose last refresh failed, most recent first. */
+export async function failingTargets(sql: Sql, limit: number): Promise<FailingTarget[]> {
+  return sql<FailingTarget[]>`
+    SELECT project_id, region_id, image_id, last_status, last_error, last_attempt_at FROM targets
+    WHERE last_outcome = 'failed' ORDER BY last_attempt_at DESC LIMIT ${limit}`;
+}

@@ -1,0 +1,16 @@
+import type { Sql } from '../db.js';
+
+export interface StaleTarget {
+  project_id: number;
+  region_id: number;
+  image_id: string;
+  reason: string;
+}
+
+/** Rows of the stale_images view, and how many there are in all. */
+export async function staleTargets(sql: Sql, limit: number): Promise<{ total: number; rows: StaleTarget[] }> {
+  const rows = await sql<(StaleTarget & { total: number })[]>`
+    SELECT project_id, region_id, image_id, reason, count(*) OVER ()::int AS total
+    FROM stale_images ORDER BY last_seen_at NULLS FIRST LIMIT ${limit}`;
+  return { total: rows[0]?.total ?? 0, rows: rows.map(({ total: _total, ...row }) => row) };
+}

@@ -1,0 +1,73 @@
+// `status` against a running pipeline: queues, rate limiting, the last run, failing and stale triples.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
+import { FakeGcore } from '../src/fake-gcore/server.js';
+import type { Triple } from '../src/interfaces.js';
+import { ApiRateLimiter, rateLimitKey } from '../src/rate-limiter.js';
+import { createTestEnv, type TestEnv } from './support/env.js';
+import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
+
+const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
+const A: Triple = { projectId: 3, regionId: 1, imageId: sampleImageId(1) };
+const B: Triple = { projectId: 3, regionId: 1, imageId: sampleImageId(2) };
+
+let env: TestEnv;
+let fake: FakeGcore;
+let pipeline: Pipeline;
+
+const status = async (...args: string[]) =>
+  (await promisify(execFile)(process.execPath, [CLI, 'status', ...args], { env: { PATH: process.env.PATH!, ...env.env } })).stdout;
+
+beforeAll(async () => {
+  env = await createTestEnv();
+  fake = new FakeGcore({ apiKey: env.env.GCORE_API_KEY });
+  fake.putImage(A, sampleImage(A));
+  fake.putImage(B, sampleImage(B));
+  await fake.start();
+  pipeline = await startPipeline(env, fake.url, `${QUIET_SCHEDULE}
+targets:
+  - { project_id: 3, region_id: 1, image_ids: [${A.imageId}, ${B.imageId}] }
+`, { env: { SYNC_ATTEMPTS: '1' } });
+  await pipeline.sync();
+  fake.setFault(B, { kind: 'status', status: 500 });
+  await pipeline.sync();
+});
+
+afterAll(async () => {
+  await pipeline?.close();
+  await fake?.stop();
+  await env?.cleanup();
+});
+
+describe('gcore-image-sync status', () => {
+  it('reports the last run, the failing triple, and no rate limit', async () => {
+    const report = JSON.parse(await status('--json'));
+    expect(report.queues.refresh).toEqual({ waiting: 0, active: 0, delayed: 0, prioritized: 0, failed: 0 });
+    expect(report.queues.schedule.delayed).toBe(2);
+    expect(report.rateLimited).toBeNull();
+    expect(report.lastRun).toMatchObject({ id: 2, status: 'finished', planned: 2, unchanged: 1, failed: 1 });
+    expect(report.failing).toEqual([expect.objectContaining({ image_id: B.imageId, last_status: 500, last_error: '500: injected 500' })]);
+    expect(report.stale).toEqual({ total: 1, rows: [{ project_id: 3, region_id: 1, image_id: B.imageId, reason: 'last refresh failed: 500: injected 500' }] });
+  });
+
+  it('says until when requests are held back after a 429, in plain text', async () => {
+    await new ApiRateLimiter(pipeline.services.redis, rateLimitKey(env.queuePrefix), 0).pause(30_000);
+    const text = (await status()).split('\n');
+    expect(text[0]).toBe('queues:');
+    expect(text[1]).toBe('  refresh   waiting 0  active 0  delayed 0  prioritized 0  failed 0');
+    expect(text[3]).toMatch(/^rate limited: yes, requests held back until \d{4}-\d\d-\d\dT/);
+    const until = Date.parse(text[3]!.slice('rate limited: yes, requests held back until '.length));
+    expect(until - Date.now()).toBeGreaterThan(20_000);
+    expect(text[4]).toMatch(/^last run: #2 finished, started \S+, finished \S+: 2 planned, 0 changed, 1 unchanged, 0 deleted, 1 failed$/);
+    expect(text.slice(5)).toEqual([
+      'failing: 1',
+      `  3/1/${B.imageId}  500  500: injected 500`,
+      'stale: 1',
+      `  3/1/${B.imageId}  last refresh failed: 500: injected 500`,
+      '',
+    ]);
+  });
+});
