@@ -25,6 +25,8 @@ export interface Config {
   jobLockMs: number;
   /** How long SIGTERM waits for jobs in flight before handing them back. */
   shutdownTimeoutMs: number;
+  /** Port of /healthz, /readyz and /metrics in start and worker; undefined when off. */
+  httpPort: number | undefined;
   /** Where change alerts are POSTed; none when unset. */
   alertWebhookUrl: string | undefined;
   /** Redis key prefix for every queue, so several deployments can share one Redis. */
@@ -95,6 +97,7 @@ export function loadConfig(env: Env = process.env): Config {
     retentionDays: readInt(env, 'SYNC_RETENTION_DAYS', DEFAULTS.retentionDays, 1, problems),
     jobLockMs: readInt(env, 'SYNC_JOB_LOCK_MS', DEFAULTS.jobLockMs, 1000, problems),
     shutdownTimeoutMs: readInt(env, 'SYNC_SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, 0, problems),
+    httpPort: env.HTTP_PORT?.trim() ? readInt(env, 'HTTP_PORT', 0, 0, problems) : undefined,
     alertWebhookUrl: env.ALERT_WEBHOOK_URL?.trim()
       ? readUrl(env, 'ALERT_WEBHOOK_URL', '', ['http:', 'https:'], problems)
       : undefined,

@@ -78,6 +78,9 @@ export interface Queues {
 export function openQueues(connection: ConnectionOptions, prefix: string): Queues {
   const refresh = new Queue<RefreshJobData>(REFRESH_QUEUE, { connection, prefix });
   const schedule = new Queue<TickJobData>(SCHEDULE_QUEUE, { connection, prefix });
+  // Lost connections are retried by ioredis and reported by the workers; without a listener
+  // BullMQ would print each retry's error.
+  for (const queue of [refresh, schedule]) queue.on('error', () => {});
   return {
     refresh,
     schedule,

@@ -6,7 +6,7 @@
 import type { LimitFunction } from 'p-limit';
 import type { Sql } from './db.js';
 import type { GcoreClient } from './gcore-client.js';
-import { RateLimitedError } from './gcore-errors.js';
+import { GcoreApiError, RateLimitedError, RequestWithheldError } from './gcore-errors.js';
 import { contentHash } from './image-diff.js';
 import { validateImage } from './image-payload.js';
 import type { Observation, RefreshOutcome } from './interfaces.js';
@@ -24,6 +24,8 @@ export interface RefreshDeps {
   inFlight: LimitFunction;
   /** The API answered 429: hold back every process for `ms` before the retry. */
   onRateLimited(ms: number): Promise<void>;
+  /** Every answer (or its absence), for metrics: the HTTP status or "none", and how long it took. */
+  onAnswer?(status: string, seconds: number): void;
 }
 
 /** 429s retried in place (without spending an attempt) before the image is handed back to the queue. */
@@ -56,12 +58,17 @@ async function fetchOne(deps: RefreshDeps, item: RefreshItem): Promise<Fetched> 
   }
 }
 
-async function getImagePatiently({ client, limiter, onRateLimited }: RefreshDeps, item: RefreshItem) {
+async function getImagePatiently({ client, limiter, onRateLimited, onAnswer }: RefreshDeps, item: RefreshItem) {
   for (let tries = 0; ; tries++) {
     await limiter.acquire();
+    const sent = performance.now();
     try {
-      return await client.getImage(item);
+      const answer = await client.getImage(item);
+      onAnswer?.(answer.kind === 'found' ? '200' : '404', (performance.now() - sent) / 1000);
+      return answer;
     } catch (error) {
+      const status = error instanceof GcoreApiError ? error.status : undefined;
+      if (!(error instanceof RequestWithheldError)) onAnswer?.(status === undefined ? 'none' : String(status), (performance.now() - sent) / 1000);
       if (!(error instanceof RateLimitedError && error.retryable) || tries >= RATE_LIMIT_RETRIES) throw error;
       await onRateLimited(error.retryAfterMs);
     }

@@ -13,6 +13,7 @@ import { GcoreClient } from './gcore-client.js';
 import { AuthenticationError, GcoreApiError, RateLimitedError, RequestWithheldError } from './gcore-errors.js';
 import { InvalidPayloadError } from './image-payload.js';
 import type { Logger } from './logger.js';
+import type { WorkerMetrics } from './metrics.js';
 import {
   enqueueBatches,
   REFRESH_QUEUE,
@@ -45,6 +46,7 @@ export interface WorkerDeps {
   logger: Logger;
   /** Called once when the API rejects the key; this worker has stopped taking refreshes. */
   onKeyRejected?: () => void;
+  metrics?: WorkerMetrics;
 }
 
 export interface RunningWorker {
@@ -107,6 +109,8 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
       const log = logger.child({ ...tripleFields(result.item), job_id: job.id });
       if ('outcome' in result) {
         log.info({ outcome: result.outcome, ms: result.ms }, 'refresh');
+        deps.metrics?.refreshes.inc({ outcome: result.outcome });
+        deps.metrics?.lastSuccess.set(Date.now() / 1000);
         continue;
       }
       const { error, item } = result;
@@ -127,6 +131,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
         continue;
       }
       await recordFailure(sql, item, { ...failure, attempts: attempt });
+      deps.metrics?.refreshes.inc({ outcome: 'failed' });
       log.error({ outcome: 'failed', attempt, status: failure.status, error_class: failure.errorClass, error: failure.message }, 'refresh');
       if (error instanceof AuthenticationError) stopOnRejectedKey();
     }
@@ -148,6 +153,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   /** Holds back every process's requests, and the start of new batches, without spending attempts. */
   async function pauseForRateLimit(ms: number): Promise<void> {
     logger.warn({ wait_ms: ms }, 'rate limited by the API: pausing the queue');
+    deps.metrics?.rateLimitedSeconds.inc(ms / 1000);
     await limiter.pause(ms);
     await queues.refresh.rateLimit(ms);
   }
@@ -155,7 +161,16 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   async function processBatch(job: Job<RefreshJobData>, token?: string): Promise<number> {
     try {
       await releaseClaims(sql, [job.id!]);
-      const results = await refreshBatch({ sql, client, limiter, inFlight, onRateLimited: pauseForRateLimit }, job.data.items);
+      const results = await refreshBatch(
+        {
+          sql, client, limiter, inFlight, onRateLimited: pauseForRateLimit,
+          onAnswer: (status, seconds) => {
+            deps.metrics?.apiAnswers.inc({ status });
+            deps.metrics?.fetchSeconds.observe(seconds);
+          },
+        },
+        job.data.items,
+      );
       await settle(job, results);
       // The exact completeness check scans targets, so it runs only once the counts say a run may be done.
       if ((await creditRuns(sql, job.data.items)).length > 0) await finishRuns(sql);

@@ -1,4 +1,6 @@
 import { loadConfig, requireApiKey } from '../config.js';
+import { startHttpServer, type HttpServer } from '../http-server.js';
+import { createMetrics } from '../metrics.js';
 import { reconcile } from '../reconcile.js';
 import { openServices, type Services } from '../services.js';
 import { onShutdown } from '../signals.js';
@@ -14,7 +16,9 @@ export async function workerCommand({ logger }: CommandContext, reconcileFirst =
   // Handlers go in before anything starts, so an early signal still stops cleanly.
   let services: Services | undefined;
   let worker: RunningWorker | undefined;
+  let http: HttpServer | undefined;
   onShutdown(logger, config.shutdownTimeoutMs, async () => {
+    await http?.close();
     await worker?.close();
     await services?.close();
   });
@@ -23,6 +27,11 @@ export async function workerCommand({ logger }: CommandContext, reconcileFirst =
     const result = await reconcile(services.sql, services.queues, file.targets, file.snapshot);
     logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
   }
-  worker = startWorker({ config, apiKey, logger, ...services });
+  const metrics = createMetrics(services.queues);
+  worker = startWorker({ config, apiKey, logger, metrics, ...services });
+  if (config.httpPort !== undefined) {
+    http = await startHttpServer(config.httpPort, { sql: services.sql, redis: services.redis, metrics });
+    logger.info({ port: http.port }, 'serving /healthz, /readyz and /metrics');
+  }
   return new Promise<number>(() => {});
 }

@@ -1,0 +1,55 @@
+// The worker's HTTP endpoints: /healthz (the process is alive), /readyz
+// (Postgres and Redis answer), /metrics (Prometheus).
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Redis } from 'ioredis';
+import type { Sql } from './db.js';
+import type { WorkerMetrics } from './metrics.js';
+
+export interface HttpServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 2000;
+
+async function answers(check: () => Promise<unknown>): Promise<string> {
+  try {
+    await Promise.race([check(), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 2 s')), READY_TIMEOUT_MS))]);
+    return 'ok';
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+export async function startHttpServer(port: number, deps: { sql: Sql; redis: Redis; metrics: WorkerMetrics }): Promise<HttpServer> {
+  const server: Server = createServer((req, res) => {
+    const send = (status: number, type: string, body: string) => res.writeHead(status, { 'content-type': type }).end(body);
+    const path = req.url?.split('?')[0];
+    if (req.method !== 'GET') return send(405, 'text/plain', 'GET only\n');
+    if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
+    if (path === '/readyz') {
+      void Promise.all([answers(() => deps.sql`SELECT 1`), answers(() => deps.redis.ping())]).then(([postgres, redis]) => {
+        const ready = postgres === 'ok' && redis === 'ok';
+        send(ready ? 200 : 503, 'application/json', `${JSON.stringify({ postgres, redis })}\n`);
+      });
+      return;
+    }
+    if (path === '/metrics') {
+      void deps.metrics.registry.metrics().then(
+        (text) => send(200, deps.metrics.registry.contentType, text),
+        (error: Error) => send(500, 'text/plain', `${error.message}\n`),
+      );
+      return;
+    }
+    send(404, 'text/plain', 'not found: /healthz, /readyz, /metrics\n');
+  });
+  await new Promise<void>((resolve) => server.listen(port, resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}

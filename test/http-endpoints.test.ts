@@ -1,0 +1,75 @@
+// /healthz, /readyz and /metrics of a running worker process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
+import { FakeGcore } from '../src/fake-gcore/server.js';
+import type { Triple } from '../src/interfaces.js';
+import { createTestEnv, type TestEnv } from './support/env.js';
+import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
+import { sparePort, throwawayRedis, waitFor, type ThrowawayRedis } from './support/throwaway.js';
+
+const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
+const triples: Triple[] = [1, 2].map((n) => ({ projectId: 6, regionId: 2, imageId: sampleImageId(n) }));
+
+let env: TestEnv;
+let fake: FakeGcore;
+let redis: ThrowawayRedis;
+let pipeline: Pipeline;
+let worker: ChildProcess;
+let base: string;
+
+beforeAll(async () => {
+  env = await createTestEnv();
+  redis = await throwawayRedis();
+  fake = new FakeGcore({ apiKey: env.env.GCORE_API_KEY });
+  for (const triple of triples) fake.putImage(triple, sampleImage(triple));
+  await fake.start();
+  pipeline = await startPipeline(env, fake.url, `${QUIET_SCHEDULE}
+targets:
+  - { project_id: 6, region_id: 2, image_ids: [${triples.map((t) => t.imageId).join(', ')}] }
+`, { noWorker: true, env: { REDIS_URL: redis.url } });
+  const port = await sparePort();
+  base = `http://127.0.0.1:${port}`;
+  worker = spawn(process.execPath, [CLI, 'worker'], {
+    env: { PATH: process.env.PATH!, ...env.env, REDIS_URL: redis.url, GCORE_BASE_URL: fake.url, HTTP_PORT: String(port) },
+    stdio: 'ignore',
+  });
+  await waitFor('the HTTP server', async () => (await fetch(`${base}/healthz`)).ok);
+});
+
+afterAll(async () => {
+  worker?.kill('SIGKILL');
+  await pipeline?.close();
+  await fake?.stop();
+  await redis?.stop();
+  await env?.cleanup();
+});
+
+describe('HTTP endpoints', () => {
+  it('serve health, readiness and Prometheus metrics of the refreshes', async () => {
+    await pipeline.sync();
+    const health = await fetch(`${base}/healthz`);
+    expect([health.status, await health.text()]).toEqual([200, 'ok\n']);
+    const ready = await fetch(`${base}/readyz`);
+    expect([ready.status, await ready.json()]).toEqual([200, { postgres: 'ok', redis: 'ok' }]);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain('image_sync_refreshes_total{outcome="changed"} 2');
+    expect(metrics).toContain('image_sync_api_answers_total{status="200"} 2');
+    expect(metrics).toContain('image_sync_fetch_seconds_count 2');
+    expect(metrics).toContain('image_sync_rate_limited_seconds_total 0');
+    expect(metrics).toContain('image_sync_queue_jobs{queue="refresh",state="waiting"} 0');
+    expect(metrics).toContain('image_sync_queue_jobs{queue="schedule",state="delayed"} 2');
+    const lastSuccess = Number(/^image_sync_last_success_timestamp_seconds (\S+)$/m.exec(metrics)![1]);
+    expect(Date.now() / 1000 - lastSuccess).toBeLessThan(60);
+    expect((await fetch(`${base}/other`)).status).toBe(404);
+  });
+
+  it('/readyz answers 503 naming Redis while it is down', async () => {
+    await redis.kill();
+    const ready = await fetch(`${base}/readyz`);
+    expect([ready.status, await ready.json()]).toEqual([503, { postgres: 'ok', redis: 'no answer in 2 s' }]);
+    await redis.start();
+    await waitFor('Redis to be back', async () => (await fetch(`${base}/readyz`)).status === 200);
+  });
+});
