@@ -4,13 +4,17 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
+/** JSON lines by default; LOG_PRETTY=1 makes them readable for a person at a terminal. */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  const pretty = process.env.LOG_PRETTY === '1' && !destination;
   return pino(
     {
       level,
       base: { service: 'gcore-image-sync' },
       redact: { paths: ['apiKey', '*.apiKey', 'authorization', '*.authorization', '*.headers.authorization'], censor: '[redacted]' },
     },
-    destination ?? pino.destination({ dest: 1, sync: false }),
+    pretty
+      ? pino.transport({ target: 'pino-pretty', options: { destination: 1, colorize: process.stdout.isTTY, ignore: 'service' } })
+      : (destination ?? pino.destination({ dest: 1, sync: false })),
   );
 }

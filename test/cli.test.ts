@@ -173,6 +173,14 @@ targets:
     }
   });
 
+  it('writes readable log lines with LOG_PRETTY=1, JSON otherwise', async () => {
+    const pretty = await run(['migrate'], { ...env.env, LOG_PRETTY: '1' });
+    expect(pretty.code).toBe(0);
+    expect(pretty.stdout).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: migrations applied\n$/);
+    const json = await run(['migrate'], env.env);
+    expect(JSON.parse(json.stdout)).toMatchObject({ level: 30, msg: 'migrations applied', service: 'gcore-image-sync' });
+  });
+
   it('worker stops on SIGTERM and exits 0', async () => {
     const result = await run(['worker'], { ...env.env, GCORE_BASE_URL: fake.url }, (out) => out.includes('"msg":"worker started"'));
     expect(result.code).toBe(0);

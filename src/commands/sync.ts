@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, requireApiKey } from '../config.js';
 import { startManualSync, waitForRun } from '../manual-sync.js';
+import { progressReporter } from '../progress.js';
 import { openServices } from '../services.js';
 import type { RunProgress } from '../sql/getRun.js';
 import { replaceTargets } from '../sql/replaceTargets.js';
@@ -35,20 +36,20 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
     const run = await startManualSync(services.sql, services.queues, config.batchSize);
     print(`run ${run.id}: queued ${run.planned} refreshes`);
     if (!values.wait) return 0;
-    let lastDone = -1;
-    const onProgress = (progress: RunProgress) => {
-      const done = progress.unchanged + progress.changed + progress.deleted + progress.failed;
-      if (done !== lastDone && progress.finishedAt === null) print(summary(progress));
-      lastDone = done;
+    const progress = progressReporter(process.stderr, `run ${run.id}`);
+    const onProgress = (p: RunProgress) => {
+      if (p.finishedAt === null) progress.update(p.unchanged + p.changed + p.deleted + p.failed, p.planned);
     };
     let final: RunProgress;
     try {
       final = await waitForRun(services.sql, run.id, onProgress, 250, keyRejected.signal);
     } catch (error) {
       if (!keyRejected.signal.aborted) throw error;
+      progress.finish();
       print(`run ${run.id}: the API rejected GCORE_API_KEY (401); the refreshes not yet done stay queued for a worker with a valid key`);
       return 1;
     }
+    progress.finish();
     print(summary(final));
     return final.failed > 0 ? 1 : 0;
   } finally {
