@@ -42,9 +42,12 @@ const COMMANDS: Record<string, Command> = {
     run: scheduleCommand,
   },
   sync: {
-    summary: 'queue a refresh of every image in the targets file now',
-    flags: ['--wait  also work the queue here, wait for every outcome, print a summary; exit 1 if any failed'],
-    examples: ["GCORE_API_KEY='...' gcore-image-sync sync --wait"],
+    summary: 'queue a refresh of every image in the targets file now (or of one)',
+    flags: [
+      '--wait           also work the queue here, show progress, wait for every outcome, print a summary; exit 1 if any failed',
+      '--target P/R/I   only this triple (it must be in the targets file)',
+    ],
+    examples: ["GCORE_API_KEY='...' gcore-image-sync sync --wait", "GCORE_API_KEY='...' gcore-image-sync sync --wait --target 1/7/8cab6f28-09ca-4201-b3f7-23c7893f4bd6"],
     run: syncCommand,
   },
   status: {

@@ -4,14 +4,24 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Sql } from './db.js';
 import { queueRefreshes } from './fan-out.js';
-import type { Queues } from './queue.js';
+import type { Triple } from './interfaces.js';
+import { enqueueBatches, type Queues } from './queue.js';
+import { claimTriples } from './sql/claimTriples.js';
 import { finishRuns } from './sql/finishRuns.js';
 import { getRun, type RunProgress } from './sql/getRun.js';
 import { startRun, type Run } from './sql/startRun.js';
 
-export async function startManualSync(sql: Sql, queues: Queues, batchSize: number): Promise<Run> {
-  const run = await startRun(sql, { kind: 'manual', scheduleKey: null, trigger: `manual:${randomUUID()}` });
-  await queueRefreshes(sql, queues, null, `m${run.id}`, batchSize);
+/** Opens a manual run over every target (or one, `target`) and queues their refreshes. */
+export async function startManualSync(sql: Sql, queues: Queues, batchSize: number, target?: Triple): Promise<Run> {
+  const run = await startRun(sql, { kind: 'manual', scheduleKey: null, target, trigger: `manual:${randomUUID()}` });
+  if (!target) {
+    await queueRefreshes(sql, queues, null, `m${run.id}`, batchSize);
+    return run;
+  }
+  // Already queued, it is refreshed anyway; otherwise it gets a batch of its own.
+  const jobId = `m${run.id}-${randomUUID().slice(0, 8)}`;
+  const claimed = await claimTriples(sql, [target], jobId);
+  await enqueueBatches(queues.refresh, claimed.length > 0 ? [{ jobId, items: [{ ...target, attempt: 0 }] }] : []);
   return run;
 }
 

@@ -13,7 +13,8 @@ import type { Observation, RefreshOutcome } from './interfaces.js';
 import type { RefreshItem } from './queue.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
 import { recordDeletion } from './sql/recordDeletion.js';
-import { recordChanges, tripleKey } from './sql/recordChanges.js';
+import { recordChanges } from './sql/recordChanges.js';
+import { tripleKey } from './triple.js';
 import { recordUnchanged } from './sql/recordUnchanged.js';
 
 export interface RefreshDeps {

@@ -158,6 +158,10 @@ export const syncRuns = pgTable(
     id: bigserial('id', { mode: 'number' }).primaryKey(),
     kind: text('kind').notNull(),
     scheduleKey: text('schedule_key'),
+    // Set for a sync of one triple (sync --target); null covers the schedule group, or every target.
+    targetProjectId: integer('target_project_id'),
+    targetRegionId: integer('target_region_id'),
+    targetImageId: text('target_image_id'),
     trigger: text('trigger').notNull().unique(),
     status: text('status').notNull().default('running'),
     startedAt: tz('started_at').notNull(),

@@ -152,6 +152,27 @@ targets:
     }
   });
 
+  it('sync --target refreshes one triple of the targets file, and rejects others', async () => {
+    const file = await writeTargetsFile(`${QUIET_SCHEDULE}
+targets:
+  - { project_id: 3, region_id: 9, image_ids: [${images.join(', ')}] }
+`);
+    const settings = { ...env.env, TARGETS_FILE: file, GCORE_BASE_URL: fake.url };
+    const before = fake.requestCount;
+    const one = await run(['sync', '--wait', '--target', `3/9/${images[0]}`], settings);
+    expect(one.code).toBe(0);
+    expect(one.stderr.trim().split('\n').at(-1)).toMatch(/^run \d+: 1\/1 refreshed: 0 changed, 1 unchanged, 0 deleted, 0 failed$/);
+    expect(fake.requestCount).toBe(before + 1);
+    expect(await run(['sync', '--target', '3/9/not-configured'], settings)).toMatchObject({
+      code: 2,
+      stderr: `gcore-image-sync sync: configuration error in sync flags: 1 problem\n  --target: 3/9/not-configured is not in ${file}\n`,
+    });
+    expect(await run(['sync', '--target', 'three/9/../x'], settings)).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--target: the project id must be a positive whole number (expected <project_id>/<region_id>/<image_id>, got "three/9/../x")'),
+    });
+  });
+
   it('sync --wait exits 1 when a refresh failed, and records the failure', async () => {
     fake.setFault({ projectId: 3, regionId: 9, imageId: images[1]! }, { kind: 'bare404' });
     const file = await writeTargetsFile(`${QUIET_SCHEDULE}
@@ -161,7 +182,7 @@ targets:
     const result = await run(['sync', '--wait'], { ...env.env, TARGETS_FILE: file, GCORE_BASE_URL: fake.url });
     fake.clearFaults();
     expect(result.code).toBe(1);
-    expect(result.stderr.trim().split('\n').at(-1)).toBe('run 2: 2/2 refreshed: 0 changed, 1 unchanged, 0 deleted, 1 failed');
+    expect(result.stderr.trim().split('\n').at(-1)).toMatch(/^run \d+: 2\/2 refreshed: 0 changed, 1 unchanged, 0 deleted, 1 failed$/);
     const sql = postgres(env.databaseUrl, { max: 1 });
     try {
       expect(await sql`SELECT image_id, status, error_class, attempts FROM sync_failures`).toEqual([

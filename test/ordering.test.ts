@@ -7,7 +7,8 @@ import { contentHash } from '../src/image-diff.js';
 import { validateImage } from '../src/image-payload.js';
 import type { Observation } from '../src/interfaces.js';
 import { recordDeletion } from '../src/sql/recordDeletion.js';
-import { recordChanges, tripleKey, type ObservationResult } from '../src/sql/recordChanges.js';
+import { recordChanges, type ObservationResult } from '../src/sql/recordChanges.js';
+import { tripleKey } from '../src/triple.js';
 import { recordUnchanged } from '../src/sql/recordUnchanged.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 

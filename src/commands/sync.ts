@@ -1,13 +1,30 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, requireApiKey } from '../config.js';
+import { ConfigError } from '../errors.js';
+import { imageIdProblem } from '../image-id.js';
+import type { Triple } from '../interfaces.js';
 import { startManualSync, waitForRun } from '../manual-sync.js';
 import { progressReporter } from '../progress.js';
 import { openServices } from '../services.js';
 import type { RunProgress } from '../sql/getRun.js';
+import { tripleKey } from '../triple.js';
 import { replaceTargets } from '../sql/replaceTargets.js';
 import { loadTargets } from '../targets.js';
 import { startWorker } from '../worker.js';
 import type { CommandContext } from './context.js';
+
+/** `<project_id>/<region_id>/<image_id>`, checked as the targets file checks it. */
+function parseTarget(text: string): Triple {
+  const [project, region, ...rest] = text.split('/');
+  const imageId = rest.join('/');
+  const problems = [
+    ...(Number.isInteger(Number(project)) && Number(project) > 0 ? [] : ['the project id must be a positive whole number']),
+    ...(Number.isInteger(Number(region)) && Number(region) > 0 ? [] : ['the region id must be a positive whole number']),
+    ...(imageIdProblem(imageId) ? [`the image id ${imageIdProblem(imageId)}`] : []),
+  ];
+  if (problems.length > 0) throw new ConfigError('sync flags', problems.map((p) => `--target: ${p} (expected <project_id>/<region_id>/<image_id>, got "${text}")`));
+  return { projectId: Number(project), regionId: Number(region), imageId };
+}
 
 function summary(run: RunProgress): string {
   const done = run.unchanged + run.changed + run.deleted + run.failed;
@@ -22,10 +39,18 @@ function summary(run: RunProgress): string {
  * limit with any other workers) and exits once every refresh has an outcome.
  */
 export async function syncCommand({ args, logger, print }: CommandContext): Promise<number> {
-  const { values } = parseArgs({ args, options: { wait: { type: 'boolean', default: false } }, strict: true });
+  const { values } = parseArgs({
+    args,
+    options: { wait: { type: 'boolean', default: false }, target: { type: 'string' } },
+    strict: true,
+  });
+  const target = values.target === undefined ? undefined : parseTarget(values.target);
   const config = loadConfig();
   const apiKey = values.wait ? requireApiKey(config) : undefined;
   const targets = await loadTargets(config.targetsFile);
+  if (target && !targets.some((t) => tripleKey(t) === tripleKey(target))) {
+    throw new ConfigError('sync flags', [`--target: ${values.target} is not in ${config.targetsFile}`]);
+  }
   const services = await openServices(config);
   const keyRejected = new AbortController();
   const worker = apiKey
@@ -33,7 +58,7 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
     : undefined;
   try {
     await replaceTargets(services.sql, targets);
-    const run = await startManualSync(services.sql, services.queues, config.batchSize);
+    const run = await startManualSync(services.sql, services.queues, config.batchSize, target);
     print(`run ${run.id}: queued ${run.planned} refreshes`);
     if (!values.wait) return 0;
     const progress = progressReporter(process.stderr, `run ${run.id}`);

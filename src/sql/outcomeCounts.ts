@@ -12,5 +12,7 @@ export function outcomeCounts(sql: Sql) {
            count(*) FILTER (WHERE t.last_outcome = 'failed')::int AS failed
     FROM targets t
     WHERE (r.schedule_key IS NULL OR t.schedule_key = r.schedule_key)
+      AND (r.target_image_id IS NULL
+        OR (t.project_id, t.region_id, t.image_id) = (r.target_project_id, r.target_region_id, r.target_image_id))
       AND t.added_at <= r.started_at AND t.last_attempt_at >= r.started_at`;
 }

@@ -1,6 +1,7 @@
 import type { Sql } from '../db.js';
 import { diffSnapshots } from '../image-diff.js';
 import type { ChangeType, FieldChange, ImageSnapshot, Observation, Triple } from '../interfaces.js';
+import { tripleKey } from '../triple.js';
 import type { Tx } from './tripleLock.js';
 
 export type ObservationResult = 'unchanged' | 'changed';
@@ -21,8 +22,6 @@ interface Change {
   fields: FieldChange[];
   closeVersion: number | null;
 }
-
-export const tripleKey = ({ projectId, regionId, imageId }: Triple) => `${projectId}/${regionId}/${imageId}`;
 
 const columns = (triples: Triple[]) => ({
   p: triples.map((t) => t.projectId),

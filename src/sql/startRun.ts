@@ -1,9 +1,12 @@
 import type { Sql } from '../db.js';
+import type { Triple } from '../interfaces.js';
 
 export interface RunStart {
   kind: 'scheduled' | 'manual';
   /** The schedule group it covers; null covers every target. */
   scheduleKey: string | null;
+  /** A single target it covers instead (sync --target). */
+  target?: Triple;
   /** Unique per tick or manual request, so a retried tick reuses its run. */
   trigger: string;
 }
@@ -20,12 +23,16 @@ export interface Run {
  * are still queued, and this run's refreshes now stand for them.
  */
 export async function startRun(sql: Sql, start: RunStart): Promise<Run> {
+  const t = start.target;
   return sql.begin(async (tx) => {
     const [run] = await tx<{ id: number; started_at: string; planned: number }[]>`
-      INSERT INTO sync_runs (kind, schedule_key, trigger, started_at, planned, finished_at, status)
-      SELECT ${start.kind}, ${start.scheduleKey}, ${start.trigger}, now(), count(*),
+      INSERT INTO sync_runs (kind, schedule_key, target_project_id, target_region_id, target_image_id, trigger, started_at,
+        planned, finished_at, status)
+      SELECT ${start.kind}, ${start.scheduleKey}, ${t?.projectId ?? null}, ${t?.regionId ?? null}, ${t?.imageId ?? null},
+        ${start.trigger}, now(), count(*),
         CASE WHEN count(*) = 0 THEN now() END, CASE WHEN count(*) = 0 THEN 'finished' ELSE 'running' END
-      FROM targets WHERE ${start.scheduleKey}::text IS NULL OR schedule_key = ${start.scheduleKey}
+      FROM targets WHERE (${start.scheduleKey}::text IS NULL OR schedule_key = ${start.scheduleKey})
+        AND (${t?.imageId ?? null}::text IS NULL OR (project_id, region_id, image_id) = (${t?.projectId ?? null}::int, ${t?.regionId ?? null}::int, ${t?.imageId ?? null}::text))
       ON CONFLICT (trigger) DO UPDATE SET trigger = EXCLUDED.trigger
       RETURNING id, started_at, planned`;
     if (start.kind === 'scheduled') {
