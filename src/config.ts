@@ -27,6 +27,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Port of /healthz, /readyz and /metrics in start and worker; undefined when off. */
   httpPort: number | undefined;
+  /** Serve the bull-board queue dashboard at /queues on HTTP_PORT. */
+  queueDashboard: boolean;
   /** Where change alerts are POSTed; none when unset. */
   alertWebhookUrl: string | undefined;
   /** Redis key prefix for every queue, so several deployments can share one Redis. */
@@ -98,6 +100,7 @@ export function loadConfig(env: Env = process.env): Config {
     jobLockMs: readInt(env, 'SYNC_JOB_LOCK_MS', DEFAULTS.jobLockMs, 1000, problems),
     shutdownTimeoutMs: readInt(env, 'SYNC_SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, 0, problems),
     httpPort: env.HTTP_PORT?.trim() ? readInt(env, 'HTTP_PORT', 0, 0, problems) : undefined,
+    queueDashboard: env.QUEUE_DASHBOARD === '1',
     alertWebhookUrl: env.ALERT_WEBHOOK_URL?.trim()
       ? readUrl(env, 'ALERT_WEBHOOK_URL', '', ['http:', 'https:'], problems)
       : undefined,

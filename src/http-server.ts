@@ -1,10 +1,11 @@
 // The worker's HTTP endpoints: /healthz (the process is alive), /readyz
-// (Postgres and Redis answer), /metrics (Prometheus).
-import { createServer, type Server } from 'node:http';
+// (Postgres and Redis answer), /metrics (Prometheus), and the queue dashboard.
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { Sql } from './db.js';
 import type { WorkerMetrics } from './metrics.js';
+import { DASHBOARD_PATH } from './queue-dashboard.js';
 
 export interface HttpServer {
   port: number;
@@ -22,10 +23,22 @@ async function answers(check: () => Promise<unknown>): Promise<string> {
   }
 }
 
-export async function startHttpServer(port: number, deps: { sql: Sql; redis: Redis; metrics: WorkerMetrics }): Promise<HttpServer> {
+export interface HttpDeps {
+  sql: Sql;
+  redis: Redis;
+  metrics: WorkerMetrics;
+  /** The queue dashboard, served under /queues when given. */
+  dashboard?: RequestListener;
+}
+
+export async function startHttpServer(port: number, deps: HttpDeps): Promise<HttpServer> {
   const server: Server = createServer((req, res) => {
     const send = (status: number, type: string, body: string) => res.writeHead(status, { 'content-type': type }).end(body);
     const path = req.url?.split('?')[0];
+    if (deps.dashboard && (path === DASHBOARD_PATH || path?.startsWith(`${DASHBOARD_PATH}/`))) {
+      deps.dashboard(req, res);
+      return;
+    }
     if (req.method !== 'GET') return send(405, 'text/plain', 'GET only\n');
     if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
     if (path === '/readyz') {

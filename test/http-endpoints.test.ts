@@ -4,7 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
+import { startHttpServer } from '../src/http-server.js';
 import type { Triple } from '../src/interfaces.js';
+import { createMetrics } from '../src/metrics.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
 import { sparePort, throwawayRedis, waitFor, type ThrowawayRedis } from './support/throwaway.js';
@@ -32,7 +34,7 @@ targets:
   const port = await sparePort();
   base = `http://127.0.0.1:${port}`;
   worker = spawn(process.execPath, [CLI, 'worker'], {
-    env: { PATH: process.env.PATH!, ...env.env, REDIS_URL: redis.url, GCORE_BASE_URL: fake.url, HTTP_PORT: String(port) },
+    env: { PATH: process.env.PATH!, ...env.env, REDIS_URL: redis.url, GCORE_BASE_URL: fake.url, HTTP_PORT: String(port), QUEUE_DASHBOARD: '1' },
     stdio: 'ignore',
   });
   await waitFor('the HTTP server', async () => (await fetch(`${base}/healthz`)).ok);
@@ -63,6 +65,24 @@ describe('HTTP endpoints', () => {
     const lastSuccess = Number(/^image_sync_last_success_timestamp_seconds (\S+)$/m.exec(metrics)![1]);
     expect(Date.now() / 1000 - lastSuccess).toBeLessThan(60);
     expect((await fetch(`${base}/other`)).status).toBe(404);
+  });
+
+  it('serves the queue dashboard at /queues when QUEUE_DASHBOARD=1, and not otherwise', async () => {
+    const page = await fetch(`${base}/queues`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    const api = await (await fetch(`${base}/queues/api/queues`)).json();
+    expect(api.queues.map((q: { name: string }) => q.name).sort()).toEqual(['image-refresh', 'image-schedule']);
+    const plain = await startHttpServer(0, {
+      sql: pipeline.services.sql,
+      redis: pipeline.services.redis,
+      metrics: createMetrics(pipeline.services.queues),
+    });
+    try {
+      expect((await fetch(`http://127.0.0.1:${plain.port}/queues`)).status).toBe(404);
+    } finally {
+      await plain.close();
+    }
   });
 
   it('/readyz answers 503 naming Redis while it is down', async () => {

@@ -1,6 +1,7 @@
 import { loadConfig, requireApiKey } from '../config.js';
 import { startHttpServer, type HttpServer } from '../http-server.js';
 import { createMetrics } from '../metrics.js';
+import { queueDashboard } from '../queue-dashboard.js';
 import { reconcile } from '../reconcile.js';
 import { openServices, type Services } from '../services.js';
 import { onShutdown } from '../signals.js';
@@ -30,8 +31,9 @@ export async function workerCommand({ logger }: CommandContext, reconcileFirst =
   const metrics = createMetrics(services.queues);
   worker = startWorker({ config, apiKey, logger, metrics, ...services });
   if (config.httpPort !== undefined) {
-    http = await startHttpServer(config.httpPort, { sql: services.sql, redis: services.redis, metrics });
-    logger.info({ port: http.port }, 'serving /healthz, /readyz and /metrics');
+    const dashboard = config.queueDashboard ? queueDashboard(services.queues) : undefined;
+    http = await startHttpServer(config.httpPort, { sql: services.sql, redis: services.redis, metrics, dashboard });
+    logger.info({ port: http.port, queue_dashboard: Boolean(dashboard) }, 'serving /healthz, /readyz and /metrics');
   }
   return new Promise<number>(() => {});
 }

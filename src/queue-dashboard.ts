@@ -1,0 +1,19 @@
+// The queue dashboard (bull-board) at /queues, when QUEUE_DASHBOARD=1. It shows
+// and can retry or remove jobs, so it is off unless an operator turns it on.
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import express from 'express';
+import type { RequestListener } from 'node:http';
+import type { Queues } from './queue.js';
+
+export const DASHBOARD_PATH = '/queues';
+
+export function queueDashboard(queues: Queues): RequestListener {
+  const serverAdapter = new ExpressAdapter();
+  serverAdapter.setBasePath(DASHBOARD_PATH);
+  createBullBoard({ queues: [new BullMQAdapter(queues.refresh), new BullMQAdapter(queues.schedule)], serverAdapter });
+  const app = express();
+  app.use(DASHBOARD_PATH, serverAdapter.getRouter());
+  return app;
+}
