@@ -17,6 +17,9 @@ COPY package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
+# /healthz, /readyz, /metrics (and /queues with QUEUE_DASHBOARD=1).
+ENV HTTP_PORT=8080
+EXPOSE 8080
 USER node
 ENTRYPOINT ["node", "dist/src/cli.js"]
 CMD ["start"]
