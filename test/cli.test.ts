@@ -202,6 +202,23 @@ targets:
     expect(JSON.parse(json.stdout)).toMatchObject({ level: 30, msg: 'migrations applied', service: 'gcore-image-sync' });
   });
 
+  it('schedule reconciles and exits; start reconciles, refreshes on the first tick, and stops on SIGTERM', async () => {
+    const file = await writeTargetsFile(`schedule: { every: 1h }
+targets:
+  - { project_id: 3, region_id: 9, image_ids: [${images.join(', ')}] }
+`);
+    const settings = { ...env.env, TARGETS_FILE: file, GCORE_BASE_URL: fake.url };
+    const scheduled = await run(['schedule'], settings);
+    expect(scheduled).toMatchObject({ code: 0 });
+    expect(scheduled.stderr).toMatch(/^2 targets in 1 schedule group\(s\): \d+ added, \d+ rescheduled, \d+ removed; \d+ stale scheduler\(s\) removed\n$/);
+    expect((await env.redisKeys()).filter((key) => key.endsWith(':image-schedule:repeat'))).toHaveLength(1);
+    const started = await run(['start'], settings, (out) => (out.match(/"msg":"refresh"/g) ?? []).length === 2);
+    expect(started.code).toBe(0);
+    expect(started.stdout).toContain('"msg":"reconciled"');
+    expect(started.stdout).toContain('"msg":"tick"');
+    expect(started.stdout).toContain('"msg":"stopped"');
+  });
+
   it('worker stops on SIGTERM and exits 0', async () => {
     const result = await run(['worker'], { ...env.env, GCORE_BASE_URL: fake.url }, (out) => out.includes('"msg":"worker started"'));
     expect(result.code).toBe(0);
