@@ -19,7 +19,13 @@ export async function replaceTargets(sql: Sql, targets: Target[]): Promise<Targe
   const regionIds = targets.map((t) => t.regionId);
   const imageIds = targets.map((t) => t.imageId);
   const keys = targets.map((t) => scheduleKey(t.schedule));
-  const intervals = targets.map((t) => intervalSeconds(t.schedule));
+  // Parsing a cron pattern is slow next to everything else here: once per schedule group.
+  const intervalOf = new Map<string, number>();
+  const intervals = targets.map((t, n) => {
+    const key = keys[n]!;
+    if (!intervalOf.has(key)) intervalOf.set(key, intervalSeconds(t.schedule));
+    return intervalOf.get(key)!;
+  });
   return sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${TARGETS_LOCK})`;
     await tx`
