@@ -5,17 +5,18 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
-import { FakeGcore } from '../src/fake-gcore/server.js';
+import { sampleImageId } from '../src/fake-gcore/fixtures.js';
+import type { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
-import { createTestEnv, type TestEnv } from './support/env.js';
-import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
+import type { TestEnv } from './support/env.js';
+import { startScenario, type Pipeline, type Scenario } from './support/pipeline.js';
 import { waitFor } from './support/throwaway.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
 const A: Triple = { projectId: 8, regionId: 3, imageId: sampleImageId(1) };
 const B: Triple = { projectId: 8, regionId: 3, imageId: sampleImageId(2) };
 
+let scenario: Scenario;
 let env: TestEnv;
 let fake: FakeGcore;
 let pipeline: Pipeline;
@@ -25,15 +26,8 @@ let beforeRename: string;
 let reportingRole: string | undefined;
 
 beforeAll(async () => {
-  env = await createTestEnv();
-  fake = new FakeGcore({ apiKey: env.env.GCORE_API_KEY });
-  fake.putImage(A, sampleImage(A));
-  fake.putImage(B, sampleImage(B));
-  await fake.start();
-  pipeline = await startPipeline(env, fake.url, `${QUIET_SCHEDULE}
-targets:
-  - { project_id: 8, region_id: 3, image_ids: [${A.imageId}, ${B.imageId}] }
-`, { env: { SYNC_ATTEMPTS: '1' } });
+  scenario = await startScenario([A, B], { env: { SYNC_ATTEMPTS: '1' } });
+  ({ env, fake, pipeline } = scenario);
   listener = postgres(env.databaseUrl, { max: 1, onnotice: () => {} });
   await listener.listen('image_changes', (payload) => notifications.push(JSON.parse(payload)));
   await pipeline.sync();
@@ -45,9 +39,7 @@ targets:
 
 afterAll(async () => {
   await listener?.end();
-  await pipeline?.close();
-  await fake?.stop();
-  await env?.cleanup();
+  await scenario?.close();
   if (reportingRole) {
     const admin = postgres(inject('databaseUrl'), { max: 1, onnotice: () => {} });
     await admin.unsafe(`DROP ROLE IF EXISTS ${reportingRole}`);

@@ -3,17 +3,18 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
-import { FakeGcore } from '../src/fake-gcore/server.js';
+import { sampleImageId } from '../src/fake-gcore/fixtures.js';
+import type { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
 import { ApiRateLimiter, rateLimitKey } from '../src/rate-limiter.js';
-import { createTestEnv, type TestEnv } from './support/env.js';
-import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
+import type { TestEnv } from './support/env.js';
+import { startScenario, type Pipeline, type Scenario } from './support/pipeline.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
 const A: Triple = { projectId: 3, regionId: 1, imageId: sampleImageId(1) };
 const B: Triple = { projectId: 3, regionId: 1, imageId: sampleImageId(2) };
 
+let scenario: Scenario;
 let env: TestEnv;
 let fake: FakeGcore;
 let pipeline: Pipeline;
@@ -22,25 +23,14 @@ const status = async (...args: string[]) =>
   (await promisify(execFile)(process.execPath, [CLI, 'status', ...args], { env: { PATH: process.env.PATH!, ...env.env } })).stdout;
 
 beforeAll(async () => {
-  env = await createTestEnv();
-  fake = new FakeGcore({ apiKey: env.env.GCORE_API_KEY });
-  fake.putImage(A, sampleImage(A));
-  fake.putImage(B, sampleImage(B));
-  await fake.start();
-  pipeline = await startPipeline(env, fake.url, `${QUIET_SCHEDULE}
-targets:
-  - { project_id: 3, region_id: 1, image_ids: [${A.imageId}, ${B.imageId}] }
-`, { env: { SYNC_ATTEMPTS: '1' } });
+  scenario = await startScenario([A, B], { env: { SYNC_ATTEMPTS: '1' } });
+  ({ env, fake, pipeline } = scenario);
   await pipeline.sync();
   fake.setFault(B, { kind: 'status', status: 500 });
   await pipeline.sync();
 });
 
-afterAll(async () => {
-  await pipeline?.close();
-  await fake?.stop();
-  await env?.cleanup();
-});
+afterAll(() => scenario?.close());
 
 describe('gcore-image-sync status', () => {
   it('reports the last run, the failing triple, and no rate limit', async () => {

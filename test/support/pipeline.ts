@@ -13,7 +13,10 @@ import type { RunProgress } from '../../src/sql/getRun.js';
 import type { Run } from '../../src/sql/startRun.js';
 import { loadTargets } from '../../src/targets.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
-import type { TestEnv } from './env.js';
+import { sampleImage } from '../../src/fake-gcore/fixtures.js';
+import { FakeGcore } from '../../src/fake-gcore/server.js';
+import type { Triple } from '../../src/interfaces.js';
+import { createTestEnv, type TestEnv } from './env.js';
 
 /** A schedule that does not fire during a test, so only manual syncs refresh. */
 export const QUIET_SCHEDULE = 'schedule: { cron: "0 0 1 1 *", tz: UTC }';
@@ -69,6 +72,36 @@ export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: 
     async close() {
       await worker?.close();
       await services.close();
+    },
+  };
+}
+
+export interface Scenario {
+  env: TestEnv;
+  fake: FakeGcore;
+  pipeline: Pipeline;
+  close(): Promise<void>;
+}
+
+/**
+ * A fresh database and key prefix, the fake API serving a sample image for
+ * each triple, and the pipeline tracking them on a schedule that stays quiet.
+ */
+export async function startScenario(triples: Triple[], options: PipelineOptions = {}): Promise<Scenario> {
+  const env = await createTestEnv();
+  const fake = new FakeGcore({ apiKey: env.env.GCORE_API_KEY });
+  for (const triple of triples) fake.putImage(triple, sampleImage(triple));
+  await fake.start();
+  const entries = triples.map((t) => `  - { project_id: ${t.projectId}, region_id: ${t.regionId}, image_ids: [${t.imageId}] }`);
+  const pipeline = await startPipeline(env, fake.url, `${QUIET_SCHEDULE}\ntargets:\n${entries.join('\n')}\n`, options);
+  return {
+    env,
+    fake,
+    pipeline,
+    async close() {
+      await pipeline.close();
+      await fake.stop();
+      await env.cleanup();
     },
   };
 }
