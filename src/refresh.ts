@@ -12,10 +12,10 @@ import { validateImage } from './image-payload.js';
 import type { Observation, RefreshOutcome } from './interfaces.js';
 import type { RefreshItem } from './queue.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
-import { recordDeletion } from './sql/recordDeletion.js';
 import { recordChanges } from './sql/recordChanges.js';
-import { tripleKey } from './triple.js';
+import { recordDeletion } from './sql/recordDeletion.js';
 import { recordUnchanged } from './sql/recordUnchanged.js';
+import { tripleKey } from './triple.js';
 
 export interface RefreshDeps {
   sql: Sql;

@@ -123,7 +123,10 @@ export async function loadTargetsFile(path: string): Promise<TargetsFile> {
   try {
     content = await readFile(path, 'utf8');
   } catch (error) {
-    throw new ConfigError(path, [`cannot read the targets file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`]);
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new ConfigError(path, [
+      `cannot read the targets file (${reason}): set TARGETS_FILE, or copy examples/targets.yaml to ./targets.yaml and list your images`,
+    ]);
   }
   return parseTargetsFile(content, path);
 }

@@ -36,6 +36,7 @@ import { releaseClaims } from './sql/releaseClaims.js';
 import { startRun } from './sql/startRun.js';
 import { takeSnapshot } from './sql/takeSnapshot.js';
 import { isTransientStoreError } from './store-errors.js';
+import { tripleKey } from './triple.js';
 
 export interface WorkerDeps {
   config: Config;
@@ -94,10 +95,12 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
 
   /** Queues items again, claimed under a new job, after `delayMs`. */
   async function requeue(items: RefreshItem[], delayMs: number): Promise<void> {
+    if (items.length === 0) return;
     const jobId = `retry-${randomBytes(6).toString('hex')}`;
-    const claimed = new Set((await claimTriples(sql, items, jobId)).map((t) => `${t.projectId}/${t.regionId}/${t.imageId}`));
-    const still = items.filter((i) => claimed.has(`${i.projectId}/${i.regionId}/${i.imageId}`));
-    await enqueueBatches(queues.refresh, [{ jobId, items: still }], delayMs);
+    const claimed = new Set((await claimTriples(sql, items, jobId)).map(tripleKey));
+    // A triple claimed by another job meanwhile is refreshed by that one.
+    const still = items.filter((item) => claimed.has(tripleKey(item)));
+    if (still.length > 0) await enqueueBatches(queues.refresh, [{ jobId, items: still }], delayMs);
   }
 
   async function settle(job: Job<RefreshJobData>, results: ItemResult[]): Promise<void> {
@@ -106,9 +109,10 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     const withheld: RefreshItem[] = [];
     let pauseMs = 0;
     for (const result of results) {
-      const log = logger.child({ ...tripleFields(result.item), job_id: job.id });
+      // Plain fields rather than a child logger per refresh: this runs thousands of times a second.
+      const fields = { ...tripleFields(result.item), job_id: job.id };
       if ('outcome' in result) {
-        log.info({ outcome: result.outcome, ms: result.ms }, 'refresh');
+        logger.info({ ...fields, outcome: result.outcome, ms: result.ms }, 'refresh');
         deps.metrics?.refreshes.inc({ outcome: result.outcome });
         deps.metrics?.lastSuccess.set(Date.now() / 1000);
         continue;
@@ -126,20 +130,20 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
       const failure = describe(error);
       const attempt = item.attempt + 1;
       if (failure.retryable && attempt < config.attempts) {
-        log.warn({ attempt, status: failure.status, error: failure.message }, 'refresh attempt failed; will retry');
+        logger.warn({ ...fields, attempt, status: failure.status, error: failure.message }, 'refresh attempt failed; will retry');
         retries.set(attempt, [...(retries.get(attempt) ?? []), { ...item, attempt }]);
         continue;
       }
       await recordFailure(sql, item, { ...failure, attempts: attempt });
       deps.metrics?.refreshes.inc({ outcome: 'failed' });
-      log.error({ outcome: 'failed', attempt, status: failure.status, error_class: failure.errorClass, error: failure.message }, 'refresh');
+      logger.error({ ...fields, outcome: 'failed', attempt, status: failure.status, error_class: failure.errorClass, error: failure.message }, 'refresh');
       if (error instanceof AuthenticationError) stopOnRejectedKey();
     }
     // Still rate limited after retries in place: back to the queue, attempts unspent.
-    if (rateLimited.length > 0) await requeue(rateLimited, pauseMs);
+    await requeue(rateLimited, pauseMs);
     for (const [attempt, items] of retries) await requeue(items, retryDelayMs(attempt));
     // Handed back untried, for a worker whose key the API accepts.
-    if (withheld.length > 0) await requeue(withheld, 0);
+    await requeue(withheld, 0);
   }
 
   function stopOnRejectedKey(): void {

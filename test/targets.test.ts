@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/errors.js';
-import { parseTargets, parseTargetsFile } from '../src/targets.js';
+import { loadTargets, parseTargets, parseTargetsFile } from '../src/targets.js';
 
 const UUID = '8cab6f28-09ca-4201-b3f7-23c7893f4bd6';
 
@@ -93,6 +93,12 @@ targets:
   - { project_id: 1, region_id: 2, image_ids: [b] }
 `),
     ).toEqual(['targets[1].image_ids[0]: duplicates targets[0].image_ids[1] (1/2/b)']);
+  });
+
+  it('says how to provide a targets file that cannot be read', async () => {
+    await expect(loadTargets('/nonexistent/targets.yaml')).rejects.toThrow(
+      '/nonexistent/targets.yaml: 1 problem\n  cannot read the targets file (ENOENT): set TARGETS_FILE, or copy examples/targets.yaml to ./targets.yaml and list your images',
+    );
   });
 
   it('reports YAML syntax errors with their line and an empty file as missing targets', () => {

@@ -17,10 +17,11 @@ import type { CommandContext } from './context.js';
 function parseTarget(text: string): Triple {
   const [project, region, ...rest] = text.split('/');
   const imageId = rest.join('/');
+  const idProblem = imageIdProblem(imageId);
   const problems = [
     ...(Number.isInteger(Number(project)) && Number(project) > 0 ? [] : ['the project id must be a positive whole number']),
     ...(Number.isInteger(Number(region)) && Number(region) > 0 ? [] : ['the region id must be a positive whole number']),
-    ...(imageIdProblem(imageId) ? [`the image id ${imageIdProblem(imageId)}`] : []),
+    ...(idProblem ? [`the image id ${idProblem}`] : []),
   ];
   if (problems.length > 0) throw new ConfigError('sync flags', problems.map((p) => `--target: ${p} (expected <project_id>/<region_id>/<image_id>, got "${text}")`));
   return { projectId: Number(project), regionId: Number(region), imageId };

@@ -1,11 +1,15 @@
 import type postgres from 'postgres';
 import type { RefreshOutcome, Triple } from '../interfaces.js';
+import { tripleKey } from '../triple.js';
 
 export type Tx = postgres.TransactionSql;
 
-/** Serializes writers of one triple until the transaction ends (first insert included). */
-export async function lockTriple(tx: Tx, { projectId, regionId, imageId }: Triple): Promise<void> {
-  await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`${projectId}/${regionId}/${imageId}`}, 0))`;
+/**
+ * Serializes writers of one triple until the transaction ends (first insert
+ * included). recordChanges takes the same lock, keyed the same way, for a batch.
+ */
+export async function lockTriple(tx: Tx, triple: Triple): Promise<void> {
+  await tx`SELECT pg_advisory_xact_lock(hashtextextended(${tripleKey(triple)}, 0))`;
 }
 
 /** Records the attempt's outcome and the API's status on the target, which is what completes runs. */
