@@ -18,10 +18,10 @@ const worker = new Worker<{ projectId: number; regionId: number; imageId: string
     const response = await fetch(`${env.GCORE_BASE_URL}/cloud/v1/images/${projectId}/${regionId}/${imageId}`, {
       headers: { authorization: `APIKey ${env.GCORE_API_KEY}` },
     });
-    const raw = await response.json();
+    const raw = await response.text();
     await sql`
       INSERT INTO baseline_images (project_id, region_id, image_id, raw, seen_at)
-      VALUES (${projectId}, ${regionId}, ${imageId}, ${sql.json(raw)}, now())
+      VALUES (${projectId}, ${regionId}, ${imageId}, ${raw}::jsonb, now())
       ON CONFLICT (project_id, region_id, image_id) DO UPDATE SET raw = EXCLUDED.raw, seen_at = EXCLUDED.seen_at`;
   },
   { connection, prefix: env.QUEUE_PREFIX, concurrency: 50, removeOnComplete: { count: 0 } },

@@ -18,6 +18,7 @@ import {
 } from './gcore-errors.js';
 import { imageIdProblem } from './image-id.js';
 import type { Triple } from './interfaces.js';
+import { parseJsonExactly } from './json-text.js';
 
 export interface GcoreClientOptions {
   baseUrl: string;
@@ -111,7 +112,7 @@ export class GcoreClient {
       if (error instanceof AuthenticationError) this.keyRejected = true;
       throw error;
     }
-    const body = parseJson(text);
+    const body = parseJsonExactly(text);
     if (body === undefined) {
       throw new MalformedAnswerError(`200 with a body that is not JSON: ${excerpt(text) || '(empty body)'}`, 200, false);
     }

@@ -1,9 +1,15 @@
-// Validation of one image as the API answers it, tolerant of how the API really
-// behaves (see ../shared/reference): `tags` or `tags_v2`, enum values we have
-// not seen, extra fields, absent nullable fields, dates with or without a zone.
+// Validation of one image as the API answers it. The rule is Gcore's contract
+// (ImageSerializer, see contract/): an answer is refused only for what cannot be
+// stored faithfully (a wrong JSON type, a missing or other `id`, a date that is
+// not a date, a number beyond what a double holds exactly, more tags than we
+// store). Anything stricter is a warning that travels with the stored image.
 import { z } from 'zod';
-import { excerpt } from './gcore-errors.js';
+import { normalizeTimestamp } from './api-date.js';
+import { canonicalJson } from './image-diff.js';
+import { IMAGE_FIELDS, type FieldDefinition, type ImageFields } from './image-fields.js';
 import type { ImageSnapshot, TagValue, Triple } from './interfaces.js';
+import { excerpt } from './gcore-errors.js';
+import { storableJson } from './storable-text.js';
 import { formatPath, issueMessage } from './validation.js';
 
 /** The answer could not be validated; nothing from it may be stored. */
@@ -14,107 +20,128 @@ export class InvalidPayloadError extends Error {
   }
 }
 
-const TIMESTAMP = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
-
-/**
- * Canonical UTC form of an API date: a missing zone means UTC (the API omits
- * it), the fraction is kept to the digit (Postgres stores microseconds) without
- * trailing zeros, so equal instants always compare equal.
- */
-export function normalizeTimestamp(text: string): string | null {
-  const match = TIMESTAMP.exec(text.trim());
-  if (!match) return null;
-  const [, date, time, fraction = '', zone = 'Z'] = match;
-  const offset = zone.toUpperCase() === 'Z' ? 'Z' : zone.length === 3 ? `${zone}:00` : zone.replace(/^([+-]\d{2}):?(\d{2})$/, '$1:$2');
-  const whole = new Date(`${date}T${time}${offset}`);
-  if (Number.isNaN(whole.getTime())) return null;
-  const digits = fraction.replace(/0+$/, '');
-  return `${whole.toISOString().slice(0, 19)}${digits ? `.${digits}` : ''}Z`;
+/** A validated answer: the state to compare and store, the document to keep, and what was odd about it. */
+export interface ValidatedImage {
+  snapshot: ImageSnapshot;
+  /** The answer as received, made storable (see storable-text.ts). */
+  raw: unknown;
+  /** Values kept although they break a sanity rule stricter than the contract. */
+  warnings: string[];
 }
+
+/** Longest tag key or value the API documents; longer ones are kept with a warning. */
+const TAG_TEXT_LIMIT = 255;
+/** More tags than this in one answer is refused: a size limit, not a contract rule. */
+const MAX_TAGS = 10_000;
 
 const timestamp = z.string().transform((text, ctx) => {
   const normalized = normalizeTimestamp(text);
   if (normalized === null) {
-    ctx.addIssue({ code: 'custom', message: `not an ISO 8601 date-time: ${JSON.stringify(text.slice(0, 40))}` });
+    ctx.addIssue({ code: 'custom', message: `not a real ISO 8601 date-time: ${JSON.stringify(text.slice(0, 40))}` });
     return z.NEVER;
   }
   return normalized;
 });
 
-const nullableString = z.string().nullable().default(null);
-const tag = z.object({ key: z.string().max(255), value: z.string().max(255), read_only: z.boolean() });
+/** A number the parser kept as text (json-text.ts) cannot be a typed column's value. */
+const exact = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((value, ctx) => {
+    if (!JSON.isRawJSON(value)) return value;
+    ctx.addIssue({ code: 'custom', message: `${value.rawJSON.slice(0, 40)} is beyond what a double holds exactly` });
+    return z.NEVER;
+  }, schema);
 
-const imageSchema = z.looseObject({
-  id: z.string(),
-  name: z.string(),
-  region: z.string(),
-  status: z.string(),
-  visibility: z.string(),
-  os_distro: z.string(),
-  os_version: z.string(),
-  os_type: z.string(),
-  disk_format: z.string(),
-  min_disk: z.int(),
-  min_ram: z.int(),
-  project_id: z.int(),
-  region_id: z.int(),
-  created_at: timestamp,
-  updated_at: timestamp,
-  size: z.int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable().default(null),
-  architecture: nullableString,
-  is_baremetal: z.boolean().nullable().default(null),
-  creator_task_id: nullableString,
-  task_id: nullableString,
-  description: nullableString,
-  display_order: z.int().nullable().default(null),
-  gpu_driver: nullableString,
-  gpu_driver_type: nullableString,
-  gpu_driver_version: nullableString,
-  hw_firmware_type: nullableString,
-  hw_machine_type: nullableString,
-  ssh_key: nullableString,
-  currency_code: nullableString,
-  price_per_hour: z.number().nullable().default(null),
-  price_per_month: z.number().nullable().default(null),
-  price_status: nullableString,
-  tags: z.array(tag).max(10_000).optional(),
-  tags_v2: z.array(tag).max(10_000).optional(),
-});
+const KINDS = {
+  string: () => z.string(),
+  integer: () => exact(z.int()),
+  number: () => exact(z.number()),
+  boolean: () => z.boolean(),
+  datetime: () => timestamp,
+};
+
+function fieldSchema(definition: FieldDefinition): z.ZodType {
+  const base: z.ZodType = KINDS[definition.kind]();
+  return definition.nullable ? base.nullable().default(null) : base;
+}
+
+const fieldsSchema = z.object(Object.fromEntries(Object.entries(IMAGE_FIELDS).map(([name, definition]) => [name, fieldSchema(definition)])));
+
+const tagList = z.array(z.looseObject({ key: z.string(), value: z.string(), read_only: z.boolean() })).max(MAX_TAGS);
+type TagList = z.infer<typeof tagList>;
+
+/** The contract names the list tags_v2; older answers name it tags. */
+const TAG_LISTS = ['tags_v2', 'tags'] as const;
 
 function describeIssues(issues: z.core.$ZodIssue[]): string {
-  return issues
-    .slice(0, 5)
-    .map((issue) => `${formatPath(issue.path)}: ${issueMessage(issue)}`)
-    .join('; ') + (issues.length > 5 ? `; and ${issues.length - 5} more` : '');
+  return (
+    issues
+      .slice(0, 5)
+      .map((issue) => `${formatPath(issue.path)}: ${issueMessage(issue)}`)
+      .join('; ') + (issues.length > 5 ? `; and ${issues.length - 5} more` : '')
+  );
 }
 
-function tagMap(list: z.infer<typeof tag>[]): Record<string, TagValue> {
-  const map: Record<string, TagValue> = {};
-  list.forEach((entry, index) => {
-    if (entry.key in map) throw new InvalidPayloadError(`tags[${index}].key: "${entry.key.slice(0, 40)}" appears twice`);
-    map[entry.key] = { value: entry.value, read_only: entry.read_only };
+function parse<T>(schema: z.ZodType<T>, value: unknown, path: PropertyKey[] = []): T {
+  const parsed = schema.safeParse(value, { reportInput: true });
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((issue) => ({ ...issue, path: [...path, ...issue.path] }));
+  throw new InvalidPayloadError(`answer does not fit the image schema: ${describeIssues(issues)}`);
+}
+
+function readTags(body: Record<string, unknown>, warnings: string[]): TagList {
+  const [name, other] = TAG_LISTS.filter((key) => body[key] !== undefined);
+  if (name === undefined) throw new InvalidPayloadError('tags_v2: required (older answers name it tags)');
+  const list = parse(tagList, body[name], [name]);
+  if (other !== undefined && canonicalJson(body[other]) !== canonicalJson(body[name])) {
+    warnings.push(`${other}: differs from ${name}; stored ${name}`);
+  }
+  return list;
+}
+
+/** Tags by key, as own properties so that keys such as __proto__ or constructor stay data. */
+function tagMap(list: TagList, warnings: string[]): Record<string, TagValue> {
+  const entries = new Map<string, TagValue>();
+  list.forEach((tag, n) => {
+    if (entries.has(tag.key)) warnings.push(`tags[${n}].key: ${JSON.stringify(tag.key.slice(0, 40))} appears twice; kept the last`);
+    if (tag.key.length > TAG_TEXT_LIMIT || tag.value.length > TAG_TEXT_LIMIT) {
+      warnings.push(`tags[${n}]: longer than the documented ${TAG_TEXT_LIMIT} characters`);
+    }
+    entries.set(tag.key, { value: tag.value, read_only: tag.read_only });
   });
-  return map;
+  return Object.fromEntries(entries);
 }
 
-/** Validates an API answer for `triple` into the snapshot to store; errors quote the start of the body. */
-export function validateImage(body: unknown, triple: Triple): ImageSnapshot {
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && !JSON.isRawJSON(value);
+}
+
+function toValidated(body: unknown, triple: Triple): ValidatedImage {
+  if (!isObject(body)) {
+    throw new InvalidPayloadError(`answer does not fit the image schema: (top level): expected an object, received ${Array.isArray(body) ? 'array' : typeof body}`);
+  }
+  const object = body;
+  const fields = parse(fieldsSchema, object) as ImageFields;
+  if (fields.id !== triple.imageId) {
+    throw new InvalidPayloadError(`answer is for image ${JSON.stringify(fields.id.slice(0, 80))}, not the requested ${triple.imageId}`);
+  }
+  const warnings: string[] = [];
+  const tags = tagMap(readTags(object, warnings), warnings);
+  // Unknown fields are part of the state, taken from the body itself so that no key is lost to a prototype.
+  const unknown = Object.entries(object).filter(([key]) => !Object.hasOwn(IMAGE_FIELDS, key) && !(TAG_LISTS as readonly string[]).includes(key));
+  const replaced: string[] = [];
+  const snapshot = storableJson(Object.fromEntries([...Object.entries(fields), ...unknown, ['tags', tags]]), '', replaced) as ImageSnapshot;
+  if (replaced.length > 0) {
+    warnings.push(`${replaced.slice(0, 5).join(', ')}: NUL or lone surrogate characters stored as U+FFFD (Postgres cannot hold them)`);
+  }
+  return { snapshot, raw: storableJson(body, '', []), warnings };
+}
+
+/** Validates an API answer for `triple`; errors quote the start of the body. */
+export function validateImage(body: unknown, triple: Triple): ValidatedImage {
   try {
-    return toSnapshot(body, triple);
+    return toValidated(body, triple);
   } catch (error) {
     if (!(error instanceof InvalidPayloadError)) throw error;
     throw new InvalidPayloadError(`${error.message}; body: ${excerpt(JSON.stringify(body) ?? '')}`);
   }
-}
-
-function toSnapshot(body: unknown, triple: Triple): ImageSnapshot {
-  const parsed = imageSchema.safeParse(body, { reportInput: true });
-  if (!parsed.success) throw new InvalidPayloadError(`answer does not fit the image schema: ${describeIssues(parsed.error.issues)}`);
-  const { tags, tags_v2, ...fields } = parsed.data;
-  if (fields.id !== triple.imageId) {
-    throw new InvalidPayloadError(`answer is for image ${JSON.stringify(fields.id.slice(0, 80))}, not the requested ${triple.imageId}`);
-  }
-  if (tags === undefined && tags_v2 === undefined) throw new InvalidPayloadError('tags: required (as tags or tags_v2)');
-  if (tags !== undefined && tags_v2 !== undefined) throw new InvalidPayloadError('tags and tags_v2: both present, expected one');
-  return { ...fields, tags: tagMap(tags ?? tags_v2 ?? []) } as ImageSnapshot;
 }

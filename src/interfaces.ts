@@ -1,4 +1,5 @@
 // Types shared by several modules of the data path.
+import type { ImageFields } from './image-fields.js';
 
 /** One tracked image, named as the operator configured it. */
 export interface Triple {
@@ -20,46 +21,17 @@ export interface TagValue {
 }
 
 /**
- * The normalized state of one image as the API described it: every field of
- * the payload (unknown ones included), dates in UTC, tags as a map by key.
- * Two snapshots with equal canonical JSON are the same state.
+ * The normalized state of one image as the API described it: its typed fields
+ * (image-fields.ts), unknown fields as received, dates in UTC, tags as a map by
+ * key. Two snapshots with equal canonical JSON are the same state.
  */
-export interface ImageSnapshot {
-  id: string;
-  name: string;
-  region: string;
-  status: string;
-  visibility: string;
-  os_distro: string;
-  os_version: string;
-  os_type: string;
-  disk_format: string;
-  min_disk: number;
-  min_ram: number;
-  project_id: number;
-  region_id: number;
-  created_at: string;
-  updated_at: string;
-  size: number | null;
-  architecture: string | null;
-  is_baremetal: boolean | null;
-  creator_task_id: string | null;
-  task_id: string | null;
-  description: string | null;
-  display_order: number | null;
-  gpu_driver: string | null;
-  gpu_driver_type: string | null;
-  gpu_driver_version: string | null;
-  hw_firmware_type: string | null;
-  hw_machine_type: string | null;
-  ssh_key: string | null;
-  currency_code: string | null;
-  price_per_hour: number | null;
-  price_per_month: number | null;
-  price_status: string | null;
+export type ImageSnapshot = ImageFields & {
   tags: Record<string, TagValue>;
   [extra: string]: unknown;
-}
+};
+
+/** A state as stored in history: a JSON object of the snapshot's shape, read back from Postgres. */
+export type ImageState = Record<string, unknown>;
 
 /** A validated answer, ready to store. */
 export interface Observation {
@@ -67,6 +39,8 @@ export interface Observation {
   snapshot: ImageSnapshot;
   contentHash: string;
   raw: unknown;
+  /** Sanity rules stricter than the contract that the answer broke (it is stored all the same). */
+  warnings: string[];
   /** When the request that produced this answer was sent. */
   observedAt: Date;
 }

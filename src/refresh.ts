@@ -47,11 +47,11 @@ async function fetchOne(deps: RefreshDeps, item: RefreshItem): Promise<Fetched> 
   try {
     const answer = await getImagePatiently(deps, item);
     if (answer.kind === 'gone') return { item, goneAt: answer.observedAt, ms: elapsed() };
-    const snapshot = validateImage(answer.body, item);
+    const { snapshot, raw, warnings } = validateImage(answer.body, item);
     const triple = { projectId: item.projectId, regionId: item.regionId, imageId: item.imageId };
     return {
       item,
-      observation: { triple, snapshot, contentHash: contentHash(snapshot), raw: answer.body, observedAt: answer.observedAt },
+      observation: { triple, snapshot, contentHash: contentHash(snapshot), raw, warnings, observedAt: answer.observedAt },
       ms: elapsed(),
     };
   } catch (error) {

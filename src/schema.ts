@@ -6,6 +6,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  check,
   index,
   integer,
   jsonb,
@@ -51,6 +52,7 @@ export const targets = pgTable(
     index('targets_queued_job_idx').on(t.queuedJob).where(sql`${t.queuedJob} IS NOT NULL`),
     index('targets_schedule_attempt_idx').on(t.scheduleKey, t.lastAttemptAt),
     index('targets_attempt_idx').on(t.lastAttemptAt),
+    check('targets_last_outcome_check', sql`${t.lastOutcome} IN ('unchanged', 'changed', 'deleted', 'failed')`),
   ],
 );
 
@@ -66,17 +68,18 @@ export const images = pgTable(
     osVersion: text('os_version').notNull(),
     osType: text('os_type').notNull(),
     diskFormat: text('disk_format').notNull(),
-    minDisk: integer('min_disk').notNull(),
-    minRam: integer('min_ram').notNull(),
+    // Integers are bigint: Gcore's contract bounds none of them.
+    minDisk: bigint('min_disk', { mode: 'number' }).notNull(),
+    minRam: bigint('min_ram', { mode: 'number' }).notNull(),
     size: bigint('size', { mode: 'number' }),
-    ownerProjectId: integer('owner_project_id').notNull(),
-    imageRegionId: integer('image_region_id').notNull(),
+    ownerProjectId: bigint('owner_project_id', { mode: 'number' }).notNull(),
+    imageRegionId: bigint('image_region_id', { mode: 'number' }).notNull(),
     architecture: text('architecture'),
     isBaremetal: boolean('is_baremetal'),
     creatorTaskId: text('creator_task_id'),
     taskId: text('task_id'),
     description: text('description'),
-    displayOrder: integer('display_order'),
+    displayOrder: bigint('display_order', { mode: 'number' }),
     gpuDriver: text('gpu_driver'),
     gpuDriverType: text('gpu_driver_type'),
     gpuDriverVersion: text('gpu_driver_version'),
@@ -149,6 +152,9 @@ export const imageChanges = pgTable(
   (t) => [
     index('image_changes_changed_at_idx').on(t.changedAt),
     index('image_changes_triple_idx').on(t.projectId, t.regionId, t.imageId, t.changedAt),
+    check('image_changes_change_type_check', sql`${t.changeType} IN ('created', 'updated', 'deleted', 'restored')`),
+    // Whole-state changes carry no field; an update names the one it changed.
+    check('image_changes_field_check', sql`(${t.changeType} = 'updated') = (${t.field} IS NOT NULL)`),
   ],
 );
 
@@ -177,6 +183,9 @@ export const syncRuns = pgTable(
   (t) => [
     index('sync_runs_open_idx').on(t.scheduleKey).where(sql`${t.finishedAt} IS NULL`),
     index('sync_runs_started_idx').on(t.startedAt),
+    check('sync_runs_kind_check', sql`${t.kind} IN ('scheduled', 'manual')`),
+    check('sync_runs_status_check', sql`${t.status} IN ('running', 'finished', 'superseded')`),
+    check('sync_runs_finished_check', sql`(${t.status} = 'running') = (${t.finishedAt} IS NULL)`),
   ],
 );
 

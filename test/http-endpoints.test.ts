@@ -71,8 +71,8 @@ describe('HTTP endpoints', () => {
     const page = await fetch(`${base}/queues`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toContain('text/html');
-    const api = await (await fetch(`${base}/queues/api/queues`)).json();
-    expect(api.queues.map((q: { name: string }) => q.name).sort()).toEqual(['image-refresh', 'image-schedule']);
+    const api = (await (await fetch(`${base}/queues/api/queues`)).json()) as { queues: Array<{ name: string }> };
+    expect(api.queues.map((q) => q.name).sort()).toEqual(['image-refresh', 'image-schedule']);
     const plain = await startHttpServer(0, {
       sql: pipeline.services.sql,
       redis: pipeline.services.redis,

@@ -3,12 +3,12 @@ import { sampleImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
 import { canonicalJson, contentHash, diffSnapshots } from '../src/image-diff.js';
 import { validateImage } from '../src/image-payload.js';
 
-const snapshot = (overrides: Record<string, unknown> = {}) => validateImage(sampleImage(SAMPLE_TRIPLE, overrides), SAMPLE_TRIPLE);
+const snapshot = (overrides: Record<string, unknown> = {}) => validateImage(sampleImage(SAMPLE_TRIPLE, overrides), SAMPLE_TRIPLE).snapshot;
 
 describe('image diff', () => {
   it('serializes canonically whatever the key order', () => {
-    expect(canonicalJson({ b: 1, a: { d: [1, { f: 2, e: 1 }], c: null } })).toBe('{"a":{"c":null,"d":[1,{"e":1,"f":2}]},"b":1}');
-    expect(contentHash(snapshot())).toBe(contentHash(validateImage(JSON.parse(JSON.stringify(sampleImage(SAMPLE_TRIPLE))), SAMPLE_TRIPLE)));
+    expect(canonicalJson({ b: 1, a: { d: [1, null, { f: 2, e: 1 }], c: null } })).toBe('{"a":{"d":[1,null,{"e":1,"f":2}]},"b":1}');
+    expect(contentHash(snapshot())).toBe(contentHash(validateImage(JSON.parse(JSON.stringify(sampleImage(SAMPLE_TRIPLE))), SAMPLE_TRIPLE).snapshot));
   });
 
   it('treats the same instant written differently as no change', () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { sampleImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
-import { InvalidPayloadError, normalizeTimestamp, validateImage } from '../src/image-payload.js';
+import { normalizeTimestamp, postgresTimestamp } from '../src/api-date.js';
+import { InvalidPayloadError, validateImage } from '../src/image-payload.js';
+import { parseJsonExactly } from '../src/json-text.js';
 
 function rejection(body: unknown): string {
   try {
@@ -23,13 +25,32 @@ describe('image payload', () => {
     expect(normalizeTimestamp('yesterday')).toBeNull();
   });
 
+  it('accepts real calendar dates only, and writes the ones Postgres reads differently its way', () => {
+    expect(normalizeTimestamp('2023-02-30T00:00:00Z')).toBeNull();
+    expect(normalizeTimestamp('2023-02-29T00:00:00Z')).toBeNull();
+    expect(normalizeTimestamp('2024-02-29T00:00:00Z')).toBe('2024-02-29T00:00:00Z');
+    expect(normalizeTimestamp('2024-13-01T00:00:00Z')).toBeNull();
+    expect(normalizeTimestamp('2024-01-01T24:00:00Z')).toBeNull();
+    expect(normalizeTimestamp('2024-01-01T00:00:00+24:00')).toBeNull();
+    expect(normalizeTimestamp('2016-12-31T23:59:60Z')).toBe('2017-01-01T00:00:00Z');
+    expect(normalizeTimestamp('9999-12-31T23:59:59-01:00')).toBe('10000-01-01T00:59:59Z');
+    expect(normalizeTimestamp('0000-01-01T00:30:00+01:00')).toBe('-0001-12-31T23:30:00Z');
+    expect(postgresTimestamp('0000-03-01T00:00:00.5Z')).toBe('0001-03-01T00:00:00.5+00 BC');
+    expect(postgresTimestamp('-0001-12-31T23:30:00Z')).toBe('0002-12-31T23:30:00+00 BC');
+    expect(postgresTimestamp('10000-01-01T00:59:59Z')).toBe('10000-01-01T00:59:59Z');
+    expect(rejection({ ...sampleImage(SAMPLE_TRIPLE), created_at: '2023-02-30T00:00:00Z' })).toBe(
+      'answer does not fit the image schema: created_at: not a real ISO 8601 date-time: "2023-02-30T00:00:00Z"',
+    );
+  });
+
   it('accepts tags as tags or tags_v2, unknown enum values, extra fields and absent nullable fields', () => {
     const base = sampleImage(SAMPLE_TRIPLE, { tags: undefined, tags_v2: [{ key: 'k', value: 'v', read_only: true }] });
     const { description: _d, gpu_driver: _g, ...withoutNullables } = base;
-    const snapshot = validateImage(
+    const { snapshot, warnings } = validateImage(
       JSON.parse(JSON.stringify({ ...withoutNullables, hw_machine_type: 'i440', os_type: 'plan9', brand_new_field: { a: 1 } })),
       SAMPLE_TRIPLE,
     );
+    expect(warnings).toEqual([]);
     expect(snapshot.tags).toEqual({ k: { value: 'v', read_only: true } });
     expect(snapshot.hw_machine_type).toBe('i440');
     expect(snapshot.os_type).toBe('plan9');
@@ -40,23 +61,72 @@ describe('image payload', () => {
     expect('tags_v2' in snapshot).toBe(false);
   });
 
-  it('rejects an answer for another image, missing or mistyped fields, and ambiguous tags', () => {
+  it('rejects an answer for another image, missing or mistyped fields, and missing tags', () => {
     expect(rejection(sampleImage({ ...SAMPLE_TRIPLE, imageId: 'other' }))).toBe(
       'answer is for image "other", not the requested 8cab6f28-09ca-4201-b3f7-23c7893f4bd6',
     );
     const { name: _n, ...nameless } = sampleImage(SAMPLE_TRIPLE);
-    expect(rejection({ ...nameless, min_ram: '1024', size: -1 })).toBe(
-      'answer does not fit the image schema: name: required; min_ram: expected number, received string; size: Too small: expected number to be >=0',
+    expect(rejection({ ...nameless, min_ram: '1024' })).toBe(
+      'answer does not fit the image schema: name: required; min_ram: expected number, received string',
     );
     expect(rejection({ ...sampleImage(SAMPLE_TRIPLE), created_at: 'last tuesday' })).toBe(
-      'answer does not fit the image schema: created_at: not an ISO 8601 date-time: "last tuesday"',
+      'answer does not fit the image schema: created_at: not a real ISO 8601 date-time: "last tuesday"',
     );
-    expect(rejection({ ...sampleImage(SAMPLE_TRIPLE), tags: undefined })).toBe('tags: required (as tags or tags_v2)');
-    expect(rejection({ ...sampleImage(SAMPLE_TRIPLE), tags_v2: [] })).toBe('tags and tags_v2: both present, expected one');
-    expect(rejection({ ...sampleImage(SAMPLE_TRIPLE), tags: [{ key: 'a', value: '1', read_only: false }, { key: 'a', value: '2', read_only: false }] })).toBe(
-      'tags[1].key: "a" appears twice',
+    expect(rejection({ ...sampleImage(SAMPLE_TRIPLE), tags: undefined })).toBe('tags_v2: required (older answers name it tags)');
+    expect(rejection({ ...sampleImage(SAMPLE_TRIPLE), tags: undefined, tags_v2: null })).toBe(
+      'answer does not fit the image schema: tags_v2: expected array, received null',
     );
-    expect(rejection([1, 2])).toBe('answer does not fit the image schema: (top level): expected object, received array');
+    expect(rejection([1, 2])).toBe('answer does not fit the image schema: (top level): expected an object, received array');
+  });
+
+  it('accepts what the contract allows and warns where it is stricter: duplicate tags, long tags, both tag lists', () => {
+    const tag = (key: string, value: string) => ({ key, value, read_only: false });
+    const { snapshot, warnings } = validateImage(
+      { ...sampleImage(SAMPLE_TRIPLE), size: -1, min_ram: 4294967296, display_order: 3000000000, tags: [tag('x', '1')],
+        tags_v2: [tag('a', '1'), tag('a', '2'), tag('k'.repeat(300), 'v')] },
+      SAMPLE_TRIPLE,
+    );
+    expect(snapshot.size).toBe(-1);
+    expect(snapshot.min_ram).toBe(4294967296);
+    expect(snapshot.display_order).toBe(3000000000);
+    expect(snapshot.tags).toEqual({ a: { value: '2', read_only: false }, ['k'.repeat(300)]: { value: 'v', read_only: false } });
+    expect(warnings).toEqual([
+      'tags: differs from tags_v2; stored tags_v2',
+      'tags[1].key: "a" appears twice; kept the last',
+      'tags[2]: longer than the documented 255 characters',
+    ]);
+  });
+
+  it('keeps tag keys and unknown fields named like object properties as data', () => {
+    const body = parseJsonExactly(JSON.stringify({
+      ...sampleImage(SAMPLE_TRIPLE),
+      tags: [{ key: 'constructor', value: 'c', read_only: false }, { key: '__proto__', value: 'p', read_only: true }],
+    }).replace('"description":null', '"__proto__":{"x":1},"constructor":7')) as Record<string, unknown>;
+    const { snapshot } = validateImage(body, SAMPLE_TRIPLE);
+    expect(Object.keys(snapshot.tags)).toEqual(['constructor', '__proto__']);
+    expect(Object.hasOwn(snapshot, '__proto__') && Object.hasOwn(snapshot, 'constructor')).toBe(true);
+    expect(JSON.stringify(snapshot)).toContain('"__proto__":{"x":1},"constructor":7');
+  });
+
+  it('keeps numbers a double cannot hold as sent, and refuses them in typed fields', () => {
+    const text = JSON.stringify(sampleImage(SAMPLE_TRIPLE)).replace('{', '{"big":12345678901234567890123,"huge":1e400,"fine":1.50,');
+    const { snapshot, raw } = validateImage(parseJsonExactly(text), SAMPLE_TRIPLE);
+    expect(JSON.stringify(raw)).toContain('"big":12345678901234567890123,"huge":1e400,"fine":1.5,');
+    expect(JSON.stringify(snapshot)).toContain('"big":12345678901234567890123');
+    const typed = JSON.stringify(sampleImage(SAMPLE_TRIPLE)).replace('"size":2361393152', '"size":123456789012345678901');
+    expect(rejection(parseJsonExactly(typed))).toBe(
+      'answer does not fit the image schema: size: 123456789012345678901 is beyond what a double holds exactly',
+    );
+  });
+
+  it('stores NUL and lone surrogates as U+FFFD, with a warning', () => {
+    const { snapshot, raw, warnings } = validateImage(
+      { ...sampleImage(SAMPLE_TRIPLE), name: 'a\u0000b', description: 'x\ud800y', tags: [{ key: 'k\u0000', value: 'v', read_only: false }] },
+      SAMPLE_TRIPLE,
+    );
+    expect([snapshot.name, snapshot.description, Object.keys(snapshot.tags)[0]]).toEqual(['a\uFFFDb', 'x\uFFFDy', 'k\uFFFD']);
+    expect((raw as { name: string }).name).toBe('a\uFFFDb');
+    expect(warnings).toEqual(['name, description, tags.k\u0000 (key): NUL or lone surrogate characters stored as U+FFFD (Postgres cannot hold them)']);
   });
 
   it('quotes at most 200 characters of the body in the error', () => {

@@ -17,8 +17,8 @@ let sql: Sql;
 
 function observation(at: number, overrides: Record<string, unknown> = {}): Observation {
   const raw = sampleImage(SAMPLE_TRIPLE, overrides);
-  const snapshot = validateImage(raw, SAMPLE_TRIPLE);
-  return { triple: SAMPLE_TRIPLE, snapshot, contentHash: contentHash(snapshot), raw, observedAt: new Date(at) };
+  const { snapshot, warnings } = validateImage(raw, SAMPLE_TRIPLE);
+  return { triple: SAMPLE_TRIPLE, snapshot, contentHash: contentHash(snapshot), raw, warnings, observedAt: new Date(at) };
 }
 
 async function history() {

@@ -1,7 +1,11 @@
+import { postgresTimestamp } from '../api-date.js';
 import type { Sql } from '../db.js';
 import { diffSnapshots } from '../image-diff.js';
-import type { ChangeType, FieldChange, ImageSnapshot, Observation, Triple } from '../interfaces.js';
+import { IMAGE_COLUMNS } from '../image-fields.js';
+import type { ChangeType, FieldChange, ImageState, Observation, Triple } from '../interfaces.js';
+import { parseJsonExactly } from '../json-text.js';
 import { tripleKey } from '../triple.js';
+import { jsonDocument } from './jsonDocument.js';
 import type { Tx } from './tripleLock.js';
 
 export type ObservationResult = 'unchanged' | 'changed';
@@ -12,9 +16,12 @@ interface Stored {
   deleted_at: string | null;
   newest: string;
   version_id: number | null;
-  current_state: ImageSnapshot | null;
-  last_state: ImageSnapshot | null;
+  /** States as jsonb text, parsed exactly (json-text.ts) so big numbers compare by value. */
+  current_state: string | null;
+  last_state: string | null;
 }
+
+const state = (text: string | null): ImageState => (text === null ? {} : (parseJsonExactly(text) as ImageState));
 
 interface Change {
   observation: Observation;
@@ -51,7 +58,7 @@ export async function recordChanges(sql: Sql, observations: Observation[]): Prom
     const { p, r, i } = columns(triples);
     const stored = await tx<Stored[]>`
       SELECT x.project_id || '/' || x.region_id || '/' || x.image_id AS key, im.content_hash, im.deleted_at,
-        greatest(im.last_seen_at, im.deleted_at) AS newest, cur.id AS version_id, cur.state AS current_state, last.state AS last_state
+        greatest(im.last_seen_at, im.deleted_at) AS newest, cur.id AS version_id, cur.state::text AS current_state, last.state::text AS last_state
       FROM unnest(${p}::int[], ${r}::int[], ${i}::text[]) AS x(project_id, region_id, image_id)
       JOIN images im USING (project_id, region_id, image_id)
       LEFT JOIN image_versions cur ON (cur.project_id, cur.region_id, cur.image_id) = (x.project_id, x.region_id, x.image_id)
@@ -63,6 +70,8 @@ export async function recordChanges(sql: Sql, observations: Observation[]): Prom
     const byKey = new Map(stored.map((row) => [row.key, row]));
 
     const seenAgain: Observation[] = [];
+    // The same state under another hash (one made by an older release): no version, the stored hash is brought up to date.
+    const rehashed: Array<{ observation: Observation; versionId: number }> = [];
     const changes: Change[] = [];
     for (const [key, observation] of newest) {
       const row = byKey.get(key);
@@ -72,12 +81,15 @@ export async function recordChanges(sql: Sql, observations: Observation[]): Prom
       } else if (!row) {
         changes.push({ observation, type: 'created', fields: [{ field: null, oldValue: null, newValue: observation.snapshot }], closeVersion: null });
       } else if (row.deleted_at !== null) {
-        changes.push({ observation, type: 'restored', fields: [{ field: null, oldValue: row.last_state, newValue: observation.snapshot }], closeVersion: null });
+        changes.push({ observation, type: 'restored', fields: [{ field: null, oldValue: state(row.last_state), newValue: observation.snapshot }], closeVersion: null });
       } else {
-        changes.push({ observation, type: 'updated', fields: diffSnapshots(row.current_state!, observation.snapshot), closeVersion: row.version_id });
+        const fields = diffSnapshots(state(row.current_state), observation.snapshot);
+        if (fields.length > 0) changes.push({ observation, type: 'updated', fields, closeVersion: row.version_id });
+        else rehashed.push({ observation, versionId: row.version_id! });
       }
     }
-    await advanceLastSeen(tx, seenAgain);
+    await advanceLastSeen(tx, [...seenAgain, ...rehashed.map((r) => r.observation)]);
+    await refreshHashes(tx, rehashed);
     if (changes.length > 0) await writeChanges(tx, changes);
     for (const change of changes) results.set(tripleKey(change.observation.triple), 'changed');
     await markAttempts(tx, [...newest.values()].map((o) => ({ triple: o.triple, outcome: results.get(tripleKey(o.triple))! })));
@@ -95,6 +107,20 @@ async function advanceLastSeen(tx: Tx, observations: Observation[]): Promise<voi
     WHERE (im.project_id, im.region_id, im.image_id) = (x.project_id, x.region_id, x.image_id)`;
 }
 
+async function refreshHashes(tx: Tx, rehashed: Array<{ observation: Observation; versionId: number }>): Promise<void> {
+  if (rehashed.length === 0) return;
+  const rows = rehashed.map(({ observation: o, versionId }) => ({
+    version_id: versionId, project_id: o.triple.projectId, region_id: o.triple.regionId, image_id: o.triple.imageId,
+    content_hash: o.contentHash, raw: o.raw,
+  }));
+  await tx`
+    WITH x AS (SELECT * FROM jsonb_to_recordset(${jsonDocument(tx, rows)})
+      AS x(version_id bigint, project_id int, region_id int, image_id text, content_hash text, raw jsonb)),
+    versions AS (UPDATE image_versions v SET content_hash = x.content_hash FROM x WHERE v.id = x.version_id)
+    UPDATE images im SET content_hash = x.content_hash, raw = x.raw
+    FROM x WHERE (im.project_id, im.region_id, im.image_id) = (x.project_id, x.region_id, x.image_id)`;
+}
+
 async function writeChanges(tx: Tx, changes: Change[]): Promise<void> {
   const closing = changes.filter((c) => c.closeVersion !== null);
   if (closing.length > 0) {
@@ -107,68 +133,58 @@ async function writeChanges(tx: Tx, changes: Change[]): Promise<void> {
   const versions = await tx<{ id: number; key: string }[]>`
     INSERT INTO image_versions (project_id, region_id, image_id, valid_from, content_hash, state)
     SELECT x.project_id, x.region_id, x.image_id, x.valid_from, x.content_hash, x.state
-    FROM jsonb_to_recordset(${tx.json(changes.map(({ observation: o }) => ({
+    FROM jsonb_to_recordset(${jsonDocument(tx, changes.map(({ observation: o }) => ({
       project_id: o.triple.projectId, region_id: o.triple.regionId, image_id: o.triple.imageId,
       valid_from: o.observedAt.toISOString(), content_hash: o.contentHash, state: o.snapshot,
-    })) as never)}) AS x(project_id int, region_id int, image_id text, valid_from timestamptz, content_hash text, state jsonb)
+    })))}) AS x(project_id int, region_id int, image_id text, valid_from timestamptz, content_hash text, state jsonb)
     RETURNING id, project_id || '/' || region_id || '/' || image_id AS key`;
   const versionOf = new Map(versions.map((v) => [v.key, v.id]));
   await tx`
     INSERT INTO image_changes (project_id, region_id, image_id, version_id, change_type, field, old_value, new_value, changed_at)
     SELECT x.project_id, x.region_id, x.image_id, x.version_id, x.change_type, x.field, x.old_value, x.new_value, x.changed_at
-    FROM jsonb_to_recordset(${tx.json(changes.flatMap(({ observation: o, type, fields }) => fields.map((f) => ({ n: 0,
+    FROM jsonb_to_recordset(${jsonDocument(tx, changes.flatMap(({ observation: o, type, fields }) => fields.map((f) => ({
       project_id: o.triple.projectId, region_id: o.triple.regionId, image_id: o.triple.imageId,
       version_id: versionOf.get(tripleKey(o.triple)), change_type: type, field: f.field,
-      old_value: f.oldValue, new_value: f.newValue, changed_at: o.observedAt.toISOString(),
-    }))).map((row, n) => ({ ...row, n })) as never)}) AS x(project_id int, region_id int, image_id text, version_id bigint,
+      old_value: f.oldValue ?? null, new_value: f.newValue ?? null, changed_at: o.observedAt.toISOString(),
+    }))).map((row, n) => ({ ...row, n })))}) AS x(project_id int, region_id int, image_id text, version_id bigint,
       change_type text, field text, old_value jsonb, new_value jsonb, changed_at timestamptz, n int)
     ORDER BY x.n`;
   await writeImageRows(tx, changes.map((c) => c.observation));
   await writeTags(tx, changes.map((c) => c.observation));
 }
 
-// API dates travel as text inside JSON, so Postgres keeps their microseconds.
+// The typed columns come from image-fields.ts. API dates travel as text inside
+// JSON, so Postgres keeps their microseconds (a timestamptz parameter would be
+// rounded to milliseconds).
+const IMAGE_COLUMN_NAMES = IMAGE_COLUMNS.map((c) => c.column);
+const IMAGE_COLUMN_LIST = IMAGE_COLUMN_NAMES.join(', ');
+const RECORD_DEFINITION = [
+  'project_id int, region_id int, image_id text',
+  ...IMAGE_COLUMNS.map((c) => `${c.column} ${c.pgType}`),
+  'raw jsonb, content_hash text, observed_at timestamptz',
+].join(', ');
+
+function columnValues(o: Observation): Record<string, unknown> {
+  const row: Record<string, unknown> = {
+    project_id: o.triple.projectId, region_id: o.triple.regionId, image_id: o.triple.imageId,
+    raw: o.raw, content_hash: o.contentHash, observed_at: o.observedAt.toISOString(),
+  };
+  for (const { field, column, kind } of IMAGE_COLUMNS) {
+    const value = o.snapshot[field];
+    row[column] = kind === 'datetime' && typeof value === 'string' ? postgresTimestamp(value) : value;
+  }
+  return row;
+}
+
 async function writeImageRows(tx: Tx, observations: Observation[]): Promise<void> {
-  const rows = observations.map(({ triple, snapshot: s, contentHash, raw, observedAt }) => ({
-    ...s,
-    tags: undefined,
-    req_project_id: triple.projectId, req_region_id: triple.regionId, req_image_id: triple.imageId,
-    raw, content_hash: contentHash, observed_at: observedAt.toISOString(),
-  }));
   await tx`
-    INSERT INTO images (
-      project_id, region_id, image_id, name, region, status, visibility, os_distro, os_version, os_type,
-      disk_format, min_disk, min_ram, size, owner_project_id, image_region_id, architecture, is_baremetal,
-      creator_task_id, task_id, description, display_order, gpu_driver, gpu_driver_type, gpu_driver_version,
-      hw_firmware_type, hw_machine_type, ssh_key, currency_code, price_per_hour, price_per_month, price_status,
-      created_at, updated_at, raw, content_hash, first_seen_at, last_seen_at, last_changed_at, deleted_at)
-    SELECT req_project_id, req_region_id, req_image_id, name, region, status, visibility, os_distro, os_version, os_type,
-      disk_format, min_disk, min_ram, size, project_id, region_id, architecture, is_baremetal,
-      creator_task_id, task_id, description, display_order, gpu_driver, gpu_driver_type, gpu_driver_version,
-      hw_firmware_type, hw_machine_type, ssh_key, currency_code, price_per_hour, price_per_month, price_status,
-      created_at, updated_at, raw, content_hash, observed_at, observed_at, observed_at, NULL
-    FROM jsonb_to_recordset(${tx.json(rows as never)}) AS x(
-      req_project_id int, req_region_id int, req_image_id text, name text, region text, status text, visibility text,
-      os_distro text, os_version text, os_type text, disk_format text, min_disk int, min_ram int, size bigint,
-      project_id int, region_id int, architecture text, is_baremetal boolean, creator_task_id text, task_id text,
-      description text, display_order int, gpu_driver text, gpu_driver_type text, gpu_driver_version text,
-      hw_firmware_type text, hw_machine_type text, ssh_key text, currency_code text, price_per_hour numeric,
-      price_per_month numeric, price_status text, created_at timestamptz, updated_at timestamptz, raw jsonb,
-      content_hash text, observed_at timestamptz)
+    INSERT INTO images (project_id, region_id, image_id, ${tx.unsafe(IMAGE_COLUMN_LIST)}, raw, content_hash,
+      first_seen_at, last_seen_at, last_changed_at, deleted_at)
+    SELECT project_id, region_id, image_id, ${tx.unsafe(IMAGE_COLUMN_LIST)}, raw, content_hash, observed_at, observed_at, observed_at, NULL
+    FROM jsonb_to_recordset(${jsonDocument(tx, observations.map(columnValues))}) AS x(${tx.unsafe(RECORD_DEFINITION)})
     ON CONFLICT (project_id, region_id, image_id) DO UPDATE SET
-      name = EXCLUDED.name, region = EXCLUDED.region, status = EXCLUDED.status, visibility = EXCLUDED.visibility,
-      os_distro = EXCLUDED.os_distro, os_version = EXCLUDED.os_version, os_type = EXCLUDED.os_type,
-      disk_format = EXCLUDED.disk_format, min_disk = EXCLUDED.min_disk, min_ram = EXCLUDED.min_ram,
-      size = EXCLUDED.size, owner_project_id = EXCLUDED.owner_project_id, image_region_id = EXCLUDED.image_region_id,
-      architecture = EXCLUDED.architecture, is_baremetal = EXCLUDED.is_baremetal,
-      creator_task_id = EXCLUDED.creator_task_id, task_id = EXCLUDED.task_id, description = EXCLUDED.description,
-      display_order = EXCLUDED.display_order, gpu_driver = EXCLUDED.gpu_driver,
-      gpu_driver_type = EXCLUDED.gpu_driver_type, gpu_driver_version = EXCLUDED.gpu_driver_version,
-      hw_firmware_type = EXCLUDED.hw_firmware_type, hw_machine_type = EXCLUDED.hw_machine_type,
-      ssh_key = EXCLUDED.ssh_key, currency_code = EXCLUDED.currency_code, price_per_hour = EXCLUDED.price_per_hour,
-      price_per_month = EXCLUDED.price_per_month, price_status = EXCLUDED.price_status,
-      created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, raw = EXCLUDED.raw,
-      content_hash = EXCLUDED.content_hash, last_seen_at = EXCLUDED.last_seen_at,
+      ${tx.unsafe(IMAGE_COLUMN_NAMES.map((c) => `${c} = EXCLUDED.${c}`).join(', '))},
+      raw = EXCLUDED.raw, content_hash = EXCLUDED.content_hash, last_seen_at = EXCLUDED.last_seen_at,
       last_changed_at = EXCLUDED.last_changed_at, deleted_at = NULL`;
 }
 
@@ -185,7 +201,7 @@ async function writeTags(tx: Tx, observations: Observation[]): Promise<void> {
   if (rows.length === 0) return;
   await tx`
     INSERT INTO image_tags (project_id, region_id, image_id, key, value, read_only)
-    SELECT * FROM jsonb_to_recordset(${tx.json(rows)})
+    SELECT * FROM jsonb_to_recordset(${jsonDocument(tx, rows)})
       AS x(project_id int, region_id int, image_id text, key text, value text, read_only boolean)`;
 }
 

@@ -1,0 +1,81 @@
+// The one definition of an image's fields: their JSON type in Gcore's answer,
+// whether they may be null or absent, and the `images` column that holds them.
+// The payload schema, the ImageSnapshot type and the write path's column lists
+// come from this table; test/image-definition.test.ts checks schema.ts, the
+// migrated tables and the reporting views against it.
+
+/** How a field travels in JSON, and so how it is validated and which Postgres type holds it. */
+export type FieldKind = 'string' | 'integer' | 'number' | 'boolean' | 'datetime';
+
+export interface FieldDefinition {
+  kind: FieldKind;
+  /** Null or absent in an answer (absent and null are the same value). */
+  nullable: boolean;
+  /** The column of `images`, or null for `id` (stored as the triple's image_id). */
+  column: string | null;
+}
+
+const required = (kind: FieldKind, column: string | null): FieldDefinition => ({ kind, nullable: false, column });
+const optional = (kind: FieldKind, column: string): FieldDefinition => ({ kind, nullable: true, column });
+
+// Gcore's contract (ImageSerializer) marks every field required; older answers
+// omit the nullable ones, so only fields the API has always sent are required here.
+export const IMAGE_FIELDS = {
+  id: { kind: 'string', nullable: false, column: null },
+  name: required('string', 'name'),
+  region: required('string', 'region'),
+  status: required('string', 'status'),
+  visibility: required('string', 'visibility'),
+  os_distro: required('string', 'os_distro'),
+  os_version: required('string', 'os_version'),
+  os_type: required('string', 'os_type'),
+  disk_format: required('string', 'disk_format'),
+  min_disk: required('integer', 'min_disk'),
+  min_ram: required('integer', 'min_ram'),
+  // The payload's project and region are the image's owner, which differs from the requested triple for public images.
+  project_id: required('integer', 'owner_project_id'),
+  region_id: required('integer', 'image_region_id'),
+  created_at: required('datetime', 'created_at'),
+  updated_at: required('datetime', 'updated_at'),
+  size: optional('integer', 'size'),
+  architecture: optional('string', 'architecture'),
+  is_baremetal: optional('boolean', 'is_baremetal'),
+  creator_task_id: optional('string', 'creator_task_id'),
+  task_id: optional('string', 'task_id'),
+  description: optional('string', 'description'),
+  display_order: optional('integer', 'display_order'),
+  gpu_driver: optional('string', 'gpu_driver'),
+  gpu_driver_type: optional('string', 'gpu_driver_type'),
+  gpu_driver_version: optional('string', 'gpu_driver_version'),
+  hw_firmware_type: optional('string', 'hw_firmware_type'),
+  hw_machine_type: optional('string', 'hw_machine_type'),
+  ssh_key: optional('string', 'ssh_key'),
+  currency_code: optional('string', 'currency_code'),
+  price_per_hour: optional('number', 'price_per_hour'),
+  price_per_month: optional('number', 'price_per_month'),
+  price_status: optional('string', 'price_status'),
+} as const satisfies Record<string, FieldDefinition>;
+
+export type ImageField = keyof typeof IMAGE_FIELDS;
+
+/** The Postgres type of each kind; integers are bigint because the contract sets no bound. */
+export const PG_TYPES: Record<FieldKind, string> = {
+  string: 'text',
+  integer: 'bigint',
+  number: 'numeric',
+  boolean: 'boolean',
+  datetime: 'timestamptz',
+};
+
+type JsType<K extends FieldKind> = K extends 'string' | 'datetime' ? string : K extends 'boolean' ? boolean : number;
+type FieldValue<F extends ImageField> =
+  | JsType<(typeof IMAGE_FIELDS)[F]['kind']>
+  | ((typeof IMAGE_FIELDS)[F]['nullable'] extends true ? null : never);
+
+/** The typed fields of a validated image. */
+export type ImageFields = { [F in ImageField]: FieldValue<F> };
+
+/** The fields that have a column of their own, in table order. */
+export const IMAGE_COLUMNS = (Object.entries(IMAGE_FIELDS) as Array<[ImageField, FieldDefinition]>)
+  .filter((entry): entry is [ImageField, FieldDefinition & { column: string }] => entry[1].column !== null)
+  .map(([field, definition]) => ({ field, column: definition.column, kind: definition.kind, pgType: PG_TYPES[definition.kind], nullable: definition.nullable }));
