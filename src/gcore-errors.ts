@@ -48,17 +48,18 @@ export function isTransientStatus(status: number): boolean {
   return status === 403 || status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
-const MAX_HINT_MS = 60_000;
+/** A hint beyond a year is read as a year: the policy (refresh-policy.ts) caps what it honours far below. */
+const MAX_HINT_MS = 366 * 24 * 3600_000;
 
-/** The server's wait hint from `retry-after-ms` or `Retry-After` (seconds or HTTP date), if sane. */
+/** The server's wait hint from `retry-after-ms` or `Retry-After` (seconds or HTTP date), if it is a wait at all. */
 export function retryAfterMs(headers: Headers, now = Date.now()): number | undefined {
   const ms = Number(headers.get('retry-after-ms'));
-  if (headers.has('retry-after-ms') && Number.isFinite(ms) && ms >= 0 && ms <= MAX_HINT_MS) return ms;
+  if (headers.has('retry-after-ms') && Number.isFinite(ms) && ms >= 0) return Math.min(Math.ceil(ms), MAX_HINT_MS);
   const text = headers.get('retry-after');
   if (text === null) return undefined;
   const seconds = Number(text);
   const wait = Number.isFinite(seconds) && text.trim() !== '' ? seconds * 1000 : Date.parse(text) - now;
-  return Number.isFinite(wait) && wait >= 0 && wait <= MAX_HINT_MS ? Math.ceil(wait) : undefined;
+  return Number.isFinite(wait) && wait >= 0 ? Math.min(Math.ceil(wait), MAX_HINT_MS) : undefined;
 }
 
 /** `x-should-retry: true|false` overrides our own decision. */

@@ -9,6 +9,7 @@ export interface WorkerMetrics {
   fetchSeconds: Histogram;
   rateLimitedSeconds: Counter;
   lastSuccess: Gauge;
+  warnings: Counter;
 }
 
 export function createMetrics(queues: Queues): WorkerMetrics {
@@ -44,6 +45,11 @@ export function createMetrics(queues: Queues): WorkerMetrics {
     rateLimitedSeconds: new Counter({
       name: 'image_sync_rate_limited_seconds_total',
       help: 'Time requests were held back because the API answered 429',
+      registers,
+    }),
+    warnings: new Counter({
+      name: 'image_sync_stored_with_warnings_total',
+      help: 'Sanity rules stricter than the API contract that stored images broke (each is logged)',
       registers,
     }),
     lastSuccess: new Gauge({

@@ -19,6 +19,8 @@ const SNAPSHOT_SCHEDULER = 'audit-snapshot';
 /** One triple in a refresh job, with the attempts already spent on it. */
 export interface RefreshItem extends Triple {
   attempt: number;
+  /** 429s in a row so far (refresh-policy.ts); absent in jobs queued by older releases. */
+  rateLimited?: number;
 }
 
 /** A refresh job refreshes a batch of triples; see fan-out.ts for how batches are claimed. */
@@ -29,12 +31,6 @@ export interface RefreshJobData {
 /** A tick names its schedule group; a snapshot job carries nothing. */
 export interface TickJobData {
   scheduleKey?: string;
-}
-
-/** Backoff before attempt n+1: min(0.5 s * 2^(n-1), 8 s), less up to 25 % jitter (as Gcore's SDKs do). */
-export function retryDelayMs(attemptsMade: number, random = Math.random): number {
-  const base = Math.min(500 * 2 ** Math.max(attemptsMade - 1, 0), 8000);
-  return Math.round(base * (1 - 0.25 * random()));
 }
 
 /**

@@ -1,8 +1,10 @@
 // One batch of refreshes: fetch -> validate -> store -> history. Requests go
 // out concurrently (bounded per process, paced by the shared rate limit); the
 // unchanged majority is stored in one statement, the changes in one
-// transaction. Errors about one image are returned, not thrown; an error of
-// the store itself (Postgres unreachable) is thrown.
+// transaction. Errors about one image are returned, not thrown, and never
+// touch another image: a write Postgres refuses is split until the image it
+// is about is found. An error of the store itself (Postgres unreachable) is
+// thrown.
 import type { LimitFunction } from 'p-limit';
 import type { Sql } from './db.js';
 import type { GcoreClient } from './gcore-client.js';
@@ -15,6 +17,7 @@ import type { ApiRateLimiter } from './rate-limiter.js';
 import { recordChanges } from './sql/recordChanges.js';
 import { recordDeletion } from './sql/recordDeletion.js';
 import { recordUnchanged } from './sql/recordUnchanged.js';
+import { isTransientStoreError, UnstorableImageError } from './store-errors.js';
 import { tripleKey } from './triple.js';
 
 export interface RefreshDeps {
@@ -23,17 +26,14 @@ export interface RefreshDeps {
   limiter: ApiRateLimiter;
   /** Bounds this process's requests in flight, across all its batches. */
   inFlight: LimitFunction;
-  /** The API answered 429: hold back every process for `ms` before the retry. */
-  onRateLimited(ms: number): Promise<void>;
+  /** The API answered 429: hold back every process's requests at once, before the batch settles. */
+  onRateLimited(error: RateLimitedError): Promise<void>;
   /** Every answer (or its absence), for metrics: the HTTP status or "none", and how long it took. */
   onAnswer?(status: string, seconds: number): void;
 }
 
-/** 429s retried in place (without spending an attempt) before the image is handed back to the queue. */
-const RATE_LIMIT_RETRIES = 3;
-
 export type ItemResult =
-  | { item: RefreshItem; outcome: RefreshOutcome; ms: number }
+  | { item: RefreshItem; outcome: RefreshOutcome; warnings: string[]; ms: number }
   | { item: RefreshItem; error: unknown; ms: number };
 
 type Fetched =
@@ -45,7 +45,7 @@ async function fetchOne(deps: RefreshDeps, item: RefreshItem): Promise<Fetched> 
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   try {
-    const answer = await getImagePatiently(deps, item);
+    const answer = await getImage(deps, item);
     if (answer.kind === 'gone') return { item, goneAt: answer.observedAt, ms: elapsed() };
     const { snapshot, raw, warnings } = validateImage(answer.body, item);
     const triple = { projectId: item.projectId, regionId: item.regionId, imageId: item.imageId };
@@ -59,20 +59,37 @@ async function fetchOne(deps: RefreshDeps, item: RefreshItem): Promise<Fetched> 
   }
 }
 
-async function getImagePatiently({ client, limiter, onRateLimited, onAnswer }: RefreshDeps, item: RefreshItem) {
-  for (let tries = 0; ; tries++) {
-    await limiter.acquire();
-    const sent = performance.now();
-    try {
-      const answer = await client.getImage(item);
-      onAnswer?.(answer.kind === 'found' ? '200' : '404', (performance.now() - sent) / 1000);
-      return answer;
-    } catch (error) {
-      const status = error instanceof GcoreApiError ? error.status : undefined;
-      if (!(error instanceof RequestWithheldError)) onAnswer?.(status === undefined ? 'none' : String(status), (performance.now() - sent) / 1000);
-      if (!(error instanceof RateLimitedError && error.retryable) || tries >= RATE_LIMIT_RETRIES) throw error;
-      await onRateLimited(error.retryAfterMs);
+async function getImage({ client, limiter, onAnswer, onRateLimited }: RefreshDeps, item: RefreshItem) {
+  await limiter.acquire();
+  const sent = performance.now();
+  try {
+    const answer = await client.getImage(item);
+    onAnswer?.(answer.kind === 'found' ? '200' : '404', (performance.now() - sent) / 1000);
+    return answer;
+  } catch (error) {
+    const status = error instanceof GcoreApiError ? error.status : undefined;
+    if (!(error instanceof RequestWithheldError)) onAnswer?.(status === undefined ? 'none' : String(status), (performance.now() - sent) / 1000);
+    if (error instanceof RateLimitedError) await onRateLimited(error);
+    throw error;
+  }
+}
+
+/**
+ * Stores the changed observations; when Postgres refuses the write for a
+ * reason that is not about Postgres itself, the halves are written apart
+ * until each refused image stands alone and is returned as its own error.
+ */
+async function storeApart(sql: Sql, observations: Observation[]): Promise<Map<string, 'unchanged' | 'changed' | Error>> {
+  try {
+    return await recordChanges(sql, observations);
+  } catch (error) {
+    if (isTransientStoreError(error)) throw error;
+    if (observations.length === 1) {
+      return new Map([[tripleKey(observations[0]!.triple), new UnstorableImageError(error)]]);
     }
+    const half = Math.ceil(observations.length / 2);
+    const [first, second] = [await storeApart(sql, observations.slice(0, half)), await storeApart(sql, observations.slice(half))];
+    return new Map([...first, ...second]);
   }
 }
 
@@ -80,12 +97,17 @@ export async function refreshBatch(deps: RefreshDeps, items: RefreshItem[]): Pro
   const fetched = await Promise.all(items.map((item) => deps.inFlight(() => fetchOne(deps, item))));
   const found = fetched.filter((f): f is Extract<Fetched, { observation: Observation }> => 'observation' in f);
   const unchanged = new Set((await recordUnchanged(deps.sql, found.map((f) => f.observation))).map(tripleKey));
-  const changed = await recordChanges(deps.sql, found.filter((f) => !unchanged.has(tripleKey(f.item))).map((f) => f.observation));
+  const stored = await storeApart(deps.sql, found.filter((f) => !unchanged.has(tripleKey(f.item))).map((f) => f.observation));
   const results: ItemResult[] = [];
   for (const f of fetched) {
-    if ('error' in f) results.push(f);
-    else if ('goneAt' in f) results.push({ item: f.item, outcome: await recordDeletion(deps.sql, f.item, f.goneAt), ms: f.ms });
-    else results.push({ item: f.item, outcome: changed.get(tripleKey(f.item)) ?? 'unchanged', ms: f.ms });
+    if ('error' in f) {
+      results.push(f);
+    } else if ('goneAt' in f) {
+      results.push({ item: f.item, outcome: await recordDeletion(deps.sql, f.item, f.goneAt), warnings: [], ms: f.ms });
+    } else {
+      const result = stored.get(tripleKey(f.item)) ?? 'unchanged';
+      results.push(result instanceof Error ? { item: f.item, error: result, ms: f.ms } : { item: f.item, outcome: result, warnings: f.observation.warnings, ms: f.ms });
+    }
   }
   return results;
 }

@@ -23,3 +23,11 @@ export function isTransientStoreError(error: unknown): boolean {
   if (typeof code !== 'string') return false;
   return CONNECTION_CODES.has(code) || code.startsWith('08');
 }
+
+/** Postgres refused to store one image (a value it cannot hold): that image's failure, never its batch's. */
+export class UnstorableImageError extends Error {
+  constructor(cause: unknown) {
+    super(`Postgres refused to store this image: ${(cause as Error)?.message ?? String(cause)}`);
+    this.name = 'UnstorableImageError';
+  }
+}

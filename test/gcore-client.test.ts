@@ -112,7 +112,9 @@ describe('Gcore client over real HTTP', () => {
     expect(retryAfterMs(new Headers({ 'retry-after-ms': '250', 'retry-after': '9' }), now)).toBe(250);
     expect(retryAfterMs(new Headers({ 'retry-after': '3' }), now)).toBe(3000);
     expect(retryAfterMs(new Headers({ 'retry-after': 'Thu, 01 Jan 2026 00:00:05 GMT' }), now)).toBe(5000);
-    expect(retryAfterMs(new Headers({ 'retry-after': '3600' }), now)).toBeUndefined();
+    expect(retryAfterMs(new Headers({ 'retry-after': '3600' }), now)).toBe(3_600_000);
+    expect(retryAfterMs(new Headers({ 'retry-after': '1e12' }), now)).toBe(366 * 24 * 3_600_000);
+    expect(retryAfterMs(new Headers({ 'retry-after': 'soon' }), now)).toBeUndefined();
     expect(retryAfterMs(new Headers({}), now)).toBeUndefined();
   });
 });

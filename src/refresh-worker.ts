@@ -1,0 +1,141 @@
+// The BullMQ worker for refresh batches: runs each batch (refresh.ts) and
+// carries out the policy's decision for every image that did not end in
+// stored data (refresh-policy.ts).
+import { randomBytes } from 'node:crypto';
+import { DelayedError, Worker, type Job } from 'bullmq';
+import pLimit from 'p-limit';
+import type { Sql } from './db.js';
+import type { GcoreClient } from './gcore-client.js';
+import type { Logger } from './logger.js';
+import type { WorkerMetrics } from './metrics.js';
+import { enqueueBatches, REFRESH_QUEUE, type Queues, type RefreshItem, type RefreshJobData } from './queue.js';
+import type { ApiRateLimiter } from './rate-limiter.js';
+import { decide, decideBatchError, rateLimitPauseMs, type RetryPolicy } from './refresh-policy.js';
+import { refreshBatch, type ItemResult } from './refresh.js';
+import { claimTriples } from './sql/claimTriples.js';
+import { creditRuns } from './sql/creditRuns.js';
+import { finishRuns } from './sql/finishRuns.js';
+import { recordFailure } from './sql/recordFailure.js';
+import { releaseClaims } from './sql/releaseClaims.js';
+import { tripleKey } from './triple.js';
+
+export interface RefreshWorkerDeps {
+  sql: Sql;
+  queues: Queues;
+  client: GcoreClient;
+  limiter: ApiRateLimiter;
+  logger: Logger;
+  metrics?: WorkerMetrics;
+  policy: RetryPolicy;
+  /** Requests in flight in this process, across all its batches. */
+  concurrency: number;
+  batchSize: number;
+  /** BullMQ connection options shared by this process's workers. */
+  workerOptions: { connection: Queues['refresh']['opts']['connection']; prefix: string; lockDuration: number; stalledInterval: number };
+  workerId: string;
+  /** Called once when the API rejects the key; this worker has stopped taking refreshes. */
+  onKeyRejected?: () => void;
+}
+
+/** How long a batch waits when Postgres is unreachable before it runs again. */
+const STORE_RETRY_MS = 2000;
+
+const tripleFields = (item: RefreshItem) => ({ project_id: item.projectId, region_id: item.regionId, image_id: item.imageId });
+
+export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobData> {
+  const { sql, queues, logger, metrics, policy } = deps;
+  const inFlight = pLimit(deps.concurrency);
+  let keyRejected = false;
+
+  /** Queues items again, claimed under a new job, after `delayMs`. */
+  async function requeue(items: RefreshItem[], delayMs: number): Promise<void> {
+    if (items.length === 0) return;
+    const jobId = `retry-${randomBytes(6).toString('hex')}`;
+    const claimed = new Set((await claimTriples(sql, items, jobId)).map(tripleKey));
+    // A triple claimed by another job meanwhile is refreshed by that one.
+    const still = items.filter((item) => claimed.has(tripleKey(item)));
+    if (still.length > 0) await enqueueBatches(queues.refresh, [{ jobId, items: still }], delayMs);
+  }
+
+  /** Holds back every process's requests, and the start of new batches, without spending attempts. */
+  async function pauseForRateLimit(ms: number): Promise<void> {
+    logger.warn({ wait_ms: ms }, 'rate limited by the API: pausing the queue');
+    metrics?.rateLimitedSeconds.inc(ms / 1000);
+    await deps.limiter.pause(ms);
+    await queues.refresh.rateLimit(ms);
+  }
+
+  function stopOnRejectedKey(): void {
+    if (keyRejected) return;
+    keyRejected = true;
+    logger.error('the API rejected GCORE_API_KEY (401): this worker takes no more refreshes until it is restarted with a valid key');
+    void worker.pause(true);
+    deps.onKeyRejected?.();
+  }
+
+  async function settle(job: Job<RefreshJobData>, results: ItemResult[]): Promise<void> {
+    const later = new Map<number, RefreshItem[]>();
+    for (const result of results) {
+      // Plain fields rather than a child logger per refresh: this runs thousands of times a second.
+      const fields = { ...tripleFields(result.item), job_id: job.id };
+      if ('outcome' in result) {
+        logger.info({ ...fields, outcome: result.outcome, ms: result.ms }, 'refresh');
+        for (const warning of result.warnings) logger.warn({ ...fields, warning }, 'stored with a warning');
+        if (result.warnings.length > 0) metrics?.warnings.inc(result.warnings.length);
+        metrics?.refreshes.inc({ outcome: result.outcome });
+        metrics?.lastSuccess.set(Date.now() / 1000);
+        continue;
+      }
+      const decision = decide(result.error, result.item, policy);
+      if (decision.kind === 'hand-back') {
+        later.set(0, [...(later.get(0) ?? []), decision.item]);
+      } else if (decision.kind === 'retry') {
+        const { attempt } = decision.item;
+        logger.warn({ ...fields, attempt, status: decision.failure.status, error: decision.failure.message, retry_in_ms: decision.delayMs }, 'refresh attempt failed; will retry');
+        later.set(decision.delayMs, [...(later.get(decision.delayMs) ?? []), decision.item]);
+      } else {
+        const { failure, attempts } = decision;
+        await recordFailure(sql, result.item, { ...failure, attempts });
+        metrics?.refreshes.inc({ outcome: 'failed' });
+        logger.error({ ...fields, outcome: 'failed', attempt: attempts, status: failure.status, error_class: failure.errorClass, error: failure.message }, 'refresh');
+        if (decision.stopWorker) stopOnRejectedKey();
+      }
+    }
+    for (const [delayMs, items] of later) await requeue(items, delayMs);
+  }
+
+  async function processBatch(job: Job<RefreshJobData>, token?: string): Promise<number> {
+    try {
+      await releaseClaims(sql, [job.id!]);
+      const results = await refreshBatch(
+        {
+          sql, client: deps.client, limiter: deps.limiter, inFlight,
+          onRateLimited: (error) => pauseForRateLimit(rateLimitPauseMs(error, policy)),
+          onAnswer: (status, seconds) => {
+            metrics?.apiAnswers.inc({ status });
+            metrics?.fetchSeconds.observe(seconds);
+          },
+        },
+        job.data.items,
+      );
+      await settle(job, results);
+      // The exact completeness check scans targets, so it runs only once the counts say a run may be done.
+      if ((await creditRuns(sql, job.data.items)).length > 0) await finishRuns(sql);
+      return results.length;
+    } catch (error) {
+      if (decideBatchError(error) === 'fail-job') throw error;
+      // Every write is idempotent, so the whole batch simply runs again later.
+      logger.warn({ job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_RETRY_MS }, 'Postgres unavailable: the batch will run again');
+      await job.moveToDelayed(Date.now() + STORE_RETRY_MS, token);
+      throw new DelayedError();
+    }
+  }
+
+  const worker = new Worker<RefreshJobData>(REFRESH_QUEUE, processBatch, {
+    ...deps.workerOptions,
+    name: `refresh-${deps.workerId}`,
+    // Enough batches at once to keep `concurrency` requests in flight, and one more ready.
+    concurrency: Math.ceil(deps.concurrency / deps.batchSize) + 1,
+  });
+  return worker;
+}

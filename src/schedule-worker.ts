@@ -1,0 +1,43 @@
+// The BullMQ worker for schedule ticks: a tick opens its group's run and fans
+// it out into refresh batches; the snapshot job takes an audit snapshot.
+import { Worker, type Job } from 'bullmq';
+import type { Sql } from './db.js';
+import { queueRefreshes } from './fan-out.js';
+import type { Logger } from './logger.js';
+import { SCHEDULE_QUEUE, SNAPSHOT_JOB, type Queues, type TickJobData } from './queue.js';
+import type { RefreshWorkerDeps } from './refresh-worker.js';
+import { finishRuns } from './sql/finishRuns.js';
+import { pruneRuns } from './sql/pruneRuns.js';
+import { startRun } from './sql/startRun.js';
+import { takeSnapshot } from './sql/takeSnapshot.js';
+
+export interface ScheduleWorkerDeps {
+  sql: Sql;
+  queues: Queues;
+  logger: Logger;
+  batchSize: number;
+  retentionDays: number;
+  workerOptions: RefreshWorkerDeps['workerOptions'];
+  workerId: string;
+}
+
+export function startScheduleWorker(deps: ScheduleWorkerDeps): Worker<TickJobData> {
+  const { sql, queues, logger } = deps;
+
+  async function processTick(job: Job<TickJobData>): Promise<number> {
+    if (job.name === SNAPSHOT_JOB) {
+      const snapshot = await takeSnapshot(sql, `tick:${job.id}`);
+      logger.info({ snapshot_id: snapshot.id, images: snapshot.imageCount, digest: snapshot.digest }, 'audit snapshot');
+      return snapshot.imageCount;
+    }
+    const scheduleKey = job.data.scheduleKey!;
+    const run = await startRun(sql, { kind: 'scheduled', scheduleKey, trigger: `tick:${job.id}` });
+    const fanOut = await queueRefreshes(sql, queues, scheduleKey, `t${run.id}`, deps.batchSize);
+    await finishRuns(sql);
+    const pruned = await pruneRuns(sql, deps.retentionDays);
+    logger.info({ run_id: run.id, schedule: scheduleKey, ...fanOut, pruned }, 'tick');
+    return fanOut.queued;
+  }
+
+  return new Worker<TickJobData>(SCHEDULE_QUEUE, processTick, { ...deps.workerOptions, name: `schedule-${deps.workerId}`, concurrency: 1 });
+}
