@@ -116,5 +116,5 @@ function toSnapshot(body: unknown, triple: Triple): ImageSnapshot {
   }
   if (tags === undefined && tags_v2 === undefined) throw new InvalidPayloadError('tags: required (as tags or tags_v2)');
   if (tags !== undefined && tags_v2 !== undefined) throw new InvalidPayloadError('tags and tags_v2: both present, expected one');
-  return { ...fields, tags: tagMap(tags ?? tags_v2 ?? []) } as ImageSnapshot;
+  return { ...fields, tags: tagMap(tags ?? tags_v2 ?? []) };
 }
