@@ -1,5 +1,5 @@
 # Build stage: install (applying patches/), compile, then drop dev dependencies.
-FROM node:20-slim AS build
+FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY patches ./patches
@@ -8,7 +8,7 @@ COPY bench ./bench
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 # Runtime stage: production dependencies, compiled code and migrations only.
-FROM node:20-slim
+FROM node:24-slim
 ENV NODE_ENV=production
 # A heap cap keeps worker memory flat (see bench/README.md).
 ENV NODE_OPTIONS=--max-old-space-size=256

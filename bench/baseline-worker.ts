@@ -28,9 +28,10 @@ const worker = new Worker<{ projectId: number; regionId: number; imageId: string
 );
 console.log(JSON.stringify({ msg: 'worker started' }));
 
-process.on('SIGTERM', async () => {
+async function stop(): Promise<void> {
   await worker.close();
   connection.disconnect();
   await sql.end();
   process.exit(0);
-});
+}
+process.on('SIGTERM', () => void stop());

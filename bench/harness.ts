@@ -141,7 +141,7 @@ export async function startWorkerProcess(ctx: BenchContext, apiUrl: string, sett
   });
   await waitForLine(child, /"msg":"worker started"/, 'stdout');
   // Per-refresh info lines are not what is measured here: drain them unread.
-  child.stdout!.resume();
+  child.stdout.resume();
   return {
     pid: child.pid!,
     rssMb() {

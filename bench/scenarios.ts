@@ -61,7 +61,7 @@ export async function baseline(scale: Scale): Promise<Row> {
         PRIMARY KEY (project_id, region_id, image_id))`;
     const script = fileURLToPath(new URL('./baseline-worker.js', import.meta.url));
     const child = spawn(process.execPath, [script], { env: { ...ctx.env, GCORE_BASE_URL: fake.url }, stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     const queue = new Queue(BASELINE_QUEUE, { connection: ctx.services.redis, prefix: ctx.config.queuePrefix });
     try {
       let seconds = 0;

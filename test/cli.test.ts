@@ -88,7 +88,7 @@ describe('gcore-image-sync CLI', () => {
   it('explains itself and every command with --help, exit 0', async () => {
     const overview = await run(['--help'], env.env);
     expect(overview.code).toBe(0);
-    const names = [...overview.stdout.matchAll(/^  ([a-z-]+)\s{2,}/gm)].map((m) => m[1]);
+    const names = [...overview.stdout.matchAll(/^ {2}([a-z-]+)\s{2,}/gm)].map((m) => m[1]);
     expect(names).toEqual(['start', 'worker', 'schedule', 'sync', 'status', 'changes', 'snapshot', 'reporting-role', 'demo', 'migrate', 'fake-api']);
     for (const name of names) {
       const help = await run([name!, '--help'], env.env);

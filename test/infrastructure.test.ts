@@ -113,7 +113,7 @@ describe('stopping', () => {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     let stdout = '';
-    child.stdout!.on('data', (chunk) => (stdout += chunk));
+    child.stdout.on('data', (chunk) => (stdout += chunk));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     cleanups.push(async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
