@@ -1,5 +1,6 @@
 import type { Sql } from '../db.js';
 import type { Triple } from '../interfaces.js';
+import { inRunScope } from './runScope.js';
 
 /**
  * Counts, for every open run, the targets of this batch whose attempts just
@@ -15,10 +16,8 @@ export async function creditRuns(sql: Sql, triples: Triple[]): Promise<number[]>
       FROM unnest(${triples.map((t) => t.projectId)}::int[], ${triples.map((t) => t.regionId)}::int[],
         ${triples.map((t) => t.imageId)}::text[]) AS x(project_id, region_id, image_id)
       JOIN targets t USING (project_id, region_id, image_id)
-      JOIN sync_runs r ON r.finished_at IS NULL AND (r.schedule_key IS NULL OR r.schedule_key = t.schedule_key)
-        AND (r.target_image_id IS NULL
-          OR (t.project_id, t.region_id, t.image_id) = (r.target_project_id, r.target_region_id, r.target_image_id))
-      WHERE t.added_at <= r.started_at AND t.prev_attempt_at < r.started_at AND t.last_attempt_at >= r.started_at
+      JOIN sync_runs r ON r.finished_at IS NULL AND ${inRunScope(sql)}
+      WHERE t.prev_attempt_at < r.started_at AND t.last_attempt_at >= r.started_at
       GROUP BY r.id)
     UPDATE sync_runs r SET attempted = r.attempted + c.n
     FROM credited c WHERE r.id = c.id

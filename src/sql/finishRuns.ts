@@ -1,5 +1,6 @@
 import type { Sql } from '../db.js';
 import { outcomeCounts } from './outcomeCounts.js';
+import { inRunScope } from './runScope.js';
 
 /**
  * Closes every open run whose targets all have an attempt that began after
@@ -11,19 +12,8 @@ export async function finishRuns(sql: Sql): Promise<number[]> {
   const rows = await sql<{ id: number }[]>`
     WITH complete AS (
       SELECT r.id FROM sync_runs r
-      WHERE r.finished_at IS NULL AND r.schedule_key IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM targets t WHERE t.schedule_key = r.schedule_key
-          AND t.last_attempt_at < r.started_at AND t.added_at <= r.started_at)
-      UNION ALL
-      SELECT r.id FROM sync_runs r
-      WHERE r.finished_at IS NULL AND r.schedule_key IS NULL AND r.target_image_id IS NULL
-        AND NOT EXISTS (SELECT 1 FROM targets t WHERE t.last_attempt_at < r.started_at AND t.added_at <= r.started_at)
-      UNION ALL
-      SELECT r.id FROM sync_runs r
-      WHERE r.finished_at IS NULL AND r.target_image_id IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM targets t
-          WHERE (t.project_id, t.region_id, t.image_id) = (r.target_project_id, r.target_region_id, r.target_image_id)
-            AND t.last_attempt_at < r.started_at AND t.added_at <= r.started_at)),
+      WHERE r.finished_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM targets t WHERE ${inRunScope(sql)} AND t.last_attempt_at < r.started_at)),
     counted AS (
       SELECT r.id, c.* FROM sync_runs r JOIN complete USING (id),
       LATERAL (${outcomeCounts(sql)}) c)

@@ -1,4 +1,5 @@
 import type { Sql } from '../db.js';
+import { inRunScope } from './runScope.js';
 
 /**
  * Outcome counts over the targets of run `r` attempted since it started; used
@@ -11,8 +12,5 @@ export function outcomeCounts(sql: Sql) {
            count(*) FILTER (WHERE t.last_outcome = 'deleted')::int AS deleted,
            count(*) FILTER (WHERE t.last_outcome = 'failed')::int AS failed
     FROM targets t
-    WHERE (r.schedule_key IS NULL OR t.schedule_key = r.schedule_key)
-      AND (r.target_image_id IS NULL
-        OR (t.project_id, t.region_id, t.image_id) = (r.target_project_id, r.target_region_id, r.target_image_id))
-      AND t.added_at <= r.started_at AND t.last_attempt_at >= r.started_at`;
+    WHERE ${inRunScope(sql)} AND t.last_attempt_at >= r.started_at`;
 }

@@ -1,5 +1,6 @@
 import type { Sql } from '../db.js';
 import type { Triple } from '../interfaces.js';
+import { inRunScope } from './runScope.js';
 
 export interface RunStart {
   kind: 'scheduled' | 'manual';
@@ -25,21 +26,26 @@ export interface Run {
 export async function startRun(sql: Sql, start: RunStart): Promise<Run> {
   const t = start.target;
   return sql.begin(async (tx) => {
-    const [run] = await tx<{ id: number; started_at: string; planned: number }[]>`
-      INSERT INTO sync_runs (kind, schedule_key, target_project_id, target_region_id, target_image_id, trigger, started_at,
-        planned, finished_at, status)
-      SELECT ${start.kind}, ${start.scheduleKey}, ${t?.projectId ?? null}, ${t?.regionId ?? null}, ${t?.imageId ?? null},
-        ${start.trigger}, now(), count(*),
-        CASE WHEN count(*) = 0 THEN now() END, CASE WHEN count(*) = 0 THEN 'finished' ELSE 'running' END
-      FROM targets WHERE (${start.scheduleKey}::text IS NULL OR schedule_key = ${start.scheduleKey})
-        AND (${t?.imageId ?? null}::text IS NULL OR (project_id, region_id, image_id) = (${t?.projectId ?? null}::int, ${t?.regionId ?? null}::int, ${t?.imageId ?? null}::text))
+    // A retried tick finds its run by trigger and plans nothing again.
+    const [run] = await tx<{ id: number; inserted: boolean }[]>`
+      INSERT INTO sync_runs (kind, schedule_key, target_project_id, target_region_id, target_image_id, trigger, started_at, planned)
+      VALUES (${start.kind}, ${start.scheduleKey}, ${t?.projectId ?? null}, ${t?.regionId ?? null}, ${t?.imageId ?? null},
+        ${start.trigger}, now(), 0)
       ON CONFLICT (trigger) DO UPDATE SET trigger = EXCLUDED.trigger
-      RETURNING id, started_at, planned`;
+      RETURNING id, xmax = 0 AS inserted`;
+    if (run!.inserted) {
+      await tx`
+        UPDATE sync_runs r SET planned = c.n,
+          finished_at = CASE WHEN c.n = 0 THEN now() END, status = CASE WHEN c.n = 0 THEN 'finished' ELSE 'running' END
+        FROM (SELECT r.id, (SELECT count(*)::int FROM targets t WHERE ${inRunScope(tx)}) AS n FROM sync_runs r WHERE r.id = ${run!.id}) c
+        WHERE r.id = c.id`;
+    }
     if (start.kind === 'scheduled') {
       await tx`
         UPDATE sync_runs SET finished_at = now(), status = 'superseded'
         WHERE finished_at IS NULL AND kind = 'scheduled' AND schedule_key = ${start.scheduleKey} AND id < ${run!.id}`;
     }
-    return { id: run!.id, startedAt: run!.started_at, planned: run!.planned };
+    const [row] = await tx<{ started_at: string; planned: number }[]>`SELECT started_at, planned FROM sync_runs WHERE id = ${run!.id}`;
+    return { id: run!.id, startedAt: row!.started_at, planned: row!.planned };
   });
 }
