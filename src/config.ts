@@ -11,6 +11,8 @@ export interface Config {
   logLevel: string;
   /** Requests per second across every worker process; 0 means no limit. */
   rateLimitPerSecond: number;
+  /** The longest wait a 429 may ask for that is honoured; a longer one is a recorded failure. */
+  rateLimitMaxWaitMs: number;
   /** Refreshes in flight per worker process. */
   concurrency: number;
   /** Triples per refresh job: fewer, larger jobs cost less per image. */
@@ -42,6 +44,7 @@ export const DEFAULTS = {
   targetsFile: './targets.yaml',
   logLevel: 'info',
   rateLimitPerSecond: 10,
+  rateLimitMaxWaitSeconds: 900,
   concurrency: 10,
   batchSize: 50,
   attempts: 3,
@@ -91,6 +94,7 @@ export function loadConfig(env: Env = process.env): Config {
     targetsFile: env.TARGETS_FILE?.trim() || DEFAULTS.targetsFile,
     logLevel,
     rateLimitPerSecond: readInt(env, 'SYNC_RATE_LIMIT_PER_SECOND', DEFAULTS.rateLimitPerSecond, 0, problems),
+    rateLimitMaxWaitMs: 1000 * readInt(env, 'SYNC_RATE_LIMIT_MAX_WAIT_SECONDS', DEFAULTS.rateLimitMaxWaitSeconds, 1, problems),
     concurrency: readInt(env, 'SYNC_CONCURRENCY', DEFAULTS.concurrency, 1, problems),
     batchSize: readInt(env, 'SYNC_BATCH_SIZE', DEFAULTS.batchSize, 1, problems),
     attempts: readInt(env, 'SYNC_ATTEMPTS', DEFAULTS.attempts, 1, problems),

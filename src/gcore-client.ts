@@ -19,6 +19,7 @@ import {
 import { imageIdProblem } from './image-id.js';
 import type { Triple } from './interfaces.js';
 import { parseJsonExactly } from './json-text.js';
+import { scrubDocument, secretScrubber } from './secret-scrub.js';
 
 export interface GcoreClientOptions {
   baseUrl: string;
@@ -95,9 +96,11 @@ export class GcoreClient {
   private keyRejected = false;
   /** Keep-alive connections, reused across requests (node:http costs far less per request than fetch). */
   private readonly agent: HttpAgent;
+  private readonly scrub: (text: string) => string;
 
   constructor(private readonly options: GcoreClientOptions) {
     this.agent = options.baseUrl.startsWith('https:') ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+    this.scrub = secretScrubber(options.apiKey);
   }
 
   /** Fetches one image; resolves "found" or "gone", throws a GcoreApiError otherwise. */
@@ -112,7 +115,8 @@ export class GcoreClient {
       if (error instanceof AuthenticationError) this.keyRejected = true;
       throw error;
     }
-    const body = parseJsonExactly(text);
+    const parsed = parseJsonExactly(text);
+    const body = text.includes('\\u') ? scrubDocument(parsed, this.options.apiKey) : parsed;
     if (body === undefined) {
       throw new MalformedAnswerError(`200 with a body that is not JSON: ${excerpt(text) || '(empty body)'}`, 200, false);
     }
@@ -143,7 +147,7 @@ export class GcoreClient {
         reject(error);
       };
       request.on('error', (error: Error) => {
-        fail(new TransientApiError(timedOut ? `no answer within ${timeoutMs} ms` : `connection failed: ${error.message}`, undefined, true));
+        fail(new TransientApiError(timedOut ? `no answer within ${timeoutMs} ms` : `connection failed: ${this.scrub(error.message)}`, undefined, true));
       });
       request.on('response', (response) => {
         const status = response.statusCode ?? 0;
@@ -160,11 +164,11 @@ export class GcoreClient {
           else chunks.push(chunk);
         });
         response.on('error', (error: Error) => {
-          fail(new TransientApiError(timedOut ? `no answer within ${timeoutMs} ms` : `answer broke off: ${error.message}`, status, true));
+          fail(new TransientApiError(timedOut ? `no answer within ${timeoutMs} ms` : `answer broke off: ${this.scrub(error.message)}`, status, true));
         });
         response.on('end', () => {
           clearTimeout(timer);
-          resolve({ status, headers: response.headers, text: Buffer.concat(chunks).toString('utf8') });
+          resolve({ status, headers: response.headers, text: this.scrub(Buffer.concat(chunks).toString('utf8')) });
         });
       });
       request.end();

@@ -35,10 +35,11 @@ export interface TickJobData {
 
 /**
  * Job-level attempts only cover a batch that crashed as a whole (a bug, a
- * lost connection); each triple's own attempts live in its item.
+ * lost connection); each triple's own attempts live in its item, and a job
+ * that fails for good hands its items back to the policy (failedBatches).
  */
 const REFRESH_JOB_OPTIONS: JobsOptions = {
-  attempts: 5,
+  attempts: 3,
   backoff: { type: 'exponential', delay: 2000 },
   removeOnComplete: true,
   removeOnFail: { count: 1000 },
@@ -109,6 +110,34 @@ export async function missingJobs(queue: Queue<RefreshJobData>, jobIds: string[]
   const limit = pLimit(16);
   const states = await Promise.all(jobIds.map((id) => limit(() => queue.getJobState(id))));
   return jobIds.filter((_, n) => states[n] === 'unknown');
+}
+
+/**
+ * How often a job may be found stalled (its worker died or hung past its lock)
+ * and be run again before it fails: enough for a few crashed workers, few
+ * enough that a batch that kills its workers ends.
+ */
+export const MAX_STALLED_COUNT = 3;
+
+/** A refresh job that failed for good (its attempts spent, or stalled too often), kept until someone takes it. */
+export interface FailedBatch {
+  jobId: string;
+  items: RefreshItem[];
+  reason: string;
+  /** Removes the job; true for exactly one of the processes that try, which then owns its items. */
+  take(): Promise<boolean>;
+}
+
+export async function failedBatches(queue: Queue<RefreshJobData>, limit = 100): Promise<FailedBatch[]> {
+  const jobs = await queue.getFailed(0, limit - 1);
+  return jobs
+    .filter((job) => job?.data?.items !== undefined)
+    .map((job) => ({
+      jobId: job.id!,
+      items: job.data.items,
+      reason: job.failedReason || 'unknown reason',
+      take: () => job.remove().then(() => true, () => false),
+    }));
 }
 
 export interface SchedulerChanges {

@@ -15,8 +15,15 @@ export interface RetryPolicy {
   freeRateLimitRetries: number;
 }
 
-export const DEFAULT_RATE_LIMIT_MAX_WAIT_MS = 15 * 60_000;
 export const FREE_RATE_LIMIT_RETRIES = 3;
+
+/** The batch job an image was in failed for good (a crash, or stalled too often): its images are decided one by one. */
+export class BatchFailedError extends Error {
+  constructor(reason: string) {
+    super(`its batch job failed: ${reason}`);
+    this.name = 'BatchFailedError';
+  }
+}
 
 /** What a failure is, for sync_failures, targets.last_error and the log. */
 export interface FailureInfo {

@@ -8,9 +8,9 @@ import type { Sql } from './db.js';
 import type { GcoreClient } from './gcore-client.js';
 import type { Logger } from './logger.js';
 import type { WorkerMetrics } from './metrics.js';
-import { enqueueBatches, REFRESH_QUEUE, type Queues, type RefreshItem, type RefreshJobData } from './queue.js';
+import { enqueueBatches, failedBatches, MAX_STALLED_COUNT, REFRESH_QUEUE, type Queues, type RefreshItem, type RefreshJobData } from './queue.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
-import { decide, decideBatchError, rateLimitPauseMs, type RetryPolicy } from './refresh-policy.js';
+import { BatchFailedError, decide, decideBatchError, rateLimitPauseMs, type RetryPolicy } from './refresh-policy.js';
 import { refreshBatch, type ItemResult } from './refresh.js';
 import { claimTriples } from './sql/claimTriples.js';
 import { creditRuns } from './sql/creditRuns.js';
@@ -73,11 +73,11 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     deps.onKeyRejected?.();
   }
 
-  async function settle(job: Job<RefreshJobData>, results: ItemResult[]): Promise<void> {
+  async function settle(jobId: string | undefined, results: ItemResult[]): Promise<void> {
     const later = new Map<number, RefreshItem[]>();
     for (const result of results) {
       // Plain fields rather than a child logger per refresh: this runs thousands of times a second.
-      const fields = { ...tripleFields(result.item), job_id: job.id };
+      const fields = { ...tripleFields(result.item), job_id: jobId };
       if ('outcome' in result) {
         logger.info({ ...fields, outcome: result.outcome, ms: result.ms }, 'refresh');
         for (const warning of result.warnings) logger.warn({ ...fields, warning }, 'stored with a warning');
@@ -118,7 +118,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
         },
         job.data.items,
       );
-      await settle(job, results);
+      await settle(job.id, results);
       // The exact completeness check scans targets, so it runs only once the counts say a run may be done.
       if ((await creditRuns(sql, job.data.items)).length > 0) await finishRuns(sql);
       return results.length;
@@ -131,11 +131,42 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     }
   }
 
+  /**
+   * Jobs that failed for good, in any process (a batch that crashed every
+   * time, or whose workers died more than MAX_STALLED_COUNT times): each of
+   * their images goes through the policy, so it is queued again or its failure
+   * recorded. Whoever removes a job first owns its images.
+   */
+  async function recoverFailedBatches(): Promise<void> {
+    for (const batch of await failedBatches(queues.refresh)) {
+      if (!(await batch.take())) continue;
+      // A job that failed before it started still holds its claims.
+      await releaseClaims(sql, [batch.jobId]);
+      logger.error({ job_id: batch.jobId, images: batch.items.length, error: batch.reason }, 'a refresh batch failed; its images are retried or recorded one by one');
+      const error = new BatchFailedError(batch.reason);
+      await settle(batch.jobId, batch.items.map((item) => ({ item, error, ms: 0 })));
+      if ((await creditRuns(sql, batch.items)).length > 0) await finishRuns(sql);
+    }
+  }
+
+  function sweep(): void {
+    recoverFailedBatches().catch((error: Error) => logger.warn({ error: error.message }, 'could not recover failed batches; will try again'));
+  }
+
   const worker = new Worker<RefreshJobData>(REFRESH_QUEUE, processBatch, {
     ...deps.workerOptions,
     name: `refresh-${deps.workerId}`,
+    maxStalledCount: MAX_STALLED_COUNT,
     // Enough batches at once to keep `concurrency` requests in flight, and one more ready.
     concurrency: Math.ceil(deps.concurrency / deps.batchSize) + 1,
   });
+  worker.on('failed', (job) => {
+    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) sweep();
+  });
+  // Jobs failed by another process's stalled check raise no event here: look now and then.
+  const timer = setInterval(sweep, deps.workerOptions.stalledInterval);
+  timer.unref();
+  worker.on('closing', () => clearInterval(timer));
+  sweep();
   return worker;
 }

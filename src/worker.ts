@@ -10,7 +10,7 @@ import type { Logger } from './logger.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { Queues } from './queue.js';
 import { ApiRateLimiter, rateLimitKey } from './rate-limiter.js';
-import { DEFAULT_RATE_LIMIT_MAX_WAIT_MS, FREE_RATE_LIMIT_RETRIES } from './refresh-policy.js';
+import { FREE_RATE_LIMIT_RETRIES } from './refresh-policy.js';
 import { startRefreshWorker } from './refresh-worker.js';
 import { startScheduleWorker } from './schedule-worker.js';
 
@@ -43,7 +43,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   const refreshWorker = startRefreshWorker({
     sql, queues, client, logger, metrics: deps.metrics, workerOptions, workerId,
     limiter: new ApiRateLimiter(deps.redis, rateLimitKey(config.queuePrefix), config.rateLimitPerSecond),
-    policy: { attempts: config.attempts, rateLimitMaxWaitMs: DEFAULT_RATE_LIMIT_MAX_WAIT_MS, freeRateLimitRetries: FREE_RATE_LIMIT_RETRIES },
+    policy: { attempts: config.attempts, rateLimitMaxWaitMs: config.rateLimitMaxWaitMs, freeRateLimitRetries: FREE_RATE_LIMIT_RETRIES },
     concurrency: config.concurrency,
     batchSize: config.batchSize,
     onKeyRejected: deps.onKeyRejected,

@@ -53,6 +53,8 @@ export class FakeGcore {
   /** Requests to the image endpoint, by the second (epoch seconds) they arrived in. */
   readonly requestsPerSecond = new Map<number, number>();
   requestCount = 0;
+  /** When each image request arrived (ms since the epoch), for tests that check pauses. */
+  readonly requestTimes: number[] = [];
   /** Authorization headers seen, for tests that check what was sent. */
   readonly authorizations = new Set<string>();
 
@@ -149,6 +151,7 @@ export class FakeGcore {
     if (req.url === '/__fake/reset-stats' && req.method === 'POST') {
       this.requestCount = 0;
       this.requestsPerSecond.clear();
+      this.requestTimes.length = 0;
       sendJson(res, 200, {});
       return true;
     }
@@ -166,6 +169,7 @@ export class FakeGcore {
     const second = Math.floor(Date.now() / 1000);
     this.requestsPerSecond.set(second, (this.requestsPerSecond.get(second) ?? 0) + 1);
     this.requestCount += 1;
+    this.requestTimes.push(Date.now());
     const authorization = req.headers.authorization ?? '';
     this.authorizations.add(authorization);
     if (this.latencyMs > 0) await delay(this.latencyMs);

@@ -1,0 +1,28 @@
+// The API key never leaves the process. A server may echo the request back
+// (proxies and debug pages quote the Authorization header), so every text that
+// comes from the network has the key taken out before anything reads it: before
+// it is parsed, logged, quoted in an error or stored.
+
+export const REDACTED = '[redacted]';
+
+/** The forms in which a server may write the key back: as sent, JSON-escaped, URL-encoded. */
+function forms(secret: string): string[] {
+  return [...new Set([secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)])].sort((a, b) => b.length - a.length);
+}
+
+/** Replaces the key in a text from the network. */
+export function secretScrubber(secret: string): (text: string) => string {
+  const known = forms(secret);
+  return (text) => known.reduce((out, form) => out.replaceAll(form, REDACTED), text);
+}
+
+/**
+ * The key taken out of every string of a parsed document. Only needed when its
+ * text had \u escapes, which can spell the key in a form the text scrub misses.
+ */
+export function scrubDocument(value: unknown, secret: string): unknown {
+  if (typeof value === 'string') return value.replaceAll(secret, REDACTED);
+  if (Array.isArray(value)) return value.map((item) => scrubDocument(item, secret));
+  if (value === null || typeof value !== 'object' || JSON.isRawJSON(value)) return value;
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key.replaceAll(secret, REDACTED), scrubDocument(item, secret)]));
+}
