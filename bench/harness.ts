@@ -168,8 +168,9 @@ export interface TimedSync {
 /** A manual sync of every target, timed from the request to the last outcome. */
 export async function timedSync(ctx: BenchContext, timeoutMs = 30 * 60_000): Promise<TimedSync> {
   const started = performance.now();
-  const { id } = await startManualSync(ctx.services.sql, ctx.services.queues, ctx.config.batchSize);
-  const run = await waitForRun(ctx.services.sql, id, () => {}, 250, AbortSignal.timeout(timeoutMs));
+  const { sql, queues } = ctx.services;
+  const manual = await startManualSync(sql, queues, ctx.config.batchSize);
+  const run = await waitForRun(sql, queues, manual, () => {}, { batchSize: ctx.config.batchSize, signal: AbortSignal.timeout(timeoutMs) });
   const seconds = (performance.now() - started) / 1000;
   const done = run.unchanged + run.changed + run.deleted + run.failed;
   if (run.failed > 0) throw new Error(`benchmark sync had ${run.failed} failed refreshes`);

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Sql } from './db.js';
 import type { Triple } from './interfaces.js';
 import { enqueueBatches, missingJobs, type Queues } from './queue.js';
-import { claimTargets } from './sql/claimTargets.js';
+import { claimTargets, type ClaimScope } from './sql/claimTargets.js';
 import { listOldClaims } from './sql/listOldClaims.js';
 import { releaseClaims } from './sql/releaseClaims.js';
 
@@ -21,21 +21,15 @@ export interface FanOut {
   recovered: number;
 }
 
-/** Queues a refresh of every target in scope (a schedule group, or all for null) not already queued. */
-export async function queueRefreshes(
-  sql: Sql,
-  queues: Queues,
-  scheduleKey: string | null,
-  label: string,
-  batchSize: number,
-): Promise<FanOut> {
+/** Queues a refresh of every target in scope not already queued. */
+export async function queueRefreshes(sql: Sql, queues: Queues, scope: ClaimScope, label: string, batchSize: number): Promise<FanOut> {
   const lost = await missingJobs(queues.refresh, await listOldClaims(sql, LOST_AFTER_MS));
   const recovered = await releaseClaims(sql, lost);
   const base = `${label}-${randomBytes(4).toString('hex')}`;
   let queued = 0;
   let after: Triple | null | undefined;
   for (let page = 0; after !== null; page++) {
-    const { claims, next } = await claimTargets(sql, scheduleKey, `${base}-${page}`, batchSize, CLAIM_PAGE, after ?? undefined);
+    const { claims, next } = await claimTargets(sql, scope, `${base}-${page}`, batchSize, CLAIM_PAGE, after ?? undefined);
     after = next;
     await enqueueBatches(
       queues.refresh,

@@ -1,52 +1,85 @@
-// A sync asked for by hand: one run over every target, refreshed now through
-// the workers, with a way to wait until each has an outcome.
+// A sync asked for by hand: one run over every target (or one), refreshed now
+// through the workers, with a way to wait until each has an outcome that
+// outlasts a Postgres restart and notices refreshes lost with Redis's data.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Sql } from './db.js';
 import { queueRefreshes } from './fan-out.js';
 import type { Triple } from './interfaces.js';
-import { enqueueBatches, type Queues } from './queue.js';
-import { claimTriples } from './sql/claimTriples.js';
+import { missingJobs, refreshQueueIdle, type Queues } from './queue.js';
 import { finishRuns } from './sql/finishRuns.js';
 import { getRun, type RunProgress } from './sql/getRun.js';
+import { listOldClaims } from './sql/listOldClaims.js';
+import { releaseClaims } from './sql/releaseClaims.js';
 import { startRun, type Run } from './sql/startRun.js';
+import { isTransientStoreError } from './store-errors.js';
 
-/** Opens a manual run over every target (or one, `target`) and queues their refreshes. */
-export async function startManualSync(sql: Sql, queues: Queues, batchSize: number, target?: Triple): Promise<Run> {
-  const run = await startRun(sql, { kind: 'manual', scheduleKey: null, target, trigger: `manual:${randomUUID()}` });
-  if (!target) {
-    await queueRefreshes(sql, queues, null, `m${run.id}`, batchSize);
-    return run;
-  }
-  // Already queued, it is refreshed anyway; otherwise it gets a batch of its own.
-  const jobId = `m${run.id}-${randomUUID().slice(0, 8)}`;
-  const claimed = await claimTriples(sql, [target], jobId);
-  await enqueueBatches(queues.refresh, claimed.length > 0 ? [{ jobId, items: [{ ...target, attempt: 0 }] }] : []);
-  return run;
+export interface ManualRun extends Run {
+  target?: Triple;
 }
 
-/** How often a waiter runs the exact completeness check itself, in case a batch's count was lost (a crash). */
-const EXACT_CHECK_MS = 5000;
+/** Opens a manual run over every target (or one, `target`) and queues their refreshes. */
+export async function startManualSync(sql: Sql, queues: Queues, batchSize: number, target?: Triple): Promise<ManualRun> {
+  const run = await startRun(sql, { kind: 'manual', scheduleKey: null, target, trigger: `manual:${randomUUID()}` });
+  await queueRefreshes(sql, queues, { scheduleKey: null, target }, `m${run.id}`, batchSize);
+  return { ...run, target };
+}
+
+/** How often a waiter runs the exact completeness check and looks for lost refreshes. */
+const CHECK_MS = 5000;
+/** A claim younger than this may belong to a job being added right now. */
+const CLAIM_SETTLE_MS = 5000;
+
+/**
+ * Refreshes of the run that can no longer happen: claims whose job is gone
+ * from Redis are freed, and when nothing is queued or running anywhere, the
+ * run's targets still without an outcome are queued again.
+ */
+async function requeueLost(sql: Sql, queues: Queues, run: ManualRun, batchSize: number): Promise<number> {
+  await releaseClaims(sql, await missingJobs(queues.refresh, await listOldClaims(sql, CLAIM_SETTLE_MS)));
+  if (!(await refreshQueueIdle(queues))) return 0;
+  const scope = { scheduleKey: null, target: run.target, unattemptedSince: run.startedAt };
+  return (await queueRefreshes(sql, queues, scope, `m${run.id}-again`, batchSize)).queued;
+}
+
+export interface WaitOptions {
+  batchSize: number;
+  pollMs?: number;
+  signal?: AbortSignal;
+  /** Called when Postgres stops answering (the wait goes on) and when lost refreshes are queued again. */
+  onNotice?(message: string): void;
+}
 
 /** Polls the run until it is finished (or `signal` aborts), reporting progress on each poll. */
 export async function waitForRun(
   sql: Sql,
-  runId: number,
+  queues: Queues,
+  run: ManualRun,
   onProgress: (progress: RunProgress) => void,
-  pollMs = 250,
-  signal?: AbortSignal,
+  options: WaitOptions,
 ): Promise<RunProgress> {
   let checkedAt = Date.now();
+  let storeAway = false;
   for (;;) {
-    signal?.throwIfAborted();
-    if (Date.now() - checkedAt > EXACT_CHECK_MS) {
-      checkedAt = Date.now();
-      await finishRuns(sql);
+    options.signal?.throwIfAborted();
+    try {
+      if (Date.now() - checkedAt > CHECK_MS) {
+        checkedAt = Date.now();
+        await finishRuns(sql);
+        const requeued = await requeueLost(sql, queues, run, options.batchSize);
+        if (requeued > 0) options.onNotice?.(`run ${run.id}: ${requeued} refreshes were lost from the queue; queued them again`);
+      }
+      const progress = await getRun(sql, run.id);
+      if (!progress) throw new Error(`sync run ${run.id} no longer exists`);
+      if (storeAway) options.onNotice?.('Postgres answers again');
+      storeAway = false;
+      onProgress(progress);
+      if (progress.finishedAt !== null) return progress;
+    } catch (error) {
+      if (!isTransientStoreError(error)) throw error;
+      if (!storeAway) options.onNotice?.(`Postgres does not answer (${(error as Error).message}); waiting for it`);
+      storeAway = true;
     }
-    const progress = await getRun(sql, runId);
-    if (!progress) throw new Error(`sync run ${runId} no longer exists`);
-    onProgress(progress);
-    if (progress.finishedAt !== null) return progress;
-    await delay(pollMs);
+    await delay(storeAway ? 1000 : (options.pollMs ?? 250));
   }
 }

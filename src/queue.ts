@@ -195,6 +195,12 @@ export async function queueDepths(queues: Queues): Promise<{ refresh: QueueDepth
   return { refresh: refresh!, schedule: schedule! };
 }
 
+/** Whether no refresh job is waiting, delayed or running anywhere. */
+export async function refreshQueueIdle(queues: Queues): Promise<boolean> {
+  const counts = await queues.refresh.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+  return Object.values(counts).every((n) => n === 0);
+}
+
 /** How long BullMQ still holds back new refresh jobs after a 429, in ms (0 when it does not). */
 export async function refreshPauseMs(queues: Queues): Promise<number> {
   return Math.max(0, await queues.refresh.getRateLimitTtl());

@@ -32,7 +32,7 @@ export function startScheduleWorker(deps: ScheduleWorkerDeps): Worker<TickJobDat
     }
     const scheduleKey = job.data.scheduleKey!;
     const run = await startRun(sql, { kind: 'scheduled', scheduleKey, trigger: `tick:${job.id}` });
-    const fanOut = await queueRefreshes(sql, queues, scheduleKey, `t${run.id}`, deps.batchSize);
+    const fanOut = await queueRefreshes(sql, queues, { scheduleKey }, `t${run.id}`, deps.batchSize);
     await finishRuns(sql);
     const pruned = await pruneRuns(sql, deps.retentionDays);
     logger.info({ run_id: run.id, schedule: scheduleKey, ...fanOut, pruned }, 'tick');

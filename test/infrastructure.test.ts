@@ -59,7 +59,7 @@ describe('infrastructure faults', () => {
     await waitFor('a third of the refreshes', () => fake.requestCount >= COUNT / 3);
     await redis.kill();
     await redis.start();
-    const finished = await pipeline.waitForRun(run.id, 60_000);
+    const finished = await pipeline.waitForRun(run, 60_000);
     expect(finished).toMatchObject({ status: 'finished', planned: COUNT, changed: COUNT, failed: 0 });
     await expectSyncedOnce(pipeline);
   });
@@ -73,10 +73,33 @@ describe('infrastructure faults', () => {
     const run = await pipeline.startSync();
     await waitFor('a third of the refreshes', () => fake.requestCount >= COUNT / 3);
     await postgres.restart();
-    const finished = await pipeline.waitForRun(run.id, 60_000);
+    const finished = await pipeline.waitForRun(run, 60_000);
     expect(finished).toMatchObject({ status: 'finished', planned: COUNT, changed: COUNT, failed: 0 });
     await expectSyncedOnce(pipeline);
     expect(pipeline.logLines.some((line) => line.includes('Postgres unavailable: the batch will run again'))).toBe(true);
+  });
+
+  it('sync --wait through a Postgres restart: it waits for Postgres and ends with the run', async () => {
+    const { env, fake } = await setUp(60);
+    const postgres = await throwawayPostgres();
+    cleanups.push(() => postgres.stop());
+    const { writeTargetsFile } = await import('./support/pipeline.js');
+    const childEnv = {
+      ...env.env, PATH: process.env.PATH!, DATABASE_URL: postgres.url, GCORE_BASE_URL: fake.url,
+      TARGETS_FILE: await writeTargetsFile(targetsYaml), SYNC_CONCURRENCY: '2', SYNC_BATCH_SIZE: '2',
+    };
+    const child = spawn(process.execPath, [CLI, 'sync', '--wait'], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    cleanups.push(async () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    await waitFor('a third of the refreshes', () => fake.requestCount >= COUNT / 3);
+    await postgres.restart();
+    expect(await exited).toBe(0);
+    expect(output).toContain(`${COUNT}/${COUNT} refreshed: ${COUNT} changed`);
   });
 
   it('a worker process killed with SIGKILL mid-job: another worker finishes its jobs', async () => {
@@ -97,7 +120,7 @@ describe('infrastructure faults', () => {
     cleanups.push(async () => {
       if (survivor.exitCode === null) survivor.kill('SIGKILL');
     });
-    const finished = await pipeline.waitForRun(run.id, 60_000);
+    const finished = await pipeline.waitForRun(run, 60_000);
     expect(finished).toMatchObject({ status: 'finished', planned: COUNT, changed: COUNT, failed: 0 });
     await expectSyncedOnce(pipeline);
     expect(survivor.exitCode).toBeNull();

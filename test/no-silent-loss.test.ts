@@ -142,7 +142,7 @@ describe('nothing lost in silence', () => {
       await taker.close();
       const worker = startWorker({ config: s.pipeline.config, apiKey: s.pipeline.config.apiKey!, logger: createLogger('silent'), ...s.pipeline.services });
       try {
-        expect(await s.pipeline.waitForRun(run.id)).toMatchObject(outcome);
+        expect(await s.pipeline.waitForRun(run)).toMatchObject(outcome);
       } finally {
         await worker.close();
       }
@@ -151,6 +151,21 @@ describe('nothing lost in silence', () => {
         attempts === '1' ? Array(2).fill(['BatchFailedError', 'its batch job failed: job stalled more than allowable limit']) : [],
       );
       expect(await s.pipeline.services.queues.refresh.getFailedCount()).toBe(0);
+    }
+  });
+
+  it('a wait outlasts Redis losing the queued jobs: the claims are freed and the refreshes queued again', async () => {
+    const s = await scenario(6, { SYNC_BATCH_SIZE: '2' }, true);
+    const run = await s.pipeline.startSync();
+    expect(await s.pipeline.services.queues.refresh.getWaitingCount()).toBe(3);
+    // Redis loses every key of this deployment: the queued jobs are gone, their claims in Postgres remain.
+    const keys = await s.env.redisKeys();
+    await s.pipeline.services.redis.del(...keys);
+    const worker = startWorker({ config: s.pipeline.config, apiKey: s.pipeline.config.apiKey!, logger: createLogger('silent'), ...s.pipeline.services });
+    try {
+      expect(await s.pipeline.waitForRun(run, 30_000)).toMatchObject({ status: 'finished', planned: 6, changed: 6, failed: 0 });
+    } finally {
+      await worker.close();
     }
   });
 });

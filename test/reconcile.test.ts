@@ -96,25 +96,25 @@ targets:
 
   it('never queues two refreshes of one triple, however many ask at once', async () => {
     const counts = await Promise.all([
-      queueRefreshes(first.sql, first.queues, null, 'a', 2),
-      queueRefreshes(second.sql, second.queues, null, 'b', 2),
-      queueRefreshes(first.sql, first.queues, 'cron 0 0 1 1 * UTC', 'c', 2),
+      queueRefreshes(first.sql, first.queues, { scheduleKey: null }, 'a', 2),
+      queueRefreshes(second.sql, second.queues, { scheduleKey: null }, 'b', 2),
+      queueRefreshes(first.sql, first.queues, { scheduleKey: 'cron 0 0 1 1 * UTC' }, 'c', 2),
     ]);
     expect(counts.reduce((sum, c) => sum + c.queued, 0)).toBe(3);
     expect(await queuedImageIds()).toEqual(['a', 'c', 'd']);
-    expect(await queueRefreshes(first.sql, first.queues, null, 'again', 2)).toEqual({ queued: 0, recovered: 0 });
+    expect(await queueRefreshes(first.sql, first.queues, { scheduleKey: null }, 'again', 2)).toEqual({ queued: 0, recovered: 0 });
   });
 
   it('queues a target once more while its batch runs, and recovers claims of a lost job', async () => {
     const [waiting] = await first.queues.refresh.getWaiting();
     await releaseClaims(first.sql, [waiting!.id!]);
-    const again = await queueRefreshes(first.sql, first.queues, null, 'during', 50);
+    const again = await queueRefreshes(first.sql, first.queues, { scheduleKey: null }, 'during', 50);
     expect(again.queued).toBe(waiting!.data.items.length);
-    expect(await queueRefreshes(first.sql, first.queues, null, 'once-more', 50)).toEqual({ queued: 0, recovered: 0 });
+    expect(await queueRefreshes(first.sql, first.queues, { scheduleKey: null }, 'once-more', 50)).toEqual({ queued: 0, recovered: 0 });
 
     await first.queues.refresh.obliterate({ force: true });
     await first.sql`UPDATE targets SET queued_at = now() - interval '2 minutes'`;
-    const recovered = await queueRefreshes(first.sql, first.queues, null, 'after-loss', 50);
+    const recovered = await queueRefreshes(first.sql, first.queues, { scheduleKey: null }, 'after-loss', 50);
     expect(recovered).toEqual({ queued: 3, recovered: 3 });
     expect(await queuedImageIds()).toEqual(['a', 'c', 'd']);
   });

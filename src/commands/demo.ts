@@ -47,7 +47,7 @@ export async function demoCommand({ print }: CommandContext): Promise<number> {
     const worker = startWorker({ config, apiKey: DEMO_KEY, logger, ...services });
     const sync = async (label: string) => {
       const run = await startManualSync(services.sql, services.queues, config.batchSize);
-      const done = await waitForRun(services.sql, run.id, () => {}, 100);
+      const done = await waitForRun(services.sql, services.queues, run, () => {}, { batchSize: config.batchSize, pollMs: 100 });
       print(`demo: ${label}: ${done.changed} changed, ${done.unchanged} unchanged, ${done.deleted} deleted, ${done.failed} failed`);
     };
     try {

@@ -68,7 +68,11 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
     };
     let final: RunProgress;
     try {
-      final = await waitForRun(services.sql, run.id, onProgress, 250, keyRejected.signal);
+      final = await waitForRun(services.sql, services.queues, run, onProgress, {
+        batchSize: config.batchSize,
+        signal: keyRejected.signal,
+        onNotice: (message) => logger.warn(message),
+      });
     } catch (error) {
       if (!keyRejected.signal.aborted) throw error;
       progress.finish();

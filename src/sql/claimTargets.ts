@@ -6,6 +6,14 @@ export interface Claim {
   triples: Triple[];
 }
 
+/** Which targets a request covers: a schedule group (or all for null), optionally one target, optionally only those not attempted since a time. */
+export interface ClaimScope {
+  scheduleKey: string | null;
+  target?: Triple;
+  /** Leave out targets attempted since then (a run's start): they have their outcome. */
+  unattemptedSince?: string;
+}
+
 export interface ClaimPage {
   claims: Claim[];
   /** Where the next page starts; null when the scope is exhausted. */
@@ -15,8 +23,7 @@ export interface ClaimPage {
 const START: Triple = { projectId: 0, regionId: 0, imageId: '' };
 
 /**
- * Marks up to `limit` unqueued targets in scope (a schedule group, or all for
- * null) after `after`, in key order, as queued, in batches of `batchSize`
+ * Marks up to `limit` unqueued targets in scope after `after`, in key order, as queued, in batches of `batchSize`
  * named `${jobPrefix}-<n>`. A target already queued is left alone: its queued
  * refresh serves this request too. Concurrent claimers never take the same
  * target (the row lock decides); paging by key means a request never claims a
@@ -24,18 +31,22 @@ const START: Triple = { projectId: 0, regionId: 0, imageId: '' };
  */
 export async function claimTargets(
   sql: Sql,
-  scheduleKey: string | null,
+  scope: ClaimScope,
   jobPrefix: string,
   batchSize: number,
   limit: number,
   after: Triple = START,
 ): Promise<ClaimPage> {
+  const t = scope.target;
   const rows = await sql<{ project_id: number; region_id: number; image_id: string; queued_job: string | null }[]>`
     WITH candidates AS (
       SELECT project_id, region_id, image_id,
         (row_number() OVER (ORDER BY project_id, region_id, image_id) - 1) / ${batchSize} AS chunk
       FROM targets
-      WHERE queued_job IS NULL AND (${scheduleKey}::text IS NULL OR schedule_key = ${scheduleKey})
+      WHERE queued_job IS NULL AND (${scope.scheduleKey}::text IS NULL OR schedule_key = ${scope.scheduleKey})
+        AND (${t?.imageId ?? null}::text IS NULL
+          OR (project_id, region_id, image_id) = (${t?.projectId ?? null}::int, ${t?.regionId ?? null}::int, ${t?.imageId ?? null}::text))
+        AND (${scope.unattemptedSince ?? null}::timestamptz IS NULL OR last_attempt_at < ${scope.unattemptedSince ?? null}::timestamptz)
         AND (project_id, region_id, image_id) > (${after.projectId}, ${after.regionId}, ${after.imageId})
       ORDER BY project_id, region_id, image_id
       LIMIT ${limit}),

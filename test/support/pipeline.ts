@@ -6,11 +6,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Config } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { startManualSync, waitForRun } from '../../src/manual-sync.js';
+import { startManualSync, waitForRun, type ManualRun } from '../../src/manual-sync.js';
 import { reconcile } from '../../src/reconcile.js';
 import { openServices, type Services } from '../../src/services.js';
 import type { RunProgress } from '../../src/sql/getRun.js';
-import type { Run } from '../../src/sql/startRun.js';
 import { loadTargets } from '../../src/targets.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import { sampleImage } from '../../src/fake-gcore/fixtures.js';
@@ -28,8 +27,8 @@ export interface Pipeline {
   /** A manual sync through the worker, resolved once every target has an outcome. */
   sync(): Promise<RunProgress>;
   /** Queues a manual sync and returns its run without waiting. */
-  startSync(): Promise<Run>;
-  waitForRun(id: number, timeoutMs?: number): Promise<RunProgress>;
+  startSync(): Promise<ManualRun>;
+  waitForRun(run: ManualRun, timeoutMs?: number): Promise<RunProgress>;
   close(): Promise<void>;
 }
 
@@ -61,14 +60,15 @@ export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: 
   await reconcile(services.sql, services.queues, await loadTargets(config.targetsFile));
   const worker: RunningWorker | undefined = options.noWorker ? undefined : startWorker({ config, apiKey: config.apiKey!, logger, ...services });
   const startSync = () => startManualSync(services.sql, services.queues, config.batchSize);
-  const waitRun = (id: number, timeoutMs = 30_000) => waitForRun(services.sql, id, () => {}, 50, AbortSignal.timeout(timeoutMs));
+  const waitRun = (run: ManualRun, timeoutMs = 30_000) =>
+    waitForRun(services.sql, services.queues, run, () => {}, { batchSize: config.batchSize, pollMs: 50, signal: AbortSignal.timeout(timeoutMs) });
   return {
     config,
     services,
     logLines,
     startSync,
     waitForRun: waitRun,
-    sync: async () => waitRun((await startSync()).id),
+    sync: async () => waitRun(await startSync()),
     async close() {
       await worker?.close();
       await services.close();
