@@ -1,5 +1,6 @@
 // The worker's HTTP endpoints: /healthz (the process is alive), /readyz
-// (Postgres and Redis answer), /metrics (Prometheus), and the queue dashboard.
+// (Postgres and Redis answer, no other deployment shares the queues),
+// /metrics (Prometheus), and the queue dashboard.
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
@@ -27,6 +28,8 @@ export interface HttpDeps {
   sql: Sql;
   redis: Redis;
   metrics: WorkerMetrics;
+  /** What is wrong when another deployment uses this Redis prefix; undefined when nothing is. */
+  deploymentProblem?: () => Promise<string | undefined>;
   /** The queue dashboard, served under /queues when given. */
   dashboard?: RequestListener;
 }
@@ -42,9 +45,18 @@ export async function startHttpServer(port: number, deps: HttpDeps): Promise<Htt
     if (req.method !== 'GET') return send(405, 'text/plain', 'GET only\n');
     if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
     if (path === '/readyz') {
-      void Promise.all([answers(() => deps.sql`SELECT 1`), answers(() => deps.redis.ping())]).then(([postgres, redis]) => {
-        const ready = postgres === 'ok' && redis === 'ok';
-        send(ready ? 200 : 503, 'application/json', `${JSON.stringify({ postgres, redis })}\n`);
+      const { deploymentProblem } = deps;
+      void Promise.all([
+        answers(() => deps.sql`SELECT 1`),
+        answers(() => deps.redis.ping()),
+        // Another deployment on this prefix makes the process unready, as a service that does not answer would.
+        deploymentProblem && answers(async () => {
+          const problem = await deploymentProblem();
+          if (problem) throw new Error(problem);
+        }),
+      ]).then(([postgres, redis, deployment]) => {
+        const ready = postgres === 'ok' && redis === 'ok' && (deployment ?? 'ok') === 'ok';
+        send(ready ? 200 : 503, 'application/json', `${JSON.stringify({ postgres, redis, deployment })}\n`);
       });
       return;
     }

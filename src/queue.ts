@@ -1,7 +1,7 @@
 // The only module that knows BullMQ names and options: the two queues, the job
-// shapes, how refreshes are enqueued and how schedule groups become Job
-// Schedulers.
-import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+// shapes (each naming the deployment that queued it), how refreshes are
+// enqueued and how schedule groups become Job Schedulers.
+import { DelayedError, Queue, type ConnectionOptions, type Job, type JobsOptions, type QueueOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import pLimit from 'p-limit';
 import { redactUrl } from './config.js';
@@ -23,13 +23,18 @@ export interface RefreshItem extends Triple {
   rateLimited?: number;
 }
 
+/** Every job names the deployment (database) that queued it; jobs queued by older releases do not. */
+export interface DeploymentJobData {
+  deployment?: string;
+}
+
 /** A refresh job refreshes a batch of triples; see fan-out.ts for how batches are claimed. */
-export interface RefreshJobData {
+export interface RefreshJobData extends DeploymentJobData {
   items: RefreshItem[];
 }
 
-/** A tick names its schedule group; a snapshot job carries nothing. */
-export interface TickJobData {
+/** A tick names its schedule group; a snapshot job carries nothing else. */
+export interface TickJobData extends DeploymentJobData {
   scheduleKey?: string;
 }
 
@@ -66,15 +71,30 @@ export async function connectRedis(url: string): Promise<Redis> {
   return redis;
 }
 
+/**
+ * A queue as one deployment sees it: it knows the deployment's identity, which
+ * enqueueBatches and reconcileSchedulers put in every job and job scheduler
+ * they add, whichever module calls them.
+ */
+export class DeploymentQueue<D extends DeploymentJobData> extends Queue<D> {
+  constructor(
+    name: string,
+    opts: QueueOptions,
+    readonly deployment: string,
+  ) {
+    super(name, opts);
+  }
+}
+
 export interface Queues {
-  refresh: Queue<RefreshJobData>;
-  schedule: Queue<TickJobData>;
+  refresh: DeploymentQueue<RefreshJobData>;
+  schedule: DeploymentQueue<TickJobData>;
   close(): Promise<void>;
 }
 
-export function openQueues(connection: ConnectionOptions, prefix: string): Queues {
-  const refresh = new Queue<RefreshJobData>(REFRESH_QUEUE, { connection, prefix });
-  const schedule = new Queue<TickJobData>(SCHEDULE_QUEUE, { connection, prefix });
+export function openQueues(connection: ConnectionOptions, prefix: string, deployment: string): Queues {
+  const refresh = new DeploymentQueue<RefreshJobData>(REFRESH_QUEUE, { connection, prefix }, deployment);
+  const schedule = new DeploymentQueue<TickJobData>(SCHEDULE_QUEUE, { connection, prefix }, deployment);
   // Lost connections are retried by ioredis and reported by the workers; without a listener
   // BullMQ would print each retry's error.
   for (const queue of [refresh, schedule]) queue.on('error', () => {});
@@ -94,12 +114,12 @@ export interface RefreshBatch {
 }
 
 /** Queues claimed batches as refresh jobs, optionally after a delay. */
-export async function enqueueBatches(queue: Queue<RefreshJobData>, batches: RefreshBatch[], delayMs = 0): Promise<void> {
+export async function enqueueBatches(queue: DeploymentQueue<RefreshJobData>, batches: RefreshBatch[], delayMs = 0): Promise<void> {
   if (batches.length === 0) return;
   await queue.addBulk(
     batches.map((batch) => ({
       name: REFRESH_JOB,
-      data: { items: batch.items },
+      data: { deployment: queue.deployment, items: batch.items },
       opts: { ...REFRESH_JOB_OPTIONS, jobId: batch.jobId, delay: delayMs },
     })),
   );
@@ -148,19 +168,23 @@ export interface SchedulerChanges {
 /**
  * One Job Scheduler per schedule group, whose tick fans out the group's
  * refreshes, and one for audit snapshots. Upserts are idempotent; schedulers
- * of groups no longer configured are removed.
+ * of groups no longer configured are removed. Scheduler ids end with the
+ * deployment's identity, and schedulers of another deployment are left alone,
+ * so deployments that share a prefix by mistake do not replace or remove each
+ * other's schedules.
  */
 export async function reconcileSchedulers(
-  queue: Queue<TickJobData>,
+  queue: DeploymentQueue<TickJobData>,
   groups: Map<string, Schedule>,
   snapshot: Schedule,
 ): Promise<SchedulerChanges> {
+  const { deployment } = queue;
   const wanted = new Map<string, { name: string; key?: string; schedule: Schedule }>([
     ...[...groups].map(([key, schedule]): [string, { name: string; key: string; schedule: Schedule }] => [
-      schedulerId(key),
+      `${schedulerId(key)}-${deployment}`,
       { name: TICK_JOB, key, schedule },
     ]),
-    [SNAPSHOT_SCHEDULER, { name: SNAPSHOT_JOB, schedule: snapshot }],
+    [`${SNAPSHOT_SCHEDULER}-${deployment}`, { name: SNAPSHOT_JOB, schedule: snapshot }],
   ]);
   const limit = pLimit(8);
   await Promise.all(
@@ -171,7 +195,7 @@ export async function reconcileSchedulers(
           'every' in schedule ? { every: schedule.every } : { pattern: schedule.cron, tz: schedule.tz },
           {
             name,
-            data: key === undefined ? {} : { scheduleKey: key },
+            data: key === undefined ? { deployment } : { deployment, scheduleKey: key },
             opts: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: 100, removeOnFail: 100 },
           },
         ),
@@ -179,9 +203,24 @@ export async function reconcileSchedulers(
     ),
   );
   const existing = await queue.getJobSchedulers(0, -1);
-  const stale = existing.filter((s) => !wanted.has(s.key));
+  const own = existing.filter((s) => (s.template?.data?.deployment ?? deployment) === deployment);
+  const stale = own.filter((s) => !wanted.has(s.key));
   await Promise.all(stale.map((s) => limit(() => queue.removeJobScheduler(s.key))));
   return { upserted: groups.size, removed: stale.length };
+}
+
+/** The deployment that queued a job; undefined for a job queued by a release older than deployment identities. */
+export function jobDeployment(job: Job<DeploymentJobData>): string | undefined {
+  return job.data.deployment;
+}
+
+/**
+ * Hands an active job back to the queue, to be taken again after `delayMs`
+ * without spending an attempt. The processor then throws the error returned.
+ */
+export async function handBack(job: Job, token: string | undefined, delayMs: number): Promise<DelayedError> {
+  await job.moveToDelayed(Date.now() + delayMs, token);
+  return new DelayedError();
 }
 
 const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed'] as const;

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { DelayedError, Worker, type Job } from 'bullmq';
 import pLimit from 'p-limit';
 import type { Sql } from './db.js';
+import type { DeploymentGuard } from './deployment-guard.js';
 import type { GcoreClient } from './gcore-client.js';
 import type { Logger } from './logger.js';
 import type { WorkerMetrics } from './metrics.js';
@@ -33,6 +34,8 @@ export interface RefreshWorkerDeps {
   /** BullMQ connection options shared by this process's workers. */
   workerOptions: { connection: Queues['refresh']['opts']['connection']; prefix: string; lockDuration: number; stalledInterval: number };
   workerId: string;
+  /** Hands back jobs of another deployment before anything is done with them. */
+  guard: DeploymentGuard;
   /** Called once when the API rejects the key; this worker has stopped taking refreshes. */
   onKeyRejected?: () => void;
 }
@@ -105,6 +108,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
   }
 
   async function processBatch(job: Job<RefreshJobData>, token?: string): Promise<number> {
+    await deps.guard.check(job, token);
     try {
       await releaseClaims(sql, [job.id!]);
       const results = await refreshBatch(

@@ -2,6 +2,7 @@
 // it out into refresh batches; the snapshot job takes an audit snapshot.
 import { Worker, type Job } from 'bullmq';
 import type { Sql } from './db.js';
+import type { DeploymentGuard } from './deployment-guard.js';
 import { queueRefreshes } from './fan-out.js';
 import type { Logger } from './logger.js';
 import { SCHEDULE_QUEUE, SNAPSHOT_JOB, type Queues, type TickJobData } from './queue.js';
@@ -19,12 +20,15 @@ export interface ScheduleWorkerDeps {
   retentionDays: number;
   workerOptions: RefreshWorkerDeps['workerOptions'];
   workerId: string;
+  /** Hands back jobs of another deployment before anything is done with them. */
+  guard: DeploymentGuard;
 }
 
 export function startScheduleWorker(deps: ScheduleWorkerDeps): Worker<TickJobData> {
   const { sql, queues, logger } = deps;
 
-  async function processTick(job: Job<TickJobData>): Promise<number> {
+  async function processTick(job: Job<TickJobData>, token?: string): Promise<number> {
+    await deps.guard.check(job, token);
     if (job.name === SNAPSHOT_JOB) {
       const snapshot = await takeSnapshot(sql, `tick:${job.id}`);
       logger.info({ snapshot_id: snapshot.id, images: snapshot.imageCount, digest: snapshot.digest }, 'audit snapshot');

@@ -16,6 +16,7 @@ import {
   text,
   timestamp,
   uniqueIndex,
+  uuid,
 } from 'drizzle-orm/pg-core';
 
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'string' });
@@ -236,3 +237,16 @@ export const alertCursor = pgTable('alert_cursor', {
   name: text('name').primaryKey(),
   lastChangeId: bigint('last_change_id', { mode: 'number' }).notNull(),
 });
+
+// This database's identity, one row inserted by its migration. Every job a
+// deployment queues carries it, so workers of two deployments that share a
+// Redis and a QUEUE_PREFIX can tell their jobs apart (see deployment-guard.ts).
+export const deployment = pgTable(
+  'deployment',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    createdAt: tz('created_at').notNull().defaultNow(),
+  },
+  // A unique index on a constant admits a single row.
+  () => [uniqueIndex('deployment_one_row_idx').on(sql`(true)`)],
+);

@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Sql } from './db.js';
 import { runChangeWebhook } from './change-webhook.js';
+import { startDeploymentGuard } from './deployment-guard.js';
 import { GcoreClient } from './gcore-client.js';
 import type { Logger } from './logger.js';
 import type { WorkerMetrics } from './metrics.js';
@@ -39,9 +40,10 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     maxResponseBytes: config.maxResponseBytes,
   });
   const workerId = randomUUID().slice(0, 8);
+  const guard = startDeploymentGuard({ redis: deps.redis, queuePrefix: config.queuePrefix, deployment: queues.refresh.deployment, logger });
   const workerOptions = { connection: deps.redis, prefix: config.queuePrefix, lockDuration: config.jobLockMs, stalledInterval: config.jobLockMs };
   const refreshWorker = startRefreshWorker({
-    sql, queues, client, logger, metrics: deps.metrics, workerOptions, workerId,
+    sql, queues, client, logger, metrics: deps.metrics, workerOptions, workerId, guard,
     limiter: new ApiRateLimiter(deps.redis, rateLimitKey(config.queuePrefix), config.rateLimitPerSecond),
     policy: { attempts: config.attempts, rateLimitMaxWaitMs: config.rateLimitMaxWaitMs, freeRateLimitRetries: FREE_RATE_LIMIT_RETRIES },
     concurrency: config.concurrency,
@@ -49,7 +51,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     onKeyRejected: deps.onKeyRejected,
   });
   const scheduleWorker = startScheduleWorker({
-    sql, queues, logger, workerOptions, workerId, batchSize: config.batchSize, retentionDays: config.retentionDays,
+    sql, queues, logger, workerOptions, workerId, guard, batchSize: config.batchSize, retentionDays: config.retentionDays,
   });
   for (const worker of [refreshWorker, scheduleWorker]) {
     worker.on('error', (error) => logger.error({ error: error.message }, `${worker.name}: queue error`));
@@ -67,6 +69,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     async close() {
       stopAlerts.abort();
       await Promise.all([refreshWorker.close(), scheduleWorker.close(), alerts]);
+      guard.stop();
       client.close();
     },
   };

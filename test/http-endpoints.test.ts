@@ -54,7 +54,7 @@ describe('HTTP endpoints', () => {
     const health = await fetch(`${base}/healthz`);
     expect([health.status, await health.text()]).toEqual([200, 'ok\n']);
     const ready = await fetch(`${base}/readyz`);
-    expect([ready.status, await ready.json()]).toEqual([200, { postgres: 'ok', redis: 'ok' }]);
+    expect([ready.status, await ready.json()]).toEqual([200, { postgres: 'ok', redis: 'ok', deployment: 'ok' }]);
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toContain('image_sync_refreshes_total{outcome="changed"} 2');
     expect(metrics).toContain('image_sync_api_answers_total{status="200"} 2');
@@ -88,7 +88,7 @@ describe('HTTP endpoints', () => {
   it('/readyz answers 503 naming Redis while it is down', async () => {
     await redis.kill();
     const ready = await fetch(`${base}/readyz`);
-    expect([ready.status, await ready.json()]).toEqual([503, { postgres: 'ok', redis: 'no answer in 2 s' }]);
+    expect([ready.status, await ready.json()]).toEqual([503, { postgres: 'ok', redis: 'no answer in 2 s', deployment: 'no answer in 2 s' }]);
     await redis.start();
     await waitFor('Redis to be back', async () => (await fetch(`${base}/readyz`)).status === 200);
   });

@@ -1,8 +1,10 @@
 // targets -> schedule against real Postgres and Redis: idempotent, safe from
 // two processes at once, and never two queued refreshes of one triple.
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Target } from '../src/interfaces.js';
 import { queueRefreshes } from '../src/fan-out.js';
+import { SNAPSHOT_JOB } from '../src/queue.js';
 import { releaseClaims } from '../src/sql/releaseClaims.js';
 import { reconcile } from '../src/reconcile.js';
 import { schedulerId } from '../src/schedule.js';
@@ -35,6 +37,11 @@ async function schedulerIds(services: Services): Promise<string[]> {
   return (await services.queues.schedule.getJobSchedulers(0, -1)).map((s) => s.key).sort();
 }
 
+/** The ids of this deployment's schedulers for the audit snapshot and these groups. */
+function ownSchedulerIds(groups: string[]): string[] {
+  return ['audit-snapshot', ...groups.map(schedulerId)].map((id) => `${id}-${first.deployment}`).sort();
+}
+
 beforeAll(async () => {
   env = await createTestEnv();
   first = await openServices(env.config());
@@ -51,9 +58,7 @@ describe('reconcile', () => {
   it('schedules one Job Scheduler per schedule group and stores every target', async () => {
     const result = await reconcile(first.sql, first.queues, initial);
     expect(result).toEqual({ targets: { added: 5, rescheduled: 0, removed: 0 }, schedulers: { upserted: 3, removed: 0 } });
-    expect(await schedulerIds(first)).toEqual(
-      ['audit-snapshot', ...['cron 0 0 1 1 * UTC', 'cron 0 3 1 1 * Europe/Berlin', 'cron 0 4 1 1 * UTC'].map(schedulerId)].sort(),
-    );
+    expect(await schedulerIds(first)).toEqual(ownSchedulerIds(['cron 0 0 1 1 * UTC', 'cron 0 3 1 1 * Europe/Berlin', 'cron 0 4 1 1 * UTC']));
     expect(await targetRows(first)).toEqual([
       { project_id: 1, region_id: 7, image_id: 'a', schedule_key: 'cron 0 0 1 1 * UTC' },
       { project_id: 1, region_id: 7, image_id: 'b', schedule_key: 'cron 0 0 1 1 * UTC' },
@@ -85,7 +90,7 @@ targets:
 `);
     const result = await reconcile(first.sql, first.queues, next);
     expect(result).toEqual({ targets: { added: 0, rescheduled: 1, removed: 2 }, schedulers: { upserted: 2, removed: 2 } });
-    expect(await schedulerIds(first)).toEqual(['audit-snapshot', ...['cron 0 0 1 1 * UTC', 'cron 0 5 1 1 * UTC'].map(schedulerId)].sort());
+    expect(await schedulerIds(first)).toEqual(ownSchedulerIds(['cron 0 0 1 1 * UTC', 'cron 0 5 1 1 * UTC']));
     expect((await targetRows(first)).map((t) => `${t.image_id}:${t.schedule_key}`)).toEqual([
       'a:cron 0 0 1 1 * UTC',
       'c:cron 0 0 1 1 * UTC',
@@ -117,6 +122,19 @@ targets:
     const recovered = await queueRefreshes(first.sql, first.queues, { scheduleKey: null }, 'after-loss', 50);
     expect(recovered).toEqual({ queued: 3, recovered: 3 });
     expect(await queuedImageIds()).toEqual(['a', 'c', 'd']);
+  });
+
+  it("replaces the schedulers of an older release, and leaves another deployment's alone", async () => {
+    const other = randomUUID();
+    const nightly = { pattern: '0 0 * * *', tz: 'UTC' };
+    await first.queues.schedule.upsertJobScheduler('audit-snapshot', nightly, { name: SNAPSHOT_JOB, data: {} });
+    await first.queues.schedule.upsertJobScheduler(`audit-snapshot-${other}`, nightly, { name: SNAPSHOT_JOB, data: { deployment: other } });
+    const result = await reconcile(first.sql, first.queues, initial);
+    // Removed: the older release's snapshot scheduler, and the group an earlier test dropped.
+    expect(result.schedulers).toEqual({ upserted: 3, removed: 2 });
+    expect(await schedulerIds(first)).toEqual(
+      [`audit-snapshot-${other}`, ...ownSchedulerIds(['cron 0 0 1 1 * UTC', 'cron 0 3 1 1 * Europe/Berlin', 'cron 0 4 1 1 * UTC'])].sort(),
+    );
   });
 });
 

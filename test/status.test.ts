@@ -1,4 +1,4 @@
-// `status` against a running pipeline: queues, rate limiting, the last run, failing and stale triples.
+// `status` against a running pipeline: queues, rate limiting, the deployment, the last run, failing and stale triples.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -38,6 +38,7 @@ describe('gcore-image-sync status', () => {
     expect(report.queues.refresh).toEqual({ waiting: 0, active: 0, delayed: 0, prioritized: 0, failed: 0 });
     expect(report.queues.schedule.delayed).toBe(2);
     expect(report.rateLimited).toBeNull();
+    expect(report.deployment).toEqual({ id: pipeline.services.deployment, others: [], problem: null });
     expect(report.lastRun).toMatchObject({ id: 2, status: 'finished', planned: 2, unchanged: 1, failed: 1 });
     expect(report.failing).toEqual([expect.objectContaining({ image_id: B.imageId, last_status: 500, last_error: '500: injected 500' })]);
     expect(report.stale).toEqual({ total: 1, rows: [{ project_id: 3, region_id: 1, image_id: B.imageId, reason: 'last refresh failed: 500: injected 500' }] });
@@ -51,8 +52,9 @@ describe('gcore-image-sync status', () => {
     expect(text[3]).toMatch(/^rate limited: yes, requests held back until \d{4}-\d\d-\d\dT/);
     const until = Date.parse(text[3]!.slice('rate limited: yes, requests held back until '.length));
     expect(until - Date.now()).toBeGreaterThan(20_000);
-    expect(text[4]).toMatch(/^last run: #2 finished, started \S+, finished \S+: 2 planned, 0 changed, 1 unchanged, 0 deleted, 1 failed$/);
-    expect(text.slice(5)).toEqual([
+    expect(text[4]).toBe(`deployment: database ${pipeline.services.deployment}, alone on this Redis prefix`);
+    expect(text[5]).toMatch(/^last run: #2 finished, started \S+, finished \S+: 2 planned, 0 changed, 1 unchanged, 0 deleted, 1 failed$/);
+    expect(text.slice(6)).toEqual([
       'failing: 1',
       `  3/1/${B.imageId}  500  500: injected 500`,
       'stale: 1',

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
+import { liveDeployments, sharingProblem } from '../deployment-registry.js';
 import { queueDepths, refreshPauseMs, type QueueDepth } from '../queue.js';
 import { rateLimitKey, timelineAheadMs } from '../rate-limiter.js';
 import { openServices } from '../services.js';
@@ -17,16 +18,17 @@ function depth(name: string, counts: QueueDepth): string {
   return `  ${name.padEnd(9)} ${Object.entries(counts).map(([state, n]) => `${state} ${n}`).join('  ')}`;
 }
 
-/** Queues, rate limiting, the last run, failing and stale triples: what an operator asks first. */
+/** Queues, rate limiting, other deployments on the prefix, the last run, failing and stale triples: what an operator asks first. */
 export async function statusCommand({ args }: CommandContext): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } }, strict: true });
   const config = loadConfig();
   const services = await openServices(config);
   try {
-    const [queues, pauseMs, aheadMs, runId, failing, stale] = await Promise.all([
+    const [queues, pauseMs, aheadMs, live, runId, failing, stale] = await Promise.all([
       queueDepths(services.queues),
       refreshPauseMs(services.queues),
       timelineAheadMs(services.redis, rateLimitKey(config.queuePrefix)),
+      liveDeployments(services.redis, config.queuePrefix),
       lastRunId(services.sql),
       failingTargets(services.sql, LISTED),
       staleTargets(services.sql, LISTED),
@@ -34,7 +36,12 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
     const heldMs = Math.max(pauseMs, aheadMs);
     const rateLimited = heldMs > LIMITED_AFTER_MS ? { until: new Date(Date.now() + heldMs).toISOString() } : null;
     const lastRun = runId === undefined ? null : ((await getRun(services.sql, runId)) ?? null);
-    const report = { queues, rateLimited, lastRun, failing, stale };
+    const deployment = {
+      id: services.deployment,
+      others: live.filter((id) => id !== services.deployment).sort(),
+      problem: sharingProblem(config.queuePrefix, services.deployment, live) ?? null,
+    };
+    const report = { queues, rateLimited, deployment, lastRun, failing, stale };
     if (values.json) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return 0;
@@ -44,6 +51,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       depth('refresh', queues.refresh),
       depth('schedule', queues.schedule),
       `rate limited: ${rateLimited ? `yes, requests held back until ${rateLimited.until}` : 'no'}`,
+      `deployment: database ${deployment.id}${deployment.problem ? `; ERROR: ${deployment.problem}` : ', alone on this Redis prefix'}`,
       lastRun
         ? `last run: #${lastRun.id} ${lastRun.status}, started ${new Date(lastRun.startedAt).toISOString()}` +
           `${lastRun.finishedAt ? `, finished ${new Date(lastRun.finishedAt).toISOString()}` : ''}: ${lastRun.planned} planned, ` +

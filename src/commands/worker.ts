@@ -1,4 +1,5 @@
 import { loadConfig, requireApiKey } from '../config.js';
+import { deploymentProblem } from '../deployment-registry.js';
 import { startHttpServer, type HttpServer } from '../http-server.js';
 import { createMetrics } from '../metrics.js';
 import { queueDashboard } from '../queue-dashboard.js';
@@ -32,7 +33,14 @@ export async function workerCommand({ logger }: CommandContext, reconcileFirst =
   worker = startWorker({ config, apiKey, logger, metrics, ...services });
   if (config.httpPort !== undefined) {
     const dashboard = config.queueDashboard ? queueDashboard(services.queues) : undefined;
-    http = await startHttpServer(config.httpPort, { sql: services.sql, redis: services.redis, metrics, dashboard });
+    const { redis, deployment } = services;
+    http = await startHttpServer(config.httpPort, {
+      sql: services.sql,
+      redis,
+      metrics,
+      dashboard,
+      deploymentProblem: () => deploymentProblem(redis, config.queuePrefix, deployment),
+    });
     logger.info({ port: http.port, queue_dashboard: Boolean(dashboard) }, 'serving /healthz, /readyz and /metrics');
   }
   return new Promise<number>(() => {});

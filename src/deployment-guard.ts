@@ -1,0 +1,79 @@
+// Keeps a worker to its own deployment's jobs. Two deployments that share a
+// Redis and a QUEUE_PREFIX see each other's jobs; done here, a refresh would
+// be recorded in the wrong database. So each job is checked first: a job
+// queued by another deployment is handed back, unprocessed and with its
+// attempts unspent, for that deployment's workers to take. The guard also
+// marks this deployment in the registry every few seconds and says, once per
+// other deployment, that the prefix is shared.
+import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { markDeployment, MARK_TTL_MS, sharingProblem } from './deployment-registry.js';
+import type { Logger } from './logger.js';
+import { handBack, jobDeployment, type DeploymentJobData } from './queue.js';
+
+/** How long a foreign job waits before it is offered again: long enough not to spin, short enough not to hold up its owner. */
+const HAND_BACK_MS = 1000;
+const HEARTBEAT_MS = MARK_TTL_MS / 3;
+
+export interface DeploymentGuardDeps {
+  redis: Redis;
+  queuePrefix: string;
+  /** This deployment's identity. */
+  deployment: string;
+  logger: Logger;
+}
+
+export interface DeploymentGuard {
+  /** Returns when the job is this deployment's (or carries no identity); otherwise hands it back and throws BullMQ's DelayedError. */
+  check(job: Job<DeploymentJobData>, token: string | undefined): Promise<void>;
+  stop(): void;
+}
+
+export function startDeploymentGuard({ redis, queuePrefix, deployment, logger }: DeploymentGuardDeps): DeploymentGuard {
+  // Other deployments already named in the log, and those whose jobs were refused.
+  const named = new Set<string>();
+  const refused = new Set<string>();
+
+  function reportSharing(live: string[]): void {
+    for (const other of live) {
+      if (other === deployment || named.has(other)) continue;
+      named.add(other);
+      logger.error({ deployment, other_deployment: other, queue_prefix: queuePrefix }, sharingProblem(queuePrefix, deployment, [other]));
+    }
+  }
+
+  async function heartbeat(): Promise<void> {
+    try {
+      reportSharing(await markDeployment(redis, queuePrefix, deployment));
+    } catch {
+      // Redis away: the queues report that; the next beat marks this deployment again.
+    }
+  }
+  void heartbeat();
+  const timer = setInterval(() => void heartbeat(), HEARTBEAT_MS);
+
+  return {
+    async check(job, token) {
+      const owner = jobDeployment(job);
+      if (owner === undefined || owner === deployment) return;
+      if (!refused.has(owner)) {
+        refused.add(owner);
+        named.add(owner);
+        logger.error(
+          { deployment, other_deployment: owner, queue_prefix: queuePrefix, job_id: job.id },
+          `refused a job of another deployment (database ${owner}) that uses this Redis and QUEUE_PREFIX "${queuePrefix}" too ` +
+            `(this one is database ${deployment}): its jobs are handed back for its own workers, not done here; ` +
+            'give each deployment its own QUEUE_PREFIX or Redis database',
+        );
+      }
+      logger.debug({ job_id: job.id, other_deployment: owner }, 'handed back a job of another deployment');
+      // Marked, so that `status` and /readyz name the owner even while none of its processes runs;
+      // a mark lost to a Redis blip is made again by the next foreign job.
+      await markDeployment(redis, queuePrefix, owner).catch(() => {});
+      throw await handBack(job, token, HAND_BACK_MS);
+    },
+    stop() {
+      clearInterval(timer);
+    },
+  };
+}
