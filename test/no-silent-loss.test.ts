@@ -137,7 +137,7 @@ describe('nothing lost in silence', () => {
       const run = await s.pipeline.startSync();
       // Take the queued batch as a dying worker would, and fail it for good, as BullMQ does to a job stalled too often.
       const taker = new Worker(REFRESH_QUEUE, null, { connection: s.pipeline.services.redis, prefix: s.env.queuePrefix, autorun: false });
-      const job = (await taker.getNextJob('dying-worker'))!;
+      const job = (await taker.getNextJob('dying-worker'));
       await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'dying-worker', false);
       await taker.close();
       const worker = startWorker({ config: s.pipeline.config, apiKey: s.pipeline.config.apiKey!, logger: createLogger('silent'), ...s.pipeline.services });

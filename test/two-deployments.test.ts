@@ -14,7 +14,7 @@ import { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
 import { REFRESH_JOB, SNAPSHOT_JOB } from '../src/queue.js';
 import { schedulerId } from '../src/schedule.js';
-import type { Run } from '../src/sql/startRun.js';
+import type { ManualRun } from '../src/manual-sync.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { QUIET_SCHEDULE, startPipeline, startScenario, type Pipeline, type Scenario } from './support/pipeline.js';
 import { sparePort, waitFor } from './support/throwaway.js';
@@ -144,7 +144,7 @@ function errors(worker: WorkerProcess) {
 }
 
 describe('two deployments on one Redis and one QUEUE_PREFIX', () => {
-  let runB: Run;
+  let runB: ManualRun;
 
   it('keep their job schedulers side by side', async () => {
     const ids = (await a.pipeline.services.queues.schedule.getJobSchedulers(0, -1)).map((s) => s.key).sort();
@@ -193,7 +193,7 @@ describe('two deployments on one Redis and one QUEUE_PREFIX', () => {
 
   it('each does its own refreshes and ticks, into its own database only, once both work', async () => {
     b.worker = await startWorkerProcess(b.processEnv);
-    expect(await b.pipeline.waitForRun(runB.id)).toMatchObject({ status: 'finished', planned: 2, deleted: 0, failed: 0 });
+    expect(await b.pipeline.waitForRun(runB)).toMatchObject({ status: 'finished', planned: 2, deleted: 0, failed: 0 });
     expect(await a.pipeline.sync()).toMatchObject({ status: 'finished', planned: 2, changed: 2, unchanged: 0, deleted: 0, failed: 0 });
     await waitFor('a scheduled run of B to finish', async () =>
       (await runRows(b)).some((r) => r.kind === 'scheduled' && r.status === 'finished'),
