@@ -5,6 +5,7 @@ import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
 import { createTestEnv } from './support/env.js';
+import { invariantViolations } from './support/invariants.js';
 import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
 import { waitFor } from './support/throwaway.js';
 
@@ -16,7 +17,10 @@ targets:
 `;
 
 const cleanups: Array<() => Promise<unknown>> = [];
+const pipelines: Pipeline[] = [];
 afterEach(async () => {
+  // Whatever the fault did, the history stays sound.
+  for (const pipeline of pipelines.splice(0)) expect(await invariantViolations(pipeline.services.sql, pipeline.services.queues)).toEqual([]);
   while (cleanups.length > 0) await cleanups.pop()!();
 });
 
@@ -29,6 +33,7 @@ async function setUp(env: Record<string, string> = {}): Promise<{ fake: FakeGcor
   cleanups.push(() => fake.stop());
   const pipeline = await startPipeline(testEnv, fake.url, targetsYaml, { env });
   cleanups.push(() => pipeline.close());
+  pipelines.push(pipeline);
   return { fake, pipeline };
 }
 

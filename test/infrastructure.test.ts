@@ -8,6 +8,7 @@ import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
+import { invariantViolations } from './support/invariants.js';
 import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
 import { throwawayPostgres, throwawayRedis, waitFor } from './support/throwaway.js';
 
@@ -44,6 +45,7 @@ async function expectSyncedOnce(pipeline: Pipeline): Promise<void> {
            (SELECT count(*)::int FROM image_changes WHERE change_type = 'created') AS created,
            (SELECT count(*)::int FROM image_changes) AS changes`;
   expect(counts).toEqual({ images: COUNT, versions: COUNT, versioned: COUNT, created: COUNT, changes: COUNT });
+  expect(await invariantViolations(sql, pipeline.services.queues)).toEqual([]);
 }
 
 describe('infrastructure faults', () => {
@@ -100,6 +102,29 @@ describe('infrastructure faults', () => {
     await postgres.restart();
     expect(await exited).toBe(0);
     expect(output).toContain(`${COUNT}/${COUNT} refreshed: ${COUNT} changed`);
+  });
+
+  it('two worker processes killed one after the other holding the same jobs: a third finishes them', async () => {
+    const { env, fake } = await setUp(300);
+    const pipeline = await startPipeline(env, fake.url, targetsYaml, { noWorker: true });
+    cleanups.push(() => pipeline.close());
+    const workerEnv = { ...env.env, PATH: process.env.PATH!, GCORE_BASE_URL: fake.url, SYNC_JOB_LOCK_MS: '1000', SYNC_CONCURRENCY: '30', SYNC_BATCH_SIZE: '30' };
+    const run = await pipeline.startSync();
+    // One batch of all 30: each doomed worker holds it when it dies, so the job stalls twice.
+    for (const requests of [1, COUNT + 1]) {
+      const doomed = spawn(process.execPath, [CLI, 'worker'], { env: workerEnv, stdio: 'ignore' });
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => doomed.once('exit', (_code, signal) => resolve(signal)));
+      await waitFor('a worker to be mid-job', () => fake.requestCount >= requests);
+      doomed.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+    }
+    const survivor = spawn(process.execPath, [CLI, 'worker'], { env: workerEnv, stdio: 'ignore' });
+    cleanups.push(async () => {
+      if (survivor.exitCode === null) survivor.kill('SIGKILL');
+    });
+    const finished = await pipeline.waitForRun(run, 60_000);
+    expect(finished).toMatchObject({ status: 'finished', planned: COUNT, changed: COUNT, failed: 0 });
+    await expectSyncedOnce(pipeline);
   });
 
   it('a worker process killed with SIGKILL mid-job: another worker finishes its jobs', async () => {
