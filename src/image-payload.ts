@@ -64,7 +64,11 @@ function fieldSchema(definition: FieldDefinition): z.ZodType {
   return definition.nullable ? base.nullable().default(null) : base;
 }
 
-const fieldsSchema = z.object(Object.fromEntries(Object.entries(IMAGE_FIELDS).map(([name, definition]) => [name, fieldSchema(definition)])));
+/** One schema per field of the table; typed here, once, as the fields they produce. */
+type FieldSchemas = { [F in keyof ImageFields]: z.ZodType<ImageFields[F]> };
+const fieldsSchema = z.object(
+  Object.fromEntries(Object.entries(IMAGE_FIELDS).map(([name, definition]) => [name, fieldSchema(definition)])) as FieldSchemas,
+);
 
 const tagList = z.array(z.looseObject({ key: z.string(), value: z.string(), read_only: z.boolean() })).max(MAX_TAGS);
 type TagList = z.infer<typeof tagList>;
@@ -120,7 +124,7 @@ function toValidated(body: unknown, triple: Triple): ValidatedImage {
     throw new InvalidPayloadError(`answer does not fit the image schema: (top level): expected an object, received ${Array.isArray(body) ? 'array' : typeof body}`);
   }
   const object = body;
-  const fields = parse(fieldsSchema, object) as ImageFields;
+  const fields: ImageFields = parse(fieldsSchema, object);
   if (fields.id !== triple.imageId) {
     throw new InvalidPayloadError(`answer is for image ${JSON.stringify(fields.id.slice(0, 80))}, not the requested ${triple.imageId}`);
   }
@@ -129,7 +133,8 @@ function toValidated(body: unknown, triple: Triple): ValidatedImage {
   // Unknown fields are part of the state, taken from the body itself so that no key is lost to a prototype.
   const unknown = Object.entries(object).filter(([key]) => !Object.hasOwn(IMAGE_FIELDS, key) && !(TAG_LISTS as readonly string[]).includes(key));
   const replaced: string[] = [];
-  const snapshot = storableJson(Object.fromEntries([...Object.entries(fields), ...unknown, ['tags', tags]]), '', replaced) as ImageSnapshot;
+  // Spreading defines own properties, so an unknown field named __proto__ stays a field.
+  const snapshot: ImageSnapshot = storableJson({ ...Object.fromEntries(unknown), ...fields, tags }, '', replaced);
   if (replaced.length > 0) {
     warnings.push(`${replaced.slice(0, 5).join(', ')}: NUL or lone surrogate characters stored as U+FFFD (Postgres cannot hold them)`);
   }

@@ -16,22 +16,27 @@ export function storableString(text: string): string {
 
 /**
  * A JSON value whose strings (keys included) Postgres can store; `replaced`
- * collects the paths where something had to be replaced.
+ * collects the paths where something had to be replaced. Only the contents of
+ * strings change, so the value keeps its type.
  */
-export function storableJson(value: unknown, path: string, replaced: string[]): unknown {
+export function storableJson<T>(value: T, path: string, replaced: string[]): T {
+  return storable(value, path, replaced) as T;
+}
+
+function storable(value: unknown, path: string, replaced: string[]): unknown {
   if (typeof value === 'string') {
     if (isStorable(value)) return value;
     replaced.push(path);
     return storableString(value);
   }
-  if (Array.isArray(value)) return value.map((item, n) => storableJson(item, `${path}[${n}]`, replaced));
+  if (Array.isArray(value)) return value.map((item: unknown, n) => storable(item, `${path}[${n}]`, replaced));
   if (value === null || typeof value !== 'object' || JSON.isRawJSON(value)) return value;
   // Object.fromEntries defines own properties, so keys such as __proto__ stay data.
   return Object.fromEntries(
     Object.entries(value).map(([key, item]) => {
       const childPath = path ? `${path}.${key}` : key;
       if (!isStorable(key)) replaced.push(`${childPath} (key)`);
-      return [storableString(key), storableJson(item, childPath, replaced)];
+      return [storableString(key), storable(item, childPath, replaced)];
     }),
   );
 }
