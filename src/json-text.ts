@@ -35,9 +35,17 @@ function isExact(source: string, value: number): boolean {
   return source === String(value) || (Number.isFinite(value) && decimalValue(source) === decimalValue(String(value)));
 }
 
+/**
+ * Where a double may differ from the text: 16 or more significant digits, or
+ * an exponent of three digits. Any shorter decimal reads back as itself, so a
+ * text without these parses exactly without the (several times slower) reviver.
+ */
+const MAYBE_INEXACT = /(?:\d\.?){16}|[eE][+-]?\d{3}/;
+
 /** Parses JSON, keeping numbers that a double would change as their source text; undefined when not JSON. */
 export function parseJsonExactly(text: string): unknown {
   try {
+    if (!MAYBE_INEXACT.test(text)) return JSON.parse(text);
     return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
       typeof value === 'number' && context?.source !== undefined && !isExact(context.source, value) ? JSON.rawJSON(context.source) : value,
     );

@@ -20,7 +20,15 @@ export function storableString(text: string): string {
  * strings change, so the value keeps its type.
  */
 export function storableJson<T>(value: T, path: string, replaced: string[]): T {
-  return storable(value, path, replaced) as T;
+  return needsReplacing(value) ? (storable(value, path, replaced) as T) : value;
+}
+
+/** Whether any string (or key) in the value is one Postgres cannot store: the common answer, no, allocates nothing. */
+function needsReplacing(value: unknown): boolean {
+  if (typeof value === 'string') return !isStorable(value);
+  if (Array.isArray(value)) return value.some(needsReplacing);
+  if (value === null || typeof value !== 'object' || JSON.isRawJSON(value)) return false;
+  return Object.entries(value).some(([key, item]) => !isStorable(key) || needsReplacing(item));
 }
 
 function storable(value: unknown, path: string, replaced: string[]): unknown {
