@@ -1,15 +1,16 @@
 // Validation of one image as the API answers it. The rule is Gcore's contract
 // (ImageSerializer, see contract/): an answer is refused only for what cannot be
 // stored faithfully (a wrong JSON type, a missing or other `id`, a date that is
-// not a date, a number beyond what a double holds exactly, more tags than we
-// store). Anything stricter is a warning that travels with the stored image.
+// not a date, a number beyond what a double holds exactly in a typed field or
+// beyond what Postgres' numeric holds anywhere, more tags than we store).
+// Anything stricter is a warning that travels with the stored image.
 import { z } from 'zod';
 import { normalizeTimestamp } from './api-date.js';
 import { canonicalJson } from './image-diff.js';
 import { IMAGE_FIELDS, type FieldDefinition, type ImageFields } from './image-fields.js';
 import type { ImageSnapshot, TagValue, Triple } from './interfaces.js';
 import { excerpt } from './gcore-errors.js';
-import { storableJson } from './storable-text.js';
+import { storableJson, storableString, unstorableNumbers } from './storable-text.js';
 import { formatPath, issueMessage } from './validation.js';
 
 /** The answer could not be validated; nothing from it may be stored. */
@@ -102,15 +103,22 @@ function readTags(body: Record<string, unknown>, warnings: string[]): TagList {
   return list;
 }
 
-/** Tags by key, as own properties so that keys such as __proto__ or constructor stay data. */
-function tagMap(list: TagList, warnings: string[]): Record<string, TagValue> {
+/**
+ * Tags by key, as own properties so that keys such as __proto__ or constructor
+ * stay data. Keys are compared as stored (storable-text.ts), so that of two keys
+ * that become one the last tag is kept, as of any repeated key; `replaced`
+ * collects the keys so changed.
+ */
+function tagMap(list: TagList, warnings: string[], replaced: string[]): Record<string, TagValue> {
   const entries = new Map<string, TagValue>();
   list.forEach((tag, n) => {
-    if (entries.has(tag.key)) warnings.push(`tags[${n}].key: ${JSON.stringify(tag.key.slice(0, 40))} appears twice; kept the last`);
+    const key = storableString(tag.key);
+    if (key !== tag.key) replaced.push(`tags.${tag.key} (key)`);
+    if (entries.has(key)) warnings.push(`tags[${n}].key: ${JSON.stringify(key.slice(0, 40))} appears twice; kept the last`);
     if (tag.key.length > TAG_TEXT_LIMIT || tag.value.length > TAG_TEXT_LIMIT) {
       warnings.push(`tags[${n}]: longer than the documented ${TAG_TEXT_LIMIT} characters`);
     }
-    entries.set(tag.key, { value: tag.value, read_only: tag.read_only });
+    entries.set(key, { value: tag.value, read_only: tag.read_only });
   });
   return Object.fromEntries(entries);
 }
@@ -128,13 +136,21 @@ function toValidated(body: unknown, triple: Triple): ValidatedImage {
   if (fields.id !== triple.imageId) {
     throw new InvalidPayloadError(`answer is for image ${JSON.stringify(fields.id.slice(0, 80))}, not the requested ${triple.imageId}`);
   }
+  // One such number anywhere would make Postgres refuse the batch it is stored with.
+  const unstorable = unstorableNumbers(object, '', []);
+  if (unstorable.length > 0) {
+    const numbers = unstorable.slice(0, 5).map((number) => `${number} is beyond what Postgres' numeric holds`);
+    throw new InvalidPayloadError(`answer does not fit the image schema: ${numbers.join('; ')}`);
+  }
   const warnings: string[] = [];
-  const tags = tagMap(readTags(object, warnings), warnings);
+  const tagKeysReplaced: string[] = [];
+  const tags = tagMap(readTags(object, warnings), warnings, tagKeysReplaced);
   // Unknown fields are part of the state, taken from the body itself so that no key is lost to a prototype.
   const unknown = Object.entries(object).filter(([key]) => !Object.hasOwn(IMAGE_FIELDS, key) && !(TAG_LISTS as readonly string[]).includes(key));
   const replaced: string[] = [];
   // Spreading defines own properties, so an unknown field named __proto__ stays a field.
   const snapshot: ImageSnapshot = storableJson({ ...Object.fromEntries(unknown), ...fields, tags }, '', replaced);
+  replaced.push(...tagKeysReplaced);
   if (replaced.length > 0) {
     warnings.push(`${replaced.slice(0, 5).join(', ')}: NUL or lone surrogate characters stored as U+FFFD (Postgres cannot hold them)`);
   }

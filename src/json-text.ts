@@ -36,19 +36,56 @@ function isExact(source: string, value: number): boolean {
 }
 
 /**
+
  * Where a double may differ from the text: 16 or more significant digits, or
  * an exponent of three digits. Any shorter decimal reads back as itself, so a
  * text without these parses exactly without the (several times slower) reviver.
  */
 const MAYBE_INEXACT = /(?:\d\.?){16}|[eE][+-]?\d{3}/;
 
+/**
+ * A string token and, when it names a member, the colon after it; or a `"`
+ * that opens no string, which only a text that is not JSON has. Outside strings
+ * JSON has no `"`, so tokens are found by scanning from the start.
+ */
+const STRING_TOKEN = /("(?:[^"\\]|\\[\s\S])*")(\s*:)?|"/g;
+
+/**
+ * V8 (Node 24 and 26 at least) can decode a member name written with escapes
+ * wrongly once it has parsed a similar name: "\"" or "\u0002" read back as "\\"
+ * (nodejs/node#63785). So names with escapes are parsed on their own, as
+ * strings, and stand in the text as placeholders no name of the text can equal.
+ */
+function escapedNames(text: string): { text: string; marker: string; names: string[] } {
+  let marker = '\uE000';
+  while (text.includes(marker)) marker += '\uE000';
+  const names: string[] = [];
+  const replaced = text.replace(STRING_TOKEN, (token, string?: string, colon?: string) => {
+    if (string === undefined) throw new SyntaxError('unterminated string');
+    if (colon === undefined || !string.includes('\\')) return token;
+    names.push(JSON.parse(string) as string);
+    return `"${marker}${names.length - 1}"${colon}`;
+  });
+  return { text: replaced, marker, names };
+}
+
+/** `value` with the placeholders of escapedNames named again; own properties, so __proto__ stays a name. */
+function renamed(value: unknown, marker: string, names: string[]): unknown {
+  if (Array.isArray(value)) return value.map((item) => renamed(item, marker, names));
+  if (value === null || typeof value !== 'object' || JSON.isRawJSON(value)) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, item]) => [key.startsWith(marker) ? names[Number(key.slice(marker.length))]! : key, renamed(item, marker, names)]),
+  );
+}
+
 /** Parses JSON, keeping numbers that a double would change as their source text; undefined when not JSON. */
 export function parseJsonExactly(text: string): unknown {
   try {
-    if (!MAYBE_INEXACT.test(text)) return JSON.parse(text);
-    return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
+    const escaped = text.includes('\\') ? escapedNames(text) : { text, marker: '', names: [] };
+    const value: unknown = !MAYBE_INEXACT.test(escaped.text) ? JSON.parse(escaped.text) : JSON.parse(escaped.text, (_key, value: unknown, context?: { source?: string }) =>
       typeof value === 'number' && context?.source !== undefined && !isExact(context.source, value) ? JSON.rawJSON(context.source) : value,
     );
+    return escaped.names.length === 0 ? value : renamed(value, escaped.marker, escaped.names);
   } catch {
     return undefined;
   }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { sampleImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
 import { normalizeTimestamp, postgresTimestamp } from '../src/api-date.js';
+import { contentHash } from '../src/image-diff.js';
 import { InvalidPayloadError, validateImage } from '../src/image-payload.js';
 import { parseJsonExactly } from '../src/json-text.js';
 
@@ -117,6 +118,33 @@ describe('image payload', () => {
     expect(rejection(parseJsonExactly(typed))).toBe(
       'answer does not fit the image schema: size: 123456789012345678901 is beyond what a double holds exactly',
     );
+  });
+
+  it('reads member names written with escapes as written, where V8 may not (nodejs/node#63785)', () => {
+    // After this parse, V8 (Node 24) reads the escaped names below as "\\".
+    JSON.parse('{"h":[],"\\\\":0}');
+    expect(Object.keys(parseJsonExactly('{"h":1,"\\"":2}') as object)).toEqual(['h', '"']);
+    expect(Object.keys(parseJsonExactly('{"h":1,"\\u0002":2}') as object)).toEqual(['h', '\u0002']);
+  });
+
+  it('refuses a number beyond what Postgres stores anywhere in the answer, which would fail its whole batch', () => {
+    const text = JSON.stringify(sampleImage(SAMPLE_TRIPLE)).replace('{', '{"most":9e131071,"least":1e-16383,"extra":{"far":[1e131072]},"tiny":1.5e-16383,');
+    expect(rejection(parseJsonExactly(text))).toBe(
+      "answer does not fit the image schema: extra.far[0]: 1e131072 is beyond what Postgres' numeric holds; tiny: 1.5e-16383 is beyond what Postgres' numeric holds",
+    );
+  });
+
+  it('keeps one of the names that become one when made storable, whatever their order: the last tag, the non-null member named last', () => {
+    const tag = (key: string, value: string) => ({ key, value, read_only: false });
+    const members: Array<[string, unknown]> = [['x\u0000', 1], ['x\ud800', 2], ['x\uFFFD', null]];
+    const image = (entries: Array<[string, unknown]>) =>
+      validateImage({ ...sampleImage(SAMPLE_TRIPLE), tags: [tag('k\u0000', '1'), tag('k\ud800', '2'), tag('k\u0000', '3')], ...Object.fromEntries(entries) }, SAMPLE_TRIPLE);
+    const { snapshot, warnings } = image(members);
+    expect(snapshot.tags).toEqual({ 'k\uFFFD': { value: '3', read_only: false } });
+    expect(warnings.slice(0, 2)).toEqual(['tags[1].key: "k\uFFFD" appears twice; kept the last', 'tags[2].key: "k\uFFFD" appears twice; kept the last']);
+    expect(snapshot['x\uFFFD']).toBe(2);
+    expect(contentHash(image(members.toReversed()).snapshot)).toBe(contentHash(snapshot));
+    expect(contentHash(image(members.slice(0, 2)).snapshot)).toBe(contentHash(snapshot));
   });
 
   it('stores NUL and lone surrogates as U+FFFD, with a warning', () => {
