@@ -102,7 +102,7 @@ describe('gcore-image-sync CLI', () => {
     expect(await run(['sync', '--fast'], env.env)).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--fast'") });
     expect(await run(['migrate'], { ...env.env, SYNC_CONCURRENCY: 'lots' })).toMatchObject({
       code: 2,
-      stderr: 'gcore-image-sync migrate: configuration error in environment: 1 problem\n  SYNC_CONCURRENCY: must be a whole number >= 1 (got "lots")\n',
+      stderr: 'gcore-image-sync migrate: configuration error in environment: 1 problem\n  SYNC_CONCURRENCY: must be a whole number from 1 to 1000 (got "lots")\n',
     });
     const { GCORE_API_KEY: _key, ...keyless } = env.env;
     expect(await run(['sync', '--wait'], keyless)).toMatchObject({ code: 2, stderr: expect.stringContaining('GCORE_API_KEY: required') });
@@ -169,7 +169,7 @@ targets:
     });
     expect(await run(['sync', '--target', 'three/9/../x'], settings)).toMatchObject({
       code: 2,
-      stderr: expect.stringContaining('--target: the project id must be a positive whole number (expected <project_id>/<region_id>/<image_id>, got "three/9/../x")'),
+      stderr: expect.stringContaining('--target: the project id must be a whole number from 1 to 2147483647 (expected <project_id>/<region_id>/<image_id>, got "three/9/../x")'),
     });
   });
 

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, requireApiKey } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { imageIdProblem } from '../image-id.js';
+import { INT4_MAX, wholeNumber } from '../input-ranges.js';
 import type { Triple } from '../interfaces.js';
 import { startManualSync, waitForRun } from '../manual-sync.js';
 import { progressReporter } from '../progress.js';
@@ -18,13 +19,14 @@ function parseTarget(text: string): Triple {
   const [project, region, ...rest] = text.split('/');
   const imageId = rest.join('/');
   const idProblem = imageIdProblem(imageId);
-  const problems = [
-    ...(Number.isInteger(Number(project)) && Number(project) > 0 ? [] : ['the project id must be a positive whole number']),
-    ...(Number.isInteger(Number(region)) && Number(region) > 0 ? [] : ['the region id must be a positive whole number']),
-    ...(idProblem ? [`the image id ${idProblem}`] : []),
-  ];
+  const problems: string[] = [];
+  const projectId = wholeNumber(project ?? '', 1, INT4_MAX);
+  const regionId = wholeNumber(region ?? '', 1, INT4_MAX);
+  if (projectId === undefined) problems.push(`the project id must be a whole number from 1 to ${INT4_MAX}`);
+  if (regionId === undefined) problems.push(`the region id must be a whole number from 1 to ${INT4_MAX}`);
+  if (idProblem) problems.push(`the image id ${idProblem}`);
   if (problems.length > 0) throw new ConfigError('sync flags', problems.map((p) => `--target: ${p} (expected <project_id>/<region_id>/<image_id>, got "${text}")`));
-  return { projectId: Number(project), regionId: Number(region), imageId };
+  return { projectId: projectId!, regionId: regionId!, imageId };
 }
 
 function summary(run: RunProgress): string {
