@@ -34,6 +34,8 @@ export interface Config {
   queueDashboard: boolean;
   /** Where change alerts are POSTed; none when unset. */
   alertWebhookUrl: string | undefined;
+  /** Signs every change alert (HMAC-SHA256); set exactly when alertWebhookUrl is. Never logged. */
+  alertWebhookSecret: string | undefined;
   /** Redis key prefix for every queue, so several deployments can share one Redis. */
   queuePrefix: string;
 }
@@ -90,6 +92,27 @@ function readSwitch(env: Env, name: string, problems: string[]): boolean {
   return text === '1';
 }
 
+const MIN_SECRET_LENGTH = 32;
+
+/**
+ * The webhook URL and its signing secret, which go together: an unsigned
+ * alert could be forged by anyone who learns the receiver's URL, and a
+ * warning about it would go unread in an unattended deployment. Problems
+ * name the variable, never the secret's value.
+ */
+function readAlertWebhook(env: Env, problems: string[]): Pick<Config, 'alertWebhookUrl' | 'alertWebhookSecret'> {
+  const url = env.ALERT_WEBHOOK_URL?.trim() ? readUrl(env, 'ALERT_WEBHOOK_URL', '', ['http:', 'https:'], problems) : undefined;
+  const secret = env.ALERT_WEBHOOK_SECRET || undefined;
+  if (url && !secret) {
+    problems.push('ALERT_WEBHOOK_SECRET: required when ALERT_WEBHOOK_URL is set, to sign the alerts (e.g. the output of `openssl rand -hex 32`)');
+  } else if (secret && !url) {
+    problems.push('ALERT_WEBHOOK_SECRET: set without ALERT_WEBHOOK_URL; set both or neither');
+  } else if (secret && secret.length < MIN_SECRET_LENGTH) {
+    problems.push(`ALERT_WEBHOOK_SECRET: must be at least ${MIN_SECRET_LENGTH} characters (has ${secret.length})`);
+  }
+  return { alertWebhookUrl: url, alertWebhookSecret: secret };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
   const logLevel = env.LOG_LEVEL?.trim() || DEFAULTS.logLevel;
@@ -116,9 +139,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMs: readInt(env, 'SYNC_SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, 0, 3_600_000, problems),
     httpPort: env.HTTP_PORT?.trim() ? readInt(env, 'HTTP_PORT', 0, 1, 65_535, problems) : undefined,
     queueDashboard: readSwitch(env, 'QUEUE_DASHBOARD', problems),
-    alertWebhookUrl: env.ALERT_WEBHOOK_URL?.trim()
-      ? readUrl(env, 'ALERT_WEBHOOK_URL', '', ['http:', 'https:'], problems)
-      : undefined,
+    ...readAlertWebhook(env, problems),
     queuePrefix: env.QUEUE_PREFIX?.trim() || DEFAULTS.queuePrefix,
   };
   if (problems.length > 0) throw new ConfigError('environment', problems);
