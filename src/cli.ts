@@ -26,10 +26,14 @@ interface Command {
   run(context: CommandContext): Promise<number>;
 }
 
+const TAKE_OVER_FLAG =
+  '--take-over  replace the targets and schedules even though a running `start` with another targets file owns them (it is named when refused)';
+
 const COMMANDS: Record<string, Command> = {
   start: {
     summary: 'migrate, reconcile the targets file, then work the queues until stopped (the main job)',
-    examples: ["GCORE_API_KEY='...' gcore-image-sync start"],
+    flags: [TAKE_OVER_FLAG],
+    examples: ["GCORE_API_KEY='...' gcore-image-sync start", "GCORE_API_KEY='...' TARGETS_FILE=/etc/gcore-image-sync/targets.yaml gcore-image-sync start --take-over"],
     run: (c) => workerCommand(c, true),
   },
   worker: {
@@ -39,6 +43,7 @@ const COMMANDS: Record<string, Command> = {
   },
   schedule: {
     summary: 'reconcile the targets file into Postgres and BullMQ job schedulers, then exit',
+    flags: [TAKE_OVER_FLAG],
     examples: ['TARGETS_FILE=/etc/gcore-image-sync/targets.yaml gcore-image-sync schedule'],
     run: scheduleCommand,
   },

@@ -6,12 +6,13 @@ import { INT4_MAX, wholeNumber } from '../input-ranges.js';
 import type { Triple } from '../interfaces.js';
 import { startManualSync, waitForRun } from '../manual-sync.js';
 import { progressReporter } from '../progress.js';
+import { takeSchedule } from '../schedule-owner.js';
 import { openServices } from '../services.js';
 import type { RunProgress } from '../sql/getRun.js';
 import { tripleKey } from '../triple.js';
 import { replaceTargets } from '../sql/replaceTargets.js';
-import { loadTargets } from '../targets.js';
-import { startWorker } from '../worker.js';
+import { loadTargetsFile } from '../targets.js';
+import { startWorker, type RunningWorker } from '../worker.js';
 import type { CommandContext } from './context.js';
 
 /** `<project_id>/<region_id>/<image_id>`, checked as the targets file checks it. */
@@ -50,17 +51,18 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
   const target = values.target === undefined ? undefined : parseTarget(values.target);
   const config = loadConfig();
   const apiKey = values.wait ? requireApiKey(config) : undefined;
-  const targets = await loadTargets(config.targetsFile);
-  if (target && !targets.some((t) => tripleKey(t) === tripleKey(target))) {
+  const file = await loadTargetsFile(config.targetsFile);
+  if (target && !file.targets.some((t) => tripleKey(t) === tripleKey(target))) {
     throw new ConfigError('sync flags', [`--target: ${values.target} is not in ${config.targetsFile}`]);
   }
   const services = await openServices(config);
   const keyRejected = new AbortController();
-  const worker = apiKey
-    ? startWorker({ config, apiKey, logger, ...services, onKeyRejected: () => keyRejected.abort() })
-    : undefined;
+  let worker: RunningWorker | undefined;
   try {
-    await replaceTargets(services.sql, targets);
+    // sync writes the targets too, so it may not replace those of a running `start` with another file.
+    await takeSchedule(services.sql, file, { targetsFile: config.targetsFile, command: 'sync', takeOver: false }, logger, print);
+    await replaceTargets(services.sql, file.targets);
+    if (apiKey) worker = startWorker({ config, apiKey, logger, ...services, onKeyRejected: () => keyRejected.abort() });
     const run = await startManualSync(services.sql, services.queues, config.batchSize, target);
     print(`run ${run.id}: queued ${run.planned} refreshes`);
     if (!values.wait) return 0;
