@@ -40,8 +40,10 @@ const short = (hash: string) => hash.slice(0, 12);
 /** An owner as an operator needs it to find the process: file, host, pid, and when it was last heard of. */
 export function describeOwner(owner: ScheduleOwner): string {
   const seen = owner.heartbeat_age_seconds === null ? 'no process running it' : `last heartbeat ${owner.heartbeat_age_seconds} s ago`;
-  return `${owner.targets_file} on ${owner.host} (pid ${owner.pid}, ${owner.command}, config ${short(owner.config_hash)}, ` +
-    `${owner.target_count} targets, since ${owner.claimed_at.toISOString()}; ${seen})`;
+  return (
+    `${owner.targets_file} on ${owner.host} (pid ${owner.pid}, ${owner.command}, config ${short(owner.config_hash)}, ` +
+    `${owner.target_count} targets, since ${owner.claimed_at.toISOString()}; ${seen})`
+  );
 }
 
 export interface ClaimOptions {
@@ -56,7 +58,13 @@ export interface ClaimOptions {
  * ConfigError (exit 2) naming the live owner. Replacing another configuration
  * is said on stderr and in the log. Returns the claim, for holdSchedule.
  */
-export async function takeSchedule(sql: Sql, file: TargetsFile, options: ClaimOptions, logger: Logger, print: (line: string) => void): Promise<Claimant> {
+export async function takeSchedule(
+  sql: Sql,
+  file: TargetsFile,
+  options: ClaimOptions,
+  logger: Logger,
+  print: (line: string) => void,
+): Promise<Claimant> {
   const hash = configHash(file);
   const me: Claimant = {
     configHash: hash,
@@ -69,9 +77,8 @@ export async function takeSchedule(sql: Sql, file: TargetsFile, options: ClaimOp
   };
   const { claimed, previous } = await claimSchedule(sql, me, options.takeOver, STALE_AFTER_SECONDS);
   if (!claimed) {
-    const remedy = options.command === 'sync'
-      ? 'run `schedule --take-over` with this file first to replace them'
-      : 'pass --take-over to replace them';
+    const remedy =
+      options.command === 'sync' ? 'run `schedule --take-over` with this file first to replace them' : 'pass --take-over to replace them';
     throw new ConfigError(options.targetsFile, [
       `another configuration owns the targets and schedules: ${describeOwner(previous!)}; this file is config ${short(hash)}. ` +
         `Stop that process or give it this file, or ${remedy}`,

@@ -62,10 +62,15 @@ beforeAll(async () => {
   fake.putImage(A, sampleImage(A));
   fake.putImage(B, sampleImage(B));
   await fake.start();
-  pipeline = await startPipeline(env, fake.url, `${QUIET_SCHEDULE}
+  pipeline = await startPipeline(
+    env,
+    fake.url,
+    `${QUIET_SCHEDULE}
 targets:
   - { project_id: 9, region_id: 4, image_ids: [${A.imageId}, ${B.imageId}] }
-`, { noWorker: true });
+`,
+    { noWorker: true },
+  );
   worker = startCli(['worker'], { ...env.env, GCORE_BASE_URL: fake.url, ALERT_WEBHOOK_URL: url, ALERT_WEBHOOK_SECRET: SECRET });
   await waitFor('the delivery cursor', async () => (await pipeline.services.sql`SELECT 1 FROM alert_cursor`).length === 1);
 });
@@ -84,7 +89,11 @@ describe('change webhook', () => {
     fake.updateImage(A, { name: 'renamed' });
     expect(await pipeline.sync()).toMatchObject({ changed: 1, failed: 0 });
     await waitFor('three changes delivered', () => accepted().flatMap((r) => JSON.parse(r.body).changes).length >= 3, 30_000);
-    expect(received.slice(0, 3).map((r) => [r.status, r.verification.valid])).toEqual([[500, true], [500, true], [200, true]]);
+    expect(received.slice(0, 3).map((r) => [r.status, r.verification.valid])).toEqual([
+      [500, true],
+      [500, true],
+      [200, true],
+    ]);
     const now = Math.floor(Date.now() / 1000);
     for (const r of received) {
       expect(r.header).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
@@ -97,10 +106,18 @@ describe('change webhook', () => {
       [A.imageId, 'updated', 'name'],
     ]);
     expect(new Set(changes.map((c) => c.id)).size).toBe(3);
-    expect(changes[2]).toMatchObject({ project_id: 9, region_id: 4, image_name: 'renamed', old_value: 'ubuntu-22.04-x64-0001', new_value: 'renamed' });
+    expect(changes[2]).toMatchObject({
+      project_id: 9,
+      region_id: 4,
+      image_name: 'renamed',
+      old_value: 'ubuntu-22.04-x64-0001',
+      new_value: 'renamed',
+    });
     // The cursor moves once the receiver's 200 has arrived.
-    await waitFor('the cursor past the last change', async () =>
-      (await pipeline.services.sql`SELECT last_change_id FROM alert_cursor`)[0]!.last_change_id === changes[2]!.id);
+    await waitFor(
+      'the cursor past the last change',
+      async () => (await pipeline.services.sql`SELECT last_change_id FROM alert_cursor`)[0]!.last_change_id === changes[2]!.id,
+    );
   });
 
   it('lets the receiver refuse a tampered body, a replayed old request, another secret and a missing signature', async () => {
@@ -115,7 +132,10 @@ describe('change webhook', () => {
     // A request captured six minutes ago, signature and all.
     const old = Math.floor(Date.now() / 1000) - 360;
     expect(await post(signatureHeader(SECRET, genuine.body, old), genuine.body)).toEqual([401, 'timestamp outside the tolerance']);
-    expect(await post(signatureHeader('another-secret-of-at-least-32-chars!', genuine.body, old + 360), genuine.body)).toEqual([401, 'signature does not match']);
+    expect(await post(signatureHeader('another-secret-of-at-least-32-chars!', genuine.body, old + 360), genuine.body)).toEqual([
+      401,
+      'signature does not match',
+    ]);
     expect(await post(undefined, genuine.body)).toEqual([401, 'no signature header']);
     expect(await post('sha256=abc', genuine.body)).toEqual([401, 'malformed signature header']);
   });
@@ -149,7 +169,8 @@ describe('change webhook', () => {
     expect(await runCli(['worker'], { ...settings, ALERT_WEBHOOK_SECRET: 'too-short-a-secret' })).toEqual({
       code: 2,
       stdout: '',
-      stderr: 'gcore-image-sync worker: configuration error in environment: 1 problem\n  ALERT_WEBHOOK_SECRET: must be at least 32 characters (has 18)\n',
+      stderr:
+        'gcore-image-sync worker: configuration error in environment: 1 problem\n  ALERT_WEBHOOK_SECRET: must be at least 32 characters (has 18)\n',
     });
     expect(worker.stdout() + worker.stderr()).not.toContain(SECRET);
     expect(worker.stdout()).toContain('"msg":"changes delivered to the webhook"');

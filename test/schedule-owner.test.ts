@@ -62,25 +62,42 @@ describe('schedule owner', () => {
     await started(a);
     const before = { targets: await storedTargets(), schedulers: await schedulers(), owner: await owner() };
     expect(before.targets).toEqual(['a1', 'a2']);
-    expect(before.owner).toMatchObject({ targets_file: fileA, host: hostname(), pid: a.pid, command: 'start', target_count: 2, heartbeat_at: expect.any(Date) });
-    const named = `${fileA} on ${HOST} \\(pid ${a.pid}, start, config ${short(CONTENT_A)}, 2 targets, since \\S+Z; last heartbeat \\d+ s ago\\); ` +
+    expect(before.owner).toMatchObject({
+      targets_file: fileA,
+      host: hostname(),
+      pid: a.pid,
+      command: 'start',
+      target_count: 2,
+      heartbeat_at: expect.any(Date),
+    });
+    const named =
+      `${fileA} on ${HOST} \\(pid ${a.pid}, start, config ${short(CONTENT_A)}, 2 targets, since \\S+Z; last heartbeat \\d+ s ago\\); ` +
       `this file is config ${short(CONTENT_B)}\\. Stop that process or give it this file, or `;
     for (const command of ['start', 'schedule']) {
       const refused = await run([command], fileB);
       expect(refused.code, command).toBe(2);
-      expect(refused.stderr, command).toMatch(new RegExp(
-        `^gcore-image-sync ${command}: configuration error in ${fileB}: 1 problem\n  another configuration owns the targets and schedules: ${named}pass --take-over to replace them\n$`,
-      ));
+      expect(refused.stderr, command).toMatch(
+        new RegExp(
+          `^gcore-image-sync ${command}: configuration error in ${fileB}: 1 problem\n  another configuration owns the targets and schedules: ${named}pass --take-over to replace them\n$`,
+        ),
+      );
     }
     const sync = await run(['sync'], fileB);
     expect(sync.code).toBe(2);
-    expect(sync.stderr).toMatch(new RegExp(`another configuration owns the targets and schedules: ${named}run \`schedule --take-over\` with this file first to replace them\n$`));
+    expect(sync.stderr).toMatch(
+      new RegExp(
+        `another configuration owns the targets and schedules: ${named}run \`schedule --take-over\` with this file first to replace them\n$`,
+      ),
+    );
     expect({ targets: await storedTargets(), schedulers: await schedulers(), owner: await owner() }).toEqual(before);
 
     // The same configuration, even from another path and process, is fine.
     const copyOfA = `${fileB}.copy-of-a.yaml`;
     await copyFile(fileA, copyOfA);
-    expect(await run(['schedule'], copyOfA)).toMatchObject({ code: 0, stderr: '2 targets in 1 schedule group(s): 0 added, 0 rescheduled, 0 removed; 0 stale scheduler(s) removed\n' });
+    expect(await run(['schedule'], copyOfA)).toMatchObject({
+      code: 0,
+      stderr: '2 targets in 1 schedule group(s): 0 added, 0 rescheduled, 0 removed; 0 stale scheduler(s) removed\n',
+    });
     const second = start(copyOfA);
     await started(second);
     expect(second.stderr()).toBe('');
@@ -98,17 +115,27 @@ describe('schedule owner', () => {
     await started(a);
     const taken = await run(['schedule', '--take-over'], fileB);
     expect(taken.code).toBe(0);
-    expect(taken.stderr).toMatch(new RegExp(
-      `^taking over from a running configuration ${fileA} on ${HOST} \\(pid ${a.pid}, start, config ${short(CONTENT_A)}, 2 targets, since \\S+Z; last heartbeat \\d+ s ago\\)\n` +
-        '1 targets in 1 schedule group\\(s\\): 1 added, 0 rescheduled, 2 removed; 0 stale scheduler\\(s\\) removed\n$',
-    ));
+    expect(taken.stderr).toMatch(
+      new RegExp(
+        `^taking over from a running configuration ${fileA} on ${HOST} \\(pid ${a.pid}, start, config ${short(CONTENT_A)}, 2 targets, since \\S+Z; last heartbeat \\d+ s ago\\)\n` +
+          '1 targets in 1 schedule group\\(s\\): 1 added, 0 rescheduled, 2 removed; 0 stale scheduler\\(s\\) removed\n$',
+      ),
+    );
     expect(await storedTargets()).toEqual(['b1']);
     expect(await owner()).toMatchObject({ targets_file: fileB, command: 'schedule', target_count: 1, heartbeat_at: null });
-    await waitFor('the old owner to notice', () => a.stdout().includes('another configuration took over the targets and schedules'), 15_000);
-    const lost = a.stdout().split('\n').find((line) => line.includes('took over'))!;
+    await waitFor(
+      'the old owner to notice',
+      () => a.stdout().includes('another configuration took over the targets and schedules'),
+      15_000,
+    );
+    const lost = a
+      .stdout()
+      .split('\n')
+      .find((line) => line.includes('took over'))!;
     expect(JSON.parse(lost)).toMatchObject({
       level: 50,
-      msg: `another configuration took over the targets and schedules: ${fileB} on ${hostname()} (pid ${JSON.parse(lost).owner.pid}, schedule, ` +
+      msg:
+        `another configuration took over the targets and schedules: ${fileB} on ${hostname()} (pid ${JSON.parse(lost).owner.pid}, schedule, ` +
         `config ${short(CONTENT_B)}, 1 targets, since ${new Date(JSON.parse(lost).owner.claimed_at).toISOString()}; no process running it); ` +
         'this process goes on working the queues; restart it with that targets file, or with --take-over',
     });
@@ -135,25 +162,32 @@ describe('schedule owner', () => {
     expect((await a.stop()).code).toBe(0);
     const stopped = await run(['schedule'], fileB);
     expect(stopped.code).toBe(0);
-    expect(stopped.stderr).toMatch(new RegExp(
-      `^replacing the targets and schedules of ${fileA} on ${HOST} \\(pid ${a.pid}, start, config ${short(CONTENT_A)}, 2 targets, since \\S+Z; no process running it\\)\n`,
-    ));
+    expect(stopped.stderr).toMatch(
+      new RegExp(
+        `^replacing the targets and schedules of ${fileA} on ${HOST} \\(pid ${a.pid}, start, config ${short(CONTENT_A)}, 2 targets, since \\S+Z; no process running it\\)\n`,
+      ),
+    );
     expect(await storedTargets()).toEqual(['b1']);
 
     // A start that died without stopping (SIGKILL, a lost machine) stops renewing its heartbeat.
     await services.sql`UPDATE schedule_owner SET command = 'start', heartbeat_at = now() - interval '61 seconds'`;
     const stale = await run(['sync'], fileA);
     expect(stale.code).toBe(0);
-    expect(stale.stderr).toMatch(new RegExp(
-      `^replacing the targets and schedules of ${fileB} on ${HOST} \\(pid \\d+, start, config ${short(CONTENT_B)}, 1 targets, since \\S+Z; last heartbeat 6\\d s ago\\)\n`,
-    ));
+    expect(stale.stderr).toMatch(
+      new RegExp(
+        `^replacing the targets and schedules of ${fileB} on ${HOST} \\(pid \\d+, start, config ${short(CONTENT_B)}, 1 targets, since \\S+Z; last heartbeat 6\\d s ago\\)\n`,
+      ),
+    );
     expect(await storedTargets()).toEqual(['a1', 'a2']);
     expect(await owner()).toMatchObject({ targets_file: fileA, command: 'sync', heartbeat_at: null });
 
     // Editing the file in place and applying it again is the usual way to change the targets: logged, not warned about.
     await writeFile(fileA, CONTENT_A.replace('a2', 'a3'));
     const edited = await run(['schedule'], fileA);
-    expect(edited).toMatchObject({ code: 0, stderr: '2 targets in 1 schedule group(s): 1 added, 0 rescheduled, 1 removed; 0 stale scheduler(s) removed\n' });
+    expect(edited).toMatchObject({
+      code: 0,
+      stderr: '2 targets in 1 schedule group(s): 1 added, 0 rescheduled, 1 removed; 0 stale scheduler(s) removed\n',
+    });
     expect(edited.stdout).toContain(`"level":30,`);
     expect(edited.stdout).toContain(`"msg":"replacing the targets and schedules of ${fileA} on ${hostname()} (pid `);
   }, 60_000);

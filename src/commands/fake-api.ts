@@ -34,7 +34,7 @@ export async function fakeApiCommand({ args, print }: CommandContext): Promise<n
   const fake = new FakeGcore({ apiKey: values['api-key'], latencyMs: latencyMs! });
   const images = generated === undefined ? demoImages() : generatedImages(generated);
   for (const [triple, image] of images) fake.putImage(triple, image);
-  const url = await fake.start(port!);
+  const url = await fake.start(port);
   print(`fake Gcore API on ${url} serving ${images.length} images; use GCORE_BASE_URL=${url} GCORE_API_KEY=<the --api-key>`);
   const stop = () => void fake.stop().then(() => process.exit(0));
   process.on('SIGTERM', stop);
