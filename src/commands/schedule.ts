@@ -12,7 +12,13 @@ export async function scheduleCommand({ args, logger, print }: CommandContext): 
   const file = await loadTargetsFile(config.targetsFile);
   const services = await openServices(config);
   try {
-    await takeSchedule(services.sql, file, { targetsFile: config.targetsFile, command: 'schedule', takeOver: values['take-over'] }, logger, print);
+    await takeSchedule(
+      services.sql,
+      file,
+      { targetsFile: config.targetsFile, command: 'schedule', takeOver: values['take-over'] },
+      logger,
+      print,
+    );
     const result = await reconcile(services.sql, services.queues, file.targets, file.snapshot);
     logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
     print(

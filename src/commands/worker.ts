@@ -14,7 +14,9 @@ import type { CommandContext } from './context.js';
 
 /** `worker` works the queues; `start` first reconciles the targets file (the main job). */
 export async function workerCommand({ args, logger, print }: CommandContext, reconcileFirst = false): Promise<number> {
-  const { values } = parseArgs({ args, options: reconcileFirst ? { 'take-over': { type: 'boolean' } } : {}, strict: true });
+  // `worker` takes no flags (cli.ts refuses any); `start` takes --take-over.
+  const takeOver =
+    reconcileFirst && parseArgs({ args, options: { 'take-over': { type: 'boolean', default: false } }, strict: true }).values['take-over'];
   const config = loadConfig();
   const apiKey = requireApiKey(config);
   const file = reconcileFirst ? await loadTargetsFile(config.targetsFile) : undefined;
@@ -32,7 +34,6 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
   services = await openServices(config);
   if (file) {
     try {
-      const takeOver = values['take-over'] === true;
       const claim = await takeSchedule(services.sql, file, { targetsFile: config.targetsFile, command: 'start', takeOver }, logger, print);
       schedule = holdSchedule(services.sql, claim, logger);
       const result = await reconcile(services.sql, services.queues, file.targets, file.snapshot);
