@@ -2,6 +2,7 @@
 // gcore-image-sync <command>: the one entry point. Exit codes: 0 success,
 // 1 a sync had failures or an unexpected error, 2 bad usage or configuration,
 // 3 Postgres or Redis did not answer.
+import { parseArgs } from 'node:util';
 import { changesCommand } from './commands/changes.js';
 import type { CommandContext } from './commands/context.js';
 import { demoCommand } from './commands/demo.js';
@@ -13,7 +14,7 @@ import { snapshotCommand } from './commands/snapshot.js';
 import { statusCommand } from './commands/status.js';
 import { syncCommand } from './commands/sync.js';
 import { workerCommand } from './commands/worker.js';
-import { DEFAULTS } from './config.js';
+import { DEFAULTS, LOG_LEVELS } from './config.js';
 import { ConfigError, ServiceUnavailableError } from './errors.js';
 import { createLogger } from './logger.js';
 
@@ -25,10 +26,14 @@ interface Command {
   run(context: CommandContext): Promise<number>;
 }
 
+const TAKE_OVER_FLAG =
+  '--take-over  replace the targets and schedules even though a running `start` with another targets file owns them (it is named when refused)';
+
 const COMMANDS: Record<string, Command> = {
   start: {
     summary: 'migrate, reconcile the targets file, then work the queues until stopped (the main job)',
-    examples: ["GCORE_API_KEY='...' gcore-image-sync start"],
+    flags: [TAKE_OVER_FLAG],
+    examples: ["GCORE_API_KEY='...' gcore-image-sync start", "GCORE_API_KEY='...' TARGETS_FILE=/etc/gcore-image-sync/targets.yaml gcore-image-sync start --take-over"],
     run: (c) => workerCommand(c, true),
   },
   worker: {
@@ -38,6 +43,7 @@ const COMMANDS: Record<string, Command> = {
   },
   schedule: {
     summary: 'reconcile the targets file into Postgres and BullMQ job schedulers, then exit',
+    flags: [TAKE_OVER_FLAG],
     examples: ['TARGETS_FILE=/etc/gcore-image-sync/targets.yaml gcore-image-sync schedule'],
     run: scheduleCommand,
   },
@@ -127,9 +133,13 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(commandHelp(name, command));
     return 0;
   }
-  const logger = createLogger(process.env.LOG_LEVEL || DEFAULTS.logLevel);
+  // pino throws on an unknown level before any command has checked the settings; loadConfig reports it with the rest.
+  const level = process.env.LOG_LEVEL?.trim() || DEFAULTS.logLevel;
+  const logger = createLogger(LOG_LEVELS.includes(level) ? level : DEFAULTS.logLevel);
   const print = (line: string) => process.stderr.write(`${line}\n`);
   try {
+    // A command without flags still refuses any: a mistyped flag must not be silently ignored.
+    if (!command.flags) parseArgs({ args, options: {}, strict: true });
     return await command.run({ args, logger, print });
   } catch (error) {
     logger.flush();

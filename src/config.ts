@@ -1,5 +1,6 @@
 // Settings from the environment, validated once with their defaults.
 import { ConfigError } from './errors.js';
+import { readWholeNumber } from './input-ranges.js';
 
 export interface Config {
   /** Absent only for commands that do not call the API (migrate, schedule). */
@@ -33,6 +34,8 @@ export interface Config {
   queueDashboard: boolean;
   /** Where change alerts are POSTed; none when unset. */
   alertWebhookUrl: string | undefined;
+  /** Signs every change alert (HMAC-SHA256); set exactly when alertWebhookUrl is. Never logged. */
+  alertWebhookSecret: string | undefined;
   /** Redis key prefix for every queue, so several deployments can share one Redis. */
   queuePrefix: string;
 }
@@ -56,19 +59,19 @@ export const DEFAULTS = {
   queuePrefix: 'gcore-image-sync',
 } as const;
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 type Env = Record<string, string | undefined>;
 
-function readInt(env: Env, name: string, fallback: number, min: number, problems: string[]): number {
+/**
+ * A whole-number setting within [min, max]. The bounds keep every value
+ * inside what it flows into: timers (at most 2^31 - 1 ms, beyond which Node
+ * fires them at once), Postgres integers, Redis and Postgres connections.
+ */
+function readInt(env: Env, name: string, fallback: number, min: number, max: number, problems: string[]): number {
   const text = env[name];
   if (text === undefined || text.trim() === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min) {
-    problems.push(`${name}: must be a whole number >= ${min} (got "${text}")`);
-    return fallback;
-  }
-  return value;
+  return readWholeNumber(name, text, min, max, problems) ?? fallback;
 }
 
 function readUrl(env: Env, name: string, fallback: string, protocols: string[], problems: string[]): string {
@@ -82,6 +85,34 @@ function readUrl(env: Env, name: string, fallback: string, protocols: string[], 
   return text;
 }
 
+/** "1" on, "0" or unset off; anything else ("true", "yes") is a mistake, not silently off. */
+function readSwitch(env: Env, name: string, problems: string[]): boolean {
+  const text = env[name]?.trim() ?? '';
+  if (!['', '0', '1'].includes(text)) problems.push(`${name}: must be 1 (on) or 0 (off) (got "${text}")`);
+  return text === '1';
+}
+
+const MIN_SECRET_LENGTH = 32;
+
+/**
+ * The webhook URL and its signing secret, which go together: an unsigned
+ * alert could be forged by anyone who learns the receiver's URL, and a
+ * warning about it would go unread in an unattended deployment. Problems
+ * name the variable, never the secret's value.
+ */
+function readAlertWebhook(env: Env, problems: string[]): Pick<Config, 'alertWebhookUrl' | 'alertWebhookSecret'> {
+  const url = env.ALERT_WEBHOOK_URL?.trim() ? readUrl(env, 'ALERT_WEBHOOK_URL', '', ['http:', 'https:'], problems) : undefined;
+  const secret = env.ALERT_WEBHOOK_SECRET || undefined;
+  if (url && !secret) {
+    problems.push('ALERT_WEBHOOK_SECRET: required when ALERT_WEBHOOK_URL is set, to sign the alerts (e.g. the output of `openssl rand -hex 32`)');
+  } else if (secret && !url) {
+    problems.push('ALERT_WEBHOOK_SECRET: set without ALERT_WEBHOOK_URL; set both or neither');
+  } else if (secret && secret.length < MIN_SECRET_LENGTH) {
+    problems.push(`ALERT_WEBHOOK_SECRET: must be at least ${MIN_SECRET_LENGTH} characters (has ${secret.length})`);
+  }
+  return { alertWebhookUrl: url, alertWebhookSecret: secret };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
   const logLevel = env.LOG_LEVEL?.trim() || DEFAULTS.logLevel;
@@ -93,21 +124,22 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl: readUrl(env, 'REDIS_URL', DEFAULTS.redisUrl, ['redis:', 'rediss:'], problems),
     targetsFile: env.TARGETS_FILE?.trim() || DEFAULTS.targetsFile,
     logLevel,
-    rateLimitPerSecond: readInt(env, 'SYNC_RATE_LIMIT_PER_SECOND', DEFAULTS.rateLimitPerSecond, 0, problems),
-    rateLimitMaxWaitMs: 1000 * readInt(env, 'SYNC_RATE_LIMIT_MAX_WAIT_SECONDS', DEFAULTS.rateLimitMaxWaitSeconds, 1, problems),
-    concurrency: readInt(env, 'SYNC_CONCURRENCY', DEFAULTS.concurrency, 1, problems),
-    batchSize: readInt(env, 'SYNC_BATCH_SIZE', DEFAULTS.batchSize, 1, problems),
-    attempts: readInt(env, 'SYNC_ATTEMPTS', DEFAULTS.attempts, 1, problems),
-    requestTimeoutMs: readInt(env, 'SYNC_REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 1, problems),
-    maxResponseBytes: readInt(env, 'SYNC_MAX_RESPONSE_BYTES', DEFAULTS.maxResponseBytes, 1024, problems),
-    retentionDays: readInt(env, 'SYNC_RETENTION_DAYS', DEFAULTS.retentionDays, 1, problems),
-    jobLockMs: readInt(env, 'SYNC_JOB_LOCK_MS', DEFAULTS.jobLockMs, 1000, problems),
-    shutdownTimeoutMs: readInt(env, 'SYNC_SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, 0, problems),
-    httpPort: env.HTTP_PORT?.trim() ? readInt(env, 'HTTP_PORT', 0, 0, problems) : undefined,
-    queueDashboard: env.QUEUE_DASHBOARD === '1',
-    alertWebhookUrl: env.ALERT_WEBHOOK_URL?.trim()
-      ? readUrl(env, 'ALERT_WEBHOOK_URL', '', ['http:', 'https:'], problems)
-      : undefined,
+    rateLimitPerSecond: readInt(env, 'SYNC_RATE_LIMIT_PER_SECOND', DEFAULTS.rateLimitPerSecond, 0, 10_000, problems),
+    // The wait becomes a timer: a day keeps it far inside 2^31 - 1 ms, and a longer ask is better recorded as a failure.
+    rateLimitMaxWaitMs: 1000 * readInt(env, 'SYNC_RATE_LIMIT_MAX_WAIT_SECONDS', DEFAULTS.rateLimitMaxWaitSeconds, 1, 86_400, problems),
+    // Each process opens concurrency + 4 Postgres connections: more than a thousand is past any server's max_connections.
+    concurrency: readInt(env, 'SYNC_CONCURRENCY', DEFAULTS.concurrency, 1, 1000, problems),
+    batchSize: readInt(env, 'SYNC_BATCH_SIZE', DEFAULTS.batchSize, 1, 1000, problems),
+    attempts: readInt(env, 'SYNC_ATTEMPTS', DEFAULTS.attempts, 1, 20, problems),
+    requestTimeoutMs: readInt(env, 'SYNC_REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 100, 600_000, problems),
+    maxResponseBytes: readInt(env, 'SYNC_MAX_RESPONSE_BYTES', DEFAULTS.maxResponseBytes, 1024, 104_857_600, problems),
+    // make_interval(days => n) takes an int, and now() less a million years is no timestamp.
+    retentionDays: readInt(env, 'SYNC_RETENTION_DAYS', DEFAULTS.retentionDays, 1, 36_500, problems),
+    jobLockMs: readInt(env, 'SYNC_JOB_LOCK_MS', DEFAULTS.jobLockMs, 1000, 3_600_000, problems),
+    shutdownTimeoutMs: readInt(env, 'SYNC_SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, 0, 3_600_000, problems),
+    httpPort: env.HTTP_PORT?.trim() ? readInt(env, 'HTTP_PORT', 0, 1, 65_535, problems) : undefined,
+    queueDashboard: readSwitch(env, 'QUEUE_DASHBOARD', problems),
+    ...readAlertWebhook(env, problems),
     queuePrefix: env.QUEUE_PREFIX?.trim() || DEFAULTS.queuePrefix,
   };
   if (problems.length > 0) throw new ConfigError('environment', problems);

@@ -22,6 +22,8 @@ export function parseDuration(text: string): number {
 
 /** Throws when the pattern or time zone would be rejected by the scheduler. */
 export function checkCron(pattern: string, tz: string): void {
+  // The parser reads an empty pattern as every minute; nobody means that by leaving it blank.
+  if (pattern.trim() === '') throw new Error(`${JSON.stringify(pattern)} is not a cron pattern: it is empty`);
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
   } catch {

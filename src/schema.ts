@@ -250,3 +250,25 @@ export const deployment = pgTable(
   // A unique index on a constant admits a single row.
   () => [uniqueIndex('deployment_one_row_idx').on(sql`(true)`)],
 );
+
+// Which configuration (targets file) the stored targets and the schedules came
+// from, and whether a process that runs it is alive: a `start` with another
+// file refuses to replace them while the owner's heartbeat is fresh. One row.
+export const scheduleOwner = pgTable(
+  'schedule_owner',
+  {
+    id: boolean('id').primaryKey().default(true),
+    /** sha256 over the validated targets and schedules: comments, order and the file's path do not count. */
+    configHash: text('config_hash').notNull(),
+    targetsFile: text('targets_file').notNull(),
+    host: text('host').notNull(),
+    pid: integer('pid').notNull(),
+    /** The command that recorded it: start, schedule or sync. */
+    command: text('command').notNull(),
+    targetCount: integer('target_count').notNull(),
+    claimedAt: tz('claimed_at').notNull(),
+    /** Renewed by a running `start`; null when no process runs this configuration (one-shot commands, a clean stop). */
+    heartbeatAt: tz('heartbeat_at'),
+  },
+  (t) => [check('schedule_owner_one_row', sql`${t.id}`)],
+);

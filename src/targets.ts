@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import type { Schedule, Target } from './interfaces.js';
 import { imageIdProblem } from './image-id.js';
+import { INT4_MAX, MAX_EVERY_MS } from './input-ranges.js';
 import { checkCron, parseDuration } from './schedule.js';
 import { formatPath, issueMessage } from './validation.js';
 
@@ -18,7 +19,10 @@ const imageId = z.string().superRefine((id, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
-const positiveInt = z.int().positive();
+// Ids are int4 columns: a larger one would fail in Postgres after Redis had been touched.
+const id = z.number().refine((n) => Number.isInteger(n) && n >= 1 && n <= INT4_MAX, {
+  error: (issue) => `must be a whole number from 1 to ${INT4_MAX} (got ${String(issue.input)})`,
+});
 
 const cronSchema = z
   .strictObject({ cron: z.string(), tz: z.string().default('UTC') })
@@ -35,6 +39,7 @@ const everySchema = z.strictObject({
     try {
       const ms = parseDuration(text);
       if (ms < MIN_INTERVAL_MS) ctx.addIssue({ code: 'custom', message: 'must be at least 1s' });
+      if (ms > MAX_EVERY_MS) ctx.addIssue({ code: 'custom', message: `"${text}" is longer than the longest interval, ${MAX_EVERY_MS / 86_400_000}d` });
       return ms;
     } catch (error) {
       ctx.addIssue({ code: 'custom', message: (error as Error).message });
@@ -54,8 +59,8 @@ const fileSchema = z.strictObject({
   targets: z
     .array(
       z.strictObject({
-        project_id: positiveInt,
-        region_id: positiveInt,
+        project_id: id,
+        region_id: id,
         image_ids: z.array(imageId).min(1, 'must list at least one image id'),
         schedule: scheduleSchema.optional(),
       }),

@@ -102,7 +102,7 @@ describe('gcore-image-sync CLI', () => {
     expect(await run(['sync', '--fast'], env.env)).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--fast'") });
     expect(await run(['migrate'], { ...env.env, SYNC_CONCURRENCY: 'lots' })).toMatchObject({
       code: 2,
-      stderr: 'gcore-image-sync migrate: configuration error in environment: 1 problem\n  SYNC_CONCURRENCY: must be a whole number >= 1 (got "lots")\n',
+      stderr: 'gcore-image-sync migrate: configuration error in environment: 1 problem\n  SYNC_CONCURRENCY: must be a whole number from 1 to 1000 (got "lots")\n',
     });
     const { GCORE_API_KEY: _key, ...keyless } = env.env;
     expect(await run(['sync', '--wait'], keyless)).toMatchObject({ code: 2, stderr: expect.stringContaining('GCORE_API_KEY: required') });
@@ -169,7 +169,7 @@ targets:
     });
     expect(await run(['sync', '--target', 'three/9/../x'], settings)).toMatchObject({
       code: 2,
-      stderr: expect.stringContaining('--target: the project id must be a positive whole number (expected <project_id>/<region_id>/<image_id>, got "three/9/../x")'),
+      stderr: expect.stringContaining('--target: the project id must be a whole number from 1 to 2147483647 (expected <project_id>/<region_id>/<image_id>, got "three/9/../x")'),
     });
   });
 
@@ -210,7 +210,8 @@ targets:
     const settings = { ...env.env, TARGETS_FILE: file, GCORE_BASE_URL: fake.url };
     const scheduled = await run(['schedule'], settings);
     expect(scheduled).toMatchObject({ code: 0 });
-    expect(scheduled.stderr).toMatch(/^2 targets in 1 schedule group\(s\): \d+ added, \d+ rescheduled, \d+ removed; \d+ stale scheduler\(s\) removed\n$/);
+    // The sync tests above stored another targets file, which this one replaces, saying so.
+    expect(scheduled.stderr).toMatch(/^(replacing the targets and schedules of .* \(pid \d+, sync, .*\n)?2 targets in 1 schedule group\(s\): \d+ added, \d+ rescheduled, \d+ removed; \d+ stale scheduler\(s\) removed\n$/);
     expect((await env.redisKeys()).filter((key) => key.endsWith(':image-schedule:repeat'))).toHaveLength(1);
     const started = await run(['start'], settings, (out) => (out.match(/"msg":"refresh"/g) ?? []).length === 2);
     expect(started.code).toBe(0);

@@ -2,29 +2,38 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { connectPostgres } from '../db.js';
 import { ConfigError } from '../errors.js';
+import { INT4_MAX, parseIsoTime, readWholeNumber, timeProblem } from '../input-ranges.js';
 import { runMigrations } from '../migrate.js';
 import { parseDuration } from '../schedule.js';
 import { changeTable } from '../change-table.js';
 import { listChanges } from '../sql/listChanges.js';
 import type { CommandContext } from './context.js';
 
-function parseSince(text: string, now = Date.now()): Date | null {
+const MAX_LIMIT = 100_000;
+
+/** A duration back from now (24h, 7d) or an ISO 8601 time, within what Postgres and Date can hold. */
+function parseSince(text: string, problems: string[], now = Date.now()): Date | undefined {
+  let since: Date | null;
   if (/^\d/.test(text) && !text.includes('-')) {
     try {
-      return new Date(now - parseDuration(text));
+      since = new Date(now - parseDuration(text));
     } catch {
-      return null;
+      since = null;
     }
+  } else {
+    since = parseIsoTime(text);
   }
-  const at = new Date(text);
-  return Number.isNaN(at.getTime()) ? null : at;
+  if (!since) {
+    problems.push(`--since: "${text}" is neither a duration (24h, 7d) nor an ISO 8601 time`);
+    return undefined;
+  }
+  const problem = timeProblem(since);
+  if (problem) problems.push(`--since: "${text}" ${problem}`);
+  return since;
 }
 
-function parseId(name: string, text: string | undefined, problems: string[]): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0) problems.push(`--${name}: must be a positive whole number (got "${text}")`);
-  return value;
+function readFlag(name: string, text: string | undefined, max: number, problems: string[]): number | undefined {
+  return text === undefined ? undefined : readWholeNumber(`--${name}`, text, 1, max, problems);
 }
 
 /** What changed since a moment: a table for people, --json for machines. */
@@ -42,17 +51,18 @@ export async function changesCommand({ args }: CommandContext): Promise<number> 
     strict: true,
   });
   const problems: string[] = [];
-  const since = parseSince(values.since);
-  if (!since) problems.push(`--since: "${values.since}" is neither a duration (24h, 7d) nor an ISO 8601 time`);
-  const projectId = parseId('project', values.project, problems);
-  const regionId = parseId('region', values.region, problems);
-  const limit = parseId('limit', values.limit, problems)!;
+  const since = parseSince(values.since, problems);
+  const projectId = readFlag('project', values.project, INT4_MAX, problems);
+  const regionId = readFlag('region', values.region, INT4_MAX, problems);
+  const limit = readFlag('limit', values.limit, MAX_LIMIT, problems);
+  // An empty --field would read as no filter at all, silently.
+  if (values.field?.trim() === '') problems.push('--field: must not be empty');
   if (problems.length > 0) throw new ConfigError('changes flags', problems);
   const config = loadConfig();
   await runMigrations(config.databaseUrl);
   const sql = await connectPostgres(config.databaseUrl, { max: 1 });
   try {
-    const rows = await listChanges(sql, { since: since!, projectId, regionId, field: values.field, limit });
+    const rows = await listChanges(sql, { since: since!, projectId, regionId, field: values.field, limit: limit! });
     process.stdout.write(values.json ? `${JSON.stringify(rows)}\n` : `${changeTable(rows)}\n`);
     return 0;
   } finally {

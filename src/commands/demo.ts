@@ -35,7 +35,7 @@ export async function demoCommand({ print }: CommandContext): Promise<number> {
     SYNC_RATE_LIMIT_PER_SECOND: '0',
   });
   // Refresh lines would bury the change log; LOG_LEVEL still shows them.
-  const logger = createLogger(process.env.LOG_LEVEL || 'warn');
+  const logger = createLogger(process.env.LOG_LEVEL?.trim() || 'warn');
   const services = await openServices(config);
   const triples = images.map(([triple]) => triple);
   try {

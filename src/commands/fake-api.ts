@@ -2,7 +2,11 @@ import { parseArgs } from 'node:util';
 import { demoImages, generatedImages } from '../fake-gcore/fixtures.js';
 import { FakeGcore } from '../fake-gcore/server.js';
 import { ConfigError } from '../errors.js';
+import { readWholeNumber } from '../input-ranges.js';
 import type { CommandContext } from './context.js';
+
+/** Generated images are described in this process's memory: a bound keeps a slip of the finger (1000000000) from exhausting it. */
+const MAX_GENERATED_IMAGES = 1_000_000;
 
 /**
  * Serves the demo images (or --images N generated ones, project 1, region 1)
@@ -19,16 +23,15 @@ export async function fakeApiCommand({ args, print }: CommandContext): Promise<n
     },
     strict: true,
   });
-  const port = Number(values.port);
-  const latencyMs = Number(values['latency-ms']);
-  const generated = values.images === undefined ? undefined : Number(values.images);
-  const problems = [
-    ...(Number.isInteger(port) && port >= 0 && port < 65536 ? [] : [`--port: must be a port number (got "${values.port}")`]),
-    ...(Number.isInteger(latencyMs) && latencyMs >= 0 ? [] : [`--latency-ms: must be a whole number >= 0 (got "${values['latency-ms']}")`]),
-    ...(generated === undefined || (Number.isInteger(generated) && generated > 0) ? [] : [`--images: must be a whole number > 0 (got "${values.images}")`]),
-  ];
+  const problems: string[] = [];
+  // Port 0 asks the system for a free one (the URL printed says which).
+  const port = readWholeNumber('--port', values.port, 0, 65_535, problems);
+  // A timer longer than 2^31 - 1 ms would fire at once; a minute is already longer than any client waits.
+  const latencyMs = readWholeNumber('--latency-ms', values['latency-ms'], 0, 60_000, problems);
+  const generated = values.images === undefined ? undefined : readWholeNumber('--images', values.images, 1, MAX_GENERATED_IMAGES, problems);
+  if (values['api-key'].trim() === '') problems.push('--api-key: must not be empty');
   if (problems.length > 0) throw new ConfigError('fake-api flags', problems);
-  const fake = new FakeGcore({ apiKey: values['api-key'], latencyMs });
+  const fake = new FakeGcore({ apiKey: values['api-key'], latencyMs: latencyMs! });
   const images = generated === undefined ? demoImages() : generatedImages(generated);
   for (const [triple, image] of images) fake.putImage(triple, image);
   const url = await fake.start(port);

@@ -1,14 +1,24 @@
+import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { reconcile } from '../reconcile.js';
+import { takeSchedule } from '../schedule-owner.js';
 import { openServices } from '../services.js';
 import { loadTargetsFile } from '../targets.js';
 import type { CommandContext } from './context.js';
 
-export async function scheduleCommand({ logger, print }: CommandContext): Promise<number> {
+export async function scheduleCommand({ args, logger, print }: CommandContext): Promise<number> {
+  const { values } = parseArgs({ args, options: { 'take-over': { type: 'boolean', default: false } }, strict: true });
   const config = loadConfig();
   const file = await loadTargetsFile(config.targetsFile);
   const services = await openServices(config);
   try {
+    await takeSchedule(
+      services.sql,
+      file,
+      { targetsFile: config.targetsFile, command: 'schedule', takeOver: values['take-over'] },
+      logger,
+      print,
+    );
     const result = await reconcile(services.sql, services.queues, file.targets, file.snapshot);
     logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
     print(

@@ -2,15 +2,17 @@ import { parseArgs } from 'node:util';
 import { loadConfig, requireApiKey } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { imageIdProblem } from '../image-id.js';
+import { INT4_MAX, wholeNumber } from '../input-ranges.js';
 import type { Triple } from '../interfaces.js';
 import { startManualSync, waitForRun } from '../manual-sync.js';
 import { progressReporter } from '../progress.js';
+import { takeSchedule } from '../schedule-owner.js';
 import { openServices } from '../services.js';
 import type { RunProgress } from '../sql/getRun.js';
 import { tripleKey } from '../triple.js';
 import { replaceTargets } from '../sql/replaceTargets.js';
-import { loadTargets } from '../targets.js';
-import { startWorker } from '../worker.js';
+import { loadTargetsFile } from '../targets.js';
+import { startWorker, type RunningWorker } from '../worker.js';
 import type { CommandContext } from './context.js';
 
 /** `<project_id>/<region_id>/<image_id>`, checked as the targets file checks it. */
@@ -18,13 +20,14 @@ function parseTarget(text: string): Triple {
   const [project, region, ...rest] = text.split('/');
   const imageId = rest.join('/');
   const idProblem = imageIdProblem(imageId);
-  const problems = [
-    ...(Number.isInteger(Number(project)) && Number(project) > 0 ? [] : ['the project id must be a positive whole number']),
-    ...(Number.isInteger(Number(region)) && Number(region) > 0 ? [] : ['the region id must be a positive whole number']),
-    ...(idProblem ? [`the image id ${idProblem}`] : []),
-  ];
+  const problems: string[] = [];
+  const projectId = wholeNumber(project ?? '', 1, INT4_MAX);
+  const regionId = wholeNumber(region ?? '', 1, INT4_MAX);
+  if (projectId === undefined) problems.push(`the project id must be a whole number from 1 to ${INT4_MAX}`);
+  if (regionId === undefined) problems.push(`the region id must be a whole number from 1 to ${INT4_MAX}`);
+  if (idProblem) problems.push(`the image id ${idProblem}`);
   if (problems.length > 0) throw new ConfigError('sync flags', problems.map((p) => `--target: ${p} (expected <project_id>/<region_id>/<image_id>, got "${text}")`));
-  return { projectId: Number(project), regionId: Number(region), imageId };
+  return { projectId: projectId!, regionId: regionId!, imageId };
 }
 
 function summary(run: RunProgress): string {
@@ -48,17 +51,18 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
   const target = values.target === undefined ? undefined : parseTarget(values.target);
   const config = loadConfig();
   const apiKey = values.wait ? requireApiKey(config) : undefined;
-  const targets = await loadTargets(config.targetsFile);
-  if (target && !targets.some((t) => tripleKey(t) === tripleKey(target))) {
+  const file = await loadTargetsFile(config.targetsFile);
+  if (target && !file.targets.some((t) => tripleKey(t) === tripleKey(target))) {
     throw new ConfigError('sync flags', [`--target: ${values.target} is not in ${config.targetsFile}`]);
   }
   const services = await openServices(config);
   const keyRejected = new AbortController();
-  const worker = apiKey
-    ? startWorker({ config, apiKey, logger, ...services, onKeyRejected: () => keyRejected.abort() })
-    : undefined;
+  let worker: RunningWorker | undefined;
   try {
-    await replaceTargets(services.sql, targets);
+    // sync writes the targets too, so it may not replace those of a running `start` with another file.
+    await takeSchedule(services.sql, file, { targetsFile: config.targetsFile, command: 'sync', takeOver: false }, logger, print);
+    await replaceTargets(services.sql, file.targets);
+    if (apiKey) worker = startWorker({ config, apiKey, logger, ...services, onKeyRejected: () => keyRejected.abort() });
     const run = await startManualSync(services.sql, services.queues, config.batchSize, target);
     print(`run ${run.id}: queued ${run.planned} refreshes`);
     if (!values.wait) return 0;

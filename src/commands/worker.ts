@@ -1,9 +1,11 @@
+import { parseArgs } from 'node:util';
 import { loadConfig, requireApiKey } from '../config.js';
 import { deploymentProblem } from '../deployment-registry.js';
 import { startHttpServer, type HttpServer } from '../http-server.js';
 import { createMetrics } from '../metrics.js';
 import { queueDashboard } from '../queue-dashboard.js';
 import { reconcile } from '../reconcile.js';
+import { holdSchedule, takeSchedule, type HeldSchedule } from '../schedule-owner.js';
 import { openServices, type Services } from '../services.js';
 import { onShutdown } from '../signals.js';
 import { loadTargetsFile } from '../targets.js';
@@ -11,7 +13,10 @@ import { startWorker, type RunningWorker } from '../worker.js';
 import type { CommandContext } from './context.js';
 
 /** `worker` works the queues; `start` first reconciles the targets file (the main job). */
-export async function workerCommand({ logger }: CommandContext, reconcileFirst = false): Promise<number> {
+export async function workerCommand({ args, logger, print }: CommandContext, reconcileFirst = false): Promise<number> {
+  // `worker` takes no flags (cli.ts refuses any); `start` takes --take-over.
+  const takeOver =
+    reconcileFirst && parseArgs({ args, options: { 'take-over': { type: 'boolean', default: false } }, strict: true }).values['take-over'];
   const config = loadConfig();
   const apiKey = requireApiKey(config);
   const file = reconcileFirst ? await loadTargetsFile(config.targetsFile) : undefined;
@@ -19,15 +24,26 @@ export async function workerCommand({ logger }: CommandContext, reconcileFirst =
   let services: Services | undefined;
   let worker: RunningWorker | undefined;
   let http: HttpServer | undefined;
+  let schedule: HeldSchedule | undefined;
   onShutdown(logger, config.shutdownTimeoutMs, async () => {
     await http?.close();
     await worker?.close();
+    await schedule?.release();
     await services?.close();
   });
   services = await openServices(config);
   if (file) {
-    const result = await reconcile(services.sql, services.queues, file.targets, file.snapshot);
-    logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
+    try {
+      const claim = await takeSchedule(services.sql, file, { targetsFile: config.targetsFile, command: 'start', takeOver }, logger, print);
+      schedule = holdSchedule(services.sql, claim, logger);
+      const result = await reconcile(services.sql, services.queues, file.targets, file.snapshot);
+      logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
+    } catch (error) {
+      // Open connections would keep a refused process alive.
+      await schedule?.release();
+      await services.close();
+      throw error;
+    }
   }
   const metrics = createMetrics(services.queues);
   worker = startWorker({ config, apiKey, logger, metrics, ...services });
