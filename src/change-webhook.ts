@@ -11,12 +11,8 @@ import { SIGNATURE_HEADER, signatureHeader } from './webhook-signature.js';
 
 export interface WebhookOptions {
   url: string;
-  /**
-   * ALERT_WEBHOOK_SECRET. worker.ts does not pass it yet (it is being
-   * rewritten), so when absent it is read from the environment, which
-   * loadConfig checked when the process started.
-   */
-  secret?: string;
+  /** ALERT_WEBHOOK_SECRET: every request is signed with it (webhook-signature.ts). */
+  secret: string;
   /** How often to look for new changes when the last look found none. */
   pollMs: number;
   batchSize: number;
@@ -41,12 +37,7 @@ async function post(options: WebhookOptions, secret: string, changes: DeliveredC
 
 /** Delivers until `signal` aborts. */
 export async function runChangeWebhook(sql: Sql, options: WebhookOptions, logger: Logger, signal: AbortSignal): Promise<void> {
-  const secret = options.secret ?? (process.env.ALERT_WEBHOOK_SECRET || undefined);
-  if (!secret) {
-    // Never unsigned: the changes wait in Postgres, from the cursor, until a process with the secret sends them.
-    logger.error('change alerts are not sent: ALERT_WEBHOOK_SECRET did not reach the webhook delivery');
-    return;
-  }
+  const { secret } = options;
   let failures = 0;
   while (!signal.aborted) {
     let wait = options.pollMs;

@@ -58,9 +58,16 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   }
   // Change alerts run beside the queues, on their own timer.
   const stopAlerts = new AbortController();
-  const alerts = config.alertWebhookUrl
-    ? runChangeWebhook(sql, { url: config.alertWebhookUrl, pollMs: 2000, batchSize: 200, timeoutMs: 10_000 }, logger, stopAlerts.signal)
-    : Promise.resolve();
+  // loadConfig refuses a webhook URL without its secret: alerts are never sent unsigned.
+  const alerts =
+    config.alertWebhookUrl && config.alertWebhookSecret
+      ? runChangeWebhook(
+          sql,
+          { url: config.alertWebhookUrl, secret: config.alertWebhookSecret, pollMs: 2000, batchSize: 200, timeoutMs: 10_000 },
+          logger,
+          stopAlerts.signal,
+        )
+      : Promise.resolve();
   logger.info(
     { worker: workerId, concurrency: config.concurrency, batch_size: config.batchSize, rate_limit_per_second: config.rateLimitPerSecond },
     'worker started',
