@@ -109,9 +109,13 @@ export interface FakeApiProcess {
 
 export async function startFakeApi(images: number, latencyMs = 0): Promise<FakeApiProcess> {
   const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const child = spawn(process.execPath, [CLI, 'fake-api', '--port', String(port), '--images', String(images), '--api-key', API_KEY, '--latency-ms', String(latencyMs)], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'fake-api', '--port', String(port), '--images', String(images), '--api-key', API_KEY, '--latency-ms', String(latencyMs)],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   await waitForLine(child, /fake Gcore API on/, 'stderr');
   const url = `http://127.0.0.1:${port}`;
   const control = async (path: string, method = 'POST') => (await fetch(`${url}/__fake/${path}`, { method })).json();

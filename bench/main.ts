@@ -52,6 +52,8 @@ await step('soak', () => soak(scale));
 await step('asof', () => asOf(scale));
 
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-console.log(`${table(rows)}\n\nmachine: ${machine}; ${values.quick ? 'quick scale (not a measurement)' : 'full scale'}; ${started.toISOString()}`);
+console.log(
+  `${table(rows)}\n\nmachine: ${machine}; ${values.quick ? 'quick scale (not a measurement)' : 'full scale'}; ${started.toISOString()}`,
+);
 await writeFile(values.out, `${JSON.stringify({ date: started.toISOString(), machine, quick: values.quick, rows }, null, 2)}\n`);
 process.exit(0);

@@ -6,15 +6,7 @@ import { sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { reconcile } from '../src/reconcile.js';
 import { parseTargets } from '../src/targets.js';
 import { BASELINE_QUEUE } from './baseline-worker.js';
-import {
-  configureTargets,
-  openContext,
-  startFakeApi,
-  startWorkerProcess,
-  targetsYaml,
-  timedSync,
-  type BenchContext,
-} from './harness.js';
+import { configureTargets, openContext, startFakeApi, startWorkerProcess, targetsYaml, timedSync, type BenchContext } from './harness.js';
 
 export interface Scale {
   refreshes: number;
@@ -26,7 +18,15 @@ export interface Scale {
   asOfVersions: number;
 }
 
-export const FULL: Scale = { refreshes: 20_000, limited: 2_000, rateLimit: 100, reconcile: 100_000, soak: 100_000, asOfImages: 100_000, asOfVersions: 20 };
+export const FULL: Scale = {
+  refreshes: 20_000,
+  limited: 2_000,
+  rateLimit: 100,
+  reconcile: 100_000,
+  soak: 100_000,
+  asOfImages: 100_000,
+  asOfVersions: 20,
+};
 export const QUICK: Scale = { refreshes: 300, limited: 90, rateLimit: 30, reconcile: 2_000, soak: 500, asOfImages: 500, asOfVersions: 5 };
 
 /** The settings the README documents for throughput on a small machine. */
@@ -60,7 +60,10 @@ export async function baseline(scale: Scale): Promise<Row> {
       CREATE TABLE baseline_images (project_id int, region_id int, image_id text, raw jsonb, seen_at timestamptz,
         PRIMARY KEY (project_id, region_id, image_id))`;
     const script = fileURLToPath(new URL('./baseline-worker.js', import.meta.url));
-    const child = spawn(process.execPath, [script], { env: { ...ctx.env, GCORE_BASE_URL: fake.url }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [script], {
+      env: { ...ctx.env, GCORE_BASE_URL: fake.url },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     const queue = new Queue(BASELINE_QUEUE, { connection: ctx.services.redis, prefix: ctx.config.queuePrefix });
     try {
@@ -70,11 +73,13 @@ export async function baseline(scale: Scale): Promise<Row> {
         const since = new Date().toISOString();
         for (let start = 0; start < scale.refreshes; start += 1000) {
           const count = Math.min(1000, scale.refreshes - start);
-          await queue.addBulk(Array.from({ length: count }, (_, n) => ({
-            name: 'refresh',
-            data: { projectId: 1, regionId: 1, imageId: sampleImageId(start + n + 1) },
-            opts: { removeOnComplete: true },
-          })));
+          await queue.addBulk(
+            Array.from({ length: count }, (_, n) => ({
+              name: 'refresh',
+              data: { projectId: 1, regionId: 1, imageId: sampleImageId(start + n + 1) },
+              opts: { removeOnComplete: true },
+            })),
+          );
         }
         for (;;) {
           const [row] = await ctx.services.sql`SELECT count(*)::int AS n FROM baseline_images WHERE seen_at >= ${since}`;
@@ -168,7 +173,9 @@ export async function rateLimited(scale: Scale): Promise<Row> {
       await configureTargets(ctx, scale.limited);
       await fake.resetStats();
       await timedSync(ctx);
-      const seconds = Object.entries((await fake.stats()).perSecond).sort(([a], [b]) => Number(a) - Number(b)).map(([, n]) => n);
+      const seconds = Object.entries((await fake.stats()).perSecond)
+        .sort(([a], [b]) => Number(a) - Number(b))
+        .map(([, n]) => n);
       const full = seconds.slice(1, -1);
       const max = Math.max(...seconds);
       const mean = full.reduce((sum, n) => sum + n, 0) / Math.max(full.length, 1);

@@ -14,9 +14,17 @@ export function changeTable(rows: ChangeRow[]): string {
   const lines = rows.map((r) => [
     new Date(r.changed_at).toISOString().replace('.000Z', 'Z'),
     `${r.project_id}/${r.region_id}/${r.image_id}`,
-    cell(r.image_name), r.change_type, r.field ?? '', cell(r.old_value), cell(r.new_value),
+    cell(r.image_name),
+    r.change_type,
+    r.field ?? '',
+    cell(r.old_value),
+    cell(r.new_value),
   ]);
   const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c]!.length)));
-  const format = (cells: string[]) => cells.map((text, c) => text.padEnd(widths[c]!)).join('  ').trimEnd();
+  const format = (cells: string[]) =>
+    cells
+      .map((text, c) => text.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd();
   return [format(header), ...lines.map(format)].join('\n');
 }

@@ -33,7 +33,10 @@ const COMMANDS: Record<string, Command> = {
   start: {
     summary: 'migrate, reconcile the targets file, then work the queues until stopped (the main job)',
     flags: [TAKE_OVER_FLAG],
-    examples: ["GCORE_API_KEY='...' gcore-image-sync start", "GCORE_API_KEY='...' TARGETS_FILE=/etc/gcore-image-sync/targets.yaml gcore-image-sync start --take-over"],
+    examples: [
+      "GCORE_API_KEY='...' gcore-image-sync start",
+      "GCORE_API_KEY='...' TARGETS_FILE=/etc/gcore-image-sync/targets.yaml gcore-image-sync start --take-over",
+    ],
     run: (c) => workerCommand(c, true),
   },
   worker: {
@@ -53,7 +56,10 @@ const COMMANDS: Record<string, Command> = {
       '--wait           also work the queue here, show progress, wait for every outcome, print a summary; exit 1 if any failed',
       '--target P/R/I   only this triple (it must be in the targets file)',
     ],
-    examples: ["GCORE_API_KEY='...' gcore-image-sync sync --wait", "GCORE_API_KEY='...' gcore-image-sync sync --wait --target 1/7/8cab6f28-09ca-4201-b3f7-23c7893f4bd6"],
+    examples: [
+      "GCORE_API_KEY='...' gcore-image-sync sync --wait",
+      "GCORE_API_KEY='...' gcore-image-sync sync --wait --target 1/7/8cab6f28-09ca-4201-b3f7-23c7893f4bd6",
+    ],
     run: syncCommand,
   },
   status: {
@@ -108,7 +114,9 @@ const COMMANDS: Record<string, Command> = {
 const USAGE = `usage: gcore-image-sync <command> [flags]      gcore-image-sync <command> --help
 
 commands:
-${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(15)} ${c.summary}`).join('\n')}
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(15)} ${c.summary}`)
+  .join('\n')}
 
 configuration comes from the environment (GCORE_API_KEY, GCORE_BASE_URL, DATABASE_URL,
 REDIS_URL, TARGETS_FILE (default ${DEFAULTS.targetsFile}), LOG_LEVEL, SYNC_*); see README.md.`;

@@ -104,7 +104,9 @@ function readAlertWebhook(env: Env, problems: string[]): Pick<Config, 'alertWebh
   const url = env.ALERT_WEBHOOK_URL?.trim() ? readUrl(env, 'ALERT_WEBHOOK_URL', '', ['http:', 'https:'], problems) : undefined;
   const secret = env.ALERT_WEBHOOK_SECRET || undefined;
   if (url && !secret) {
-    problems.push('ALERT_WEBHOOK_SECRET: required when ALERT_WEBHOOK_URL is set, to sign the alerts (e.g. the output of `openssl rand -hex 32`)');
+    problems.push(
+      'ALERT_WEBHOOK_SECRET: required when ALERT_WEBHOOK_URL is set, to sign the alerts (e.g. the output of `openssl rand -hex 32`)',
+    );
   } else if (secret && !url) {
     problems.push('ALERT_WEBHOOK_SECRET: set without ALERT_WEBHOOK_URL; set both or neither');
   } else if (secret && secret.length < MIN_SECRET_LENGTH) {

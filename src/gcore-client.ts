@@ -28,16 +28,15 @@ export interface GcoreClientOptions {
   maxResponseBytes: number;
 }
 
-export type ImageAnswer =
-  | { kind: 'found'; body: unknown; observedAt: Date }
-  | { kind: 'gone'; observedAt: Date };
+export type ImageAnswer = { kind: 'found'; body: unknown; observedAt: Date } | { kind: 'gone'; observedAt: Date };
 
 /** Default wait when a 429 carries no usable hint. */
 const DEFAULT_RATE_LIMIT_WAIT_MS = 1000;
 
 export function imageUrl(baseUrl: string, triple: Triple): string {
   const problem = imageIdProblem(triple.imageId);
-  if (problem) throw new GcoreApiError(`request not sent: image id ${JSON.stringify(triple.imageId.slice(0, 140))} ${problem}`, undefined, false);
+  if (problem)
+    throw new GcoreApiError(`request not sent: image id ${JSON.stringify(triple.imageId.slice(0, 140))} ${problem}`, undefined, false);
   const segments = [triple.projectId, triple.regionId, triple.imageId].map((part) => encodeURIComponent(String(part)));
   return `${baseUrl}/cloud/v1/images/${segments.join('/')}`;
 }
@@ -147,7 +146,13 @@ export class GcoreClient {
         reject(error);
       };
       request.on('error', (error: Error) => {
-        fail(new TransientApiError(timedOut ? `no answer within ${timeoutMs} ms` : `connection failed: ${this.scrub(error.message)}`, undefined, true));
+        fail(
+          new TransientApiError(
+            timedOut ? `no answer within ${timeoutMs} ms` : `connection failed: ${this.scrub(error.message)}`,
+            undefined,
+            true,
+          ),
+        );
       });
       request.on('response', (response) => {
         const status = response.statusCode ?? 0;
@@ -164,7 +169,13 @@ export class GcoreClient {
           else chunks.push(chunk);
         });
         response.on('error', (error: Error) => {
-          fail(new TransientApiError(timedOut ? `no answer within ${timeoutMs} ms` : `answer broke off: ${this.scrub(error.message)}`, status, true));
+          fail(
+            new TransientApiError(
+              timedOut ? `no answer within ${timeoutMs} ms` : `answer broke off: ${this.scrub(error.message)}`,
+              status,
+              true,
+            ),
+          );
         });
         response.on('end', () => {
           clearTimeout(timer);

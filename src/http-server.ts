@@ -50,10 +50,11 @@ export async function startHttpServer(port: number, deps: HttpDeps): Promise<Htt
         answers(() => deps.sql`SELECT 1`),
         answers(() => deps.redis.ping()),
         // Another deployment on this prefix makes the process unready, as a service that does not answer would.
-        deploymentProblem && answers(async () => {
-          const problem = await deploymentProblem();
-          if (problem) throw new Error(problem);
-        }),
+        deploymentProblem &&
+          answers(async () => {
+            const problem = await deploymentProblem();
+            if (problem) throw new Error(problem);
+          }),
       ]).then(([postgres, redis, deployment]) => {
         const ready = postgres === 'ok' && redis === 'ok' && (deployment ?? 'ok') === 'ok';
         send(ready ? 200 : 503, 'application/json', `${JSON.stringify({ postgres, redis, deployment })}\n`);
@@ -72,9 +73,10 @@ export async function startHttpServer(port: number, deps: HttpDeps): Promise<Htt
   await new Promise<void>((resolve) => server.listen(port, resolve));
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -51,6 +51,10 @@ function diffMembers(before: Record<string, unknown>, after: Record<string, unkn
 export function diffSnapshots(before: ImageState, after: ImageState): FieldChange[] {
   return [
     ...diffMembers(before, after, '', 'tags'),
-    ...diffMembers((member(before, 'tags') ?? {}) as Record<string, unknown>, (member(after, 'tags') ?? {}) as Record<string, unknown>, 'tags.'),
+    ...diffMembers(
+      (member(before, 'tags') ?? {}) as Record<string, unknown>,
+      (member(after, 'tags') ?? {}) as Record<string, unknown>,
+      'tags.',
+    ),
   ];
 }

@@ -69,8 +69,7 @@ export const PG_TYPES: Record<FieldKind, string> = {
 
 type JsType<K extends FieldKind> = K extends 'string' | 'datetime' ? string : K extends 'boolean' ? boolean : number;
 type FieldValue<F extends ImageField> =
-  | JsType<(typeof IMAGE_FIELDS)[F]['kind']>
-  | ((typeof IMAGE_FIELDS)[F]['nullable'] extends true ? null : never);
+  JsType<(typeof IMAGE_FIELDS)[F]['kind']> | ((typeof IMAGE_FIELDS)[F]['nullable'] extends true ? null : never);
 
 /** The typed fields of a validated image. */
 export type ImageFields = { [F in ImageField]: FieldValue<F> };
@@ -78,4 +77,10 @@ export type ImageFields = { [F in ImageField]: FieldValue<F> };
 /** The fields that have a column of their own, in table order. */
 export const IMAGE_COLUMNS = (Object.entries(IMAGE_FIELDS) as Array<[ImageField, FieldDefinition]>)
   .filter((entry): entry is [ImageField, FieldDefinition & { column: string }] => entry[1].column !== null)
-  .map(([field, definition]) => ({ field, column: definition.column, kind: definition.kind, pgType: PG_TYPES[definition.kind], nullable: definition.nullable }));
+  .map(([field, definition]) => ({
+    field,
+    column: definition.column,
+    kind: definition.kind,
+    pgType: PG_TYPES[definition.kind],
+    nullable: definition.nullable,
+  }));

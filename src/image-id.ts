@@ -10,7 +10,7 @@ export function imageIdProblem(id: string): string | null {
   if (id.length > MAX_IMAGE_ID_LENGTH) return `must be at most ${MAX_IMAGE_ID_LENGTH} characters (has ${id.length})`;
   if (id.includes('..')) return 'must not contain ".."';
   const bad = /[/\\%?#\s\p{Cc}]/u.exec(id);
-  if (bad) return `must not contain ${JSON.stringify(bad[0])} (slashes, "%", "?", "#", spaces and control characters could leave the URL path segment)`;
+  if (bad)
+    return `must not contain ${JSON.stringify(bad[0])} (slashes, "%", "?", "#", spaces and control characters could leave the URL path segment)`;
   return null;
 }
-

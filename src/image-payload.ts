@@ -129,7 +129,9 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function toValidated(body: unknown, triple: Triple): ValidatedImage {
   if (!isObject(body)) {
-    throw new InvalidPayloadError(`answer does not fit the image schema: (top level): expected an object, received ${Array.isArray(body) ? 'array' : typeof body}`);
+    throw new InvalidPayloadError(
+      `answer does not fit the image schema: (top level): expected an object, received ${Array.isArray(body) ? 'array' : typeof body}`,
+    );
   }
   const object = body;
   const fields: ImageFields = parse(fieldsSchema, object);
@@ -146,7 +148,9 @@ function toValidated(body: unknown, triple: Triple): ValidatedImage {
   const tagKeysReplaced: string[] = [];
   const tags = tagMap(readTags(object, warnings), warnings, tagKeysReplaced);
   // Unknown fields are part of the state, taken from the body itself so that no key is lost to a prototype.
-  const unknown = Object.entries(object).filter(([key]) => !Object.hasOwn(IMAGE_FIELDS, key) && !(TAG_LISTS as readonly string[]).includes(key));
+  const unknown = Object.entries(object).filter(
+    ([key]) => !Object.hasOwn(IMAGE_FIELDS, key) && !(TAG_LISTS as readonly string[]).includes(key),
+  );
   const replaced: string[] = [];
   // Spreading defines own properties, so an unknown field named __proto__ stays a field.
   const snapshot: ImageSnapshot = storableJson({ ...Object.fromEntries(unknown), ...fields, tags }, '', replaced);

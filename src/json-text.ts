@@ -74,7 +74,10 @@ function renamed(value: unknown, marker: string, names: string[]): unknown {
   if (Array.isArray(value)) return value.map((item) => renamed(item, marker, names));
   if (value === null || typeof value !== 'object' || JSON.isRawJSON(value)) return value;
   return Object.fromEntries(
-    Object.entries(value).map(([key, item]) => [key.startsWith(marker) ? names[Number(key.slice(marker.length))]! : key, renamed(item, marker, names)]),
+    Object.entries(value).map(([key, item]) => [
+      key.startsWith(marker) ? names[Number(key.slice(marker.length))]! : key,
+      renamed(item, marker, names),
+    ]),
   );
 }
 
@@ -82,9 +85,13 @@ function renamed(value: unknown, marker: string, names: string[]): unknown {
 export function parseJsonExactly(text: string): unknown {
   try {
     const escaped = text.includes('\\') ? escapedNames(text) : { text, marker: '', names: [] };
-    const value: unknown = !MAYBE_INEXACT.test(escaped.text) ? JSON.parse(escaped.text) : JSON.parse(escaped.text, (_key, value: unknown, context?: { source?: string }) =>
-      typeof value === 'number' && context?.source !== undefined && !isExact(context.source, value) ? JSON.rawJSON(context.source) : value,
-    );
+    const value: unknown = !MAYBE_INEXACT.test(escaped.text)
+      ? JSON.parse(escaped.text)
+      : JSON.parse(escaped.text, (_key, value: unknown, context?: { source?: string }) =>
+          typeof value === 'number' && context?.source !== undefined && !isExact(context.source, value)
+            ? JSON.rawJSON(context.source)
+            : value,
+        );
     return escaped.names.length === 0 ? value : renamed(value, escaped.marker, escaped.names);
   } catch {
     return undefined;

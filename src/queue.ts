@@ -156,7 +156,11 @@ export async function failedBatches(queue: Queue<RefreshJobData>, limit = 100): 
       jobId: job.id!,
       items: job.data.items,
       reason: job.failedReason || 'unknown reason',
-      take: () => job.remove().then(() => true, () => false),
+      take: () =>
+        job.remove().then(
+          () => true,
+          () => false,
+        ),
     }));
 }
 
@@ -190,15 +194,11 @@ export async function reconcileSchedulers(
   await Promise.all(
     [...wanted].map(([id, { name, key, schedule }]) =>
       limit(() =>
-        queue.upsertJobScheduler(
-          id,
-          'every' in schedule ? { every: schedule.every } : { pattern: schedule.cron, tz: schedule.tz },
-          {
-            name,
-            data: key === undefined ? { deployment } : { deployment, scheduleKey: key },
-            opts: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: 100, removeOnFail: 100 },
-          },
-        ),
+        queue.upsertJobScheduler(id, 'every' in schedule ? { every: schedule.every } : { pattern: schedule.cron, tz: schedule.tz }, {
+          name,
+          data: key === undefined ? { deployment } : { deployment, scheduleKey: key },
+          opts: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: 100, removeOnFail: 100 },
+        }),
       ),
     ),
   );

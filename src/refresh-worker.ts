@@ -9,7 +9,15 @@ import type { DeploymentGuard } from './deployment-guard.js';
 import type { GcoreClient } from './gcore-client.js';
 import type { Logger } from './logger.js';
 import type { WorkerMetrics } from './metrics.js';
-import { enqueueBatches, failedBatches, MAX_STALLED_COUNT, REFRESH_QUEUE, type Queues, type RefreshItem, type RefreshJobData } from './queue.js';
+import {
+  enqueueBatches,
+  failedBatches,
+  MAX_STALLED_COUNT,
+  REFRESH_QUEUE,
+  type Queues,
+  type RefreshItem,
+  type RefreshJobData,
+} from './queue.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
 import { BatchFailedError, decide, decideBatchError, rateLimitPauseMs, type RetryPolicy } from './refresh-policy.js';
 import { refreshBatch, type ItemResult } from './refresh.js';
@@ -94,13 +102,26 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
         later.set(0, [...(later.get(0) ?? []), decision.item]);
       } else if (decision.kind === 'retry') {
         const { attempt } = decision.item;
-        logger.warn({ ...fields, attempt, status: decision.failure.status, error: decision.failure.message, retry_in_ms: decision.delayMs }, 'refresh attempt failed; will retry');
+        logger.warn(
+          { ...fields, attempt, status: decision.failure.status, error: decision.failure.message, retry_in_ms: decision.delayMs },
+          'refresh attempt failed; will retry',
+        );
         later.set(decision.delayMs, [...(later.get(decision.delayMs) ?? []), decision.item]);
       } else {
         const { failure, attempts } = decision;
         await recordFailure(sql, result.item, { ...failure, attempts });
         metrics?.refreshes.inc({ outcome: 'failed' });
-        logger.error({ ...fields, outcome: 'failed', attempt: attempts, status: failure.status, error_class: failure.errorClass, error: failure.message }, 'refresh');
+        logger.error(
+          {
+            ...fields,
+            outcome: 'failed',
+            attempt: attempts,
+            status: failure.status,
+            error_class: failure.errorClass,
+            error: failure.message,
+          },
+          'refresh',
+        );
         if (decision.stopWorker) stopOnRejectedKey();
       }
     }
@@ -113,7 +134,10 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
       await releaseClaims(sql, [job.id!]);
       const results = await refreshBatch(
         {
-          sql, client: deps.client, limiter: deps.limiter, inFlight,
+          sql,
+          client: deps.client,
+          limiter: deps.limiter,
+          inFlight,
           onRateLimited: (error) => pauseForRateLimit(rateLimitPauseMs(error, policy)),
           onAnswer: (status, seconds) => {
             metrics?.apiAnswers.inc({ status });
@@ -129,7 +153,10 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     } catch (error) {
       if (decideBatchError(error) === 'fail-job') throw error;
       // Every write is idempotent, so the whole batch simply runs again later.
-      logger.warn({ job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_RETRY_MS }, 'Postgres unavailable: the batch will run again');
+      logger.warn(
+        { job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_RETRY_MS },
+        'Postgres unavailable: the batch will run again',
+      );
       await job.moveToDelayed(Date.now() + STORE_RETRY_MS, token);
       throw new DelayedError();
     }
@@ -146,15 +173,23 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
       if (!(await batch.take())) continue;
       // A job that failed before it started still holds its claims.
       await releaseClaims(sql, [batch.jobId]);
-      logger.error({ job_id: batch.jobId, images: batch.items.length, error: batch.reason }, 'a refresh batch failed; its images are retried or recorded one by one');
+      logger.error(
+        { job_id: batch.jobId, images: batch.items.length, error: batch.reason },
+        'a refresh batch failed; its images are retried or recorded one by one',
+      );
       const error = new BatchFailedError(batch.reason);
-      await settle(batch.jobId, batch.items.map((item) => ({ item, error, ms: 0 })));
+      await settle(
+        batch.jobId,
+        batch.items.map((item) => ({ item, error, ms: 0 })),
+      );
       if ((await creditRuns(sql, batch.items)).length > 0) await finishRuns(sql);
     }
   }
 
   function sweep(): void {
-    recoverFailedBatches().catch((error: Error) => logger.warn({ error: error.message }, 'could not recover failed batches; will try again'));
+    recoverFailedBatches().catch((error: Error) =>
+      logger.warn({ error: error.message }, 'could not recover failed batches; will try again'),
+    );
   }
 
   const worker = new Worker<RefreshJobData>(REFRESH_QUEUE, processBatch, {

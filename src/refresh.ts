@@ -33,8 +33,7 @@ export interface RefreshDeps {
 }
 
 export type ItemResult =
-  | { item: RefreshItem; outcome: RefreshOutcome; warnings: string[]; ms: number }
-  | { item: RefreshItem; error: unknown; ms: number };
+  { item: RefreshItem; outcome: RefreshOutcome; warnings: string[]; ms: number } | { item: RefreshItem; error: unknown; ms: number };
 
 type Fetched =
   | { item: RefreshItem; observation: Observation; ms: number }
@@ -68,7 +67,8 @@ async function getImage({ client, limiter, onAnswer, onRateLimited }: RefreshDep
     return answer;
   } catch (error) {
     const status = error instanceof GcoreApiError ? error.status : undefined;
-    if (!(error instanceof RequestWithheldError)) onAnswer?.(status === undefined ? 'none' : String(status), (performance.now() - sent) / 1000);
+    if (!(error instanceof RequestWithheldError))
+      onAnswer?.(status === undefined ? 'none' : String(status), (performance.now() - sent) / 1000);
     if (error instanceof RateLimitedError) await onRateLimited(error);
     throw error;
   }
@@ -96,8 +96,18 @@ async function storeApart(sql: Sql, observations: Observation[]): Promise<Map<st
 export async function refreshBatch(deps: RefreshDeps, items: RefreshItem[]): Promise<ItemResult[]> {
   const fetched = await Promise.all(items.map((item) => deps.inFlight(() => fetchOne(deps, item))));
   const found = fetched.filter((f): f is Extract<Fetched, { observation: Observation }> => 'observation' in f);
-  const unchanged = new Set((await recordUnchanged(deps.sql, found.map((f) => f.observation))).map(tripleKey));
-  const stored = await storeApart(deps.sql, found.filter((f) => !unchanged.has(tripleKey(f.item))).map((f) => f.observation));
+  const unchanged = new Set(
+    (
+      await recordUnchanged(
+        deps.sql,
+        found.map((f) => f.observation),
+      )
+    ).map(tripleKey),
+  );
+  const stored = await storeApart(
+    deps.sql,
+    found.filter((f) => !unchanged.has(tripleKey(f.item))).map((f) => f.observation),
+  );
   const results: ItemResult[] = [];
   for (const f of fetched) {
     if ('error' in f) {
@@ -106,7 +116,11 @@ export async function refreshBatch(deps: RefreshDeps, items: RefreshItem[]): Pro
       results.push({ item: f.item, outcome: await recordDeletion(deps.sql, f.item, f.goneAt), warnings: [], ms: f.ms });
     } else {
       const result = stored.get(tripleKey(f.item)) ?? 'unchanged';
-      results.push(result instanceof Error ? { item: f.item, error: result, ms: f.ms } : { item: f.item, outcome: result, warnings: f.observation.warnings, ms: f.ms });
+      results.push(
+        result instanceof Error
+          ? { item: f.item, error: result, ms: f.ms }
+          : { item: f.item, outcome: result, warnings: f.observation.warnings, ms: f.ms },
+      );
     }
   }
   return results;

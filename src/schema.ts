@@ -39,9 +39,13 @@ export const targets = pgTable(
     /** Nominal time between the schedule's ticks, for staleness reports. */
     intervalSeconds: integer('interval_seconds').notNull().default(3600),
     addedAt: tz('added_at').notNull().defaultNow(),
-    lastAttemptAt: tz('last_attempt_at').notNull().default(sql`'-infinity'`),
+    lastAttemptAt: tz('last_attempt_at')
+      .notNull()
+      .default(sql`'-infinity'`),
     // The attempt before the last: a run counts a target the moment its attempts cross the run's start.
-    prevAttemptAt: tz('prev_attempt_at').notNull().default(sql`'-infinity'`),
+    prevAttemptAt: tz('prev_attempt_at')
+      .notNull()
+      .default(sql`'-infinity'`),
     lastOutcome: text('last_outcome'),
     lastError: text('last_error'),
     lastStatus: integer('last_status'),
@@ -50,7 +54,9 @@ export const targets = pgTable(
   },
   (t) => [
     primaryKey({ columns: [t.projectId, t.regionId, t.imageId] }),
-    index('targets_queued_job_idx').on(t.queuedJob).where(sql`${t.queuedJob} IS NOT NULL`),
+    index('targets_queued_job_idx')
+      .on(t.queuedJob)
+      .where(sql`${t.queuedJob} IS NOT NULL`),
     index('targets_schedule_attempt_idx').on(t.scheduleKey, t.lastAttemptAt),
     index('targets_attempt_idx').on(t.lastAttemptAt),
     check('targets_last_outcome_check', sql`${t.lastOutcome} IN ('unchanged', 'changed', 'deleted', 'failed')`),
@@ -111,10 +117,7 @@ export const imageTags = pgTable(
     value: text('value').notNull(),
     readOnly: boolean('read_only').notNull(),
   },
-  (t) => [
-    primaryKey({ columns: [t.projectId, t.regionId, t.imageId, t.key] }),
-    index('image_tags_key_value_idx').on(t.key, t.value),
-  ],
+  (t) => [primaryKey({ columns: [t.projectId, t.regionId, t.imageId, t.key] }), index('image_tags_key_value_idx').on(t.key, t.value)],
 );
 
 // Slowly changing dimension, type 2: one row per distinct state of a triple.
@@ -182,7 +185,9 @@ export const syncRuns = pgTable(
     failed: integer('failed').notNull().default(0),
   },
   (t) => [
-    index('sync_runs_open_idx').on(t.scheduleKey).where(sql`${t.finishedAt} IS NULL`),
+    index('sync_runs_open_idx')
+      .on(t.scheduleKey)
+      .where(sql`${t.finishedAt} IS NULL`),
     index('sync_runs_started_idx').on(t.startedAt),
     check('sync_runs_kind_check', sql`${t.kind} IN ('scheduled', 'manual')`),
     check('sync_runs_status_check', sql`${t.status} IN ('running', 'finished', 'superseded')`),

@@ -24,22 +24,21 @@ const id = z.number().refine((n) => Number.isInteger(n) && n >= 1 && n <= INT4_M
   error: (issue) => `must be a whole number from 1 to ${INT4_MAX} (got ${String(issue.input)})`,
 });
 
-const cronSchema = z
-  .strictObject({ cron: z.string(), tz: z.string().default('UTC') })
-  .superRefine(({ cron, tz }, ctx) => {
-    try {
-      checkCron(cron, tz);
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    }
-  });
+const cronSchema = z.strictObject({ cron: z.string(), tz: z.string().default('UTC') }).superRefine(({ cron, tz }, ctx) => {
+  try {
+    checkCron(cron, tz);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
 
 const everySchema = z.strictObject({
   every: z.string().transform((text, ctx) => {
     try {
       const ms = parseDuration(text);
       if (ms < MIN_INTERVAL_MS) ctx.addIssue({ code: 'custom', message: 'must be at least 1s' });
-      if (ms > MAX_EVERY_MS) ctx.addIssue({ code: 'custom', message: `"${text}" is longer than the longest interval, ${MAX_EVERY_MS / 86_400_000}d` });
+      if (ms > MAX_EVERY_MS)
+        ctx.addIssue({ code: 'custom', message: `"${text}" is longer than the longest interval, ${MAX_EVERY_MS / 86_400_000}d` });
       return ms;
     } catch (error) {
       ctx.addIssue({ code: 'custom', message: (error as Error).message });
@@ -94,7 +93,8 @@ export function parseTargetsFile(content: string, source: string): TargetsFile {
   try {
     document = parseYaml(content, { prettyErrors: true, uniqueKeys: true });
   } catch (error) {
-    const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '';
+    const where =
+      error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '';
     const reason = (error as Error).message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
     throw new ConfigError(source, [`not valid YAML or JSON${where}: ${reason}`]);
   }

@@ -41,9 +41,21 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   });
   const workerId = randomUUID().slice(0, 8);
   const guard = startDeploymentGuard({ redis: deps.redis, queuePrefix: config.queuePrefix, deployment: queues.refresh.deployment, logger });
-  const workerOptions = { connection: deps.redis, prefix: config.queuePrefix, lockDuration: config.jobLockMs, stalledInterval: config.jobLockMs };
+  const workerOptions = {
+    connection: deps.redis,
+    prefix: config.queuePrefix,
+    lockDuration: config.jobLockMs,
+    stalledInterval: config.jobLockMs,
+  };
   const refreshWorker = startRefreshWorker({
-    sql, queues, client, logger, metrics: deps.metrics, workerOptions, workerId, guard,
+    sql,
+    queues,
+    client,
+    logger,
+    metrics: deps.metrics,
+    workerOptions,
+    workerId,
+    guard,
     limiter: new ApiRateLimiter(deps.redis, rateLimitKey(config.queuePrefix), config.rateLimitPerSecond),
     policy: { attempts: config.attempts, rateLimitMaxWaitMs: config.rateLimitMaxWaitMs, freeRateLimitRetries: FREE_RATE_LIMIT_RETRIES },
     concurrency: config.concurrency,
@@ -51,7 +63,14 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     onKeyRejected: deps.onKeyRejected,
   });
   const scheduleWorker = startScheduleWorker({
-    sql, queues, logger, workerOptions, workerId, guard, batchSize: config.batchSize, retentionDays: config.retentionDays,
+    sql,
+    queues,
+    logger,
+    workerOptions,
+    workerId,
+    guard,
+    batchSize: config.batchSize,
+    retentionDays: config.retentionDays,
   });
   for (const worker of [refreshWorker, scheduleWorker]) {
     worker.on('error', (error) => logger.error({ error: error.message }, `${worker.name}: queue error`));

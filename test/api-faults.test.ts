@@ -20,7 +20,8 @@ const cleanups: Array<() => Promise<unknown>> = [];
 const pipelines: Pipeline[] = [];
 afterEach(async () => {
   // Whatever the fault did, the history stays sound.
-  for (const pipeline of pipelines.splice(0)) expect(await invariantViolations(pipeline.services.sql, pipeline.services.queues)).toEqual([]);
+  for (const pipeline of pipelines.splice(0))
+    expect(await invariantViolations(pipeline.services.sql, pipeline.services.queues)).toEqual([]);
   while (cleanups.length > 0) await cleanups.pop()!();
 });
 
@@ -71,7 +72,7 @@ describe('API faults', () => {
     ]);
   });
 
-  it("an image the API has never had is recorded on its target as not existing, with no history", async () => {
+  it('an image the API has never had is recorded on its target as not existing, with no history', async () => {
     const { fake, pipeline } = await setUp();
     fake.deleteImage(C);
     expect(await pipeline.sync()).toMatchObject({ planned: 3, changed: 2, deleted: 1, failed: 0 });
@@ -103,7 +104,9 @@ describe('API faults', () => {
     const byImage = Object.fromEntries(recorded.map((f) => [f.image_id, f.message]));
     expect(byImage[A.imageId]).toBe('200 with a body that is not JSON: {"id": "truncated');
     expect(byImage[B.imageId]).toMatch(/^answer does not fit the image schema: min_ram: expected number, received string; body: \{"id":"/);
-    expect(byImage[C.imageId]).toMatch(/^answer is for image "someone-else", not the requested 00000000-0000-4000-8000-000000000003; body: /);
+    expect(byImage[C.imageId]).toMatch(
+      /^answer is for image "someone-else", not the requested 00000000-0000-4000-8000-000000000003; body: /,
+    );
   });
 
   it('5xx answers are retried with backoff and succeed when the API recovers', async () => {
@@ -115,7 +118,11 @@ describe('API faults', () => {
     expect(fake.requestCount).toBe(6);
     const retries = pipeline.logLines.map((l) => JSON.parse(l)).filter((e) => e.msg === 'refresh attempt failed; will retry');
     expect(retries.map((e) => [e.image_id, e.attempt, e.status])).toEqual(
-      expect.arrayContaining([[A.imageId, 1, 502], [A.imageId, 2, 502], [B.imageId, 1, 403]]),
+      expect.arrayContaining([
+        [A.imageId, 1, 502],
+        [A.imageId, 2, 502],
+        [B.imageId, 1, 403],
+      ]),
     );
   });
 
@@ -150,12 +157,13 @@ describe('API faults', () => {
     fake.setFault('all', { kind: 'unauthorized' });
     await pipeline.startSync();
     await waitFor('the rejected key to be logged', () => pipeline.logLines.some((l) => l.includes('rejected GCORE_API_KEY')));
-    expect(await failures(pipeline)).toEqual([
-      expect.objectContaining({ status: 401, error_class: 'AuthenticationError', attempts: 1 }),
-    ]);
+    expect(await failures(pipeline)).toEqual([expect.objectContaining({ status: 401, error_class: 'AuthenticationError', attempts: 1 })]);
     expect(fake.requestCount).toBe(1);
     const handedBack = (await pipeline.services.queues.refresh.getWaiting()).flatMap((job) => job.data.items);
-    expect(handedBack.map((item) => [item.imageId, item.attempt]).sort()).toEqual([[B.imageId, 0], [C.imageId, 0]]);
+    expect(handedBack.map((item) => [item.imageId, item.attempt]).sort()).toEqual([
+      [B.imageId, 0],
+      [C.imageId, 0],
+    ]);
     expect(pipeline.logLines.filter((l) => l.includes('rejected GCORE_API_KEY'))).toHaveLength(1);
   });
 });

@@ -32,7 +32,10 @@ describe('npm run bench', () => {
       'images_as_of over N images x N versions',
     ]);
     for (const row of results.rows) {
-      expect(Object.values(row.values).every((v) => typeof v === 'number' && Number.isFinite(v)), row.scenario).toBe(true);
+      expect(
+        Object.values(row.values).every((v) => typeof v === 'number' && Number.isFinite(v)),
+        row.scenario,
+      ).toBe(true);
     }
     expect(stdout).toContain('| scenario');
     expect(stdout).toContain('quick scale (not a measurement)');

@@ -78,10 +78,14 @@ describe('gcore-image-sync CLI', () => {
     const port = await sparePort();
     const noRedis = await run(['schedule'], { ...env.env, TARGETS_FILE: 'examples/targets.yaml', REDIS_URL: `redis://127.0.0.1:${port}` });
     expect(noRedis.code).toBe(3);
-    expect(noRedis.stderr).toMatch(new RegExp(`^gcore-image-sync schedule: Redis at redis://127.0.0.1:${port} did not answer: .*ECONNREFUSED`));
+    expect(noRedis.stderr).toMatch(
+      new RegExp(`^gcore-image-sync schedule: Redis at redis://127.0.0.1:${port} did not answer: .*ECONNREFUSED`),
+    );
     const noPostgres = await run(['migrate'], { ...env.env, DATABASE_URL: `postgres://postgres:pw@127.0.0.1:${port}/x` });
     expect(noPostgres.code).toBe(3);
-    expect(noPostgres.stderr).toMatch(new RegExp(`^gcore-image-sync migrate: Postgres at postgres://postgres:\\*\\*\\*@127.0.0.1:${port}/x did not answer: .*ECONNREFUSED`));
+    expect(noPostgres.stderr).toMatch(
+      new RegExp(`^gcore-image-sync migrate: Postgres at postgres://postgres:\\*\\*\\*@127.0.0.1:${port}/x did not answer: .*ECONNREFUSED`),
+    );
     expect(noRedis.ms + noPostgres.ms).toBeLessThan(10_000);
   });
 
@@ -89,7 +93,19 @@ describe('gcore-image-sync CLI', () => {
     const overview = await run(['--help'], env.env);
     expect(overview.code).toBe(0);
     const names = [...overview.stdout.matchAll(/^ {2}([a-z-]+)\s{2,}/gm)].map((m) => m[1]);
-    expect(names).toEqual(['start', 'worker', 'schedule', 'sync', 'status', 'changes', 'snapshot', 'reporting-role', 'demo', 'migrate', 'fake-api']);
+    expect(names).toEqual([
+      'start',
+      'worker',
+      'schedule',
+      'sync',
+      'status',
+      'changes',
+      'snapshot',
+      'reporting-role',
+      'demo',
+      'migrate',
+      'fake-api',
+    ]);
     for (const name of names) {
       const help = await run([name!, '--help'], env.env);
       expect(help.code, name).toBe(0);
@@ -98,11 +114,15 @@ describe('gcore-image-sync CLI', () => {
   });
 
   it('rejects unknown commands, unknown flags, bad settings and a missing API key with exit 2', async () => {
-    expect(await run(['frobnicate'], env.env)).toMatchObject({ code: 2, stderr: expect.stringMatching(/^gcore-image-sync: unknown command "frobnicate"\n/) });
+    expect(await run(['frobnicate'], env.env)).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^gcore-image-sync: unknown command "frobnicate"\n/),
+    });
     expect(await run(['sync', '--fast'], env.env)).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--fast'") });
     expect(await run(['migrate'], { ...env.env, SYNC_CONCURRENCY: 'lots' })).toMatchObject({
       code: 2,
-      stderr: 'gcore-image-sync migrate: configuration error in environment: 1 problem\n  SYNC_CONCURRENCY: must be a whole number from 1 to 1000 (got "lots")\n',
+      stderr:
+        'gcore-image-sync migrate: configuration error in environment: 1 problem\n  SYNC_CONCURRENCY: must be a whole number from 1 to 1000 (got "lots")\n',
     });
     const { GCORE_API_KEY: _key, ...keyless } = env.env;
     expect(await run(['sync', '--wait'], keyless)).toMatchObject({ code: 2, stderr: expect.stringContaining('GCORE_API_KEY: required') });
@@ -119,7 +139,9 @@ targets:
     const sql = postgres(env.databaseUrl, { max: 1 });
     try {
       expect(await sql`SELECT image_id, name FROM images ORDER BY image_id`).toEqual(
-        images.map((imageId) => ({ imageId, name: `ubuntu-22.04-x64-${imageId.slice(-4)}` })).map(({ imageId, name }) => ({ image_id: imageId, name })),
+        images
+          .map((imageId) => ({ imageId, name: `ubuntu-22.04-x64-${imageId.slice(-4)}` }))
+          .map(({ imageId, name }) => ({ image_id: imageId, name })),
       );
       const [dump] = await sql`
         SELECT (SELECT string_agg(t::text, '') FROM images t) || (SELECT string_agg(t::text, '') FROM image_versions t)
@@ -138,13 +160,19 @@ targets:
       for (const key of keys) {
         const type = await redis.type(key);
         const content =
-          type === 'hash' ? JSON.stringify(await redis.hgetall(key))
-          : type === 'string' ? String(await redis.get(key))
-          : type === 'list' ? JSON.stringify(await redis.lrange(key, 0, -1))
-          : type === 'zset' ? JSON.stringify(await redis.zrange(key, 0, -1))
-          : type === 'set' ? JSON.stringify(await redis.smembers(key))
-          : type === 'stream' ? JSON.stringify(await redis.xrange(key, '-', '+'))
-          : '';
+          type === 'hash'
+            ? JSON.stringify(await redis.hgetall(key))
+            : type === 'string'
+              ? String(await redis.get(key))
+              : type === 'list'
+                ? JSON.stringify(await redis.lrange(key, 0, -1))
+                : type === 'zset'
+                  ? JSON.stringify(await redis.zrange(key, 0, -1))
+                  : type === 'set'
+                    ? JSON.stringify(await redis.smembers(key))
+                    : type === 'stream'
+                      ? JSON.stringify(await redis.xrange(key, '-', '+'))
+                      : '';
         expect(content, key).not.toContain(env.env.GCORE_API_KEY);
       }
     } finally {
@@ -169,7 +197,9 @@ targets:
     });
     expect(await run(['sync', '--target', 'three/9/../x'], settings)).toMatchObject({
       code: 2,
-      stderr: expect.stringContaining('--target: the project id must be a whole number from 1 to 2147483647 (expected <project_id>/<region_id>/<image_id>, got "three/9/../x")'),
+      stderr: expect.stringContaining(
+        '--target: the project id must be a whole number from 1 to 2147483647 (expected <project_id>/<region_id>/<image_id>, got "three/9/../x")',
+      ),
     });
   });
 
@@ -211,7 +241,9 @@ targets:
     const scheduled = await run(['schedule'], settings);
     expect(scheduled).toMatchObject({ code: 0 });
     // The sync tests above stored another targets file, which this one replaces, saying so.
-    expect(scheduled.stderr).toMatch(/^(replacing the targets and schedules of .* \(pid \d+, sync, .*\n)?2 targets in 1 schedule group\(s\): \d+ added, \d+ rescheduled, \d+ removed; \d+ stale scheduler\(s\) removed\n$/);
+    expect(scheduled.stderr).toMatch(
+      /^(replacing the targets and schedules of .* \(pid \d+, sync, .*\n)?2 targets in 1 schedule group\(s\): \d+ added, \d+ rescheduled, \d+ removed; \d+ stale scheduler\(s\) removed\n$/,
+    );
     expect((await env.redisKeys()).filter((key) => key.endsWith(':image-schedule:repeat'))).toHaveLength(1);
     const started = await run(['start'], settings, (out) => (out.match(/"msg":"refresh"/g) ?? []).length === 2);
     expect(started.code).toBe(0);

@@ -53,7 +53,9 @@ class Batch {
   }
 }
 const BATCH_SIZE = 100;
-const batches = fc.uniqueArray(documents, { selector: (d) => d.body.id, minLength: BATCH_SIZE, maxLength: BATCH_SIZE }).map((docs) => new Batch(docs));
+const batches = fc
+  .uniqueArray(documents, { selector: (d) => d.body.id, minLength: BATCH_SIZE, maxLength: BATCH_SIZE })
+  .map((docs) => new Batch(docs));
 
 const tripleOf = (body: Record<string, unknown>): Triple => ({ projectId: 1, regionId: 1, imageId: body.id as string });
 const validate = (body: unknown): ValidatedImage => validateImage(body, tripleOf(body as Record<string, unknown>));
@@ -141,7 +143,8 @@ const microseconds = (text: string) => {
 /** Tags by key as documented: keys and values made storable, the last of a repeated key kept. */
 function expectedTags(list: unknown): Record<string, unknown> {
   const tags = new Map<string, unknown>();
-  for (const tag of list as Array<{ key: string; value: string; read_only: boolean }>) tags.set(storable(tag.key), { value: storable(tag.value), read_only: tag.read_only });
+  for (const tag of list as Array<{ key: string; value: string; read_only: boolean }>)
+    tags.set(storable(tag.key), { value: storable(tag.value), read_only: tag.read_only });
   return Object.fromEntries(tags);
 }
 
@@ -154,9 +157,10 @@ function snapshotProblems(body: Record<string, unknown>, snapshot: Record<string
   for (const [name, definition] of Object.entries(IMAGE_FIELDS)) {
     const sent = body[name] ?? null;
     const kept = snapshot[name];
-    const same = definition.kind === 'datetime'
-      ? typeof kept === 'string' && CANONICAL_DATE.test(kept) && nanoseconds(kept) === nanoseconds(sent as string)
-      : canonicalJson(kept) === canonicalJson(storableCopy(sent));
+    const same =
+      definition.kind === 'datetime'
+        ? typeof kept === 'string' && CANONICAL_DATE.test(kept) && nanoseconds(kept) === nanoseconds(sent as string)
+        : canonicalJson(kept) === canonicalJson(storableCopy(sent));
     if (!same) problems.push(`${name}: sent ${exactJson(sent)}, kept ${exactJson(kept)}`);
   }
   if (canonicalJson(snapshot.tags) !== canonicalJson(expectedTags(body.tags_v2))) {
@@ -164,7 +168,8 @@ function snapshotProblems(body: Record<string, unknown>, snapshot: Record<string
   }
   const sentUnknown = storableCopy(Object.fromEntries(Object.entries(body).filter(([key]) => isUnknown(key))));
   const keptUnknown = Object.fromEntries(Object.entries(snapshot).filter(([key]) => isUnknown(key)));
-  if (canonicalJson(keptUnknown) !== canonicalJson(sentUnknown)) problems.push(`unknown members: sent ${exactJson(sentUnknown)}, kept ${exactJson(keptUnknown)}`);
+  if (canonicalJson(keptUnknown) !== canonicalJson(sentUnknown))
+    problems.push(`unknown members: sent ${exactJson(sentUnknown)}, kept ${exactJson(keptUnknown)}`);
   return problems;
 }
 
@@ -186,7 +191,11 @@ function shuffled(value: unknown, g: fc.GeneratorValue): unknown {
 function withoutNulls(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutNulls);
   if (value === null || typeof value !== 'object' || JSON.isRawJSON(value)) return value;
-  return Object.fromEntries(Object.entries(value).filter(([, item]) => item !== null).map(([key, item]) => [key, withoutNulls(item)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, item]) => item !== null)
+      .map(([key, item]) => [key, withoutNulls(item)]),
+  );
 }
 
 const reserialized = (value: unknown) => parseJsonExactly(JSON.stringify(value));
@@ -219,7 +228,11 @@ function observe(body: unknown, observedAt: Date): Observation {
 
 // Dates are read as microseconds since 1970 and numerics as text, so that nothing is rounded on the way back.
 const COLUMN_READS = IMAGE_COLUMNS.map(({ column, kind }) =>
-  kind === 'datetime' ? `(extract(epoch FROM i.${column}) * 1000000)::bigint::text AS ${column}` : kind === 'number' ? `i.${column}::text AS ${column}` : `i.${column}`,
+  kind === 'datetime'
+    ? `(extract(epoch FROM i.${column}) * 1000000)::bigint::text AS ${column}`
+    : kind === 'number'
+      ? `i.${column}::text AS ${column}`
+      : `i.${column}`,
 ).join(', ');
 
 /** Where the stored images differ from the documents they were made from. */
@@ -227,7 +240,9 @@ async function storedProblems(batch: Document[], observations: Observation[]): P
   const rows = await sql.unsafe<Array<Record<string, unknown>>>(`
     SELECT i.image_id, ${COLUMN_READS}, i.raw::text AS raw, v.state::text AS state
     FROM images i JOIN image_versions v ON (v.project_id, v.region_id, v.image_id) = (i.project_id, i.region_id, i.image_id) AND v.valid_to IS NULL`);
-  const tagRows = await sql<Array<{ image_id: string; key: string; value: string; read_only: boolean }>>`SELECT image_id, key, value, read_only FROM image_tags`;
+  const tagRows = await sql<
+    Array<{ image_id: string; key: string; value: string; read_only: boolean }>
+  >`SELECT image_id, key, value, read_only FROM image_tags`;
   const stored = new Map(rows.map((row) => [row.image_id as string, row]));
   const problems: string[] = rows.length === batch.length ? [] : [`${rows.length} images stored for ${batch.length} documents`];
   for (const [n, document] of batch.entries()) {
@@ -239,10 +254,14 @@ async function storedProblems(batch: Document[], observations: Observation[]): P
     }
     for (const { field, column, kind } of IMAGE_COLUMNS) {
       const sent = document.body[field] ?? null;
-      const [have, want] = kind === 'datetime'
-        ? [row[column], String(microseconds(sent as string))]
-        : [canonicalJson(kind === 'number' && row[column] !== null ? Number(row[column]) : row[column]), canonicalJson(storableCopy(sent))];
-      if (have !== want) problems.push(`images.${column} (field ${field}): stored ${have}, expected ${want} ${quote(document)}`);
+      const [have, want] =
+        kind === 'datetime'
+          ? [row[column], String(microseconds(sent as string))]
+          : [
+              canonicalJson(kind === 'number' && row[column] !== null ? Number(row[column]) : row[column]),
+              canonicalJson(storableCopy(sent)),
+            ];
+      if (have !== want) problems.push(`images.${column} (field ${field}): stored ${String(have)}, expected ${want} ${quote(document)}`);
     }
     const tags = tagRows.filter((t) => t.image_id === snapshot.id).map((t) => [t.key, t.value, t.read_only]);
     const sentTags = Object.entries(snapshot.tags).map(([key, tag]) => [key, tag.value, tag.read_only]);
@@ -261,7 +280,8 @@ async function storedProblems(batch: Document[], observations: Observation[]): P
   const disagreeing = await sql<Array<{ image_id: string }>>`
     SELECT image_id FROM ((SELECT * FROM current_images EXCEPT ALL SELECT * FROM images_as_of(now()))
       UNION ALL (SELECT * FROM images_as_of(now()) EXCEPT ALL SELECT * FROM current_images)) d`;
-  for (const { image_id } of disagreeing) problems.push(`current_images and images_as_of(now()) differ for image ${JSON.stringify(image_id)}`);
+  for (const { image_id } of disagreeing)
+    problems.push(`current_images and images_as_of(now()) differ for image ${JSON.stringify(image_id)}`);
   return problems;
 }
 
@@ -285,12 +305,15 @@ describe('documents the contract allows', () => {
         expect(exactJson(raw), quote(document)).toBe(exactJson(storableCopy(document.body)));
         const hash = contentHash(snapshot);
         const hashOf = (body: unknown) => contentHash(validate(body).snapshot);
-        expect({
-          shuffled: hashOf(shuffled(document.body, g)),
-          withoutNulls: hashOf(withoutNulls(document.body)),
-          reserialized: hashOf(reserialized(document.body)),
-          datesRespelled: hashOf(datesRespelled(document.body, g)),
-        }, quote(document)).toEqual({ shuffled: hash, withoutNulls: hash, reserialized: hash, datesRespelled: hash });
+        expect(
+          {
+            shuffled: hashOf(shuffled(document.body, g)),
+            withoutNulls: hashOf(withoutNulls(document.body)),
+            reserialized: hashOf(reserialized(document.body)),
+            datesRespelled: hashOf(datesRespelled(document.body, g)),
+          },
+          quote(document),
+        ).toEqual({ shuffled: hash, withoutNulls: hash, reserialized: hash, datesRespelled: hash });
       }),
       { numRuns: 1000 },
     );
@@ -317,7 +340,8 @@ describe('documents the contract allows', () => {
         const again = stored.map((document) => observe(respelled(document.body, g), T1));
         expect((await recordUnchanged(sql, again)).length).toBe(stored.length);
         expect([...(await recordChanges(sql, again)).values()].filter((result) => result !== 'unchanged')).toEqual([]);
-        const [counts] = await sql`SELECT (SELECT count(*) FROM image_versions)::int AS versions, (SELECT count(*) FROM image_changes)::int AS changes`;
+        const [counts] =
+          await sql`SELECT (SELECT count(*) FROM image_versions)::int AS versions, (SELECT count(*) FROM image_changes)::int AS changes`;
         expect(counts).toEqual({ versions: stored.length, changes: stored.length });
       }),
       // Shrinking would rewrite whole batches; each failure quotes its document instead.

@@ -77,7 +77,10 @@ describe('Gcore client over real HTTP', () => {
       message: '200 with a body that is not JSON: {"id": "truncated',
     });
     fake.putImage(SAMPLE_TRIPLE, sampleImage(SAMPLE_TRIPLE, { description: 'x'.repeat(100_000) }));
-    expect(await failure()).toMatchObject({ constructor: MalformedAnswerError, message: 'answer of 100774 bytes exceeds the 65536-byte limit' });
+    expect(await failure()).toMatchObject({
+      constructor: MalformedAnswerError,
+      message: 'answer of 100774 bytes exceeds the 65536-byte limit',
+    });
     fake.putImage(SAMPLE_TRIPLE, sampleImage(SAMPLE_TRIPLE));
     fake.setFault(SAMPLE_TRIPLE, { kind: 'slow', ms: 2000 }, 1);
     expect(await failure()).toMatchObject({ constructor: TransientApiError, status: undefined, message: 'no answer within 500 ms' });

@@ -49,11 +49,16 @@ describe('history stability', () => {
         Array.isArray(value)
           ? `[${value.map(canonical).join(',')}]`
           : value !== null && typeof value === 'object'
-            ? `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`
+            ? `{${Object.keys(value)
+                .sort()
+                .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+                .join(',')}}`
             : JSON.stringify(value);
       return createHash('sha256').update(canonical(state)).digest('hex');
     };
-    const versions = await sql<{ id: number; state: Record<string, unknown> }[]>`SELECT id, state FROM image_versions WHERE valid_to IS NULL`;
+    const versions = await sql<
+      { id: number; state: Record<string, unknown> }[]
+    >`SELECT id, state FROM image_versions WHERE valid_to IS NULL`;
     for (const { id, state } of versions) {
       const hash = legacy({ ...state, description: null, task_id: null });
       await sql`UPDATE image_versions SET content_hash = ${hash} WHERE id = ${id}`;

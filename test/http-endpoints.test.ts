@@ -27,14 +27,26 @@ beforeAll(async () => {
   fake = new FakeGcore({ apiKey: env.env.GCORE_API_KEY });
   for (const triple of triples) fake.putImage(triple, sampleImage(triple));
   await fake.start();
-  pipeline = await startPipeline(env, fake.url, `${QUIET_SCHEDULE}
+  pipeline = await startPipeline(
+    env,
+    fake.url,
+    `${QUIET_SCHEDULE}
 targets:
   - { project_id: 6, region_id: 2, image_ids: [${triples.map((t) => t.imageId).join(', ')}] }
-`, { noWorker: true, env: { REDIS_URL: redis.url } });
+`,
+    { noWorker: true, env: { REDIS_URL: redis.url } },
+  );
   const port = await sparePort();
   base = `http://127.0.0.1:${port}`;
   worker = spawn(process.execPath, [CLI, 'worker'], {
-    env: { PATH: process.env.PATH!, ...env.env, REDIS_URL: redis.url, GCORE_BASE_URL: fake.url, HTTP_PORT: String(port), QUEUE_DASHBOARD: '1' },
+    env: {
+      PATH: process.env.PATH!,
+      ...env.env,
+      REDIS_URL: redis.url,
+      GCORE_BASE_URL: fake.url,
+      HTTP_PORT: String(port),
+      QUEUE_DASHBOARD: '1',
+    },
     stdio: 'ignore',
   });
   await waitFor('the HTTP server', async () => (await fetch(`${base}/healthz`)).ok);
@@ -88,7 +100,10 @@ describe('HTTP endpoints', () => {
   it('/readyz answers 503 naming Redis while it is down', async () => {
     await redis.kill();
     const ready = await fetch(`${base}/readyz`);
-    expect([ready.status, await ready.json()]).toEqual([503, { postgres: 'ok', redis: 'no answer in 2 s', deployment: 'no answer in 2 s' }]);
+    expect([ready.status, await ready.json()]).toEqual([
+      503,
+      { postgres: 'ok', redis: 'no answer in 2 s', deployment: 'no answer in 2 s' },
+    ]);
     await redis.start();
     await waitFor('Redis to be back', async () => (await fetch(`${base}/readyz`)).status === 200);
   });

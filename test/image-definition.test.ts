@@ -56,7 +56,9 @@ function columnProblems(where: string, expected: ExpectedColumn[], actual: Colum
     }
     if (have.type !== want.type) problems.push(`${where}.${want.name} (${want.source}): ${have.type}, should be ${want.type}`);
     if (have.notNull !== want.notNull) {
-      problems.push(`${where}.${want.name} (${want.source}): ${have.notNull ? 'NOT NULL' : 'nullable'}, should be ${want.notNull ? 'NOT NULL' : 'nullable'}`);
+      problems.push(
+        `${where}.${want.name} (${want.source}): ${have.notNull ? 'NOT NULL' : 'nullable'}, should be ${want.notNull ? 'NOT NULL' : 'nullable'}`,
+      );
     }
   }
   const known = new Set(expected.map((column) => column.name));
@@ -73,7 +75,8 @@ function viewProblems(fields: readonly FieldColumn[], table: Column[], view: Col
     const shown = view.find((c) => c.name === column);
     const stored = table.find((c) => c.name === column);
     if (!shown) problems.push(`current_images: no column ${column} (field ${field})`);
-    else if (shown.type !== stored?.type) problems.push(`current_images.${column} (field ${field}): ${shown.type}, images.${column} is ${stored?.type}`);
+    else if (shown.type !== stored?.type)
+      problems.push(`current_images.${column} (field ${field}): ${shown.type}, images.${column} is ${stored?.type}`);
   }
   return problems;
 }
@@ -110,7 +113,12 @@ const KIND_OF_TYPES: Record<string, FieldKind> = {
 };
 
 function contractKind(types: string[]): FieldKind | undefined {
-  return KIND_OF_TYPES[types.filter((type) => type !== 'null').sort().join(',')];
+  return KIND_OF_TYPES[
+    types
+      .filter((type) => type !== 'null')
+      .sort()
+      .join(',')
+  ];
 }
 
 /**

@@ -8,7 +8,9 @@ const snapshot = (overrides: Record<string, unknown> = {}) => validateImage(samp
 describe('image diff', () => {
   it('serializes canonically whatever the key order', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, null, { f: 2, e: 1 }], c: null } })).toBe('{"a":{"d":[1,null,{"e":1,"f":2}]},"b":1}');
-    expect(contentHash(snapshot())).toBe(contentHash(validateImage(JSON.parse(JSON.stringify(sampleImage(SAMPLE_TRIPLE))), SAMPLE_TRIPLE).snapshot));
+    expect(contentHash(snapshot())).toBe(
+      contentHash(validateImage(JSON.parse(JSON.stringify(sampleImage(SAMPLE_TRIPLE))), SAMPLE_TRIPLE).snapshot),
+    );
   });
 
   it('treats the same instant written differently as no change', () => {

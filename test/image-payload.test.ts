@@ -83,8 +83,14 @@ describe('image payload', () => {
   it('accepts what the contract allows and warns where it is stricter: duplicate tags, long tags, both tag lists', () => {
     const tag = (key: string, value: string) => ({ key, value, read_only: false });
     const { snapshot, warnings } = validateImage(
-      { ...sampleImage(SAMPLE_TRIPLE), size: -1, min_ram: 4294967296, display_order: 3000000000, tags: [tag('x', '1')],
-        tags_v2: [tag('a', '1'), tag('a', '2'), tag('k'.repeat(300), 'v')] },
+      {
+        ...sampleImage(SAMPLE_TRIPLE),
+        size: -1,
+        min_ram: 4294967296,
+        display_order: 3000000000,
+        tags: [tag('x', '1')],
+        tags_v2: [tag('a', '1'), tag('a', '2'), tag('k'.repeat(300), 'v')],
+      },
       SAMPLE_TRIPLE,
     );
     expect(snapshot.size).toBe(-1);
@@ -99,10 +105,15 @@ describe('image payload', () => {
   });
 
   it('keeps tag keys and unknown fields named like object properties as data', () => {
-    const body = parseJsonExactly(JSON.stringify({
-      ...sampleImage(SAMPLE_TRIPLE),
-      tags: [{ key: 'constructor', value: 'c', read_only: false }, { key: '__proto__', value: 'p', read_only: true }],
-    }).replace('"description":null', '"__proto__":{"x":1},"constructor":7')) as Record<string, unknown>;
+    const body = parseJsonExactly(
+      JSON.stringify({
+        ...sampleImage(SAMPLE_TRIPLE),
+        tags: [
+          { key: 'constructor', value: 'c', read_only: false },
+          { key: '__proto__', value: 'p', read_only: true },
+        ],
+      }).replace('"description":null', '"__proto__":{"x":1},"constructor":7'),
+    ) as Record<string, unknown>;
     const { snapshot } = validateImage(body, SAMPLE_TRIPLE);
     expect(Object.keys(snapshot.tags)).toEqual(['constructor', '__proto__']);
     expect(Object.hasOwn(snapshot, '__proto__') && Object.hasOwn(snapshot, 'constructor')).toBe(true);
@@ -128,7 +139,10 @@ describe('image payload', () => {
   });
 
   it('refuses a number beyond what Postgres stores anywhere in the answer, which would fail its whole batch', () => {
-    const text = JSON.stringify(sampleImage(SAMPLE_TRIPLE)).replace('{', '{"most":9e131071,"least":1e-16383,"extra":{"far":[1e131072]},"tiny":1.5e-16383,');
+    const text = JSON.stringify(sampleImage(SAMPLE_TRIPLE)).replace(
+      '{',
+      '{"most":9e131071,"least":1e-16383,"extra":{"far":[1e131072]},"tiny":1.5e-16383,',
+    );
     expect(rejection(parseJsonExactly(text))).toBe(
       "answer does not fit the image schema: extra.far[0]: 1e131072 is beyond what Postgres' numeric holds; tiny: 1.5e-16383 is beyond what Postgres' numeric holds",
     );
@@ -136,12 +150,26 @@ describe('image payload', () => {
 
   it('keeps one of the names that become one when made storable, whatever their order: the last tag, the non-null member named last', () => {
     const tag = (key: string, value: string) => ({ key, value, read_only: false });
-    const members: Array<[string, unknown]> = [['x\u0000', 1], ['x\ud800', 2], ['x\uFFFD', null]];
+    const members: Array<[string, unknown]> = [
+      ['x\u0000', 1],
+      ['x\ud800', 2],
+      ['x\uFFFD', null],
+    ];
     const image = (entries: Array<[string, unknown]>) =>
-      validateImage({ ...sampleImage(SAMPLE_TRIPLE), tags: [tag('k\u0000', '1'), tag('k\ud800', '2'), tag('k\u0000', '3')], ...Object.fromEntries(entries) }, SAMPLE_TRIPLE);
+      validateImage(
+        {
+          ...sampleImage(SAMPLE_TRIPLE),
+          tags: [tag('k\u0000', '1'), tag('k\ud800', '2'), tag('k\u0000', '3')],
+          ...Object.fromEntries(entries),
+        },
+        SAMPLE_TRIPLE,
+      );
     const { snapshot, warnings } = image(members);
     expect(snapshot.tags).toEqual({ 'k\uFFFD': { value: '3', read_only: false } });
-    expect(warnings.slice(0, 2)).toEqual(['tags[1].key: "k\uFFFD" appears twice; kept the last', 'tags[2].key: "k\uFFFD" appears twice; kept the last']);
+    expect(warnings.slice(0, 2)).toEqual([
+      'tags[1].key: "k\uFFFD" appears twice; kept the last',
+      'tags[2].key: "k\uFFFD" appears twice; kept the last',
+    ]);
     expect(snapshot['x\uFFFD']).toBe(2);
     expect(contentHash(image(members.toReversed()).snapshot)).toBe(contentHash(snapshot));
     expect(contentHash(image(members.slice(0, 2)).snapshot)).toBe(contentHash(snapshot));
@@ -149,12 +177,19 @@ describe('image payload', () => {
 
   it('stores NUL and lone surrogates as U+FFFD, with a warning', () => {
     const { snapshot, raw, warnings } = validateImage(
-      { ...sampleImage(SAMPLE_TRIPLE), name: 'a\u0000b', description: 'x\ud800y', tags: [{ key: 'k\u0000', value: 'v', read_only: false }] },
+      {
+        ...sampleImage(SAMPLE_TRIPLE),
+        name: 'a\u0000b',
+        description: 'x\ud800y',
+        tags: [{ key: 'k\u0000', value: 'v', read_only: false }],
+      },
       SAMPLE_TRIPLE,
     );
     expect([snapshot.name, snapshot.description, Object.keys(snapshot.tags)[0]]).toEqual(['a\uFFFDb', 'x\uFFFDy', 'k\uFFFD']);
     expect((raw as { name: string }).name).toBe('a\uFFFDb');
-    expect(warnings).toEqual(['name, description, tags.k\u0000 (key): NUL or lone surrogate characters stored as U+FFFD (Postgres cannot hold them)']);
+    expect(warnings).toEqual([
+      'name, description, tags.k\u0000 (key): NUL or lone surrogate characters stored as U+FFFD (Postgres cannot hold them)',
+    ]);
   });
 
   it('quotes at most 200 characters of the body in the error', () => {

@@ -70,7 +70,9 @@ describe('infrastructure faults', () => {
     const { env, fake } = await setUp(40);
     const postgres = await throwawayPostgres();
     cleanups.push(() => postgres.stop());
-    const pipeline = await startPipeline(env, fake.url, targetsYaml, { env: { DATABASE_URL: postgres.url, SYNC_CONCURRENCY: '2', SYNC_BATCH_SIZE: '2' } });
+    const pipeline = await startPipeline(env, fake.url, targetsYaml, {
+      env: { DATABASE_URL: postgres.url, SYNC_CONCURRENCY: '2', SYNC_BATCH_SIZE: '2' },
+    });
     cleanups.push(() => pipeline.close());
     const run = await pipeline.startSync();
     await waitFor('a third of the refreshes', () => fake.requestCount >= COUNT / 3);
@@ -87,8 +89,13 @@ describe('infrastructure faults', () => {
     cleanups.push(() => postgres.stop());
     const { writeTargetsFile } = await import('./support/pipeline.js');
     const childEnv = {
-      ...env.env, PATH: process.env.PATH!, DATABASE_URL: postgres.url, GCORE_BASE_URL: fake.url,
-      TARGETS_FILE: await writeTargetsFile(targetsYaml), SYNC_CONCURRENCY: '2', SYNC_BATCH_SIZE: '2',
+      ...env.env,
+      PATH: process.env.PATH!,
+      DATABASE_URL: postgres.url,
+      GCORE_BASE_URL: fake.url,
+      TARGETS_FILE: await writeTargetsFile(targetsYaml),
+      SYNC_CONCURRENCY: '2',
+      SYNC_BATCH_SIZE: '2',
     };
     const child = spawn(process.execPath, [CLI, 'sync', '--wait'], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -108,7 +115,14 @@ describe('infrastructure faults', () => {
     const { env, fake } = await setUp(300);
     const pipeline = await startPipeline(env, fake.url, targetsYaml, { noWorker: true });
     cleanups.push(() => pipeline.close());
-    const workerEnv = { ...env.env, PATH: process.env.PATH!, GCORE_BASE_URL: fake.url, SYNC_JOB_LOCK_MS: '1000', SYNC_CONCURRENCY: '30', SYNC_BATCH_SIZE: '30' };
+    const workerEnv = {
+      ...env.env,
+      PATH: process.env.PATH!,
+      GCORE_BASE_URL: fake.url,
+      SYNC_JOB_LOCK_MS: '1000',
+      SYNC_CONCURRENCY: '30',
+      SYNC_BATCH_SIZE: '30',
+    };
     const run = await pipeline.startSync();
     // One batch of all 30: each doomed worker holds it when it dies, so the job stalls twice.
     for (const requests of [1, COUNT + 1]) {
@@ -131,7 +145,14 @@ describe('infrastructure faults', () => {
     const { env, fake } = await setUp(150);
     const pipeline = await startPipeline(env, fake.url, targetsYaml, { noWorker: true });
     cleanups.push(() => pipeline.close());
-    const workerEnv = { ...env.env, PATH: process.env.PATH!, GCORE_BASE_URL: fake.url, SYNC_JOB_LOCK_MS: '1500', SYNC_CONCURRENCY: '3', SYNC_BATCH_SIZE: '3' };
+    const workerEnv = {
+      ...env.env,
+      PATH: process.env.PATH!,
+      GCORE_BASE_URL: fake.url,
+      SYNC_JOB_LOCK_MS: '1500',
+      SYNC_CONCURRENCY: '3',
+      SYNC_BATCH_SIZE: '3',
+    };
     const run = await pipeline.startSync();
 
     const doomed = spawn(process.execPath, [CLI, 'worker'], { env: workerEnv, stdio: 'ignore' });
@@ -178,7 +199,10 @@ describe('stopping', () => {
     await waitFor('two refreshes in flight', () => fake.requestCount >= 2);
     worker.child.kill('SIGINT');
     expect(await worker.exited).toBe(0);
-    const refreshed = worker.output().split('\n').filter((l) => l.includes('"msg":"refresh"'));
+    const refreshed = worker
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"msg":"refresh"'));
     expect(refreshed.length).toBeGreaterThanOrEqual(2);
     const [stored] = await pipeline.services.sql`SELECT count(*)::int AS n FROM images`;
     expect(stored!.n).toBe(refreshed.length);

@@ -25,10 +25,15 @@ beforeAll(async () => {
   fake.putImage(TOO_MANY, sampleImage(TOO_MANY, { tags: tags(10_001) }));
   fake.putImage(HUGE, sampleImage(HUGE, { description: 'x'.repeat(10 * 1024 * 1024) }));
   await fake.start();
-  pipeline = await startPipeline(env, fake.url, `${QUIET_SCHEDULE}
+  pipeline = await startPipeline(
+    env,
+    fake.url,
+    `${QUIET_SCHEDULE}
 targets:
   - { project_id: 6, region_id: 1, image_ids: [${[MANY, TOO_MANY, HUGE].map((t) => t.imageId).join(', ')}] }
-`, { env: { SYNC_ATTEMPTS: '1' } });
+`,
+    { env: { SYNC_ATTEMPTS: '1' } },
+  );
 });
 
 afterAll(async () => {
@@ -49,7 +54,9 @@ describe('input safety', () => {
       [TOO_MANY.imageId, 'InvalidPayloadError'],
       [HUGE.imageId, 'MalformedAnswerError'],
     ]);
-    expect(recorded[0]!.message).toMatch(/^answer does not fit the image schema: tags: Too big: expected array to have <=10000 items; body: /);
+    expect(recorded[0]!.message).toMatch(
+      /^answer does not fit the image schema: tags: Too big: expected array to have <=10000 items; body: /,
+    );
     expect(recorded[1]!.message).toBe('answer of 10486534 bytes exceeds the 1048576-byte limit');
     expect(await sql`SELECT count(*)::int AS n FROM images`).toEqual([{ n: 1 }]);
   });

@@ -11,7 +11,8 @@ import { startWorker } from '../src/worker.js';
 import { invariantViolations } from './support/invariants.js';
 import { startScenario, type Scenario } from './support/pipeline.js';
 
-const triplesOf = (count: number): Triple[] => Array.from({ length: count }, (_, n) => ({ projectId: 3, regionId: 9, imageId: sampleImageId(n + 1) }));
+const triplesOf = (count: number): Triple[] =>
+  Array.from({ length: count }, (_, n) => ({ projectId: 3, regionId: 9, imageId: sampleImageId(n + 1) }));
 
 const scenarios: Scenario[] = [];
 async function scenario(count: number, env: Record<string, string> = {}, noWorker = false): Promise<Scenario> {
@@ -36,7 +37,9 @@ async function everyStoredText(s: Scenario): Promise<string> {
   const { sql } = s.pipeline.services;
   const tables = await sql<{ name: string }[]>`
     SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`;
-  const texts = await Promise.all(tables.map(({ name }) => sql<{ text: string | null }[]>`SELECT string_agg(t::text, ' ') AS text FROM ${sql(name)} t`));
+  const texts = await Promise.all(
+    tables.map(({ name }) => sql<{ text: string | null }[]>`SELECT string_agg(t::text, ' ') AS text FROM ${sql(name)} t`),
+  );
   return texts.map(([row]) => row?.text ?? '').join('\n');
 }
 
@@ -80,14 +83,21 @@ describe('nothing lost in silence', () => {
     s.fake.setFault(c, { kind: 'status', status: 200, body: `not json ${encodeURIComponent(key)} ${echo}` });
     // A JSON answer that spells the key with escapes, inside a field that would be stored.
     const escaped = [...key].map((ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
-    s.fake.setFault(d, { kind: 'status', status: 200, body: JSON.stringify(sampleImage(d, { description: 'KEY' })).replace('"KEY"', `"${escaped}"`) });
+    s.fake.setFault(d, {
+      kind: 'status',
+      status: 200,
+      body: JSON.stringify(sampleImage(d, { description: 'KEY' })).replace('"KEY"', `"${escaped}"`),
+    });
     expect(await s.pipeline.sync()).toMatchObject({ planned: 4, changed: 1, failed: 3 });
     const recorded = await failures(s);
     expect(recorded.map((f) => [f.image_id, f.error_class])).toEqual([
-      [a.imageId, 'TransientApiError'], [b.imageId, 'RouteNotFoundError'], [c.imageId, 'MalformedAnswerError'],
+      [a.imageId, 'TransientApiError'],
+      [b.imageId, 'RouteNotFoundError'],
+      [c.imageId, 'MalformedAnswerError'],
     ]);
     for (const f of recorded) expect(f.message).toContain('APIKey [redacted]');
-    const [stored] = await s.pipeline.services.sql`SELECT description, raw->>'description' AS raw FROM images WHERE image_id = ${d.imageId}`;
+    const [stored] = await s.pipeline.services
+      .sql`SELECT description, raw->>'description' AS raw FROM images WHERE image_id = ${d.imageId}`;
     expect(stored).toEqual({ description: '[redacted]', raw: '[redacted]' });
     const forms = [key, encodeURIComponent(key), JSON.stringify(key).slice(1, -1)];
     const everything = `${await everyStoredText(s)}\n${s.pipeline.logLines.join('\n')}`;
@@ -97,9 +107,15 @@ describe('nothing lost in silence', () => {
   it('keeps numbers exactly in raw, tag keys named like object properties as data, and refuses impossible dates', async () => {
     const s = await scenario(2, { SYNC_ATTEMPTS: '1' });
     const [a, b] = triplesOf(2) as [Triple, Triple];
-    const body = JSON.stringify(sampleImage(a, {
-      tags: [{ key: 'constructor', value: 'c', read_only: false }, { key: '__proto__', value: 'p', read_only: true }, { key: 'toString', value: 't', read_only: false }],
-    })).replace('{', '{"big":12345678901234567890123,"huge":1e400,"tiny":1e-400,');
+    const body = JSON.stringify(
+      sampleImage(a, {
+        tags: [
+          { key: 'constructor', value: 'c', read_only: false },
+          { key: '__proto__', value: 'p', read_only: true },
+          { key: 'toString', value: 't', read_only: false },
+        ],
+      }),
+    ).replace('{', '{"big":12345678901234567890123,"huge":1e400,"tiny":1e-400,');
     s.fake.setFault(a, { kind: 'status', status: 200, body });
     s.fake.setFault(b, { kind: 'status', status: 200, body: JSON.stringify(sampleImage(b, { created_at: '2023-02-30T00:00:00Z' })) });
     expect(await s.pipeline.sync()).toMatchObject({ changed: 1, failed: 1 });
@@ -108,7 +124,9 @@ describe('nothing lost in silence', () => {
     expect(raw).toEqual({ big: '12345678901234567890123', huge: true, tiny: true });
     const tags = await s.pipeline.services.sql`SELECT key, value, read_only FROM image_tags ORDER BY key`;
     expect(tags).toEqual([
-      { key: '__proto__', value: 'p', read_only: true }, { key: 'constructor', value: 'c', read_only: false }, { key: 'toString', value: 't', read_only: false },
+      { key: '__proto__', value: 'p', read_only: true },
+      { key: 'constructor', value: 'c', read_only: false },
+      { key: 'toString', value: 't', read_only: false },
     ]);
     const [failure] = await failures(s);
     expect(failure).toMatchObject({ image_id: b.imageId, error_class: 'InvalidPayloadError' });
@@ -132,15 +150,23 @@ describe('nothing lost in silence', () => {
   });
 
   it('a batch job that failed for good has its images refreshed again, or recorded once attempts are spent', async () => {
-    for (const [attempts, outcome] of [['3', { changed: 2, failed: 0 }], ['1', { changed: 0, failed: 2 }]] as const) {
+    for (const [attempts, outcome] of [
+      ['3', { changed: 2, failed: 0 }],
+      ['1', { changed: 0, failed: 2 }],
+    ] as const) {
       const s = await scenario(2, { SYNC_ATTEMPTS: attempts }, true);
       const run = await s.pipeline.startSync();
       // Take the queued batch as a dying worker would, and fail it for good, as BullMQ does to a job stalled too often.
       const taker = new Worker(REFRESH_QUEUE, null, { connection: s.pipeline.services.redis, prefix: s.env.queuePrefix, autorun: false });
-      const job = (await taker.getNextJob('dying-worker'));
+      const job = await taker.getNextJob('dying-worker');
       await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'dying-worker', false);
       await taker.close();
-      const worker = startWorker({ config: s.pipeline.config, apiKey: s.pipeline.config.apiKey!, logger: createLogger('silent'), ...s.pipeline.services });
+      const worker = startWorker({
+        config: s.pipeline.config,
+        apiKey: s.pipeline.config.apiKey!,
+        logger: createLogger('silent'),
+        ...s.pipeline.services,
+      });
       try {
         expect(await s.pipeline.waitForRun(run)).toMatchObject(outcome);
       } finally {
@@ -161,7 +187,12 @@ describe('nothing lost in silence', () => {
     // Redis loses every key of this deployment: the queued jobs are gone, their claims in Postgres remain.
     const keys = await s.env.redisKeys();
     await s.pipeline.services.redis.del(...keys);
-    const worker = startWorker({ config: s.pipeline.config, apiKey: s.pipeline.config.apiKey!, logger: createLogger('silent'), ...s.pipeline.services });
+    const worker = startWorker({
+      config: s.pipeline.config,
+      apiKey: s.pipeline.config.apiKey!,
+      logger: createLogger('silent'),
+      ...s.pipeline.services,
+    });
     try {
       expect(await s.pipeline.waitForRun(run, 30_000)).toMatchObject({ status: 'finished', planned: 6, changed: 6, failed: 0 });
     } finally {

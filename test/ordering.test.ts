@@ -92,13 +92,14 @@ describe('ordering and concurrency', () => {
     expect(results.filter((r) => r === 'changed')).toHaveLength(1);
     const { versions, changes } = await history();
     expect(versions.map((v) => v.name)).toEqual(['v1', 'v2']);
-    expect(changes.map((c) => [c.change_type, c.field])).toEqual([['created', null], ['updated', 'name']]);
+    expect(changes.map((c) => [c.change_type, c.field])).toEqual([
+      ['created', null],
+      ['updated', 'name'],
+    ]);
   });
 
   it('racing refreshes of alternating states leave an unbroken chain ending in the newest', async () => {
-    await Promise.all(
-      Array.from({ length: 30 }, (_, n) => recordObservation(sql, observation(T0 + n * 1000, { name: `v${n % 3}` }))),
-    );
+    await Promise.all(Array.from({ length: 30 }, (_, n) => recordObservation(sql, observation(T0 + n * 1000, { name: `v${n % 3}` }))));
     const { versions, image } = await history();
     for (let n = 1; n < versions.length; n++) {
       expect(versions[n - 1]!.valid_to).toEqual(versions[n]!.valid_from);

@@ -52,12 +52,16 @@ beforeAll(async () => {
   fake.putImage(A, sampleImage(A));
   fake.putImage(B, sampleImage(B, { tags: undefined, tags_v2: [{ key: 'team', value: 'storage', read_only: false }] }));
   const url = await fake.start();
-  pipeline = await startPipeline(env, url, `${QUIET_SCHEDULE}
+  pipeline = await startPipeline(
+    env,
+    url,
+    `${QUIET_SCHEDULE}
 targets:
   - project_id: 1
     region_id: 7
     image_ids: [${A.imageId}, ${B.imageId}]
-`);
+`,
+  );
 });
 
 afterAll(async () => {
@@ -72,14 +76,28 @@ describe('pipeline, end to end', () => {
     expect(run).toMatchObject({ status: 'finished', planned: 2, changed: 2, unchanged: 0, deleted: 0, failed: 0 });
     expect(await imageRows()).toEqual([
       {
-        image_id: A.imageId, name: 'ubuntu-22.04-x64-4bd6', size: 2361393152, owner_project_id: 1, image_region_id: 7,
-        architecture: 'x86_64', created_at: '2024-05-05 14:51:26.570866+00', updated_at: '2024-05-06 09:12:00+00',
-        deleted: false, never_changed: true,
+        image_id: A.imageId,
+        name: 'ubuntu-22.04-x64-4bd6',
+        size: 2361393152,
+        owner_project_id: 1,
+        image_region_id: 7,
+        architecture: 'x86_64',
+        created_at: '2024-05-05 14:51:26.570866+00',
+        updated_at: '2024-05-06 09:12:00+00',
+        deleted: false,
+        never_changed: true,
       },
       {
-        image_id: B.imageId, name: 'ubuntu-22.04-x64-000b', size: 2361393152, owner_project_id: 1, image_region_id: 7,
-        architecture: 'x86_64', created_at: '2024-05-05 14:51:26.570866+00', updated_at: '2024-05-06 09:12:00+00',
-        deleted: false, never_changed: true,
+        image_id: B.imageId,
+        name: 'ubuntu-22.04-x64-000b',
+        size: 2361393152,
+        owner_project_id: 1,
+        image_region_id: 7,
+        architecture: 'x86_64',
+        created_at: '2024-05-05 14:51:26.570866+00',
+        updated_at: '2024-05-06 09:12:00+00',
+        deleted: false,
+        never_changed: true,
       },
     ]);
     expect(await tagRows()).toEqual([
@@ -88,8 +106,20 @@ describe('pipeline, end to end', () => {
       { image_id: B.imageId, key: 'team', value: 'storage', read_only: false },
     ]);
     expect(await versionRows()).toEqual([
-      { image_id: A.imageId, current: true, name: 'ubuntu-22.04-x64-4bd6', tags: { os: { value: 'ubuntu', read_only: true }, team: { value: 'platform', read_only: false } }, closed_by_next: null },
-      { image_id: B.imageId, current: true, name: 'ubuntu-22.04-x64-000b', tags: { team: { value: 'storage', read_only: false } }, closed_by_next: null },
+      {
+        image_id: A.imageId,
+        current: true,
+        name: 'ubuntu-22.04-x64-4bd6',
+        tags: { os: { value: 'ubuntu', read_only: true }, team: { value: 'platform', read_only: false } },
+        closed_by_next: null,
+      },
+      {
+        image_id: B.imageId,
+        current: true,
+        name: 'ubuntu-22.04-x64-000b',
+        tags: { team: { value: 'storage', read_only: false } },
+        closed_by_next: null,
+      },
     ]);
     const changes = await changeRows();
     expect(changes.map((c) => [c.image_id, c.change_type, c.field, c.old_value])).toEqual([
@@ -106,8 +136,20 @@ describe('pipeline, end to end', () => {
     fake.updateImage(A, { name: 'ubuntu-22.04-hardened', updated_at: '2024-06-01T10:00:00.25Z' });
     expect(await pipeline.sync()).toMatchObject({ planned: 2, changed: 1, unchanged: 1 });
     expect(await changeRows(since)).toEqual([
-      { image_id: A.imageId, change_type: 'updated', field: 'name', old_value: 'ubuntu-22.04-x64-4bd6', new_value: 'ubuntu-22.04-hardened' },
-      { image_id: A.imageId, change_type: 'updated', field: 'updated_at', old_value: '2024-05-06T09:12:00Z', new_value: '2024-06-01T10:00:00.25Z' },
+      {
+        image_id: A.imageId,
+        change_type: 'updated',
+        field: 'name',
+        old_value: 'ubuntu-22.04-x64-4bd6',
+        new_value: 'ubuntu-22.04-hardened',
+      },
+      {
+        image_id: A.imageId,
+        change_type: 'updated',
+        field: 'updated_at',
+        old_value: '2024-05-06T09:12:00Z',
+        new_value: '2024-06-01T10:00:00.25Z',
+      },
     ]);
     expect((await versionRows()).filter((v) => v.image_id === A.imageId)).toEqual([
       expect.objectContaining({ current: false, name: 'ubuntu-22.04-x64-4bd6', closed_by_next: true }),
@@ -129,7 +171,13 @@ describe('pipeline, end to end', () => {
     expect(await changeRows(since)).toEqual([
       { image_id: A.imageId, change_type: 'updated', field: 'tags.env', old_value: null, new_value: { value: 'prod', read_only: false } },
       { image_id: A.imageId, change_type: 'updated', field: 'tags.os', old_value: { value: 'ubuntu', read_only: true }, new_value: null },
-      { image_id: A.imageId, change_type: 'updated', field: 'tags.team', old_value: { value: 'platform', read_only: false }, new_value: { value: 'security', read_only: false } },
+      {
+        image_id: A.imageId,
+        change_type: 'updated',
+        field: 'tags.team',
+        old_value: { value: 'platform', read_only: false },
+        new_value: { value: 'security', read_only: false },
+      },
     ]);
     expect((await tagRows()).filter((t) => t.image_id === A.imageId)).toEqual([
       { image_id: A.imageId, key: 'env', value: 'prod', read_only: false },
@@ -181,7 +229,13 @@ describe('pipeline, end to end', () => {
   it('logs one line per refresh outcome with the triple, and never the API key', async () => {
     const outcomes = pipeline.logLines.map((line) => JSON.parse(line)).filter((entry) => entry.msg === 'refresh');
     expect(outcomes).toHaveLength(12);
-    expect(outcomes[0]).toMatchObject({ project_id: 1, region_id: 7, image_id: expect.any(String), job_id: expect.any(String), outcome: 'changed' });
+    expect(outcomes[0]).toMatchObject({
+      project_id: 1,
+      region_id: 7,
+      image_id: expect.any(String),
+      job_id: expect.any(String),
+      outcome: 'changed',
+    });
     expect(pipeline.logLines.join('\n')).not.toContain(env.env.GCORE_API_KEY);
   });
 });

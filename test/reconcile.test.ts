@@ -58,7 +58,9 @@ describe('reconcile', () => {
   it('schedules one Job Scheduler per schedule group and stores every target', async () => {
     const result = await reconcile(first.sql, first.queues, initial);
     expect(result).toEqual({ targets: { added: 5, rescheduled: 0, removed: 0 }, schedulers: { upserted: 3, removed: 0 } });
-    expect(await schedulerIds(first)).toEqual(ownSchedulerIds(['cron 0 0 1 1 * UTC', 'cron 0 3 1 1 * Europe/Berlin', 'cron 0 4 1 1 * UTC']));
+    expect(await schedulerIds(first)).toEqual(
+      ownSchedulerIds(['cron 0 0 1 1 * UTC', 'cron 0 3 1 1 * Europe/Berlin', 'cron 0 4 1 1 * UTC']),
+    );
     expect(await targetRows(first)).toEqual([
       { project_id: 1, region_id: 7, image_id: 'a', schedule_key: 'cron 0 0 1 1 * UTC' },
       { project_id: 1, region_id: 7, image_id: 'b', schedule_key: 'cron 0 0 1 1 * UTC' },
@@ -70,10 +72,7 @@ describe('reconcile', () => {
 
   it('changes nothing more when run again, or from two processes at once', async () => {
     const before = await targetRows(first);
-    const [a, b] = await Promise.all([
-      reconcile(first.sql, first.queues, initial),
-      reconcile(second.sql, second.queues, initial),
-    ]);
+    const [a, b] = await Promise.all([reconcile(first.sql, first.queues, initial), reconcile(second.sql, second.queues, initial)]);
     expect(a.targets).toEqual({ added: 0, rescheduled: 0, removed: 0 });
     expect(b.targets).toEqual({ added: 0, rescheduled: 0, removed: 0 });
     expect(await targetRows(first)).toEqual(before);

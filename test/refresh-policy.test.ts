@@ -20,22 +20,36 @@ describe('refresh policy', () => {
   it('retries transient errors with backoff, spending attempts, and records the last', () => {
     const error = new TransientApiError('503: busy', 503, true);
     const first = decide(error, item(0), policy);
-    expect(first).toMatchObject({ kind: 'retry', item: { attempt: 1, rateLimited: 0 }, failure: { status: 503, errorClass: 'TransientApiError' } });
+    expect(first).toMatchObject({
+      kind: 'retry',
+      item: { attempt: 1, rateLimited: 0 },
+      failure: { status: 503, errorClass: 'TransientApiError' },
+    });
     expect(decide(error, item(1), policy)).toMatchObject({ kind: 'retry', item: { attempt: 2 } });
     expect(decide(error, item(2), policy)).toEqual({
-      kind: 'fail', attempts: 3, stopWorker: false, failure: { status: 503, errorClass: 'TransientApiError', message: '503: busy', retryable: true },
+      kind: 'fail',
+      attempts: 3,
+      stopWorker: false,
+      failure: { status: 503, errorClass: 'TransientApiError', message: '503: busy', retryable: true },
     });
   });
 
   it('records what another attempt cannot fix at once', () => {
-    for (const error of [new MalformedAnswerError('too large', 200, false), new InvalidPayloadError('bad'), new UnstorableImageError(new Error('NUL'))]) {
+    for (const error of [
+      new MalformedAnswerError('too large', 200, false),
+      new InvalidPayloadError('bad'),
+      new UnstorableImageError(new Error('NUL')),
+    ]) {
       expect(decide(error, item(0), policy)).toMatchObject({ kind: 'fail', attempts: 1, stopWorker: false });
     }
   });
 
   it('stops the worker on a rejected key and hands back what it did not send', () => {
     expect(decide(new AuthenticationError('401', 401, false), item(0), policy)).toMatchObject({ kind: 'fail', stopWorker: true });
-    expect(decide(new RequestWithheldError('not sent', undefined, false), item(1, 2), policy)).toEqual({ kind: 'hand-back', item: item(1, 2) });
+    expect(decide(new RequestWithheldError('not sent', undefined, false), item(1, 2), policy)).toEqual({
+      kind: 'hand-back',
+      item: item(1, 2),
+    });
   });
 
   it('waits as long as a 429 asks, free of attempts at first, then spending them, so every refresh ends', () => {
@@ -48,8 +62,12 @@ describe('refresh policy', () => {
   it('records a 429 that asks for more than the cap, and pauses for the cap only', () => {
     const error = limited(999_999_000);
     expect(decide(error, item(0), policy)).toMatchObject({
-      kind: 'fail', attempts: 1,
-      failure: { status: 429, message: '429: rate limited for 999999000 ms (the API asked to wait 999999 s, more than the 60 s this worker waits)' },
+      kind: 'fail',
+      attempts: 1,
+      failure: {
+        status: 429,
+        message: '429: rate limited for 999999000 ms (the API asked to wait 999999 s, more than the 60 s this worker waits)',
+      },
     });
     expect(rateLimitPauseMs(error, policy)).toBe(60_000);
     expect(rateLimitPauseMs(limited(2500), policy)).toBe(2500);

@@ -32,7 +32,13 @@ beforeAll(async () => {
   await listener.listen('image_changes', (payload) => notifications.push(JSON.parse(payload)));
   await pipeline.sync();
   beforeRename = new Date().toISOString();
-  fake.updateImage(A, { name: 'renamed', tags: [{ key: 'team', value: 'data', read_only: false }, { key: 'os', value: 'ubuntu', read_only: true }] });
+  fake.updateImage(A, {
+    name: 'renamed',
+    tags: [
+      { key: 'team', value: 'data', read_only: false },
+      { key: 'os', value: 'ubuntu', read_only: true },
+    ],
+  });
   fake.setFault(B, { kind: 'status', status: 500 });
   await pipeline.sync();
 });
@@ -58,7 +64,12 @@ describe('reporting', () => {
       ]),
     );
     expect(notifications[2]).toEqual({
-      project_id: 8, region_id: 3, image_id: A.imageId, change_type: 'updated', fields: ['name', 'tags.team'], field_count: 2,
+      project_id: 8,
+      region_id: 3,
+      image_id: A.imageId,
+      change_type: 'updated',
+      fields: ['name', 'tags.team'],
+      field_count: 2,
     });
   });
 
@@ -101,27 +112,46 @@ describe('reporting', () => {
       promisify(execFile)(process.execPath, [CLI, 'changes', ...args], { env: { PATH: process.env.PATH!, ...env.env } });
     const { stdout } = await run(['--since', '1h', '--field', 'name', '--json']);
     expect(JSON.parse(stdout)).toEqual([
-      expect.objectContaining({ project_id: 8, region_id: 3, image_id: A.imageId, image_name: 'renamed', change_type: 'updated',
-        field: 'name', old_value: 'ubuntu-22.04-x64-0001', new_value: 'renamed' }),
+      expect.objectContaining({
+        project_id: 8,
+        region_id: 3,
+        image_id: A.imageId,
+        image_name: 'renamed',
+        change_type: 'updated',
+        field: 'name',
+        old_value: 'ubuntu-22.04-x64-0001',
+        new_value: 'renamed',
+      }),
     ]);
-    expect(JSON.parse((await run(['--since', beforeRename, '--field', 'tags', '--json'])).stdout).map((r: { field: string }) => r.field)).toEqual(['tags.team']);
+    expect(
+      JSON.parse((await run(['--since', beforeRename, '--field', 'tags', '--json'])).stdout).map((r: { field: string }) => r.field),
+    ).toEqual(['tags.team']);
     expect(JSON.parse((await run(['--project', '9', '--json'])).stdout)).toEqual([]);
     const table = (await run(['--since', '1h', '--region', '3'])).stdout.split('\n');
     expect(table[0]).toMatch(/^changed_at\s+triple\s+image\s+change\s+field\s+old\s+new$/);
     expect(table[1]!.split(/\s{2,}/).slice(1)).toEqual([
-      `8/3/${A.imageId}`, 'renamed', 'updated', 'tags.team', '{"value":"platform","read_only":false}', '{"value":"data","read_only":false}',
+      `8/3/${A.imageId}`,
+      'renamed',
+      'updated',
+      'tags.team',
+      '{"value":"platform","read_only":false}',
+      '{"value":"data","read_only":false}',
     ]);
     const bad = await run(['--since', 'yesterday-ish']).catch((error: { code: number; stderr: string }) => error);
     expect(bad).toMatchObject({
       code: 2,
-      stderr: 'gcore-image-sync changes: configuration error in changes flags: 1 problem\n  --since: "yesterday-ish" is neither a duration (24h, 7d) nor an ISO 8601 time\n',
+      stderr:
+        'gcore-image-sync changes: configuration error in changes flags: 1 problem\n  --since: "yesterday-ish" is neither a duration (24h, 7d) nor an ISO 8601 time\n',
     });
   });
 
   it('audit snapshots: scheduled and by command, immutable, with a digest and a diff between two', async () => {
     const sql = pipeline.services.sql;
     await pipeline.services.queues.schedule.add('snapshot', {});
-    await waitFor('the scheduled snapshot', async () => (await sql`SELECT 1 FROM audit_snapshots WHERE trigger LIKE 'tick:%'`).length === 1);
+    await waitFor(
+      'the scheduled snapshot',
+      async () => (await sql`SELECT 1 FROM audit_snapshots WHERE trigger LIKE 'tick:%'`).length === 1,
+    );
     const [first] = await sql`SELECT id, image_count, digest FROM audit_snapshots`;
     expect(first!.image_count).toBe(2);
 
@@ -129,7 +159,9 @@ describe('reporting', () => {
     fake.updateImage(B, { status: 'deprecated' });
     fake.deleteImage(A);
     await pipeline.sync();
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, 'snapshot'], { env: { PATH: process.env.PATH!, ...env.env } });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, 'snapshot'], {
+      env: { PATH: process.env.PATH!, ...env.env },
+    });
     expect(stdout).toBe('');
     expect(stderr).toMatch(/^snapshot 2: 1 images at \S+, digest [0-9a-f]{64}\n$/);
     expect(await sql`SELECT image_id, difference FROM snapshot_diff(${first!.id}, 2)`).toEqual([
@@ -141,7 +173,9 @@ describe('reporting', () => {
     expect(again.stderr).toContain(`digest ${digests[1]!.digest}`);
     expect(digests[2]!.digest).toBe(digests[1]!.digest);
     expect(digests[1]!.digest).not.toBe(digests[0]!.digest);
-    await expect(sql`UPDATE audit_snapshots SET image_count = 0`).rejects.toThrow('audit snapshots are immutable (UPDATE on audit_snapshots)');
+    await expect(sql`UPDATE audit_snapshots SET image_count = 0`).rejects.toThrow(
+      'audit snapshots are immutable (UPDATE on audit_snapshots)',
+    );
     await expect(sql`DELETE FROM audit_snapshot_items`).rejects.toThrow('audit snapshots are immutable (DELETE on audit_snapshot_items)');
     await expect(sql`TRUNCATE audit_snapshots CASCADE`).rejects.toThrow('audit snapshots are immutable (TRUNCATE on audit_snapshots)');
   });
@@ -166,7 +200,8 @@ describe('reporting', () => {
     for (const table of ['images', 'image_versions', 'image_changes', 'targets', 'sync_failures']) {
       await expect(asRole((tx) => tx.unsafe(`SELECT 1 FROM ${table} LIMIT 1`))).rejects.toThrow(`permission denied for table ${table}`);
     }
-    await expect(asRole((tx) => tx`INSERT INTO audit_snapshots (trigger, taken_at, image_count, digest) VALUES ('x', now(), 0, 'x')`))
-      .rejects.toThrow('permission denied for table audit_snapshots');
+    await expect(
+      asRole((tx) => tx`INSERT INTO audit_snapshots (trigger, taken_at, image_count, digest) VALUES ('x', now(), 0, 'x')`),
+    ).rejects.toThrow('permission denied for table audit_snapshots');
   });
 });

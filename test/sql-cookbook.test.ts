@@ -32,10 +32,15 @@ beforeAll(async () => {
   fake.putImage(GONE, sampleImage(GONE));
   fake.putImage(FAILING, sampleImage(FAILING));
   await fake.start();
-  pipeline = await startPipeline(env, fake.url, `${QUIET_SCHEDULE}
+  pipeline = await startPipeline(
+    env,
+    fake.url,
+    `${QUIET_SCHEDULE}
 targets:
   - { project_id: 1, region_id: 7, image_ids: [${[SAMPLE_TRIPLE, GPU, BIG, GONE, FAILING].map((t) => t.imageId).join(', ')}] }
-`, { env: { SYNC_ATTEMPTS: '1' } });
+`,
+    { env: { SYNC_ATTEMPTS: '1' } },
+  );
   await pipeline.sync();
   await takeSnapshot(pipeline.services.sql, 'cookbook-1');
   fake.updateImage(SAMPLE_TRIPLE, { name: 'renamed', tags: [{ key: 'team', value: 'security', read_only: false }] });

@@ -41,7 +41,10 @@ describe('gcore-image-sync status', () => {
     expect(report.deployment).toEqual({ id: pipeline.services.deployment, others: [], problem: null });
     expect(report.lastRun).toMatchObject({ id: 2, status: 'finished', planned: 2, unchanged: 1, failed: 1 });
     expect(report.failing).toEqual([expect.objectContaining({ image_id: B.imageId, last_status: 500, last_error: '500: injected 500' })]);
-    expect(report.stale).toEqual({ total: 1, rows: [{ project_id: 3, region_id: 1, image_id: B.imageId, reason: 'last refresh failed: 500: injected 500' }] });
+    expect(report.stale).toEqual({
+      total: 1,
+      rows: [{ project_id: 3, region_id: 1, image_id: B.imageId, reason: 'last refresh failed: 500: injected 500' }],
+    });
   });
 
   it('says until when requests are held back after a 429, in plain text', async () => {

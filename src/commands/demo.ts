@@ -41,9 +41,14 @@ export async function demoCommand({ print }: CommandContext): Promise<number> {
   try {
     const others = await countOtherTargets(services.sql, triples);
     if (others > 0) {
-      throw new ConfigError('DATABASE_URL', [`already tracks ${others} images that are not the demo's: point the demo at an empty database`]);
+      throw new ConfigError('DATABASE_URL', [
+        `already tracks ${others} images that are not the demo's: point the demo at an empty database`,
+      ]);
     }
-    await replaceTargets(services.sql, triples.map((triple) => ({ ...triple, schedule: DEFAULT_SCHEDULE })));
+    await replaceTargets(
+      services.sql,
+      triples.map((triple) => ({ ...triple, schedule: DEFAULT_SCHEDULE })),
+    );
     const worker = startWorker({ config, apiKey: DEMO_KEY, logger, ...services });
     const sync = async (label: string) => {
       const run = await startManualSync(services.sql, services.queues, config.batchSize);
@@ -55,9 +60,15 @@ export async function demoCommand({ print }: CommandContext): Promise<number> {
       print(`demo: a fake Gcore API at ${url} serves ${images.length} sample images`);
       await sync('first sync');
       fake.updateImage(SAMPLE_TRIPLE, { name: 'ubuntu-22.04-x64-hardened' });
-      fake.updateImage({ projectId: 1, regionId: 7, imageId: sampleImageId(1) }, {
-        tags: [{ key: 'team', value: 'data', read_only: false }, { key: 'os', value: 'ubuntu', read_only: true }],
-      });
+      fake.updateImage(
+        { projectId: 1, regionId: 7, imageId: sampleImageId(1) },
+        {
+          tags: [
+            { key: 'team', value: 'data', read_only: false },
+            { key: 'os', value: 'ubuntu', read_only: true },
+          ],
+        },
+      );
       fake.deleteImage({ projectId: 1, regionId: 7, imageId: sampleImageId(2) });
       print('demo: renamed one image, changed a tag on another, deleted a third');
       await sync('second sync');

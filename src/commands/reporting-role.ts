@@ -19,7 +19,9 @@ export async function reportingRoleCommand({ args, print }: CommandContext): Pro
   const sql = await connectPostgres(config.databaseUrl, { max: 1 });
   try {
     await grantReporting(sql, values.role);
-    print(`role ${values.role} may read ${[...REPORTING_VIEWS, ...REPORTING_FUNCTIONS].join(', ')}; grant it with GRANT ${values.role} TO <login role>`);
+    print(
+      `role ${values.role} may read ${[...REPORTING_VIEWS, ...REPORTING_FUNCTIONS].join(', ')}; grant it with GRANT ${values.role} TO <login role>`,
+    );
     return 0;
   } finally {
     await sql.end({ timeout: 5 });

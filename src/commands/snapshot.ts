@@ -12,7 +12,9 @@ export async function snapshotCommand({ print }: CommandContext): Promise<number
   const sql = await connectPostgres(config.databaseUrl, { max: 1 });
   try {
     const snapshot = await takeSnapshot(sql, `manual:${randomUUID()}`);
-    print(`snapshot ${snapshot.id}: ${snapshot.imageCount} images at ${new Date(snapshot.takenAt).toISOString()}, digest ${snapshot.digest}`);
+    print(
+      `snapshot ${snapshot.id}: ${snapshot.imageCount} images at ${new Date(snapshot.takenAt).toISOString()}, digest ${snapshot.digest}`,
+    );
     return 0;
   } finally {
     await sql.end({ timeout: 5 });

@@ -15,7 +15,9 @@ const LISTED = 20;
 const LIMITED_AFTER_MS = 1000;
 
 function depth(name: string, counts: QueueDepth): string {
-  return `  ${name.padEnd(9)} ${Object.entries(counts).map(([state, n]) => `${state} ${n}`).join('  ')}`;
+  return `  ${name.padEnd(9)} ${Object.entries(counts)
+    .map(([state, n]) => `${state} ${n}`)
+    .join('  ')}`;
 }
 
 /** Queues, rate limiting, other deployments on the prefix, the last run, failing and stale triples: what an operator asks first. */

@@ -26,14 +26,20 @@ function parseTarget(text: string): Triple {
   if (projectId === undefined) problems.push(`the project id must be a whole number from 1 to ${INT4_MAX}`);
   if (regionId === undefined) problems.push(`the region id must be a whole number from 1 to ${INT4_MAX}`);
   if (idProblem) problems.push(`the image id ${idProblem}`);
-  if (problems.length > 0) throw new ConfigError('sync flags', problems.map((p) => `--target: ${p} (expected <project_id>/<region_id>/<image_id>, got "${text}")`));
+  if (problems.length > 0)
+    throw new ConfigError(
+      'sync flags',
+      problems.map((p) => `--target: ${p} (expected <project_id>/<region_id>/<image_id>, got "${text}")`),
+    );
   return { projectId: projectId!, regionId: regionId!, imageId };
 }
 
 function summary(run: RunProgress): string {
   const done = run.unchanged + run.changed + run.deleted + run.failed;
-  return `run ${run.id}: ${done}/${run.planned} refreshed: ${run.changed} changed, ${run.unchanged} unchanged, ` +
-    `${run.deleted} deleted, ${run.failed} failed`;
+  return (
+    `run ${run.id}: ${done}/${run.planned} refreshed: ${run.changed} changed, ${run.unchanged} unchanged, ` +
+    `${run.deleted} deleted, ${run.failed} failed`
+  );
 }
 
 /**

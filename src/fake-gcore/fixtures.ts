@@ -62,11 +62,14 @@ export function demoImages(): Array<[Triple, ImagePayload]> {
   ];
   return triples.map((triple, n) => [
     triple,
-    sampleImage(triple, n === 3
-      ? { architecture: 'aarch64', os_distro: 'debian', os_version: '12', name: 'debian-12-arm64', tags_v2: [], tags: undefined }
-      : n === 4
-        ? { gpu_driver: 'nvidia', gpu_driver_type: 'open', gpu_driver_version: '570.148.08', name: 'ubuntu-gpu-570' }
-        : {}),
+    sampleImage(
+      triple,
+      n === 3
+        ? { architecture: 'aarch64', os_distro: 'debian', os_version: '12', name: 'debian-12-arm64', tags_v2: [], tags: undefined }
+        : n === 4
+          ? { gpu_driver: 'nvidia', gpu_driver_type: 'open', gpu_driver_version: '570.148.08', name: 'ubuntu-gpu-570' }
+          : {},
+    ),
   ]);
 }
 

@@ -79,9 +79,19 @@ export async function recordChanges(sql: Sql, observations: Observation[]): Prom
       if (row && row.deleted_at === null && row.content_hash === observation.contentHash) {
         seenAgain.push(observation);
       } else if (!row) {
-        changes.push({ observation, type: 'created', fields: [{ field: null, oldValue: null, newValue: observation.snapshot }], closeVersion: null });
+        changes.push({
+          observation,
+          type: 'created',
+          fields: [{ field: null, oldValue: null, newValue: observation.snapshot }],
+          closeVersion: null,
+        });
       } else if (row.deleted_at !== null) {
-        changes.push({ observation, type: 'restored', fields: [{ field: null, oldValue: state(row.last_state), newValue: observation.snapshot }], closeVersion: null });
+        changes.push({
+          observation,
+          type: 'restored',
+          fields: [{ field: null, oldValue: state(row.last_state), newValue: observation.snapshot }],
+          closeVersion: null,
+        });
       } else {
         const fields = diffSnapshots(state(row.current_state), observation.snapshot);
         if (fields.length > 0) changes.push({ observation, type: 'updated', fields, closeVersion: row.version_id });
@@ -92,7 +102,10 @@ export async function recordChanges(sql: Sql, observations: Observation[]): Prom
     await refreshHashes(tx, rehashed);
     if (changes.length > 0) await writeChanges(tx, changes);
     for (const change of changes) results.set(tripleKey(change.observation.triple), 'changed');
-    await markAttempts(tx, [...newest.values()].map((o) => ({ triple: o.triple, outcome: results.get(tripleKey(o.triple))! })));
+    await markAttempts(
+      tx,
+      [...newest.values()].map((o) => ({ triple: o.triple, outcome: results.get(tripleKey(o.triple))! })),
+    );
   });
   return results;
 }
@@ -110,8 +123,12 @@ async function advanceLastSeen(tx: Tx, observations: Observation[]): Promise<voi
 async function refreshHashes(tx: Tx, rehashed: Array<{ observation: Observation; versionId: number }>): Promise<void> {
   if (rehashed.length === 0) return;
   const rows = rehashed.map(({ observation: o, versionId }) => ({
-    version_id: versionId, project_id: o.triple.projectId, region_id: o.triple.regionId, image_id: o.triple.imageId,
-    content_hash: o.contentHash, raw: o.raw,
+    version_id: versionId,
+    project_id: o.triple.projectId,
+    region_id: o.triple.regionId,
+    image_id: o.triple.imageId,
+    content_hash: o.contentHash,
+    raw: o.raw,
   }));
   await tx`
     WITH x AS (SELECT * FROM jsonb_to_recordset(${jsonDocument(tx, rows)})
@@ -133,24 +150,50 @@ async function writeChanges(tx: Tx, changes: Change[]): Promise<void> {
   const versions = await tx<{ id: number; key: string }[]>`
     INSERT INTO image_versions (project_id, region_id, image_id, valid_from, content_hash, state)
     SELECT x.project_id, x.region_id, x.image_id, x.valid_from, x.content_hash, x.state
-    FROM jsonb_to_recordset(${jsonDocument(tx, changes.map(({ observation: o }) => ({
-      project_id: o.triple.projectId, region_id: o.triple.regionId, image_id: o.triple.imageId,
-      valid_from: o.observedAt.toISOString(), content_hash: o.contentHash, state: o.snapshot,
-    })))}) AS x(project_id int, region_id int, image_id text, valid_from timestamptz, content_hash text, state jsonb)
+    FROM jsonb_to_recordset(${jsonDocument(
+      tx,
+      changes.map(({ observation: o }) => ({
+        project_id: o.triple.projectId,
+        region_id: o.triple.regionId,
+        image_id: o.triple.imageId,
+        valid_from: o.observedAt.toISOString(),
+        content_hash: o.contentHash,
+        state: o.snapshot,
+      })),
+    )}) AS x(project_id int, region_id int, image_id text, valid_from timestamptz, content_hash text, state jsonb)
     RETURNING id, project_id || '/' || region_id || '/' || image_id AS key`;
   const versionOf = new Map(versions.map((v) => [v.key, v.id]));
   await tx`
     INSERT INTO image_changes (project_id, region_id, image_id, version_id, change_type, field, old_value, new_value, changed_at)
     SELECT x.project_id, x.region_id, x.image_id, x.version_id, x.change_type, x.field, x.old_value, x.new_value, x.changed_at
-    FROM jsonb_to_recordset(${jsonDocument(tx, changes.flatMap(({ observation: o, type, fields }) => fields.map((f) => ({
-      project_id: o.triple.projectId, region_id: o.triple.regionId, image_id: o.triple.imageId,
-      version_id: versionOf.get(tripleKey(o.triple)), change_type: type, field: f.field,
-      old_value: f.oldValue ?? null, new_value: f.newValue ?? null, changed_at: o.observedAt.toISOString(),
-    }))).map((row, n) => ({ ...row, n })))}) AS x(project_id int, region_id int, image_id text, version_id bigint,
+    FROM jsonb_to_recordset(${jsonDocument(
+      tx,
+      changes
+        .flatMap(({ observation: o, type, fields }) =>
+          fields.map((f) => ({
+            project_id: o.triple.projectId,
+            region_id: o.triple.regionId,
+            image_id: o.triple.imageId,
+            version_id: versionOf.get(tripleKey(o.triple)),
+            change_type: type,
+            field: f.field,
+            old_value: f.oldValue ?? null,
+            new_value: f.newValue ?? null,
+            changed_at: o.observedAt.toISOString(),
+          })),
+        )
+        .map((row, n) => ({ ...row, n })),
+    )}) AS x(project_id int, region_id int, image_id text, version_id bigint,
       change_type text, field text, old_value jsonb, new_value jsonb, changed_at timestamptz, n int)
     ORDER BY x.n`;
-  await writeImageRows(tx, changes.map((c) => c.observation));
-  await writeTags(tx, changes.map((c) => c.observation));
+  await writeImageRows(
+    tx,
+    changes.map((c) => c.observation),
+  );
+  await writeTags(
+    tx,
+    changes.map((c) => c.observation),
+  );
 }
 
 // The typed columns come from image-fields.ts. API dates travel as text inside
@@ -166,8 +209,12 @@ const RECORD_DEFINITION = [
 
 function columnValues(o: Observation): Record<string, unknown> {
   const row: Record<string, unknown> = {
-    project_id: o.triple.projectId, region_id: o.triple.regionId, image_id: o.triple.imageId,
-    raw: o.raw, content_hash: o.contentHash, observed_at: o.observedAt.toISOString(),
+    project_id: o.triple.projectId,
+    region_id: o.triple.regionId,
+    image_id: o.triple.imageId,
+    raw: o.raw,
+    content_hash: o.contentHash,
+    observed_at: o.observedAt.toISOString(),
   };
   for (const { field, column, kind } of IMAGE_COLUMNS) {
     const value = o.snapshot[field];
@@ -195,7 +242,12 @@ async function writeTags(tx: Tx, observations: Observation[]): Promise<void> {
     WHERE (t.project_id, t.region_id, t.image_id) = (x.project_id, x.region_id, x.image_id)`;
   const rows = observations.flatMap(({ triple, snapshot }) =>
     Object.entries(snapshot.tags).map(([key, tag]) => ({
-      project_id: triple.projectId, region_id: triple.regionId, image_id: triple.imageId, key, value: tag.value, read_only: tag.read_only,
+      project_id: triple.projectId,
+      region_id: triple.regionId,
+      image_id: triple.imageId,
+      key,
+      value: tag.value,
+      read_only: tag.read_only,
     })),
   );
   if (rows.length === 0) return;

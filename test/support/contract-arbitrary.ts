@@ -27,12 +27,18 @@ export interface Leaves {
  * top-level property whose valid values the product narrows further (an
  * answer's id must be the requested one).
  */
-export function contractArbitrary(schema: Schema, schemas: Schemas, leaves: Leaves, overrides: Record<string, fc.Arbitrary<unknown>> = {}): fc.Arbitrary<unknown> {
+export function contractArbitrary(
+  schema: Schema,
+  schemas: Schemas,
+  leaves: Leaves,
+  overrides: Record<string, fc.Arbitrary<unknown>> = {},
+): fc.Arbitrary<unknown> {
   const convert = (node: Schema, top = false): fc.Arbitrary<unknown> => {
     const unknown = Object.keys(node).filter((keyword) => !KEYWORDS.has(keyword) && !ANNOTATIONS.has(keyword));
     if (unknown.length > 0) throw new Error(`contract-arbitrary: unsupported keyword ${unknown.join(', ')}`);
     const validation = Object.keys(node).filter((keyword) => KEYWORDS.has(keyword));
-    if ((node.$ref !== undefined || node.anyOf) && validation.length > 1) throw new Error(`contract-arbitrary: unsupported ${validation.join(' beside ')}`);
+    if ((node.$ref !== undefined || node.anyOf) && validation.length > 1)
+      throw new Error(`contract-arbitrary: unsupported ${validation.join(' beside ')}`);
     if (node.$ref !== undefined) return convert(resolve(node, schemas));
     if (node.anyOf) return fc.oneof(...node.anyOf.map((branch) => convert(branch)));
     if (node.enum) return fc.constantFrom(...node.enum);
@@ -69,15 +75,27 @@ export function contractArbitrary(schema: Schema, schemas: Schemas, leaves: Leav
   const object = (node: Schema, top: boolean): fc.Arbitrary<unknown> => {
     const properties = node.properties ?? {};
     const required = new Set(node.required ?? []);
-    for (const name of required) if (!Object.hasOwn(properties, name)) throw new Error(`contract-arbitrary: required ${name} has no schema`);
+    for (const name of required)
+      if (!Object.hasOwn(properties, name)) throw new Error(`contract-arbitrary: required ${name} has no schema`);
     const members = Object.entries(properties).map(([name, property]) => {
       const value = top && Object.hasOwn(overrides, name) ? overrides[name]! : convert(property);
-      return required.has(name) ? value.map((v) => [[name, v]]) : fc.option(value.map((v) => [[name, v]]), { nil: [] });
+      return required.has(name)
+        ? value.map((v) => [[name, v]])
+        : fc.option(
+            value.map((v) => [[name, v]]),
+            { nil: [] },
+          );
     });
-    const extras = fc.uniqueArray(fc.tuple(leaves.extraKey.filter((key) => !Object.hasOwn(properties, key)), leaves.extraValue), {
-      selector: ([key]) => key,
-      maxLength: 4,
-    });
+    const extras = fc.uniqueArray(
+      fc.tuple(
+        leaves.extraKey.filter((key) => !Object.hasOwn(properties, key)),
+        leaves.extraValue,
+      ),
+      {
+        selector: ([key]) => key,
+        maxLength: 4,
+      },
+    );
     // Object.fromEntries defines own properties, so a member named __proto__ stays a member.
     return fc.tuple(fc.tuple(...members), extras).map(([known, extra]) => Object.fromEntries([...known.flat(), ...extra]));
   };
@@ -99,7 +117,10 @@ const character = fc.oneof(
 );
 
 /** Any string: every code point, NUL, lone (and paired) surrogates, and awkward names often enough to repeat. */
-export const anyString = fc.oneof({ weight: 4, arbitrary: fc.string({ unit: character, maxLength: 24 }) }, { weight: 1, arbitrary: fc.constantFrom(...AWKWARD_STRINGS) });
+export const anyString = fc.oneof(
+  { weight: 4, arbitrary: fc.string({ unit: character, maxLength: 24 }) },
+  { weight: 1, arbitrary: fc.constantFrom(...AWKWARD_STRINGS) },
+);
 
 const isLeap = (year: number) => (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
 const daysIn = (year: number, month: number) => (month === 2 ? (isLeap(year) ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31);
@@ -122,7 +143,10 @@ export const rfc3339 = fc
     hour: fc.integer({ min: 0, max: 23 }),
     minute: fc.integer({ min: 0, max: 59 }),
     second: fc.oneof({ weight: 30, arbitrary: fc.integer({ min: 0, max: 59 }) }, { weight: 1, arbitrary: fc.constant(60) }),
-    fraction: fc.option(fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 9 }).map((digits) => `.${digits.join('')}`), { nil: '' }),
+    fraction: fc.option(
+      fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 9 }).map((digits) => `.${digits.join('')}`),
+      { nil: '' },
+    ),
     separator: fc.constantFrom('T', 't'),
     zone: fc.oneof(fc.constantFrom('', 'Z', 'z'), offset),
   })
@@ -161,9 +185,17 @@ export const bigNumber = fc
   .record({
     negative: fc.boolean(),
     whole: fc.bigInt({ min: 0n, max: 10n ** 40n }),
-    fraction: fc.option(fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 30 }).map((digits) => `.${digits.join('')}`), { nil: '' }),
+    fraction: fc.option(
+      fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 30 }).map((digits) => `.${digits.join('')}`),
+      { nil: '' },
+    ),
     exponent: fc.option(
-      fc.oneof({ weight: 20, arbitrary: fc.integer({ min: -400, max: 400 }) }, { weight: 1, arbitrary: fc.integer({ min: -20_000, max: 140_000 }) }).map((e) => `e${e}`),
+      fc
+        .oneof(
+          { weight: 20, arbitrary: fc.integer({ min: -400, max: 400 }) },
+          { weight: 1, arbitrary: fc.integer({ min: -20_000, max: 140_000 }) },
+        )
+        .map((e) => `e${e}`),
       { nil: '' },
     ),
   })

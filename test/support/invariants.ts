@@ -39,7 +39,10 @@ export async function invariantViolations(sql: Sql, queues: Queues): Promise<str
     if (rows.length > 0) violations.push(`${name}: ${rows.length}, e.g. ${rows[0]!.example}`);
   }
   const claims = await sql<{ queued_job: string }[]>`SELECT DISTINCT queued_job FROM targets WHERE queued_job IS NOT NULL`;
-  const lost = await missingJobs(queues.refresh, claims.map((c) => c.queued_job));
+  const lost = await missingJobs(
+    queues.refresh,
+    claims.map((c) => c.queued_job),
+  );
   if (lost.length > 0) violations.push(`targets claimed by a job that no longer exists: ${lost.length}, e.g. ${lost[0]}`);
   return violations;
 }

@@ -50,18 +50,27 @@ export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: 
   const overrides = options.env ?? {};
   const config = env.config({ GCORE_BASE_URL: baseUrl, TARGETS_FILE: await writeTargetsFile(targetsYaml), ...overrides });
   const logLines: string[] = [];
-  const logger = createLogger('debug', new Writable({
-    write(chunk, _encoding, done) {
-      logLines.push(...String(chunk).split('\n').filter(Boolean));
-      done();
-    },
-  }));
+  const logger = createLogger(
+    'debug',
+    new Writable({
+      write(chunk, _encoding, done) {
+        logLines.push(...String(chunk).split('\n').filter(Boolean));
+        done();
+      },
+    }),
+  );
   const services = await openServices(config);
   await reconcile(services.sql, services.queues, await loadTargets(config.targetsFile));
-  const worker: RunningWorker | undefined = options.noWorker ? undefined : startWorker({ config, apiKey: config.apiKey!, logger, ...services });
+  const worker: RunningWorker | undefined = options.noWorker
+    ? undefined
+    : startWorker({ config, apiKey: config.apiKey!, logger, ...services });
   const startSync = () => startManualSync(services.sql, services.queues, config.batchSize);
   const waitRun = (run: ManualRun, timeoutMs = 30_000) =>
-    waitForRun(services.sql, services.queues, run, () => {}, { batchSize: config.batchSize, pollMs: 50, signal: AbortSignal.timeout(timeoutMs) });
+    waitForRun(services.sql, services.queues, run, () => {}, {
+      batchSize: config.batchSize,
+      pollMs: 50,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
   return {
     config,
     services,
