@@ -11,7 +11,7 @@ RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 FROM node:24-slim
 ENV NODE_ENV=production
 # A heap cap keeps worker memory flat (see bench/README.md).
-ENV NODE_OPTIONS=--max-old-space-size=256
+ENV NODE_OPTIONS="--max-old-space-size=256 --max-semi-space-size=16"
 WORKDIR /app
 COPY package.json ./
 COPY --from=build /app/node_modules ./node_modules

@@ -19,8 +19,12 @@ import { parseTargets } from '../src/targets.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const API_KEY = 'bench-key';
-/** Without a cap V8 grows the heap lazily towards gigabytes; this cap keeps RSS flat and under 250 MB. */
-export const WORKER_HEAP_ARG = '--max-old-space-size=256';
+/**
+ * Without a cap V8 grows the heap lazily towards gigabytes, and Node 24 sizes
+ * the young generation larger than Node 20 did (+100 MB of RSS): these keep RSS
+ * flat and under 250 MB.
+ */
+export const WORKER_HEAP_ARGS = ['--max-old-space-size=256', '--max-semi-space-size=16'];
 
 export interface BenchContext {
   config: Config;
@@ -138,7 +142,7 @@ export interface WorkerProcess {
 export async function startWorkerProcess(ctx: BenchContext, apiUrl: string, settings: Record<string, string>): Promise<WorkerProcess> {
   // The heap cap the README documents for workers; BENCH_WORKER_NODE_ARGS (e.g.
   // "--cpu-prof --cpu-prof-dir=/tmp/prof") adds to it, to profile the workers alone.
-  const nodeArgs = [WORKER_HEAP_ARG, ...(process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+  const nodeArgs = [...WORKER_HEAP_ARGS, ...(process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
   const child = spawn(process.execPath, [...nodeArgs, CLI, 'worker'], {
     env: { ...ctx.env, GCORE_BASE_URL: apiUrl, LOG_LEVEL: 'info', ...settings },
     stdio: ['ignore', 'pipe', 'inherit'],

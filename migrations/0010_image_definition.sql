@@ -28,7 +28,7 @@ ALTER TABLE "targets" ADD CONSTRAINT "targets_last_outcome_check" CHECK ("target
 -- An API date as the history keeps it (ISO, UTC) into timestamptz: ISO year 0000 is 1 BC and -0001
 -- is 2 BC, which Postgres reads only written so (as src/api-date.ts writes them for the columns).
 CREATE FUNCTION api_timestamp(t text) RETURNS timestamptz LANGUAGE sql STABLE AS $$
-  SELECT CASE WHEN t ~ '^(-|0000-)'
+  SELECT CASE WHEN t LIKE '-%' OR t LIKE '0000-%'
     THEN (lpad((1 - substring(t FROM '^(-?[0-9]+)-')::int)::text, 4, '0')
       || regexp_replace(t, '^-?[0-9]+(-.*)Z$', '\1') || '+00 BC')::timestamptz
     ELSE t::timestamptz END
