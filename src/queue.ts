@@ -153,7 +153,7 @@ export interface FailedBatch {
  * identities), up to `limit`. Another deployment's failed jobs are left for its
  * own workers: their images are in its database, not this one.
  */
-export async function failedBatches(queue: DeploymentQueue<RefreshJobData>, limit = 100): Promise<FailedBatch[]> {
+export async function failedBatches(queue: DeploymentQueue<RefreshJobData>, redis: Redis, limit = 100): Promise<FailedBatch[]> {
   const own: Job<RefreshJobData>[] = [];
   // Paged, so that another deployment's failed jobs ahead of ours cannot hide ours.
   for (let start = 0; own.length < limit; start += limit) {
@@ -169,11 +169,13 @@ export async function failedBatches(queue: DeploymentQueue<RefreshJobData>, limi
     jobId: job.id!,
     items: job.data.items,
     reason: job.failedReason || 'unknown reason',
-    take: () =>
-      job.remove().then(
-        () => true,
-        () => false,
-      ),
+    // BullMQ's remove() succeeds for a job already removed, so it cannot tell the processes apart: taking the
+    // job out of the failed set can, as exactly one ZREM of it returns 1.
+    take: async () => {
+      if ((await redis.zrem(queue.keys.failed!, job.id!)) !== 1) return false;
+      await job.remove().catch(() => {});
+      return true;
+    },
   }));
 }
 
