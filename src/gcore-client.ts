@@ -49,9 +49,10 @@ function parseJson(text: string): unknown {
   }
 }
 
-function errorFor(status: number, text: string, headers: Headers): GcoreApiError {
+function errorFor(status: number, text: string, headers: Headers, scrub: (text: string) => string): GcoreApiError {
   const body = parseJson(text) as { exception_class?: unknown; message?: unknown } | undefined;
-  const detail = typeof body?.message === 'string' ? excerpt(body.message) : excerpt(text) || '(empty body)';
+  // The message is decoded JSON: its escapes (\u0074, \/) may spell the key that the text scrub did not see.
+  const detail = typeof body?.message === 'string' ? excerpt(scrub(body.message)) : excerpt(text) || '(empty body)';
   if (status === 401) {
     return new AuthenticationError(`401: the API key was rejected: ${detail}`, status, shouldRetry(headers, false));
   }
@@ -110,12 +111,13 @@ export class GcoreClient {
     const { status, headers, text } = await this.send(url);
     if (status === 404 && isGcoreNotFound(text)) return { kind: 'gone', observedAt };
     if (status !== 200) {
-      const error = errorFor(status, text, toHeaders(headers));
+      const error = errorFor(status, text, toHeaders(headers), this.scrub);
       if (error instanceof AuthenticationError) this.keyRejected = true;
       throw error;
     }
     const parsed = parseJsonExactly(text);
-    const body = text.includes('\\u') ? scrubDocument(parsed, this.options.apiKey) : parsed;
+    // Any escape (\u0074, or \/ in a key with a slash) can spell the key in a form the text scrub misses.
+    const body = text.includes('\\') ? scrubDocument(parsed, this.options.apiKey) : parsed;
     if (body === undefined) {
       throw new MalformedAnswerError(`200 with a body that is not JSON: ${excerpt(text) || '(empty body)'}`, 200, false);
     }

@@ -148,20 +148,35 @@ export interface FailedBatch {
   take(): Promise<boolean>;
 }
 
-export async function failedBatches(queue: Queue<RefreshJobData>, limit = 100): Promise<FailedBatch[]> {
-  const jobs = await queue.getFailed(0, limit - 1);
-  return jobs
-    .filter((job) => job?.data?.items !== undefined)
-    .map((job) => ({
-      jobId: job.id!,
-      items: job.data.items,
-      reason: job.failedReason || 'unknown reason',
-      take: () =>
-        job.remove().then(
-          () => true,
-          () => false,
-        ),
-    }));
+/**
+ * Failed refresh jobs of this deployment (or of a release older than deployment
+ * identities), up to `limit`. Another deployment's failed jobs are left for its
+ * own workers: their images are in its database, not this one.
+ */
+export async function failedBatches(queue: DeploymentQueue<RefreshJobData>, redis: Redis, limit = 100): Promise<FailedBatch[]> {
+  const own: Job<RefreshJobData>[] = [];
+  // Paged, so that another deployment's failed jobs ahead of ours cannot hide ours.
+  for (let start = 0; own.length < limit; start += limit) {
+    const jobs = await queue.getFailed(start, start + limit - 1);
+    for (const job of jobs) {
+      if (job?.data?.items === undefined) continue;
+      const owner = jobDeployment(job);
+      if (owner === undefined || owner === queue.deployment) own.push(job);
+    }
+    if (jobs.length < limit) break;
+  }
+  return own.slice(0, limit).map((job) => ({
+    jobId: job.id!,
+    items: job.data.items,
+    reason: job.failedReason || 'unknown reason',
+    // BullMQ's remove() succeeds for a job already removed, so it cannot tell the processes apart: taking the
+    // job out of the failed set can, as exactly one ZREM of it returns 1.
+    take: async () => {
+      if ((await redis.zrem(queue.keys.failed!, job.id!)) !== 1) return false;
+      await job.remove().catch(() => {});
+      return true;
+    },
+  }));
 }
 
 export interface SchedulerChanges {

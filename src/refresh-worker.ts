@@ -3,6 +3,7 @@
 // stored data (refresh-policy.ts).
 import { randomBytes } from 'node:crypto';
 import { DelayedError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import pLimit from 'p-limit';
 import type { Sql } from './db.js';
 import type { DeploymentGuard } from './deployment-guard.js';
@@ -30,6 +31,8 @@ import { tripleKey } from './triple.js';
 
 export interface RefreshWorkerDeps {
   sql: Sql;
+  /** The connection the queues use: failed batches are taken through it. */
+  redis: Redis;
   queues: Queues;
   client: GcoreClient;
   limiter: ApiRateLimiter;
@@ -169,7 +172,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
    * recorded. Whoever removes a job first owns its images.
    */
   async function recoverFailedBatches(): Promise<void> {
-    for (const batch of await failedBatches(queues.refresh)) {
+    for (const batch of await failedBatches(queues.refresh, deps.redis)) {
       if (!(await batch.take())) continue;
       // A job that failed before it started still holds its claims.
       await releaseClaims(sql, [batch.jobId]);

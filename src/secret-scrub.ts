@@ -18,7 +18,7 @@ export function secretScrubber(secret: string): (text: string) => string {
 
 /**
  * The key taken out of every string of a parsed document. Only needed when its
- * text had \u escapes, which can spell the key in a form the text scrub misses.
+ * text had escapes (\u0074, or \/ for a key with a slash), which can spell the key in a form the text scrub misses.
  */
 export function scrubDocument(value: unknown, secret: string): unknown {
   if (typeof value === 'string') return value.replaceAll(secret, REDACTED);

@@ -49,6 +49,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   };
   const refreshWorker = startRefreshWorker({
     sql,
+    redis: deps.redis,
     queues,
     client,
     logger,

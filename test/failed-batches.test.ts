@@ -1,0 +1,62 @@
+// The failed-batch sweep: another deployment's failed jobs are left alone, and
+// of processes that race for one failed job exactly one takes it.
+import { UnrecoverableError, Worker } from 'bullmq';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { sampleImageId } from '../src/fake-gcore/fixtures.js';
+import type { Triple } from '../src/interfaces.js';
+import { createLogger } from '../src/logger.js';
+import { failedBatches, REFRESH_JOB, REFRESH_QUEUE } from '../src/queue.js';
+import { startWorker } from '../src/worker.js';
+import { startScenario, type Scenario } from './support/pipeline.js';
+
+const T: Triple = { projectId: 4, regionId: 2, imageId: sampleImageId(1) };
+let s: Scenario;
+beforeAll(async () => {
+  s = await startScenario([T], { noWorker: true, env: { SYNC_ATTEMPTS: '1' } });
+});
+afterAll(() => s?.close());
+
+it("a job of another deployment that failed for good is left for that deployment's workers", async () => {
+  const { queues, redis, sql } = s.pipeline.services;
+  const other = '00000000-0000-4000-8000-000000000000';
+  await queues.refresh.add(REFRESH_JOB, { deployment: other, items: [{ ...T, attempt: 0 }] }, { jobId: 'foreign-1', attempts: 1 });
+  const taker = new Worker(REFRESH_QUEUE, null, { connection: redis, prefix: s.env.queuePrefix, autorun: false });
+  const job = await taker.getNextJob('dying-worker');
+  expect(job?.id).toBe('foreign-1');
+  await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'dying-worker', false);
+  await taker.close();
+  const worker = startWorker({
+    config: s.pipeline.config,
+    apiKey: s.pipeline.config.apiKey!,
+    logger: createLogger('silent'),
+    ...s.pipeline.services,
+  });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+  } finally {
+    await worker.close();
+  }
+  // Still there for its own deployment to recover, and nothing written into this database.
+  expect(await queues.refresh.getJobState('foreign-1')).toBe('failed');
+  expect(await sql`SELECT image_id FROM sync_failures`).toEqual([]);
+  expect(await sql`SELECT last_outcome, queued_job FROM targets`).toEqual([{ last_outcome: null, queued_job: null }]);
+});
+
+it('of two processes that found the same failed batch, exactly one takes it', async () => {
+  const { queues, redis } = s.pipeline.services;
+  await queues.refresh.add(
+    REFRESH_JOB,
+    { deployment: queues.refresh.deployment, items: [{ ...T, attempt: 0 }] },
+    { jobId: 'own-1', attempts: 1 },
+  );
+  const taker = new Worker(REFRESH_QUEUE, null, { connection: redis, prefix: s.env.queuePrefix, autorun: false });
+  const job = await taker.getNextJob('dying-worker');
+  expect(job?.id).toBe('own-1');
+  await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'dying-worker', false);
+  await taker.close();
+  const [first, second] = await Promise.all([failedBatches(queues.refresh, redis), failedBatches(queues.refresh, redis)]);
+  const own = (batches: typeof first) => batches.filter((batch) => batch.jobId === 'own-1');
+  expect([own(first).length, own(second).length]).toEqual([1, 1]);
+  expect(await Promise.all([own(first)[0]!.take(), own(second)[0]!.take()])).toEqual([true, false]);
+  expect(await queues.refresh.getJobState('own-1')).toBe('unknown');
+});
