@@ -5,15 +5,25 @@
 
 export const REDACTED = '[redacted]';
 
-/** The forms in which a server may write the key back: as sent, JSON-escaped, URL-encoded. */
-function forms(secret: string): string[] {
-  return [...new Set([secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)])].sort((a, b) => b.length - a.length);
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * One pattern for the forms in which a server may write the key back: as
+ * sent, JSON-escaped, and URL-encoded with its %XX in either case.
+ */
+function pattern(secret: string): RegExp {
+  const encoded = escapeRegExp(encodeURIComponent(secret)).replace(
+    /%([0-9A-F])([0-9A-F])/g,
+    (_, a: string, b: string) => `%[${a}${a.toLowerCase()}][${b}${b.toLowerCase()}]`,
+  );
+  const forms = [...new Set([secret, JSON.stringify(secret).slice(1, -1)].map(escapeRegExp)), encoded].sort((a, b) => b.length - a.length);
+  return new RegExp(forms.join('|'), 'g');
 }
 
 /** Replaces the key in a text from the network. */
 export function secretScrubber(secret: string): (text: string) => string {
-  const known = forms(secret);
-  return (text) => known.reduce((out, form) => out.replaceAll(form, REDACTED), text);
+  const known = pattern(secret);
+  return (text) => text.replace(known, REDACTED);
 }
 
 /**

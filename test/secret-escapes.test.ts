@@ -40,3 +40,14 @@ for (const [name, spelled] of Object.entries(spellings)) {
     expect(answer.kind === 'found' && (answer.body as { description: string }).description).toBe('[redacted]');
   });
 }
+
+it('a body quoting the key URL-encoded, in upper or lower case, is scrubbed', async () => {
+  for (const encoded of [encodeURIComponent(key), encodeURIComponent(key).replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase())]) {
+    fake.setFault(SAMPLE_TRIPLE, { kind: 'status', status: 502, body: `proxy: authorization=APIKey%20${encoded}` }, 1);
+    const error = await client.getImage(SAMPLE_TRIPLE).then(
+      () => new Error('expected a failure'),
+      (e: Error) => e,
+    );
+    expect(error.message).toBe('502: proxy: authorization=APIKey%20[redacted]');
+  }
+});
