@@ -14,11 +14,13 @@ export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item ?? null)).join(',')}]`;
   if (value !== null && typeof value === 'object') {
     if (JSON.isRawJSON(value)) return decimalValue(value.rawJSON);
-    const entries = Object.entries(value)
-      .filter(([, item]) => item !== undefined && item !== null)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`);
-    return `{${entries.join(',')}}`;
+    // Own keys only; an own key named __proto__ shadows the inherited accessor, so it reads as data.
+    const members: string[] = [];
+    for (const key of Object.keys(value).sort()) {
+      const item = (value as Record<string, unknown>)[key];
+      if (item !== undefined && item !== null) members.push(`${JSON.stringify(key)}:${canonicalJson(item)}`);
+    }
+    return `{${members.join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
 }
