@@ -10,7 +10,7 @@ import { canonicalJson } from './image-diff.js';
 import { IMAGE_FIELDS, type FieldDefinition, type ImageFields } from './image-fields.js';
 import type { ImageSnapshot, TagValue, Triple } from './interfaces.js';
 import { excerpt } from './gcore-errors.js';
-import { storableJson, storableString, unstorableNumbers } from './storable-text.js';
+import { inspectJson, storableJson, storableString, unstorableNumbers } from './storable-text.js';
 import { formatPath, issueMessage } from './validation.js';
 
 /** The answer could not be validated; nothing from it may be stored. */
@@ -138,8 +138,11 @@ function toValidated(body: unknown, triple: Triple): ValidatedImage {
   if (fields.id !== triple.imageId) {
     throw new InvalidPayloadError(`answer is for image ${JSON.stringify(fields.id.slice(0, 80))}, not the requested ${triple.imageId}`);
   }
-  // One such number anywhere would make Postgres refuse the batch it is stored with.
-  const unstorable = unstorableNumbers(object, '', []);
+  const inspected = inspectJson(object);
+  const raw = inspected.unstorableText ? storableJson(body, '', []) : body;
+  // One such number anywhere in what is stored would make Postgres refuse the batch it is stored with.
+  // Looked for in the stored form: of two members that become one name, only the one kept counts.
+  const unstorable = inspected.exactNumbers ? unstorableNumbers(raw, '', []) : [];
   if (unstorable.length > 0) {
     const numbers = unstorable.slice(0, 5).map((number) => `${number} is beyond what Postgres' numeric holds`);
     throw new InvalidPayloadError(`answer does not fit the image schema: ${numbers.join('; ')}`);
@@ -153,12 +156,14 @@ function toValidated(body: unknown, triple: Triple): ValidatedImage {
   );
   const replaced: string[] = [];
   // Spreading defines own properties, so an unknown field named __proto__ stays a field.
-  const snapshot: ImageSnapshot = storableJson({ ...Object.fromEntries(unknown), ...fields, tags }, '', replaced);
+  const state: ImageSnapshot = { ...Object.fromEntries(unknown), ...fields, tags };
+  // Every string of the state comes from the body (dates normalized to ASCII), so a storable body means a storable state.
+  const snapshot = inspected.unstorableText ? storableJson(state, '', replaced) : state;
   replaced.push(...tagKeysReplaced);
   if (replaced.length > 0) {
     warnings.push(`${replaced.slice(0, 5).join(', ')}: NUL or lone surrogate characters stored as U+FFFD (Postgres cannot hold them)`);
   }
-  return { snapshot, raw: storableJson(body, '', []), warnings };
+  return { snapshot, raw, warnings };
 }
 
 /** Validates an API answer for `triple`; errors quote the start of the body. */

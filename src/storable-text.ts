@@ -62,6 +62,29 @@ function storable(value: unknown, path: string, replaced: string[]): unknown {
   );
 }
 
+/**
+ * What a parsed answer holds that needs care before it is stored, in one walk
+ * that allocates nothing: text Postgres cannot store, and numbers kept as
+ * their source text (which may be beyond numeric). Most answers hold neither.
+ */
+export function inspectJson(value: unknown, found = { unstorableText: false, exactNumbers: false }): typeof found {
+  if (typeof value === 'string') {
+    if (!isStorable(value)) found.unstorableText = true;
+  } else if (Array.isArray(value)) {
+    for (const item of value) inspectJson(item, found);
+  } else if (value !== null && typeof value === 'object') {
+    if (JSON.isRawJSON(value)) {
+      found.exactNumbers = true;
+    } else {
+      for (const key of Object.keys(value)) {
+        if (!isStorable(key)) found.unstorableText = true;
+        inspectJson((value as Record<string, unknown>)[key], found);
+      }
+    }
+  }
+  return found;
+}
+
 /** Postgres' numeric, which jsonb numbers are, holds this many digits before the decimal point and after it. */
 const NUMERIC_DIGITS = { before: 131_072, after: 16_383 };
 
