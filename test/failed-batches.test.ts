@@ -4,15 +4,15 @@ import { UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sampleImageId } from '../src/fake-gcore/fixtures.js';
 import type { Triple } from '../src/interfaces.js';
-import { createLogger } from '../src/logger.js';
 import { failedBatches, REFRESH_JOB, REFRESH_QUEUE } from '../src/queue.js';
-import { startWorker } from '../src/worker.js';
-import { startScenario, type Scenario } from './support/pipeline.js';
+import { startScenario, withWorker, type Scenario } from './support/pipeline.js';
+import { waitFor } from './support/throwaway.js';
 
 const T: Triple = { projectId: 4, regionId: 2, imageId: sampleImageId(1) };
+const OWN: Triple = { projectId: 4, regionId: 2, imageId: sampleImageId(2) };
 let s: Scenario;
 beforeAll(async () => {
-  s = await startScenario([T], { noWorker: true, env: { SYNC_ATTEMPTS: '1' } });
+  s = await startScenario([T, OWN], { noWorker: true, env: { SYNC_ATTEMPTS: '1' } });
 });
 afterAll(() => s?.close());
 
@@ -20,26 +20,28 @@ it("a job of another deployment that failed for good is left for that deployment
   const { queues, redis, sql } = s.pipeline.services;
   const other = '00000000-0000-4000-8000-000000000000';
   await queues.refresh.add(REFRESH_JOB, { deployment: other, items: [{ ...T, attempt: 0 }] }, { jobId: 'foreign-1', attempts: 1 });
+  // A failed job of this deployment too: once the sweep has settled it, it has looked at the other one.
+  await queues.refresh.add(
+    REFRESH_JOB,
+    { deployment: queues.refresh.deployment, items: [{ ...OWN, attempt: 0 }] },
+    { jobId: 'mine-1', attempts: 1 },
+  );
   const taker = new Worker(REFRESH_QUEUE, null, { connection: redis, prefix: s.env.queuePrefix, autorun: false });
-  const job = await taker.getNextJob('dying-worker');
-  expect(job?.id).toBe('foreign-1');
-  await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'dying-worker', false);
-  await taker.close();
-  const worker = startWorker({
-    config: s.pipeline.config,
-    apiKey: s.pipeline.config.apiKey!,
-    logger: createLogger('silent'),
-    ...s.pipeline.services,
-  });
-  try {
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-  } finally {
-    await worker.close();
+  for (const id of ['foreign-1', 'mine-1']) {
+    const job = await taker.getNextJob('dying-worker');
+    expect(job?.id).toBe(id);
+    await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'dying-worker', false);
   }
+  await taker.close();
+  await withWorker(s.pipeline, () =>
+    waitFor("the sweep to settle this deployment's failed job", async () => (await sql`SELECT 1 FROM sync_failures`).length > 0),
+  );
   // Still there for its own deployment to recover, and nothing written into this database.
   expect(await queues.refresh.getJobState('foreign-1')).toBe('failed');
-  expect(await sql`SELECT image_id FROM sync_failures`).toEqual([]);
-  expect(await sql`SELECT last_outcome, queued_job FROM targets`).toEqual([{ last_outcome: null, queued_job: null }]);
+  expect(await sql`SELECT image_id, error_class FROM sync_failures`).toEqual([{ image_id: OWN.imageId, error_class: 'BatchFailedError' }]);
+  expect(await sql`SELECT last_outcome, queued_job FROM targets WHERE image_id = ${T.imageId}`).toEqual([
+    { last_outcome: null, queued_job: null },
+  ]);
 });
 
 it('of two processes that found the same failed batch, exactly one takes it', async () => {

@@ -5,11 +5,9 @@ import { UnrecoverableError, Worker } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import type { Triple } from '../src/interfaces.js';
-import { createLogger } from '../src/logger.js';
 import { REFRESH_QUEUE } from '../src/queue.js';
-import { startWorker } from '../src/worker.js';
 import { invariantViolations } from './support/invariants.js';
-import { startScenario, type Scenario } from './support/pipeline.js';
+import { startScenario, withWorker, type Scenario } from './support/pipeline.js';
 
 const triplesOf = (count: number): Triple[] =>
   Array.from({ length: count }, (_, n) => ({ projectId: 3, regionId: 9, imageId: sampleImageId(n + 1) }));
@@ -161,17 +159,7 @@ describe('nothing lost in silence', () => {
       const job = await taker.getNextJob('dying-worker');
       await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'dying-worker', false);
       await taker.close();
-      const worker = startWorker({
-        config: s.pipeline.config,
-        apiKey: s.pipeline.config.apiKey!,
-        logger: createLogger('silent'),
-        ...s.pipeline.services,
-      });
-      try {
-        expect(await s.pipeline.waitForRun(run)).toMatchObject(outcome);
-      } finally {
-        await worker.close();
-      }
+      await withWorker(s.pipeline, async () => expect(await s.pipeline.waitForRun(run)).toMatchObject(outcome));
       const recorded = await failures(s);
       expect(recorded.map((f) => [f.error_class, f.message])).toEqual(
         attempts === '1' ? Array(2).fill(['BatchFailedError', 'its batch job failed: job stalled more than allowable limit']) : [],
@@ -187,16 +175,8 @@ describe('nothing lost in silence', () => {
     // Redis loses every key of this deployment: the queued jobs are gone, their claims in Postgres remain.
     const keys = await s.env.redisKeys();
     await s.pipeline.services.redis.del(...keys);
-    const worker = startWorker({
-      config: s.pipeline.config,
-      apiKey: s.pipeline.config.apiKey!,
-      logger: createLogger('silent'),
-      ...s.pipeline.services,
-    });
-    try {
-      expect(await s.pipeline.waitForRun(run, 30_000)).toMatchObject({ status: 'finished', planned: 6, changed: 6, failed: 0 });
-    } finally {
-      await worker.close();
-    }
+    await withWorker(s.pipeline, async () =>
+      expect(await s.pipeline.waitForRun(run, 30_000)).toMatchObject({ status: 'finished', planned: 6, changed: 6, failed: 0 }),
+    );
   });
 });

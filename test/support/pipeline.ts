@@ -85,6 +85,21 @@ export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: 
   };
 }
 
+/** Runs `body` while a worker (logging nothing) works this pipeline's queues, as one started later would. */
+export async function withWorker<T>(pipeline: Pipeline, body: () => Promise<T>): Promise<T> {
+  const worker = startWorker({
+    config: pipeline.config,
+    apiKey: pipeline.config.apiKey!,
+    logger: createLogger('silent'),
+    ...pipeline.services,
+  });
+  try {
+    return await body();
+  } finally {
+    await worker.close();
+  }
+}
+
 export interface Scenario {
   env: TestEnv;
   fake: FakeGcore;
