@@ -48,6 +48,13 @@ async function expectSyncedOnce(pipeline: Pipeline): Promise<void> {
   expect(await invariantViolations(sql, pipeline.services.queues)).toEqual([]);
 }
 
+/** A worker process and the signal that ended it, for tests that kill workers mid-job. */
+function spawnWorker(workerEnv: Record<string, string>) {
+  const child = spawn(process.execPath, [CLI, 'worker'], { env: workerEnv, stdio: 'ignore' });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+  return { child, exited };
+}
+
 describe('infrastructure faults', () => {
   it('Redis killed and restarted in the middle of a run: the run completes, nothing lost or doubled', async () => {
     const { env, fake } = await setUp(40);
@@ -126,11 +133,10 @@ describe('infrastructure faults', () => {
     const run = await pipeline.startSync();
     // One batch of all 30: each doomed worker holds it when it dies, so the job stalls twice.
     for (const requests of [1, COUNT + 1]) {
-      const doomed = spawn(process.execPath, [CLI, 'worker'], { env: workerEnv, stdio: 'ignore' });
-      const exited = new Promise<NodeJS.Signals | null>((resolve) => doomed.once('exit', (_code, signal) => resolve(signal)));
+      const doomed = spawnWorker(workerEnv);
       await waitFor('a worker to be mid-job', () => fake.requestCount >= requests);
-      doomed.kill('SIGKILL');
-      expect(await exited).toBe('SIGKILL');
+      doomed.child.kill('SIGKILL');
+      expect(await doomed.exited).toBe('SIGKILL');
     }
     const survivor = spawn(process.execPath, [CLI, 'worker'], { env: workerEnv, stdio: 'ignore' });
     cleanups.push(async () => {
@@ -155,11 +161,10 @@ describe('infrastructure faults', () => {
     };
     const run = await pipeline.startSync();
 
-    const doomed = spawn(process.execPath, [CLI, 'worker'], { env: workerEnv, stdio: 'ignore' });
-    const doomedExit = new Promise<NodeJS.Signals | null>((resolve) => doomed.once('exit', (_code, signal) => resolve(signal)));
+    const doomed = spawnWorker(workerEnv);
     await waitFor('the first worker to be mid-job', () => fake.requestCount >= 5);
-    doomed.kill('SIGKILL');
-    expect(await doomedExit).toBe('SIGKILL');
+    doomed.child.kill('SIGKILL');
+    expect(await doomed.exited).toBe('SIGKILL');
 
     const survivor = spawn(process.execPath, [CLI, 'worker'], { env: workerEnv, stdio: 'ignore' });
     const survivorExit = new Promise<number | null>((resolve) => survivor.once('exit', (code) => resolve(code)));
