@@ -1,0 +1,51 @@
+// A discovery scope: "every image the list endpoints return" for some projects
+// and regions, narrowed by the filters the API applies. The scope's key names
+// it in Postgres (scopes, targets.scope_key, listings): it is a hash of what
+// is listed, not of when, so a new schedule keeps the scope's targets.
+import { createHash } from 'node:crypto';
+import type { Schedule } from './interfaces.js';
+
+export const VISIBILITIES = ['private', 'shared', 'public'] as const;
+export type Visibility = (typeof VISIBILITIES)[number];
+
+/** What the list endpoints are asked to return; the API applies every filter. */
+export interface DiscoverFilters {
+  /** Every visibility (the default) is listed without a filter; a subset with one listing per value (the API takes one). */
+  visibility: Visibility[];
+  /** Also list bare-metal images (/bmimages). */
+  baremetal: boolean;
+  tagKey?: string[];
+  tagKeyValue?: Record<string, string>;
+  name?: string;
+  osDistro?: string;
+  osVersion?: string;
+  architecture?: string;
+}
+
+export interface Scope {
+  key: string;
+  /** Project ids, or every project the key can see (listed at each tick). */
+  projects: number[] | 'all';
+  /** Region ids, or every active region (listed at each tick). */
+  regions: number[] | 'all';
+  filters: DiscoverFilters;
+  schedule: Schedule;
+}
+
+/** The key of a scope: equal definitions (ids sorted, filters in a fixed order) share one. */
+export function scopeKey(projects: Scope['projects'], regions: Scope['regions'], filters: DiscoverFilters): string {
+  const sorted = (ids: number[] | 'all') => (ids === 'all' ? 'all' : [...ids].sort((a, b) => a - b));
+  const definition = {
+    projects: sorted(projects),
+    regions: sorted(regions),
+    visibility: [...filters.visibility].sort(),
+    baremetal: filters.baremetal,
+    tagKey: filters.tagKey ? [...filters.tagKey].sort() : null,
+    tagKeyValue: filters.tagKeyValue ? Object.entries(filters.tagKeyValue).sort(([a], [b]) => (a < b ? -1 : 1)) : null,
+    name: filters.name ?? null,
+    osDistro: filters.osDistro ?? null,
+    osVersion: filters.osVersion ?? null,
+    architecture: filters.architecture ?? null,
+  };
+  return `scope-${createHash('sha256').update(JSON.stringify(definition)).digest('hex').slice(0, 16)}`;
+}
