@@ -51,8 +51,19 @@ export const targets = pgTable(
     lastStatus: integer('last_status'),
     queuedJob: text('queued_job'),
     queuedAt: tz('queued_at'),
+    /** Listed in the targets file by id: refreshed with the single-image GET on its own schedule. */
+    explicit: boolean('explicit').notNull().default(true),
+    /** The discovery scope that lists it (scopes.key); an explicit target may have one too. */
+    scopeKey: text('scope_key'),
+    /** When a confirming GET found it alive outside its scope's filter: no longer refreshed, kept as the record that it left. */
+    leftScopeAt: tz('left_scope_at'),
   },
   (t) => [
+    index('targets_scope_idx')
+      .on(t.scopeKey)
+      .where(sql`${t.scopeKey} IS NOT NULL`),
+    // A target is refreshed by its own GET, by its scope's listing, or both; never by neither.
+    check('targets_source_check', sql`${t.explicit} OR ${t.scopeKey} IS NOT NULL`),
     primaryKey({ columns: [t.projectId, t.regionId, t.imageId] }),
     index('targets_queued_job_idx')
       .on(t.queuedJob)
@@ -183,6 +194,8 @@ export const syncRuns = pgTable(
     changed: integer('changed').notNull().default(0),
     deleted: integer('deleted').notNull().default(0),
     failed: integer('failed').notNull().default(0),
+    /** Scope listings of the run that were incomplete: they deleted and confirmed nothing. */
+    listingsFailed: integer('listings_failed').notNull().default(0),
   },
   (t) => [
     index('sync_runs_open_idx')
@@ -193,6 +206,87 @@ export const syncRuns = pgTable(
     check('sync_runs_status_check', sql`${t.status} IN ('running', 'finished', 'superseded')`),
     check('sync_runs_finished_check', sql`(${t.status} = 'running') = (${t.finishedAt} IS NULL)`),
   ],
+);
+
+// The configured discovery scopes (scope.ts) as the last reconcile left them.
+export const scopes = pgTable('scopes', {
+  key: text('key').primaryKey(),
+  /** Projects, regions and filters as configured, for listings and for reports. */
+  definition: jsonb('definition').notNull(),
+  scheduleKey: text('schedule_key').notNull(),
+  intervalSeconds: integer('interval_seconds').notNull(),
+});
+
+// One scope's listing in one run: every page of every project, region and
+// endpoint it covers. Complete, it confirms absences; incomplete, it is the
+// recorded failure of that scope in that run and deletes nothing.
+export const listings = pgTable(
+  'listings',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    runId: bigint('run_id', { mode: 'number' })
+      .notNull()
+      .references(() => syncRuns.id, { onDelete: 'cascade' }),
+    scopeKey: text('scope_key').notNull(),
+    status: text('status').notNull().default('expanding'),
+    startedAt: tz('started_at').notNull().defaultNow(),
+    finishedAt: tz('finished_at'),
+    /** Images the API said there are (the sum of every part's count), and distinct ones it returned. */
+    expected: integer('expected'),
+    listed: integer('listed'),
+    /** Stored live images of the scope that the complete listing did not return: each confirmed by a GET. */
+    absent: integer('absent'),
+    error: text('error'),
+  },
+  (t) => [
+    uniqueIndex('listings_run_scope_idx').on(t.runId, t.scopeKey),
+    check('listings_status_check', sql`${t.status} IN ('expanding', 'listing', 'complete', 'incomplete')`),
+    check('listings_finished_check', sql`(${t.status} IN ('complete', 'incomplete')) = (${t.finishedAt} IS NOT NULL)`),
+  ],
+);
+
+// Every page of a listing: a part (one project, region, endpoint and
+// visibility filter) is paged from offset 0; its first page says how many follow.
+export const listingPages = pgTable(
+  'listing_pages',
+  {
+    listingId: bigint('listing_id', { mode: 'number' })
+      .notNull()
+      .references(() => listings.id, { onDelete: 'cascade' }),
+    part: integer('part').notNull(),
+    page: integer('page').notNull(),
+    projectId: integer('project_id').notNull(),
+    regionId: integer('region_id').notNull(),
+    endpoint: text('endpoint').notNull(),
+    visibility: text('visibility'),
+    status: text('status').notNull().default('queued'),
+    /** The answer's count, its results, ids already listed by another page, and results without a usable id. */
+    count: integer('count'),
+    results: integer('results'),
+    repeated: integer('repeated'),
+    unusable: integer('unusable'),
+    error: text('error'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.listingId, t.part, t.page] }),
+    check('listing_pages_status_check', sql`${t.status} IN ('queued', 'done', 'failed')`),
+    check('listing_pages_endpoint_check', sql`${t.endpoint} IN ('images', 'bmimages')`),
+  ],
+);
+
+// The triples an open listing returned, and on which page: repeats and
+// absences are found here. Emptied when the listing finishes.
+export const listingIds = pgTable(
+  'listing_ids',
+  {
+    listingId: bigint('listing_id', { mode: 'number' })
+      .notNull()
+      .references(() => listings.id, { onDelete: 'cascade' }),
+    ...triple,
+    part: integer('part').notNull(),
+    page: integer('page').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.listingId, t.projectId, t.regionId, t.imageId] })],
 );
 
 export const syncFailures = pgTable(
