@@ -15,7 +15,7 @@ CREATE TABLE "listing_pages" (
 	"project_id" integer NOT NULL,
 	"region_id" integer NOT NULL,
 	"endpoint" text NOT NULL,
-	"visibility" text,
+	"query" jsonb NOT NULL,
 	"status" text DEFAULT 'queued' NOT NULL,
 	"count" integer,
 	"results" integer,
@@ -58,7 +58,8 @@ ALTER TABLE "listing_pages" ADD CONSTRAINT "listing_pages_listing_id_listings_id
 ALTER TABLE "listings" ADD CONSTRAINT "listings_run_id_sync_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."sync_runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE UNIQUE INDEX "listings_run_scope_idx" ON "listings" USING btree ("run_id","scope_key");--> statement-breakpoint
 CREATE INDEX "targets_scope_idx" ON "targets" USING btree ("scope_key") WHERE "targets"."scope_key" IS NOT NULL;--> statement-breakpoint
-ALTER TABLE "targets" ADD CONSTRAINT "targets_source_check" CHECK ("targets"."explicit" OR "targets"."scope_key" IS NOT NULL);--> statement-breakpoint
+ALTER TABLE "targets" ADD CONSTRAINT "targets_source_check" CHECK ("targets"."explicit" OR "targets"."scope_key" IS NOT NULL);
+--> statement-breakpoint
 -- A target that left its discovery scope is no longer refreshed: it is not stale. Replaced in place, so a
 -- reporting role keeps its right to read it.
 CREATE OR REPLACE VIEW stale_images AS

@@ -23,6 +23,8 @@ export interface Config {
   requestTimeoutMs: number;
   /** Largest API answer read, in bytes; a larger one is a failure, not a crash. */
   maxResponseBytes: number;
+  /** Largest page of a list read, in bytes (a page holds up to 1,000 images). */
+  maxPageBytes: number;
   retentionDays: number;
   /** How long a worker's claim on a job lasts without renewal: after a crash, the job is retried after about this long. */
   jobLockMs: number;
@@ -53,6 +55,7 @@ export const DEFAULTS = {
   attempts: 3,
   requestTimeoutMs: 30_000,
   maxResponseBytes: 1_048_576,
+  maxPageBytes: 33_554_432,
   retentionDays: 30,
   jobLockMs: 30_000,
   shutdownTimeoutMs: 30_000,
@@ -135,6 +138,7 @@ export function loadConfig(env: Env = process.env): Config {
     attempts: readInt(env, 'SYNC_ATTEMPTS', DEFAULTS.attempts, 1, 20, problems),
     requestTimeoutMs: readInt(env, 'SYNC_REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 100, 600_000, problems),
     maxResponseBytes: readInt(env, 'SYNC_MAX_RESPONSE_BYTES', DEFAULTS.maxResponseBytes, 1024, 104_857_600, problems),
+    maxPageBytes: readInt(env, 'SYNC_MAX_PAGE_BYTES', DEFAULTS.maxPageBytes, 65_536, 1_073_741_824, problems),
     // make_interval(days => n) takes an int, and now() less a million years is no timestamp.
     retentionDays: readInt(env, 'SYNC_RETENTION_DAYS', DEFAULTS.retentionDays, 1, 36_500, problems),
     jobLockMs: readInt(env, 'SYNC_JOB_LOCK_MS', DEFAULTS.jobLockMs, 1000, 3_600_000, problems),

@@ -1,13 +1,14 @@
 // schedule -> job: turns a run's scope into claimed batches of triples and
-// queues them. A target is claimed by at most one queued batch at a time (see
+// queues them, and queues the listings of its discovery scopes. A target is claimed by at most one queued batch at a time (see
 // targets.queued_job), so however many ticks, syncs and processes ask at
 // once, a triple is never queued twice.
 import { randomBytes } from 'node:crypto';
 import type { Sql } from './db.js';
 import type { Triple } from './interfaces.js';
-import { enqueueBatches, missingJobs, type Queues } from './queue.js';
+import { enqueueBatches, enqueueListJobs, missingJobs, type Queues } from './queue.js';
 import { claimTargets, type ClaimScope } from './sql/claimTargets.js';
 import { listOldClaims } from './sql/listOldClaims.js';
+import { openListings, pagesToQueue } from './sql/listingPages.js';
 import { releaseClaims } from './sql/releaseClaims.js';
 
 const CLAIM_PAGE = 5000;
@@ -38,4 +39,31 @@ export async function queueRefreshes(sql: Sql, queues: Queues, scope: ClaimScope
     queued += claims.reduce((sum, claim) => sum + claim.triples.length, 0);
   }
   return { queued, recovered };
+}
+
+/** Queues the listing of each discovery scope a run opened (startRun); a retried tick queues none twice. */
+export async function queueListings(queues: Queues, listingIds: number[]): Promise<void> {
+  await enqueueListJobs(
+    queues.list,
+    listingIds.map((listingId) => ({ kind: 'expand', listingId, attempt: 0 })),
+  );
+}
+
+/**
+ * Queues again the jobs of a run's listings that have not ended, for when
+ * nothing runs anywhere (their jobs were lost with Redis's data). A listing
+ * whose pages have all answered gets a job for its first page, which ends it.
+ */
+export async function requeueListings(sql: Sql, queues: Queues, runId: number): Promise<void> {
+  for (const listing of await openListings(sql, runId)) {
+    if (listing.status === 'expanding') {
+      await queueListings(queues, [listing.id]);
+      continue;
+    }
+    const pages = await pagesToQueue(sql, listing.id);
+    await enqueueListJobs(
+      queues.list,
+      (pages.length > 0 ? pages : [{ part: 0, page: 0 }]).map(({ part, page }) => ({ kind: 'page', listingId: listing.id, part, page, attempt: 0 })),
+    );
+  }
 }

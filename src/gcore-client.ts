@@ -2,6 +2,7 @@
 // pacing belong to the queue, which sees every worker process.
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { DEFAULTS } from './config.js';
 import {
   AuthenticationError,
   excerpt,
@@ -26,9 +27,23 @@ export interface GcoreClientOptions {
   apiKey: string;
   timeoutMs: number;
   maxResponseBytes: number;
+  /** The limit for one page of a list (up to 1,000 images); SYNC_MAX_PAGE_BYTES's default when absent. */
+  maxPageBytes?: number;
 }
 
 export type ImageAnswer = { kind: 'found'; body: unknown; observedAt: Date } | { kind: 'gone'; observedAt: Date };
+
+/** The list endpoints: images and bare-metal images of one project and region, and the account's projects and regions. */
+export type ListRequest =
+  | { endpoint: 'images' | 'bmimages'; projectId: number; regionId: number; query: Array<[string, string]> }
+  | { endpoint: 'projects' | 'regions'; query: Array<[string, string]> };
+
+/** One page of a list: `count` is the total over all pages. */
+export interface ListPage {
+  count: number;
+  results: unknown[];
+  observedAt: Date;
+}
 
 /** Default wait when a 429 carries no usable hint. */
 const DEFAULT_RATE_LIMIT_WAIT_MS = 1000;
@@ -39,6 +54,11 @@ export function imageUrl(baseUrl: string, triple: Triple): string {
     throw new GcoreApiError(`request not sent: image id ${JSON.stringify(triple.imageId.slice(0, 140))} ${problem}`, undefined, false);
   const segments = [triple.projectId, triple.regionId, triple.imageId].map((part) => encodeURIComponent(String(part)));
   return `${baseUrl}/cloud/v1/images/${segments.join('/')}`;
+}
+
+function listUrl(baseUrl: string, request: ListRequest): string {
+  if (!('projectId' in request)) return `${baseUrl}/cloud/v1/${request.endpoint}`;
+  return `${baseUrl}/cloud/v1/${request.endpoint}/${request.projectId}/${request.regionId}`;
 }
 
 function parseJson(text: string): unknown {
@@ -124,14 +144,40 @@ export class GcoreClient {
     return { kind: 'found', body, observedAt };
   }
 
+  /** Fetches one page of a list, `limit` items from `offset`; throws a GcoreApiError when it is not a list. */
+  async listPage(request: ListRequest, offset: number, limit: number): Promise<ListPage> {
+    if (this.keyRejected) throw new RequestWithheldError('request not sent: the API already rejected this key', undefined, false);
+    const url = new URL(listUrl(this.options.baseUrl, request));
+    for (const [name, value] of request.query) url.searchParams.append(name, value);
+    url.searchParams.set('limit', String(limit));
+    url.searchParams.set('offset', String(offset));
+    const observedAt = new Date();
+    const { status, headers, text } = await this.send(url, this.options.maxPageBytes ?? DEFAULTS.maxPageBytes);
+    if (status === 404 && isGcoreNotFound(text)) {
+      throw new UnexpectedStatusError(`404 NotFoundError: the API says this project or region does not exist: ${excerpt(text)}`, 404, false);
+    }
+    if (status !== 200) {
+      const error = errorFor(status, text, toHeaders(headers), this.scrub);
+      if (error instanceof AuthenticationError) this.keyRejected = true;
+      throw error;
+    }
+    const parsed = parseJsonExactly(text);
+    const body = (text.includes('\\') ? scrubDocument(parsed, this.options.apiKey) : parsed) as { count?: unknown; results?: unknown };
+    const { count, results } = body ?? {};
+    if (typeof body !== 'object' || body === null || !Array.isArray(results) || !Number.isSafeInteger(count) || (count as number) < 0) {
+      throw new MalformedAnswerError(`200 with a body that is not a list page ({"count", "results"}): ${excerpt(text) || '(empty body)'}`, 200, false);
+    }
+    return { count: count as number, results, observedAt };
+  }
+
   /** Closes idle keep-alive connections. */
   close(): void {
     this.agent.destroy();
   }
 
   /** One GET, its body read up to the size limit, all within the timeout. */
-  private send(url: URL): Promise<RawAnswer> {
-    const { apiKey, timeoutMs, maxResponseBytes: limit } = this.options;
+  private send(url: URL, limit = this.options.maxResponseBytes): Promise<RawAnswer> {
+    const { apiKey, timeoutMs } = this.options;
     return new Promise((resolve, reject) => {
       let timedOut = false;
       const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Sql } from './db.js';
-import { queueRefreshes } from './fan-out.js';
+import { queueListings, queueRefreshes, requeueListings } from './fan-out.js';
 import type { Triple } from './interfaces.js';
 import { missingJobs, refreshQueueIdle, type Queues } from './queue.js';
 import { finishRuns } from './sql/finishRuns.js';
@@ -22,6 +22,7 @@ export interface ManualRun extends Run {
 export async function startManualSync(sql: Sql, queues: Queues, batchSize: number, target?: Triple): Promise<ManualRun> {
   const run = await startRun(sql, { kind: 'manual', scheduleKey: null, target, trigger: `manual:${randomUUID()}` });
   await queueRefreshes(sql, queues, { scheduleKey: null, target }, `m${run.id}`, batchSize);
+  await queueListings(queues, run.listings);
   return { ...run, target };
 }
 
@@ -38,7 +39,9 @@ const CLAIM_SETTLE_MS = 5000;
 async function requeueLost(sql: Sql, queues: Queues, run: ManualRun, batchSize: number): Promise<number> {
   await releaseClaims(sql, await missingJobs(queues.refresh, await listOldClaims(sql, CLAIM_SETTLE_MS)));
   if (!(await refreshQueueIdle(queues))) return 0;
-  const scope = { scheduleKey: null, target: run.target, unattemptedSince: run.startedAt };
+  await requeueListings(sql, queues, run.id);
+  // Nothing runs anywhere: a target still without an outcome lost its GET or its listing's end; a GET gives it one.
+  const scope = { scheduleKey: null, target: run.target, unattemptedSince: run.startedAt, discovered: true };
   return (await queueRefreshes(sql, queues, scope, `m${run.id}-again`, batchSize)).queued;
 }
 

@@ -10,6 +10,8 @@ export interface WorkerMetrics {
   rateLimitedSeconds: Counter;
   lastSuccess: Gauge;
   warnings: Counter;
+  listings: Counter<'status'>;
+  scopeExits: Counter;
 }
 
 export function createMetrics(queues: Queues): WorkerMetrics {
@@ -50,6 +52,17 @@ export function createMetrics(queues: Queues): WorkerMetrics {
     warnings: new Counter({
       name: 'image_sync_stored_with_warnings_total',
       help: 'Sanity rules stricter than the API contract that stored images broke (each is logged)',
+      registers,
+    }),
+    listings: new Counter({
+      name: 'image_sync_listings_total',
+      help: 'Scope listings ended by this process, by status (incomplete: nothing deleted or confirmed)',
+      labelNames: ['status'],
+      registers,
+    }),
+    scopeExits: new Counter({
+      name: 'image_sync_scope_exits_total',
+      help: 'Images a confirming GET found alive outside the scope that had listed them',
       registers,
     }),
     lastSuccess: new Gauge({

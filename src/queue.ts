@@ -11,6 +11,7 @@ import { schedulerId } from './schedule.js';
 
 export const REFRESH_QUEUE = 'image-refresh';
 export const SCHEDULE_QUEUE = 'image-schedule';
+export const LIST_QUEUE = 'image-list';
 export const REFRESH_JOB = 'refresh';
 export const TICK_JOB = 'tick';
 export const SNAPSHOT_JOB = 'snapshot';
@@ -21,6 +22,8 @@ export interface RefreshItem extends Triple {
   attempt: number;
   /** 429s in a row so far (refresh-policy.ts); absent in jobs queued by older releases. */
   rateLimited?: number;
+  /** Set when the GET confirms an absence from this scope's complete listing: a 200 means the image left the scope. */
+  confirmScope?: string;
 }
 
 /** Every job names the deployment (database) that queued it; jobs queued by older releases do not. */
@@ -32,6 +35,26 @@ export interface DeploymentJobData {
 export interface RefreshJobData extends DeploymentJobData {
   items: RefreshItem[];
 }
+
+/** Resolves a listing's projects and regions into parts and queues their first pages. */
+export interface ExpandJobData extends DeploymentJobData {
+  kind: 'expand';
+  listingId: number;
+  attempt: number;
+  rateLimited?: number;
+}
+
+/** One page of one part of a listing (listing_pages holds what it asks for). */
+export interface PageJobData extends DeploymentJobData {
+  kind: 'page';
+  listingId: number;
+  part: number;
+  page: number;
+  attempt: number;
+  rateLimited?: number;
+}
+
+export type ListJobData = ExpandJobData | PageJobData;
 
 /** A tick names its schedule group; a snapshot job carries nothing else. */
 export interface TickJobData extends DeploymentJobData {
@@ -89,20 +112,23 @@ export class DeploymentQueue<D extends DeploymentJobData> extends Queue<D> {
 export interface Queues {
   refresh: DeploymentQueue<RefreshJobData>;
   schedule: DeploymentQueue<TickJobData>;
+  list: DeploymentQueue<ListJobData>;
   close(): Promise<void>;
 }
 
 export function openQueues(connection: ConnectionOptions, prefix: string, deployment: string): Queues {
   const refresh = new DeploymentQueue<RefreshJobData>(REFRESH_QUEUE, { connection, prefix }, deployment);
   const schedule = new DeploymentQueue<TickJobData>(SCHEDULE_QUEUE, { connection, prefix }, deployment);
+  const list = new DeploymentQueue<ListJobData>(LIST_QUEUE, { connection, prefix }, deployment);
   // Lost connections are retried by ioredis and reported by the workers; without a listener
   // BullMQ would print each retry's error.
-  for (const queue of [refresh, schedule]) queue.on('error', () => {});
+  for (const queue of [refresh, schedule, list]) queue.on('error', () => {});
   return {
     refresh,
     schedule,
+    list,
     async close() {
-      await Promise.all([refresh.close(), schedule.close()]);
+      await Promise.all([refresh.close(), schedule.close(), list.close()]);
     },
   };
 }
@@ -121,6 +147,21 @@ export async function enqueueBatches(queue: DeploymentQueue<RefreshJobData>, bat
       name: REFRESH_JOB,
       data: { deployment: queue.deployment, items: batch.items },
       opts: { ...REFRESH_JOB_OPTIONS, jobId: batch.jobId, delay: delayMs },
+    })),
+  );
+}
+
+/**
+ * Queues listing jobs under ids made from what they do, so a retried tick or a
+ * page answered twice queues each job once.
+ */
+export async function enqueueListJobs(queue: DeploymentQueue<ListJobData>, jobs: Array<Omit<ExpandJobData, 'deployment'> | Omit<PageJobData, 'deployment'>>): Promise<void> {
+  if (jobs.length === 0) return;
+  await queue.addBulk(
+    jobs.map((job) => ({
+      name: job.kind,
+      data: { ...job, deployment: queue.deployment } as ListJobData,
+      opts: { ...REFRESH_JOB_OPTIONS, jobId: job.kind === 'expand' ? `expand-${job.listingId}` : `page-${job.listingId}-${job.part}-${job.page}` },
     })),
   );
 }
@@ -241,18 +282,20 @@ export async function handBack(job: Job, token: string | undefined, delayMs: num
 const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed'] as const;
 export type QueueDepth = Record<(typeof STATES)[number], number>;
 
-/** Jobs by state in both queues. */
-export async function queueDepths(queues: Queues): Promise<{ refresh: QueueDepth; schedule: QueueDepth }> {
-  const [refresh, schedule] = await Promise.all(
-    [queues.refresh, queues.schedule].map(async (queue) => (await queue.getJobCounts(...STATES)) as QueueDepth),
+/** Jobs by state in the three queues. */
+export async function queueDepths(queues: Queues): Promise<{ refresh: QueueDepth; schedule: QueueDepth; list: QueueDepth }> {
+  const [refresh, schedule, list] = await Promise.all(
+    [queues.refresh, queues.schedule, queues.list].map(async (queue) => (await queue.getJobCounts(...STATES)) as QueueDepth),
   );
-  return { refresh: refresh!, schedule: schedule! };
+  return { refresh: refresh!, schedule: schedule!, list: list! };
 }
 
-/** Whether no refresh job is waiting, delayed or running anywhere. */
+/** Whether no refresh or listing job is waiting, delayed or running anywhere. */
 export async function refreshQueueIdle(queues: Queues): Promise<boolean> {
-  const counts = await queues.refresh.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
-  return Object.values(counts).every((n) => n === 0);
+  const counts = await Promise.all(
+    [queues.refresh, queues.list].map((queue) => queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')),
+  );
+  return counts.every((c) => Object.values(c).every((n) => n === 0));
 }
 
 /** How long BullMQ still holds back new refresh jobs after a 429, in ms (0 when it does not). */

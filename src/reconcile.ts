@@ -1,9 +1,10 @@
-// targets -> schedule: the configured triples into Postgres (targets) and
+// targets -> schedule: the configured triples and scopes into Postgres (targets, scopes) and
 // their schedule groups (and the audit snapshot) into BullMQ Job Schedulers.
 import type { Sql } from './db.js';
 import type { Schedule, Target } from './interfaces.js';
 import { reconcileSchedulers, type Queues, type SchedulerChanges } from './queue.js';
 import { scheduleKey } from './schedule.js';
+import type { Scope } from './scope.js';
 import { replaceTargets, type TargetChanges } from './sql/replaceTargets.js';
 import { DEFAULT_SNAPSHOT_SCHEDULE } from './targets.js';
 
@@ -12,20 +13,26 @@ export interface ReconcileResult {
   schedulers: SchedulerChanges;
 }
 
-export function scheduleGroups(targets: Target[]): Map<string, Schedule> {
+/** The schedule groups of the explicit targets and the discovery scopes: one Job Scheduler each. */
+export function scheduleGroups(targets: Array<{ schedule: Schedule }>): Map<string, Schedule> {
   const groups = new Map<string, Schedule>();
   for (const target of targets) groups.set(scheduleKey(target.schedule), target.schedule);
   return groups;
 }
 
+export interface ReconcileOptions {
+  snapshot?: Schedule;
+  scopes?: Scope[];
+}
+
 /** Idempotent: running it twice, or from two processes at once, changes nothing more. */
-export async function reconcile(
-  sql: Sql,
-  queues: Queues,
-  targets: Target[],
-  snapshot: Schedule = DEFAULT_SNAPSHOT_SCHEDULE,
-): Promise<ReconcileResult> {
-  const targetChanges = await replaceTargets(sql, targets);
-  const schedulers = await reconcileSchedulers(queues.schedule, scheduleGroups(targets), snapshot);
+export async function reconcile(sql: Sql, queues: Queues, targets: Target[], options: ReconcileOptions = {}): Promise<ReconcileResult> {
+  const scopes = options.scopes ?? [];
+  const targetChanges = await replaceTargets(sql, targets, scopes);
+  const schedulers = await reconcileSchedulers(
+    queues.schedule,
+    scheduleGroups([...targets, ...scopes]),
+    options.snapshot ?? DEFAULT_SNAPSHOT_SCHEDULE,
+  );
   return { targets: targetChanges, schedulers };
 }

@@ -3,8 +3,15 @@
 // theirs in two. The worker carries the decision out; nothing else decides.
 import { AuthenticationError, GcoreApiError, RateLimitedError, RequestWithheldError } from './gcore-errors.js';
 import { InvalidPayloadError } from './image-payload.js';
-import type { RefreshItem } from './queue.js';
 import { isTransientStoreError, UnstorableImageError } from './store-errors.js';
+
+/** What the policy reads and counts on the thing it decides about: an image of a batch, or a page of a listing. */
+export interface Attempts {
+  /** Attempts spent so far. */
+  attempt: number;
+  /** 429s in a row so far; absent in jobs queued by older releases. */
+  rateLimited?: number;
+}
 
 export interface RetryPolicy {
   /** Attempts per image before its failure is recorded (SYNC_ATTEMPTS). */
@@ -32,11 +39,11 @@ export interface FailureInfo {
   message: string;
 }
 
-export type Decision =
+export type Decision<T extends Attempts> =
   /** Queue the image again after `delayMs`, with its counters as in `item`. */
-  | { kind: 'retry'; item: RefreshItem; delayMs: number; failure: FailureInfo }
+  | { kind: 'retry'; item: T; delayMs: number; failure: FailureInfo }
   /** Queue the image again now, untried and unspent (this process may not send). */
-  | { kind: 'hand-back'; item: RefreshItem }
+  | { kind: 'hand-back'; item: T }
   /** Record the failure; after a rejected key this process stops taking refreshes. */
   | { kind: 'fail'; failure: FailureInfo; attempts: number; stopWorker: boolean };
 
@@ -59,7 +66,7 @@ export function describeFailure(error: unknown): FailureInfo & { retryable: bool
   return { status: null, errorClass: e?.name ?? 'Error', message: String(e?.message ?? error), retryable: true };
 }
 
-function decideRateLimited(error: RateLimitedError, item: RefreshItem, policy: RetryPolicy): Decision {
+function decideRateLimited<T extends Attempts>(error: RateLimitedError, item: T, policy: RetryPolicy): Decision<T> {
   const failure = describeFailure(error);
   const wait = error.retryAfterMs;
   if (wait > policy.rateLimitMaxWaitMs) {
@@ -79,7 +86,7 @@ export function rateLimitPauseMs(error: RateLimitedError, policy: RetryPolicy): 
 }
 
 /** The policy: what to do with `item` after `error`. */
-export function decide(error: unknown, item: RefreshItem, policy: RetryPolicy): Decision {
+export function decide<T extends Attempts>(error: unknown, item: T, policy: RetryPolicy): Decision<T> {
   if (error instanceof RequestWithheldError) return { kind: 'hand-back', item };
   if (error instanceof RateLimitedError && error.retryable) return decideRateLimited(error, item, policy);
   const failure = describeFailure(error);

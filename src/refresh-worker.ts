@@ -25,6 +25,7 @@ import { refreshBatch, type ItemResult } from './refresh.js';
 import { claimTriples } from './sql/claimTriples.js';
 import { creditRuns } from './sql/creditRuns.js';
 import { finishRuns } from './sql/finishRuns.js';
+import { leaveScope } from './sql/leaveScope.js';
 import { recordFailure } from './sql/recordFailure.js';
 import { releaseClaims } from './sql/releaseClaims.js';
 import { tripleKey } from './triple.js';
@@ -56,6 +57,17 @@ const STORE_RETRY_MS = 2000;
 
 const tripleFields = (item: RefreshItem) => ({ project_id: item.projectId, region_id: item.regionId, image_id: item.imageId });
 
+/** Holds back every process's requests, and the start of new batches, without spending attempts. */
+export async function pauseForRateLimit(
+  { logger, metrics, limiter, queues }: Pick<RefreshWorkerDeps, 'logger' | 'metrics' | 'limiter' | 'queues'>,
+  ms: number,
+): Promise<void> {
+  logger.warn({ wait_ms: ms }, 'rate limited by the API: pausing the queue');
+  metrics?.rateLimitedSeconds.inc(ms / 1000);
+  await limiter.pause(ms);
+  await queues.refresh.rateLimit(ms);
+}
+
 export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobData> {
   const { sql, queues, logger, metrics, policy } = deps;
   const inFlight = pLimit(deps.concurrency);
@@ -69,14 +81,6 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     // A triple claimed by another job meanwhile is refreshed by that one.
     const still = items.filter((item) => claimed.has(tripleKey(item)));
     if (still.length > 0) await enqueueBatches(queues.refresh, [{ jobId, items: still }], delayMs);
-  }
-
-  /** Holds back every process's requests, and the start of new batches, without spending attempts. */
-  async function pauseForRateLimit(ms: number): Promise<void> {
-    logger.warn({ wait_ms: ms }, 'rate limited by the API: pausing the queue');
-    metrics?.rateLimitedSeconds.inc(ms / 1000);
-    await deps.limiter.pause(ms);
-    await queues.refresh.rateLimit(ms);
   }
 
   function stopOnRejectedKey(): void {
@@ -98,6 +102,11 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
         if (result.warnings.length > 0) metrics?.warnings.inc(result.warnings.length);
         metrics?.refreshes.inc({ outcome: result.outcome });
         metrics?.lastSuccess.set(Date.now() / 1000);
+        const { confirmScope } = result.item;
+        if (confirmScope !== undefined && result.outcome !== 'deleted' && (await leaveScope(sql, result.item, confirmScope))) {
+          metrics?.scopeExits.inc();
+          logger.info({ ...fields, scope: confirmScope }, 'left its scope: the API still has it, but the scope no longer lists it');
+        }
         continue;
       }
       const decision = decide(result.error, result.item, policy);
@@ -141,7 +150,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
           client: deps.client,
           limiter: deps.limiter,
           inFlight,
-          onRateLimited: (error) => pauseForRateLimit(rateLimitPauseMs(error, policy)),
+          onRateLimited: (error) => pauseForRateLimit(deps, rateLimitPauseMs(error, policy)),
           onAnswer: (status, seconds) => {
             metrics?.apiAnswers.inc({ status });
             metrics?.fetchSeconds.observe(seconds);

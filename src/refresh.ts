@@ -58,12 +58,24 @@ async function fetchOne(deps: RefreshDeps, item: RefreshItem): Promise<Fetched> 
   }
 }
 
-async function getImage({ client, limiter, onAnswer, onRateLimited }: RefreshDeps, item: RefreshItem) {
+async function getImage(deps: RefreshDeps, item: RefreshItem) {
+  return paced(deps, () => deps.client.getImage(item), (answer) => (answer.kind === 'found' ? '200' : '404'));
+}
+
+/**
+ * One request on the shared rate limit, its answer (or its absence) reported
+ * for metrics, and a 429 turned into a pause of every process's requests.
+ */
+export async function paced<T>(
+  { limiter, onAnswer, onRateLimited }: Pick<RefreshDeps, 'limiter' | 'onAnswer' | 'onRateLimited'>,
+  call: () => Promise<T>,
+  statusOf: (answer: T) => string,
+): Promise<T> {
   await limiter.acquire();
   const sent = performance.now();
   try {
-    const answer = await client.getImage(item);
-    onAnswer?.(answer.kind === 'found' ? '200' : '404', (performance.now() - sent) / 1000);
+    const answer = await call();
+    onAnswer?.(statusOf(answer), (performance.now() - sent) / 1000);
     return answer;
   } catch (error) {
     const status = error instanceof GcoreApiError ? error.status : undefined;
@@ -93,20 +105,26 @@ async function storeApart(sql: Sql, observations: Observation[]): Promise<Map<st
   }
 }
 
+/**
+ * Stores validated observations: the unchanged majority in one statement, the
+ * rest apart. Returns each triple's outcome, or the error that kept it out.
+ */
+export async function storeObservations(sql: Sql, observations: Observation[]): Promise<Map<string, 'unchanged' | 'changed' | Error>> {
+  const unchanged = new Set((await recordUnchanged(sql, observations)).map(tripleKey));
+  const stored = await storeApart(
+    sql,
+    observations.filter((o) => !unchanged.has(tripleKey(o.triple))),
+  );
+  for (const key of unchanged) stored.set(key, 'unchanged');
+  return stored;
+}
+
 export async function refreshBatch(deps: RefreshDeps, items: RefreshItem[]): Promise<ItemResult[]> {
   const fetched = await Promise.all(items.map((item) => deps.inFlight(() => fetchOne(deps, item))));
   const found = fetched.filter((f): f is Extract<Fetched, { observation: Observation }> => 'observation' in f);
-  const unchanged = new Set(
-    (
-      await recordUnchanged(
-        deps.sql,
-        found.map((f) => f.observation),
-      )
-    ).map(tripleKey),
-  );
-  const stored = await storeApart(
+  const stored = await storeObservations(
     deps.sql,
-    found.filter((f) => !unchanged.has(tripleKey(f.item))).map((f) => f.observation),
+    found.map((f) => f.observation),
   );
   const results: ItemResult[] = [];
   for (const f of fetched) {

@@ -3,7 +3,7 @@
 import { Worker, type Job } from 'bullmq';
 import type { Sql } from './db.js';
 import type { DeploymentGuard } from './deployment-guard.js';
-import { queueRefreshes } from './fan-out.js';
+import { queueListings, queueRefreshes } from './fan-out.js';
 import type { Logger } from './logger.js';
 import { SCHEDULE_QUEUE, SNAPSHOT_JOB, type Queues, type TickJobData } from './queue.js';
 import type { RefreshWorkerDeps } from './refresh-worker.js';
@@ -37,9 +37,10 @@ export function startScheduleWorker(deps: ScheduleWorkerDeps): Worker<TickJobDat
     const scheduleKey = job.data.scheduleKey!;
     const run = await startRun(sql, { kind: 'scheduled', scheduleKey, trigger: `tick:${job.id}` });
     const fanOut = await queueRefreshes(sql, queues, { scheduleKey }, `t${run.id}`, deps.batchSize);
+    await queueListings(queues, run.listings);
     await finishRuns(sql);
     const pruned = await pruneRuns(sql, deps.retentionDays);
-    logger.info({ run_id: run.id, schedule: scheduleKey, ...fanOut, pruned }, 'tick');
+    logger.info({ run_id: run.id, schedule: scheduleKey, ...fanOut, listings: run.listings.length, pruned }, 'tick');
     return fanOut.queued;
   }
 

@@ -258,7 +258,8 @@ export const listingPages = pgTable(
     projectId: integer('project_id').notNull(),
     regionId: integer('region_id').notNull(),
     endpoint: text('endpoint').notNull(),
-    visibility: text('visibility'),
+    /** The query parameters of the part (filters), as [name, value] pairs. */
+    query: jsonb('query').notNull(),
     status: text('status').notNull().default('queued'),
     /** The answer's count, its results, ids already listed by another page, and results without a usable id. */
     count: integer('count'),

@@ -49,3 +49,6 @@ export function scopeKey(projects: Scope['projects'], regions: Scope['regions'],
   };
   return `scope-${createHash('sha256').update(JSON.stringify(definition)).digest('hex').slice(0, 16)}`;
 }
+
+/** What a listing needs of a scope, as the scopes table keeps it. */
+export type ScopeDefinition = Pick<Scope, 'projects' | 'regions' | 'filters'>;

@@ -1,5 +1,6 @@
 // The worker process: a BullMQ worker for refresh batches (refresh-worker.ts),
-// one for schedule ticks (schedule-worker.ts), and change alerts beside them.
+// one for scope listings (list-worker.ts), one for schedule ticks
+// (schedule-worker.ts), and change alerts beside them.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
@@ -11,8 +12,9 @@ import type { Logger } from './logger.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { Queues } from './queue.js';
 import { ApiRateLimiter, rateLimitKey } from './rate-limiter.js';
-import { FREE_RATE_LIMIT_RETRIES } from './refresh-policy.js';
-import { startRefreshWorker } from './refresh-worker.js';
+import { startListWorker } from './list-worker.js';
+import { FREE_RATE_LIMIT_RETRIES, rateLimitPauseMs } from './refresh-policy.js';
+import { pauseForRateLimit, startRefreshWorker } from './refresh-worker.js';
 import { startScheduleWorker } from './schedule-worker.js';
 
 export interface WorkerDeps {
@@ -38,6 +40,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     apiKey: deps.apiKey,
     timeoutMs: config.requestTimeoutMs,
     maxResponseBytes: config.maxResponseBytes,
+    maxPageBytes: config.maxPageBytes,
   });
   const workerId = randomUUID().slice(0, 8);
   const guard = startDeploymentGuard({ redis: deps.redis, queuePrefix: config.queuePrefix, deployment: queues.refresh.deployment, logger });
@@ -46,6 +49,17 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     prefix: config.queuePrefix,
     lockDuration: config.jobLockMs,
     stalledInterval: config.jobLockMs,
+  };
+  const limiter = new ApiRateLimiter(deps.redis, rateLimitKey(config.queuePrefix), config.rateLimitPerSecond);
+  const policy = { attempts: config.attempts, rateLimitMaxWaitMs: config.rateLimitMaxWaitMs, freeRateLimitRetries: FREE_RATE_LIMIT_RETRIES };
+  // One client, so a key rejected for a GET is not sent for a list either: both workers stop taking jobs.
+  let keyRejected = false;
+  const onKeyRejected = () => {
+    if (keyRejected) return;
+    keyRejected = true;
+    void refreshWorker.pause(true);
+    void listWorker.pause(true);
+    deps.onKeyRejected?.();
   };
   const refreshWorker = startRefreshWorker({
     sql,
@@ -57,11 +71,30 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     workerOptions,
     workerId,
     guard,
-    limiter: new ApiRateLimiter(deps.redis, rateLimitKey(config.queuePrefix), config.rateLimitPerSecond),
-    policy: { attempts: config.attempts, rateLimitMaxWaitMs: config.rateLimitMaxWaitMs, freeRateLimitRetries: FREE_RATE_LIMIT_RETRIES },
+    limiter,
+    policy,
     concurrency: config.concurrency,
     batchSize: config.batchSize,
-    onKeyRejected: deps.onKeyRejected,
+    onKeyRejected,
+  });
+  const listWorker = startListWorker({
+    sql,
+    redis: deps.redis,
+    queues,
+    client,
+    logger,
+    metrics: deps.metrics,
+    workerOptions,
+    workerId,
+    guard,
+    limiter,
+    policy,
+    batchSize: config.batchSize,
+    onRateLimited: (error) => pauseForRateLimit({ logger, metrics: deps.metrics, limiter, queues }, rateLimitPauseMs(error, policy)),
+    onKeyRejected: () => {
+      logger.error('the API rejected GCORE_API_KEY (401): this worker takes no more jobs until it is restarted with a valid key');
+      onKeyRejected();
+    },
   });
   const scheduleWorker = startScheduleWorker({
     sql,
@@ -73,7 +106,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     batchSize: config.batchSize,
     retentionDays: config.retentionDays,
   });
-  for (const worker of [refreshWorker, scheduleWorker]) {
+  for (const worker of [refreshWorker, listWorker, scheduleWorker]) {
     worker.on('error', (error) => logger.error({ error: error.message }, `${worker.name}: queue error`));
   }
   // Change alerts run beside the queues, on their own timer.
@@ -95,7 +128,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   return {
     async close() {
       stopAlerts.abort();
-      await Promise.all([refreshWorker.close(), scheduleWorker.close(), alerts]);
+      await Promise.all([refreshWorker.close(), listWorker.close(), scheduleWorker.close(), alerts]);
       guard.stop();
       client.close();
     },

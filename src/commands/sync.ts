@@ -10,6 +10,7 @@ import { takeSchedule } from '../schedule-owner.js';
 import { openServices } from '../services.js';
 import type { RunProgress } from '../sql/getRun.js';
 import { tripleKey } from '../triple.js';
+import { isTarget } from '../sql/isTarget.js';
 import { replaceTargets } from '../sql/replaceTargets.js';
 import { loadTargetsFile } from '../targets.js';
 import { startWorker, type RunningWorker } from '../worker.js';
@@ -36,9 +37,10 @@ function parseTarget(text: string): Triple {
 
 function summary(run: RunProgress): string {
   const done = run.unchanged + run.changed + run.deleted + run.failed;
+  const listings = run.listingsFailed > 0 ? `; ${run.listingsFailed} scope listings incomplete (nothing deleted or confirmed there)` : '';
   return (
     `run ${run.id}: ${done}/${run.planned} refreshed: ${run.changed} changed, ${run.unchanged} unchanged, ` +
-    `${run.deleted} deleted, ${run.failed} failed`
+    `${run.deleted} deleted, ${run.failed} failed${listings}`
   );
 }
 
@@ -58,7 +60,8 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
   const config = loadConfig();
   const apiKey = values.wait ? requireApiKey(config) : undefined;
   const file = await loadTargetsFile(config.targetsFile);
-  if (target && !file.targets.some((t) => tripleKey(t) === tripleKey(target))) {
+  const listed = target !== undefined && file.targets.some((t) => tripleKey(t) === tripleKey(target));
+  if (target && !listed && file.scopes.length === 0) {
     throw new ConfigError('sync flags', [`--target: ${values.target} is not in ${config.targetsFile}`]);
   }
   const services = await openServices(config);
@@ -67,10 +70,16 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
   try {
     // sync writes the targets too, so it may not replace those of a running `start` with another file.
     await takeSchedule(services.sql, file, { targetsFile: config.targetsFile, command: 'sync', takeOver: false }, logger, print);
-    await replaceTargets(services.sql, file.targets);
+    await replaceTargets(services.sql, file.targets, file.scopes);
+    // A triple a scope discovered is a target too, once a listing has found it.
+    if (target && !listed && !(await isTarget(services.sql, target))) {
+      throw new ConfigError('sync flags', [
+        `--target: ${values.target} is not in ${config.targetsFile} and no scope of it has discovered that image`,
+      ]);
+    }
     if (apiKey) worker = startWorker({ config, apiKey, logger, ...services, onKeyRejected: () => keyRejected.abort() });
     const run = await startManualSync(services.sql, services.queues, config.batchSize, target);
-    print(`run ${run.id}: queued ${run.planned} refreshes`);
+    print(`run ${run.id}: queued ${run.planned} refreshes${run.listings.length > 0 ? ` and ${run.listings.length} scope listings` : ''}`);
     if (!values.wait) return 0;
     const progress = progressReporter(process.stderr, `run ${run.id}`);
     const onProgress = (p: RunProgress) => {
@@ -91,7 +100,7 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
     }
     progress.finish();
     print(summary(final));
-    return final.failed > 0 ? 1 : 0;
+    return final.failed > 0 || final.listingsFailed > 0 ? 1 : 0;
   } finally {
     await worker?.close();
     await services.close();

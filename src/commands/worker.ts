@@ -36,7 +36,7 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
     try {
       const claim = await takeSchedule(services.sql, file, { targetsFile: config.targetsFile, command: 'start', takeOver }, logger, print);
       schedule = holdSchedule(services.sql, claim, logger);
-      const result = await reconcile(services.sql, services.queues, file.targets, file.snapshot);
+      const result = await reconcile(services.sql, services.queues, file.targets, { snapshot: file.snapshot, scopes: file.scopes });
       logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
     } catch (error) {
       // Open connections would keep a refused process alive.

@@ -6,12 +6,19 @@ export interface Claim {
   triples: Triple[];
 }
 
-/** Which targets a request covers: a schedule group (or all for null), optionally one target, optionally only those not attempted since a time. */
+/**
+ * Which targets a request covers: a schedule group (or all for null),
+ * optionally one target, optionally only those not attempted since a time.
+ * Targets that only a scope lists are refreshed by its listing, not by a GET,
+ * unless the request names one or asks for them.
+ */
 export interface ClaimScope {
   scheduleKey: string | null;
   target?: Triple;
   /** Leave out targets attempted since then (a run's start): they have their outcome. */
   unattemptedSince?: string;
+  /** Include targets that only a scope lists (their listing ended without reaching them). */
+  discovered?: boolean;
 }
 
 export interface ClaimPage {
@@ -44,6 +51,7 @@ export async function claimTargets(
         (row_number() OVER (ORDER BY project_id, region_id, image_id) - 1) / ${batchSize} AS chunk
       FROM targets
       WHERE queued_job IS NULL AND (${scope.scheduleKey}::text IS NULL OR schedule_key = ${scope.scheduleKey})
+        AND left_scope_at IS NULL AND (explicit OR ${scope.discovered === true || t !== undefined})
         AND (${t?.imageId ?? null}::text IS NULL
           OR (project_id, region_id, image_id) = (${t?.projectId ?? null}::int, ${t?.regionId ?? null}::int, ${t?.imageId ?? null}::text))
         AND (${scope.unattemptedSince ?? null}::timestamptz IS NULL OR last_attempt_at < ${scope.unattemptedSince ?? null}::timestamptz)

@@ -11,6 +11,8 @@ export interface RunProgress {
   changed: number;
   deleted: number;
   failed: number;
+  /** Scope listings that ended incomplete (deleting and confirming nothing). */
+  listingsFailed: number;
 }
 
 /** A run with its counts: frozen once finished, counted live from targets before. */
@@ -20,7 +22,10 @@ export async function getRun(sql: Sql, id: number): Promise<RunProgress | undefi
       CASE WHEN r.finished_at IS NULL THEN c.unchanged ELSE r.unchanged END AS unchanged,
       CASE WHEN r.finished_at IS NULL THEN c.changed ELSE r.changed END AS changed,
       CASE WHEN r.finished_at IS NULL THEN c.deleted ELSE r.deleted END AS deleted,
-      CASE WHEN r.finished_at IS NULL THEN c.failed ELSE r.failed END AS failed
+      CASE WHEN r.finished_at IS NULL THEN c.failed ELSE r.failed END AS failed,
+      CASE WHEN r.finished_at IS NULL
+        THEN (SELECT count(*)::int FROM listings l WHERE l.run_id = r.id AND l.status = 'incomplete')
+        ELSE r.listings_failed END AS "listingsFailed"
     FROM sync_runs r,
     LATERAL (${outcomeCounts(sql)} AND r.finished_at IS NULL) c
     WHERE r.id = ${id}`;

@@ -1,6 +1,7 @@
 import type { Sql } from '../db.js';
 import type { Target } from '../interfaces.js';
 import { intervalSeconds, scheduleKey } from '../schedule.js';
+import type { Scope } from '../scope.js';
 
 const TARGETS_LOCK = 727_002;
 
@@ -11,43 +12,63 @@ export interface TargetChanges {
 }
 
 /**
- * Makes the targets table equal to the configured set in one transaction.
- * Reconciles from several processes serialize on an advisory lock.
+ * Makes the targets and scopes tables equal to the configured set in one
+ * transaction. An explicit target that a configured scope also lists stays
+ * as that scope's when it leaves the file; a scope's discovered targets go
+ * with the scope, and follow its schedule. Reconciles from several processes
+ * serialize on an advisory lock.
  */
-export async function replaceTargets(sql: Sql, targets: Target[]): Promise<TargetChanges> {
-  const projectIds = targets.map((t) => t.projectId);
-  const regionIds = targets.map((t) => t.regionId);
-  const imageIds = targets.map((t) => t.imageId);
-  const keys = targets.map((t) => scheduleKey(t.schedule));
+export async function replaceTargets(sql: Sql, targets: Target[], scopes: Scope[] = []): Promise<TargetChanges> {
   // Parsing a cron pattern is slow next to everything else here: once per schedule group.
   const intervalOf = new Map<string, number>();
-  const intervals = targets.map((t, n) => {
-    const key = keys[n]!;
-    if (!intervalOf.has(key)) intervalOf.set(key, intervalSeconds(t.schedule));
-    return intervalOf.get(key)!;
-  });
+  const schedule = (s: Target['schedule']) => {
+    const key = scheduleKey(s);
+    if (!intervalOf.has(key)) intervalOf.set(key, intervalSeconds(s));
+    return { key, interval: intervalOf.get(key)! };
+  };
+  const configured = targets.map((t) => schedule(t.schedule));
+  const scoped = scopes.map((s) => schedule(s.schedule));
   return sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${TARGETS_LOCK})`;
+    await tx`DELETE FROM scopes WHERE key <> ALL(${scopes.map((s) => s.key)}::text[])`;
+    await tx`
+      INSERT INTO scopes (key, definition, schedule_key, interval_seconds)
+      SELECT * FROM unnest(${scopes.map((s) => s.key)}::text[],
+        ${scopes.map((s) => JSON.stringify({ projects: s.projects, regions: s.regions, filters: s.filters }))}::jsonb[],
+        ${scoped.map((s) => s.key)}::text[], ${scoped.map((s) => s.interval)}::int[])
+      ON CONFLICT (key) DO UPDATE SET definition = EXCLUDED.definition, schedule_key = EXCLUDED.schedule_key,
+        interval_seconds = EXCLUDED.interval_seconds`;
     await tx`
       CREATE TEMP TABLE configured ON COMMIT DROP AS
-      SELECT * FROM unnest(${projectIds}::int[], ${regionIds}::int[], ${imageIds}::text[], ${keys}::text[], ${intervals}::int[])
+      SELECT * FROM unnest(${targets.map((t) => t.projectId)}::int[], ${targets.map((t) => t.regionId)}::int[],
+        ${targets.map((t) => t.imageId)}::text[], ${configured.map((c) => c.key)}::text[], ${configured.map((c) => c.interval)}::int[])
         AS c(project_id, region_id, image_id, schedule_key, interval_seconds)`;
+    const isConfigured = tx`EXISTS (SELECT 1 FROM configured c
+      WHERE (c.project_id, c.region_id, c.image_id) = (t.project_id, t.region_id, t.image_id))`;
     const [removed] = await tx`
       WITH gone AS (
         DELETE FROM targets t
-        WHERE NOT EXISTS (SELECT 1 FROM configured c
-          WHERE (c.project_id, c.region_id, c.image_id) = (t.project_id, t.region_id, t.image_id))
+        WHERE NOT ${isConfigured} AND (t.scope_key IS NULL OR NOT EXISTS (SELECT 1 FROM scopes s WHERE s.key = t.scope_key))
         RETURNING 1)
       SELECT count(*)::int AS n FROM gone`;
+    // Out of the file but still listed by its scope: from now on only the listing refreshes it.
+    await tx`
+      UPDATE targets t SET explicit = false
+      WHERE t.explicit AND NOT ${isConfigured} AND EXISTS (SELECT 1 FROM scopes s WHERE s.key = t.scope_key)`;
     const [upserted] = await tx`
       WITH written AS (
         INSERT INTO targets (project_id, region_id, image_id, schedule_key, interval_seconds)
         SELECT project_id, region_id, image_id, schedule_key, interval_seconds FROM configured
         ON CONFLICT (project_id, region_id, image_id) DO UPDATE
-          SET schedule_key = EXCLUDED.schedule_key, interval_seconds = EXCLUDED.interval_seconds
-        WHERE targets.schedule_key IS DISTINCT FROM EXCLUDED.schedule_key
+          SET schedule_key = EXCLUDED.schedule_key, interval_seconds = EXCLUDED.interval_seconds, explicit = true
+        WHERE targets.schedule_key IS DISTINCT FROM EXCLUDED.schedule_key OR NOT targets.explicit
         RETURNING (xmax = 0) AS inserted)
       SELECT count(*) FILTER (WHERE inserted)::int AS added, count(*) FILTER (WHERE NOT inserted)::int AS rescheduled FROM written`;
+    await tx`UPDATE targets t SET scope_key = NULL WHERE t.explicit AND NOT EXISTS (SELECT 1 FROM scopes s WHERE s.key = t.scope_key)`;
+    // Discovered targets follow their scope's schedule.
+    await tx`
+      UPDATE targets t SET schedule_key = s.schedule_key, interval_seconds = s.interval_seconds
+      FROM scopes s WHERE s.key = t.scope_key AND NOT t.explicit AND t.schedule_key <> s.schedule_key`;
     return { added: upserted!.added, rescheduled: upserted!.rescheduled, removed: removed!.n };
   });
 }

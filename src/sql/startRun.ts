@@ -16,10 +16,13 @@ export interface Run {
   id: number;
   startedAt: string;
   planned: number;
+  /** Listings of discovery scopes it opened, to be queued (listings.id). */
+  listings: number[];
 }
 
 /**
- * Opens a run planning every target in its scope (finished at once when empty). A scheduled run closes the
+ * Opens a run planning every target in its scope and a listing of each
+ * discovery scope of its group (finished at once when it has neither). A scheduled run closes the
  * earlier open runs of its group as superseded: their refreshes were lost or
  * are still queued, and this run's refreshes now stand for them.
  */
@@ -34,10 +37,17 @@ export async function startRun(sql: Sql, start: RunStart): Promise<Run> {
       ON CONFLICT (trigger) DO UPDATE SET trigger = EXCLUDED.trigger
       RETURNING id, xmax = 0 AS inserted`;
     if (run!.inserted) {
+      // A run of one target lists nothing.
+      if (!t) {
+        await tx`
+          INSERT INTO listings (run_id, scope_key, started_at)
+          SELECT ${run!.id}, key, now() FROM scopes WHERE ${start.scheduleKey}::text IS NULL OR schedule_key = ${start.scheduleKey}`;
+      }
       await tx`
         UPDATE sync_runs r SET planned = c.n,
-          finished_at = CASE WHEN c.n = 0 THEN now() END, status = CASE WHEN c.n = 0 THEN 'finished' ELSE 'running' END
-        FROM (SELECT r.id, (SELECT count(*)::int FROM targets t WHERE ${inRunScope(tx)}) AS n FROM sync_runs r WHERE r.id = ${run!.id}) c
+          finished_at = CASE WHEN c.idle THEN now() END, status = CASE WHEN c.idle THEN 'finished' ELSE 'running' END
+        FROM (SELECT id, n, n = 0 AND NOT EXISTS (SELECT 1 FROM listings l WHERE l.run_id = p.id) AS idle
+          FROM (SELECT r.id, (SELECT count(*)::int FROM targets t WHERE ${inRunScope(tx)}) AS n FROM sync_runs r WHERE r.id = ${run!.id}) p) c
         WHERE r.id = c.id`;
     }
     if (start.kind === 'scheduled') {
@@ -46,6 +56,7 @@ export async function startRun(sql: Sql, start: RunStart): Promise<Run> {
         WHERE finished_at IS NULL AND kind = 'scheduled' AND schedule_key = ${start.scheduleKey} AND id < ${run!.id}`;
     }
     const [row] = await tx<{ started_at: string; planned: number }[]>`SELECT started_at, planned FROM sync_runs WHERE id = ${run!.id}`;
-    return { id: run!.id, startedAt: row!.started_at, planned: row!.planned };
+    const listings = await tx<{ id: number }[]>`SELECT id FROM listings WHERE run_id = ${run!.id} AND status = 'expanding' ORDER BY id`;
+    return { id: run!.id, startedAt: row!.started_at, planned: row!.planned, listings: listings.map((l) => l.id) };
   });
 }

@@ -32,6 +32,13 @@ export async function invariantViolations(sql: Sql, queues: Queues): Promise<str
     "an image's hash other than its current version's": sql`
       SELECT i.image_id AS example FROM images i JOIN image_versions v USING (project_id, region_id, image_id)
       WHERE v.valid_to IS NULL AND v.content_hash <> i.content_hash`,
+    'a finished listing that left ids or waiting pages behind': sql`
+      SELECT l.id::text AS example FROM listings l
+      WHERE l.finished_at IS NOT NULL AND (EXISTS (SELECT 1 FROM listing_ids x WHERE x.listing_id = l.id)
+        OR EXISTS (SELECT 1 FROM listing_pages p WHERE p.listing_id = l.id AND p.status = 'queued'))`,
+    'a finished run with a listing still open': sql`
+      SELECT r.id::text AS example FROM sync_runs r JOIN listings l ON l.run_id = r.id
+      WHERE r.status = 'finished' AND l.finished_at IS NULL`,
   };
   const violations: string[] = [];
   for (const [name, query] of Object.entries(checks)) {

@@ -10,7 +10,7 @@ import { startManualSync, waitForRun, type ManualRun } from '../../src/manual-sy
 import { reconcile } from '../../src/reconcile.js';
 import { openServices, type Services } from '../../src/services.js';
 import type { RunProgress } from '../../src/sql/getRun.js';
-import { loadTargets } from '../../src/targets.js';
+import { loadTargetsFile } from '../../src/targets.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import { sampleImage } from '../../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../../src/fake-gcore/server.js';
@@ -60,7 +60,8 @@ export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: 
     }),
   );
   const services = await openServices(config);
-  await reconcile(services.sql, services.queues, await loadTargets(config.targetsFile));
+  const file = await loadTargetsFile(config.targetsFile);
+  await reconcile(services.sql, services.queues, file.targets, { scopes: file.scopes });
   const worker: RunningWorker | undefined = options.noWorker
     ? undefined
     : startWorker({ config, apiKey: config.apiKey!, logger, ...services });

@@ -1,0 +1,316 @@
+// The BullMQ worker for scope listings: an expand job turns a scope into parts
+// (scope-expansion.ts); a page job fetches one page of a part and stores every
+// image on it through the same validation and write path as a GET. The
+// process that records a listing's last page ends it (sql/finishListing.ts)
+// and queues the GETs that confirm absences.
+import { DelayedError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Sql } from './db.js';
+import type { DeploymentGuard } from './deployment-guard.js';
+import type { GcoreClient, ListPage, ListRequest } from './gcore-client.js';
+import { imageIdProblem } from './image-id.js';
+import { contentHash } from './image-diff.js';
+import { validateImage } from './image-payload.js';
+import type { Observation, Triple } from './interfaces.js';
+import { PAGE_LIMIT } from './list-query.js';
+import type { Logger } from './logger.js';
+import type { WorkerMetrics } from './metrics.js';
+import {
+  enqueueBatches,
+  enqueueListJobs,
+  jobDeployment,
+  LIST_QUEUE,
+  MAX_STALLED_COUNT,
+  type ExpandJobData,
+  type ListJobData,
+  type PageJobData,
+  type Queues,
+} from './queue.js';
+import type { ApiRateLimiter } from './rate-limiter.js';
+import { decide, decideBatchError, describeFailure, type RetryPolicy } from './refresh-policy.js';
+import { paced, storeObservations } from './refresh.js';
+import { expandScope, IncompleteListError } from './scope-expansion.js';
+import type { ScopeDefinition } from './scope.js';
+import { creditRuns } from './sql/creditRuns.js';
+import { abandonExpansion, finishListing, getListing } from './sql/finishListing.js';
+import { finishRuns } from './sql/finishRuns.js';
+import { finishPage, pagesToQueue, planParts, queuedPage, recordListed, type QueuedPage } from './sql/listingPages.js';
+import { recordFailure } from './sql/recordFailure.js';
+import type { RateLimitedError } from './gcore-errors.js';
+import { tripleKey } from './triple.js';
+
+export interface ListWorkerDeps {
+  sql: Sql;
+  redis: Redis;
+  queues: Queues;
+  client: GcoreClient;
+  limiter: ApiRateLimiter;
+  logger: Logger;
+  metrics?: WorkerMetrics;
+  policy: RetryPolicy;
+  /** Images per confirming GET batch. */
+  batchSize: number;
+  workerOptions: { connection: Queues['list']['opts']['connection']; prefix: string; lockDuration: number; stalledInterval: number };
+  workerId: string;
+  guard: DeploymentGuard;
+  /** The API answered 429: hold back every process's requests. */
+  onRateLimited(error: RateLimitedError): Promise<void>;
+  /** The API rejected the key: this process stops sending. */
+  onKeyRejected(): void;
+}
+
+/** Images of a page stored in one go: a page is stored in a few transactions, never held with the rest of the listing. */
+const STORE_CHUNK = 250;
+/** How long a job waits when Postgres is unreachable before it runs again. */
+const STORE_RETRY_MS = 2000;
+
+/** A listed image, validated or not: a bad image is recorded as its own failure and never blocks the page. */
+type Listed = { triple: Triple; observation: Observation } | { triple: Triple; error: unknown };
+
+/** The images of one page: those with a usable id, each id once, and how many results had none or repeated one on the page. */
+function readPage(page: QueuedPage, answer: ListPage): { listed: Listed[]; unusable: number; repeatedOnPage: number } {
+  const listed: Listed[] = [];
+  const ids = new Set<string>();
+  let unusable = 0;
+  let repeatedOnPage = 0;
+  for (const result of answer.results) {
+    const id = (result as { id?: unknown } | null)?.id;
+    if (typeof id !== 'string' || imageIdProblem(id) !== undefined) {
+      unusable += 1;
+      continue;
+    }
+    if (ids.has(id)) {
+      repeatedOnPage += 1;
+      continue;
+    }
+    ids.add(id);
+    const triple = { projectId: page.projectId, regionId: page.regionId, imageId: id };
+    try {
+      const { snapshot, raw, warnings } = validateImage(result, triple);
+      listed.push({ triple, observation: { triple, snapshot, contentHash: contentHash(snapshot), raw, warnings, observedAt: answer.observedAt } });
+    } catch (error) {
+      listed.push({ triple, error });
+    }
+  }
+  return { listed, unusable, repeatedOnPage };
+}
+
+export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
+  const { sql, queues, logger, metrics } = deps;
+
+  const fetchPage = (request: ListRequest, offset: number) =>
+    paced(
+      {
+        limiter: deps.limiter,
+        onRateLimited: deps.onRateLimited,
+        onAnswer: (status, seconds) => {
+          metrics?.apiAnswers.inc({ status });
+          metrics?.fetchSeconds.observe(seconds);
+        },
+      },
+      () => deps.client.listPage(request, offset, PAGE_LIMIT),
+      () => '200',
+    );
+
+  async function queuePages(listingId: number, pages: Array<{ part: number; page: number }>): Promise<void> {
+    await enqueueListJobs(
+      queues.list,
+      pages.map(({ part, page }) => ({ kind: 'page', listingId, part, page, attempt: 0 })),
+    );
+  }
+
+  /** Ends the listing if this was its last page, and queues the GETs that confirm what it did not return. */
+  async function finish(listingId: number): Promise<void> {
+    const done = await finishListing(sql, listingId, deps.batchSize);
+    if (!done) return;
+    metrics?.listings.inc({ status: done.status });
+    await enqueueBatches(
+      queues.refresh,
+      done.confirm.map((claim) => ({
+        jobId: claim.jobId,
+        items: claim.triples.map((t) => ({ ...t, attempt: 0, confirmScope: done.scopeKey })),
+      })),
+    );
+    const absent = done.confirm.reduce((n, c) => n + c.triples.length, 0);
+    const fields = { listing_id: listingId, scope: done.scopeKey, expected: done.expected, listed: done.listed, absent };
+    if (done.status === 'complete') logger.info(fields, 'listing complete');
+    else logger.error({ ...fields, error: done.error }, 'listing incomplete: nothing deleted or confirmed');
+    await finishRuns(sql);
+  }
+
+  /** The policy's decision on a failed request: retried later (the job keeps its id), or the page or listing fails. */
+  async function requestFailed(job: Job<ListJobData>, token: string | undefined, error: unknown, fail: (message: string) => Promise<void>): Promise<number> {
+    const decision = decide(error, job.data, deps.policy);
+    if (decision.kind === 'fail') {
+      await fail(decision.failure.message);
+      if (decision.stopWorker) deps.onKeyRejected();
+      return 0;
+    }
+    const delayMs = decision.kind === 'retry' ? decision.delayMs : STORE_RETRY_MS;
+    if (decision.kind === 'retry') {
+      logger.warn(
+        { job_id: job.id, attempt: decision.item.attempt, error: decision.failure.message, retry_in_ms: delayMs },
+        'listing request failed; will retry',
+      );
+    }
+    await job.updateData(decision.item);
+    await job.moveToDelayed(Date.now() + delayMs, token);
+    throw new DelayedError();
+  }
+
+  async function processExpand(job: Job<ListJobData>, token: string | undefined, data: ExpandJobData): Promise<number> {
+    const listing = await getListing(sql, data.listingId);
+    if (!listing) return 0;
+    if (listing.status !== 'expanding') {
+      // Run before and stopped between planning and queueing: queue what waits.
+      await queuePages(listing.id, await pagesToQueue(sql, listing.id));
+      return 0;
+    }
+    const abandon = async (message: string) => {
+      await abandonExpansion(sql, listing.id, message);
+      await finish(listing.id);
+    };
+    if (listing.definition == null) {
+      await abandon('its scope is no longer configured');
+      return 0;
+    }
+    let parts;
+    try {
+      parts = await expandScope(fetchPage, listing.definition as ScopeDefinition);
+    } catch (error) {
+      if (error instanceof IncompleteListError) {
+        await abandon(error.message);
+        return 0;
+      }
+      return requestFailed(job, token, error, abandon);
+    }
+    await planParts(sql, listing.id, parts);
+    const pages = await pagesToQueue(sql, listing.id);
+    await queuePages(listing.id, pages);
+    // A scope with no project or region to list ends here.
+    if (pages.length === 0) await finish(listing.id);
+    return parts.length;
+  }
+
+  /** Stores the images of a page; returns the triples whose attempt it recorded. */
+  async function storePage(page: QueuedPage, listed: Listed[]): Promise<{ triples: Triple[]; counts: Record<string, number> }> {
+    const counts: Record<string, number> = { unchanged: 0, changed: 0, failed: 0, warnings: 0 };
+    for (let start = 0; start < listed.length; start += STORE_CHUNK) {
+      const chunk = listed.slice(start, start + STORE_CHUNK);
+      const valid = chunk.flatMap((l) => ('observation' in l ? [l.observation] : []));
+      const stored = await storeObservations(sql, valid);
+      for (const item of chunk) {
+        const result = 'error' in item ? item.error : stored.get(tripleKey(item.triple));
+        const fields = { project_id: item.triple.projectId, region_id: item.triple.regionId, image_id: item.triple.imageId, listing_id: page.listingId };
+        if (result === 'unchanged' || result === 'changed' || result === undefined) {
+          counts[result ?? 'unchanged']! += 1;
+          for (const warning of 'observation' in item ? item.observation.warnings : []) {
+            counts.warnings! += 1;
+            logger.warn({ ...fields, warning }, 'stored with a warning');
+          }
+          continue;
+        }
+        // What is wrong with one listed image is about that image: the same answer would come again, so it is not retried.
+        const failure = describeFailure(result);
+        await recordFailure(sql, item.triple, { ...failure, attempts: 1 });
+        counts.failed! += 1;
+        logger.error({ ...fields, outcome: 'failed', status: failure.status, error_class: failure.errorClass, error: failure.message }, 'refresh');
+      }
+    }
+    return { triples: listed.map((l) => l.triple), counts };
+  }
+
+  async function processPage(job: Job<ListJobData>, token: string | undefined, data: PageJobData): Promise<number> {
+    const page = await queuedPage(sql, data);
+    if (!page) {
+      // Answered before (this job ran twice): the pages its answer added may still wait to be queued.
+      if (data.page === 0) await queuePages(data.listingId, await pagesToQueue(sql, data.listingId, data.part));
+      await finish(data.listingId);
+      return 0;
+    }
+    const failPage = async (message: string) => {
+      await finishPage(sql, page, { error: message });
+      await finish(page.listingId);
+    };
+    let answer: ListPage;
+    try {
+      answer = await fetchPage(
+        { endpoint: page.endpoint, projectId: page.projectId, regionId: page.regionId, query: page.query },
+        page.page * PAGE_LIMIT,
+      );
+    } catch (error) {
+      return requestFailed(job, token, error, failPage);
+    }
+    const { listed, unusable, repeatedOnPage } = readPage(page, answer);
+    const repeated = repeatedOnPage + (await recordListed(sql, page, listed.map((l) => l.triple)));
+    const { triples, counts } = await storePage(page, listed);
+    const next = await finishPage(sql, page, {
+      answer: { count: answer.count, results: answer.results.length, repeated, unusable },
+      pageLimit: PAGE_LIMIT,
+    });
+    await queuePages(page.listingId, next);
+    for (const outcome of ['unchanged', 'changed', 'failed'] as const) if (counts[outcome]) metrics?.refreshes.inc({ outcome }, counts[outcome]);
+    if (counts.warnings) metrics?.warnings.inc(counts.warnings);
+    if (counts.unchanged! + counts.changed! > 0) metrics?.lastSuccess.set(Date.now() / 1000);
+    logger.info(
+      { listing_id: page.listingId, part: page.part, page: page.page, endpoint: page.endpoint, project_id: page.projectId,
+        region_id: page.regionId, count: answer.count, results: answer.results.length, repeated, unusable, ...counts },
+      'listing page',
+    );
+    if ((await creditRuns(sql, triples)).length > 0) await finishRuns(sql);
+    await finish(page.listingId);
+    return triples.length;
+  }
+
+  async function process(job: Job<ListJobData>, token?: string): Promise<number> {
+    await deps.guard.check(job, token);
+    try {
+      return job.data.kind === 'expand' ? await processExpand(job, token, job.data) : await processPage(job, token, job.data);
+    } catch (error) {
+      if (error instanceof DelayedError || decideBatchError(error) === 'fail-job') throw error;
+      // Every write is idempotent, so the job simply runs again later.
+      logger.warn({ job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_RETRY_MS }, 'Postgres unavailable: the listing job will run again');
+      await job.moveToDelayed(Date.now() + STORE_RETRY_MS, token);
+      throw new DelayedError();
+    }
+  }
+
+  /**
+   * Listing jobs that failed for good (crashed every time, or stalled too
+   * often), in any process: the page or expansion is recorded as failed, so
+   * the listing ends incomplete instead of waiting for ever.
+   */
+  async function recoverFailedJobs(): Promise<void> {
+    for (const job of await queues.list.getFailed(0, 99)) {
+      if (!job || (jobDeployment(job) ?? queues.list.deployment) !== queues.list.deployment) continue;
+      const message = `its job failed: ${job.failedReason || 'unknown reason'}`;
+      if (job.data.kind === 'expand') await abandonExpansion(sql, job.data.listingId, message);
+      else {
+        const page = await queuedPage(sql, job.data);
+        if (page) await finishPage(sql, page, { error: message });
+      }
+      await finish(job.data.listingId);
+      await job.remove().catch(() => {});
+    }
+  }
+
+  function sweep(): void {
+    recoverFailedJobs().catch((error: Error) => logger.warn({ error: error.message }, 'could not recover failed listing jobs; will try again'));
+  }
+
+  const worker = new Worker<ListJobData>(LIST_QUEUE, process, {
+    ...deps.workerOptions,
+    name: `list-${deps.workerId}`,
+    maxStalledCount: MAX_STALLED_COUNT,
+    // One page is fetched while another is stored.
+    concurrency: 2,
+  });
+  worker.on('failed', (job) => {
+    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) sweep();
+  });
+  const timer = setInterval(sweep, deps.workerOptions.stalledInterval);
+  timer.unref();
+  worker.on('closing', () => clearInterval(timer));
+  sweep();
+  return worker;
+}

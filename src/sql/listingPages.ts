@@ -1,0 +1,129 @@
+import type { Sql } from '../db.js';
+import type { ListPart } from '../list-query.js';
+import type { PageJobData } from '../queue.js';
+import type { Triple } from '../interfaces.js';
+
+/** A page to fetch, as listing_pages holds it, with the scope its listing is of. */
+export interface QueuedPage {
+  listingId: number;
+  scopeKey: string;
+  part: number;
+  page: number;
+  projectId: number;
+  regionId: number;
+  endpoint: 'images' | 'bmimages';
+  query: Array<[string, string]>;
+}
+
+/** The page a job is for, while it still waits for its answer; undefined once it has one (the job ran before). */
+export async function queuedPage(sql: Sql, job: Pick<PageJobData, 'listingId' | 'part' | 'page'>): Promise<QueuedPage | undefined> {
+  const [row] = await sql<QueuedPage[]>`
+    SELECT p.listing_id AS "listingId", l.scope_key AS "scopeKey", p.part, p.page, p.project_id AS "projectId",
+      p.region_id AS "regionId", p.endpoint, p.query
+    FROM listing_pages p JOIN listings l ON l.id = p.listing_id
+    WHERE (p.listing_id, p.part, p.page) = (${job.listingId}, ${job.part}, ${job.page}) AND p.status = 'queued'`;
+  return row;
+}
+
+/** Pages of a listing (or of one part) still without an answer: the jobs to queue again after a crash between commit and queueing. */
+export async function pagesToQueue(sql: Sql, listingId: number, part?: number): Promise<Array<{ part: number; page: number }>> {
+  return sql<Array<{ part: number; page: number }>>`
+    SELECT part, page FROM listing_pages
+    WHERE listing_id = ${listingId} AND status = 'queued' AND (${part ?? null}::int IS NULL OR part = ${part ?? null}::int)
+    ORDER BY part, page`;
+}
+
+/** A listing's parts, each with its first page; the listing moves from expanding to listing. False when it had already moved. */
+export async function planParts(sql: Sql, listingId: number, parts: ListPart[]): Promise<boolean> {
+  return sql.begin(async (tx) => {
+    const [moved] = await tx`UPDATE listings SET status = 'listing' WHERE id = ${listingId} AND status = 'expanding' RETURNING 1`;
+    if (!moved) return false;
+    if (parts.length > 0) {
+      await tx`
+        INSERT INTO listing_pages (listing_id, part, page, project_id, region_id, endpoint, query)
+        SELECT ${listingId}, n - 1, 0, p, r, e, q::jsonb
+        FROM unnest(${parts.map((x) => x.projectId)}::int[], ${parts.map((x) => x.regionId)}::int[], ${parts.map((x) => x.endpoint)}::text[],
+          ${parts.map((x) => JSON.stringify(x.query))}::text[]) WITH ORDINALITY AS x(p, r, e, q, n)`;
+    }
+    return true;
+  });
+}
+
+/**
+ * Marks every listed triple as a target of the scope and notes which page
+ * listed it. A new one is a target of the scope on the scope's schedule; an
+ * explicit one, or one that had left a scope, is taken in; one of another
+ * live scope stays with it. Returns how many of them another page had
+ * already listed (a server that does not honour offset repeats them).
+ */
+export async function recordListed(sql: Sql, page: QueuedPage, triples: Triple[]): Promise<number> {
+  if (triples.length === 0) return 0;
+  const ids = triples.map((t) => t.imageId);
+  const [row] = await sql<{ repeated: number }[]>`
+    WITH input AS (SELECT image_id FROM unnest(${ids}::text[]) AS x(image_id)),
+    adopted AS (
+      INSERT INTO targets (project_id, region_id, image_id, schedule_key, interval_seconds, explicit, scope_key)
+      SELECT ${page.projectId}, ${page.regionId}, x.image_id, s.schedule_key, s.interval_seconds, false, s.key
+      FROM input x JOIN scopes s ON s.key = ${page.scopeKey}
+      ON CONFLICT (project_id, region_id, image_id) DO UPDATE
+        SET scope_key = EXCLUDED.scope_key, left_scope_at = NULL,
+          schedule_key = CASE WHEN targets.explicit THEN targets.schedule_key ELSE EXCLUDED.schedule_key END,
+          interval_seconds = CASE WHEN targets.explicit THEN targets.interval_seconds ELSE EXCLUDED.interval_seconds END
+        WHERE targets.scope_key IS NULL OR targets.left_scope_at IS NOT NULL
+      RETURNING 1),
+    listed AS (
+      INSERT INTO listing_ids (listing_id, project_id, region_id, image_id, part, page)
+      SELECT ${page.listingId}, ${page.projectId}, ${page.regionId}, image_id, ${page.part}, ${page.page} FROM input
+      ON CONFLICT DO NOTHING
+      RETURNING 1)
+    SELECT count(*)::int AS repeated FROM input x
+    WHERE EXISTS (SELECT 1 FROM listing_ids l
+      WHERE (l.listing_id, l.project_id, l.region_id, l.image_id) = (${page.listingId}, ${page.projectId}, ${page.regionId}, x.image_id)
+        AND (l.part, l.page) <> (${page.part}, ${page.page}))`;
+  return row!.repeated;
+}
+
+export interface PageAnswer {
+  count: number;
+  results: number;
+  repeated: number;
+  unusable: number;
+}
+
+/**
+ * Records a page's answer or its failure. The first page of a part also adds
+ * the part's other pages, as its count says; returns them, to be queued.
+ */
+export async function finishPage(
+  sql: Sql,
+  page: QueuedPage,
+  outcome: { answer: PageAnswer; pageLimit: number } | { error: string },
+): Promise<Array<{ part: number; page: number }>> {
+  const added = await sql.begin(async (tx) => {
+    const key = tx`(listing_id, part, page) = (${page.listingId}, ${page.part}, ${page.page}) AND status = 'queued'`;
+    if ('error' in outcome) {
+      await tx`UPDATE listing_pages SET status = 'failed', error = ${outcome.error} WHERE ${key}`;
+      return [];
+    }
+    const { answer, pageLimit } = outcome;
+    const [done] = await tx`
+      UPDATE listing_pages SET status = 'done', count = ${answer.count}, results = ${answer.results}, repeated = ${answer.repeated},
+        unusable = ${answer.unusable}
+      WHERE ${key} RETURNING 1`;
+    if (!done || page.page !== 0) return [];
+    const pages = Math.ceil(answer.count / pageLimit);
+    return tx<Array<{ part: number; page: number }>>`
+      INSERT INTO listing_pages (listing_id, part, page, project_id, region_id, endpoint, query)
+      SELECT ${page.listingId}, ${page.part}, n, ${page.projectId}, ${page.regionId}, ${page.endpoint}, ${JSON.stringify(page.query)}::jsonb
+      FROM generate_series(1, ${pages - 1}) n
+      ON CONFLICT DO NOTHING
+      RETURNING part, page`;
+  });
+  return added as Array<{ part: number; page: number }>;
+}
+
+/** A run's listings that have not ended. */
+export async function openListings(sql: Sql, runId: number): Promise<Array<{ id: number; status: 'expanding' | 'listing' }>> {
+  return sql<Array<{ id: number; status: 'expanding' | 'listing' }>>`
+    SELECT id, status FROM listings WHERE run_id = ${runId} AND status IN ('expanding', 'listing') ORDER BY id`;
+}

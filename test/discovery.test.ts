@@ -1,0 +1,222 @@
+// Discovery end to end: scopes in the targets file, listed page by page from
+// the fake API through the real workers into the real Postgres and Redis.
+import { afterEach, describe, expect, it } from 'vitest';
+import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
+import { FakeGcore } from '../src/fake-gcore/server.js';
+import type { Triple } from '../src/interfaces.js';
+import { createTestEnv, type TestEnv } from './support/env.js';
+import { invariantViolations } from './support/invariants.js';
+import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
+import { startCli } from './support/cli.js';
+
+interface World {
+  env: TestEnv;
+  fake: FakeGcore;
+  pipeline: Pipeline;
+}
+
+let world: World | undefined;
+
+afterEach(async () => {
+  await world?.pipeline.close();
+  await world?.fake.stop();
+  await world?.env.cleanup();
+  world = undefined;
+});
+
+/** `count` images in project/region, ids sampleImageId(first..), every `bmEvery`-th one bare-metal (0: none). */
+function putImages(fake: FakeGcore, projectId: number, regionId: number, first: number, count: number, bmEvery = 0): Triple[] {
+  const triples: Triple[] = [];
+  for (let n = first; n < first + count; n++) {
+    const triple = { projectId, regionId, imageId: sampleImageId(n) };
+    const baremetal = bmEvery > 0 && n % bmEvery === 0;
+    fake.putImage(triple, sampleImage(triple, baremetal ? { is_baremetal: true, name: `bm-${n}` } : {}));
+    triples.push(triple);
+  }
+  return triples;
+}
+
+async function begin(targetsYaml: string, setUp: (fake: FakeGcore) => void, env: Record<string, string> = {}, noWorker = false): Promise<World> {
+  const testEnv = await createTestEnv();
+  const fake = new FakeGcore({ apiKey: testEnv.env.GCORE_API_KEY });
+  setUp(fake);
+  await fake.start();
+  const pipeline = await startPipeline(testEnv, fake.url, `${QUIET_SCHEDULE}\n${targetsYaml}`, { env, noWorker });
+  world = { env: testEnv, fake, pipeline };
+  return world;
+}
+
+const SCOPE_1_7 = 'targets:\n  - { project_id: 1, region_id: 7, discover: {} }\n';
+
+async function counts(w: World) {
+  const { sql } = w.pipeline.services;
+  const [row] = await sql<{ images: number; live: number; created: number; deleted: number; targets: number }[]>`
+    SELECT (SELECT count(*)::int FROM images) AS images, (SELECT count(*)::int FROM images WHERE deleted_at IS NULL) AS live,
+      (SELECT count(*)::int FROM image_changes WHERE change_type = 'created') AS created,
+      (SELECT count(*)::int FROM image_changes WHERE change_type = 'deleted') AS deleted,
+      (SELECT count(*)::int FROM targets) AS targets`;
+  return row!;
+}
+
+async function listings(w: World) {
+  return w.pipeline.services.sql<{ status: string; expected: number | null; listed: number | null; absent: number | null; error: string | null }[]>`
+    SELECT status, expected, listed, absent, error FROM listings ORDER BY id`;
+}
+
+describe('discovery', () => {
+  it('discovers a scope of three pages and its bare-metal images without a single-image GET, then a new and a deleted image', async () => {
+    const w = await begin(SCOPE_1_7, (fake) => {
+      putImages(fake, 1, 7, 1, 2500);
+      putImages(fake, 1, 7, 5001, 40, 1);
+    });
+    const first = await w.pipeline.sync();
+    expect(first).toMatchObject({ status: 'finished', planned: 0, failed: 0, listingsFailed: 0 });
+    expect(await counts(w)).toEqual({ images: 2540, live: 2540, created: 2540, deleted: 0, targets: 2540 });
+    expect(w.fake.requestsByEndpoint).toMatchObject({ image: 0, images: 3, bmimages: 1 });
+    expect(await listings(w)).toEqual([{ status: 'complete', expected: 2540, listed: 2540, absent: 0, error: null }]);
+    const [bm] = await w.pipeline.services.sql`SELECT count(*)::int AS n FROM images WHERE is_baremetal`;
+    expect(bm!.n).toBe(40);
+
+    // A new image is created at the next listing; a deleted one is confirmed by one GET and marked.
+    putImages(w.fake, 1, 7, 9001, 1);
+    const gone = { projectId: 1, regionId: 7, imageId: sampleImageId(17) };
+    w.fake.deleteImage(gone);
+    const second = await w.pipeline.sync();
+    expect(second).toMatchObject({ status: 'finished', planned: 2540, unchanged: 2539, deleted: 1, failed: 0, listingsFailed: 0 });
+    expect(await counts(w)).toEqual({ images: 2541, live: 2540, created: 2541, deleted: 1, targets: 2541 });
+    expect(w.fake.requestsByEndpoint).toMatchObject({ image: 1, images: 6, bmimages: 2 });
+    const [deleted] = await w.pipeline.services.sql`
+      SELECT deleted_at IS NOT NULL AS deleted FROM images WHERE image_id = ${gone.imageId}`;
+    expect(deleted!.deleted).toBe(true);
+
+    // The deletion is kept without another request.
+    const third = await w.pipeline.sync();
+    expect(third).toMatchObject({ status: 'finished', planned: 2541, unchanged: 2541, deleted: 0, failed: 0 });
+    expect(w.fake.requestsByEndpoint.image).toBe(1);
+    expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
+  });
+
+  it('deletes nothing when the second page fails after every retry, and reports the scope as failed', async () => {
+    const w = await begin(SCOPE_1_7, (fake) => putImages(fake, 1, 7, 1, 2500), { SYNC_ATTEMPTS: '2' });
+    await w.pipeline.sync();
+    w.fake.deleteImage({ projectId: 1, regionId: 7, imageId: sampleImageId(2400) });
+    w.fake.setListFault({ endpoint: 'images', offset: 1000 }, { kind: 'status', status: 503 });
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ status: 'finished', listingsFailed: 1, deleted: 0 });
+    // The pages that answered were stored; the images only the failed page holds record the failure.
+    expect(run.failed).toBe(999);
+    const [last] = (await listings(w)).slice(-1);
+    expect(last).toMatchObject({ status: 'incomplete', absent: 0 });
+    expect(last!.error).toMatch(/^images 1\/7 offset 1000: 503/);
+    expect(await counts(w)).toMatchObject({ live: 2500, deleted: 0 });
+    expect(w.fake.requestsByEndpoint.image).toBe(0);
+    expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
+  });
+
+  it('notices a server that ignores offset, and deletes nothing', async () => {
+    const w = await begin(SCOPE_1_7, (fake) => putImages(fake, 1, 7, 1, 2500));
+    await w.pipeline.sync();
+    w.fake.deleteImage({ projectId: 1, regionId: 7, imageId: sampleImageId(2400) });
+    w.fake.ignoreOffset = true;
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ listingsFailed: 1, deleted: 0 });
+    const [last] = (await listings(w)).slice(-1);
+    expect(last).toMatchObject({ status: 'incomplete', absent: 0 });
+    expect(last!.error).toContain('does the server honour offset?');
+    expect(await counts(w)).toMatchObject({ live: 2500, deleted: 0 });
+    expect(w.fake.requestsByEndpoint.image).toBe(0);
+  });
+
+  it('notices images that change between pages, and deletes nothing', async () => {
+    const w = await begin(SCOPE_1_7, (fake) => putImages(fake, 1, 7, 1, 2500));
+    await w.pipeline.sync();
+    // After the first page, an image of it goes: every later page shifts by one and one image is never listed.
+    w.fake.afterListPage({ endpoint: 'images', offset: 0 }, () => w.fake.deleteImage({ projectId: 1, regionId: 7, imageId: sampleImageId(1) }));
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ listingsFailed: 1, deleted: 0 });
+    const [last] = (await listings(w)).slice(-1);
+    expect(last).toMatchObject({ status: 'incomplete' });
+    expect(await counts(w)).toMatchObject({ live: 2500, deleted: 0 });
+  });
+
+  it('does not delete an image that left the filter: it is stored, and no longer refreshed through the scope', async () => {
+    const yaml = 'targets:\n  - project_id: 1\n    region_id: 7\n    discover: { visibility: [private], baremetal: false }\n';
+    const w = await begin(yaml, (fake) => putImages(fake, 1, 7, 1, 30));
+    await w.pipeline.sync();
+    const shared = { projectId: 1, regionId: 7, imageId: sampleImageId(5) };
+    w.fake.updateImage(shared, { visibility: 'shared' });
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ status: 'finished', planned: 30, unchanged: 29, changed: 1, deleted: 0, failed: 0 });
+    expect(w.fake.requestsByEndpoint).toMatchObject({ image: 1, images: 2, bmimages: 0 });
+    const [row] = await w.pipeline.services.sql`
+      SELECT i.visibility, i.deleted_at, t.left_scope_at IS NOT NULL AS left FROM images i JOIN targets t USING (project_id, region_id, image_id)
+      WHERE i.image_id = ${shared.imageId}`;
+    expect(row).toEqual({ visibility: 'shared', deleted_at: null, left: true });
+    const changes = await w.pipeline.services.sql`SELECT change_type, field FROM image_changes WHERE image_id = ${shared.imageId} ORDER BY id`;
+    expect(changes.map((c) => `${c.change_type}:${c.field}`)).toEqual(['created:null', 'updated:visibility']);
+    // The next run neither plans nor fetches it.
+    const next = await w.pipeline.sync();
+    expect(next).toMatchObject({ planned: 29, unchanged: 29 });
+    expect(w.fake.requestsByEndpoint.image).toBe(1);
+    expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
+  });
+
+  it('lists every project and every active region for `all`, skipping deleted projects and inactive regions', async () => {
+    const yaml = 'targets:\n  - { project_id: all, region_id: all, discover: {} }\n';
+    const w = await begin(yaml, (fake) => {
+      fake.putProject({ id: 1, name: 'one' });
+      fake.putProject({ id: 2, name: 'two' });
+      fake.putProject({ id: 3, name: 'gone', deleted_at: '2026-01-01T00:00:00Z', state: 'DELETED' });
+      fake.putRegion({ id: 7, display_name: 'Luxembourg', state: 'ACTIVE', has_baremetal: true });
+      fake.putRegion({ id: 8, display_name: 'Frankfurt', state: 'ACTIVE', has_baremetal: false });
+      fake.putRegion({ id: 9, display_name: 'Paris', state: 'INACTIVE', has_baremetal: true });
+      putImages(fake, 1, 7, 1, 10, 5);
+      putImages(fake, 1, 8, 101, 10);
+      putImages(fake, 2, 7, 201, 10);
+      putImages(fake, 3, 7, 301, 10);
+      putImages(fake, 1, 9, 401, 10);
+    });
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    const seen = await w.pipeline.services.sql<{ key: string; n: number }[]>`
+      SELECT project_id || '/' || region_id AS key, count(*)::int AS n FROM images GROUP BY 1 ORDER BY 1`;
+    expect(seen).toEqual([
+      { key: '1/7', n: 10 },
+      { key: '1/8', n: 10 },
+      { key: '2/7', n: 10 },
+    ]);
+    // Two projects times two regions, and bare-metal lists only where the region has them.
+    expect(w.fake.requestsByEndpoint).toMatchObject({ projects: 1, regions: 1, images: 4, bmimages: 2, image: 0 });
+  });
+
+  it('keeps a triple that is both explicit and discovered as one target, refreshed by its own GET too', async () => {
+    const explicit = sampleImageId(3);
+    const yaml = `targets:\n  - { project_id: 1, region_id: 7, image_ids: [${explicit}] }\n  - { project_id: 1, region_id: 7, discover: { baremetal: false } }\n`;
+    const w = await begin(yaml, (fake) => putImages(fake, 1, 7, 1, 20));
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ status: 'finished', planned: 1, failed: 0 });
+    expect(await counts(w)).toMatchObject({ images: 20, created: 20, targets: 20 });
+    const [target] = await w.pipeline.services.sql`SELECT explicit, scope_key IS NOT NULL AS scoped FROM targets WHERE image_id = ${explicit}`;
+    expect(target).toEqual({ explicit: true, scoped: true });
+    expect(w.fake.requestsByEndpoint).toMatchObject({ image: 1, images: 1 });
+  });
+
+  it('shares the pages of a large scope between two worker processes', async () => {
+    const w = await begin(SCOPE_1_7.replace('{}', '{ baremetal: false }'), (fake) => putImages(fake, 1, 7, 1, 8000), {}, true);
+    w.fake.latencyMs = 100;
+    const workers = [0, 1].map(() => startCli(['worker'], { ...w.pipeline.config === undefined ? {} : w.env.env, GCORE_BASE_URL: w.fake.url }));
+    try {
+      const run = await w.pipeline.waitForRun(await w.pipeline.startSync(), 120_000);
+      expect(run).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+      expect(await counts(w)).toMatchObject({ images: 8000, created: 8000 });
+      const pagesBy = (out: string) => out.split('\n').filter((line) => line.includes('"msg":"listing page"')).length;
+      const pages = await Promise.all(workers.map(async (p) => pagesBy((await p.stop()).stdout)));
+      expect(pages[0]! + pages[1]!).toBe(8);
+      expect(pages[0]).toBeGreaterThan(0);
+      expect(pages[1]).toBeGreaterThan(0);
+    } finally {
+      await Promise.all(workers.map((p) => p.stop()));
+    }
+    expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
+  });
+});
