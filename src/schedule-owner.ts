@@ -24,13 +24,17 @@ export const HEARTBEAT_MS = 10_000;
 export const STALE_AFTER_SECONDS = 60;
 
 /**
- * Names a configuration by what it schedules: every triple with its schedule,
- * and the snapshot schedule, in a fixed order. Comments, ordering and the
- * file's path do not change it, so one file copied to several hosts is one
- * configuration.
+ * Names a configuration by what it schedules: every triple and every scope
+ * with its schedule, and the snapshot schedule, in a fixed order. Comments,
+ * ordering and the file's path do not change it, so one file copied to several
+ * hosts is one configuration. A file without scopes has no scope lines, so its
+ * hash is the one it had before scopes existed.
  */
 export function configHash(file: TargetsFile): string {
-  const lines = file.targets.map((t) => `${tripleKey(t)} ${scheduleKey(t.schedule)}`).sort();
+  const lines = [
+    ...file.targets.map((t) => `${tripleKey(t)} ${scheduleKey(t.schedule)}`),
+    ...file.scopes.map((s) => `${s.key} ${scheduleKey(s.schedule)}`),
+  ].sort();
   lines.push(`snapshot ${scheduleKey(file.snapshot)}`);
   return createHash('sha256').update(lines.join('\n')).digest('hex');
 }

@@ -52,3 +52,33 @@ export function scopeKey(projects: Scope['projects'], regions: Scope['regions'],
 
 /** What a listing needs of a scope, as the scopes table keeps it. */
 export type ScopeDefinition = Pick<Scope, 'projects' | 'regions' | 'filters'>;
+
+/** The architectures the list endpoints filter by. */
+export const ARCHITECTURES = ['aarch64', 'x86_64'] as const;
+
+// The list endpoints take tags and text filters of up to 255 characters. The
+// API counts code points, so an emoji is one character here as well.
+const MAX_FILTER_LENGTH = 255;
+
+/** Why a text filter (name, OS, tag key or value) is too short or too long, or null. */
+export function filterTextProblem(text: string): string | null {
+  const length = [...text].length;
+  if (length === 0) return 'must not be empty';
+  if (length > MAX_FILTER_LENGTH) return `must be at most ${MAX_FILTER_LENGTH} characters (has ${length})`;
+  return null;
+}
+
+/** Why the API would refuse a tag key (`^[^\s=]+$`), or null. */
+export function tagKeyProblem(key: string): string | null {
+  const bad = /[\s=]/u.exec(key);
+  if (bad) return `must not contain ${JSON.stringify(bad[0])} (a tag key has no whitespace or "=")`;
+  return filterTextProblem(key);
+}
+
+/** Why the API would refuse a tag value (no tabs or line breaks; no space first or last), or null. */
+export function tagValueProblem(value: string): string | null {
+  const bad = /[\t\n\r\f\v]/.exec(value);
+  if (bad) return `must not contain ${JSON.stringify(bad[0])} (a tag value has no tabs or line breaks)`;
+  if (value.startsWith(' ') || value.endsWith(' ')) return 'must not begin or end with a space';
+  return filterTextProblem(value);
+}

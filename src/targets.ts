@@ -1,6 +1,7 @@
-// The targets file: which images to track and when. Validated once, with one
-// schema; a bad file is rejected whole with every problem and its path, before
-// anything touches Redis or Postgres.
+// The targets file: which images to track and when, named one by one or
+// discovered through the list endpoints. Validated once, with one schema; a
+// bad file is rejected whole with every problem and its path, before anything
+// touches Redis or Postgres.
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
@@ -9,6 +10,16 @@ import type { Schedule, Target } from './interfaces.js';
 import { imageIdProblem } from './image-id.js';
 import { INT4_MAX, MAX_EVERY_MS } from './input-ranges.js';
 import { checkCron, parseDuration } from './schedule.js';
+import {
+  ARCHITECTURES,
+  filterTextProblem,
+  scopeKey,
+  tagKeyProblem,
+  tagValueProblem,
+  VISIBILITIES,
+  type DiscoverFilters,
+  type Scope,
+} from './scope.js';
 import { formatPath, issueMessage } from './validation.js';
 
 export const DEFAULT_SCHEDULE: Schedule = { every: 3_600_000 };
@@ -20,9 +31,86 @@ const imageId = z.string().superRefine((id, ctx) => {
 });
 
 // Ids are int4 columns: a larger one would fail in Postgres after Redis had been touched.
+const idRange = (got: unknown) => `must be a whole number from 1 to ${INT4_MAX} (got ${String(got)})`;
 const id = z.number().refine((n) => Number.isInteger(n) && n >= 1 && n <= INT4_MAX, {
-  error: (issue) => `must be a whole number from 1 to ${INT4_MAX} (got ${String(issue.input)})`,
+  error: (issue) => idRange(issue.input),
 });
+
+/** A problem for each item that repeats an earlier one, at the repeat. */
+function noRepeats(items: readonly unknown[], ctx: z.RefinementCtx<unknown[]>): void {
+  items.forEach((item, i) => {
+    if (items.indexOf(item) < i) ctx.addIssue({ code: 'custom', path: [i], message: `${JSON.stringify(item)} is already listed` });
+  });
+}
+
+/** Why `input` is no id, list of ids or `all`, when none of the forms took it. */
+function idsProblem(input: unknown): string {
+  if (input === undefined) return 'required';
+  // NaN and the infinities, which z.number() refuses before the range is checked.
+  if (typeof input === 'number') return idRange(input);
+  return `must be a whole number from 1 to ${INT4_MAX}, or with discover a list of them or all (got ${JSON.stringify(input)})`;
+}
+
+// One id, a list of them or `all`: the union reports the one form whose type
+// matched (an id out of range, a list with a bad member), else idsProblem.
+const ids = z.union([id, z.array(id).min(1, 'must list at least one id').superRefine(noRepeats), z.literal('all')], {
+  error: (issue) => idsProblem(issue.input),
+});
+
+/** A string the API checks; `problem` says why it would refuse one. */
+const checked = (problem: (text: string) => string | null) =>
+  z.string().superRefine((text, ctx) => {
+    const message = problem(text);
+    if (message) ctx.addIssue({ code: 'custom', message });
+  });
+
+const oneOf = <const T extends readonly string[]>(values: T) =>
+  z.enum(values, {
+    error: (issue) => `must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)} (got ${JSON.stringify(issue.input)})`,
+  });
+
+const tagKeyValue = z.record(z.string(), checked(tagValueProblem)).superRefine((pairs, ctx) => {
+  const keys = Object.keys(pairs);
+  if (keys.length === 0) ctx.addIssue({ code: 'custom', message: 'must give at least one tag key: value' });
+  for (const key of keys) {
+    const problem = tagKeyProblem(key);
+    if (problem) ctx.addIssue({ code: 'custom', message: `tag key ${JSON.stringify(key)} ${problem}` });
+  }
+});
+
+// What the list endpoints are asked for; every filter is one the API applies.
+const discoverSchema = z
+  .strictObject(
+    {
+      visibility: z
+        .array(oneOf(VISIBILITIES))
+        .min(1, 'must list at least one visibility')
+        .superRefine(noRepeats)
+        .default(() => [...VISIBILITIES]),
+      baremetal: z.boolean().default(true),
+      tag_key: z.array(checked(tagKeyProblem)).min(1, 'must list at least one tag key').superRefine(noRepeats).optional(),
+      tag_key_value: tagKeyValue.optional(),
+      name: checked(filterTextProblem).optional(),
+      os_distro: checked(filterTextProblem).optional(),
+      os_version: checked(filterTextProblem).optional(),
+      architecture: oneOf(ARCHITECTURES).optional(),
+    },
+    // `discover:` alone is YAML for null, not for "no filters".
+    {
+      error: (issue) =>
+        issue.code === 'invalid_type' ? `must be a map of filters, {} for the defaults (got ${JSON.stringify(issue.input)})` : undefined,
+    },
+  )
+  .transform((d): DiscoverFilters => ({
+    visibility: d.visibility,
+    baremetal: d.baremetal,
+    tagKey: d.tag_key,
+    tagKeyValue: d.tag_key_value,
+    name: d.name,
+    osDistro: d.os_distro,
+    osVersion: d.os_version,
+    architecture: d.architecture,
+  }));
 
 const cronSchema = z.strictObject({ cron: z.string(), tz: z.string().default('UTC') }).superRefine(({ cron, tz }, ctx) => {
   try {
@@ -52,19 +140,60 @@ const scheduleSchema = z.union([everySchema, cronSchema]);
 /** Nightly audit snapshots, unless the file says otherwise: 00:00 UTC. */
 export const DEFAULT_SNAPSHOT_SCHEDULE: Schedule = { cron: '0 0 * * *', tz: 'UTC' };
 
+interface EntryShape {
+  project_id?: unknown;
+  region_id?: unknown;
+  image_ids?: unknown;
+  discover?: unknown;
+}
+
+/**
+ * An entry names its images or asks for discovery, never both; named images
+ * are in one project and one region. Runs even when the entry has other
+ * problems, so the whole list comes at once: hence nothing but presence and
+ * the id forms is looked at.
+ */
+function checkKind(entry: EntryShape, ctx: z.RefinementCtx<EntryShape>): void {
+  const images = entry.image_ids !== undefined;
+  const discover = entry.discover !== undefined;
+  if (images === discover) {
+    const both = images ? ', not both' : '';
+    ctx.addIssue({
+      code: 'custom',
+      message: `give either image_ids (explicit images) or discover (every image the list endpoints return)${both}`,
+    });
+  }
+  if (!images || discover) return;
+  for (const [field, what] of [
+    ['project_id', 'project'],
+    ['region_id', 'region'],
+  ] as const) {
+    const given = entry[field];
+    if (given !== 'all' && !Array.isArray(given)) continue;
+    const instead =
+      given === 'all'
+        ? `not all; use discover to list the images of every ${what}`
+        : `not [${given.join(', ')}]; give each ${what} an entry of its own, or use discover`;
+    ctx.addIssue({ code: 'custom', path: [field], message: `image_ids need one ${what} id (a number), ${instead}` });
+  }
+}
+
+const isObject = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const entrySchema = z
+  .strictObject({
+    project_id: ids,
+    region_id: ids,
+    image_ids: z.array(imageId).min(1, 'must list at least one image id').optional(),
+    discover: discoverSchema.optional(),
+    schedule: scheduleSchema.optional(),
+  })
+  .superRefine(checkKind, { when: ({ value }) => isObject(value) });
+
 const fileSchema = z.strictObject({
   schedule: scheduleSchema.optional(),
   snapshot: cronSchema.optional(),
-  targets: z
-    .array(
-      z.strictObject({
-        project_id: id,
-        region_id: id,
-        image_ids: z.array(imageId).min(1, 'must list at least one image id'),
-        schedule: scheduleSchema.optional(),
-      }),
-    )
-    .min(1, 'must list at least one target'),
+  targets: z.array(entrySchema).min(1, 'must list at least one target'),
 });
 
 function formatIssue(issue: z.core.$ZodIssue): string {
@@ -78,7 +207,10 @@ function formatIssue(issue: z.core.$ZodIssue): string {
 }
 
 export interface TargetsFile {
+  /** The explicit images, one target each. */
   targets: Target[];
+  /** The discovery scopes, in file order. */
+  scopes: Scope[];
   /** When audit snapshots are taken. */
   snapshot: Schedule;
 }
@@ -101,22 +233,50 @@ export function parseTargetsFile(content: string, source: string): TargetsFile {
   const parsed = fileSchema.safeParse(document, { reportInput: true });
   if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map(formatIssue));
 
-  const seen = new Map<string, string>();
   const problems: string[] = [];
-  const result: Target[] = [];
+  const targets: Target[] = [];
+  const scopes: Scope[] = [];
+  const triples = new Map<string, string>();
+  const scopeKeys = new Map<string, string>();
   parsed.data.targets.forEach((entry, t) => {
     const schedule = entry.schedule ?? parsed.data.schedule ?? DEFAULT_SCHEDULE;
-    entry.image_ids.forEach((id, i) => {
+    if (entry.discover) {
+      const scope = toScope(entry.project_id, entry.region_id, entry.discover, schedule);
+      const first = firstPlace(scopeKeys, scope.key, `targets[${t}]`);
+      if (first) problems.push(`targets[${t}]: duplicates ${first} (the same projects, regions and filters)`);
+      scopes.push(scope);
+      return;
+    }
+    // checkKind has made sure: explicit images, in one project and one region.
+    const projectId = entry.project_id as number;
+    const regionId = entry.region_id as number;
+    entry.image_ids!.forEach((id, i) => {
       const path = `targets[${t}].image_ids[${i}]`;
-      const key = `${entry.project_id}/${entry.region_id}/${id}`;
-      const first = seen.get(key);
+      const key = `${projectId}/${regionId}/${id}`;
+      const first = firstPlace(triples, key, path);
       if (first) problems.push(`${path}: duplicates ${first} (${key})`);
-      else seen.set(key, path);
-      result.push({ projectId: entry.project_id, regionId: entry.region_id, imageId: id, schedule });
+      targets.push({ projectId, regionId, imageId: id, schedule });
     });
   });
   if (problems.length > 0) throw new ConfigError(source, problems);
-  return { targets: result, snapshot: parsed.data.snapshot ?? DEFAULT_SNAPSHOT_SCHEDULE };
+  return { targets, scopes, snapshot: parsed.data.snapshot ?? DEFAULT_SNAPSHOT_SCHEDULE };
+}
+
+/** Where `key` was given before, or undefined, remembering `path` as its first place. */
+function firstPlace(places: Map<string, string>, key: string, path: string): string | undefined {
+  const first = places.get(key);
+  if (!first) places.set(key, path);
+  return first;
+}
+
+type Ids = z.output<typeof ids>;
+
+/** A scope as the rest of the worker sees it: one id is a list of one, so `7` and `[7]` are the same scope. */
+function toScope(projectIds: Ids, regionIds: Ids, filters: DiscoverFilters, schedule: Schedule): Scope {
+  const list = (given: Ids) => (typeof given === 'number' ? [given] : given);
+  const projects = list(projectIds);
+  const regions = list(regionIds);
+  return { key: scopeKey(projects, regions, filters), projects, regions, filters, schedule };
 }
 
 export async function loadTargets(path: string): Promise<Target[]> {

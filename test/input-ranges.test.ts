@@ -157,7 +157,7 @@ targets:
       'targets[1].region_id: must be a whole number from 1 to 2147483647 (got 1.5)',
       'targets[1].schedule: "367d" is longer than the longest interval, 366d',
       'targets[2].project_id: must be a whole number from 1 to 2147483647 (got 1e+21)',
-      'targets[2].region_id: expected number, received NaN',
+      'targets[2].region_id: must be a whole number from 1 to 2147483647 (got NaN)',
       'targets[2].schedule: "" is not a cron pattern: it is empty',
     ]);
     expect(

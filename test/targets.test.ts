@@ -1,6 +1,11 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/errors.js';
+import { configHash } from '../src/schedule-owner.js';
+import { scheduleKey } from '../src/schedule.js';
+import { scopeKey, type DiscoverFilters } from '../src/scope.js';
 import { loadTargets, parseTargets, parseTargetsFile } from '../src/targets.js';
+import { tripleKey } from '../src/triple.js';
 
 const UUID = '8cab6f28-09ca-4201-b3f7-23c7893f4bd6';
 
@@ -69,7 +74,7 @@ targets:
 `),
     ).toEqual([
       'schedule: "soon" is not a duration (use a number with ms, s, m, h or d, e.g. 15m or 1h30m)',
-      'targets[1].project_id: expected number, received string',
+      'targets[1].project_id: must be a whole number from 1 to 2147483647, or with discover a list of them or all (got "one")',
       'targets[1].region_id: required',
       'targets[1].image_ids: must list at least one image id',
       'targets[1]: unknown key "colour"',
@@ -107,5 +112,224 @@ targets:
     );
     expect(problems('')).toEqual(['(top level): expected object, received null']);
     expect(problems('targets: []')).toEqual(['targets: must list at least one target']);
+  });
+});
+
+const EVERY_FILTER: DiscoverFilters = { visibility: ['private', 'shared', 'public'], baremetal: true };
+
+describe('discovery scopes in the targets file', () => {
+  it('reads scopes beside explicit images, in file order, with their defaults and schedules', () => {
+    const content = `schedule: { every: 2h }
+targets:
+  - project_id: 1
+    region_id: 7
+    image_ids: [${UUID}]
+  - project_id: 1
+    region_id: [7, 8]
+    discover: {}
+  - project_id: all
+    region_id: all
+    discover:
+      visibility: [private, shared]
+      baremetal: false
+      tag_key: [team]
+      tag_key_value: { env: prod }
+      name: web
+      os_distro: ubuntu
+      os_version: "22.04"
+      architecture: x86_64
+    schedule: { every: 15m }
+`;
+    const narrowed: DiscoverFilters = {
+      visibility: ['private', 'shared'],
+      baremetal: false,
+      tagKey: ['team'],
+      tagKeyValue: { env: 'prod' },
+      name: 'web',
+      osDistro: 'ubuntu',
+      osVersion: '22.04',
+      architecture: 'x86_64',
+    };
+    const file = parseTargetsFile(content, 'targets.yaml');
+    expect(file.targets).toEqual([{ projectId: 1, regionId: 7, imageId: UUID, schedule: { every: 7_200_000 } }]);
+    expect(file.scopes).toEqual([
+      { key: scopeKey([1], [7, 8], EVERY_FILTER), projects: [1], regions: [7, 8], filters: EVERY_FILTER, schedule: { every: 7_200_000 } },
+      { key: scopeKey('all', 'all', narrowed), projects: 'all', regions: 'all', filters: narrowed, schedule: { every: 900_000 } },
+    ]);
+    expect(file.scopes[0]!.key).not.toBe(file.scopes[1]!.key);
+    expect(parseTargets(content, 'targets.yaml')).toEqual(file.targets);
+  });
+
+  it('takes all, a list or one id for projects and regions; one id is a list of one', () => {
+    const file = parseTargetsFile(
+      `targets:
+  - { project_id: all, region_id: [8, 7], discover: { baremetal: false } }
+  - { project_id: [3, 2], region_id: all, discover: { visibility: [public] } }
+  - { project_id: 4, region_id: 9, discover: { tag_key: [a, b] }, schedule: { cron: "0 * * * *" } }
+`,
+      'targets.yaml',
+    );
+    const noBaremetal = { ...EVERY_FILTER, baremetal: false };
+    const publicOnly = { ...EVERY_FILTER, visibility: ['public' as const] };
+    const tagged = { ...EVERY_FILTER, tagKey: ['a', 'b'] };
+    expect(file.targets).toEqual([]);
+    expect(file.scopes).toEqual([
+      { key: scopeKey('all', [7, 8], noBaremetal), projects: 'all', regions: [8, 7], filters: noBaremetal, schedule: { every: 3_600_000 } },
+      { key: scopeKey([2, 3], 'all', publicOnly), projects: [3, 2], regions: 'all', filters: publicOnly, schedule: { every: 3_600_000 } },
+      { key: scopeKey([4], [9], tagged), projects: [4], regions: [9], filters: tagged, schedule: { cron: '0 * * * *', tz: 'UTC' } },
+    ]);
+  });
+
+  it('accepts a file of scopes only, and still wants at least one entry', () => {
+    const content = 'targets: [{ project_id: all, region_id: all, discover: {} }]';
+    expect(parseTargetsFile(content, 'targets.yaml')).toEqual({
+      targets: [],
+      scopes: [
+        {
+          key: scopeKey('all', 'all', EVERY_FILTER),
+          projects: 'all',
+          regions: 'all',
+          filters: EVERY_FILTER,
+          schedule: { every: 3_600_000 },
+        },
+      ],
+      snapshot: { cron: '0 0 * * *', tz: 'UTC' },
+    });
+    expect(parseTargets(content, 'targets.yaml')).toEqual([]);
+    expect(problems('targets: []')).toEqual(['targets: must list at least one target']);
+  });
+
+  it('says an entry gives image_ids or discover, and image_ids one project and one region', () => {
+    expect(
+      problems(`targets:
+  - { project_id: 1, region_id: 2, image_ids: [a] }
+  - { project_id: 1, region_id: 2 }
+  - { project_id: 1, region_id: 2, image_ids: [a], discover: {} }
+  - { project_id: all, region_id: [7, 8], image_ids: [a] }
+  - { project_id: [1], region_id: all, image_ids: [a] }
+  - { project_id: 1, region_id: 2, discover: }
+`),
+    ).toEqual([
+      'targets[1]: give either image_ids (explicit images) or discover (every image the list endpoints return)',
+      'targets[2]: give either image_ids (explicit images) or discover (every image the list endpoints return), not both',
+      'targets[3].project_id: image_ids need one project id (a number), not all; use discover to list the images of every project',
+      'targets[3].region_id: image_ids need one region id (a number), not [7, 8]; give each region an entry of its own, or use discover',
+      'targets[4].project_id: image_ids need one project id (a number), not [1]; give each project an entry of its own, or use discover',
+      'targets[4].region_id: image_ids need one region id (a number), not all; use discover to list the images of every region',
+      'targets[5].discover: must be a map of filters, {} for the defaults (got null)',
+    ]);
+  });
+
+  it('lists every problem with the ids and filters of a scope, with its path', () => {
+    expect(
+      problems(`targets:
+  - { project_id: [], region_id: [1, 0, 1], discover: {} }
+  - { project_id: "one", region_id: [1, x], discover: {} }
+  - { project_id: 0.5, region_id: 2147483648, discover: {} }
+  - { region_id: all, discover: {} }
+  - project_id: 1
+    region_id: 2
+    discover: { visibility: [], tag_key: [], tag_key_value: {}, name: "", os_distro: "", os_version: "", colour: red }
+  - project_id: 1
+    region_id: 2
+    discover:
+      visibility: [private, internal]
+      baremetal: "no"
+      architecture: arm
+      tag_key: ["a b", "c=d", "${'k'.repeat(256)}", x, x]
+      tag_key_value: { n: 1 }
+      name: "${'n'.repeat(256)}"
+      os_version: 22.04
+  - { project_id: 1, region_id: 2, discover: { visibility: [shared, public, shared], tag_key_value: { "a=b": v }, name: "${'🙂'.repeat(255)}" } }
+`),
+    ).toEqual([
+      'targets[0].project_id: must list at least one id',
+      'targets[0].region_id[1]: must be a whole number from 1 to 2147483647 (got 0)',
+      'targets[0].region_id[2]: 1 is already listed',
+      'targets[1].project_id: must be a whole number from 1 to 2147483647, or with discover a list of them or all (got "one")',
+      'targets[1].region_id: must be a whole number from 1 to 2147483647, or with discover a list of them or all (got [1,"x"])',
+      'targets[2].project_id: must be a whole number from 1 to 2147483647 (got 0.5)',
+      'targets[2].region_id: must be a whole number from 1 to 2147483647 (got 2147483648)',
+      'targets[3].project_id: required',
+      'targets[4].discover.visibility: must list at least one visibility',
+      'targets[4].discover.tag_key: must list at least one tag key',
+      'targets[4].discover.tag_key_value: must give at least one tag key: value',
+      'targets[4].discover.name: must not be empty',
+      'targets[4].discover.os_distro: must not be empty',
+      'targets[4].discover.os_version: must not be empty',
+      'targets[4].discover: unknown key "colour"',
+      'targets[5].discover.visibility[1]: must be private, shared or public (got "internal")',
+      'targets[5].discover.baremetal: expected boolean, received string',
+      'targets[5].discover.tag_key[0]: must not contain " " (a tag key has no whitespace or "=")',
+      'targets[5].discover.tag_key[1]: must not contain "=" (a tag key has no whitespace or "=")',
+      'targets[5].discover.tag_key[2]: must be at most 255 characters (has 256)',
+      'targets[5].discover.tag_key[4]: "x" is already listed',
+      'targets[5].discover.tag_key_value.n: expected string, received number',
+      'targets[5].discover.name: must be at most 255 characters (has 256)',
+      'targets[5].discover.os_version: expected string, received number',
+      'targets[5].discover.architecture: must be aarch64 or x86_64 (got "arm")',
+      'targets[6].discover.visibility[2]: "shared" is already listed',
+      'targets[6].discover.tag_key_value: tag key "a=b" must not contain "=" (a tag key has no whitespace or "=")',
+    ]);
+    expect(
+      problems(`targets:
+  - project_id: 1
+    region_id: 2
+    discover:
+      tag_key_value: { "a b": v, ok: " v", end: "v ", tab: "a\\tb", line: "a\\nb", empty: "", long: "${'v'.repeat(256)}", inner: "a b" }
+`),
+    ).toEqual([
+      'targets[0].discover.tag_key_value.ok: must not begin or end with a space',
+      'targets[0].discover.tag_key_value.end: must not begin or end with a space',
+      'targets[0].discover.tag_key_value.tab: must not contain "\\t" (a tag value has no tabs or line breaks)',
+      'targets[0].discover.tag_key_value.line: must not contain "\\n" (a tag value has no tabs or line breaks)',
+      'targets[0].discover.tag_key_value.empty: must not be empty',
+      'targets[0].discover.tag_key_value.long: must be at most 255 characters (has 256)',
+      'targets[0].discover.tag_key_value: tag key "a b" must not contain " " (a tag key has no whitespace or "=")',
+    ]);
+  });
+
+  it('refuses a scope given twice, whatever the order of its ids and filters or its schedule', () => {
+    expect(
+      problems(`targets:
+  - { project_id: 1, region_id: 7, image_ids: [a] }
+  - { project_id: [1, 2], region_id: 7, discover: { tag_key: [a, b] } }
+  - { project_id: [1, 2], region_id: 7, discover: { tag_key: [a, b], baremetal: false } }
+  - project_id: [2, 1]
+    region_id: [7]
+    discover: { tag_key: [b, a], visibility: [public, private, shared], baremetal: true }
+    schedule: { every: 5m }
+  - { project_id: 1, region_id: 7, image_ids: [a] }
+  - { project_id: all, region_id: all, discover: {} }
+  - { project_id: all, region_id: all, discover: { visibility: [private, shared, public] } }
+`),
+    ).toEqual([
+      'targets[3]: duplicates targets[1] (the same projects, regions and filters)',
+      'targets[4].image_ids[0]: duplicates targets[0].image_ids[0] (1/7/a)',
+      'targets[6]: duplicates targets[5] (the same projects, regions and filters)',
+    ]);
+  });
+
+  it('covers scopes in the configuration hash; a file without scopes keeps the hash it had', () => {
+    const explicit = `schedule: { every: 30m }
+targets:
+  - { project_id: 1, region_id: 7, image_ids: [a, b] }
+  - { project_id: 2, region_id: 8, image_ids: [c], schedule: { cron: "0 * * * *" } }
+`;
+    const file = parseTargetsFile(explicit, 'targets.yaml');
+    const lines = file.targets.map((t) => `${tripleKey(t)} ${scheduleKey(t.schedule)}`).sort();
+    lines.push(`snapshot ${scheduleKey(file.snapshot)}`);
+    const before = createHash('sha256').update(lines.join('\n')).digest('hex');
+    expect(configHash(file)).toBe(before);
+
+    const scope = '  - { project_id: 1, region_id: all, discover: { name: web } }\n';
+    const withScope = configHash(parseTargetsFile(explicit + scope, 'targets.yaml'));
+    expect(withScope).not.toBe(before);
+    const reordered = explicit.replace('targets:\n', `targets:\n${scope}`);
+    expect(configHash(parseTargetsFile(reordered, 'targets.yaml'))).toBe(withScope);
+    const rescheduled = explicit + scope.replace(' }\n', ', schedule: { every: 5m } }\n');
+    expect(configHash(parseTargetsFile(rescheduled, 'targets.yaml'))).not.toBe(withScope);
+    const refiltered = explicit + scope.replace('web', 'api');
+    expect(configHash(parseTargetsFile(refiltered, 'targets.yaml'))).not.toBe(withScope);
   });
 });
