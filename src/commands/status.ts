@@ -6,6 +6,7 @@ import { rateLimitKey, timelineAheadMs } from '../rate-limiter.js';
 import { openServices } from '../services.js';
 import { failingTargets } from '../sql/failingTargets.js';
 import { getRun } from '../sql/getRun.js';
+import { lastListings, type ScopeListing } from '../sql/lastListings.js';
 import { lastRunId } from '../sql/lastRunId.js';
 import { staleTargets } from '../sql/staleTargets.js';
 import type { CommandContext } from './context.js';
@@ -20,13 +21,22 @@ function depth(name: string, counts: QueueDepth): string {
     .join('  ')}`;
 }
 
+function describeListing(s: ScopeListing): string {
+  const listed = `${s.targets} targets; last listing `;
+  if (s.status === null) return `${s.targets} targets; not listed yet`;
+  const when = s.started_at ? ` (started ${s.started_at.toISOString()})` : '';
+  if (s.status === 'complete') return `${listed}complete${when}: ${s.listed} listed, ${s.absent} absent and confirmed by GET`;
+  if (s.status === 'incomplete') return `${listed}INCOMPLETE${when}: ${s.error}; nothing deleted or confirmed`;
+  return `${listed}${s.status}${when}`;
+}
+
 /** Queues, rate limiting, other deployments on the prefix, the last run, failing and stale triples: what an operator asks first. */
 export async function statusCommand({ args }: CommandContext): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } }, strict: true });
   const config = loadConfig();
   const services = await openServices(config);
   try {
-    const [queues, pauseMs, aheadMs, live, runId, failing, stale] = await Promise.all([
+    const [queues, pauseMs, aheadMs, live, runId, failing, stale, scopes] = await Promise.all([
       queueDepths(services.queues),
       refreshPauseMs(services.queues),
       timelineAheadMs(services.redis, rateLimitKey(config.queuePrefix)),
@@ -34,6 +44,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       lastRunId(services.sql),
       failingTargets(services.sql, LISTED),
       staleTargets(services.sql, LISTED),
+      lastListings(services.sql),
     ]);
     const heldMs = Math.max(pauseMs, aheadMs);
     const rateLimited = heldMs > LIMITED_AFTER_MS ? { until: new Date(Date.now() + heldMs).toISOString() } : null;
@@ -43,7 +54,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       others: live.filter((id) => id !== services.deployment).sort(),
       problem: sharingProblem(config.queuePrefix, services.deployment, live) ?? null,
     };
-    const report = { queues, rateLimited, deployment, lastRun, failing, stale };
+    const report = { queues, rateLimited, deployment, lastRun, scopes, failing, stale };
     if (values.json) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return 0;
@@ -52,13 +63,17 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       'queues:',
       depth('refresh', queues.refresh),
       depth('schedule', queues.schedule),
+      depth('list', queues.list),
       `rate limited: ${rateLimited ? `yes, requests held back until ${rateLimited.until}` : 'no'}`,
       `deployment: database ${deployment.id}${deployment.problem ? `; ERROR: ${deployment.problem}` : ', alone on this Redis prefix'}`,
       lastRun
         ? `last run: #${lastRun.id} ${lastRun.status}, started ${new Date(lastRun.startedAt).toISOString()}` +
           `${lastRun.finishedAt ? `, finished ${new Date(lastRun.finishedAt).toISOString()}` : ''}: ${lastRun.planned} planned, ` +
-          `${lastRun.changed} changed, ${lastRun.unchanged} unchanged, ${lastRun.deleted} deleted, ${lastRun.failed} failed`
+          `${lastRun.changed} changed, ${lastRun.unchanged} unchanged, ${lastRun.deleted} deleted, ${lastRun.failed} failed` +
+          `${lastRun.listingsFailed > 0 ? `, ${lastRun.listingsFailed} scope listings incomplete` : ''}`
         : 'last run: none yet',
+      `scopes: ${scopes.length}`,
+      ...scopes.map((s) => `  ${s.scope_key}  ${describeListing(s)}`),
       `failing: ${failing.length}${failing.length === LISTED ? '+' : ''}`,
       ...failing.map((f) => `  ${f.project_id}/${f.region_id}/${f.image_id}  ${f.last_status ?? '-'}  ${f.last_error ?? ''}`),
       `stale: ${stale.total}`,

@@ -1,0 +1,24 @@
+import type { Sql } from '../db.js';
+
+export interface ScopeListing {
+  scope_key: string;
+  definition: unknown;
+  targets: number;
+  status: string | null;
+  started_at: Date | null;
+  expected: number | null;
+  listed: number | null;
+  absent: number | null;
+  error: string | null;
+}
+
+/** Each configured scope with how many targets it lists and its latest listing. */
+export async function lastListings(sql: Sql): Promise<ScopeListing[]> {
+  return sql<ScopeListing[]>`
+    SELECT s.key AS scope_key, s.definition,
+      (SELECT count(*)::int FROM targets t WHERE t.scope_key = s.key AND t.left_scope_at IS NULL) AS targets,
+      l.status, l.started_at, l.expected, l.listed, l.absent, l.error
+    FROM scopes s
+    LEFT JOIN LATERAL (SELECT * FROM listings l WHERE l.scope_key = s.key ORDER BY l.id DESC LIMIT 1) l ON true
+    ORDER BY s.key`;
+}
