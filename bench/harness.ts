@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { loadConfig, type Config } from '../src/config.js';
-import { sampleImageId } from '../src/fake-gcore/fixtures.js';
+import { spreadTriples } from '../src/fake-gcore/fixtures.js';
 import { startManualSync, waitForRun } from '../src/manual-sync.js';
 import { reconcile } from '../src/reconcile.js';
 import { openServices, type Services } from '../src/services.js';
@@ -76,10 +76,16 @@ export async function openContext(settings: Record<string, string> = {}): Promis
   };
 }
 
-/** Ids of the fake API's generated images: project 1, region 1. */
+/** The fake API's generated images (`fake-api --images`: spreadTriples), one target entry per project and region. */
 export function targetsYaml(count: number): string {
-  const ids = Array.from({ length: count }, (_, n) => sampleImageId(n + 1));
-  return `schedule: { cron: "0 0 1 1 *" }\ntargets:\n  - project_id: 1\n    region_id: 1\n    image_ids: [${ids.join(', ')}]\n`;
+  const ids = new Map<string, string[]>();
+  for (const { projectId, regionId, imageId } of spreadTriples(count)) {
+    const pair = `project_id: ${projectId}\n    region_id: ${regionId}`;
+    if (!ids.has(pair)) ids.set(pair, []);
+    ids.get(pair)!.push(imageId);
+  }
+  const entries = [...ids].map(([pair, imageIds]) => `  - ${pair}\n    image_ids: [${imageIds.join(', ')}]\n`);
+  return `schedule: { cron: "0 0 1 1 *" }\ntargets:\n${entries.join('')}`;
 }
 
 export async function configureTargets(ctx: BenchContext, count: number): Promise<void> {

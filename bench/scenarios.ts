@@ -2,7 +2,7 @@
 import { Queue } from 'bullmq';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { sampleImageId } from '../src/fake-gcore/fixtures.js';
+import { spreadTriples } from '../src/fake-gcore/fixtures.js';
 import { reconcile } from '../src/reconcile.js';
 import { parseTargets } from '../src/targets.js';
 import { BASELINE_QUEUE } from './baseline-worker.js';
@@ -67,6 +67,7 @@ export async function baseline(scale: Scale): Promise<Row> {
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     const queue = new Queue(BASELINE_QUEUE, { connection: ctx.services.redis, prefix: ctx.config.queuePrefix });
     try {
+      const triples = spreadTriples(scale.refreshes);
       let seconds = 0;
       for (let pass = 0; pass < 2; pass++) {
         const started = performance.now();
@@ -76,7 +77,7 @@ export async function baseline(scale: Scale): Promise<Row> {
           await queue.addBulk(
             Array.from({ length: count }, (_, n) => ({
               name: 'refresh',
-              data: { projectId: 1, regionId: 1, imageId: sampleImageId(start + n + 1) },
+              data: triples[start + n]!,
               opts: { removeOnComplete: true },
             })),
           );

@@ -104,7 +104,7 @@ const COMMANDS: Record<string, Command> = {
       '--port N        default 8089',
       '--api-key KEY   the key it accepts; default fake-key',
       '--latency-ms N  delay every answer',
-      '--images N      N generated images (project 1, region 1) instead of the five samples',
+      '--images N      N generated images over projects 1-2 and regions 1-3 instead of the five samples',
     ],
     examples: ['gcore-image-sync fake-api --port 8089'],
     run: fakeApiCommand,

@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
-import { demoImages, generatedImages } from '../fake-gcore/fixtures.js';
+import { demoImages, demoProjects, demoRegions, fixtureProjects, fixtureRegions, spreadImages } from '../fake-gcore/fixtures.js';
 import { FakeGcore } from '../fake-gcore/server.js';
 import { ConfigError } from '../errors.js';
+import type { Triple } from '../interfaces.js';
 import { readWholeNumber } from '../input-ranges.js';
 import type { CommandContext } from './context.js';
 
@@ -9,7 +10,8 @@ import type { CommandContext } from './context.js';
 const MAX_GENERATED_IMAGES = 1_000_000;
 
 /**
- * Serves the demo images (or --images N generated ones, project 1, region 1)
+ * Serves the demo images (or --images N generated ones, spread over the
+ * fixture projects and regions) with the projects and regions that hold them,
  * on a local port until stopped; for trying the product without a Gcore account.
  */
 export async function fakeApiCommand({ args, print }: CommandContext): Promise<number> {
@@ -32,10 +34,19 @@ export async function fakeApiCommand({ args, print }: CommandContext): Promise<n
   if (values['api-key'].trim() === '') problems.push('--api-key: must not be empty');
   if (problems.length > 0) throw new ConfigError('fake-api flags', problems);
   const fake = new FakeGcore({ apiKey: values['api-key'], latencyMs: latencyMs! });
-  const images = generated === undefined ? demoImages() : generatedImages(generated);
+  const [images, projects, regions] =
+    generated === undefined
+      ? [demoImages(), demoProjects(), demoRegions()]
+      : [spreadImages(generated), fixtureProjects(), fixtureRegions()];
   for (const [triple, image] of images) fake.putImage(triple, image);
+  for (const project of projects) fake.putProject(project);
+  for (const region of regions) fake.putRegion(region);
   const url = await fake.start(port);
-  print(`fake Gcore API on ${url} serving ${images.length} images; use GCORE_BASE_URL=${url} GCORE_API_KEY=<the --api-key>`);
+  // The projects and regions that hold images: the listed ones include a deleted project and an inactive region that hold none.
+  const held = (id: (triple: Triple) => number) => new Set(images.map(([triple]) => id(triple))).size;
+  print(
+    `fake Gcore API on ${url} serving ${images.length} images over ${held((t) => t.projectId)} projects and ${held((t) => t.regionId)} regions; use GCORE_BASE_URL=${url} GCORE_API_KEY=<the --api-key>`,
+  );
   const stop = () => void fake.stop().then(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

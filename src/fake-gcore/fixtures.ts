@@ -1,5 +1,7 @@
-// Sample images shaped like the real API's answers (see ../shared/reference).
+// Sample images shaped like the real API's answers (see ../shared/reference),
+// and the projects and regions that hold them.
 import type { Triple } from '../interfaces.js';
+import type { ProjectInput, RegionInput } from './list-queries.js';
 
 export type ImagePayload = Record<string, unknown>;
 
@@ -79,4 +81,89 @@ export function generatedImages(count: number): Array<[Triple, ImagePayload]> {
     const triple = { projectId: 1, regionId: 1, imageId: sampleImageId(n + 1) };
     return [triple, sampleImage(triple)];
   });
+}
+
+/** The projects and regions that hold the demo images, for listing them (`project_id: all`). */
+export function demoProjects(): ProjectInput[] {
+  return [
+    { id: 1, name: 'default' },
+    { id: 2, name: 'gpu' },
+  ];
+}
+
+export function demoRegions(): RegionInput[] {
+  return [
+    { id: 7, display_name: 'Luxembourg-2' },
+    { id: 76, display_name: 'Frankfurt' },
+  ];
+}
+
+export interface SpreadOptions {
+  /** Default [1, 2]. */
+  projects?: number[];
+  /** Default [1, 2, 3]. */
+  regions?: number[];
+}
+
+/**
+ * sampleImage with what the contract's ImageSerializer also requires: prices
+ * (null, as without include_prices) and the tags under the contract's name,
+ * `tags_v2`; so a list of these passes a contract check. `overrides` win.
+ */
+export function contractImage(triple: Triple, overrides: ImagePayload = {}): ImagePayload {
+  const { tags, ...image } = sampleImage(triple, overrides);
+  return { tags_v2: tags, currency_code: null, price_per_hour: null, price_per_month: null, price_status: null, ...image };
+}
+
+/** What the n-th image (from 1) of its project and region is: every 10th bare-metal, the 5th of every 20 public, the 3rd of every 25 shared. */
+function spreadKind(n: number): ImagePayload {
+  if (n % 10 === 0) return { is_baremetal: true };
+  if (n % 20 === 5) return { visibility: 'public' };
+  if (n % 25 === 3) return { visibility: 'shared' };
+  return {};
+}
+
+function spreadPairs({ projects = [1, 2], regions = [1, 2, 3] }: SpreadOptions): Array<Omit<Triple, 'imageId'>> {
+  return projects.flatMap((projectId) => regions.map((regionId) => ({ projectId, regionId })));
+}
+
+/** The triples of spreadImages: ids sampleImageId(1..N), dealt round-robin over every project and region pair. */
+export function spreadTriples(count: number, options: SpreadOptions = {}): Triple[] {
+  const pairs = spreadPairs(options);
+  return Array.from({ length: count }, (_, n) => ({ ...pairs[n % pairs.length]!, imageId: sampleImageId(n + 1) }));
+}
+
+/**
+ * N generated images over the triples of spreadTriples, contract-complete.
+ * Kinds go by an image's place in its project and region, not by N, so each
+ * pair gets its share (see spreadKind): 10 % bare-metal (named `bm-...`),
+ * 5 % public, 4 % shared.
+ */
+export function spreadImages(count: number, options: SpreadOptions = {}): Array<[Triple, ImagePayload]> {
+  const pairs = spreadPairs(options).length;
+  return spreadTriples(count, options).map((triple, n) => {
+    const kind = spreadKind(Math.floor(n / pairs) + 1);
+    const image = contractImage(triple, kind);
+    if (kind.is_baremetal) image.name = `bm-${String(image.name)}`;
+    return [triple, image];
+  });
+}
+
+/** The projects of spreadImages' defaults, and a deleted one that holds no images (listed only with include_deleted). */
+export function fixtureProjects(): ProjectInput[] {
+  return [
+    { id: 1, name: 'default' },
+    { id: 2, name: 'staging' },
+    { id: 3, name: 'retired', deleted_at: '2025-06-30T12:00:00' },
+  ];
+}
+
+/** The regions of spreadImages' defaults (all with bare metal), and an inactive one that holds no images. */
+export function fixtureRegions(): RegionInput[] {
+  return [
+    { id: 1, display_name: 'Luxembourg-2', has_baremetal: true },
+    { id: 2, display_name: 'Frankfurt', has_baremetal: true },
+    { id: 3, display_name: 'Amsterdam', has_baremetal: true },
+    { id: 4, display_name: 'Closing', state: 'INACTIVE' },
+  ];
 }

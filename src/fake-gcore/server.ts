@@ -1,11 +1,16 @@
-// A fake of Gcore's single-image endpoint for tests, the demo and benchmarks.
-// It answers like the real API (auth, JSON NotFoundError, error bodies) and
-// lets a caller change, delete and restore images and inject faults.
+// A fake of Gcore's image endpoints for tests, the demo and benchmarks: the
+// single-image GET and the lists (images, bare-metal images, projects,
+// regions; lists.ts). It answers like the real API (auth, JSON NotFoundError,
+// error bodies) and lets a caller change, delete and restore images and
+// inject faults, also between the pages of a list.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Triple } from '../interfaces.js';
+import { ControlError, readBody, readEvery, readListFault, readOn } from './control.js';
 import type { ImagePayload } from './fixtures.js';
+import { QueryError, type ListEndpoint, type ListRequest, type ListSelector, type ProjectInput, type RegionInput } from './list-queries.js';
+import { FakeLists } from './lists.js';
 
 export type Fault =
   | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
@@ -27,11 +32,43 @@ export interface FakeGcoreOptions {
   latencyMs?: number;
 }
 
-const PATH = /^\/cloud\/v1\/images\/([^/]+)\/([^/]+)\/([^/?]+)(?:\?.*)?$/;
+/** `image` is the single-image GET; the others are lists. */
+export type Endpoint = 'image' | ListEndpoint;
+
+type Route = { endpoint: 'image'; imageKey: string; rawId: string } | ListRequest;
+
+interface StoredImage {
+  triple: Triple;
+  payload: ImagePayload;
+}
+
+const IMAGE_PATH = /^\/cloud\/v1\/images\/([^/]+)\/([^/]+)\/([^/]+)$/;
+const IMAGE_LIST_PATH = /^\/cloud\/v1\/(images|bmimages)\/([^/]+)\/([^/]+)$/;
+const OTHER_LIST_PATH = /^\/cloud\/v1\/(projects|regions)$/;
 const ALL = '*';
 
 function key({ projectId, regionId, imageId }: Triple): string {
   return `${projectId}/${regionId}/${imageId}`;
+}
+
+/** A path id the API takes as an integer; NaN (refused with 422 once past auth) when it is not one. */
+function pathInteger(raw: string): number {
+  return /^\d{1,15}$/.test(raw) ? Number(raw) : Number.NaN;
+}
+
+function routeOf(url: string): Route | undefined {
+  const queryAt = url.indexOf('?');
+  const path = queryAt === -1 ? url : url.slice(0, queryAt);
+  const query = new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1));
+  const image = IMAGE_PATH.exec(path);
+  if (image) {
+    const [, project, region, rawId] = image;
+    return { endpoint: 'image', imageKey: `${project}/${region}/${decodeURIComponent(rawId!)}`, rawId: rawId! };
+  }
+  const list = IMAGE_LIST_PATH.exec(path);
+  if (list) return { endpoint: list[1] as ListEndpoint, projectId: pathInteger(list[2]!), regionId: pathInteger(list[3]!), query };
+  const other = OTHER_LIST_PATH.exec(path);
+  return other ? { endpoint: other[1] as ListEndpoint, query } : undefined;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -44,16 +81,46 @@ function gcoreError(exceptionClass: string, message: string) {
   return { exception_class: exceptionClass, message, request_id: 'fake-request' };
 }
 
+/** Answers with `fault` when it is one that replaces the answer; false for those that only delay it. */
+function sendFault(res: ServerResponse, fault: Fault): boolean {
+  switch (fault.kind) {
+    case 'status':
+      res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
+      res.end(fault.body ?? JSON.stringify(gcoreError('InternalServerError', `injected ${fault.status}`)));
+      return true;
+    case 'bare404':
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('');
+      return true;
+    case 'rateLimited':
+      sendJson(res, 429, gcoreError('TooManyRequests', 'Too many requests'), { 'retry-after': fault.retryAfter });
+      return true;
+    case 'malformed':
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"id": "truncated');
+      return true;
+    default:
+      return false;
+  }
+}
+
+const noRequests = (): Record<Endpoint, number> => ({ image: 0, images: 0, bmimages: 0, projects: 0, regions: 0 });
+
 export class FakeGcore {
   readonly apiKey: string;
   latencyMs: number;
-  private readonly images = new Map<string, ImagePayload>();
+  /** When true every list answers from offset 0, as a server that does not honour `offset` would; `count` is unchanged. */
+  ignoreOffset = false;
+  private readonly images = new Map<string, StoredImage>();
+  /** The same images by project and region, the projects and regions, and what list answers are given. */
+  private readonly lists = new FakeLists();
   private readonly faults = new Map<string, FaultRule>();
   private server: Server | undefined;
-  /** Requests to the image endpoint, by the second (epoch seconds) they arrived in. */
+  /** API requests (every endpoint), by the second (epoch seconds) they arrived in. */
   readonly requestsPerSecond = new Map<number, number>();
   requestCount = 0;
-  /** When each image request arrived (ms since the epoch), for tests that check pauses. */
+  readonly requestsByEndpoint = noRequests();
+  /** When each API request arrived (ms since the epoch), for tests that check pauses. */
   readonly requestTimes: number[] = [];
   /** Authorization headers seen, for tests that check what was sent. */
   readonly authorizations = new Set<string>();
@@ -64,24 +131,42 @@ export class FakeGcore {
   }
 
   putImage(triple: Triple, payload: ImagePayload): void {
-    this.images.set(key(triple), structuredClone(payload));
+    this.store(triple, structuredClone(payload));
   }
 
   /** Changes fields of an image; a field set to undefined is removed. */
   updateImage(triple: Triple, patch: ImagePayload): void {
     const current = this.images.get(key(triple));
     if (!current) throw new Error(`fake API has no image ${key(triple)}`);
-    this.images.set(key(triple), { ...current, ...structuredClone(patch) });
+    this.store(triple, { ...current.payload, ...structuredClone(patch) });
   }
 
   deleteImage(triple: Triple): ImagePayload | undefined {
     const current = this.images.get(key(triple));
     this.images.delete(key(triple));
-    return current;
+    this.lists.unfile(triple, key(triple));
+    return current?.payload;
   }
 
   getImage(triple: Triple): ImagePayload | undefined {
-    return this.images.get(key(triple));
+    return this.images.get(key(triple))?.payload;
+  }
+
+  /** Deletes the N-th, 2N-th, 3N-th... stored image, counted in insertion order (every one when N is 1); returns how many. */
+  deleteEvery(n: number): number {
+    const doomed = [...this.images.values()].filter((_, index) => (index + 1) % n === 0);
+    for (const { triple } of doomed) this.deleteImage(triple);
+    return doomed.length;
+  }
+
+  /** Adds or replaces a project; the first one put is the client's default project. */
+  putProject(project: ProjectInput): void {
+    this.lists.putProject(project);
+  }
+
+  /** Adds or replaces a region; every region is listed, whatever its state. */
+  putRegion(region: RegionInput): void {
+    this.lists.putRegion(region);
   }
 
   /** Makes requests for `triple` (or every triple) answer with `fault`, `times` times. */
@@ -89,8 +174,20 @@ export class FakeGcore {
     this.faults.set(triple === 'all' ? ALL : key(triple), { fault, remaining: times });
   }
 
+  /** Makes list requests that `selector` matches answer with `fault`, `times` times; the earliest rule set that matches applies. */
+  setListFault(selector: ListSelector, fault: Fault, times = Infinity): void {
+    this.lists.setFault(selector, fault, times);
+  }
+
+  /** Calls `fn` right after a page that `selector` matches has been sent (`times` pages), to change the images between pages. */
+  afterListPage(selector: ListSelector, fn: () => void, times = 1): void {
+    this.lists.afterPage(selector, fn, times);
+  }
+
+  /** Clears every fault, of images and of lists, and the page hooks not yet run. */
   clearFaults(): void {
     this.faults.clear();
+    this.lists.clearFaults();
   }
 
   async start(port = 0, host = '127.0.0.1'): Promise<string> {
@@ -118,6 +215,27 @@ export class FakeGcore {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
+  /** Changes every image (a new `updated_at` and description), as a mass update would. */
+  touchAll(stamp = new Date().toISOString()): number {
+    for (const { payload } of this.images.values()) {
+      payload.updated_at = stamp;
+      payload.description = `touched ${stamp}`;
+    }
+    return this.images.size;
+  }
+
+  resetStats(): void {
+    this.requestCount = 0;
+    this.requestsPerSecond.clear();
+    this.requestTimes.length = 0;
+    Object.assign(this.requestsByEndpoint, noRequests());
+  }
+
+  private store(triple: Triple, payload: ImagePayload): void {
+    this.images.set(key(triple), { triple, payload });
+    this.lists.file(triple, key(triple), payload);
+  }
+
   private takeFault(imageKey: string): Fault | undefined {
     for (const k of [imageKey, ALL]) {
       const rule = this.faults.get(k);
@@ -129,81 +247,89 @@ export class FakeGcore {
     return undefined;
   }
 
-  /** Changes every image (a new `updated_at` and description), as a mass update would. */
-  touchAll(stamp = new Date().toISOString()): number {
-    for (const image of this.images.values()) {
-      image.updated_at = stamp;
-      image.description = `touched ${stamp}`;
+  /** Control endpoints for a fake running in another process (benchmarks, demos). */
+  private readonly controls: Record<string, (body: Record<string, unknown>) => unknown> = {
+    'GET /__fake/stats': () => ({
+      requests: this.requestCount,
+      perSecond: Object.fromEntries(this.requestsPerSecond),
+      byEndpoint: this.requestsByEndpoint,
+    }),
+    'POST /__fake/touch-all': () => ({ touched: this.touchAll() }),
+    'POST /__fake/reset-stats': () => this.resetStats(),
+    'POST /__fake/delete': (body) => ({ deleted: this.deleteEvery(readEvery(body)) }),
+    'POST /__fake/ignore-offset': (body) => ({ ignoreOffset: (this.ignoreOffset = readOn(body)) }),
+    'POST /__fake/list-fault': (body) => {
+      const { selector, fault, times } = readListFault(body);
+      this.setListFault(selector, fault, times);
+    },
+    'POST /__fake/clear-faults': () => this.clearFaults(),
+  };
+
+  private async handleControl(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const control = this.controls[`${req.method} ${req.url}`];
+    if (!control) return false;
+    try {
+      // A control that has nothing to say answers {}.
+      sendJson(res, 200, control(await readBody(req)) ?? {});
+    } catch (error) {
+      if (!(error instanceof ControlError)) throw error;
+      sendJson(res, 400, { error: error.message });
     }
-    return this.images.size;
+    return true;
   }
 
-  /** Control endpoints for a fake running in another process (benchmarks, demos). */
-  private handleControl(req: IncomingMessage, res: ServerResponse): boolean {
-    if (req.url === '/__fake/stats' && req.method === 'GET') {
-      sendJson(res, 200, { requests: this.requestCount, perSecond: Object.fromEntries(this.requestsPerSecond) });
-      return true;
-    }
-    if (req.url === '/__fake/touch-all' && req.method === 'POST') {
-      sendJson(res, 200, { touched: this.touchAll() });
-      return true;
-    }
-    if (req.url === '/__fake/reset-stats' && req.method === 'POST') {
-      this.requestCount = 0;
-      this.requestsPerSecond.clear();
-      this.requestTimes.length = 0;
-      sendJson(res, 200, {});
-      return true;
-    }
-    return false;
+  private countRequest(endpoint: Endpoint): void {
+    const now = Date.now();
+    const second = Math.floor(now / 1000);
+    this.requestsPerSecond.set(second, (this.requestsPerSecond.get(second) ?? 0) + 1);
+    this.requestCount += 1;
+    this.requestsByEndpoint[endpoint] += 1;
+    this.requestTimes.push(now);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.url?.startsWith('/__fake/') && this.handleControl(req, res)) return;
-    const match = PATH.exec(req.url ?? '');
-    if (req.method !== 'GET' || !match) {
+    if (req.url?.startsWith('/__fake/') && (await this.handleControl(req, res))) return;
+    const route = req.method === 'GET' ? routeOf(req.url ?? '') : undefined;
+    if (!route) {
       res.writeHead(404, { 'content-type': 'text/html' });
       res.end('<html><body>404 Not Found</body></html>');
       return;
     }
-    const second = Math.floor(Date.now() / 1000);
-    this.requestsPerSecond.set(second, (this.requestsPerSecond.get(second) ?? 0) + 1);
-    this.requestCount += 1;
-    this.requestTimes.push(Date.now());
+    this.countRequest(route.endpoint);
     const authorization = req.headers.authorization ?? '';
     this.authorizations.add(authorization);
     if (this.latencyMs > 0) await delay(this.latencyMs);
 
-    const [, project, region, rawId] = match;
-    const imageKey = `${project}/${region}/${decodeURIComponent(rawId!)}`;
-    const fault = this.takeFault(imageKey);
+    const fault = route.endpoint === 'image' ? this.takeFault(route.imageKey) : this.lists.takeFault(route);
     if (fault?.kind === 'slow') await delay(fault.ms);
     if (fault?.kind === 'unauthorized' || authorization !== `APIKey ${this.apiKey}`) {
       sendJson(res, 401, gcoreError('NotAuthenticated', 'Authentication credentials were not provided.'));
       return;
     }
-    switch (fault?.kind) {
-      case 'status':
-        res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
-        res.end(fault.body ?? JSON.stringify(gcoreError('InternalServerError', `injected ${fault.status}`)));
-        return;
-      case 'bare404':
-        res.writeHead(404, { 'content-type': 'text/plain' });
-        res.end('');
-        return;
-      case 'rateLimited':
-        sendJson(res, 429, gcoreError('TooManyRequests', 'Too many requests'), { 'retry-after': fault.retryAfter });
-        return;
-      case 'malformed':
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end('{"id": "truncated');
-        return;
-    }
+    if (fault && sendFault(res, fault)) return;
+    if (route.endpoint === 'image') this.answerImage(res, route.imageKey, route.rawId);
+    else this.answerList(res, route);
+  }
+
+  private answerImage(res: ServerResponse, imageKey: string, rawId: string): void {
     const image = this.images.get(imageKey);
     if (!image) {
       sendJson(res, 404, gcoreError('NotFoundError', `Image ${rawId} not found`));
       return;
     }
-    sendJson(res, 200, image);
+    sendJson(res, 200, image.payload);
+  }
+
+  private answerList(res: ServerResponse, request: ListRequest): void {
+    let page;
+    try {
+      page = this.lists.page(request, this.ignoreOffset);
+    } catch (error) {
+      if (!(error instanceof QueryError)) throw error;
+      sendJson(res, 422, gcoreError('ValidationError', error.message));
+      return;
+    }
+    sendJson(res, 200, page);
+    this.lists.pageSent(request);
   }
 }

@@ -1,0 +1,81 @@
+// Bodies of the fake's control endpoints (/__fake/...), read for a fake that
+// runs in another process: a slip in a script is answered with 400 and says
+// what was wrong, instead of changing the fake in some unintended way.
+import type { IncomingMessage } from 'node:http';
+import { LIST_ENDPOINTS, type ListEndpoint, type ListSelector } from './list-queries.js';
+import type { Fault } from './server.js';
+
+export class ControlError extends Error {}
+
+type Body = Record<string, unknown>;
+
+/** The JSON object a control request carries; an empty body is an empty object. */
+export async function readBody(req: IncomingMessage): Promise<Body> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  let body: unknown;
+  try {
+    body = text === '' ? {} : JSON.parse(text);
+  } catch {
+    throw new ControlError(`body: not JSON (got ${JSON.stringify(text.slice(0, 100))})`);
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ControlError('body: must be a JSON object');
+  return body as Body;
+}
+
+function optionalWholeNumber(value: unknown, name: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || (value as number) < min) throw new ControlError(`${name}: must be a whole number >= ${min}`);
+  return value as number;
+}
+
+/** {"every": N}, N >= 1. */
+export function readEvery(body: Body): number {
+  const every = optionalWholeNumber(body.every, 'every', 1);
+  if (every === undefined) throw new ControlError('every: required');
+  return every;
+}
+
+/** {"on": true|false}. */
+export function readOn(body: Body): boolean {
+  if (typeof body.on !== 'boolean') throw new ControlError('on: must be true or false');
+  return body.on;
+}
+
+function readSelector(value: unknown): ListSelector {
+  const selector = (typeof value === 'object' && value !== null ? value : {}) as Body;
+  if (!LIST_ENDPOINTS.includes(selector.endpoint as ListEndpoint))
+    throw new ControlError(`selector.endpoint: must be one of ${LIST_ENDPOINTS.join(', ')}`);
+  const read = (name: 'projectId' | 'regionId' | 'offset') => optionalWholeNumber(selector[name], `selector.${name}`, 0);
+  return { endpoint: selector.endpoint as ListEndpoint, projectId: read('projectId'), regionId: read('regionId'), offset: read('offset') };
+}
+
+/** The fields each kind of fault needs, by type. */
+const FAULT_FIELDS: Record<Fault['kind'], Record<string, 'number' | 'string'>> = {
+  status: { status: 'number' },
+  unauthorized: {},
+  bare404: {},
+  rateLimited: { retryAfter: 'string' },
+  malformed: {},
+  slow: { ms: 'number' },
+};
+
+function readFault(value: unknown): Fault {
+  const fault = (typeof value === 'object' && value !== null ? value : {}) as Body;
+  const fields = Object.hasOwn(FAULT_FIELDS, fault.kind as string) ? FAULT_FIELDS[fault.kind as Fault['kind']] : undefined;
+  if (!fields) throw new ControlError(`fault.kind: must be one of ${Object.keys(FAULT_FIELDS).join(', ')}`);
+  for (const [name, type] of Object.entries(fields)) {
+    if (typeof fault[name] !== type) throw new ControlError(`fault.${name}: must be a ${type}`);
+  }
+  return fault as unknown as Fault;
+}
+
+/** {"selector": {...}, "fault": {...}, "times": n}; without times the fault lasts until cleared. */
+export function readListFault(body: Body): { selector: ListSelector; fault: Fault; times: number } {
+  return {
+    selector: readSelector(body.selector),
+    fault: readFault(body.fault),
+    times: optionalWholeNumber(body.times, 'times', 1) ?? Infinity,
+  };
+}

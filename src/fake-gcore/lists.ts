@@ -1,0 +1,122 @@
+// The fake's lists: the stored images filed by project and region (as
+// /images and /bmimages list them), the projects and regions, and what is
+// injected into list answers (faults, hooks between pages). The server routes
+// and authenticates; this answers.
+import type { Triple } from '../interfaces.js';
+import type { ImagePayload } from './fixtures.js';
+import {
+  imageFilter,
+  pageOf,
+  projectFilter,
+  projectRecord,
+  readPaging,
+  regionRecord,
+  selects,
+  QueryError,
+  type ListRequest,
+  type ListSelector,
+  type ProjectInput,
+  type ProjectRecord,
+  type RegionInput,
+} from './list-queries.js';
+import type { Fault } from './server.js';
+
+interface ListFaultRule {
+  selector: ListSelector;
+  fault: Fault;
+  /** How many more pages it applies to; Infinity until cleared. */
+  remaining: number;
+}
+
+interface PageHook {
+  selector: ListSelector;
+  fn: () => void;
+  remaining: number;
+}
+
+/** One project and region's images, apart as the API lists them; each in insertion order. */
+type ScopeLists = Record<'images' | 'bmimages', Map<string, ImagePayload>>;
+
+export interface Page {
+  count: number;
+  results: unknown[];
+}
+
+const NO_IMAGES = new Map<string, ImagePayload>();
+
+export class FakeLists {
+  /** By `p/r`, so a page of one project and region costs no walk of every image. */
+  private readonly scopes = new Map<string, ScopeLists>();
+  private readonly projects = new Map<number, ProjectRecord>();
+  private readonly regions = new Map<number, Record<string, unknown>>();
+  private faults: ListFaultRule[] = [];
+  private hooks: PageHook[] = [];
+
+  /** Files an image under its project and region (`key` names it); a re-filed image keeps its place unless it changes list. */
+  file(triple: Triple, key: string, payload: ImagePayload): void {
+    const scope = `${triple.projectId}/${triple.regionId}`;
+    let lists = this.scopes.get(scope);
+    if (!lists) this.scopes.set(scope, (lists = { images: new Map(), bmimages: new Map() }));
+    const [mine, other] = payload.is_baremetal === true ? [lists.bmimages, lists.images] : [lists.images, lists.bmimages];
+    other.delete(key);
+    mine.set(key, payload);
+  }
+
+  unfile(triple: Triple, key: string): void {
+    const lists = this.scopes.get(`${triple.projectId}/${triple.regionId}`);
+    lists?.images.delete(key);
+    lists?.bmimages.delete(key);
+  }
+
+  /** Adds or replaces a project; the first one put is the client's default project. */
+  putProject(project: ProjectInput): void {
+    const first = this.projects.keys().next();
+    this.projects.set(project.id, projectRecord(project, first.done === true || first.value === project.id));
+  }
+
+  putRegion(region: RegionInput): void {
+    this.regions.set(region.id, regionRecord(region));
+  }
+
+  setFault(selector: ListSelector, fault: Fault, times: number): void {
+    this.faults.push({ selector, fault, remaining: times });
+  }
+
+  afterPage(selector: ListSelector, fn: () => void, times: number): void {
+    this.hooks.push({ selector, fn, remaining: times });
+  }
+
+  clearFaults(): void {
+    this.faults = [];
+    this.hooks = [];
+  }
+
+  /** The fault of the earliest rule that matches `request`, counted down. */
+  takeFault(request: ListRequest): Fault | undefined {
+    const rule = this.faults.find((candidate) => selects(candidate.selector, request));
+    if (!rule) return undefined;
+    rule.remaining -= 1;
+    if (rule.remaining <= 0) this.faults = this.faults.filter((other) => other !== rule);
+    return rule.fault;
+  }
+
+  /** The page `request` asks for; from offset 0 when `ignoreOffset`. Throws QueryError for what the API refuses with 422. */
+  page(request: ListRequest, ignoreOffset: boolean): Page {
+    const { endpoint, projectId, regionId, query } = request;
+    const paging = readPaging(query, endpoint === 'projects' || endpoint === 'regions' ? 100 : 1000);
+    if (ignoreOffset) paging.offset = 0;
+    if (endpoint === 'projects') return pageOf(this.projects.values(), this.projects.size, paging, projectFilter(query));
+    if (endpoint === 'regions') return pageOf(this.regions.values(), this.regions.size, paging);
+    if (Number.isNaN(projectId) || Number.isNaN(regionId)) throw new QueryError('project_id, region_id: must be integers');
+    const images = this.scopes.get(`${projectId}/${regionId}`)?.[endpoint] ?? NO_IMAGES;
+    return pageOf(images.values(), images.size, paging, imageFilter(query));
+  }
+
+  /** Runs (and counts down) every hook a sent page matches; they are taken first, so one may add another. */
+  pageSent(request: ListRequest): void {
+    const due = this.hooks.filter((hook) => selects(hook.selector, request));
+    for (const hook of due) hook.remaining -= 1;
+    this.hooks = this.hooks.filter((hook) => hook.remaining > 0);
+    for (const hook of due) hook.fn();
+  }
+}
