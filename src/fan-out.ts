@@ -63,7 +63,13 @@ export async function requeueListings(sql: Sql, queues: Queues, runId: number): 
     const pages = await pagesToQueue(sql, listing.id);
     await enqueueListJobs(
       queues.list,
-      (pages.length > 0 ? pages : [{ part: 0, page: 0 }]).map(({ part, page }) => ({ kind: 'page', listingId: listing.id, part, page, attempt: 0 })),
+      (pages.length > 0 ? pages : [{ part: 0, page: 0 }]).map(({ part, page }) => ({
+        kind: 'page',
+        listingId: listing.id,
+        part,
+        page,
+        attempt: 0,
+      })),
     );
   }
 }

@@ -154,7 +154,11 @@ export class GcoreClient {
     const observedAt = new Date();
     const { status, headers, text } = await this.send(url, this.options.maxPageBytes ?? DEFAULTS.maxPageBytes);
     if (status === 404 && isGcoreNotFound(text)) {
-      throw new UnexpectedStatusError(`404 NotFoundError: the API says this project or region does not exist: ${excerpt(text)}`, 404, false);
+      throw new UnexpectedStatusError(
+        `404 NotFoundError: the API says this project or region does not exist: ${excerpt(text)}`,
+        404,
+        false,
+      );
     }
     if (status !== 200) {
       const error = errorFor(status, text, toHeaders(headers), this.scrub);
@@ -165,7 +169,11 @@ export class GcoreClient {
     const body = (text.includes('\\') ? scrubDocument(parsed, this.options.apiKey) : parsed) as { count?: unknown; results?: unknown };
     const { count, results } = body ?? {};
     if (typeof body !== 'object' || body === null || !Array.isArray(results) || !Number.isSafeInteger(count) || (count as number) < 0) {
-      throw new MalformedAnswerError(`200 with a body that is not a list page ({"count", "results"}): ${excerpt(text) || '(empty body)'}`, 200, false);
+      throw new MalformedAnswerError(
+        `200 with a body that is not a list page ({"count", "results"}): ${excerpt(text) || '(empty body)'}`,
+        200,
+        false,
+      );
     }
     return { count: count as number, results, observedAt };
   }

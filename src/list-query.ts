@@ -44,7 +44,8 @@ export function listParts(projects: number[], regions: ScopeRegion[], filters: D
     for (const region of regions) {
       const endpoints = filters.baremetal && region.baremetal ? (['images', 'bmimages'] as const) : (['images'] as const);
       for (const endpoint of endpoints) {
-        for (const visibility of visibilities) parts.push({ projectId, regionId: region.id, endpoint, query: partQuery(filters, visibility) });
+        for (const visibility of visibilities)
+          parts.push({ projectId, regionId: region.id, endpoint, query: partQuery(filters, visibility) });
       }
     }
   }

@@ -75,7 +75,7 @@ function readPage(page: QueuedPage, answer: ListPage): { listed: Listed[]; unusa
   let repeatedOnPage = 0;
   for (const result of answer.results) {
     const id = (result as { id?: unknown } | null)?.id;
-    if (typeof id !== 'string' || imageIdProblem(id) !== undefined) {
+    if (typeof id !== 'string' || imageIdProblem(id)) {
       unusable += 1;
       continue;
     }
@@ -87,7 +87,10 @@ function readPage(page: QueuedPage, answer: ListPage): { listed: Listed[]; unusa
     const triple = { projectId: page.projectId, regionId: page.regionId, imageId: id };
     try {
       const { snapshot, raw, warnings } = validateImage(result, triple);
-      listed.push({ triple, observation: { triple, snapshot, contentHash: contentHash(snapshot), raw, warnings, observedAt: answer.observedAt } });
+      listed.push({
+        triple,
+        observation: { triple, snapshot, contentHash: contentHash(snapshot), raw, warnings, observedAt: answer.observedAt },
+      });
     } catch (error) {
       listed.push({ triple, error });
     }
@@ -139,7 +142,12 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
   }
 
   /** The policy's decision on a failed request: retried later (the job keeps its id), or the page or listing fails. */
-  async function requestFailed(job: Job<ListJobData>, token: string | undefined, error: unknown, fail: (message: string) => Promise<void>): Promise<number> {
+  async function requestFailed(
+    job: Job<ListJobData>,
+    token: string | undefined,
+    error: unknown,
+    fail: (message: string) => Promise<void>,
+  ): Promise<number> {
     const decision = decide(error, job.data, deps.policy);
     if (decision.kind === 'fail') {
       await fail(decision.failure.message);
@@ -201,7 +209,12 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
       const stored = await storeObservations(sql, valid);
       for (const item of chunk) {
         const result = 'error' in item ? item.error : stored.get(tripleKey(item.triple));
-        const fields = { project_id: item.triple.projectId, region_id: item.triple.regionId, image_id: item.triple.imageId, listing_id: page.listingId };
+        const fields = {
+          project_id: item.triple.projectId,
+          region_id: item.triple.regionId,
+          image_id: item.triple.imageId,
+          listing_id: page.listingId,
+        };
         if (result === 'unchanged' || result === 'changed' || result === undefined) {
           counts[result ?? 'unchanged']! += 1;
           for (const warning of 'observation' in item ? item.observation.warnings : []) {
@@ -214,7 +227,10 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
         const failure = describeFailure(result);
         await recordFailure(sql, item.triple, { ...failure, attempts: 1 });
         counts.failed! += 1;
-        logger.error({ ...fields, outcome: 'failed', status: failure.status, error_class: failure.errorClass, error: failure.message }, 'refresh');
+        logger.error(
+          { ...fields, outcome: 'failed', status: failure.status, error_class: failure.errorClass, error: failure.message },
+          'refresh',
+        );
       }
     }
     return { triples: listed.map((l) => l.triple), counts };
@@ -242,19 +258,37 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
       return requestFailed(job, token, error, failPage);
     }
     const { listed, unusable, repeatedOnPage } = readPage(page, answer);
-    const repeated = repeatedOnPage + (await recordListed(sql, page, listed.map((l) => l.triple)));
+    const repeated =
+      repeatedOnPage +
+      (await recordListed(
+        sql,
+        page,
+        listed.map((l) => l.triple),
+      ));
     const { triples, counts } = await storePage(page, listed);
     const next = await finishPage(sql, page, {
       answer: { count: answer.count, results: answer.results.length, repeated, unusable },
       pageLimit: PAGE_LIMIT,
     });
     await queuePages(page.listingId, next);
-    for (const outcome of ['unchanged', 'changed', 'failed'] as const) if (counts[outcome]) metrics?.refreshes.inc({ outcome }, counts[outcome]);
+    for (const outcome of ['unchanged', 'changed', 'failed'] as const)
+      if (counts[outcome]) metrics?.refreshes.inc({ outcome }, counts[outcome]);
     if (counts.warnings) metrics?.warnings.inc(counts.warnings);
     if (counts.unchanged! + counts.changed! > 0) metrics?.lastSuccess.set(Date.now() / 1000);
     logger.info(
-      { listing_id: page.listingId, part: page.part, page: page.page, endpoint: page.endpoint, project_id: page.projectId,
-        region_id: page.regionId, count: answer.count, results: answer.results.length, repeated, unusable, ...counts },
+      {
+        listing_id: page.listingId,
+        part: page.part,
+        page: page.page,
+        endpoint: page.endpoint,
+        project_id: page.projectId,
+        region_id: page.regionId,
+        count: answer.count,
+        results: answer.results.length,
+        repeated,
+        unusable,
+        ...counts,
+      },
       'listing page',
     );
     if ((await creditRuns(sql, triples)).length > 0) await finishRuns(sql);
@@ -269,7 +303,10 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     } catch (error) {
       if (error instanceof DelayedError || decideBatchError(error) === 'fail-job') throw error;
       // Every write is idempotent, so the job simply runs again later.
-      logger.warn({ job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_RETRY_MS }, 'Postgres unavailable: the listing job will run again');
+      logger.warn(
+        { job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_RETRY_MS },
+        'Postgres unavailable: the listing job will run again',
+      );
       await job.moveToDelayed(Date.now() + STORE_RETRY_MS, token);
       throw new DelayedError();
     }
@@ -295,7 +332,9 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
   }
 
   function sweep(): void {
-    recoverFailedJobs().catch((error: Error) => logger.warn({ error: error.message }, 'could not recover failed listing jobs; will try again'));
+    recoverFailedJobs().catch((error: Error) =>
+      logger.warn({ error: error.message }, 'could not recover failed listing jobs; will try again'),
+    );
   }
 
   const worker = new Worker<ListJobData>(LIST_QUEUE, process, {
@@ -305,7 +344,8 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     // One page is fetched while another is stored.
     concurrency: 2,
   });
-  worker.on('failed', (job) => {
+  worker.on('failed', (job, error) => {
+    logger.warn({ job_id: job?.id, attempt: job?.attemptsMade, error: error.message }, 'listing job failed');
     if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) sweep();
   });
   const timer = setInterval(sweep, deps.workerOptions.stalledInterval);

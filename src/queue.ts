@@ -155,13 +155,19 @@ export async function enqueueBatches(queue: DeploymentQueue<RefreshJobData>, bat
  * Queues listing jobs under ids made from what they do, so a retried tick or a
  * page answered twice queues each job once.
  */
-export async function enqueueListJobs(queue: DeploymentQueue<ListJobData>, jobs: Array<Omit<ExpandJobData, 'deployment'> | Omit<PageJobData, 'deployment'>>): Promise<void> {
+export async function enqueueListJobs(
+  queue: DeploymentQueue<ListJobData>,
+  jobs: Array<Omit<ExpandJobData, 'deployment'> | Omit<PageJobData, 'deployment'>>,
+): Promise<void> {
   if (jobs.length === 0) return;
   await queue.addBulk(
     jobs.map((job) => ({
       name: job.kind,
       data: { ...job, deployment: queue.deployment } as ListJobData,
-      opts: { ...REFRESH_JOB_OPTIONS, jobId: job.kind === 'expand' ? `expand-${job.listingId}` : `page-${job.listingId}-${job.part}-${job.page}` },
+      opts: {
+        ...REFRESH_JOB_OPTIONS,
+        jobId: job.kind === 'expand' ? `expand-${job.listingId}` : `page-${job.listingId}-${job.part}-${job.page}`,
+      },
     })),
   );
 }

@@ -59,7 +59,11 @@ async function fetchOne(deps: RefreshDeps, item: RefreshItem): Promise<Fetched> 
 }
 
 async function getImage(deps: RefreshDeps, item: RefreshItem) {
-  return paced(deps, () => deps.client.getImage(item), (answer) => (answer.kind === 'found' ? '200' : '404'));
+  return paced(
+    deps,
+    () => deps.client.getImage(item),
+    (answer) => (answer.kind === 'found' ? '200' : '404'),
+  );
 }
 
 /**

@@ -51,7 +51,11 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     stalledInterval: config.jobLockMs,
   };
   const limiter = new ApiRateLimiter(deps.redis, rateLimitKey(config.queuePrefix), config.rateLimitPerSecond);
-  const policy = { attempts: config.attempts, rateLimitMaxWaitMs: config.rateLimitMaxWaitMs, freeRateLimitRetries: FREE_RATE_LIMIT_RETRIES };
+  const policy = {
+    attempts: config.attempts,
+    rateLimitMaxWaitMs: config.rateLimitMaxWaitMs,
+    freeRateLimitRetries: FREE_RATE_LIMIT_RETRIES,
+  };
   // One client, so a key rejected for a GET is not sent for a list either: both workers stop taking jobs.
   let keyRejected = false;
   const onKeyRejected = () => {

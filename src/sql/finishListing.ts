@@ -105,10 +105,9 @@ export async function finishListing(sql: Sql, listingId: number, confirmBatch: n
           FROM targets t JOIN listings l ON l.id = ${listingId}
           WHERE ${unlisted(tx, listingId)} AND t.queued_job IS NULL
             AND NOT EXISTS (SELECT 1 FROM images i
-              WHERE (i.project_id, i.region_id, i.image_id) = (t.project_id, t.region_id, t.image_id) AND i.deleted_at IS NOT NULL)
-          FOR UPDATE OF t)
+              WHERE (i.project_id, i.region_id, i.image_id) = (t.project_id, t.region_id, t.image_id) AND i.deleted_at IS NOT NULL))
         UPDATE targets t SET queued_job = 'confirm-' || ${listingId} || '-' || a.chunk, queued_at = now()
-        FROM absent a WHERE (t.project_id, t.region_id, t.image_id) = (a.project_id, a.region_id, a.image_id)
+        FROM absent a WHERE (t.project_id, t.region_id, t.image_id) = (a.project_id, a.region_id, a.image_id) AND t.queued_job IS NULL
         RETURNING t.project_id, t.region_id, t.image_id, t.queued_job`;
     } else {
       await tx`

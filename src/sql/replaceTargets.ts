@@ -33,9 +33,9 @@ export async function replaceTargets(sql: Sql, targets: Target[], scopes: Scope[
     await tx`DELETE FROM scopes WHERE key <> ALL(${scopes.map((s) => s.key)}::text[])`;
     await tx`
       INSERT INTO scopes (key, definition, schedule_key, interval_seconds)
-      SELECT * FROM unnest(${scopes.map((s) => s.key)}::text[],
-        ${scopes.map((s) => JSON.stringify({ projects: s.projects, regions: s.regions, filters: s.filters }))}::jsonb[],
-        ${scoped.map((s) => s.key)}::text[], ${scoped.map((s) => s.interval)}::int[])
+      SELECT key, definition::jsonb, schedule_key, interval_seconds FROM unnest(${scopes.map((s) => s.key)}::text[],
+        ${scopes.map((s) => JSON.stringify({ projects: s.projects, regions: s.regions, filters: s.filters }))}::text[],
+        ${scoped.map((s) => s.key)}::text[], ${scoped.map((s) => s.interval)}::int[]) AS s(key, definition, schedule_key, interval_seconds)
       ON CONFLICT (key) DO UPDATE SET definition = EXCLUDED.definition, schedule_key = EXCLUDED.schedule_key,
         interval_seconds = EXCLUDED.interval_seconds`;
     await tx`
