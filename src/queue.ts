@@ -163,7 +163,7 @@ export async function enqueueListJobs(
   await queue.addBulk(
     jobs.map((job) => ({
       name: job.kind,
-      data: { ...job, deployment: queue.deployment } as ListJobData,
+      data: { ...job, deployment: queue.deployment },
       opts: {
         ...REFRESH_JOB_OPTIONS,
         jobId: job.kind === 'expand' ? `expand-${job.listingId}` : `page-${job.listingId}-${job.part}-${job.page}`,

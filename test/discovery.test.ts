@@ -77,7 +77,6 @@ describe('discovery', () => {
       putImages(fake, 1, 7, 5001, 40, 1);
     });
     const first = await w.pipeline.sync();
-    console.log(JSON.stringify(await listings(w)), w.pipeline.logLines.filter((l) => /error|warn/.test(l)).slice(0, 5));
     expect(first).toMatchObject({ status: 'finished', planned: 0, failed: 0, listingsFailed: 0 });
     expect(await counts(w)).toEqual({ images: 2540, live: 2540, created: 2540, deleted: 0, targets: 2540 });
     expect(w.fake.requestsByEndpoint).toMatchObject({ image: 0, images: 3, bmimages: 1 });
