@@ -114,26 +114,44 @@ export interface FakeApiProcess {
   stats(): Promise<{ requests: number; perSecond: Record<string, number> }>;
   touchAll(): Promise<void>;
   resetStats(): Promise<void>;
+  /** Deletes every n-th image; resolves how many. */
+  deleteEvery(n: number): Promise<number>;
   stop(): Promise<void>;
 }
 
-export async function startFakeApi(images: number, latencyMs = 0): Promise<FakeApiProcess> {
+/** The fake API in a process of its own, serving `images` generated images (spread as `spread` says, else its default). */
+export async function startFakeApi(images: number, latencyMs = 0, spread?: { projects: number; regions: number }): Promise<FakeApiProcess> {
   const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const layout = spread ? ['--projects', String(spread.projects), '--regions', String(spread.regions)] : [];
   const child = spawn(
     process.execPath,
-    [CLI, 'fake-api', '--port', String(port), '--images', String(images), '--api-key', API_KEY, '--latency-ms', String(latencyMs)],
+    [
+      CLI,
+      'fake-api',
+      '--port',
+      String(port),
+      '--images',
+      String(images),
+      '--api-key',
+      API_KEY,
+      '--latency-ms',
+      String(latencyMs),
+      ...layout,
+    ],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );
   await waitForLine(child, /fake Gcore API on/, 'stderr');
   const url = `http://127.0.0.1:${port}`;
-  const control = async (path: string, method = 'POST') => (await fetch(`${url}/__fake/${path}`, { method })).json();
+  const control = async (path: string, method = 'POST', body?: unknown) =>
+    (await fetch(`${url}/__fake/${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body) })).json();
   return {
     url,
     stats: () => control('stats', 'GET') as Promise<{ requests: number; perSecond: Record<string, number> }>,
     touchAll: async () => void (await control('touch-all')),
     resetStats: async () => void (await control('reset-stats')),
+    deleteEvery: async (n) => ((await control('delete', 'POST', { every: n })) as { deleted: number }).deleted,
     stop: () => stopChild(child),
   };
 }

@@ -4,13 +4,13 @@
 import { writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
-import { asOf, baseline, FULL, latency, QUICK, rateLimited, reconcileAtScale, soak, throughput, type Row } from './scenarios.js';
+import { asOf, baseline, discovery, FULL, latency, QUICK, rateLimited, reconcileAtScale, soak, throughput, type Row } from './scenarios.js';
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results.json' },
-    // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,reconcile,soak,asof.
+    // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,reconcile,soak,asof,discovery.
     only: { type: 'string' },
   },
   strict: true,
@@ -50,6 +50,7 @@ await step('limit', () => rateLimited(scale));
 await step('reconcile', () => reconcileAtScale(scale));
 await step('soak', () => soak(scale));
 await step('asof', () => asOf(scale));
+await step('discovery', () => discovery(scale));
 
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 console.log(

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { spreadTriples } from '../src/fake-gcore/fixtures.js';
 import { reconcile } from '../src/reconcile.js';
-import { parseTargets } from '../src/targets.js';
+import { parseTargets, parseTargetsFile } from '../src/targets.js';
 import { BASELINE_QUEUE } from './baseline-worker.js';
 import { configureTargets, openContext, startFakeApi, startWorkerProcess, targetsYaml, timedSync, type BenchContext } from './harness.js';
 
@@ -16,6 +16,9 @@ export interface Scale {
   soak: number;
   asOfImages: number;
   asOfVersions: number;
+  /** Images discovered through region scopes, and how many regions (one scope each) they are spread over. */
+  discovered: number;
+  discoveryRegions: number;
 }
 
 export const FULL: Scale = {
@@ -26,8 +29,20 @@ export const FULL: Scale = {
   soak: 100_000,
   asOfImages: 100_000,
   asOfVersions: 20,
+  discovered: 100_000,
+  discoveryRegions: 10,
 };
-export const QUICK: Scale = { refreshes: 300, limited: 90, rateLimit: 30, reconcile: 2_000, soak: 500, asOfImages: 500, asOfVersions: 5 };
+export const QUICK: Scale = {
+  refreshes: 300,
+  limited: 90,
+  rateLimit: 30,
+  reconcile: 2_000,
+  soak: 500,
+  asOfImages: 500,
+  asOfVersions: 5,
+  discovered: 3_000,
+  discoveryRegions: 3,
+};
 
 /** The settings the README documents for throughput on a small machine. */
 export const THROUGHPUT_SETTINGS = { SYNC_CONCURRENCY: '100', SYNC_BATCH_SIZE: '100', SYNC_RATE_LIMIT_PER_SECOND: '0' };
@@ -298,5 +313,74 @@ export async function asOf(scale: Scale): Promise<Row> {
       met: seconds <= 1,
       values: { seconds },
     };
+  });
+}
+
+/**
+ * Discovery at the polite default of 10 requests a second: the images of one
+ * project spread over region scopes, listed by two worker processes. The
+ * first sync creates every image; a refresh with no change costs a request
+ * per page; with 1 % deleted, each deletion costs its confirming GET.
+ */
+export async function discovery(scale: Scale): Promise<Row[]> {
+  const settings = { SYNC_RATE_LIMIT_PER_SECOND: '10' };
+  return withContext(settings, async (ctx) => {
+    const { discovered: images, discoveryRegions: regions } = scale;
+    const fake = await startFakeApi(images, 0, { projects: 1, regions });
+    const workers = await Promise.all([1, 2].map(() => startWorkerProcess(ctx, fake.url, settings)));
+    let peakMb = 0;
+    const sampler = setInterval(() => (peakMb = Math.max(peakMb, ...workers.map((w) => w.rssMb()))), 200);
+    try {
+      const scopes = Array.from({ length: regions }, (_, r) => `  - { project_id: 1, region_id: ${r + 1}, discover: {} }`);
+      const file = parseTargetsFile(`schedule: { cron: "0 0 1 1 *" }\ntargets:\n${scopes.join('\n')}\n`, 'bench');
+      await reconcile(ctx.services.sql, ctx.services.queues, file.targets, { scopes: file.scopes });
+      const measure = async () => {
+        await fake.resetStats();
+        const sync = await timedSync(ctx);
+        return { ...sync, requests: (await fake.stats()).requests };
+      };
+      const first = await measure();
+      const unchanged = await measure();
+      const deleted = await fake.deleteEvery(100);
+      const confirming = await measure();
+      if (confirming.run.deleted !== deleted) throw new Error(`${deleted} images deleted, ${confirming.run.deleted} confirmed`);
+      const per1000 = (n: number) => (1000 * n) / images;
+      const label = `${images.toLocaleString('en-US')} images in ${regions} region scopes, 10 req/s`;
+      const rows: Row[] = [
+        {
+          scenario: `discovery: first sync, ${label}`,
+          measured: `${first.seconds.toFixed(1)} s, ${first.requests} requests, ${first.run.changed.toLocaleString('en-US')} created`,
+          target: '-',
+          met: null,
+          values: { seconds: first.seconds, requests: first.requests },
+        },
+        {
+          scenario: `discovery: refresh with no change, ${label}`,
+          measured: `${unchanged.seconds.toFixed(1)} s, ${unchanged.requests} requests (${per1000(unchanged.requests).toFixed(2)} per 1,000 images)`,
+          target: '<= 30 s; <= 1.1 requests per 1,000 images',
+          met: unchanged.seconds <= 30 && per1000(unchanged.requests) <= 1.1,
+          values: { seconds: unchanged.seconds, requests: unchanged.requests },
+        },
+        {
+          scenario: `discovery: refresh confirming ${deleted.toLocaleString('en-US')} deletions (1 %), ${label}`,
+          measured: `${confirming.seconds.toFixed(1)} s, ${confirming.requests} requests`,
+          target: '<= 130 s',
+          met: confirming.seconds <= 130,
+          values: { seconds: confirming.seconds, requests: confirming.requests, deleted },
+        },
+        {
+          scenario: `discovery: worker RSS, two processes, through all three`,
+          measured: `peak ${peakMb.toFixed(0)} MB`,
+          target: '<= 250 MB',
+          met: peakMb <= 250,
+          values: { peakMb },
+        },
+      ];
+      return rows;
+    } finally {
+      clearInterval(sampler);
+      await Promise.all(workers.map((w) => w.stop()));
+      await fake.stop();
+    }
   });
 }

@@ -104,9 +104,11 @@ const COMMANDS: Record<string, Command> = {
       '--port N        default 8089',
       '--api-key KEY   the key it accepts; default fake-key',
       '--latency-ms N  delay every answer',
-      '--images N      N generated images over projects 1-2 and regions 1-3 instead of the five samples',
+      '--images N      N generated images instead of the five samples, 10 % of them bare-metal',
+      '--projects N    with --images: spread them over projects 1..N (default 2), listed with a deleted one',
+      '--regions N     with --images: and regions 1..N (default 3), listed with an inactive one',
     ],
-    examples: ['gcore-image-sync fake-api --port 8089'],
+    examples: ['gcore-image-sync fake-api --port 8089', 'gcore-image-sync fake-api --images 100000 --projects 1 --regions 10'],
     run: fakeApiCommand,
   },
 };

@@ -4,6 +4,12 @@ import { VISIBILITIES, type DiscoverFilters, type Visibility } from './scope.js'
 
 /** Gcore's largest page, and the default: a listing costs one request per 1,000 images. */
 export const PAGE_LIMIT = 1000;
+/**
+ * The most images one part of a listing may count: a page row and a job per
+ * 1,000, so a hostile or broken count (a billion) ends the listing as
+ * incomplete instead of queueing a million jobs.
+ */
+export const MAX_PART_COUNT = 10_000_000;
 
 /** A region as discovery needs it: whether it serves bare-metal images (unknown for a region named by id). */
 export interface ScopeRegion {

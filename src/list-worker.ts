@@ -12,7 +12,7 @@ import { imageIdProblem } from './image-id.js';
 import { contentHash } from './image-diff.js';
 import { validateImage } from './image-payload.js';
 import type { Observation, Triple } from './interfaces.js';
-import { PAGE_LIMIT } from './list-query.js';
+import { MAX_PART_COUNT, PAGE_LIMIT } from './list-query.js';
 import type { Logger } from './logger.js';
 import type { WorkerMetrics } from './metrics.js';
 import {
@@ -256,6 +256,10 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
       );
     } catch (error) {
       return requestFailed(job, token, error, failPage);
+    }
+    if (answer.count > MAX_PART_COUNT) {
+      await failPage(`the API counts ${answer.count} images, more than the ${MAX_PART_COUNT} one project and region may hold here`);
+      return 0;
     }
     const { listed, unusable, repeatedOnPage } = readPage(page, answer);
     const repeated =

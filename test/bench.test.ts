@@ -30,6 +30,10 @@ describe('npm run bench', () => {
       'N triples: Redis memory held by the schedule',
       'worker RSS during a N refresh; across N refreshes',
       'images_as_of over N images x N versions',
+      'discovery: first sync, N images in N region scopes, N req/s',
+      'discovery: refresh with no change, N images in N region scopes, N req/s',
+      'discovery: refresh confirming N deletions (N %), N images in N region scopes, N req/s',
+      'discovery: worker RSS, two processes, through all three',
     ]);
     for (const row of results.rows) {
       expect(

@@ -52,12 +52,14 @@ describe('gcore-image-sync status', () => {
     const text = (await status()).split('\n');
     expect(text[0]).toBe('queues:');
     expect(text[1]).toBe('  refresh   waiting 0  active 0  delayed 0  prioritized 0  failed 0');
-    expect(text[3]).toMatch(/^rate limited: yes, requests held back until \d{4}-\d\d-\d\dT/);
-    const until = Date.parse(text[3]!.slice('rate limited: yes, requests held back until '.length));
+    expect(text[3]).toBe('  list      waiting 0  active 0  delayed 0  prioritized 0  failed 0');
+    expect(text[4]).toMatch(/^rate limited: yes, requests held back until \d{4}-\d\d-\d\dT/);
+    const until = Date.parse(text[4]!.slice('rate limited: yes, requests held back until '.length));
     expect(until - Date.now()).toBeGreaterThan(20_000);
-    expect(text[4]).toBe(`deployment: database ${pipeline.services.deployment}, alone on this Redis prefix`);
-    expect(text[5]).toMatch(/^last run: #2 finished, started \S+, finished \S+: 2 planned, 0 changed, 1 unchanged, 0 deleted, 1 failed$/);
-    expect(text.slice(6)).toEqual([
+    expect(text[5]).toBe(`deployment: database ${pipeline.services.deployment}, alone on this Redis prefix`);
+    expect(text[6]).toMatch(/^last run: #2 finished, started \S+, finished \S+: 2 planned, 0 changed, 1 unchanged, 0 deleted, 1 failed$/);
+    expect(text.slice(7)).toEqual([
+      'scopes: 0',
       'failing: 1',
       `  3/1/${B.imageId}  500  500: injected 500`,
       'stale: 1',

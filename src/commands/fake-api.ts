@@ -1,5 +1,13 @@
 import { parseArgs } from 'node:util';
-import { demoImages, demoProjects, demoRegions, fixtureProjects, fixtureRegions, spreadImages } from '../fake-gcore/fixtures.js';
+import {
+  demoImages,
+  demoProjects,
+  demoRegions,
+  fixtureProjects,
+  fixtureRegions,
+  spreadImages,
+  spreadOver,
+} from '../fake-gcore/fixtures.js';
 import { FakeGcore } from '../fake-gcore/server.js';
 import { ConfigError } from '../errors.js';
 import type { Triple } from '../interfaces.js';
@@ -10,8 +18,8 @@ import type { CommandContext } from './context.js';
 const MAX_GENERATED_IMAGES = 1_000_000;
 
 /**
- * Serves the demo images (or --images N generated ones, spread over the
- * fixture projects and regions) with the projects and regions that hold them,
+ * Serves the demo images (or --images N generated ones, spread over
+ * --projects and --regions fixture projects and regions) with the projects and regions that hold them,
  * on a local port until stopped; for trying the product without a Gcore account.
  */
 export async function fakeApiCommand({ args, print }: CommandContext): Promise<number> {
@@ -22,6 +30,8 @@ export async function fakeApiCommand({ args, print }: CommandContext): Promise<n
       'api-key': { type: 'string', default: 'fake-key' },
       'latency-ms': { type: 'string', default: '0' },
       images: { type: 'string' },
+      projects: { type: 'string', default: '2' },
+      regions: { type: 'string', default: '3' },
     },
     strict: true,
   });
@@ -31,13 +41,16 @@ export async function fakeApiCommand({ args, print }: CommandContext): Promise<n
   // A timer longer than 2^31 - 1 ms would fire at once; a minute is already longer than any client waits.
   const latencyMs = readWholeNumber('--latency-ms', values['latency-ms'], 0, 60_000, problems);
   const generated = values.images === undefined ? undefined : readWholeNumber('--images', values.images, 1, MAX_GENERATED_IMAGES, problems);
+  // Every project and region gets a listing of its own: a thousand of each is already a million lists.
+  const projectCount = readWholeNumber('--projects', values.projects, 1, 1000, problems);
+  const regionCount = readWholeNumber('--regions', values.regions, 1, 1000, problems);
   if (values['api-key'].trim() === '') problems.push('--api-key: must not be empty');
   if (problems.length > 0) throw new ConfigError('fake-api flags', problems);
   const fake = new FakeGcore({ apiKey: values['api-key'], latencyMs: latencyMs! });
   const [images, projects, regions] =
     generated === undefined
       ? [demoImages(), demoProjects(), demoRegions()]
-      : [spreadImages(generated), fixtureProjects(), fixtureRegions()];
+      : [spreadImages(generated, spreadOver(projectCount!, regionCount!)), fixtureProjects(projectCount), fixtureRegions(regionCount)];
   for (const [triple, image] of images) fake.putImage(triple, image);
   for (const project of projects) fake.putProject(project);
   for (const region of regions) fake.putRegion(region);

@@ -149,21 +149,28 @@ export function spreadImages(count: number, options: SpreadOptions = {}): Array<
   });
 }
 
-/** The projects of spreadImages' defaults, and a deleted one that holds no images (listed only with include_deleted). */
-export function fixtureProjects(): ProjectInput[] {
+const range = (count: number) => Array.from({ length: count }, (_, n) => n + 1);
+
+/** Spread options for `count` projects and `count` regions, numbered from 1. */
+export function spreadOver(projects: number, regions: number): Required<SpreadOptions> {
+  return { projects: range(projects), regions: range(regions) };
+}
+
+const PROJECT_NAMES = ['default', 'staging'];
+const REGION_NAMES = ['Luxembourg-2', 'Frankfurt', 'Amsterdam'];
+
+/** Projects 1..count (spreadImages' defaults: 1 and 2), and after them a deleted one that holds no images (listed only with include_deleted). */
+export function fixtureProjects(count = 2): ProjectInput[] {
   return [
-    { id: 1, name: 'default' },
-    { id: 2, name: 'staging' },
-    { id: 3, name: 'retired', deleted_at: '2025-06-30T12:00:00' },
+    ...range(count).map((id) => ({ id, name: PROJECT_NAMES[id - 1] ?? `project-${id}` })),
+    { id: count + 1, name: 'retired', deleted_at: '2025-06-30T12:00:00' },
   ];
 }
 
-/** The regions of spreadImages' defaults (all with bare metal), and an inactive one that holds no images. */
-export function fixtureRegions(): RegionInput[] {
+/** Regions 1..count (spreadImages' defaults: 1 to 3), all with bare metal, and after them an inactive one that holds no images. */
+export function fixtureRegions(count = 3): RegionInput[] {
   return [
-    { id: 1, display_name: 'Luxembourg-2', has_baremetal: true },
-    { id: 2, display_name: 'Frankfurt', has_baremetal: true },
-    { id: 3, display_name: 'Amsterdam', has_baremetal: true },
-    { id: 4, display_name: 'Closing', state: 'INACTIVE' },
+    ...range(count).map((id) => ({ id, display_name: REGION_NAMES[id - 1] ?? `region-${id}`, has_baremetal: true })),
+    { id: count + 1, display_name: 'Closing', state: 'INACTIVE' },
   ];
 }
