@@ -230,4 +230,67 @@ describe('discovery', () => {
     }
     expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
   });
+
+  it('stores the rest of a page when one listed image is invalid, and records that image alone', async () => {
+    const w = await begin(SCOPE_1_7, (fake) => {
+      const [bad] = putImages(fake, 1, 7, 1, 1200);
+      fake.updateImage(bad!, { created_at: '2023-02-30T00:00:00Z' });
+    });
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    expect(await counts(w)).toMatchObject({ images: 1199, created: 1199, targets: 1200 });
+    const [failure] = await w.pipeline.services.sql`SELECT image_id, error_class, message FROM sync_failures`;
+    expect(failure).toMatchObject({ image_id: sampleImageId(1), error_class: 'InvalidPayloadError' });
+    expect(failure!.message).toContain('created_at');
+    expect(await listings(w)).toEqual([{ status: 'complete', expected: 1200, listed: 1200, absent: 0, error: null }]);
+    // The next run plans it, and it fails again for the same reason rather than passing unseen.
+    const again = await w.pipeline.sync();
+    expect(again).toMatchObject({ planned: 1200, unchanged: 1199, failed: 1 });
+  });
+
+  it('fails the listing on a page that is not a list, or that counts more images than one region may hold', async () => {
+    const w = await begin(SCOPE_1_7, (fake) => putImages(fake, 1, 7, 1, 10));
+    w.fake.setListFault({ endpoint: 'images' }, { kind: 'malformed' }, 1);
+    w.fake.setListFault({ endpoint: 'bmimages' }, { kind: 'status', status: 200, body: '{"count": 1000000000, "results": []}' }, 1);
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ status: 'finished', planned: 0, listingsFailed: 1 });
+    const [listing] = await listings(w);
+    expect(listing).toMatchObject({ status: 'incomplete', absent: 0 });
+    expect(listing!.error).toMatch(/^images 1\/7 offset 0: 200 with a body that is not a list page/);
+    const pages = await w.pipeline.services.sql`SELECT endpoint, status, error FROM listing_pages ORDER BY part, page`;
+    expect(pages.map((p) => [p.endpoint, p.status])).toEqual([
+      ['images', 'failed'],
+      ['bmimages', 'failed'],
+    ]);
+    expect(pages[1]!.error).toBe('the API counts 1000000000 images, more than the 10000000 one project and region may hold here');
+    expect(await counts(w)).toMatchObject({ images: 0, targets: 0 });
+  });
+
+  it('finishes a listing whose worker was killed with SIGKILL mid-page, through another worker', async () => {
+    const w = await begin(
+      SCOPE_1_7.replace('{}', '{ baremetal: false }'),
+      (fake) => putImages(fake, 1, 7, 1, 5000),
+      { SYNC_JOB_LOCK_MS: '2000' },
+      true,
+    );
+    const env = { ...w.env.env, GCORE_BASE_URL: w.fake.url, SYNC_JOB_LOCK_MS: '2000' };
+    w.fake.latencyMs = 300;
+    const doomed = startCli(['worker'], env);
+    const run = await w.pipeline.startSync();
+    // Killed while it holds pages: at least one answered, more in flight.
+    await expect.poll(() => w.fake.requestsByEndpoint.images, { timeout: 20_000, interval: 20 }).toBeGreaterThanOrEqual(3);
+    process.kill(doomed.pid, 'SIGKILL');
+    expect((await doomed.exited).code).toBe(null);
+    w.fake.latencyMs = 0;
+    const survivor = startCli(['worker'], env);
+    try {
+      const done = await w.pipeline.waitForRun(run, 60_000);
+      expect(done).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    } finally {
+      await survivor.stop();
+    }
+    expect(await counts(w)).toMatchObject({ images: 5000, created: 5000, targets: 5000 });
+    expect(await listings(w)).toEqual([{ status: 'complete', expected: 5000, listed: 5000, absent: 0, error: null }]);
+    expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
+  });
 });
