@@ -4,17 +4,12 @@
 // process that records a listing's last page ends it (sql/finishListing.ts)
 // and queues the GETs that confirm absences.
 import { DelayedError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
-import type { Sql } from './db.js';
-import type { DeploymentGuard } from './deployment-guard.js';
-import type { GcoreClient, ListPage, ListRequest } from './gcore-client.js';
+import type { ListPage, ListRequest } from './gcore-client.js';
 import { imageIdProblem } from './image-id.js';
 import { contentHash } from './image-diff.js';
 import { validateImage } from './image-payload.js';
 import type { Observation, Triple } from './interfaces.js';
 import { MAX_PART_COUNT, PAGE_LIMIT } from './list-query.js';
-import type { Logger } from './logger.js';
-import type { WorkerMetrics } from './metrics.js';
 import {
   enqueueBatches,
   enqueueListJobs,
@@ -24,11 +19,11 @@ import {
   type ExpandJobData,
   type ListJobData,
   type PageJobData,
-  type Queues,
 } from './queue.js';
-import type { ApiRateLimiter } from './rate-limiter.js';
-import { decide, decideBatchError, describeFailure, type RetryPolicy } from './refresh-policy.js';
+import { runAgainLater, sweepFailedJobs } from './job-recovery.js';
+import { decide, describeFailure } from './refresh-policy.js';
 import { paced, storeObservations } from './refresh.js';
+import type { RefreshWorkerDeps } from './refresh-worker.js';
 import { expandScope, IncompleteListError } from './scope-expansion.js';
 import type { ScopeDefinition } from './scope.js';
 import { creditRuns } from './sql/creditRuns.js';
@@ -39,20 +34,8 @@ import { recordFailure } from './sql/recordFailure.js';
 import type { RateLimitedError } from './gcore-errors.js';
 import { tripleKey } from './triple.js';
 
-export interface ListWorkerDeps {
-  sql: Sql;
-  redis: Redis;
-  queues: Queues;
-  client: GcoreClient;
-  limiter: ApiRateLimiter;
-  logger: Logger;
-  metrics?: WorkerMetrics;
-  policy: RetryPolicy;
-  /** Images per confirming GET batch. */
-  batchSize: number;
-  workerOptions: { connection: Queues['list']['opts']['connection']; prefix: string; lockDuration: number; stalledInterval: number };
-  workerId: string;
-  guard: DeploymentGuard;
+/** What the refresh worker is given (batchSize: images per confirming GET batch), less its own concurrency. */
+export interface ListWorkerDeps extends Omit<RefreshWorkerDeps, 'concurrency' | 'onKeyRejected'> {
   /** The API answered 429: hold back every process's requests. */
   onRateLimited(error: RateLimitedError): Promise<void>;
   /** The API rejected the key: this process stops sending. */
@@ -61,8 +44,8 @@ export interface ListWorkerDeps {
 
 /** Images of a page stored in one go: a page is stored in a few transactions, never held with the rest of the listing. */
 const STORE_CHUNK = 250;
-/** How long a job waits when Postgres is unreachable before it runs again. */
-const STORE_RETRY_MS = 2000;
+/** How long a request withheld by this process (its key was rejected) waits before another process may take it. */
+const HAND_BACK_MS = 2000;
 
 /** A listed image, validated or not: a bad image is recorded as its own failure and never blocks the page. */
 type Listed = { triple: Triple; observation: Observation } | { triple: Triple; error: unknown };
@@ -154,7 +137,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
       if (decision.stopWorker) deps.onKeyRejected();
       return 0;
     }
-    const delayMs = decision.kind === 'retry' ? decision.delayMs : STORE_RETRY_MS;
+    const delayMs = decision.kind === 'retry' ? decision.delayMs : HAND_BACK_MS;
     if (decision.kind === 'retry') {
       logger.warn(
         { job_id: job.id, attempt: decision.item.attempt, error: decision.failure.message, retry_in_ms: delayMs },
@@ -305,14 +288,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     try {
       return job.data.kind === 'expand' ? await processExpand(job, token, job.data) : await processPage(job, token, job.data);
     } catch (error) {
-      if (error instanceof DelayedError || decideBatchError(error) === 'fail-job') throw error;
-      // Every write is idempotent, so the job simply runs again later.
-      logger.warn(
-        { job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_RETRY_MS },
-        'Postgres unavailable: the listing job will run again',
-      );
-      await job.moveToDelayed(Date.now() + STORE_RETRY_MS, token);
-      throw new DelayedError();
+      return runAgainLater(job, token, error, logger, 'listing job');
     }
   }
 
@@ -335,12 +311,6 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     }
   }
 
-  function sweep(): void {
-    recoverFailedJobs().catch((error: Error) =>
-      logger.warn({ error: error.message }, 'could not recover failed listing jobs; will try again'),
-    );
-  }
-
   const worker = new Worker<ListJobData>(LIST_QUEUE, process, {
     ...deps.workerOptions,
     name: `list-${deps.workerId}`,
@@ -350,11 +320,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
   });
   worker.on('failed', (job, error) => {
     logger.warn({ job_id: job?.id, attempt: job?.attemptsMade, error: error.message }, 'listing job failed');
-    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) sweep();
   });
-  const timer = setInterval(sweep, deps.workerOptions.stalledInterval);
-  timer.unref();
-  worker.on('closing', () => clearInterval(timer));
-  sweep();
+  sweepFailedJobs(worker, deps.workerOptions.stalledInterval, recoverFailedJobs, logger, 'listing jobs');
   return worker;
 }

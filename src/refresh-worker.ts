@@ -2,7 +2,7 @@
 // carries out the policy's decision for every image that did not end in
 // stored data (refresh-policy.ts).
 import { randomBytes } from 'node:crypto';
-import { DelayedError, Worker, type Job } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import pLimit from 'p-limit';
 import type { Sql } from './db.js';
@@ -20,7 +20,8 @@ import {
   type RefreshJobData,
 } from './queue.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
-import { BatchFailedError, decide, decideBatchError, rateLimitPauseMs, type RetryPolicy } from './refresh-policy.js';
+import { runAgainLater, sweepFailedJobs } from './job-recovery.js';
+import { BatchFailedError, decide, rateLimitPauseMs, type RetryPolicy } from './refresh-policy.js';
 import { refreshBatch, type ItemResult } from './refresh.js';
 import { claimTriples } from './sql/claimTriples.js';
 import { creditRuns } from './sql/creditRuns.js';
@@ -51,9 +52,6 @@ export interface RefreshWorkerDeps {
   /** Called once when the API rejects the key; this worker has stopped taking refreshes. */
   onKeyRejected?: () => void;
 }
-
-/** How long a batch waits when Postgres is unreachable before it runs again. */
-const STORE_RETRY_MS = 2000;
 
 const tripleFields = (item: RefreshItem) => ({ project_id: item.projectId, region_id: item.regionId, image_id: item.imageId });
 
@@ -163,14 +161,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
       if ((await creditRuns(sql, job.data.items)).length > 0) await finishRuns(sql);
       return results.length;
     } catch (error) {
-      if (decideBatchError(error) === 'fail-job') throw error;
-      // Every write is idempotent, so the whole batch simply runs again later.
-      logger.warn(
-        { job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_RETRY_MS },
-        'Postgres unavailable: the batch will run again',
-      );
-      await job.moveToDelayed(Date.now() + STORE_RETRY_MS, token);
-      throw new DelayedError();
+      return runAgainLater(job, token, error, logger, 'batch');
     }
   }
 
@@ -198,12 +189,6 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     }
   }
 
-  function sweep(): void {
-    recoverFailedBatches().catch((error: Error) =>
-      logger.warn({ error: error.message }, 'could not recover failed batches; will try again'),
-    );
-  }
-
   const worker = new Worker<RefreshJobData>(REFRESH_QUEUE, processBatch, {
     ...deps.workerOptions,
     name: `refresh-${deps.workerId}`,
@@ -211,13 +196,6 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     // Enough batches at once to keep `concurrency` requests in flight, and one more ready.
     concurrency: Math.ceil(deps.concurrency / deps.batchSize) + 1,
   });
-  worker.on('failed', (job) => {
-    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) sweep();
-  });
-  // Jobs failed by another process's stalled check raise no event here: look now and then.
-  const timer = setInterval(sweep, deps.workerOptions.stalledInterval);
-  timer.unref();
-  worker.on('closing', () => clearInterval(timer));
-  sweep();
+  sweepFailedJobs(worker, deps.workerOptions.stalledInterval, recoverFailedBatches, logger, 'batches');
   return worker;
 }

@@ -65,7 +65,8 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     void listWorker.pause(true);
     deps.onKeyRejected?.();
   };
-  const refreshWorker = startRefreshWorker({
+  // What both workers that call the API share: one client, one rate limit, one policy.
+  const shared = {
     sql,
     redis: deps.redis,
     queues,
@@ -77,24 +78,12 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     guard,
     limiter,
     policy,
-    concurrency: config.concurrency,
     batchSize: config.batchSize,
-    onKeyRejected,
-  });
+  };
+  const refreshWorker = startRefreshWorker({ ...shared, concurrency: config.concurrency, onKeyRejected });
   const listWorker = startListWorker({
-    sql,
-    redis: deps.redis,
-    queues,
-    client,
-    logger,
-    metrics: deps.metrics,
-    workerOptions,
-    workerId,
-    guard,
-    limiter,
-    policy,
-    batchSize: config.batchSize,
-    onRateLimited: (error) => pauseForRateLimit({ logger, metrics: deps.metrics, limiter, queues }, rateLimitPauseMs(error, policy)),
+    ...shared,
+    onRateLimited: (error) => pauseForRateLimit(shared, rateLimitPauseMs(error, policy)),
     onKeyRejected: () => {
       logger.error('the API rejected GCORE_API_KEY (401): this worker takes no more jobs until it is restarted with a valid key');
       onKeyRejected();

@@ -224,6 +224,28 @@ targets:
     }
   });
 
+  it('sync --wait exits 1 when a scope listing is incomplete; sync --target refreshes an image a scope discovered', async () => {
+    const file = await writeTargetsFile(`${QUIET_SCHEDULE}
+targets:
+  - { project_id: 3, region_id: 9, discover: { baremetal: false } }
+`);
+    const settings = { ...env.env, TARGETS_FILE: file, GCORE_BASE_URL: fake.url, SYNC_ATTEMPTS: '1' };
+    fake.setListFault({ endpoint: 'images', projectId: 3, regionId: 9 }, { kind: 'status', status: 503 }, 1);
+    const failed = await run(['sync', '--wait'], settings);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr.trim().split('\n').at(-1)).toMatch(
+      /^run \d+: 0\/0 refreshed: 0 changed, 0 unchanged, 0 deleted, 0 failed; 1 scope listings incomplete \(nothing deleted or confirmed there\)$/,
+    );
+    const listed = await run(['sync', '--wait'], settings);
+    expect(listed.code).toBe(0);
+    const one = await run(['sync', '--wait', '--target', `3/9/${images[0]}`], settings);
+    expect(one.code).toBe(0);
+    expect(one.stderr.trim().split('\n').at(-1)).toMatch(/^run \d+: 1\/1 refreshed: 0 changed, 1 unchanged, 0 deleted, 0 failed$/);
+    const unknown = await run(['sync', '--target', '3/9/not-discovered'], settings);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain(`--target: 3/9/not-discovered is not in ${file} and no scope of it has discovered that image`);
+  });
+
   it('writes readable log lines with LOG_PRETTY=1, JSON otherwise', async () => {
     const pretty = await run(['migrate'], { ...env.env, LOG_PRETTY: '1' });
     expect(pretty.code).toBe(0);

@@ -293,4 +293,17 @@ describe('discovery', () => {
     expect(await listings(w)).toEqual([{ status: 'complete', expected: 5000, listed: 5000, absent: 0, error: null }]);
     expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
   });
+
+  it('lists a scope at every tick of its schedule: a new image shows up at the next tick as created', async () => {
+    const yaml = 'targets:\n  - { project_id: 1, region_id: 7, discover: { baremetal: false }, schedule: { every: 1s } }\n';
+    const w = await begin(yaml, (fake) => putImages(fake, 1, 7, 1, 5));
+    const created = async () =>
+      (await w.pipeline.services.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM image_changes WHERE change_type = 'created'`)[0]!.n;
+    await expect.poll(created, { timeout: 20_000, interval: 100 }).toBe(5);
+    putImages(w.fake, 1, 7, 6, 1);
+    await expect.poll(created, { timeout: 20_000, interval: 100 }).toBe(6);
+    const [run] = await w.pipeline.services.sql`
+      SELECT kind, schedule_key IS NOT NULL AS grouped FROM sync_runs r JOIN listings l ON l.run_id = r.id ORDER BY r.id LIMIT 1`;
+    expect(run).toEqual({ kind: 'scheduled', grouped: true });
+  });
 });

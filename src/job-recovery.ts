@@ -1,0 +1,42 @@
+// What the refresh and listing workers do alike when a job cannot go on: wait
+// for Postgres without spending an attempt, and take apart jobs that failed
+// for good in any process.
+import { DelayedError, type Job, type Worker } from 'bullmq';
+import type { Logger } from './logger.js';
+import { decideBatchError } from './refresh-policy.js';
+
+/** How long a job waits when Postgres is unreachable before it runs again. */
+const STORE_RETRY_MS = 2000;
+
+/**
+ * Postgres unreachable (or a deadlock): the job runs again later without
+ * spending an attempt, as all its writes are idempotent. Anything else fails
+ * the job, which BullMQ runs again with its backoff.
+ */
+export async function runAgainLater(job: Job, token: string | undefined, error: unknown, logger: Logger, what: string): Promise<never> {
+  if (error instanceof DelayedError || decideBatchError(error) === 'fail-job') throw error;
+  logger.warn(
+    { job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_RETRY_MS },
+    `Postgres unavailable: the ${what} will run again`,
+  );
+  await job.moveToDelayed(Date.now() + STORE_RETRY_MS, token);
+  throw new DelayedError();
+}
+
+/**
+ * Runs `recover` now, whenever a job of `worker` fails for good, and every
+ * `intervalMs`: a job failed by another process's stalled check raises no
+ * event here.
+ */
+export function sweepFailedJobs(worker: Worker, intervalMs: number, recover: () => Promise<void>, logger: Logger, what: string): void {
+  const sweep = () => {
+    recover().catch((error: Error) => logger.warn({ error: error.message }, `could not recover failed ${what}; will try again`));
+  };
+  worker.on('failed', (job) => {
+    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) sweep();
+  });
+  const timer = setInterval(sweep, intervalMs);
+  timer.unref();
+  worker.on('closing', () => clearInterval(timer));
+  sweep();
+}
