@@ -50,12 +50,15 @@ export async function queueListings(queues: Queues, listingIds: number[]): Promi
 }
 
 /**
- * Queues again the jobs of a run's listings that have not ended, for when
- * nothing runs anywhere (their jobs were lost with Redis's data). A listing
- * whose pages have all answered gets a job for its first page, which ends it.
+ * Queues again the jobs of listings that have not ended (of one run, or every
+ * one older than `olderThanMs`), for when their jobs were lost with Redis's
+ * data or a crash. A job that exists is not added twice; a listing whose pages
+ * have all answered gets a job for its first page, which ends it. Returns how
+ * many listings are open.
  */
-export async function requeueListings(sql: Sql, queues: Queues, runId: number): Promise<void> {
-  for (const listing of await openListings(sql, runId)) {
+export async function requeueListings(sql: Sql, queues: Queues, which: { runId: number } | { olderThanMs: number }): Promise<number> {
+  const open = await openListings(sql, which);
+  for (const listing of open) {
     if (listing.status === 'expanding') {
       await queueListings(queues, [listing.id]);
       continue;
@@ -72,4 +75,5 @@ export async function requeueListings(sql: Sql, queues: Queues, runId: number): 
       })),
     );
   }
+  return open.length;
 }

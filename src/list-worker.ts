@@ -11,6 +11,7 @@ import { validateImage } from './image-payload.js';
 import type { Observation, Triple } from './interfaces.js';
 import { MAX_PART_COUNT, PAGE_LIMIT } from './list-query.js';
 import {
+  confirmJobPrefix,
   enqueueBatches,
   enqueueListJobs,
   jobDeployment,
@@ -27,10 +28,12 @@ import type { RefreshWorkerDeps } from './refresh-worker.js';
 import { expandScope, IncompleteListError } from './scope-expansion.js';
 import type { ScopeDefinition } from './scope.js';
 import { creditRuns } from './sql/creditRuns.js';
-import { abandonExpansion, finishListing, getListing } from './sql/finishListing.js';
+import type { Claim } from './sql/claimTargets.js';
+import { abandonExpansion, finishListing, getListing, pendingConfirmations } from './sql/finishListing.js';
 import { finishRuns } from './sql/finishRuns.js';
 import { finishPage, pagesToQueue, planParts, queuedPage, recordListed, type QueuedPage } from './sql/listingPages.js';
 import { recordFailure } from './sql/recordFailure.js';
+import { requeueListings } from './fan-out.js';
 import type { RateLimitedError } from './gcore-errors.js';
 import { tripleKey } from './triple.js';
 
@@ -44,6 +47,8 @@ export interface ListWorkerDeps extends Omit<RefreshWorkerDeps, 'concurrency' | 
 
 /** Images of a page stored in one go: a page is stored in a few transactions, never held with the rest of the listing. */
 const STORE_CHUNK = 250;
+/** A listing open this long may have lost its jobs: they are queued again (a job that exists is not added twice). */
+const STUCK_AFTER_MS = 5 * 60_000;
 /** How long a request withheld by this process (its key was rejected) waits before another process may take it. */
 const HAND_BACK_MS = 2000;
 
@@ -105,22 +110,33 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     );
   }
 
-  /** Ends the listing if this was its last page, and queues the GETs that confirm what it did not return. */
-  async function finish(listingId: number): Promise<void> {
-    const done = await finishListing(sql, listingId, deps.batchSize);
-    if (!done) return;
-    metrics?.listings.inc({ status: done.status });
+  async function queueConfirmations(scopeKey: string, claims: Claim[]): Promise<void> {
     await enqueueBatches(
       queues.refresh,
-      done.confirm.map((claim) => ({
-        jobId: claim.jobId,
-        items: claim.triples.map((t) => ({ ...t, attempt: 0, confirmScope: done.scopeKey })),
-      })),
+      claims.map((claim) => ({ jobId: claim.jobId, items: claim.triples.map((t) => ({ ...t, attempt: 0, confirmScope: scopeKey })) })),
     );
+  }
+
+  /** Ends the listing if this was its last page, and queues the GETs that confirm what it did not return. */
+  async function finish(listingId: number): Promise<void> {
+    const jobPrefix = confirmJobPrefix(queues.refresh, listingId);
+    const done = await finishListing(sql, listingId, { batchSize: deps.batchSize, jobPrefix });
+    if (!done) return;
+    metrics?.listings.inc({ status: done.status });
+    await queueConfirmations(done.scopeKey, done.confirm);
     const absent = done.confirm.reduce((n, c) => n + c.triples.length, 0);
     const fields = { listing_id: listingId, scope: done.scopeKey, expected: done.expected, listed: done.listed, absent };
     if (done.status === 'complete') logger.info(fields, 'listing complete');
     else logger.error({ ...fields, error: done.error }, 'listing incomplete: nothing deleted or confirmed');
+    await finishRuns(sql);
+  }
+
+  /** A job that ran before, and may have stopped anywhere after its commit: whatever its listing still waits for is queued again. */
+  async function resume(listingId: number, part?: number): Promise<void> {
+    await queuePages(listingId, await pagesToQueue(sql, listingId, part));
+    await finish(listingId);
+    const pending = await pendingConfirmations(sql, listingId, confirmJobPrefix(queues.refresh, listingId));
+    if (pending) await queueConfirmations(pending.scopeKey, pending.claims);
     await finishRuns(sql);
   }
 
@@ -153,8 +169,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     const listing = await getListing(sql, data.listingId);
     if (!listing) return 0;
     if (listing.status !== 'expanding') {
-      // Run before and stopped between planning and queueing: queue what waits.
-      await queuePages(listing.id, await pagesToQueue(sql, listing.id));
+      await resume(listing.id);
       return 0;
     }
     const abandon = async (message: string) => {
@@ -222,15 +237,17 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
   async function processPage(job: Job<ListJobData>, token: string | undefined, data: PageJobData): Promise<number> {
     const page = await queuedPage(sql, data);
     if (!page) {
-      // Answered before (this job ran twice): the pages its answer added may still wait to be queued.
-      if (data.page === 0) await queuePages(data.listingId, await pagesToQueue(sql, data.listingId, data.part));
-      await finish(data.listingId);
+      await resume(data.listingId, data.part);
       return 0;
     }
     const failPage = async (message: string) => {
       await finishPage(sql, page, { error: message });
       await finish(page.listingId);
     };
+    if (!page.scopeConfigured) {
+      await failPage('its scope is no longer configured');
+      return 0;
+    }
     let answer: ListPage;
     try {
       answer = await fetchPage(
@@ -295,9 +312,12 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
   /**
    * Listing jobs that failed for good (crashed every time, or stalled too
    * often), in any process: the page or expansion is recorded as failed, so
-   * the listing ends incomplete instead of waiting for ever.
+   * the listing ends incomplete instead of waiting for ever. Listings open
+   * for long get their jobs queued again first.
    */
   async function recoverFailedJobs(): Promise<void> {
+    // Listings whose jobs were lost (with Redis's data, or a crash between a commit and a queueing) get them again.
+    await requeueListings(sql, queues, { olderThanMs: STUCK_AFTER_MS });
     for (const job of await queues.list.getFailed(0, 99)) {
       if (!job || (jobDeployment(job) ?? queues.list.deployment) !== queues.list.deployment) continue;
       const message = `its job failed: ${job.failedReason || 'unknown reason'}`;

@@ -39,9 +39,10 @@ const CLAIM_SETTLE_MS = 5000;
 async function requeueLost(sql: Sql, queues: Queues, run: ManualRun, batchSize: number): Promise<number> {
   await releaseClaims(sql, await missingJobs(queues.refresh, await listOldClaims(sql, CLAIM_SETTLE_MS)));
   if (!(await refreshQueueIdle(queues))) return 0;
-  await requeueListings(sql, queues, run.id);
-  // Nothing runs anywhere: a target still without an outcome lost its GET or its listing's end; a GET gives it one.
-  const scope = { scheduleKey: null, target: run.target, unattemptedSince: run.startedAt, discovered: true };
+  // Nothing runs anywhere: a listing still open lost its jobs, and ends once they run again.
+  const listings = await requeueListings(sql, queues, { runId: run.id });
+  // A target still without an outcome lost its GET; one a scope lists gets a GET only once no listing can reach it.
+  const scope = { scheduleKey: null, target: run.target, unattemptedSince: run.startedAt, discovered: listings === 0 };
   return (await queueRefreshes(sql, queues, scope, `m${run.id}-again`, batchSize)).queued;
 }
 

@@ -153,7 +153,8 @@ export async function enqueueBatches(queue: DeploymentQueue<RefreshJobData>, bat
 
 /**
  * Queues listing jobs under ids made from what they do, so a retried tick or a
- * page answered twice queues each job once.
+ * page answered twice queues each job once. Listing ids are serials of one
+ * database: the deployment in the id keeps two deployments' jobs apart.
  */
 export async function enqueueListJobs(
   queue: DeploymentQueue<ListJobData>,
@@ -170,6 +171,11 @@ export async function enqueueListJobs(
       },
     })),
   );
+}
+
+/** The id prefix of the refresh jobs that confirm what a listing did not return (deployment-unique, as for listing jobs). */
+export function confirmJobPrefix(queue: DeploymentQueue<RefreshJobData>, listingId: number): string {
+  return `confirm-${queue.deployment}-${listingId}`;
 }
 
 /** Which of these job ids no longer exist in Redis (a lost job leaves its claims behind). */

@@ -101,7 +101,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
         metrics?.refreshes.inc({ outcome: result.outcome });
         metrics?.lastSuccess.set(Date.now() / 1000);
         const { confirmScope } = result.item;
-        if (confirmScope !== undefined && result.outcome !== 'deleted' && (await leaveScope(sql, result.item, confirmScope))) {
+        if (confirmScope !== undefined && !result.gone && (await leaveScope(sql, result.item, confirmScope))) {
           metrics?.scopeExits.inc();
           logger.info({ ...fields, scope: confirmScope }, 'left its scope: the API still has it, but the scope no longer lists it');
         }

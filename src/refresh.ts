@@ -33,7 +33,9 @@ export interface RefreshDeps {
 }
 
 export type ItemResult =
-  { item: RefreshItem; outcome: RefreshOutcome; warnings: string[]; ms: number } | { item: RefreshItem; error: unknown; ms: number };
+  /** `gone`: the API answered 404 NotFoundError (whatever that did to the stored state). */
+  | { item: RefreshItem; outcome: RefreshOutcome; warnings: string[]; ms: number; gone?: true }
+  | { item: RefreshItem; error: unknown; ms: number };
 
 type Fetched =
   | { item: RefreshItem; observation: Observation; ms: number }
@@ -135,7 +137,7 @@ export async function refreshBatch(deps: RefreshDeps, items: RefreshItem[]): Pro
     if ('error' in f) {
       results.push(f);
     } else if ('goneAt' in f) {
-      results.push({ item: f.item, outcome: await recordDeletion(deps.sql, f.item, f.goneAt), warnings: [], ms: f.ms });
+      results.push({ item: f.item, outcome: await recordDeletion(deps.sql, f.item, f.goneAt), warnings: [], ms: f.ms, gone: true });
     } else {
       const result = stored.get(tripleKey(f.item)) ?? 'unchanged';
       results.push(

@@ -232,8 +232,9 @@ export const listings = pgTable(
     startedAt: tz('started_at').notNull().defaultNow(),
     finishedAt: tz('finished_at'),
     /** Images the API said there are (the sum of every part's count), and distinct ones it returned. */
-    expected: integer('expected'),
-    listed: integer('listed'),
+    // bigint: the sum of a listing's counts is not bounded by one column's.
+    expected: bigint('expected', { mode: 'number' }),
+    listed: bigint('listed', { mode: 'number' }),
     /** Stored live images of the scope that the complete listing did not return: each confirmed by a GET. */
     absent: integer('absent'),
     error: text('error'),

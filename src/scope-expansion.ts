@@ -47,14 +47,19 @@ async function listEvery(fetchPage: FetchPage, endpoint: 'projects' | 'regions')
 async function projectIds(fetchPage: FetchPage, projects: ScopeDefinition['projects']): Promise<number[]> {
   if (projects !== 'all') return projects;
   const listed = await listEvery(fetchPage, 'projects');
-  return listed.filter((p) => p.deleted_at == null && p.state !== 'DELETED').map((p) => p.id as number);
+  const live = listed.filter((p) => p.deleted_at == null && p.state !== 'DELETED').map((p) => p.id as number);
+  // An account always has a project: none would make every stored image of the scope look absent.
+  if (live.length === 0) throw new IncompleteListError(`projects: none listed that is not deleted (of ${listed.length})`);
+  return live;
 }
 
 async function scopeRegions(fetchPage: FetchPage, regions: ScopeDefinition['regions']): Promise<ScopeRegion[]> {
   // A region named by id is listed as named, bare-metal images included.
   if (regions !== 'all') return regions.map((id) => ({ id, baremetal: true }));
   const listed = await listEvery(fetchPage, 'regions');
-  return listed.filter((r) => r.state === 'ACTIVE').map((r) => ({ id: r.id as number, baremetal: r.has_baremetal !== false }));
+  const active = listed.filter((r) => r.state === 'ACTIVE').map((r) => ({ id: r.id as number, baremetal: r.has_baremetal !== false }));
+  if (active.length === 0) throw new IncompleteListError(`regions: none listed that is ACTIVE (of ${listed.length})`);
+  return active;
 }
 
 /** The parts of a scope's listing; throws an IncompleteListError, or the API's error for a request. */

@@ -22,24 +22,30 @@ describe('gcore-image-sync demo', () => {
   it('syncs the samples, changes three, syncs again and prints the change log; again on the same database', async () => {
     const first = await demo();
     expect(first.stderr.trim().split('\n').slice(1)).toEqual([
+      // Images a scope discovers during a run are not in its counts (it plans what it knew of when it started).
       'demo: first sync: 5 changed, 0 unchanged, 0 deleted, 0 failed',
-      'demo: renamed one image, changed a tag on another, deleted a third',
-      'demo: second sync: 2 changed, 2 unchanged, 1 deleted, 0 failed',
+      "demo: first sync: the scope's listing of project 2, region 76 was complete: 3 images listed, 0 stored ones missing from it, each confirmed with a GET",
+      'demo: renamed one image, changed a tag on another, deleted a third; in the scope, added one and deleted one',
+      'demo: second sync: 2 changed, 4 unchanged, 2 deleted, 0 failed',
+      "demo: second sync: the scope's listing of project 2, region 76 was complete: 3 images listed, 1 stored ones missing from it, each confirmed with a GET",
     ]);
     const log = first.stdout.trim().split('\n');
     expect(log[0]).toMatch(/^changed_at\s+triple\s+image\s+change\s+field\s+old\s+new$/);
     const rows = log.slice(1).map((line) => line.split(/\s{2,}/).slice(1, 5));
-    expect(rows.slice(0, 3)).toEqual(
+    expect(rows.slice(0, 5)).toEqual(
       expect.arrayContaining([
         ['1/7/00000000-0000-4000-8000-000000000002', 'ubuntu-22.04-x64-0002', 'deleted', '{"id":"00000000-0000-4000-8000-00000000…'],
         ['1/7/8cab6f28-09ca-4201-b3f7-23c7893f4bd6', 'ubuntu-22.04-x64-hardened', 'updated', 'name'],
         ['1/7/00000000-0000-4000-8000-000000000001', 'ubuntu-22.04-x64-0001', 'updated', 'tags.team'],
+        ['2/76/00000000-0000-4000-8000-000000000065', 'web-1', 'deleted', '{"id":"00000000-0000-4000-8000-00000000…'],
+        ['2/76/00000000-0000-4000-8000-000000000068', 'web-4', 'created', '{"id":"00000000-0000-4000-8000-00000000…'],
       ]),
     );
-    expect(rows.slice(3).map((row) => row[2])).toEqual(['created', 'created', 'created', 'created', 'created']);
+    expect(rows.slice(5).map((row) => row[2])).toEqual(Array(8).fill('created'));
 
     const second = await demo();
-    expect(second.stderr).toContain('demo: first sync: 3 changed, 2 unchanged, 0 deleted, 0 failed');
+    // The fake starts afresh: the deleted images are back (restored) and the added one is gone (confirmed deleted).
+    expect(second.stderr).toContain('demo: first sync: 4 changed, 4 unchanged, 1 deleted, 0 failed');
   });
 
   it('refuses a database that tracks other images', async () => {

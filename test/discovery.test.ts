@@ -8,6 +8,8 @@ import { createTestEnv, type TestEnv } from './support/env.js';
 import { invariantViolations } from './support/invariants.js';
 import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
 import { startCli } from './support/cli.js';
+import { replaceTargets } from '../src/sql/replaceTargets.js';
+import { parseTargetsFile } from '../src/targets.js';
 
 interface World {
   env: TestEnv;
@@ -168,6 +170,12 @@ describe('discovery', () => {
     const next = await w.pipeline.sync();
     expect(next).toMatchObject({ planned: 29, unchanged: 29 });
     expect(w.fake.requestsByEndpoint.image).toBe(1);
+    // Listed by id in the file, it is refreshed again: with its own GET.
+    const file = parseTargetsFile(`${yaml}  - { project_id: 1, region_id: 7, image_ids: [${shared.imageId}] }\n`, 'test');
+    await replaceTargets(w.pipeline.services.sql, file.targets, file.scopes);
+    const pinned = await w.pipeline.sync();
+    expect(pinned).toMatchObject({ planned: 30, unchanged: 30 });
+    expect(w.fake.requestsByEndpoint.image).toBe(2);
     expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
   });
 

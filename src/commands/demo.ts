@@ -68,8 +68,8 @@ export async function demoCommand({ print }: CommandContext): Promise<number> {
       print(`demo: ${label}: ${done.changed} changed, ${done.unchanged} unchanged, ${done.deleted} deleted, ${done.failed} failed`);
       for (const listing of await runListings(services.sql, run.id)) {
         print(
-          `demo: ${label}: the scope listed ${listing.listed} images in project ${SCOPE.projectId}, region ${SCOPE.regionId} ` +
-            `(${listing.status}); ${listing.absent} not listed, each confirmed with a GET`,
+          `demo: ${label}: the scope's listing of project ${SCOPE.projectId}, region ${SCOPE.regionId} was ${listing.status}: ` +
+            `${listing.listed} images listed, ${listing.absent} stored ones missing from it, each confirmed with a GET`,
         );
       }
     };

@@ -1,6 +1,7 @@
 import type { Sql } from '../db.js';
 import type { Triple } from '../interfaces.js';
 import { PAGE_LIMIT } from '../list-query.js';
+import { storableString } from '../storable-text.js';
 import type { Claim } from './claimTargets.js';
 import type { Tx } from './tripleLock.js';
 
@@ -22,7 +23,7 @@ export async function getListing(sql: Sql, listingId: number): Promise<ListingSc
 
 /** The scope's projects and regions could not be listed: the listing ends incomplete, with no page fetched. */
 export async function abandonExpansion(sql: Sql, listingId: number, error: string): Promise<void> {
-  await sql`UPDATE listings SET status = 'listing', error = ${error} WHERE id = ${listingId} AND status = 'expanding'`;
+  await sql`UPDATE listings SET status = 'listing', error = ${storableString(error)} WHERE id = ${listingId} AND status = 'expanding'`;
 }
 
 export interface FinishedListing {
@@ -54,10 +55,14 @@ function incompleteness(tally: Tally): string | null {
   return null;
 }
 
-/** Targets of the scope, listed by it only, that were there before the listing started and that it did not return. */
+/** Targets that only the listing's scope refreshes, there before the listing started. */
+function scopeTargets(tx: Tx) {
+  return tx`t.scope_key = l.scope_key AND NOT t.explicit AND t.left_scope_at IS NULL AND t.added_at < l.started_at`;
+}
+
+/** Of those, the ones the listing did not return. */
 function unlisted(tx: Tx, listingId: number) {
-  return tx`t.scope_key = l.scope_key AND NOT t.explicit AND t.left_scope_at IS NULL AND t.added_at < l.started_at
-    AND NOT EXISTS (SELECT 1 FROM listing_ids x
+  return tx`${scopeTargets(tx)} AND NOT EXISTS (SELECT 1 FROM listing_ids x
       WHERE (x.listing_id, x.project_id, x.region_id, x.image_id) = (${listingId}, t.project_id, t.region_id, t.image_id))`;
 }
 
@@ -69,7 +74,11 @@ function unlisted(tx: Tx, listingId: number) {
  * confirming GET. Incomplete: nothing is deleted or confirmed, and the
  * targets it did not reach record the failure, so runs finish and say so.
  */
-export async function finishListing(sql: Sql, listingId: number, confirmBatch: number): Promise<FinishedListing | undefined> {
+export async function finishListing(
+  sql: Sql,
+  listingId: number,
+  confirm: { batchSize: number; jobPrefix: string },
+): Promise<FinishedListing | undefined> {
   const finished = await sql.begin(async (tx) => {
     const [listing] = await tx<{ scope_key: string; error: string | null }[]>`
       SELECT scope_key, error FROM listings WHERE id = ${listingId} AND status = 'listing' FOR UPDATE`;
@@ -85,11 +94,11 @@ export async function finishListing(sql: Sql, listingId: number, confirmBatch: n
         (SELECT string_agg(DISTINCT endpoint || ' ' || project_id || '/' || region_id, ', ') FROM (
           SELECT endpoint, project_id, region_id FROM listing_pages WHERE listing_id = ${listingId} AND status = 'done'
           GROUP BY part, endpoint, project_id, region_id HAVING min(count) <> max(count)) u) AS uneven,
-        (SELECT coalesce(sum(count), 0)::int FROM listing_pages WHERE listing_id = ${listingId} AND page = 0) AS expected,
-        (SELECT count(*)::int FROM listing_ids WHERE listing_id = ${listingId}) AS listed`;
+        (SELECT coalesce(sum(count), 0)::bigint FROM listing_pages WHERE listing_id = ${listingId} AND page = 0) AS expected,
+        (SELECT count(*)::bigint FROM listing_ids WHERE listing_id = ${listingId}) AS listed`;
     const error = listing.error ?? incompleteness(tally!);
     const status = error === null ? 'complete' : 'incomplete';
-    let confirm: Array<{ project_id: number; region_id: number; image_id: string; queued_job: string }> = [];
+    let absent: Array<{ project_id: number; region_id: number; image_id: string; queued_job: string }> = [];
     if (status === 'complete') {
       // A deletion already confirmed needs no request: the attempt is recorded as the GET's 404 would be.
       await tx`
@@ -98,37 +107,62 @@ export async function finishListing(sql: Sql, listingId: number, confirmBatch: n
         FROM listings l, images i
         WHERE l.id = ${listingId} AND ${unlisted(tx, listingId)}
           AND (i.project_id, i.region_id, i.image_id) = (t.project_id, t.region_id, t.image_id) AND i.deleted_at IS NOT NULL`;
-      confirm = await tx`
+      absent = await tx`
         WITH absent AS (
           SELECT t.project_id, t.region_id, t.image_id,
-            (row_number() OVER (ORDER BY t.project_id, t.region_id, t.image_id) - 1) / ${confirmBatch} AS chunk
+            (row_number() OVER (ORDER BY t.project_id, t.region_id, t.image_id) - 1) / ${confirm.batchSize} AS chunk
           FROM targets t JOIN listings l ON l.id = ${listingId}
           WHERE ${unlisted(tx, listingId)} AND t.queued_job IS NULL
             AND NOT EXISTS (SELECT 1 FROM images i
               WHERE (i.project_id, i.region_id, i.image_id) = (t.project_id, t.region_id, t.image_id) AND i.deleted_at IS NOT NULL))
-        UPDATE targets t SET queued_job = 'confirm-' || ${listingId} || '-' || a.chunk, queued_at = now()
+        UPDATE targets t SET queued_job = ${confirm.jobPrefix} || '-' || a.chunk, queued_at = now()
         FROM absent a WHERE (t.project_id, t.region_id, t.image_id) = (a.project_id, a.region_id, a.image_id) AND t.queued_job IS NULL
         RETURNING t.project_id, t.region_id, t.image_id, t.queued_job`;
     } else {
+      // Every image the listing did not store, listed or not (a page may have been listed, then failed before it was stored).
       await tx`
         UPDATE targets t SET prev_attempt_at = t.last_attempt_at, last_attempt_at = now(), last_outcome = 'failed',
           last_status = NULL, last_error = ${`the listing of its scope was incomplete: ${error}`}
         FROM listings l
-        WHERE l.id = ${listingId} AND ${unlisted(tx, listingId)} AND t.last_attempt_at < l.started_at`;
+        WHERE l.id = ${listingId} AND ${scopeTargets(tx)} AND t.last_attempt_at < l.started_at`;
     }
     await tx`DELETE FROM listing_ids WHERE listing_id = ${listingId}`;
     await tx`
       UPDATE listings SET status = ${status}, finished_at = now(), error = ${error}, expected = ${tally!.expected},
-        listed = ${tally!.listed}, absent = ${confirm.length}
+        listed = ${tally!.listed}, absent = ${absent.length}
       WHERE id = ${listingId}`;
-    return { status, scopeKey: listing.scope_key, error, expected: tally!.expected, listed: tally!.listed, confirm } as const;
+    return { status, scopeKey: listing.scope_key, error, expected: tally!.expected, listed: tally!.listed, absent } as const;
   });
   if (!finished) return undefined;
+  const { absent, ...rest } = finished;
+  return { ...rest, confirm: byJob(absent) };
+}
+
+function byJob(rows: Array<{ project_id: number; region_id: number; image_id: string; queued_job: string }>): Claim[] {
   const claims = new Map<string, Triple[]>();
-  for (const row of finished.confirm) {
+  for (const row of rows) {
     const triples = claims.get(row.queued_job) ?? [];
     triples.push({ projectId: row.project_id, regionId: row.region_id, imageId: row.image_id });
     claims.set(row.queued_job, triples);
   }
-  return { ...finished, confirm: [...claims].map(([jobId, triples]) => ({ jobId, triples })) };
+  return [...claims].map(([jobId, triples]) => ({ jobId, triples }));
+}
+
+/**
+ * The confirming GETs a listing that has ended still holds claims for: after
+ * a crash between ending it and queueing them, they are queued again under
+ * the same job ids (a job that exists is not added twice).
+ */
+export async function pendingConfirmations(
+  sql: Sql,
+  listingId: number,
+  jobPrefix: string,
+): Promise<{ scopeKey: string; claims: Claim[] } | undefined> {
+  const [listing] = await sql<{ scope_key: string }[]>`
+    SELECT scope_key FROM listings WHERE id = ${listingId} AND status = 'complete'`;
+  if (!listing) return undefined;
+  const rows = await sql<Array<{ project_id: number; region_id: number; image_id: string; queued_job: string }>>`
+    SELECT project_id, region_id, image_id, queued_job FROM targets
+    WHERE scope_key = ${listing.scope_key} AND queued_job LIKE ${`${jobPrefix}-%`}`;
+  return { scopeKey: listing.scope_key, claims: byJob(rows) };
 }

@@ -2,6 +2,8 @@ import type { Sql } from '../db.js';
 import type { ListPart } from '../list-query.js';
 import type { PageJobData } from '../queue.js';
 import type { Triple } from '../interfaces.js';
+import { storableString } from '../storable-text.js';
+import { TARGETS_LOCK } from './replaceTargets.js';
 
 /** A page to fetch, as listing_pages holds it, with the scope its listing is of. */
 export interface QueuedPage {
@@ -13,13 +15,15 @@ export interface QueuedPage {
   regionId: number;
   endpoint: 'images' | 'bmimages';
   query: Array<[string, string]>;
+  /** False once the scope is no longer configured: the page is not fetched. */
+  scopeConfigured: boolean;
 }
 
 /** The page a job is for, while it still waits for its answer; undefined once it has one (the job ran before). */
 export async function queuedPage(sql: Sql, job: Pick<PageJobData, 'listingId' | 'part' | 'page'>): Promise<QueuedPage | undefined> {
   const [row] = await sql<QueuedPage[]>`
     SELECT p.listing_id AS "listingId", l.scope_key AS "scopeKey", p.part, p.page, p.project_id AS "projectId",
-      p.region_id AS "regionId", p.endpoint, p.query
+      p.region_id AS "regionId", p.endpoint, p.query, EXISTS (SELECT 1 FROM scopes s WHERE s.key = l.scope_key) AS "scopeConfigured"
     FROM listing_pages p JOIN listings l ON l.id = p.listing_id
     WHERE (p.listing_id, p.part, p.page) = (${job.listingId}, ${job.part}, ${job.page}) AND p.status = 'queued'`;
   return row;
@@ -59,7 +63,10 @@ export async function planParts(sql: Sql, listingId: number, parts: ListPart[]):
 export async function recordListed(sql: Sql, page: QueuedPage, triples: Triple[]): Promise<number> {
   if (triples.length === 0) return 0;
   const ids = triples.map((t) => t.imageId);
-  const [row] = await sql<{ repeated: number }[]>`
+  const repeated = await sql.begin(async (tx) => {
+    // A reconcile that removes or reschedules the scope waits for this page, or this page for it.
+    await tx`SELECT pg_advisory_xact_lock_shared(${TARGETS_LOCK})`;
+    const [row] = await tx<{ repeated: number }[]>`
     WITH input AS (SELECT image_id FROM unnest(${ids}::text[]) AS x(image_id)),
     adopted AS (
       INSERT INTO targets (project_id, region_id, image_id, schedule_key, interval_seconds, explicit, scope_key)
@@ -80,7 +87,9 @@ export async function recordListed(sql: Sql, page: QueuedPage, triples: Triple[]
     WHERE EXISTS (SELECT 1 FROM listing_ids l
       WHERE (l.listing_id, l.project_id, l.region_id, l.image_id) = (${page.listingId}, ${page.projectId}, ${page.regionId}, x.image_id)
         AND (l.part, l.page) <> (${page.part}, ${page.page}))`;
-  return row!.repeated;
+    return row!.repeated;
+  });
+  return repeated;
 }
 
 export interface PageAnswer {
@@ -102,7 +111,8 @@ export async function finishPage(
   const added = await sql.begin(async (tx) => {
     const key = tx`(listing_id, part, page) = (${page.listingId}, ${page.part}, ${page.page}) AND status = 'queued'`;
     if ('error' in outcome) {
-      await tx`UPDATE listing_pages SET status = 'failed', error = ${outcome.error} WHERE ${key}`;
+      // The error quotes what the network sent, which may hold characters Postgres refuses.
+      await tx`UPDATE listing_pages SET status = 'failed', error = ${storableString(outcome.error)} WHERE ${key}`;
       return [];
     }
     const { answer, pageLimit } = outcome;
@@ -111,7 +121,9 @@ export async function finishPage(
         unusable = ${answer.unusable}
       WHERE ${key} RETURNING 1`;
     if (!done || page.page !== 0) return [];
-    const pages = Math.ceil(answer.count / pageLimit);
+    // A first page shorter than the count allows already proves the listing incomplete: its other pages are not fetched.
+    const short = answer.results < Math.min(pageLimit, answer.count);
+    const pages = short ? 1 : Math.ceil(answer.count / pageLimit);
     return tx<Array<{ part: number; page: number }>>`
       INSERT INTO listing_pages (listing_id, part, page, project_id, region_id, endpoint, query)
       SELECT ${page.listingId}, ${page.part}, n, ${page.projectId}, ${page.regionId}, ${page.endpoint}, ${JSON.stringify(page.query)}::jsonb
@@ -122,8 +134,16 @@ export async function finishPage(
   return added as Array<{ part: number; page: number }>;
 }
 
-/** A run's listings that have not ended. */
-export async function openListings(sql: Sql, runId: number): Promise<Array<{ id: number; status: 'expanding' | 'listing' }>> {
+/** Listings that have not ended: of one run, or every one started more than `olderThanMs` ago. */
+export async function openListings(
+  sql: Sql,
+  which: { runId: number } | { olderThanMs: number },
+): Promise<Array<{ id: number; status: 'expanding' | 'listing' }>> {
+  const runId = 'runId' in which ? which.runId : null;
+  const olderThanMs = 'olderThanMs' in which ? which.olderThanMs : null;
   return sql<Array<{ id: number; status: 'expanding' | 'listing' }>>`
-    SELECT id, status FROM listings WHERE run_id = ${runId} AND status IN ('expanding', 'listing') ORDER BY id`;
+    SELECT id, status FROM listings
+    WHERE status IN ('expanding', 'listing') AND (${runId}::bigint IS NULL OR run_id = ${runId}::bigint)
+      AND (${olderThanMs}::int IS NULL OR started_at < now() - make_interval(secs => ${olderThanMs}::int / 1000.0))
+    ORDER BY id`;
 }

@@ -3,7 +3,8 @@ import type { Target } from '../interfaces.js';
 import { intervalSeconds, scheduleKey } from '../schedule.js';
 import type { Scope } from '../scope.js';
 
-const TARGETS_LOCK = 727_002;
+/** Held while the targets and scopes are replaced; a listed page takes it shared (recordListed). */
+export const TARGETS_LOCK = 727_002;
 
 export interface TargetChanges {
   added: number;
@@ -60,8 +61,8 @@ export async function replaceTargets(sql: Sql, targets: Target[], scopes: Scope[
         INSERT INTO targets (project_id, region_id, image_id, schedule_key, interval_seconds)
         SELECT project_id, region_id, image_id, schedule_key, interval_seconds FROM configured
         ON CONFLICT (project_id, region_id, image_id) DO UPDATE
-          SET schedule_key = EXCLUDED.schedule_key, interval_seconds = EXCLUDED.interval_seconds, explicit = true
-        WHERE targets.schedule_key IS DISTINCT FROM EXCLUDED.schedule_key OR NOT targets.explicit
+          SET schedule_key = EXCLUDED.schedule_key, interval_seconds = EXCLUDED.interval_seconds, explicit = true, left_scope_at = NULL
+        WHERE targets.schedule_key IS DISTINCT FROM EXCLUDED.schedule_key OR NOT targets.explicit OR targets.left_scope_at IS NOT NULL
         RETURNING (xmax = 0) AS inserted)
       SELECT count(*) FILTER (WHERE inserted)::int AS added, count(*) FILTER (WHERE NOT inserted)::int AS rescheduled FROM written`;
     await tx`UPDATE targets t SET scope_key = NULL WHERE t.explicit AND NOT EXISTS (SELECT 1 FROM scopes s WHERE s.key = t.scope_key)`;
