@@ -29,6 +29,14 @@ export interface ClaimPage {
 
 const START: Triple = { projectId: 0, regionId: 0, imageId: '' };
 
+/** Key order, so a batch lists its triples as they were claimed (ids compared as JavaScript strings). */
+function byKey(
+  a: { project_id: number; region_id: number; image_id: string },
+  b: { project_id: number; region_id: number; image_id: string },
+): number {
+  return a.project_id - b.project_id || a.region_id - b.region_id || (a.image_id < b.image_id ? -1 : a.image_id > b.image_id ? 1 : 0);
+}
+
 /**
  * Marks up to `limit` unqueued targets in scope after `after`, in key order, as queued, in batches of `batchSize`
  * named `${jobPrefix}-<n>`. A target already queued is left alone: its queued
@@ -45,7 +53,9 @@ export async function claimTargets(
   after: Triple = START,
 ): Promise<ClaimPage> {
   const t = scope.target;
-  const rows = await sql<{ project_id: number; region_id: number; image_id: string; queued_job: string | null }[]>`
+  // The claimed rows and the last candidate, without joining the two CTEs: a join of CTE scans is planned
+  // from guesses, and a nested loop over 5,000 x 5,000 rows took seconds.
+  const rows = await sql<{ project_id: number; region_id: number; image_id: string; queued_job: string | null; last: boolean }[]>`
     WITH candidates AS (
       SELECT project_id, region_id, image_id,
         (row_number() OVER (ORDER BY project_id, region_id, image_id) - 1) / ${batchSize} AS chunk
@@ -63,17 +73,16 @@ export async function claimTargets(
       FROM candidates c
       WHERE (t.project_id, t.region_id, t.image_id) = (c.project_id, c.region_id, c.image_id) AND t.queued_job IS NULL
       RETURNING t.project_id, t.region_id, t.image_id, t.queued_job)
-    SELECT c.project_id, c.region_id, c.image_id, claimed.queued_job
-    FROM candidates c LEFT JOIN claimed USING (project_id, region_id, image_id)
-    ORDER BY c.project_id, c.region_id, c.image_id`;
+    SELECT project_id, region_id, image_id, queued_job, false AS last FROM claimed
+    UNION ALL
+    (SELECT project_id, region_id, image_id, NULL, true FROM candidates ORDER BY project_id DESC, region_id DESC, image_id DESC LIMIT 1)`;
   const claims = new Map<string, Triple[]>();
-  for (const row of rows) {
-    if (row.queued_job === null) continue;
-    const triples = claims.get(row.queued_job) ?? [];
+  for (const row of rows.filter((r) => !r.last).sort(byKey)) {
+    const triples = claims.get(row.queued_job!) ?? [];
     triples.push({ projectId: row.project_id, regionId: row.region_id, imageId: row.image_id });
-    claims.set(row.queued_job, triples);
+    claims.set(row.queued_job!, triples);
   }
-  const last = rows.at(-1);
+  const last = rows.find((r) => r.last);
   return {
     claims: [...claims].map(([jobId, triples]) => ({ jobId, triples })),
     next: last ? { projectId: last.project_id, regionId: last.region_id, imageId: last.image_id } : null,

@@ -55,7 +55,7 @@ export async function replaceTargets(sql: Sql, targets: Target[], scopes: Scope[
     // Out of the file but still listed by its scope: from now on only the listing refreshes it.
     await tx`
       UPDATE targets t SET explicit = false
-      WHERE t.explicit AND NOT ${isConfigured} AND EXISTS (SELECT 1 FROM scopes s WHERE s.key = t.scope_key)`;
+      WHERE t.explicit AND t.scope_key IS NOT NULL AND NOT ${isConfigured} AND EXISTS (SELECT 1 FROM scopes s WHERE s.key = t.scope_key)`;
     const [upserted] = await tx`
       WITH written AS (
         INSERT INTO targets (project_id, region_id, image_id, schedule_key, interval_seconds)
@@ -65,7 +65,9 @@ export async function replaceTargets(sql: Sql, targets: Target[], scopes: Scope[
         WHERE targets.schedule_key IS DISTINCT FROM EXCLUDED.schedule_key OR NOT targets.explicit OR targets.left_scope_at IS NOT NULL
         RETURNING (xmax = 0) AS inserted)
       SELECT count(*) FILTER (WHERE inserted)::int AS added, count(*) FILTER (WHERE NOT inserted)::int AS rescheduled FROM written`;
-    await tx`UPDATE targets t SET scope_key = NULL WHERE t.explicit AND NOT EXISTS (SELECT 1 FROM scopes s WHERE s.key = t.scope_key)`;
+    await tx`
+      UPDATE targets t SET scope_key = NULL
+      WHERE t.explicit AND t.scope_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM scopes s WHERE s.key = t.scope_key)`;
     // Discovered targets follow their scope's schedule.
     await tx`
       UPDATE targets t SET schedule_key = s.schedule_key, interval_seconds = s.interval_seconds
