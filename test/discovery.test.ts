@@ -8,6 +8,7 @@ import { createTestEnv, type TestEnv } from './support/env.js';
 import { invariantViolations } from './support/invariants.js';
 import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
 import { startCli } from './support/cli.js';
+import { throwawayPostgres, throwawayRedis, waitFor } from './support/throwaway.js';
 import { replaceTargets } from '../src/sql/replaceTargets.js';
 import { parseTargetsFile } from '../src/targets.js';
 
@@ -18,12 +19,15 @@ interface World {
 }
 
 let world: World | undefined;
+/** Servers a test started of its own, stopped after the pipeline. */
+const servers: Array<{ stop(): Promise<void> }> = [];
 
 afterEach(async () => {
   await world?.pipeline.close();
   await world?.fake.stop();
   await world?.env.cleanup();
   world = undefined;
+  for (const server of servers.splice(0)) await server.stop();
 });
 
 /** `count` images in project/region, ids sampleImageId(first..), every `bmEvery`-th one bare-metal (0: none). */
@@ -313,5 +317,28 @@ describe('discovery', () => {
     const [run] = await w.pipeline.services.sql`
       SELECT kind, schedule_key IS NOT NULL AS grouped FROM sync_runs r JOIN listings l ON l.run_id = r.id ORDER BY r.id LIMIT 1`;
     expect(run).toEqual({ kind: 'scheduled', grouped: true });
+  });
+
+  it.each(['Postgres', 'Redis'] as const)('completes a listing through a %s restart in the middle of it', async (service) => {
+    const server = service === 'Postgres' ? await throwawayPostgres() : await throwawayRedis();
+    servers.push(server);
+    const url: Record<string, string> = { [service === 'Postgres' ? 'DATABASE_URL' : 'REDIS_URL']: server.url };
+    const w = await begin(SCOPE_1_7.replace('{}', '{ baremetal: false }'), (fake) => putImages(fake, 1, 7, 1, 6000), {
+      ...url,
+      SYNC_JOB_LOCK_MS: '2000',
+    });
+    w.fake.latencyMs = 150;
+    const run = await w.pipeline.startSync();
+    await waitFor('two pages', () => w.fake.requestsByEndpoint.images >= 2);
+    if ('restart' in server) await server.restart();
+    else {
+      await server.kill();
+      await server.start();
+    }
+    const done = await w.pipeline.waitForRun(run, 60_000);
+    expect(done).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    expect(await counts(w)).toMatchObject({ images: 6000, live: 6000, created: 6000, targets: 6000 });
+    expect(await listings(w)).toEqual([{ status: 'complete', expected: 6000, listed: 6000, absent: 0, error: null }]);
+    expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
   });
 });
