@@ -8,8 +8,11 @@ import { createTestEnv, type TestEnv } from './support/env.js';
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
 let env: TestEnv;
 
-const demo = () =>
-  promisify(execFile)(process.execPath, [CLI, 'demo'], { env: { PATH: process.env.PATH!, ...env.env, GCORE_API_KEY: '', LOG_LEVEL: '' } });
+const demo = (overrides: Record<string, string> = {}) =>
+  promisify(execFile)(process.execPath, [CLI, 'demo'], {
+    env: { PATH: process.env.PATH!, ...env.env, GCORE_API_KEY: '', LOG_LEVEL: '', ...overrides },
+    timeout: 10_000,
+  });
 
 beforeAll(async () => {
   env = await createTestEnv({ migrate: false });
@@ -58,5 +61,14 @@ describe('gcore-image-sync demo', () => {
     expect((error as { stderr: string }).stderr).toContain(
       "configuration error in DATABASE_URL: 1 problem\n  already tracks 1 images that are not the demo's: point the demo at an empty database",
     );
+  });
+
+  it.each([
+    ['Postgres', { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }],
+    ['Redis', { REDIS_URL: 'redis://127.0.0.1:1' }],
+  ])('exits 3 within seconds when %s does not answer, instead of waiting on its fake API', async (service, overrides) => {
+    const error = await demo(overrides).catch((e: { code: number; killed: boolean; stderr: string }) => e);
+    expect(error).toMatchObject({ code: 3, killed: false });
+    expect((error as { stderr: string }).stderr).toContain(`gcore-image-sync demo: ${service} at`);
   });
 });

@@ -40,6 +40,16 @@ export async function demoCommand({ print }: CommandContext): Promise<number> {
   for (const [triple, image] of images) fake.putImage(triple, image);
   for (const n of [1, 2, 3]) fake.putImage(discovered(n), contractImage(discovered(n), { name: `web-${n}` }));
   const url = await fake.start();
+  // The fake's open socket would keep the process alive after any error below.
+  try {
+    return await runDemo(fake, url, print);
+  } finally {
+    await fake.stop();
+  }
+}
+
+async function runDemo(fake: FakeGcore, url: string, print: CommandContext['print']): Promise<number> {
+  const images = demoImages();
   const base = loadConfig();
   const config = loadConfig({
     ...process.env,
@@ -100,6 +110,5 @@ export async function demoCommand({ print }: CommandContext): Promise<number> {
     }
   } finally {
     await services.close();
-    await fake.stop();
   }
 }
