@@ -9,6 +9,7 @@ import postgres from 'postgres';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { sparePort } from './support/throwaway.js';
 import { QUIET_SCHEDULE, writeTargetsFile } from './support/pipeline.js';
+import { startCli } from './support/cli.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
 
@@ -244,6 +245,28 @@ targets:
     const unknown = await run(['sync', '--target', '3/9/not-discovered'], settings);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain(`--target: 3/9/not-discovered is not in ${file} and no scope of it has discovered that image`);
+  });
+
+  it('sync without --wait says whether a worker is listening to do the refreshes', async () => {
+    const file = await writeTargetsFile(`${QUIET_SCHEDULE}
+targets:
+  - { project_id: 3, region_id: 9, image_ids: [${images[0]}] }
+`);
+    const settings = { ...env.env, TARGETS_FILE: file, GCORE_BASE_URL: fake.url };
+    const alone = await run(['sync'], settings);
+    expect(alone.code).toBe(0);
+    expect(alone.stderr.trim().split('\n').slice(-2)).toEqual([
+      expect.stringMatching(/^run \d+: queued 1 refresh$/),
+      'no worker is listening on this Redis and QUEUE_PREFIX: run `gcore-image-sync worker` (or `start`) to do them, or `sync --wait` to do them here',
+    ]);
+    const worker = startCli(['worker'], settings);
+    try {
+      await expect.poll(() => worker.stdout(), { timeout: 10_000, interval: 50 }).toContain('"msg":"worker started"');
+      const served = await run(['sync'], settings);
+      expect(served.stderr.trim().split('\n').at(-1)).toBe('1 worker listening on this Redis and QUEUE_PREFIX');
+    } finally {
+      expect((await worker.stop()).code).toBe(0);
+    }
   });
 
   it('writes readable log lines with LOG_PRETTY=1, JSON otherwise', async () => {

@@ -35,6 +35,11 @@ function parseTarget(text: string): Triple {
   return { projectId: projectId!, regionId: regionId!, imageId };
 }
 
+/** "1 refresh", "2 refreshes". */
+function counted(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 function summary(run: RunProgress): string {
   const done = run.unchanged + run.changed + run.deleted + run.failed;
   const listings = run.listingsFailed > 0 ? `; ${run.listingsFailed} scope listings incomplete (nothing deleted or confirmed there)` : '';
@@ -79,8 +84,18 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
     }
     if (apiKey) worker = startWorker({ config, apiKey, logger, ...services, onKeyRejected: () => keyRejected.abort() });
     const run = await startManualSync(services.sql, services.queues, config.batchSize, target);
-    print(`run ${run.id}: queued ${run.planned} refreshes${run.listings.length > 0 ? ` and ${run.listings.length} scope listings` : ''}`);
-    if (!values.wait) return 0;
+    const listings = run.listings.length > 0 ? ` and ${counted(run.listings.length, 'scope listing')}` : '';
+    print(`run ${run.id}: queued ${counted(run.planned, 'refresh', 'refreshes')}${listings}`);
+    if (!values.wait) {
+      // Without a worker the run stays open: say so now rather than leave it to be found later.
+      const workers = await services.queues.refresh.getWorkersCount();
+      print(
+        workers > 0
+          ? `${counted(workers, 'worker')} listening on this Redis and QUEUE_PREFIX`
+          : 'no worker is listening on this Redis and QUEUE_PREFIX: run `gcore-image-sync worker` (or `start`) to do them, or `sync --wait` to do them here',
+      );
+      return 0;
+    }
     const progress = progressReporter(process.stderr, `run ${run.id}`);
     const onProgress = (p: RunProgress) => {
       if (p.finishedAt === null) progress.update(p.unchanged + p.changed + p.deleted + p.failed, p.planned);
