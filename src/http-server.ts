@@ -30,6 +30,8 @@ export interface HttpDeps {
   metrics: WorkerMetrics;
   /** What is wrong when another deployment uses this Redis prefix; undefined when nothing is. */
   deploymentProblem?: () => Promise<string | undefined>;
+  /** Why this process no longer calls the API (its key was rejected); undefined while it does. */
+  keyProblem?: () => string | undefined;
   /** The queue dashboard, served under /queues when given. */
   dashboard?: RequestListener;
 }
@@ -56,8 +58,10 @@ export async function startHttpServer(port: number, deps: HttpDeps): Promise<Htt
             if (problem) throw new Error(problem);
           }),
       ]).then(([postgres, redis, deployment]) => {
-        const ready = postgres === 'ok' && redis === 'ok' && (deployment ?? 'ok') === 'ok';
-        send(ready ? 200 : 503, 'application/json', `${JSON.stringify({ postgres, redis, deployment })}\n`);
+        // A process whose key was rejected takes no jobs: unready, so a supervisor can restart it with a new key.
+        const apiKey = deps.keyProblem?.() ?? 'ok';
+        const ready = postgres === 'ok' && redis === 'ok' && (deployment ?? 'ok') === 'ok' && apiKey === 'ok';
+        send(ready ? 200 : 503, 'application/json', `${JSON.stringify({ postgres, redis, deployment, api_key: apiKey })}\n`);
       });
       return;
     }

@@ -12,7 +12,10 @@ export const DASHBOARD_PATH = '/queues';
 export function queueDashboard(queues: Queues): RequestListener {
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath(DASHBOARD_PATH);
-  createBullBoard({ queues: [new BullMQAdapter(queues.refresh), new BullMQAdapter(queues.schedule)], serverAdapter });
+  createBullBoard({
+    queues: [new BullMQAdapter(queues.refresh), new BullMQAdapter(queues.list), new BullMQAdapter(queues.schedule)],
+    serverAdapter,
+  });
   const app = express();
   app.use(DASHBOARD_PATH, serverAdapter.getRouter());
   return app;

@@ -66,7 +66,7 @@ describe('HTTP endpoints', () => {
     const health = await fetch(`${base}/healthz`);
     expect([health.status, await health.text()]).toEqual([200, 'ok\n']);
     const ready = await fetch(`${base}/readyz`);
-    expect([ready.status, await ready.json()]).toEqual([200, { postgres: 'ok', redis: 'ok', deployment: 'ok' }]);
+    expect([ready.status, await ready.json()]).toEqual([200, { postgres: 'ok', redis: 'ok', deployment: 'ok', api_key: 'ok' }]);
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toContain('image_sync_refreshes_total{outcome="changed"} 2');
     expect(metrics).toContain('image_sync_api_answers_total{status="200"} 2');
@@ -84,7 +84,7 @@ describe('HTTP endpoints', () => {
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toContain('text/html');
     const api = (await (await fetch(`${base}/queues/api/queues`)).json()) as { queues: Array<{ name: string }> };
-    expect(api.queues.map((q) => q.name).sort()).toEqual(['image-refresh', 'image-schedule']);
+    expect(api.queues.map((q) => q.name).sort()).toEqual(['image-list', 'image-refresh', 'image-schedule']);
     const plain = await startHttpServer(0, {
       sql: pipeline.services.sql,
       redis: pipeline.services.redis,
@@ -102,9 +102,28 @@ describe('HTTP endpoints', () => {
     const ready = await fetch(`${base}/readyz`);
     expect([ready.status, await ready.json()]).toEqual([
       503,
-      { postgres: 'ok', redis: 'no answer in 2 s', deployment: 'no answer in 2 s' },
+      { postgres: 'ok', redis: 'no answer in 2 s', deployment: 'no answer in 2 s', api_key: 'ok' },
     ]);
     await redis.start();
     await waitFor('Redis to be back', async () => (await fetch(`${base}/readyz`)).status === 200);
+  });
+
+  it('/readyz answers 503 naming the rejected key once the API has answered 401 (last: this worker then takes no jobs)', async () => {
+    fake.setFault('all', { kind: 'unauthorized' });
+    const run = await pipeline.startSync();
+    await waitFor('the 401 to be seen', async () => (await fetch(`${base}/readyz`)).status === 503);
+    const ready = await fetch(`${base}/readyz`);
+    expect([ready.status, await ready.json()]).toEqual([
+      503,
+      {
+        postgres: 'ok',
+        redis: 'ok',
+        deployment: 'ok',
+        api_key: 'rejected: the API answered 401 to GCORE_API_KEY; this process takes no jobs until restarted with a valid key',
+      },
+    ]);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    fake.clearFaults();
+    expect(run.planned).toBe(2);
   });
 });

@@ -185,7 +185,7 @@ describe('two deployments on one Redis and one QUEUE_PREFIX', () => {
     expect(await runRows(b)).toEqual([{ kind: 'manual', status: 'running' }]);
 
     expect(errors(a.worker)).toEqual([{ msg: refusal(a, b), deployment: a.id, other_deployment: b.id, queue_prefix: prefix }]);
-    expect(await a.worker.readyz()).toEqual([503, { postgres: 'ok', redis: 'ok', deployment: sharing(a, b) }]);
+    expect(await a.worker.readyz()).toEqual([503, { postgres: 'ok', redis: 'ok', deployment: sharing(a, b), api_key: 'ok' }]);
     // B runs no process, yet its `status` names A, and A's names B.
     expect(JSON.parse(await status(b, '--json')).deployment).toEqual({ id: b.id, others: [a.id], problem: sharing(b, a) });
     expect((await status(a)).split('\n')[5]).toBe(`deployment: database ${a.id}; ERROR: ${sharing(a, b)}`);
@@ -218,8 +218,8 @@ describe('two deployments on one Redis and one QUEUE_PREFIX', () => {
     expect(heard.slice(1).map((line) => line.msg)).toEqual(heard.length > 1 ? [refusal(b, a)] : []);
     expect(errors(a.worker!)).toEqual([{ msg: refusal(a, b), deployment: a.id, other_deployment: b.id, queue_prefix: prefix }]);
 
-    expect(await b.worker.readyz()).toEqual([503, { postgres: 'ok', redis: 'ok', deployment: sharing(b, a) }]);
-    expect(await a.worker!.readyz()).toEqual([503, { postgres: 'ok', redis: 'ok', deployment: sharing(a, b) }]);
+    expect(await b.worker.readyz()).toEqual([503, { postgres: 'ok', redis: 'ok', deployment: sharing(b, a), api_key: 'ok' }]);
+    expect(await a.worker!.readyz()).toEqual([503, { postgres: 'ok', redis: 'ok', deployment: sharing(a, b), api_key: 'ok' }]);
     expect((await status(b)).split('\n')[5]).toBe(`deployment: database ${b.id}; ERROR: ${sharing(b, a)}`);
     expect(JSON.parse(await status(a, '--json')).deployment).toEqual({ id: a.id, others: [b.id], problem: sharing(a, b) });
   }, 60_000);

@@ -46,7 +46,8 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
     }
   }
   const metrics = createMetrics(services.queues);
-  worker = startWorker({ config, apiKey, logger, metrics, ...services });
+  let keyRejected = false;
+  worker = startWorker({ config, apiKey, logger, metrics, ...services, onKeyRejected: () => (keyRejected = true) });
   if (config.httpPort !== undefined) {
     const dashboard = config.queueDashboard ? queueDashboard(services.queues) : undefined;
     const { redis, deployment } = services;
@@ -56,6 +57,10 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
       metrics,
       dashboard,
       deploymentProblem: () => deploymentProblem(redis, config.queuePrefix, deployment),
+      keyProblem: () =>
+        keyRejected
+          ? 'rejected: the API answered 401 to GCORE_API_KEY; this process takes no jobs until restarted with a valid key'
+          : undefined,
     });
     logger.info({ port: http.port, queue_dashboard: Boolean(dashboard) }, 'serving /healthz, /readyz and /metrics');
   }
