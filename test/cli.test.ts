@@ -88,6 +88,14 @@ describe('gcore-image-sync CLI', () => {
       new RegExp(`^gcore-image-sync migrate: Postgres at postgres://postgres:\\*\\*\\*@127.0.0.1:${port}/x did not answer: .*ECONNREFUSED`),
     );
     expect(noRedis.ms + noPostgres.ms).toBeLessThan(10_000);
+    // Postgres answers, but the database is not there: say so, and how to make it.
+    const url = new URL(env.databaseUrl);
+    url.pathname = '/gis_no_such_database';
+    const noDatabase = await run(['status'], { ...env.env, DATABASE_URL: url.toString() });
+    expect(noDatabase.code).toBe(3);
+    expect(noDatabase.stderr).toContain(
+      'answered: database "gis_no_such_database" does not exist: create it (e.g. createdb), or point DATABASE_URL at one that exists',
+    );
   });
 
   it('explains itself and every command with --help, exit 0', async () => {
