@@ -2,6 +2,7 @@
 // gcore-image-sync <command>: the one entry point. Exit codes: 0 success,
 // 1 a sync had failures or an unexpected error, 2 bad usage or configuration,
 // 3 Postgres or Redis did not answer.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { changesCommand } from './commands/changes.js';
 import type { CommandContext } from './commands/context.js';
@@ -121,7 +122,14 @@ ${Object.entries(COMMANDS)
   .join('\n')}
 
 configuration comes from the environment (GCORE_API_KEY, GCORE_BASE_URL, DATABASE_URL,
-REDIS_URL, TARGETS_FILE (default ${DEFAULTS.targetsFile}), LOG_LEVEL, SYNC_*); see README.md.`;
+REDIS_URL, QUEUE_PREFIX, TARGETS_FILE (default ${DEFAULTS.targetsFile}), LOG_LEVEL, LOG_PRETTY,
+HTTP_PORT, QUEUE_DASHBOARD, ALERT_WEBHOOK_URL, ALERT_WEBHOOK_SECRET, SYNC_*); see README.md.
+gcore-image-sync --version prints the version.`;
+
+/** The package's version, read from its package.json (two folders up from dist/src). */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
 
 function commandHelp(name: string, command: Command): string {
   const flags = command.flags ? `\nflags:\n${command.flags.map((f) => `  ${f}`).join('\n')}\n` : '';
@@ -133,6 +141,10 @@ async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
   }
   const command = COMMANDS[name];
   if (!command) {

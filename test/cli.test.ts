@@ -1,5 +1,6 @@
 // The CLI as an operator runs it: a real child process, real services, exit codes.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -120,6 +121,9 @@ describe('gcore-image-sync CLI', () => {
       expect(help.code, name).toBe(0);
       expect(help.stdout, name).toMatch(new RegExp(`^usage: gcore-image-sync ${name}[\\s\\S]*\nexamples:\n  `));
     }
+    for (const variable of ['QUEUE_PREFIX', 'LOG_PRETTY', 'HTTP_PORT', 'ALERT_WEBHOOK_SECRET']) expect(overview.stdout).toContain(variable);
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(await run(['--version'], env.env)).toMatchObject({ code: 0, stdout: `${version}\n`, stderr: '' });
   });
 
   it('rejects unknown commands, unknown flags, bad settings and a missing API key with exit 2', async () => {
