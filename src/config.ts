@@ -122,6 +122,10 @@ export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
   const logLevel = env.LOG_LEVEL?.trim() || DEFAULTS.logLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
+  // A key copied with its header scheme would be sent as "APIKey APIKey ..." and rejected with a bare 401. The key is never quoted.
+  if (/^apikey\s/i.test(env.GCORE_API_KEY ?? '')) {
+    problems.push('GCORE_API_KEY: give the key alone, without the "APIKey " in front (the Authorization header adds it)');
+  }
   const config: Config = {
     apiKey: env.GCORE_API_KEY || undefined,
     baseUrl: readUrl(env, 'GCORE_BASE_URL', DEFAULTS.baseUrl, ['http:', 'https:'], problems).replace(/\/+$/, ''),

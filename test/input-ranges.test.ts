@@ -38,6 +38,12 @@ afterAll(async () => {
 });
 
 describe('settings from the environment', () => {
+  it('refuses a key pasted with its "APIKey " scheme, without quoting the key', () => {
+    const problems = problemsOf(() => loadConfig({ GCORE_API_KEY: 'APIKey 1234$abcd' }));
+    expect(problems).toEqual(['GCORE_API_KEY: give the key alone, without the "APIKey " in front (the Authorization header adds it)']);
+    expect(problems.join('')).not.toContain('1234$abcd');
+  });
+
   it('refuses negative, zero, fractional, exponent, hex, NaN and oversized numbers, naming each variable', () => {
     expect(
       problemsOf(() =>
