@@ -22,6 +22,7 @@ import {
   type PageJobData,
 } from './queue.js';
 import { runAgainLater, sweepFailedJobs } from './job-recovery.js';
+import { answerRecorder } from './metrics.js';
 import { decide, describeFailure } from './refresh-policy.js';
 import { paced, storeObservations } from './refresh.js';
 import type { RefreshWorkerDeps } from './refresh-worker.js';
@@ -94,10 +95,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
       {
         limiter: deps.limiter,
         onRateLimited: deps.onRateLimited,
-        onAnswer: (status, seconds) => {
-          metrics?.apiAnswers.inc({ status });
-          metrics?.fetchSeconds.observe(seconds);
-        },
+        onAnswer: answerRecorder(metrics),
       },
       () => deps.client.listPage(request, offset, PAGE_LIMIT),
       () => '200',
@@ -136,8 +134,10 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     await queuePages(listingId, await pagesToQueue(sql, listingId, part));
     await finish(listingId);
     const pending = await pendingConfirmations(sql, listingId, confirmJobPrefix(queues.refresh, listingId));
-    if (pending) await queueConfirmations(pending.scopeKey, pending.claims);
-    await finishRuns(sql);
+    if (pending) {
+      await queueConfirmations(pending.scopeKey, pending.claims);
+      await finishRuns(sql);
+    }
   }
 
   /** The policy's decision on a failed request: retried later (the job keeps its id), or the page or listing fails. */

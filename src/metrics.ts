@@ -72,3 +72,11 @@ export function createMetrics(queues: Queues): WorkerMetrics {
     }),
   };
 }
+
+/** Counts an API answer (its HTTP status, or "none") and times it: what every request reports, GET or list page. */
+export function answerRecorder(metrics: WorkerMetrics | undefined): (status: string, seconds: number) => void {
+  return (status, seconds) => {
+    metrics?.apiAnswers.inc({ status });
+    metrics?.fetchSeconds.observe(seconds);
+  };
+}

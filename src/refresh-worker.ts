@@ -9,7 +9,7 @@ import type { Sql } from './db.js';
 import type { DeploymentGuard } from './deployment-guard.js';
 import type { GcoreClient } from './gcore-client.js';
 import type { Logger } from './logger.js';
-import type { WorkerMetrics } from './metrics.js';
+import { answerRecorder, type WorkerMetrics } from './metrics.js';
 import {
   enqueueBatches,
   failedBatches,
@@ -149,10 +149,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
           limiter: deps.limiter,
           inFlight,
           onRateLimited: (error) => pauseForRateLimit(deps, rateLimitPauseMs(error, policy)),
-          onAnswer: (status, seconds) => {
-            metrics?.apiAnswers.inc({ status });
-            metrics?.fetchSeconds.observe(seconds);
-          },
+          onAnswer: answerRecorder(metrics),
         },
         job.data.items,
       );
