@@ -40,6 +40,8 @@ export interface Config {
   alertWebhookSecret: string | undefined;
   /** Redis key prefix for every queue, so several deployments can share one Redis. */
   queuePrefix: string;
+  /** Seconds between the progress lines a worker logs while runs are open; 0 turns them off. */
+  logProgressSeconds: number;
 }
 
 export const DEFAULTS = {
@@ -60,6 +62,7 @@ export const DEFAULTS = {
   jobLockMs: 30_000,
   shutdownTimeoutMs: 30_000,
   queuePrefix: 'gcore-image-sync',
+  logProgressSeconds: 60,
 } as const;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -151,6 +154,8 @@ export function loadConfig(env: Env = process.env): Config {
     queueDashboard: readSwitch(env, 'QUEUE_DASHBOARD', problems),
     ...readAlertWebhook(env, problems),
     queuePrefix: env.QUEUE_PREFIX?.trim() || DEFAULTS.queuePrefix,
+    // A day keeps the timer far inside 2^31 - 1 ms.
+    logProgressSeconds: readInt(env, 'LOG_PROGRESS_SECONDS', DEFAULTS.logProgressSeconds, 0, 86_400, problems),
   };
   if (problems.length > 0) throw new ConfigError('environment', problems);
   return config;

@@ -22,16 +22,15 @@ import {
   type PageJobData,
 } from './queue.js';
 import { runAgainLater, sweepFailedJobs } from './job-recovery.js';
-import { answerRecorder } from './metrics.js';
 import { decide, describeFailure } from './refresh-policy.js';
 import { paced, storeObservations } from './refresh.js';
 import type { RefreshWorkerDeps } from './refresh-worker.js';
+import { finishRunsSaying } from './run-log.js';
 import { expandScope, IncompleteListError } from './scope-expansion.js';
 import type { ScopeDefinition } from './scope.js';
 import { creditRuns } from './sql/creditRuns.js';
 import type { Claim } from './sql/claimTargets.js';
 import { abandonExpansion, finishListing, getListing, pendingConfirmations } from './sql/finishListing.js';
-import { finishRuns } from './sql/finishRuns.js';
 import { finishPage, pagesToQueue, planParts, queuedPage, recordListed, type QueuedPage } from './sql/listingPages.js';
 import { recordFailure } from './sql/recordFailure.js';
 import { requeueListings } from './fan-out.js';
@@ -95,7 +94,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
       {
         limiter: deps.limiter,
         onRateLimited: deps.onRateLimited,
-        onAnswer: answerRecorder(metrics),
+        onAnswer: deps.onAnswer,
       },
       () => deps.client.listPage(request, offset, PAGE_LIMIT),
       () => '200',
@@ -126,7 +125,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     const fields = { listing_id: listingId, scope: done.scopeKey, expected: done.expected, listed: done.listed, absent };
     if (done.status === 'complete') logger.info(fields, 'listing complete');
     else logger.error({ ...fields, error: done.error }, 'listing incomplete: nothing deleted or confirmed');
-    await finishRuns(sql);
+    await finishRunsSaying(sql, queues, logger);
   }
 
   /** A job that ran before, and may have stopped anywhere after its commit: whatever its listing still waits for is queued again. */
@@ -136,7 +135,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     const pending = await pendingConfirmations(sql, listingId, confirmJobPrefix(queues.refresh, listingId));
     if (pending) {
       await queueConfirmations(pending.scopeKey, pending.claims);
-      await finishRuns(sql);
+      await finishRunsSaying(sql, queues, logger);
     }
   }
 
@@ -279,7 +278,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
       if (counts[outcome]) metrics?.refreshes.inc({ outcome }, counts[outcome]);
     if (counts.warnings) metrics?.warnings.inc(counts.warnings);
     if (counts.unchanged! + counts.changed! > 0) metrics?.lastSuccess.set(Date.now() / 1000);
-    logger.info(
+    logger.debug(
       {
         listing_id: page.listingId,
         part: page.part,
@@ -295,7 +294,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
       },
       'listing page',
     );
-    if ((await creditRuns(sql, triples)).length > 0) await finishRuns(sql);
+    if ((await creditRuns(sql, triples)).length > 0) await finishRunsSaying(sql, queues, logger);
     await finish(page.listingId);
     return triples.length;
   }

@@ -237,6 +237,13 @@ export interface SchedulerChanges {
   removed: number;
 }
 
+const TICK_JOB_OPTIONS: JobsOptions = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 2000 },
+  removeOnComplete: 100,
+  removeOnFail: 100,
+};
+
 /**
  * One Job Scheduler per schedule group, whose tick fans out the group's
  * refreshes, and one for audit snapshots. Upserts are idempotent; schedulers
@@ -265,7 +272,7 @@ export async function reconcileSchedulers(
         queue.upsertJobScheduler(id, 'every' in schedule ? { every: schedule.every } : { pattern: schedule.cron, tz: schedule.tz }, {
           name,
           data: key === undefined ? { deployment } : { deployment, scheduleKey: key },
-          opts: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: 100, removeOnFail: 100 },
+          opts: TICK_JOB_OPTIONS,
         }),
       ),
     ),
@@ -275,6 +282,21 @@ export async function reconcileSchedulers(
   const stale = own.filter((s) => !wanted.has(s.key));
   await Promise.all(stale.map((s) => limit(() => queue.removeJobScheduler(s.key))));
   return { upserted: groups.size, removed: stale.length };
+}
+
+/** When a schedule group's scheduler ticks next (ms since the epoch); undefined when it has none. */
+export async function nextTickAt(queue: DeploymentQueue<TickJobData>, key: string): Promise<number | undefined> {
+  return (await queue.getJobScheduler(`${schedulerId(key)}-${queue.deployment}`))?.next ?? undefined;
+}
+
+/** Queues a tick of a schedule group now, beside its scheduler's own: `start` catching up on what is due. */
+export async function tickNow(queue: DeploymentQueue<TickJobData>, key: string): Promise<void> {
+  const { deployment } = queue;
+  await queue.add(
+    TICK_JOB,
+    { deployment, scheduleKey: key },
+    { ...TICK_JOB_OPTIONS, jobId: `due-${schedulerId(key)}-${deployment}-${Date.now()}` },
+  );
 }
 
 /** The deployment that queued a job; undefined for a job queued by a release older than deployment identities. */

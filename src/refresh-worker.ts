@@ -9,7 +9,8 @@ import type { Sql } from './db.js';
 import type { DeploymentGuard } from './deployment-guard.js';
 import type { GcoreClient } from './gcore-client.js';
 import type { Logger } from './logger.js';
-import { answerRecorder, type WorkerMetrics } from './metrics.js';
+import { finishRunsSaying } from './run-log.js';
+import type { WorkerMetrics } from './metrics.js';
 import {
   enqueueBatches,
   failedBatches,
@@ -25,7 +26,6 @@ import { BatchFailedError, decide, rateLimitPauseMs, type RetryPolicy } from './
 import { refreshBatch, type ItemResult } from './refresh.js';
 import { claimTriples } from './sql/claimTriples.js';
 import { creditRuns } from './sql/creditRuns.js';
-import { finishRuns } from './sql/finishRuns.js';
 import { leaveScope } from './sql/leaveScope.js';
 import { recordFailure } from './sql/recordFailure.js';
 import { releaseClaims } from './sql/releaseClaims.js';
@@ -40,6 +40,8 @@ export interface RefreshWorkerDeps {
   limiter: ApiRateLimiter;
   logger: Logger;
   metrics?: WorkerMetrics;
+  /** Every API answer, GET or list page: its status ("none" without one) and time. */
+  onAnswer(status: string, seconds: number): void;
   policy: RetryPolicy;
   /** Requests in flight in this process, across all its batches. */
   concurrency: number;
@@ -95,7 +97,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
       // Plain fields rather than a child logger per refresh: this runs thousands of times a second.
       const fields = { ...tripleFields(result.item), job_id: jobId };
       if ('outcome' in result) {
-        logger.info({ ...fields, outcome: result.outcome, ms: result.ms }, 'refresh');
+        logger.debug({ ...fields, outcome: result.outcome, ms: result.ms }, 'refresh');
         for (const warning of result.warnings) logger.warn({ ...fields, warning }, 'stored with a warning');
         if (result.warnings.length > 0) metrics?.warnings.inc(result.warnings.length);
         metrics?.refreshes.inc({ outcome: result.outcome });
@@ -149,13 +151,13 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
           limiter: deps.limiter,
           inFlight,
           onRateLimited: (error) => pauseForRateLimit(deps, rateLimitPauseMs(error, policy)),
-          onAnswer: answerRecorder(metrics),
+          onAnswer: deps.onAnswer,
         },
         job.data.items,
       );
       await settle(job.id, results);
       // The exact completeness check scans targets, so it runs only once the counts say a run may be done.
-      if ((await creditRuns(sql, job.data.items)).length > 0) await finishRuns(sql);
+      if ((await creditRuns(sql, job.data.items)).length > 0) await finishRunsSaying(sql, queues, logger);
       return results.length;
     } catch (error) {
       return runAgainLater(job, token, error, logger, 'batch');
@@ -182,7 +184,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
         batch.jobId,
         batch.items.map((item) => ({ item, error, ms: 0 })),
       );
-      if ((await creditRuns(sql, batch.items)).length > 0) await finishRuns(sql);
+      if ((await creditRuns(sql, batch.items)).length > 0) await finishRunsSaying(sql, queues, logger);
     }
   }
 

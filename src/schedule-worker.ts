@@ -5,9 +5,9 @@ import type { Sql } from './db.js';
 import type { DeploymentGuard } from './deployment-guard.js';
 import { queueListings, queueRefreshes } from './fan-out.js';
 import type { Logger } from './logger.js';
+import { finishRunsSaying, sayRunStarted } from './run-log.js';
 import { SCHEDULE_QUEUE, SNAPSHOT_JOB, type Queues, type TickJobData } from './queue.js';
 import type { RefreshWorkerDeps } from './refresh-worker.js';
-import { finishRuns } from './sql/finishRuns.js';
 import { pruneRuns } from './sql/pruneRuns.js';
 import { startRun } from './sql/startRun.js';
 import { takeSnapshot } from './sql/takeSnapshot.js';
@@ -38,9 +38,10 @@ export function startScheduleWorker(deps: ScheduleWorkerDeps): Worker<TickJobDat
     const run = await startRun(sql, { kind: 'scheduled', scheduleKey, trigger: `tick:${job.id}` });
     const fanOut = await queueRefreshes(sql, queues, { scheduleKey }, `t${run.id}`, deps.batchSize);
     await queueListings(queues, run.listings);
-    await finishRuns(sql);
+    await sayRunStarted(queues, logger, run, scheduleKey, fanOut);
+    await finishRunsSaying(sql, queues, logger);
     const pruned = await pruneRuns(sql, deps.retentionDays);
-    logger.info({ run_id: run.id, schedule: scheduleKey, ...fanOut, listings: run.listings.length, pruned }, 'tick');
+    if (pruned.runs + pruned.failures > 0) logger.info({ ...pruned, retention_days: deps.retentionDays }, 'pruned old runs and failures');
     return fanOut.queued;
   }
 

@@ -41,9 +41,36 @@ export function scheduleKey(schedule: Schedule): string {
   return 'every' in schedule ? `every ${schedule.every}ms` : `cron ${schedule.cron} ${schedule.tz}`;
 }
 
+/** Milliseconds as the targets file writes them: 3600000 is "1h", 5400000 "1h30m". */
+export function formatDuration(ms: number): string {
+  let rest = ms;
+  let text = '';
+  for (const unit of ['d', 'h', 'm', 's', 'ms']) {
+    const size = UNIT_MS[unit]!;
+    const amount = Math.floor(rest / size);
+    if (amount > 0) text += `${amount}${unit}`;
+    rest -= amount * size;
+  }
+  return text || '0ms';
+}
+
+/** A schedule key as a person reads it: "every 1h", "cron 0 3 * * * (Europe/Amsterdam)". The key itself stays as stored. */
+export function describeSchedule(key: string): string {
+  const every = /^every (\d+)ms$/.exec(key);
+  if (every) return `every ${formatDuration(Number(every[1]))}`;
+  const cron = /^cron (.*) (\S+)$/.exec(key);
+  return cron ? `cron ${cron[1]} (${cron[2]})` : key;
+}
+
 /** The BullMQ job scheduler id for a schedule group (BullMQ ids avoid spaces and colons). */
 export function schedulerId(key: string): string {
   return `refresh-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+}
+
+/** The latest time, at or before `now`, at which the schedule was due: an interval ago, or a cron pattern's last fire time. */
+export function lastDueTime(schedule: Schedule, now: Date): Date {
+  if ('every' in schedule) return new Date(now.getTime() - schedule.every);
+  return CronExpressionParser.parse(schedule.cron, { tz: schedule.tz, currentDate: now }).prev().toDate();
 }
 
 /** Nominal seconds between ticks, for staleness reports: a cron pattern's next two fire times apart. */

@@ -5,15 +5,23 @@
 // signal exits at once.
 import type { Logger } from './logger.js';
 
+/**
+ * Ctrl-C under `npm start` reaches this process twice, from the terminal and
+ * forwarded by npm, a few milliseconds apart: signals this close to the first
+ * are that same request, not an operator's second, impatient one.
+ */
+const SAME_REQUEST_MS = 1000;
+
 export function onShutdown(logger: Logger, timeoutMs: number, stop: () => Promise<void>): void {
-  let stopping = false;
+  let stoppingSince: number | undefined;
   const handle = (signal: NodeJS.Signals) => {
-    if (stopping) {
+    if (stoppingSince !== undefined) {
+      if (performance.now() - stoppingSince < SAME_REQUEST_MS) return;
       logger.warn({ signal }, 'second signal: exiting now');
       logger.flush();
       process.exit(130);
     }
-    stopping = true;
+    stoppingSince = performance.now();
     logger.info({ signal, timeout_ms: timeoutMs }, 'stopping: finishing jobs in flight');
     setTimeout(() => {
       logger.warn({ timeout_ms: timeoutMs }, 'jobs in flight did not finish in time: handing them back to other workers');
@@ -35,4 +43,10 @@ export function onShutdown(logger: Logger, timeoutMs: number, stop: () => Promis
   };
   process.on('SIGTERM', handle);
   process.on('SIGINT', handle);
+  // npx runs its command under a shell that neither passes signals on nor dies with them.
+  if (process.env.npm_lifecycle_event === 'npx') {
+    logger.warn(
+      'started through npx, which does not pass SIGTERM or SIGINT on to this process: a supervisor that signals the process it started leaves this one running; use `npm start` or `node dist/src/cli.js start`',
+    );
+  }
 }

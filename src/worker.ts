@@ -2,6 +2,7 @@
 // one for scope listings (list-worker.ts), one for schedule ticks
 // (schedule-worker.ts), and change alerts beside them.
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Sql } from './db.js';
@@ -9,10 +10,12 @@ import { runChangeWebhook } from './change-webhook.js';
 import { startDeploymentGuard } from './deployment-guard.js';
 import { GcoreClient } from './gcore-client.js';
 import type { Logger } from './logger.js';
-import type { WorkerMetrics } from './metrics.js';
+import { clearKeyRejected, keyAccepted, markKeyRejected } from './key-health.js';
+import { answerRecorder, type WorkerMetrics } from './metrics.js';
 import type { Queues } from './queue.js';
 import { ApiRateLimiter, rateLimitKey } from './rate-limiter.js';
 import { startListWorker } from './list-worker.js';
+import { sayProgress } from './run-log.js';
 import { FREE_RATE_LIMIT_RETRIES, rateLimitPauseMs } from './refresh-policy.js';
 import { pauseForRateLimit, startRefreshWorker } from './refresh-worker.js';
 import { startScheduleWorker } from './schedule-worker.js';
@@ -34,7 +37,10 @@ export interface RunningWorker {
 }
 
 export function startWorker(deps: WorkerDeps): RunningWorker {
-  const { config, sql, queues, logger } = deps;
+  const { config, sql, queues } = deps;
+  const workerId = randomUUID().slice(0, 8);
+  // Every line of this worker names it, so the lines of several in one process or host can be told apart.
+  const logger = deps.logger.child({ worker: workerId });
   const client = new GcoreClient({
     baseUrl: config.baseUrl,
     apiKey: deps.apiKey,
@@ -42,7 +48,6 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     maxResponseBytes: config.maxResponseBytes,
     maxPageBytes: config.maxPageBytes,
   });
-  const workerId = randomUUID().slice(0, 8);
   const guard = startDeploymentGuard({ redis: deps.redis, queuePrefix: config.queuePrefix, deployment: queues.refresh.deployment, logger });
   const workerOptions = {
     connection: deps.redis,
@@ -63,7 +68,22 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     keyRejected = true;
     void refreshWorker.pause(true);
     void listWorker.pause(true);
+    const rejection = { at: new Date().toISOString(), worker: workerId, hostname: hostname(), pid: process.pid };
+    markKeyRejected(deps.redis, config.queuePrefix, rejection).catch((error: Error) =>
+      logger.warn({ error: error.message }, 'could not record the rejected key for status'),
+    );
     deps.onKeyRejected?.();
+  };
+  // The first answer that shows the key works clears a rejection another process recorded.
+  const recordAnswer = answerRecorder(deps.metrics);
+  let keyProven = false;
+  const onAnswer = (status: string, seconds: number) => {
+    recordAnswer(status, seconds);
+    if (keyProven || !keyAccepted(status)) return;
+    keyProven = true;
+    clearKeyRejected(deps.redis, config.queuePrefix).catch((error: Error) =>
+      logger.warn({ error: error.message }, 'could not clear the recorded key rejection'),
+    );
   };
   // What both workers that call the API share: one client, one rate limit, one policy.
   const shared = {
@@ -73,6 +93,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     client,
     logger,
     metrics: deps.metrics,
+    onAnswer,
     workerOptions,
     workerId,
     guard,
@@ -114,13 +135,15 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
           stopAlerts.signal,
         )
       : Promise.resolve();
+  const stopProgress = sayProgress(sql, logger, config.logProgressSeconds);
   logger.info(
-    { worker: workerId, concurrency: config.concurrency, batch_size: config.batchSize, rate_limit_per_second: config.rateLimitPerSecond },
+    { concurrency: config.concurrency, batch_size: config.batchSize, rate_limit_per_second: config.rateLimitPerSecond },
     'worker started',
   );
   return {
     async close() {
       stopAlerts.abort();
+      stopProgress();
       await Promise.all([refreshWorker.close(), listWorker.close(), scheduleWorker.close(), alerts]);
       guard.stop();
       client.close();

@@ -1,6 +1,7 @@
 // The CLI as an operator runs it: a real child process, real services, exit codes.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -302,11 +303,30 @@ targets:
       /^(replacing the targets and schedules of .* \(pid \d+, sync, .*\n)?2 targets in 1 schedule group\(s\): \d+ added, \d+ rescheduled, \d+ removed; \d+ stale scheduler\(s\) removed\n$/,
     );
     expect((await env.redisKeys()).filter((key) => key.endsWith(':image-schedule:repeat'))).toHaveLength(1);
-    const started = await run(['start'], settings, (out) => (out.match(/"msg":"refresh"/g) ?? []).length === 2);
+    const started = await run(['start'], settings, (out) => out.includes('"msg":"run finished"'));
     expect(started.code).toBe(0);
-    expect(started.stdout).toContain('"msg":"reconciled"');
-    expect(started.stdout).toContain('"msg":"tick"');
-    expect(started.stdout).toContain('"msg":"stopped"');
+    const lines = started.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const said = (msg: string) => lines.find((line) => line.msg === msg);
+    expect(said('reconciled')).toBeDefined();
+    // Narrated a line per event, each naming the process and the worker; the images themselves at debug only.
+    expect(said('run started')).toMatchObject({ schedule: 'every 1h', planned: 2, queued: 2, listings: 0, superseded_runs: [] });
+    // The sync tests above stored both images already.
+    expect(said('run finished')).toMatchObject({
+      kind: 'scheduled',
+      schedule: 'every 1h',
+      planned: 2,
+      changed: 0,
+      unchanged: 2,
+      failed: 0,
+    });
+    for (const msg of ['run started', 'run finished'])
+      expect(Date.parse(said(msg)!.next_tick_at as string) - Date.now()).toBeGreaterThan(3_500_000);
+    expect(said('run finished')).toMatchObject({ hostname: hostname(), pid: expect.any(Number), worker: expect.any(String) });
+    expect(said('refresh')).toBeUndefined();
+    expect(said('stopped')).toBeDefined();
   });
 
   it('worker stops on SIGTERM and exits 0', async () => {

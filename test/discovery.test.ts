@@ -227,7 +227,7 @@ describe('discovery', () => {
   it('shares the pages of a large scope between two worker processes', async () => {
     const w = await begin(SCOPE_1_7.replace('{}', '{ baremetal: false }'), (fake) => putImages(fake, 1, 7, 1, 8000), {}, true);
     w.fake.latencyMs = 100;
-    const workers = [0, 1].map(() => startCli(['worker'], { ...w.env.env, GCORE_BASE_URL: w.fake.url }));
+    const workers = [0, 1].map(() => startCli(['worker'], { ...w.env.env, GCORE_BASE_URL: w.fake.url, LOG_LEVEL: 'debug' }));
     try {
       const run = await w.pipeline.waitForRun(await w.pipeline.startSync(), 120_000);
       expect(run).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });

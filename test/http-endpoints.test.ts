@@ -1,6 +1,8 @@
 // /healthz, /readyz and /metrics of a running worker process.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
@@ -8,7 +10,7 @@ import { startHttpServer } from '../src/http-server.js';
 import type { Triple } from '../src/interfaces.js';
 import { createMetrics } from '../src/metrics.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
-import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
+import { QUIET_SCHEDULE, startPipeline, withWorker, type Pipeline } from './support/pipeline.js';
 import { sparePort, throwawayRedis, waitFor, type ThrowawayRedis } from './support/throwaway.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
@@ -51,6 +53,16 @@ targets:
   });
   await waitFor('the HTTP server', async () => (await fetch(`${base}/healthz`)).ok);
 });
+
+/** `status` as another process runs it, in text and in JSON. */
+async function status(): Promise<{ text: string; json: { api_key: Record<string, unknown> } }> {
+  const settings = { env: { PATH: process.env.PATH!, ...env.env, REDIS_URL: redis.url } };
+  const [text, json] = await Promise.all([
+    promisify(execFile)(process.execPath, [CLI, 'status'], settings),
+    promisify(execFile)(process.execPath, [CLI, 'status', '--json'], settings),
+  ]);
+  return { text: text.stdout, json: JSON.parse(json.stdout) };
+}
 
 afterAll(async () => {
   worker?.kill('SIGKILL');
@@ -123,7 +135,21 @@ describe('HTTP endpoints', () => {
       },
     ]);
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    // Another process sees it in `status`, until a worker with a key the API accepts has had an answer.
+    const rejected = await status();
+    expect(rejected.json.api_key).toEqual({
+      rejected: true,
+      at: expect.any(String),
+      worker: expect.any(String),
+      hostname: hostname(),
+      pid: worker.pid,
+    });
+    expect(rejected.text).toContain(
+      `api key: REJECTED (401) at ${rejected.json.api_key.at} by worker ${rejected.json.api_key.worker} on ${hostname()} (pid ${worker.pid}); workers with that key take no jobs until restarted with a valid one`,
+    );
     fake.clearFaults();
     expect(run.planned).toBe(2);
+    await withWorker(pipeline, () => pipeline.sync());
+    expect((await status()).json.api_key).toEqual({ rejected: false });
   });
 });

@@ -200,7 +200,7 @@ describe('stopping', () => {
     const pipeline = await startPipeline(env, fake.url, targetsYaml, { noWorker: true });
     cleanups.push(() => pipeline.close());
     await pipeline.startSync();
-    const worker = await startWorkerProcess(env, fake, { SYNC_CONCURRENCY: '2', SYNC_BATCH_SIZE: '2' });
+    const worker = await startWorkerProcess(env, fake, { SYNC_CONCURRENCY: '2', SYNC_BATCH_SIZE: '2', LOG_LEVEL: 'debug' });
     await waitFor('two refreshes in flight', () => fake.requestCount >= 2);
     worker.child.kill('SIGINT');
     expect(await worker.exited).toBe(0);

@@ -37,9 +37,23 @@ describe('gcore-image-sync status', () => {
     const report = JSON.parse(await status('--json'));
     expect(report.queues.refresh).toEqual({ waiting: 0, active: 0, delayed: 0, prioritized: 0, failed: 0 });
     expect(report.queues.schedule.delayed).toBe(2);
-    expect(report.rateLimited).toBeNull();
+    expect(report.rate_limited).toBeNull();
+    expect(report.api_key).toEqual({ rejected: false });
     expect(report.deployment).toEqual({ id: pipeline.services.deployment, others: [], problem: null });
-    expect(report.lastRun).toMatchObject({ id: 2, status: 'finished', planned: 2, unchanged: 1, failed: 1 });
+    expect(report.last_run).toEqual({
+      id: 2,
+      status: 'finished',
+      kind: 'manual',
+      schedule: null,
+      started_at: expect.any(String),
+      finished_at: expect.any(String),
+      planned: 2,
+      changed: 0,
+      unchanged: 1,
+      deleted: 0,
+      failed: 1,
+      listings_failed: 0,
+    });
     expect(report.failing).toEqual([expect.objectContaining({ image_id: B.imageId, last_status: 500, last_error: '500: injected 500' })]);
     expect(report.stale).toEqual({
       total: 1,
@@ -56,9 +70,12 @@ describe('gcore-image-sync status', () => {
     expect(text[4]).toMatch(/^rate limited: yes, requests held back until \d{4}-\d\d-\d\dT/);
     const until = Date.parse(text[4]!.slice('rate limited: yes, requests held back until '.length));
     expect(until - Date.now()).toBeGreaterThan(20_000);
-    expect(text[5]).toBe(`deployment: database ${pipeline.services.deployment}, alone on this Redis prefix`);
-    expect(text[6]).toMatch(/^last run: #2 finished, started \S+, finished \S+: 2 planned, 0 changed, 1 unchanged, 0 deleted, 1 failed$/);
-    expect(text.slice(7)).toEqual([
+    expect(text[5]).toBe('api key: no rejection recorded');
+    expect(text[6]).toBe(`deployment: database ${pipeline.services.deployment}, alone on this Redis prefix`);
+    expect(text[7]).toMatch(
+      /^last run: #2 finished \(manual\), started \S+, finished \S+: 2 planned, 0 changed, 1 unchanged, 0 deleted, 1 failed$/,
+    );
+    expect(text.slice(8)).toEqual([
       'scopes: 0',
       'failing: 1',
       `  3/1/${B.imageId}  500  500: injected 500`,

@@ -4,6 +4,8 @@ import { liveDeployments, sharingProblem } from '../deployment-registry.js';
 import { queueDepths, refreshPauseMs, type QueueDepth } from '../queue.js';
 import { rateLimitKey, timelineAheadMs } from '../rate-limiter.js';
 import { openServices } from '../services.js';
+import { keyRejection } from '../key-health.js';
+import { describeSchedule } from '../schedule.js';
 import { failingTargets } from '../sql/failingTargets.js';
 import { getRun } from '../sql/getRun.js';
 import { lastListings, type ScopeListing } from '../sql/lastListings.js';
@@ -36,7 +38,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
   const config = loadConfig();
   const services = await openServices(config);
   try {
-    const [queues, pauseMs, aheadMs, live, runId, failing, stale, scopes] = await Promise.all([
+    const [queues, pauseMs, aheadMs, live, runId, failing, stale, scopes, rejection] = await Promise.all([
       queueDepths(services.queues),
       refreshPauseMs(services.queues),
       timelineAheadMs(services.redis, rateLimitKey(config.queuePrefix)),
@@ -45,6 +47,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       failingTargets(services.sql, LISTED),
       staleTargets(services.sql, LISTED),
       lastListings(services.sql),
+      keyRejection(services.redis, config.queuePrefix),
     ]);
     const heldMs = Math.max(pauseMs, aheadMs);
     const rateLimited = heldMs > LIMITED_AFTER_MS ? { until: new Date(Date.now() + heldMs).toISOString() } : null;
@@ -54,7 +57,30 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       others: live.filter((id) => id !== services.deployment).sort(),
       problem: sharingProblem(config.queuePrefix, services.deployment, live) ?? null,
     };
-    const report = { queues, rateLimited, deployment, lastRun, scopes, failing, stale };
+    // snake_case throughout, as the tables and the views name the same things.
+    const report = {
+      queues,
+      rate_limited: rateLimited,
+      api_key: rejection === null ? { rejected: false } : { rejected: true, ...rejection },
+      deployment,
+      last_run: lastRun && {
+        id: lastRun.id,
+        status: lastRun.status,
+        kind: lastRun.kind,
+        schedule: lastRun.scheduleKey === null ? null : describeSchedule(lastRun.scheduleKey),
+        started_at: lastRun.startedAt,
+        finished_at: lastRun.finishedAt,
+        planned: lastRun.planned,
+        changed: lastRun.changed,
+        unchanged: lastRun.unchanged,
+        deleted: lastRun.deleted,
+        failed: lastRun.failed,
+        listings_failed: lastRun.listingsFailed,
+      },
+      scopes,
+      failing,
+      stale,
+    };
     if (values.json) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return 0;
@@ -65,9 +91,13 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       depth('schedule', queues.schedule),
       depth('list', queues.list),
       `rate limited: ${rateLimited ? `yes, requests held back until ${rateLimited.until}` : 'no'}`,
+      rejection
+        ? `api key: REJECTED (401) at ${rejection.at} by worker ${rejection.worker} on ${rejection.hostname} (pid ${rejection.pid}); ` +
+          'workers with that key take no jobs until restarted with a valid one'
+        : 'api key: no rejection recorded',
       `deployment: database ${deployment.id}${deployment.problem ? `; ERROR: ${deployment.problem}` : ', alone on this Redis prefix'}`,
       lastRun
-        ? `last run: #${lastRun.id} ${lastRun.status}, started ${new Date(lastRun.startedAt).toISOString()}` +
+        ? `last run: #${lastRun.id} ${lastRun.status} (${report.last_run!.schedule ?? lastRun.kind}), started ${new Date(lastRun.startedAt).toISOString()}` +
           `${lastRun.finishedAt ? `, finished ${new Date(lastRun.finishedAt).toISOString()}` : ''}: ${lastRun.planned} planned, ` +
           `${lastRun.changed} changed, ${lastRun.unchanged} unchanged, ${lastRun.deleted} deleted, ${lastRun.failed} failed` +
           `${lastRun.listingsFailed > 0 ? `, ${lastRun.listingsFailed} scope listings incomplete` : ''}`

@@ -82,7 +82,15 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
         `--target: ${values.target} is not in ${config.targetsFile} and no scope of it has discovered that image`,
       ]);
     }
-    if (apiKey) worker = startWorker({ config, apiKey, logger, ...services, onKeyRejected: () => keyRejected.abort() });
+    // The progress line on stderr says what the worker's progress lines would.
+    if (apiKey)
+      worker = startWorker({
+        config: { ...config, logProgressSeconds: 0 },
+        apiKey,
+        logger,
+        ...services,
+        onKeyRejected: () => keyRejected.abort(),
+      });
     const run = await startManualSync(services.sql, services.queues, config.batchSize, target);
     const listings = run.listings.length > 0 ? ` and ${counted(run.listings.length, 'scope listing')}` : '';
     print(`run ${run.id}: queued ${counted(run.planned, 'refresh', 'refreshes')}${listings}`);

@@ -4,7 +4,9 @@ import { deploymentProblem } from '../deployment-registry.js';
 import { startHttpServer, type HttpServer } from '../http-server.js';
 import { createMetrics } from '../metrics.js';
 import { queueDashboard } from '../queue-dashboard.js';
-import { reconcile } from '../reconcile.js';
+import { tickDueGroups } from '../catch-up.js';
+import { reconcile, scheduleGroups } from '../reconcile.js';
+import { describeSchedule } from '../schedule.js';
 import { holdSchedule, takeSchedule, type HeldSchedule } from '../schedule-owner.js';
 import { openServices, type Services } from '../services.js';
 import { onShutdown } from '../signals.js';
@@ -38,6 +40,12 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
       schedule = holdSchedule(services.sql, claim, logger);
       const result = await reconcile(services.sql, services.queues, file.targets, { snapshot: file.snapshot, scopes: file.scopes });
       logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
+      for (const group of await tickDueGroups(services.sql, services.queues, scheduleGroups([...file.targets, ...file.scopes]))) {
+        logger.info(
+          { schedule: describeSchedule(group.key), due_now: group.ticked, next_tick_at: group.nextTickAt },
+          group.ticked ? 'schedule: work is due, ticking now' : 'schedule: nothing due before its next tick',
+        );
+      }
     } catch (error) {
       // Open connections would keep a refused process alive.
       await schedule?.release();

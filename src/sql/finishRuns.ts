@@ -8,8 +8,22 @@ import { inRunScope } from './runScope.js';
  * runs when creditRuns says a run may be done (whichever batch commits last
  * sees all the others), at each tick, and now and then while someone waits.
  */
-export async function finishRuns(sql: Sql): Promise<number[]> {
-  const rows = await sql<{ id: number }[]>`
+export interface FinishedRun {
+  id: number;
+  kind: 'scheduled' | 'manual';
+  scheduleKey: string | null;
+  planned: number;
+  unchanged: number;
+  changed: number;
+  deleted: number;
+  failed: number;
+  listingsFailed: number;
+  /** From its start to its finish, by the database's clock. */
+  seconds: number;
+}
+
+export async function finishRuns(sql: Sql): Promise<FinishedRun[]> {
+  return sql<FinishedRun[]>`
     WITH complete AS (
       SELECT r.id FROM sync_runs r
       WHERE r.finished_at IS NULL
@@ -22,6 +36,6 @@ export async function finishRuns(sql: Sql): Promise<number[]> {
       unchanged = counted.unchanged, changed = counted.changed, deleted = counted.deleted, failed = counted.failed,
       listings_failed = (SELECT count(*) FROM listings l WHERE l.run_id = r.id AND l.status = 'incomplete')
     FROM counted WHERE r.id = counted.id AND r.finished_at IS NULL
-    RETURNING r.id`;
-  return rows.map((row) => row.id);
+    RETURNING r.id, r.kind, r.schedule_key AS "scheduleKey", r.planned, r.unchanged, r.changed, r.deleted, r.failed,
+      r.listings_failed AS "listingsFailed", extract(epoch FROM r.finished_at - r.started_at)::float8 AS seconds`;
 }

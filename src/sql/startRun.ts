@@ -18,6 +18,8 @@ export interface Run {
   planned: number;
   /** Listings of discovery scopes it opened, to be queued (listings.id). */
   listings: number[];
+  /** Open runs of its group it closed as superseded. */
+  superseded: number[];
 }
 
 /**
@@ -50,13 +52,21 @@ export async function startRun(sql: Sql, start: RunStart): Promise<Run> {
           FROM (SELECT r.id, (SELECT count(*)::int FROM targets t WHERE ${inRunScope(tx)}) AS n FROM sync_runs r WHERE r.id = ${run!.id}) p) c
         WHERE r.id = c.id`;
     }
-    if (start.kind === 'scheduled') {
-      await tx`
-        UPDATE sync_runs SET finished_at = now(), status = 'superseded'
-        WHERE finished_at IS NULL AND kind = 'scheduled' AND schedule_key = ${start.scheduleKey} AND id < ${run!.id}`;
-    }
+    const superseded =
+      start.kind === 'scheduled'
+        ? await tx<{ id: number }[]>`
+          UPDATE sync_runs SET finished_at = now(), status = 'superseded'
+          WHERE finished_at IS NULL AND kind = 'scheduled' AND schedule_key = ${start.scheduleKey} AND id < ${run!.id}
+          RETURNING id`
+        : [];
     const [row] = await tx<{ started_at: string; planned: number }[]>`SELECT started_at, planned FROM sync_runs WHERE id = ${run!.id}`;
     const listings = await tx<{ id: number }[]>`SELECT id FROM listings WHERE run_id = ${run!.id} AND status = 'expanding' ORDER BY id`;
-    return { id: run!.id, startedAt: row!.started_at, planned: row!.planned, listings: listings.map((l) => l.id) };
+    return {
+      id: run!.id,
+      startedAt: row!.started_at,
+      planned: row!.planned,
+      listings: listings.map((l) => l.id),
+      superseded: superseded.map((r) => r.id),
+    };
   });
 }

@@ -1,0 +1,105 @@
+// What a worker says at info, a line per event rather than per image: a run
+// started (what it queued, the runs it superseded, when its schedule ticks
+// next), a run finished (its counts and duration, the next tick), and while
+// runs are open their progress at an interval, so an idle worker and a hung
+// one read differently. Per-image and per-page lines are at debug.
+import type { Sql } from './db.js';
+import type { Logger } from './logger.js';
+import { nextTickAt, type Queues } from './queue.js';
+import { describeSchedule } from './schedule.js';
+import type { Run } from './sql/startRun.js';
+import { finishRuns } from './sql/finishRuns.js';
+import { openRuns } from './sql/getRun.js';
+
+async function nextTick(queues: Queues, scheduleKey: string | null): Promise<string | undefined> {
+  if (scheduleKey === null) return undefined;
+  const at = await nextTickAt(queues.schedule, scheduleKey);
+  return at === undefined ? undefined : new Date(at).toISOString();
+}
+
+export async function sayRunStarted(
+  queues: Queues,
+  logger: Logger,
+  run: Run,
+  scheduleKey: string,
+  fanOut: { queued: number; recovered: number },
+): Promise<void> {
+  logger.info(
+    {
+      run_id: run.id,
+      schedule: describeSchedule(scheduleKey),
+      planned: run.planned,
+      queued: fanOut.queued,
+      recovered: fanOut.recovered,
+      listings: run.listings.length,
+      superseded_runs: run.superseded,
+      next_tick_at: await nextTick(queues, scheduleKey),
+    },
+    'run started',
+  );
+}
+
+/** Closes the runs that are complete (finishRuns) and says so for each. */
+export async function finishRunsSaying(sql: Sql, queues: Queues, logger: Logger): Promise<void> {
+  for (const run of await finishRuns(sql)) {
+    logger.info(
+      {
+        run_id: run.id,
+        kind: run.kind,
+        schedule: run.scheduleKey === null ? null : describeSchedule(run.scheduleKey),
+        planned: run.planned,
+        changed: run.changed,
+        unchanged: run.unchanged,
+        deleted: run.deleted,
+        failed: run.failed,
+        listings_failed: run.listingsFailed,
+        seconds: Math.round(run.seconds * 10) / 10,
+        next_tick_at: await nextTick(queues, run.scheduleKey),
+      },
+      'run finished',
+    );
+  }
+}
+
+/**
+ * Every `seconds`, a line per open run: done of planned, failures, and the
+ * rate since the last line. Silent while no run is open. Returns its stop.
+ */
+export function sayProgress(sql: Sql, logger: Logger, seconds: number): () => void {
+  if (seconds === 0) return () => {};
+  const lastDone = new Map<number, number>();
+  // Since the last line, or since the run started for its first.
+  const rate = (done: number, before: number | undefined, startedAt: string) =>
+    before === undefined ? done / Math.max(1, (Date.now() - new Date(startedAt).getTime()) / 1000) : (done - before) / seconds;
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    openRuns(sql)
+      .then((runs) => {
+        for (const run of runs) {
+          const done = run.unchanged + run.changed + run.deleted + run.failed;
+          const before = lastDone.get(run.id);
+          logger.info(
+            {
+              run_id: run.id,
+              kind: run.kind,
+              schedule: run.scheduleKey === null ? null : describeSchedule(run.scheduleKey),
+              done,
+              planned: run.planned,
+              failed: run.failed,
+              per_second: Math.round(rate(done, before, run.startedAt) * 10) / 10,
+            },
+            'run progress',
+          );
+          lastDone.set(run.id, done);
+        }
+        for (const id of lastDone.keys()) if (!runs.some((run) => run.id === id)) lastDone.delete(id);
+      })
+      // Postgres being away is reported by the work that needs it; a progress line can wait for the next interval.
+      .catch((error: Error) => logger.debug({ error: error.message }, 'progress line skipped'))
+      .finally(() => (busy = false));
+  }, seconds * 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
