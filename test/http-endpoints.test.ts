@@ -55,7 +55,7 @@ targets:
 });
 
 /** `status` as another process runs it, in text and in JSON. */
-async function status(): Promise<{ text: string; json: { api_key: Record<string, unknown> } }> {
+async function status(): Promise<{ text: string; json: { api_key: Record<string, string | number | boolean> } }> {
   const settings = { env: { PATH: process.env.PATH!, ...env.env, REDIS_URL: redis.url } };
   const [text, json] = await Promise.all([
     promisify(execFile)(process.execPath, [CLI, 'status'], settings),
