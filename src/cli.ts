@@ -35,6 +35,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'migrate, reconcile the targets file, then work the queues until stopped (the main job)',
     flags: [TAKE_OVER_FLAG],
     examples: [
+      "GCORE_API_KEY='...' npm start     # from a clone: the README's main command; signals reach the worker (npx passes none on)",
       "GCORE_API_KEY='...' gcore-image-sync start",
       "GCORE_API_KEY='...' TARGETS_FILE=/etc/gcore-image-sync/targets.yaml gcore-image-sync start --take-over",
     ],
@@ -64,7 +65,7 @@ const COMMANDS: Record<string, Command> = {
     run: syncCommand,
   },
   status: {
-    summary: 'queue depths, whether requests are rate limited and until when, the last run, failing and stale triples',
+    summary: 'queue depths, rate limiting, a rejected API key, the deployment, the last run, scopes, failing and stale triples',
     flags: ['--json  JSON instead of text'],
     examples: ['gcore-image-sync status', 'gcore-image-sync status --json'],
     run: statusCommand,
@@ -123,7 +124,7 @@ ${Object.entries(COMMANDS)
 
 configuration comes from the environment (GCORE_API_KEY, GCORE_BASE_URL, DATABASE_URL,
 REDIS_URL, QUEUE_PREFIX, TARGETS_FILE (default ${DEFAULTS.targetsFile}), LOG_LEVEL, LOG_PRETTY,
-HTTP_PORT, QUEUE_DASHBOARD, ALERT_WEBHOOK_URL, ALERT_WEBHOOK_SECRET, SYNC_*); see README.md.
+LOG_PROGRESS_SECONDS, HTTP_PORT, QUEUE_DASHBOARD, ALERT_WEBHOOK_URL, ALERT_WEBHOOK_SECRET, SYNC_*); see README.md.
 gcore-image-sync --version prints the version.`;
 
 /** The package's version, read from its package.json (two folders up from dist/src). */
