@@ -1,11 +1,20 @@
-# Build stage: install (applying patches/), compile, then drop dev dependencies.
+# Build stage: install (applying patches/), compile src/, then keep only what runs.
 FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY patches ./patches
 COPY src ./src
-COPY bench ./bench
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+# npm ci applies patches/ (postinstall: patch-package) and compiles (prepare: npm run build).
+# bench/ and test/ are not copied, so dist/ holds src/ alone.
+RUN npm ci --no-audit --no-fund
+# Production dependencies only. --omit=dev alone keeps TypeScript (a devDependency that is also an
+# optional peer of valibot, under @bull-board/api, so npm marks it devOptional) and patch-package
+# (a dependency only for the install above); without both in this stage's package.json, prune
+# removes them. Then check that the pruned tree still loads every command.
+RUN npm pkg delete devDependencies dependencies.patch-package \
+ && npm prune --omit=dev --no-audit --no-fund \
+ && test ! -e node_modules/typescript && test ! -e dist/bench \
+ && node dist/src/cli.js --version
 
 # Runtime stage: production dependencies, compiled code and migrations only.
 FROM node:24-slim

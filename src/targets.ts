@@ -289,6 +289,13 @@ export async function loadTargetsFile(path: string): Promise<TargetsFile> {
     content = await readFile(path, 'utf8');
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    // What a bind mount leaves where the file it should mount was missing (docker run -v, compose's short syntax).
+    if (reason === 'EISDIR') {
+      throw new ConfigError(path, [
+        'the targets file is a directory (EISDIR; Docker creates one when it mounts a file that does not exist): ' +
+          'remove it, then copy examples/targets.yaml to ./targets.yaml and list your images, or set TARGETS_FILE to a file',
+      ]);
+    }
     throw new ConfigError(path, [
       `cannot read the targets file (${reason}): set TARGETS_FILE, or copy examples/targets.yaml to ./targets.yaml and list your images`,
     ]);

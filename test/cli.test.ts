@@ -1,7 +1,9 @@
 // The CLI as an operator runs it: a real child process, real services, exit codes.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,6 +74,21 @@ describe('gcore-image-sync CLI', () => {
           '  targets[0].image_ids[0]: must not contain ".."\n' +
           '  targets[1].region_id: required\n' +
           '  targets[2].schedule: "often" is not a duration (use a number with ms, s, m, h or d, e.g. 15m or 1h30m)\n',
+      );
+    }
+    expect(await env.redisKeys()).toEqual([]);
+  });
+
+  it('names a targets file that is a directory as a configuration error, exit 2, with no stack', async () => {
+    // What `docker run -v` or compose's short bind syntax leaves where ./targets.yaml was missing.
+    const dir = await mkdtemp(join(tmpdir(), 'gis-targets-dir-'));
+    for (const command of ['schedule', 'start', 'sync']) {
+      const result = await run([command], { ...env.env, TARGETS_FILE: dir });
+      expect(result.code, command).toBe(2);
+      expect(result.stderr).toBe(
+        `gcore-image-sync ${command}: configuration error in ${dir}: 1 problem\n` +
+          '  the targets file is a directory (EISDIR; Docker creates one when it mounts a file that does not exist): ' +
+          'remove it, then copy examples/targets.yaml to ./targets.yaml and list your images, or set TARGETS_FILE to a file\n',
       );
     }
     expect(await env.redisKeys()).toEqual([]);

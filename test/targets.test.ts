@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/errors.js';
 import { configHash } from '../src/schedule-owner.js';
@@ -104,6 +107,19 @@ targets:
     await expect(loadTargets('/nonexistent/targets.yaml')).rejects.toThrow(
       '/nonexistent/targets.yaml: 1 problem\n  cannot read the targets file (ENOENT): set TARGETS_FILE, or copy examples/targets.yaml to ./targets.yaml and list your images',
     );
+  });
+
+  it('says what a targets file that is a directory is, as Docker leaves one where the file was missing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gis-targets-dir-'));
+    const error = await loadTargets(dir).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({
+      source: dir,
+      problems: [
+        'the targets file is a directory (EISDIR; Docker creates one when it mounts a file that does not exist): ' +
+          'remove it, then copy examples/targets.yaml to ./targets.yaml and list your images, or set TARGETS_FILE to a file',
+      ],
+    });
   });
 
   it('reports YAML syntax errors with their line and an empty file as missing targets', () => {
