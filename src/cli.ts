@@ -183,6 +183,14 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * After a service did not answer, nothing is left to do, but the clients may still hold a timer or
+ * a socket to it (ioredis arms a 2 s disconnect timer when its ready check fails after the socket
+ * closed; postgres.js keeps a half-open socket until connect_timeout): exit once output is written.
+ */
+const EXIT_AFTER_UNAVAILABLE_MS = 200;
+
 void main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
+  if (code === 3) setTimeout(() => process.exit(code), EXIT_AFTER_UNAVAILABLE_MS).unref();
 });

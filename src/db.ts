@@ -1,13 +1,13 @@
 // The Postgres connection. Only modules under src/sql and migrate.ts use it.
 import postgres from 'postgres';
 import { redactUrl } from './config.js';
-import { ServiceUnavailableError } from './errors.js';
+import { firstAnswer, ServiceUnavailableError } from './errors.js';
 
 export type Sql = postgres.Sql;
 
 export interface ConnectOptions {
   max?: number;
-  /** Seconds to wait for the first connection before giving up. */
+  /** Seconds a connection may take to open once running; the first answer has FIRST_ANSWER_TIMEOUT_MS. */
   connectTimeout?: number;
 }
 
@@ -22,7 +22,7 @@ export async function connectPostgres(url: string, options: ConnectOptions = {})
     transform: { undefined: null },
   });
   try {
-    await sql`SELECT 1`;
+    await firstAnswer(sql`SELECT 1`);
   } catch (error) {
     await sql.end({ timeout: 0 });
     throw new ServiceUnavailableError('Postgres', redactUrl(url), error);

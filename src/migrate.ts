@@ -6,7 +6,7 @@ import { drizzle } from 'drizzle-orm/postgres-js';
 import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
 import { redactUrl } from './config.js';
-import { ServiceUnavailableError } from './errors.js';
+import { FIRST_ANSWER_TIMEOUT_MS, firstAnswer, ServiceUnavailableError } from './errors.js';
 
 /** migrations/ at the package root, found from src/ (tests) or dist/src/ (the built CLI). */
 function migrationsFolder(): string {
@@ -19,14 +19,21 @@ function migrationsFolder(): string {
 const MIGRATION_LOCK = 727_001;
 
 export async function runMigrations(databaseUrl: string): Promise<void> {
-  // One connection, so the session lock and the migrator share it.
-  const sql = postgres(databaseUrl, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  // One connection, so the session lock and the migrator share it. It is the first every command
+  // opens, so it proves Postgres answers: postgres.js's own timeout (the same as firstAnswer's,
+  // which fires first and names it) is what closes a socket that connected and then said nothing;
+  // ending the client does not.
+  const connectTimeout = FIRST_ANSWER_TIMEOUT_MS / 1000;
+  const sql = postgres(databaseUrl, { max: 1, connect_timeout: connectTimeout, onnotice: () => {} });
   try {
-    try {
-      await sql`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
-    } catch (error) {
-      throw new ServiceUnavailableError('Postgres', redactUrl(databaseUrl), error);
-    }
+    // Only the first answer is timed: the lock may rightly wait for another process's migrations.
+    await firstAnswer(sql`SELECT 1`);
+  } catch (error) {
+    await sql.end({ timeout: 0 });
+    throw new ServiceUnavailableError('Postgres', redactUrl(databaseUrl), error);
+  }
+  try {
+    await sql`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
     await migrate(drizzle(sql), { migrationsFolder: migrationsFolder() });
     await sql`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`;
   } finally {

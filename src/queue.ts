@@ -5,7 +5,7 @@ import { DelayedError, Queue, type ConnectionOptions, type Job, type JobsOptions
 import { Redis } from 'ioredis';
 import pLimit from 'p-limit';
 import { redactUrl } from './config.js';
-import { ServiceUnavailableError } from './errors.js';
+import { firstAnswer, ServiceUnavailableError } from './errors.js';
 import type { Schedule, Triple } from './interfaces.js';
 import { schedulerId } from './schedule.js';
 
@@ -85,10 +85,12 @@ export async function connectRedis(url: string): Promise<Redis> {
   let socketError: Error | undefined;
   redis.on('error', (error: Error) => (socketError ??= error));
   try {
-    await redis.connect();
-    await redis.ping();
+    await firstAnswer(redis.connect().then(() => redis.ping()));
   } catch (error) {
     redis.disconnect();
+    // disconnect() only half-closes: a server that connected and said nothing would hold the
+    // socket, and with it the process, for disconnectTimeout longer.
+    redis.stream?.destroy();
     throw new ServiceUnavailableError('Redis', redactUrl(url), socketError ?? error);
   }
   return redis;

@@ -9,9 +9,11 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleImage } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
+import pLimit from 'p-limit';
 import postgres from 'postgres';
+import { FIRST_ANSWER_TIMEOUT_MS } from '../src/errors.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
-import { sparePort } from './support/throwaway.js';
+import { silentPort, sparePort } from './support/throwaway.js';
 import { QUIET_SCHEDULE, writeTargetsFile } from './support/pipeline.js';
 import { startCli } from './support/cli.js';
 
@@ -94,19 +96,63 @@ describe('gcore-image-sync CLI', () => {
     expect(await env.redisKeys()).toEqual([]);
   });
 
-  it('fails fast naming the service that does not answer', async () => {
-    const port = await sparePort();
-    const noRedis = await run(['schedule'], { ...env.env, TARGETS_FILE: 'examples/targets.yaml', REDIS_URL: `redis://127.0.0.1:${port}` });
-    expect(noRedis.code).toBe(3);
-    expect(noRedis.stderr).toMatch(
-      new RegExp(`^gcore-image-sync schedule: Redis at redis://127.0.0.1:${port} did not answer: .*ECONNREFUSED`),
-    );
-    const noPostgres = await run(['migrate'], { ...env.env, DATABASE_URL: `postgres://postgres:pw@127.0.0.1:${port}/x` });
-    expect(noPostgres.code).toBe(3);
-    expect(noPostgres.stderr).toMatch(
-      new RegExp(`^gcore-image-sync migrate: Postgres at postgres://postgres:\\*\\*\\*@127.0.0.1:${port}/x did not answer: .*ECONNREFUSED`),
-    );
-    expect(noRedis.ms + noPostgres.ms).toBeLessThan(10_000);
+  it('every command fails fast, exit 3, naming the service that refuses or connects and says nothing', async () => {
+    // Every command but fake-api opens Postgres; those marked also open Redis (after Postgres).
+    const commands: Array<{ args: string[]; redis: boolean }> = [
+      { args: ['start'], redis: true },
+      { args: ['worker'], redis: true },
+      { args: ['schedule'], redis: true },
+      { args: ['sync'], redis: true },
+      { args: ['sync', '--wait'], redis: true },
+      { args: ['status'], redis: true },
+      { args: ['demo'], redis: true },
+      { args: ['changes'], redis: false },
+      { args: ['snapshot'], redis: false },
+      { args: ['reporting-role'], redis: false },
+      { args: ['migrate'], redis: false },
+    ];
+    const listed = [...(await run(['--help'], env.env)).stdout.matchAll(/^ {2}([a-z-]+)\s{2,}/gm)].map((m) => m[1]);
+    expect(new Set(commands.map(({ args }) => args[0]))).toEqual(new Set(listed.filter((name) => name !== 'fake-api')));
+    const silent = await silentPort();
+    // Down is a refused port (nothing listening) or one that accepts connections and never answers;
+    // what follows "did not answer: " is a pattern.
+    const shapes = [
+      { port: await sparePort(), reason: 'connect ECONNREFUSED 127\\.0\\.0\\.1:\\d+' },
+      { port: silent.port, reason: `timed out after ${FIRST_ANSWER_TIMEOUT_MS / 1000} s` },
+    ];
+    // Each command meets both services down, in alternate shapes, so each service is seen down in both.
+    const cases = commands.flatMap(({ args, redis }, n) => {
+      const [postgresDown, redisDown] = n % 2 === 0 ? shapes : [...shapes].reverse();
+      return [
+        { args, service: 'Postgres', url: `postgres://postgres:pw@127.0.0.1:${postgresDown!.port}/x`, reason: postgresDown!.reason },
+        ...(redis ? [{ args, service: 'Redis', url: `redis://127.0.0.1:${redisDown!.port}`, reason: redisDown!.reason }] : []),
+      ];
+    });
+    const settings = { ...env.env, TARGETS_FILE: 'examples/targets.yaml' };
+    const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    // Each run is timed from its own start; a few at a time, so that the times are the commands' and not a crowded machine's.
+    const limit = pLimit(6);
+    try {
+      const results = await Promise.all(
+        cases.map((c) =>
+          limit(async () => ({
+            ...c,
+            result: await run(c.args, { ...settings, [c.service === 'Postgres' ? 'DATABASE_URL' : 'REDIS_URL']: c.url }),
+          })),
+        ),
+      );
+      for (const { args, service, url, reason, result } of results) {
+        const label = `${args.join(' ')}, ${service} at ${url}`;
+        expect(result.code, label).toBe(3);
+        // One line naming the command, the service and where it looked (password hidden); no stack trace.
+        const said = `gcore-image-sync ${args[0]}: ${service} at ${url.replace(':pw@', ':***@')} did not answer: `;
+        expect(result.stderr, label).toMatch(new RegExp(`^${escape(said)}${reason}\n$`));
+        expect(result.stdout + result.stderr, label).not.toMatch(/^ {4}at /m);
+        expect(result.ms, label).toBeLessThan(10_000);
+      }
+    } finally {
+      await silent.close();
+    }
     // Postgres answers, but the database is not there: say so, and how to make it.
     const url = new URL(env.databaseUrl);
     url.pathname = '/gis_no_such_database';
@@ -115,7 +161,7 @@ describe('gcore-image-sync CLI', () => {
     expect(noDatabase.stderr).toContain(
       'answered: database "gis_no_such_database" does not exist: create it (e.g. createdb), or point DATABASE_URL at one that exists',
     );
-  });
+  }, 60_000);
 
   it('explains itself and every command with --help, exit 0', async () => {
     const overview = await run(['--help'], env.env);

@@ -254,6 +254,37 @@ describe('flags', () => {
         '--limit: must be a whole number from 1 to 100000 (got "")',
       ),
     );
+    expect(await changes('--limit', '0', '--project', '0', '--region', 'abc')).toEqual(
+      fail(
+        'changes',
+        'changes flags',
+        '--project: must be a whole number from 1 to 2147483647 (got "0")',
+        '--region: must be a whole number from 1 to 2147483647 (got "abc")',
+        '--limit: must be a whole number from 1 to 100000 (got "0")',
+      ),
+    );
+    expect(await changes('--limit', '99999999999999999999', '--since', '99999999999999999999d')).toEqual(
+      fail(
+        'changes',
+        'changes flags',
+        '--since: "99999999999999999999d" must fall between 1970-01-01 and 9999-12-31 (UTC)',
+        '--limit: must be a whole number from 1 to 100000 (got "99999999999999999999")',
+      ),
+    );
+    expect(await changes('--limit', 'abc', '--since', '0h')).toEqual(
+      fail(
+        'changes',
+        'changes flags',
+        '--since: "0h" is no time at all: give a duration longer than 0 (24h, 7d)',
+        '--limit: must be a whole number from 1 to 100000 (got "abc")',
+      ),
+    );
+    // A negative number after a space reads as another flag; Node's parser says how to give it.
+    expect(await changes('--limit', '-1')).toMatchObject({
+      code: 2,
+      stdout: '',
+      stderr: expect.stringMatching(/^gcore-image-sync changes: Option '--limit' argument is ambiguous\.\n[\s\S]*'--limit=-XYZ'/),
+    });
     expect(await changes('--since', '2026-01-01', '--project', '2147483647', '--limit', '100000')).toEqual({
       code: 0,
       stdout: 'no changes\n',

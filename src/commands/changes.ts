@@ -11,18 +11,25 @@ import type { CommandContext } from './context.js';
 
 const MAX_LIMIT = 100_000;
 
+/** parseDuration, or null when the text is not a duration. */
+function durationMs(text: string): number | null {
+  try {
+    return parseDuration(text);
+  } catch {
+    return null;
+  }
+}
+
 /** A duration back from now (24h, 7d) or an ISO 8601 time, within what Postgres and Date can hold. */
 function parseSince(text: string, problems: string[], now = Date.now()): Date | undefined {
-  let since: Date | null;
-  if (/^\d/.test(text) && !text.includes('-')) {
-    try {
-      since = new Date(now - parseDuration(text));
-    } catch {
-      since = null;
-    }
-  } else {
-    since = parseIsoTime(text);
+  const isDuration = /^\d/.test(text) && !text.includes('-');
+  const back = isDuration ? durationMs(text) : null;
+  // No time back from now could only ever list nothing: a slip, not a question.
+  if (back === 0) {
+    problems.push(`--since: "${text}" is no time at all: give a duration longer than 0 (24h, 7d)`);
+    return undefined;
   }
+  const since = isDuration ? (back === null ? null : new Date(now - back)) : parseIsoTime(text);
   if (!since) {
     problems.push(`--since: "${text}" is neither a duration (24h, 7d) nor an ISO 8601 time`);
     return undefined;
