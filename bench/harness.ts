@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { loadConfig, type Config } from '../src/config.js';
 import { spreadTriples } from '../src/fake-gcore/fixtures.js';
+import { createLogger } from '../src/logger.js';
 import { startManualSync, waitForRun } from '../src/manual-sync.js';
 import { reconcile } from '../src/reconcile.js';
 import { openServices, type Services } from '../src/services.js';
@@ -202,7 +203,11 @@ export async function timedSync(ctx: BenchContext, timeoutMs = 30 * 60_000): Pro
   const started = performance.now();
   const { sql, queues } = ctx.services;
   const manual = await startManualSync(sql, queues, ctx.config.batchSize);
-  const run = await waitForRun(sql, queues, manual, () => {}, { batchSize: ctx.config.batchSize, signal: AbortSignal.timeout(timeoutMs) });
+  const run = await waitForRun(sql, queues, manual, () => {}, {
+    batchSize: ctx.config.batchSize,
+    logger: createLogger('warn'),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
   const seconds = (performance.now() - started) / 1000;
   const done = run.unchanged + run.changed + run.deleted + run.failed;
   if (run.failed > 0) throw new Error(`benchmark sync had ${run.failed} failed refreshes`);

@@ -8,18 +8,29 @@ import { nextTickAt, tickNow, type Queues } from './queue.js';
 import { lastDueTime } from './schedule.js';
 import { dueGroups } from './sql/dueGroups.js';
 
-/** A scheduler about to tick anyway (a new `every` one ticks at once) needs no second run beside it. */
+/** A scheduler about to tick anyway (a new `every` one ticks at once, an overdue one at its first chance) needs no second run beside it. */
 const TICKS_SOON_MS = 60_000;
 
 export interface GroupStart {
   key: string;
-  /** Ticked now because it had work due. */
-  ticked: boolean;
+  /** It has work due: nothing has refreshed it since its last due time. */
+  due: boolean;
+  /** Ticked now for that work, rather than left to its scheduler's next tick. */
+  tickedNow: boolean;
   /** When its scheduler ticks next, ISO. */
   nextTickAt: string | undefined;
 }
 
-/** Ticks every schedule group with work due now; says for each group what it did and when it ticks next. */
+/**
+ * Names a catch-up tick after the due time it makes up for, so that two
+ * `start`s at once (or one restarted quickly) queue one tick, not two: a
+ * cron group's last fire time, an `every` group's current interval.
+ */
+function duePeriod(schedule: Schedule, now: Date): number {
+  return 'every' in schedule ? Math.floor(now.getTime() / schedule.every) : lastDueTime(schedule, now).getTime();
+}
+
+/** Ticks every schedule group with work due now; says for each group what it found and did, and when it ticks next. */
 export async function tickDueGroups(sql: Sql, queues: Queues, groups: Map<string, Schedule>, now = new Date()): Promise<GroupStart[]> {
   const due = new Set(
     await dueGroups(
@@ -28,11 +39,11 @@ export async function tickDueGroups(sql: Sql, queues: Queues, groups: Map<string
     ),
   );
   const starts: GroupStart[] = [];
-  for (const key of groups.keys()) {
+  for (const [key, schedule] of groups) {
     const next = await nextTickAt(queues.schedule, key);
-    const ticked = due.has(key) && (next === undefined || next - now.getTime() > TICKS_SOON_MS);
-    if (ticked) await tickNow(queues.schedule, key);
-    starts.push({ key, ticked, nextTickAt: next === undefined ? undefined : new Date(next).toISOString() });
+    const tickedNow = due.has(key) && (next === undefined || next - now.getTime() > TICKS_SOON_MS);
+    if (tickedNow) await tickNow(queues.schedule, key, duePeriod(schedule, now));
+    starts.push({ key, due: due.has(key), tickedNow, nextTickAt: next === undefined ? undefined : new Date(next).toISOString() });
   }
   return starts;
 }

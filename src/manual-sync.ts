@@ -7,7 +7,8 @@ import type { Sql } from './db.js';
 import { queueListings, queueRefreshes, requeueListings } from './fan-out.js';
 import type { Triple } from './interfaces.js';
 import { missingJobs, refreshQueueIdle, type Queues } from './queue.js';
-import { finishRuns } from './sql/finishRuns.js';
+import type { Logger } from './logger.js';
+import { finishRunsSaying } from './run-log.js';
 import { getRun, type RunProgress } from './sql/getRun.js';
 import { listOldClaims } from './sql/listOldClaims.js';
 import { releaseClaims } from './sql/releaseClaims.js';
@@ -48,6 +49,8 @@ async function requeueLost(sql: Sql, queues: Queues, run: ManualRun, batchSize: 
 
 export interface WaitOptions {
   batchSize: number;
+  /** Where a run this wait closes is said to have finished, as a worker would say it. */
+  logger: Logger;
   pollMs?: number;
   signal?: AbortSignal;
   /** Called when Postgres stops answering (the wait goes on) and when lost refreshes are queued again. */
@@ -69,7 +72,7 @@ export async function waitForRun(
     try {
       if (Date.now() - checkedAt > CHECK_MS) {
         checkedAt = Date.now();
-        await finishRuns(sql);
+        await finishRunsSaying(sql, queues, options.logger);
         const requeued = await requeueLost(sql, queues, run, options.batchSize);
         if (requeued > 0) options.onNotice?.(`run ${run.id}: ${requeued} refreshes were lost from the queue; queued them again`);
       }

@@ -291,13 +291,17 @@ export async function nextTickAt(queue: DeploymentQueue<TickJobData>, key: strin
   return (await queue.getJobScheduler(`${schedulerId(key)}-${queue.deployment}`))?.next ?? undefined;
 }
 
-/** Queues a tick of a schedule group now, beside its scheduler's own: `start` catching up on what is due. */
-export async function tickNow(queue: DeploymentQueue<TickJobData>, key: string): Promise<void> {
+/**
+ * Queues a tick of a schedule group now, beside its scheduler's own: `start`
+ * catching up on what is due. One tick per `period` (see catch-up.ts): a
+ * second request for the same period finds the job and adds nothing.
+ */
+export async function tickNow(queue: DeploymentQueue<TickJobData>, key: string, period: number): Promise<void> {
   const { deployment } = queue;
   await queue.add(
     TICK_JOB,
     { deployment, scheduleKey: key },
-    { ...TICK_JOB_OPTIONS, jobId: `due-${schedulerId(key)}-${deployment}-${Date.now()}` },
+    { ...TICK_JOB_OPTIONS, jobId: `due-${schedulerId(key)}-${deployment}-${period}` },
   );
 }
 

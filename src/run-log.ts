@@ -11,9 +11,10 @@ import type { Run } from './sql/startRun.js';
 import { finishRuns } from './sql/finishRuns.js';
 import { openRuns } from './sql/getRun.js';
 
+/** Best effort: a line without its next tick beats no line, and the work it narrates must not fail for it. */
 async function nextTick(queues: Queues, scheduleKey: string | null): Promise<string | undefined> {
   if (scheduleKey === null) return undefined;
-  const at = await nextTickAt(queues.schedule, scheduleKey);
+  const at = await nextTickAt(queues.schedule, scheduleKey).catch(() => undefined);
   return at === undefined ? undefined : new Date(at).toISOString();
 }
 
@@ -67,10 +68,8 @@ export async function finishRunsSaying(sql: Sql, queues: Queues, logger: Logger)
  */
 export function sayProgress(sql: Sql, logger: Logger, seconds: number): () => void {
   if (seconds === 0) return () => {};
-  const lastDone = new Map<number, number>();
-  // Since the last line, or since the run started for its first.
-  const rate = (done: number, before: number | undefined, startedAt: string) =>
-    before === undefined ? done / Math.max(1, (Date.now() - new Date(startedAt).getTime()) / 1000) : (done - before) / seconds;
+  // Each run's done count when its last line was written, and when: the rate is over the time between lines.
+  const last = new Map<number, { done: number; at: number }>();
   let busy = false;
   const timer = setInterval(() => {
     if (busy) return;
@@ -79,7 +78,8 @@ export function sayProgress(sql: Sql, logger: Logger, seconds: number): () => vo
       .then((runs) => {
         for (const run of runs) {
           const done = run.unchanged + run.changed + run.deleted + run.failed;
-          const before = lastDone.get(run.id);
+          const now = Date.now();
+          const before = last.get(run.id) ?? { done: 0, at: new Date(run.startedAt).getTime() };
           logger.info(
             {
               run_id: run.id,
@@ -88,13 +88,13 @@ export function sayProgress(sql: Sql, logger: Logger, seconds: number): () => vo
               done,
               planned: run.planned,
               failed: run.failed,
-              per_second: Math.round(rate(done, before, run.startedAt) * 10) / 10,
+              per_second: Math.round(((done - before.done) / Math.max(1, (now - before.at) / 1000)) * 10) / 10,
             },
             'run progress',
           );
-          lastDone.set(run.id, done);
+          last.set(run.id, { done, at: now });
         }
-        for (const id of lastDone.keys()) if (!runs.some((run) => run.id === id)) lastDone.delete(id);
+        for (const id of last.keys()) if (!runs.some((run) => run.id === id)) last.delete(id);
       })
       // Postgres being away is reported by the work that needs it; a progress line can wait for the next interval.
       .catch((error: Error) => logger.debug({ error: error.message }, 'progress line skipped'))

@@ -10,7 +10,7 @@ import { runChangeWebhook } from './change-webhook.js';
 import { startDeploymentGuard } from './deployment-guard.js';
 import { GcoreClient } from './gcore-client.js';
 import type { Logger } from './logger.js';
-import { clearKeyRejected, keyAccepted, markKeyRejected } from './key-health.js';
+import { holdKeyRejection, type HeldRejection } from './key-health.js';
 import { answerRecorder, type WorkerMetrics } from './metrics.js';
 import type { Queues } from './queue.js';
 import { ApiRateLimiter, rateLimitKey } from './rate-limiter.js';
@@ -63,27 +63,19 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   };
   // One client, so a key rejected for a GET is not sent for a list either: both workers stop taking jobs.
   let keyRejected = false;
+  let rejection: HeldRejection | undefined;
   const onKeyRejected = () => {
     if (keyRejected) return;
     keyRejected = true;
     void refreshWorker.pause(true);
     void listWorker.pause(true);
-    const rejection = { at: new Date().toISOString(), worker: workerId, hostname: hostname(), pid: process.pid };
-    markKeyRejected(deps.redis, config.queuePrefix, rejection).catch((error: Error) =>
-      logger.warn({ error: error.message }, 'could not record the rejected key for status'),
+    rejection = holdKeyRejection(
+      deps.redis,
+      config.queuePrefix,
+      { at: new Date().toISOString(), worker: workerId, hostname: hostname(), pid: process.pid },
+      (error) => logger.warn({ error: error.message }, 'could not record the rejected key for status'),
     );
     deps.onKeyRejected?.();
-  };
-  // The first answer that shows the key works clears a rejection another process recorded.
-  const recordAnswer = answerRecorder(deps.metrics);
-  let keyProven = false;
-  const onAnswer = (status: string, seconds: number) => {
-    recordAnswer(status, seconds);
-    if (keyProven || !keyAccepted(status)) return;
-    keyProven = true;
-    clearKeyRejected(deps.redis, config.queuePrefix).catch((error: Error) =>
-      logger.warn({ error: error.message }, 'could not clear the recorded key rejection'),
-    );
   };
   // What both workers that call the API share: one client, one rate limit, one policy.
   const shared = {
@@ -93,7 +85,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     client,
     logger,
     metrics: deps.metrics,
-    onAnswer,
+    onAnswer: answerRecorder(deps.metrics),
     workerOptions,
     workerId,
     guard,
@@ -146,6 +138,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
       stopProgress();
       await Promise.all([refreshWorker.close(), listWorker.close(), scheduleWorker.close(), alerts]);
       guard.stop();
+      await rejection?.release();
       client.close();
     },
   };

@@ -55,7 +55,7 @@ targets:
 });
 
 /** `status` as another process runs it, in text and in JSON. */
-async function status(): Promise<{ text: string; json: { api_key: Record<string, string | number | boolean> } }> {
+async function status(): Promise<{ text: string; json: { api_key: { rejected_by: Array<Record<string, string | number>> } } }> {
   const settings = { env: { PATH: process.env.PATH!, ...env.env, REDIS_URL: redis.url } };
   const [text, json] = await Promise.all([
     promisify(execFile)(process.execPath, [CLI, 'status'], settings),
@@ -135,21 +135,23 @@ describe('HTTP endpoints', () => {
       },
     ]);
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
-    // Another process sees it in `status`, until a worker with a key the API accepts has had an answer.
+    // Another process sees it in `status`, while the rejected worker runs, and no longer once it has stopped.
     const rejected = await status();
     expect(rejected.json.api_key).toEqual({
-      rejected: true,
-      at: expect.any(String),
-      worker: expect.any(String),
-      hostname: hostname(),
-      pid: worker.pid,
+      rejected_by: [{ at: expect.any(String), worker: expect.any(String), hostname: hostname(), pid: worker.pid }],
     });
+    const [entry] = rejected.json.api_key.rejected_by;
     expect(rejected.text).toContain(
-      `api key: REJECTED (401) at ${rejected.json.api_key.at} by worker ${rejected.json.api_key.worker} on ${hostname()} (pid ${worker.pid}); workers with that key take no jobs until restarted with a valid one`,
+      'api key: REJECTED (401) in 1 running worker(s), which take no jobs until restarted with a valid key\n' +
+        `  worker ${entry!.worker} on ${hostname()} (pid ${worker.pid}) since ${entry!.at}\n`,
     );
+    // A worker with a working key beside it changes nothing: the rejected one still takes no jobs.
     fake.clearFaults();
     expect(run.planned).toBe(2);
     await withWorker(pipeline, () => pipeline.sync());
-    expect((await status()).json.api_key).toEqual({ rejected: false });
+    expect((await status()).json.api_key.rejected_by).toHaveLength(1);
+    worker.kill('SIGTERM');
+    await new Promise((resolve) => worker.once('exit', resolve));
+    expect((await status()).json.api_key).toEqual({ rejected_by: [] });
   });
 });

@@ -113,8 +113,9 @@ describe('the main job as an operator runs it', () => {
     const sql = postgres(env.databaseUrl, { max: 1, onnotice: () => {} });
     try {
       expect(await sql`SELECT count(*)::int AS n FROM targets WHERE last_attempt_at IS NOT NULL`).toEqual([{ n: 3 }]);
-      // Two hours without a process: every target's last refresh is older than its hourly schedule.
+      // Two hours without a process: every target's last refresh, and the last run, older than the hourly schedule.
       await sql`UPDATE targets SET last_attempt_at = last_attempt_at - interval '2 hours'`;
+      await sql`UPDATE sync_runs SET started_at = started_at - interval '2 hours', finished_at = finished_at - interval '2 hours'`;
       const requests = fake.requestCount;
       const caughtUp = await runUntil(['node', 'dist/src/cli.js', 'start'], '"msg":"run finished"', 'SIGTERM');
       expect(caughtUp.code).toBe(0);
@@ -122,6 +123,12 @@ describe('the main job as an operator runs it', () => {
       expect(said(caughtUp.lines, 'run finished')).toMatchObject([{ planned: 3, unchanged: 3, failed: 0 }]);
       expect(fake.requestCount - requests).toBe(3);
       expect(await sql`SELECT count(*)::int AS n FROM targets WHERE last_attempt_at > now() - interval '1 minute'`).toEqual([{ n: 3 }]);
+      // A scheduled run that started within the interval is doing (or did) the group's work: a restart
+      // in the middle of a long run lets it go on rather than start it over, however old its targets.
+      await sql`UPDATE targets SET last_attempt_at = last_attempt_at - interval '2 hours'`;
+      const midRun = await runUntil(['node', 'dist/src/cli.js', 'start'], '"msg":"worker started"', 'SIGTERM');
+      expect(said(midRun.lines, 'schedule: nothing due before its next tick')).toMatchObject([{ due_now: false }]);
+      expect(await sql`SELECT count(*)::int AS n FROM sync_runs WHERE status = 'superseded'`).toEqual([{ n: 0 }]);
     } finally {
       await sql.end();
     }

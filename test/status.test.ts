@@ -38,7 +38,7 @@ describe('gcore-image-sync status', () => {
     expect(report.queues.refresh).toEqual({ waiting: 0, active: 0, delayed: 0, prioritized: 0, failed: 0 });
     expect(report.queues.schedule.delayed).toBe(2);
     expect(report.rate_limited).toBeNull();
-    expect(report.api_key).toEqual({ rejected: false });
+    expect(report.api_key).toEqual({ rejected_by: [] });
     expect(report.deployment).toEqual({ id: pipeline.services.deployment, others: [], problem: null });
     expect(report.last_run).toEqual({
       id: 2,
@@ -70,7 +70,7 @@ describe('gcore-image-sync status', () => {
     expect(text[4]).toMatch(/^rate limited: yes, requests held back until \d{4}-\d\d-\d\dT/);
     const until = Date.parse(text[4]!.slice('rate limited: yes, requests held back until '.length));
     expect(until - Date.now()).toBeGreaterThan(20_000);
-    expect(text[5]).toBe('api key: no rejection recorded');
+    expect(text[5]).toBe('api key: no running worker has had it rejected');
     expect(text[6]).toBe(`deployment: database ${pipeline.services.deployment}, alone on this Redis prefix`);
     expect(text[7]).toMatch(
       /^last run: #2 finished \(manual\), started \S+, finished \S+: 2 planned, 0 changed, 1 unchanged, 0 deleted, 1 failed$/,

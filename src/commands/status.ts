@@ -4,7 +4,7 @@ import { liveDeployments, sharingProblem } from '../deployment-registry.js';
 import { queueDepths, refreshPauseMs, type QueueDepth } from '../queue.js';
 import { rateLimitKey, timelineAheadMs } from '../rate-limiter.js';
 import { openServices } from '../services.js';
-import { keyRejection } from '../key-health.js';
+import { keyRejections } from '../key-health.js';
 import { describeSchedule } from '../schedule.js';
 import { failingTargets } from '../sql/failingTargets.js';
 import { getRun } from '../sql/getRun.js';
@@ -38,7 +38,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
   const config = loadConfig();
   const services = await openServices(config);
   try {
-    const [queues, pauseMs, aheadMs, live, runId, failing, stale, scopes, rejection] = await Promise.all([
+    const [queues, pauseMs, aheadMs, live, runId, failing, stale, scopes, rejections] = await Promise.all([
       queueDepths(services.queues),
       refreshPauseMs(services.queues),
       timelineAheadMs(services.redis, rateLimitKey(config.queuePrefix)),
@@ -47,7 +47,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       failingTargets(services.sql, LISTED),
       staleTargets(services.sql, LISTED),
       lastListings(services.sql),
-      keyRejection(services.redis, config.queuePrefix),
+      keyRejections(services.redis, config.queuePrefix),
     ]);
     const heldMs = Math.max(pauseMs, aheadMs);
     const rateLimited = heldMs > LIMITED_AFTER_MS ? { until: new Date(Date.now() + heldMs).toISOString() } : null;
@@ -61,7 +61,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
     const report = {
       queues,
       rate_limited: rateLimited,
-      api_key: rejection === null ? { rejected: false } : { rejected: true, ...rejection },
+      api_key: { rejected_by: rejections },
       deployment,
       last_run: lastRun && {
         id: lastRun.id,
@@ -91,10 +91,10 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       depth('schedule', queues.schedule),
       depth('list', queues.list),
       `rate limited: ${rateLimited ? `yes, requests held back until ${rateLimited.until}` : 'no'}`,
-      rejection
-        ? `api key: REJECTED (401) at ${rejection.at} by worker ${rejection.worker} on ${rejection.hostname} (pid ${rejection.pid}); ` +
-          'workers with that key take no jobs until restarted with a valid one'
-        : 'api key: no rejection recorded',
+      rejections.length > 0
+        ? `api key: REJECTED (401) in ${rejections.length} running worker(s), which take no jobs until restarted with a valid key`
+        : 'api key: no running worker has had it rejected',
+      ...rejections.map((r) => `  worker ${r.worker} on ${r.hostname} (pid ${r.pid}) since ${r.at}`),
       `deployment: database ${deployment.id}${deployment.problem ? `; ERROR: ${deployment.problem}` : ', alone on this Redis prefix'}`,
       lastRun
         ? `last run: #${lastRun.id} ${lastRun.status} (${report.last_run!.schedule ?? lastRun.kind}), started ${new Date(lastRun.startedAt).toISOString()}` +

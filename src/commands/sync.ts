@@ -111,6 +111,7 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
     let final: RunProgress;
     try {
       final = await waitForRun(services.sql, services.queues, run, onProgress, {
+        logger,
         batchSize: config.batchSize,
         signal: keyRejected.signal,
         onNotice: (message) => logger.warn(message),

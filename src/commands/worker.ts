@@ -27,23 +27,42 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
   let worker: RunningWorker | undefined;
   let http: HttpServer | undefined;
   let schedule: HeldSchedule | undefined;
+  // A signal during start-up waits for the step in flight and starts no other, so whatever that step
+  // made (a schedule claim, a connection) is closed by the stop rather than left behind.
+  let stopping = false;
+  let inFlight: Promise<unknown> = Promise.resolve();
+  const step = <T>(run: () => Promise<T>): Promise<T> => {
+    if (stopping) return new Promise<T>(() => {});
+    const result = run();
+    inFlight = result.catch(() => {});
+    return result;
+  };
   onShutdown(logger, config.shutdownTimeoutMs, async () => {
+    stopping = true;
+    await inFlight;
     await http?.close();
     await worker?.close();
     await schedule?.release();
     await services?.close();
   });
-  services = await openServices(config);
+  services = await step(() => openServices(config));
+  const { sql, queues } = services;
   if (file) {
     try {
-      const claim = await takeSchedule(services.sql, file, { targetsFile: config.targetsFile, command: 'start', takeOver }, logger, print);
-      schedule = holdSchedule(services.sql, claim, logger);
-      const result = await reconcile(services.sql, services.queues, file.targets, { snapshot: file.snapshot, scopes: file.scopes });
+      await step(async () => {
+        const claim = await takeSchedule(sql, file, { targetsFile: config.targetsFile, command: 'start', takeOver }, logger, print);
+        schedule = holdSchedule(sql, claim, logger);
+      });
+      const result = await step(() => reconcile(sql, queues, file.targets, { snapshot: file.snapshot, scopes: file.scopes }));
       logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
-      for (const group of await tickDueGroups(services.sql, services.queues, scheduleGroups([...file.targets, ...file.scopes]))) {
+      for (const group of await step(() => tickDueGroups(sql, queues, scheduleGroups([...file.targets, ...file.scopes])))) {
         logger.info(
-          { schedule: describeSchedule(group.key), due_now: group.ticked, next_tick_at: group.nextTickAt },
-          group.ticked ? 'schedule: work is due, ticking now' : 'schedule: nothing due before its next tick',
+          { schedule: describeSchedule(group.key), due_now: group.due, next_tick_at: group.nextTickAt },
+          !group.due
+            ? 'schedule: nothing due before its next tick'
+            : group.tickedNow
+              ? 'schedule: work is due, ticking now'
+              : 'schedule: work is due; its scheduler ticks within a minute',
         );
       }
     } catch (error) {
@@ -55,21 +74,24 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
   }
   const metrics = createMetrics(services.queues);
   let keyRejected = false;
+  if (stopping) return new Promise<number>(() => {});
   worker = startWorker({ config, apiKey, logger, metrics, ...services, onKeyRejected: () => (keyRejected = true) });
   if (config.httpPort !== undefined) {
     const dashboard = config.queueDashboard ? queueDashboard(services.queues) : undefined;
     const { redis, deployment } = services;
-    http = await startHttpServer(config.httpPort, {
-      sql: services.sql,
-      redis,
-      metrics,
-      dashboard,
-      deploymentProblem: () => deploymentProblem(redis, config.queuePrefix, deployment),
-      keyProblem: () =>
-        keyRejected
-          ? 'rejected: the API answered 401 to GCORE_API_KEY; this process takes no jobs until restarted with a valid key'
-          : undefined,
-    });
+    http = await step(() =>
+      startHttpServer(config.httpPort!, {
+        sql: services.sql,
+        redis,
+        metrics,
+        dashboard,
+        deploymentProblem: () => deploymentProblem(redis, config.queuePrefix, deployment),
+        keyProblem: () =>
+          keyRejected
+            ? 'rejected: the API answered 401 to GCORE_API_KEY; this process takes no jobs until restarted with a valid key'
+            : undefined,
+      }),
+    );
     logger.info({ port: http.port, queue_dashboard: Boolean(dashboard) }, 'serving /healthz, /readyz and /metrics');
   }
   return new Promise<number>(() => {});

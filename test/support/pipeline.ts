@@ -68,6 +68,7 @@ export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: 
   const startSync = () => startManualSync(services.sql, services.queues, config.batchSize);
   const waitRun = (run: ManualRun, timeoutMs = 30_000) =>
     waitForRun(services.sql, services.queues, run, () => {}, {
+      logger,
       batchSize: config.batchSize,
       pollMs: 50,
       signal: AbortSignal.timeout(timeoutMs),
