@@ -10,8 +10,9 @@ RUN npm ci --no-audit --no-fund
 # Production dependencies only. --omit=dev alone keeps TypeScript (a devDependency that is also an
 # optional peer of valibot, under @bull-board/api, so npm marks it devOptional) and patch-package
 # (a dependency only for the install above); without both in this stage's package.json, prune
-# removes them. Then check that the pruned tree still loads every command.
-RUN npm pkg delete devDependencies dependencies.patch-package \
+# removes them, and the embedded PostgreSQL build with them (optional dependencies: the image
+# always names a server). Then check that the pruned tree still loads every command.
+RUN npm pkg delete devDependencies dependencies.patch-package optionalDependencies \
  && npm prune --omit=dev --no-audit --no-fund \
  && test ! -e node_modules/typescript && test ! -e dist/bench \
  && node dist/src/cli.js --version

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { loadConfig, type Config } from '../src/config.js';
+import { ConfigError } from '../src/errors.js';
 import { spreadTriples } from '../src/fake-gcore/fixtures.js';
 import { createLogger } from '../src/logger.js';
 import { startManualSync, waitForRun } from '../src/manual-sync.js';
@@ -40,11 +41,14 @@ export interface BenchContext {
  */
 export async function openContext(settings: Record<string, string> = {}): Promise<BenchContext> {
   const base = loadConfig();
+  // Each run makes and drops a database of its own, on a server it names.
+  if (base.databaseUrl === undefined) throw new ConfigError('environment', ['DATABASE_URL: the benchmark needs a PostgreSQL server it may create databases on']);
+  const { databaseUrl } = base;
   const suffix = `${Date.now().toString(36)}_${randomBytes(2).toString('hex')}`;
   const name = `gis_bench_${suffix}`;
-  const admin = postgres(base.databaseUrl, { max: 1, onnotice: () => {} });
+  const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   await admin.unsafe(`CREATE DATABASE ${name}`);
-  const url = new URL(base.databaseUrl);
+  const url = new URL(databaseUrl);
   url.pathname = `/${name}`;
   const env = {
     PATH: process.env.PATH ?? '',

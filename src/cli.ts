@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { changesCommand } from './commands/changes.js';
 import type { CommandContext } from './commands/context.js';
+import { dbCommand } from './commands/db.js';
 import { demoCommand } from './commands/demo.js';
 import { fakeApiCommand } from './commands/fake-api.js';
 import { migrateCommand } from './commands/migrate.js';
@@ -99,6 +100,11 @@ const COMMANDS: Record<string, Command> = {
     examples: ['gcore-image-sync demo', 'DATABASE_URL=postgres://postgres@127.0.0.1:5432/demo gcore-image-sync demo'],
     run: demoCommand,
   },
+  db: {
+    summary: 'where the data lives: runs the embedded PostgreSQL (DATABASE_URL unset) and prints a URL for psql until stopped',
+    examples: ['gcore-image-sync db', 'GCORE_IMAGE_SYNC_HOME=/var/lib/gcore-image-sync gcore-image-sync db'],
+    run: dbCommand,
+  },
   migrate: { summary: 'apply database migrations, then exit', examples: ['gcore-image-sync migrate'], run: migrateCommand },
   'fake-api': {
     summary: 'serve a fake Gcore API, for trying the product without an account',
@@ -122,7 +128,8 @@ ${Object.entries(COMMANDS)
   .map(([name, c]) => `  ${name.padEnd(15)} ${c.summary}`)
   .join('\n')}
 
-configuration comes from the environment (GCORE_API_KEY, GCORE_BASE_URL, DATABASE_URL,
+configuration comes from the environment (GCORE_API_KEY, GCORE_BASE_URL, DATABASE_URL (unset: an
+embedded PostgreSQL under GCORE_IMAGE_SYNC_HOME, default ${DEFAULTS.home}),
 REDIS_URL, QUEUE_PREFIX, TARGETS_FILE (default ${DEFAULTS.targetsFile}), LOG_LEVEL, LOG_PRETTY,
 LOG_PROGRESS_SECONDS, HTTP_PORT, QUEUE_DASHBOARD, ALERT_WEBHOOK_URL, ALERT_WEBHOOK_SECRET, SYNC_*); see README.md.
 gcore-image-sync --version prints the version.`;

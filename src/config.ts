@@ -6,7 +6,10 @@ export interface Config {
   /** Absent only for commands that do not call the API (migrate, schedule). */
   apiKey: string | undefined;
   baseUrl: string;
-  databaseUrl: string;
+  /** Unset: the embedded PostgreSQL under `home` (embedded-postgres.ts). */
+  databaseUrl: string | undefined;
+  /** Where the embedded PostgreSQL keeps its data (GCORE_IMAGE_SYNC_HOME). */
+  home: string;
   redisUrl: string;
   targetsFile: string;
   logLevel: string;
@@ -46,7 +49,7 @@ export interface Config {
 
 export const DEFAULTS = {
   baseUrl: 'https://api.gcore.com',
-  databaseUrl: 'postgres://postgres@127.0.0.1:5432/postgres',
+  home: './.gcore-image-sync',
   redisUrl: 'redis://127.0.0.1:6379',
   targetsFile: './targets.yaml',
   logLevel: 'info',
@@ -132,7 +135,8 @@ export function loadConfig(env: Env = process.env): Config {
   const config: Config = {
     apiKey: env.GCORE_API_KEY || undefined,
     baseUrl: readUrl(env, 'GCORE_BASE_URL', DEFAULTS.baseUrl, ['http:', 'https:'], problems).replace(/\/+$/, ''),
-    databaseUrl: readUrl(env, 'DATABASE_URL', DEFAULTS.databaseUrl, ['postgres:', 'postgresql:'], problems),
+    databaseUrl: env.DATABASE_URL?.trim() ? readUrl(env, 'DATABASE_URL', '', ['postgres:', 'postgresql:'], problems) : undefined,
+    home: env.GCORE_IMAGE_SYNC_HOME?.trim() || DEFAULTS.home,
     redisUrl: readUrl(env, 'REDIS_URL', DEFAULTS.redisUrl, ['redis:', 'rediss:'], problems),
     targetsFile: env.TARGETS_FILE?.trim() || DEFAULTS.targetsFile,
     logLevel,

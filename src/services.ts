@@ -1,6 +1,7 @@
 // Opens what a command needs, in the order that fails fastest, and closes it.
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
+import { openDatabase } from './database.js';
 import { connectPostgres, type Sql } from './db.js';
 import { runMigrations } from './migrate.js';
 import { connectRedis, openQueues, type Queues } from './queue.js';
@@ -8,6 +9,8 @@ import { deploymentId } from './sql/deploymentId.js';
 
 export interface Services {
   sql: Sql;
+  /** Set when the data is in the embedded server: its data directory. */
+  embeddedDataDir: string | undefined;
   redis: Redis;
   queues: Queues;
   /** This database's identity, which every job it queues carries. */
@@ -15,29 +18,60 @@ export interface Services {
   close(): Promise<void>;
 }
 
+export interface Store {
+  sql: Sql;
+  /** The database's URL, with its password: for a person's psql (`db`), never for a log line. */
+  url: string;
+  /** Set when it is the embedded server: its data directory. */
+  embeddedDataDir: string | undefined;
+  close(): Promise<void>;
+}
+
+/** The database (named, or embedded: database.ts), migrated and connected; a database that does not answer fails at once. */
+export async function openStore(config: Config, max: number): Promise<Store> {
+  const database = await openDatabase(config);
+  try {
+    await runMigrations(database.url);
+    const sql = await connectPostgres(database.url, { max });
+    return {
+      sql,
+      url: database.url,
+      embeddedDataDir: database.embeddedDataDir,
+      async close() {
+        await sql.end({ timeout: 5 });
+        await database.close();
+      },
+    };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
+
 /** Connects to Postgres (migrated) and Redis; a service that does not answer fails at once. */
 export async function openServices(config: Config): Promise<Services> {
-  await runMigrations(config.databaseUrl);
-  const sql = await connectPostgres(config.databaseUrl, { max: config.concurrency + 4 });
+  const store = await openStore(config, config.concurrency + 4);
+  const { sql } = store;
   let redis: Redis;
   let deployment: string;
   try {
     deployment = await deploymentId(sql);
     redis = await connectRedis(config.redisUrl);
   } catch (error) {
-    await sql.end({ timeout: 5 });
+    await store.close();
     throw error;
   }
   const queues = openQueues(redis, config.queuePrefix, deployment);
   return {
     sql,
+    embeddedDataDir: store.embeddedDataDir,
     redis,
     queues,
     deployment,
     async close() {
       await queues.close();
       redis.disconnect();
-      await sql.end({ timeout: 5 });
+      await store.close();
     },
   };
 }

@@ -110,6 +110,7 @@ describe('gcore-image-sync CLI', () => {
       { args: ['snapshot'], redis: false },
       { args: ['reporting-role'], redis: false },
       { args: ['migrate'], redis: false },
+      { args: ['db'], redis: false },
     ];
     const listed = [...(await run(['--help'], env.env)).stdout.matchAll(/^ {2}([a-z-]+)\s{2,}/gm)].map((m) => m[1]);
     expect(new Set(commands.map(({ args }) => args[0]))).toEqual(new Set(listed.filter((name) => name !== 'fake-api')));
@@ -177,6 +178,7 @@ describe('gcore-image-sync CLI', () => {
       'snapshot',
       'reporting-role',
       'demo',
+      'db',
       'migrate',
       'fake-api',
     ]);

@@ -1,9 +1,8 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
-import { connectPostgres } from '../db.js';
 import { ConfigError } from '../errors.js';
 import { INT4_MAX, parseIsoTime, readWholeNumber, timeProblem } from '../input-ranges.js';
-import { runMigrations } from '../migrate.js';
+import { openStore } from '../services.js';
 import { parseDuration } from '../schedule.js';
 import { changeTable } from '../change-table.js';
 import { listChanges } from '../sql/listChanges.js';
@@ -66,13 +65,13 @@ export async function changesCommand({ args }: CommandContext): Promise<number> 
   if (values.field?.trim() === '') problems.push('--field: must not be empty');
   if (problems.length > 0) throw new ConfigError('changes flags', problems);
   const config = loadConfig();
-  await runMigrations(config.databaseUrl);
-  const sql = await connectPostgres(config.databaseUrl, { max: 1 });
+  const store = await openStore(config, 1);
+  const { sql } = store;
   try {
     const rows = await listChanges(sql, { since: since!, projectId, regionId, field: values.field, limit: limit! });
     process.stdout.write(values.json ? `${JSON.stringify(rows)}\n` : `${changeTable(rows)}\n`);
     return 0;
   } finally {
-    await sql.end({ timeout: 5 });
+    await store.close();
   }
 }

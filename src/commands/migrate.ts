@@ -1,10 +1,11 @@
 import { loadConfig } from '../config.js';
-import { runMigrations } from '../migrate.js';
+import { openStore } from '../services.js';
 import type { CommandContext } from './context.js';
 
 export async function migrateCommand({ logger }: CommandContext): Promise<number> {
   const config = loadConfig();
-  await runMigrations(config.databaseUrl);
+  const store = await openStore(config, 1);
+  await store.close();
   logger.info('migrations applied');
   return 0;
 }

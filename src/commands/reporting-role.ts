@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
-import { connectPostgres } from '../db.js';
 import { ConfigError } from '../errors.js';
-import { runMigrations } from '../migrate.js';
+import { openStore } from '../services.js';
 import { grantReporting, REPORTING_FUNCTIONS, REPORTING_VIEWS } from '../sql/grantReporting.js';
 import type { CommandContext } from './context.js';
 
@@ -15,8 +14,8 @@ export async function reportingRoleCommand({ args, print }: CommandContext): Pro
     throw new ConfigError('reporting-role flags', [`--role: "${values.role}" must be a lower-case SQL name (letters, digits, _)`]);
   }
   const config = loadConfig();
-  await runMigrations(config.databaseUrl);
-  const sql = await connectPostgres(config.databaseUrl, { max: 1 });
+  const store = await openStore(config, 1);
+  const { sql } = store;
   try {
     await grantReporting(sql, values.role);
     print(
@@ -24,6 +23,6 @@ export async function reportingRoleCommand({ args, print }: CommandContext): Pro
     );
     return 0;
   } finally {
-    await sql.end({ timeout: 5 });
+    await store.close();
   }
 }

@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../config.js';
-import { connectPostgres } from '../db.js';
-import { runMigrations } from '../migrate.js';
+import { openStore } from '../services.js';
 import { takeSnapshot } from '../sql/takeSnapshot.js';
 import type { CommandContext } from './context.js';
 
 /** Takes an audit snapshot now (the scheduled one runs nightly in the workers). */
 export async function snapshotCommand({ print }: CommandContext): Promise<number> {
   const config = loadConfig();
-  await runMigrations(config.databaseUrl);
-  const sql = await connectPostgres(config.databaseUrl, { max: 1 });
+  const store = await openStore(config, 1);
+  const { sql } = store;
   try {
     const snapshot = await takeSnapshot(sql, `manual:${randomUUID()}`);
     print(
@@ -17,6 +16,6 @@ export async function snapshotCommand({ print }: CommandContext): Promise<number
     );
     return 0;
   } finally {
-    await sql.end({ timeout: 5 });
+    await store.close();
   }
 }

