@@ -42,7 +42,8 @@ export interface BenchContext {
 export async function openContext(settings: Record<string, string> = {}): Promise<BenchContext> {
   const base = loadConfig();
   // Each run makes and drops a database of its own, on a server it names.
-  if (base.databaseUrl === undefined) throw new ConfigError('environment', ['DATABASE_URL: the benchmark needs a PostgreSQL server it may create databases on']);
+  if (base.databaseUrl === undefined)
+    throw new ConfigError('environment', ['DATABASE_URL: the benchmark needs a PostgreSQL server it may create databases on']);
   const { databaseUrl } = base;
   const suffix = `${Date.now().toString(36)}_${randomBytes(2).toString('hex')}`;
   const name = `gis_bench_${suffix}`;
