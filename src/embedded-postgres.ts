@@ -6,8 +6,9 @@
 // it. PostgreSQL's lock on its data directory keeps two servers off one
 // directory whatever races here.
 import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -68,10 +69,19 @@ function run(program: string, args: string[], user: { uid: number; gid: number }
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     // EPERM: alive, but another user's (the server's, when this process is not root).
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A killed process nobody has reaped yet (a container's init may never) still answers kill 0.
+  return !/^\d+ \(.*\) Z/.test(readProcStat(pid));
+}
+
+function readProcStat(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return '';
   }
 }
 
@@ -93,24 +103,35 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Kept in the data directory, so that it goes wherever the data goes and is made with it. */
+const PASSWORD_FILE = 'gcore-image-sync-password';
+
+/**
+ * Makes the data directory: initdb into a directory of this process's own,
+ * then a rename into place, so that two processes initialising at once leave
+ * one whole directory (the loser's rename fails and it uses the winner's).
+ */
 async function initialise(bin: Binaries, home: string, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<void> {
   const password = randomBytes(24).toString('hex');
+  const fresh = `${dataDir}.new-${process.pid}`;
   // The password file initdb reads must be readable by the server's user; the kept copy only by this one.
   const pwfile = join(home, `.initdb-${process.pid}`);
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await mkdir(fresh, { recursive: true, mode: 0o700 });
   await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
   if (user) {
-    await chown(dataDir, user.uid, user.gid);
+    await chown(fresh, user.uid, user.gid);
     await chown(pwfile, user.uid, user.gid);
   }
   try {
-    await run(
-      bin.initdb,
-      ['-D', dataDir, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C'],
-      user,
-    );
+    await run(bin.initdb, ['-D', fresh, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C'], user);
+    await writeFile(join(fresh, PASSWORD_FILE), password, { mode: 0o600 });
+    await rename(fresh, dataDir).catch(async (error: NodeJS.ErrnoException) => {
+      // Another process initialised it first: its directory is the one.
+      if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+      await rm(fresh, { recursive: true, force: true });
+    });
   } catch (error) {
-    await rm(dataDir, { recursive: true, force: true });
+    await rm(fresh, { recursive: true, force: true });
     throw new ServiceUnavailableError(
       'Postgres',
       `the embedded server in ${dataDir}`,
@@ -122,7 +143,6 @@ async function initialise(bin: Binaries, home: string, dataDir: string, user: { 
   } finally {
     await rm(pwfile, { force: true });
   }
-  await writeFile(join(home, 'password'), password, { mode: 0o600 });
 }
 
 /** Starts the server on a free port, unless another process started it meanwhile; returns its port. */
@@ -177,7 +197,7 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
     );
     if (!initialised) await initialise(bin, root, dataDir, user);
     port = (await runningServer(dataDir))?.port ?? (await startServer(bin, dataDir, user));
-    password = (await readFile(join(root, 'password'), 'utf8')).trim();
+    password = (await readFile(join(dataDir, PASSWORD_FILE), 'utf8')).trim();
   } catch (error) {
     await rm(registration, { force: true });
     throw error;

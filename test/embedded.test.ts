@@ -87,7 +87,7 @@ describe('the embedded PostgreSQL (DATABASE_URL unset)', () => {
     await waitFor('the server to stop', () => serversOnHome().length === 0);
   });
 
-  it('db says where the data lives and serves it until stopped; with DATABASE_URL it names that', async () => {
+  it('db says where the data lives and serves it until stopped, outlives a killed user; with DATABASE_URL it names that', async () => {
     const db = startCli(['db'], settings);
     await waitFor('the URL', () => db.stderr().includes('psql '));
     expect(db.stderr()).toMatch(
@@ -97,6 +97,17 @@ describe('the embedded PostgreSQL (DATABASE_URL unset)', () => {
     );
     expect((await db.stop()).code).toBe(0);
     await waitFor('the server to stop', () => serversOnHome().length === 0);
+    // A user killed with SIGKILL leaves the server running and its entry behind; the next one clears
+    // the entry, uses the server, and as the last one out stops it.
+    const killed = startCli(['db'], settings);
+    await waitFor('the URL', () => killed.stderr().includes('psql '));
+    process.kill(killed.pid, 'SIGKILL');
+    await killed.exited;
+    expect(serversOnHome().length).toBeGreaterThan(0);
+    const migrated = await runCli(['migrate'], settings);
+    expect(migrated.code).toBe(0);
+    await waitFor('the server to stop', () => serversOnHome().length === 0);
+    expect(await readdir(join(home, 'users'))).toEqual([]);
     const named = await runCli(['db'], env.env);
     expect([named.code, named.stderr]).toEqual([0, `DATABASE_URL names the database: ${env.databaseUrl}\n`]);
   });
