@@ -6,6 +6,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redactUrl } from '../src/config.js';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
@@ -109,6 +110,6 @@ describe('the embedded PostgreSQL (DATABASE_URL unset)', () => {
     await waitFor('the server to stop', () => serversOnHome().length === 0);
     expect(await readdir(join(home, 'users'))).toEqual([]);
     const named = await runCli(['db'], env.env);
-    expect([named.code, named.stderr]).toEqual([0, `DATABASE_URL names the database: ${env.databaseUrl}\n`]);
+    expect([named.code, named.stderr]).toEqual([0, `DATABASE_URL names the database: ${redactUrl(env.databaseUrl)}\n`]);
   });
 });

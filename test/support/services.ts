@@ -1,8 +1,14 @@
 // Finds the Postgres and Redis the tests run against: TEST_DATABASE_URL and
 // TEST_REDIS_URL when set; otherwise containers started by testcontainers when
-// a Docker engine answers; otherwise the run stops and says how to provide them.
+// a Docker engine answers; otherwise Postgres is the product's own embedded
+// server (in a throwaway home), and a missing Redis stops the run, saying how
+// to provide one.
 import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { openEmbeddedPostgres } from '../../src/embedded-postgres.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -41,11 +47,19 @@ export default async function setup(project: TestProject) {
       redisUrl = redis.getConnectionUrl();
     }
   }
-  if (!databaseUrl || !redisUrl) {
+  if (!databaseUrl) {
+    const home = await mkdtemp(join(tmpdir(), 'gis-test-home-'));
+    const embedded = await openEmbeddedPostgres(home);
+    stops.push(async () => {
+      await embedded.close();
+      await rm(home, { recursive: true, force: true });
+    });
+    databaseUrl = embedded.url;
+  }
+  if (!redisUrl) {
     throw new Error(
-      'The tests need a real Postgres and Redis. Set TEST_DATABASE_URL (a role that may CREATE DATABASE, ' +
-        'e.g. postgres://postgres@127.0.0.1:5432/postgres) and TEST_REDIS_URL (e.g. redis://127.0.0.1:6379), ' +
-        'or run them where a Docker engine answers so testcontainers can start both.',
+      'The tests need a real Redis: set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379), ' +
+        'or run them where a Docker engine answers so testcontainers can start one.',
     );
   }
   project.provide('databaseUrl', databaseUrl);
