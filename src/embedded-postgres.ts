@@ -95,13 +95,22 @@ async function runningServer(dataDir: string): Promise<{ pid: number; port: numb
   return Number.isInteger(pid) && pid > 0 && Number.isInteger(port) && port > 0 && alive(pid) ? { pid, port } : undefined;
 }
 
-async function freePort(): Promise<number> {
+/** `wanted` if nothing listens there now, else a port the system picks. */
+async function freePort(wanted: number): Promise<number> {
   const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const listen = (port: number) =>
+    new Promise<boolean>((done) => {
+      server.once('error', () => done(false));
+      server.listen(port, '127.0.0.1', () => done(true));
+    });
+  if (!(wanted > 0 && (await listen(wanted)))) await listen(0);
   const { port } = server.address() as { port: number };
   await new Promise((done) => server.close(done));
   return port;
 }
+
+/** The port the server last listened on, kept beside the data: a server started again takes it again when it can. */
+const PORT_FILE = 'gcore-image-sync-port';
 
 /** Kept in the data directory, so that it goes wherever the data goes and is made with it. */
 const PASSWORD_FILE = 'gcore-image-sync-password';
@@ -147,7 +156,9 @@ async function initialise(bin: Binaries, home: string, dataDir: string, user: { 
 
 /** Starts the server on a free port, unless another process started it meanwhile; returns its port. */
 async function startServer(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<number> {
-  const port = await freePort();
+  // Processes still running keep the URL they opened with: the same port lets them reconnect to a server started again.
+  const last = Number(await readFile(join(dataDir, PORT_FILE), 'utf8').catch(() => '0'));
+  const port = await freePort(last);
   const options = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`;
   try {
     await run(
@@ -155,6 +166,7 @@ async function startServer(bin: Binaries, dataDir: string, user: { uid: number; 
       ['start', '-D', dataDir, '-w', '-t', String(START_TIMEOUT_SECONDS), '-l', join(dataDir, 'server.log'), '-o', options],
       user,
     );
+    await writeFile(join(dataDir, PORT_FILE), String(port), { mode: 0o600 });
     return port;
   } catch (error) {
     const other = await runningServer(dataDir);
