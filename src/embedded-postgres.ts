@@ -57,7 +57,9 @@ async function serverUser(): Promise<{ uid: number; gid: number } | undefined> {
 
 function run(program: string, args: string[], user: { uid: number; gid: number } | undefined): Promise<void> {
   return new Promise((done, fail) => {
-    const child = spawn(program, args, { ...user, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    // A minimal environment: the server outlives this process, runs as another user, and must not carry its secrets.
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' };
+    const child = spawn(program, args, { ...user, stdio: ['ignore', 'pipe', 'pipe'], env });
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (output += chunk));
@@ -186,41 +188,105 @@ async function liveUsers(usersDir: string): Promise<number[]> {
 }
 
 /** Opens the embedded server under `home`, initialising and starting it as needed. */
+/** How long a process waits for another's start or stop of the server before it gives up. */
+const LOCK_WAIT_MS = 90_000;
+
+/**
+ * Runs `body` holding the home's lock: finding or starting the server and
+ * registering, or unregistering and stopping it, happen one process at a
+ * time, so no process is handed a server another is stopping. A lock left by
+ * a killed process (its pid gone) is taken over.
+ */
+async function withLock<T>(root: string, body: () => Promise<T>): Promise<T> {
+  const lock = join(root, 'lock');
+  const started = Date.now();
+  for (;;) {
+    try {
+      await writeFile(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number(await readFile(lock, 'utf8').catch(() => ''));
+      if (holder > 0 && !alive(holder)) {
+        await rm(lock, { force: true });
+        continue;
+      }
+      if (Date.now() - started > LOCK_WAIT_MS) {
+        throw new ServiceUnavailableError(
+          'Postgres',
+          `the embedded server in ${root}`,
+          new Error(`process ${holder} has held ${lock} too long`),
+        );
+      }
+      await new Promise((resume) => setTimeout(resume, 50));
+    }
+  }
+  try {
+    return await body();
+  } finally {
+    await rm(lock, { force: true });
+  }
+}
+
+/** The home's directories, or a configuration error naming GCORE_IMAGE_SYNC_HOME. */
+async function prepareHome(root: string, usersDir: string): Promise<void> {
+  try {
+    const created = await mkdir(root, { recursive: true, mode: 0o700 });
+    // As root the server's own user must pass through to the data directory it owns: only a directory made here is changed.
+    if (created !== undefined && process.getuid?.() === 0) await chmod(root, 0o711);
+    await mkdir(usersDir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new ConfigError('environment', [
+      `GCORE_IMAGE_SYNC_HOME: cannot use ${root} for the embedded PostgreSQL: ${(error as Error).message}`,
+    ]);
+  }
+}
+
+/** Leftovers of processes killed while initialising: a half-made data directory, a password file. */
+async function sweepLeftovers(root: string): Promise<void> {
+  for (const name of await readdir(root)) {
+    const pid = /^(?:pgdata\.new-|\.initdb-)(\d+)$/.exec(name)?.[1];
+    if (pid !== undefined && !alive(Number(pid))) await rm(join(root, name), { recursive: true, force: true });
+  }
+}
+
 export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDatabase> {
   const bin = await binaries();
   const root = resolve(home);
   const dataDir = join(root, 'pgdata');
   const usersDir = join(root, 'users');
-  await mkdir(usersDir, { recursive: true, mode: 0o700 });
-  // Passable (not readable) by the server's own user, who owns the data directory inside.
-  await chmod(root, 0o711);
-  // Entries of processes that ended without closing (killed) are left by them; clear them.
-  for (const name of await readdir(usersDir)) if (!alive(Number(name))) await rm(join(usersDir, name), { force: true });
-  // Registered before the server is looked for, so a process closing meanwhile sees this one and leaves it running.
+  await prepareHome(root, usersDir);
   const registration = join(usersDir, String(process.pid));
-  await writeFile(registration, '');
   const user = await serverUser();
-  let port: number;
-  let password: string;
-  try {
-    const initialised = await stat(join(dataDir, 'PG_VERSION')).then(
-      () => true,
-      () => false,
-    );
-    if (!initialised) await initialise(bin, root, dataDir, user);
-    port = (await runningServer(dataDir))?.port ?? (await startServer(bin, dataDir, user));
-    password = (await readFile(join(dataDir, PASSWORD_FILE), 'utf8')).trim();
-  } catch (error) {
-    await rm(registration, { force: true });
-    throw error;
-  }
+  const { port, password } = await withLock(root, async () => {
+    await sweepLeftovers(root);
+    // Entries of processes that ended without closing (killed) are left by them; clear them.
+    for (const name of await readdir(usersDir)) if (!alive(Number(name))) await rm(join(usersDir, name), { force: true });
+    await writeFile(registration, '');
+    try {
+      const initialised = await stat(join(dataDir, 'PG_VERSION')).then(
+        () => true,
+        () => false,
+      );
+      if (!initialised) await initialise(bin, root, dataDir, user);
+      return {
+        port: (await runningServer(dataDir))?.port ?? (await startServer(bin, dataDir, user)),
+        password: (await readFile(join(dataDir, PASSWORD_FILE), 'utf8')).trim(),
+      };
+    } catch (error) {
+      await rm(registration, { force: true });
+      throw error;
+    }
+  });
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     dataDir,
     async close() {
-      await rm(registration, { force: true });
-      if ((await liveUsers(usersDir)).length > 0) return;
-      await run(bin.pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w'], user).catch(() => {});
+      await withLock(root, async () => {
+        await rm(registration, { force: true });
+        if ((await liveUsers(usersDir)).length > 0) return;
+        await run(bin.pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w'], user).catch(() => {});
+      });
     },
   };
 }
