@@ -231,9 +231,11 @@ async function withLock<T>(root: string, body: () => Promise<T>): Promise<T> {
 /** The home's directories, or a configuration error naming GCORE_IMAGE_SYNC_HOME. */
 async function prepareHome(root: string, usersDir: string): Promise<void> {
   try {
-    const created = await mkdir(root, { recursive: true, mode: 0o700 });
-    // As root the server's own user must pass through to the data directory it owns: only a directory made here is changed.
-    if (created !== undefined && process.getuid?.() === 0) await chmod(root, 0o711);
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    // As root the server's own user must pass through the home to the data directory it owns: add
+    // only that (o+x, no reading), and only when missing.
+    const { mode } = await stat(root);
+    if (process.getuid?.() === 0 && (mode & 0o001) === 0) await chmod(root, (mode & 0o7777) | 0o001);
     await mkdir(usersDir, { recursive: true, mode: 0o700 });
   } catch (error) {
     throw new ConfigError('environment', [
