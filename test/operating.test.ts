@@ -66,6 +66,10 @@ function processesOfThisTest(): number[] {
 /** Runs a command until its log says `until`, then sends `signal` to the pid it started, as a supervisor does. */
 function runUntil(command: string[], until: string, signal: NodeJS.Signals, extra: Record<string, string> = {}) {
   const child = spawn(command[0]!, command.slice(1), { cwd: ROOT, env: { PATH: process.env.PATH!, ...settings, ...extra } });
+  // Not left running if the test times out before its signal.
+  const orphaned = () => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL');
+  process.once('exit', orphaned);
+  child.once('exit', () => process.off('exit', orphaned));
   let stdout = '';
   let signalled = false;
   child.stdout.on('data', (chunk) => {

@@ -27,6 +27,10 @@ export interface RunningCli {
 /** Starts a long-running command (start, worker) and captures its output. */
 export function startCli(args: string[], env: Record<string, string>): RunningCli {
   const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH!, ...env } });
+  // A test that fails or times out before stopping it must not leave a worker running after the run.
+  const orphaned = () => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL');
+  process.once('exit', orphaned);
+  child.once('exit', () => process.off('exit', orphaned));
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk) => (stdout += chunk));
