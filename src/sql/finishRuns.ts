@@ -1,6 +1,16 @@
 import type { Sql } from '../db.js';
+import type { RunProgress } from './getRun.js';
 import { outcomeCounts } from './outcomeCounts.js';
 import { inRunScope } from './runScope.js';
+
+/** A run as finishRuns closed it: its frozen counts, and how long it took. */
+export type FinishedRun = Pick<
+  RunProgress,
+  'id' | 'kind' | 'scheduleKey' | 'planned' | 'unchanged' | 'changed' | 'deleted' | 'failed' | 'listingsFailed'
+> & {
+  /** From its start to its finish, by the database's clock. */
+  seconds: number;
+};
 
 /**
  * Closes every open run whose targets all have an attempt that began after
@@ -8,20 +18,6 @@ import { inRunScope } from './runScope.js';
  * runs when creditRuns says a run may be done (whichever batch commits last
  * sees all the others), at each tick, and now and then while someone waits.
  */
-export interface FinishedRun {
-  id: number;
-  kind: 'scheduled' | 'manual';
-  scheduleKey: string | null;
-  planned: number;
-  unchanged: number;
-  changed: number;
-  deleted: number;
-  failed: number;
-  listingsFailed: number;
-  /** From its start to its finish, by the database's clock. */
-  seconds: number;
-}
-
 export async function finishRuns(sql: Sql): Promise<FinishedRun[]> {
   return sql<FinishedRun[]>`
     WITH complete AS (
