@@ -188,6 +188,9 @@ async function liveUsers(usersDir: string): Promise<number[]> {
 }
 
 /** Opens the embedded server under `home`, initialising and starting it as needed. */
+/** How often a process using the server checks that it still runs. */
+const WATCHDOG_MS = 5000;
+
 /** How long a process waits for another's start or stop of the server before it gives up. */
 const LOCK_WAIT_MS = 90_000;
 
@@ -280,10 +283,24 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
       throw error;
     }
   });
+  // A server that dies under a process still using it (the OOM killer, a kill) is started again, on
+  // its last port, so the connections this process holds reconnect without anyone running a command.
+  let checking: Promise<void> = Promise.resolve();
+  const watchdog = setInterval(() => {
+    checking = withLock(root, async () => {
+      if (await runningServer(dataDir)) return;
+      await startServer(bin, dataDir, user);
+      // Said where a person reads this process's human lines (stderr), whatever its logger does.
+      process.stderr.write(`gcore-image-sync: the embedded PostgreSQL in ${dataDir} had stopped; started it again\n`);
+    }).catch(() => {});
+  }, WATCHDOG_MS);
+  watchdog.unref();
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     dataDir,
     async close() {
+      clearInterval(watchdog);
+      await checking;
       await withLock(root, async () => {
         await rm(registration, { force: true });
         if ((await liveUsers(usersDir)).length > 0) return;

@@ -57,10 +57,17 @@ function serversOnHome(): number[] {
 }
 
 describe('the embedded PostgreSQL (DATABASE_URL unset)', () => {
-  it('start syncs into it, shares it with other commands while it runs, stops it, and finds the data again', async () => {
+  it('start syncs into it, starts it again if it dies, shares it with other commands, stops it, and finds the data again', async () => {
     const first = startCli(['start'], settings);
     await waitFor('the first run', () => first.stdout().includes('"msg":"run finished"'), 30_000);
     expect(first.stdout()).toContain(`"data_dir":"${join(home, 'pgdata')}"`);
+    // A server killed under `start` is started again by it, on the same port, and its connections come back.
+    const [postmaster] = readFileSync(join(home, 'pgdata', 'postmaster.pid'), 'utf8').split('\n');
+    process.kill(Number(postmaster), 'SIGKILL');
+    await waitFor('the server to be started again', () =>
+      first.stderr().includes(`the embedded PostgreSQL in ${join(home, 'pgdata')} had stopped; started it again`),
+    );
+    expect(readFileSync(join(home, 'pgdata', 'postmaster.pid'), 'utf8').split('\n')[0]).not.toBe(postmaster);
     // Other commands use the server `start` runs, and leave it running for it.
     const changes = await runCli(['changes', '--json'], settings);
     expect(changes.code).toBe(0);
