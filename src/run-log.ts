@@ -47,7 +47,7 @@ export async function finishRunsSaying(sql: Sql, queues: Queues, logger: Logger)
       {
         run_id: run.id,
         kind: run.kind,
-        schedule: run.scheduleKey === null ? null : describeSchedule(run.scheduleKey),
+        schedule: describeSchedule(run.scheduleKey),
         planned: run.planned,
         changed: run.changed,
         unchanged: run.unchanged,
@@ -84,7 +84,7 @@ export function sayProgress(sql: Sql, logger: Logger, seconds: number): () => vo
             {
               run_id: run.id,
               kind: run.kind,
-              schedule: run.scheduleKey === null ? null : describeSchedule(run.scheduleKey),
+              schedule: describeSchedule(run.scheduleKey),
               done,
               planned: run.planned,
               failed: run.failed,

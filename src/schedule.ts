@@ -54,8 +54,14 @@ export function formatDuration(ms: number): string {
   return text || '0ms';
 }
 
-/** A schedule key as a person reads it: "every 1h", "cron 0 3 * * * (Europe/Amsterdam)". The key itself stays as stored. */
-export function describeSchedule(key: string): string {
+/**
+ * A schedule key as a person reads it: "every 1h", "cron 0 3 * * * (Europe/Amsterdam)"; null (a run
+ * of every target) stays null. The key itself stays as stored.
+ */
+export function describeSchedule(key: string): string;
+export function describeSchedule(key: string | null): string | null;
+export function describeSchedule(key: string | null): string | null {
+  if (key === null) return null;
   const every = /^every (\d+)ms$/.exec(key);
   if (every) return `every ${formatDuration(Number(every[1]))}`;
   const cron = /^cron (.*) (\S+)$/.exec(key);

@@ -12,7 +12,8 @@ import type { Logger } from './logger.js';
  */
 const SAME_REQUEST_MS = 1000;
 
-export function onShutdown(logger: Logger, timeoutMs: number, stop: () => Promise<void>): void {
+/** `finishing` says what the stop waits for, in the line that says it has begun. */
+export function onShutdown(logger: Logger, timeoutMs: number, stop: () => Promise<void>, finishing = 'jobs in flight'): void {
   let stoppingSince: number | undefined;
   const handle = (signal: NodeJS.Signals) => {
     if (stoppingSince !== undefined) {
@@ -22,7 +23,7 @@ export function onShutdown(logger: Logger, timeoutMs: number, stop: () => Promis
       process.exit(130);
     }
     stoppingSince = performance.now();
-    logger.info({ signal, timeout_ms: timeoutMs }, 'stopping: finishing jobs in flight');
+    logger.info({ signal, timeout_ms: timeoutMs }, `stopping: finishing ${finishing}`);
     setTimeout(() => {
       logger.warn({ timeout_ms: timeoutMs }, 'jobs in flight did not finish in time: handing them back to other workers');
       logger.flush();

@@ -19,6 +19,6 @@ export async function dbCommand({ logger, print }: CommandContext): Promise<numb
   print(`the embedded PostgreSQL keeps its data in ${store.embeddedDataDir}`);
   print(`query it while this runs: psql '${store.url}'`);
   print('Ctrl-C stops it (unless another gcore-image-sync process still uses it)');
-  onShutdown(logger, 10_000, () => store.close());
+  onShutdown(logger, 10_000, () => store.close(), 'with the embedded PostgreSQL (stopped unless another process uses it)');
   return new Promise<number>(() => {});
 }

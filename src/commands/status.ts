@@ -67,7 +67,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
         id: lastRun.id,
         status: lastRun.status,
         kind: lastRun.kind,
-        schedule: lastRun.scheduleKey === null ? null : describeSchedule(lastRun.scheduleKey),
+        schedule: describeSchedule(lastRun.scheduleKey),
         started_at: lastRun.startedAt,
         finished_at: lastRun.finishedAt,
         planned: lastRun.planned,
