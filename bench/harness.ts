@@ -8,6 +8,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { loadConfig, type Config } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
@@ -31,6 +32,8 @@ export const WORKER_HEAP_ARGS = ['--max-old-space-size=256', '--max-semi-space-s
 export interface BenchContext {
   config: Config;
   services: Services;
+  /** The benchmark's own Redis connection (cleanup, memory), when the queues run on Redis. */
+  redis: Redis | undefined;
   env: Record<string, string>;
   close(): Promise<void>;
 }
@@ -51,10 +54,10 @@ export async function openContext(settings: Record<string, string> = {}): Promis
   await admin.unsafe(`CREATE DATABASE ${name}`);
   const url = new URL(databaseUrl);
   url.pathname = `/${name}`;
-  const env = {
+  const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     DATABASE_URL: url.toString(),
-    REDIS_URL: base.redisUrl,
+    ...(base.redisUrl ? { REDIS_URL: base.redisUrl } : {}),
     QUEUE_PREFIX: `gis-bench-${suffix}`,
     GCORE_API_KEY: API_KEY,
     LOG_LEVEL: 'warn',
@@ -63,18 +66,23 @@ export async function openContext(settings: Record<string, string> = {}): Promis
   };
   const config = loadConfig(env);
   const services = await openServices(config);
+  const redis = base.redisUrl ? new Redis(base.redisUrl) : undefined;
   return {
     config,
     services,
+    redis,
     env,
     async close() {
-      // Every key under this run's prefix: both queues, the baseline's, the rate limiter's.
+      // Every key under this run's prefix: both queues, the baseline's, the rate limiter's. On Postgres
+      // the queues go with the database.
       let cursor = '0';
-      do {
-        const [next, keys] = await services.redis.scan(cursor, 'MATCH', `${env.QUEUE_PREFIX}:*`, 'COUNT', 1000);
+      while (redis) {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${env.QUEUE_PREFIX}:*`, 'COUNT', 1000);
         cursor = next;
-        if (keys.length > 0) await services.redis.del(...keys);
-      } while (cursor !== '0');
+        if (keys.length > 0) await redis.del(...keys);
+        if (cursor === '0') break;
+      }
+      redis?.disconnect();
       await services.close();
       await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await admin.end();

@@ -83,7 +83,7 @@ export async function baseline(scale: Scale): Promise<Row> {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
-    const queue = new Queue(BASELINE_QUEUE, { connection: ctx.services.redis, prefix: ctx.config.queuePrefix });
+    const queue = new Queue(BASELINE_QUEUE, { connection: ctx.redis!, prefix: ctx.config.queuePrefix });
     try {
       const triples = spreadTriples(scale.refreshes);
       let seconds = 0;
@@ -213,7 +213,7 @@ export async function rateLimited(scale: Scale): Promise<Row> {
 }
 
 async function redisMemory(ctx: BenchContext): Promise<number> {
-  const info = await ctx.services.redis.info('memory');
+  const info = await ctx.redis!.info('memory');
   return Number(/used_memory:(\d+)/.exec(info)![1]);
 }
 

@@ -10,7 +10,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Where the embedded PostgreSQL keeps its data (GCORE_IMAGE_SYNC_HOME). */
   home: string;
-  redisUrl: string;
+  /** Unset: the queues run on Postgres, in the deployment's own database (backend.ts). */
+  redisUrl: string | undefined;
   targetsFile: string;
   logLevel: string;
   /** Requests per second across every worker process; 0 means no limit. */
@@ -41,7 +42,7 @@ export interface Config {
   alertWebhookUrl: string | undefined;
   /** Signs every change alert (HMAC-SHA256); set exactly when alertWebhookUrl is. Never logged. */
   alertWebhookSecret: string | undefined;
-  /** Redis key prefix for every queue, so several deployments can share one Redis. */
+  /** Names the queues: Redis key prefix (several deployments can share one Redis), or on Postgres the queue schema. */
   queuePrefix: string;
   /** Seconds between the progress lines a worker logs while runs are open; 0 turns them off. */
   logProgressSeconds: number;
@@ -50,7 +51,6 @@ export interface Config {
 export const DEFAULTS = {
   baseUrl: 'https://api.gcore.com',
   home: './.gcore-image-sync',
-  redisUrl: 'redis://127.0.0.1:6379',
   targetsFile: './targets.yaml',
   logLevel: 'info',
   rateLimitPerSecond: 10,
@@ -137,7 +137,7 @@ export function loadConfig(env: Env = process.env): Config {
     baseUrl: readUrl(env, 'GCORE_BASE_URL', DEFAULTS.baseUrl, ['http:', 'https:'], problems).replace(/\/+$/, ''),
     databaseUrl: env.DATABASE_URL?.trim() ? readUrl(env, 'DATABASE_URL', '', ['postgres:', 'postgresql:'], problems) : undefined,
     home: env.GCORE_IMAGE_SYNC_HOME?.trim() || DEFAULTS.home,
-    redisUrl: readUrl(env, 'REDIS_URL', DEFAULTS.redisUrl, ['redis:', 'rediss:'], problems),
+    redisUrl: env.REDIS_URL?.trim() ? readUrl(env, 'REDIS_URL', '', ['redis:', 'rediss:'], problems) : undefined,
     targetsFile: env.TARGETS_FILE?.trim() || DEFAULTS.targetsFile,
     logLevel,
     rateLimitPerSecond: readInt(env, 'SYNC_RATE_LIMIT_PER_SECOND', DEFAULTS.rateLimitPerSecond, 0, 10_000, problems),

@@ -6,8 +6,8 @@
 // marks this deployment in the registry every few seconds and says, once per
 // other deployment, that the prefix is shared.
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { markDeployment, MARK_TTL_MS, sharingProblem } from './deployment-registry.js';
+import type { QueueBackend } from './backend.js';
+import { MARK_TTL_MS, sharingProblem } from './deployment-registry.js';
 import type { Logger } from './logger.js';
 import { handBack, jobDeployment, type DeploymentJobData } from './queue.js';
 
@@ -16,7 +16,7 @@ const HAND_BACK_MS = 1000;
 const HEARTBEAT_MS = MARK_TTL_MS / 3;
 
 export interface DeploymentGuardDeps {
-  redis: Redis;
+  backend: QueueBackend;
   queuePrefix: string;
   /** This deployment's identity. */
   deployment: string;
@@ -29,7 +29,7 @@ export interface DeploymentGuard {
   stop(): void;
 }
 
-export function startDeploymentGuard({ redis, queuePrefix, deployment, logger }: DeploymentGuardDeps): DeploymentGuard {
+export function startDeploymentGuard({ backend, queuePrefix, deployment, logger }: DeploymentGuardDeps): DeploymentGuard {
   // Other deployments already named in the log, and those whose jobs were refused.
   const named = new Set<string>();
   const refused = new Set<string>();
@@ -38,15 +38,15 @@ export function startDeploymentGuard({ redis, queuePrefix, deployment, logger }:
     for (const other of live) {
       if (other === deployment || named.has(other)) continue;
       named.add(other);
-      logger.error({ deployment, other_deployment: other, queue_prefix: queuePrefix }, sharingProblem(queuePrefix, deployment, [other]));
+      logger.error({ deployment, other_deployment: other, queue_prefix: queuePrefix }, sharingProblem(backend.where, deployment, [other]));
     }
   }
 
   async function heartbeat(): Promise<void> {
     try {
-      reportSharing(await markDeployment(redis, queuePrefix, deployment));
+      reportSharing(await backend.markDeployment(deployment));
     } catch {
-      // Redis away: the queues report that; the next beat marks this deployment again.
+      // The store away: the queues report that; the next beat marks this deployment again.
     }
   }
   void heartbeat();
@@ -61,15 +61,15 @@ export function startDeploymentGuard({ redis, queuePrefix, deployment, logger }:
         named.add(owner);
         logger.error(
           { deployment, other_deployment: owner, queue_prefix: queuePrefix, job_id: job.id },
-          `refused a job of another deployment (database ${owner}) that uses this Redis and QUEUE_PREFIX "${queuePrefix}" too ` +
+          `refused a job of another deployment (database ${owner}) that uses ${backend.where} too ` +
             `(this one is database ${deployment}): its jobs are handed back for its own workers, not done here; ` +
             'give each deployment its own QUEUE_PREFIX or Redis database',
         );
       }
       logger.debug({ job_id: job.id, other_deployment: owner }, 'handed back a job of another deployment');
       // Marked, so that `status` and /readyz name the owner even while none of its processes runs;
-      // a mark lost to a Redis blip is made again by the next foreign job.
-      await markDeployment(redis, queuePrefix, owner).catch(() => {});
+      // a mark lost to a blip of the store is made again by the next foreign job.
+      await backend.markDeployment(owner).catch(() => {});
       throw await handBack(job, token, HAND_BACK_MS);
     },
     stop() {

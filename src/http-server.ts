@@ -1,9 +1,9 @@
 // The worker's HTTP endpoints: /healthz (the process is alive), /readyz
-// (Postgres and Redis answer, no other deployment shares the queues),
+// (Postgres and the queue store answer, no other deployment shares the queues),
 // /metrics (Prometheus), and the queue dashboard.
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Redis } from 'ioredis';
+import type { QueueBackend } from './backend.js';
 import type { Sql } from './db.js';
 import type { WorkerMetrics } from './metrics.js';
 import { DASHBOARD_PATH } from './queue-dashboard.js';
@@ -26,9 +26,9 @@ async function answers(check: () => Promise<unknown>): Promise<string> {
 
 export interface HttpDeps {
   sql: Sql;
-  redis: Redis;
+  backend: QueueBackend;
   metrics: WorkerMetrics;
-  /** What is wrong when another deployment uses this Redis prefix; undefined when nothing is. */
+  /** What is wrong when another deployment uses these queues; undefined when nothing is. */
   deploymentProblem?: () => Promise<string | undefined>;
   /** Why this process no longer calls the API (its key was rejected); undefined while it does. */
   keyProblem?: () => string | undefined;
@@ -50,18 +50,18 @@ export async function startHttpServer(port: number, deps: HttpDeps): Promise<Htt
       const { deploymentProblem } = deps;
       void Promise.all([
         answers(() => deps.sql`SELECT 1`),
-        answers(() => deps.redis.ping()),
+        answers(() => deps.backend.ping()),
         // Another deployment on this prefix makes the process unready, as a service that does not answer would.
         deploymentProblem &&
           answers(async () => {
             const problem = await deploymentProblem();
             if (problem) throw new Error(problem);
           }),
-      ]).then(([postgres, redis, deployment]) => {
+      ]).then(([postgres, queues, deployment]) => {
         // A process whose key was rejected takes no jobs: unready, so a supervisor can restart it with a new key.
         const apiKey = deps.keyProblem?.() ?? 'ok';
-        const ready = postgres === 'ok' && redis === 'ok' && (deployment ?? 'ok') === 'ok' && apiKey === 'ok';
-        send(ready ? 200 : 503, 'application/json', `${JSON.stringify({ postgres, redis, deployment, api_key: apiKey })}\n`);
+        const ready = postgres === 'ok' && queues === 'ok' && (deployment ?? 'ok') === 'ok' && apiKey === 'ok';
+        send(ready ? 200 : 503, 'application/json', `${JSON.stringify({ postgres, queues, deployment, api_key: apiKey })}\n`);
       });
       return;
     }

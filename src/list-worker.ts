@@ -3,7 +3,7 @@
 // image on it through the same validation and write path as a GET. The
 // process that records a listing's last page ends it (sql/finishListing.ts)
 // and queues the GETs that confirm absences.
-import { DelayedError, Worker, type Job } from 'bullmq';
+import { DelayedError, type Job, type Worker } from 'bullmq';
 import type { ListPage, ListRequest } from './gcore-client.js';
 import { imageIdProblem } from './image-id.js';
 import { contentHash } from './image-diff.js';
@@ -330,7 +330,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     }
   }
 
-  const worker = new Worker<ListJobData>(LIST_QUEUE, process, {
+  const worker = deps.backend.worker<ListJobData>(LIST_QUEUE, process, {
     ...deps.workerOptions,
     name: `list-${deps.workerId}`,
     maxStalledCount: MAX_STALLED_COUNT,

@@ -13,7 +13,8 @@ export function queueDashboard(queues: Queues): RequestListener {
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath(DASHBOARD_PATH);
   createBullBoard({
-    queues: [new BullMQAdapter(queues.refresh), new BullMQAdapter(queues.list), new BullMQAdapter(queues.schedule)],
+    // bull-board reads either store through the queue (its types name only Redis's).
+    queues: [queues.refresh, queues.list, queues.schedule].map((queue) => new BullMQAdapter(queue as never)),
     serverAdapter,
   });
   const app = express();

@@ -1,11 +1,8 @@
 // The only module that knows BullMQ names and options: the two queues, the job
 // shapes (each naming the deployment that queued it), how refreshes are
 // enqueued and how schedule groups become Job Schedulers.
-import { DelayedError, Queue, type ConnectionOptions, type Job, type JobsOptions, type QueueOptions } from 'bullmq';
-import { Redis } from 'ioredis';
+import { DelayedError, Queue, type BackendFactory, type IQueueBackend, type Job, type JobsOptions, type QueueOptions } from 'bullmq';
 import pLimit from 'p-limit';
-import { redactUrl } from './config.js';
-import { firstAnswer, ServiceUnavailableError } from './errors.js';
 import type { Schedule, Triple } from './interfaces.js';
 import { schedulerId } from './schedule.js';
 
@@ -73,41 +70,19 @@ const REFRESH_JOB_OPTIONS: JobsOptions = {
   removeOnFail: { count: 1000 },
 };
 
-/** Opens a Redis connection for BullMQ and proves it answers, or fails fast saying where. */
-export async function connectRedis(url: string): Promise<Redis> {
-  const redis = new Redis(url, {
-    maxRetriesPerRequest: null,
-    enableOfflineQueue: true,
-    lazyConnect: true,
-    connectTimeout: 5000,
-  });
-  // ioredis reports "Connection is closed" on connect(); the socket error says why.
-  let socketError: Error | undefined;
-  redis.on('error', (error: Error) => (socketError ??= error));
-  try {
-    await firstAnswer(redis.connect().then(() => redis.ping()));
-  } catch (error) {
-    redis.disconnect();
-    // disconnect() only half-closes: a server that connected and said nothing would hold the
-    // socket, and with it the process, for disconnectTimeout longer.
-    redis.stream?.destroy();
-    throw new ServiceUnavailableError('Redis', redactUrl(url), socketError ?? error);
-  }
-  return redis;
-}
-
 /**
  * A queue as one deployment sees it: it knows the deployment's identity, which
  * enqueueBatches and reconcileSchedulers put in every job and job scheduler
  * they add, whichever module calls them.
  */
-export class DeploymentQueue<D extends DeploymentJobData> extends Queue<D> {
+export class DeploymentQueue<D extends DeploymentJobData> extends Queue<D, unknown, string, D, unknown, string, IQueueBackend, unknown> {
   constructor(
     name: string,
-    opts: QueueOptions,
+    opts: QueueOptions<unknown>,
+    factory: BackendFactory<IQueueBackend, unknown> | undefined,
     readonly deployment: string,
   ) {
-    super(name, opts);
+    super(name, opts, factory as never);
   }
 }
 
@@ -118,11 +93,16 @@ export interface Queues {
   close(): Promise<void>;
 }
 
-export function openQueues(connection: ConnectionOptions, prefix: string, deployment: string): Queues {
-  const refresh = new DeploymentQueue<RefreshJobData>(REFRESH_QUEUE, { connection, prefix }, deployment);
-  const schedule = new DeploymentQueue<TickJobData>(SCHEDULE_QUEUE, { connection, prefix }, deployment);
-  const list = new DeploymentQueue<ListJobData>(LIST_QUEUE, { connection, prefix }, deployment);
-  // Lost connections are retried by ioredis and reported by the workers; without a listener
+/** The three queues on a store (backend.ts): its connection options, and BullMQ's backend factory when it is not Redis. */
+export function openQueues(
+  opts: QueueOptions<unknown>,
+  factory: BackendFactory<IQueueBackend, unknown> | undefined,
+  deployment: string,
+): Queues {
+  const refresh = new DeploymentQueue<RefreshJobData>(REFRESH_QUEUE, opts, factory, deployment);
+  const schedule = new DeploymentQueue<TickJobData>(SCHEDULE_QUEUE, opts, factory, deployment);
+  const list = new DeploymentQueue<ListJobData>(LIST_QUEUE, opts, factory, deployment);
+  // Lost connections are retried by the store's client and reported by the workers; without a listener
   // BullMQ would print each retry's error.
   for (const queue of [refresh, schedule, list]) queue.on('error', () => {});
   return {
@@ -180,8 +160,8 @@ export function confirmJobPrefix(queue: DeploymentQueue<RefreshJobData>, listing
   return `confirm-${queue.deployment}-${listingId}`;
 }
 
-/** Which of these job ids no longer exist in Redis (a lost job leaves its claims behind). */
-export async function missingJobs(queue: Queue<RefreshJobData>, jobIds: string[]): Promise<string[]> {
+/** Which of these job ids no longer exist in the queue store (a lost job leaves its claims behind). */
+export async function missingJobs(queue: DeploymentQueue<RefreshJobData>, jobIds: string[]): Promise<string[]> {
   const limit = pLimit(16);
   const states = await Promise.all(jobIds.map((id) => limit(() => queue.getJobState(id))));
   return jobIds.filter((_, n) => states[n] === 'unknown');
@@ -208,7 +188,11 @@ export interface FailedBatch {
  * identities), up to `limit`. Another deployment's failed jobs are left for its
  * own workers: their images are in its database, not this one.
  */
-export async function failedBatches(queue: DeploymentQueue<RefreshJobData>, redis: Redis, limit = 100): Promise<FailedBatch[]> {
+export async function failedBatches(
+  queue: DeploymentQueue<RefreshJobData>,
+  takeFailed: (job: Job) => Promise<boolean>,
+  limit = 100,
+): Promise<FailedBatch[]> {
   const own: Job<RefreshJobData>[] = [];
   // Paged, so that another deployment's failed jobs ahead of ours cannot hide ours.
   for (let start = 0; own.length < limit; start += limit) {
@@ -224,13 +208,7 @@ export async function failedBatches(queue: DeploymentQueue<RefreshJobData>, redi
     jobId: job.id!,
     items: job.data.items,
     reason: job.failedReason || 'unknown reason',
-    // BullMQ's remove() succeeds for a job already removed, so it cannot tell the processes apart: taking the
-    // job out of the failed set can, as exactly one ZREM of it returns 1.
-    take: async () => {
-      if ((await redis.zrem(queue.keys.failed!, job.id!)) !== 1) return false;
-      await job.remove().catch(() => {});
-      return true;
-    },
+    take: () => takeFailed(job),
   }));
 }
 

@@ -1,28 +1,19 @@
-// The API request rate, shared by every worker process through Redis. Each
-// request takes the next free slot on one timeline (GCRA: evenly spaced
-// slots, no bursts). A 429 moves the timeline past the server's wait, pausing
-// every process at once. Redis's own clock decides, so machines with skewed
-// clocks still agree.
+// The API request rate, shared by every worker process through one timeline
+// kept by the queue store (backend.ts). Each request takes the next free slot
+// (GCRA: evenly spaced slots, no bursts). A 429 moves the timeline past the
+// server's wait, pausing every process at once. The store's clock decides, so
+// machines with skewed clocks still agree.
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
 
-// KEYS[1] = next free slot (ms); ARGV[1] = slot width (ms), ARGV[2] = pause (ms).
-// Returns how long the caller waits before its slot.
-const TAKE_SLOT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local free = tonumber(redis.call('GET', KEYS[1]) or '0')
-local pause = tonumber(ARGV[2])
-if pause > 0 then
-  free = math.max(free, now + pause)
-  redis.call('SET', KEYS[1], free, 'PX', math.ceil(free - now) + 1000)
-  return 0
-end
-local slot = math.max(free, now)
-local nextFree = slot + tonumber(ARGV[1])
-redis.call('SET', KEYS[1], nextFree, 'PX', math.ceil(nextFree - now) + 1000)
-return slot - now
-`;
+/** The timeline as a store keeps it (redis-backend.ts, postgres-backend.ts). */
+export interface RequestTimeline {
+  /** Takes the next slot `slotMs` wide and returns how long to wait for it, in ms. */
+  take(slotMs: number): Promise<number>;
+  /** Holds back every process's slots for at least `pauseMs` from now. */
+  pause(pauseMs: number): Promise<void>;
+  /** How far ahead of now the next free slot is, in ms (0 when free now). */
+  aheadMs(): Promise<number>;
+}
 
 /**
  * Slots are spaced for one second plus this much, so that a request sent up
@@ -31,17 +22,17 @@ return slot - now
  */
 const JITTER_ALLOWANCE_MS = 20;
 
-/** The key that holds the next free slot, for a queue prefix. */
+/** The store key or row that holds the next free slot, for a queue prefix. */
 export function rateLimitKey(queuePrefix: string): string {
   return `${queuePrefix}:image-refresh:api-rate`;
 }
 
-/** How far ahead of now the next free request slot is, in ms, by Redis's clock (0 when free now). */
-export async function timelineAheadMs(redis: Redis, key: string): Promise<number> {
-  const [free, [seconds, micros]] = await Promise.all([redis.get(key), redis.time()]);
-  const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-  return Math.max(0, Math.round(Number(free ?? 0) - now));
-}
+/**
+ * How fast the quickest answer from the store may be assumed to get slower with
+ * every take (ms), so that a store that became slower for good (another
+ * network path) stops costing slots after a few dozen takes.
+ */
+const FASTEST_DRIFT_MS = 1;
 
 /** How often a process without a rate limit looks for a pause set by another. */
 const PAUSE_POLL_MS = 250;
@@ -50,10 +41,10 @@ export class ApiRateLimiter {
   private readonly slotMs: number;
   private pausedUntil = 0;
   private checkedAt = 0;
+  private fastestMs = Infinity;
 
   constructor(
-    private readonly redis: Redis,
-    private readonly key: string,
+    private readonly timeline: RequestTimeline,
     requestsPerSecond: number,
   ) {
     this.slotMs = requestsPerSecond > 0 ? (1000 + JITTER_ALLOWANCE_MS) / requestsPerSecond : 0;
@@ -62,16 +53,25 @@ export class ApiRateLimiter {
   /** Resolves when this process may send one request. */
   async acquire(): Promise<void> {
     if (this.slotMs > 0) {
-      const wait = Number(await this.redis.eval(TAKE_SLOT, 1, this.key, this.slotMs, 0));
-      if (wait > 0) await delay(wait);
-      return;
+      for (;;) {
+        const asked = performance.now();
+        const wait = await this.timeline.take(this.slotMs);
+        this.fastestMs = Math.min(performance.now() - asked, this.fastestMs + FASTEST_DRIFT_MS);
+        if (wait > 0) await delay(wait);
+        // The store read its clock after `asked`. Lateness every request shares (a store far away)
+        // keeps the slots' spacing; lateness beyond the quickest answer's (a busy store slow to
+        // answer, a stalled event loop) could put this request in the next calendar second beside
+        // that second's own slots. Past the allowance the slot is given up, which only ever sends
+        // fewer requests, and another is taken.
+        if (performance.now() - asked - wait - this.fastestMs <= JITTER_ALLOWANCE_MS) return;
+      }
     }
     // Without a limit there is no timeline to wait on, only pauses after a 429.
     const now = Date.now();
     if (now - this.checkedAt > PAUSE_POLL_MS) {
       this.checkedAt = now;
-      const free = Number(await this.redis.get(this.key));
-      if (free > now) this.pausedUntil = free;
+      const ahead = await this.timeline.aheadMs();
+      if (ahead > 0) this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ahead);
     }
     if (this.pausedUntil > now) await delay(this.pausedUntil - now);
   }
@@ -79,6 +79,6 @@ export class ApiRateLimiter {
   /** Holds back every process's requests for `ms` (the API answered 429). */
   async pause(ms: number): Promise<void> {
     this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
-    await this.redis.eval(TAKE_SLOT, 1, this.key, this.slotMs, Math.max(1, Math.round(ms)));
+    await this.timeline.pause(Math.max(1, Math.round(ms)));
   }
 }

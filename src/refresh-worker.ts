@@ -2,9 +2,9 @@
 // carries out the policy's decision for every image that did not end in
 // stored data (refresh-policy.ts).
 import { randomBytes } from 'node:crypto';
-import { Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Job, Worker } from 'bullmq';
 import pLimit from 'p-limit';
+import type { QueueBackend } from './backend.js';
 import type { Sql } from './db.js';
 import type { DeploymentGuard } from './deployment-guard.js';
 import type { GcoreClient } from './gcore-client.js';
@@ -33,8 +33,8 @@ import { tripleKey } from './triple.js';
 
 export interface RefreshWorkerDeps {
   sql: Sql;
-  /** The connection the queues use: failed batches are taken through it. */
-  redis: Redis;
+  /** The queue store: workers are made on it and failed batches taken through it. */
+  backend: QueueBackend;
   queues: Queues;
   client: GcoreClient;
   limiter: ApiRateLimiter;
@@ -46,8 +46,8 @@ export interface RefreshWorkerDeps {
   /** Requests in flight in this process, across all its batches. */
   concurrency: number;
   batchSize: number;
-  /** BullMQ connection options shared by this process's workers. */
-  workerOptions: { connection: Queues['refresh']['opts']['connection']; prefix: string; lockDuration: number; stalledInterval: number };
+  /** BullMQ lock settings shared by this process's workers. */
+  workerOptions: { lockDuration: number; stalledInterval: number };
   workerId: string;
   /** Hands back jobs of another deployment before anything is done with them. */
   guard: DeploymentGuard;
@@ -171,7 +171,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
    * recorded. Whoever removes a job first owns its images.
    */
   async function recoverFailedBatches(): Promise<void> {
-    for (const batch of await failedBatches(queues.refresh, deps.redis)) {
+    for (const batch of await failedBatches(queues.refresh, deps.backend.takeFailed)) {
       if (!(await batch.take())) continue;
       // A job that failed before it started still holds its claims.
       await releaseClaims(sql, [batch.jobId]);
@@ -188,7 +188,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     }
   }
 
-  const worker = new Worker<RefreshJobData>(REFRESH_QUEUE, processBatch, {
+  const worker = deps.backend.worker<RefreshJobData>(REFRESH_QUEUE, processBatch, {
     ...deps.workerOptions,
     name: `refresh-${deps.workerId}`,
     maxStalledCount: MAX_STALLED_COUNT,

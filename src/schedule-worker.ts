@@ -1,6 +1,7 @@
 // The BullMQ worker for schedule ticks: a tick opens its group's run and fans
 // it out into refresh batches; the snapshot job takes an audit snapshot.
-import { Worker, type Job } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
+import type { QueueBackend } from './backend.js';
 import type { Sql } from './db.js';
 import type { DeploymentGuard } from './deployment-guard.js';
 import { queueListings, queueRefreshes } from './fan-out.js';
@@ -14,6 +15,7 @@ import { takeSnapshot } from './sql/takeSnapshot.js';
 
 export interface ScheduleWorkerDeps {
   sql: Sql;
+  backend: QueueBackend;
   queues: Queues;
   logger: Logger;
   batchSize: number;
@@ -45,5 +47,9 @@ export function startScheduleWorker(deps: ScheduleWorkerDeps): Worker<TickJobDat
     return fanOut.queued;
   }
 
-  return new Worker<TickJobData>(SCHEDULE_QUEUE, processTick, { ...deps.workerOptions, name: `schedule-${deps.workerId}`, concurrency: 1 });
+  return deps.backend.worker<TickJobData>(SCHEDULE_QUEUE, processTick, {
+    ...deps.workerOptions,
+    name: `schedule-${deps.workerId}`,
+    concurrency: 1,
+  });
 }

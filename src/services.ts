@@ -1,17 +1,18 @@
 // Opens what a command needs, in the order that fails fastest, and closes it.
-import type { Redis } from 'ioredis';
+import { openBackend, type QueueBackend } from './backend.js';
 import type { Config } from './config.js';
 import { openDatabase } from './database.js';
 import { connectPostgres, type Sql } from './db.js';
 import { runMigrations } from './migrate.js';
-import { connectRedis, openQueues, type Queues } from './queue.js';
+import type { Queues } from './queue.js';
 import { deploymentId } from './sql/deploymentId.js';
 
 export interface Services {
   sql: Sql;
   /** Set when the data is in the embedded server: its data directory. */
   embeddedDataDir: string | undefined;
-  redis: Redis;
+  /** Where the queues, the request timeline and the cross-process records live (Redis or this database). */
+  backend: QueueBackend;
   queues: Queues;
   /** This database's identity, which every job it queues carries. */
   deployment: string;
@@ -48,29 +49,27 @@ export async function openStore(config: Config, max: number): Promise<Store> {
   }
 }
 
-/** Connects to Postgres (migrated) and Redis; a service that does not answer fails at once. */
+/** Connects to Postgres (migrated) and the queue store; a service that does not answer fails at once. */
 export async function openServices(config: Config): Promise<Services> {
   const store = await openStore(config, config.concurrency + 4);
   const { sql } = store;
-  let redis: Redis;
+  let backend: QueueBackend;
   let deployment: string;
   try {
     deployment = await deploymentId(sql);
-    redis = await connectRedis(config.redisUrl);
+    backend = await openBackend(config, store, deployment);
   } catch (error) {
     await store.close();
     throw error;
   }
-  const queues = openQueues(redis, config.queuePrefix, deployment);
   return {
     sql,
     embeddedDataDir: store.embeddedDataDir,
-    redis,
-    queues,
+    backend,
+    queues: backend.queues,
     deployment,
     async close() {
-      await queues.close();
-      redis.disconnect();
+      await backend.close();
       await store.close();
     },
   };

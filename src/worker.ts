@@ -3,17 +3,17 @@
 // (schedule-worker.ts), and change alerts beside them.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
+import type { QueueBackend } from './backend.js';
 import type { Config } from './config.js';
 import type { Sql } from './db.js';
 import { runChangeWebhook } from './change-webhook.js';
 import { startDeploymentGuard } from './deployment-guard.js';
 import { GcoreClient } from './gcore-client.js';
 import type { Logger } from './logger.js';
-import { holdKeyRejection, type HeldRejection } from './key-health.js';
+import type { HeldRejection } from './key-health.js';
 import { answerRecorder, type WorkerMetrics } from './metrics.js';
 import type { Queues } from './queue.js';
-import { ApiRateLimiter, rateLimitKey } from './rate-limiter.js';
+import { ApiRateLimiter } from './rate-limiter.js';
 import { startListWorker } from './list-worker.js';
 import { sayProgress } from './run-log.js';
 import { FREE_RATE_LIMIT_RETRIES, rateLimitPauseMs } from './refresh-policy.js';
@@ -24,7 +24,7 @@ export interface WorkerDeps {
   config: Config;
   apiKey: string;
   sql: Sql;
-  redis: Redis;
+  backend: QueueBackend;
   queues: Queues;
   logger: Logger;
   /** Called once when the API rejects the key; this worker has stopped taking refreshes. */
@@ -48,14 +48,10 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     maxResponseBytes: config.maxResponseBytes,
     maxPageBytes: config.maxPageBytes,
   });
-  const guard = startDeploymentGuard({ redis: deps.redis, queuePrefix: config.queuePrefix, deployment: queues.refresh.deployment, logger });
-  const workerOptions = {
-    connection: deps.redis,
-    prefix: config.queuePrefix,
-    lockDuration: config.jobLockMs,
-    stalledInterval: config.jobLockMs,
-  };
-  const limiter = new ApiRateLimiter(deps.redis, rateLimitKey(config.queuePrefix), config.rateLimitPerSecond);
+  const { backend } = deps;
+  const guard = startDeploymentGuard({ backend, queuePrefix: config.queuePrefix, deployment: queues.refresh.deployment, logger });
+  const workerOptions = { lockDuration: config.jobLockMs, stalledInterval: config.jobLockMs };
+  const limiter = new ApiRateLimiter(backend.timeline, config.rateLimitPerSecond);
   const policy = {
     attempts: config.attempts,
     rateLimitMaxWaitMs: config.rateLimitMaxWaitMs,
@@ -69,9 +65,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     keyRejected = true;
     void refreshWorker.pause(true);
     void listWorker.pause(true);
-    rejection = holdKeyRejection(
-      deps.redis,
-      config.queuePrefix,
+    rejection = backend.holdKeyRejection(
       { at: new Date().toISOString(), worker: workerId, hostname: hostname(), pid: process.pid },
       (error) => logger.warn({ error: error.message }, 'could not record the rejected key for status'),
     );
@@ -80,7 +74,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   // What both workers that call the API share: one client, one rate limit, one policy.
   const shared = {
     sql,
-    redis: deps.redis,
+    backend,
     queues,
     client,
     logger,
@@ -104,6 +98,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   });
   const scheduleWorker = startScheduleWorker({
     sql,
+    backend,
     queues,
     logger,
     workerOptions,
@@ -113,7 +108,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     retentionDays: config.retentionDays,
   });
   for (const worker of [refreshWorker, listWorker, scheduleWorker]) {
-    worker.on('error', (error) => logger.error({ error: error.message }, `${worker.name}: queue error`));
+    worker.on('error', (error: Error) => logger.error({ error: error.message }, `${worker.name}: queue error`));
   }
   // Change alerts run beside the queues, on their own timer.
   const stopAlerts = new AbortController();

@@ -5,7 +5,6 @@ import { mkdtemp } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleImage } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
@@ -62,7 +61,7 @@ afterAll(async () => {
 });
 
 describe('gcore-image-sync CLI', () => {
-  it('rejects a bad targets file with every problem, exit 2, and nothing in Redis', async () => {
+  it('rejects a bad targets file with every problem, exit 2, and nothing in the queue store', async () => {
     const file = await writeTargetsFile(`targets:
   - { project_id: 1, region_id: 7, image_ids: ["../../x"] }
   - { project_id: 1, image_ids: [ok] }
@@ -78,7 +77,7 @@ describe('gcore-image-sync CLI', () => {
           '  targets[2].schedule: "often" is not a duration (use a number with ms, s, m, h or d, e.g. 15m or 1h30m)\n',
       );
     }
-    expect(await env.redisKeys()).toEqual([]);
+    expect(await env.queueEntries()).toEqual([]);
   });
 
   it('names a targets file that is a directory as a configuration error, exit 2, with no stack', async () => {
@@ -93,7 +92,7 @@ describe('gcore-image-sync CLI', () => {
           'remove it, then copy examples/targets.yaml to ./targets.yaml and list your images, or set TARGETS_FILE to a file\n',
       );
     }
-    expect(await env.redisKeys()).toEqual([]);
+    expect(await env.queueEntries()).toEqual([]);
   });
 
   it('every command fails fast, exit 3, naming the service that refuses or connects and says nothing', async () => {
@@ -211,7 +210,7 @@ describe('gcore-image-sync CLI', () => {
     expect(await run(['sync', '--wait'], keyless)).toMatchObject({ code: 2, stderr: expect.stringContaining('GCORE_API_KEY: required') });
   });
 
-  it('sync --wait fills the tables, prints a summary, and keeps the key out of output, Postgres and Redis', async () => {
+  it('sync --wait fills the tables, prints a summary, and keeps the key out of output, Postgres and the queue store', async () => {
     const file = await writeTargetsFile(`${QUIET_SCHEDULE}
 targets:
   - { project_id: 3, region_id: 9, image_ids: [${images.join(', ')}] }
@@ -236,31 +235,9 @@ targets:
       await sql.end();
     }
     expect(result.stdout + result.stderr).not.toContain(env.env.GCORE_API_KEY);
-    const redis = new Redis(env.redisUrl);
-    try {
-      const keys = await env.redisKeys();
-      expect(keys.length).toBeGreaterThan(0);
-      for (const key of keys) {
-        const type = await redis.type(key);
-        const content =
-          type === 'hash'
-            ? JSON.stringify(await redis.hgetall(key))
-            : type === 'string'
-              ? String(await redis.get(key))
-              : type === 'list'
-                ? JSON.stringify(await redis.lrange(key, 0, -1))
-                : type === 'zset'
-                  ? JSON.stringify(await redis.zrange(key, 0, -1))
-                  : type === 'set'
-                    ? JSON.stringify(await redis.smembers(key))
-                    : type === 'stream'
-                      ? JSON.stringify(await redis.xrange(key, '-', '+'))
-                      : '';
-        expect(content, key).not.toContain(env.env.GCORE_API_KEY);
-      }
-    } finally {
-      redis.disconnect();
-    }
+    const stored = await env.queueContents();
+    expect(stored).toContain(images[0]);
+    expect(stored).not.toContain(env.env.GCORE_API_KEY);
   });
 
   it('sync --target refreshes one triple of the targets file, and rejects others', async () => {
@@ -339,13 +316,13 @@ targets:
     expect(alone.code).toBe(0);
     expect(alone.stderr.trim().split('\n').slice(-2)).toEqual([
       expect.stringMatching(/^run \d+: queued 1 refresh$/),
-      'no worker is listening on this Redis and QUEUE_PREFIX: run `gcore-image-sync worker` (or `start`) to do them, or `sync --wait` to do them here',
+      `no worker is listening on ${env.queuesWhere}: run \`gcore-image-sync worker\` (or \`start\`) to do them, or \`sync --wait\` to do them here`,
     ]);
     const worker = startCli(['worker'], settings);
     try {
       await expect.poll(() => worker.stdout(), { timeout: 10_000, interval: 50 }).toContain('"msg":"worker started"');
       const served = await run(['sync'], settings);
-      expect(served.stderr.trim().split('\n').at(-1)).toBe('1 worker listening on this Redis and QUEUE_PREFIX');
+      expect(served.stderr.trim().split('\n').at(-1)).toBe(`1 worker listening on ${env.queuesWhere}`);
     } finally {
       expect((await worker.stop()).code).toBe(0);
     }
@@ -371,7 +348,8 @@ targets:
     expect(scheduled.stderr).toMatch(
       /^(replacing the targets and schedules of .* \(pid \d+, sync, .*\n)?2 targets in 1 schedule group\(s\): \d+ added, \d+ rescheduled, \d+ removed; \d+ stale scheduler\(s\) removed\n$/,
     );
-    expect((await env.redisKeys()).filter((key) => key.endsWith(':image-schedule:repeat'))).toHaveLength(1);
+    // The group's scheduler and the audit snapshot's.
+    expect(await env.schedulerIds()).toHaveLength(2);
     const started = await run(['start'], settings, (out) => out.includes('"msg":"run finished"'));
     expect(started.code).toBe(0);
     const lines = started.stdout

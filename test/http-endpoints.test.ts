@@ -99,7 +99,7 @@ describe('HTTP endpoints', () => {
     expect(api.queues.map((q) => q.name).sort()).toEqual(['image-list', 'image-refresh', 'image-schedule']);
     const plain = await startHttpServer(0, {
       sql: pipeline.services.sql,
-      redis: pipeline.services.redis,
+      backend: pipeline.services.backend,
       metrics: createMetrics(pipeline.services.queues),
     });
     try {

@@ -1,7 +1,7 @@
 // Every refresh ends in stored data or a recorded failure, one bad image never
 // harms another, and the key never leaves the process: hostile answers through
 // the real worker, Postgres and Redis.
-import { UnrecoverableError, Worker } from 'bullmq';
+import { UnrecoverableError } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import type { Triple } from '../src/interfaces.js';
@@ -155,7 +155,7 @@ describe('nothing lost in silence', () => {
       const s = await scenario(2, { SYNC_ATTEMPTS: attempts }, true);
       const run = await s.pipeline.startSync();
       // Take the queued batch as a dying worker would, and fail it for good, as BullMQ does to a job stalled too often.
-      const taker = new Worker(REFRESH_QUEUE, null, { connection: s.pipeline.services.redis, prefix: s.env.queuePrefix, autorun: false });
+      const taker = s.pipeline.services.backend.worker(REFRESH_QUEUE, null, { autorun: false });
       const job = await taker.getNextJob('dying-worker');
       await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'dying-worker', false);
       await taker.close();
@@ -168,13 +168,12 @@ describe('nothing lost in silence', () => {
     }
   });
 
-  it('a wait outlasts Redis losing the queued jobs: the claims are freed and the refreshes queued again', async () => {
+  it('a wait outlasts the queue store losing the queued jobs: the claims are freed and the refreshes queued again', async () => {
     const s = await scenario(6, { SYNC_BATCH_SIZE: '2' }, true);
     const run = await s.pipeline.startSync();
     expect(await s.pipeline.services.queues.refresh.getWaitingCount()).toBe(3);
-    // Redis loses every key of this deployment: the queued jobs are gone, their claims in Postgres remain.
-    const keys = await s.env.redisKeys();
-    await s.pipeline.services.redis.del(...keys);
+    // The store loses every queued job of this deployment (a Redis restarted without persistence): their claims in Postgres remain.
+    await s.env.loseQueuedJobs();
     await withWorker(s.pipeline, async () =>
       expect(await s.pipeline.waitForRun(run, 30_000)).toMatchObject({ status: 'finished', planned: 6, changed: 6, failed: 0 }),
     );

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleImageId } from '../src/fake-gcore/fixtures.js';
 import type { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
-import { ApiRateLimiter, rateLimitKey } from '../src/rate-limiter.js';
+import { ApiRateLimiter } from '../src/rate-limiter.js';
 import type { TestEnv } from './support/env.js';
 import { startScenario, type Pipeline, type Scenario } from './support/pipeline.js';
 
@@ -62,7 +62,7 @@ describe('gcore-image-sync status', () => {
   });
 
   it('says until when requests are held back after a 429, in plain text', async () => {
-    await new ApiRateLimiter(pipeline.services.redis, rateLimitKey(env.queuePrefix), 0).pause(30_000);
+    await new ApiRateLimiter(pipeline.services.backend.timeline, 0).pause(30_000);
     const text = (await status()).split('\n');
     expect(text[0]).toBe('queues:');
     expect(text[1]).toBe('  refresh   waiting 0  active 0  delayed 0  prioritized 0  failed 0');
@@ -71,7 +71,7 @@ describe('gcore-image-sync status', () => {
     const until = Date.parse(text[4]!.slice('rate limited: yes, requests held back until '.length));
     expect(until - Date.now()).toBeGreaterThan(20_000);
     expect(text[5]).toBe('api key: no running worker has had it rejected');
-    expect(text[6]).toBe(`deployment: database ${pipeline.services.deployment}, alone on this Redis prefix`);
+    expect(text[6]).toBe(`deployment: database ${pipeline.services.deployment}, alone on ${env.queuesWhere}`);
     expect(text[7]).toMatch(
       /^last run: #2 finished \(manual\), started \S+, finished \S+: 2 planned, 0 changed, 1 unchanged, 0 deleted, 1 failed$/,
     );

@@ -1,10 +1,8 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
-import { liveDeployments, sharingProblem } from '../deployment-registry.js';
+import { sharingProblem } from '../deployment-registry.js';
 import { queueDepths, refreshPauseMs, type QueueDepth } from '../queue.js';
-import { rateLimitKey, timelineAheadMs } from '../rate-limiter.js';
 import { openServices } from '../services.js';
-import { keyRejections } from '../key-health.js';
 import { describeSchedule } from '../schedule.js';
 import { failingTargets } from '../sql/failingTargets.js';
 import { getRun } from '../sql/getRun.js';
@@ -41,13 +39,13 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
     const [queues, pauseMs, aheadMs, live, runId, failing, stale, scopes, rejections] = await Promise.all([
       queueDepths(services.queues),
       refreshPauseMs(services.queues),
-      timelineAheadMs(services.redis, rateLimitKey(config.queuePrefix)),
-      liveDeployments(services.redis, config.queuePrefix),
+      services.backend.timeline.aheadMs(),
+      services.backend.liveDeployments(),
       lastRunId(services.sql),
       failingTargets(services.sql, LISTED),
       staleTargets(services.sql, LISTED),
       lastListings(services.sql),
-      keyRejections(services.redis, config.queuePrefix),
+      services.backend.keyRejections(),
     ]);
     const heldMs = Math.max(pauseMs, aheadMs);
     const rateLimited = heldMs > LIMITED_AFTER_MS ? { until: new Date(Date.now() + heldMs).toISOString() } : null;
@@ -55,7 +53,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
     const deployment = {
       id: services.deployment,
       others: live.filter((id) => id !== services.deployment).sort(),
-      problem: sharingProblem(config.queuePrefix, services.deployment, live) ?? null,
+      problem: sharingProblem(services.backend.where, services.deployment, live) ?? null,
     };
     // snake_case throughout, as the tables and the views name the same things.
     const report = {
@@ -95,7 +93,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
         ? `api key: REJECTED (401) in ${rejections.length} running worker(s), which take no jobs until restarted with a valid key`
         : 'api key: no running worker has had it rejected',
       ...rejections.map((r) => `  worker ${r.worker} on ${r.hostname} (pid ${r.pid}) since ${r.at}`),
-      `deployment: database ${deployment.id}${deployment.problem ? `; ERROR: ${deployment.problem}` : ', alone on this Redis prefix'}`,
+      `deployment: database ${deployment.id}${deployment.problem ? `; ERROR: ${deployment.problem}` : `, alone on ${services.backend.where}`}`,
       lastRun
         ? `last run: #${lastRun.id} ${lastRun.status} (${report.last_run!.schedule ?? lastRun.kind}), started ${new Date(lastRun.startedAt).toISOString()}` +
           `${lastRun.finishedAt ? `, finished ${new Date(lastRun.finishedAt).toISOString()}` : ''}: ${lastRun.planned} planned, ` +

@@ -99,8 +99,8 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
       const workers = await services.queues.refresh.getWorkersCount();
       print(
         workers > 0
-          ? `${counted(workers, 'worker')} listening on this Redis and QUEUE_PREFIX`
-          : 'no worker is listening on this Redis and QUEUE_PREFIX: run `gcore-image-sync worker` (or `start`) to do them, or `sync --wait` to do them here',
+          ? `${counted(workers, 'worker')} listening on ${services.backend.where}`
+          : `no worker is listening on ${services.backend.where}: run \`gcore-image-sync worker\` (or \`start\`) to do them, or \`sync --wait\` to do them here`,
       );
       return 0;
     }

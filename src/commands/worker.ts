@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, requireApiKey } from '../config.js';
-import { deploymentProblem } from '../deployment-registry.js';
+import { sharingProblem } from '../deployment-registry.js';
 import { startHttpServer, type HttpServer } from '../http-server.js';
 import { createMetrics } from '../metrics.js';
 import { queueDashboard } from '../queue-dashboard.js';
@@ -84,14 +84,14 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
   worker = startWorker({ config, apiKey, logger, metrics, ...services, onKeyRejected: () => (keyRejected = true) });
   if (config.httpPort !== undefined) {
     const dashboard = config.queueDashboard ? queueDashboard(services.queues) : undefined;
-    const { redis, deployment } = services;
+    const { backend, deployment } = services;
     http = await step(() =>
       startHttpServer(config.httpPort!, {
         sql: services.sql,
-        redis,
+        backend,
         metrics,
         dashboard,
-        deploymentProblem: () => deploymentProblem(redis, config.queuePrefix, deployment),
+        deploymentProblem: async () => sharingProblem(backend.where, deployment, await backend.liveDeployments()),
         keyProblem: () =>
           keyRejected
             ? 'rejected: the API answered 401 to GCORE_API_KEY; this process takes no jobs until restarted with a valid key'

@@ -1,0 +1,100 @@
+// The queue store on Postgres (REDIS_URL unset): BullMQ's PostgreSQL backend
+// in its own schema of the deployment's database, and the request timeline and
+// rejected-key records as rows beside it (migration 0014). BullMQ speaks
+// through node-postgres (pg): one pool per process, shared by every queue and
+// worker, its LISTEN clients included. The database is the deployment's own,
+// so nothing else shares these queues and QUEUE_PREFIX has nothing to keep
+// apart here.
+import {
+  createPostgresBackend,
+  DEFAULT_SCHEMA,
+  runMigrations,
+  Worker,
+  type BackendFactory,
+  type IQueueBackend,
+  type Job,
+  type JobProgress,
+  type Processor,
+} from 'bullmq';
+import pg from 'pg';
+import type { QueueBackend, WorkerSettings } from './backend.js';
+import { ENTRY_TTL_MS, entryName, holdRecord } from './key-health.js';
+import { openQueues } from './queue.js';
+import { rateLimitKey } from './rate-limiter.js';
+import type { Store } from './services.js';
+import { deleteKeyRejection, liveKeyRejections, putKeyRejection } from './sql/keyRejections.js';
+import { takeApiSlot } from './sql/takeApiSlot.js';
+
+/** BullMQ's schema: the only one it uses over a pool it did not build. */
+export const QUEUE_SCHEMA = DEFAULT_SCHEMA;
+
+/**
+ * Connections of the BullMQ pool: three are held for good by the workers'
+ * LISTEN clients, the rest serve the queues' and workers' short queries (the
+ * workers run at most a few jobs each at once).
+ */
+const POOL_MAX = 10;
+
+export async function openPostgresBackend(store: Store, queuePrefix: string, deployment: string): Promise<QueueBackend> {
+  const schema = QUEUE_SCHEMA;
+  const pool = new pg.Pool({
+    connectionString: store.url,
+    max: POOL_MAX,
+    // BullMQ keeps its LISTEN clients for an hour at a time only over connections with keepalive.
+    keepAlive: true,
+    // BullMQ's statements name its tables without their schema.
+    options: `-c search_path=${schema}`,
+    application_name: 'gcore-image-sync queues',
+  });
+  // A client that loses its server is replaced by the pool; BullMQ reports what fails through the workers.
+  pool.on('error', () => {});
+  try {
+    // Under BullMQ's advisory lock: processes starting together migrate once.
+    await runMigrations(pool, schema);
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+  const factory = createPostgresBackend as unknown as BackendFactory<IQueueBackend, unknown>;
+  const queues = openQueues({ connection: pool }, factory, deployment);
+  const { sql } = store;
+  const key = rateLimitKey(queuePrefix);
+  return {
+    kind: 'postgres',
+    where: `the queue schema "${schema}" of this database`,
+    queues,
+    // BullMQ's types tie a worker to Redis's connection options; the queue code needs only what both backends do.
+    worker: <D>(name: string, processor: Processor<D> | null, settings: WorkerSettings) =>
+      new Worker<D, unknown, string, IQueueBackend, JobProgress, unknown>(
+        name,
+        processor,
+        { ...settings, connection: pool },
+        factory,
+      ) as unknown as Worker<D>,
+    timeline: {
+      take: (slotMs) => takeApiSlot(sql, key, slotMs, 0),
+      pause: async (pauseMs) => void (await takeApiSlot(sql, key, 0, pauseMs)),
+      aheadMs: async () => Math.round(await takeApiSlot(sql, key, 0, 0)),
+    },
+    // The queues are in this deployment's own database: no other deployment can reach them.
+    markDeployment: async () => [deployment],
+    liveDeployments: async () => [deployment],
+    holdKeyRejection: (rejection, onError) =>
+      holdRecord(
+        () => putKeyRejection(sql, queuePrefix, entryName(rejection), rejection, ENTRY_TTL_MS),
+        () => deleteKeyRejection(sql, queuePrefix, entryName(rejection)),
+        onError,
+      ),
+    keyRejections: () => liveKeyRejections(sql, queuePrefix),
+    // remove() without children answers 1 to exactly one of the processes removing a job at once.
+    takeFailed: async (job: Job) => {
+      const queue = [queues.refresh, queues.list, queues.schedule].find((q) => q.name === job.queueName)!;
+      return (await queue.remove(job.id!, { removeChildren: false })) === 1;
+    },
+    ping: async () => void (await queues.refresh.getJobCounts('waiting')),
+    async close() {
+      await queues.close();
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,23 @@
+import type { Sql } from '../db.js';
+import type { KeyRejection } from '../key-health.js';
+
+/** Writes (or renews) one worker's rejected-key record for `ttlMs` by the server's clock. */
+export async function putKeyRejection(sql: Sql, queuePrefix: string, entry: string, rejection: KeyRejection, ttlMs: number): Promise<void> {
+  await sql`
+    INSERT INTO key_rejections (queue_prefix, entry, rejection, lapses_at)
+    VALUES (${queuePrefix}, ${entry}, ${JSON.stringify(rejection)}::jsonb, clock_timestamp() + make_interval(secs => ${ttlMs / 1000}))
+    ON CONFLICT (queue_prefix, entry) DO UPDATE SET rejection = excluded.rejection, lapses_at = excluded.lapses_at`;
+}
+
+export async function deleteKeyRejection(sql: Sql, queuePrefix: string, entry: string): Promise<void> {
+  await sql`DELETE FROM key_rejections WHERE queue_prefix = ${queuePrefix} AND entry = ${entry}`;
+}
+
+/** The records that have not lapsed, oldest rejection first. */
+export async function liveKeyRejections(sql: Sql, queuePrefix: string): Promise<KeyRejection[]> {
+  const rows = await sql<{ rejection: KeyRejection }[]>`
+    SELECT rejection FROM key_rejections
+    WHERE queue_prefix = ${queuePrefix} AND lapses_at > clock_timestamp()
+    ORDER BY rejection->>'at'`;
+  return rows.map((row) => row.rejection);
+}
