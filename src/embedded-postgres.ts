@@ -8,9 +8,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { chmod, chown, mkdir, readFile, readdir, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigError, ServiceUnavailableError } from './errors.js';
 
@@ -87,14 +87,80 @@ function readProcStat(pid: number): string {
   }
 }
 
-/** The running server's pid and port, from the file PostgreSQL keeps while it runs. */
-async function runningServer(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
+interface Postmaster {
+  pid: number;
+  port: number;
+}
+
+/** The pid and port in the file PostgreSQL keeps in its data directory while it runs, and leaves behind when killed. */
+async function readPostmasterPid(dataDir: string): Promise<Postmaster | undefined> {
   const text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   const lines = text.split('\n');
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
-  return Number.isInteger(pid) && pid > 0 && Number.isInteger(port) && port > 0 && alive(pid) ? { pid, port } : undefined;
+  return Number.isInteger(pid) && pid > 0 && Number.isInteger(port) && port > 0 ? { pid, port } : undefined;
+}
+
+/**
+ * Whether the process `pid` is a PostgreSQL server on `dataDir`, as /proc
+ * tells: its program is a `postgres` and its working directory, where a
+ * server stays from its start, is the data directory. Not the program's full
+ * path: a server outlives a move or reinstall of node_modules, and taking it
+ * for dead would start a second one on its data. Undefined where /proc cannot
+ * tell: no /proc (macOS), or another user's process.
+ */
+async function isServerOn(dataDir: string, pid: number): Promise<boolean | undefined> {
+  try {
+    const [program, cwd, dir] = await Promise.all([readlink(`/proc/${pid}/exe`), readlink(`/proc/${pid}/cwd`), realpath(dataDir)]);
+    return basename(program.replace(/ \(deleted\)$/, '')) === 'postgres' && cwd === dir;
+  } catch {
+    return undefined;
+  }
+}
+
+/** PostgreSQL's SSLRequest: any PostgreSQL server answers it with one byte, S or N, whatever its authentication. */
+const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+const PROBE_TIMEOUT_MS = 2000;
+
+/** Whether a PostgreSQL server answers on `port`. */
+function answersAsPostgres(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(SSL_REQUEST));
+    const finish = (answer: boolean) => {
+      socket.destroy();
+      done(answer);
+    };
+    socket.setTimeout(PROBE_TIMEOUT_MS, () => finish(false));
+    socket.once('data', (data) => finish(data.length === 1 && (data[0] === 0x53 || data[0] === 0x4e)));
+    socket.once('error', () => finish(false));
+    socket.once('close', () => finish(false));
+  });
+}
+
+/**
+ * The server running on `dataDir`. postmaster.pid alone does not say: a
+ * server killed outright leaves it behind, and its pid may since be another
+ * process's. Where /proc cannot tell whether the process is the server, a
+ * PostgreSQL answering on the file's port is taken for it.
+ */
+async function runningServer(dataDir: string): Promise<Postmaster | undefined> {
+  const named = await readPostmasterPid(dataDir);
+  if (named === undefined || !alive(named.pid)) return undefined;
+  const isServer = (await isServerOn(dataDir, named.pid)) ?? (await answersAsPostgres(named.port));
+  return isServer ? named : undefined;
+}
+
+/**
+ * A postmaster.pid whose pid is now an unrelated process's is removed:
+ * PostgreSQL would find that process alive and refuse to start. Only when
+ * /proc tells it is not the server; elsewhere PostgreSQL's own check decides.
+ */
+async function removeStalePostmasterPid(dataDir: string): Promise<void> {
+  const named = await readPostmasterPid(dataDir);
+  if (named !== undefined && alive(named.pid) && (await isServerOn(dataDir, named.pid)) === false) {
+    await rm(join(dataDir, 'postmaster.pid'), { force: true });
+  }
 }
 
 /** `wanted` if nothing listens there now, else a port the system picks. */
@@ -158,6 +224,7 @@ async function initialise(bin: Binaries, home: string, dataDir: string, user: { 
 
 /** Starts the server on a free port, unless another process started it meanwhile; returns its port. */
 async function startServer(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<number> {
+  await removeStalePostmasterPid(dataDir);
   // Processes still running keep the URL they opened with: the same port lets them reconnect to a server started again.
   const last = Number(await readFile(join(dataDir, PORT_FILE), 'utf8').catch(() => '0'));
   const port = await freePort(last);
@@ -187,7 +254,6 @@ async function liveUsers(usersDir: string): Promise<number[]> {
   return names.map(Number).filter((pid) => Number.isInteger(pid) && pid !== process.pid && alive(pid));
 }
 
-/** Opens the embedded server under `home`, initialising and starting it as needed. */
 /** How often a process using the server checks that it still runs. */
 const WATCHDOG_MS = 5000;
 
@@ -255,6 +321,7 @@ async function sweepLeftovers(root: string): Promise<void> {
   }
 }
 
+/** Opens the embedded server under `home`, initialising and starting it as needed. */
 export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDatabase> {
   const bin = await binaries();
   const root = resolve(home);
@@ -303,7 +370,8 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
       await checking;
       await withLock(root, async () => {
         await rm(registration, { force: true });
-        if ((await liveUsers(usersDir)).length > 0) return;
+        // A server already gone is left be: pg_ctl would signal whatever process has its pid now.
+        if ((await liveUsers(usersDir)).length > 0 || !(await runningServer(dataDir))) return;
         await run(bin.pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w'], user).catch(() => {});
       });
     },
