@@ -8,7 +8,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, readFile, readdir, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readFile, readdir, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -163,15 +163,21 @@ async function removeStalePostmasterPid(dataDir: string): Promise<void> {
   }
 }
 
-/** `wanted` if nothing listens there now, else a port the system picks. */
-async function freePort(wanted: number): Promise<number> {
+/** Whether this process can listen on `port` now, that is whether nothing else does. */
+async function canListen(port: number): Promise<boolean> {
   const server = createServer();
-  const listen = (port: number) =>
-    new Promise<boolean>((done) => {
-      server.once('error', () => done(false));
-      server.listen(port, '127.0.0.1', () => done(true));
-    });
-  if (!(wanted > 0 && (await listen(wanted)))) await listen(0);
+  const listening = await new Promise<boolean>((done) => {
+    server.once('error', () => done(false));
+    server.listen(port, '127.0.0.1', () => done(true));
+  });
+  if (listening) await new Promise((done) => server.close(done));
+  return listening;
+}
+
+/** A port nothing listens on now, as the system picks it; another program may take it before the server does. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   const { port } = server.address() as { port: number };
   await new Promise((done) => server.close(done));
   return port;
@@ -222,29 +228,78 @@ async function initialise(bin: Binaries, home: string, dataDir: string, user: { 
   }
 }
 
-/** Starts the server on a free port, unless another process started it meanwhile; returns its port. */
-async function startServer(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<number> {
-  await removeStalePostmasterPid(dataDir);
-  // Processes still running keep the URL they opened with: the same port lets them reconnect to a server started again.
-  const last = Number(await readFile(join(dataDir, PORT_FILE), 'utf8').catch(() => '0'));
-  const port = await freePort(last);
+/** How many ports a start tries: another program can take a port between its choice and the server's binding it. */
+const START_ATTEMPTS = 4;
+
+/** How many of the server log's last lines a failed start shows. */
+const LOG_TAIL_LINES = 8;
+
+/** The size of `file`, 0 when it does not exist yet. */
+async function sizeOf(file: string): Promise<number> {
+  return stat(file).then(
+    ({ size }) => size,
+    () => 0,
+  );
+}
+
+/**
+ * The last lines of what the server wrote to its log from `offset` on: only
+ * this start's, so never a line from when it ran before (a statement that
+ * failed, which may hold a password).
+ */
+async function logTail(file: string, offset: number): Promise<string[]> {
+  const handle = await open(file, 'r').catch(() => undefined);
+  if (handle === undefined) return [];
+  try {
+    const length = Math.max(0, (await handle.stat()).size - offset);
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(length), 0, length, offset);
+    return buffer.subarray(0, bytesRead).toString('utf8').trim().split('\n').filter(Boolean).slice(-LOG_TAIL_LINES);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Runs pg_ctl start on `port`; a failure says pg_ctl's words and the end of what the server logged. */
+async function pgCtlStart(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined, port: number): Promise<void> {
+  const log = join(dataDir, 'server.log');
+  const offset = await sizeOf(log);
   const options = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`;
   try {
-    await run(
-      bin.pg_ctl,
-      ['start', '-D', dataDir, '-w', '-t', String(START_TIMEOUT_SECONDS), '-l', join(dataDir, 'server.log'), '-o', options],
-      user,
-    );
-    await writeFile(join(dataDir, PORT_FILE), String(port), { mode: 0o600 });
-    return port;
+    await run(bin.pg_ctl, ['start', '-D', dataDir, '-w', '-t', String(START_TIMEOUT_SECONDS), '-l', log, '-o', options], user);
   } catch (error) {
-    const other = await runningServer(dataDir);
-    if (other) return other.port;
-    throw new ServiceUnavailableError(
-      'Postgres',
-      `the embedded server in ${dataDir}`,
-      new Error(`it did not start: ${(error as Error).message}`),
-    );
+    const tail = await logTail(log, offset);
+    throw new Error(`${(error as Error).message}${tail.length > 0 ? `; the end of ${log}:\n    ${tail.join('\n    ')}` : ''}`);
+  }
+}
+
+/**
+ * Starts the server, unless another process started it meanwhile; returns its
+ * port. The port it last listened on first: processes still running keep the
+ * URL they opened with, and the same port lets them reconnect to a server
+ * started again. A port taken when the server came to bind it is given up for
+ * another, a few times.
+ */
+async function startServer(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<number> {
+  await removeStalePostmasterPid(dataDir);
+  let port = Number(await readFile(join(dataDir, PORT_FILE), 'utf8').catch(() => '0')) || (await freePort());
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pgCtlStart(bin, dataDir, user, port);
+      await writeFile(join(dataDir, PORT_FILE), String(port), { mode: 0o600 });
+      return port;
+    } catch (error) {
+      const other = await runningServer(dataDir);
+      if (other) return other.port;
+      if (attempt < START_ATTEMPTS && !(await canListen(port))) {
+        port = await freePort();
+        continue;
+      }
+      throw new ServiceUnavailableError(
+        'Postgres',
+        `the embedded server in ${dataDir}`,
+        new Error(`it did not start: ${(error as Error).message}`),
+      );
+    }
   }
 }
 

@@ -1,8 +1,10 @@
 // The embedded PostgreSQL's own edges, opened in this process as a command
-// opens it: a postmaster.pid left behind. Its own home; no other service needed.
+// opens it: a postmaster.pid left behind, a port taken, a server that will not
+// start. Its own home; no other service needed.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { chown, mkdtemp, writeFile } from 'node:fs/promises';
+import { appendFile, chown, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -73,5 +75,56 @@ describe('the embedded PostgreSQL', () => {
     } finally {
       other.kill();
     }
+  });
+
+  it('starts on another port when its last one is taken by the time the server binds it', async () => {
+    const squatter = createServer();
+    await new Promise<void>((done) => squatter.listen(0, '127.0.0.1', done));
+    const taken = (squatter.address() as AddressInfo).port;
+    try {
+      await writeFile(join(dataDir, 'gcore-image-sync-port'), String(taken));
+      const logBefore = readFileSync(join(dataDir, 'server.log'), 'utf8').length;
+      const db = await openEmbeddedPostgres(home);
+      try {
+        const port = Number(new URL(db.url).port);
+        expect(port).not.toBe(taken);
+        expect(readFileSync(join(dataDir, 'gcore-image-sync-port'), 'utf8')).toBe(String(port));
+        expect(await query(db, (sql) => sql`SELECT 1 AS one`)).toEqual([{ one: 1 }]);
+        // It did try the taken port: the server said so.
+        expect(readFileSync(join(dataDir, 'server.log'), 'utf8').slice(logBefore)).toContain(
+          `HINT:  Is another postmaster already running on port ${taken}?`,
+        );
+      } finally {
+        await db.close();
+      }
+    } finally {
+      await new Promise((done) => squatter.close(done));
+    }
+  });
+
+  it('says why it did not start with the end of what the server logged then, and starts once that is fixed', async () => {
+    const conf = join(dataDir, 'postgresql.auto.conf');
+    const original = readFileSync(conf, 'utf8');
+    await appendFile(conf, "max_connections = 'many'\n");
+    const password = readFileSync(join(dataDir, 'gcore-image-sync-password'), 'utf8');
+    const stamp = String.raw`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC \[\d+\]`;
+    const failure = await openEmbeddedPostgres(home).then(
+      () => undefined,
+      (error: Error) => error.message,
+    );
+    expect(failure).toMatch(
+      new RegExp(
+        `^Postgres at the embedded server in ${dataDir} did not answer: it did not start: ` +
+          String.raw`waiting for server to start\.* stopped waiting / pg_ctl: could not start server / Examine the log output\.; ` +
+          `the end of ${dataDir}/server.log:\n` +
+          `    ${stamp} LOG:  invalid value for parameter "max_connections": "many"\n` +
+          `    ${stamp} FATAL:  configuration file "${conf}" contains errors$`,
+      ),
+    );
+    expect(failure).not.toContain(password);
+    expect(await readdir(join(home, 'users'))).toEqual([]);
+    await writeFile(conf, original);
+    const db = await openEmbeddedPostgres(home);
+    await db.close();
   });
 });
