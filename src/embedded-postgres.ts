@@ -354,6 +354,43 @@ async function startServer(bin: Binaries, dataDir: string, user: { uid: number; 
   }
 }
 
+/** How long a fast stop (sessions ended, a checkpoint written) may take before the server is stopped at once instead. */
+const STOP_TIMEOUT_SECONDS = 10;
+
+/** Said where a person reads this process's human lines (stderr), whatever its logger does. */
+function warn(line: string): void {
+  process.stderr.write(`gcore-image-sync: ${line}\n`);
+}
+
+/**
+ * Stops the server: a fast shutdown, or when that fails (a session that does
+ * not end, a checkpoint that does not finish) an immediate one, which loses
+ * nothing committed: the next start replays the write-ahead log. Both are
+ * said. A server neither stops is left running; the next process finds it,
+ * uses it and stops it in its turn.
+ */
+async function stopServer(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<void> {
+  const stop = (mode: string) => run(bin.pg_ctl, ['stop', '-D', dataDir, '-m', mode, '-w', '-t', String(STOP_TIMEOUT_SECONDS)], user);
+  try {
+    await stop('fast');
+  } catch (fast) {
+    // Gone all the same (it died meanwhile, or finished as pg_ctl gave up): nothing failed that matters.
+    if (!(await runningServer(dataDir))) return;
+    try {
+      await stop('immediate');
+      warn(
+        `the embedded PostgreSQL in ${dataDir} did not stop (${(fast as Error).message}); ` +
+          'stopped it at once instead: its next start recovers from its write-ahead log',
+      );
+    } catch (immediate) {
+      warn(
+        `could not stop the embedded PostgreSQL in ${dataDir} (${(immediate as Error).message}); ` +
+          'left as it is: the next gcore-image-sync process uses it while it runs, and starts it again once it has stopped',
+      );
+    }
+  }
+}
+
 /** The processes registered as using the server, still alive. */
 async function liveUsers(usersDir: string): Promise<number[]> {
   const names = await readdir(usersDir).catch(() => [] as string[]);
@@ -460,8 +497,7 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
     checking = withLock(root, async () => {
       if (await runningServer(dataDir)) return;
       await startServer(bin, dataDir, user);
-      // Said where a person reads this process's human lines (stderr), whatever its logger does.
-      process.stderr.write(`gcore-image-sync: the embedded PostgreSQL in ${dataDir} had stopped; started it again\n`);
+      warn(`the embedded PostgreSQL in ${dataDir} had stopped; started it again`);
     }).catch(() => {});
   }, WATCHDOG_MS);
   watchdog.unref();
@@ -475,7 +511,7 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
         await rm(registration, { force: true });
         // A server already gone is left be: pg_ctl would signal whatever process has its pid now.
         if ((await liveUsers(usersDir)).length > 0 || !(await runningServer(dataDir))) return;
-        await run(bin.pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w'], user).catch(() => {});
+        await stopServer(bin, dataDir, user);
       });
     },
   };

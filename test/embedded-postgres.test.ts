@@ -1,14 +1,14 @@
 // The embedded PostgreSQL's own edges, opened in this process as a command
 // opens it: a postmaster.pid left behind, a port taken, a server that will not
-// start. Its own home; no other service needed.
+// start or will not stop. Its own home; no other service needed.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, chown, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openEmbeddedPostgres, type EmbeddedDatabase } from '../src/embedded-postgres.js';
 
 let home: string;
@@ -127,4 +127,38 @@ describe('the embedded PostgreSQL', () => {
     const db = await openEmbeddedPostgres(home);
     await db.close();
   });
+
+  it('says a fast stop that failed and stops the server at once instead, losing nothing committed', async () => {
+    const db = await openEmbeddedPostgres(home);
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    await sql`CREATE TABLE kept (n int)`;
+    await sql`INSERT INTO kept VALUES (1)`;
+    // A session that does not end: a fast shutdown waits for it.
+    const { pid } = (await sql<Array<{ pid: number }>>`SELECT pg_backend_pid() AS pid`)[0]!;
+    process.kill(pid, 'SIGSTOP');
+    const said: string[] = [];
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => said.push(String(chunk)) > 0);
+    try {
+      await db.close();
+    } finally {
+      stderr.mockRestore();
+      await sql.end({ timeout: 0 });
+    }
+    expect(said).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^gcore-image-sync: the embedded PostgreSQL in ${dataDir} did not stop ` +
+            String.raw`\(waiting for server to shut down\.* failed / pg_ctl: server does not shut down\); ` +
+            'stopped it at once instead: its next start recovers from its write-ahead log\n$',
+        ),
+      ),
+    ]);
+    expect([existsSync(postmasterPid()), isAlive(pid)]).toEqual([false, false]);
+    const again = await openEmbeddedPostgres(home);
+    try {
+      expect(await query(again, (sql) => sql`SELECT n FROM kept`)).toEqual([{ n: 1 }]);
+    } finally {
+      await again.close();
+    }
+  }, 60_000);
 });

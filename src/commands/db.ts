@@ -19,6 +19,7 @@ export async function dbCommand({ logger, print }: CommandContext): Promise<numb
   print(`the embedded PostgreSQL keeps its data in ${store.embeddedDataDir}`);
   print(`query it while this runs: psql '${store.url}'`);
   print('Ctrl-C stops it (unless another gcore-image-sync process still uses it)');
-  onShutdown(logger, 10_000, () => store.close(), 'with the embedded PostgreSQL (stopped unless another process uses it)');
+  // Room for the server's stop: a fast one (up to 10 s), then an immediate one when that fails.
+  onShutdown(logger, 30_000, () => store.close(), 'with the embedded PostgreSQL (stopped unless another process uses it)');
   return new Promise<number>(() => {});
 }
