@@ -464,6 +464,19 @@ async function sweepLeftovers(root: string): Promise<void> {
   }
 }
 
+/**
+ * Writes a password file for psql beside the data, readable by this user
+ * only, and returns its path: `db` names it (PGPASSFILE) so that the password
+ * stays out of command lines, `ps` and shell history. Any port: the server's
+ * may change when it starts again.
+ */
+export async function writePassFile(dataDir: string): Promise<string> {
+  const password = (await readFile(join(dataDir, PASSWORD_FILE), 'utf8')).trim();
+  const file = join(dirname(dataDir), 'pgpass');
+  await writeFile(file, `127.0.0.1:*:*:postgres:${password}\n`, { mode: 0o600 });
+  return file;
+}
+
 /** Opens the embedded server under `home`, initialising and starting it as needed. */
 export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDatabase> {
   const bin = await binaries();
