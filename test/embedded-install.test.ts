@@ -19,6 +19,7 @@ let env: TestEnv;
 let project: string;
 let pkg: string;
 let links: Array<{ source: string; target: string }>;
+const homes: string[] = [];
 
 /** Removes the links the package's install script would have made, as an install without scripts leaves it. */
 async function unhydrate(): Promise<void> {
@@ -40,6 +41,7 @@ function runCopy(args: string[], settings: Record<string, string>, user?: { uid:
 
 async function home(owner?: { uid: number; gid: number }): Promise<Record<string, string>> {
   const dir = await mkdtemp(join(tmpdir(), 'gis-install-home-'));
+  homes.push(dir);
   if (owner) await chown(dir, owner.uid, owner.gid);
   const { DATABASE_URL: _named, ...rest } = env.env;
   return { ...rest, GCORE_IMAGE_SYNC_HOME: dir };
@@ -64,7 +66,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await env?.cleanup();
-  if (project) await rm(project, { recursive: true, force: true });
+  for (const dir of [project, ...homes]) if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 const postgresVersion = () => execFileSync(join(pkg, 'native', 'bin', 'postgres'), ['-V'], { encoding: 'utf8', stdio: 'pipe' });

@@ -3,7 +3,7 @@
 // start or will not stop. Its own home; no other service needed.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, chown, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { appendFile, chown, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ beforeAll(async () => {
 afterAll(async () => {
   // A test that failed with the server up must not leave it running.
   await (await openEmbeddedPostgres(home).catch(() => undefined))?.close();
+  await rm(home, { recursive: true, force: true });
 });
 
 /** The user the server runs as, as the module picks it: `postgres` when this process is root, else this one. */
