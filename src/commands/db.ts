@@ -1,12 +1,14 @@
 import { loadConfig, redactUrl } from '../config.js';
+import { writePassFile } from '../embedded-postgres.js';
 import { openStore } from '../services.js';
 import { onShutdown } from '../signals.js';
 import type { CommandContext } from './context.js';
 
 /**
  * Where the data lives and how to query it. For the embedded server: starts
- * it (or finds it running), prints its data directory and a URL for psql,
- * and keeps it running until stopped; with DATABASE_URL set, names that.
+ * it (or finds it running), prints its data directory and a psql command
+ * whose password comes from a file, never a command line, and keeps it
+ * running until stopped; with DATABASE_URL set, names that.
  */
 export async function dbCommand({ logger, print }: CommandContext): Promise<number> {
   const config = loadConfig();
@@ -16,9 +18,16 @@ export async function dbCommand({ logger, print }: CommandContext): Promise<numb
     print(`DATABASE_URL names the database: ${redactUrl(store.url)}`);
     return 0;
   }
+  const passFile = await writePassFile(store.embeddedDataDir).catch(async (error: unknown) => {
+    await store.close();
+    throw error;
+  });
+  const url = new URL(store.url);
+  url.password = '';
   print(`the embedded PostgreSQL keeps its data in ${store.embeddedDataDir}`);
-  print(`query it while this runs: psql '${store.url}'`);
+  print(`query it while this runs: PGPASSFILE='${passFile}' psql '${url.toString()}'`);
   print('Ctrl-C stops it (unless another gcore-image-sync process still uses it)');
-  onShutdown(logger, 10_000, () => store.close(), 'with the embedded PostgreSQL (stopped unless another process uses it)');
+  // Room for the server's stop: a fast one (up to 10 s), then an immediate one when that fails.
+  onShutdown(logger, 30_000, () => store.close(), 'with the embedded PostgreSQL (stopped unless another process uses it)');
   return new Promise<number>(() => {});
 }

@@ -1,0 +1,165 @@
+// The embedded PostgreSQL's own edges, opened in this process as a command
+// opens it: a postmaster.pid left behind, a port taken, a server that will not
+// start or will not stop. Its own home; no other service needed.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { appendFile, chown, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { openEmbeddedPostgres, type EmbeddedDatabase } from '../src/embedded-postgres.js';
+
+let home: string;
+let dataDir: string;
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'gis-embedded-'));
+  dataDir = join(home, 'pgdata');
+  // Made once, stopped: each test starts from a server that is not running.
+  await (await openEmbeddedPostgres(home)).close();
+}, 60_000);
+
+afterAll(async () => {
+  // A test that failed with the server up must not leave it running.
+  await (await openEmbeddedPostgres(home).catch(() => undefined))?.close();
+  await rm(home, { recursive: true, force: true });
+});
+
+/** The user the server runs as, as the module picks it: `postgres` when this process is root, else this one. */
+function serverUser(): { uid: number; gid: number } {
+  if (process.getuid!() !== 0) return { uid: process.getuid!(), gid: process.getgid!() };
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+async function query<T>(db: EmbeddedDatabase, run: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    return await run(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+const postmasterPid = () => join(dataDir, 'postmaster.pid');
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('the embedded PostgreSQL', () => {
+  it('takes a postmaster.pid whose pid is now an unrelated process for no server, and starts one', async () => {
+    const running = await openEmbeddedPostgres(home);
+    const file = readFileSync(postmasterPid(), 'utf8');
+    await running.close();
+    // The file a server killed outright leaves, its pid since taken by another process of the server's user:
+    // PostgreSQL itself would take that process for a server and refuse to start.
+    const user = serverUser();
+    const other = spawn('cat', [], { stdio: ['pipe', 'ignore', 'ignore'], ...user });
+    try {
+      await writeFile(postmasterPid(), [String(other.pid), ...file.split('\n').slice(1)].join('\n'));
+      await chown(postmasterPid(), user.uid, user.gid);
+      const db = await openEmbeddedPostgres(home);
+      try {
+        expect(await query(db, (sql) => sql`SELECT current_setting('data_directory') AS dir`)).toEqual([{ dir: dataDir }]);
+        expect(Number(readFileSync(postmasterPid(), 'utf8').split('\n')[0])).not.toBe(other.pid);
+        expect(isAlive(other.pid!)).toBe(true);
+      } finally {
+        await db.close();
+      }
+    } finally {
+      other.kill();
+    }
+  });
+
+  it('starts on another port when its last one is taken by the time the server binds it', async () => {
+    const squatter = createServer();
+    await new Promise<void>((done) => squatter.listen(0, '127.0.0.1', done));
+    const taken = (squatter.address() as AddressInfo).port;
+    try {
+      await writeFile(join(dataDir, 'gcore-image-sync-port'), String(taken));
+      const logBefore = readFileSync(join(dataDir, 'server.log'), 'utf8').length;
+      const db = await openEmbeddedPostgres(home);
+      try {
+        const port = Number(new URL(db.url).port);
+        expect(port).not.toBe(taken);
+        expect(readFileSync(join(dataDir, 'gcore-image-sync-port'), 'utf8')).toBe(String(port));
+        expect(await query(db, (sql) => sql`SELECT 1 AS one`)).toEqual([{ one: 1 }]);
+        // It did try the taken port: the server said so.
+        expect(readFileSync(join(dataDir, 'server.log'), 'utf8').slice(logBefore)).toContain(
+          `HINT:  Is another postmaster already running on port ${taken}?`,
+        );
+      } finally {
+        await db.close();
+      }
+    } finally {
+      await new Promise((done) => squatter.close(done));
+    }
+  });
+
+  it('says why it did not start with the end of what the server logged then, and starts once that is fixed', async () => {
+    const conf = join(dataDir, 'postgresql.auto.conf');
+    const original = readFileSync(conf, 'utf8');
+    await appendFile(conf, "max_connections = 'many'\n");
+    const password = readFileSync(join(dataDir, 'gcore-image-sync-password'), 'utf8');
+    const stamp = String.raw`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC \[\d+\]`;
+    const failure = await openEmbeddedPostgres(home).then(
+      () => undefined,
+      (error: Error) => error.message,
+    );
+    expect(failure).toMatch(
+      new RegExp(
+        `^Postgres at the embedded server in ${dataDir} did not answer: it did not start: ` +
+          String.raw`waiting for server to start\.* stopped waiting / pg_ctl: could not start server / Examine the log output\.; ` +
+          `the end of ${dataDir}/server.log:\n` +
+          `    ${stamp} LOG:  invalid value for parameter "max_connections": "many"\n` +
+          `    ${stamp} FATAL:  configuration file "${conf}" contains errors$`,
+      ),
+    );
+    expect(failure).not.toContain(password);
+    expect(await readdir(join(home, 'users'))).toEqual([]);
+    await writeFile(conf, original);
+    const db = await openEmbeddedPostgres(home);
+    await db.close();
+  });
+
+  it('says a fast stop that failed and stops the server at once instead, losing nothing committed', async () => {
+    const db = await openEmbeddedPostgres(home);
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    await sql`CREATE TABLE kept (n int)`;
+    await sql`INSERT INTO kept VALUES (1)`;
+    // A session that does not end: a fast shutdown waits for it.
+    const { pid } = (await sql<Array<{ pid: number }>>`SELECT pg_backend_pid() AS pid`)[0]!;
+    process.kill(pid, 'SIGSTOP');
+    const said: string[] = [];
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => said.push(String(chunk)) > 0);
+    try {
+      await db.close();
+    } finally {
+      stderr.mockRestore();
+      await sql.end({ timeout: 0 });
+    }
+    expect(said).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^gcore-image-sync: the embedded PostgreSQL in ${dataDir} did not stop ` +
+            String.raw`\(waiting for server to shut down\.* failed / pg_ctl: server does not shut down\); ` +
+            'stopped it at once instead: its next start recovers from its write-ahead log\n$',
+        ),
+      ),
+    ]);
+    expect([existsSync(postmasterPid()), isAlive(pid)]).toEqual([false, false]);
+    const again = await openEmbeddedPostgres(home);
+    try {
+      expect(await query(again, (sql) => sql`SELECT n FROM kept`)).toEqual([{ n: 1 }]);
+    } finally {
+      await again.close();
+    }
+  }, 60_000);
+});
