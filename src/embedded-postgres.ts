@@ -310,11 +310,15 @@ async function logTail(file: string, offset: number): Promise<string[]> {
   }
 }
 
+const MAX_CONNECTIONS = 300;
+
 /** Runs pg_ctl start on `port`; a failure says pg_ctl's words and the end of what the server logged. */
 async function pgCtlStart(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined, port: number): Promise<void> {
   const log = join(dataDir, 'server.log');
   const offset = await sizeOf(log);
-  const options = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`;
+  // Each process holds a pool of SYNC_CONCURRENCY + 4 connections, and with the queues on Postgres
+  // a few more: 100, PostgreSQL's default, is reached by a handful of workers and commands at once.
+  const options = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=${MAX_CONNECTIONS}`;
   try {
     await run(bin.pg_ctl, ['start', '-D', dataDir, '-w', '-t', String(START_TIMEOUT_SECONDS), '-l', log, '-o', options], user);
   } catch (error) {

@@ -33,7 +33,7 @@ export const QUEUE_SCHEMA = DEFAULT_SCHEMA;
  * LISTEN clients, the rest serve the queues' and workers' short queries (the
  * workers run at most a few jobs each at once).
  */
-const POOL_MAX = 10;
+const POOL_MAX = 6;
 
 export async function openPostgresBackend(store: Store, queuePrefix: string, deployment: string): Promise<QueueBackend> {
   const schema = QUEUE_SCHEMA;

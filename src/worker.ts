@@ -15,6 +15,7 @@ import { answerRecorder, type WorkerMetrics } from './metrics.js';
 import type { Queues } from './queue.js';
 import { ApiRateLimiter } from './rate-limiter.js';
 import { startListWorker } from './list-worker.js';
+import { repeatedErrorLog } from './repeated-errors.js';
 import { sayProgress } from './run-log.js';
 import { FREE_RATE_LIMIT_RETRIES, rateLimitPauseMs } from './refresh-policy.js';
 import { pauseForRateLimit, startRefreshWorker } from './refresh-worker.js';
@@ -108,7 +109,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     retentionDays: config.retentionDays,
   });
   for (const worker of [refreshWorker, listWorker, scheduleWorker]) {
-    worker.on('error', (error: Error) => logger.error({ error: error.message }, `${worker.name}: queue error`));
+    worker.on('error', repeatedErrorLog(logger, worker.name));
   }
   // Change alerts run beside the queues, on their own timer.
   const stopAlerts = new AbortController();

@@ -159,7 +159,10 @@ describe('API faults', () => {
     await waitFor('the rejected key to be logged', () => pipeline.logLines.some((l) => l.includes('rejected GCORE_API_KEY')));
     expect(await failures(pipeline)).toEqual([expect.objectContaining({ status: 401, error_class: 'AuthenticationError', attempts: 1 })]);
     expect(fake.requestCount).toBe(1);
-    const handedBack = (await pipeline.services.queues.refresh.getWaiting()).flatMap((job) => job.data.items);
+    // The batch's other images go back to the queue once the rejection is handled.
+    const waiting = async () => (await pipeline.services.queues.refresh.getWaiting()).flatMap((job) => job.data.items);
+    await waitFor('the other images to be handed back', async () => (await waiting()).length === 2);
+    const handedBack = await waiting();
     expect(handedBack.map((item) => [item.imageId, item.attempt]).sort()).toEqual([
       [B.imageId, 0],
       [C.imageId, 0],

@@ -78,7 +78,7 @@ describe('HTTP endpoints', () => {
     const health = await fetch(`${base}/healthz`);
     expect([health.status, await health.text()]).toEqual([200, 'ok\n']);
     const ready = await fetch(`${base}/readyz`);
-    expect([ready.status, await ready.json()]).toEqual([200, { postgres: 'ok', redis: 'ok', deployment: 'ok', api_key: 'ok' }]);
+    expect([ready.status, await ready.json()]).toEqual([200, { postgres: 'ok', queues: 'ok', deployment: 'ok', api_key: 'ok' }]);
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toContain('image_sync_refreshes_total{outcome="changed"} 2');
     expect(metrics).toContain('image_sync_api_answers_total{status="200"} 2');
@@ -114,7 +114,7 @@ describe('HTTP endpoints', () => {
     const ready = await fetch(`${base}/readyz`);
     expect([ready.status, await ready.json()]).toEqual([
       503,
-      { postgres: 'ok', redis: 'no answer in 2 s', deployment: 'no answer in 2 s', api_key: 'ok' },
+      { postgres: 'ok', queues: 'no answer in 2 s', deployment: 'no answer in 2 s', api_key: 'ok' },
     ]);
     await redis.start();
     await waitFor('Redis to be back', async () => (await fetch(`${base}/readyz`)).status === 200);
@@ -129,7 +129,7 @@ describe('HTTP endpoints', () => {
       503,
       {
         postgres: 'ok',
-        redis: 'ok',
+        queues: 'ok',
         deployment: 'ok',
         api_key: 'rejected: the API answered 401 to GCORE_API_KEY; this process takes no jobs until restarted with a valid key',
       },

@@ -2,13 +2,15 @@
 // worker hands the other's jobs back untouched, so neither writes into the
 // other's database, and both say what is wrong in the log, in `status` and on
 // /readyz. A job queued by an older release names no deployment and is done as
-// before.
+// before. Queues in a deployment's own database (no REDIS_URL) cannot be
+// shared this way, so these deployments always use a Redis: the suite's, or
+// one of their own when the suite runs without.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
@@ -17,7 +19,7 @@ import { schedulerId } from '../src/schedule.js';
 import type { ManualRun } from '../src/manual-sync.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { QUIET_SCHEDULE, startPipeline, startScenario, type Pipeline, type Scenario } from './support/pipeline.js';
-import { sparePort, waitFor } from './support/throwaway.js';
+import { sparePort, throwawayRedis, waitFor, type ThrowawayRedis } from './support/throwaway.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
 const TRIPLES_A: Triple[] = [1, 2].map((n) => ({ projectId: 1, regionId: 1, imageId: sampleImageId(n) }));
@@ -71,6 +73,8 @@ async function stopWorkerProcess(worker: WorkerProcess | undefined): Promise<voi
 }
 
 let prefix: string;
+let redisUrl: string;
+let ownRedis: ThrowawayRedis | undefined;
 const envs: TestEnv[] = [];
 let a: Deployment;
 let b: Deployment;
@@ -80,7 +84,7 @@ async function startDeployment(env: TestEnv, triples: Triple[], schedule: string
   // Both APIs serve every image: a refresh done by the wrong deployment would land, visibly, in its database.
   for (const triple of [...TRIPLES_A, ...TRIPLES_B]) fake.putImage(triple, sampleImage(triple));
   await fake.start();
-  const settings = { QUEUE_PREFIX: prefix, SYNC_BATCH_SIZE: '1' };
+  const settings = { QUEUE_PREFIX: prefix, REDIS_URL: redisUrl, SYNC_BATCH_SIZE: '1' };
   const entries = triples.map((t) => `  - { project_id: ${t.projectId}, region_id: ${t.regionId}, image_ids: [${t.imageId}] }`);
   const pipeline = await startPipeline(env, fake.url, `${schedule}\ntargets:\n${entries.join('\n')}\n`, { noWorker: true, env: settings });
   return { env, fake, pipeline, id: pipeline.services.deployment, processEnv: { ...env.env, ...settings, GCORE_BASE_URL: fake.url } };
@@ -88,6 +92,8 @@ async function startDeployment(env: TestEnv, triples: Triple[], schedule: string
 
 beforeAll(async () => {
   envs.push(await createTestEnv(), await createTestEnv());
+  if (!inject('redisUrl')) ownRedis = await throwawayRedis();
+  redisUrl = inject('redisUrl') || ownRedis!.url;
   // B uses A's prefix (its own stays empty), so cleaning up A's removes every key of both.
   prefix = envs[0]!.queuePrefix;
   a = await startDeployment(envs[0]!, TRIPLES_A, QUIET_SCHEDULE);
@@ -102,6 +108,7 @@ afterAll(async () => {
     await deployment?.fake.stop();
   }
   for (const env of envs) await env.cleanup();
+  await ownRedis?.stop();
 });
 
 const status = async (deployment: Deployment, ...args: string[]) =>
@@ -185,7 +192,7 @@ describe('two deployments on one Redis and one QUEUE_PREFIX', () => {
     expect(await runRows(b)).toEqual([{ kind: 'manual', status: 'running' }]);
 
     expect(errors(a.worker)).toEqual([{ msg: refusal(a, b), deployment: a.id, other_deployment: b.id, queue_prefix: prefix }]);
-    expect(await a.worker.readyz()).toEqual([503, { postgres: 'ok', redis: 'ok', deployment: sharing(a, b), api_key: 'ok' }]);
+    expect(await a.worker.readyz()).toEqual([503, { postgres: 'ok', queues: 'ok', deployment: sharing(a, b), api_key: 'ok' }]);
     // B runs no process, yet its `status` names A, and A's names B.
     expect(JSON.parse(await status(b, '--json')).deployment).toEqual({ id: b.id, others: [a.id], problem: sharing(b, a) });
     expect((await status(a)).split('\n').find((line) => line.startsWith('deployment:'))).toBe(
@@ -220,8 +227,8 @@ describe('two deployments on one Redis and one QUEUE_PREFIX', () => {
     expect(heard.slice(1).map((line) => line.msg)).toEqual(heard.length > 1 ? [refusal(b, a)] : []);
     expect(errors(a.worker!)).toEqual([{ msg: refusal(a, b), deployment: a.id, other_deployment: b.id, queue_prefix: prefix }]);
 
-    expect(await b.worker.readyz()).toEqual([503, { postgres: 'ok', redis: 'ok', deployment: sharing(b, a), api_key: 'ok' }]);
-    expect(await a.worker!.readyz()).toEqual([503, { postgres: 'ok', redis: 'ok', deployment: sharing(a, b), api_key: 'ok' }]);
+    expect(await b.worker.readyz()).toEqual([503, { postgres: 'ok', queues: 'ok', deployment: sharing(b, a), api_key: 'ok' }]);
+    expect(await a.worker!.readyz()).toEqual([503, { postgres: 'ok', queues: 'ok', deployment: sharing(a, b), api_key: 'ok' }]);
     expect((await status(b)).split('\n').find((line) => line.startsWith('deployment:'))).toBe(
       `deployment: database ${b.id}; ERROR: ${sharing(b, a)}`,
     );
