@@ -41,3 +41,11 @@ CREATE UNLOGGED TABLE key_rejections (
   lapses_at timestamptz NOT NULL,
   PRIMARY KEY (queue_prefix, entry)
 );
+--> statement-breakpoint
+-- Which queue stores the workers of this database use, each mark lapsing unless renewed
+-- (deployment-guard.ts): one with REDIS_URL and one without would take each other's queued
+-- refreshes for lost and queue them again, for ever.
+CREATE UNLOGGED TABLE queue_store_marks (
+  kind text PRIMARY KEY,
+  lapses_at timestamptz NOT NULL
+);

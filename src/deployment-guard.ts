@@ -7,8 +7,10 @@
 // other deployment, that the prefix is shared.
 import type { Job } from 'bullmq';
 import type { QueueBackend } from './backend.js';
-import { MARK_TTL_MS, sharingProblem } from './deployment-registry.js';
+import type { Sql } from './db.js';
+import { MARK_TTL_MS, mixedStoresProblem, sharingProblem } from './deployment-registry.js';
 import type { Logger } from './logger.js';
+import { markQueueStore } from './sql/queueStoreMarks.js';
 import { handBack, jobDeployment, type DeploymentJobData } from './queue.js';
 
 /** How long a foreign job waits before it is offered again: long enough not to spin, short enough not to hold up its owner. */
@@ -17,6 +19,7 @@ const HEARTBEAT_MS = MARK_TTL_MS / 3;
 
 export interface DeploymentGuardDeps {
   backend: QueueBackend;
+  sql: Sql;
   queuePrefix: string;
   /** This deployment's identity. */
   deployment: string;
@@ -29,7 +32,7 @@ export interface DeploymentGuard {
   stop(): void;
 }
 
-export function startDeploymentGuard({ backend, queuePrefix, deployment, logger }: DeploymentGuardDeps): DeploymentGuard {
+export function startDeploymentGuard({ backend, sql, queuePrefix, deployment, logger }: DeploymentGuardDeps): DeploymentGuard {
   // Other deployments already named in the log, and those whose jobs were refused.
   const named = new Set<string>();
   const refused = new Set<string>();
@@ -42,11 +45,23 @@ export function startDeploymentGuard({ backend, queuePrefix, deployment, logger 
     }
   }
 
+  let mixedSaid = false;
+  function reportStores(kinds: string[]): void {
+    const problem = mixedStoresProblem(kinds);
+    if (problem && !mixedSaid) logger.error({ deployment, queue_stores: kinds }, problem);
+    mixedSaid = problem !== undefined;
+  }
+
   async function heartbeat(): Promise<void> {
     try {
       reportSharing(await backend.markDeployment(deployment));
     } catch {
       // The store away: the queues report that; the next beat marks this deployment again.
+    }
+    try {
+      reportStores(await markQueueStore(sql, backend.kind, MARK_TTL_MS));
+    } catch {
+      // Postgres away: the refreshes report that; the next beat marks the store again.
     }
   }
   void heartbeat();

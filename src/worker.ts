@@ -50,7 +50,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     maxPageBytes: config.maxPageBytes,
   });
   const { backend } = deps;
-  const guard = startDeploymentGuard({ backend, queuePrefix: config.queuePrefix, deployment: queues.refresh.deployment, logger });
+  const guard = startDeploymentGuard({ backend, sql, queuePrefix: config.queuePrefix, deployment: queues.refresh.deployment, logger });
   const workerOptions = { lockDuration: config.jobLockMs, stalledInterval: config.jobLockMs };
   const limiter = new ApiRateLimiter(backend.timeline, config.rateLimitPerSecond);
   const policy = {

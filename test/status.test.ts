@@ -39,7 +39,7 @@ describe('gcore-image-sync status', () => {
     expect(report.queues.schedule.delayed).toBe(2);
     expect(report.rate_limited).toBeNull();
     expect(report.api_key).toEqual({ rejected_by: [] });
-    expect(report.deployment).toEqual({ id: pipeline.services.deployment, others: [], problem: null });
+    expect(report.deployment).toEqual({ id: pipeline.services.deployment, others: [], queue_stores: [env.queueStore], problem: null });
     expect(report.last_run).toEqual({
       id: 2,
       status: 'finished',

@@ -194,7 +194,12 @@ describe('two deployments on one Redis and one QUEUE_PREFIX', () => {
     expect(errors(a.worker)).toEqual([{ msg: refusal(a, b), deployment: a.id, other_deployment: b.id, queue_prefix: prefix }]);
     expect(await a.worker.readyz()).toEqual([503, { postgres: 'ok', queues: 'ok', deployment: sharing(a, b), api_key: 'ok' }]);
     // B runs no process, yet its `status` names A, and A's names B.
-    expect(JSON.parse(await status(b, '--json')).deployment).toEqual({ id: b.id, others: [a.id], problem: sharing(b, a) });
+    expect(JSON.parse(await status(b, '--json')).deployment).toEqual({
+      id: b.id,
+      others: [a.id],
+      queue_stores: [],
+      problem: sharing(b, a),
+    });
     expect((await status(a)).split('\n').find((line) => line.startsWith('deployment:'))).toBe(
       `deployment: database ${a.id}; ERROR: ${sharing(a, b)}`,
     );
@@ -232,7 +237,12 @@ describe('two deployments on one Redis and one QUEUE_PREFIX', () => {
     expect((await status(b)).split('\n').find((line) => line.startsWith('deployment:'))).toBe(
       `deployment: database ${b.id}; ERROR: ${sharing(b, a)}`,
     );
-    expect(JSON.parse(await status(a, '--json')).deployment).toEqual({ id: a.id, others: [b.id], problem: sharing(a, b) });
+    expect(JSON.parse(await status(a, '--json')).deployment).toEqual({
+      id: a.id,
+      others: [b.id],
+      queue_stores: ['redis'],
+      problem: sharing(a, b),
+    });
   }, 60_000);
 });
 

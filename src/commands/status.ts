@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
-import { sharingProblem } from '../deployment-registry.js';
+import { problemOf } from '../deployment-registry.js';
+import { liveQueueStores } from '../sql/queueStoreMarks.js';
 import { queueDepths, refreshPauseMs, type QueueDepth } from '../queue.js';
 import { openServices } from '../services.js';
 import { describeSchedule } from '../schedule.js';
@@ -36,11 +37,12 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
   const config = loadConfig();
   const services = await openServices(config);
   try {
-    const [queues, pauseMs, aheadMs, live, runId, failing, stale, scopes, rejections] = await Promise.all([
+    const [queues, pauseMs, aheadMs, live, stores, runId, failing, stale, scopes, rejections] = await Promise.all([
       queueDepths(services.queues),
       refreshPauseMs(services.queues),
       services.backend.timeline.aheadMs(),
       services.backend.liveDeployments(),
+      liveQueueStores(services.sql),
       lastRunId(services.sql),
       failingTargets(services.sql, LISTED),
       staleTargets(services.sql, LISTED),
@@ -53,7 +55,8 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
     const deployment = {
       id: services.deployment,
       others: live.filter((id) => id !== services.deployment).sort(),
-      problem: sharingProblem(services.backend.where, services.deployment, live) ?? null,
+      queue_stores: stores,
+      problem: problemOf(services.backend.where, services.deployment, live, stores) ?? null,
     };
     // snake_case throughout, as the tables and the views name the same things.
     const report = {

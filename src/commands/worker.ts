@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, requireApiKey } from '../config.js';
-import { sharingProblem } from '../deployment-registry.js';
+import { deploymentProblem } from '../deployment-registry.js';
 import { startHttpServer, type HttpServer } from '../http-server.js';
 import { createMetrics } from '../metrics.js';
 import { queueDashboard } from '../queue-dashboard.js';
@@ -91,7 +91,7 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
         backend,
         metrics,
         dashboard,
-        deploymentProblem: async () => sharingProblem(backend.where, deployment, await backend.liveDeployments()),
+        deploymentProblem: () => deploymentProblem(services.sql, backend, deployment),
         keyProblem: () =>
           keyRejected
             ? 'rejected: the API answered 401 to GCORE_API_KEY; this process takes no jobs until restarted with a valid key'

@@ -14,6 +14,8 @@ export interface TestEnv {
   /** Undefined when the queues run on Postgres (the suite was given no Redis). */
   redisUrl: string | undefined;
   queuePrefix: string;
+  /** The queue store the env's processes use. */
+  queueStore: 'redis' | 'postgres';
   /** Where the queues are, as messages name it. */
   queuesWhere: string;
   /** Environment for a child process or loadConfig, pointing at this env. */
@@ -138,6 +140,7 @@ export async function createTestEnv(options: { migrate?: boolean } = {}): Promis
     databaseUrl,
     redisUrl,
     queuePrefix,
+    queueStore: redisUrl ? 'redis' : 'postgres',
     queuesWhere: redisUrl ? `this Redis and QUEUE_PREFIX "${queuePrefix}"` : `the queue schema "${QUEUE_SCHEMA}" of this database`,
     env,
     config: (overrides = {}) => loadConfig({ ...env, ...overrides }),
