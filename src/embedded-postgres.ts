@@ -481,6 +481,13 @@ export async function writePassFile(dataDir: string): Promise<string> {
   return file;
 }
 
+/** The folder of the embedded build's server programs (initdb, pg_ctl, postgres), ready to run. */
+export async function embeddedBinDir(): Promise<string> {
+  const bin = await binaries();
+  await hydrateSymlinks(bin);
+  return dirname(bin.pg_ctl);
+}
+
 /** Opens the embedded server under `home`, initialising and starting it as needed. */
 export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDatabase> {
   const bin = await binaries();

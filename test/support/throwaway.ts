@@ -1,13 +1,14 @@
 // Throwaway redis-server and Postgres on spare ports, for tests that stop,
 // kill and restart them without disturbing the shared services.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, readdirSync } from 'node:fs';
+import { chownSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { embeddedBinDir } from '../../src/embedded-postgres.js';
 
 const run = promisify(execFile);
 
@@ -125,17 +126,15 @@ export interface ThrowawayPostgres {
   stop(): Promise<void>;
 }
 
-function postgresBin(name: string): string {
-  const root = '/usr/lib/postgresql';
-  const version = existsSync(root) ? readdirSync(root).sort().at(-1) : undefined;
-  if (!version) throw new Error(`no PostgreSQL server binaries under ${root}`);
-  return join(root, version, 'bin', name);
+/** The product's own embedded build: the tests need no PostgreSQL installed beside Node. */
+async function postgresBin(name: string): Promise<string> {
+  return join(await embeddedBinDir(), name);
 }
 
 /** initdb and the server refuse to run as root; run them as postgres then. */
 async function asPostgres(bin: string, args: string[]): Promise<void> {
-  if (process.getuid?.() === 0) await run('runuser', ['-u', 'postgres', '--', postgresBin(bin), ...args]);
-  else await run(postgresBin(bin), args);
+  if (process.getuid?.() === 0) await run('runuser', ['-u', 'postgres', '--', await postgresBin(bin), ...args]);
+  else await run(await postgresBin(bin), args);
 }
 
 export async function throwawayPostgres(): Promise<ThrowawayPostgres> {
