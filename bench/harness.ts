@@ -128,6 +128,23 @@ export async function writeTargetsFile(count: number): Promise<string> {
   return path;
 }
 
+/** Children still running, stopped when the benchmark exits. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGTERM');
+});
+
+/**
+ * Stops `child` when the benchmark process exits: a scenario that fails before
+ * its own cleanup (a worker that does not start) must not leave the fake API or
+ * workers running after it.
+ */
+export function stopOnExit<T extends ChildProcess>(child: T): T {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
+}
+
 /** Resolves the first match of `pattern` in what the child prints. */
 function waitForLine(child: ChildProcess, pattern: RegExp, stream: 'stdout' | 'stderr'): Promise<RegExpExecArray> {
   return new Promise((resolve, reject) => {
@@ -154,25 +171,27 @@ export interface FakeApiProcess {
 /** The fake API in a process of its own, serving `images` generated images (spread as `spread` says, else its default). */
 export async function startFakeApi(images: number, latencyMs = 0, spread?: { projects: number; regions: number }): Promise<FakeApiProcess> {
   const layout = spread ? ['--projects', String(spread.projects), '--regions', String(spread.regions)] : [];
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'fake-api',
-      // A free port the system picks: a random one collided with other processes' ephemeral ports.
-      '--port',
-      '0',
-      '--images',
-      String(images),
-      '--api-key',
-      API_KEY,
-      '--latency-ms',
-      String(latencyMs),
-      ...layout,
-    ],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
+  const child = stopOnExit(
+    spawn(
+      process.execPath,
+      [
+        CLI,
+        'fake-api',
+        // A free port the system picks: a random one collided with other processes' ephemeral ports.
+        '--port',
+        '0',
+        '--images',
+        String(images),
+        '--api-key',
+        API_KEY,
+        '--latency-ms',
+        String(latencyMs),
+        ...layout,
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    ),
   );
   const url = (await waitForLine(child, /fake Gcore API on (\S+)/, 'stderr'))[1]!;
   const control = async (path: string, method = 'POST', body?: unknown) =>
@@ -198,10 +217,12 @@ export async function startWorkerProcess(ctx: BenchContext, apiUrl: string, sett
   // The heap cap the README documents for workers; BENCH_WORKER_NODE_ARGS (e.g.
   // "--cpu-prof --cpu-prof-dir=/tmp/prof") adds to it, to profile the workers alone.
   const nodeArgs = [...WORKER_HEAP_ARGS, ...(process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'worker'], {
-    env: { ...ctx.env, GCORE_BASE_URL: apiUrl, LOG_LEVEL: 'info', ...settings },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = stopOnExit(
+    spawn(process.execPath, [...nodeArgs, CLI, 'worker'], {
+      env: { ...ctx.env, GCORE_BASE_URL: apiUrl, LOG_LEVEL: 'info', ...settings },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
   await waitForLine(child, /"msg":"worker started"/, 'stdout');
   // Per-refresh info lines are not what is measured here: drain them unread.
   child.stdout.resume();

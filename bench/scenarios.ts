@@ -13,6 +13,7 @@ import {
   openContext,
   startFakeApi,
   startWorkerProcess,
+  stopOnExit,
   STORE_NAMES,
   targetsYaml,
   timedSync,
@@ -107,10 +108,12 @@ export async function baseline(scale: Scale): Promise<Row> {
       CREATE TABLE baseline_images (project_id int, region_id int, image_id text, raw jsonb, seen_at timestamptz,
         PRIMARY KEY (project_id, region_id, image_id))`;
     const script = fileURLToPath(new URL('./baseline-worker.js', import.meta.url));
-    const child = spawn(process.execPath, [script], {
-      env: { ...ctx.env, GCORE_BASE_URL: fake.url },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = stopOnExit(
+      spawn(process.execPath, [script], {
+        env: { ...ctx.env, GCORE_BASE_URL: fake.url },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      }),
+    );
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     const queue = new Queue(BASELINE_QUEUE, { connection: ctx.redis!, prefix: ctx.config.queuePrefix });
     try {
@@ -247,7 +250,10 @@ export async function latency(scale: Scale, store: QueueStore): Promise<Row> {
 
 /** Three worker processes sharing one limit through the store's timeline; the fake API counts requests per calendar second. */
 async function rateLimitedOn(scale: Scale, store: QueueStore): Promise<{ max: number; mean: number; seconds: number; full: number }> {
-  const settings = { SYNC_RATE_LIMIT_PER_SECOND: String(scale.rateLimit), SYNC_CONCURRENCY: '20', SYNC_BATCH_SIZE: '20' };
+  // SYNC_CONCURRENCY at its default: on Postgres every request waiting for a slot holds one of the worker's
+  // SYNC_CONCURRENCY + 4 database connections (takers queue on the timeline's row lock), and three workers at 20
+  // took 95 of a default server's 100 connections, failing the benchmark's own queries.
+  const settings = { SYNC_RATE_LIMIT_PER_SECOND: String(scale.rateLimit), SYNC_CONCURRENCY: '10', SYNC_BATCH_SIZE: '20' };
   return withContext(store, settings, async (ctx) => {
     const fake = await startFakeApi(scale.limited);
     const workers = await Promise.all([1, 2, 3].map(() => startWorkerProcess(ctx, fake.url, settings)));
