@@ -6,7 +6,6 @@ import { spreadTriples } from '../src/fake-gcore/fixtures.js';
 import { QUEUE_SCHEMA } from '../src/postgres-backend.js';
 import { reconcile } from '../src/reconcile.js';
 import { parseTargets, parseTargetsFile } from '../src/targets.js';
-import { BASELINE_QUEUE } from './baseline-worker.js';
 import {
   benchRedisUrl,
   configureTargets,
@@ -62,6 +61,9 @@ export const QUICK: Scale = {
   discoveryRateLimit: 100,
 };
 
+/** The hand-written pipeline's queue, which bench/baseline-worker.ts is told to work. */
+const BASELINE_QUEUE = 'baseline-refresh';
+
 /** The settings the README documents for throughput on a small machine. */
 export const THROUGHPUT_SETTINGS = { SYNC_CONCURRENCY: '100', SYNC_BATCH_SIZE: '100', SYNC_RATE_LIMIT_PER_SECOND: '0' };
 
@@ -109,7 +111,7 @@ export async function baseline(scale: Scale): Promise<Row> {
         PRIMARY KEY (project_id, region_id, image_id))`;
     const script = fileURLToPath(new URL('./baseline-worker.js', import.meta.url));
     const child = stopOnExit(
-      spawn(process.execPath, [script], {
+      spawn(process.execPath, [script, BASELINE_QUEUE], {
         env: { ...ctx.env, GCORE_BASE_URL: fake.url },
         stdio: ['ignore', 'pipe', 'inherit'],
       }),
