@@ -236,7 +236,8 @@ export async function startWorkerProcess(ctx: BenchContext, apiUrl: string, sett
   };
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+/** Stops `child` and resolves once it has exited. */
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');

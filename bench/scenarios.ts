@@ -12,6 +12,7 @@ import {
   openContext,
   startFakeApi,
   startWorkerProcess,
+  stopChild,
   stopOnExit,
   STORE_NAMES,
   targetsYaml,
@@ -151,7 +152,8 @@ export async function baseline(scale: Scale): Promise<Row> {
       };
     } finally {
       await queue.close();
-      child.kill('SIGTERM');
+      // Its worker writes to the queue's keys as it closes: the prefix is emptied only once it has exited.
+      await stopChild(child);
       await fake.stop();
     }
   });
