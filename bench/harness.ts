@@ -1,6 +1,7 @@
-// What the benchmark scenarios share: a fresh database and Redis prefix per
-// run, the fake Gcore API and the workers as child processes (as in
-// production), and timing of a sync from request to the last outcome.
+// What the benchmark scenarios share: a fresh database per run, with the queues
+// on Redis (a key prefix of its own) or in that database, the fake Gcore API and
+// the workers as child processes (as in production), and timing of a sync from
+// request to the last outcome.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -29,6 +30,16 @@ const API_KEY = 'bench-key';
  */
 export const WORKER_HEAP_ARGS = ['--max-old-space-size=256', '--max-semi-space-size=16'];
 
+/** Where a scenario's queues (and request timeline) live: backend.ts decides by REDIS_URL alone. */
+export type QueueStore = 'redis' | 'postgres';
+
+export const STORE_NAMES: Record<QueueStore, string> = { redis: 'Redis', postgres: 'Postgres' };
+
+/** REDIS_URL as the product reads it (blank counts as unset): without it only the Postgres store can run. */
+export function benchRedisUrl(): string | undefined {
+  return loadConfig().redisUrl;
+}
+
 export interface BenchContext {
   config: Config;
   services: Services;
@@ -39,15 +50,20 @@ export interface BenchContext {
 }
 
 /**
- * A database of its own (created on DATABASE_URL's server) and a Redis prefix
- * of its own; `settings` are the SYNC_* settings the workers will run with.
+ * A database of its own (created on DATABASE_URL's server) and queues of its
+ * own on `store`: a Redis prefix, or the queue schema of that database (the
+ * workers and the benchmark get no REDIS_URL); `settings` are the SYNC_*
+ * settings the workers will run with.
  */
-export async function openContext(settings: Record<string, string> = {}): Promise<BenchContext> {
+export async function openContext(store: QueueStore, settings: Record<string, string> = {}): Promise<BenchContext> {
   const base = loadConfig();
   // Each run makes and drops a database of its own, on a server it names.
   if (base.databaseUrl === undefined)
     throw new ConfigError('environment', ['DATABASE_URL: the benchmark needs a PostgreSQL server it may create databases on']);
+  if (store === 'redis' && base.redisUrl === undefined)
+    throw new ConfigError('environment', ['REDIS_URL: a scenario with its queues on Redis needs a Redis server']);
   const { databaseUrl } = base;
+  const redisUrl = store === 'redis' ? base.redisUrl : undefined;
   const suffix = `${Date.now().toString(36)}_${randomBytes(2).toString('hex')}`;
   const name = `gis_bench_${suffix}`;
   const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} });
@@ -57,7 +73,7 @@ export async function openContext(settings: Record<string, string> = {}): Promis
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     DATABASE_URL: url.toString(),
-    ...(base.redisUrl ? { REDIS_URL: base.redisUrl } : {}),
+    ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
     QUEUE_PREFIX: `gis-bench-${suffix}`,
     GCORE_API_KEY: API_KEY,
     LOG_LEVEL: 'warn',
@@ -66,7 +82,7 @@ export async function openContext(settings: Record<string, string> = {}): Promis
   };
   const config = loadConfig(env);
   const services = await openServices(config);
-  const redis = base.redisUrl ? new Redis(base.redisUrl) : undefined;
+  const redis = redisUrl ? new Redis(redisUrl) : undefined;
   return {
     config,
     services,
@@ -112,12 +128,31 @@ export async function writeTargetsFile(count: number): Promise<string> {
   return path;
 }
 
-function waitForLine(child: ChildProcess, pattern: RegExp, stream: 'stdout' | 'stderr'): Promise<void> {
+/** Children still running, stopped when the benchmark exits. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGTERM');
+});
+
+/**
+ * Stops `child` when the benchmark process exits: a scenario that fails before
+ * its own cleanup (a worker that does not start) must not leave the fake API or
+ * workers running after it.
+ */
+export function stopOnExit<T extends ChildProcess>(child: T): T {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
+}
+
+/** Resolves the first match of `pattern` in what the child prints. */
+function waitForLine(child: ChildProcess, pattern: RegExp, stream: 'stdout' | 'stderr'): Promise<RegExpExecArray> {
   return new Promise((resolve, reject) => {
     let seen = '';
     child[stream]!.on('data', (chunk) => {
       seen += chunk;
-      if (pattern.test(seen)) resolve();
+      const match = pattern.exec(seen);
+      if (match) resolve(match);
     });
     child.once('exit', (code) => reject(new Error(`child exited (${code}) before printing ${pattern}: ${seen.slice(-500)}`)));
   });
@@ -135,29 +170,30 @@ export interface FakeApiProcess {
 
 /** The fake API in a process of its own, serving `images` generated images (spread as `spread` says, else its default). */
 export async function startFakeApi(images: number, latencyMs = 0, spread?: { projects: number; regions: number }): Promise<FakeApiProcess> {
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
   const layout = spread ? ['--projects', String(spread.projects), '--regions', String(spread.regions)] : [];
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'fake-api',
-      '--port',
-      String(port),
-      '--images',
-      String(images),
-      '--api-key',
-      API_KEY,
-      '--latency-ms',
-      String(latencyMs),
-      ...layout,
-    ],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
+  const child = stopOnExit(
+    spawn(
+      process.execPath,
+      [
+        CLI,
+        'fake-api',
+        // A free port the system picks: a random one collided with other processes' ephemeral ports.
+        '--port',
+        '0',
+        '--images',
+        String(images),
+        '--api-key',
+        API_KEY,
+        '--latency-ms',
+        String(latencyMs),
+        ...layout,
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    ),
   );
-  await waitForLine(child, /fake Gcore API on/, 'stderr');
-  const url = `http://127.0.0.1:${port}`;
+  const url = (await waitForLine(child, /fake Gcore API on (\S+)/, 'stderr'))[1]!;
   const control = async (path: string, method = 'POST', body?: unknown) =>
     (await fetch(`${url}/__fake/${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body) })).json();
   return {
@@ -181,10 +217,12 @@ export async function startWorkerProcess(ctx: BenchContext, apiUrl: string, sett
   // The heap cap the README documents for workers; BENCH_WORKER_NODE_ARGS (e.g.
   // "--cpu-prof --cpu-prof-dir=/tmp/prof") adds to it, to profile the workers alone.
   const nodeArgs = [...WORKER_HEAP_ARGS, ...(process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'worker'], {
-    env: { ...ctx.env, GCORE_BASE_URL: apiUrl, LOG_LEVEL: 'info', ...settings },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = stopOnExit(
+    spawn(process.execPath, [...nodeArgs, CLI, 'worker'], {
+      env: { ...ctx.env, GCORE_BASE_URL: apiUrl, LOG_LEVEL: 'info', ...settings },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
   await waitForLine(child, /"msg":"worker started"/, 'stdout');
   // Per-refresh info lines are not what is measured here: drain them unread.
   child.stdout.resume();
@@ -198,7 +236,8 @@ export async function startWorkerProcess(ctx: BenchContext, apiUrl: string, sett
   };
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+/** Stops `child` and resolves once it has exited. */
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');

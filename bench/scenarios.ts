@@ -3,10 +3,24 @@ import { Queue } from 'bullmq';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { spreadTriples } from '../src/fake-gcore/fixtures.js';
+import { QUEUE_SCHEMA } from '../src/postgres-backend.js';
 import { reconcile } from '../src/reconcile.js';
 import { parseTargets, parseTargetsFile } from '../src/targets.js';
-import { BASELINE_QUEUE } from './baseline-worker.js';
-import { configureTargets, openContext, startFakeApi, startWorkerProcess, targetsYaml, timedSync, type BenchContext } from './harness.js';
+import {
+  benchRedisUrl,
+  configureTargets,
+  openContext,
+  startFakeApi,
+  startWorkerProcess,
+  stopChild,
+  stopOnExit,
+  STORE_NAMES,
+  targetsYaml,
+  timedSync,
+  type BenchContext,
+  type QueueStore,
+  type TimedSync,
+} from './harness.js';
 
 export interface Scale {
   refreshes: number;
@@ -25,7 +39,8 @@ export interface Scale {
 export const FULL: Scale = {
   refreshes: 20_000,
   limited: 2_000,
-  rateLimit: 100,
+  // The issue's limit for the queue stores' comparison: 2,000 requests are 40 calendar seconds at it.
+  rateLimit: 50,
   reconcile: 100_000,
   soak: 100_000,
   asOfImages: 100_000,
@@ -47,6 +62,9 @@ export const QUICK: Scale = {
   discoveryRateLimit: 100,
 };
 
+/** The hand-written pipeline's queue, which bench/baseline-worker.ts is told to work. */
+const BASELINE_QUEUE = 'baseline-refresh';
+
 /** The settings the README documents for throughput on a small machine. */
 export const THROUGHPUT_SETTINGS = { SYNC_CONCURRENCY: '100', SYNC_BATCH_SIZE: '100', SYNC_RATE_LIMIT_PER_SECOND: '0' };
 
@@ -59,8 +77,8 @@ export interface Row {
   values: Record<string, number>;
 }
 
-async function withContext<T>(settings: Record<string, string>, body: (ctx: BenchContext) => Promise<T>): Promise<T> {
-  const ctx = await openContext(settings);
+async function withContext<T>(store: QueueStore, settings: Record<string, string>, body: (ctx: BenchContext) => Promise<T>): Promise<T> {
+  const ctx = await openContext(store, settings);
   try {
     return await body(ctx);
   } finally {
@@ -70,18 +88,35 @@ async function withContext<T>(settings: Record<string, string>, body: (ctx: Benc
 
 const rate = (n: number) => `${Math.round(n).toLocaleString('en-US')} images/s`;
 
+/** Why the benchmark cannot run `store` here, or undefined: only Redis needs a server of its own. */
+function missing(store: QueueStore): string | undefined {
+  return store === 'redis' && benchRedisUrl() === undefined ? 'not run: REDIS_URL is unset' : undefined;
+}
+
+/** The row a scenario would have written, saying why it did not run, so the table keeps its shape. */
+function notRun({ scenario, target }: Pick<Row, 'scenario' | 'target'>, why: string): Row {
+  return { scenario, measured: why, target, met: null, values: {} };
+}
+
 /** The hand-written pipeline, second pass over the same images (rows exist, as in steady state). */
 export async function baseline(scale: Scale): Promise<Row> {
-  return withContext({}, async (ctx) => {
+  const scenario = `baseline: hand-written pipeline, ${scale.refreshes.toLocaleString('en-US')} images (second pass)`;
+  const target = 'reported, for the ratio';
+  // Its hand-written worker queues on Redis, as the pipeline it stands for did.
+  const why = missing('redis');
+  if (why) return notRun({ scenario, target }, why);
+  return withContext('redis', {}, async (ctx) => {
     const fake = await startFakeApi(scale.refreshes);
     await ctx.services.sql`
       CREATE TABLE baseline_images (project_id int, region_id int, image_id text, raw jsonb, seen_at timestamptz,
         PRIMARY KEY (project_id, region_id, image_id))`;
     const script = fileURLToPath(new URL('./baseline-worker.js', import.meta.url));
-    const child = spawn(process.execPath, [script], {
-      env: { ...ctx.env, GCORE_BASE_URL: fake.url },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = stopOnExit(
+      spawn(process.execPath, [script, BASELINE_QUEUE], {
+        env: { ...ctx.env, GCORE_BASE_URL: fake.url },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      }),
+    );
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     const queue = new Queue(BASELINE_QUEUE, { connection: ctx.redis!, prefix: ctx.config.queuePrefix });
     try {
@@ -109,23 +144,36 @@ export async function baseline(scale: Scale): Promise<Row> {
       }
       const perSecond = scale.refreshes / seconds;
       return {
-        scenario: `baseline: hand-written pipeline, ${scale.refreshes.toLocaleString('en-US')} images (second pass)`,
+        scenario,
         measured: rate(perSecond),
-        target: 'reported, for the ratio',
+        target,
         met: null,
         values: { perSecond, seconds },
       };
     } finally {
       await queue.close();
-      child.kill('SIGTERM');
+      // Its worker writes to the queue's keys as it closes: the prefix is emptied only once it has exited.
+      await stopChild(child);
       await fake.stop();
     }
   });
 }
 
+/** The stores the scenarios that compare them run on, in this order. */
+const STORES: QueueStore[] = ['redis', 'postgres'];
+
+const on = (store: QueueStore) => `queues on ${STORE_NAMES[store]}`;
+
+/** `run` on each store that can run here, one after the other (never at once: they share the machine). */
+async function eachStore<T>(run: (store: QueueStore) => Promise<T>): Promise<Partial<Record<QueueStore, T>>> {
+  const results: Partial<Record<QueueStore, T>> = {};
+  for (const store of STORES) if (!missing(store)) results[store] = await run(store);
+  return results;
+}
+
 /** Steady state (nothing changed) and every image changed, one worker process. */
-export async function throughput(scale: Scale, baselinePerSecond: number): Promise<Row[]> {
-  return withContext(THROUGHPUT_SETTINGS, async (ctx) => {
+async function throughputOn(scale: Scale, store: QueueStore): Promise<{ steady: TimedSync; changed: TimedSync }> {
+  return withContext(store, THROUGHPUT_SETTINGS, async (ctx) => {
     const fake = await startFakeApi(scale.refreshes);
     const worker = await startWorkerProcess(ctx, fake.url, THROUGHPUT_SETTINGS);
     try {
@@ -135,24 +183,7 @@ export async function throughput(scale: Scale, baselinePerSecond: number): Promi
       await fake.touchAll();
       const changed = await timedSync(ctx);
       if (changed.run.changed !== scale.refreshes) throw new Error(`expected every image changed, got ${changed.run.changed}`);
-      const ratio = steady.perSecond / baselinePerSecond;
-      const rows: Row[] = [
-        {
-          scenario: `steady state: ${scale.refreshes.toLocaleString('en-US')} images, nothing changed, no latency, no limit`,
-          measured: `${rate(steady.perSecond)} (${ratio.toFixed(2)}x baseline)`,
-          target: '>= 2,500 images/s and >= 1.0x baseline',
-          met: steady.perSecond >= 2500 && ratio >= 1,
-          values: { perSecond: steady.perSecond, seconds: steady.seconds, ratio },
-        },
-        {
-          scenario: 'every image changed (new version + change rows)',
-          measured: rate(changed.perSecond),
-          target: '>= 1,200 images/s',
-          met: changed.perSecond >= 1200,
-          values: { perSecond: changed.perSecond, seconds: changed.seconds },
-        },
-      ];
-      return rows;
+      return { steady, changed };
     } finally {
       await worker.stop();
       await fake.stop();
@@ -160,8 +191,47 @@ export async function throughput(scale: Scale, baselinePerSecond: number): Promi
   });
 }
 
-export async function latency(scale: Scale): Promise<Row> {
-  return withContext(THROUGHPUT_SETTINGS, async (ctx) => {
+/** Throughput with the queues on each store, the Postgres rows beside the Redis ones and measured against them. */
+export async function throughput(scale: Scale, baselinePerSecond: number): Promise<Row[]> {
+  const syncs = await eachStore((store) => throughputOn(scale, store));
+  const n = scale.refreshes.toLocaleString('en-US');
+  const kinds = [
+    {
+      kind: 'steady',
+      scenario: `steady state: ${n} images, nothing changed, no latency, no limit`,
+      target: '>= 2,500 images/s and >= 1.0x baseline',
+    },
+    { kind: 'changed', scenario: 'every image changed (new version + change rows)', target: '>= 1,200 images/s' },
+  ] as const;
+  return kinds.flatMap(({ kind, scenario, target }) =>
+    STORES.map((store): Row => {
+      const named = { scenario: `${scenario}, ${on(store)}`, target };
+      const sync = syncs[store]?.[kind];
+      if (!sync) return notRun(named, missing(store)!);
+      const notes: string[] = [];
+      const values: Record<string, number> = { perSecond: sync.perSecond, seconds: sync.seconds };
+      const ratio = sync.perSecond / baselinePerSecond;
+      if (kind === 'steady') {
+        notes.push(`${ratio.toFixed(2)}x baseline`);
+        values.ratio = ratio;
+      }
+      const redis = syncs.redis?.[kind];
+      if (store === 'postgres' && redis) {
+        values.toRedis = sync.perSecond / redis.perSecond;
+        notes.push(`${values.toRedis.toFixed(2)}x Redis`);
+      }
+      return {
+        ...named,
+        measured: notes.length > 0 ? `${rate(sync.perSecond)} (${notes.join(', ')})` : rate(sync.perSecond),
+        met: kind === 'steady' ? sync.perSecond >= 2500 && ratio >= 1 : sync.perSecond >= 1200,
+        values,
+      };
+    }),
+  );
+}
+
+export async function latency(scale: Scale, store: QueueStore): Promise<Row> {
+  return withContext(store, THROUGHPUT_SETTINGS, async (ctx) => {
     const fake = await startFakeApi(scale.refreshes, 50);
     const worker = await startWorkerProcess(ctx, fake.url, THROUGHPUT_SETTINGS);
     try {
@@ -182,10 +252,13 @@ export async function latency(scale: Scale): Promise<Row> {
   });
 }
 
-/** Three worker processes sharing one limit; the fake API counts requests per calendar second. */
-export async function rateLimited(scale: Scale): Promise<Row> {
-  const settings = { SYNC_RATE_LIMIT_PER_SECOND: String(scale.rateLimit), SYNC_CONCURRENCY: '20', SYNC_BATCH_SIZE: '20' };
-  return withContext(settings, async (ctx) => {
+/** Three worker processes sharing one limit through the store's timeline; the fake API counts requests per calendar second. */
+async function rateLimitedOn(scale: Scale, store: QueueStore): Promise<{ max: number; mean: number; seconds: number; full: number }> {
+  // SYNC_CONCURRENCY at its default: on Postgres every request waiting for a slot holds one of the worker's
+  // SYNC_CONCURRENCY + 4 database connections (takers queue on the timeline's row lock), and three workers at 20
+  // took 95 of a default server's 100 connections, failing the benchmark's own queries.
+  const settings = { SYNC_RATE_LIMIT_PER_SECOND: String(scale.rateLimit), SYNC_CONCURRENCY: '10', SYNC_BATCH_SIZE: '20' };
+  return withContext(store, settings, async (ctx) => {
     const fake = await startFakeApi(scale.limited);
     const workers = await Promise.all([1, 2, 3].map(() => startWorkerProcess(ctx, fake.url, settings)));
     try {
@@ -195,16 +268,10 @@ export async function rateLimited(scale: Scale): Promise<Row> {
       const seconds = Object.entries((await fake.stats()).perSecond)
         .sort(([a], [b]) => Number(a) - Number(b))
         .map(([, n]) => n);
+      // The first and last seconds are partly idle: only the ones between count for the mean.
       const full = seconds.slice(1, -1);
-      const max = Math.max(...seconds);
       const mean = full.reduce((sum, n) => sum + n, 0) / Math.max(full.length, 1);
-      return {
-        scenario: `limit ${scale.rateLimit} req/s, three worker processes, ${scale.limited.toLocaleString('en-US')} images`,
-        measured: `max ${max} in a calendar second; mean of ${full.length} full seconds ${mean.toFixed(1)}`,
-        target: `no second above ${scale.rateLimit}; mean >= ${(scale.rateLimit * 0.95).toFixed(0)}`,
-        met: max <= scale.rateLimit && mean >= scale.rateLimit * 0.95,
-        values: { max, mean, seconds: seconds.length },
-      };
+      return { max: Math.max(...seconds), mean, seconds: seconds.length, full: full.length };
     } finally {
       await Promise.all(workers.map((w) => w.stop()));
       await fake.stop();
@@ -212,46 +279,82 @@ export async function rateLimited(scale: Scale): Promise<Row> {
   });
 }
 
-async function redisMemory(ctx: BenchContext): Promise<number> {
-  const info = await ctx.redis!.info('memory');
-  return Number(/used_memory:(\d+)/.exec(info)![1]);
-}
-
-export async function reconcileAtScale(scale: Scale): Promise<Row[]> {
-  return withContext({}, async (ctx) => {
-    const targets = parseTargets(targetsYaml(scale.reconcile), 'bench');
-    const before = await redisMemory(ctx);
-    let started = performance.now();
-    await reconcile(ctx.services.sql, ctx.services.queues, targets);
-    const cold = (performance.now() - started) / 1000;
-    const held = (await redisMemory(ctx)) - before;
-    started = performance.now();
-    await reconcile(ctx.services.sql, ctx.services.queues, targets);
-    const again = (performance.now() - started) / 1000;
-    const n = scale.reconcile.toLocaleString('en-US');
-    const rows: Row[] = [
-      {
-        scenario: `${n} triples: reconcile from cold / again with nothing changed`,
-        measured: `${cold.toFixed(2)} s / ${again.toFixed(2)} s`,
-        target: '<= 20 s / <= 5 s',
-        met: cold <= 20 && again <= 5,
-        values: { cold, again },
-      },
-      {
-        scenario: `${n} triples: Redis memory held by the schedule`,
-        measured: `${(held / 1024 / 1024).toFixed(3)} MB`,
-        target: '<= 64 MB',
-        met: held <= 64 * 1024 * 1024,
-        values: { bytes: held },
-      },
-    ];
-    return rows;
+export async function rateLimited(scale: Scale): Promise<Row[]> {
+  const limits = await eachStore((store) => rateLimitedOn(scale, store));
+  const floor = scale.rateLimit * 0.95;
+  return STORES.map((store): Row => {
+    const named = {
+      scenario: `limit ${scale.rateLimit} req/s, three worker processes, ${scale.limited.toLocaleString('en-US')} images, ${on(store)}`,
+      target: `no second above ${scale.rateLimit}; mean >= ${floor}`,
+    };
+    const limit = limits[store];
+    if (!limit) return notRun(named, missing(store)!);
+    const { max, mean, seconds, full } = limit;
+    return {
+      ...named,
+      measured: `max ${max} in a calendar second; mean of ${full} full seconds ${mean.toFixed(1)}`,
+      met: max <= scale.rateLimit && mean >= floor,
+      values: { max, mean, seconds },
+    };
   });
 }
 
+/** What the queue store holds, in bytes: Redis's whole memory (its delta is this run's), or the queue schema's tables. */
+async function storeBytes(ctx: BenchContext): Promise<number> {
+  if (ctx.redis) return Number(/used_memory:(\d+)/.exec(await ctx.redis.info('memory'))![1]);
+  const [row] = await ctx.services.sql<{ bytes: number }[]>`
+    SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::float8 AS bytes
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ${QUEUE_SCHEMA} AND c.relkind = 'r'`;
+  return row!.bytes;
+}
+
+/** reconcile() into an empty database and store, then again; what the first left in the store. */
+async function reconcileOn(scale: Scale, store: QueueStore): Promise<{ cold: number; again: number; held: number }> {
+  return withContext(store, {}, async (ctx) => {
+    const targets = parseTargets(targetsYaml(scale.reconcile), 'bench');
+    const before = await storeBytes(ctx);
+    let started = performance.now();
+    await reconcile(ctx.services.sql, ctx.services.queues, targets);
+    const cold = (performance.now() - started) / 1000;
+    const held = (await storeBytes(ctx)) - before;
+    started = performance.now();
+    await reconcile(ctx.services.sql, ctx.services.queues, targets);
+    const again = (performance.now() - started) / 1000;
+    return { cold, again, held };
+  });
+}
+
+export async function reconcileAtScale(scale: Scale): Promise<Row[]> {
+  const runs = await eachStore((store) => reconcileOn(scale, store));
+  const n = scale.reconcile.toLocaleString('en-US');
+  const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(3)} MB`;
+  const times = STORES.map((store): Row => {
+    const named = { scenario: `${n} triples: reconcile from cold / again with nothing changed, ${on(store)}`, target: '<= 20 s / <= 5 s' };
+    const run = runs[store];
+    if (!run) return notRun(named, missing(store)!);
+    return {
+      ...named,
+      measured: `${run.cold.toFixed(2)} s / ${run.again.toFixed(2)} s`,
+      met: run.cold <= 20 && run.again <= 5,
+      values: { cold: run.cold, again: run.again },
+    };
+  });
+  const redis = { scenario: `${n} triples: Redis memory held by the schedule`, target: '<= 64 MB' };
+  // The queue schema's tables on disk, indexes and TOAST included: Postgres's counterpart of Redis's memory.
+  const postgres = { scenario: `${n} triples: size of the queue schema "${QUEUE_SCHEMA}" held by the schedule`, target: '-' };
+  return [
+    ...times,
+    runs.redis
+      ? { ...redis, measured: mb(runs.redis.held), met: runs.redis.held <= 64 * 1024 * 1024, values: { bytes: runs.redis.held } }
+      : notRun(redis, missing('redis')!),
+    { ...postgres, measured: mb(runs.postgres!.held), met: null, values: { bytes: runs.postgres!.held } },
+  ];
+}
+
 /** Worker RSS while it refreshes every image twice (after a first load that is not measured). */
-export async function soak(scale: Scale): Promise<Row> {
-  return withContext(THROUGHPUT_SETTINGS, async (ctx) => {
+export async function soak(scale: Scale, store: QueueStore): Promise<Row> {
+  return withContext(store, THROUGHPUT_SETTINGS, async (ctx) => {
     const fake = await startFakeApi(scale.soak);
     const worker = await startWorkerProcess(ctx, fake.url, THROUGHPUT_SETTINGS);
     try {
@@ -282,8 +385,8 @@ export async function soak(scale: Scale): Promise<Row> {
 }
 
 /** images_as_of over a history seeded straight into image_versions. */
-export async function asOf(scale: Scale): Promise<Row> {
-  return withContext({}, async (ctx) => {
+export async function asOf(scale: Scale, store: QueueStore): Promise<Row> {
+  return withContext(store, {}, async (ctx) => {
     const sql = ctx.services.sql;
     const { asOfImages: images, asOfVersions: versions } = scale;
     await sql`
@@ -325,9 +428,9 @@ export async function asOf(scale: Scale): Promise<Row> {
  * first sync creates every image; a refresh with no change costs a request
  * per page; with 1 % deleted, each deletion costs its confirming GET.
  */
-export async function discovery(scale: Scale): Promise<Row[]> {
+export async function discovery(scale: Scale, store: QueueStore): Promise<Row[]> {
   const settings = { SYNC_RATE_LIMIT_PER_SECOND: String(scale.discoveryRateLimit) };
-  return withContext(settings, async (ctx) => {
+  return withContext(store, settings, async (ctx) => {
     const { discovered: images, discoveryRegions: regions } = scale;
     const fake = await startFakeApi(images, 0, { projects: 1, regions });
     const workers = await Promise.all([1, 2].map(() => startWorkerProcess(ctx, fake.url, settings)));

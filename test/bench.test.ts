@@ -1,6 +1,8 @@
 // The benchmark harness at a small scale, so it cannot rot. Its timings are
 // not asserted (speed is measured by `npm run bench`, not by tests); that it
-// runs every scenario against real services and reports each one is.
+// runs every scenario against real services and reports each one is. Without
+// a Redis for the suite it runs with the queues on Postgres alone, and the
+// rows that need Redis say so.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,12 +24,17 @@ describe('npm run bench', () => {
     expect(results.quick).toBe(true);
     expect(results.rows.map((row: { scenario: string }) => row.scenario.replace(/\d[\d,.]*/g, 'N'))).toEqual([
       'baseline: hand-written pipeline, N images (second pass)',
-      'steady state: N images, nothing changed, no latency, no limit',
-      'every image changed (new version + change rows)',
+      'steady state: N images, nothing changed, no latency, no limit, queues on Redis',
+      'steady state: N images, nothing changed, no latency, no limit, queues on Postgres',
+      'every image changed (new version + change rows), queues on Redis',
+      'every image changed (new version + change rows), queues on Postgres',
       'API latency N ms, no limit',
-      'limit N req/s, three worker processes, N images',
-      'N triples: reconcile from cold / again with nothing changed',
+      'limit N req/s, three worker processes, N images, queues on Redis',
+      'limit N req/s, three worker processes, N images, queues on Postgres',
+      'N triples: reconcile from cold / again with nothing changed, queues on Redis',
+      'N triples: reconcile from cold / again with nothing changed, queues on Postgres',
       'N triples: Redis memory held by the schedule',
+      'N triples: size of the queue schema "bullmq" held by the schedule',
       'worker RSS during a N refresh; across N refreshes',
       'images_as_of over N images x N versions',
       'discovery: first sync, N images in N region scopes, N req/s',
@@ -35,6 +42,19 @@ describe('npm run bench', () => {
       'discovery: refresh confirming N deletions (N %), N images in N region scopes, N req/s',
       'discovery: worker RSS, two processes, through all three',
     ]);
+    const notRun = results.rows.filter((row: { measured: string }) => row.measured === 'not run: REDIS_URL is unset');
+    expect(notRun.map((row: { scenario: string }) => row.scenario.replace(/\d[\d,.]*/g, 'N'))).toEqual(
+      inject('redisUrl')
+        ? []
+        : [
+            'baseline: hand-written pipeline, N images (second pass)',
+            'steady state: N images, nothing changed, no latency, no limit, queues on Redis',
+            'every image changed (new version + change rows), queues on Redis',
+            'limit N req/s, three worker processes, N images, queues on Redis',
+            'N triples: reconcile from cold / again with nothing changed, queues on Redis',
+            'N triples: Redis memory held by the schedule',
+          ],
+    );
     for (const row of results.rows) {
       expect(
         Object.values(row.values).every((v) => typeof v === 'number' && Number.isFinite(v)),
