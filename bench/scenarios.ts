@@ -254,10 +254,8 @@ export async function latency(scale: Scale, store: QueueStore): Promise<Row> {
 
 /** Three worker processes sharing one limit through the store's timeline; the fake API counts requests per calendar second. */
 async function rateLimitedOn(scale: Scale, store: QueueStore): Promise<{ max: number; mean: number; seconds: number; full: number }> {
-  // SYNC_CONCURRENCY at its default: on Postgres every request waiting for a slot holds one of the worker's
-  // SYNC_CONCURRENCY + 4 database connections (takers queue on the timeline's row lock), and three workers at 20
-  // took 95 of a default server's 100 connections, failing the benchmark's own queries.
-  const settings = { SYNC_RATE_LIMIT_PER_SECOND: String(scale.rateLimit), SYNC_CONCURRENCY: '10', SYNC_BATCH_SIZE: '20' };
+  // Twice the default concurrency, so that many requests wait for their slots at once in each process.
+  const settings = { SYNC_RATE_LIMIT_PER_SECOND: String(scale.rateLimit), SYNC_CONCURRENCY: '20', SYNC_BATCH_SIZE: '20' };
   return withContext(store, settings, async (ctx) => {
     const fake = await startFakeApi(scale.limited);
     const workers = await Promise.all([1, 2, 3].map(() => startWorkerProcess(ctx, fake.url, settings)));

@@ -16,6 +16,7 @@ import {
   type JobProgress,
   type Processor,
 } from 'bullmq';
+import pLimit from 'p-limit';
 import pg from 'pg';
 import type { QueueBackend, WorkerSettings } from './backend.js';
 import { ENTRY_TTL_MS, entryName, holdRecord } from './key-health.js';
@@ -59,6 +60,7 @@ export async function openPostgresBackend(store: Store, queuePrefix: string, dep
   const queues = openQueues({ connection: pool }, factory, deployment);
   const { sql } = store;
   const key = rateLimitKey(queuePrefix);
+  const oneAtATime = pLimit(1);
   return {
     kind: 'postgres',
     where: `the queue schema "${schema}" of this database`,
@@ -72,7 +74,13 @@ export async function openPostgresBackend(store: Store, queuePrefix: string, dep
         factory,
       ) as unknown as Worker<D>,
     timeline: {
-      take: (slotMs) => takeApiSlot(sql, key, slotMs, 0),
+      // One take at a time per process: takers queue here rather than on the timeline's row lock in
+      // Postgres, each holding a connection of the pool (a worker at SYNC_CONCURRENCY 20 held 20).
+      take: (slotMs) =>
+        oneAtATime(async () => {
+          const askedAt = performance.now();
+          return { waitMs: await takeApiSlot(sql, key, slotMs, 0), askedAt };
+        }),
       pause: async (pauseMs) => void (await takeApiSlot(sql, key, 0, pauseMs)),
       aheadMs: async () => Math.round(await takeApiSlot(sql, key, 0, 0)),
     },

@@ -5,10 +5,18 @@
 // machines with skewed clocks still agree.
 import { setTimeout as delay } from 'node:timers/promises';
 
+/** A slot taken on the timeline. */
+export interface Slot {
+  /** How long to wait for it, in ms from when the store read its clock. */
+  waitMs: number;
+  /** performance.now() just before the request for it left this process (the store read its clock after). */
+  askedAt: number;
+}
+
 /** The timeline as a store keeps it (redis-backend.ts, postgres-backend.ts). */
 export interface RequestTimeline {
-  /** Takes the next slot `slotMs` wide and returns how long to wait for it, in ms. */
-  take(slotMs: number): Promise<number>;
+  /** Takes the next slot `slotMs` wide. */
+  take(slotMs: number): Promise<Slot>;
   /** Holds back every process's slots for at least `pauseMs` from now. */
   pause(pauseMs: number): Promise<void>;
   /** How far ahead of now the next free slot is, in ms (0 when free now). */
@@ -54,8 +62,7 @@ export class ApiRateLimiter {
   async acquire(): Promise<void> {
     if (this.slotMs > 0) {
       for (;;) {
-        const asked = performance.now();
-        const wait = await this.timeline.take(this.slotMs);
+        const { waitMs: wait, askedAt: asked } = await this.timeline.take(this.slotMs);
         this.fastestMs = Math.min(performance.now() - asked, this.fastestMs + FASTEST_DRIFT_MS);
         if (wait > 0) await delay(wait);
         // The store read its clock after `asked`. Lateness every request shares (a store far away)

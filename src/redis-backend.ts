@@ -60,7 +60,11 @@ return slot - now
 function redisTimeline(redis: Redis, key: string): RequestTimeline {
   const call = async (width: number, pause: number) => Number(await redis.eval(TAKE_SLOT, 1, key, width, pause));
   return {
-    take: (slotMs) => call(slotMs, 0),
+    // Every command goes down one connection in order, so a take leaves when it is made.
+    take: async (slotMs) => {
+      const askedAt = performance.now();
+      return { waitMs: await call(slotMs, 0), askedAt };
+    },
     pause: async (pauseMs) => void (await call(0, pauseMs)),
     aheadMs: async () => Math.round(await call(0, 0)),
   };
