@@ -4,6 +4,7 @@
 // server's wait, pausing every process at once. The store's clock decides, so
 // machines with skewed clocks still agree.
 import { setTimeout as delay } from 'node:timers/promises';
+import { isTransientStoreError } from './store-errors.js';
 
 /** A slot taken on the timeline. */
 export interface Slot {
@@ -45,6 +46,27 @@ const FASTEST_DRIFT_MS = 1;
 /** How often a process without a rate limit looks for a pause set by another. */
 const PAUSE_POLL_MS = 250;
 
+/** The longest wait between two tries of a store that is away. */
+const STORE_RETRY_MAX_MS = 2000;
+
+/**
+ * A call to the timeline, tried again while the store is away (a restart,
+ * killed connections): no request is sent meanwhile, and the image it is for
+ * spends no attempt. Redis's client queues commands while it reconnects; on
+ * Postgres the timeline's query fails at once, and that failure must not be
+ * taken for a failed request to the API.
+ */
+async function whileStoreAway<T>(call: () => Promise<T>): Promise<T> {
+  for (let waitMs = 100; ; waitMs = Math.min(waitMs * 2, STORE_RETRY_MAX_MS)) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!isTransientStoreError(error)) throw error;
+      await delay(waitMs);
+    }
+  }
+}
+
 export class ApiRateLimiter {
   private readonly slotMs: number;
   private pausedUntil = 0;
@@ -62,7 +84,7 @@ export class ApiRateLimiter {
   async acquire(): Promise<void> {
     if (this.slotMs > 0) {
       for (;;) {
-        const { waitMs: wait, askedAt: asked } = await this.timeline.take(this.slotMs);
+        const { waitMs: wait, askedAt: asked } = await whileStoreAway(() => this.timeline.take(this.slotMs));
         this.fastestMs = Math.min(performance.now() - asked, this.fastestMs + FASTEST_DRIFT_MS);
         if (wait > 0) await delay(wait);
         // The store read its clock after `asked`. Lateness every request shares (a store far away)
@@ -77,7 +99,7 @@ export class ApiRateLimiter {
     const now = Date.now();
     if (now - this.checkedAt > PAUSE_POLL_MS) {
       this.checkedAt = now;
-      const ahead = await this.timeline.aheadMs();
+      const ahead = await whileStoreAway(() => this.timeline.aheadMs());
       if (ahead > 0) this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ahead);
     }
     if (this.pausedUntil > now) await delay(this.pausedUntil - now);
@@ -86,6 +108,6 @@ export class ApiRateLimiter {
   /** Holds back every process's requests for `ms` (the API answered 429). */
   async pause(ms: number): Promise<void> {
     this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
-    await this.timeline.pause(Math.max(1, Math.round(ms)));
+    await whileStoreAway(() => this.timeline.pause(Math.max(1, Math.round(ms))));
   }
 }

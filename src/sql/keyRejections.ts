@@ -1,11 +1,12 @@
 import type { Sql } from '../db.js';
 import type { KeyRejection } from '../key-health.js';
+import { jsonDocument } from './jsonDocument.js';
 
 /** Writes (or renews) one worker's rejected-key record for `ttlMs` by the server's clock. */
 export async function putKeyRejection(sql: Sql, queuePrefix: string, entry: string, rejection: KeyRejection, ttlMs: number): Promise<void> {
   await sql`
     INSERT INTO key_rejections (queue_prefix, entry, rejection, lapses_at)
-    VALUES (${queuePrefix}, ${entry}, ${JSON.stringify(rejection)}::jsonb, clock_timestamp() + make_interval(secs => ${ttlMs / 1000}))
+    VALUES (${queuePrefix}, ${entry}, ${jsonDocument(sql, rejection)}, clock_timestamp() + make_interval(secs => ${ttlMs / 1000}))
     ON CONFLICT (queue_prefix, entry) DO UPDATE SET rejection = excluded.rejection, lapses_at = excluded.lapses_at`;
 }
 
