@@ -17,6 +17,10 @@ DECLARE
   v_now double precision;
   v_free double precision;
 BEGIN
+  -- NaN or infinity would stop the timeline for good, a negative width move it back.
+  IF NOT (p_slot_ms >= 0 AND p_slot_ms < 'infinity' AND p_pause_ms >= 0 AND p_pause_ms < 'infinity') THEN
+    RAISE EXCEPTION 'take_api_slot: slot % ms and pause % ms must be finite and not negative', p_slot_ms, p_pause_ms;
+  END IF;
   IF p_slot_ms = 0 AND p_pause_ms = 0 THEN
     SELECT next_free_ms - extract(epoch FROM clock_timestamp()) * 1000 INTO v_free FROM api_rate_timeline WHERE key = p_key;
     RETURN greatest(coalesce(v_free, 0), 0);
@@ -35,17 +39,17 @@ $$;
 --> statement-breakpoint
 -- One row per worker whose key the API rejected (key-health.ts): the fact, never the key.
 CREATE UNLOGGED TABLE key_rejections (
-  queue_prefix text NOT NULL,
-  entry text NOT NULL,
+  entry text PRIMARY KEY,
   rejection jsonb NOT NULL,
-  lapses_at timestamptz NOT NULL,
-  PRIMARY KEY (queue_prefix, entry)
+  lapses_at timestamptz NOT NULL
 );
 --> statement-breakpoint
 -- Which queue stores the workers of this database use, each mark lapsing unless renewed
 -- (deployment-guard.ts): one with REDIS_URL and one without would take each other's queued
 -- refreshes for lost and queue them again, for ever.
 CREATE UNLOGGED TABLE queue_store_marks (
-  kind text PRIMARY KEY,
-  lapses_at timestamptz NOT NULL
+  kind text NOT NULL,
+  worker text NOT NULL,
+  lapses_at timestamptz NOT NULL,
+  PRIMARY KEY (kind, worker)
 );

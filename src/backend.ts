@@ -44,5 +44,5 @@ export interface QueueBackend {
 /** Opens the queues of deployment `deployment` on the store the configuration names. */
 export async function openBackend(config: Config, store: Store, deployment: string): Promise<QueueBackend> {
   if (config.redisUrl !== undefined) return openRedisBackend(config.redisUrl, config.queuePrefix, deployment);
-  return openPostgresBackend(store, config.queuePrefix, deployment);
+  return openPostgresBackend(store, deployment);
 }

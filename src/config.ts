@@ -42,7 +42,7 @@ export interface Config {
   alertWebhookUrl: string | undefined;
   /** Signs every change alert (HMAC-SHA256); set exactly when alertWebhookUrl is. Never logged. */
   alertWebhookSecret: string | undefined;
-  /** Names the queues: Redis key prefix (several deployments can share one Redis), or on Postgres the queue schema. */
+  /** Redis key prefix for every queue, so several deployments can share one Redis; unused with the queues on Postgres. */
   queuePrefix: string;
   /** Seconds between the progress lines a worker logs while runs are open; 0 turns them off. */
   logProgressSeconds: number;

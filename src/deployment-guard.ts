@@ -10,7 +10,7 @@ import type { QueueBackend } from './backend.js';
 import type { Sql } from './db.js';
 import { MARK_TTL_MS, mixedStoresProblem, sharingProblem } from './deployment-registry.js';
 import type { Logger } from './logger.js';
-import { markQueueStore } from './sql/queueStoreMarks.js';
+import { clearQueueStoreMark, markQueueStore } from './sql/queueStoreMarks.js';
 import { handBack, jobDeployment, type DeploymentJobData } from './queue.js';
 
 /** How long a foreign job waits before it is offered again: long enough not to spin, short enough not to hold up its owner. */
@@ -21,6 +21,8 @@ export interface DeploymentGuardDeps {
   backend: QueueBackend;
   sql: Sql;
   queuePrefix: string;
+  /** This worker's id: its mark of the store it uses. */
+  worker: string;
   /** This deployment's identity. */
   deployment: string;
   logger: Logger;
@@ -29,10 +31,11 @@ export interface DeploymentGuardDeps {
 export interface DeploymentGuard {
   /** Returns when the job is this deployment's (or carries no identity); otherwise hands it back and throws BullMQ's DelayedError. */
   check(job: Job<DeploymentJobData>, token: string | undefined): Promise<void>;
-  stop(): void;
+  /** Stops the heartbeat and takes back this worker's store mark. */
+  stop(): Promise<void>;
 }
 
-export function startDeploymentGuard({ backend, sql, queuePrefix, deployment, logger }: DeploymentGuardDeps): DeploymentGuard {
+export function startDeploymentGuard({ backend, sql, queuePrefix, deployment, worker, logger }: DeploymentGuardDeps): DeploymentGuard {
   // Other deployments already named in the log, and those whose jobs were refused.
   const named = new Set<string>();
   const refused = new Set<string>();
@@ -59,7 +62,7 @@ export function startDeploymentGuard({ backend, sql, queuePrefix, deployment, lo
       // The store away: the queues report that; the next beat marks this deployment again.
     }
     try {
-      reportStores(await markQueueStore(sql, backend.kind, MARK_TTL_MS));
+      reportStores(await markQueueStore(sql, backend.kind, worker, MARK_TTL_MS));
     } catch {
       // Postgres away: the refreshes report that; the next beat marks the store again.
     }
@@ -87,8 +90,9 @@ export function startDeploymentGuard({ backend, sql, queuePrefix, deployment, lo
       await backend.markDeployment(owner).catch(() => {});
       throw await handBack(job, token, HAND_BACK_MS);
     },
-    stop() {
+    async stop() {
       clearInterval(timer);
+      await clearQueueStoreMark(sql, backend.kind, worker).catch(() => {});
     },
   };
 }

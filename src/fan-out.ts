@@ -9,10 +9,11 @@ import { enqueueBatches, enqueueListJobs, missingJobs, type Queues } from './que
 import { claimTargets, type ClaimScope } from './sql/claimTargets.js';
 import { listOldClaims } from './sql/listOldClaims.js';
 import { openListings, pagesToQueue } from './sql/listingPages.js';
+import { openRuns } from './sql/openRuns.js';
 import { releaseClaims } from './sql/releaseClaims.js';
 
 const CLAIM_PAGE = 5000;
-/** A claim this old whose job is gone from Redis was lost (Redis lost data, or the add failed). */
+/** A claim this old whose job is gone from the queue store was lost (the store lost data or was switched, or the add failed). */
 const LOST_AFTER_MS = 60_000;
 
 export interface FanOut {
@@ -39,6 +40,24 @@ export async function queueRefreshes(sql: Sql, queues: Queues, scope: ClaimScope
     queued += claims.reduce((sum, claim) => sum + claim.triples.length, 0);
   }
   return { queued, recovered };
+}
+
+/**
+ * Queues again, for every open run, the refreshes whose jobs were lost (a
+ * store that lost its data, or the deployment moved from one store to the
+ * other): without it they wait for the next fan-out, a tick that may be a day
+ * away. Returns how many were queued.
+ */
+export async function requeueOpenRuns(sql: Sql, queues: Queues, batchSize: number): Promise<number> {
+  const lost = await missingJobs(queues.refresh, await listOldClaims(sql, LOST_AFTER_MS));
+  if (lost.length === 0) return 0;
+  await releaseClaims(sql, lost);
+  let queued = 0;
+  for (const run of await openRuns(sql)) {
+    const scope = { scheduleKey: run.scheduleKey, target: run.target, unattemptedSince: run.startedAt };
+    queued += (await queueRefreshes(sql, queues, scope, `r${run.id}-lost`, batchSize)).queued;
+  }
+  return queued;
 }
 
 /** Queues the listing of each discovery scope a run opened (startRun); a retried tick queues none twice. */

@@ -36,7 +36,7 @@ export const QUEUE_SCHEMA = DEFAULT_SCHEMA;
  */
 const POOL_MAX = 6;
 
-export async function openPostgresBackend(store: Store, queuePrefix: string, deployment: string): Promise<QueueBackend> {
+export async function openPostgresBackend(store: Store, deployment: string): Promise<QueueBackend> {
   const schema = QUEUE_SCHEMA;
   const pool = new pg.Pool({
     connectionString: store.url,
@@ -59,7 +59,8 @@ export async function openPostgresBackend(store: Store, queuePrefix: string, dep
   const factory = createPostgresBackend as unknown as BackendFactory<IQueueBackend, unknown>;
   const queues = openQueues({ connection: pool }, factory, deployment);
   const { sql } = store;
-  const key = rateLimitKey(queuePrefix);
+  // The database is the deployment's own: one timeline for all its processes, whatever their QUEUE_PREFIX.
+  const key = rateLimitKey(QUEUE_SCHEMA);
   const oneAtATime = pLimit(1);
   return {
     kind: 'postgres',
@@ -89,11 +90,11 @@ export async function openPostgresBackend(store: Store, queuePrefix: string, dep
     liveDeployments: async () => [deployment],
     holdKeyRejection: (rejection, onError) =>
       holdRecord(
-        () => putKeyRejection(sql, queuePrefix, entryName(rejection), rejection, ENTRY_TTL_MS),
-        () => deleteKeyRejection(sql, queuePrefix, entryName(rejection)),
+        () => putKeyRejection(sql, entryName(rejection), rejection, ENTRY_TTL_MS),
+        () => deleteKeyRejection(sql, entryName(rejection)),
         onError,
       ),
-    keyRejections: () => liveKeyRejections(sql, queuePrefix),
+    keyRejections: () => liveKeyRejections(sql),
     // remove() without children answers 1 to exactly one of the processes removing a job at once.
     takeFailed: async (job: Job) => {
       const queue = [queues.refresh, queues.list, queues.schedule].find((q) => q.name === job.queueName)!;

@@ -21,6 +21,7 @@ import {
   type RefreshJobData,
 } from './queue.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
+import { requeueOpenRuns } from './fan-out.js';
 import { runAgainLater, sweepFailedJobs } from './job-recovery.js';
 import { BatchFailedError, decide, rateLimitPauseMs, type RetryPolicy } from './refresh-policy.js';
 import { refreshBatch, type ItemResult } from './refresh.js';
@@ -67,6 +68,9 @@ export async function pauseForRateLimit(
   await limiter.pause(ms);
   await queues.refresh.rateLimit(ms);
 }
+
+/** How often a worker looks for refreshes of open runs whose jobs were lost. */
+const LOST_SWEEP_MS = 10 * 60_000;
 
 export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobData> {
   const { sql, queues, logger, metrics, policy } = deps;
@@ -196,5 +200,16 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     concurrency: Math.ceil(deps.concurrency / deps.batchSize) + 1,
   });
   sweepFailedJobs(worker, deps.workerOptions.stalledInterval, recoverFailedBatches, logger, 'batches');
+  // Refreshes whose jobs were lost (a store emptied, or switched while nothing ran) go back to their
+  // open runs at start and now and then, not only at the next tick, which may be a day away.
+  const requeueLost = () =>
+    requeueOpenRuns(sql, queues, deps.batchSize).then(
+      (queued) => queued > 0 && logger.warn({ queued }, 'queued again the refreshes of open runs whose jobs were lost'),
+      (error: Error) => logger.warn({ error: error.message }, 'could not look for lost refreshes; will try again'),
+    );
+  void requeueLost();
+  const timer = setInterval(() => void requeueLost(), LOST_SWEEP_MS);
+  timer.unref();
+  worker.on('closing', () => clearInterval(timer));
   return worker;
 }

@@ -50,7 +50,14 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     maxPageBytes: config.maxPageBytes,
   });
   const { backend } = deps;
-  const guard = startDeploymentGuard({ backend, sql, queuePrefix: config.queuePrefix, deployment: queues.refresh.deployment, logger });
+  const guard = startDeploymentGuard({
+    backend,
+    sql,
+    queuePrefix: config.queuePrefix,
+    deployment: queues.refresh.deployment,
+    worker: workerId,
+    logger,
+  });
   const workerOptions = { lockDuration: config.jobLockMs, stalledInterval: config.jobLockMs };
   const limiter = new ApiRateLimiter(backend.timeline, config.rateLimitPerSecond);
   const policy = {
@@ -125,7 +132,12 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
       : Promise.resolve();
   const stopProgress = sayProgress(sql, logger, config.logProgressSeconds);
   logger.info(
-    { concurrency: config.concurrency, batch_size: config.batchSize, rate_limit_per_second: config.rateLimitPerSecond },
+    {
+      queues: backend.where,
+      concurrency: config.concurrency,
+      batch_size: config.batchSize,
+      rate_limit_per_second: config.rateLimitPerSecond,
+    },
     'worker started',
   );
   return {
@@ -133,7 +145,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
       stopAlerts.abort();
       stopProgress();
       await Promise.all([refreshWorker.close(), listWorker.close(), scheduleWorker.close(), alerts]);
-      guard.stop();
+      await guard.stop();
       await rejection?.release();
       client.close();
     },

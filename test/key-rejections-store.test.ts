@@ -21,11 +21,11 @@ afterAll(async () => {
 it('stores each record as a JSON object and lists them oldest rejection first', async () => {
   const later = { at: '2026-01-02T00:00:00.000Z', worker: 'w2', hostname: 'h', pid: 2 };
   const earlier = { at: '2026-01-01T00:00:00.000Z', worker: 'w1', hostname: 'h', pid: 1 };
-  await putKeyRejection(sql, 'p', 'h:2:w2', later, 30_000);
-  await putKeyRejection(sql, 'p', 'h:1:w1', earlier, 30_000);
-  expect(await liveKeyRejections(sql, 'p')).toEqual([earlier, later]);
+  await putKeyRejection(sql, 'h:2:w2', later, 30_000);
+  await putKeyRejection(sql, 'h:1:w1', earlier, 30_000);
+  expect(await liveKeyRejections(sql)).toEqual([earlier, later]);
   const [row] = await sql<{ kind: string }[]>`SELECT DISTINCT jsonb_typeof(rejection) AS kind FROM key_rejections`;
   expect(row!.kind).toBe('object');
-  await deleteKeyRejection(sql, 'p', 'h:1:w1');
-  expect(await liveKeyRejections(sql, 'p')).toEqual([later]);
+  await deleteKeyRejection(sql, 'h:1:w1');
+  expect(await liveKeyRejections(sql)).toEqual([later]);
 });

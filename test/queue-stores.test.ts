@@ -6,6 +6,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import postgres from 'postgres';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
@@ -45,6 +46,7 @@ afterAll(async () => {
 });
 
 async function startWorker(extra: Record<string, string>) {
+  const exited = () => new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
   const port = await sparePort();
   const child = spawn(process.execPath, [CLI, 'worker'], {
     env: { ...settings, ...extra, HTTP_PORT: String(port) },
@@ -55,7 +57,15 @@ async function startWorker(extra: Record<string, string>) {
   createInterface({ input: child.stdout }).on('line', (line) => log.push(JSON.parse(line)));
   const base = `http://127.0.0.1:${port}`;
   await waitFor('the worker to serve /healthz', async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true);
-  return { log, readyz: async () => (await fetch(`${base}/readyz`)).json() };
+  return {
+    log,
+    readyz: async () => (await fetch(`${base}/readyz`)).json(),
+    async stop() {
+      const code = exited();
+      child.kill('SIGTERM');
+      return code;
+    },
+  };
 }
 
 it('a worker with REDIS_URL and one without, on one database, each say that the deployment is split', async () => {
@@ -69,6 +79,34 @@ it('a worker with REDIS_URL and one without, on one database, each say that the 
     ]);
     expect(await worker.readyz()).toEqual({ postgres: 'ok', queues: 'ok', deployment: MIXED, api_key: 'ok' });
   }
-  const status = await promisify(execFile)(process.execPath, [CLI, 'status', '--json'], { env: settings });
-  expect(JSON.parse(status.stdout).deployment).toMatchObject({ queue_stores: ['postgres', 'redis'], problem: MIXED });
+  const status = async () => JSON.parse((await promisify(execFile)(process.execPath, [CLI, 'status', '--json'], { env: settings })).stdout);
+  expect((await status()).deployment).toMatchObject({ queue_stores: ['postgres', 'redis'], problem: MIXED });
+  // A worker that stops cleanly takes its mark back: moving every process to one store raises no alarm meanwhile.
+  expect(await onRedis.stop()).toBe(0);
+  expect((await status()).deployment).toMatchObject({ queue_stores: ['postgres'], problem: null });
+});
+
+it("refreshes whose jobs are in the other store (a deployment moved from one to the other) are done by a worker's start, not at the next tick", async () => {
+  const redisUrl = inject('redisUrl') || ownRedis!.url;
+  const sql = postgres(env.databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    // Queued on Redis, where no worker will run again; their claims in the database a minute old.
+    const queued = await promisify(execFile)(process.execPath, [CLI, 'sync'], { env: { ...settings, REDIS_URL: redisUrl } });
+    const [run] = await sql<{ id: number }[]>`SELECT max(id)::int AS id FROM sync_runs`;
+    expect(queued.stderr).toContain(`run ${run!.id}: queued 1 refresh`);
+    await sql`UPDATE targets SET queued_at = queued_at - interval '2 minutes' WHERE queued_job IS NOT NULL`;
+    const worker = await startWorker({});
+    await waitFor(
+      'the run to finish',
+      async () => (await sql`SELECT 1 FROM sync_runs WHERE id = ${run!.id} AND finished_at IS NOT NULL`).length === 1,
+    );
+    expect(worker.log.filter((line) => line.msg === 'queued again the refreshes of open runs whose jobs were lost')).toMatchObject([
+      { queued: 1 },
+    ]);
+    expect(await sql`SELECT status, planned, unchanged + changed AS done FROM sync_runs WHERE id = ${run!.id}`).toEqual([
+      { status: 'finished', planned: 1, done: 1 },
+    ]);
+  } finally {
+    await sql.end();
+  }
 });

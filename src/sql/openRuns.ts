@@ -1,0 +1,30 @@
+import type { Sql } from '../db.js';
+import type { Triple } from '../interfaces.js';
+
+export interface OpenRun {
+  id: number;
+  scheduleKey: string | null;
+  target: Triple | undefined;
+  startedAt: string;
+}
+
+/** The runs not finished yet, with what they cover. */
+export async function openRuns(sql: Sql): Promise<OpenRun[]> {
+  const rows = await sql<
+    {
+      id: number;
+      scheduleKey: string | null;
+      startedAt: string;
+      projectId: number | null;
+      regionId: number | null;
+      imageId: string | null;
+    }[]
+  >`
+    SELECT id, schedule_key AS "scheduleKey", started_at::text AS "startedAt",
+      target_project_id AS "projectId", target_region_id AS "regionId", target_image_id AS "imageId"
+    FROM sync_runs WHERE finished_at IS NULL ORDER BY id`;
+  return rows.map(({ projectId, regionId, imageId, ...run }) => ({
+    ...run,
+    target: imageId === null ? undefined : { projectId: projectId!, regionId: regionId!, imageId },
+  }));
+}
