@@ -72,11 +72,12 @@ it('a worker with REDIS_URL and one without, on one database, each say that the 
   const redisUrl = inject('redisUrl') || ownRedis!.url;
   const onPostgres = await startWorker({});
   const onRedis = await startWorker({ REDIS_URL: redisUrl });
+  // The newcomer says so at once in its log; both say so on /readyz (the one already running logs it at its next heartbeat).
+  await waitFor('the second worker to see the other store', () => onRedis.log.some((line) => line.msg === MIXED));
+  expect(onRedis.log.filter((line) => line.msg === MIXED)).toEqual([
+    expect.objectContaining({ level: 50, queue_stores: ['postgres', 'redis'] }),
+  ]);
   for (const worker of [onPostgres, onRedis]) {
-    await waitFor('the worker to see the other store', () => worker.log.some((line) => line.msg === MIXED));
-    expect(worker.log.filter((line) => line.msg === MIXED)).toEqual([
-      expect.objectContaining({ level: 50, queue_stores: ['postgres', 'redis'] }),
-    ]);
     expect(await worker.readyz()).toEqual({ postgres: 'ok', queues: 'ok', deployment: MIXED, api_key: 'ok' });
   }
   const status = async () => JSON.parse((await promisify(execFile)(process.execPath, [CLI, 'status', '--json'], { env: settings })).stdout);
