@@ -8,6 +8,7 @@ export interface WorkerMetrics {
   apiAnswers: Counter<'status'>;
   fetchSeconds: Histogram;
   rateLimitedSeconds: Counter;
+  slotsGivenUp: Counter;
   lastSuccess: Gauge;
   warnings: Counter;
   listings: Counter<'status'>;
@@ -47,6 +48,11 @@ export function createMetrics(queues: Queues): WorkerMetrics {
     rateLimitedSeconds: new Counter({
       name: 'image_sync_rate_limited_seconds_total',
       help: 'Time requests were held back because the API answered 429',
+      registers,
+    }),
+    slotsGivenUp: new Counter({
+      name: 'image_sync_rate_limit_slots_given_up_total',
+      help: 'Request slots given up because the store answered too late to keep the limit, and taken again',
       registers,
     }),
     warnings: new Counter({

@@ -76,6 +76,8 @@ export class ApiRateLimiter {
   constructor(
     private readonly timeline: RequestTimeline,
     requestsPerSecond: number,
+    /** Called for every slot given up as too late (a metric: many mean a store slow to answer). */
+    private readonly onGivenUp: () => void = () => {},
   ) {
     this.slotMs = requestsPerSecond > 0 ? (1000 + JITTER_ALLOWANCE_MS) / requestsPerSecond : 0;
   }
@@ -93,6 +95,7 @@ export class ApiRateLimiter {
         // that second's own slots. Past the allowance the slot is given up, which only ever sends
         // fewer requests, and another is taken.
         if (performance.now() - asked - wait - this.fastestMs <= JITTER_ALLOWANCE_MS) return;
+        this.onGivenUp();
       }
     }
     // Without a limit there is no timeline to wait on, only pauses after a 429.

@@ -59,7 +59,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     logger,
   });
   const workerOptions = { lockDuration: config.jobLockMs, stalledInterval: config.jobLockMs };
-  const limiter = new ApiRateLimiter(backend.timeline, config.rateLimitPerSecond);
+  const limiter = new ApiRateLimiter(backend.timeline, config.rateLimitPerSecond, () => deps.metrics?.slotsGivenUp.inc());
   const policy = {
     attempts: config.attempts,
     rateLimitMaxWaitMs: config.rateLimitMaxWaitMs,

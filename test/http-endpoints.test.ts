@@ -84,6 +84,7 @@ describe('HTTP endpoints', () => {
     expect(metrics).toContain('image_sync_api_answers_total{status="200"} 2');
     expect(metrics).toContain('image_sync_fetch_seconds_count 2');
     expect(metrics).toContain('image_sync_rate_limited_seconds_total 0');
+    expect(metrics).toContain('image_sync_rate_limit_slots_given_up_total 0');
     expect(metrics).toContain('image_sync_queue_jobs{queue="refresh",state="waiting"} 0');
     expect(metrics).toContain('image_sync_queue_jobs{queue="schedule",state="delayed"} 2');
     const lastSuccess = Number(/^image_sync_last_success_timestamp_seconds (\S+)$/m.exec(metrics)![1]);
