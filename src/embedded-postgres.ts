@@ -516,13 +516,22 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
   });
   // A server that dies under a process still using it (the OOM killer, a kill) is started again, on
   // its last port, so the connections this process holds reconnect without anyone running a command.
+  // A restart that fails is said once (again only when its reason changes), and tried at every check.
   let checking: Promise<void> = Promise.resolve();
+  let failure: string | undefined;
   const watchdog = setInterval(() => {
     checking = withLock(root, async () => {
       if (await runningServer(dataDir)) return;
       await startServer(bin, dataDir, user);
+      failure = undefined;
       warn(`the embedded PostgreSQL in ${dataDir} had stopped; started it again`);
-    }).catch(() => {});
+    }).catch((error: Error) => {
+      if (error.message === failure) return;
+      failure = error.message;
+      warn(
+        `the embedded PostgreSQL in ${dataDir} has stopped and could not be started again (trying every ${WATCHDOG_MS / 1000} s): ${error.message}`,
+      );
+    });
   }, WATCHDOG_MS);
   watchdog.unref();
   return {

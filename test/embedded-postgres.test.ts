@@ -162,4 +162,29 @@ describe('the embedded PostgreSQL', () => {
       await again.close();
     }
   }, 60_000);
+
+  it('says once that a server which died cannot be started again, and starts it once it can', async () => {
+    const db = await openEmbeddedPostgres(home);
+    const conf = join(dataDir, 'postgresql.auto.conf');
+    const original = readFileSync(conf, 'utf8');
+    const said: string[] = [];
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => said.push(String(chunk)) > 0);
+    try {
+      // Died, and its settings now keep it from starting: the watchdog tries at every check.
+      await appendFile(conf, "max_connections = 'many'\n");
+      process.kill(Number(readFileSync(postmasterPid(), 'utf8').split('\n')[0]), 'SIGKILL');
+      const failed = `gcore-image-sync: the embedded PostgreSQL in ${dataDir} has stopped and could not be started again (trying every 5 s): `;
+      await vi.waitFor(() => expect(said.filter((line) => line.startsWith(failed))).toHaveLength(1), { timeout: 20_000, interval: 200 });
+      await writeFile(conf, original);
+      const restarted = `gcore-image-sync: the embedded PostgreSQL in ${dataDir} had stopped; started it again\n`;
+      await vi.waitFor(() => expect(said).toContain(restarted), { timeout: 20_000, interval: 200 });
+      // Said once however many checks failed in between, and the server answers again.
+      expect(said.filter((line) => line.startsWith(failed))).toHaveLength(1);
+      expect(await query(db, (sql) => sql`SELECT 1 AS one`)).toEqual([{ one: 1 }]);
+    } finally {
+      stderr.mockRestore();
+      await writeFile(conf, original);
+      await db.close();
+    }
+  }, 60_000);
 });
