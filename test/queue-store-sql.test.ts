@@ -1,8 +1,12 @@
-// The request timeline on Postgres (take_api_slot): slots follow each other
-// one width apart, a pause pushes the next one past it, and a value that would
-// stop the timeline or move it back is refused.
+// What the queue store keeps beside BullMQ's tables on Postgres (REDIS_URL
+// unset; migration 0014): the request timeline (take_api_slot), whose slots
+// follow each other one width apart, which a pause pushes back and which
+// refuses a value that would stop it or move it back; and the rejected-key
+// records, which must read back as the objects written (`status` prints their
+// fields and orders them by `at`).
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connectPostgres, type Sql } from '../src/db.js';
+import { deleteKeyRejection, liveKeyRejections, putKeyRejection } from '../src/sql/keyRejections.js';
 import { takeApiSlot } from '../src/sql/takeApiSlot.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 
@@ -42,4 +46,16 @@ it('refuses a width or pause that is not a finite, non-negative number', async (
     await expect(takeApiSlot(sql, 'c', slot!, pause!), `${slot}, ${pause}`).rejects.toThrow(/must be finite and not negative/);
   }
   expect(await takeApiSlot(sql, 'c', 0, 0)).toBe(0);
+});
+
+it('stores each record as a JSON object and lists them oldest rejection first', async () => {
+  const later = { at: '2026-01-02T00:00:00.000Z', worker: 'w2', hostname: 'h', pid: 2 };
+  const earlier = { at: '2026-01-01T00:00:00.000Z', worker: 'w1', hostname: 'h', pid: 1 };
+  await putKeyRejection(sql, 'h:2:w2', later, 30_000);
+  await putKeyRejection(sql, 'h:1:w1', earlier, 30_000);
+  expect(await liveKeyRejections(sql)).toEqual([earlier, later]);
+  const [row] = await sql<{ kind: string }[]>`SELECT DISTINCT jsonb_typeof(rejection) AS kind FROM key_rejections`;
+  expect(row!.kind).toBe('object');
+  await deleteKeyRejection(sql, 'h:1:w1');
+  expect(await liveKeyRejections(sql)).toEqual([later]);
 });
