@@ -22,7 +22,8 @@ export interface QueueBackend {
   readonly queues: Queues;
   /** A BullMQ worker on this store's queues (without a processor: one that takes jobs by hand). */
   worker<D>(name: string, processor: Processor<D> | null, settings: WorkerSettings): Worker<D>;
-  readonly timeline: RequestTimeline;
+  /** An account's request timeline, shared by every process of the deployment. */
+  timeline(account: string): RequestTimeline;
   /**
    * Marks `deployment` as using these queues for a short while; returns every
    * deployment marked now. Queues in a deployment's own database cannot be

@@ -58,6 +58,7 @@ const COMMANDS: Record<string, Command> = {
     flags: [
       '--wait           also work the queue here, show progress, wait for every outcome, print a summary; exit 1 if any failed',
       '--target P/R/I   only this triple (it must be in the targets file)',
+      '--account NAME   only the images of this account of the targets file',
     ],
     examples: [
       "GCORE_API_KEY='...' gcore-image-sync sync --wait",
@@ -67,8 +68,8 @@ const COMMANDS: Record<string, Command> = {
   },
   status: {
     summary: 'queue depths, rate limiting, a rejected API key, the deployment, the last run, scopes, failing and stale triples',
-    flags: ['--json  JSON instead of text'],
-    examples: ['gcore-image-sync status', 'gcore-image-sync status --json'],
+    flags: ['--json          JSON instead of text', '--account NAME  only this account'],
+    examples: ['gcore-image-sync status', 'gcore-image-sync status --json --account staging'],
     run: statusCommand,
   },
   changes: {
@@ -77,6 +78,7 @@ const COMMANDS: Record<string, Command> = {
       '--since D     a duration back from now (24h, 7d) or an ISO time; default 24h',
       '--project N   only this project',
       '--region N    only this region',
+      '--account A   only the images of this account',
       '--field F     only this field; "tags" for every tag',
       '--limit N     at most N rows; default 1000',
       '--json        JSON instead of a table',

@@ -3,8 +3,6 @@ import { ConfigError } from './errors.js';
 import { readWholeNumber } from './input-ranges.js';
 
 export interface Config {
-  /** Absent only for commands that do not call the API (migrate, schedule). */
-  apiKey: string | undefined;
   baseUrl: string;
   /** Unset: the embedded PostgreSQL under `home` (embedded-postgres.ts). */
   databaseUrl: string | undefined;
@@ -128,12 +126,7 @@ export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
   const logLevel = env.LOG_LEVEL?.trim() || DEFAULTS.logLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
-  // A key copied with its header scheme would be sent as "APIKey APIKey ..." and rejected with a bare 401. The key is never quoted.
-  if (/^apikey\s/i.test(env.GCORE_API_KEY ?? '')) {
-    problems.push('GCORE_API_KEY: give the key alone, without the "APIKey " in front (the Authorization header adds it)');
-  }
   const config: Config = {
-    apiKey: env.GCORE_API_KEY || undefined,
     baseUrl: readUrl(env, 'GCORE_BASE_URL', DEFAULTS.baseUrl, ['http:', 'https:'], problems).replace(/\/+$/, ''),
     databaseUrl: env.DATABASE_URL?.trim() ? readUrl(env, 'DATABASE_URL', '', ['postgres:', 'postgresql:'], problems) : undefined,
     home: env.GCORE_IMAGE_SYNC_HOME?.trim() || DEFAULTS.home,
@@ -163,12 +156,6 @@ export function loadConfig(env: Env = process.env): Config {
   };
   if (problems.length > 0) throw new ConfigError('environment', problems);
   return config;
-}
-
-/** The API key, or a config error saying how to provide it. */
-export function requireApiKey(config: Config): string {
-  if (!config.apiKey) throw new ConfigError('environment', ['GCORE_API_KEY: required to call the Gcore API']);
-  return config.apiKey;
 }
 
 /** A URL safe to print: any password is replaced. */

@@ -5,12 +5,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Sql } from './db.js';
 import type { Triple } from './interfaces.js';
-import { enqueueBatches, enqueueListJobs, missingJobs, type Queues } from './queue.js';
-import { claimTargets, type ClaimScope } from './sql/claimTargets.js';
+import { enqueueBatches, enqueueListJobs, missingJobs, type Queues, type RefreshItem } from './queue.js';
+import { claimTargets, type Claim, type ClaimScope } from './sql/claimTargets.js';
 import { listOldClaims } from './sql/listOldClaims.js';
 import { openListings, pagesToQueue } from './sql/listingPages.js';
 import { openRuns } from './sql/openRuns.js';
 import { releaseClaims } from './sql/releaseClaims.js';
+import type { ListingJob } from './sql/startRun.js';
 
 const CLAIM_PAGE = 5000;
 /** A claim this old whose job is gone from the queue store was lost (the store lost data or was switched, or the add failed). */
@@ -23,20 +24,37 @@ export interface FanOut {
   recovered: number;
 }
 
+/** Jobs holding claims for longer than `olderThanMs` that are gone from their account's queue. */
+export async function lostJobs(sql: Sql, queues: Queues, olderThanMs: number): Promise<string[]> {
+  const byAccount = new Map<string, string[]>();
+  for (const { jobId, account } of await listOldClaims(sql, olderThanMs))
+    byAccount.set(account, [...(byAccount.get(account) ?? []), jobId]);
+  const lost = await Promise.all([...byAccount].map(([account, jobIds]) => missingJobs(queues.forAccount(account).refresh, jobIds)));
+  return lost.flat();
+}
+
+/** Queues claimed batches, each on its account's queue. */
+export async function enqueueClaims(queues: Queues, claims: Claim[], item: (triple: Triple) => RefreshItem): Promise<void> {
+  const byAccount = new Map<string, Claim[]>();
+  for (const claim of claims) byAccount.set(claim.account, [...(byAccount.get(claim.account) ?? []), claim]);
+  for (const [account, batches] of byAccount) {
+    await enqueueBatches(
+      queues.forAccount(account),
+      batches.map((claim) => ({ jobId: claim.jobId, items: claim.triples.map(item) })),
+    );
+  }
+}
+
 /** Queues a refresh of every target in scope not already queued. */
 export async function queueRefreshes(sql: Sql, queues: Queues, scope: ClaimScope, label: string, batchSize: number): Promise<FanOut> {
-  const lost = await missingJobs(queues.refresh, await listOldClaims(sql, LOST_AFTER_MS));
-  const recovered = await releaseClaims(sql, lost);
+  const recovered = await releaseClaims(sql, await lostJobs(sql, queues, LOST_AFTER_MS));
   const base = `${label}-${randomBytes(4).toString('hex')}`;
   let queued = 0;
   let after: Triple | null | undefined;
   for (let page = 0; after !== null; page++) {
     const { claims, next } = await claimTargets(sql, scope, `${base}-${page}`, batchSize, CLAIM_PAGE, after ?? undefined);
     after = next;
-    await enqueueBatches(
-      queues.refresh,
-      claims.map((claim) => ({ jobId: claim.jobId, items: claim.triples.map((t) => ({ ...t, attempt: 0 })) })),
-    );
+    await enqueueClaims(queues, claims, (t) => ({ ...t, attempt: 0 }));
     queued += claims.reduce((sum, claim) => sum + claim.triples.length, 0);
   }
   return { queued, recovered };
@@ -49,23 +67,22 @@ export async function queueRefreshes(sql: Sql, queues: Queues, scope: ClaimScope
  * away. Returns how many were queued.
  */
 export async function requeueOpenRuns(sql: Sql, queues: Queues, batchSize: number): Promise<number> {
-  const lost = await missingJobs(queues.refresh, await listOldClaims(sql, LOST_AFTER_MS));
+  const lost = await lostJobs(sql, queues, LOST_AFTER_MS);
   if (lost.length === 0) return 0;
   await releaseClaims(sql, lost);
   let queued = 0;
   for (const run of await openRuns(sql)) {
-    const scope = { scheduleKey: run.scheduleKey, target: run.target, unattemptedSince: run.startedAt };
+    const scope = { scheduleKey: run.scheduleKey, account: run.account, target: run.target, unattemptedSince: run.startedAt };
     queued += (await queueRefreshes(sql, queues, scope, `r${run.id}-lost`, batchSize)).queued;
   }
   return queued;
 }
 
-/** Queues the listing of each discovery scope a run opened (startRun); a retried tick queues none twice. */
-export async function queueListings(queues: Queues, listingIds: number[]): Promise<void> {
-  await enqueueListJobs(
-    queues.list,
-    listingIds.map((listingId) => ({ kind: 'expand', listingId, attempt: 0 })),
-  );
+/** Queues the listing of each discovery scope a run opened (startRun), on its account's queue; a retried tick queues none twice. */
+export async function queueListings(queues: Queues, listings: ListingJob[]): Promise<void> {
+  for (const { id, account } of listings) {
+    await enqueueListJobs(queues.forAccount(account).list, [{ kind: 'expand', listingId: id, attempt: 0 }]);
+  }
 }
 
 /**
@@ -79,12 +96,12 @@ export async function requeueListings(sql: Sql, queues: Queues, which: { runId: 
   const open = await openListings(sql, which);
   for (const listing of open) {
     if (listing.status === 'expanding') {
-      await queueListings(queues, [listing.id]);
+      await queueListings(queues, [listing]);
       continue;
     }
     const pages = await pagesToQueue(sql, listing.id);
     await enqueueListJobs(
-      queues.list,
+      queues.forAccount(listing.account).list,
       (pages.length > 0 ? pages : [{ part: 0, page: 0 }]).map(({ part, page }) => ({
         kind: 'page',
         listingId: listing.id,

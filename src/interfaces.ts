@@ -12,6 +12,8 @@ export interface Triple {
 export type Schedule = { every: number } | { cron: string; tz: string };
 
 export interface Target extends Triple {
+  /** The account whose key fetches it (accounts.ts). */
+  account: string;
   schedule: Schedule;
 }
 
@@ -36,6 +38,8 @@ export type ImageState = Record<string, unknown>;
 /** A validated answer, ready to store. */
 export interface Observation {
   triple: Triple;
+  /** The account whose key fetched it. */
+  account: string;
   snapshot: ImageSnapshot;
   contentHash: string;
   raw: unknown;

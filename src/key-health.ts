@@ -5,6 +5,8 @@
 // that reason. Only the fact is kept, never the key or anything derived from it.
 
 export interface KeyRejection {
+  /** The account whose key was rejected (its name only). */
+  account: string;
   at: string;
   worker: string;
   hostname: string;
@@ -19,9 +21,9 @@ export interface HeldRejection {
 export const ENTRY_TTL_MS = 30_000;
 const RENEW_MS = 10_000;
 
-/** What names one worker's record in a store. */
+/** What names one worker's record for one account in a store. */
 export function entryName(rejection: KeyRejection): string {
-  return `${rejection.hostname}:${rejection.pid}:${rejection.worker}`;
+  return `${rejection.hostname}:${rejection.pid}:${rejection.worker}:${rejection.account}`;
 }
 
 /** Writes a record now and every RENEW_MS (each write lasting ENTRY_TTL_MS) until released. */

@@ -12,10 +12,8 @@ import type { Observation, Triple } from './interfaces.js';
 import { MAX_PART_COUNT, PAGE_LIMIT } from './list-query.js';
 import {
   confirmJobPrefix,
-  enqueueBatches,
   enqueueListJobs,
   jobDeployment,
-  LIST_QUEUE,
   MAX_STALLED_COUNT,
   type ExpandJobData,
   type ListJobData,
@@ -33,7 +31,7 @@ import type { Claim } from './sql/claimTargets.js';
 import { abandonExpansion, finishListing, getListing, pendingConfirmations } from './sql/finishListing.js';
 import { finishPage, pagesToQueue, planParts, queuedPage, recordListed, type QueuedPage } from './sql/listingPages.js';
 import { recordFailure } from './sql/recordFailure.js';
-import { requeueListings } from './fan-out.js';
+import { enqueueClaims, requeueListings } from './fan-out.js';
 import type { RateLimitedError } from './gcore-errors.js';
 import { tripleKey } from './triple.js';
 
@@ -56,7 +54,7 @@ const HAND_BACK_MS = 2000;
 type Listed = { triple: Triple; observation: Observation } | { triple: Triple; error: unknown };
 
 /** The images of one page: those with a usable id, each id once, and how many results had none or repeated one on the page. */
-function readPage(page: QueuedPage, answer: ListPage): { listed: Listed[]; unusable: number; repeatedOnPage: number } {
+function readPage(account: string, page: QueuedPage, answer: ListPage): { listed: Listed[]; unusable: number; repeatedOnPage: number } {
   const listed: Listed[] = [];
   const ids = new Set<string>();
   let unusable = 0;
@@ -77,7 +75,7 @@ function readPage(page: QueuedPage, answer: ListPage): { listed: Listed[]; unusa
       const { snapshot, raw, warnings } = validateImage(result, triple);
       listed.push({
         triple,
-        observation: { triple, snapshot, contentHash: contentHash(snapshot), raw, warnings, observedAt: answer.observedAt },
+        observation: { triple, account, snapshot, contentHash: contentHash(snapshot), raw, warnings, observedAt: answer.observedAt },
       });
     } catch (error) {
       listed.push({ triple, error });
@@ -87,7 +85,7 @@ function readPage(page: QueuedPage, answer: ListPage): { listed: Listed[]; unusa
 }
 
 export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
-  const { sql, queues, logger, metrics } = deps;
+  const { sql, queues, own, logger, metrics } = deps;
 
   const fetchPage = (request: ListRequest, offset: number) =>
     paced(
@@ -102,24 +100,21 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
 
   async function queuePages(listingId: number, pages: Array<{ part: number; page: number }>): Promise<void> {
     await enqueueListJobs(
-      queues.list,
+      own.list,
       pages.map(({ part, page }) => ({ kind: 'page', listingId, part, page, attempt: 0 })),
     );
   }
 
   async function queueConfirmations(scopeKey: string, claims: Claim[]): Promise<void> {
-    await enqueueBatches(
-      queues.refresh,
-      claims.map((claim) => ({ jobId: claim.jobId, items: claim.triples.map((t) => ({ ...t, attempt: 0, confirmScope: scopeKey })) })),
-    );
+    await enqueueClaims(queues, claims, (t) => ({ ...t, attempt: 0, confirmScope: scopeKey }));
   }
 
   /** Ends the listing if this was its last page, and queues the GETs that confirm what it did not return. */
   async function finish(listingId: number): Promise<void> {
-    const jobPrefix = confirmJobPrefix(queues.refresh, listingId);
+    const jobPrefix = confirmJobPrefix(own.refresh, listingId);
     const done = await finishListing(sql, listingId, { batchSize: deps.batchSize, jobPrefix });
     if (!done) return;
-    metrics?.listings.inc({ status: done.status });
+    metrics?.listings.inc({ account: deps.account.name, status: done.status });
     await queueConfirmations(done.scopeKey, done.confirm);
     const absent = done.confirm.reduce((n, c) => n + c.triples.length, 0);
     const fields = { listing_id: listingId, scope: done.scopeKey, expected: done.expected, listed: done.listed, absent };
@@ -132,7 +127,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
   async function resume(listingId: number, part?: number): Promise<void> {
     await queuePages(listingId, await pagesToQueue(sql, listingId, part));
     await finish(listingId);
-    const pending = await pendingConfirmations(sql, listingId, confirmJobPrefix(queues.refresh, listingId));
+    const pending = await pendingConfirmations(sql, listingId, confirmJobPrefix(own.refresh, listingId));
     if (pending) {
       await queueConfirmations(pending.scopeKey, pending.claims);
       await finishRunsSaying(sql, queues, logger);
@@ -222,7 +217,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
         }
         // What is wrong with one listed image is about that image: the same answer would come again, so it is not retried.
         const failure = describeFailure(result);
-        await recordFailure(sql, item.triple, { ...failure, attempts: 1 });
+        await recordFailure(sql, deps.account.name, item.triple, { ...failure, attempts: 1 });
         counts.failed! += 1;
         logger.error(
           { ...fields, outcome: 'failed', status: failure.status, error_class: failure.errorClass, error: failure.message },
@@ -260,14 +255,22 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
       await failPage(`the API counts ${answer.count} images, more than the ${MAX_PART_COUNT} one project and region may hold here`);
       return 0;
     }
-    const { listed, unusable, repeatedOnPage } = readPage(page, answer);
-    const repeated =
-      repeatedOnPage +
-      (await recordListed(
-        sql,
-        page,
-        listed.map((l) => l.triple),
-      ));
+    const read = readPage(deps.account.name, page, answer);
+    const { unusable } = read;
+    const recorded = await recordListed(
+      sql,
+      page,
+      read.listed.map((l) => l.triple),
+    );
+    const repeated = read.repeatedOnPage + recorded.repeated;
+    // One image, one account: what another account tracks is its key's to fetch and store.
+    const listed = read.listed.filter((l) => !recorded.otherAccounts.has(l.triple.imageId));
+    if (recorded.otherAccounts.size > 0) {
+      logger.warn(
+        { listing_id: page.listingId, project_id: page.projectId, region_id: page.regionId, images: recorded.otherAccounts.size },
+        'listed images that another account tracks: left to that account',
+      );
+    }
     const { triples, counts } = await storePage(page, listed);
     const next = await finishPage(sql, page, {
       answer: { count: answer.count, results: answer.results.length, repeated, unusable },
@@ -275,7 +278,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     });
     await queuePages(page.listingId, next);
     for (const outcome of ['unchanged', 'changed', 'failed'] as const)
-      if (counts[outcome]) metrics?.refreshes.inc({ outcome }, counts[outcome]);
+      if (counts[outcome]) metrics?.refreshes.inc({ account: deps.account.name, outcome }, counts[outcome]);
     if (counts.warnings) metrics?.warnings.inc(counts.warnings);
     if (counts.unchanged! + counts.changed! > 0) metrics?.lastSuccess.set(Date.now() / 1000);
     logger.debug(
@@ -317,8 +320,8 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
   async function recoverFailedJobs(): Promise<void> {
     // Listings whose jobs were lost (with Redis's data, or a crash between a commit and a queueing) get them again.
     await requeueListings(sql, queues, { olderThanMs: STUCK_AFTER_MS });
-    for (const job of await queues.list.getFailed(0, 99)) {
-      if (!job || (jobDeployment(job) ?? queues.list.deployment) !== queues.list.deployment) continue;
+    for (const job of await own.list.getFailed(0, 99)) {
+      if (!job || (jobDeployment(job) ?? own.list.deployment) !== own.list.deployment) continue;
       const message = `its job failed: ${job.failedReason || 'unknown reason'}`;
       if (job.data.kind === 'expand') await abandonExpansion(sql, job.data.listingId, message);
       else {
@@ -330,7 +333,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     }
   }
 
-  const worker = deps.backend.worker<ListJobData>(LIST_QUEUE, process, {
+  const worker = deps.backend.worker<ListJobData>(own.list.name, process, {
     ...deps.workerOptions,
     name: `list-${deps.workerId}`,
     maxStalledCount: MAX_STALLED_COUNT,

@@ -4,27 +4,34 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Sql } from './db.js';
-import { queueListings, queueRefreshes, requeueListings } from './fan-out.js';
+import { lostJobs, queueListings, queueRefreshes, requeueListings } from './fan-out.js';
 import type { Triple } from './interfaces.js';
-import { missingJobs, refreshQueueIdle, type Queues } from './queue.js';
+import { refreshQueueIdle, type Queues } from './queue.js';
 import type { Logger } from './logger.js';
 import { finishRunsSaying } from './run-log.js';
 import { getRun, type RunProgress } from './sql/getRun.js';
-import { listOldClaims } from './sql/listOldClaims.js';
+import { loadAccounts } from './sql/accounts.js';
 import { releaseClaims } from './sql/releaseClaims.js';
 import { startRun, type Run } from './sql/startRun.js';
 import { isTransientStoreError } from './store-errors.js';
 
 export interface ManualRun extends Run {
   target?: Triple;
+  account?: string;
 }
 
-/** Opens a manual run over every target (or one, `target`) and queues their refreshes. */
-export async function startManualSync(sql: Sql, queues: Queues, batchSize: number, target?: Triple): Promise<ManualRun> {
-  const run = await startRun(sql, { kind: 'manual', scheduleKey: null, target, trigger: `manual:${randomUUID()}` });
-  await queueRefreshes(sql, queues, { scheduleKey: null, target }, `m${run.id}`, batchSize);
+/** Opens a manual run over every target (or one, `target`, or those of one account) and queues their refreshes. */
+export async function startManualSync(
+  sql: Sql,
+  queues: Queues,
+  batchSize: number,
+  which: { target?: Triple; account?: string } = {},
+): Promise<ManualRun> {
+  const { target, account } = which;
+  const run = await startRun(sql, { kind: 'manual', scheduleKey: null, account, target, trigger: `manual:${randomUUID()}` });
+  await queueRefreshes(sql, queues, { scheduleKey: null, account, target }, `m${run.id}`, batchSize);
   await queueListings(queues, run.listings);
-  return { ...run, target };
+  return { ...run, target, account };
 }
 
 /** How often a waiter runs the exact completeness check and looks for lost refreshes. */
@@ -38,12 +45,24 @@ const CLAIM_SETTLE_MS = 5000;
  * run's targets still without an outcome are queued again.
  */
 async function requeueLost(sql: Sql, queues: Queues, run: ManualRun, batchSize: number): Promise<number> {
-  await releaseClaims(sql, await missingJobs(queues.refresh, await listOldClaims(sql, CLAIM_SETTLE_MS)));
-  if (!(await refreshQueueIdle(queues))) return 0;
+  await releaseClaims(sql, await lostJobs(sql, queues, CLAIM_SETTLE_MS));
+  if (
+    !(await refreshQueueIdle(
+      queues,
+      (await loadAccounts(sql)).map((a) => a.name),
+    ))
+  )
+    return 0;
   // Nothing runs anywhere: a listing still open lost its jobs, and ends once they run again.
   const listings = await requeueListings(sql, queues, { runId: run.id });
   // A target still without an outcome lost its GET; one a scope lists gets a GET only once no listing can reach it.
-  const scope = { scheduleKey: null, target: run.target, unattemptedSince: run.startedAt, discovered: listings === 0 };
+  const scope = {
+    scheduleKey: null,
+    account: run.account,
+    target: run.target,
+    unattemptedSince: run.startedAt,
+    discovered: listings === 0,
+  };
   return (await queueRefreshes(sql, queues, scope, `m${run.id}-again`, batchSize)).queued;
 }
 

@@ -1,42 +1,56 @@
 // Prometheus metrics of one worker process (names start with image_sync_).
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Sql } from './db.js';
 import { queueDepths, type Queues } from './queue.js';
+import { loadAccounts } from './sql/accounts.js';
 
+// Counters about the API carry the account (its name), so each account's answers, limits and outcomes can be told apart.
 export interface WorkerMetrics {
   registry: Registry;
-  refreshes: Counter<'outcome'>;
-  apiAnswers: Counter<'status'>;
+  refreshes: Counter<'account' | 'outcome'>;
+  apiAnswers: Counter<'account' | 'status'>;
   fetchSeconds: Histogram;
-  rateLimitedSeconds: Counter;
+  rateLimitedSeconds: Counter<'account'>;
   slotsGivenUp: Counter;
   lastSuccess: Gauge;
   warnings: Counter;
-  listings: Counter<'status'>;
+  listings: Counter<'account' | 'status'>;
   scopeExits: Counter;
 }
 
-export function createMetrics(queues: Queues): WorkerMetrics {
+export function createMetrics(queues: Queues, sql: Sql): WorkerMetrics {
   const registry = new Registry();
   const registers = [registry];
   new Gauge({
     name: 'image_sync_queue_jobs',
-    help: 'Jobs in the queues by state (all processes), read at scrape time',
-    labelNames: ['queue', 'state'],
+    help: 'Jobs in the queues by state (all processes), read at scrape time; refresh and list queues per account',
+    labelNames: ['queue', 'account', 'state'],
     registers,
     async collect() {
-      const depths = await queueDepths(queues);
-      for (const [queue, counts] of Object.entries(depths)) {
-        for (const [state, n] of Object.entries(counts)) this.set({ queue, state }, n);
+      const depths = await queueDepths(
+        queues,
+        (await loadAccounts(sql)).map((a) => a.name),
+      );
+      for (const [state, n] of Object.entries(depths.schedule)) this.set({ queue: 'schedule', account: '', state }, n);
+      for (const [account, perQueue] of Object.entries(depths.accounts)) {
+        for (const [queue, counts] of Object.entries(perQueue)) {
+          for (const [state, n] of Object.entries(counts)) this.set({ queue, account, state }, n);
+        }
       }
     },
   });
   return {
     registry,
-    refreshes: new Counter({ name: 'image_sync_refreshes_total', help: 'Refreshes by outcome', labelNames: ['outcome'], registers }),
+    refreshes: new Counter({
+      name: 'image_sync_refreshes_total',
+      help: 'Refreshes by account and outcome',
+      labelNames: ['account', 'outcome'],
+      registers,
+    }),
     apiAnswers: new Counter({
       name: 'image_sync_api_answers_total',
-      help: 'Answers from the Gcore API by HTTP status ("none" when no answer came)',
-      labelNames: ['status'],
+      help: 'Answers from the Gcore API by account and HTTP status ("none" when no answer came)',
+      labelNames: ['account', 'status'],
       registers,
     }),
     fetchSeconds: new Histogram({
@@ -47,7 +61,8 @@ export function createMetrics(queues: Queues): WorkerMetrics {
     }),
     rateLimitedSeconds: new Counter({
       name: 'image_sync_rate_limited_seconds_total',
-      help: 'Time requests were held back because the API answered 429',
+      help: 'Time requests of an account were held back because the API answered 429',
+      labelNames: ['account'],
       registers,
     }),
     slotsGivenUp: new Counter({
@@ -62,8 +77,8 @@ export function createMetrics(queues: Queues): WorkerMetrics {
     }),
     listings: new Counter({
       name: 'image_sync_listings_total',
-      help: 'Scope listings ended by this process, by status (incomplete: nothing deleted or confirmed)',
-      labelNames: ['status'],
+      help: 'Scope listings ended by this process, by account and status (incomplete: nothing deleted or confirmed)',
+      labelNames: ['account', 'status'],
       registers,
     }),
     scopeExits: new Counter({
@@ -79,10 +94,10 @@ export function createMetrics(queues: Queues): WorkerMetrics {
   };
 }
 
-/** Counts an API answer (its HTTP status, or "none") and times it: what every request reports, GET or list page. */
-export function answerRecorder(metrics: WorkerMetrics | undefined): (status: string, seconds: number) => void {
+/** Counts an account's API answer (its HTTP status, or "none") and times it: what every request reports, GET or list page. */
+export function answerRecorder(metrics: WorkerMetrics | undefined, account: string): (status: string, seconds: number) => void {
   return (status, seconds) => {
-    metrics?.apiAnswers.inc({ status });
+    metrics?.apiAnswers.inc({ account, status });
     metrics?.fetchSeconds.observe(seconds);
   };
 }

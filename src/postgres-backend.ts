@@ -59,8 +59,7 @@ export async function openPostgresBackend(store: Store, deployment: string): Pro
   const factory = createPostgresBackend as unknown as BackendFactory<IQueueBackend, unknown>;
   const queues = openQueues({ connection: pool }, factory, deployment);
   const { sql } = store;
-  // The database is the deployment's own: one timeline for all its processes, whatever their QUEUE_PREFIX.
-  const key = rateLimitKey(QUEUE_SCHEMA);
+  // The database is the deployment's own: one timeline per account for all its processes, whatever their QUEUE_PREFIX.
   const oneAtATime = pLimit(1);
   return {
     kind: 'postgres',
@@ -74,16 +73,19 @@ export async function openPostgresBackend(store: Store, deployment: string): Pro
         { ...settings, connection: pool },
         factory,
       ) as unknown as Worker<D>,
-    timeline: {
-      // One take at a time per process: takers queue here rather than on the timeline's row lock in
-      // Postgres, each holding a connection of the pool (a worker at SYNC_CONCURRENCY 20 held 20).
-      take: (slotMs) =>
-        oneAtATime(async () => {
-          const askedAt = performance.now();
-          return { waitMs: await takeApiSlot(sql, key, slotMs, 0), askedAt };
-        }),
-      pause: async (pauseMs) => void (await takeApiSlot(sql, key, 0, pauseMs)),
-      aheadMs: async () => Math.round(await takeApiSlot(sql, key, 0, 0)),
+    timeline: (account) => {
+      const key = rateLimitKey(QUEUE_SCHEMA, account);
+      return {
+        // One take at a time per process: takers queue here rather than on the timeline's row lock in
+        // Postgres, each holding a connection of the pool (a worker at SYNC_CONCURRENCY 20 held 20).
+        take: (slotMs) =>
+          oneAtATime(async () => {
+            const askedAt = performance.now();
+            return { waitMs: await takeApiSlot(sql, key, slotMs, 0), askedAt };
+          }),
+        pause: async (pauseMs) => void (await takeApiSlot(sql, key, 0, pauseMs)),
+        aheadMs: async () => Math.round(await takeApiSlot(sql, key, 0, 0)),
+      };
     },
     // The queues are in this deployment's own database: no other deployment can reach them.
     markDeployment: async () => [deployment],
@@ -97,7 +99,7 @@ export async function openPostgresBackend(store: Store, deployment: string): Pro
     keyRejections: () => liveKeyRejections(sql),
     // remove() without children answers 1 to exactly one of the processes removing a job at once.
     takeFailed: async (job: Job) => {
-      const queue = [queues.refresh, queues.list, queues.schedule].find((q) => q.name === job.queueName)!;
+      const queue = queues.named(job.queueName)!;
       return (await queue.remove(job.id!, { removeChildren: false })) === 1;
     },
     ping: async () => void (await queues.refresh.getJobCounts('waiting')),

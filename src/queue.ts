@@ -3,12 +3,22 @@
 // enqueued and how schedule groups become Job Schedulers.
 import { DelayedError, Queue, type BackendFactory, type IQueueBackend, type Job, type JobsOptions, type QueueOptions } from 'bullmq';
 import pLimit from 'p-limit';
+import { DEFAULT_ACCOUNT } from './accounts.js';
 import type { Schedule, Triple } from './interfaces.js';
 import { schedulerId } from './schedule.js';
 
 export const REFRESH_QUEUE = 'image-refresh';
 export const SCHEDULE_QUEUE = 'image-schedule';
 export const LIST_QUEUE = 'image-list';
+
+/**
+ * An account's queue: each account has its own refresh and list queues, so a
+ * 429 holds back, and a rejected key stops, that account's jobs only. The
+ * implied account keeps the names queues had before accounts.
+ */
+export function accountQueueName(queue: typeof REFRESH_QUEUE | typeof LIST_QUEUE, account: string): string {
+  return account === DEFAULT_ACCOUNT ? queue : `${queue}.${account}`;
+}
 export const REFRESH_JOB = 'refresh';
 export const TICK_JOB = 'tick';
 export const SNAPSHOT_JOB = 'snapshot';
@@ -28,8 +38,10 @@ export interface DeploymentJobData {
   deployment?: string;
 }
 
-/** A refresh job refreshes a batch of triples; see fan-out.ts for how batches are claimed. */
+/** A refresh job refreshes a batch of triples of one account; see fan-out.ts for how batches are claimed. */
 export interface RefreshJobData extends DeploymentJobData {
+  /** The account's name, never its key; absent in jobs queued before accounts (the implied account's). */
+  account?: string;
   items: RefreshItem[];
 }
 
@@ -86,31 +98,64 @@ export class DeploymentQueue<D extends DeploymentJobData> extends Queue<D, unkno
   }
 }
 
+/** One account's queues. */
+export interface AccountQueues {
+  account: string;
+  refresh: DeploymentQueue<RefreshJobData>;
+  list: DeploymentQueue<ListJobData>;
+}
+
 export interface Queues {
+  /** The implied account's refresh queue (forAccount(DEFAULT_ACCOUNT).refresh). */
   refresh: DeploymentQueue<RefreshJobData>;
   schedule: DeploymentQueue<TickJobData>;
+  /** The implied account's list queue. */
   list: DeploymentQueue<ListJobData>;
+  /** An account's queues, opened on first use. */
+  forAccount(account: string): AccountQueues;
+  /** The queue of this name among those opened so far. */
+  named(name: string): DeploymentQueue<DeploymentJobData> | undefined;
   close(): Promise<void>;
 }
 
-/** The three queues on a store (backend.ts): its connection options, and BullMQ's backend factory when it is not Redis. */
+/** The queues on a store (backend.ts): its connection options, and BullMQ's backend factory when it is not Redis. */
 export function openQueues(
   opts: QueueOptions<unknown>,
   factory: BackendFactory<IQueueBackend, unknown> | undefined,
   deployment: string,
 ): Queues {
-  const refresh = new DeploymentQueue<RefreshJobData>(REFRESH_QUEUE, opts, factory, deployment);
-  const schedule = new DeploymentQueue<TickJobData>(SCHEDULE_QUEUE, opts, factory, deployment);
-  const list = new DeploymentQueue<ListJobData>(LIST_QUEUE, opts, factory, deployment);
-  // Lost connections are retried by the store's client and reported by the workers; without a listener
-  // BullMQ would print each retry's error.
-  for (const queue of [refresh, schedule, list]) queue.on('error', () => {});
+  const open = <D extends DeploymentJobData>(name: string) => {
+    const queue = new DeploymentQueue<D>(name, opts, factory, deployment);
+    // Lost connections are retried by the store's client and reported by the workers; without a listener
+    // BullMQ would print each retry's error.
+    queue.on('error', () => {});
+    return queue;
+  };
+  const byAccount = new Map<string, AccountQueues>();
+  const forAccount = (account: string): AccountQueues => {
+    let queues = byAccount.get(account);
+    if (!queues) {
+      queues = {
+        account,
+        refresh: open<RefreshJobData>(accountQueueName(REFRESH_QUEUE, account)),
+        list: open<ListJobData>(accountQueueName(LIST_QUEUE, account)),
+      };
+      byAccount.set(account, queues);
+    }
+    return queues;
+  };
+  const implied = forAccount(DEFAULT_ACCOUNT);
+  const schedule = open<TickJobData>(SCHEDULE_QUEUE);
   return {
-    refresh,
+    refresh: implied.refresh,
     schedule,
-    list,
+    list: implied.list,
+    forAccount,
+    named: (name) =>
+      [schedule, ...[...byAccount.values()].flatMap((q) => [q.refresh, q.list])].find((q) => q.name === name) as
+        DeploymentQueue<DeploymentJobData> | undefined,
     async close() {
-      await Promise.all([refresh.close(), schedule.close(), list.close()]);
+      await Promise.all([schedule.close(), ...[...byAccount.values()].flatMap((q) => [q.refresh.close(), q.list.close()])]);
     },
   };
 }
@@ -121,13 +166,14 @@ export interface RefreshBatch {
   items: RefreshItem[];
 }
 
-/** Queues claimed batches as refresh jobs, optionally after a delay. */
-export async function enqueueBatches(queue: DeploymentQueue<RefreshJobData>, batches: RefreshBatch[], delayMs = 0): Promise<void> {
+/** Queues claimed batches of an account as refresh jobs on its queue, optionally after a delay. */
+export async function enqueueBatches(queues: AccountQueues, batches: RefreshBatch[], delayMs = 0): Promise<void> {
   if (batches.length === 0) return;
+  const queue = queues.refresh;
   await queue.addBulk(
     batches.map((batch) => ({
       name: REFRESH_JOB,
-      data: { deployment: queue.deployment, items: batch.items },
+      data: { deployment: queue.deployment, account: queues.account, items: batch.items },
       opts: { ...REFRESH_JOB_OPTIONS, jobId: batch.jobId, delay: delayMs },
     })),
   );
@@ -300,23 +346,34 @@ export async function handBack(job: Job, token: string | undefined, delayMs: num
 const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed'] as const;
 export type QueueDepth = Record<(typeof STATES)[number], number>;
 
-/** Jobs by state in the three queues. */
-export async function queueDepths(queues: Queues): Promise<{ refresh: QueueDepth; schedule: QueueDepth; list: QueueDepth }> {
-  const [refresh, schedule, list] = await Promise.all(
-    [queues.refresh, queues.schedule, queues.list].map(async (queue) => (await queue.getJobCounts(...STATES)) as QueueDepth),
-  );
-  return { refresh: refresh!, schedule: schedule!, list: list! };
+const depth = async <D extends DeploymentJobData>(queue: DeploymentQueue<D>) => (await queue.getJobCounts(...STATES)) as QueueDepth;
+
+/** Jobs by state in the schedule queue and in each account's refresh and list queues. */
+export async function queueDepths(
+  queues: Queues,
+  accounts: string[],
+): Promise<{ schedule: QueueDepth; accounts: Record<string, { refresh: QueueDepth; list: QueueDepth }> }> {
+  const [schedule, ...perAccount] = await Promise.all([
+    depth(queues.schedule),
+    ...accounts.map(async (account) => {
+      const { refresh, list } = queues.forAccount(account);
+      return { refresh: await depth(refresh), list: await depth(list) };
+    }),
+  ]);
+  return { schedule: schedule, accounts: Object.fromEntries(accounts.map((account, n) => [account, perAccount[n]!])) };
 }
 
-/** Whether no refresh or listing job is waiting, delayed or running anywhere. */
-export async function refreshQueueIdle(queues: Queues): Promise<boolean> {
+/** Whether no refresh or listing job of these accounts is waiting, delayed or running anywhere. */
+export async function refreshQueueIdle(queues: Queues, accounts: string[]): Promise<boolean> {
   const counts = await Promise.all(
-    [queues.refresh, queues.list].map((queue) => queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')),
+    accounts
+      .flatMap((account) => [queues.forAccount(account).refresh, queues.forAccount(account).list])
+      .map((queue) => queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')),
   );
   return counts.every((c) => Object.values(c).every((n) => n === 0));
 }
 
-/** How long BullMQ still holds back new refresh jobs after a 429, in ms (0 when it does not). */
-export async function refreshPauseMs(queues: Queues): Promise<number> {
-  return Math.max(0, await queues.refresh.getRateLimitTtl());
+/** How long BullMQ still holds back an account's new refresh jobs after a 429, in ms (0 when it does not). */
+export async function refreshPauseMs(queues: Queues, account: string): Promise<number> {
+  return Math.max(0, await queues.forAccount(account).refresh.getRateLimitTtl());
 }

@@ -4,6 +4,7 @@
 // server's wait, pausing every process at once. The store's clock decides, so
 // machines with skewed clocks still agree.
 import { setTimeout as delay } from 'node:timers/promises';
+import { DEFAULT_ACCOUNT } from './accounts.js';
 import { isTransientStoreError } from './store-errors.js';
 
 /** A slot taken on the timeline. */
@@ -31,9 +32,10 @@ export interface RequestTimeline {
  */
 const JITTER_ALLOWANCE_MS = 20;
 
-/** The store key or row that holds the next free slot, for a queue prefix. */
-export function rateLimitKey(queuePrefix: string): string {
-  return `${queuePrefix}:image-refresh:api-rate`;
+/** The store key or row that holds an account's next free slot, for a queue prefix; the implied account's is the one of releases before accounts. */
+export function rateLimitKey(queuePrefix: string, account: string = DEFAULT_ACCOUNT): string {
+  const key = `${queuePrefix}:image-refresh:api-rate`;
+  return account === DEFAULT_ACCOUNT ? key : `${key}:${account}`;
 }
 
 /**

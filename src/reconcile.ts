@@ -1,5 +1,6 @@
 // targets -> schedule: the configured triples and scopes into Postgres (targets, scopes) and
 // their schedule groups (and the audit snapshot) into BullMQ Job Schedulers.
+import type { Account } from './accounts.js';
 import type { Sql } from './db.js';
 import type { Schedule, Target } from './interfaces.js';
 import { reconcileSchedulers, type Queues, type SchedulerChanges } from './queue.js';
@@ -14,21 +15,23 @@ export interface ReconcileResult {
 }
 
 /** The schedule groups of the explicit targets and the discovery scopes: one Job Scheduler each. */
-export function scheduleGroups(targets: Array<{ schedule: Schedule }>): Map<string, Schedule> {
+export function scheduleGroups(targets: Array<{ account: string; schedule: Schedule }>): Map<string, Schedule> {
   const groups = new Map<string, Schedule>();
-  for (const target of targets) groups.set(scheduleKey(target.schedule), target.schedule);
+  for (const target of targets) groups.set(scheduleKey(target.schedule, target.account), target.schedule);
   return groups;
 }
 
 export interface ReconcileOptions {
   snapshot?: Schedule;
   scopes?: Scope[];
+  /** The implied account alone when absent. */
+  accounts?: Account[];
 }
 
 /** Idempotent: running it twice, or from two processes at once, changes nothing more. */
 export async function reconcile(sql: Sql, queues: Queues, targets: Target[], options: ReconcileOptions = {}): Promise<ReconcileResult> {
   const scopes = options.scopes ?? [];
-  const targetChanges = await replaceTargets(sql, targets, scopes);
+  const targetChanges = await replaceTargets(sql, targets, scopes, options.accounts);
   const schedulers = await reconcileSchedulers(
     queues.schedule,
     scheduleGroups([...targets, ...scopes]),

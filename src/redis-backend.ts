@@ -107,7 +107,7 @@ export async function openRedisBackend(url: string, queuePrefix: string, deploym
     where: `this Redis and QUEUE_PREFIX "${queuePrefix}"`,
     queues,
     worker: (name, processor, settings) => new Worker(name, processor, { ...settings, connection: redis, prefix: queuePrefix }),
-    timeline: redisTimeline(redis, rateLimitKey(queuePrefix)),
+    timeline: (account) => redisTimeline(redis, rateLimitKey(queuePrefix, account)),
     markDeployment: (identity) => markAndList(identity),
     liveDeployments: () => markAndList(''),
     holdKeyRejection: (rejection, onError) =>
@@ -128,7 +128,7 @@ export async function openRedisBackend(url: string, queuePrefix: string, deploym
     // BullMQ's remove() succeeds on Redis for a job already removed, so it cannot tell the processes apart:
     // taking the job out of the failed set can, as exactly one ZREM of it returns 1.
     async takeFailed(job: Job) {
-      const queue = [queues.refresh, queues.list, queues.schedule].find((q) => q.name === job.queueName)!;
+      const queue = queues.named(job.queueName)!;
       if ((await redis.zrem(queue.keys.failed!, job.id!)) !== 1) return false;
       await job.remove().catch(() => {});
       return true;

@@ -11,17 +11,17 @@ import type { GcoreClient } from './gcore-client.js';
 import type { Logger } from './logger.js';
 import { finishRunsSaying } from './run-log.js';
 import type { WorkerMetrics } from './metrics.js';
+import type { KeyedAccount } from './accounts.js';
 import {
   enqueueBatches,
   failedBatches,
   MAX_STALLED_COUNT,
-  REFRESH_QUEUE,
+  type AccountQueues,
   type Queues,
   type RefreshItem,
   type RefreshJobData,
 } from './queue.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
-import { requeueOpenRuns } from './fan-out.js';
 import { runAgainLater, sweepFailedJobs } from './job-recovery.js';
 import { BatchFailedError, decide, rateLimitPauseMs, type RetryPolicy } from './refresh-policy.js';
 import { refreshBatch, type ItemResult } from './refresh.js';
@@ -37,6 +37,9 @@ export interface RefreshWorkerDeps {
   /** The queue store: workers are made on it and failed batches taken through it. */
   backend: QueueBackend;
   queues: Queues;
+  /** The account this worker serves, and its queues: its jobs are all of this account. */
+  account: KeyedAccount;
+  own: AccountQueues;
   client: GcoreClient;
   limiter: ApiRateLimiter;
   logger: Logger;
@@ -52,25 +55,27 @@ export interface RefreshWorkerDeps {
   workerId: string;
   /** Hands back jobs of another deployment before anything is done with them. */
   guard: DeploymentGuard;
-  /** Called once when the API rejects the key; this worker has stopped taking refreshes. */
+  /** Called once when the API rejects the account's key; this worker has stopped taking refreshes. */
   onKeyRejected?: () => void;
+}
+
+/** What the rejected-key lines and readiness say. */
+export function keyRejectedMessage(account: KeyedAccount, jobs: string): string {
+  return `the API rejected ${account.apiKeyEnv} (401), the key of account ${account.name}: this worker takes no more of its ${jobs} until it is restarted with a valid key`;
 }
 
 const tripleFields = (item: RefreshItem) => ({ project_id: item.projectId, region_id: item.regionId, image_id: item.imageId });
 
-/** Holds back every process's requests, and the start of new batches, without spending attempts. */
+/** Holds back every process's requests of the account, and the start of its new batches, without spending attempts. */
 export async function pauseForRateLimit(
-  { logger, metrics, limiter, queues }: Pick<RefreshWorkerDeps, 'logger' | 'metrics' | 'limiter' | 'queues'>,
+  { logger, metrics, limiter, own }: Pick<RefreshWorkerDeps, 'logger' | 'metrics' | 'limiter' | 'own'>,
   ms: number,
 ): Promise<void> {
-  logger.warn({ wait_ms: ms }, 'rate limited by the API: pausing the queue');
-  metrics?.rateLimitedSeconds.inc(ms / 1000);
+  logger.warn({ account: own.account, wait_ms: ms }, 'rate limited by the API: pausing the queue');
+  metrics?.rateLimitedSeconds.inc({ account: own.account }, ms / 1000);
   await limiter.pause(ms);
-  await queues.refresh.rateLimit(ms);
+  await own.refresh.rateLimit(ms);
 }
-
-/** How often a worker looks for refreshes of open runs whose jobs were lost. */
-const LOST_SWEEP_MS = 10 * 60_000;
 
 export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobData> {
   const { sql, queues, logger, metrics, policy } = deps;
@@ -84,13 +89,13 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     const claimed = new Set((await claimTriples(sql, items, jobId)).map(tripleKey));
     // A triple claimed by another job meanwhile is refreshed by that one.
     const still = items.filter((item) => claimed.has(tripleKey(item)));
-    if (still.length > 0) await enqueueBatches(queues.refresh, [{ jobId, items: still }], delayMs);
+    if (still.length > 0) await enqueueBatches(deps.own, [{ jobId, items: still }], delayMs);
   }
 
   function stopOnRejectedKey(): void {
     if (keyRejected) return;
     keyRejected = true;
-    logger.error('the API rejected GCORE_API_KEY (401): this worker takes no more refreshes until it is restarted with a valid key');
+    logger.error(keyRejectedMessage(deps.account, 'refreshes'));
     void worker.pause(true);
     deps.onKeyRejected?.();
   }
@@ -104,7 +109,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
         logger.debug({ ...fields, outcome: result.outcome, ms: result.ms }, 'refresh');
         for (const warning of result.warnings) logger.warn({ ...fields, warning }, 'stored with a warning');
         if (result.warnings.length > 0) metrics?.warnings.inc(result.warnings.length);
-        metrics?.refreshes.inc({ outcome: result.outcome });
+        metrics?.refreshes.inc({ account: deps.account.name, outcome: result.outcome });
         metrics?.lastSuccess.set(Date.now() / 1000);
         const { confirmScope } = result.item;
         if (confirmScope !== undefined && !result.gone && (await leaveScope(sql, result.item, confirmScope))) {
@@ -125,8 +130,8 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
         later.set(decision.delayMs, [...(later.get(decision.delayMs) ?? []), decision.item]);
       } else {
         const { failure, attempts } = decision;
-        await recordFailure(sql, result.item, { ...failure, attempts });
-        metrics?.refreshes.inc({ outcome: 'failed' });
+        await recordFailure(sql, deps.account.name, result.item, { ...failure, attempts });
+        metrics?.refreshes.inc({ account: deps.account.name, outcome: 'failed' });
         logger.error(
           {
             ...fields,
@@ -151,6 +156,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
       const results = await refreshBatch(
         {
           sql,
+          account: deps.account.name,
           client: deps.client,
           limiter: deps.limiter,
           inFlight,
@@ -175,7 +181,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
    * recorded. Whoever removes a job first owns its images.
    */
   async function recoverFailedBatches(): Promise<void> {
-    for (const batch of await failedBatches(queues.refresh, deps.backend.takeFailed)) {
+    for (const batch of await failedBatches(deps.own.refresh, deps.backend.takeFailed)) {
       if (!(await batch.take())) continue;
       // A job that failed before it started still holds its claims.
       await releaseClaims(sql, [batch.jobId]);
@@ -192,7 +198,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     }
   }
 
-  const worker = deps.backend.worker<RefreshJobData>(REFRESH_QUEUE, processBatch, {
+  const worker = deps.backend.worker<RefreshJobData>(deps.own.refresh.name, processBatch, {
     ...deps.workerOptions,
     name: `refresh-${deps.workerId}`,
     maxStalledCount: MAX_STALLED_COUNT,
@@ -200,16 +206,5 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     concurrency: Math.ceil(deps.concurrency / deps.batchSize) + 1,
   });
   sweepFailedJobs(worker, deps.workerOptions.stalledInterval, recoverFailedBatches, logger, 'batches');
-  // Refreshes whose jobs were lost (a store emptied, or switched while nothing ran) go back to their
-  // open runs at start and now and then, not only at the next tick, which may be a day away.
-  const requeueLost = () =>
-    requeueOpenRuns(sql, queues, deps.batchSize).then(
-      (queued) => queued > 0 && logger.warn({ queued }, 'queued again the refreshes of open runs whose jobs were lost'),
-      (error: Error) => logger.warn({ error: error.message }, 'could not look for lost refreshes; will try again'),
-    );
-  void requeueLost();
-  const timer = setInterval(() => void requeueLost(), LOST_SWEEP_MS);
-  timer.unref();
-  worker.on('closing', () => clearInterval(timer));
   return worker;
 }

@@ -22,6 +22,8 @@ import { tripleKey } from './triple.js';
 
 export interface RefreshDeps {
   sql: Sql;
+  /** The account the batch is of, whose client this is. */
+  account: string;
   client: GcoreClient;
   limiter: ApiRateLimiter;
   /** Bounds this process's requests in flight, across all its batches. */
@@ -52,7 +54,15 @@ async function fetchOne(deps: RefreshDeps, item: RefreshItem): Promise<Fetched> 
     const triple = { projectId: item.projectId, regionId: item.regionId, imageId: item.imageId };
     return {
       item,
-      observation: { triple, snapshot, contentHash: contentHash(snapshot), raw, warnings, observedAt: answer.observedAt },
+      observation: {
+        triple,
+        account: deps.account,
+        snapshot,
+        contentHash: contentHash(snapshot),
+        raw,
+        warnings,
+        observedAt: answer.observedAt,
+      },
       ms: elapsed(),
     };
   } catch (error) {

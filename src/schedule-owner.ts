@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { IMPLIED_ACCOUNT } from './accounts.js';
 import type { Sql } from './db.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -27,13 +28,16 @@ export const STALE_AFTER_SECONDS = 60;
  * Names a configuration by what it schedules: every triple and every scope
  * with its schedule, and the snapshot schedule, in a fixed order. Comments,
  * ordering and the file's path do not change it, so one file copied to several
- * hosts is one configuration. A file without scopes has no scope lines, so its
- * hash is the one it had before scopes existed.
+ * hosts is one configuration. A file without scopes or accounts has no lines
+ * for them, so its hash is the one it had before they existed.
  */
 export function configHash(file: TargetsFile): string {
   const lines = [
-    ...file.targets.map((t) => `${tripleKey(t)} ${scheduleKey(t.schedule)}`),
-    ...file.scopes.map((s) => `${s.key} ${scheduleKey(s.schedule)}`),
+    ...file.targets.map((t) => `${tripleKey(t)} ${scheduleKey(t.schedule, t.account)}`),
+    ...file.scopes.map((s) => `${s.key} ${scheduleKey(s.schedule, s.account)}`),
+    ...file.accounts
+      .filter((a) => a !== IMPLIED_ACCOUNT)
+      .map((a) => `account ${a.name} ${a.apiKeyEnv} ${a.rateLimitPerSecond ?? '-'} ${a.baseUrl ?? '-'}`),
   ].sort();
   lines.push(`snapshot ${scheduleKey(file.snapshot)}`);
   return createHash('sha256').update(lines.join('\n')).digest('hex');

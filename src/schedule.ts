@@ -2,6 +2,7 @@
 // a schedule group in Postgres and in BullMQ.
 import { createHash } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
+import { DEFAULT_ACCOUNT } from './accounts.js';
 import type { Schedule } from './interfaces.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -36,9 +37,16 @@ export function checkCron(pattern: string, tz: string): void {
   }
 }
 
-/** Stable text naming a schedule: equal schedules share one key. */
-export function scheduleKey(schedule: Schedule): string {
-  return 'every' in schedule ? `every ${schedule.every}ms` : `cron ${schedule.cron} ${schedule.tz}`;
+/**
+ * Stable text naming a schedule group: an account's targets and scopes on
+ * equal schedules share one. Each account has its own groups, so a run and
+ * its schedule belong to one account and one account's failures leave the
+ * others' runs to finish. The implied account adds nothing to the key, so
+ * groups keep the keys (and job schedulers) they had before accounts.
+ */
+export function scheduleKey(schedule: Schedule, account: string = DEFAULT_ACCOUNT): string {
+  const key = 'every' in schedule ? `every ${schedule.every}ms` : `cron ${schedule.cron} ${schedule.tz}`;
+  return account === DEFAULT_ACCOUNT ? key : `${key} for ${account}`;
 }
 
 /** Milliseconds as the targets file writes them: 3600000 is "1h", 5400000 "1h30m". */
@@ -62,10 +70,11 @@ export function describeSchedule(key: string): string;
 export function describeSchedule(key: string | null): string | null;
 export function describeSchedule(key: string | null): string | null {
   if (key === null) return null;
-  const every = /^every (\d+)ms$/.exec(key);
-  if (every) return `every ${formatDuration(Number(every[1]))}`;
-  const cron = /^cron (.*) (\S+)$/.exec(key);
-  return cron ? `cron ${cron[1]} (${cron[2]})` : key;
+  const [, schedule, account] = /^(.*?)( for [a-z][a-z0-9_-]*)?$/.exec(key)!;
+  const every = /^every (\d+)ms$/.exec(schedule!);
+  if (every) return `every ${formatDuration(Number(every[1]))}${account ?? ''}`;
+  const cron = /^cron (.*) (\S+)$/.exec(schedule!);
+  return cron ? `cron ${cron[1]} (${cron[2]})${account ?? ''}` : key;
 }
 
 /** The BullMQ job scheduler id for a schedule group (BullMQ ids avoid spaces and colons). */

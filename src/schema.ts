@@ -35,6 +35,8 @@ export const targets = pgTable(
   'targets',
   {
     ...triple,
+    /** The account whose key fetches it (accounts.name). */
+    account: text('account').notNull().default('default'),
     scheduleKey: text('schedule_key').notNull(),
     /** Nominal time between the schedule's ticks, for staleness reports. */
     intervalSeconds: integer('interval_seconds').notNull().default(3600),
@@ -116,6 +118,8 @@ export const images = pgTable(
     lastSeenAt: tz('last_seen_at').notNull(),
     lastChangedAt: tz('last_changed_at').notNull(),
     deletedAt: tz('deleted_at'),
+    /** The account it was last fetched with. */
+    account: text('account').notNull().default('default'),
   },
   (t) => [primaryKey({ columns: [t.projectId, t.regionId, t.imageId] })],
 );
@@ -178,6 +182,8 @@ export const syncRuns = pgTable(
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
     kind: text('kind').notNull(),
+    /** The account it covers; null covers every account (a manual sync of everything). */
+    account: text('account'),
     scheduleKey: text('schedule_key'),
     // Set for a sync of one triple (sync --target); null covers the schedule group, or every target.
     targetProjectId: integer('target_project_id'),
@@ -208,9 +214,22 @@ export const syncRuns = pgTable(
   ],
 );
 
+// The configured accounts as the last reconcile left them: what every worker
+// process needs to call the API for each. The key itself is never here, only
+// the name of the environment variable that holds it.
+export const accounts = pgTable('accounts', {
+  name: text('name').primaryKey(),
+  apiKeyEnv: text('api_key_env').notNull(),
+  /** Null: the worker's SYNC_RATE_LIMIT_PER_SECOND. */
+  rateLimitPerSecond: integer('rate_limit_per_second'),
+  /** Null: the worker's GCORE_BASE_URL. */
+  baseUrl: text('base_url'),
+});
+
 // The configured discovery scopes (scope.ts) as the last reconcile left them.
 export const scopes = pgTable('scopes', {
   key: text('key').primaryKey(),
+  account: text('account').notNull().default('default'),
   /** Projects, regions and filters as configured, for listings and for reports. */
   definition: jsonb('definition').notNull(),
   scheduleKey: text('schedule_key').notNull(),
@@ -228,6 +247,8 @@ export const listings = pgTable(
       .notNull()
       .references(() => syncRuns.id, { onDelete: 'cascade' }),
     scopeKey: text('scope_key').notNull(),
+    /** Its scope's account, kept after the scope is gone: its jobs are on that account's queue. */
+    account: text('account').notNull().default('default'),
     status: text('status').notNull().default('expanding'),
     startedAt: tz('started_at').notNull().defaultNow(),
     finishedAt: tz('finished_at'),
@@ -296,6 +317,7 @@ export const syncFailures = pgTable(
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
     ...triple,
+    account: text('account').notNull().default('default'),
     status: integer('status'),
     errorClass: text('error_class').notNull(),
     message: text('message').notNull(),

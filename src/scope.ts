@@ -3,6 +3,7 @@
 // it in Postgres (scopes, targets.scope_key, listings): it is a hash of what
 // is listed, not of when, so a new schedule keeps the scope's targets.
 import { createHash } from 'node:crypto';
+import { DEFAULT_ACCOUNT } from './accounts.js';
 import type { Schedule } from './interfaces.js';
 
 export const VISIBILITIES = ['private', 'shared', 'public'] as const;
@@ -24,6 +25,8 @@ export interface DiscoverFilters {
 
 export interface Scope {
   key: string;
+  /** The account whose key lists it (accounts.ts). */
+  account: string;
   /** Project ids, or every project the key can see (listed at each tick). */
   projects: number[] | 'all';
   /** Region ids, or every active region (listed at each tick). */
@@ -32,8 +35,12 @@ export interface Scope {
   schedule: Schedule;
 }
 
-/** The key of a scope: equal definitions (ids sorted, filters in a fixed order) share one. */
-export function scopeKey(projects: Scope['projects'], regions: Scope['regions'], filters: DiscoverFilters): string {
+/**
+ * The key of a scope: equal definitions (ids sorted, filters in a fixed order)
+ * share one. The implied account adds nothing, so scopes keep the keys they had
+ * before accounts; another account's `all` is another scope.
+ */
+export function scopeKey(account: string, projects: Scope['projects'], regions: Scope['regions'], filters: DiscoverFilters): string {
   const sorted = (ids: number[] | 'all') => (ids === 'all' ? 'all' : [...ids].sort((a, b) => a - b));
   const definition = {
     projects: sorted(projects),
@@ -46,6 +53,7 @@ export function scopeKey(projects: Scope['projects'], regions: Scope['regions'],
     osDistro: filters.osDistro ?? null,
     osVersion: filters.osVersion ?? null,
     architecture: filters.architecture ?? null,
+    ...(account === DEFAULT_ACCOUNT ? {} : { account }),
   };
   return `scope-${createHash('sha256').update(JSON.stringify(definition)).digest('hex').slice(0, 16)}`;
 }

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import { ACCOUNT_NAME, ACCOUNT_NAME_RULE, ENV_NAME, IMPLIED_ACCOUNT, type Account } from './accounts.js';
 import { ConfigError } from './errors.js';
 import type { Schedule, Target } from './interfaces.js';
 import { imageIdProblem } from './image-id.js';
@@ -140,6 +141,41 @@ const scheduleSchema = z.union([everySchema, cronSchema]);
 /** Nightly audit snapshots, unless the file says otherwise: 00:00 UTC. */
 export const DEFAULT_SNAPSHOT_SCHEDULE: Schedule = { cron: '0 0 * * *', tz: 'UTC' };
 
+const accountName = z
+  .string()
+  .regex(ACCOUNT_NAME, { error: (issue) => `must be ${ACCOUNT_NAME_RULE} (got ${JSON.stringify(issue.input)})` });
+
+const accountSchema = z.strictObject({
+  api_key_env: z
+    .string()
+    .regex(ENV_NAME, { error: (issue) => `must name an environment variable, such as GCORE_API_KEY (got ${JSON.stringify(issue.input)})` }),
+  rate_limit_per_second: z
+    .number()
+    .refine((n) => Number.isInteger(n) && n >= 0 && n <= 10_000, {
+      error: (issue) => `must be a whole number from 0 (no limit) to 10000 (got ${String(issue.input)})`,
+    })
+    .optional(),
+  base_url: z
+    .string()
+    .refine(
+      (text) => {
+        try {
+          return ['http:', 'https:'].includes(new URL(text).protocol);
+        } catch {
+          return false;
+        }
+      },
+      { error: (issue) => `must be an http or https URL (got ${JSON.stringify(issue.input)})` },
+    )
+    .optional(),
+});
+
+const accountsSchema = z
+  .record(z.string().regex(ACCOUNT_NAME), accountSchema, {
+    error: (issue) => (issue.code === 'invalid_key' ? `an account name must be ${ACCOUNT_NAME_RULE}` : undefined),
+  })
+  .refine((accounts) => Object.keys(accounts).length > 0, { error: 'must name at least one account, or be left out' });
+
 interface EntryShape {
   project_id?: unknown;
   region_id?: unknown;
@@ -187,10 +223,12 @@ const entrySchema = z
     image_ids: z.array(imageId).min(1, 'must list at least one image id').optional(),
     discover: discoverSchema.optional(),
     schedule: scheduleSchema.optional(),
+    account: accountName.optional(),
   })
   .superRefine(checkKind, { when: ({ value }) => isObject(value) });
 
 const fileSchema = z.strictObject({
+  accounts: accountsSchema.optional(),
   schedule: scheduleSchema.optional(),
   snapshot: cronSchema.optional(),
   targets: z.array(entrySchema).min(1, 'must list at least one target'),
@@ -207,6 +245,8 @@ function formatIssue(issue: z.core.$ZodIssue): string {
 }
 
 export interface TargetsFile {
+  /** The accounts, in file order: the implied account alone when the file names none. */
+  accounts: Account[];
   /** The explicit images, one target each. */
   targets: Target[];
   /** The discovery scopes, in file order. */
@@ -234,32 +274,95 @@ export function parseTargetsFile(content: string, source: string): TargetsFile {
   if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map(formatIssue));
 
   const problems: string[] = [];
+  const accounts = toAccounts(parsed.data.accounts);
   const targets: Target[] = [];
   const scopes: Scope[] = [];
   const triples = new Map<string, string>();
   const scopeKeys = new Map<string, string>();
+  const placed: Placed[] = [];
   parsed.data.targets.forEach((entry, t) => {
+    const account = entryAccount(entry.account, accounts, `targets[${t}].account`, problems);
     const schedule = entry.schedule ?? parsed.data.schedule ?? DEFAULT_SCHEDULE;
     if (entry.discover) {
-      const scope = toScope(entry.project_id, entry.region_id, entry.discover, schedule);
+      const scope = toScope(account, entry.project_id, entry.region_id, entry.discover, schedule);
       const first = firstPlace(scopeKeys, scope.key, `targets[${t}]`);
       if (first) problems.push(`targets[${t}]: duplicates ${first} (the same projects, regions and filters)`);
       scopes.push(scope);
+      placed.push({ path: `targets[${t}]`, account, projects: scope.projects, regions: scope.regions });
       return;
     }
     // checkKind has made sure: explicit images, in one project and one region.
     const projectId = entry.project_id as number;
     const regionId = entry.region_id as number;
+    placed.push({ path: `targets[${t}]`, account, projects: [projectId], regions: [regionId] });
     entry.image_ids!.forEach((id, i) => {
       const path = `targets[${t}].image_ids[${i}]`;
       const key = `${projectId}/${regionId}/${id}`;
       const first = firstPlace(triples, key, path);
       if (first) problems.push(`${path}: duplicates ${first} (${key})`);
-      targets.push({ projectId, regionId, imageId: id, schedule });
+      targets.push({ account, projectId, regionId, imageId: id, schedule });
     });
   });
+  problems.push(...crossAccountProblems(placed));
   if (problems.length > 0) throw new ConfigError(source, problems);
-  return { targets, scopes, snapshot: parsed.data.snapshot ?? DEFAULT_SNAPSHOT_SCHEDULE };
+  return { accounts, targets, scopes, snapshot: parsed.data.snapshot ?? DEFAULT_SNAPSHOT_SCHEDULE };
+}
+
+function toAccounts(given: z.output<typeof accountsSchema> | undefined): Account[] {
+  if (given === undefined) return [IMPLIED_ACCOUNT];
+  return Object.entries(given).map(([name, a]) => ({
+    name,
+    apiKeyEnv: a.api_key_env,
+    rateLimitPerSecond: a.rate_limit_per_second,
+    baseUrl: a.base_url?.replace(/\/+$/, ''),
+  }));
+}
+
+/** The account an entry names, or the only one there is; a problem at `path` otherwise. */
+function entryAccount(named: string | undefined, accounts: Account[], path: string, problems: string[]): string {
+  const names = accounts.map((a) => a.name);
+  if (named === undefined) {
+    if (names.length === 1) return names[0]!;
+    problems.push(`${path}: required when the file names several accounts: one of ${names.join(', ')}`);
+    return names[0]!;
+  }
+  if (!names.includes(named)) {
+    problems.push(`${path}: no account ${JSON.stringify(named)} in accounts: one of ${names.join(', ')}`);
+  }
+  return named;
+}
+
+/** Where an entry's images are, for the one-account-per-image check. */
+interface Placed {
+  path: string;
+  account: string;
+  projects: number[] | 'all';
+  regions: number[] | 'all';
+}
+
+/**
+ * An image belongs to one account: a project discovered under two accounts, or
+ * an image named under one and discovered under another, is refused at the
+ * later place. Scopes of `all` projects are checked as they are listed.
+ */
+function crossAccountProblems(placed: Placed[]): string[] {
+  const overlap = (a: number[] | 'all', b: number[] | 'all') => a === 'all' || b === 'all' || a.some((id) => b.includes(id));
+  const problems: string[] = [];
+  placed.forEach((later, n) => {
+    if (later.projects === 'all') return;
+    const earlier = placed
+      .slice(0, n)
+      .find(
+        (p) =>
+          p.account !== later.account && p.projects !== 'all' && overlap(p.projects, later.projects) && overlap(p.regions, later.regions),
+      );
+    if (!earlier) return;
+    const shared = (earlier.projects as number[]).filter((id) => (later.projects as number[]).includes(id));
+    problems.push(
+      `${later.path}: project ${shared[0]} is also under account ${earlier.account} at ${earlier.path}; an image belongs to one account`,
+    );
+  });
+  return problems;
 }
 
 /** Where `key` was given before, or undefined, remembering `path` as its first place. */
@@ -272,11 +375,11 @@ function firstPlace(places: Map<string, string>, key: string, path: string): str
 type Ids = z.output<typeof ids>;
 
 /** A scope as the rest of the worker sees it: one id is a list of one, so `7` and `[7]` are the same scope. */
-function toScope(projectIds: Ids, regionIds: Ids, filters: DiscoverFilters, schedule: Schedule): Scope {
+function toScope(account: string, projectIds: Ids, regionIds: Ids, filters: DiscoverFilters, schedule: Schedule): Scope {
   const list = (given: Ids) => (typeof given === 'number' ? [given] : given);
   const projects = list(projectIds);
   const regions = list(regionIds);
-  return { key: scopeKey(projects, regions, filters), projects, regions, filters, schedule };
+  return { key: scopeKey(account, projects, regions, filters), account, projects, regions, filters, schedule };
 }
 
 export async function loadTargets(path: string): Promise<Target[]> {

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { QueueBackend } from './backend.js';
+import { keyProblem, type KeyedAccount } from './accounts.js';
 import type { Config } from './config.js';
 import type { Sql } from './db.js';
 import { runChangeWebhook } from './change-webhook.js';
@@ -18,38 +19,49 @@ import { startListWorker } from './list-worker.js';
 import { repeatedErrorLog } from './repeated-errors.js';
 import { sayProgress } from './run-log.js';
 import { FREE_RATE_LIMIT_RETRIES, rateLimitPauseMs } from './refresh-policy.js';
-import { pauseForRateLimit, startRefreshWorker } from './refresh-worker.js';
+import { keyRejectedMessage, pauseForRateLimit, startRefreshWorker } from './refresh-worker.js';
+import { requeueOpenRuns } from './fan-out.js';
+import { loadAccounts } from './sql/accounts.js';
 import { startScheduleWorker } from './schedule-worker.js';
 
 export interface WorkerDeps {
   config: Config;
-  apiKey: string;
+  /** The accounts to serve, with their keys; another account the targets file gains later is served once seen, if its key is in `env`. */
+  accounts: KeyedAccount[];
+  /** Where keys of accounts added later are looked for (the process's environment). */
+  env?: Record<string, string | undefined>;
   sql: Sql;
   backend: QueueBackend;
   queues: Queues;
   logger: Logger;
-  /** Called once when the API rejects the key; this worker has stopped taking refreshes. */
-  onKeyRejected?: () => void;
+  /** Called once per account whose key the API rejects; this worker has stopped taking that account's jobs. */
+  onKeyRejected?: (account: KeyedAccount) => void;
   metrics?: WorkerMetrics;
 }
 
 export interface RunningWorker {
+  /** Why accounts of the deployment get no service from this process: a rejected key, or a key missing here. */
+  accountProblems(): string[];
+  close(): Promise<void>;
+}
+
+/** How often a worker looks for accounts the targets file gained. */
+const ACCOUNT_POLL_MS = 30_000;
+/** How often a worker looks for refreshes of open runs whose jobs were lost. */
+const LOST_SWEEP_MS = 10 * 60_000;
+
+/** One account's side of a worker: its client, its request budget, its two queue workers. */
+interface AccountWorkers {
+  account: KeyedAccount;
+  rejected: boolean;
   close(): Promise<void>;
 }
 
 export function startWorker(deps: WorkerDeps): RunningWorker {
-  const { config, sql, queues } = deps;
+  const { config, sql, queues, backend } = deps;
   const workerId = randomUUID().slice(0, 8);
   // Every line of this worker names it, so the lines of several in one process or host can be told apart.
   const logger = deps.logger.child({ worker: workerId });
-  const client = new GcoreClient({
-    baseUrl: config.baseUrl,
-    apiKey: deps.apiKey,
-    timeoutMs: config.requestTimeoutMs,
-    maxResponseBytes: config.maxResponseBytes,
-    maxPageBytes: config.maxPageBytes,
-  });
-  const { backend } = deps;
   const guard = startDeploymentGuard({
     backend,
     sql,
@@ -59,51 +71,114 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     logger,
   });
   const workerOptions = { lockDuration: config.jobLockMs, stalledInterval: config.jobLockMs };
-  const limiter = new ApiRateLimiter(backend.timeline, config.rateLimitPerSecond, () => deps.metrics?.slotsGivenUp.inc());
   const policy = {
     attempts: config.attempts,
     rateLimitMaxWaitMs: config.rateLimitMaxWaitMs,
     freeRateLimitRetries: FREE_RATE_LIMIT_RETRIES,
   };
-  // One client, so a key rejected for a GET is not sent for a list either: both workers stop taking jobs.
-  let keyRejected = false;
-  let rejection: HeldRejection | undefined;
-  const onKeyRejected = () => {
-    if (keyRejected) return;
-    keyRejected = true;
-    void refreshWorker.pause(true);
-    void listWorker.pause(true);
-    rejection = backend.holdKeyRejection(
-      { at: new Date().toISOString(), worker: workerId, hostname: hostname(), pid: process.pid },
-      (error) => logger.warn({ error: error.message }, 'could not record the rejected key for status'),
+
+  /** An account's failure domain: its own client, timeline and queues; a 401 stops this account only. */
+  function startAccount(account: KeyedAccount): AccountWorkers {
+    const client = new GcoreClient({
+      baseUrl: account.baseUrl ?? config.baseUrl,
+      apiKey: account.apiKey,
+      timeoutMs: config.requestTimeoutMs,
+      maxResponseBytes: config.maxResponseBytes,
+      maxPageBytes: config.maxPageBytes,
+    });
+    const own = queues.forAccount(account.name);
+    const limiter = new ApiRateLimiter(backend.timeline(account.name), account.rateLimitPerSecond ?? config.rateLimitPerSecond, () =>
+      deps.metrics?.slotsGivenUp.inc(),
     );
-    deps.onKeyRejected?.();
-  };
-  // What both workers that call the API share: one client, one rate limit, one policy.
-  const shared = {
-    sql,
-    backend,
-    queues,
-    client,
-    logger,
-    metrics: deps.metrics,
-    onAnswer: answerRecorder(deps.metrics),
-    workerOptions,
-    workerId,
-    guard,
-    limiter,
-    policy,
-    batchSize: config.batchSize,
-  };
-  const refreshWorker = startRefreshWorker({ ...shared, concurrency: config.concurrency, onKeyRejected });
-  const listWorker = startListWorker({
-    ...shared,
-    onRateLimited: (error) => pauseForRateLimit(shared, rateLimitPauseMs(error, policy)),
-    onKeyRejected: () => {
-      logger.error('the API rejected GCORE_API_KEY (401): this worker takes no more jobs until it is restarted with a valid key');
-      onKeyRejected();
-    },
-  });
+    const accountLogger = logger.child({ account: account.name });
+    // One client, so a key rejected for a GET is not sent for a list either: both workers stop taking the account's jobs.
+    let rejection: HeldRejection | undefined;
+    const state: AccountWorkers = { account, rejected: false, close: async () => {} };
+    const onKeyRejected = () => {
+      if (state.rejected) return;
+      state.rejected = true;
+      void refreshWorker.pause(true);
+      void listWorker.pause(true);
+      rejection = backend.holdKeyRejection(
+        { account: account.name, at: new Date().toISOString(), worker: workerId, hostname: hostname(), pid: process.pid },
+        (error) => accountLogger.warn({ error: error.message }, 'could not record the rejected key for status'),
+      );
+      deps.onKeyRejected?.(account);
+    };
+    // What both workers that call the API share: one client, one rate limit, one policy.
+    const shared = {
+      sql,
+      backend,
+      queues,
+      account,
+      own,
+      client,
+      logger: accountLogger,
+      metrics: deps.metrics,
+      onAnswer: answerRecorder(deps.metrics, account.name),
+      workerOptions,
+      workerId,
+      guard,
+      limiter,
+      policy,
+      batchSize: config.batchSize,
+    };
+    const refreshWorker = startRefreshWorker({ ...shared, concurrency: config.concurrency, onKeyRejected });
+    const listWorker = startListWorker({
+      ...shared,
+      onRateLimited: (error) => pauseForRateLimit(shared, rateLimitPauseMs(error, policy)),
+      onKeyRejected: () => {
+        accountLogger.error(keyRejectedMessage(account, 'jobs'));
+        onKeyRejected();
+      },
+    });
+    for (const worker of [refreshWorker, listWorker]) worker.on('error', repeatedErrorLog(accountLogger, worker.name));
+    state.close = async () => {
+      await Promise.all([refreshWorker.close(), listWorker.close()]);
+      await rejection?.release();
+      client.close();
+    };
+    return state;
+  }
+
+  const served = new Map(deps.accounts.map((account) => [account.name, startAccount(account)]));
+  const withoutKey = new Map<string, string>();
+  /** Accounts the targets file gained since this worker started are served from now on, if this process has their key. */
+  async function serveNewAccounts(): Promise<void> {
+    for (const account of await loadAccounts(sql)) {
+      if (served.has(account.name)) continue;
+      const problem = keyProblem(account, deps.env ?? process.env);
+      if (problem) {
+        if (withoutKey.get(account.name) !== problem)
+          logger.error({ account: account.name }, `account ${account.name} is not served by this worker: ${problem}`);
+        withoutKey.set(account.name, problem);
+        continue;
+      }
+      withoutKey.delete(account.name);
+      served.set(account.name, startAccount({ ...account, apiKey: (deps.env ?? process.env)[account.apiKeyEnv]! }));
+      logger.info({ account: account.name }, 'serving an account the targets file gained');
+    }
+  }
+  const accountTimer = setInterval(
+    () =>
+      void serveNewAccounts().catch((error: Error) =>
+        logger.warn({ error: error.message }, 'could not look for new accounts; will try again'),
+      ),
+    ACCOUNT_POLL_MS,
+  );
+  accountTimer.unref();
+
+  // Refreshes whose jobs were lost (a store emptied, or switched while nothing ran) go back to their
+  // open runs at start and now and then, not only at the next tick, which may be a day away.
+  const requeueLost = () =>
+    requeueOpenRuns(sql, queues, config.batchSize).then(
+      (queued) => queued > 0 && logger.warn({ queued }, 'queued again the refreshes of open runs whose jobs were lost'),
+      (error: Error) => logger.warn({ error: error.message }, 'could not look for lost refreshes; will try again'),
+    );
+  void requeueLost();
+  const lostTimer = setInterval(() => void requeueLost(), LOST_SWEEP_MS);
+  lostTimer.unref();
+
   const scheduleWorker = startScheduleWorker({
     sql,
     backend,
@@ -115,9 +190,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     batchSize: config.batchSize,
     retentionDays: config.retentionDays,
   });
-  for (const worker of [refreshWorker, listWorker, scheduleWorker]) {
-    worker.on('error', repeatedErrorLog(logger, worker.name));
-  }
+  scheduleWorker.on('error', repeatedErrorLog(logger, scheduleWorker.name));
   // Change alerts run beside the queues, on their own timer.
   const stopAlerts = new AbortController();
   // loadConfig refuses a webhook URL without its secret: alerts are never sent unsigned.
@@ -134,20 +207,30 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   logger.info(
     {
       queues: backend.where,
+      accounts: deps.accounts.map((a) => a.name),
       concurrency: config.concurrency,
       batch_size: config.batchSize,
-      rate_limit_per_second: config.rateLimitPerSecond,
+      rate_limit_per_second: Object.fromEntries(deps.accounts.map((a) => [a.name, a.rateLimitPerSecond ?? config.rateLimitPerSecond])),
     },
     'worker started',
   );
   return {
+    accountProblems: () => [
+      ...[...served.values()]
+        .filter((a) => a.rejected)
+        .map(
+          (a) =>
+            `account ${a.account.name}: the API answered 401 to ${a.account.apiKeyEnv}; this process takes none of its jobs until restarted with a valid key`,
+        ),
+      ...[...withoutKey].map(([name, problem]) => `account ${name}: ${problem}; this process takes none of its jobs`),
+    ],
     async close() {
+      clearInterval(accountTimer);
+      clearInterval(lostTimer);
       stopAlerts.abort();
       stopProgress();
-      await Promise.all([refreshWorker.close(), listWorker.close(), scheduleWorker.close(), alerts]);
+      await Promise.all([...[...served.values()].map((a) => a.close()), scheduleWorker.close(), alerts]);
       await guard.stop();
-      await rejection?.release();
-      client.close();
     },
   };
 }

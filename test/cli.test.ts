@@ -207,7 +207,12 @@ describe('gcore-image-sync CLI', () => {
         'gcore-image-sync migrate: configuration error in environment: 1 problem\n  SYNC_CONCURRENCY: must be a whole number from 1 to 1000 (got "lots")\n',
     });
     const { GCORE_API_KEY: _key, ...keyless } = env.env;
-    expect(await run(['sync', '--wait'], keyless)).toMatchObject({ code: 2, stderr: expect.stringContaining('GCORE_API_KEY: required') });
+    // The file names the accounts, and so the variables that hold their keys.
+    const withKeyless = { ...keyless, TARGETS_FILE: 'examples/targets.yaml' };
+    expect(await run(['sync', '--wait'], withKeyless)).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('GCORE_API_KEY: required'),
+    });
   });
 
   it('sync --wait fills the tables, prints a summary, and keeps the key out of output, Postgres and the queue store', async () => {

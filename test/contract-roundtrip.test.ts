@@ -223,7 +223,15 @@ const T1 = new Date('2025-01-01T01:00:00Z');
 
 function observe(body: unknown, observedAt: Date): Observation {
   const { snapshot, raw, warnings } = validate(body);
-  return { triple: tripleOf(body as Record<string, unknown>), snapshot, contentHash: contentHash(snapshot), raw, warnings, observedAt };
+  return {
+    triple: tripleOf(body as Record<string, unknown>),
+    account: 'default',
+    snapshot,
+    contentHash: contentHash(snapshot),
+    raw,
+    warnings,
+    observedAt,
+  };
 }
 
 // Dates are read as microseconds since 1970 and numerics as text, so that nothing is rounded on the way back.

@@ -80,13 +80,13 @@ describe('HTTP endpoints', () => {
     const ready = await fetch(`${base}/readyz`);
     expect([ready.status, await ready.json()]).toEqual([200, { postgres: 'ok', queues: 'ok', deployment: 'ok', api_key: 'ok' }]);
     const metrics = await (await fetch(`${base}/metrics`)).text();
-    expect(metrics).toContain('image_sync_refreshes_total{outcome="changed"} 2');
-    expect(metrics).toContain('image_sync_api_answers_total{status="200"} 2');
+    expect(metrics).toContain('image_sync_refreshes_total{account="default",outcome="changed"} 2');
+    expect(metrics).toContain('image_sync_api_answers_total{account="default",status="200"} 2');
     expect(metrics).toContain('image_sync_fetch_seconds_count 2');
-    expect(metrics).toContain('image_sync_rate_limited_seconds_total 0');
+
     expect(metrics).toContain('image_sync_rate_limit_slots_given_up_total 0');
-    expect(metrics).toContain('image_sync_queue_jobs{queue="refresh",state="waiting"} 0');
-    expect(metrics).toContain('image_sync_queue_jobs{queue="schedule",state="delayed"} 2');
+    expect(metrics).toContain('image_sync_queue_jobs{queue="refresh",account="default",state="waiting"} 0');
+    expect(metrics).toContain('image_sync_queue_jobs{queue="schedule",account="",state="delayed"} 2');
     const lastSuccess = Number(/^image_sync_last_success_timestamp_seconds (\S+)$/m.exec(metrics)![1]);
     expect(Date.now() / 1000 - lastSuccess).toBeLessThan(60);
     expect((await fetch(`${base}/other`)).status).toBe(404);
@@ -101,7 +101,7 @@ describe('HTTP endpoints', () => {
     const plain = await startHttpServer(0, {
       sql: pipeline.services.sql,
       backend: pipeline.services.backend,
-      metrics: createMetrics(pipeline.services.queues),
+      metrics: createMetrics(pipeline.services.queues, pipeline.services.sql),
     });
     try {
       expect((await fetch(`http://127.0.0.1:${plain.port}/queues`)).status).toBe(404);
@@ -132,14 +132,15 @@ describe('HTTP endpoints', () => {
         postgres: 'ok',
         queues: 'ok',
         deployment: 'ok',
-        api_key: 'rejected: the API answered 401 to GCORE_API_KEY; this process takes no jobs until restarted with a valid key',
+        api_key:
+          'rejected: account default: the API answered 401 to GCORE_API_KEY; this process takes none of its jobs until restarted with a valid key',
       },
     ]);
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     // Another process sees it in `status`, while the rejected worker runs, and no longer once it has stopped.
     const rejected = await status();
     expect(rejected.json.api_key).toEqual({
-      rejected_by: [{ at: expect.any(String), worker: expect.any(String), hostname: hostname(), pid: worker.pid }],
+      rejected_by: [{ account: 'default', at: expect.any(String), worker: expect.any(String), hostname: hostname(), pid: worker.pid }],
     });
     const [entry] = rejected.json.api_key.rejected_by;
     expect(rejected.text).toContain(

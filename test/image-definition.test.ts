@@ -34,6 +34,7 @@ const BOOKKEEPING: ExpectedColumn[] = [
   { name: 'last_seen_at', type: 'timestamp with time zone', notNull: true },
   { name: 'last_changed_at', type: 'timestamp with time zone', notNull: true },
   { name: 'deleted_at', type: 'timestamp with time zone', notNull: false },
+  { name: 'account', type: 'text', notNull: true },
 ].map((column) => ({ ...column, source: 'bookkeeping' }));
 
 /** The triple columns every per-image table starts with. */
@@ -260,7 +261,7 @@ describe('the checks notice a disagreement', () => {
     expect(functionProblems(view, swapped)).toEqual([
       'images_as_of column 1: region_id integer, current_images has project_id integer',
       'images_as_of column 2: project_id integer, current_images has region_id integer',
-      `images_as_of column ${view.length}: nothing, current_images has valid_from timestamp with time zone`,
+      `images_as_of column ${view.length}: nothing, current_images has account text`,
     ]);
   });
 

@@ -3,6 +3,7 @@
 // path or flag, before anything reaches Postgres, Redis or a Date, and what
 // was stored before stays as it was.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IMPLIED_ACCOUNT, withKeys } from '../src/accounts.js';
 import { DEFAULTS, loadConfig } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
 import { parseIsoTime } from '../src/input-ranges.js';
@@ -39,9 +40,14 @@ afterAll(async () => {
 
 describe('settings from the environment', () => {
   it('refuses a key pasted with its "APIKey " scheme, without quoting the key', () => {
-    const problems = problemsOf(() => loadConfig({ GCORE_API_KEY: 'APIKey 1234$abcd' }));
-    expect(problems).toEqual(['GCORE_API_KEY: give the key alone, without the "APIKey " in front (the Authorization header adds it)']);
-    expect(problems.join('')).not.toContain('1234$abcd');
+    const implied = problemsOf(() => withKeys([IMPLIED_ACCOUNT], { GCORE_API_KEY: 'APIKey 1234$abcd' }, 'targets.yaml'));
+    expect(implied).toEqual(['GCORE_API_KEY: "APIKey " in front of the key: give the key alone (the Authorization header adds it)']);
+    const staging = { name: 'staging', apiKeyEnv: 'STAGING_KEY' };
+    const named = problemsOf(() => withKeys([staging], { STAGING_KEY: 'apikey 1234$abcd' }, 'targets.yaml'));
+    expect(named).toEqual([
+      'accounts.staging.api_key_env: STAGING_KEY holds "APIKey " in front of the key: give the key alone (the Authorization header adds it)',
+    ]);
+    expect([...implied, ...named].join('')).not.toContain('1234$abcd');
   });
 
   it('refuses negative, zero, fractional, exponent, hex, NaN and oversized numbers, naming each variable', () => {
@@ -168,7 +174,7 @@ targets:
     ]);
     expect(
       parseTargets(`schedule: { every: 366d }\ntargets: [{ project_id: 2147483647, region_id: 1, image_ids: [d] }]`, 't.yaml'),
-    ).toEqual([{ projectId: 2147483647, regionId: 1, imageId: 'd', schedule: { every: 366 * 86_400_000 } }]);
+    ).toEqual([{ account: 'default', projectId: 2147483647, regionId: 1, imageId: 'd', schedule: { every: 366 * 86_400_000 } }]);
     expect(problemsOf(() => parseTargets(`snapshot: { cron: "  " }\n${ONE_TARGET}`, 't.yaml'))).toEqual([
       'snapshot: "  " is not a cron pattern: it is empty',
     ]);

@@ -18,7 +18,15 @@ let sql: Sql;
 function observation(at: number, overrides: Record<string, unknown> = {}): Observation {
   const raw = sampleImage(SAMPLE_TRIPLE, overrides);
   const { snapshot, warnings } = validateImage(raw, SAMPLE_TRIPLE);
-  return { triple: SAMPLE_TRIPLE, snapshot, contentHash: contentHash(snapshot), raw, warnings, observedAt: new Date(at) };
+  return {
+    triple: SAMPLE_TRIPLE,
+    account: 'default',
+    snapshot,
+    contentHash: contentHash(snapshot),
+    raw,
+    warnings,
+    observedAt: new Date(at),
+  };
 }
 
 async function history() {

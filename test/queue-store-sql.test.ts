@@ -49,8 +49,8 @@ it('refuses a width or pause that is not a finite, non-negative number', async (
 });
 
 it('stores each record as a JSON object and lists them oldest rejection first', async () => {
-  const later = { at: '2026-01-02T00:00:00.000Z', worker: 'w2', hostname: 'h', pid: 2 };
-  const earlier = { at: '2026-01-01T00:00:00.000Z', worker: 'w1', hostname: 'h', pid: 1 };
+  const later = { account: 'default', at: '2026-01-02T00:00:00.000Z', worker: 'w2', hostname: 'h', pid: 2 };
+  const earlier = { account: 'staging', at: '2026-01-01T00:00:00.000Z', worker: 'w1', hostname: 'h', pid: 1 };
   await putKeyRejection(sql, 'h:2:w2', later, 30_000);
   await putKeyRejection(sql, 'h:1:w1', earlier, 30_000);
   expect(await liveKeyRejections(sql)).toEqual([earlier, later]);

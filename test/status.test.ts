@@ -44,6 +44,7 @@ describe('gcore-image-sync status', () => {
       id: 2,
       status: 'finished',
       kind: 'manual',
+      account: null,
       schedule: null,
       started_at: expect.any(String),
       finished_at: expect.any(String),
@@ -62,7 +63,7 @@ describe('gcore-image-sync status', () => {
   });
 
   it('says until when requests are held back after a 429, in plain text', async () => {
-    await new ApiRateLimiter(pipeline.services.backend.timeline, 0).pause(30_000);
+    await new ApiRateLimiter(pipeline.services.backend.timeline('default'), 0).pause(30_000);
     const text = (await status()).split('\n');
     expect(text[0]).toBe('queues:');
     expect(text[1]).toBe('  refresh   waiting 0  active 0  delayed 0  prioritized 0  failed 0');

@@ -3,9 +3,10 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { IMPLIED_ACCOUNT, withKeys } from '../src/accounts.js';
 import { ConfigError } from '../src/errors.js';
 import { configHash } from '../src/schedule-owner.js';
-import { scheduleKey } from '../src/schedule.js';
+import { describeSchedule, scheduleKey } from '../src/schedule.js';
 import { scopeKey, type DiscoverFilters } from '../src/scope.js';
 import { loadTargets, parseTargets, parseTargetsFile } from '../src/targets.js';
 import { tripleKey } from '../src/triple.js';
@@ -38,9 +39,9 @@ targets:
       'targets.yaml',
     );
     expect(targets).toEqual([
-      { projectId: 1, regionId: 7, imageId: UUID, schedule: { every: 5_400_000 } },
-      { projectId: 1, regionId: 7, imageId: 'b', schedule: { every: 5_400_000 } },
-      { projectId: 2, regionId: 8, imageId: 'c', schedule: { cron: '*/15 * * * *', tz: 'UTC' } },
+      { account: 'default', projectId: 1, regionId: 7, imageId: UUID, schedule: { every: 5_400_000 } },
+      { account: 'default', projectId: 1, regionId: 7, imageId: 'b', schedule: { every: 5_400_000 } },
+      { account: 'default', projectId: 2, regionId: 8, imageId: 'c', schedule: { cron: '*/15 * * * *', tz: 'UTC' } },
     ]);
   });
 
@@ -56,7 +57,7 @@ targets:
 
   it('accepts JSON and defaults the schedule to every hour', () => {
     expect(parseTargets('{"targets":[{"project_id":1,"region_id":2,"image_ids":["x"]}]}', 't.json')).toEqual([
-      { projectId: 1, regionId: 2, imageId: 'x', schedule: { every: 3_600_000 } },
+      { account: 'default', projectId: 1, regionId: 2, imageId: 'x', schedule: { every: 3_600_000 } },
     ]);
   });
 
@@ -167,10 +168,24 @@ targets:
       architecture: 'x86_64',
     };
     const file = parseTargetsFile(content, 'targets.yaml');
-    expect(file.targets).toEqual([{ projectId: 1, regionId: 7, imageId: UUID, schedule: { every: 7_200_000 } }]);
+    expect(file.targets).toEqual([{ account: 'default', projectId: 1, regionId: 7, imageId: UUID, schedule: { every: 7_200_000 } }]);
     expect(file.scopes).toEqual([
-      { key: scopeKey([1], [7, 8], EVERY_FILTER), projects: [1], regions: [7, 8], filters: EVERY_FILTER, schedule: { every: 7_200_000 } },
-      { key: scopeKey('all', 'all', narrowed), projects: 'all', regions: 'all', filters: narrowed, schedule: { every: 900_000 } },
+      {
+        key: scopeKey('default', [1], [7, 8], EVERY_FILTER),
+        account: 'default',
+        projects: [1],
+        regions: [7, 8],
+        filters: EVERY_FILTER,
+        schedule: { every: 7_200_000 },
+      },
+      {
+        key: scopeKey('default', 'all', 'all', narrowed),
+        account: 'default',
+        projects: 'all',
+        regions: 'all',
+        filters: narrowed,
+        schedule: { every: 900_000 },
+      },
     ]);
     expect(file.scopes[0]!.key).not.toBe(file.scopes[1]!.key);
     expect(parseTargets(content, 'targets.yaml')).toEqual(file.targets);
@@ -190,19 +205,42 @@ targets:
     const tagged = { ...EVERY_FILTER, tagKey: ['a', 'b'] };
     expect(file.targets).toEqual([]);
     expect(file.scopes).toEqual([
-      { key: scopeKey('all', [7, 8], noBaremetal), projects: 'all', regions: [8, 7], filters: noBaremetal, schedule: { every: 3_600_000 } },
-      { key: scopeKey([2, 3], 'all', publicOnly), projects: [3, 2], regions: 'all', filters: publicOnly, schedule: { every: 3_600_000 } },
-      { key: scopeKey([4], [9], tagged), projects: [4], regions: [9], filters: tagged, schedule: { cron: '0 * * * *', tz: 'UTC' } },
+      {
+        key: scopeKey('default', 'all', [7, 8], noBaremetal),
+        account: 'default',
+        projects: 'all',
+        regions: [8, 7],
+        filters: noBaremetal,
+        schedule: { every: 3_600_000 },
+      },
+      {
+        key: scopeKey('default', [2, 3], 'all', publicOnly),
+        account: 'default',
+        projects: [3, 2],
+        regions: 'all',
+        filters: publicOnly,
+        schedule: { every: 3_600_000 },
+      },
+      {
+        key: scopeKey('default', [4], [9], tagged),
+        account: 'default',
+        projects: [4],
+        regions: [9],
+        filters: tagged,
+        schedule: { cron: '0 * * * *', tz: 'UTC' },
+      },
     ]);
   });
 
   it('accepts a file of scopes only, and still wants at least one entry', () => {
     const content = 'targets: [{ project_id: all, region_id: all, discover: {} }]';
     expect(parseTargetsFile(content, 'targets.yaml')).toEqual({
+      accounts: [IMPLIED_ACCOUNT],
       targets: [],
       scopes: [
         {
-          key: scopeKey('all', 'all', EVERY_FILTER),
+          key: scopeKey('default', 'all', 'all', EVERY_FILTER),
+          account: 'default',
           projects: 'all',
           regions: 'all',
           filters: EVERY_FILTER,
@@ -347,5 +385,111 @@ targets:
     expect(configHash(parseTargetsFile(rescheduled, 'targets.yaml'))).not.toBe(withScope);
     const refiltered = explicit + scope.replace('web', 'api');
     expect(configHash(parseTargetsFile(refiltered, 'targets.yaml'))).not.toBe(withScope);
+  });
+});
+
+describe('accounts in the targets file', () => {
+  const accounts = `accounts:
+  prod: { api_key_env: GCORE_API_KEY }
+  staging: { api_key_env: GCORE_API_KEY_STAGING, rate_limit_per_second: 5, base_url: "https://api.example.test/" }
+`;
+
+  it('reads each account, gives each entry its account, and keeps keys out of the file', () => {
+    const file = parseTargetsFile(
+      `${accounts}targets:
+  - { account: prod, project_id: 1, region_id: 7, image_ids: [a] }
+  - { account: staging, project_id: all, region_id: all, discover: {} }
+`,
+      'targets.yaml',
+    );
+    expect(file.accounts).toEqual([
+      { name: 'prod', apiKeyEnv: 'GCORE_API_KEY', rateLimitPerSecond: undefined, baseUrl: undefined },
+      { name: 'staging', apiKeyEnv: 'GCORE_API_KEY_STAGING', rateLimitPerSecond: 5, baseUrl: 'https://api.example.test' },
+    ]);
+    expect(file.targets.map((t) => t.account)).toEqual(['prod']);
+    expect(file.scopes.map((s) => s.account)).toEqual(['staging']);
+    // Another account's `all` is another scope; the implied account's keys are those of releases before accounts.
+    expect(file.scopes[0]!.key).not.toBe(scopeKey('default', 'all', 'all', EVERY_FILTER));
+    expect(scopeKey('default', 'all', 'all', EVERY_FILTER)).toBe('scope-6bd0212dd6c6281d');
+    expect(scheduleKey({ every: 3_600_000 }, 'staging')).toBe('every 3600000ms for staging');
+    expect(scheduleKey({ every: 3_600_000 }, 'default')).toBe('every 3600000ms');
+    expect(describeSchedule('cron 0 3 * * * Europe/Amsterdam for staging')).toBe('cron 0 3 * * * (Europe/Amsterdam) for staging');
+  });
+
+  it('a file without accounts has the implied one, whose key is GCORE_API_KEY', () => {
+    const file = parseTargetsFile('targets: [{ project_id: 1, region_id: 7, image_ids: [a] }]', 'targets.yaml');
+    expect(file.accounts).toEqual([IMPLIED_ACCOUNT]);
+    expect(file.targets).toEqual([{ account: 'default', projectId: 1, regionId: 7, imageId: 'a', schedule: { every: 3_600_000 } }]);
+  });
+
+  it('names every problem with its path: names, variables, limits, URLs, a missing or unknown account', () => {
+    expect(
+      problems(`accounts:
+  Prod: { api_key_env: K }
+  staging: { api_key_env: "1-bad", rate_limit_per_second: 10001, base_url: "ftp://x" }
+  qa: { api_key: secret }
+targets:
+  - { project_id: 1, region_id: 7, image_ids: [a] }
+  - { account: nope, project_id: 2, region_id: 7, image_ids: [b] }
+`),
+    ).toEqual([
+      'accounts.Prod: an account name must be a lowercase letter, then up to 39 lowercase letters, digits, "_" or "-"',
+      'accounts.staging.api_key_env: must name an environment variable, such as GCORE_API_KEY (got "1-bad")',
+      'accounts.staging.rate_limit_per_second: must be a whole number from 0 (no limit) to 10000 (got 10001)',
+      'accounts.staging.base_url: must be an http or https URL (got "ftp://x")',
+      'accounts.qa.api_key_env: required',
+      'accounts.qa: unknown key "api_key"',
+    ]);
+    expect(
+      problems(`${accounts}targets:
+  - { project_id: 1, region_id: 7, image_ids: [a] }
+  - { account: nope, project_id: 2, region_id: 7, image_ids: [b] }
+  - { account: Staging, project_id: 3, region_id: 7, image_ids: [c] }
+`),
+    ).toEqual(['targets[2].account: must be a lowercase letter, then up to 39 lowercase letters, digits, "_" or "-" (got "Staging")']);
+    expect(
+      problems(`${accounts}targets:
+  - { project_id: 1, region_id: 7, image_ids: [a] }
+  - { account: nope, project_id: 2, region_id: 7, image_ids: [b] }
+`),
+    ).toEqual([
+      'targets[0].account: required when the file names several accounts: one of prod, staging',
+      'targets[1].account: no account "nope" in accounts: one of prod, staging',
+    ]);
+  });
+
+  it('refuses an image under two accounts: the same triple, a project discovered by both, an image named by one and discovered by the other', () => {
+    expect(
+      problems(`${accounts}targets:
+  - { account: prod, project_id: 1, region_id: 7, image_ids: [a] }
+  - { account: staging, project_id: 1, region_id: 7, image_ids: [a] }
+  - { account: prod, project_id: [2, 3], region_id: all, discover: {} }
+  - { account: staging, project_id: 3, region_id: 9, discover: {} }
+  - { account: staging, project_id: 2, region_id: 8, image_ids: [b] }
+  - { account: staging, project_id: all, region_id: all, discover: {} }
+`),
+    ).toEqual([
+      'targets[1].image_ids[0]: duplicates targets[0].image_ids[0] (1/7/a)',
+      'targets[1]: project 1 is also under account prod at targets[0]; an image belongs to one account',
+      'targets[3]: project 3 is also under account prod at targets[2]; an image belongs to one account',
+      'targets[4]: project 2 is also under account prod at targets[2]; an image belongs to one account',
+    ]);
+  });
+
+  it('wants the key of every account in the environment of a process that calls the API, naming the variable, never the key', () => {
+    const file = parseTargetsFile(`${accounts}targets: [{ account: prod, project_id: 1, region_id: 7, image_ids: [a] }]`, 'targets.yaml');
+    let error: unknown;
+    try {
+      withKeys(file.accounts, { GCORE_API_KEY: 'k1' }, 'targets.yaml');
+    } catch (caught) {
+      error = caught;
+    }
+    expect((error as ConfigError).problems).toEqual([
+      "accounts.staging.api_key_env: GCORE_API_KEY_STAGING is not set in this process's environment",
+    ]);
+    expect(withKeys(file.accounts, { GCORE_API_KEY: 'k1', GCORE_API_KEY_STAGING: 'k2' }, 'targets.yaml').map((a) => a.apiKey)).toEqual([
+      'k1',
+      'k2',
+    ]);
   });
 });

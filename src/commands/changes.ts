@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { ACCOUNT_NAME, ACCOUNT_NAME_RULE } from '../accounts.js';
 import { loadConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { INT4_MAX, parseIsoTime, readWholeNumber, timeProblem } from '../input-ranges.js';
@@ -50,6 +51,7 @@ export async function changesCommand({ args }: CommandContext): Promise<number> 
       since: { type: 'string', default: '24h' },
       project: { type: 'string' },
       region: { type: 'string' },
+      account: { type: 'string' },
       field: { type: 'string' },
       limit: { type: 'string', default: '1000' },
       json: { type: 'boolean', default: false },
@@ -61,6 +63,9 @@ export async function changesCommand({ args }: CommandContext): Promise<number> 
   const projectId = readFlag('project', values.project, INT4_MAX, problems);
   const regionId = readFlag('region', values.region, INT4_MAX, problems);
   const limit = readFlag('limit', values.limit, MAX_LIMIT, problems);
+  if (values.account !== undefined && !ACCOUNT_NAME.test(values.account)) {
+    problems.push(`--account: must be an account name, ${ACCOUNT_NAME_RULE} (got ${JSON.stringify(values.account)})`);
+  }
   // An empty --field would read as no filter at all, silently.
   if (values.field?.trim() === '') problems.push('--field: must not be empty');
   if (problems.length > 0) throw new ConfigError('changes flags', problems);
@@ -68,7 +73,14 @@ export async function changesCommand({ args }: CommandContext): Promise<number> 
   const store = await openStore(config, 1);
   const { sql } = store;
   try {
-    const rows = await listChanges(sql, { since: since!, projectId, regionId, field: values.field, limit: limit! });
+    const rows = await listChanges(sql, {
+      since: since!,
+      projectId,
+      regionId,
+      account: values.account,
+      field: values.field,
+      limit: limit!,
+    });
     process.stdout.write(values.json ? `${JSON.stringify(rows)}\n` : `${changeTable(rows)}\n`);
     return 0;
   } finally {

@@ -13,6 +13,7 @@ import { parseTargetsFile, type TargetsFile } from '../targets.js';
 import type { Triple } from '../interfaces.js';
 import { runListings } from '../sql/runListings.js';
 import { startWorker } from '../worker.js';
+import { IMPLIED_ACCOUNT } from '../accounts.js';
 import type { CommandContext } from './context.js';
 
 const DEMO_KEY = 'demo-key';
@@ -70,8 +71,8 @@ async function runDemo(fake: FakeGcore, url: string, print: CommandContext['prin
       ]);
     }
     const file = demoTargets(triples);
-    await replaceTargets(services.sql, file.targets, file.scopes);
-    const worker = startWorker({ config, apiKey: DEMO_KEY, logger, ...services });
+    await replaceTargets(services.sql, file.targets, file.scopes, file.accounts);
+    const worker = startWorker({ config, accounts: [{ ...IMPLIED_ACCOUNT, apiKey: DEMO_KEY }], logger, ...services });
     const sync = async (label: string) => {
       const run = await startManualSync(services.sql, services.queues, config.batchSize);
       const done = await waitForRun(services.sql, services.queues, run, () => {}, { batchSize: config.batchSize, pollMs: 100, logger });

@@ -19,7 +19,11 @@ export async function scheduleCommand({ args, logger, print }: CommandContext): 
       logger,
       print,
     );
-    const result = await reconcile(services.sql, services.queues, file.targets, { snapshot: file.snapshot, scopes: file.scopes });
+    const result = await reconcile(services.sql, services.queues, file.targets, {
+      snapshot: file.snapshot,
+      scopes: file.scopes,
+      accounts: file.accounts,
+    });
     logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
     print(
       `${file.targets.length} targets in ${result.schedulers.upserted} schedule group(s): ` +

@@ -1,9 +1,12 @@
 import { parseArgs } from 'node:util';
+import { DEFAULT_ACCOUNT } from '../accounts.js';
 import { loadConfig } from '../config.js';
+import { ConfigError } from '../errors.js';
 import { problemOf } from '../deployment-registry.js';
 import { liveQueueStores } from '../sql/queueStoreMarks.js';
 import { queueDepths, refreshPauseMs, type QueueDepth } from '../queue.js';
-import { openServices } from '../services.js';
+import { openServices, type Services } from '../services.js';
+import { loadAccounts } from '../sql/accounts.js';
 import { describeSchedule } from '../schedule.js';
 import { failingTargets } from '../sql/failingTargets.js';
 import { getRun } from '../sql/getRun.js';
@@ -31,26 +34,64 @@ function describeListing(s: ScopeListing): string {
   return `${listed}${s.status}${when}`;
 }
 
+/** Requests of an account held back after a 429 or by its rate limit, until when; null when they are not. */
+async function heldUntil(services: Services, account: string): Promise<string | null> {
+  const [pauseMs, aheadMs] = await Promise.all([refreshPauseMs(services.queues, account), services.backend.timeline(account).aheadMs()]);
+  const heldMs = Math.max(pauseMs, aheadMs);
+  return heldMs > LIMITED_AFTER_MS ? new Date(Date.now() + heldMs).toISOString() : null;
+}
+
+const sum = (depths: QueueDepth[]): QueueDepth =>
+  Object.fromEntries(
+    Object.keys(depths[0]!).map((state) => [state, depths.reduce((n, d) => n + d[state as keyof QueueDepth], 0)]),
+  ) as QueueDepth;
+
 /** Queues, rate limiting, other deployments on the prefix, the last run, failing and stale triples: what an operator asks first. */
 export async function statusCommand({ args }: CommandContext): Promise<number> {
-  const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } }, strict: true });
+  const { values } = parseArgs({
+    args,
+    options: { json: { type: 'boolean', default: false }, account: { type: 'string' } },
+    strict: true,
+  });
   const config = loadConfig();
   const services = await openServices(config);
   try {
-    const [queues, pauseMs, aheadMs, live, stores, runId, failing, stale, scopes, rejections] = await Promise.all([
-      queueDepths(services.queues),
-      refreshPauseMs(services.queues),
-      services.backend.timeline.aheadMs(),
+    const configured = (await loadAccounts(services.sql)).map((a) => a.name);
+    const only = values.account;
+    if (only !== undefined && !configured.includes(only)) {
+      throw new ConfigError('status flags', [
+        `--account: no account ${JSON.stringify(only)} is configured: one of ${configured.join(', ')}`,
+      ]);
+    }
+    const accounts = only === undefined ? configured : [only];
+    const [depths, held, live, stores, runId, failing, stale, scopes, allRejections] = await Promise.all([
+      queueDepths(services.queues, accounts),
+      Promise.all(accounts.map((account) => heldUntil(services, account))),
       services.backend.liveDeployments(),
       liveQueueStores(services.sql),
-      lastRunId(services.sql),
-      failingTargets(services.sql, LISTED),
-      staleTargets(services.sql, LISTED),
-      lastListings(services.sql),
+      lastRunId(services.sql, only),
+      failingTargets(services.sql, LISTED, only),
+      staleTargets(services.sql, LISTED, only),
+      lastListings(services.sql, only),
       services.backend.keyRejections(),
     ]);
-    const heldMs = Math.max(pauseMs, aheadMs);
-    const rateLimited = heldMs > LIMITED_AFTER_MS ? { until: new Date(Date.now() + heldMs).toISOString() } : null;
+    const rejections = allRejections.filter((r) => only === undefined || r.account === only);
+    const perAccount = Object.fromEntries(
+      accounts.map((account, n) => [
+        account,
+        {
+          queues: depths.accounts[account]!,
+          rate_limited: held[n] === null ? null : { until: held[n] },
+          api_key: { rejected_by: rejections.filter((r) => r.account === account) },
+        },
+      ]),
+    );
+    const limited = accounts.filter((_, n) => held[n] !== null);
+    const latest = limited
+      .map((a) => perAccount[a]!.rate_limited!.until!)
+      .sort()
+      .at(-1);
+    const rateLimited = latest === undefined ? null : { until: latest, accounts: limited };
     const lastRun = runId === undefined ? null : ((await getRun(services.sql, runId)) ?? null);
     const deployment = {
       id: services.deployment,
@@ -60,14 +101,20 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
     };
     // snake_case throughout, as the tables and the views name the same things.
     const report = {
-      queues,
+      queues: {
+        refresh: sum(accounts.map((a) => depths.accounts[a]!.refresh)),
+        schedule: depths.schedule,
+        list: sum(accounts.map((a) => depths.accounts[a]!.list)),
+      },
       rate_limited: rateLimited,
       api_key: { rejected_by: rejections },
+      accounts: perAccount,
       deployment,
       last_run: lastRun && {
         id: lastRun.id,
         status: lastRun.status,
         kind: lastRun.kind,
+        account: lastRun.account,
         schedule: describeSchedule(lastRun.scheduleKey),
         started_at: lastRun.startedAt,
         finished_at: lastRun.finishedAt,
@@ -86,27 +133,35 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return 0;
     }
+    // A deployment of the implied account alone reads as it did before accounts.
+    const named = !(accounts.length === 1 && accounts[0] === DEFAULT_ACCOUNT);
+    const whose = (account: string) => (named ? ` of account ${account}` : '');
     const lines = [
-      'queues:',
-      depth('refresh', queues.refresh),
-      depth('schedule', queues.schedule),
-      depth('list', queues.list),
-      `rate limited: ${rateLimited ? `yes, requests held back until ${rateLimited.until}` : 'no'}`,
+      `queues:${named ? ` (accounts ${accounts.join(', ')})` : ''}`,
+      depth('refresh', report.queues.refresh),
+      depth('schedule', report.queues.schedule),
+      depth('list', report.queues.list),
+      ...(accounts.length > 1
+        ? accounts.flatMap((a) => [depth(`refresh ${a}`, depths.accounts[a]!.refresh), depth(`list ${a}`, depths.accounts[a]!.list)])
+        : []),
+      `rate limited: ${limited.length > 0 ? `yes, ${limited.map((a) => `requests${whose(a)} held back until ${perAccount[a]!.rate_limited!.until}`).join('; ')}` : 'no'}`,
       rejections.length > 0
-        ? `api key: REJECTED (401) in ${rejections.length} running worker(s), which take no jobs until restarted with a valid key`
+        ? `api key: REJECTED (401) in ${rejections.length} running worker(s), which take ${named ? "none of that account's" : 'no'} jobs until restarted with a valid key`
         : 'api key: no running worker has had it rejected',
-      ...rejections.map((r) => `  worker ${r.worker} on ${r.hostname} (pid ${r.pid}) since ${r.at}`),
+      ...rejections.map((r) => `  worker ${r.worker} on ${r.hostname} (pid ${r.pid})${whose(r.account)} since ${r.at}`),
       `deployment: database ${deployment.id}${deployment.problem ? `; ERROR: ${deployment.problem}` : `, alone on ${services.backend.where}`}`,
       lastRun
-        ? `last run: #${lastRun.id} ${lastRun.status} (${report.last_run!.schedule ?? lastRun.kind}), started ${new Date(lastRun.startedAt).toISOString()}` +
+        ? `last run: #${lastRun.id} ${lastRun.status} (${report.last_run!.schedule ?? lastRun.kind}${named && lastRun.account ? `, account ${lastRun.account}` : ''}), started ${new Date(lastRun.startedAt).toISOString()}` +
           `${lastRun.finishedAt ? `, finished ${new Date(lastRun.finishedAt).toISOString()}` : ''}: ${lastRun.planned} planned, ` +
           `${lastRun.changed} changed, ${lastRun.unchanged} unchanged, ${lastRun.deleted} deleted, ${lastRun.failed} failed` +
           `${lastRun.listingsFailed > 0 ? `, ${lastRun.listingsFailed} scope listings incomplete` : ''}`
         : 'last run: none yet',
       `scopes: ${scopes.length}`,
-      ...scopes.map((s) => `  ${s.scope_key}  ${describeListing(s)}`),
+      ...scopes.map((s) => `  ${s.scope_key}${whose(s.account)}  ${describeListing(s)}`),
       `failing: ${failing.length}${failing.length === LISTED ? '+' : ''}`,
-      ...failing.map((f) => `  ${f.project_id}/${f.region_id}/${f.image_id}  ${f.last_status ?? '-'}  ${f.last_error ?? ''}`),
+      ...failing.map(
+        (f) => `  ${f.project_id}/${f.region_id}/${f.image_id}${whose(f.account)}  ${f.last_status ?? '-'}  ${f.last_error ?? ''}`,
+      ),
       `stale: ${stale.total}`,
       ...stale.rows.map((s) => `  ${s.project_id}/${s.region_id}/${s.image_id}  ${s.reason}`),
     ];

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { loadConfig, requireApiKey } from '../config.js';
+import { withKeys } from '../accounts.js';
+import { loadConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { imageIdProblem } from '../image-id.js';
 import { INT4_MAX, wholeNumber } from '../input-ranges.js';
@@ -58,24 +59,38 @@ function summary(run: RunProgress): string {
 export async function syncCommand({ args, logger, print }: CommandContext): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { wait: { type: 'boolean', default: false }, target: { type: 'string' } },
+    options: { wait: { type: 'boolean', default: false }, target: { type: 'string' }, account: { type: 'string' } },
     strict: true,
   });
   const target = values.target === undefined ? undefined : parseTarget(values.target);
   const config = loadConfig();
-  const apiKey = values.wait ? requireApiKey(config) : undefined;
   const file = await loadTargetsFile(config.targetsFile);
+  const names = file.accounts.map((a) => a.name);
+  if (values.account !== undefined && !names.includes(values.account)) {
+    throw new ConfigError('sync flags', [
+      `--account: no account ${JSON.stringify(values.account)} in ${config.targetsFile}: one of ${names.join(', ')}`,
+    ]);
+  }
+  // --wait works the run here, with the key of each account it covers.
+  const accounts = values.wait
+    ? withKeys(
+        file.accounts.filter((a) => values.account === undefined || a.name === values.account),
+        process.env,
+        config.targetsFile,
+      )
+    : undefined;
   const listed = target !== undefined && file.targets.some((t) => tripleKey(t) === tripleKey(target));
   if (target && !listed && file.scopes.length === 0) {
     throw new ConfigError('sync flags', [`--target: ${values.target} is not in ${config.targetsFile}`]);
   }
   const services = await openServices(config);
   const keyRejected = new AbortController();
+  let rejectedEnv = '';
   let worker: RunningWorker | undefined;
   try {
     // sync writes the targets too, so it may not replace those of a running `start` with another file.
     await takeSchedule(services.sql, file, { targetsFile: config.targetsFile, command: 'sync', takeOver: false }, logger, print);
-    await replaceTargets(services.sql, file.targets, file.scopes);
+    await replaceTargets(services.sql, file.targets, file.scopes, file.accounts);
     // A triple a scope discovered is a target too, once a listing has found it.
     if (target && !listed && !(await isTarget(services.sql, target))) {
       throw new ConfigError('sync flags', [
@@ -83,20 +98,25 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
       ]);
     }
     // The progress line on stderr says what the worker's progress lines would.
-    if (apiKey)
+    if (accounts)
       worker = startWorker({
         config: { ...config, logProgressSeconds: 0 },
-        apiKey,
+        accounts,
         logger,
         ...services,
-        onKeyRejected: () => keyRejected.abort(),
+        onKeyRejected: (account) => {
+          rejectedEnv = account.apiKeyEnv;
+          keyRejected.abort();
+        },
       });
-    const run = await startManualSync(services.sql, services.queues, config.batchSize, target);
+    const run = await startManualSync(services.sql, services.queues, config.batchSize, { target, account: values.account });
     const listings = run.listings.length > 0 ? ` and ${counted(run.listings.length, 'scope listing')}` : '';
     print(`run ${run.id}: queued ${counted(run.planned, 'refresh', 'refreshes')}${listings}`);
     if (!values.wait) {
       // Without a worker the run stays open: say so now rather than leave it to be found later.
-      const workers = await services.queues.refresh.getWorkersCount();
+      // A worker serves every account it has a key for: the fewest listening on any account's queue is who can do the whole run.
+      const covered = names.filter((a) => values.account === undefined || a === values.account);
+      const workers = Math.min(...(await Promise.all(covered.map((a) => services.queues.forAccount(a).refresh.getWorkersCount()))));
       print(
         workers > 0
           ? `${counted(workers, 'worker')} listening on ${services.backend.where}`
@@ -119,7 +139,7 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
     } catch (error) {
       if (!keyRejected.signal.aborted) throw error;
       progress.finish();
-      print(`run ${run.id}: the API rejected GCORE_API_KEY (401); the refreshes not yet done stay queued for a worker with a valid key`);
+      print(`run ${run.id}: the API rejected ${rejectedEnv} (401); the refreshes not yet done stay queued for a worker with a valid key`);
       return 1;
     }
     progress.finish();

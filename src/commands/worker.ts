@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { loadConfig, requireApiKey } from '../config.js';
+import { withKeys } from '../accounts.js';
+import { loadConfig, redactUrl } from '../config.js';
 import { deploymentProblem } from '../deployment-registry.js';
 import { startHttpServer, type HttpServer } from '../http-server.js';
 import { createMetrics } from '../metrics.js';
@@ -10,6 +11,7 @@ import { describeSchedule } from '../schedule.js';
 import { holdSchedule, takeSchedule, type HeldSchedule } from '../schedule-owner.js';
 import { openServices, type Services } from '../services.js';
 import { onShutdown } from '../signals.js';
+import { loadAccounts } from '../sql/accounts.js';
 import { loadTargetsFile } from '../targets.js';
 import { startWorker, type RunningWorker } from '../worker.js';
 import type { CommandContext } from './context.js';
@@ -20,8 +22,9 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
   const takeOver =
     reconcileFirst && parseArgs({ args, options: { 'take-over': { type: 'boolean', default: false } }, strict: true }).values['take-over'];
   const config = loadConfig();
-  const apiKey = requireApiKey(config);
   const file = reconcileFirst ? await loadTargetsFile(config.targetsFile) : undefined;
+  // `start` checks the file's keys before it touches anything; `worker` those of the accounts the database names, below.
+  if (file) withKeys(file.accounts, process.env, config.targetsFile);
   // Handlers go in before anything starts, so an early signal still stops cleanly.
   let services: Services | undefined;
   let worker: RunningWorker | undefined;
@@ -59,7 +62,9 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
         const claim = await takeSchedule(sql, file, { targetsFile: config.targetsFile, command: 'start', takeOver }, logger, print);
         schedule = holdSchedule(sql, claim, logger);
       });
-      const result = await step(() => reconcile(sql, queues, file.targets, { snapshot: file.snapshot, scopes: file.scopes }));
+      const result = await step(() =>
+        reconcile(sql, queues, file.targets, { snapshot: file.snapshot, scopes: file.scopes, accounts: file.accounts }),
+      );
       logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
       for (const group of await step(() => tickDueGroups(sql, queues, scheduleGroups([...file.targets, ...file.scopes])))) {
         logger.info(
@@ -78,10 +83,21 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
       throw error;
     }
   }
-  const metrics = createMetrics(services.queues);
-  let keyRejected = false;
+  let accounts;
+  try {
+    accounts = withKeys(
+      await step(() => loadAccounts(sql)),
+      process.env,
+      `the accounts of the targets file last loaded into ${redactUrl(config.databaseUrl ?? 'the embedded PostgreSQL')}`,
+    );
+  } catch (error) {
+    await schedule?.release();
+    await services.close();
+    throw error;
+  }
+  const metrics = createMetrics(services.queues, sql);
   if (stopping) return new Promise<number>(() => {});
-  worker = startWorker({ config, apiKey, logger, metrics, ...services, onKeyRejected: () => (keyRejected = true) });
+  worker = startWorker({ config, accounts, logger, metrics, ...services });
   if (config.httpPort !== undefined) {
     const dashboard = config.queueDashboard ? queueDashboard(services.queues) : undefined;
     const { backend, deployment } = services;
@@ -92,10 +108,10 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
         metrics,
         dashboard,
         deploymentProblem: () => deploymentProblem(services.sql, backend, deployment),
-        keyProblem: () =>
-          keyRejected
-            ? 'rejected: the API answered 401 to GCORE_API_KEY; this process takes no jobs until restarted with a valid key'
-            : undefined,
+        keyProblem: () => {
+          const problems = worker.accountProblems();
+          return problems.length > 0 ? `rejected: ${problems.join('; ')}` : undefined;
+        },
       }),
     );
     logger.info({ port: http.port, queue_dashboard: Boolean(dashboard) }, 'serving /healthz, /readyz and /metrics');

@@ -101,11 +101,15 @@ export class FakeLists {
   }
 
   /** The page `request` asks for; from offset 0 when `ignoreOffset`. Throws QueryError for what the API refuses with 422. */
-  page(request: ListRequest, ignoreOffset: boolean): Page {
+  page(request: ListRequest, ignoreOffset: boolean, visible: number[] | 'all' = 'all'): Page {
     const { endpoint, projectId, regionId, query } = request;
     const paging = readPaging(query, endpoint === 'projects' || endpoint === 'regions' ? 100 : 1000);
     if (ignoreOffset) paging.offset = 0;
-    if (endpoint === 'projects') return pageOf(this.projects.values(), this.projects.size, paging, projectFilter(query));
+    if (endpoint === 'projects') {
+      // An account lists its own projects only.
+      const projects = [...this.projects.values()].filter((p) => visible === 'all' || visible.includes(p.id));
+      return pageOf(projects.values(), projects.length, paging, projectFilter(query));
+    }
     if (endpoint === 'regions') return pageOf(this.regions.values(), this.regions.size, paging);
     if (Number.isNaN(projectId) || Number.isNaN(regionId)) throw new QueryError('project_id, region_id: must be integers');
     const images = this.scopes.get(`${projectId}/${regionId}`)?.[endpoint] ?? NO_IMAGES;

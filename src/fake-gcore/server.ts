@@ -26,8 +26,17 @@ interface FaultRule {
   remaining: number;
 }
 
+/** A key the fake accepts, and the projects it reaches (each Gcore account sees its own). */
+export interface FakeAccount {
+  apiKey: string;
+  projects: number[] | 'all';
+}
+
 export interface FakeGcoreOptions {
+  /** The one key accepted, reaching every project, when `accounts` is absent. */
   apiKey?: string;
+  /** Several accounts by name, each with its key and projects; a request for another account's project is refused with 403. */
+  accounts?: Record<string, FakeAccount>;
   /** Added to every answer. */
   latencyMs?: number;
 }
@@ -124,10 +133,21 @@ export class FakeGcore {
   readonly requestTimes: number[] = [];
   /** Authorization headers seen, for tests that check what was sent. */
   readonly authorizations = new Set<string>();
+  /** API requests by account name (never by key), then by second, for tests of per-account limits. */
+  readonly requestsPerSecondByAccount = new Map<string, Map<number, number>>();
+  private readonly accounts: Map<string, FakeAccount & { name: string }>;
+  private readonly rejected = new Set<string>();
 
   constructor(options: FakeGcoreOptions = {}) {
     this.apiKey = options.apiKey ?? 'fake-key';
     this.latencyMs = options.latencyMs ?? 0;
+    const accounts = options.accounts ?? { default: { apiKey: this.apiKey, projects: 'all' as const } };
+    this.accounts = new Map(Object.entries(accounts).map(([name, account]) => [`APIKey ${account.apiKey}`, { ...account, name }]));
+  }
+
+  /** From now on the account's key is answered 401, as a revoked key is. */
+  rejectAccount(name: string): void {
+    this.rejected.add(name);
   }
 
   putImage(triple: Triple, payload: ImagePayload): void {
@@ -227,6 +247,7 @@ export class FakeGcore {
   resetStats(): void {
     this.requestCount = 0;
     this.requestsPerSecond.clear();
+    this.requestsPerSecondByAccount.clear();
     this.requestTimes.length = 0;
     Object.assign(this.requestsByEndpoint, noRequests());
   }
@@ -252,6 +273,9 @@ export class FakeGcore {
     'GET /__fake/stats': () => ({
       requests: this.requestCount,
       perSecond: Object.fromEntries(this.requestsPerSecond),
+      perSecondByAccount: Object.fromEntries(
+        [...this.requestsPerSecondByAccount].map(([name, seconds]) => [name, Object.fromEntries(seconds)]),
+      ),
       byEndpoint: this.requestsByEndpoint,
     }),
     'POST /__fake/touch-all': () => ({ touched: this.touchAll() }),
@@ -302,13 +326,27 @@ export class FakeGcore {
 
     const fault = route.endpoint === 'image' ? this.takeFault(route.imageKey) : this.lists.takeFault(route);
     if (fault?.kind === 'slow') await delay(fault.ms);
-    if (fault?.kind === 'unauthorized' || authorization !== `APIKey ${this.apiKey}`) {
+    const account = this.accounts.get(authorization);
+    if (account) this.countAccountRequest(account.name);
+    if (fault?.kind === 'unauthorized' || !account || this.rejected.has(account.name)) {
       sendJson(res, 401, gcoreError('NotAuthenticated', 'Authentication credentials were not provided.'));
+      return;
+    }
+    const projectId = route.endpoint === 'image' ? Number(route.imageKey.split('/')[0]) : route.projectId;
+    if (account.projects !== 'all' && projectId !== undefined && !account.projects.includes(projectId)) {
+      sendJson(res, 403, gcoreError('PermissionDenied', 'You do not have permission to perform this action.'));
       return;
     }
     if (fault && sendFault(res, fault)) return;
     if (route.endpoint === 'image') this.answerImage(res, route.imageKey, route.rawId);
-    else this.answerList(res, route);
+    else this.answerList(res, route, account.projects);
+  }
+
+  private countAccountRequest(name: string): void {
+    const second = Math.floor(Date.now() / 1000);
+    const seconds = this.requestsPerSecondByAccount.get(name) ?? new Map<number, number>();
+    seconds.set(second, (seconds.get(second) ?? 0) + 1);
+    this.requestsPerSecondByAccount.set(name, seconds);
   }
 
   private answerImage(res: ServerResponse, imageKey: string, rawId: string): void {
@@ -320,10 +358,10 @@ export class FakeGcore {
     sendJson(res, 200, image.payload);
   }
 
-  private answerList(res: ServerResponse, request: ListRequest): void {
+  private answerList(res: ServerResponse, request: ListRequest, projects: FakeAccount['projects']): void {
     let page;
     try {
-      page = this.lists.page(request, this.ignoreOffset);
+      page = this.lists.page(request, this.ignoreOffset, projects);
     } catch (error) {
       if (!(error instanceof QueryError)) throw error;
       sendJson(res, 422, gcoreError('ValidationError', error.message));

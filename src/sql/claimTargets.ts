@@ -1,8 +1,11 @@
+import { DEFAULT_ACCOUNT } from '../accounts.js';
 import type { Sql } from '../db.js';
 import type { Triple } from '../interfaces.js';
 
 export interface Claim {
   jobId: string;
+  /** A batch is of one account: it goes to that account's queue. */
+  account: string;
   triples: Triple[];
 }
 
@@ -14,6 +17,8 @@ export interface Claim {
  */
 export interface ClaimScope {
   scheduleKey: string | null;
+  /** Only this account's targets (a schedule group is of one account already). */
+  account?: string;
   target?: Triple;
   /** Leave out targets attempted since then (a run's start): they have their outcome. */
   unattemptedSince?: string;
@@ -39,7 +44,7 @@ function byKey(
 
 /**
  * Marks up to `limit` unqueued targets in scope after `after`, in key order, as queued, in batches of `batchSize`
- * named `${jobPrefix}-<n>`. A target already queued is left alone: its queued
+ * of one account each, named `${jobPrefix}-<n>` (the implied account's) or `${jobPrefix}-<account>-<n>`. A target already queued is left alone: its queued
  * refresh serves this request too. Concurrent claimers never take the same
  * target (the row lock decides); paging by key means a request never claims a
  * target twice, even when a batch releases it meanwhile.
@@ -55,12 +60,16 @@ export async function claimTargets(
   const t = scope.target;
   // The claimed rows and the last candidate, without joining the two CTEs: a join of CTE scans is planned
   // from guesses, and a nested loop over 5,000 x 5,000 rows took seconds.
-  const rows = await sql<{ project_id: number; region_id: number; image_id: string; queued_job: string | null; last: boolean }[]>`
+  const rows = await sql<
+    { project_id: number; region_id: number; image_id: string; account: string; queued_job: string | null; last: boolean }[]
+  >`
     WITH candidates AS (
-      SELECT project_id, region_id, image_id,
-        (row_number() OVER (ORDER BY project_id, region_id, image_id) - 1) / ${batchSize} AS chunk
+      SELECT project_id, region_id, image_id, account,
+        CASE WHEN account = ${DEFAULT_ACCOUNT} THEN '' ELSE account || '-' END
+          || (row_number() OVER (PARTITION BY account ORDER BY project_id, region_id, image_id) - 1) / ${batchSize} AS chunk
       FROM targets
       WHERE queued_job IS NULL AND (${scope.scheduleKey}::text IS NULL OR schedule_key = ${scope.scheduleKey})
+        AND (${scope.account ?? null}::text IS NULL OR account = ${scope.account ?? null}::text)
         AND left_scope_at IS NULL AND (explicit OR ${scope.discovered === true || t !== undefined})
         AND (${t?.imageId ?? null}::text IS NULL
           OR (project_id, region_id, image_id) = (${t?.projectId ?? null}::int, ${t?.regionId ?? null}::int, ${t?.imageId ?? null}::text))
@@ -72,19 +81,19 @@ export async function claimTargets(
       UPDATE targets t SET queued_job = ${jobPrefix} || '-' || c.chunk, queued_at = now()
       FROM candidates c
       WHERE (t.project_id, t.region_id, t.image_id) = (c.project_id, c.region_id, c.image_id) AND t.queued_job IS NULL
-      RETURNING t.project_id, t.region_id, t.image_id, t.queued_job)
-    SELECT project_id, region_id, image_id, queued_job, false AS last FROM claimed
+      RETURNING t.project_id, t.region_id, t.image_id, t.account, t.queued_job)
+    SELECT project_id, region_id, image_id, account, queued_job, false AS last FROM claimed
     UNION ALL
-    (SELECT project_id, region_id, image_id, NULL, true FROM candidates ORDER BY project_id DESC, region_id DESC, image_id DESC LIMIT 1)`;
-  const claims = new Map<string, Triple[]>();
+    (SELECT project_id, region_id, image_id, account, NULL, true FROM candidates ORDER BY project_id DESC, region_id DESC, image_id DESC LIMIT 1)`;
+  const claims = new Map<string, Claim>();
   for (const row of rows.filter((r) => !r.last).sort(byKey)) {
-    const triples = claims.get(row.queued_job!) ?? [];
-    triples.push({ projectId: row.project_id, regionId: row.region_id, imageId: row.image_id });
-    claims.set(row.queued_job!, triples);
+    const claim = claims.get(row.queued_job!) ?? { jobId: row.queued_job!, account: row.account, triples: [] };
+    claim.triples.push({ projectId: row.project_id, regionId: row.region_id, imageId: row.image_id });
+    claims.set(row.queued_job!, claim);
   }
   const last = rows.find((r) => r.last);
   return {
-    claims: [...claims].map(([jobId, triples]) => ({ jobId, triples })),
+    claims: [...claims.values()],
     next: last ? { projectId: last.project_id, regionId: last.region_id, imageId: last.image_id } : null,
   };
 }

@@ -1,5 +1,4 @@
 import type { Sql } from '../db.js';
-import type { Triple } from '../interfaces.js';
 import { PAGE_LIMIT } from '../list-query.js';
 import { storableString } from '../storable-text.js';
 import type { Claim } from './claimTargets.js';
@@ -98,7 +97,7 @@ export async function finishListing(
         (SELECT count(*)::bigint FROM listing_ids WHERE listing_id = ${listingId}) AS listed`;
     const error = listing.error ?? incompleteness(tally!);
     const status = error === null ? 'complete' : 'incomplete';
-    let absent: Array<{ project_id: number; region_id: number; image_id: string; queued_job: string }> = [];
+    let absent: ClaimRow[] = [];
     if (status === 'complete') {
       // A deletion already confirmed needs no request: the attempt is recorded as the GET's 404 would be.
       await tx`
@@ -117,7 +116,7 @@ export async function finishListing(
               WHERE (i.project_id, i.region_id, i.image_id) = (t.project_id, t.region_id, t.image_id) AND i.deleted_at IS NOT NULL))
         UPDATE targets t SET queued_job = ${confirm.jobPrefix} || '-' || a.chunk, queued_at = now()
         FROM absent a WHERE (t.project_id, t.region_id, t.image_id) = (a.project_id, a.region_id, a.image_id) AND t.queued_job IS NULL
-        RETURNING t.project_id, t.region_id, t.image_id, t.queued_job`;
+        RETURNING t.project_id, t.region_id, t.image_id, t.account, t.queued_job`;
     } else {
       // Every image the listing did not store, listed or not (a page may have been listed, then failed before it was stored).
       await tx`
@@ -138,14 +137,17 @@ export async function finishListing(
   return { ...rest, confirm: byJob(absent) };
 }
 
-function byJob(rows: Array<{ project_id: number; region_id: number; image_id: string; queued_job: string }>): Claim[] {
-  const claims = new Map<string, Triple[]>();
+type ClaimRow = { project_id: number; region_id: number; image_id: string; account: string; queued_job: string };
+
+/** Claimed rows as batches: a scope's targets are of its account, so each batch is of one. */
+function byJob(rows: ClaimRow[]): Claim[] {
+  const claims = new Map<string, Claim>();
   for (const row of rows) {
-    const triples = claims.get(row.queued_job) ?? [];
-    triples.push({ projectId: row.project_id, regionId: row.region_id, imageId: row.image_id });
-    claims.set(row.queued_job, triples);
+    const claim = claims.get(row.queued_job) ?? { jobId: row.queued_job, account: row.account, triples: [] };
+    claim.triples.push({ projectId: row.project_id, regionId: row.region_id, imageId: row.image_id });
+    claims.set(row.queued_job, claim);
   }
-  return [...claims].map(([jobId, triples]) => ({ jobId, triples }));
+  return [...claims.values()];
 }
 
 /**
@@ -161,8 +163,8 @@ export async function pendingConfirmations(
   const [listing] = await sql<{ scope_key: string }[]>`
     SELECT scope_key FROM listings WHERE id = ${listingId} AND status = 'complete'`;
   if (!listing) return undefined;
-  const rows = await sql<Array<{ project_id: number; region_id: number; image_id: string; queued_job: string }>>`
-    SELECT project_id, region_id, image_id, queued_job FROM targets
+  const rows = await sql<ClaimRow[]>`
+    SELECT project_id, region_id, image_id, account, queued_job FROM targets
     WHERE scope_key = ${listing.scope_key} AND queued_job LIKE ${`${jobPrefix}-%`}`;
   return { scopeKey: listing.scope_key, claims: byJob(rows) };
 }

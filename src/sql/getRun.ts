@@ -7,6 +7,8 @@ export interface RunProgress {
   kind: 'scheduled' | 'manual';
   /** The schedule group it covers; null for a manual run of every target. */
   scheduleKey: string | null;
+  /** Null: every account. */
+  account: string | null;
   startedAt: string;
   finishedAt: string | null;
   planned: number;
@@ -31,7 +33,7 @@ export async function openRuns(sql: Sql): Promise<RunProgress[]> {
 
 function runProgress(sql: Sql) {
   return sql`
-    SELECT r.id, r.status, r.kind, r.schedule_key AS "scheduleKey", r.started_at AS "startedAt", r.finished_at AS "finishedAt", r.planned,
+    SELECT r.id, r.status, r.kind, r.schedule_key AS "scheduleKey", r.account, r.started_at AS "startedAt", r.finished_at AS "finishedAt", r.planned,
       CASE WHEN r.finished_at IS NULL THEN c.unchanged ELSE r.unchanged END AS unchanged,
       CASE WHEN r.finished_at IS NULL THEN c.changed ELSE r.changed END AS changed,
       CASE WHEN r.finished_at IS NULL THEN c.deleted ELSE r.deleted END AS deleted,

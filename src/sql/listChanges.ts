@@ -4,6 +4,7 @@ export interface ChangeFilter {
   since: Date;
   projectId?: number;
   regionId?: number;
+  account?: string;
   /** A field name; `tags` matches every tag field. */
   field?: string;
   limit: number;
@@ -14,6 +15,7 @@ export interface ChangeRow {
   project_id: number;
   region_id: number;
   image_id: string;
+  account: string | null;
   image_name: string | null;
   change_type: string;
   field: string | null;
@@ -25,11 +27,12 @@ export interface ChangeRow {
 export async function listChanges(sql: Sql, filter: ChangeFilter): Promise<ChangeRow[]> {
   const field = filter.field === 'tags' ? sql`AND field LIKE 'tags.%'` : filter.field ? sql`AND field = ${filter.field}` : sql``;
   return sql<ChangeRow[]>`
-    SELECT changed_at, project_id, region_id, image_id, image_name, change_type, field, old_value, new_value
+    SELECT changed_at, project_id, region_id, image_id, account, image_name, change_type, field, old_value, new_value
     FROM image_change_log
     WHERE changed_at >= ${filter.since.toISOString()}
       ${filter.projectId === undefined ? sql`` : sql`AND project_id = ${filter.projectId}`}
       ${filter.regionId === undefined ? sql`` : sql`AND region_id = ${filter.regionId}`}
+      ${filter.account === undefined ? sql`` : sql`AND account = ${filter.account}`}
       ${field}
     ORDER BY changed_at DESC, id DESC
     LIMIT ${filter.limit}`;

@@ -53,30 +53,38 @@ export async function planParts(sql: Sql, listingId: number, parts: ListPart[]):
   });
 }
 
+/** What recordListed found of a page's triples. */
+export interface Listed {
+  /** How many another page of the listing had already listed (a server that does not honour offset repeats them). */
+  repeated: number;
+  /** Image ids that are targets of another account: that account's key fetches and stores them, not this listing. */
+  otherAccounts: Set<string>;
+}
+
 /**
  * Marks every listed triple as a target of the scope and notes which page
- * listed it. A new one is a target of the scope on the scope's schedule; an
- * explicit one, or one that had left a scope, is taken in; one of another
- * live scope stays with it. Returns how many of them another page had
- * already listed (a server that does not honour offset repeats them).
+ * listed it. A new one is a target of the scope, of its account, on its
+ * schedule; an explicit one of the same account, or one that had left a
+ * scope, is taken in; one of another live scope, or of another account, stays
+ * with it.
  */
-export async function recordListed(sql: Sql, page: QueuedPage, triples: Triple[]): Promise<number> {
-  if (triples.length === 0) return 0;
+export async function recordListed(sql: Sql, page: QueuedPage, triples: Triple[]): Promise<Listed> {
+  if (triples.length === 0) return { repeated: 0, otherAccounts: new Set() };
   const ids = triples.map((t) => t.imageId);
-  const repeated = await sql.begin(async (tx) => {
+  return sql.begin(async (tx) => {
     // A reconcile that removes or reschedules the scope waits for this page, or this page for it.
     await tx`SELECT pg_advisory_xact_lock_shared(${TARGETS_LOCK})`;
     const [row] = await tx<{ repeated: number }[]>`
     WITH input AS (SELECT image_id FROM unnest(${ids}::text[]) AS x(image_id)),
     adopted AS (
-      INSERT INTO targets (project_id, region_id, image_id, schedule_key, interval_seconds, explicit, scope_key)
-      SELECT ${page.projectId}, ${page.regionId}, x.image_id, s.schedule_key, s.interval_seconds, false, s.key
+      INSERT INTO targets (project_id, region_id, image_id, account, schedule_key, interval_seconds, explicit, scope_key)
+      SELECT ${page.projectId}, ${page.regionId}, x.image_id, s.account, s.schedule_key, s.interval_seconds, false, s.key
       FROM input x JOIN scopes s ON s.key = ${page.scopeKey}
       ON CONFLICT (project_id, region_id, image_id) DO UPDATE
         SET scope_key = EXCLUDED.scope_key, left_scope_at = NULL,
           schedule_key = CASE WHEN targets.explicit THEN targets.schedule_key ELSE EXCLUDED.schedule_key END,
           interval_seconds = CASE WHEN targets.explicit THEN targets.interval_seconds ELSE EXCLUDED.interval_seconds END
-        WHERE targets.scope_key IS NULL OR targets.left_scope_at IS NOT NULL
+        WHERE (targets.scope_key IS NULL OR targets.left_scope_at IS NOT NULL) AND targets.account = EXCLUDED.account
       RETURNING 1),
     listed AS (
       INSERT INTO listing_ids (listing_id, project_id, region_id, image_id, part, page)
@@ -87,9 +95,12 @@ export async function recordListed(sql: Sql, page: QueuedPage, triples: Triple[]
     WHERE EXISTS (SELECT 1 FROM listing_ids l
       WHERE (l.listing_id, l.project_id, l.region_id, l.image_id) = (${page.listingId}, ${page.projectId}, ${page.regionId}, x.image_id)
         AND (l.part, l.page) <> (${page.part}, ${page.page}))`;
-    return row!.repeated;
+    const others = await tx<{ image_id: string }[]>`
+      SELECT t.image_id FROM targets t JOIN listings l ON l.id = ${page.listingId}
+      WHERE (t.project_id, t.region_id) = (${page.projectId}, ${page.regionId}) AND t.image_id = ANY(${ids}::text[])
+        AND t.account <> l.account`;
+    return { repeated: row!.repeated, otherAccounts: new Set(others.map((o) => o.image_id)) };
   });
-  return repeated;
 }
 
 export interface PageAnswer {
@@ -138,11 +149,11 @@ export async function finishPage(
 export async function openListings(
   sql: Sql,
   which: { runId: number } | { olderThanMs: number },
-): Promise<Array<{ id: number; status: 'expanding' | 'listing' }>> {
+): Promise<Array<{ id: number; account: string; status: 'expanding' | 'listing' }>> {
   const runId = 'runId' in which ? which.runId : null;
   const olderThanMs = 'olderThanMs' in which ? which.olderThanMs : null;
-  return sql<Array<{ id: number; status: 'expanding' | 'listing' }>>`
-    SELECT id, status FROM listings
+  return sql<Array<{ id: number; account: string; status: 'expanding' | 'listing' }>>`
+    SELECT id, account, status FROM listings
     WHERE status IN ('expanding', 'listing') AND (${runId}::bigint IS NULL OR run_id = ${runId}::bigint)
       AND (${olderThanMs}::int IS NULL OR started_at < now() - make_interval(secs => ${olderThanMs}::int / 1000.0))
     ORDER BY id`;

@@ -113,10 +113,12 @@ export async function recordChanges(sql: Sql, observations: Observation[]): Prom
 async function advanceLastSeen(tx: Tx, observations: Observation[]): Promise<void> {
   if (observations.length === 0) return;
   const { p, r, i } = columns(observations.map((o) => o.triple));
+  // The account follows the configuration: an image moved to another account is fetched with its key from then on.
   await tx`
-    UPDATE images im SET last_seen_at = greatest(im.last_seen_at, x.at)
-    FROM unnest(${p}::int[], ${r}::int[], ${i}::text[], ${observations.map((o) => o.observedAt.toISOString())}::timestamptz[])
-      AS x(project_id, region_id, image_id, at)
+    UPDATE images im SET last_seen_at = greatest(im.last_seen_at, x.at), account = x.account
+    FROM unnest(${p}::int[], ${r}::int[], ${i}::text[], ${observations.map((o) => o.observedAt.toISOString())}::timestamptz[],
+      ${observations.map((o) => o.account)}::text[])
+      AS x(project_id, region_id, image_id, at, account)
     WHERE (im.project_id, im.region_id, im.image_id) = (x.project_id, x.region_id, x.image_id)`;
 }
 
@@ -202,7 +204,7 @@ async function writeChanges(tx: Tx, changes: Change[]): Promise<void> {
 const IMAGE_COLUMN_NAMES = IMAGE_COLUMNS.map((c) => c.column);
 const IMAGE_COLUMN_LIST = IMAGE_COLUMN_NAMES.join(', ');
 const RECORD_DEFINITION = [
-  'project_id int, region_id int, image_id text',
+  'project_id int, region_id int, image_id text, account text',
   ...IMAGE_COLUMNS.map((c) => `${c.column} ${c.pgType}`),
   'raw jsonb, content_hash text, observed_at timestamptz',
 ].join(', ');
@@ -212,6 +214,7 @@ function columnValues(o: Observation): Record<string, unknown> {
     project_id: o.triple.projectId,
     region_id: o.triple.regionId,
     image_id: o.triple.imageId,
+    account: o.account,
     raw: o.raw,
     content_hash: o.contentHash,
     observed_at: o.observedAt.toISOString(),
@@ -225,13 +228,14 @@ function columnValues(o: Observation): Record<string, unknown> {
 
 async function writeImageRows(tx: Tx, observations: Observation[]): Promise<void> {
   await tx`
-    INSERT INTO images (project_id, region_id, image_id, ${tx.unsafe(IMAGE_COLUMN_LIST)}, raw, content_hash,
+    INSERT INTO images (project_id, region_id, image_id, account, ${tx.unsafe(IMAGE_COLUMN_LIST)}, raw, content_hash,
       first_seen_at, last_seen_at, last_changed_at, deleted_at)
-    SELECT project_id, region_id, image_id, ${tx.unsafe(IMAGE_COLUMN_LIST)}, raw, content_hash, observed_at, observed_at, observed_at, NULL
+    SELECT project_id, region_id, image_id, account, ${tx.unsafe(IMAGE_COLUMN_LIST)}, raw, content_hash, observed_at, observed_at,
+      observed_at, NULL
     FROM jsonb_to_recordset(${jsonDocument(tx, observations.map(columnValues))}) AS x(${tx.unsafe(RECORD_DEFINITION)})
     ON CONFLICT (project_id, region_id, image_id) DO UPDATE SET
       ${tx.unsafe(IMAGE_COLUMN_NAMES.map((c) => `${c} = EXCLUDED.${c}`).join(', '))},
-      raw = EXCLUDED.raw, content_hash = EXCLUDED.content_hash, last_seen_at = EXCLUDED.last_seen_at,
+      account = EXCLUDED.account, raw = EXCLUDED.raw, content_hash = EXCLUDED.content_hash, last_seen_at = EXCLUDED.last_seen_at,
       last_changed_at = EXCLUDED.last_changed_at, deleted_at = NULL`;
 }
 

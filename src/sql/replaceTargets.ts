@@ -1,3 +1,4 @@
+import { IMPLIED_ACCOUNT, type Account } from '../accounts.js';
 import type { Sql } from '../db.js';
 import type { Target } from '../interfaces.js';
 import { intervalSeconds, scheduleKey } from '../schedule.js';
@@ -13,37 +14,52 @@ export interface TargetChanges {
 }
 
 /**
- * Makes the targets and scopes tables equal to the configured set in one
+ * Makes the accounts, targets and scopes tables equal to the configured set in one
  * transaction. An explicit target that a configured scope also lists stays
  * as that scope's when it leaves the file; a scope's discovered targets go
  * with the scope, and follow its schedule. Reconciles from several processes
  * serialize on an advisory lock.
  */
-export async function replaceTargets(sql: Sql, targets: Target[], scopes: Scope[] = []): Promise<TargetChanges> {
+export async function replaceTargets(
+  sql: Sql,
+  targets: Target[],
+  scopes: Scope[] = [],
+  accounts: Account[] = [IMPLIED_ACCOUNT],
+): Promise<TargetChanges> {
   // Parsing a cron pattern is slow next to everything else here: once per schedule group.
   const intervalOf = new Map<string, number>();
-  const schedule = (s: Target['schedule']) => {
-    const key = scheduleKey(s);
+  const schedule = (s: Target['schedule'], account: string) => {
+    const key = scheduleKey(s, account);
     if (!intervalOf.has(key)) intervalOf.set(key, intervalSeconds(s));
     return { key, interval: intervalOf.get(key)! };
   };
-  const configured = targets.map((t) => schedule(t.schedule));
-  const scoped = scopes.map((s) => schedule(s.schedule));
+  const configured = targets.map((t) => schedule(t.schedule, t.account));
+  const scoped = scopes.map((s) => schedule(s.schedule, s.account));
   return sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${TARGETS_LOCK})`;
+    await tx`DELETE FROM accounts WHERE name <> ALL(${accounts.map((a) => a.name)}::text[])`;
+    await tx`
+      INSERT INTO accounts (name, api_key_env, rate_limit_per_second, base_url)
+      SELECT * FROM unnest(${accounts.map((a) => a.name)}::text[], ${accounts.map((a) => a.apiKeyEnv)}::text[],
+        ${accounts.map((a) => a.rateLimitPerSecond ?? null)}::int[], ${accounts.map((a) => a.baseUrl ?? null)}::text[])
+      ON CONFLICT (name) DO UPDATE SET api_key_env = EXCLUDED.api_key_env, rate_limit_per_second = EXCLUDED.rate_limit_per_second,
+        base_url = EXCLUDED.base_url`;
     await tx`DELETE FROM scopes WHERE key <> ALL(${scopes.map((s) => s.key)}::text[])`;
     await tx`
-      INSERT INTO scopes (key, definition, schedule_key, interval_seconds)
-      SELECT key, definition::jsonb, schedule_key, interval_seconds FROM unnest(${scopes.map((s) => s.key)}::text[],
+      INSERT INTO scopes (key, account, definition, schedule_key, interval_seconds)
+      SELECT key, account, definition::jsonb, schedule_key, interval_seconds FROM unnest(${scopes.map((s) => s.key)}::text[],
+        ${scopes.map((s) => s.account)}::text[],
         ${scopes.map((s) => JSON.stringify({ projects: s.projects, regions: s.regions, filters: s.filters }))}::text[],
-        ${scoped.map((s) => s.key)}::text[], ${scoped.map((s) => s.interval)}::int[]) AS s(key, definition, schedule_key, interval_seconds)
-      ON CONFLICT (key) DO UPDATE SET definition = EXCLUDED.definition, schedule_key = EXCLUDED.schedule_key,
+        ${scoped.map((s) => s.key)}::text[], ${scoped.map((s) => s.interval)}::int[])
+        AS s(key, account, definition, schedule_key, interval_seconds)
+      ON CONFLICT (key) DO UPDATE SET account = EXCLUDED.account, definition = EXCLUDED.definition, schedule_key = EXCLUDED.schedule_key,
         interval_seconds = EXCLUDED.interval_seconds`;
     await tx`
       CREATE TEMP TABLE configured ON COMMIT DROP AS
       SELECT * FROM unnest(${targets.map((t) => t.projectId)}::int[], ${targets.map((t) => t.regionId)}::int[],
-        ${targets.map((t) => t.imageId)}::text[], ${configured.map((c) => c.key)}::text[], ${configured.map((c) => c.interval)}::int[])
-        AS c(project_id, region_id, image_id, schedule_key, interval_seconds)`;
+        ${targets.map((t) => t.imageId)}::text[], ${targets.map((t) => t.account)}::text[], ${configured.map((c) => c.key)}::text[],
+        ${configured.map((c) => c.interval)}::int[])
+        AS c(project_id, region_id, image_id, account, schedule_key, interval_seconds)`;
     const isConfigured = tx`EXISTS (SELECT 1 FROM configured c
       WHERE (c.project_id, c.region_id, c.image_id) = (t.project_id, t.region_id, t.image_id))`;
     const [removed] = await tx`
@@ -58,19 +74,20 @@ export async function replaceTargets(sql: Sql, targets: Target[], scopes: Scope[
       WHERE t.explicit AND t.scope_key IS NOT NULL AND NOT ${isConfigured} AND EXISTS (SELECT 1 FROM scopes s WHERE s.key = t.scope_key)`;
     const [upserted] = await tx`
       WITH written AS (
-        INSERT INTO targets (project_id, region_id, image_id, schedule_key, interval_seconds)
-        SELECT project_id, region_id, image_id, schedule_key, interval_seconds FROM configured
+        INSERT INTO targets (project_id, region_id, image_id, account, schedule_key, interval_seconds)
+        SELECT project_id, region_id, image_id, account, schedule_key, interval_seconds FROM configured
         ON CONFLICT (project_id, region_id, image_id) DO UPDATE
-          SET schedule_key = EXCLUDED.schedule_key, interval_seconds = EXCLUDED.interval_seconds, explicit = true, left_scope_at = NULL
+          SET account = EXCLUDED.account, schedule_key = EXCLUDED.schedule_key, interval_seconds = EXCLUDED.interval_seconds,
+            explicit = true, left_scope_at = NULL
         WHERE targets.schedule_key IS DISTINCT FROM EXCLUDED.schedule_key OR NOT targets.explicit OR targets.left_scope_at IS NOT NULL
         RETURNING (xmax = 0) AS inserted)
       SELECT count(*) FILTER (WHERE inserted)::int AS added, count(*) FILTER (WHERE NOT inserted)::int AS rescheduled FROM written`;
     await tx`
       UPDATE targets t SET scope_key = NULL
       WHERE t.explicit AND t.scope_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM scopes s WHERE s.key = t.scope_key)`;
-    // Discovered targets follow their scope's schedule.
+    // Discovered targets follow their scope's schedule (which names its account).
     await tx`
-      UPDATE targets t SET schedule_key = s.schedule_key, interval_seconds = s.interval_seconds
+      UPDATE targets t SET account = s.account, schedule_key = s.schedule_key, interval_seconds = s.interval_seconds
       FROM scopes s WHERE s.key = t.scope_key AND NOT t.explicit AND t.schedule_key <> s.schedule_key`;
     return { added: upserted!.added, rescheduled: upserted!.rescheduled, removed: removed!.n };
   });

@@ -7,10 +7,11 @@ export interface StaleTarget {
   reason: string;
 }
 
-/** Rows of the stale_images view, and how many there are in all. */
-export async function staleTargets(sql: Sql, limit: number): Promise<{ total: number; rows: StaleTarget[] }> {
+/** Rows of the stale_images view (of one account, or all), and how many there are in all. */
+export async function staleTargets(sql: Sql, limit: number, account?: string): Promise<{ total: number; rows: StaleTarget[] }> {
   const rows = await sql<(StaleTarget & { total: number })[]>`
     SELECT project_id, region_id, image_id, reason, count(*) OVER ()::int AS total
-    FROM stale_images ORDER BY last_seen_at NULLS FIRST LIMIT ${limit}`;
+    FROM stale_images WHERE ${account ?? null}::text IS NULL OR account = ${account ?? null}::text
+    ORDER BY last_seen_at NULLS FIRST LIMIT ${limit}`;
   return { total: rows[0]?.total ?? 0, rows: rows.map(({ total: _total, ...row }) => row) };
 }

@@ -4,20 +4,28 @@ import { inRunScope } from './runScope.js';
 
 export interface RunStart {
   kind: 'scheduled' | 'manual';
-  /** The schedule group it covers; null covers every target. */
+  /** The schedule group it covers (a group is of one account); null covers every target, or every target of `account`. */
   scheduleKey: string | null;
+  /** The account a manual run covers; a scheduled run's is its group's. */
+  account?: string;
   /** A single target it covers instead (sync --target). */
   target?: Triple;
   /** Unique per tick or manual request, so a retried tick reuses its run. */
   trigger: string;
 }
 
+/** A listing as its jobs are queued: by id, on its account's list queue. */
+export interface ListingJob {
+  id: number;
+  account: string;
+}
+
 export interface Run {
   id: number;
   startedAt: string;
   planned: number;
-  /** Listings of discovery scopes it opened, to be queued (listings.id). */
-  listings: number[];
+  /** Listings of discovery scopes it opened, to be queued on their accounts' queues. */
+  listings: ListingJob[];
   /** Open runs of its group it closed as superseded. */
   superseded: number[];
 }
@@ -32,18 +40,22 @@ export async function startRun(sql: Sql, start: RunStart): Promise<Run> {
   const t = start.target;
   return sql.begin(async (tx) => {
     // A retried tick finds its run by trigger and plans nothing again.
+    const key = start.scheduleKey;
     const [run] = await tx<{ id: number; inserted: boolean }[]>`
-      INSERT INTO sync_runs (kind, schedule_key, target_project_id, target_region_id, target_image_id, trigger, started_at, planned)
-      VALUES (${start.kind}, ${start.scheduleKey}, ${t?.projectId ?? null}, ${t?.regionId ?? null}, ${t?.imageId ?? null},
-        ${start.trigger}, now(), 0)
+      INSERT INTO sync_runs (kind, account, schedule_key, target_project_id, target_region_id, target_image_id, trigger, started_at, planned)
+      VALUES (${start.kind},
+        coalesce(${start.account ?? null}::text, (SELECT account FROM targets WHERE schedule_key = ${key} LIMIT 1),
+          (SELECT account FROM scopes WHERE schedule_key = ${key} LIMIT 1)),
+        ${key}, ${t?.projectId ?? null}, ${t?.regionId ?? null}, ${t?.imageId ?? null}, ${start.trigger}, now(), 0)
       ON CONFLICT (trigger) DO UPDATE SET trigger = EXCLUDED.trigger
       RETURNING id, xmax = 0 AS inserted`;
     if (run!.inserted) {
       // A run of one target lists nothing.
       if (!t) {
         await tx`
-          INSERT INTO listings (run_id, scope_key, started_at)
-          SELECT ${run!.id}, key, now() FROM scopes WHERE ${start.scheduleKey}::text IS NULL OR schedule_key = ${start.scheduleKey}`;
+          INSERT INTO listings (run_id, scope_key, account, started_at)
+          SELECT ${run!.id}, key, account, now() FROM scopes
+          WHERE (${key}::text IS NULL OR schedule_key = ${key}) AND (${start.account ?? null}::text IS NULL OR account = ${start.account ?? null}::text)`;
       }
       await tx`
         UPDATE sync_runs r SET planned = c.n,
@@ -60,12 +72,14 @@ export async function startRun(sql: Sql, start: RunStart): Promise<Run> {
           RETURNING id`
         : [];
     const [row] = await tx<{ started_at: string; planned: number }[]>`SELECT started_at, planned FROM sync_runs WHERE id = ${run!.id}`;
-    const listings = await tx<{ id: number }[]>`SELECT id FROM listings WHERE run_id = ${run!.id} AND status = 'expanding' ORDER BY id`;
+    const listings = await tx<
+      ListingJob[]
+    >`SELECT id, account FROM listings WHERE run_id = ${run!.id} AND status = 'expanding' ORDER BY id`;
     return {
       id: run!.id,
       startedAt: row!.started_at,
       planned: row!.planned,
-      listings: listings.map((l) => l.id),
+      listings: [...listings],
       superseded: superseded.map((r) => r.id),
     };
   });

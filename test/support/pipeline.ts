@@ -4,6 +4,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { withKeys, type KeyedAccount } from '../../src/accounts.js';
 import type { Config } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { startManualSync, waitForRun, type ManualRun } from '../../src/manual-sync.js';
@@ -21,6 +22,8 @@ import { createTestEnv, type TestEnv } from './env.js';
 export const QUIET_SCHEDULE = 'schedule: { cron: "0 0 1 1 *", tz: UTC }';
 
 export interface Pipeline {
+  /** The targets file's accounts, with their keys from the test's environment. */
+  accounts: KeyedAccount[];
   config: Config;
   services: Services;
   logLines: string[];
@@ -61,10 +64,9 @@ export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: 
   );
   const services = await openServices(config);
   const file = await loadTargetsFile(config.targetsFile);
-  await reconcile(services.sql, services.queues, file.targets, { scopes: file.scopes });
-  const worker: RunningWorker | undefined = options.noWorker
-    ? undefined
-    : startWorker({ config, apiKey: config.apiKey!, logger, ...services });
+  await reconcile(services.sql, services.queues, file.targets, { scopes: file.scopes, accounts: file.accounts });
+  const accounts = withKeys(file.accounts, { ...env.env, ...overrides }, config.targetsFile);
+  const worker: RunningWorker | undefined = options.noWorker ? undefined : startWorker({ config, accounts, logger, ...services });
   const startSync = () => startManualSync(services.sql, services.queues, config.batchSize);
   const waitRun = (run: ManualRun, timeoutMs = 30_000) =>
     waitForRun(services.sql, services.queues, run, () => {}, {
@@ -75,6 +77,7 @@ export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: 
     });
   return {
     config,
+    accounts,
     services,
     logLines,
     startSync,
@@ -91,7 +94,7 @@ export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: 
 export async function withWorker<T>(pipeline: Pipeline, body: () => Promise<T>): Promise<T> {
   const worker = startWorker({
     config: pipeline.config,
-    apiKey: pipeline.config.apiKey!,
+    accounts: pipeline.accounts,
     logger: createLogger('silent'),
     ...pipeline.services,
   });

@@ -1,0 +1,247 @@
+// Several Gcore accounts in one deployment, through the real worker, Postgres
+// and queue store: each account has its own key, request budget and failure
+// domain, and its name (never its key) is stored with what it fetched.
+import { execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
+import { FakeGcore } from '../src/fake-gcore/server.js';
+import type { Triple } from '../src/interfaces.js';
+import { createLogger } from '../src/logger.js';
+import { startManualSync, waitForRun } from '../src/manual-sync.js';
+import { startWorker } from '../src/worker.js';
+import { createTestEnv, type TestEnv } from './support/env.js';
+import { invariantViolations } from './support/invariants.js';
+import { QUIET_SCHEDULE, startPipeline, withWorker, type Pipeline } from './support/pipeline.js';
+import { waitFor } from './support/throwaway.js';
+
+const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
+
+const cleanups: Array<() => Promise<unknown>> = [];
+const pipelines: Pipeline[] = [];
+afterEach(async () => {
+  for (const pipeline of pipelines.splice(0))
+    expect(await invariantViolations(pipeline.services.sql, pipeline.services.queues)).toEqual([]);
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+const images = (projectId: number, count: number, from = 1): Triple[] =>
+  Array.from({ length: count }, (_, n) => ({ projectId, regionId: 7, imageId: sampleImageId(projectId * 1000 + from + n) }));
+
+interface World {
+  env: TestEnv;
+  fake: FakeGcore;
+  pipeline: Pipeline;
+  /** The keys, which must never show anywhere but in the requests. */
+  keys: { prod: string; staging: string };
+  /** The environment a worker process of this deployment gets. */
+  processEnv: Record<string, string>;
+}
+
+/** Two accounts at the fake API: prod owns project 1, staging project 2 (discovered: every project and region it can see). */
+async function setUp(prodImages: Triple[], stagingImages: Triple[], targets: string, noWorker = false): Promise<World> {
+  const env = await createTestEnv();
+  cleanups.push(() => env.cleanup());
+  const keys = { prod: `prod-${randomUUID()}`, staging: `staging-${randomUUID()}` };
+  const fake = new FakeGcore({
+    accounts: { prod: { apiKey: keys.prod, projects: [1] }, staging: { apiKey: keys.staging, projects: [2] } },
+  });
+  fake.putProject({ id: 1, name: 'prod' });
+  fake.putProject({ id: 2, name: 'staging' });
+  fake.putRegion({ id: 7, display_name: 'Luxembourg', state: 'ACTIVE', has_baremetal: false });
+  for (const triple of [...prodImages, ...stagingImages]) fake.putImage(triple, sampleImage(triple));
+  await fake.start();
+  cleanups.push(() => fake.stop());
+  const keyEnv = { GIS_PROD_KEY: keys.prod, GIS_STAGING_KEY: keys.staging };
+  const pipeline = await startPipeline(env, fake.url, `${QUIET_SCHEDULE}\n${targets}`, { env: keyEnv, noWorker });
+  cleanups.push(() => pipeline.close());
+  pipelines.push(pipeline);
+  const processEnv = {
+    ...env.env,
+    ...keyEnv,
+    PATH: process.env.PATH!,
+    GCORE_BASE_URL: fake.url,
+    TARGETS_FILE: pipeline.config.targetsFile,
+  };
+  return { env, fake, pipeline, keys, processEnv };
+}
+
+const accountsYaml = (prodRate = 0, stagingRate = 0) => `accounts:
+  prod: { api_key_env: GIS_PROD_KEY, rate_limit_per_second: ${prodRate} }
+  staging: { api_key_env: GIS_STAGING_KEY, rate_limit_per_second: ${stagingRate} }
+`;
+
+const PROD = images(1, 3);
+const STAGING = images(2, 3);
+const SIDE_BY_SIDE = `${accountsYaml()}targets:
+  - { account: prod, project_id: 1, region_id: 7, image_ids: [${PROD.map((t) => t.imageId).join(', ')}] }
+  - { account: staging, project_id: all, region_id: all, discover: {} }
+`;
+
+const cli = async (w: World, ...args: string[]) =>
+  (await promisify(execFile)(process.execPath, [CLI, ...args], { env: w.processEnv })).stdout;
+
+describe('accounts', () => {
+  it('two accounts sync side by side, each with its own key, and every row says whose it is', async () => {
+    const w = await setUp(PROD, STAGING, SIDE_BY_SIDE);
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    const { sql } = w.pipeline.services;
+    const stored = await sql<{ project_id: number; account: string; n: number }[]>`
+      SELECT project_id, account, count(*)::int AS n FROM current_images GROUP BY 1, 2 ORDER BY 1`;
+    expect(stored).toEqual([
+      { project_id: 1, account: 'prod', n: 3 },
+      { project_id: 2, account: 'staging', n: 3 },
+    ]);
+    expect(await sql`SELECT DISTINCT account FROM image_change_log ORDER BY 1`).toEqual([{ account: 'prod' }, { account: 'staging' }]);
+    expect(await sql`SELECT account, count(*)::int AS n FROM targets GROUP BY 1 ORDER BY 1`).toEqual([
+      { account: 'prod', n: 3 },
+      { account: 'staging', n: 3 },
+    ]);
+    expect(await sql`SELECT name, api_key_env, rate_limit_per_second FROM accounts ORDER BY name`).toEqual([
+      { name: 'prod', api_key_env: 'GIS_PROD_KEY', rate_limit_per_second: 0 },
+      { name: 'staging', api_key_env: 'GIS_STAGING_KEY', rate_limit_per_second: 0 },
+    ]);
+    // Each key reached only its own projects: the fake answers 403 to any other, which would be a failure.
+    expect(await sql`SELECT count(*)::int AS n FROM sync_failures`).toEqual([{ n: 0 }]);
+    expect([...w.fake.requestsPerSecondByAccount.keys()].sort()).toEqual(['prod', 'staging']);
+
+    const status = JSON.parse(await cli(w, 'status', '--json', '--account', 'staging'));
+    expect(Object.keys(status.accounts)).toEqual(['staging']);
+    expect(status.accounts.staging).toMatchObject({ rate_limited: null, api_key: { rejected_by: [] } });
+    expect(status.scopes).toEqual([expect.objectContaining({ account: 'staging', status: 'complete', listed: 3 })]);
+    const changes = JSON.parse(await cli(w, 'changes', '--account', 'prod', '--json')) as Array<{ account: string; image_id: string }>;
+    expect(changes.map((c) => c.account)).toEqual(['prod', 'prod', 'prod']);
+    expect(changes.map((c) => c.image_id).sort()).toEqual(PROD.map((t) => t.imageId).sort());
+  });
+
+  it("a 401 for one account stops that account's requests in the process, and the other goes on syncing", async () => {
+    const w = await setUp(PROD, STAGING, SIDE_BY_SIDE, true);
+    const { sql, queues } = w.pipeline.services;
+    await withWorker(w.pipeline, () => w.pipeline.sync());
+    w.fake.rejectAccount('staging');
+    w.fake.updateImage(PROD[0]!, { name: 'prod-renamed' });
+    w.fake.updateImage(STAGING[0]!, { name: 'staging-renamed' });
+    const rejectedWorker = startWorkerHere(w);
+    const all = await startManualSync(sql, queues, w.pipeline.config.batchSize);
+    await waitFor('the rejected key of staging', async () => rejectedWorker.accountProblems().length > 0);
+    expect(rejectedWorker.accountProblems()).toEqual([
+      'account staging: the API answered 401 to GIS_STAGING_KEY; this process takes none of its jobs until restarted with a valid key',
+    ]);
+    await waitFor('prod to store its change', async () => (await sql`SELECT 1 FROM images WHERE name = 'prod-renamed'`).length === 1);
+    const rejections = await w.pipeline.services.backend.keyRejections();
+    expect(rejections.map((r) => r.account)).toEqual(['staging']);
+    const stagingRequests = () => [...(w.fake.requestsPerSecondByAccount.get('staging')?.values() ?? [])].reduce((a, b) => a + b, 0);
+    const afterRejection = stagingRequests();
+
+    // prod keeps syncing in the same process while staging's key stays rejected.
+    w.fake.updateImage(PROD[1]!, { name: 'prod-renamed-again' });
+    const prodOnly = await startManualSync(sql, queues, w.pipeline.config.batchSize, { account: 'prod' });
+    const done = await waitForRun(sql, queues, prodOnly, () => {}, {
+      logger: rejectedWorker.logger,
+      batchSize: w.pipeline.config.batchSize,
+      pollMs: 50,
+      signal: AbortSignal.timeout(30_000),
+    });
+    expect(done).toMatchObject({ planned: 3, changed: 1, unchanged: 2, failed: 0, account: 'prod' });
+    expect(stagingRequests()).toBe(afterRejection);
+    expect(await sql`SELECT name FROM images WHERE image_id = ${STAGING[0]!.imageId}`).toEqual([{ name: sampleImage(STAGING[0]!).name }]);
+    // The run of every account ended with staging's listing recorded as failed, and why, on each of its images.
+    expect(await sql`SELECT status, account, listings_failed FROM sync_runs WHERE id = ${all.id}`).toEqual([
+      { status: 'finished', account: null, listings_failed: 1 },
+    ]);
+    const stagingTargets = await sql<{ last_outcome: string; last_error: string }[]>`
+      SELECT last_outcome, last_error FROM targets WHERE account = 'staging'`;
+    expect(stagingTargets).toHaveLength(3);
+    for (const target of stagingTargets) {
+      expect(target).toEqual({ last_outcome: 'failed', last_error: expect.stringContaining('401: the API key was rejected') });
+    }
+    expect(rejectedWorker.lines().filter((l) => l.includes('rejected GIS_STAGING_KEY'))).toHaveLength(1);
+  });
+
+  it('holds each account to its own limit across three worker processes, and no key shows in logs, Postgres or the queue store', async () => {
+    const prod = images(1, 80);
+    const staging = images(2, 20);
+    const targets = `${accountsYaml(20, 5)}targets:
+  - { account: prod, project_id: 1, region_id: 7, image_ids: [${prod.map((t) => t.imageId).join(', ')}] }
+  - { account: staging, project_id: 2, region_id: 7, image_ids: [${staging.map((t) => t.imageId).join(', ')}] }
+`;
+    const w = await setUp(prod, staging, targets, true);
+    const workers = [1, 2, 3].map(() => spawnWorker(w));
+    await waitFor('three workers on each account', async () => {
+      const counts = await Promise.all(['prod', 'staging'].map((a) => w.pipeline.services.queues.forAccount(a).refresh.getWorkersCount()));
+      return counts.every((n) => n === 3);
+    });
+    const started = Date.now();
+    const run = await w.pipeline.sync();
+    const tookMs = Date.now() - started;
+    expect(run).toMatchObject({ planned: 100, changed: 100, failed: 0 });
+    const perSecond = (account: string) => [...w.fake.requestsPerSecondByAccount.get(account)!.values()];
+    expect(perSecond('prod').reduce((a, b) => a + b, 0)).toBe(80);
+    expect(perSecond('staging').reduce((a, b) => a + b, 0)).toBe(20);
+    expect(Math.max(...perSecond('prod'))).toBeLessThanOrEqual(20);
+    expect(Math.max(...perSecond('staging'))).toBeLessThanOrEqual(5);
+    // 20 requests at 5 a second cannot take less than 19 slot widths: staging's own limit paced it.
+    expect(tookMs).toBeGreaterThan(3800);
+
+    for (const worker of workers) worker.child.kill('SIGTERM');
+    expect(await Promise.all(workers.map((worker) => worker.exited))).toEqual([0, 0, 0]);
+    const logs = [...w.pipeline.logLines, ...workers.map((worker) => worker.output())].join('\n');
+    expect(logs).toContain('"level":20');
+    const stored = [await everyStoredText(w), await w.env.queueContents()].join('\n');
+    expect(stored).toContain('GIS_STAGING_KEY');
+    for (const key of Object.values(w.keys)) {
+      expect(logs).not.toContain(key);
+      expect(stored).not.toContain(key);
+    }
+  });
+});
+
+/** A worker in this process on the world's accounts, its lines kept. */
+function startWorkerHere(w: World) {
+  const lines: string[] = [];
+  const logger = createLogger(
+    'debug',
+    new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(...String(chunk).split('\n').filter(Boolean));
+        done();
+      },
+    }),
+  );
+  const worker = startWorker({ config: w.pipeline.config, accounts: w.pipeline.accounts, logger, ...w.pipeline.services });
+  cleanups.push(() => worker.close());
+  return { ...worker, logger, lines: () => lines };
+}
+
+function spawnWorker(w: World) {
+  const child = spawn(process.execPath, [CLI, 'worker'], {
+    env: { ...w.processEnv, LOG_LEVEL: 'debug', SYNC_CONCURRENCY: '10', SYNC_BATCH_SIZE: '10' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return { child, exited, output: () => output };
+}
+
+/** Every row of every table of the database (the queue schema's too, when the queues are there), as text. */
+async function everyStoredText(w: World): Promise<string> {
+  const { sql } = w.pipeline.services;
+  const tables = await sql<{ schema: string; name: string }[]>`
+    SELECT table_schema AS schema, table_name AS name FROM information_schema.tables
+    WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE'`;
+  const texts = await Promise.all(
+    tables.map(
+      ({ schema, name }) => sql<{ text: string | null }[]>`SELECT string_agg(t::text, ' ') AS text FROM ${sql(schema)}.${sql(name)} t`,
+    ),
+  );
+  return texts.map(([row]) => row?.text ?? '').join('\n');
+}
