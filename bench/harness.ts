@@ -158,9 +158,16 @@ function waitForLine(child: ChildProcess, pattern: RegExp, stream: 'stdout' | 's
   });
 }
 
+export interface FakeStats {
+  requests: number;
+  perSecond: Record<string, number>;
+  /** By account name (with --account), then by second. */
+  perSecondByAccount: Record<string, Record<string, number>>;
+}
+
 export interface FakeApiProcess {
   url: string;
-  stats(): Promise<{ requests: number; perSecond: Record<string, number> }>;
+  stats(): Promise<FakeStats>;
   touchAll(): Promise<void>;
   resetStats(): Promise<void>;
   /** Deletes every n-th image; resolves how many. */
@@ -168,8 +175,16 @@ export interface FakeApiProcess {
   stop(): Promise<void>;
 }
 
-/** The fake API in a process of its own, serving `images` generated images (spread as `spread` says, else its default). */
-export async function startFakeApi(images: number, latencyMs = 0, spread?: { projects: number; regions: number }): Promise<FakeApiProcess> {
+/**
+ * The fake API in a process of its own, serving `images` generated images (spread as `spread` says, else its default),
+ * to the bench key or, given `accounts` (`NAME:KEY:PROJECTS`, as fake-api --account takes them), to each account's.
+ */
+export async function startFakeApi(
+  images: number,
+  latencyMs = 0,
+  spread?: { projects: number; regions: number },
+  accounts: string[] = [],
+): Promise<FakeApiProcess> {
   const layout = spread ? ['--projects', String(spread.projects), '--regions', String(spread.regions)] : [];
   const child = stopOnExit(
     spawn(
@@ -187,6 +202,7 @@ export async function startFakeApi(images: number, latencyMs = 0, spread?: { pro
         '--latency-ms',
         String(latencyMs),
         ...layout,
+        ...accounts.flatMap((account) => ['--account', account]),
       ],
       {
         stdio: ['ignore', 'ignore', 'pipe'],
@@ -198,7 +214,7 @@ export async function startFakeApi(images: number, latencyMs = 0, spread?: { pro
     (await fetch(`${url}/__fake/${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body) })).json();
   return {
     url,
-    stats: () => control('stats', 'GET') as Promise<{ requests: number; perSecond: Record<string, number> }>,
+    stats: () => control('stats', 'GET') as Promise<FakeStats>,
     touchAll: async () => void (await control('touch-all')),
     resetStats: async () => void (await control('reset-stats')),
     deleteEvery: async (n) => ((await control('delete', 'POST', { every: n })) as { deleted: number }).deleted,

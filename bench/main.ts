@@ -7,13 +7,26 @@ import { writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchRedisUrl, STORE_NAMES, type QueueStore } from './harness.js';
-import { asOf, baseline, discovery, FULL, latency, QUICK, rateLimited, reconcileAtScale, soak, throughput, type Row } from './scenarios.js';
+import {
+  asOf,
+  baseline,
+  discovery,
+  FULL,
+  latency,
+  QUICK,
+  rateLimited,
+  rateLimitedAccounts,
+  reconcileAtScale,
+  soak,
+  throughput,
+  type Row,
+} from './scenarios.js';
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results.json' },
-    // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,reconcile,soak,asof,discovery.
+    // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,accounts,reconcile,soak,asof,discovery.
     only: { type: 'string' },
   },
   strict: true,
@@ -53,6 +66,7 @@ await step('baseline', async () => {
 await step('throughput', () => throughput(scale, baselinePerSecond));
 await step('latency', () => latency(scale, store));
 await step('limit', () => rateLimited(scale));
+await step('accounts', () => rateLimitedAccounts(scale));
 await step('reconcile', () => reconcileAtScale(scale));
 await step('soak', () => soak(scale, store));
 await step('asof', () => asOf(scale, store));

@@ -263,18 +263,95 @@ async function rateLimitedOn(scale: Scale, store: QueueStore): Promise<{ max: nu
       await configureTargets(ctx, scale.limited);
       await fake.resetStats();
       await timedSync(ctx);
-      const seconds = Object.entries((await fake.stats()).perSecond)
-        .sort(([a], [b]) => Number(a) - Number(b))
-        .map(([, n]) => n);
       // The first and last seconds are partly idle: only the ones between count for the mean.
-      const full = seconds.slice(1, -1);
-      const mean = full.reduce((sum, n) => sum + n, 0) / Math.max(full.length, 1);
-      return { max: Math.max(...seconds), mean, seconds: seconds.length, full: full.length };
+      return perSecondLoad((await fake.stats()).perSecond);
     } finally {
       await Promise.all(workers.map((w) => w.stop()));
       await fake.stop();
     }
   });
+}
+
+/** A calendar second's requests, in order: the most of any second, and the mean of the full ones (all but the first and last). */
+function perSecondLoad(perSecond: Record<string, number>): { max: number; mean: number; seconds: number; full: number } {
+  const seconds = Object.entries(perSecond)
+    .sort(([a], [b]) => Number(a) - Number(b))
+    .map(([, n]) => n);
+  const full = seconds.slice(1, -1);
+  const mean = full.reduce((sum, n) => sum + n, 0) / Math.max(full.length, 1);
+  return { max: Math.max(...seconds), mean, seconds: seconds.length, full: full.length };
+}
+
+/** The two accounts of the two-account rows: the fake's projects 1 and 2 (half the images each), each at its own limit. */
+function twoAccounts(scale: Scale) {
+  const prod = Math.round(scale.rateLimit * 0.6);
+  return [
+    { name: 'prod', project: 1, limit: prod, env: 'GCORE_API_KEY_PROD', key: 'bench-prod-key' },
+    { name: 'staging', project: 2, limit: scale.rateLimit - prod, env: 'GCORE_API_KEY_STAGING', key: 'bench-staging-key' },
+  ];
+}
+
+/** The rate-limit row with two accounts: three worker processes serve both, each account held to its own limit. */
+async function twoAccountsOn(scale: Scale, store: QueueStore): Promise<Record<string, ReturnType<typeof perSecondLoad>>> {
+  const accounts = twoAccounts(scale);
+  const settings = {
+    SYNC_CONCURRENCY: '20',
+    SYNC_BATCH_SIZE: '20',
+    ...Object.fromEntries(accounts.map((a) => [a.env, a.key])),
+  };
+  return withContext(store, settings, async (ctx) => {
+    const fake = await startFakeApi(
+      scale.limited,
+      0,
+      undefined,
+      accounts.map((a) => `${a.name}:${a.key}:${a.project}`),
+    );
+    const workersOf = async () => Promise.all([1, 2, 3].map(() => startWorkerProcess(ctx, fake.url, settings)));
+    let workers: Awaited<ReturnType<typeof workersOf>> = [];
+    try {
+      const header = `accounts:\n${accounts.map((a) => `  ${a.name}: { api_key_env: ${a.env}, rate_limit_per_second: ${a.limit} }\n`).join('')}`;
+      const entries = targetsYaml(scale.limited).replace(/ {2}- project_id: (\d+)/g, (_, project: string) => {
+        const account = accounts.find((a) => a.project === Number(project))!;
+        return `  - account: ${account.name}\n    project_id: ${project}`;
+      });
+      const file = parseTargetsFile(header + entries, 'bench');
+      await reconcile(ctx.services.sql, ctx.services.queues, file.targets, { accounts: file.accounts });
+      // Workers read the accounts from the database, so they start once it names them.
+      workers = await workersOf();
+      await fake.resetStats();
+      await timedSync(ctx);
+      const { perSecondByAccount } = await fake.stats();
+      return Object.fromEntries(accounts.map((a) => [a.name, perSecondLoad(perSecondByAccount[a.name] ?? {})]));
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+      await fake.stop();
+    }
+  });
+}
+
+export async function rateLimitedAccounts(scale: Scale): Promise<Row[]> {
+  const accounts = twoAccounts(scale);
+  const runs = await eachStore((store) => twoAccountsOn(scale, store));
+  return STORES.flatMap((store) =>
+    accounts.map((account): Row => {
+      const floor = account.limit * 0.95;
+      const named = {
+        scenario: `two accounts (${accounts.map((a) => `${a.name} ${a.limit} req/s`).join(', ')}), three worker processes, ${(
+          scale.limited / 2
+        ).toLocaleString('en-US')} images each: ${account.name}, ${on(store)}`,
+        target: `no second above ${account.limit}; mean >= ${floor}`,
+      };
+      const run = runs[store];
+      if (!run) return notRun(named, missing(store)!);
+      const { max, mean, seconds, full } = run[account.name]!;
+      return {
+        ...named,
+        measured: `max ${max} in a calendar second; mean of ${full} full seconds ${mean.toFixed(1)}`,
+        met: max <= account.limit && mean >= floor,
+        values: { max, mean, seconds },
+      };
+    }),
+  );
 }
 
 export async function rateLimited(scale: Scale): Promise<Row[]> {

@@ -2,6 +2,7 @@
 // never written down here), request budget and base URL, and is its own
 // failure domain (its own queues, timeline and rejected-key state). A targets
 // file without `accounts` has exactly one, the implied account.
+import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 
 export interface Account {
@@ -23,8 +24,12 @@ export const IMPLIED_ACCOUNT: Account = { name: DEFAULT_ACCOUNT, apiKeyEnv: 'GCO
 export const ACCOUNT_NAME = /^[a-z][a-z0-9_-]{0,39}$/;
 export const ACCOUNT_NAME_RULE = 'a lowercase letter, then up to 39 lowercase letters, digits, "_" or "-"';
 
-/** A POSIX environment variable name. */
-export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/**
+ * The variables a key may come from: GCORE_API_KEY or GCORE_API_KEY_<SUFFIX>.
+ * Whoever edits the targets file then cannot have another secret of the
+ * process (DATABASE_URL, ALERT_WEBHOOK_SECRET) sent as a key.
+ */
+export const KEY_ENV_NAME = /^GCORE_API_KEY(_[A-Z0-9_]+)?$/;
 
 /** An account with the key its environment variable holds in this process. */
 export interface KeyedAccount extends Account {
@@ -33,14 +38,29 @@ export interface KeyedAccount extends Account {
 
 type Env = Record<string, string | undefined>;
 
-/** Why an account's key cannot be used from `env`, or null: unset, empty, or copied with its header scheme. */
-export function keyProblem(account: Account, env: Env): string | null {
-  const key = env[account.apiKeyEnv];
-  if (!key) return `${account.apiKeyEnv} is not set in this process's environment`;
-  // A key copied with its header scheme would be sent as "APIKey APIKey ..." and rejected with a bare 401. The key is never quoted.
+/**
+ * An account's key from `env`: the variable itself, or else the file that
+ * `<variable>_FILE` names (a Docker or Kubernetes secret mounted as a file),
+ * without its trailing line break; or why there is none usable. A key copied
+ * with its header scheme would be sent as "APIKey APIKey ..." and rejected
+ * with a bare 401. The key is never quoted.
+ */
+export function readKey(account: Account, env: Env): { key: string } | { problem: string } {
+  const name = account.apiKeyEnv;
+  let key = env[name];
+  const file = env[`${name}_FILE`];
+  if (!key && file) {
+    try {
+      key = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      return { problem: `${name}_FILE names ${file}, which cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
+    }
+    if (!key) return { problem: `${name}_FILE names ${file}, which is empty` };
+  }
+  if (!key) return { problem: `${name} is not set in this process's environment (nor ${name}_FILE)` };
   if (/^apikey\s/i.test(key))
-    return `${account.apiKeyEnv} holds "APIKey " in front of the key: give the key alone (the Authorization header adds it)`;
-  return null;
+    return { problem: `${name} holds "APIKey " in front of the key: give the key alone (the Authorization header adds it)` };
+  return { key };
 }
 
 /**
@@ -50,12 +70,16 @@ export function keyProblem(account: Account, env: Env): string | null {
  */
 export function withKeys(accounts: Account[], env: Env, source: string): KeyedAccount[] {
   const implied = accounts.length === 1 && accounts[0]!.name === DEFAULT_ACCOUNT && accounts[0]!.apiKeyEnv === IMPLIED_ACCOUNT.apiKeyEnv;
-  const problems = accounts.flatMap((account) => {
-    const problem = keyProblem(account, env);
-    if (!problem) return [];
-    if (implied) return [env[account.apiKeyEnv] ? problem.replace(' holds', ':') : `${account.apiKeyEnv}: required to call the Gcore API`];
-    return [`accounts.${account.name}.api_key_env: ${problem}`];
-  });
+  const keyed: KeyedAccount[] = [];
+  const problems: string[] = [];
+  for (const account of accounts) {
+    const read = readKey(account, env);
+    if ('key' in read) keyed.push({ ...account, apiKey: read.key });
+    else if (!implied) problems.push(`accounts.${account.name}.api_key_env: ${read.problem}`);
+    else if (read.problem.includes(' is not set '))
+      problems.push(`${account.apiKeyEnv}: required to call the Gcore API (or ${account.apiKeyEnv}_FILE)`);
+    else problems.push(read.problem.replace(/^(\S+) holds/, '$1:'));
+  }
   if (problems.length > 0) throw new ConfigError(implied ? 'environment' : source, problems);
-  return accounts.map((account) => ({ ...account, apiKey: env[account.apiKeyEnv]! }));
+  return keyed;
 }

@@ -30,17 +30,18 @@ import { takeApiSlot } from './sql/takeApiSlot.js';
 export const QUEUE_SCHEMA = DEFAULT_SCHEMA;
 
 /**
- * Connections of the BullMQ pool: three are held for good by the workers'
- * LISTEN clients, the rest serve the queues' and workers' short queries (the
- * workers run at most a few jobs each at once).
+ * Connections of the BullMQ pool for the queues' and workers' short queries
+ * (the workers run at most a few jobs each at once). Each worker also holds
+ * one for good, its LISTEN client: the pool grows by one per worker (two per
+ * account, and the schedule worker), so no number of accounts starves it.
  */
-const POOL_MAX = 6;
+const QUERY_CONNECTIONS = 3;
 
 export async function openPostgresBackend(store: Store, deployment: string): Promise<QueueBackend> {
   const schema = QUEUE_SCHEMA;
   const pool = new pg.Pool({
     connectionString: store.url,
-    max: POOL_MAX,
+    max: QUERY_CONNECTIONS,
     // BullMQ keeps its LISTEN clients for an hour at a time only over connections with keepalive.
     keepAlive: true,
     // BullMQ's statements name its tables without their schema.
@@ -66,13 +67,17 @@ export async function openPostgresBackend(store: Store, deployment: string): Pro
     where: `the queue schema "${schema}" of this database`,
     queues,
     // BullMQ's types tie a worker to Redis's connection options; the queue code needs only what both backends do.
-    worker: <D>(name: string, processor: Processor<D> | null, settings: WorkerSettings) =>
-      new Worker<D, unknown, string, IQueueBackend, JobProgress, unknown>(
+    worker: <D>(name: string, processor: Processor<D> | null, settings: WorkerSettings) => {
+      pool.options.max = (pool.options.max ?? QUERY_CONNECTIONS) + 1;
+      const worker = new Worker<D, unknown, string, IQueueBackend, JobProgress, unknown>(
         name,
         processor,
         { ...settings, connection: pool },
         factory,
-      ) as unknown as Worker<D>,
+      ) as unknown as Worker<D>;
+      worker.once('closed', () => (pool.options.max = pool.options.max! - 1));
+      return worker;
+    },
     timeline: (account) => {
       const key = rateLimitKey(QUEUE_SCHEMA, account);
       return {

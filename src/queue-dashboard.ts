@@ -9,12 +9,15 @@ import type { Queues } from './queue.js';
 
 export const DASHBOARD_PATH = '/queues';
 
-export function queueDashboard(queues: Queues): RequestListener {
+/** The dashboard of the schedule queue and of each account's refresh and list queues. */
+export function queueDashboard(queues: Queues, accounts: string[]): RequestListener {
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath(DASHBOARD_PATH);
   createBullBoard({
     // bull-board reads either store through the queue (its types name only Redis's).
-    queues: [queues.refresh, queues.list, queues.schedule].map((queue) => new BullMQAdapter(queue as never)),
+    queues: [...accounts.flatMap((account) => [queues.forAccount(account).refresh, queues.forAccount(account).list]), queues.schedule].map(
+      (queue) => new BullMQAdapter(queue as never),
+    ),
     serverAdapter,
   });
   const app = express();

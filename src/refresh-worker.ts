@@ -28,6 +28,7 @@ import { refreshBatch, type ItemResult } from './refresh.js';
 import { claimTriples } from './sql/claimTriples.js';
 import { creditRuns } from './sql/creditRuns.js';
 import { leaveScope } from './sql/leaveScope.js';
+import { movedTargets } from './sql/movedTargets.js';
 import { recordFailure } from './sql/recordFailure.js';
 import { releaseClaims } from './sql/releaseClaims.js';
 import { tripleKey } from './triple.js';
@@ -82,14 +83,14 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
   const inFlight = pLimit(deps.concurrency);
   let keyRejected = false;
 
-  /** Queues items again, claimed under a new job, after `delayMs`. */
-  async function requeue(items: RefreshItem[], delayMs: number): Promise<void> {
+  /** Queues items again, claimed under a new job, after `delayMs`, on their account's queue (this one's unless said). */
+  async function requeue(items: RefreshItem[], delayMs: number, to: AccountQueues = deps.own): Promise<void> {
     if (items.length === 0) return;
     const jobId = `retry-${randomBytes(6).toString('hex')}`;
     const claimed = new Set((await claimTriples(sql, items, jobId)).map(tripleKey));
     // A triple claimed by another job meanwhile is refreshed by that one.
     const still = items.filter((item) => claimed.has(tripleKey(item)));
-    if (still.length > 0) await enqueueBatches(deps.own, [{ jobId, items: still }], delayMs);
+    if (still.length > 0) await enqueueBatches(to, [{ jobId, items: still }], delayMs);
   }
 
   function stopOnRejectedKey(): void {
@@ -153,6 +154,11 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     await deps.guard.check(job, token);
     try {
       await releaseClaims(sql, [job.id!]);
+      // An image moved to another account since it was queued is fetched with that account's key, on its queue.
+      const moved = await movedTargets(sql, job.data.items, deps.account.name);
+      for (const [account, items] of moved) await requeue(items, 0, queues.forAccount(account));
+      const movedKeys = new Set([...moved.values()].flat().map(tripleKey));
+      const items = job.data.items.filter((item) => !movedKeys.has(tripleKey(item)));
       const results = await refreshBatch(
         {
           sql,
@@ -163,11 +169,11 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
           onRateLimited: (error) => pauseForRateLimit(deps, rateLimitPauseMs(error, policy)),
           onAnswer: deps.onAnswer,
         },
-        job.data.items,
+        items,
       );
       await settle(job.id, results);
       // The exact completeness check scans targets, so it runs only once the counts say a run may be done.
-      if ((await creditRuns(sql, job.data.items)).length > 0) await finishRunsSaying(sql, queues, logger);
+      if ((await creditRuns(sql, items)).length > 0) await finishRunsSaying(sql, queues, logger);
       return results.length;
     } catch (error) {
       return runAgainLater(job, token, error, logger, 'batch');

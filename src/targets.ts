@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { ACCOUNT_NAME, ACCOUNT_NAME_RULE, ENV_NAME, IMPLIED_ACCOUNT, type Account } from './accounts.js';
+import { ACCOUNT_NAME, ACCOUNT_NAME_RULE, IMPLIED_ACCOUNT, KEY_ENV_NAME, type Account } from './accounts.js';
 import { ConfigError } from './errors.js';
 import type { Schedule, Target } from './interfaces.js';
 import { imageIdProblem } from './image-id.js';
@@ -146,26 +146,28 @@ const accountName = z
   .regex(ACCOUNT_NAME, { error: (issue) => `must be ${ACCOUNT_NAME_RULE} (got ${JSON.stringify(issue.input)})` });
 
 const accountSchema = z.strictObject({
-  api_key_env: z
-    .string()
-    .regex(ENV_NAME, { error: (issue) => `must name an environment variable, such as GCORE_API_KEY (got ${JSON.stringify(issue.input)})` }),
+  api_key_env: z.string().regex(KEY_ENV_NAME, {
+    error: (issue) => `must be GCORE_API_KEY or GCORE_API_KEY_<SUFFIX> in capitals, digits and _ (got ${JSON.stringify(issue.input)})`,
+  }),
   rate_limit_per_second: z
     .number()
     .refine((n) => Number.isInteger(n) && n >= 0 && n <= 10_000, {
       error: (issue) => `must be a whole number from 0 (no limit) to 10000 (got ${String(issue.input)})`,
     })
     .optional(),
+  // The account's key goes wherever base_url points: over https, or plain http only to this machine.
   base_url: z
     .string()
     .refine(
       (text) => {
         try {
-          return ['http:', 'https:'].includes(new URL(text).protocol);
+          const url = new URL(text);
+          return url.protocol === 'https:' || (url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname));
         } catch {
           return false;
         }
       },
-      { error: (issue) => `must be an http or https URL (got ${JSON.stringify(issue.input)})` },
+      { error: (issue) => `must be an https URL, or http to localhost (got ${JSON.stringify(issue.input)})` },
     )
     .optional(),
 });
@@ -288,13 +290,13 @@ export function parseTargetsFile(content: string, source: string): TargetsFile {
       const first = firstPlace(scopeKeys, scope.key, `targets[${t}]`);
       if (first) problems.push(`targets[${t}]: duplicates ${first} (the same projects, regions and filters)`);
       scopes.push(scope);
-      placed.push({ path: `targets[${t}]`, account, projects: scope.projects, regions: scope.regions });
+      placed.push({ path: `targets[${t}]`, discovers: true, account, projects: scope.projects, regions: scope.regions });
       return;
     }
     // checkKind has made sure: explicit images, in one project and one region.
     const projectId = entry.project_id as number;
     const regionId = entry.region_id as number;
-    placed.push({ path: `targets[${t}]`, account, projects: [projectId], regions: [regionId] });
+    placed.push({ path: `targets[${t}]`, discovers: false, account, projects: [projectId], regions: [regionId] });
     entry.image_ids!.forEach((id, i) => {
       const path = `targets[${t}].image_ids[${i}]`;
       const key = `${projectId}/${regionId}/${id}`;
@@ -335,6 +337,8 @@ function entryAccount(named: string | undefined, accounts: Account[], path: stri
 /** Where an entry's images are, for the one-account-per-image check. */
 interface Placed {
   path: string;
+  /** Named images, or a discovery scope. */
+  discovers: boolean;
   account: string;
   projects: number[] | 'all';
   regions: number[] | 'all';
@@ -350,11 +354,16 @@ function crossAccountProblems(placed: Placed[]): string[] {
   const problems: string[] = [];
   placed.forEach((later, n) => {
     if (later.projects === 'all') return;
+    // Named images of two accounts may share a project: only the same triple twice is an error, found as a duplicate.
     const earlier = placed
       .slice(0, n)
       .find(
         (p) =>
-          p.account !== later.account && p.projects !== 'all' && overlap(p.projects, later.projects) && overlap(p.regions, later.regions),
+          (p.discovers || later.discovers) &&
+          p.account !== later.account &&
+          p.projects !== 'all' &&
+          overlap(p.projects, later.projects) &&
+          overlap(p.regions, later.regions),
       );
     if (!earlier) return;
     const shared = (earlier.projects as number[]).filter((id) => (later.projects as number[]).includes(id));

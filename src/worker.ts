@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { QueueBackend } from './backend.js';
-import { keyProblem, type KeyedAccount } from './accounts.js';
+import { readKey, type Account, type KeyedAccount } from './accounts.js';
 import type { Config } from './config.js';
 import type { Sql } from './db.js';
 import { runChangeWebhook } from './change-webhook.js';
@@ -45,7 +45,7 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
-/** How often a worker looks for accounts the targets file gained. */
+/** How often a worker looks for accounts the targets file gained or changed. */
 const ACCOUNT_POLL_MS = 30_000;
 /** How often a worker looks for refreshes of open runs whose jobs were lost. */
 const LOST_SWEEP_MS = 10 * 60_000;
@@ -143,29 +143,45 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
 
   const served = new Map(deps.accounts.map((account) => [account.name, startAccount(account)]));
   const withoutKey = new Map<string, string>();
-  /** Accounts the targets file gained since this worker started are served from now on, if this process has their key. */
-  async function serveNewAccounts(): Promise<void> {
-    for (const account of await loadAccounts(sql)) {
-      if (served.has(account.name)) continue;
-      const problem = keyProblem(account, deps.env ?? process.env);
-      if (problem) {
-        if (withoutKey.get(account.name) !== problem)
-          logger.error({ account: account.name }, `account ${account.name} is not served by this worker: ${problem}`);
-        withoutKey.set(account.name, problem);
+  const same = (a: Account, b: Account) =>
+    a.apiKeyEnv === b.apiKeyEnv && a.rateLimitPerSecond === b.rateLimitPerSecond && a.baseUrl === b.baseUrl;
+  /**
+   * Follows the accounts the targets file names now: one it gained is served
+   * from now on if this process has its key; one whose key variable, limit or
+   * base URL changed is served anew with them. One it dropped is still served
+   * (its queued jobs drain) until this worker restarts.
+   */
+  async function followAccounts(): Promise<void> {
+    const configured = await loadAccounts(sql);
+    for (const name of withoutKey.keys()) if (!configured.some((a) => a.name === name)) withoutKey.delete(name);
+    for (const account of configured) {
+      const current = served.get(account.name);
+      if (current && same(current.account, account)) continue;
+      const read = readKey(account, deps.env ?? process.env);
+      if ('problem' in read) {
+        if (withoutKey.get(account.name) !== read.problem) {
+          logger.error({ account: account.name }, `account ${account.name} is not served by this worker: ${read.problem}`);
+        }
+        withoutKey.set(account.name, read.problem);
         continue;
       }
       withoutKey.delete(account.name);
-      served.set(account.name, startAccount({ ...account, apiKey: (deps.env ?? process.env)[account.apiKeyEnv]! }));
-      logger.info({ account: account.name }, 'serving an account the targets file gained');
+      served.delete(account.name);
+      await current?.close();
+      served.set(account.name, startAccount({ ...account, apiKey: read.key }));
+      logger.info(
+        { account: account.name, rate_limit_per_second: account.rateLimitPerSecond ?? config.rateLimitPerSecond },
+        current ? 'serving an account whose settings the targets file changed' : 'serving an account the targets file gained',
+      );
     }
   }
-  const accountTimer = setInterval(
-    () =>
-      void serveNewAccounts().catch((error: Error) =>
-        logger.warn({ error: error.message }, 'could not look for new accounts; will try again'),
-      ),
-    ACCOUNT_POLL_MS,
-  );
+  // One look at a time: a restart of an account's workers waits for its jobs in flight.
+  let following: Promise<void> | undefined;
+  const accountTimer = setInterval(() => {
+    following ??= followAccounts()
+      .catch((error: Error) => logger.warn({ error: error.message }, 'could not look for changed accounts; will try again'))
+      .finally(() => (following = undefined));
+  }, ACCOUNT_POLL_MS);
   accountTimer.unref();
 
   // Refreshes whose jobs were lost (a store emptied, or switched while nothing ran) go back to their
@@ -227,6 +243,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     async close() {
       clearInterval(accountTimer);
       clearInterval(lostTimer);
+      await following;
       stopAlerts.abort();
       stopProgress();
       await Promise.all([...[...served.values()].map((a) => a.close()), scheduleWorker.close(), alerts]);

@@ -13,6 +13,10 @@ import type { Triple } from '../src/interfaces.js';
 import { createLogger } from '../src/logger.js';
 import { startManualSync, waitForRun } from '../src/manual-sync.js';
 import { startWorker } from '../src/worker.js';
+import { QUEUE_SCHEMA } from '../src/postgres-backend.js';
+import { rateLimitKey } from '../src/rate-limiter.js';
+import { reconcile } from '../src/reconcile.js';
+import { parseTargetsFile } from '../src/targets.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { invariantViolations } from './support/invariants.js';
 import { QUIET_SCHEDULE, startPipeline, withWorker, type Pipeline } from './support/pipeline.js';
@@ -36,18 +40,28 @@ interface World {
   fake: FakeGcore;
   pipeline: Pipeline;
   /** The keys, which must never show anywhere but in the requests. */
-  keys: { prod: string; staging: string };
+  keys: { prod: string; staging: string; qa: string };
   /** The environment a worker process of this deployment gets. */
   processEnv: Record<string, string>;
 }
 
 /** Two accounts at the fake API: prod owns project 1, staging project 2 (discovered: every project and region it can see). */
-async function setUp(prodImages: Triple[], stagingImages: Triple[], targets: string, noWorker = false): Promise<World> {
+async function setUp(
+  prodImages: Triple[],
+  stagingImages: Triple[],
+  targets: string,
+  noWorker = false,
+  reach: { staging: number[] } = { staging: [2] },
+): Promise<World> {
   const env = await createTestEnv();
   cleanups.push(() => env.cleanup());
-  const keys = { prod: `prod-${randomUUID()}`, staging: `staging-${randomUUID()}` };
+  const keys = { prod: `prod-${randomUUID()}`, staging: `staging-${randomUUID()}`, qa: `qa-${randomUUID()}` };
   const fake = new FakeGcore({
-    accounts: { prod: { apiKey: keys.prod, projects: [1] }, staging: { apiKey: keys.staging, projects: [2] } },
+    accounts: {
+      prod: { apiKey: keys.prod, projects: [1] },
+      staging: { apiKey: keys.staging, projects: reach.staging },
+      qa: { apiKey: keys.qa, projects: [3] },
+    },
   });
   fake.putProject({ id: 1, name: 'prod' });
   fake.putProject({ id: 2, name: 'staging' });
@@ -55,7 +69,7 @@ async function setUp(prodImages: Triple[], stagingImages: Triple[], targets: str
   for (const triple of [...prodImages, ...stagingImages]) fake.putImage(triple, sampleImage(triple));
   await fake.start();
   cleanups.push(() => fake.stop());
-  const keyEnv = { GIS_PROD_KEY: keys.prod, GIS_STAGING_KEY: keys.staging };
+  const keyEnv = { GCORE_API_KEY_PROD: keys.prod, GCORE_API_KEY_STAGING: keys.staging, GCORE_API_KEY_QA: keys.qa };
   const pipeline = await startPipeline(env, fake.url, `${QUIET_SCHEDULE}\n${targets}`, { env: keyEnv, noWorker });
   cleanups.push(() => pipeline.close());
   pipelines.push(pipeline);
@@ -70,23 +84,34 @@ async function setUp(prodImages: Triple[], stagingImages: Triple[], targets: str
 }
 
 const accountsYaml = (prodRate = 0, stagingRate = 0) => `accounts:
-  prod: { api_key_env: GIS_PROD_KEY, rate_limit_per_second: ${prodRate} }
-  staging: { api_key_env: GIS_STAGING_KEY, rate_limit_per_second: ${stagingRate} }
+  prod: { api_key_env: GCORE_API_KEY_PROD, rate_limit_per_second: ${prodRate} }
+  staging: { api_key_env: GCORE_API_KEY_STAGING, rate_limit_per_second: ${stagingRate} }
 `;
 
 const PROD = images(1, 3);
 const STAGING = images(2, 3);
-const SIDE_BY_SIDE = `${accountsYaml()}targets:
+const QA = images(3, 1);
+// Three accounts: on the Postgres queue store, seven queue workers each hold a connection of one pool.
+const SIDE_BY_SIDE = `${accountsYaml()}  qa: { api_key_env: GCORE_API_KEY_QA }
+targets:
   - { account: prod, project_id: 1, region_id: 7, image_ids: [${PROD.map((t) => t.imageId).join(', ')}] }
   - { account: staging, project_id: all, region_id: all, discover: {} }
+  - { account: qa, project_id: 3, region_id: 7, image_ids: [${QA[0]!.imageId}] }
+`;
+
+const BOTH_NAMED = `${accountsYaml()}targets:
+  - { account: prod, project_id: 1, region_id: 7, image_ids: [${PROD.map((t) => t.imageId).join(', ')}] }
+  - { account: staging, project_id: 2, region_id: 7, image_ids: [${images(2, 3)
+    .map((t) => t.imageId)
+    .join(', ')}] }
 `;
 
 const cli = async (w: World, ...args: string[]) =>
   (await promisify(execFile)(process.execPath, [CLI, ...args], { env: w.processEnv })).stdout;
 
 describe('accounts', () => {
-  it('two accounts sync side by side, each with its own key, and every row says whose it is', async () => {
-    const w = await setUp(PROD, STAGING, SIDE_BY_SIDE);
+  it('three accounts sync side by side, each with its own key, and every row says whose it is', async () => {
+    const w = await setUp(PROD, [...STAGING, ...QA], SIDE_BY_SIDE);
     const run = await w.pipeline.sync();
     expect(run).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
     const { sql } = w.pipeline.services;
@@ -95,19 +120,33 @@ describe('accounts', () => {
     expect(stored).toEqual([
       { project_id: 1, account: 'prod', n: 3 },
       { project_id: 2, account: 'staging', n: 3 },
+      { project_id: 3, account: 'qa', n: 1 },
     ]);
-    expect(await sql`SELECT DISTINCT account FROM image_change_log ORDER BY 1`).toEqual([{ account: 'prod' }, { account: 'staging' }]);
+    expect(await sql`SELECT DISTINCT account FROM image_change_log ORDER BY 1`).toEqual([
+      { account: 'prod' },
+      { account: 'qa' },
+      { account: 'staging' },
+    ]);
     expect(await sql`SELECT account, count(*)::int AS n FROM targets GROUP BY 1 ORDER BY 1`).toEqual([
       { account: 'prod', n: 3 },
+      { account: 'qa', n: 1 },
       { account: 'staging', n: 3 },
     ]);
     expect(await sql`SELECT name, api_key_env, rate_limit_per_second FROM accounts ORDER BY name`).toEqual([
-      { name: 'prod', api_key_env: 'GIS_PROD_KEY', rate_limit_per_second: 0 },
-      { name: 'staging', api_key_env: 'GIS_STAGING_KEY', rate_limit_per_second: 0 },
+      { name: 'prod', api_key_env: 'GCORE_API_KEY_PROD', rate_limit_per_second: 0 },
+      { name: 'qa', api_key_env: 'GCORE_API_KEY_QA', rate_limit_per_second: null },
+      { name: 'staging', api_key_env: 'GCORE_API_KEY_STAGING', rate_limit_per_second: 0 },
     ]);
     // Each key reached only its own projects: the fake answers 403 to any other, which would be a failure.
     expect(await sql`SELECT count(*)::int AS n FROM sync_failures`).toEqual([{ n: 0 }]);
-    expect([...w.fake.requestsPerSecondByAccount.keys()].sort()).toEqual(['prod', 'staging']);
+    expect(await sql`SELECT account, status FROM listings`).toEqual([{ account: 'staging', status: 'complete' }]);
+    expect(await sql`SELECT account FROM sync_runs`).toEqual([{ account: null }]);
+    expect(await sql`SELECT account, count(*)::int AS n FROM images GROUP BY 1 ORDER BY 1`).toEqual([
+      { account: 'prod', n: 3 },
+      { account: 'qa', n: 1 },
+      { account: 'staging', n: 3 },
+    ]);
+    expect([...w.fake.requestsPerSecondByAccount.keys()].sort()).toEqual(['prod', 'qa', 'staging']);
 
     const status = JSON.parse(await cli(w, 'status', '--json', '--account', 'staging'));
     expect(Object.keys(status.accounts)).toEqual(['staging']);
@@ -119,47 +158,77 @@ describe('accounts', () => {
   });
 
   it("a 401 for one account stops that account's requests in the process, and the other goes on syncing", async () => {
-    const w = await setUp(PROD, STAGING, SIDE_BY_SIDE, true);
+    const staging = images(2, 3);
+    const w = await setUp(PROD, staging, BOTH_NAMED, true);
     const { sql, queues } = w.pipeline.services;
     await withWorker(w.pipeline, () => w.pipeline.sync());
     w.fake.rejectAccount('staging');
     w.fake.updateImage(PROD[0]!, { name: 'prod-renamed' });
-    w.fake.updateImage(STAGING[0]!, { name: 'staging-renamed' });
-    const rejectedWorker = startWorkerHere(w);
+    w.fake.updateImage(staging[0]!, { name: 'staging-renamed' });
+    const worker = startWorkerHere(w);
     const all = await startManualSync(sql, queues, w.pipeline.config.batchSize);
-    await waitFor('the rejected key of staging', async () => rejectedWorker.accountProblems().length > 0);
-    expect(rejectedWorker.accountProblems()).toEqual([
-      'account staging: the API answered 401 to GIS_STAGING_KEY; this process takes none of its jobs until restarted with a valid key',
+    await waitFor('the rejected key of staging', async () => worker.accountProblems().length > 0);
+    expect(worker.accountProblems()).toEqual([
+      'account staging: the API answered 401 to GCORE_API_KEY_STAGING; this process takes none of its jobs until restarted with a valid key',
     ]);
     await waitFor('prod to store its change', async () => (await sql`SELECT 1 FROM images WHERE name = 'prod-renamed'`).length === 1);
-    const rejections = await w.pipeline.services.backend.keyRejections();
-    expect(rejections.map((r) => r.account)).toEqual(['staging']);
+    expect((await w.pipeline.services.backend.keyRejections()).map((r) => r.account)).toEqual(['staging']);
+    // Each request that got the 401 is one recorded failure (those in flight together all got it); nothing else was tried.
+    const failures = await sql`SELECT account, status, error_class, attempts FROM sync_failures`;
+    expect(failures.length).toBeGreaterThan(0);
+    for (const failure of failures)
+      expect(failure).toEqual({ account: 'staging', status: 401, error_class: 'AuthenticationError', attempts: 1 });
     const stagingRequests = () => [...(w.fake.requestsPerSecondByAccount.get('staging')?.values() ?? [])].reduce((a, b) => a + b, 0);
     const afterRejection = stagingRequests();
 
-    // prod keeps syncing in the same process while staging's key stays rejected.
+    // More staging work queued now is not taken here, while prod keeps syncing in the same process.
+    await startManualSync(sql, queues, w.pipeline.config.batchSize, { account: 'staging' });
     w.fake.updateImage(PROD[1]!, { name: 'prod-renamed-again' });
     const prodOnly = await startManualSync(sql, queues, w.pipeline.config.batchSize, { account: 'prod' });
     const done = await waitForRun(sql, queues, prodOnly, () => {}, {
-      logger: rejectedWorker.logger,
+      logger: worker.logger,
       batchSize: w.pipeline.config.batchSize,
       pollMs: 50,
       signal: AbortSignal.timeout(30_000),
     });
     expect(done).toMatchObject({ planned: 3, changed: 1, unchanged: 2, failed: 0, account: 'prod' });
     expect(stagingRequests()).toBe(afterRejection);
-    expect(await sql`SELECT name FROM images WHERE image_id = ${STAGING[0]!.imageId}`).toEqual([{ name: sampleImage(STAGING[0]!).name }]);
-    // The run of every account ended with staging's listing recorded as failed, and why, on each of its images.
-    expect(await sql`SELECT status, account, listings_failed FROM sync_runs WHERE id = ${all.id}`).toEqual([
-      { status: 'finished', account: null, listings_failed: 1 },
+    const waiting = await queues.forAccount('staging').refresh.getJobCounts('waiting', 'active', 'prioritized');
+    expect(waiting.active).toBe(0);
+    expect((waiting.waiting ?? 0) + (waiting.prioritized ?? 0)).toBeGreaterThan(0);
+    expect(await sql`SELECT name FROM images WHERE image_id = ${staging[0]!.imageId}`).toEqual([{ name: sampleImage(staging[0]!).name }]);
+    // The run of every account covers both; prod's part of it is done.
+    expect(await sql`SELECT account FROM sync_runs WHERE id = ${all.id}`).toEqual([{ account: null }]);
+    expect(
+      await sql`SELECT count(*)::int AS n FROM targets WHERE account = 'prod' AND last_attempt_at < ${all.startedAt}::timestamptz`,
+    ).toEqual([{ n: 0 }]);
+    expect(worker.lines().filter((l) => l.includes('rejected GCORE_API_KEY_STAGING'))).toHaveLength(1);
+  });
+
+  it("an image moved to another account while its refresh is queued is fetched with that account's key, and says so", async () => {
+    const w = await setUp(PROD, STAGING, BOTH_NAMED, true, { staging: [1, 2] });
+    const { sql, queues } = w.pipeline.services;
+    await withWorker(w.pipeline, () => w.pipeline.sync());
+    const queued = await w.pipeline.startSync();
+    const moved = BOTH_NAMED.replace(
+      `image_ids: [${PROD.map((t) => t.imageId).join(', ')}] }`,
+      `image_ids: [${PROD.slice(1)
+        .map((t) => t.imageId)
+        .join(', ')}] }\n  - { account: staging, project_id: 1, region_id: 7, image_ids: [${PROD[0]!.imageId}] }`,
+    );
+    const file = parseTargetsFile(`${QUIET_SCHEDULE}\n${moved}`, 'moved.yaml');
+    await reconcile(sql, queues, file.targets, { accounts: file.accounts });
+    w.fake.resetStats();
+    w.fake.updateImage(PROD[0]!, { name: 'moved-and-renamed' });
+    await withWorker(w.pipeline, () => w.pipeline.waitForRun(queued));
+    expect(await sql`SELECT account, name FROM images WHERE image_id = ${PROD[0]!.imageId}`).toEqual([
+      { account: 'staging', name: 'moved-and-renamed' },
     ]);
-    const stagingTargets = await sql<{ last_outcome: string; last_error: string }[]>`
-      SELECT last_outcome, last_error FROM targets WHERE account = 'staging'`;
-    expect(stagingTargets).toHaveLength(3);
-    for (const target of stagingTargets) {
-      expect(target).toEqual({ last_outcome: 'failed', last_error: expect.stringContaining('401: the API key was rejected') });
-    }
-    expect(rejectedWorker.lines().filter((l) => l.includes('rejected GIS_STAGING_KEY'))).toHaveLength(1);
+    expect(await sql`SELECT account FROM targets WHERE image_id = ${PROD[0]!.imageId}`).toEqual([{ account: 'staging' }]);
+    // prod's key asked only for prod's two images; staging's for its three and the moved one.
+    const requests = (account: string) => [...(w.fake.requestsPerSecondByAccount.get(account)?.values() ?? [])].reduce((a, b) => a + b, 0);
+    expect([requests('prod'), requests('staging')]).toEqual([2, 4]);
+    expect(await sql`SELECT count(*)::int AS n FROM sync_failures`).toEqual([{ n: 0 }]);
   });
 
   it('holds each account to its own limit across three worker processes, and no key shows in logs, Postgres or the queue store', async () => {
@@ -186,13 +255,19 @@ describe('accounts', () => {
     expect(Math.max(...perSecond('staging'))).toBeLessThanOrEqual(5);
     // 20 requests at 5 a second cannot take less than 19 slot widths: staging's own limit paced it.
     expect(tookMs).toBeGreaterThan(3800);
+    // Each account has a timeline of its own in the store; the implied account's was never used.
+    const timelines = w.env.redisUrl
+      ? (await w.env.queueEntries()).filter((key) => key.includes(':api-rate'))
+      : (await w.pipeline.services.sql<{ key: string }[]>`SELECT key FROM api_rate_timeline`).map((row) => row.key);
+    const prefix = w.env.redisUrl ? w.env.queuePrefix : QUEUE_SCHEMA;
+    expect(timelines.sort()).toEqual([rateLimitKey(prefix, 'prod'), rateLimitKey(prefix, 'staging')]);
 
     for (const worker of workers) worker.child.kill('SIGTERM');
     expect(await Promise.all(workers.map((worker) => worker.exited))).toEqual([0, 0, 0]);
     const logs = [...w.pipeline.logLines, ...workers.map((worker) => worker.output())].join('\n');
     expect(logs).toContain('"level":20');
     const stored = [await everyStoredText(w), await w.env.queueContents()].join('\n');
-    expect(stored).toContain('GIS_STAGING_KEY');
+    expect(stored).toContain('GCORE_API_KEY_STAGING');
     for (const key of Object.values(w.keys)) {
       expect(logs).not.toContain(key);
       expect(stored).not.toContain(key);

@@ -457,6 +457,7 @@ describe('control endpoints', () => {
     expect(JSON.parse((await get('/__fake/stats', null)).text)).toEqual({
       requests: 0,
       perSecond: {},
+      perSecondByAccount: {},
       byEndpoint: { image: 0, images: 0, bmimages: 0, projects: 0, regions: 0 },
     });
   });

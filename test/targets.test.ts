@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IMPLIED_ACCOUNT, withKeys } from '../src/accounts.js';
 import { ConfigError } from '../src/errors.js';
+import { accountQueueName, LIST_QUEUE, REFRESH_QUEUE } from '../src/queue.js';
+import { rateLimitKey } from '../src/rate-limiter.js';
 import { configHash } from '../src/schedule-owner.js';
 import { describeSchedule, scheduleKey } from '../src/schedule.js';
 import { scopeKey, type DiscoverFilters } from '../src/scope.js';
@@ -416,17 +418,25 @@ describe('accounts in the targets file', () => {
     expect(describeSchedule('cron 0 3 * * * Europe/Amsterdam for staging')).toBe('cron 0 3 * * * (Europe/Amsterdam) for staging');
   });
 
-  it('a file without accounts has the implied one, whose key is GCORE_API_KEY', () => {
+  it('a file without accounts has the implied one, whose key is GCORE_API_KEY, with the names, keys and hash of releases before accounts', () => {
     const file = parseTargetsFile('targets: [{ project_id: 1, region_id: 7, image_ids: [a] }]', 'targets.yaml');
     expect(file.accounts).toEqual([IMPLIED_ACCOUNT]);
     expect(file.targets).toEqual([{ account: 'default', projectId: 1, regionId: 7, imageId: 'a', schedule: { every: 3_600_000 } }]);
+    expect([accountQueueName(REFRESH_QUEUE, 'default'), accountQueueName(LIST_QUEUE, 'default')]).toEqual(['image-refresh', 'image-list']);
+    expect(accountQueueName(REFRESH_QUEUE, 'staging')).toBe('image-refresh.staging');
+    expect(rateLimitKey('gcore-image-sync')).toBe('gcore-image-sync:image-refresh:api-rate');
+    expect(rateLimitKey('gcore-image-sync', 'default')).toBe('gcore-image-sync:image-refresh:api-rate');
+    expect(rateLimitKey('gcore-image-sync', 'staging')).toBe('gcore-image-sync:image-refresh:api-rate:staging');
+    // The hash of the file as releases before accounts made it (no account lines).
+    const before = createHash('sha256').update(['1/7/a every 3600000ms', 'snapshot cron 0 0 * * * UTC'].join('\n')).digest('hex');
+    expect(configHash(file)).toBe(before);
   });
 
   it('names every problem with its path: names, variables, limits, URLs, a missing or unknown account', () => {
     expect(
       problems(`accounts:
   Prod: { api_key_env: K }
-  staging: { api_key_env: "1-bad", rate_limit_per_second: 10001, base_url: "ftp://x" }
+  staging: { api_key_env: DATABASE_URL, rate_limit_per_second: 10001, base_url: "http://collector.example.com" }
   qa: { api_key: secret }
 targets:
   - { project_id: 1, region_id: 7, image_ids: [a] }
@@ -434,9 +444,9 @@ targets:
 `),
     ).toEqual([
       'accounts.Prod: an account name must be a lowercase letter, then up to 39 lowercase letters, digits, "_" or "-"',
-      'accounts.staging.api_key_env: must name an environment variable, such as GCORE_API_KEY (got "1-bad")',
+      'accounts.staging.api_key_env: must be GCORE_API_KEY or GCORE_API_KEY_<SUFFIX> in capitals, digits and _ (got "DATABASE_URL")',
       'accounts.staging.rate_limit_per_second: must be a whole number from 0 (no limit) to 10000 (got 10001)',
-      'accounts.staging.base_url: must be an http or https URL (got "ftp://x")',
+      'accounts.staging.base_url: must be an https URL, or http to localhost (got "http://collector.example.com")',
       'accounts.qa.api_key_env: required',
       'accounts.qa: unknown key "api_key"',
     ]);
@@ -458,7 +468,7 @@ targets:
     ]);
   });
 
-  it('refuses an image under two accounts: the same triple, a project discovered by both, an image named by one and discovered by the other', () => {
+  it('refuses an image under two accounts: the same triple, a project discovered by both, an image named by one and discovered by the other; named images of two accounts may share a project', () => {
     expect(
       problems(`${accounts}targets:
   - { account: prod, project_id: 1, region_id: 7, image_ids: [a] }
@@ -467,10 +477,10 @@ targets:
   - { account: staging, project_id: 3, region_id: 9, discover: {} }
   - { account: staging, project_id: 2, region_id: 8, image_ids: [b] }
   - { account: staging, project_id: all, region_id: all, discover: {} }
+  - { account: staging, project_id: 1, region_id: 7, image_ids: [c] }
 `),
     ).toEqual([
       'targets[1].image_ids[0]: duplicates targets[0].image_ids[0] (1/7/a)',
-      'targets[1]: project 1 is also under account prod at targets[0]; an image belongs to one account',
       'targets[3]: project 3 is also under account prod at targets[2]; an image belongs to one account',
       'targets[4]: project 2 is also under account prod at targets[2]; an image belongs to one account',
     ]);
@@ -485,11 +495,36 @@ targets:
       error = caught;
     }
     expect((error as ConfigError).problems).toEqual([
-      "accounts.staging.api_key_env: GCORE_API_KEY_STAGING is not set in this process's environment",
+      "accounts.staging.api_key_env: GCORE_API_KEY_STAGING is not set in this process's environment (nor GCORE_API_KEY_STAGING_FILE)",
     ]);
     expect(withKeys(file.accounts, { GCORE_API_KEY: 'k1', GCORE_API_KEY_STAGING: 'k2' }, 'targets.yaml').map((a) => a.apiKey)).toEqual([
       'k1',
       'k2',
+    ]);
+  });
+
+  it('reads a key from the file <variable>_FILE names, as Docker and Kubernetes mount secrets, and says when it cannot', async () => {
+    const file = parseTargetsFile(`${accounts}targets: [{ account: prod, project_id: 1, region_id: 7, image_ids: [a] }]`, 'targets.yaml');
+    const dir = await mkdtemp(join(tmpdir(), 'gis-secret-'));
+    await writeFile(join(dir, 'staging'), 'secret-from-file\n');
+    await writeFile(join(dir, 'empty'), '');
+    const env = { GCORE_API_KEY: 'k1', GCORE_API_KEY_STAGING_FILE: join(dir, 'staging') };
+    expect(withKeys(file.accounts, env, 'targets.yaml').map((a) => a.apiKey)).toEqual(['k1', 'secret-from-file']);
+    // The variable itself wins over the file.
+    expect(withKeys(file.accounts, { ...env, GCORE_API_KEY_STAGING: 'k2' }, 'targets.yaml').map((a) => a.apiKey)).toEqual(['k1', 'k2']);
+    const problemsWith = (staging: string) => {
+      try {
+        withKeys(file.accounts, { GCORE_API_KEY: 'k1', GCORE_API_KEY_STAGING_FILE: staging }, 'targets.yaml');
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+      return [];
+    };
+    expect(problemsWith(join(dir, 'missing'))).toEqual([
+      `accounts.staging.api_key_env: GCORE_API_KEY_STAGING_FILE names ${join(dir, 'missing')}, which cannot be read (ENOENT)`,
+    ]);
+    expect(problemsWith(join(dir, 'empty'))).toEqual([
+      `accounts.staging.api_key_env: GCORE_API_KEY_STAGING_FILE names ${join(dir, 'empty')}, which is empty`,
     ]);
   });
 });

@@ -8,7 +8,7 @@ import {
   spreadImages,
   spreadOver,
 } from '../fake-gcore/fixtures.js';
-import { FakeGcore } from '../fake-gcore/server.js';
+import { FakeGcore, type FakeAccount } from '../fake-gcore/server.js';
 import { ConfigError } from '../errors.js';
 import type { Triple } from '../interfaces.js';
 import { readWholeNumber } from '../input-ranges.js';
@@ -16,6 +16,20 @@ import type { CommandContext } from './context.js';
 
 /** Generated images are described in this process's memory: a bound keeps a slip of the finger (1000000000) from exhausting it. */
 const MAX_GENERATED_IMAGES = 1_000_000;
+
+/** `--account NAME:KEY:P1,P2`: several accounts, each with its key and the projects it reaches. */
+function readAccounts(given: string[], problems: string[]): Record<string, FakeAccount> {
+  const accounts: Record<string, FakeAccount> = {};
+  for (const text of given) {
+    const match = /^([a-z][a-z0-9_-]*):([^:]+):(\d+(?:,\d+)*)$/.exec(text);
+    if (!match) {
+      problems.push('--account: must be NAME:KEY:PROJECT[,PROJECT...], e.g. prod:prod-key:1,2');
+      continue;
+    }
+    accounts[match[1]!] = { apiKey: match[2]!, projects: match[3]!.split(',').map(Number) };
+  }
+  return accounts;
+}
 
 /**
  * Serves the demo images (or --images N generated ones, spread over
@@ -32,6 +46,7 @@ export async function fakeApiCommand({ args, print }: CommandContext): Promise<n
       images: { type: 'string' },
       projects: { type: 'string', default: '2' },
       regions: { type: 'string', default: '3' },
+      account: { type: 'string', multiple: true },
     },
     strict: true,
   });
@@ -45,8 +60,9 @@ export async function fakeApiCommand({ args, print }: CommandContext): Promise<n
   const projectCount = readWholeNumber('--projects', values.projects, 1, 1000, problems);
   const regionCount = readWholeNumber('--regions', values.regions, 1, 1000, problems);
   if (values['api-key'].trim() === '') problems.push('--api-key: must not be empty');
+  const accounts = values.account === undefined ? undefined : readAccounts(values.account, problems);
   if (problems.length > 0) throw new ConfigError('fake-api flags', problems);
-  const fake = new FakeGcore({ apiKey: values['api-key'], latencyMs: latencyMs! });
+  const fake = new FakeGcore({ apiKey: values['api-key'], accounts, latencyMs: latencyMs! });
   const [images, projects, regions] =
     generated === undefined
       ? [demoImages(), demoProjects(), demoRegions()]

@@ -99,7 +99,12 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
   if (stopping) return new Promise<number>(() => {});
   worker = startWorker({ config, accounts, logger, metrics, ...services });
   if (config.httpPort !== undefined) {
-    const dashboard = config.queueDashboard ? queueDashboard(services.queues) : undefined;
+    const dashboard = config.queueDashboard
+      ? queueDashboard(
+          services.queues,
+          accounts.map((a) => a.name),
+        )
+      : undefined;
     const { backend, deployment } = services;
     http = await step(() =>
       startHttpServer(config.httpPort!, {

@@ -65,8 +65,8 @@ export interface Listed {
  * Marks every listed triple as a target of the scope and notes which page
  * listed it. A new one is a target of the scope, of its account, on its
  * schedule; an explicit one of the same account, or one that had left a
- * scope, is taken in; one of another live scope, or of another account, stays
- * with it.
+ * scope (of any account: no one refreshes it), is taken in; one of another
+ * live scope, or an explicit one of another account, stays with it.
  */
 export async function recordListed(sql: Sql, page: QueuedPage, triples: Triple[]): Promise<Listed> {
   if (triples.length === 0) return { repeated: 0, otherAccounts: new Set() };
@@ -81,10 +81,12 @@ export async function recordListed(sql: Sql, page: QueuedPage, triples: Triple[]
       SELECT ${page.projectId}, ${page.regionId}, x.image_id, s.account, s.schedule_key, s.interval_seconds, false, s.key
       FROM input x JOIN scopes s ON s.key = ${page.scopeKey}
       ON CONFLICT (project_id, region_id, image_id) DO UPDATE
-        SET scope_key = EXCLUDED.scope_key, left_scope_at = NULL,
+        SET scope_key = EXCLUDED.scope_key, left_scope_at = NULL, account = EXCLUDED.account,
           schedule_key = CASE WHEN targets.explicit THEN targets.schedule_key ELSE EXCLUDED.schedule_key END,
           interval_seconds = CASE WHEN targets.explicit THEN targets.interval_seconds ELSE EXCLUDED.interval_seconds END
-        WHERE (targets.scope_key IS NULL OR targets.left_scope_at IS NOT NULL) AND targets.account = EXCLUDED.account
+        WHERE (targets.scope_key IS NULL OR targets.left_scope_at IS NOT NULL)
+          -- Another account's target stays its own, unless no one refreshes it any more (it left its scope).
+          AND (targets.account = EXCLUDED.account OR (NOT targets.explicit AND targets.left_scope_at IS NOT NULL))
       RETURNING 1),
     listed AS (
       INSERT INTO listing_ids (listing_id, project_id, region_id, image_id, part, page)

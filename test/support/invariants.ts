@@ -45,11 +45,19 @@ export async function invariantViolations(sql: Sql, queues: Queues): Promise<str
     const rows = await query;
     if (rows.length > 0) violations.push(`${name}: ${rows.length}, e.g. ${rows[0]!.example}`);
   }
-  const claims = await sql<{ queued_job: string }[]>`SELECT DISTINCT queued_job FROM targets WHERE queued_job IS NOT NULL`;
-  const lost = await missingJobs(
-    queues.refresh,
-    claims.map((c) => c.queued_job),
-  );
+  // Each claim's job is on its target's account's queue.
+  const claims = await sql<{ queued_job: string; account: string }[]>`
+    SELECT DISTINCT queued_job, account FROM targets WHERE queued_job IS NOT NULL`;
+  const lost = (
+    await Promise.all(
+      [...new Set(claims.map((c) => c.account))].map((account) =>
+        missingJobs(
+          queues.forAccount(account).refresh,
+          claims.filter((c) => c.account === account).map((c) => c.queued_job),
+        ),
+      ),
+    )
+  ).flat();
   if (lost.length > 0) violations.push(`targets claimed by a job that no longer exists: ${lost.length}, e.g. ${lost[0]}`);
   return violations;
 }
