@@ -75,7 +75,7 @@ export async function openPostgresBackend(store: Store, deployment: string): Pro
         { ...settings, connection: pool },
         factory,
       ) as unknown as Worker<D>;
-      worker.once('closed', () => (pool.options.max = pool.options.max! - 1));
+      worker.once('closed', () => (pool.options.max = pool.options.max - 1));
       return worker;
     },
     timeline: (account) => {
