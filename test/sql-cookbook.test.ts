@@ -66,6 +66,7 @@ describe('docs/sql-cookbook.md', () => {
     for (const query of queries) results[query.title] = (await pipeline.services.sql.unsafe(query.sql)).length;
     expect(results).toMatchObject({
       'Inventory by region and OS': 1,
+      'Images and changes per account': 1,
       'Images with a given tag': 3,
       'What changed in the last week': 9,
       'Tag changes: which tags changed, from what to what': 2,
