@@ -50,6 +50,8 @@ export async function openPostgresBackend(store: Store, deployment: string): Pro
   });
   // A client that loses its server is replaced by the pool; BullMQ reports what fails through the workers.
   pool.on('error', () => {});
+  // Every queue and worker on the pool listens for its errors, and there are more of them with each account.
+  pool.setMaxListeners(0);
   try {
     // Under BullMQ's advisory lock: processes starting together migrate once.
     await runMigrations(pool, schema);
