@@ -152,6 +152,13 @@ describe('accounts', () => {
     expect(Object.keys(status.accounts)).toEqual(['staging']);
     expect(status.accounts.staging).toMatchObject({ rate_limited: null, api_key: { rejected_by: [] } });
     expect(status.scopes).toEqual([expect.objectContaining({ account: 'staging', status: 'complete', listed: 3 })]);
+    const text = (await cli(w, 'status')).split('\n');
+    expect(text[0]).toBe('queues: (accounts prod, qa, staging)');
+    expect(text).toContain('  refresh staging waiting 0  active 0  delayed 0  prioritized 0  failed 0');
+    expect(text).toContain('  list qa         waiting 0  active 0  delayed 0  prioritized 0  failed 0');
+    expect(text.find((line) => line.startsWith('  scope-'))).toMatch(
+      /^ {2}scope-\w+ of account staging {2}3 targets; last listing complete/,
+    );
     const changes = JSON.parse(await cli(w, 'changes', '--account', 'prod', '--json')) as Array<{ account: string; image_id: string }>;
     expect(changes.map((c) => c.account)).toEqual(['prod', 'prod', 'prod']);
     expect(changes.map((c) => c.image_id).sort()).toEqual(PROD.map((t) => t.imageId).sort());

@@ -19,8 +19,8 @@ const LISTED = 20;
 /** A request timeline further ahead than this means requests are being held back. */
 const LIMITED_AFTER_MS = 1000;
 
-function depth(name: string, counts: QueueDepth): string {
-  return `  ${name.padEnd(9)} ${Object.entries(counts)
+function depth(name: string, counts: QueueDepth, width = 9): string {
+  return `  ${name.padEnd(width)} ${Object.entries(counts)
     .map(([state, n]) => `${state} ${n}`)
     .join('  ')}`;
 }
@@ -141,8 +141,12 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       depth('refresh', report.queues.refresh),
       depth('schedule', report.queues.schedule),
       depth('list', report.queues.list),
+      // Each account's own queues, when there are several: the lines above are their sums.
       ...(accounts.length > 1
-        ? accounts.flatMap((a) => [depth(`refresh ${a}`, depths.accounts[a]!.refresh), depth(`list ${a}`, depths.accounts[a]!.list)])
+        ? accounts.flatMap((a) => {
+            const width = Math.max(...accounts.map((name) => `refresh ${name}`.length));
+            return [depth(`refresh ${a}`, depths.accounts[a]!.refresh, width), depth(`list ${a}`, depths.accounts[a]!.list, width)];
+          })
         : []),
       `rate limited: ${limited.length > 0 ? `yes, ${limited.map((a) => `requests${whose(a)} held back until ${perAccount[a]!.rate_limited!.until}`).join('; ')}` : 'no'}`,
       rejections.length > 0
