@@ -3,14 +3,12 @@
 // domain, and its name (never its key) is stored with what it fetched.
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
-import { createLogger } from '../src/logger.js';
 import { startManualSync, waitForRun } from '../src/manual-sync.js';
 import { startWorker } from '../src/worker.js';
 import { QUEUE_SCHEMA } from '../src/postgres-backend.js';
@@ -19,7 +17,7 @@ import { reconcile } from '../src/reconcile.js';
 import { parseTargetsFile } from '../src/targets.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { invariantViolations } from './support/invariants.js';
-import { QUIET_SCHEDULE, startPipeline, withWorker, type Pipeline } from './support/pipeline.js';
+import { capturedLogger, QUIET_SCHEDULE, startPipeline, withWorker, type Pipeline } from './support/pipeline.js';
 import { waitFor } from './support/throwaway.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
@@ -284,16 +282,7 @@ describe('accounts', () => {
 
 /** A worker in this process on the world's accounts, its lines kept. */
 function startWorkerHere(w: World) {
-  const lines: string[] = [];
-  const logger = createLogger(
-    'debug',
-    new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(...String(chunk).split('\n').filter(Boolean));
-        done();
-      },
-    }),
-  );
+  const { logger, lines } = capturedLogger();
   const worker = startWorker({ config: w.pipeline.config, accounts: w.pipeline.accounts, logger, ...w.pipeline.services });
   cleanups.push(() => worker.close());
   return { ...worker, logger, lines: () => lines };

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { withKeys, type KeyedAccount } from '../../src/accounts.js';
 import type { Config } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/logger.js';
 import { startManualSync, waitForRun, type ManualRun } from '../../src/manual-sync.js';
 import { reconcile } from '../../src/reconcile.js';
 import { openServices, type Services } from '../../src/services.js';
@@ -49,19 +49,25 @@ export interface PipelineOptions {
   noWorker?: boolean;
 }
 
-export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: string, options: PipelineOptions = {}): Promise<Pipeline> {
-  const overrides = options.env ?? {};
-  const config = env.config({ GCORE_BASE_URL: baseUrl, TARGETS_FILE: await writeTargetsFile(targetsYaml), ...overrides });
-  const logLines: string[] = [];
+/** A logger at debug level whose lines are kept, for a test to read. */
+export function capturedLogger(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
   const logger = createLogger(
     'debug',
     new Writable({
       write(chunk, _encoding, done) {
-        logLines.push(...String(chunk).split('\n').filter(Boolean));
+        lines.push(...String(chunk).split('\n').filter(Boolean));
         done();
       },
     }),
   );
+  return { logger, lines };
+}
+
+export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: string, options: PipelineOptions = {}): Promise<Pipeline> {
+  const overrides = options.env ?? {};
+  const config = env.config({ GCORE_BASE_URL: baseUrl, TARGETS_FILE: await writeTargetsFile(targetsYaml), ...overrides });
+  const { logger, lines: logLines } = capturedLogger();
   const services = await openServices(config);
   const file = await loadTargetsFile(config.targetsFile);
   await reconcile(services.sql, services.queues, file.targets, { scopes: file.scopes, accounts: file.accounts });
