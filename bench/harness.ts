@@ -106,11 +106,15 @@ export async function openContext(store: QueueStore, settings: Record<string, st
   };
 }
 
-/** The fake API's generated images (`fake-api --images`: spreadTriples), one target entry per project and region. */
-export function targetsYaml(count: number): string {
+/**
+ * The fake API's generated images (`fake-api --images`: spreadTriples), one target entry per project and
+ * region; with `accountOf`, each entry of the account it names for its project (the file's `accounts` are the caller's).
+ */
+export function targetsYaml(count: number, accountOf?: (projectId: number) => string): string {
   const ids = new Map<string, string[]>();
   for (const { projectId, regionId, imageId } of spreadTriples(count)) {
-    const pair = `project_id: ${projectId}\n    region_id: ${regionId}`;
+    const account = accountOf ? `account: ${accountOf(projectId)}\n    ` : '';
+    const pair = `${account}project_id: ${projectId}\n    region_id: ${regionId}`;
     if (!ids.has(pair)) ids.set(pair, []);
     ids.get(pair)!.push(imageId);
   }

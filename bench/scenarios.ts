@@ -310,10 +310,7 @@ async function twoAccountsOn(scale: Scale, store: QueueStore): Promise<Record<st
     let workers: Awaited<ReturnType<typeof workersOf>> = [];
     try {
       const header = `accounts:\n${accounts.map((a) => `  ${a.name}: { api_key_env: ${a.env}, rate_limit_per_second: ${a.limit} }\n`).join('')}`;
-      const entries = targetsYaml(scale.limited).replace(/ {2}- project_id: (\d+)/g, (_, project: string) => {
-        const account = accounts.find((a) => a.project === Number(project))!;
-        return `  - account: ${account.name}\n    project_id: ${project}`;
-      });
+      const entries = targetsYaml(scale.limited, (project) => accounts.find((a) => a.project === project)!.name);
       const file = parseTargetsFile(header + entries, 'bench');
       await reconcile(ctx.services.sql, ctx.services.queues, file.targets, { accounts: file.accounts });
       // Workers read the accounts from the database, so they start once it names them.

@@ -75,10 +75,8 @@ export function withKeys(accounts: Account[], env: Env, source: string): KeyedAc
   for (const account of accounts) {
     const read = readKey(account, env);
     if ('key' in read) keyed.push({ ...account, apiKey: read.key });
-    else if (!implied) problems.push(`accounts.${account.name}.api_key_env: ${read.problem}`);
-    else if (read.problem.includes(' is not set '))
-      problems.push(`${account.apiKeyEnv}: required to call the Gcore API (or ${account.apiKeyEnv}_FILE)`);
-    else problems.push(read.problem.replace(/^(\S+) holds/, '$1:'));
+    // The implied account is named in no file: its problem says only the variable.
+    else problems.push(implied ? read.problem : `accounts.${account.name}.api_key_env: ${read.problem}`);
   }
   if (problems.length > 0) throw new ConfigError(implied ? 'environment' : source, problems);
   return keyed;

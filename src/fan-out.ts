@@ -26,18 +26,21 @@ export interface FanOut {
 
 /** Jobs holding claims for longer than `olderThanMs` that are gone from their account's queue. */
 export async function lostJobs(sql: Sql, queues: Queues, olderThanMs: number): Promise<string[]> {
-  const byAccount = new Map<string, string[]>();
-  for (const { jobId, account } of await listOldClaims(sql, olderThanMs))
-    byAccount.set(account, [...(byAccount.get(account) ?? []), jobId]);
-  const lost = await Promise.all([...byAccount].map(([account, jobIds]) => missingJobs(queues.forAccount(account).refresh, jobIds)));
+  const byAccount = Map.groupBy(await listOldClaims(sql, olderThanMs), (claim) => claim.account);
+  const lost = await Promise.all(
+    [...byAccount].map(([account, claims]) =>
+      missingJobs(
+        queues.forAccount(account).refresh,
+        claims.map((claim) => claim.jobId),
+      ),
+    ),
+  );
   return lost.flat();
 }
 
 /** Queues claimed batches, each on its account's queue. */
 export async function enqueueClaims(queues: Queues, claims: Claim[], item: (triple: Triple) => RefreshItem): Promise<void> {
-  const byAccount = new Map<string, Claim[]>();
-  for (const claim of claims) byAccount.set(claim.account, [...(byAccount.get(claim.account) ?? []), claim]);
-  for (const [account, batches] of byAccount) {
+  for (const [account, batches] of Map.groupBy(claims, (claim) => claim.account)) {
     await enqueueBatches(
       queues.forAccount(account),
       batches.map((claim) => ({ jobId: claim.jobId, items: claim.triples.map(item) })),

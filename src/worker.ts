@@ -40,7 +40,7 @@ export interface WorkerDeps {
 }
 
 export interface RunningWorker {
-  /** Why accounts of the deployment get no service from this process: a rejected key, or a key missing here. */
+  /** Why accounts of the deployment get no service from this process: a rejected key ("rejected: ..."), or a key missing here ("no key: ..."). */
   accountProblems(): string[];
   close(): Promise<void>;
 }
@@ -236,9 +236,9 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
         .filter((a) => a.rejected)
         .map(
           (a) =>
-            `account ${a.account.name}: the API answered 401 to ${a.account.apiKeyEnv}; this process takes none of its jobs until restarted with a valid key`,
+            `rejected: account ${a.account.name}: the API answered 401 to ${a.account.apiKeyEnv}; this process takes none of its jobs until restarted with a valid key`,
         ),
-      ...[...withoutKey].map(([name, problem]) => `account ${name}: ${problem}; this process takes none of its jobs`),
+      ...[...withoutKey].map(([name, problem]) => `no key: account ${name}: ${problem}; this process takes none of its jobs`),
     ],
     async close() {
       clearInterval(accountTimer);

@@ -174,7 +174,7 @@ describe('accounts', () => {
     const all = await startManualSync(sql, queues, w.pipeline.config.batchSize);
     await waitFor('the rejected key of staging', async () => worker.accountProblems().length > 0);
     expect(worker.accountProblems()).toEqual([
-      'account staging: the API answered 401 to GCORE_API_KEY_STAGING; this process takes none of its jobs until restarted with a valid key',
+      'rejected: account staging: the API answered 401 to GCORE_API_KEY_STAGING; this process takes none of its jobs until restarted with a valid key',
     ]);
     await waitFor('prod to store its change', async () => (await sql`SELECT 1 FROM images WHERE name = 'prod-renamed'`).length === 1);
     expect((await w.pipeline.services.backend.keyRejections()).map((r) => r.account)).toEqual(['staging']);

@@ -211,7 +211,7 @@ describe('gcore-image-sync CLI', () => {
     const withKeyless = { ...keyless, TARGETS_FILE: 'examples/targets.yaml' };
     expect(await run(['sync', '--wait'], withKeyless)).toMatchObject({
       code: 2,
-      stderr: expect.stringContaining('GCORE_API_KEY: required'),
+      stderr: expect.stringContaining("GCORE_API_KEY is not set in this process's environment (nor GCORE_API_KEY_FILE)"),
     });
   });
 

@@ -5,8 +5,8 @@
 // Expected values come from the documents themselves (dates by an independent
 // calendar computation), not from the code under test.
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectPostgres, type Sql } from '../src/db.js';
+import { describe, expect, it } from 'vitest';
+import type { Sql } from '../src/db.js';
 import { canonicalJson, contentHash } from '../src/image-diff.js';
 import { IMAGE_COLUMNS, IMAGE_FIELDS } from '../src/image-fields.js';
 import { imageIdProblem } from '../src/image-id.js';
@@ -17,7 +17,7 @@ import { recordChanges } from '../src/sql/recordChanges.js';
 import { recordUnchanged } from '../src/sql/recordUnchanged.js';
 import { anyDouble, anyInteger, anyJson, anyString, contractArbitrary, rfc3339, type Leaves } from './support/contract-arbitrary.js';
 import { contractSchemas } from './support/contract.js';
-import { createTestEnv, type TestEnv } from './support/env.js';
+import { withDatabase } from './support/env.js';
 
 const LEAVES: Leaves = {
   string: anyString,
@@ -215,7 +215,6 @@ function datesRespelled(body: Record<string, unknown>, g: fc.GeneratorValue): Re
 /** Every spelling at once, for the second pass through the store. */
 const respelled = (body: Record<string, unknown>, g: fc.GeneratorValue) => reserialized(withoutNulls(shuffled(datesRespelled(body, g), g)));
 
-let env: TestEnv;
 let sql: Sql;
 
 const T0 = new Date('2025-01-01T00:00:00Z');
@@ -293,14 +292,7 @@ async function storedProblems(batch: Document[], observations: Observation[]): P
   return problems;
 }
 
-beforeAll(async () => {
-  env = await createTestEnv();
-  sql = await connectPostgres(env.databaseUrl);
-});
-afterAll(async () => {
-  await sql?.end();
-  await env?.cleanup();
-});
+withDatabase((connection) => (sql = connection));
 
 describe('documents the contract allows', () => {
   it('are accepted, keep what they say, and hash the same however they are spelled', () => {

@@ -4,12 +4,12 @@
 // and the place, so a failure reads as a list of what to fix; each check is also
 // run on an altered copy of its input to show that it notices.
 import { getTableConfig } from 'drizzle-orm/pg-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectPostgres, type Sql } from '../src/db.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Sql } from '../src/db.js';
 import { IMAGE_COLUMNS, IMAGE_FIELDS, PG_TYPES, type FieldDefinition, type FieldKind } from '../src/image-fields.js';
 import { images } from '../src/schema.js';
 import { contractSchemas, resolve, type Schema, type Schemas } from './support/contract.js';
-import { createTestEnv, type TestEnv } from './support/env.js';
+import { withDatabase } from './support/env.js';
 
 /** A column as a table, view or function declares it; types as Postgres' format_type writes them. */
 interface Column {
@@ -166,7 +166,6 @@ function tagColumns(serializer: Schema, schemas: Schemas): { columns: ExpectedCo
   return { columns: [...TRIPLE, ...columns], problems };
 }
 
-let env: TestEnv;
 let sql: Sql;
 /** Postgres' own name of each PG_TYPES entry (timestamptz is "timestamp with time zone"). */
 let typeName: (type: string) => string;
@@ -190,17 +189,12 @@ function expectedImageColumns(fields: readonly FieldColumn[]): ExpectedColumn[] 
 const schemaColumns = (): Column[] =>
   getTableConfig(images).columns.map((c) => ({ name: c.name, type: c.getSQLType(), notNull: c.notNull }));
 
+withDatabase((connection) => (sql = connection));
 beforeAll(async () => {
-  env = await createTestEnv();
-  sql = await connectPostgres(env.databaseUrl);
   const names = await sql<{ type: string; name: string }[]>`
     SELECT type, format_type(type::regtype, NULL) AS name FROM unnest(${Object.values(PG_TYPES)}::text[]) type`;
   const byType = new Map(names.map((n) => [n.type, n.name]));
   typeName = (type) => byType.get(type)!;
-});
-afterAll(async () => {
-  await sql?.end();
-  await env?.cleanup();
 });
 
 describe('the image definition', () => {

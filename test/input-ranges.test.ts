@@ -41,7 +41,7 @@ afterAll(async () => {
 describe('settings from the environment', () => {
   it('refuses a key pasted with its "APIKey " scheme, without quoting the key', () => {
     const implied = problemsOf(() => withKeys([IMPLIED_ACCOUNT], { GCORE_API_KEY: 'APIKey 1234$abcd' }, 'targets.yaml'));
-    expect(implied).toEqual(['GCORE_API_KEY: "APIKey " in front of the key: give the key alone (the Authorization header adds it)']);
+    expect(implied).toEqual(['GCORE_API_KEY holds "APIKey " in front of the key: give the key alone (the Authorization header adds it)']);
     const staging = { name: 'staging', apiKeyEnv: 'STAGING_KEY' };
     const named = problemsOf(() => withKeys([staging], { STAGING_KEY: 'apikey 1234$abcd' }, 'targets.yaml'));
     expect(named).toEqual([

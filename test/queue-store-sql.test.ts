@@ -4,24 +4,15 @@
 // refuses a value that would stop it or move it back; and the rejected-key
 // records, which must read back as the objects written (`status` prints their
 // fields and orders them by `at`).
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { connectPostgres, type Sql } from '../src/db.js';
+import { expect, it } from 'vitest';
+import type { Sql } from '../src/db.js';
 import { deleteKeyRejection, liveKeyRejections, putKeyRejection } from '../src/sql/keyRejections.js';
 import { takeApiSlot } from '../src/sql/takeApiSlot.js';
-import { createTestEnv, type TestEnv } from './support/env.js';
+import { withDatabase } from './support/env.js';
 
-let env: TestEnv;
 let sql: Sql;
 
-beforeAll(async () => {
-  env = await createTestEnv();
-  sql = await connectPostgres(env.databaseUrl);
-});
-
-afterAll(async () => {
-  await sql?.end();
-  await env?.cleanup();
-});
+withDatabase((connection) => (sql = connection));
 
 it('hands out slots one width apart, and a pause holds them all back', async () => {
   // Ten takes of 10 s slots: however long each took, the last waits about 90 s from when it was taken.

@@ -1,20 +1,12 @@
 // Runs and failures are kept for SYNC_RETENTION_DAYS; history is never pruned.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectPostgres, type Sql } from '../src/db.js';
+import { describe, expect, it } from 'vitest';
+import type { Sql } from '../src/db.js';
 import { pruneRuns } from '../src/sql/pruneRuns.js';
-import { createTestEnv, type TestEnv } from './support/env.js';
+import { withDatabase } from './support/env.js';
 
-let env: TestEnv;
 let sql: Sql;
 
-beforeAll(async () => {
-  env = await createTestEnv();
-  sql = await connectPostgres(env.databaseUrl);
-});
-afterAll(async () => {
-  await sql?.end();
-  await env?.cleanup();
-});
+withDatabase((connection) => (sql = connection));
 
 describe('retention', () => {
   it('drops finished runs and failures older than the retention, and nothing else', async () => {

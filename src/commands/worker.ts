@@ -88,7 +88,7 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
     accounts = withKeys(
       await step(() => loadAccounts(sql)),
       process.env,
-      `the accounts of the targets file last loaded into ${redactUrl(config.databaseUrl ?? 'the embedded PostgreSQL')}`,
+      `the accounts of the targets file last loaded into ${config.databaseUrl ? redactUrl(config.databaseUrl) : 'the embedded PostgreSQL'}`,
     );
   } catch (error) {
     await schedule?.release();
@@ -115,7 +115,7 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
         deploymentProblem: () => deploymentProblem(services.sql, backend, deployment),
         keyProblem: () => {
           const problems = worker.accountProblems();
-          return problems.length > 0 ? `rejected: ${problems.join('; ')}` : undefined;
+          return problems.length > 0 ? problems.join('; ') : undefined;
         },
       }),
     );

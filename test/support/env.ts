@@ -4,8 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
+import { connectPostgres, type Sql } from '../../src/db.js';
 import { runMigrations } from '../../src/migrate.js';
 import { QUEUE_SCHEMA } from '../../src/postgres-backend.js';
 
@@ -154,4 +155,22 @@ export async function createTestEnv(options: { migrate?: boolean } = {}): Promis
       await admin.end();
     },
   };
+}
+
+/**
+ * For a file whose tests need only SQL: before them, a fresh migrated database
+ * and a connection to it, handed to `use`; both gone after them.
+ */
+export function withDatabase(use: (sql: Sql) => void): void {
+  let env: TestEnv | undefined;
+  let sql: Sql | undefined;
+  beforeAll(async () => {
+    env = await createTestEnv();
+    sql = await connectPostgres(env.databaseUrl);
+    use(sql);
+  });
+  afterAll(async () => {
+    await sql?.end();
+    await env?.cleanup();
+  });
 }
