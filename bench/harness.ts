@@ -78,6 +78,8 @@ export async function openContext(store: QueueStore, settings: Record<string, st
     GCORE_API_KEY: API_KEY,
     LOG_LEVEL: 'warn',
     SYNC_RATE_LIMIT_PER_SECOND: '0',
+    // Only the audit-log row follows the log: in the others its requests would count against the limit.
+    AUDIT_LOG_POLL_SECONDS: '0',
     ...settings,
   };
   const config = loadConfig(env);

@@ -50,3 +50,16 @@ export function postgresTimestamp(canonical: string): string {
   const value = Number(year);
   return value > 0 ? canonical : `${pad(1 - value, 4)}${rest}+00 BC`;
 }
+
+/** A canonical date (normalizeTimestamp) as microseconds since the epoch, for ordering instants the API names. */
+export function epochMicros(canonical: string): bigint {
+  const [, whole, fraction = ''] = /^(.*?)(?:\.(\d+))?Z$/.exec(canonical)!;
+  return BigInt(Date.parse(`${whole}Z`)) * 1000n + BigInt(fraction.slice(0, 6).padEnd(6, '0'));
+}
+
+/** Microseconds since the epoch as an ISO date-time with all six digits of the fraction. */
+export function isoMicros(micros: bigint): string {
+  const ms = micros / 1000n - (micros % 1000n < 0n ? 1n : 0n);
+  const rest = micros - ms * 1000n;
+  return `${new Date(Number(ms)).toISOString().slice(0, 23)}${String(rest).padStart(3, '0')}Z`;
+}

@@ -7,10 +7,17 @@ function cell(value: unknown): string {
   return text.length > 40 ? `${text.slice(0, 39)}…` : text;
 }
 
+/** Who made a change: the actor's email (or user id, for Gcore's own actions), "+N" when N more actions fell in its window. */
+function who(r: ChangeRow): string {
+  if (r.actor_candidates === 0) return '';
+  const actor = r.actor_email ?? (r.actor_user_id === null ? '(no user)' : `user ${r.actor_user_id}`);
+  return `${actor} (${r.action_type ?? '?'})${r.actor_candidates > 1 ? ` +${r.actor_candidates - 1}` : ''}`;
+}
+
 /** Changes as aligned columns for a terminal, long values cut. */
 export function changeTable(rows: ChangeRow[]): string {
   if (rows.length === 0) return 'no changes';
-  const header = ['changed_at', 'triple', 'image', 'change', 'field', 'old', 'new'];
+  const header = ['changed_at', 'triple', 'image', 'change', 'field', 'old', 'new', 'by'];
   const lines = rows.map((r) => [
     new Date(r.changed_at).toISOString().replace('.000Z', 'Z'),
     `${r.project_id}/${r.region_id}/${r.image_id}`,
@@ -19,6 +26,7 @@ export function changeTable(rows: ChangeRow[]): string {
     r.field ?? '',
     cell(r.old_value),
     cell(r.new_value),
+    who(r),
   ]);
   const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c]!.length)));
   const format = (cells: string[]) =>

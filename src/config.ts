@@ -42,6 +42,8 @@ export interface Config {
   alertWebhookSecret: string | undefined;
   /** Redis key prefix for every queue, so several deployments can share one Redis; unused with the queues on Postgres. */
   queuePrefix: string;
+  /** Seconds between polls of each account's audit log of user actions (audit-follower.ts); 0 turns following off. */
+  auditLogPollSeconds: number;
   /** Seconds between the progress lines a worker logs while runs are open; 0 turns them off. */
   logProgressSeconds: number;
 }
@@ -64,6 +66,7 @@ export const DEFAULTS = {
   shutdownTimeoutMs: 30_000,
   queuePrefix: 'gcore-image-sync',
   logProgressSeconds: 60,
+  auditLogPollSeconds: 60,
 } as const;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -153,6 +156,8 @@ export function loadConfig(env: Env = process.env): Config {
     queuePrefix: env.QUEUE_PREFIX?.trim() || DEFAULTS.queuePrefix,
     // A day keeps the timer far inside 2^31 - 1 ms.
     logProgressSeconds: readInt(env, 'LOG_PROGRESS_SECONDS', DEFAULTS.logProgressSeconds, 0, 86_400, problems),
+    // A day keeps the timer far inside 2^31 - 1 ms; longer than that, the follower would no longer say "who" of a day's changes.
+    auditLogPollSeconds: readInt(env, 'AUDIT_LOG_POLL_SECONDS', DEFAULTS.auditLogPollSeconds, 0, 86_400, problems),
   };
   if (problems.length > 0) throw new ConfigError('environment', problems);
   return config;

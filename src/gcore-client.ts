@@ -33,10 +33,10 @@ export interface GcoreClientOptions {
 
 export type ImageAnswer = { kind: 'found'; body: unknown; observedAt: Date } | { kind: 'gone'; observedAt: Date };
 
-/** The list endpoints: images and bare-metal images of one project and region, and the account's projects and regions. */
+/** The list endpoints: images and bare-metal images of one project and region, and the account's projects, regions and audit log. */
 export type ListRequest =
   | { endpoint: 'images' | 'bmimages'; projectId: number; regionId: number; query: Array<[string, string]> }
-  | { endpoint: 'projects' | 'regions'; query: Array<[string, string]> };
+  | { endpoint: 'projects' | 'regions' | 'user_actions'; query: Array<[string, string]> };
 
 /** One page of a list: `count` is the total over all pages. */
 export interface ListPage {

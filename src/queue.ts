@@ -166,15 +166,20 @@ export interface RefreshBatch {
   items: RefreshItem[];
 }
 
-/** Queues claimed batches of an account as refresh jobs on its queue, optionally after a delay. */
-export async function enqueueBatches(queues: AccountQueues, batches: RefreshBatch[], delayMs = 0): Promise<void> {
+/** Queues claimed batches of an account as refresh jobs on its queue, optionally after a delay, or ahead of those waiting (`lifo`). */
+export async function enqueueBatches(
+  queues: AccountQueues,
+  batches: RefreshBatch[],
+  delayMs = 0,
+  { lifo = false }: { lifo?: boolean } = {},
+): Promise<void> {
   if (batches.length === 0) return;
   const queue = queues.refresh;
   await queue.addBulk(
     batches.map((batch) => ({
       name: REFRESH_JOB,
       data: { deployment: queue.deployment, account: queues.account, items: batch.items },
-      opts: { ...REFRESH_JOB_OPTIONS, jobId: batch.jobId, delay: delayMs },
+      opts: { ...REFRESH_JOB_OPTIONS, jobId: batch.jobId, delay: delayMs, lifo },
     })),
   );
 }

@@ -167,6 +167,11 @@ export const imageChanges = pgTable(
     oldValue: jsonb('old_value'),
     newValue: jsonb('new_value'),
     changedAt: tz('changed_at').notNull(),
+    /**
+     * The observation before the one that saw the change (null for a first sighting, and for changes
+     * stored before this column): audit-log entries between the two are who may have made it.
+     */
+    observedBefore: tz('observed_before'),
   },
   (t) => [
     index('image_changes_changed_at_idx').on(t.changedAt),
@@ -354,6 +359,53 @@ export const auditSnapshotItems = pgTable(
   },
   (t) => [primaryKey({ columns: [t.snapshotId, t.projectId, t.regionId, t.imageId] })],
 );
+
+// Gcore's audit log of user actions about images (audit-follower.ts): one row
+// per entry, as received, with the fields reports and attribution need. The
+// project and region are bigint, as the contract bounds neither.
+export const imageActions = pgTable(
+  'image_actions',
+  {
+    actionId: text('action_id').primaryKey(),
+    /** The account whose log it came from. */
+    account: text('account').notNull(),
+    actedAt: tz('acted_at').notNull(),
+    apiGroup: text('api_group'),
+    actionType: text('action_type'),
+    email: text('email'),
+    userId: bigint('user_id', { mode: 'number' }),
+    tokenId: bigint('token_id', { mode: 'number' }),
+    issuedByUserId: bigint('issued_by_user_id', { mode: 'number' }),
+    sourceUserIp: text('source_user_ip'),
+    userAgent: text('user_agent'),
+    projectId: bigint('project_id', { mode: 'number' }),
+    regionId: bigint('region_id', { mode: 'number' }),
+    /** The first image the entry names; null when it names none. */
+    imageId: text('image_id'),
+    /** Fields that did not match the contract: stored as null here, as received in raw. */
+    invalidFields: text('invalid_fields').array(),
+    raw: jsonb('raw').notNull(),
+    receivedAt: tz('received_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('image_actions_image_idx').on(t.projectId, t.regionId, t.imageId, t.actedAt),
+    index('image_actions_account_idx').on(t.account, t.actedAt),
+  ],
+);
+
+// Where each account's follower reads its audit log next: entries from
+// `from_timestamp` on, skipping the first `page_offset` (only while more than
+// a page of entries share that instant). Its row lock is what lets one
+// process at a time follow the account's log.
+export const auditLogCursors = pgTable('audit_log_cursors', {
+  account: text('account').primaryKey(),
+  fromTimestamp: tz('from_timestamp').notNull(),
+  pageOffset: integer('page_offset').notNull().default(0),
+  /** When a poll last ended with the log read to its end; the next is due a poll interval later. */
+  polledAt: tz('polled_at'),
+  /** Why the last poll stopped early, until one succeeds. */
+  lastError: text('last_error'),
+});
 
 // How far the change webhook has delivered: changes with a larger id are still to send.
 export const alertCursor = pgTable('alert_cursor', {

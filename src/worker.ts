@@ -1,10 +1,12 @@
 // The worker process: a BullMQ worker for refresh batches (refresh-worker.ts),
 // one for scope listings (list-worker.ts), one for schedule ticks
-// (schedule-worker.ts), and change alerts beside them.
+// (schedule-worker.ts), each account's audit-log follower (audit-follower.ts),
+// and change alerts beside them.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { QueueBackend } from './backend.js';
 import { readKey, type Account, type KeyedAccount } from './accounts.js';
+import { startAuditFollower } from './audit-follower.js';
 import type { Config } from './config.js';
 import type { Sql } from './db.js';
 import { runChangeWebhook } from './change-webhook.js';
@@ -133,8 +135,21 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
       },
     });
     for (const worker of [refreshWorker, listWorker]) worker.on('error', repeatedErrorLog(accountLogger, worker.name));
+    const follower =
+      config.auditLogPollSeconds > 0
+        ? startAuditFollower({
+            ...shared,
+            account: account.name,
+            pollSeconds: config.auditLogPollSeconds,
+            onRateLimited: (error) => pauseForRateLimit(shared, rateLimitPauseMs(error, policy)),
+            onKeyRejected: () => {
+              if (!state.rejected) accountLogger.error(keyRejectedMessage(account, 'audit-log polls'));
+              onKeyRejected();
+            },
+          })
+        : undefined;
     state.close = async () => {
-      await Promise.all([refreshWorker.close(), listWorker.close()]);
+      await Promise.all([refreshWorker.close(), listWorker.close(), follower?.stop()]);
       await rejection?.release();
       client.close();
     };

@@ -57,10 +57,12 @@ describe('reporting', () => {
   it('a LISTEN client receives one notification per changed image when the refresh commits', async () => {
     await waitFor('three notifications', () => notifications.length >= 3);
     expect(notifications).toHaveLength(3);
+    // Nobody is named: this deployment does not follow the audit log (test/audit-log.test.ts does).
+    const nobody = { actor_email: null, actor_user_id: null, action_type: null, action_id: null, actor_candidates: 0 };
     expect(notifications.slice(0, 2)).toEqual(
       expect.arrayContaining([
-        { project_id: 8, region_id: 3, image_id: A.imageId, change_type: 'created', fields: [], field_count: 0 },
-        { project_id: 8, region_id: 3, image_id: B.imageId, change_type: 'created', fields: [], field_count: 0 },
+        { project_id: 8, region_id: 3, image_id: A.imageId, change_type: 'created', fields: [], field_count: 0, ...nobody },
+        { project_id: 8, region_id: 3, image_id: B.imageId, change_type: 'created', fields: [], field_count: 0, ...nobody },
       ]),
     );
     expect(notifications[2]).toEqual({
@@ -70,6 +72,7 @@ describe('reporting', () => {
       change_type: 'updated',
       fields: ['name', 'tags.team'],
       field_count: 2,
+      ...nobody,
     });
   });
 

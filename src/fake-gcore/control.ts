@@ -2,6 +2,7 @@
 // runs in another process: a slip in a script is answered with 400 and says
 // what was wrong, instead of changing the fake in some unintended way.
 import type { IncomingMessage } from 'node:http';
+import type { Actor } from './audit-log.js';
 import { LIST_ENDPOINTS, type ListEndpoint, type ListSelector } from './list-queries.js';
 import type { Fault } from './server.js';
 
@@ -35,6 +36,12 @@ export function readEvery(body: Body): number {
   const every = optionalWholeNumber(body.every, 'every', 1);
   if (every === undefined) throw new ControlError('every: required');
   return every;
+}
+
+/** {"email": "..."}: who acts (null: Gcore itself). */
+export function readActor(body: Body): Actor {
+  if (body.email !== null && typeof body.email !== 'string') throw new ControlError('email: must be a string or null');
+  return { email: body.email };
 }
 
 /** {"on": true|false}. */

@@ -3,8 +3,8 @@
 // answer with, shaped as the contract's ProjectSerializer and RegionSerializer.
 import type { ImagePayload } from './fixtures.js';
 
-export type ListEndpoint = 'images' | 'bmimages' | 'projects' | 'regions';
-export const LIST_ENDPOINTS: readonly ListEndpoint[] = ['images', 'bmimages', 'projects', 'regions'];
+export type ListEndpoint = 'images' | 'bmimages' | 'projects' | 'regions' | 'user_actions';
+export const LIST_ENDPOINTS: readonly ListEndpoint[] = ['images', 'bmimages', 'projects', 'regions', 'user_actions'];
 
 /** Which list requests a fault or a hook applies to; a field left unset matches any. */
 export interface ListSelector {

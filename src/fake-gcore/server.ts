@@ -1,13 +1,15 @@
 // A fake of Gcore's image endpoints for tests, the demo and benchmarks: the
-// single-image GET and the lists (images, bare-metal images, projects,
-// regions; lists.ts). It answers like the real API (auth, JSON NotFoundError,
-// error bodies) and lets a caller change, delete and restore images and
-// inject faults, also between the pages of a list.
+// single-image GET, the lists (images, bare-metal images, projects, regions;
+// lists.ts) and the audit log of user actions (audit-log.ts). It answers like
+// the real API (auth, JSON NotFoundError, error bodies) and lets a caller
+// change, delete and restore images (as a user, logged, or behind the log's
+// back) and inject faults, also between the pages of a list.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Triple } from '../interfaces.js';
-import { ControlError, readBody, readEvery, readListFault, readOn } from './control.js';
+import { type Actor, FakeAuditLog } from './audit-log.js';
+import { ControlError, readActor, readBody, readEvery, readListFault, readOn } from './control.js';
 import type { ImagePayload } from './fixtures.js';
 import { QueryError, type ListEndpoint, type ListRequest, type ListSelector, type ProjectInput, type RegionInput } from './list-queries.js';
 import { FakeLists } from './lists.js';
@@ -53,7 +55,7 @@ interface StoredImage {
 
 const IMAGE_PATH = /^\/cloud\/v1\/images\/([^/]+)\/([^/]+)\/([^/]+)$/;
 const IMAGE_LIST_PATH = /^\/cloud\/v1\/(images|bmimages)\/([^/]+)\/([^/]+)$/;
-const OTHER_LIST_PATH = /^\/cloud\/v1\/(projects|regions)$/;
+const OTHER_LIST_PATH = /^\/cloud\/v1\/(projects|regions|user_actions)$/;
 const ALL = '*';
 
 function key({ projectId, regionId, imageId }: Triple): string {
@@ -113,7 +115,7 @@ function sendFault(res: ServerResponse, fault: Fault): boolean {
   }
 }
 
-const noRequests = (): Record<Endpoint, number> => ({ image: 0, images: 0, bmimages: 0, projects: 0, regions: 0 });
+const noRequests = (): Record<Endpoint, number> => ({ image: 0, images: 0, bmimages: 0, projects: 0, regions: 0, user_actions: 0 });
 
 export class FakeGcore {
   readonly apiKey: string;
@@ -137,6 +139,8 @@ export class FakeGcore {
   readonly requestsPerSecondByAccount = new Map<string, Map<number, number>>();
   private readonly accounts: Map<string, FakeAccount & { name: string }>;
   private readonly rejected = new Set<string>();
+  /** What the admin routes below did, by whom (GET /cloud/v1/user_actions). */
+  readonly auditLog = new FakeAuditLog();
 
   constructor(options: FakeGcoreOptions = {}) {
     this.apiKey = options.apiKey ?? 'fake-key';
@@ -170,6 +174,43 @@ export class FakeGcore {
 
   getImage(triple: Triple): ImagePayload | undefined {
     return this.images.get(key(triple))?.payload;
+  }
+
+  // Admin routes: what a user does through Gcore, logged in the audit log of the account that holds the project.
+
+  createImageAs(actor: Actor, triple: Triple, payload: ImagePayload): void {
+    this.putImage(triple, payload);
+    this.logAction(actor, 'create', triple, { name: payload.name ?? null });
+  }
+
+  renameImageAs(actor: Actor, triple: Triple, name: string): void {
+    this.updateImage(triple, { name, updated_at: new Date().toISOString() });
+    this.logAction(actor, 'update', triple, { name });
+  }
+
+  /** Sets one tag (replacing a tag of that key). */
+  tagImageAs(actor: Actor, triple: Triple, tagKey: string, value: string): void {
+    const tags = ((this.getImage(triple)?.tags as Array<{ key: string }> | undefined) ?? []).filter((tag) => tag.key !== tagKey);
+    this.updateImage(triple, { tags: [...tags, { key: tagKey, value, read_only: false }], updated_at: new Date().toISOString() });
+    this.logAction(actor, 'update_metadata', triple, { [tagKey]: value });
+  }
+
+  deleteImageAs(actor: Actor, triple: Triple): void {
+    if (!this.deleteImage(triple)) throw new Error(`fake API has no image ${key(triple)}`);
+    this.logAction(actor, 'delete', triple, null);
+  }
+
+  /** Renames every image, one logged action each, as a script run by one user would; returns how many. */
+  renameAllAs(actor: Actor, stamp = new Date().toISOString()): number {
+    for (const { triple, payload } of [...this.images.values()]) this.renameImageAs(actor, triple, `${String(payload.name)} ${stamp}`);
+    return this.images.size;
+  }
+
+  /** Logs an action without doing it (an entry whose effect a test controls). */
+  logAction(actor: Actor, actionType: string, triple: Triple, actionData: Record<string, unknown> | null): void {
+    const owner = [...this.accounts.values()].find((a) => a.projects === 'all' || a.projects.includes(triple.projectId));
+    if (!owner) throw new Error(`no fake account holds project ${triple.projectId}`);
+    this.auditLog.record({ account: owner.name, actionType, triple, actor, actionData });
   }
 
   /** Deletes the N-th, 2N-th, 3N-th... stored image, counted in insertion order (every one when N is 1); returns how many. */
@@ -279,6 +320,7 @@ export class FakeGcore {
       byEndpoint: this.requestsByEndpoint,
     }),
     'POST /__fake/touch-all': () => ({ touched: this.touchAll() }),
+    'POST /__fake/rename-all': (body) => ({ renamed: this.renameAllAs(readActor(body)) }),
     'POST /__fake/reset-stats': () => this.resetStats(),
     'POST /__fake/delete': (body) => ({ deleted: this.deleteEvery(readEvery(body)) }),
     'POST /__fake/ignore-offset': (body) => ({ ignoreOffset: (this.ignoreOffset = readOn(body)) }),
@@ -339,7 +381,7 @@ export class FakeGcore {
     }
     if (fault && sendFault(res, fault)) return;
     if (route.endpoint === 'image') this.answerImage(res, route.imageKey, route.rawId);
-    else this.answerList(res, route, account.projects);
+    else this.answerList(res, route, account.projects, account.name);
   }
 
   private countAccountRequest(name: string): void {
@@ -358,10 +400,13 @@ export class FakeGcore {
     sendJson(res, 200, image.payload);
   }
 
-  private answerList(res: ServerResponse, request: ListRequest, projects: FakeAccount['projects']): void {
+  private answerList(res: ServerResponse, request: ListRequest, projects: FakeAccount['projects'], account: string): void {
     let page;
     try {
-      page = this.lists.page(request, this.ignoreOffset, projects);
+      page =
+        request.endpoint === 'user_actions'
+          ? this.auditLog.page(request.query, account)
+          : this.lists.page(request, this.ignoreOffset, projects);
     } catch (error) {
       if (!(error instanceof QueryError)) throw error;
       sendJson(res, 422, gcoreError('ValidationError', error.message));

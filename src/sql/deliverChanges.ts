@@ -24,7 +24,8 @@ export async function deliverChanges(sql: Sql, limit: number, send: (changes: De
       SELECT last_change_id FROM alert_cursor WHERE name = ${CURSOR} FOR UPDATE SKIP LOCKED`;
     if (!cursor) return 0;
     const changes = await tx<DeliveredChange[]>`
-      SELECT id, changed_at, project_id, region_id, image_id, account, image_name, change_type, field, old_value, new_value
+      SELECT id, changed_at, project_id, region_id, image_id, account, image_name, change_type, field, old_value, new_value,
+        actor_email, actor_user_id, action_type, action_id, actor_candidates
       FROM image_change_log WHERE id > ${cursor.last_change_id} ORDER BY id LIMIT ${limit}`;
     if (changes.length === 0) return 0;
     await send(changes);

@@ -28,6 +28,8 @@ interface Change {
   type: ChangeType;
   fields: FieldChange[];
   closeVersion: number | null;
+  /** The observation before this one (null: first sighting): who made the change acted in between. */
+  observedBefore: string | null;
 }
 
 const columns = (triples: Triple[]) => ({
@@ -84,6 +86,7 @@ export async function recordChanges(sql: Sql, observations: Observation[]): Prom
           type: 'created',
           fields: [{ field: null, oldValue: null, newValue: observation.snapshot }],
           closeVersion: null,
+          observedBefore: null,
         });
       } else if (row.deleted_at !== null) {
         changes.push({
@@ -91,10 +94,12 @@ export async function recordChanges(sql: Sql, observations: Observation[]): Prom
           type: 'restored',
           fields: [{ field: null, oldValue: state(row.last_state), newValue: observation.snapshot }],
           closeVersion: null,
+          observedBefore: row.newest,
         });
       } else {
         const fields = diffSnapshots(state(row.current_state), observation.snapshot);
-        if (fields.length > 0) changes.push({ observation, type: 'updated', fields, closeVersion: row.version_id });
+        if (fields.length > 0)
+          changes.push({ observation, type: 'updated', fields, closeVersion: row.version_id, observedBefore: row.newest });
         else rehashed.push({ observation, versionId: row.version_id! });
       }
     }
@@ -166,12 +171,14 @@ async function writeChanges(tx: Tx, changes: Change[]): Promise<void> {
     RETURNING id, project_id || '/' || region_id || '/' || image_id AS key`;
   const versionOf = new Map(versions.map((v) => [v.key, v.id]));
   await tx`
-    INSERT INTO image_changes (project_id, region_id, image_id, version_id, change_type, field, old_value, new_value, changed_at)
-    SELECT x.project_id, x.region_id, x.image_id, x.version_id, x.change_type, x.field, x.old_value, x.new_value, x.changed_at
+    INSERT INTO image_changes (project_id, region_id, image_id, version_id, change_type, field, old_value, new_value, changed_at,
+      observed_before)
+    SELECT x.project_id, x.region_id, x.image_id, x.version_id, x.change_type, x.field, x.old_value, x.new_value, x.changed_at,
+      x.observed_before
     FROM jsonb_to_recordset(${jsonDocument(
       tx,
       changes
-        .flatMap(({ observation: o, type, fields }) =>
+        .flatMap(({ observation: o, type, fields, observedBefore }) =>
           fields.map((f) => ({
             project_id: o.triple.projectId,
             region_id: o.triple.regionId,
@@ -182,11 +189,12 @@ async function writeChanges(tx: Tx, changes: Change[]): Promise<void> {
             old_value: f.oldValue ?? null,
             new_value: f.newValue ?? null,
             changed_at: o.observedAt.toISOString(),
+            observed_before: observedBefore,
           })),
         )
         .map((row, n) => ({ ...row, n })),
     )}) AS x(project_id int, region_id int, image_id text, version_id bigint,
-      change_type text, field text, old_value jsonb, new_value jsonb, changed_at timestamptz, n int)
+      change_type text, field text, old_value jsonb, new_value jsonb, changed_at timestamptz, observed_before timestamptz, n int)
     ORDER BY x.n`;
   await writeImageRows(
     tx,

@@ -16,14 +16,14 @@ export async function recordDeletion(sql: Sql, triple: Triple, observedAt: Date)
   const at = observedAt.toISOString();
   return sql.begin(async (tx) => {
     await lockTriple(tx, triple);
-    const [closed] = await tx<{ id: number }[]>`
+    const [closed] = await tx<{ id: number; last_seen_at: string }[]>`
       WITH live AS (
         UPDATE images SET deleted_at = ${at}, last_changed_at = ${at}
         WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i}) AND deleted_at IS NULL AND last_seen_at <= ${at}
-        RETURNING 1)
+        RETURNING last_seen_at)
       UPDATE image_versions SET valid_to = ${at}
       WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i}) AND valid_to IS NULL AND EXISTS (SELECT 1 FROM live)
-      RETURNING id`;
+      RETURNING id, (SELECT last_seen_at FROM live)`;
     if (!closed) {
       const [known] = await tx`SELECT 1 FROM images WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i})`;
       const outcome = known ? 'unchanged' : 'deleted';
@@ -31,8 +31,9 @@ export async function recordDeletion(sql: Sql, triple: Triple, observedAt: Date)
       return outcome;
     }
     await tx`
-      INSERT INTO image_changes (project_id, region_id, image_id, version_id, change_type, field, old_value, new_value, changed_at)
-      SELECT ${p}, ${r}, ${i}, id, 'deleted', NULL, state, NULL, ${at} FROM image_versions WHERE id = ${closed.id}`;
+      INSERT INTO image_changes (project_id, region_id, image_id, version_id, change_type, field, old_value, new_value, changed_at,
+        observed_before)
+      SELECT ${p}, ${r}, ${i}, id, 'deleted', NULL, state, NULL, ${at}, ${closed.last_seen_at} FROM image_versions WHERE id = ${closed.id}`;
     await tx`DELETE FROM image_tags WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i})`;
     await markAttempt(tx, triple, 'deleted', 404);
     return 'deleted';

@@ -1,0 +1,342 @@
+// Following Gcore's audit log of user actions: the fake API logs what its admin
+// routes do, the real worker follows the log into the real Postgres and queues
+// (Redis, or Postgres in the node-only pass), refreshes what the entries name
+// and puts each change down to who made it.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Sql } from '../src/db.js';
+import { changeTable } from '../src/change-table.js';
+import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
+import { FakeGcore } from '../src/fake-gcore/server.js';
+import type { Triple } from '../src/interfaces.js';
+import { deliverChanges, type DeliveredChange } from '../src/sql/deliverChanges.js';
+import { listChanges } from '../src/sql/listChanges.js';
+import { startWorker, type RunningWorker } from '../src/worker.js';
+import { createTestEnv, type TestEnv } from './support/env.js';
+import { invariantViolations } from './support/invariants.js';
+import { capturedLogger, startPipeline, withWorker, type Pipeline } from './support/pipeline.js';
+import { waitFor } from './support/throwaway.js';
+
+const HOURLY = 'schedule: { every: 1h }';
+const alice = { email: 'alice@example.com', userId: 5150, tokenId: 4242, issuedByUserId: 77, ip: '198.51.100.4', userAgent: 'terraform/1.9' };
+const bob = { email: 'bob@example.com' };
+
+interface World {
+  env: TestEnv;
+  fake: FakeGcore;
+  pipeline: Pipeline;
+  sql: Sql;
+  workers: RunningWorker[];
+  logLines: string[];
+}
+
+let world: World | undefined;
+
+afterEach(async () => {
+  for (const worker of world?.workers ?? []) await worker.close();
+  await world?.pipeline.close();
+  await world?.fake.stop();
+  await world?.env.cleanup();
+  world = undefined;
+});
+
+function images(count: number, projectId = 1, regionId = 7): Triple[] {
+  return Array.from({ length: count }, (_, n) => ({ projectId, regionId, imageId: sampleImageId(n + 1) }));
+}
+
+/**
+ * Tracks `tracked` (stored by a first sync, with no follower), on an hourly
+ * schedule. Workers that follow the log are started by `follow`.
+ */
+async function begin(tracked: Triple[], extraTargets = ''): Promise<World> {
+  const env = await createTestEnv();
+  const fake = new FakeGcore({ apiKey: env.env.GCORE_API_KEY });
+  for (const triple of tracked) fake.putImage(triple, sampleImage(triple));
+  await fake.start();
+  const ids = tracked.map((t) => t.imageId).join(', ');
+  const targets = `${HOURLY}\ntargets:\n${tracked.length > 0 ? `  - { project_id: 1, region_id: 7, image_ids: [${ids}] }\n` : ''}${extraTargets}`;
+  // The first sync stores the images before anything is logged, by a worker that does not follow the log; after it,
+  // only the workers a test starts run.
+  const pipeline = await startPipeline(env, fake.url, targets, { noWorker: true });
+  await withWorker(pipeline, () => pipeline.sync());
+  fake.resetStats();
+  world = { env, fake, pipeline, sql: pipeline.services.sql, workers: [], logLines: [] };
+  return world;
+}
+
+/** A worker that follows the log every `pollSeconds`. */
+function follow(w: World, pollSeconds = 2): RunningWorker {
+  const { logger, lines } = capturedLogger();
+  const worker = startWorker({
+    config: { ...w.pipeline.config, auditLogPollSeconds: pollSeconds },
+    accounts: w.pipeline.accounts,
+    logger,
+    ...w.pipeline.services,
+  });
+  w.workers.push(worker);
+  w.logLines = lines;
+  return worker;
+}
+
+async function count(sql: Sql, query: 'actions' | 'changes'): Promise<number> {
+  const [row] =
+    query === 'actions'
+      ? await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM image_actions`
+      : await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM image_changes`;
+  return row!.n;
+}
+
+async function changesOf(sql: Sql, triple: Triple) {
+  return sql<
+    Array<{
+      change_type: string;
+      field: string | null;
+      new_value: unknown;
+      actor_email: string | null;
+      action_type: string | null;
+      actor_candidates: number;
+    }>
+  >`
+    SELECT change_type, field, new_value, actor_email, action_type, actor_candidates FROM image_change_log
+    WHERE (project_id, region_id, image_id) = (${triple.projectId}, ${triple.regionId}, ${triple.imageId}) ORDER BY id`;
+}
+
+describe('following the audit log', () => {
+  it('stores a rename by alice within the poll interval plus a few seconds, and its change row, alert and NOTIFY name her', async () => {
+    const [image] = images(1);
+    const w = await begin([image!]);
+    const notifications: Array<Record<string, unknown>> = [];
+    await w.sql.listen('image_changes', (payload) => notifications.push(JSON.parse(payload) as Record<string, unknown>));
+    follow(w, 2);
+    // The first poll (a day back, nothing there) has ended: the rename is found by a later one.
+    await waitFor('the first poll', async () => (await w.sql`SELECT 1 FROM audit_log_cursors WHERE polled_at IS NOT NULL`).length === 1);
+
+    const renamedAt = Date.now();
+    w.fake.renameImageAs(alice, image!, 'golden-2026-11');
+    await waitFor('the rename, put down to alice', async () => (await changesOf(w.sql, image!)).some((c) => c.actor_email !== null), 7000);
+    expect(Date.now() - renamedAt).toBeLessThan(2000 + 5000);
+
+    expect((await changesOf(w.sql, image!)).slice(1)).toEqual([
+      {
+        change_type: 'updated',
+        field: 'name',
+        new_value: 'golden-2026-11',
+        actor_email: 'alice@example.com',
+        action_type: 'update',
+        actor_candidates: 1,
+      },
+      // The fake stamps updated_at on every admin action.
+      expect.objectContaining({ field: 'updated_at', actor_email: 'alice@example.com', actor_candidates: 1 }),
+    ]);
+    const [action] = await w.sql`
+      SELECT action_id, account, action_type, api_group, email, user_id, token_id, issued_by_user_id, source_user_ip, user_agent,
+        project_id, region_id, image_id, invalid_fields, raw->>'id' AS raw_id, acted_at <= now() AS past FROM image_actions`;
+    expect(action).toEqual({
+      action_id: '1',
+      account: 'default',
+      action_type: 'update',
+      api_group: 'image',
+      email: 'alice@example.com',
+      user_id: 5150,
+      token_id: 4242,
+      issued_by_user_id: 77,
+      source_user_ip: '198.51.100.4',
+      user_agent: 'terraform/1.9',
+      project_id: 1,
+      region_id: 7,
+      image_id: image!.imageId,
+      invalid_fields: null,
+      raw_id: '1',
+      past: true,
+    });
+    // One refresh of the image (its GET), and polls of the log: nothing else was asked.
+    expect(w.fake.requestsByEndpoint.image).toBe(1);
+
+    // The changes command's table names her; the webhook's payload and the NOTIFY payload carry her.
+    const rows = await listChanges(w.sql, { since: new Date(renamedAt - 1000), limit: 10 });
+    expect(changeTable(rows)).toContain('alice@example.com (update)');
+    await w.sql`INSERT INTO alert_cursor (name, last_change_id) VALUES ('webhook', 0)`;
+    const sent: DeliveredChange[] = [];
+    await deliverChanges(w.sql, 100, async (changes) => void sent.push(...changes));
+    expect(sent.filter((c) => c.field === 'name')).toEqual([
+      expect.objectContaining({ actor_email: 'alice@example.com', action_type: 'update', action_id: '1', actor_candidates: 1 }),
+    ]);
+    await waitFor('the NOTIFY of the rename', () => notifications.length === 1);
+    expect(notifications[0]).toMatchObject({
+      change_type: 'updated',
+      fields: ['name', 'updated_at'],
+      actor_email: 'alice@example.com',
+      action_type: 'update',
+      action_id: '1',
+      actor_candidates: 1,
+    });
+    expect(await invariantViolations(w.sql, w.pipeline.services.queues)).toEqual([]);
+  });
+
+  it('puts a change with two actions in its window down to the latest, with actor_candidates 2', async () => {
+    const [image, other] = images(2);
+    const w = await begin([image!, other!]);
+    // Both actions before anything follows the log: one refresh sees both.
+    w.fake.renameImageAs(alice, image!, 'first-name');
+    w.fake.tagImageAs(bob, image!, 'team', 'storage');
+    // An action on another image is no candidate for this one.
+    w.fake.renameImageAs(alice, other!, 'other-name');
+    follow(w);
+    await waitFor('both images refreshed', async () => (await count(w.sql, 'changes')) >= 2 + 4);
+
+    expect(await changesOf(w.sql, image!)).toEqual([
+      { change_type: 'created', field: null, new_value: expect.anything(), actor_email: null, action_type: null, actor_candidates: 0 },
+      ...['name', 'updated_at', 'tags.team'].map((field) =>
+        expect.objectContaining({ field, actor_email: 'bob@example.com', action_type: 'update_metadata', actor_candidates: 2 }),
+      ),
+    ]);
+    expect((await changesOf(w.sql, other!)).slice(1)).toEqual([
+      expect.objectContaining({ field: 'name', actor_email: 'alice@example.com', actor_candidates: 1 }),
+      expect.objectContaining({ field: 'updated_at', actor_email: 'alice@example.com', actor_candidates: 1 }),
+    ]);
+    // One refresh per image, however many entries named it.
+    expect(w.fake.requestsByEndpoint.image).toBe(2);
+  });
+
+  it('resumes a follower stopped mid-log with no entry lost or doubled, and refreshes each image once', async () => {
+    const tracked = images(2500);
+    const w = await begin(tracked);
+    // One entry a millisecond: every page boundary falls between two instants.
+    let tick = Date.now();
+    w.fake.auditLog.clock = () => new Date(tick++);
+    w.fake.renameAllAs(alice);
+    // The stamps ran ahead of the clock: the refreshes must come after the actions they see.
+    await waitFor('the last stamp to pass', () => Date.now() > tick);
+    // The second page is answered slowly: the follower is stopped before it asks for it, or while it waits for it.
+    let firstPageSent = false;
+    w.fake.afterListPage({ endpoint: 'user_actions', offset: 0 }, () => {
+      firstPageSent = true;
+      w.fake.setListFault({ endpoint: 'user_actions' }, { kind: 'slow', ms: 1000 }, 1);
+    });
+    const first = follow(w);
+    await waitFor('the first page', () => firstPageSent);
+    await first.close();
+    w.workers.length = 0;
+    expect([1000, 2000]).toContain(await count(w.sql, 'actions'));
+
+    follow(w);
+    await waitFor('every entry', async () => (await count(w.sql, 'actions')) === 2500, 30_000);
+    await waitFor('every image refreshed', async () => {
+      const [row] = await w.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM image_change_log WHERE field = 'name'`;
+      return row!.n === 2500;
+    });
+    const [byAlice] = await w.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM image_change_log WHERE field = 'name' AND actor_email = 'alice@example.com' AND actor_candidates = 1`;
+    expect(byAlice!.n).toBe(2500);
+    expect(w.fake.requestsByEndpoint.image).toBe(2500);
+    const [ids] = await w.sql<{ distinct: number; lowest: string; highest: string }[]>`
+      SELECT count(DISTINCT action_id)::int AS distinct, min(action_id::int)::text AS lowest, max(action_id::int)::text AS highest
+      FROM image_actions`;
+    expect(ids).toEqual({ distinct: 2500, lowest: '1', highest: '2500' });
+    expect(await invariantViolations(w.sql, w.pipeline.services.queues)).toEqual([]);
+  });
+
+  it('stores each entry once when more than a page, and a page boundary, share one instant', async () => {
+    const tracked = images(30);
+    const w = await begin(tracked);
+    const instants = ['2026-11-27T09:00:00.000Z', '2026-11-27T09:00:01.000Z', '2026-11-27T09:00:02.000Z'];
+    // 1,200 entries at one instant (more than a page), then 20 at the next, 5 at the last.
+    for (const [instant, entries] of [
+      [instants[0]!, 1200],
+      [instants[1]!, 20],
+      [instants[2]!, 5],
+    ] as const) {
+      w.fake.auditLog.clock = () => new Date(instant);
+      for (let n = 0; n < entries; n++) w.fake.logAction(bob, 'update', tracked[n % tracked.length]!, null);
+    }
+    follow(w, 60);
+    await waitFor('every entry', async () => (await count(w.sql, 'actions')) === 1225);
+    await waitFor('the poll ends', async () => (await w.sql`SELECT 1 FROM audit_log_cursors WHERE polled_at IS NOT NULL`).length === 1);
+    // The 1,000 of the first instant, the same 1,000 again (nothing new: skipped by count), and the rest.
+    expect(w.fake.requestsByEndpoint.user_actions).toBe(3);
+    const perInstant = await w.sql<{ at: Date; n: number }[]>`
+      SELECT acted_at AS at, count(*)::int AS n FROM image_actions GROUP BY acted_at ORDER BY acted_at`;
+    expect(perInstant.map((r) => [r.at.toISOString(), r.n])).toEqual([
+      [instants[0], 1200],
+      [instants[1], 20],
+      [instants[2], 5],
+    ]);
+    const [cursor] = await w.sql`SELECT from_timestamp, page_offset FROM audit_log_cursors`;
+    expect(cursor).toEqual({ from_timestamp: new Date(instants[2]!), page_offset: 0 });
+    // 1,225 entries about 30 images: 30 refreshes at most, each image at least once.
+    expect(w.fake.requestsByEndpoint.image).toBeGreaterThanOrEqual(30);
+    expect(w.fake.requestsByEndpoint.image).toBeLessThanOrEqual(60);
+  });
+
+  it('confirms a logged delete with a GET: a 404 records the deletion, an image that still answers 200 is kept', async () => {
+    const [doomed, alive] = images(2);
+    const w = await begin([doomed!, alive!]);
+    const loggedAt = new Date();
+    w.fake.deleteImageAs(bob, doomed!);
+    // A delete entry for an image the API still has (a failed delete, or a hostile log).
+    w.fake.logAction(bob, 'delete', alive!, null);
+    follow(w);
+    await waitFor('both confirmed', async () => {
+      const rows = await w.sql`SELECT 1 FROM targets WHERE last_attempt_at > ${loggedAt}`;
+      return rows.length === 2 && (await count(w.sql, 'actions')) === 2;
+    });
+    const states = await w.sql<{ image_id: string; deleted: boolean; last_outcome: string; last_status: number }[]>`
+      SELECT i.image_id, i.deleted_at IS NOT NULL AS deleted, t.last_outcome, t.last_status
+      FROM images i JOIN targets t USING (project_id, region_id, image_id) ORDER BY i.image_id`;
+    expect(states).toEqual([
+      { image_id: doomed!.imageId, deleted: true, last_outcome: 'deleted', last_status: 404 },
+      { image_id: alive!.imageId, deleted: false, last_outcome: 'unchanged', last_status: 200 },
+    ]);
+    expect((await changesOf(w.sql, doomed!)).slice(1)).toEqual([
+      { change_type: 'deleted', field: null, new_value: null, actor_email: 'bob@example.com', action_type: 'delete', actor_candidates: 1 },
+    ]);
+    expect(await changesOf(w.sql, alive!)).toHaveLength(1);
+    expect(await invariantViolations(w.sql, w.pipeline.services.queues)).toEqual([]);
+  });
+
+  it('takes in an image created in a discovered scope before its listing, when it matches the filters', async () => {
+    const scopes = [
+      '  - { project_id: 2, region_id: 7, discover: {} }',
+      '  - { project_id: 3, region_id: 7, discover: { visibility: [shared] } }',
+    ].join('\n');
+    const w = await begin([], `${scopes}\n`);
+    const inScope = { projectId: 2, regionId: 7, imageId: sampleImageId(900) };
+    const filteredOut = { projectId: 3, regionId: 7, imageId: sampleImageId(901) };
+    const nowhere = { projectId: 4, regionId: 7, imageId: sampleImageId(902) };
+    for (const triple of [inScope, filteredOut, nowhere]) w.fake.createImageAs(alice, triple, sampleImage(triple, { name: 'fresh' }));
+    follow(w);
+    await waitFor('the new image stored', async () => (await changesOf(w.sql, inScope)).length === 1);
+    await waitFor('the poll ends', async () => (await w.sql`SELECT 1 FROM audit_log_cursors WHERE polled_at IS NOT NULL`).length === 1);
+    expect(await changesOf(w.sql, inScope)).toEqual([
+      {
+        change_type: 'created',
+        field: null,
+        new_value: expect.objectContaining({ name: 'fresh' }),
+        actor_email: 'alice@example.com',
+        action_type: 'create',
+        actor_candidates: 1,
+      },
+    ]);
+    const targets = await w.sql`SELECT project_id, explicit, scope_key IS NOT NULL AS scoped FROM targets ORDER BY project_id`;
+    expect(targets).toEqual([{ project_id: 2, explicit: false, scoped: true }]);
+    // The scope of project 3 lists shared images only: the private one was fetched, found outside it, and not taken in.
+    expect(w.fake.requestsByEndpoint.image).toBe(2);
+    expect(await count(w.sql, 'actions')).toBe(3);
+  });
+
+  it('pauses every request of the account when the audit log answers 429, then reads on', async () => {
+    const tracked = images(20);
+    const w = await begin(tracked);
+    w.fake.renameImageAs(alice, tracked[0]!, 'after-the-pause');
+    w.fake.setListFault({ endpoint: 'user_actions' }, { kind: 'rateLimited', retryAfter: '3' }, 1);
+    follow(w, 1);
+    await waitFor('the 429', () => w.fake.requestsByEndpoint.user_actions >= 1);
+    const limitedAt = w.fake.requestTimes[0]!;
+    // A sync asked for now waits with the log for the pause to end.
+    await w.pipeline.sync();
+    await waitFor('the rename', async () => (await changesOf(w.sql, tracked[0]!)).some((c) => c.actor_email === 'alice@example.com'));
+    const after = w.fake.requestTimes.slice(1);
+    expect(after.length).toBeGreaterThanOrEqual(21);
+    expect(Math.min(...after) - limitedAt).toBeGreaterThanOrEqual(2900);
+    expect(w.logLines.some((line) => line.includes('rate limited by the API: pausing the queue'))).toBe(true);
+  });
+});
