@@ -90,7 +90,10 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
       try {
         const action = readUserAction(result);
         if (action.invalidFields.length > 0) {
-          logger.warn({ action_id: action.id, fields: action.invalidFields }, 'audit-log entry stored with fields off the contract as null');
+          logger.warn(
+            { action_id: action.id, fields: action.invalidFields },
+            'audit-log entry stored with fields off the contract as null',
+          );
         }
         actions.push(action);
       } catch (error) {

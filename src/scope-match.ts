@@ -36,7 +36,5 @@ export function matchesFilters(image: Payload, filters: DiscoverFilters): boolea
 
 /** Whether the scope lists the image's project and region (every project, or every region, covers any). */
 export function coversTriple(scope: ScopeDefinition, { projectId, regionId }: Triple): boolean {
-  return (
-    (scope.projects === 'all' || scope.projects.includes(projectId)) && (scope.regions === 'all' || scope.regions.includes(regionId))
-  );
+  return (scope.projects === 'all' || scope.projects.includes(projectId)) && (scope.regions === 'all' || scope.regions.includes(regionId));
 }

@@ -77,11 +77,14 @@ export function readUserAction(value: unknown): UserAction {
   const entry = value as Entry;
   const { id, timestamp } = entry;
   if (typeof id !== 'string' || id === '' || id.length > MAX_ID_LENGTH || !isStorable(id)) {
-    throw new InvalidActionError(`an entry whose id is not a string of 1 to ${MAX_ID_LENGTH} characters: ${JSON.stringify(id)?.slice(0, 80)}`);
+    throw new InvalidActionError(
+      `an entry whose id is not a string of 1 to ${MAX_ID_LENGTH} characters: ${JSON.stringify(id)?.slice(0, 80)}`,
+    );
   }
   const canonical = typeof timestamp === 'string' ? normalizeTimestamp(timestamp) : null;
   // Years before 0001 are no time an audit log can hold, and Date cannot read them.
-  if (canonical === null || canonical.startsWith('-')) throw new InvalidActionError(`entry ${id}: timestamp is not a date-time: ${JSON.stringify(timestamp)?.slice(0, 80)}`);
+  if (canonical === null || canonical.startsWith('-'))
+    throw new InvalidActionError(`entry ${id}: timestamp is not a date-time: ${JSON.stringify(timestamp)?.slice(0, 80)}`);
   const tooLarge = unstorableNumbers(entry, '', []);
   if (tooLarge.length > 0) throw new InvalidActionError(`entry ${id}: numbers beyond what Postgres can store: ${tooLarge.join(', ')}`);
   const invalid: string[] = [];

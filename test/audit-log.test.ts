@@ -17,7 +17,14 @@ import { capturedLogger, startPipeline, withWorker, type Pipeline } from './supp
 import { waitFor } from './support/throwaway.js';
 
 const HOURLY = 'schedule: { every: 1h }';
-const alice = { email: 'alice@example.com', userId: 5150, tokenId: 4242, issuedByUserId: 77, ip: '198.51.100.4', userAgent: 'terraform/1.9' };
+const alice = {
+  email: 'alice@example.com',
+  userId: 5150,
+  tokenId: 4242,
+  issuedByUserId: 77,
+  ip: '198.51.100.4',
+  userAgent: 'terraform/1.9',
+};
 const bob = { email: 'bob@example.com' };
 
 interface World {

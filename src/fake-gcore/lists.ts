@@ -111,7 +111,7 @@ export class FakeLists {
       return pageOf(projects.values(), projects.length, paging, projectFilter(query));
     }
     if (endpoint === 'regions') return pageOf(this.regions.values(), this.regions.size, paging);
-    if (endpoint === 'user_actions') throw new Error('the audit log is the server\'s to answer (audit-log.ts)');
+    if (endpoint === 'user_actions') throw new Error("the audit log is the server's to answer (audit-log.ts)");
     if (Number.isNaN(projectId) || Number.isNaN(regionId)) throw new QueryError('project_id, region_id: must be integers');
     const images = this.scopes.get(`${projectId}/${regionId}`)?.[endpoint] ?? NO_IMAGES;
     return pageOf(images.values(), images.size, paging, imageFilter(query));
