@@ -17,7 +17,9 @@ function who(r: ChangeRow): string {
 /** Changes as aligned columns for a terminal, long values cut. */
 export function changeTable(rows: ChangeRow[]): string {
   if (rows.length === 0) return 'no changes';
-  const header = ['changed_at', 'triple', 'image', 'change', 'field', 'old', 'new', 'by'];
+  // "by" only when the audit log named someone: a deployment that does not follow it has nothing to say there.
+  const withWho = rows.some((r) => r.actor_candidates > 0);
+  const header = ['changed_at', 'triple', 'image', 'change', 'field', 'old', 'new', ...(withWho ? ['by'] : [])];
   const lines = rows.map((r) => [
     new Date(r.changed_at).toISOString().replace('.000Z', 'Z'),
     `${r.project_id}/${r.region_id}/${r.image_id}`,
@@ -26,7 +28,7 @@ export function changeTable(rows: ChangeRow[]): string {
     r.field ?? '',
     cell(r.old_value),
     cell(r.new_value),
-    who(r),
+    ...(withWho ? [who(r)] : []),
   ]);
   const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c]!.length)));
   const format = (cells: string[]) =>

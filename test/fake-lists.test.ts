@@ -452,13 +452,13 @@ describe('control endpoints', () => {
     const stats = JSON.parse((await get('/__fake/stats', null)).text);
     expect(stats).toMatchObject({ requests: 6, byEndpoint: { image: 1, images: 2, bmimages: 1, projects: 1, regions: 1 } });
     expect(Object.values(stats.perSecond as Record<string, number>).reduce((sum, n) => sum + n, 0)).toBe(6);
-    expect(fake.requestsByEndpoint).toEqual({ image: 1, images: 2, bmimages: 1, projects: 1, regions: 1 });
+    expect(fake.requestsByEndpoint).toEqual({ image: 1, images: 2, bmimages: 1, projects: 1, regions: 1, user_actions: 0 });
     await control('reset-stats');
     expect(JSON.parse((await get('/__fake/stats', null)).text)).toEqual({
       requests: 0,
       perSecond: {},
       perSecondByAccount: {},
-      byEndpoint: { image: 0, images: 0, bmimages: 0, projects: 0, regions: 0 },
+      byEndpoint: { image: 0, images: 0, bmimages: 0, projects: 0, regions: 0, user_actions: 0 },
     });
   });
 
@@ -495,7 +495,7 @@ describe('control endpoints', () => {
     expect(await control('ignore-offset', { on: 'yes' })).toEqual({ status: 400, body: { error: 'on: must be true or false' } });
     expect(await control('list-fault', { selector: { endpoint: 'image' }, fault: { kind: 'malformed' } })).toEqual({
       status: 400,
-      body: { error: 'selector.endpoint: must be one of images, bmimages, projects, regions' },
+      body: { error: 'selector.endpoint: must be one of images, bmimages, projects, regions, user_actions' },
     });
     expect(await control('list-fault', { selector: { endpoint: 'images' }, fault: { kind: 'explode' } })).toEqual({
       status: 400,

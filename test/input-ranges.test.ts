@@ -66,6 +66,7 @@ describe('settings from the environment', () => {
           SYNC_SHUTDOWN_TIMEOUT_MS: '99999999999999999999',
           HTTP_PORT: '65536',
           QUEUE_DASHBOARD: 'yes',
+          AUDIT_LOG_POLL_SECONDS: '86401',
           LOG_LEVEL: 'verbose',
         }),
       ),
@@ -83,6 +84,7 @@ describe('settings from the environment', () => {
       'SYNC_SHUTDOWN_TIMEOUT_MS: must be a whole number from 0 to 3600000 (got "99999999999999999999")',
       'HTTP_PORT: must be a whole number from 1 to 65535 (got "65536")',
       'QUEUE_DASHBOARD: must be 1 (on) or 0 (off) (got "yes")',
+      'AUDIT_LOG_POLL_SECONDS: must be a whole number from 0 to 86400 (got "86401")',
     ]);
   });
 
@@ -99,6 +101,7 @@ describe('settings from the environment', () => {
       SYNC_JOB_LOCK_MS: '1000',
       SYNC_SHUTDOWN_TIMEOUT_MS: '0',
       HTTP_PORT: '1',
+      AUDIT_LOG_POLL_SECONDS: '0',
     });
     expect([
       low.rateLimitPerSecond,
@@ -112,7 +115,8 @@ describe('settings from the environment', () => {
       low.jobLockMs,
       low.shutdownTimeoutMs,
       low.httpPort,
-    ]).toEqual([0, 1000, 1, 1, 1, 100, 1024, 1, 1000, 0, 1]);
+      low.auditLogPollSeconds,
+    ]).toEqual([0, 1000, 1, 1, 1, 100, 1024, 1, 1000, 0, 1, 0]);
     const high = loadConfig({
       SYNC_RATE_LIMIT_PER_SECOND: '10000',
       SYNC_RATE_LIMIT_MAX_WAIT_SECONDS: '86400',
@@ -126,6 +130,7 @@ describe('settings from the environment', () => {
       SYNC_SHUTDOWN_TIMEOUT_MS: '3600000',
       HTTP_PORT: '65535',
       QUEUE_DASHBOARD: '1',
+      AUDIT_LOG_POLL_SECONDS: '86400',
     });
     expect([
       high.rateLimitPerSecond,
@@ -140,7 +145,8 @@ describe('settings from the environment', () => {
       high.shutdownTimeoutMs,
       high.httpPort,
       high.queueDashboard,
-    ]).toEqual([10000, 86_400_000, 1000, 1000, 20, 600000, 104857600, 36500, 3600000, 3600000, 65535, true]);
+      high.auditLogPollSeconds,
+    ]).toEqual([10000, 86_400_000, 1000, 1000, 20, 600000, 104857600, 36500, 3600000, 3600000, 65535, true, 86400]);
     const blank = loadConfig({ SYNC_CONCURRENCY: ' ', HTTP_PORT: '', QUEUE_DASHBOARD: '' });
     expect([blank.concurrency, blank.httpPort, blank.queueDashboard]).toEqual([DEFAULTS.concurrency, undefined, false]);
   });
