@@ -169,6 +169,8 @@ export interface FakeStats {
   perSecond: Record<string, number>;
   /** By account name (with --account), then by second. */
   perSecondByAccount: Record<string, Record<string, number>>;
+  /** By endpoint: image (the single-image GET), images, bmimages, projects, regions, user_actions. */
+  byEndpoint: Record<string, number>;
 }
 
 export interface FakeApiProcess {
@@ -178,6 +180,8 @@ export interface FakeApiProcess {
   resetStats(): Promise<void>;
   /** Deletes every n-th image; resolves how many. */
   deleteEvery(n: number): Promise<number>;
+  /** Renames every image as the user with this email, one audit-log entry each; resolves how many. */
+  renameAll(email: string): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -224,6 +228,7 @@ export async function startFakeApi(
     touchAll: async () => void (await control('touch-all')),
     resetStats: async () => void (await control('reset-stats')),
     deleteEvery: async (n) => ((await control('delete', 'POST', { every: n })) as { deleted: number }).deleted,
+    renameAll: async (email) => ((await control('rename-all', 'POST', { email })) as { renamed: number }).renamed,
     stop: () => stopChild(child),
   };
 }

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { benchRedisUrl, STORE_NAMES, type QueueStore } from './harness.js';
 import {
   asOf,
+  auditBurst,
   baseline,
   discovery,
   FULL,
@@ -26,7 +27,7 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results.json' },
-    // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,accounts,reconcile,soak,asof,discovery.
+    // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,accounts,reconcile,soak,asof,discovery,audit.
     only: { type: 'string' },
   },
   strict: true,
@@ -71,6 +72,7 @@ await step('reconcile', () => reconcileAtScale(scale));
 await step('soak', () => soak(scale, store));
 await step('asof', () => asOf(scale, store));
 await step('discovery', () => discovery(scale, store));
+await step('audit', () => auditBurst(scale));
 
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 const queues = `queues on ${STORE_NAMES[store]} where a row does not name its store${store === 'postgres' ? ' (REDIS_URL is unset)' : ''}`;

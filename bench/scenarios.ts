@@ -34,6 +34,8 @@ export interface Scale {
   discovered: number;
   discoveryRegions: number;
   discoveryRateLimit: number;
+  /** Tracked images that one audit-log entry each names. */
+  auditEntries: number;
 }
 
 export const FULL: Scale = {
@@ -48,6 +50,7 @@ export const FULL: Scale = {
   discovered: 100_000,
   discoveryRegions: 10,
   discoveryRateLimit: 10,
+  auditEntries: 10_000,
 };
 export const QUICK: Scale = {
   refreshes: 300,
@@ -60,6 +63,7 @@ export const QUICK: Scale = {
   discovered: 3_000,
   discoveryRegions: 3,
   discoveryRateLimit: 100,
+  auditEntries: 300,
 };
 
 /** The hand-written pipeline's queue, which bench/baseline-worker.ts is told to work. */
@@ -562,5 +566,81 @@ export async function discovery(scale: Scale, store: QueueStore): Promise<Row[]>
       await Promise.all(workers.map((w) => w.stop()));
       await fake.stop();
     }
+  });
+}
+
+/** Polls `check` every 100 ms until it holds; throws after `timeoutMs`. */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * A burst in the audit log: one user renames every tracked image, one entry
+ * each; timed from the burst to the last change put down to that user, with
+ * the follower polling every second and no rate limit.
+ */
+async function auditBurstOn(
+  scale: Scale,
+  store: QueueStore,
+): Promise<{ seconds: number; requests: number; byEndpoint: Record<string, number> }> {
+  const settings = { ...THROUGHPUT_SETTINGS, AUDIT_LOG_POLL_SECONDS: '1' };
+  return withContext(store, settings, async (ctx) => {
+    const images = scale.auditEntries;
+    const fake = await startFakeApi(images);
+    const worker = await startWorkerProcess(ctx, fake.url, settings);
+    const { sql } = ctx.services;
+    try {
+      await configureTargets(ctx, images);
+      await timedSync(ctx);
+      await until(
+        'a poll of the empty log',
+        async () => (await sql`SELECT 1 FROM audit_log_cursors WHERE polled_at IS NOT NULL`).length > 0,
+        30_000,
+      );
+      await fake.resetStats();
+      const started = performance.now();
+      if ((await fake.renameAll('bench@example.com')) !== images) throw new Error('the fake did not rename every image');
+      await until(
+        'every rename put down to its user',
+        async () => {
+          const [row] = (await sql`
+            SELECT count(*)::int AS n FROM image_change_log WHERE field = 'name' AND actor_email = 'bench@example.com'`) as unknown as [
+            { n: number },
+          ];
+          return row.n === images;
+        },
+        10 * 60_000,
+      );
+      const seconds = (performance.now() - started) / 1000;
+      const stats = await fake.stats();
+      return { seconds, requests: stats.requests, byEndpoint: stats.byEndpoint };
+    } finally {
+      await worker.stop();
+      await fake.stop();
+    }
+  });
+}
+
+export async function auditBurst(scale: Scale): Promise<Row[]> {
+  const bursts = await eachStore((store) => auditBurstOn(scale, store));
+  const n = scale.auditEntries.toLocaleString('en-US');
+  return STORES.map((store): Row => {
+    const named = {
+      scenario: `audit log: ${n} entries about ${n} tracked images, ingested and refreshed, ${on(store)}`,
+      target: '<= 30 s',
+    };
+    const burst = bursts[store];
+    if (!burst) return notRun(named, missing(store)!);
+    const { user_actions: polls = 0, image: gets = 0 } = burst.byEndpoint;
+    return {
+      ...named,
+      measured: `${burst.seconds.toFixed(1)} s, ${burst.requests} requests (${polls} audit-log pages, ${gets} GETs)`,
+      met: burst.seconds <= 30,
+      values: { seconds: burst.seconds, requests: burst.requests, logPages: polls, gets },
+    };
   });
 }

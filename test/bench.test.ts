@@ -45,6 +45,8 @@ describe('npm run bench', () => {
       'discovery: refresh with no change, N images in N region scopes, N req/s',
       'discovery: refresh confirming N deletions (N %), N images in N region scopes, N req/s',
       'discovery: worker RSS, two processes, through all three',
+      'audit log: N entries about N tracked images, ingested and refreshed, queues on Redis',
+      'audit log: N entries about N tracked images, ingested and refreshed, queues on Postgres',
     ]);
     const notRun = results.rows.filter((row: { measured: string }) => row.measured === 'not run: REDIS_URL is unset');
     expect(notRun.map((row: { scenario: string }) => row.scenario.replace(/\d[\d,.]*/g, 'N'))).toEqual(
@@ -59,6 +61,7 @@ describe('npm run bench', () => {
             'two accounts (prod N req/s, staging N req/s), three worker processes, N images each: staging, queues on Redis',
             'N triples: reconcile from cold / again with nothing changed, queues on Redis',
             'N triples: Redis memory held by the schedule',
+            'audit log: N entries about N tracked images, ingested and refreshed, queues on Redis',
           ],
     );
     for (const row of results.rows) {
