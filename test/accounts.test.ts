@@ -162,6 +162,38 @@ describe('accounts', () => {
     expect(changes.map((c) => c.image_id).sort()).toEqual(PROD.map((t) => t.imageId).sort());
   });
 
+  it("follows each account's audit log with its key: each change names who made it, each account has its own cursor", async () => {
+    const staging = images(2, 3);
+    const w = await setUp(PROD, staging, BOTH_NAMED, true);
+    const { sql } = w.pipeline.services;
+    await withWorker(w.pipeline, () => w.pipeline.sync());
+    w.fake.renameImageAs({ email: 'alice@example.com' }, PROD[0]!, 'prod-golden');
+    w.fake.renameImageAs({ email: 'bob@example.com' }, staging[0]!, 'staging-golden');
+    const { logger } = capturedLogger();
+    const worker = startWorker({
+      config: { ...w.pipeline.config, auditLogPollSeconds: 1 },
+      accounts: w.pipeline.accounts,
+      logger,
+      ...w.pipeline.services,
+    });
+    cleanups.push(() => worker.close());
+    const named = () => sql`
+      SELECT account, image_id, actor_email FROM image_change_log WHERE field = 'name' ORDER BY account`;
+    await waitFor('both renames put down to who made them', async () => (await named()).length === 2);
+    expect(await named()).toEqual([
+      { account: 'prod', image_id: PROD[0]!.imageId, actor_email: 'alice@example.com' },
+      { account: 'staging', image_id: staging[0]!.imageId, actor_email: 'bob@example.com' },
+    ]);
+    expect(await sql`SELECT account, action_id, email FROM image_actions ORDER BY account`).toEqual([
+      { account: 'prod', action_id: '1', email: 'alice@example.com' },
+      { account: 'staging', action_id: '2', email: 'bob@example.com' },
+    ]);
+    expect((await sql`SELECT account FROM audit_log_cursors ORDER BY account`).map((r) => r.account)).toEqual(['prod', 'staging']);
+    // Each account's log was read with its own key only.
+    expect(w.fake.requestsPerSecondByAccount.get('prod')?.size).toBeGreaterThan(0);
+    expect(w.fake.requestsPerSecondByAccount.get('staging')?.size).toBeGreaterThan(0);
+  });
+
   it("a 401 for one account stops that account's requests in the process, and the other goes on syncing", async () => {
     const staging = images(2, 3);
     const w = await setUp(PROD, staging, BOTH_NAMED, true);

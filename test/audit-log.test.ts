@@ -330,6 +330,31 @@ describe('following the audit log', () => {
     expect(await count(w.sql, 'actions')).toBe(3);
   });
 
+  it('never stores or logs the API key, whatever an entry echoes, and passes over an entry it cannot store', async () => {
+    const [image] = images(1);
+    const w = await begin([image!]);
+    const key = w.env.env.GCORE_API_KEY;
+    w.fake.logAction({ email: `mallory+${key}@example.com`, userAgent: `curl/8.5 ${key}` }, 'update', image!, { note: key });
+    // An entry without a time cannot be placed in the log; one with a user id off the contract is stored without it.
+    const timeless = w.fake.auditLog.record({ account: 'default', actionType: 'update', triple: image!, actor: bob });
+    delete timeless.timestamp;
+    const odd = w.fake.auditLog.record({ account: 'default', actionType: 'update', triple: image!, actor: bob });
+    odd.user_id = 'eleven';
+    follow(w);
+    await waitFor('the entries', async () => (await count(w.sql, 'actions')) === 2);
+    expect(
+      await w.sql`SELECT action_id, user_id, invalid_fields, raw->>'user_id' AS raw_user_id FROM image_actions ORDER BY action_id`,
+    ).toEqual([
+      { action_id: '1', user_id: expect.any(Number), invalid_fields: null, raw_user_id: expect.any(String) },
+      { action_id: '3', user_id: null, invalid_fields: ['user_id'], raw_user_id: 'eleven' },
+    ]);
+    expect(w.logLines.some((line) => line.includes('audit-log entry passed over') && line.includes('entry 2: timestamp'))).toBe(true);
+    const [stored] = await w.sql<{ text: string }[]>`SELECT row_to_json(a)::text AS text FROM image_actions a WHERE action_id = '1'`;
+    expect(stored!.text).toContain('curl/8.5 ');
+    expect(stored!.text).not.toContain(key);
+    expect(w.logLines.join('\n')).not.toContain(key);
+  });
+
   it('pauses every request of the account when the audit log answers 429, then reads on', async () => {
     const tracked = images(20);
     const w = await begin(tracked);

@@ -39,6 +39,7 @@ describe('gcore-image-sync status', () => {
     expect(report.queues.schedule.delayed).toBe(2);
     expect(report.rate_limited).toBeNull();
     expect(report.api_key).toEqual({ rejected_by: [] });
+    expect(report.accounts.default.audit_log).toBeNull();
     expect(report.deployment).toEqual({ id: pipeline.services.deployment, others: [], queue_stores: [env.queueStore], problem: null });
     expect(report.last_run).toEqual({
       id: 2,
@@ -72,11 +73,12 @@ describe('gcore-image-sync status', () => {
     const until = Date.parse(text[4]!.slice('rate limited: yes, requests held back until '.length));
     expect(until - Date.now()).toBeGreaterThan(20_000);
     expect(text[5]).toBe('api key: no running worker has had it rejected');
-    expect(text[6]).toBe(`deployment: database ${pipeline.services.deployment}, alone on ${env.queuesWhere}`);
-    expect(text[7]).toMatch(
+    expect(text[6]).toBe('audit log: not followed (AUDIT_LOG_POLL_SECONDS=0, or no worker has started)');
+    expect(text[7]).toBe(`deployment: database ${pipeline.services.deployment}, alone on ${env.queuesWhere}`);
+    expect(text[8]).toMatch(
       /^last run: #2 finished \(manual\), started \S+, finished \S+: 2 planned, 0 changed, 1 unchanged, 0 deleted, 1 failed$/,
     );
-    expect(text.slice(8)).toEqual([
+    expect(text.slice(9)).toEqual([
       'scopes: 0',
       'failing: 1',
       `  3/1/${B.imageId}  500  500: injected 500`,

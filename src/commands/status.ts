@@ -7,6 +7,7 @@ import { liveQueueStores } from '../sql/queueStoreMarks.js';
 import { queueDepths, refreshPauseMs, type QueueDepth } from '../queue.js';
 import { openServices, type Services } from '../services.js';
 import { loadAccounts } from '../sql/accounts.js';
+import { auditLogStates, type AuditLogState } from '../sql/auditCursor.js';
 import { describeSchedule } from '../schedule.js';
 import { failingTargets } from '../sql/failingTargets.js';
 import { getRun } from '../sql/getRun.js';
@@ -32,6 +33,15 @@ function describeListing(s: ScopeListing): string {
   if (s.status === 'complete') return `${listed}complete${when}: ${s.listed} listed, ${s.absent} absent and confirmed by GET`;
   if (s.status === 'incomplete') return `${listed}INCOMPLETE${when}: ${s.error}; nothing deleted or confirmed`;
   return `${listed}${s.status}${when}`;
+}
+
+function describeAuditLog(state: AuditLogState | undefined): string {
+  if (!state) return 'not followed (AUDIT_LOG_POLL_SECONDS=0, or no worker has started)';
+  const read = `read up to ${state.read_to.toISOString()}`;
+  const polled = state.polled_at
+    ? `, last read to its end in a poll begun ${state.polled_at.toISOString()}`
+    : ', never read to its end yet';
+  return `${read}${polled}${state.last_error ? `; ERROR: the last poll stopped early: ${state.last_error}` : ''}`;
 }
 
 /** Requests of an account held back after a 429 or by its rate limit, until when; null when they are not. */
@@ -64,7 +74,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       ]);
     }
     const accounts = only === undefined ? configured : [only];
-    const [depths, held, live, stores, runId, failing, stale, scopes, allRejections] = await Promise.all([
+    const [depths, held, live, stores, runId, failing, stale, scopes, allRejections, auditLogs] = await Promise.all([
       queueDepths(services.queues, accounts),
       Promise.all(accounts.map((account) => heldUntil(services, account))),
       services.backend.liveDeployments(),
@@ -74,7 +84,12 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       staleTargets(services.sql, LISTED, only),
       lastListings(services.sql, only),
       services.backend.keyRejections(),
+      auditLogStates(services.sql, only),
     ]);
+    const auditLogOf = (account: string) => {
+      const state = auditLogs.find((s) => s.account === account);
+      return state ? { read_to: state.read_to, polled_at: state.polled_at, last_error: state.last_error } : null;
+    };
     const rejections = allRejections.filter((r) => only === undefined || r.account === only);
     const perAccount = Object.fromEntries(
       accounts.map((account, n) => [
@@ -83,6 +98,8 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
           queues: depths.accounts[account]!,
           rate_limited: held[n] === null ? null : { until: held[n] },
           api_key: { rejected_by: rejections.filter((r) => r.account === account) },
+          // Null while no worker has followed the account's audit log (AUDIT_LOG_POLL_SECONDS=0, or none started).
+          audit_log: auditLogOf(account),
         },
       ]),
     );
@@ -153,6 +170,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
         ? `api key: REJECTED (401) in ${rejections.length} running worker(s), which take ${named ? "none of that account's" : 'no'} jobs until restarted with a valid key`
         : 'api key: no running worker has had it rejected',
       ...rejections.map((r) => `  worker ${r.worker} on ${r.hostname} (pid ${r.pid})${whose(r.account)} since ${r.at}`),
+      ...accounts.map((a) => `audit log${whose(a)}: ${describeAuditLog(auditLogs.find((s) => s.account === a))}`),
       `deployment: database ${deployment.id}${deployment.problem ? `; ERROR: ${deployment.problem}` : `, alone on ${services.backend.where}`}`,
       lastRun
         ? `last run: #${lastRun.id} ${lastRun.status} (${report.last_run!.schedule ?? lastRun.kind}${named && lastRun.account ? `, account ${lastRun.account}` : ''}), started ${new Date(lastRun.startedAt).toISOString()}` +

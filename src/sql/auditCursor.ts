@@ -54,3 +54,19 @@ export async function moveAuditCursor(
 export async function auditPollFailed(sql: Sql, account: string, message: string): Promise<void> {
   await sql`UPDATE audit_log_cursors SET last_error = ${message} WHERE account = ${account}`;
 }
+
+/** How far each account's audit log has been read, for status. */
+export interface AuditLogState {
+  account: string;
+  /** Entries from this instant on are still to be read (those of the instant itself again). */
+  read_to: Date;
+  /** When the last poll that read the log to its end began; null before the first. */
+  polled_at: Date | null;
+  last_error: string | null;
+}
+
+export async function auditLogStates(sql: Sql, account?: string): Promise<AuditLogState[]> {
+  return sql<AuditLogState[]>`
+    SELECT account, from_timestamp AS read_to, polled_at, last_error FROM audit_log_cursors
+    WHERE ${account ?? null}::text IS NULL OR account = ${account ?? null}::text ORDER BY account`;
+}
