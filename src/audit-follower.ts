@@ -3,9 +3,9 @@
 // Postgres, page by page through the account's rate limit; stores each entry
 // once (image_actions) and queues at once a refresh of every image a new
 // entry names, so a change is seen within a poll, not at the next tick, and
-// its change row can say who made it. Every process runs one per account;
-// the cursor's row lock lets one at a time read, and a crashed one's lock
-// goes with its connection.
+// its change row can say who made it. Every process runs one per account; a
+// lease on the cursor lets one at a time read (a crashed one's runs out), and
+// a page is stored only if the cursor is still where it was read from.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { epochMicros, isoMicros } from './api-date.js';
@@ -21,10 +21,12 @@ import { PAGE_LIMIT } from './list-query.js';
 import type { Logger } from './logger.js';
 import { paced, storeObservations, type RefreshDeps } from './refresh.js';
 import { coversTriple, matchesFilters } from './scope-match.js';
-import { auditPollDue, auditPollFailed, lockAuditCursor, moveAuditCursor, type AuditCursor } from './sql/auditCursor.js';
+import { auditPollDue, auditPollFailed, moveAuditCursor, releaseAuditLease, takeAuditLease, type AuditCursor } from './sql/auditCursor.js';
 import { claimActedTargets } from './sql/claimActedTargets.js';
 import { recordActions } from './sql/recordActions.js';
 import { accountScopes, adoptIntoScope } from './sql/scopeAdoption.js';
+import { isTransientStoreError } from './store-errors.js';
+import type { Tx } from './sql/tripleLock.js';
 import { tripleKey } from './triple.js';
 import { InvalidActionError, readUserAction, type UserAction } from './user-action.js';
 
@@ -34,6 +36,8 @@ export interface FollowerDeps extends Pick<RefreshDeps, 'limiter' | 'onAnswer' |
   own: AccountQueues;
   client: GcoreClient;
   logger: Logger;
+  /** Names this follower in the cursor's lease. */
+  workerId: string;
   pollSeconds: number;
   batchSize: number;
   /** The API rejected the key: the account's workers stop, and so does this follower. */
@@ -44,17 +48,27 @@ export interface FollowerDeps extends Pick<RefreshDeps, 'limiter' | 'onAnswer' |
 const API_GROUPS = ['image', 'shared_image'];
 /** Actions that change nothing: stored, but no refresh is queued and no change is put down to them. */
 const READ_ONLY = new Set(['download']);
-/** The longest a poll reads before it lets the cursor's lock go (and another process may go on). */
+/** The longest a poll reads before another process may go on (and this one looks again at the next due time). */
 const MAX_PAGES_PER_POLL = 100;
-/** How soon a process looks again when a poll is due but another process holds the cursor. */
+/** How soon a process looks again when a poll is due but another process holds the lease. */
 const MIN_WAIT_MS = 1000;
+/** How long a lease lasts unrenewed (it is renewed with every page): a crashed follower's is taken over after this. */
+const LEASE_MS = 60_000;
+/** How far ahead of this host's clock the cursor may move: an entry dated further is stored, but does not carry the cursor past what comes next. */
+const MAX_SKEW_MS = 60 * 60_000;
 
-/** Where the cursor goes after a page; `skipped` when a server that ignores offset leaves entries of one instant unreadable. */
-function nextCursor(cursor: AuditCursor, page: ListPage, actions: UserAction[]): { from: string; offset: number } {
+/** Another follower stored the page (this one's lease ran out meanwhile): this one's copy is rolled back. */
+class CursorMoved extends Error {}
+
+/** Where the cursor goes after a page. */
+function nextCursor(cursor: AuditCursor, page: ListPage, actions: UserAction[]): AuditCursor {
   const anchor = epochMicros(cursor.from);
-  const last = actions.reduce((max, a) => (a.micros > max ? a.micros : max), anchor);
+  const cap = BigInt(Date.now() + MAX_SKEW_MS) * 1000n;
+  const newest = actions.reduce((max, a) => (a.micros > max ? a.micros : max), anchor);
+  const last = newest < cap ? newest : cap;
   // Entries of the last instant are read again from its start: one that joins them later is not skipped.
   if (last > anchor) return { from: isoMicros(last), offset: 0 };
+  // A page of one instant (more than a page share it): counted past.
   return { from: cursor.from, offset: cursor.offset + page.results.length };
 }
 
@@ -65,6 +79,7 @@ export interface Follower {
 export function startAuditFollower(deps: FollowerDeps): Follower {
   const { sql, account, logger } = deps;
   const pollMs = deps.pollSeconds * 1000;
+  const holder = `${deps.workerId}-${randomBytes(3).toString('hex')}`;
   const stopping = new AbortController();
   let stopped = false;
 
@@ -75,7 +90,13 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
         deps.client.listPage(
           {
             endpoint: 'user_actions',
-            query: [...API_GROUPS.map((g): [string, string] => ['api_group', g]), ['order_by', 'asc'], ['from_timestamp', cursor.from]],
+            query: [
+              ...API_GROUPS.map((g): [string, string] => ['api_group', g]),
+              // `sorting` is the deprecated name of `order_by`: a server that knows only it still answers oldest first.
+              ['order_by', 'asc'],
+              ['sorting', 'asc'],
+              ['from_timestamp', cursor.from],
+            ],
           },
           cursor.offset,
           PAGE_LIMIT,
@@ -83,8 +104,8 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
       () => '200',
     );
 
-  /** The entries of a page that can be stored; the others are named in the log and passed over. */
-  function readPage(page: ListPage): UserAction[] {
+  /** The entries of a page that can be stored (the others are named in the log and passed over), checked against what was asked. */
+  function readPage(cursor: AuditCursor, page: ListPage): UserAction[] {
     const actions: UserAction[] = [];
     for (const result of page.results) {
       try {
@@ -101,6 +122,11 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
         logger.warn({ error: error.message }, 'audit-log entry passed over: it cannot be stored');
       }
     }
+    // A server that does not do what was asked would have the cursor skip entries or go round in circles: nothing is stored.
+    const from = epochMicros(cursor.from);
+    if (actions.some((a) => a.micros < from)) {
+      throw new Error(`the audit log answered entries older than from_timestamp ${cursor.from}: the cursor stays where it is`);
+    }
     for (let n = 1; n < actions.length; n++) {
       if (actions[n]!.micros < actions[n - 1]!.micros) {
         throw new Error('the audit log answered entries out of time order (order_by=asc not honoured): the cursor stays where it is');
@@ -109,7 +135,26 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
     return actions;
   }
 
-  /** The images the new entries name, in the account's int ranges (targets are int), each once. */
+  /**
+   * Stores the page's entries; when Postgres refuses the write for a reason
+   * that is not about Postgres itself, the halves are written apart until the
+   * refused entry stands alone, and it is passed over: it never holds up the log.
+   */
+  async function storeApart(tx: Tx, actions: UserAction[]): Promise<Set<string>> {
+    try {
+      return await tx.savepoint((inner) => recordActions(inner, account, actions));
+    } catch (error) {
+      if (isTransientStoreError(error)) throw error;
+      if (actions.length === 1) {
+        logger.error({ action_id: actions[0]!.id, error: (error as Error).message }, 'audit-log entry passed over: Postgres refused it');
+        return new Set();
+      }
+      const half = Math.ceil(actions.length / 2);
+      return new Set([...(await storeApart(tx, actions.slice(0, half))), ...(await storeApart(tx, actions.slice(half)))]);
+    }
+  }
+
+  /** The images the new entries name, in the ranges targets hold (int), each once, with the latest entry about it. */
   function actedImages(actions: UserAction[]): Array<{ triple: Triple; action: UserAction }> {
     const seen = new Map<string, { triple: Triple; action: UserAction }>();
     for (const action of actions) {
@@ -118,7 +163,6 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
       if (projectId < 0 || projectId > INT4_MAX || regionId < 0 || regionId > INT4_MAX) continue;
       for (const imageId of action.imageIds) {
         const triple = { projectId, regionId, imageId };
-        // The latest entry decides: an image created and deleted in one page is not taken in.
         seen.set(tripleKey(triple), { triple, action });
       }
     }
@@ -152,23 +196,8 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
     );
   }
 
-  /** Queues refreshes of the tracked images new entries name, ahead of scheduled ones; takes in new images of scopes. */
-  async function actOn(actions: UserAction[]): Promise<number> {
-    const acted = actedImages(actions);
-    const jobPrefix = `audit-${account}-${randomBytes(4).toString('hex')}`;
-    const { claims, tracked } = await claimActedTargets(
-      sql,
-      account,
-      acted.map((a) => a.triple),
-      jobPrefix,
-      deps.batchSize,
-    );
-    await enqueueBatches(
-      deps.own,
-      claims.map((claim) => ({ jobId: claim.jobId, items: claim.triples.map((t) => ({ ...t, attempt: 0 })) })),
-      0,
-      { lifo: true },
-    );
+  /** Takes in the untracked images new entries name that a scope of the account lists (a delete takes in nothing). */
+  async function adoptUntracked(acted: Array<{ triple: Triple; action: UserAction }>, tracked: Set<string>): Promise<void> {
     for (const { triple, action } of acted) {
       if (tracked.has(tripleKey(triple)) || action.actionType === 'delete') continue;
       try {
@@ -181,42 +210,83 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
         );
       }
     }
-    return claims.reduce((n, claim) => n + claim.triples.length, 0);
   }
 
-  /** Reads one page in one transaction: entries, refreshes and the cursor move together. Null when another process holds the cursor or no poll is due. */
-  async function readOnePage(pollStart: Date, first: boolean): Promise<{ more: boolean; entries: number; queued: number } | null> {
-    return sql.begin(async (tx) => {
-      const cursor = await lockAuditCursor(tx, account, deps.pollSeconds);
-      if (!cursor || (first && cursor.dueAt > Date.now())) return null;
-      const page = await fetchPage(cursor);
-      const actions = readPage(page);
-      const fresh = await recordActions(tx, account, actions);
-      const queued = await actOn(actions.filter((a) => fresh.has(a.id)));
-      const more = page.results.length >= PAGE_LIMIT;
-      let to = nextCursor(cursor, page, actions);
-      if (more && fresh.size === 0 && cursor.offset > 0 && to.offset > 0) {
-        // A full page of one instant, past the first, with nothing new: the server repeats its first page.
-        const skipped = `more than ${cursor.offset} entries share ${cursor.from} and the server does not honour offset: the rest of that instant is passed over`;
-        logger.error({ account }, `audit log: ${skipped}`);
-        to = { from: isoMicros(epochMicros(cursor.from) + 1n), offset: 0 };
-      }
-      await moveAuditCursor(tx, account, to, more ? null : pollStart);
-      return { more, entries: fresh.size, queued };
-    });
+  /**
+   * Reads one page and stores it in one transaction with the cursor's move and
+   * the claims of the refreshes it calls for; the refreshes are queued (ahead
+   * of scheduled ones) once that has committed, so they see the entries. Null
+   * when another follower moved the cursor meanwhile: nothing is stored.
+   */
+  async function readOnePage(
+    cursor: AuditCursor,
+    pollStart: Date,
+  ): Promise<{ next: AuditCursor; more: boolean; entries: number; queued: number } | null> {
+    const page = await fetchPage(cursor);
+    const actions = readPage(cursor, page);
+    const more = page.results.length >= PAGE_LIMIT;
+    let next = nextCursor(cursor, page, actions);
+    const jobPrefix = `audit-${account}-${randomBytes(4).toString('hex')}`;
+    const stored = await sql
+      .begin(async (tx) => {
+        const fresh = await storeApart(tx, actions);
+        if (more && fresh.size === 0 && cursor.offset > 0 && next.offset > 0) {
+          // A full page of one instant, past the first, with nothing new: the server repeats its first page.
+          logger.error(
+            { from: cursor.from, offset: cursor.offset },
+            'audit log: more entries share one instant than a page holds, and the server does not honour offset: the rest of that instant is passed over',
+          );
+          next = { from: isoMicros(epochMicros(cursor.from) + 1n), offset: 0 };
+        }
+        if (!(await moveAuditCursor(tx, account, holder, LEASE_MS, cursor, next, more ? null : pollStart))) throw new CursorMoved();
+        const acted = actedImages(actions.filter((a) => fresh.has(a.id)));
+        const targets = await claimActedTargets(
+          tx,
+          account,
+          acted.map((a) => a.triple),
+          jobPrefix,
+          deps.batchSize,
+        );
+        return { fresh, acted, targets };
+      })
+      .catch((error: unknown) => {
+        if (error instanceof CursorMoved) return null;
+        throw error;
+      });
+    if (stored === null) return null;
+    // Claims whose jobs a crash kept from being queued are freed by the lost-job sweeps: their images wait for their tick.
+    const { claims, tracked } = stored.targets;
+    await enqueueBatches(
+      deps.own,
+      claims.map((claim) => ({ jobId: claim.jobId, items: claim.triples.map((t) => ({ ...t, attempt: 0 })) })),
+      0,
+      { lifo: true },
+    );
+    await adoptUntracked(stored.acted, tracked);
+    const queued = claims.reduce((n, claim) => n + claim.triples.length, 0);
+    return { next, more, entries: stored.fresh.size, queued };
   }
 
-  /** One poll: pages until the log is read to its end. Returns when the next is due. */
+  /** One poll, if one is due and no other process is reading: pages until the log is read to its end. Returns when the next is due. */
   async function poll(): Promise<number> {
     const pollStart = new Date();
+    const lease = await takeAuditLease(sql, account, holder, LEASE_MS, deps.pollSeconds);
+    if (!lease) return Date.now() + MIN_WAIT_MS;
     let entries = 0;
     let queued = 0;
-    for (let page = 0; page < MAX_PAGES_PER_POLL && !stopped; page++) {
-      const read = await readOnePage(pollStart, page === 0);
-      if (read === null) break;
-      entries += read.entries;
-      queued += read.queued;
-      if (!read.more) break;
+    try {
+      if (!lease.due) return await auditPollDue(sql, account, deps.pollSeconds);
+      let cursor: AuditCursor = lease;
+      for (let page = 0; page < MAX_PAGES_PER_POLL && !stopped; page++) {
+        const read = await readOnePage(cursor, pollStart);
+        if (read === null) break;
+        entries += read.entries;
+        queued += read.queued;
+        if (!read.more) break;
+        cursor = read.next;
+      }
+    } finally {
+      await releaseAuditLease(sql, account, holder);
     }
     if (entries > 0) logger.info({ entries, refreshes_queued: queued }, 'audit log: new entries');
     return auditPollDue(sql, account, deps.pollSeconds);
@@ -236,7 +306,7 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
         logger.warn({ error: message, retry_in_ms: pollMs }, 'audit log: poll failed; will try again');
         await auditPollFailed(sql, account, message).catch(() => {});
       }
-      // Every process wakes when the next poll is due; the one that takes the cursor's lock reads.
+      // Every process wakes when the next poll is due; the one that takes the lease reads.
       const wait = Math.min(Math.max(dueAt - Date.now(), MIN_WAIT_MS), pollMs);
       await delay(wait, undefined, { signal: stopping.signal }).catch(() => {});
     }

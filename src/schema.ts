@@ -367,8 +367,8 @@ export const imageActions = pgTable(
   'image_actions',
   {
     actionId: text('action_id').primaryKey(),
-    /** The account whose log it came from. */
-    account: text('account').notNull(),
+    /** The accounts whose logs hold it (two keys of one Gcore client may both see it), in the order they read it. */
+    accounts: text('accounts').array().notNull(),
     actedAt: tz('acted_at').notNull(),
     apiGroup: text('api_group'),
     actionType: text('action_type'),
@@ -389,18 +389,24 @@ export const imageActions = pgTable(
   },
   (t) => [
     index('image_actions_image_idx').on(t.projectId, t.regionId, t.imageId, t.actedAt),
-    index('image_actions_account_idx').on(t.account, t.actedAt),
+    // A first sighting is put down to the image's create entry: found without walking its other entries.
+    index('image_actions_create_idx')
+      .on(t.projectId, t.regionId, t.imageId, t.actedAt)
+      .where(sql`${t.actionType} = 'create'`),
   ],
 );
 
 // Where each account's follower reads its audit log next: entries from
 // `from_timestamp` on, skipping the first `page_offset` (only while more than
-// a page of entries share that instant). Its row lock is what lets one
-// process at a time follow the account's log.
+// a page of entries share that instant). A page is stored only if the cursor
+// is still where it was read from; the lease lets one process at a time read.
 export const auditLogCursors = pgTable('audit_log_cursors', {
   account: text('account').primaryKey(),
   fromTimestamp: tz('from_timestamp').notNull(),
   pageOffset: integer('page_offset').notNull().default(0),
+  /** The follower reading the log now, until its lease runs out (renewed with every page; a crashed one's lapses). */
+  leaseHolder: text('lease_holder'),
+  leaseUntil: tz('lease_until'),
   /** When a poll last ended with the log read to its end; the next is due a poll interval later. */
   polledAt: tz('polled_at'),
   /** Why the last poll stopped early, until one succeeds. */

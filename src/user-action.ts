@@ -5,7 +5,7 @@
 // the entry as received is kept whole in `raw`.
 import { epochMicros, normalizeTimestamp } from './api-date.js';
 import { imageIdProblem } from './image-id.js';
-import { isStorable, storableJson, unstorableNumbers } from './storable-text.js';
+import { isStorable, storableJson, storableString, unstorableNumbers } from './storable-text.js';
 
 export interface UserAction {
   id: string;
@@ -32,7 +32,8 @@ export interface UserAction {
 
 /** The resource types that are images. */
 const IMAGE_RESOURCES = new Set(['image', 'shared_image']);
-const MAX_ID_LENGTH = 255;
+/** The contract bounds no id; this keeps one within what a Postgres index entry holds. */
+const MAX_ID_LENGTH = 1000;
 
 export class InvalidActionError extends Error {}
 
@@ -82,8 +83,8 @@ export function readUserAction(value: unknown): UserAction {
     );
   }
   const canonical = typeof timestamp === 'string' ? normalizeTimestamp(timestamp) : null;
-  // Years before 0001 are no time an audit log can hold, and Date cannot read them.
-  if (canonical === null || canonical.startsWith('-'))
+  // A zone can carry year 0000 back to -0001, or 9999 on to 10000: no time an audit log holds, and none Date reads.
+  if (canonical === null || !/^\d{4}-/.test(canonical))
     throw new InvalidActionError(`entry ${id}: timestamp is not a date-time: ${JSON.stringify(timestamp)?.slice(0, 80)}`);
   const tooLarge = unstorableNumbers(entry, '', []);
   if (tooLarge.length > 0) throw new InvalidActionError(`entry ${id}: numbers beyond what Postgres can store: ${tooLarge.join(', ')}`);
@@ -107,6 +108,7 @@ export function readUserAction(value: unknown): UserAction {
     invalidFields: invalid,
     raw: storableJson(entry, '', replaced),
   };
-  if (replaced.length > 0) invalid.push(...replaced.map((path) => `${path} (text Postgres cannot store, replaced)`));
+  // A path names the key it is at, which may itself hold what Postgres cannot store.
+  if (replaced.length > 0) invalid.push(...replaced.map((path) => `${storableString(path)} (text Postgres cannot store, replaced)`));
   return action;
 }

@@ -184,9 +184,9 @@ describe('accounts', () => {
       { account: 'prod', image_id: PROD[0]!.imageId, actor_email: 'alice@example.com' },
       { account: 'staging', image_id: staging[0]!.imageId, actor_email: 'bob@example.com' },
     ]);
-    expect(await sql`SELECT account, action_id, email FROM image_actions ORDER BY account`).toEqual([
-      { account: 'prod', action_id: '1', email: 'alice@example.com' },
-      { account: 'staging', action_id: '2', email: 'bob@example.com' },
+    expect(await sql`SELECT accounts, action_id, email FROM image_actions ORDER BY action_id`).toEqual([
+      { accounts: ['prod'], action_id: '1', email: 'alice@example.com' },
+      { accounts: ['staging'], action_id: '2', email: 'bob@example.com' },
     ]);
     expect((await sql`SELECT account FROM audit_log_cursors ORDER BY account`).map((r) => r.account)).toEqual(['prod', 'staging']);
     // Each account's log was read with its own key only.

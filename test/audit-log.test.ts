@@ -135,11 +135,11 @@ describe('following the audit log', () => {
       expect.objectContaining({ field: 'updated_at', actor_email: 'alice@example.com', actor_candidates: 1 }),
     ]);
     const [action] = await w.sql`
-      SELECT action_id, account, action_type, api_group, email, user_id, token_id, issued_by_user_id, source_user_ip, user_agent,
+      SELECT action_id, accounts, action_type, api_group, email, user_id, token_id, issued_by_user_id, source_user_ip, user_agent,
         project_id, region_id, image_id, invalid_fields, raw->>'id' AS raw_id, acted_at <= now() AS past FROM image_actions`;
     expect(action).toEqual({
       action_id: '1',
-      account: 'default',
+      accounts: ['default'],
       action_type: 'update',
       api_group: 'image',
       email: 'alice@example.com',
@@ -340,19 +340,56 @@ describe('following the audit log', () => {
     delete timeless.timestamp;
     const odd = w.fake.auditLog.record({ account: 'default', actionType: 'update', triple: image!, actor: bob });
     odd.user_id = 'eleven';
+    odd.action_data = { 'nul\u0000key': 1 };
+    // A real date-time, which its zone carries past 9999.
+    w.fake.auditLog.record({ account: 'default', actionType: 'update', triple: image!, actor: bob }).timestamp =
+      '9999-12-31T23:30:00-01:00';
     follow(w);
     await waitFor('the entries', async () => (await count(w.sql, 'actions')) === 2);
     expect(
       await w.sql`SELECT action_id, user_id, invalid_fields, raw->>'user_id' AS raw_user_id FROM image_actions ORDER BY action_id`,
     ).toEqual([
       { action_id: '1', user_id: expect.any(Number), invalid_fields: null, raw_user_id: expect.any(String) },
-      { action_id: '3', user_id: null, invalid_fields: ['user_id'], raw_user_id: 'eleven' },
+      {
+        action_id: '3',
+        user_id: null,
+        invalid_fields: ['user_id', 'action_data.nul\uFFFDkey (key) (text Postgres cannot store, replaced)'],
+        raw_user_id: 'eleven',
+      },
     ]);
-    expect(w.logLines.some((line) => line.includes('audit-log entry passed over') && line.includes('entry 2: timestamp'))).toBe(true);
+    const passedOver = w.logLines.filter((line) => line.includes('audit-log entry passed over'));
+    expect(passedOver.map((line) => (JSON.parse(line) as { error: string }).error)).toEqual([
+      'entry 2: timestamp is not a date-time: undefined',
+      'entry 4: timestamp is not a date-time: "9999-12-31T23:30:00-01:00"',
+    ]);
     const [stored] = await w.sql<{ text: string }[]>`SELECT row_to_json(a)::text AS text FROM image_actions a WHERE action_id = '1'`;
     expect(stored!.text).toContain('curl/8.5 ');
     expect(stored!.text).not.toContain(key);
     expect(w.logLines.join('\n')).not.toContain(key);
+  });
+
+  it('stores nothing and says why when the server ignores from_timestamp, and reads on once it honours it', async () => {
+    const [image] = images(1);
+    const w = await begin([image!]);
+    // Two entries a second apart: the cursor ends at the second.
+    const now = Date.now();
+    w.fake.auditLog.clock = () => new Date(now - 2000);
+    w.fake.renameImageAs(alice, image!, 'one');
+    w.fake.auditLog.clock = () => new Date(now - 1000);
+    w.fake.tagImageAs(alice, image!, 'team', 'one');
+    w.fake.auditLog.clock = () => new Date();
+    follow(w, 1);
+    await waitFor('the first entries', async () => (await count(w.sql, 'actions')) === 2);
+    w.fake.auditLog.ignoreFrom = true;
+    // The older entry comes back with the new one: the cursor would skip or repeat entries, so nothing is stored.
+    w.fake.renameImageAs(bob, image!, 'two');
+    await waitFor('the error', async () => (await w.sql`SELECT 1 FROM audit_log_cursors WHERE last_error IS NOT NULL`).length === 1);
+    const [cursor] = await w.sql<{ last_error: string }[]>`SELECT last_error FROM audit_log_cursors`;
+    expect(cursor!.last_error).toMatch(/^the audit log answered entries older than from_timestamp \S+: the cursor stays where it is$/);
+    expect(await count(w.sql, 'actions')).toBe(2);
+    w.fake.auditLog.ignoreFrom = false;
+    await waitFor('the new entry', async () => (await count(w.sql, 'actions')) === 3);
+    await waitFor('the error cleared', async () => (await w.sql`SELECT 1 FROM audit_log_cursors WHERE last_error IS NULL`).length === 1);
   });
 
   it('pauses every request of the account when the audit log answers 429, then reads on', async () => {

@@ -92,6 +92,8 @@ function integerFilter(query: URLSearchParams, name: string): Set<number> | unde
 export class FakeAuditLog {
   /** When entries are stamped; tests set a fixed instant to make entries share a timestamp. */
   clock: () => Date = () => new Date();
+  /** When true, from_timestamp is ignored, as a server that does not know it would: every entry comes back. */
+  ignoreFrom = false;
   private readonly entries: Entry[] = [];
   private nextId = 1;
 
@@ -141,7 +143,7 @@ export class FakeAuditLog {
     const projects = integerFilter(query, 'project_id');
     const regions = integerFilter(query, 'region_id');
     const resources = query.getAll('resource_id');
-    const from = timestampFilter(query, 'from_timestamp');
+    const from = this.ignoreFrom ? undefined : timestampFilter(query, 'from_timestamp');
     const to = timestampFilter(query, 'to_timestamp');
     const keep = ({ account: owner, micros: at, body }: Entry) =>
       owner === account &&

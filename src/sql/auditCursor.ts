@@ -1,53 +1,79 @@
 import type { Sql } from '../db.js';
 import type { Tx } from './tripleLock.js';
 
-/** Where an account's audit log is read next, as its locked cursor row says. */
+// Instants travel as text: a timestamptz parameter would be rounded to milliseconds, and the cursor keeps microseconds.
+
+/** Where an account's audit log is read next. */
 export interface AuditCursor {
   /** ISO date-time with microseconds: the `from_timestamp` of the next request. */
   from: string;
   offset: number;
-  /** When the next poll is due (ms since the epoch); now or earlier when it is due now. */
-  dueAt: number;
 }
 
 /** How far back the first poll of an account reads: changes seen in the first day of following get their "who". */
 const FIRST_LOOKBACK = '24 hours';
 
+const FROM_TEXT = `to_char(from_timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
 /**
- * The account's cursor, locked until `tx` ends; undefined while another
- * process holds it (that process is following the log). The first call makes
- * the row, reading from a day back.
+ * Takes (or renews) the lease on the account's log for `leaseMs`: the cursor,
+ * and whether a poll is due (the last one that read the log to its end began
+ * `pollSeconds` ago or more). Undefined while another follower holds a lease
+ * that has not run out. The first call makes the row, reading from a day back.
  */
-export async function lockAuditCursor(tx: Tx, account: string, pollSeconds: number): Promise<AuditCursor | undefined> {
-  await tx`
+export async function takeAuditLease(
+  sql: Sql,
+  account: string,
+  holder: string,
+  leaseMs: number,
+  pollSeconds: number,
+): Promise<(AuditCursor & { due: boolean }) | undefined> {
+  await sql`
     INSERT INTO audit_log_cursors (account, from_timestamp) VALUES (${account}, now() - ${FIRST_LOOKBACK}::interval)
     ON CONFLICT (account) DO NOTHING`;
-  const [row] = await tx<{ from: string; offset: number; due_at: string }[]>`
-    SELECT to_char(from_timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS from, page_offset AS offset,
-      (extract(epoch FROM coalesce(polled_at + make_interval(secs => ${pollSeconds}), '-infinity')) * 1000)::text AS due_at
-    FROM audit_log_cursors WHERE account = ${account} FOR UPDATE SKIP LOCKED`;
-  return row ? { from: row.from, offset: row.offset, dueAt: row.due_at === '-Infinity' ? 0 : Number(row.due_at) } : undefined;
+  const [row] = await sql<{ from: string; offset: number; due: boolean }[]>`
+    UPDATE audit_log_cursors SET lease_holder = ${holder}, lease_until = now() + make_interval(secs => ${leaseMs / 1000})
+    WHERE account = ${account} AND (lease_holder IS NULL OR lease_holder = ${holder} OR lease_until < now())
+    RETURNING ${sql.unsafe(FROM_TEXT)} AS from, page_offset AS offset,
+      coalesce(polled_at <= now() - make_interval(secs => ${pollSeconds}), true) AS due`;
+  return row;
 }
 
-/** When the account's next poll is due (ms since the epoch), read without the lock; 0 when no poll has finished yet. */
+/** Gives the lease up (a clean stop, or a poll that ended), so another process need not wait for it to run out. */
+export async function releaseAuditLease(sql: Sql, account: string, holder: string): Promise<void> {
+  await sql`UPDATE audit_log_cursors SET lease_holder = NULL, lease_until = NULL WHERE account = ${account} AND lease_holder = ${holder}`;
+}
+
+/**
+ * Moves the cursor from `read` (where the page was read from) to `to`, and
+ * renews the lease; false, and nothing moved, when this follower no longer
+ * holds the lease or the cursor is no longer there (another took over and
+ * stored the page). `finishedPollAt` (the poll's start) when the log was read
+ * to its end.
+ */
+export async function moveAuditCursor(
+  tx: Tx,
+  account: string,
+  holder: string,
+  leaseMs: number,
+  read: AuditCursor,
+  to: AuditCursor,
+  finishedPollAt: Date | null,
+): Promise<boolean> {
+  const moved = await tx`
+    UPDATE audit_log_cursors SET from_timestamp = ${to.from}::text::timestamptz, page_offset = ${to.offset},
+      polled_at = coalesce(${finishedPollAt?.toISOString() ?? null}::timestamptz, polled_at), last_error = NULL,
+      lease_until = now() + make_interval(secs => ${leaseMs / 1000})
+    WHERE account = ${account} AND lease_holder = ${holder} AND from_timestamp = ${read.from}::text::timestamptz AND page_offset = ${read.offset}`;
+  return moved.count === 1;
+}
+
+/** When the account's next poll is due (ms since the epoch); 0 when no poll has read the log to its end yet. */
 export async function auditPollDue(sql: Sql, account: string, pollSeconds: number): Promise<number> {
   const [row] = await sql<{ due_at: string | null }[]>`
     SELECT (extract(epoch FROM polled_at + make_interval(secs => ${pollSeconds})) * 1000)::text AS due_at
     FROM audit_log_cursors WHERE account = ${account}`;
   return row?.due_at ? Number(row.due_at) : 0;
-}
-
-/** Moves the cursor; `finishedPollAt` (the poll's start) when the log was read to its end. */
-export async function moveAuditCursor(
-  tx: Tx,
-  account: string,
-  to: { from: string; offset: number },
-  finishedPollAt: Date | null,
-): Promise<void> {
-  await tx`
-    UPDATE audit_log_cursors SET from_timestamp = ${to.from}, page_offset = ${to.offset},
-      polled_at = coalesce(${finishedPollAt?.toISOString() ?? null}::timestamptz, polled_at), last_error = NULL
-    WHERE account = ${account}`;
 }
 
 /** Why the account's last poll stopped early (shown by status until a poll succeeds). */

@@ -1,4 +1,5 @@
 import type { Sql } from '../db.js';
+import type { Tx } from './tripleLock.js';
 import type { Triple } from '../interfaces.js';
 import type { Claim } from './claimTargets.js';
 import { tripleKey } from '../triple.js';
@@ -18,7 +19,7 @@ export interface ActedTargets {
  * twice. A target that left its scope is no one's to refresh and is left out.
  */
 export async function claimActedTargets(
-  sql: Sql,
+  sql: Sql | Tx,
   account: string,
   triples: Triple[],
   jobPrefix: string,
