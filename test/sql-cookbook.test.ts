@@ -48,6 +48,12 @@ targets:
   fake.setFault(FAILING, { kind: 'status', status: 503 });
   await pipeline.sync();
   await takeSnapshot(pipeline.services.sql, 'cookbook-2');
+  // Alice's rename and retag, as the audit-log follower stores it, in the window of the change the second sync saw.
+  await pipeline.services.sql`
+    INSERT INTO image_actions (action_id, accounts, acted_at, api_group, action_type, email, project_id, region_id, image_id, raw)
+    SELECT 'seed-1', ARRAY['default'], c.changed_at - interval '1 millisecond', 'image', 'update', 'alice@example.com',
+      c.project_id, c.region_id, c.image_id, '{}'
+    FROM image_changes c WHERE c.change_type = 'updated' ORDER BY c.id LIMIT 1`;
 });
 
 afterAll(async () => {
@@ -69,6 +75,8 @@ describe('docs/sql-cookbook.md', () => {
       'Images and changes per account': 1,
       'Images with a given tag': 3,
       'What changed in the last week': 9,
+      'Who changed what in the last day': 3,
+      'Every action on one image, and the change each one explains': 1,
       'Tag changes: which tags changed, from what to what': 2,
       'Deleted images, with their last known name': 1,
       'What differs between the two latest audit snapshots': 2,
