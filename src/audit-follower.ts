@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { epochMicros, isoMicros } from './api-date.js';
 import type { Sql } from './db.js';
-import { enqueueBatches, type AccountQueues } from './queue.js';
+import { enqueueBatches, missingJobs, type AccountQueues } from './queue.js';
 import type { GcoreClient, ListPage } from './gcore-client.js';
 import { AuthenticationError, RequestWithheldError } from './gcore-errors.js';
 import { contentHash } from './image-diff.js';
@@ -23,6 +23,8 @@ import { paced, storeObservations, type RefreshDeps } from './refresh.js';
 import { coversTriple, matchesFilters } from './scope-match.js';
 import { auditPollDue, auditPollFailed, moveAuditCursor, releaseAuditLease, takeAuditLease, type AuditCursor } from './sql/auditCursor.js';
 import { claimActedTargets } from './sql/claimActedTargets.js';
+import { claimedTriples } from './sql/claimedTriples.js';
+import { listOldClaims } from './sql/listOldClaims.js';
 import { recordActions } from './sql/recordActions.js';
 import { accountScopes, adoptIntoScope } from './sql/scopeAdoption.js';
 import { isTransientStoreError } from './store-errors.js';
@@ -54,6 +56,8 @@ const MAX_PAGES_PER_POLL = 100;
 const MIN_WAIT_MS = 1000;
 /** How long a lease lasts unrenewed (it is renewed with every page): a crashed follower's is taken over after this. */
 const LEASE_MS = 60_000;
+/** A claim of this follower's this old whose job is not in the queue was never queued (its process died first). */
+const UNQUEUED_AFTER_MS = 30_000;
 /** How far ahead of this host's clock the cursor may move: an entry dated further is stored, but does not carry the cursor past what comes next. */
 const MAX_SKEW_MS = 60 * 60_000;
 
@@ -254,17 +258,36 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
         throw error;
       });
     if (stored === null) return null;
-    // Claims whose jobs a crash kept from being queued are freed by the lost-job sweeps: their images wait for their tick.
+    // A crash before these are queued leaves claims without jobs: the next poll queues them (queueUnqueued).
     const { claims, tracked } = stored.targets;
+    await queueClaims(claims);
+    await adoptUntracked(stored.acted, tracked);
+    const queued = claims.reduce((n, claim) => n + claim.triples.length, 0);
+    return { next, more, entries: stored.fresh.size, queued };
+  }
+
+  async function queueClaims(claims: Array<{ jobId: string; triples: Triple[] }>): Promise<void> {
     await enqueueBatches(
       deps.own,
       claims.map((claim) => ({ jobId: claim.jobId, items: claim.triples.map((t) => ({ ...t, attempt: 0 })) })),
       0,
       { lifo: true },
     );
-    await adoptUntracked(stored.acted, tracked);
-    const queued = claims.reduce((n, claim) => n + claim.triples.length, 0);
-    return { next, more, entries: stored.fresh.size, queued };
+  }
+
+  /** Refreshes this account's follower claimed and a process that died before queueing them never queued: queued now, under the same ids. */
+  async function queueUnqueued(): Promise<void> {
+    const prefix = `audit-${account}-`;
+    const old = (await listOldClaims(sql, UNQUEUED_AFTER_MS)).filter((c) => c.account === account && c.jobId.startsWith(prefix));
+    if (old.length === 0) return;
+    const lost = await missingJobs(
+      deps.own.refresh,
+      old.map((c) => c.jobId),
+    );
+    if (lost.length === 0) return;
+    const byJob = await claimedTriples(sql, lost);
+    await queueClaims([...byJob].map(([jobId, triples]) => ({ jobId, triples })));
+    logger.warn({ jobs: byJob.size }, 'audit log: queued refreshes that a stopped process had claimed but not queued');
   }
 
   /** One poll, if one is due and no other process is reading: pages until the log is read to its end. Returns when the next is due. */
@@ -276,6 +299,7 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
     let queued = 0;
     try {
       if (!lease.due) return await auditPollDue(sql, account, deps.pollSeconds);
+      await queueUnqueued();
       let cursor: AuditCursor = lease;
       for (let page = 0; page < MAX_PAGES_PER_POLL && !stopped; page++) {
         const read = await readOnePage(cursor, pollStart);

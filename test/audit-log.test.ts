@@ -242,6 +242,24 @@ describe('following the audit log', () => {
     expect(await invariantViolations(w.sql, w.pipeline.services.queues)).toEqual([]);
   });
 
+  it('queues the refreshes a follower killed after storing a page had claimed but not queued', async () => {
+    const [image, other] = images(2);
+    const w = await begin([image!, other!]);
+    w.fake.renameImageAs(alice, image!, 'renamed-before-the-crash');
+    // What a follower killed between its commit and its queueing leaves: the entry stored, the claim without a job.
+    await w.sql`
+      INSERT INTO image_actions (action_id, accounts, acted_at, action_type, email, project_id, region_id, image_id, raw)
+      VALUES ('1', ARRAY['default'], now(), 'update', 'alice@example.com', 1, 7, ${image!.imageId}, '{}')`;
+    // 40 s old: past the follower's 30 s, short of the 60 s after which any worker's lost-job sweep frees a claim.
+    await w.sql`UPDATE targets SET queued_job = 'audit-default-dead0000-0', queued_at = now() - interval '40 seconds'
+      WHERE image_id = ${image!.imageId}`;
+    follow(w);
+    await waitFor('the claimed refresh', async () => (await changesOf(w.sql, image!)).some((c) => c.actor_email === 'alice@example.com'));
+    expect(w.logLines.some((line) => line.includes('queued refreshes that a stopped process had claimed but not queued'))).toBe(true);
+    expect(w.fake.requestsByEndpoint.image).toBe(1);
+    expect(await w.sql`SELECT image_id FROM targets WHERE queued_job IS NOT NULL`).toEqual([]);
+  });
+
   it('stores each entry once when more than a page, and a page boundary, share one instant', async () => {
     const tracked = images(30);
     const w = await begin(tracked);
