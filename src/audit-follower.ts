@@ -278,7 +278,8 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
   /** Refreshes this account's follower claimed and a process that died before queueing them never queued: queued now, under the same ids. */
   async function queueUnqueued(): Promise<void> {
     const prefix = `audit-${account}-`;
-    const old = (await listOldClaims(sql, UNQUEUED_AFTER_MS)).filter((c) => c.account === account && c.jobId.startsWith(prefix));
+    // The account too: another's name may begin with this one's and a hyphen.
+    const old = (await listOldClaims(sql, UNQUEUED_AFTER_MS, prefix)).filter((c) => c.account === account);
     if (old.length === 0) return;
     const lost = await missingJobs(
       deps.own.refresh,
