@@ -20,6 +20,7 @@ import type { Triple } from './interfaces.js';
 import { PAGE_LIMIT } from './list-query.js';
 import type { Logger } from './logger.js';
 import { paced, storeObservations, type RefreshDeps } from './refresh.js';
+import type { ScopeDefinition } from './scope.js';
 import { coversTriple, matchesFilters } from './scope-match.js';
 import { auditPollDue, auditPollFailed, moveAuditCursor, releaseAuditLease, takeAuditLease, type AuditCursor } from './sql/auditCursor.js';
 import { claimActedTargets } from './sql/claimActedTargets.js';
@@ -129,7 +130,9 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
     // A server that does not do what was asked would have the cursor skip entries or go round in circles: nothing is stored.
     const from = epochMicros(cursor.from);
     if (actions.some((a) => a.micros < from)) {
-      throw new Error(`the audit log answered entries older than from_timestamp ${cursor.from}: the cursor stays where it is`);
+      throw new Error(
+        `the audit log answered entries older than from_timestamp ${cursor.from}: the cursor stays where it is (is GCORE_BASE_URL, or the account's base_url, Gcore's API?)`,
+      );
     }
     for (let n = 1; n < actions.length; n++) {
       if (actions[n]!.micros < actions[n - 1]!.micros) {
@@ -178,8 +181,8 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
    * its scopes: fetched now, and taken in by the first scope whose filters it
    * matches, stored as its listing would store it.
    */
-  async function adopt(triple: Triple): Promise<void> {
-    const covering = (await accountScopes(sql, account)).filter((scope) => coversTriple(scope.definition, triple));
+  async function adopt(triple: Triple, scopes: Array<{ key: string; definition: ScopeDefinition }>): Promise<void> {
+    const covering = scopes.filter((scope) => coversTriple(scope.definition, triple));
     if (covering.length === 0) return;
     const answer = await paced(
       deps,
@@ -187,9 +190,9 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
       (a) => (a.kind === 'found' ? '200' : '404'),
     );
     if (answer.kind === 'gone') return;
-    const scope = covering.find((s) => matchesFilters(answer.body as Record<string, unknown>, s.definition.filters));
-    if (!scope) return;
     const { snapshot, raw, warnings } = validateImage(answer.body, triple);
+    const scope = covering.find((s) => matchesFilters(snapshot, s.definition.filters));
+    if (!scope) return;
     if (!(await adoptIntoScope(sql, scope.key, triple))) return;
     const observation = { triple, account, snapshot, contentHash: contentHash(snapshot), raw, warnings, observedAt: answer.observedAt };
     const stored = (await storeObservations(sql, [observation])).get(tripleKey(triple));
@@ -202,10 +205,12 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
 
   /** Takes in the untracked images new entries name that a scope of the account lists (a delete takes in nothing). */
   async function adoptUntracked(acted: Array<{ triple: Triple; action: UserAction }>, tracked: Set<string>): Promise<void> {
-    for (const { triple, action } of acted) {
-      if (tracked.has(tripleKey(triple)) || action.actionType === 'delete') continue;
+    const untracked = acted.filter(({ triple, action }) => !tracked.has(tripleKey(triple)) && action.actionType !== 'delete');
+    if (untracked.length === 0) return;
+    const scopes = await accountScopes(sql, account);
+    for (const { triple } of untracked) {
       try {
-        await adopt(triple);
+        await adopt(triple, scopes);
       } catch (error) {
         if (error instanceof AuthenticationError) throw error;
         logger.warn(

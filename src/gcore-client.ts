@@ -155,7 +155,7 @@ export class GcoreClient {
     const { status, headers, text } = await this.send(url, this.options.maxPageBytes ?? DEFAULTS.maxPageBytes);
     if (status === 404 && isGcoreNotFound(text)) {
       throw new UnexpectedStatusError(
-        `404 NotFoundError: the API says this project or region does not exist: ${excerpt(text)}`,
+        `404 NotFoundError: the API says ${'projectId' in request ? 'this project or region' : `/cloud/v1/${request.endpoint}`} does not exist: ${excerpt(text)}`,
         404,
         false,
       );

@@ -1,4 +1,3 @@
-import type { Sql } from '../db.js';
 import type { Tx } from './tripleLock.js';
 import type { Triple } from '../interfaces.js';
 import type { Claim } from './claimTargets.js';
@@ -19,14 +18,14 @@ export interface ActedTargets {
  * twice. A target that left its scope is no one's to refresh and is left out.
  */
 export async function claimActedTargets(
-  sql: Sql | Tx,
+  tx: Tx,
   account: string,
   triples: Triple[],
   jobPrefix: string,
   batchSize: number,
 ): Promise<ActedTargets> {
   if (triples.length === 0) return { claims: [], tracked: new Set() };
-  const rows = await sql<{ project_id: number; region_id: number; image_id: string; claimed: string | null }[]>`
+  const rows = await tx<{ project_id: number; region_id: number; image_id: string; claimed: string | null }[]>`
     WITH acted AS (
       SELECT DISTINCT project_id, region_id, image_id
       FROM unnest(${triples.map((t) => t.projectId)}::int[], ${triples.map((t) => t.regionId)}::int[],

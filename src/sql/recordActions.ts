@@ -1,5 +1,4 @@
 import { postgresTimestamp } from '../api-date.js';
-import type { Sql } from '../db.js';
 import type { UserAction } from '../user-action.js';
 import { jsonDocument } from './jsonDocument.js';
 import type { Tx } from './tripleLock.js';
@@ -9,7 +8,7 @@ import type { Tx } from './tripleLock.js';
  * is left as it is, but for noting that this account's log holds it too.
  * Returns the ids new to this account: what it has yet to act on.
  */
-export async function recordActions(tx: Tx | Sql, account: string, actions: UserAction[]): Promise<Set<string>> {
+export async function recordActions(tx: Tx, account: string, actions: UserAction[]): Promise<Set<string>> {
   if (actions.length === 0) return new Set();
   const rows = actions.map((a) => ({
     action_id: a.id,
