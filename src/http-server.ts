@@ -1,4 +1,4 @@
-// The worker's HTTP endpoints: /healthz (the process is alive), /readyz
+// The worker's HTTP endpoints: /healthz (the process is alive and its data exists), /readyz
 // (Postgres and the queue store answer, no other deployment shares the queues),
 // /metrics (Prometheus), and the queue dashboard.
 import { createServer, type RequestListener, type Server } from 'node:http';
@@ -34,6 +34,17 @@ export interface HttpDeps {
   keyProblem?: () => string | undefined;
   /** The queue dashboard, served under /queues when given. */
   dashboard?: RequestListener;
+  /** Why the data is gone for good (Database.lost); undefined while it is not. */
+  lost?: () => string | undefined;
+}
+
+/**
+ * /healthz: alive unless the data is gone for good, which no reconnecting
+ * mends, so a supervisor restarts the process. A database that does not
+ * answer is /readyz's business: a fleet must not restart itself over an outage.
+ */
+export function liveness(lost: string | undefined): { status: number; body: string } {
+  return lost === undefined ? { status: 200, body: 'ok\n' } : { status: 503, body: `${lost}\n` };
 }
 
 export async function startHttpServer(port: number, deps: HttpDeps): Promise<HttpServer> {
@@ -45,7 +56,10 @@ export async function startHttpServer(port: number, deps: HttpDeps): Promise<Htt
       return;
     }
     if (req.method !== 'GET') return send(405, 'text/plain', 'GET only\n');
-    if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
+    if (path === '/healthz') {
+      const { status, body } = liveness(deps.lost?.());
+      return send(status, 'text/plain', body);
+    }
     if (path === '/readyz') {
       const { deploymentProblem } = deps;
       void Promise.all([

@@ -37,10 +37,20 @@ export const QUEUE_SCHEMA = DEFAULT_SCHEMA;
  */
 const QUERY_CONNECTIONS = 3;
 
+/**
+ * How long a new connection may take to be ready. node-postgres waits
+ * forever by default: a connection to a port another program took (the
+ * embedded server's, after it died) would hold its worker for good.
+ */
+const CONNECT_TIMEOUT_MS = 5000;
+
 export async function openPostgresBackend(store: Store, deployment: string): Promise<QueueBackend> {
   const schema = QUEUE_SCHEMA;
   const pool = new pg.Pool({
     connectionString: store.url,
+    // The embedded server may come back on another port: each connection is opened where it is then.
+    ...(store.socket && { stream: store.socket }),
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     max: QUERY_CONNECTIONS,
     // BullMQ keeps its LISTEN clients for an hour at a time only over connections with keepalive.
     keepAlive: true,

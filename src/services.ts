@@ -1,7 +1,7 @@
 // Opens what a command needs, in the order that fails fastest, and closes it.
 import { openBackend, type QueueBackend } from './backend.js';
 import type { Config } from './config.js';
-import { openDatabase } from './database.js';
+import { openDatabase, type Database } from './database.js';
 import { connectPostgres, type Sql } from './db.js';
 import { runMigrations } from './migrate.js';
 import type { Queues } from './queue.js';
@@ -16,13 +16,14 @@ export interface Services {
   queues: Queues;
   /** This database's identity, which every job it queues carries. */
   deployment: string;
+  /** Why the data is gone for good, or undefined (Database.lost). */
+  lost: Database['lost'];
+  onLost: Database['onLost'];
   close(): Promise<void>;
 }
 
-export interface Store {
+export interface Store extends Pick<Database, 'url' | 'socket' | 'lost' | 'onLost'> {
   sql: Sql;
-  /** The database's URL, with its password: for a person's psql (`db`), never for a log line. */
-  url: string;
   /** Set when it is the embedded server: its data directory. */
   embeddedDataDir: string | undefined;
   close(): Promise<void>;
@@ -33,10 +34,13 @@ export async function openStore(config: Config, max: number): Promise<Store> {
   const database = await openDatabase(config);
   try {
     await runMigrations(database.url);
-    const sql = await connectPostgres(database.url, { max });
+    const sql = await connectPostgres(database.url, { max, socket: database.socket });
     return {
       sql,
       url: database.url,
+      socket: database.socket,
+      lost: database.lost,
+      onLost: database.onLost,
       embeddedDataDir: database.embeddedDataDir,
       async close() {
         await sql.end({ timeout: 5 });
@@ -68,6 +72,8 @@ export async function openServices(config: Config): Promise<Services> {
     backend,
     queues: backend.queues,
     deployment,
+    lost: store.lost,
+    onLost: store.onLost,
     async close() {
       await backend.close();
       await store.close();

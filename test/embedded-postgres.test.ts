@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { openEmbeddedPostgres, type EmbeddedDatabase } from '../src/embedded-postgres.js';
+import { connectPostgres } from '../src/db.js';
+import { dataLoss, openEmbeddedPostgres, type EmbeddedDatabase } from '../src/embedded-postgres.js';
+import { liveness } from '../src/http-server.js';
 
 let home: string;
 let dataDir: string;
@@ -47,11 +49,34 @@ const postmasterPid = () => join(dataDir, 'postmaster.pid');
 const isAlive = (pid: number) => {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }
+  // Killed, but not reaped yet (a container's init may never): gone all the same.
+  return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 };
+
+describe('dataLoss: whether the data is gone for good', () => {
+  it('is gone when the data directory holds no cluster, or another one than the process opened', () => {
+    expect(dataLoss('/h/pgdata', 'a1', undefined)).toBe(
+      "the embedded PostgreSQL's data directory /h/pgdata is gone (deleted while this process used it)",
+    );
+    expect(dataLoss('/h/pgdata', 'a1', 'b2')).toBe(
+      "the embedded PostgreSQL's data directory /h/pgdata holds another cluster than the one this process opened (its data was deleted and made anew)",
+    );
+  });
+
+  it('is not gone while the cluster opened is there, whether its server runs or not', () => {
+    expect(dataLoss('/h/pgdata', 'a1', 'a1')).toBeUndefined();
+  });
+});
+
+describe('liveness: /healthz', () => {
+  it('is 200 unless the data is gone for good, then 503 saying why', () => {
+    expect(liveness(undefined)).toEqual({ status: 200, body: 'ok\n' });
+    expect(liveness('the data directory /h/pgdata is gone')).toEqual({ status: 503, body: 'the data directory /h/pgdata is gone\n' });
+  });
+});
 
 describe('the embedded PostgreSQL', () => {
   it('takes a postmaster.pid whose pid is now an unrelated process for no server, and starts one', async () => {
@@ -187,4 +212,38 @@ describe('the embedded PostgreSQL', () => {
       await db.close();
     }
   }, 60_000);
+
+  it('stops its server and says so once, when its home is deleted under it; nothing is left running', async () => {
+    const other = await mkdtemp(join(tmpdir(), 'gis-embedded-lost-'));
+    const db = await openEmbeddedPostgres(other);
+    const sql = await connectPostgres(db.url, { max: 1, socket: () => db.socket() });
+    const said: string[] = [];
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => said.push(String(chunk)) > 0);
+    try {
+      expect(await sql`SELECT current_setting('data_directory') AS dir`).toEqual([{ dir: join(other, 'pgdata') }]);
+      const [server] = readFileSync(join(other, 'pgdata', 'postmaster.pid'), 'utf8')
+        .split('\n')
+        .map(Number);
+      const reasons: string[] = [];
+      db.onLost((reason) => reasons.push(reason));
+      expect(db.lost()).toBeUndefined();
+      await rm(other, { recursive: true, force: true, maxRetries: 5 });
+      await vi.waitFor(() => expect(reasons).toHaveLength(1), { timeout: 30_000, interval: 100 });
+      const reason =
+        `the embedded PostgreSQL's data directory ${join(other, 'pgdata')} is gone (deleted while this process used it): ` +
+        `stopped its server (pid ${server})`;
+      expect([reasons, db.lost(), isAlive(server!)]).toEqual([[reason], reason, false]);
+      expect(said).toEqual([`gcore-image-sync: ${reason}\n`]);
+      // Told at once to a listener that comes late.
+      const late: string[] = [];
+      db.onLost((lost) => late.push(lost));
+      expect(late).toEqual([reason]);
+      await expect(sql`SELECT 1`).rejects.toThrow();
+      await db.close();
+    } finally {
+      stderr.mockRestore();
+      await sql.end({ timeout: 0 });
+      await rm(other, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

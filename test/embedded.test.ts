@@ -2,11 +2,13 @@
 // GCORE_IMAGE_SYNC_HOME: started by whichever process needs it, shared with
 // the others that run meanwhile, stopped by the last one, found again later.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactUrl } from '../src/config.js';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
@@ -15,7 +17,7 @@ import type { Triple } from '../src/interfaces.js';
 import { runCli, startCli } from './support/cli.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { writeTargetsFile } from './support/pipeline.js';
-import { waitFor } from './support/throwaway.js';
+import { sparePort, waitFor } from './support/throwaway.js';
 
 const triples: Triple[] = [1, 2].map((n) => ({ projectId: 8, regionId: 3, imageId: sampleImageId(n) }));
 
@@ -44,18 +46,52 @@ afterAll(async () => {
   await env?.cleanup();
 });
 
-/** Live PostgreSQL servers on this test's data directory (their command line names it). */
-function serversOnHome(): number[] {
+/** Live PostgreSQL servers on `home`'s data directory (their command line names it; a zombie's names nothing). */
+function serversOnHome(dir = home): number[] {
   return readdirSync('/proc')
     .filter((entry) => /^\d+$/.test(entry))
     .filter((pid) => {
       try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(join(home, 'pgdata'));
+        return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(join(dir, 'pgdata'));
       } catch {
         return false;
       }
     })
     .map(Number);
+}
+
+/** The pid and port in the server's postmaster.pid. */
+function postmaster(dir: string): { pid: number; port: number } {
+  const lines = readFileSync(join(dir, 'pgdata', 'postmaster.pid'), 'utf8').split('\n');
+  return { pid: Number(lines[0]), port: Number(lines[3]) };
+}
+
+/** Another program, which holds every connection without a word; listen() is false while its port is taken. */
+function squatter(): { listen(port: number): Promise<boolean>; close(): Promise<void> } {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  });
+  return {
+    listen: (port) =>
+      new Promise((done) => {
+        server.once('error', () => done(false));
+        server.listen(port, '127.0.0.1', () => done(true));
+      }),
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((done) => server.close(done));
+    },
+  };
+}
+
+/** Settings for a process on its own home, with the queues in the embedded database too (no REDIS_URL). */
+async function ownHome(): Promise<{ dir: string; settings: Record<string, string> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'gis-home-'));
+  const { REDIS_URL: _redis, ...rest } = settings;
+  return { dir, settings: { ...rest, GCORE_IMAGE_SYNC_HOME: dir } };
 }
 
 describe('the embedded PostgreSQL (DATABASE_URL unset)', () => {
@@ -95,7 +131,7 @@ describe('the embedded PostgreSQL (DATABASE_URL unset)', () => {
     expect((await again.stop()).code).toBe(0);
     expect(fake.requestCount).toBe(requests);
     await waitFor('the server to stop', () => serversOnHome().length === 0);
-  });
+  }, 180_000);
 
   it('db says where the data lives and serves it until stopped, outlives a killed user; with DATABASE_URL it names that', async () => {
     const db = startCli(['db'], settings);
@@ -130,5 +166,81 @@ describe('the embedded PostgreSQL (DATABASE_URL unset)', () => {
     expect(await readdir(join(home, 'users'))).toEqual([]);
     const named = await runCli(['db'], env.env);
     expect([named.code, named.stderr]).toEqual([0, `DATABASE_URL names the database: ${redactUrl(env.databaseUrl)}\n`]);
-  });
+  }, 180_000);
+
+  it('a worker whose server died and came back on another port (its own taken) reconnects and stores the next change', async () => {
+    const own = await ownHome();
+    const httpPort = await sparePort();
+    const base = `http://127.0.0.1:${httpPort}`;
+    const worker = startCli(['start'], { ...own.settings, HTTP_PORT: String(httpPort) });
+    const other = squatter();
+    try {
+      await waitFor('the first run', () => worker.stdout().includes('"msg":"run finished"'), 60_000);
+      await waitFor('ready', async () => (await fetch(`${base}/readyz`)).status === 200, 30_000);
+      const before = postmaster(own.dir);
+      // The worker is held still while the server dies and another program takes its port, so its
+      // watchdog cannot start the server again on that port first.
+      process.kill(worker.pid, 'SIGSTOP');
+      try {
+        process.kill(before.pid, 'SIGKILL');
+        await waitFor('the port to be free', () => other.listen(before.port));
+      } finally {
+        process.kill(worker.pid, 'SIGCONT');
+      }
+      // An outage of the server is not the process's death: a supervisor must not restart it over one.
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      await waitFor(
+        'the server to be started again',
+        () => worker.stderr().includes(`the embedded PostgreSQL in ${join(own.dir, 'pgdata')} had stopped; started it again`),
+        60_000,
+      );
+      const after = postmaster(own.dir);
+      expect(after.port).not.toBe(before.port);
+      await waitFor('ready again', async () => (await fetch(`${base}/readyz`)).status === 200, 60_000);
+
+      fake.updateImage(triples[0]!, { name: 'renamed after the move' });
+      const queued = await runCli(['sync'], own.settings);
+      expect([queued.code, queued.stderr]).toEqual([0, expect.stringContaining('1 worker listening on the queue schema')]);
+      const password = readFileSync(join(own.dir, 'pgdata', 'gcore-image-sync-password'), 'utf8');
+      const sql = postgres({ host: '127.0.0.1', port: after.port, user: 'postgres', password, database: 'postgres', max: 1 });
+      try {
+        await waitFor(
+          'the worker to store the rename',
+          async () =>
+            (
+              await sql`SELECT 1 FROM image_changes WHERE image_id = ${triples[0]!.imageId} AND field = 'name' AND new_value = ${sql.json('renamed after the move')}`
+            ).length === 1,
+          60_000,
+        );
+      } finally {
+        await sql.end({ timeout: 5 });
+      }
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      expect((await worker.stop()).code).toBe(0);
+      await waitFor('the server to stop', () => serversOnHome(own.dir).length === 0);
+    } finally {
+      await worker.stop();
+      await other.close();
+      await rm(own.dir, { recursive: true, force: true });
+    }
+  }, 300_000);
+
+  it('a home deleted under a running worker stops it, saying so, and leaves no server behind', async () => {
+    const own = await ownHome();
+    const worker = startCli(['start'], own.settings);
+    try {
+      await waitFor('the first run', () => worker.stdout().includes('"msg":"run finished"'), 60_000);
+      const server = postmaster(own.dir);
+      await rm(own.dir, { recursive: true, force: true, maxRetries: 5 });
+      const { code, stderr } = await worker.exited;
+      expect(code).toBe(3);
+      expect(stderr).toContain(
+        `the embedded PostgreSQL's data directory ${join(own.dir, 'pgdata')} is gone (deleted while this process used it): stopped its server (pid ${server.pid})`,
+      );
+      expect(serversOnHome(own.dir)).toEqual([]);
+    } finally {
+      await worker.stop();
+      await rm(own.dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

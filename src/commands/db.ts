@@ -1,4 +1,5 @@
 import { loadConfig, redactUrl } from '../config.js';
+import { whenLost } from '../database.js';
 import { writePassFile } from '../embedded-postgres.js';
 import { openStore } from '../services.js';
 import { onShutdown } from '../signals.js';
@@ -29,5 +30,6 @@ export async function dbCommand({ logger, print }: CommandContext): Promise<numb
   print('Ctrl-C stops it (unless another gcore-image-sync process still uses it)');
   // Room for the server's stop: a fast one (up to 10 s), then an immediate one when that fails.
   onShutdown(logger, 30_000, () => store.close(), 'with the embedded PostgreSQL (stopped unless another process uses it)');
-  return new Promise<number>(() => {});
+  // Serves until stopped, or until the data is gone for good (its server is stopped by then).
+  return whenLost(store);
 }

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { withKeys } from '../accounts.js';
 import { loadConfig, redactUrl } from '../config.js';
+import { whenLost } from '../database.js';
 import { deploymentProblem } from '../deployment-registry.js';
 import { startHttpServer, type HttpServer } from '../http-server.js';
 import { createMetrics } from '../metrics.js';
@@ -113,6 +114,7 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
         metrics,
         dashboard,
         deploymentProblem: () => deploymentProblem(services.sql, backend, deployment),
+        lost: services.lost,
         keyProblem: () => {
           const problems = worker.accountProblems();
           return problems.length > 0 ? problems.join('; ') : undefined;
@@ -121,5 +123,6 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
     );
     logger.info({ port: http.port, queue_dashboard: Boolean(dashboard) }, 'serving /healthz, /readyz and /metrics');
   }
-  return new Promise<number>(() => {});
+  // Runs until stopped, or until its data is gone for good: then nothing here can go on.
+  return whenLost(services);
 }
