@@ -445,13 +445,13 @@ async function clusterId(dataDir: string): Promise<string | undefined> {
 /**
  * Whether the data this process opened is gone for good, and why: the one
  * place that decides it. Gone when its data directory holds no cluster any
- * more (deleted, the home with it) or another one (made anew since, by a
+ * more (deleted or moved, the home with it) or another one (made anew since, by a
  * process that found none). Nothing else is: a server that died, a port
  * taken, a start that fails are outages the watchdog works through, and the
  * process waits them out. `opened` and `now` are clusterId's answers.
  */
 export function dataLoss(dataDir: string, opened: string, now: string | undefined): string | undefined {
-  if (now === undefined) return `the embedded PostgreSQL's data directory ${dataDir} is gone (deleted while this process used it)`;
+  if (now === undefined) return `the embedded PostgreSQL's data directory ${dataDir} is gone (deleted or moved while this process used it)`;
   if (now !== opened) {
     return `the embedded PostgreSQL's data directory ${dataDir} holds another cluster than the one this process opened (its data was deleted and made anew)`;
   }
@@ -495,7 +495,9 @@ async function stopOrphanedServer(pid: number, realDataDir: string): Promise<str
     undefined,
   ]);
   if (program === undefined || cwd === undefined) return `its server (pid ${pid}) stops itself within a minute`;
-  if (basename(program.replace(/ \(deleted\)$/, '')) !== 'postgres' || cwd !== `${realDataDir} (deleted)`) return 'its server had stopped';
+  if (basename(program.replace(/ \(deleted\)$/, '')) !== 'postgres') return 'its server had stopped';
+  // Moved rather than deleted: the data is not lost, only gone from here, and its server serves it there.
+  if (cwd !== `${realDataDir} (deleted)`) return `its server (pid ${pid}) runs on in ${cwd}, left as it is`;
   const stopTimeoutMs = STOP_TIMEOUT_SECONDS * 1000;
   if (!signal(pid, 'SIGQUIT') || (await ended(pid, stopTimeoutMs))) return `stopped its server (pid ${pid})`;
   if (!signal(pid, 'SIGKILL') || (await ended(pid, stopTimeoutMs))) return `killed its server (pid ${pid}), which did not stop`;

@@ -3,7 +3,7 @@
 // start or will not stop. Its own home; no other service needed.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, chown, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chown, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,7 +59,7 @@ const isAlive = (pid: number) => {
 describe('dataLoss: whether the data is gone for good', () => {
   it('is gone when the data directory holds no cluster, or another one than the process opened', () => {
     expect(dataLoss('/h/pgdata', 'a1', undefined)).toBe(
-      "the embedded PostgreSQL's data directory /h/pgdata is gone (deleted while this process used it)",
+      "the embedded PostgreSQL's data directory /h/pgdata is gone (deleted or moved while this process used it)",
     );
     expect(dataLoss('/h/pgdata', 'a1', 'b2')).toBe(
       "the embedded PostgreSQL's data directory /h/pgdata holds another cluster than the one this process opened (its data was deleted and made anew)",
@@ -229,9 +229,14 @@ describe('the embedded PostgreSQL', () => {
       expect(db.lost()).toBeUndefined();
       await rm(other, { recursive: true, force: true, maxRetries: 5 });
       await vi.waitFor(() => expect(reasons).toHaveLength(1), { timeout: 30_000, interval: 100 });
-      const reason =
-        `the embedded PostgreSQL's data directory ${join(other, 'pgdata')} is gone (deleted while this process used it): ` +
-        `stopped its server (pid ${server})`;
+      // Stopped by the process, or, where a session of it failed on the missing files first, by PostgreSQL itself.
+      const [reason] = reasons;
+      expect(reason).toMatch(
+        new RegExp(
+          `^the embedded PostgreSQL's data directory ${join(other, 'pgdata')} is gone \\(deleted or moved while this process used it\\): ` +
+            `(stopped its server \\(pid ${server}\\)|its server had stopped)$`,
+        ),
+      );
       expect([reasons, db.lost(), isAlive(server!)]).toEqual([[reason], reason, false]);
       expect(said).toEqual([`gcore-image-sync: ${reason}\n`]);
       // Told at once to a listener that comes late.
@@ -244,6 +249,37 @@ describe('the embedded PostgreSQL', () => {
       stderr.mockRestore();
       await sql.end({ timeout: 0 });
       await rm(other, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('leaves the server of a home moved away under it running there, and says so', async () => {
+    const other = await mkdtemp(join(tmpdir(), 'gis-embedded-moved-'));
+    const moved = `${other}-moved`;
+    const db = await openEmbeddedPostgres(other);
+    const said: string[] = [];
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => said.push(String(chunk)) > 0);
+    try {
+      const [server] = readFileSync(join(other, 'pgdata', 'postmaster.pid'), 'utf8')
+        .split('\n')
+        .map(Number);
+      await rename(other, moved);
+      await vi.waitFor(() => expect(db.lost()).toBeDefined(), { timeout: 30_000, interval: 100 });
+      expect(db.lost()).toBe(
+        `the embedded PostgreSQL's data directory ${join(other, 'pgdata')} is gone (deleted or moved while this process used it): ` +
+          `its server (pid ${server}) runs on in ${join(moved, 'pgdata')}, left as it is`,
+      );
+      expect(isAlive(server!)).toBe(true);
+      await db.close();
+      // A process opening the moved home uses that same server (started on the old path, which it still names)
+      // rather than starting a second one, and stops it as the last one out.
+      const there = await openEmbeddedPostgres(moved);
+      expect(await query(there, (sql) => sql`SELECT current_setting('data_directory') AS dir`)).toEqual([{ dir: join(other, 'pgdata') }]);
+      await there.close();
+      expect(isAlive(server!)).toBe(false);
+    } finally {
+      stderr.mockRestore();
+      await rm(other, { recursive: true, force: true });
+      await rm(moved, { recursive: true, force: true });
     }
   }, 120_000);
 });
