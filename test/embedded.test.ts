@@ -197,6 +197,9 @@ describe('the embedded PostgreSQL (DATABASE_URL unset)', () => {
       );
       const after = postmaster(own.dir);
       expect(after.port).not.toBe(before.port);
+      expect(worker.stderr()).toContain(
+        `the embedded PostgreSQL in ${join(own.dir, 'pgdata')} had stopped; started it again on port ${after.port} (its port ${before.port} was taken)\n`,
+      );
       await waitFor('ready again', async () => (await fetch(`${base}/readyz`)).status === 200, 60_000);
 
       fake.updateImage(triples[0]!, { name: 'renamed after the move' });
