@@ -56,7 +56,11 @@ export class PausedPastCapError extends GcoreApiError {
     capMs: number,
     remainingMs: number,
   ) {
-    super(`request not sent: ${overCapText(askedMs, capMs)}; the account's requests are held back for ${formatWait(remainingMs)} more`, undefined, false);
+    super(
+      `request not sent: ${overCapText(askedMs, capMs)}; the account's requests are held back for ${formatWait(remainingMs)} more`,
+      undefined,
+      false,
+    );
   }
 }
 

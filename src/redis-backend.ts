@@ -71,11 +71,16 @@ return {slot - now, paused, asked}
 
 function redisTimeline(redis: Redis, key: string, pauseKey: string): RequestTimeline {
   const call = async (width: number, pause: number, asked: number, throughPause: boolean) => {
-    const [wait, paused, askedText] = (await redis.eval(TAKE_SLOT, 2, key, pauseKey, width, pause, String(asked), throughPause ? '1' : '0')) as [
-      number,
-      number,
-      string,
-    ];
+    const [wait, paused, askedText] = (await redis.eval(
+      TAKE_SLOT,
+      2,
+      key,
+      pauseKey,
+      width,
+      pause,
+      String(asked),
+      throughPause ? '1' : '0',
+    )) as [number, number, string];
     return { waitMs: Number(wait), pause: paused > 0 ? { remainingMs: Number(paused), askedMs: Number(askedText) } : undefined };
   };
   return {

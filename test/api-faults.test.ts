@@ -226,12 +226,14 @@ describe('a 429 asking for more than the cap (SYNC_RATE_LIMIT_MAX_WAIT_SECONDS, 
     'Retry-After: %s ends `sync --wait` of 10 images with 10 failures that say what was asked, one request sent',
     async (retryAfter, asked) => {
       // One request at a time, in batches of 3: nine refreshes, in four batches, would wait through the pause.
-      const { fake, result, failures: recorded } = await syncThroughFaults(
-        ten,
-        tenTargets,
-        (f) => f.setFault('all', { kind: 'rateLimited', retryAfter }),
-        { SYNC_CONCURRENCY: '1', SYNC_BATCH_SIZE: '3' },
-      );
+      const {
+        fake,
+        result,
+        failures: recorded,
+      } = await syncThroughFaults(ten, tenTargets, (f) => f.setFault('all', { kind: 'rateLimited', retryAfter }), {
+        SYNC_CONCURRENCY: '1',
+        SYNC_BATCH_SIZE: '3',
+      });
       expect(result.code, result.stderr).toBe(1);
       expect(result.stderr.trim().split('\n').at(-1)).toBe('run 1: 10/10 refreshed: 0 changed, 0 unchanged, 0 deleted, 10 failed');
       expect(fake.requestsByEndpoint.image).toBe(1);
@@ -255,7 +257,9 @@ describe('a 429 asking for more than the cap (SYNC_RATE_LIMIT_MAX_WAIT_SECONDS, 
       );
       expect(recorded.filter((f) => f.error_class === 'PausedPastCapError').map((f) => f.message)).toEqual(
         Array.from({ length: 9 }, () =>
-          expect.stringMatching(new RegExp(`^request not sent: Gcore asked to wait ${asked}, ${cap}; the account's requests are held back for \\d+ s more$`)),
+          expect.stringMatching(
+            new RegExp(`^request not sent: Gcore asked to wait ${asked}, ${cap}; the account's requests are held back for \\d+ s more$`),
+          ),
         ),
       );
     },
@@ -263,12 +267,15 @@ describe('a 429 asking for more than the cap (SYNC_RATE_LIMIT_MAX_WAIT_SECONDS, 
   );
 
   it('a Retry-After within the cap is waited out, and the refreshes succeed', async () => {
-    const { fake, result, failures: recorded } = await syncThroughFaults(
-      ten,
-      tenTargets,
-      (f) => f.setFault('all', { kind: 'rateLimited', retryAfter: '2' }, 2),
-      { SYNC_CONCURRENCY: '1', SYNC_BATCH_SIZE: '3', SYNC_RATE_LIMIT_MAX_WAIT_SECONDS: '2' },
-    );
+    const {
+      fake,
+      result,
+      failures: recorded,
+    } = await syncThroughFaults(ten, tenTargets, (f) => f.setFault('all', { kind: 'rateLimited', retryAfter: '2' }, 2), {
+      SYNC_CONCURRENCY: '1',
+      SYNC_BATCH_SIZE: '3',
+      SYNC_RATE_LIMIT_MAX_WAIT_SECONDS: '2',
+    });
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr.trim().split('\n').at(-1)).toBe('run 1: 10/10 refreshed: 10 changed, 0 unchanged, 0 deleted, 0 failed');
     expect(recorded).toEqual([]);

@@ -53,7 +53,7 @@ afterAll(async () => {
 
 /** Two processes' services on one queue store. */
 async function twoProcesses(store: 'postgres' | 'redis'): Promise<[Services, Services]> {
-  const redisUrl = store === 'redis' ? (inject('redisUrl') || ownRedis!.url) : '';
+  const redisUrl = store === 'redis' ? inject('redisUrl') || ownRedis!.url : '';
   const open = async () => {
     const services = await openServices(env.config({ REDIS_URL: redisUrl }));
     opened.push(services);

@@ -75,7 +75,10 @@ describe('refresh policy', () => {
     expect(decide(unbounded, item(0, 2), policy)).toMatchObject({
       kind: 'fail',
       attempts: 1,
-      failure: { message: '429: Too many requests (Gcore asked to wait without limit, more than the 60 s cap set by SYNC_RATE_LIMIT_MAX_WAIT_SECONDS)' },
+      failure: {
+        message:
+          '429: Too many requests (Gcore asked to wait without limit, more than the 60 s cap set by SYNC_RATE_LIMIT_MAX_WAIT_SECONDS)',
+      },
     });
     expect(rateLimitPause(unbounded, policy)).toEqual({ pauseMs: 60_000, askedMs: Number.POSITIVE_INFINITY });
     // The cap itself is still honoured.
