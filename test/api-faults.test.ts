@@ -298,4 +298,26 @@ describe('a 429 asking for more than the cap (SYNC_RATE_LIMIT_MAX_WAIT_SECONDS, 
     );
     expect(listings).toEqual([{ status: 'incomplete', error: expect.stringContaining(`Gcore asked to wait 99999999 s, ${cap}`) }]);
   }, 60_000);
+
+  it('the audit-log follower answered so tries again at its next poll, failing at once while the pause lasts, then reads on', async () => {
+    const { fake, pipeline } = await setUp({ AUDIT_LOG_POLL_SECONDS: '1', SYNC_RATE_LIMIT_MAX_WAIT_SECONDS: '10' });
+    fake.setListFault({ endpoint: 'user_actions' }, { kind: 'rateLimited', retryAfter: '99999999' }, 1);
+    const failedPolls = () =>
+      pipeline.logLines
+        .map((l) => JSON.parse(l))
+        .filter((e) => e.msg === 'audit log: poll failed; will try again')
+        .map((e) => e.error);
+    await waitFor('a poll held back by the pause', () => failedPolls().some((error) => error.startsWith('request not sent')));
+    expect(failedPolls()[0]).toBe('429: Too many requests');
+    expect(failedPolls()[1]).toMatch(
+      /^request not sent: Gcore asked to wait 99999999 s, more than the 10 s cap set by SYNC_RATE_LIMIT_MAX_WAIT_SECONDS; the account's requests are held back for \d+ s more$/,
+    );
+    expect(fake.requestsByEndpoint.user_actions).toBe(1);
+    // Once the 10 s pause has passed, a poll is sent again and read.
+    await waitFor('a poll after the pause', () => fake.requestsByEndpoint.user_actions >= 2, 60_000);
+    await waitFor(
+      'the poll to be read',
+      async () => (await pipeline.services.sql`SELECT 1 FROM audit_log_cursors WHERE last_error IS NULL`).length === 1,
+    );
+  }, 90_000);
 });
