@@ -84,8 +84,9 @@ function errorFor(status: number, text: string, headers: Headers, scrub: (text: 
     );
   }
   if (status === 429) {
+    // The wait asked is in the error, not its message: the policy says it where it matters (over the cap).
     const wait = retryAfterMs(headers) ?? DEFAULT_RATE_LIMIT_WAIT_MS;
-    return new RateLimitedError(`429: rate limited for ${wait} ms: ${detail}`, wait, shouldRetry(headers, true));
+    return new RateLimitedError(`429: ${detail}`, wait, shouldRetry(headers, true));
   }
   const transient = isTransientStatus(status);
   const Kind = transient ? TransientApiError : UnexpectedStatusError;

@@ -23,7 +23,8 @@ import {
 } from './queue.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
 import { runAgainLater, sweepFailedJobs } from './job-recovery.js';
-import { BatchFailedError, decide, rateLimitPauseMs, type RetryPolicy } from './refresh-policy.js';
+import { BatchFailedError, decide, rateLimitPause, type RetryPolicy } from './refresh-policy.js';
+import { formatWait, type RateLimitedError } from './gcore-errors.js';
 import { refreshBatch, type ItemResult } from './refresh.js';
 import { claimTriples } from './sql/claimTriples.js';
 import { creditRuns } from './sql/creditRuns.js';
@@ -67,15 +68,22 @@ export function keyRejectedMessage(account: KeyedAccount, jobs: string): string 
 
 const tripleFields = (item: RefreshItem) => ({ project_id: item.projectId, region_id: item.regionId, image_id: item.imageId });
 
-/** Holds back every process's requests of the account, and the start of its new batches, without spending attempts. */
+/**
+ * After a 429: holds back every process's requests of the account, and the
+ * start of its new batches, without spending attempts; as asked, up to the
+ * cap. A pause the API asked to be longer than the cap makes every request
+ * that would wait through it fail at once instead (rate-limiter.ts).
+ */
 export async function pauseForRateLimit(
-  { logger, metrics, limiter, own }: Pick<RefreshWorkerDeps, 'logger' | 'metrics' | 'limiter' | 'own'>,
-  ms: number,
+  { logger, metrics, limiter, own, policy }: Pick<RefreshWorkerDeps, 'logger' | 'metrics' | 'limiter' | 'own' | 'policy'>,
+  error: RateLimitedError,
 ): Promise<void> {
-  logger.warn({ account: own.account, wait_ms: ms }, 'rate limited by the API: pausing the queue');
-  metrics?.rateLimitedSeconds.inc({ account: own.account }, ms / 1000);
-  await limiter.pause(ms);
-  await own.refresh.rateLimit(ms);
+  const { pauseMs, askedMs } = rateLimitPause(error, policy);
+  const overCap = askedMs > pauseMs ? { asked: formatWait(askedMs) } : {};
+  logger.warn({ account: own.account, wait_ms: pauseMs, ...overCap }, 'rate limited by the API: pausing the queue');
+  metrics?.rateLimitedSeconds.inc({ account: own.account }, pauseMs / 1000);
+  await limiter.pause(pauseMs, askedMs);
+  await own.refresh.rateLimit(pauseMs);
 }
 
 export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobData> {
@@ -166,7 +174,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
           client: deps.client,
           limiter: deps.limiter,
           inFlight,
-          onRateLimited: (error) => pauseForRateLimit(deps, rateLimitPauseMs(error, policy)),
+          onRateLimited: (error) => pauseForRateLimit(deps, error),
           onAnswer: deps.onAnswer,
         },
         items,
