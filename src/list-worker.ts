@@ -118,8 +118,14 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     await queueConfirmations(done.scopeKey, done.confirm);
     const absent = done.confirm.reduce((n, c) => n + c.triples.length, 0);
     const fields = { listing_id: listingId, scope: done.scopeKey, expected: done.expected, listed: done.listed, absent };
-    if (done.status === 'complete') logger.info(fields, 'listing complete');
-    else logger.error({ ...fields, error: done.error }, 'listing incomplete: nothing deleted or confirmed');
+    if (done.status === 'incomplete') logger.error({ ...fields, error: done.error }, 'listing incomplete: nothing deleted or confirmed');
+    else if (done.sampled !== null) {
+      logger.warn(
+        { ...fields, suspect: done.suspect, sampled: done.sampled },
+        'listing suspect: it contradicts what is stored; a sample of what it did not return is confirmed first, and nothing else until it answers',
+      );
+    } else if (done.suspect !== null) logger.warn({ ...fields, suspect: done.suspect }, 'listing complete, though suspect: too few absences to sample');
+    else logger.info(fields, 'listing complete');
     await finishRunsSaying(sql, queues, logger);
   }
 
