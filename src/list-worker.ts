@@ -124,8 +124,7 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
         { ...fields, suspect: done.suspect, sampled: done.sampled },
         'listing suspect: it contradicts what is stored; a sample of what it did not return is confirmed first, and nothing else until it answers',
       );
-    } else if (done.suspect !== null) logger.warn({ ...fields, suspect: done.suspect }, 'listing complete, though suspect: too few absences to sample');
-    else logger.info(fields, 'listing complete');
+    } else logger.info(fields, 'listing complete');
     await finishRunsSaying(sql, queues, logger);
   }
 

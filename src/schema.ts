@@ -269,7 +269,7 @@ export const listings = pgTable(
     /** Stored live images of the scope that the complete listing did not return: each confirmed by a GET (a suspect listing's once its sample believes it). */
     absent: integer('absent'),
     error: text('error'),
-    /** Why its pages contradict each other or what is stored (scope-sample.ts); null when they do not. */
+    /** Why it contradicts what is stored, when that made it confirm a sample first (scope-sample.ts); else null. */
     suspect: text('suspect'),
     /** A suspect listing's absences confirmed first, as a sample; null when every absence was confirmed at once. */
     sampled: integer('sampled'),

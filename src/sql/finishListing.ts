@@ -34,9 +34,9 @@ export interface FinishedListing {
   listed: number;
   /** Live targets of the scope the complete listing did not return, claimed for a confirming GET (only a sample when `sampled`). */
   confirm: Claim[];
-  /** Why the listing contradicts what is stored (scope-sample.ts), or null. */
+  /** Why the listing contradicts what is stored (scope-sample.ts), when that makes it confirm a sample first; else null. */
   suspect: string | null;
-  /** How many of its absences are confirmed first as a sample; null when all are confirmed at once. */
+  /** How many of its absences are confirmed first as a sample; null exactly when `suspect` is. */
   sampled: number | null;
 }
 
@@ -174,12 +174,14 @@ export async function finishListing(
           last_status = 404, last_error = NULL
         FROM listings l
         WHERE l.id = ${listingId} AND ${unlisted(tx, listingId)} AND ${storedDeleted(tx)}`;
-      suspect = suspicion(await regionTallies(tx, listingId));
+      const contradiction = suspicion(await regionTallies(tx, listingId));
       const [live] = await tx<{ n: number }[]>`
         SELECT count(*)::int AS n FROM targets t JOIN listings l ON l.id = ${listingId}
         WHERE ${unlisted(tx, listingId)} AND t.queued_job IS NULL AND NOT ${storedDeleted(tx)}`;
       unconfirmed = live!.n;
-      sampled = samplePlan(unconfirmed, suspect);
+      sampled = samplePlan(unconfirmed, contradiction);
+      // A contradiction over no more absences than a sample would take changes nothing: each is confirmed, and judged by the scope.
+      suspect = sampled === null ? null : contradiction;
       absent = await claimAbsences(tx, listingId, unlisted(tx, listingId), confirm, sampled);
       if (sampled !== null) {
         await tx`
