@@ -16,7 +16,7 @@ import type { ScopeDefinition } from './scope.js';
 import { scopeVerdict } from './scope-match.js';
 import type { SampleAnswer } from './scope-sample.js';
 import { leaveScope, noteFilterUnsure } from './sql/leaveScope.js';
-import { answerSample } from './sql/listingSamples.js';
+import { answerSample, type SampleDecision } from './sql/listingSamples.js';
 import { scopeDefinition } from './sql/scopeDefinition.js';
 
 /** What the confirming GET found: deleted, alive as validated, or no answer after every attempt. */
@@ -70,8 +70,13 @@ export function confirmations(deps: ConfirmDeps): { answered(triple: Triple, sco
   async function answered(triple: Triple, scopeKey: string, answer: ConfirmAnswer): Promise<void> {
     const sampleAnswer: SampleAnswer =
       answer.kind === 'gone' ? 'gone' : answer.kind === 'failed' ? 'failed' : await judge(triple, scopeKey, answer.snapshot);
-    const decision = await answerSample(sql, scopeKey, triple, sampleAnswer, { batchSize: deps.batchSize, jobPrefix: deps.jobPrefix });
-    if (!decision) return;
+    const decisions = await answerSample(sql, scopeKey, triple, sampleAnswer, { batchSize: deps.batchSize, jobPrefix: deps.jobPrefix });
+    for (const decision of decisions) await settleSample(scopeKey, decision);
+    // The absences a sample did not confirm have their attempt now: a run may be done.
+    if (decisions.length > 0) await finishRunsSaying(sql, deps.queues, logger);
+  }
+
+  async function settleSample(scopeKey: string, decision: SampleDecision): Promise<void> {
     const fields = { listing_id: decision.listingId, scope: scopeKey, sampled: decision.sampled };
     if (decision.believed) {
       await enqueueClaims(deps.queues, decision.confirm, (t) => ({ ...t, attempt: 0, confirmScope: scopeKey }));
@@ -83,8 +88,6 @@ export function confirmations(deps: ConfirmDeps): { answered(triple: Triple, sco
         'suspect listing not believed: nothing else confirmed or marked left',
       );
     }
-    // The absences it did not confirm have their attempt now: a run may be done.
-    await finishRunsSaying(sql, deps.queues, logger);
   }
 
   return { answered };

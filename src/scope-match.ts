@@ -55,8 +55,7 @@ function filterReadings(filters: DiscoverFilters): Array<[string, Readings]> {
       'tag_key_value',
       [
         (image) => pairs.every(([key, value]) => Object.hasOwn(image.tags, key) && image.tags[key]!.value === value),
-        (image) =>
-          pairs.every(([key, value]) => tagValue(image, key, (t) => t.toLowerCase())?.toLowerCase() === value.toLowerCase()),
+        (image) => pairs.every(([key, value]) => tagValue(image, key, (t) => t.toLowerCase())?.toLowerCase() === value.toLowerCase()),
       ],
     ]);
   }

@@ -40,7 +40,8 @@ export function suspicion(tallies: RegionTally[]): string | null {
   for (const { projectId, regionId, stored, counted } of tallies) {
     const where = `${projectId}/${regionId}`;
     if (stored === 0) continue;
-    if (counted === null) reasons.push(`${where} holds ${stored} stored images but was not listed (missing from the projects or regions list)`);
+    if (counted === null)
+      reasons.push(`${where} holds ${stored} stored images but was not listed (missing from the projects or regions list)`);
     else if (counted === 0) reasons.push(`${where} answered an empty list where ${stored} images are stored`);
     else if (counted < stored) reasons.push(`${where} counts ${counted} images where ${stored} are stored`);
   }

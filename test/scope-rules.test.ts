@@ -8,7 +8,7 @@ import { validateImage } from '../src/image-payload.js';
 import type { ImageSnapshot } from '../src/interfaces.js';
 import { agreement, matchesFilters, scopeVerdict } from '../src/scope-match.js';
 import { contradictions, MIN_SAMPLE, samplePlan, sampleSize, suspicion, type SampleAnswer } from '../src/scope-sample.js';
-import type { DiscoverFilters, ScopeDefinition } from '../src/scope.js';
+import { VISIBILITIES, type DiscoverFilters, type ScopeDefinition } from '../src/scope.js';
 
 const triple = { projectId: 1, regionId: 7, imageId: sampleImageId(1) };
 
@@ -21,8 +21,8 @@ function scope(
   filters: Partial<DiscoverFilters> = {},
   projects: ScopeDefinition['projects'] = [1],
   regions: ScopeDefinition['regions'] = [7],
-) {
-  return { projects, regions, filters: { visibility: ['private', 'shared', 'public'], baremetal: true, ...filters } } as ScopeDefinition;
+): ScopeDefinition {
+  return { projects, regions, filters: { visibility: [...VISIBILITIES], baremetal: true, ...filters } };
 }
 
 const tags = (...pairs: Array<[string, string]>) => ({ tags: pairs.map(([key, value]) => ({ key, value, read_only: false })) });

@@ -102,7 +102,7 @@ function readLie(value: unknown): ListLie {
       const ids = lie.ids;
       if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'number' || typeof id === 'string'))
         throw new ControlError('lie.ids: must be an array of ids (numbers or strings)');
-      return { kind: 'omit', ids: ids as Array<number | string> };
+      return { kind: 'omit', ids };
     }
     default:
       throw new ControlError('lie.kind: must be one of shortCount, empty, omit');

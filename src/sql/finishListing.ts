@@ -199,7 +199,16 @@ export async function finishListing(
       UPDATE listings SET status = ${status}, finished_at = now(), error = ${error}, expected = ${tally!.expected},
         listed = ${tally!.listed}, absent = ${unconfirmed}, suspect = ${suspect}, sampled = ${sampled}
       WHERE id = ${listingId}`;
-    return { status, scopeKey: listing.scope_key, error, expected: tally!.expected, listed: tally!.listed, absent, suspect, sampled } as const;
+    return {
+      status,
+      scopeKey: listing.scope_key,
+      error,
+      expected: tally!.expected,
+      listed: tally!.listed,
+      absent,
+      suspect,
+      sampled,
+    } as const;
   });
   if (!finished) return undefined;
   const { absent, ...rest } = finished;
