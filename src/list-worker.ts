@@ -114,7 +114,8 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     const jobPrefix = confirmJobPrefix(own.refresh, listingId);
     const done = await finishListing(sql, listingId, { batchSize: deps.batchSize, jobPrefix });
     if (!done) return;
-    metrics?.listings.inc({ account: deps.account.name, status: done.status });
+    // A sampled listing is counted once its sample decides it (scope-confirm.ts).
+    if (done.sampled === null) metrics?.listings.inc({ account: deps.account.name, status: done.status });
     await queueConfirmations(done.scopeKey, done.confirm);
     const absent = done.confirm.reduce((n, c) => n + c.triples.length, 0);
     const fields = { listing_id: listingId, scope: done.scopeKey, expected: done.expected, listed: done.listed, absent };

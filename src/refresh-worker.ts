@@ -88,6 +88,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     queues,
     logger,
     metrics,
+    account: deps.account.name,
     batchSize: deps.batchSize,
     // The rest of a sampled listing's absences, in batches apart from its sample's.
     jobPrefix: (listingId) => `${confirmJobPrefix(deps.own.refresh, listingId)}-rest`,

@@ -27,6 +27,8 @@ export interface ConfirmDeps {
   queues: Queues;
   logger: Logger;
   metrics?: WorkerMetrics;
+  /** The account the worker serves, for metrics. */
+  account: string;
   batchSize: number;
   /** The prefix of the job ids of a listing's confirming GETs (queue.ts confirmJobPrefix). */
   jobPrefix(listingId: number): string;
@@ -77,6 +79,7 @@ export function confirmations(deps: ConfirmDeps): { answered(triple: Triple, sco
   }
 
   async function settleSample(scopeKey: string, decision: SampleDecision): Promise<void> {
+    metrics?.listings.inc({ account: deps.account, status: decision.believed ? 'complete' : 'incomplete' });
     const fields = { listing_id: decision.listingId, scope: scopeKey, sampled: decision.sampled };
     if (decision.believed) {
       await enqueueClaims(deps.queues, decision.confirm, (t) => ({ ...t, attempt: 0, confirmScope: scopeKey }));

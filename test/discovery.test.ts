@@ -275,6 +275,20 @@ describe('discovery', () => {
     expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
   });
 
+  it('believes nothing when the sample gets no answer: no deletion from an empty list the GETs could not check', async () => {
+    const w = await begin(SCOPE_1_7.replace('{}', '{ baremetal: false }'), (fake) => putImages(fake, 1, 7, 1, 60), { SYNC_ATTEMPTS: '1' });
+    await w.pipeline.sync();
+    for (let n = 1; n <= 60; n++) w.fake.deleteImage({ projectId: 1, regionId: 7, imageId: sampleImageId(n) });
+    w.fake.setFault('all', { kind: 'status', status: 503 });
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ status: 'finished', listingsFailed: 1, deleted: 0, failed: 60 });
+    expect(w.fake.requestsByEndpoint.image).toBe(sampleSize(60));
+    expect(await counts(w)).toMatchObject({ live: 60, deleted: 0 });
+    const [listing] = await w.pipeline.services.sql`SELECT status, sample_contradicted FROM listings ORDER BY id DESC LIMIT 1`;
+    expect(listing).toEqual({ status: 'incomplete', sample_contradicted: sampleSize(60) });
+    expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
+  });
+
   it('a 200 for an image the listing did not return: out of the filter it leaves, still in it it stays', async () => {
     const yaml = 'targets:\n  - project_id: 1\n    region_id: 7\n    discover: { tag_key_value: { team: platform }, baremetal: false }\n';
     const w = await begin(yaml, (fake) => putImages(fake, 1, 7, 1, 30));
