@@ -136,8 +136,10 @@ async function regionTallies(tx: Tx, listingId: number): Promise<RegionTally[]> 
  * the processes that try ends it. Complete (every page answered, no id
  * repeated, the ids add up to the counts): the scope's deleted images it did
  * not return keep their deletion, and its live ones are claimed for a
- * confirming GET. Incomplete: nothing is deleted or confirmed, and the
- * targets it did not reach record the failure, so runs finish and say so.
+ * confirming GET; if it contradicts what is stored (scope-sample.ts), only a
+ * sample of them is, kept in listing_samples for its answers to decide
+ * (sql/listingSamples.ts). Incomplete: nothing is deleted or confirmed, and
+ * the targets it did not reach record the failure, so runs finish and say so.
  */
 export async function finishListing(
   sql: Sql,
