@@ -13,4 +13,5 @@ ALTER TABLE "listings" ADD COLUMN "sampled" integer;--> statement-breakpoint
 ALTER TABLE "listings" ADD COLUMN "sample_contradicted" integer;--> statement-breakpoint
 ALTER TABLE "listings" ADD COLUMN "marked_left" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
 ALTER TABLE "targets" ADD COLUMN "filter_unsure_at" timestamp with time zone;--> statement-breakpoint
-ALTER TABLE "listing_samples" ADD CONSTRAINT "listing_samples_listing_id_listings_id_fk" FOREIGN KEY ("listing_id") REFERENCES "public"."listings"("id") ON DELETE cascade ON UPDATE no action;
+ALTER TABLE "listing_samples" ADD CONSTRAINT "listing_samples_listing_id_listings_id_fk" FOREIGN KEY ("listing_id") REFERENCES "public"."listings"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+CREATE INDEX "listings_scope_idx" ON "listings" USING btree ("scope_key","id");

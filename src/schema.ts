@@ -280,6 +280,8 @@ export const listings = pgTable(
   },
   (t) => [
     uniqueIndex('listings_run_scope_idx').on(t.runId, t.scopeKey),
+    // A scope's latest listing: status, and the one a confirming GET's leaving is counted on.
+    index('listings_scope_idx').on(t.scopeKey, t.id),
     check('listings_status_check', sql`${t.status} IN ('expanding', 'listing', 'complete', 'incomplete')`),
     check('listings_finished_check', sql`(${t.status} IN ('complete', 'incomplete')) = (${t.finishedAt} IS NOT NULL)`),
   ],

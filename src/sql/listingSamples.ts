@@ -28,11 +28,11 @@ export async function answerSample(
 ): Promise<SampleDecision[]> {
   return sql.begin(async (tx) => {
     // The listings are locked first, so of two last answers committed at once one sees the other.
+    // listing_samples holds only samples that wait, so it is the small side of the join.
     const listings = await tx<{ id: number; suspect: string; sampled: number }[]>`
-      SELECT l.id, l.suspect, l.sampled FROM listings l
-      WHERE l.scope_key = ${scopeKey} AND l.sampled IS NOT NULL AND l.sample_contradicted IS NULL
-        AND EXISTS (SELECT 1 FROM listing_samples s
-          WHERE (s.listing_id, s.project_id, s.region_id, s.image_id) = (l.id, ${projectId}, ${regionId}, ${imageId}) AND s.answer IS NULL)
+      SELECT l.id, l.suspect, l.sampled FROM listing_samples s JOIN listings l ON l.id = s.listing_id
+      WHERE (s.project_id, s.region_id, s.image_id) = (${projectId}, ${regionId}, ${imageId}) AND s.answer IS NULL
+        AND l.scope_key = ${scopeKey} AND l.sample_contradicted IS NULL
       ORDER BY l.id
       FOR UPDATE OF l`;
     const decisions: SampleDecision[] = [];
