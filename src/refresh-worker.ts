@@ -13,6 +13,7 @@ import { finishRunsSaying } from './run-log.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { KeyedAccount } from './accounts.js';
 import {
+  confirmJobPrefix,
   enqueueBatches,
   failedBatches,
   MAX_STALLED_COUNT,
@@ -26,9 +27,9 @@ import { runAgainLater, sweepFailedJobs } from './job-recovery.js';
 import { BatchFailedError, decide, rateLimitPause, type RetryPolicy } from './refresh-policy.js';
 import { formatWait, type RateLimitedError } from './gcore-errors.js';
 import { refreshBatch, type ItemResult } from './refresh.js';
+import { confirmations } from './scope-confirm.js';
 import { claimTriples } from './sql/claimTriples.js';
 import { creditRuns } from './sql/creditRuns.js';
-import { leaveScope } from './sql/leaveScope.js';
 import { movedTargets } from './sql/movedTargets.js';
 import { recordFailure } from './sql/recordFailure.js';
 import { releaseClaims } from './sql/releaseClaims.js';
@@ -90,6 +91,16 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
   const { sql, queues, logger, metrics, policy } = deps;
   const inFlight = pLimit(deps.concurrency);
   let keyRejected = false;
+  const confirm = confirmations({
+    sql,
+    queues,
+    logger,
+    metrics,
+    account: deps.account.name,
+    batchSize: deps.batchSize,
+    // The rest of a sampled listing's absences, in batches apart from its sample's.
+    jobPrefix: (listingId) => `${confirmJobPrefix(deps.own.refresh, listingId)}-rest`,
+  });
 
   /** Queues items again, claimed under a new job, after `delayMs`, on their account's queue (this one's unless said). */
   async function requeue(items: RefreshItem[], delayMs: number, to: AccountQueues = deps.own): Promise<void> {
@@ -121,9 +132,12 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
         metrics?.refreshes.inc({ account: deps.account.name, outcome: result.outcome });
         metrics?.lastSuccess.set(Date.now() / 1000);
         const { confirmScope } = result.item;
-        if (confirmScope !== undefined && !result.gone && (await leaveScope(sql, result.item, confirmScope))) {
-          metrics?.scopeExits.inc();
-          logger.info({ ...fields, scope: confirmScope }, 'left its scope: the API still has it, but the scope no longer lists it');
+        if (confirmScope !== undefined) {
+          await confirm.answered(
+            result.item,
+            confirmScope,
+            result.gone ? { kind: 'gone' } : result.snapshot ? { kind: 'found', snapshot: result.snapshot } : { kind: 'failed' },
+          );
         }
         continue;
       }
@@ -153,6 +167,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
           'refresh',
         );
         if (decision.stopWorker) stopOnRejectedKey();
+        if (result.item.confirmScope !== undefined) await confirm.answered(result.item, result.item.confirmScope, { kind: 'failed' });
       }
     }
     for (const [delayMs, items] of later) await requeue(items, delayMs);

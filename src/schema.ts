@@ -59,6 +59,11 @@ export const targets = pgTable(
     scopeKey: text('scope_key'),
     /** When a confirming GET found it alive outside its scope's filter: no longer refreshed, kept as the record that it left. */
     leftScopeAt: tz('left_scope_at'),
+    /**
+     * When a confirming GET found it alive where the server may read a filter of its scope otherwise than
+     * this worker: it stays in the scope, and its listing's silence about it makes no listing suspect.
+     */
+    filterUnsureAt: tz('filter_unsure_at'),
   },
   (t) => [
     index('targets_scope_idx')
@@ -261,12 +266,22 @@ export const listings = pgTable(
     // bigint: the sum of a listing's counts is not bounded by one column's.
     expected: bigint('expected', { mode: 'number' }),
     listed: bigint('listed', { mode: 'number' }),
-    /** Stored live images of the scope that the complete listing did not return: each confirmed by a GET. */
+    /** Stored live images of the scope that the complete listing did not return: each confirmed by a GET (a suspect listing's once its sample believes it). */
     absent: integer('absent'),
     error: text('error'),
+    /** Why it contradicts what is stored, when that made it confirm a sample first (scope-sample.ts); else null. */
+    suspect: text('suspect'),
+    /** A suspect listing's absences confirmed first, as a sample; null when every absence was confirmed at once. */
+    sampled: integer('sampled'),
+    /** Of the sample, those the API still has in the scope or that got no answer: more than 0 and the listing is not believed. */
+    sampleContradicted: integer('sample_contradicted'),
+    /** Images its confirming GETs found alive outside the scope's projects, regions or filters: they left it. */
+    markedLeft: integer('marked_left').notNull().default(0),
   },
   (t) => [
     uniqueIndex('listings_run_scope_idx').on(t.runId, t.scopeKey),
+    // A scope's latest listing: status, and the one a confirming GET's leaving is counted on.
+    index('listings_scope_idx').on(t.scopeKey, t.id),
     check('listings_status_check', sql`${t.status} IN ('expanding', 'listing', 'complete', 'incomplete')`),
     check('listings_finished_check', sql`(${t.status} IN ('complete', 'incomplete')) = (${t.finishedAt} IS NOT NULL)`),
   ],
@@ -315,6 +330,23 @@ export const listingIds = pgTable(
     page: integer('page').notNull(),
   },
   (t) => [primaryKey({ columns: [t.listingId, t.projectId, t.regionId, t.imageId] })],
+);
+
+// The absences a suspect listing confirms first, and how each GET answered
+// (null until it has): the sample that decides whether the listing is believed.
+export const listingSamples = pgTable(
+  'listing_samples',
+  {
+    listingId: bigint('listing_id', { mode: 'number' })
+      .notNull()
+      .references(() => listings.id, { onDelete: 'cascade' }),
+    ...triple,
+    answer: text('answer'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.listingId, t.projectId, t.regionId, t.imageId] }),
+    check('listing_samples_answer_check', sql`${t.answer} IN ('gone', 'left', 'in', 'unsure', 'failed')`),
+  ],
 );
 
 export const syncFailures = pgTable(

@@ -9,10 +9,10 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Triple } from '../interfaces.js';
 import { type Actor, FakeAuditLog } from './audit-log.js';
-import { ControlError, readActor, readBody, readEvery, readListFault, readOn } from './control.js';
+import { ControlError, readActor, readBody, readEvery, readListFault, readListLie, readOn } from './control.js';
 import type { ImagePayload } from './fixtures.js';
 import { QueryError, type ListEndpoint, type ListRequest, type ListSelector, type ProjectInput, type RegionInput } from './list-queries.js';
-import { FakeLists } from './lists.js';
+import { FakeLists, type ListLie } from './lists.js';
 
 export type Fault =
   | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
@@ -240,12 +240,17 @@ export class FakeGcore {
     this.lists.setFault(selector, fault, times);
   }
 
+  /** Makes list requests that `selector` matches answer with `lie`, `times` pages; the earliest rule set that matches applies. */
+  setListLie(selector: ListSelector, lie: ListLie, times = Infinity): void {
+    this.lists.setLie(selector, lie, times);
+  }
+
   /** Calls `fn` right after a page that `selector` matches has been sent (`times` pages), to change the images between pages. */
   afterListPage(selector: ListSelector, fn: () => void, times = 1): void {
     this.lists.afterPage(selector, fn, times);
   }
 
-  /** Clears every fault, of images and of lists, and the page hooks not yet run. */
+  /** Clears every fault, of images and of lists, every list lie, and the page hooks not yet run. */
   clearFaults(): void {
     this.faults.clear();
     this.lists.clearFaults();
@@ -327,6 +332,10 @@ export class FakeGcore {
     'POST /__fake/list-fault': (body) => {
       const { selector, fault, times } = readListFault(body);
       this.setListFault(selector, fault, times);
+    },
+    'POST /__fake/list-lie': (body) => {
+      const { selector, lie, times } = readListLie(body);
+      this.setListLie(selector, lie, times);
     },
     'POST /__fake/clear-faults': () => this.clearFaults(),
   };
