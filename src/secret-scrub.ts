@@ -10,7 +10,8 @@ export const REDACTED = '[redacted]';
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** A hex digit in either case: `\u00aB` and `%2f` decode like `\u00AB` and `%2F`. */
-const anyCase = (hex: string) => [...hex].map((digit) => (/[a-f]/i.test(digit) ? `[${digit.toLowerCase()}${digit.toUpperCase()}]` : digit)).join('');
+const anyCase = (hex: string) =>
+  [...hex].map((digit) => (/[a-f]/i.test(digit) ? `[${digit.toLowerCase()}${digit.toUpperCase()}]` : digit)).join('');
 
 /** JSON's two-character escapes, besides `\uXXXX`: the character after the backslash. */
 const SHORT_ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', '\b': 'b', '\f': 'f', '\n': 'n', '\r': 'r', '\t': 't' };

@@ -121,7 +121,15 @@ describe('bounded_change_payload', () => {
       SELECT bounded_change_payload(${JSON.stringify(change)}::text::jsonb, ${fields}::text[], ${maxBytes}) AS text`;
     return row!.text;
   };
-  const change = { project_id: 1, region_id: 2, image_id: 'i', change_type: 'updated', field_count: 3, first_change_id: 7, last_change_id: 9 };
+  const change = {
+    project_id: 1,
+    region_id: 2,
+    image_id: 'i',
+    change_type: 'updated',
+    field_count: 3,
+    first_change_id: 7,
+    last_change_id: 9,
+  };
   const all = (fields: string[]) => JSON.stringify({ ...change, fields });
 
   it('keeps every field that fits, whole and in order, and measures bytes after escaping', async () => {

@@ -132,7 +132,8 @@ describe('the key through the pipeline', () => {
       expect(status.code).toBe(0);
       for (const [where, text] of Object.entries({ dump, logs: s.pipeline.logLines.join('\n'), status: status.stdout + status.stderr })) {
         expect(text, where).toContain('APIKey [redacted]');
-        for (const form of [secret, spelled, spelled.toUpperCase(), encodeURIComponent(secret)]) expect(text.includes(form), where).toBe(false);
+        for (const form of [secret, spelled, spelled.toUpperCase(), encodeURIComponent(secret)])
+          expect(text.includes(form), where).toBe(false);
       }
     } finally {
       await s.close();
