@@ -23,7 +23,7 @@ const SHORT_ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', 
  * byte by byte. A character outside the Basic Multilingual Plane is escaped by
  * JSON as its two UTF-16 halves.
  */
-export function characterSpellings(character: string): string {
+function characterSpellings(character: string): string {
   const units = Array.from({ length: character.length }, (_, i) => character.charCodeAt(i));
   const unicode = units.map((unit) => `\\\\+u${anyCase(unit.toString(16).padStart(4, '0'))}`).join('');
   const bytes = [...Buffer.from(character, 'utf8')].map((byte) => `%${anyCase(byte.toString(16).padStart(2, '0'))}`).join('');
@@ -34,7 +34,7 @@ export function characterSpellings(character: string): string {
 }
 
 /** One pattern for the key in any mix of its characters' spellings. */
-export function secretPattern(secret: string): RegExp {
+function secretPattern(secret: string): RegExp {
   return new RegExp([...secret].map(characterSpellings).join(''), 'g');
 }
 
