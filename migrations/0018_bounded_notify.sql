@@ -10,10 +10,15 @@
 CREATE FUNCTION bounded_change_payload(change jsonb, fields text[], max_bytes int)
 RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-  base int := octet_length((change || '{"fields": []}')::text);
+  payload text := (change || jsonb_build_object('fields', coalesce(fields, ARRAY[]::text[])))::text;
+  base int;
   kept text[];
-  payload text;
 BEGIN
+  -- Nearly every change fits whole.
+  IF octet_length(payload) <= max_bytes THEN
+    RETURN payload;
+  END IF;
+  base := octet_length((change || '{"fields": []}')::text);
   SELECT coalesce(array_agg(f ORDER BY i), ARRAY[]::text[]) INTO kept
   FROM (
     SELECT f, i, sum(octet_length(to_jsonb(f)::text) + CASE WHEN i > 1 THEN 2 ELSE 0 END) OVER (ORDER BY i) AS used
@@ -35,8 +40,9 @@ $$;
 --> statement-breakpoint
 -- One notification per image and kind of change in the statement, as before, naming who made it (read from
 -- image_change_log: one definition of "who"). A notification that cannot be sent never fails the write:
--- any error is a WARNING in the server's log, and a NOTIFY queue over half full (a listener that stopped
--- reading) is not added to, since a full queue fails the commit itself, where no handler can catch it.
+-- its error is a WARNING in the server's log, and the others of the statement are sent. A NOTIFY queue over
+-- half full (a listener that stopped reading) is not added to, since a full queue fails the commit itself,
+-- where no handler can catch it.
 CREATE OR REPLACE FUNCTION notify_image_changes() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   change record;
@@ -63,7 +69,7 @@ BEGIN
           'action_type', left(l.action_type, 64), 'action_id', left(l.action_id, 256), 'actor_candidates', l.actor_candidates)
         FROM image_change_log l WHERE l.id = change.last_id), change.fields, 7999));
     EXCEPTION WHEN OTHERS THEN
-      RAISE WARNING 'image_changes notification for changes % to % not sent: %', change.first_id, change.last_id, SQLERRM;
+      RAISE WARNING 'image_changes notification of changes % to % not sent: %', change.first_id, change.last_id, SQLERRM;
     END;
   END LOOP;
   RETURN NULL;
