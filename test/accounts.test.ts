@@ -311,7 +311,7 @@ describe('accounts', () => {
     expect(status.find((line) => line.startsWith('last run:'))).toMatch(
       new RegExp(`^last run: #1 incomplete \\(manual\\), started \\S+, finished \\S+: 600 planned, 400 changed \\(400 created\\), .*; INCOMPLETE: ${error.replace(/[()]/g, '\\$&')}: ${unattempted} refreshes not done stay queued`),
     );
-  });
+  }, 240_000);
 
   it("an image moved to another account while its refresh is queued is fetched with that account's key, and says so", async () => {
     const w = await setUp(PROD, STAGING, BOTH_NAMED, true, { staging: [1, 2] });
@@ -351,7 +351,8 @@ describe('accounts', () => {
     await waitFor('three workers on each account', async () => {
       const counts = await Promise.all(['prod', 'staging'].map((a) => w.pipeline.services.queues.forAccount(a).refresh.getWorkersCount()));
       return counts.every((n) => n === 3);
-    });
+      // Three node processes starting on a busy machine can take longer than the default.
+    }, 90_000);
     const started = Date.now();
     const run = await w.pipeline.sync();
     const tookMs = Date.now() - started;
@@ -380,7 +381,7 @@ describe('accounts', () => {
       expect(logs).not.toContain(key);
       expect(stored).not.toContain(key);
     }
-  });
+  }, 240_000);
 });
 
 /** A worker in this process on the world's accounts, its lines kept. */

@@ -98,7 +98,7 @@ describe('run counts', () => {
     );
     const json = JSON.parse((await runCli(['status', '--json'], settings)).stdout);
     expect(json.last_run).toMatchObject({ status: 'finished', planned: 0, discovered: 37, listed: 37, changed: 37, created: 37 });
-  });
+  }, 240_000);
 
   it('the next sync counts a new image, a deleted one and one that left the scope, each once', async () => {
     fake.putImage(triple(38), sampleImage(triple(38)));
@@ -129,5 +129,5 @@ describe('run counts', () => {
       { change_type: 'deleted', n: 1 },
       { change_type: 'updated', n: 1 },
     ]);
-  });
+  }, 240_000);
 });
