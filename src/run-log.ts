@@ -75,7 +75,13 @@ export async function finishRunsSaying(sql: Sql, queues: Queues, logger: Logger)
 }
 
 /** Closes a run incomplete (closeRun), says so, and returns it as closed; undefined when it had closed already. */
-export async function closeRunSaying(sql: Sql, queues: Queues, logger: Logger, runId: number, error: string): Promise<FinishedRun | undefined> {
+export async function closeRunSaying(
+  sql: Sql,
+  queues: Queues,
+  logger: Logger,
+  runId: number,
+  error: string,
+): Promise<FinishedRun | undefined> {
   const run = await closeRun(sql, runId, error);
   if (run) await sayRunClosed(queues, logger, run);
   return run;

@@ -30,8 +30,7 @@ export function describeCounts(run: RunCounts): string {
     run.listed + run.discovered + run.markedLeft > 0
       ? `; scope listings: ${run.listed} listed, ${run.discovered} newly discovered, ${run.markedLeft} marked left`
       : '';
-  const incomplete =
-    run.listingsFailed > 0 ? `; ${run.listingsFailed} scope listings incomplete (nothing deleted or confirmed there)` : '';
+  const incomplete = run.listingsFailed > 0 ? `; ${run.listingsFailed} scope listings incomplete (nothing deleted or confirmed there)` : '';
   return `${outcomes}${listings}${incomplete}`;
 }
 

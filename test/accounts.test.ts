@@ -309,7 +309,9 @@ describe('accounts', () => {
     expect(closed).toEqual([expect.objectContaining({ run_id: 1, status: 'incomplete', unattempted, error, level: 50 })]);
     const status = (await cli(w, 'status')).split('\n');
     expect(status.find((line) => line.startsWith('last run:'))).toMatch(
-      new RegExp(`^last run: #1 incomplete \\(manual\\), started \\S+, finished \\S+: 600 planned, 400 changed \\(400 created\\), .*; INCOMPLETE: ${error.replace(/[()]/g, '\\$&')}: ${unattempted} refreshes not done stay queued`),
+      new RegExp(
+        `^last run: #1 incomplete \\(manual\\), started \\S+, finished \\S+: 600 planned, 400 changed \\(400 created\\), .*; INCOMPLETE: ${error.replace(/[()]/g, '\\$&')}: ${unattempted} refreshes not done stay queued`,
+      ),
     );
   }, 240_000);
 
@@ -348,11 +350,17 @@ describe('accounts', () => {
 `;
     const w = await setUp(prod, staging, targets, true);
     const workers = [1, 2, 3].map(() => spawnWorker(w));
-    await waitFor('three workers on each account', async () => {
-      const counts = await Promise.all(['prod', 'staging'].map((a) => w.pipeline.services.queues.forAccount(a).refresh.getWorkersCount()));
-      return counts.every((n) => n === 3);
-      // Three node processes starting on a busy machine can take longer than the default.
-    }, 90_000);
+    await waitFor(
+      'three workers on each account',
+      async () => {
+        const counts = await Promise.all(
+          ['prod', 'staging'].map((a) => w.pipeline.services.queues.forAccount(a).refresh.getWorkersCount()),
+        );
+        return counts.every((n) => n === 3);
+        // Three node processes starting on a busy machine can take longer than the default.
+      },
+      90_000,
+    );
     const started = Date.now();
     const run = await w.pipeline.sync();
     const tookMs = Date.now() - started;
