@@ -350,6 +350,7 @@ describe('accounts', () => {
 `;
     const w = await setUp(prod, staging, targets, true);
     const workers = [1, 2, 3].map(() => spawnWorker(w));
+    // Three node processes starting on a busy machine can take longer than the default.
     await waitFor(
       'three workers on each account',
       async () => {
@@ -357,7 +358,6 @@ describe('accounts', () => {
           ['prod', 'staging'].map((a) => w.pipeline.services.queues.forAccount(a).refresh.getWorkersCount()),
         );
         return counts.every((n) => n === 3);
-        // Three node processes starting on a busy machine can take longer than the default.
       },
       90_000,
     );
