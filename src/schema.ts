@@ -212,6 +212,21 @@ export const syncRuns = pgTable(
     failed: integer('failed').notNull().default(0),
     /** Scope listings of the run that were incomplete: they deleted and confirmed nothing. */
     listingsFailed: integer('listings_failed').notNull().default(0),
+    // What its scope listings did (sql/outcomeCounts.ts counts all of these from stored rows, once, as finishRuns freezes them).
+    /** Of `changed`, the first sightings: a new image's history began. */
+    created: integer('created').notNull().default(0),
+    /** Targets its listings found that were not targets when it started (not in `planned`). */
+    discovered: integer('discovered').notNull().default(0),
+    /** Images its listings returned, each once per listing. */
+    // bigint: the sum of listings' counts is not bounded by one column's.
+    listed: bigint('listed', { mode: 'number' }).notNull().default(0),
+    /** Targets a confirming GET found alive outside their scope during the run. */
+    markedLeft: integer('marked_left').notNull().default(0),
+    /** Closed incomplete: targets never attempted, and listings not ended, left queued for a worker that can do them. */
+    unattempted: integer('unattempted').notNull().default(0),
+    listingsUnfinished: integer('listings_unfinished').notNull().default(0),
+    /** Why a run closed incomplete (the account whose key the API rejected); never a key. */
+    error: text('error'),
   },
   (t) => [
     index('sync_runs_open_idx')
@@ -219,7 +234,7 @@ export const syncRuns = pgTable(
       .where(sql`${t.finishedAt} IS NULL`),
     index('sync_runs_started_idx').on(t.startedAt),
     check('sync_runs_kind_check', sql`${t.kind} IN ('scheduled', 'manual')`),
-    check('sync_runs_status_check', sql`${t.status} IN ('running', 'finished', 'superseded')`),
+    check('sync_runs_status_check', sql`${t.status} IN ('running', 'finished', 'superseded', 'incomplete')`),
     check('sync_runs_finished_check', sql`(${t.status} = 'running') = (${t.finishedAt} IS NULL)`),
   ],
 );

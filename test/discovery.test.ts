@@ -444,7 +444,16 @@ describe('discovery', () => {
       fake.updateImage(bad!, { created_at: '2023-02-30T00:00:00Z' });
     });
     const run = await w.pipeline.sync();
-    expect(run).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    // The run counts what its listing found: 1,199 images created, the invalid one failed.
+    expect(run).toMatchObject({
+      status: 'finished',
+      discovered: 1200,
+      listed: 1200,
+      changed: 1199,
+      created: 1199,
+      failed: 1,
+      listingsFailed: 0,
+    });
     expect(await counts(w)).toMatchObject({ images: 1199, created: 1199, targets: 1200 });
     const [failure] = await w.pipeline.services.sql`SELECT image_id, error_class, message FROM sync_failures`;
     expect(failure).toMatchObject({ image_id: sampleImageId(1), error_class: 'InvalidPayloadError' });

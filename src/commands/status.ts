@@ -8,6 +8,7 @@ import { queueDepths, refreshPauseMs, type QueueDepth } from '../queue.js';
 import { openServices, type Services } from '../services.js';
 import { loadAccounts } from '../sql/accounts.js';
 import { auditLogStates, type AuditLogState } from '../sql/auditCursor.js';
+import { describeCounts, describeUnfinished } from '../run-summary.js';
 import { describeSchedule } from '../schedule.js';
 import { failingTargets } from '../sql/failingTargets.js';
 import { getRun } from '../sql/getRun.js';
@@ -136,11 +137,18 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
         started_at: lastRun.startedAt,
         finished_at: lastRun.finishedAt,
         planned: lastRun.planned,
+        discovered: lastRun.discovered,
         changed: lastRun.changed,
+        created: lastRun.created,
         unchanged: lastRun.unchanged,
         deleted: lastRun.deleted,
         failed: lastRun.failed,
+        listed: lastRun.listed,
+        marked_left: lastRun.markedLeft,
         listings_failed: lastRun.listingsFailed,
+        unattempted: lastRun.unattempted,
+        listings_unfinished: lastRun.listingsUnfinished,
+        error: lastRun.error,
       },
       scopes,
       failing,
@@ -175,8 +183,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       lastRun
         ? `last run: #${lastRun.id} ${lastRun.status} (${report.last_run!.schedule ?? lastRun.kind}${named && lastRun.account ? `, account ${lastRun.account}` : ''}), started ${new Date(lastRun.startedAt).toISOString()}` +
           `${lastRun.finishedAt ? `, finished ${new Date(lastRun.finishedAt).toISOString()}` : ''}: ${lastRun.planned} planned, ` +
-          `${lastRun.changed} changed, ${lastRun.unchanged} unchanged, ${lastRun.deleted} deleted, ${lastRun.failed} failed` +
-          `${lastRun.listingsFailed > 0 ? `, ${lastRun.listingsFailed} scope listings incomplete` : ''}`
+          `${describeCounts(lastRun)}${describeUnfinished(lastRun)}`
         : 'last run: none yet',
       `scopes: ${scopes.length}`,
       ...scopes.map((s) => `  ${s.scope_key}${whose(s.account)}  ${describeListing(s)}`),

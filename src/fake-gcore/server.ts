@@ -139,6 +139,8 @@ export class FakeGcore {
   readonly requestsPerSecondByAccount = new Map<string, Map<number, number>>();
   private readonly accounts: Map<string, FakeAccount & { name: string }>;
   private readonly rejected = new Set<string>();
+  /** Accounts to reject once they have sent this many more requests. */
+  private readonly rejectAfter = new Map<string, number>();
   /** What the admin routes below did, by whom (GET /cloud/v1/user_actions). */
   readonly auditLog = new FakeAuditLog();
 
@@ -149,9 +151,14 @@ export class FakeGcore {
     this.accounts = new Map(Object.entries(accounts).map(([name, account]) => [`APIKey ${account.apiKey}`, { ...account, name }]));
   }
 
-  /** From now on the account's key is answered 401, as a revoked key is. */
-  rejectAccount(name: string): void {
-    this.rejected.add(name);
+  /**
+   * From now on the account's key is answered 401, as a revoked key is; with
+   * `afterRequests`, once that many more of its requests have been answered
+   * as usual (a key revoked mid-run, at a point that does not depend on timing).
+   */
+  rejectAccount(name: string, afterRequests = 0): void {
+    if (afterRequests > 0) this.rejectAfter.set(name, afterRequests);
+    else this.rejected.add(name);
   }
 
   putImage(triple: Triple, payload: ImagePayload): void {
@@ -394,6 +401,14 @@ export class FakeGcore {
   }
 
   private countAccountRequest(name: string): void {
+    const answered = this.rejectAfter.get(name);
+    if (answered !== undefined) {
+      if (answered > 0) this.rejectAfter.set(name, answered - 1);
+      else {
+        this.rejectAfter.delete(name);
+        this.rejected.add(name);
+      }
+    }
     const second = Math.floor(Date.now() / 1000);
     const seconds = this.requestsPerSecondByAccount.get(name) ?? new Map<number, number>();
     seconds.set(second, (seconds.get(second) ?? 0) + 1);
