@@ -20,7 +20,8 @@ function discoveredBy(sql: Sql | Tx) {
  * is the part of `changed` that began an image's history: stored as changed,
  * with no version closed before (an update or a restore always closes one).
  * `marked_left` sums what its listings marked as having left their scope
- * (a confirming GET found the image alive and the scope no longer covering it); `listed` what its listings returned (live: what their pages have so far).
+ * (a confirming GET found the image alive and the scope no longer covering
+ * it); `listed` what its listings returned (live: what their pages have so far).
  */
 export function runCounts(sql: Sql | Tx) {
   return sql`
