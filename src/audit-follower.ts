@@ -26,14 +26,7 @@ import type { Logger } from './logger.js';
 import { paced, storeObservations, type RefreshDeps } from './refresh.js';
 import type { ScopeDefinition } from './scope.js';
 import { coversTriple, matchesFilters } from './scope-match.js';
-import {
-  auditPollDue,
-  auditPollFailed,
-  moveAuditCursor,
-  recordLookAhead,
-  releaseAuditLease,
-  takeAuditLease,
-} from './sql/auditCursor.js';
+import { auditPollDue, auditPollFailed, moveAuditCursor, recordLookAhead, releaseAuditLease, takeAuditLease } from './sql/auditCursor.js';
 import { claimActedTargets } from './sql/claimActedTargets.js';
 import { claimedTriples } from './sql/claimedTriples.js';
 import { listOldClaims } from './sql/listOldClaims.js';
@@ -113,14 +106,7 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
     const actions: UserAction[] = [];
     for (const result of page.results) {
       try {
-        const action = readUserAction(result);
-        if (action.invalidFields.length > 0) {
-          logger.warn(
-            { action_id: action.id, fields: action.invalidFields },
-            'audit-log entry stored with fields off the contract as null',
-          );
-        }
-        actions.push(action);
+        actions.push(readUserAction(result));
       } catch (error) {
         if (!(error instanceof InvalidActionError)) throw error;
         logger.warn({ error: error.message }, 'audit-log entry passed over: it cannot be stored');
@@ -241,7 +227,13 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
   }
 
   /** Once the entries have committed (so the refreshes see them): queues the claimed refreshes (ahead of scheduled ones) and takes in untracked images. Returns how many refreshes were queued. */
-  async function actOn(stored: Awaited<ReturnType<typeof storeEntries>>): Promise<number> {
+  async function actOn(stored: Awaited<ReturnType<typeof storeEntries>>, actions: UserAction[]): Promise<number> {
+    // Said once, when stored: the overlap reads each entry again.
+    for (const action of actions) {
+      if (action.invalidFields.length > 0 && stored.fresh.has(action.id)) {
+        logger.warn({ action_id: action.id, fields: action.invalidFields }, 'audit-log entry stored with fields off the contract as null');
+      }
+    }
     // A crash before these are queued leaves claims without jobs: the next poll queues them (queueUnqueued).
     const { claims, tracked } = stored.targets;
     await queueClaims(claims);
@@ -293,7 +285,7 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
         throw error;
       });
     if (stored === null) return null;
-    const queued = await actOn(stored);
+    const queued = await actOn(stored, actions);
     return { next: step.next, ended: step.ended, ids, entries: stored.fresh.size, queued };
   }
 
@@ -332,7 +324,7 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
         "audit log: entries dated ahead of the database's clock: stored, but the cursor does not follow them",
       );
     }
-    return { entries: stored.fresh.size, queued: await actOn(stored) };
+    return { entries: stored.fresh.size, queued: await actOn(stored, actions) };
   }
 
   async function queueClaims(claims: Array<{ jobId: string; triples: Triple[] }>): Promise<void> {
