@@ -445,8 +445,9 @@ export const imageActions = pgTable(
 
 // Where each account's follower reads its audit log next: entries from
 // `from_timestamp` on, skipping the first `page_offset` (only while more than
-// a page of entries share that instant). A page is stored only if the cursor
-// is still where it was read from; the lease lets one process at a time read.
+// a page of entries share that instant), up to the database's clock when the
+// poll began (src/audit-cursor.ts). A page is stored only if the cursor is
+// still where it was read from; the lease lets one process at a time read.
 export const auditLogCursors = pgTable('audit_log_cursors', {
   account: text('account').primaryKey(),
   fromTimestamp: tz('from_timestamp').notNull(),
@@ -454,10 +455,14 @@ export const auditLogCursors = pgTable('audit_log_cursors', {
   /** The follower reading the log now, until its lease runs out (renewed with every page; a crashed one's lapses). */
   leaseHolder: text('lease_holder'),
   leaseUntil: tz('lease_until'),
-  /** When a poll last ended with the log read to its end; the next is due a poll interval later. */
+  /** The database's clock when the last poll that read the log to its end began (its bound); the next is due a poll interval later. */
   polledAt: tz('polled_at'),
   /** Why the last poll stopped early, until one succeeds. */
   lastError: text('last_error'),
+  /** When entries dated ahead of the database's clock were last looked for, and what that found: the furthest one's time (null: none), and how many. */
+  lookedAheadAt: tz('looked_ahead_at'),
+  aheadAt: tz('ahead_at'),
+  aheadCount: integer('ahead_count').notNull().default(0),
 });
 
 // How far the change webhook has delivered: changes with a larger id are still to send.
