@@ -277,7 +277,9 @@ describe('a 429 asking for more than the cap (SYNC_RATE_LIMIT_MAX_WAIT_SECONDS, 
       SYNC_RATE_LIMIT_MAX_WAIT_SECONDS: '2',
     });
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stderr.trim().split('\n').at(-1)).toBe('run 1: 10/10 refreshed: 10 changed (10 created), 0 unchanged, 0 deleted, 0 failed');
+    expect(result.stderr.trim().split('\n').at(-1)).toBe(
+      'run 1: 10/10 refreshed: 10 changed (10 created), 0 unchanged, 0 deleted, 0 failed',
+    );
     expect(recorded).toEqual([]);
     expect(fake.requestsByEndpoint.image).toBe(12);
     // Each 429 asked for the whole cap: no request went out before it had passed.
