@@ -31,6 +31,52 @@ export const ACCOUNT_NAME_RULE = 'a lowercase letter, then up to 39 lowercase le
  */
 export const KEY_ENV_NAME = /^GCORE_API_KEY(_[A-Z0-9_]+)?$/;
 
+/** Hosts that plain http may carry a key to: this machine's (a fake API, a local proxy); the key crosses no network. */
+const LOCAL_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
+
+export const KEY_URL_RULE = 'must be an https URL, or http to localhost';
+
+/**
+ * Whether an API key may be sent to `text` (GCORE_BASE_URL, an account's
+ * base_url): over https, or over plain http only to this machine.
+ */
+export function mayCarryKey(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'https:' || (url.protocol === 'http:' && LOCAL_HOSTS.includes(url.hostname));
+  } catch {
+    return false;
+  }
+}
+
+/** What a character a key must not hold is, for a person to find it in the file. */
+function characterName(character: string): string {
+  const code = `U+${character.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+  const names: Record<string, string> = {
+    '\uFEFF': 'a byte-order mark',
+    '\0': 'a NUL byte',
+    '\n': 'a line break',
+    '\r': 'a carriage return',
+    ' ': 'a space',
+    '\t': 'a tab',
+  };
+  return `${names[character] ?? 'the character'} (${code})`;
+}
+
+/**
+ * Why `key` cannot go in the Authorization header as a Gcore key, or
+ * undefined when it can: a key is printable ASCII without spaces. Node refuses
+ * a header with a NUL or a line break only when the request is sent, so a BOM,
+ * a blank line or a NUL left in a secret file would fail every request of the
+ * account instead of the start. Names the character and where, never the key.
+ */
+export function keyCharacterProblem(key: string): string | undefined {
+  const characters = [...key];
+  const at = characters.findIndex((character) => !/^[\x21-\x7e]$/.test(character));
+  if (at < 0) return undefined;
+  return `holds ${characterName(characters[at]!)} at character ${at + 1} of ${characters.length}: a key is printable ASCII without spaces`;
+}
+
 /** An account with the key its environment variable holds in this process. */
 export interface KeyedAccount extends Account {
   apiKey: string;
@@ -60,6 +106,8 @@ export function readKey(account: Account, env: Env): { key: string } | { problem
   if (!key) return { problem: `${name} is not set in this process's environment (nor ${name}_FILE)` };
   if (/^apikey\s/i.test(key))
     return { problem: `${name} holds "APIKey " in front of the key: give the key alone (the Authorization header adds it)` };
+  const bad = keyCharacterProblem(key);
+  if (bad) return { problem: env[name] ? `${name} ${bad}` : `${name}_FILE names ${file}, whose key ${bad}` };
   return { key };
 }
 

@@ -1,14 +1,18 @@
 // An account's audit-log follower: reads Gcore's log of user actions about
 // images (GET /cloud/v1/user_actions), oldest first, from a cursor in
-// Postgres, page by page through the account's rate limit; stores each entry
-// once (image_actions) and queues at once a refresh of every image a new
-// entry names, so a change is seen within a poll, not at the next tick, and
-// its change row can say who made it. Every process runs one per account; a
-// lease on the cursor lets one at a time read (a crashed one's runs out), and
-// a page is stored only if the cursor is still where it was read from.
+// Postgres up to the database's clock (src/audit-cursor.ts decides where the
+// cursor goes), page by page through the account's rate limit; stores each
+// entry once (image_actions) and queues at once a refresh of every image a
+// new entry names, so a change is seen within a poll, not at the next tick,
+// and its change row can say who made it. Entries dated ahead of the
+// database's clock are looked for apart, now and then. Every process runs one
+// per account; a lease on the cursor lets one at a time read (a crashed one's
+// runs out), and a page is stored only if the cursor is still where it was
+// read from.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { epochMicros, isoMicros } from './api-date.js';
+import { afterPage, aheadOf, lookAheadDue, pageRequest, repeatsPrevious, type AuditCursor, type PageRequest } from './audit-cursor.js';
 import type { Sql } from './db.js';
 import { enqueueBatches, missingJobs, type AccountQueues } from './queue.js';
 import type { GcoreClient, ListPage } from './gcore-client.js';
@@ -22,7 +26,7 @@ import type { Logger } from './logger.js';
 import { paced, storeObservations, type RefreshDeps } from './refresh.js';
 import type { ScopeDefinition } from './scope.js';
 import { coversTriple, matchesFilters } from './scope-match.js';
-import { auditPollDue, auditPollFailed, moveAuditCursor, releaseAuditLease, takeAuditLease, type AuditCursor } from './sql/auditCursor.js';
+import { auditPollDue, auditPollFailed, moveAuditCursor, recordLookAhead, releaseAuditLease, takeAuditLease } from './sql/auditCursor.js';
 import { claimActedTargets } from './sql/claimActedTargets.js';
 import { claimedTriples } from './sql/claimedTriples.js';
 import { listOldClaims } from './sql/listOldClaims.js';
@@ -59,23 +63,9 @@ const MIN_WAIT_MS = 1000;
 const LEASE_MS = 60_000;
 /** A claim of this follower's this old whose job is not in the queue was never queued (its process died first). */
 const UNQUEUED_AFTER_MS = 30_000;
-/** How far ahead of this host's clock the cursor may move: an entry dated further is stored, but does not carry the cursor past what comes next. */
-const MAX_SKEW_MS = 60 * 60_000;
 
 /** Another follower stored the page (this one's lease ran out meanwhile): this one's copy is rolled back. */
 class CursorMoved extends Error {}
-
-/** Where the cursor goes after a page. */
-function nextCursor(cursor: AuditCursor, page: ListPage, actions: UserAction[]): AuditCursor {
-  const anchor = epochMicros(cursor.from);
-  const cap = BigInt(Date.now() + MAX_SKEW_MS) * 1000n;
-  const newest = actions.reduce((max, a) => (a.micros > max ? a.micros : max), anchor);
-  const last = newest < cap ? newest : cap;
-  // Entries of the last instant are read again from its start: one that joins them later is not skipped.
-  if (last > anchor) return { from: isoMicros(last), offset: 0 };
-  // A page of one instant (more than a page share it): counted past.
-  return { from: cursor.from, offset: cursor.offset + page.results.length };
-}
 
 export interface Follower {
   stop(): Promise<void>;
@@ -88,7 +78,8 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
   const stopping = new AbortController();
   let stopped = false;
 
-  const fetchPage = (cursor: AuditCursor) =>
+  /** A page of the log from `from` on (up to `to`, when given), oldest or newest first. */
+  const fetchPage = (order: 'asc' | 'desc', from: string, to: string | null, offset: number) =>
     paced(
       deps,
       () =>
@@ -97,46 +88,41 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
             endpoint: 'user_actions',
             query: [
               ...API_GROUPS.map((g): [string, string] => ['api_group', g]),
-              // `sorting` is the deprecated name of `order_by`: a server that knows only it still answers oldest first.
-              ['order_by', 'asc'],
-              ['sorting', 'asc'],
-              ['from_timestamp', cursor.from],
+              // `sorting` is the deprecated name of `order_by`: a server that knows only it still answers in the order asked.
+              ['order_by', order],
+              ['sorting', order],
+              ['from_timestamp', from],
+              ...(to === null ? [] : [['to_timestamp', to] as [string, string]]),
             ],
           },
-          cursor.offset,
+          offset,
           PAGE_LIMIT,
         ),
       () => '200',
     );
 
   /** The entries of a page that can be stored (the others are named in the log and passed over), checked against what was asked. */
-  function readPage(cursor: AuditCursor, page: ListPage): UserAction[] {
+  function readPage(fromTimestamp: string, order: 'asc' | 'desc', page: ListPage): UserAction[] {
     const actions: UserAction[] = [];
     for (const result of page.results) {
       try {
-        const action = readUserAction(result);
-        if (action.invalidFields.length > 0) {
-          logger.warn(
-            { action_id: action.id, fields: action.invalidFields },
-            'audit-log entry stored with fields off the contract as null',
-          );
-        }
-        actions.push(action);
+        actions.push(readUserAction(result));
       } catch (error) {
         if (!(error instanceof InvalidActionError)) throw error;
         logger.warn({ error: error.message }, 'audit-log entry passed over: it cannot be stored');
       }
     }
     // A server that does not do what was asked would have the cursor skip entries or go round in circles: nothing is stored.
-    const from = epochMicros(cursor.from);
+    const from = epochMicros(fromTimestamp);
     if (actions.some((a) => a.micros < from)) {
       throw new Error(
-        `the audit log answered entries older than from_timestamp ${cursor.from}: the cursor stays where it is (is GCORE_BASE_URL, or the account's base_url, Gcore's API?)`,
+        `the audit log answered entries older than from_timestamp ${fromTimestamp}: the cursor stays where it is (is GCORE_BASE_URL, or the account's base_url, Gcore's API?)`,
       );
     }
     for (let n = 1; n < actions.length; n++) {
-      if (actions[n]!.micros < actions[n - 1]!.micros) {
-        throw new Error('the audit log answered entries out of time order (order_by=asc not honoured): the cursor stays where it is');
+      const [earlier, later] = order === 'asc' ? [actions[n - 1]!, actions[n]!] : [actions[n]!, actions[n - 1]!];
+      if (later.micros < earlier.micros) {
+        throw new Error(`the audit log answered entries out of time order (order_by=${order} not honoured): the cursor stays where it is`);
       }
     }
     return actions;
@@ -222,53 +208,123 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
   }
 
   /**
-   * Reads one page and stores it in one transaction with the cursor's move and
-   * the claims of the refreshes it calls for; the refreshes are queued (ahead
-   * of scheduled ones) once that has committed, so they see the entries. Null
-   * when another follower moved the cursor meanwhile: nothing is stored.
+   * Stores entries in the transaction the cursor's move (or the look ahead's
+   * note) is made in, with the claims of the refreshes the new or changed ones
+   * call for.
+   */
+  async function storeEntries(tx: Tx, actions: UserAction[]) {
+    const fresh = await storeApart(tx, actions);
+    const acted = actedImages(actions.filter((a) => fresh.has(a.id)));
+    const jobPrefix = `audit-${account}-${randomBytes(4).toString('hex')}`;
+    const targets = await claimActedTargets(
+      tx,
+      account,
+      acted.map((a) => a.triple),
+      jobPrefix,
+      deps.batchSize,
+    );
+    return { fresh, acted, targets };
+  }
+
+  /** Once the entries have committed (so the refreshes see them): queues the claimed refreshes (ahead of scheduled ones) and takes in untracked images. Returns how many refreshes were queued. */
+  async function actOn(stored: Awaited<ReturnType<typeof storeEntries>>, actions: UserAction[]): Promise<number> {
+    // Said once, when stored: the overlap reads each entry again.
+    for (const action of actions) {
+      if (action.invalidFields.length > 0 && stored.fresh.has(action.id)) {
+        logger.warn({ action_id: action.id, fields: action.invalidFields }, 'audit-log entry stored with fields off the contract as null');
+      }
+    }
+    // A crash before these are queued leaves claims without jobs: the next poll queues them (queueUnqueued).
+    const { claims, tracked } = stored.targets;
+    await queueClaims(claims);
+    await adoptUntracked(stored.acted, tracked);
+    return claims.reduce((n, claim) => n + claim.triples.length, 0);
+  }
+
+  /**
+   * Reads one page of the window up to `bound` and stores it in one
+   * transaction with the cursor's move; its refreshes are queued once that
+   * has committed. Null when another follower moved the cursor meanwhile:
+   * nothing is stored.
    */
   async function readOnePage(
     cursor: AuditCursor,
-    pollStart: Date,
-  ): Promise<{ next: AuditCursor; more: boolean; entries: number; queued: number } | null> {
-    const page = await fetchPage(cursor);
-    const actions = readPage(cursor, page);
-    const more = page.results.length >= PAGE_LIMIT;
-    let next = nextCursor(cursor, page, actions);
-    const jobPrefix = `audit-${account}-${randomBytes(4).toString('hex')}`;
+    bound: bigint,
+    previousIds: string[] | undefined,
+  ): Promise<{ next: AuditCursor; ended: boolean; ids: string[]; entries: number; queued: number } | null> {
+    const request: PageRequest = pageRequest(cursor, bound);
+    const page = await fetchPage('asc', request.from, request.to, request.offset);
+    const actions = readPage(request.from, 'asc', page);
+    const ids = actions.map((a) => a.id);
+    const step = afterPage(
+      request,
+      {
+        instants: actions.map((a) => a.micros),
+        size: page.results.length,
+        full: page.results.length >= PAGE_LIMIT,
+        repeated: repeatsPrevious(previousIds, ids, request.offset),
+      },
+      bound,
+    );
+    if (step.passedOver) {
+      logger.error(
+        { from: request.from, offset: request.offset },
+        'audit log: more entries share one instant than a page holds, and the server does not honour offset: the rest of that instant is passed over',
+      );
+    }
     const stored = await sql
       .begin(async (tx) => {
-        const fresh = await storeApart(tx, actions);
-        if (more && fresh.size === 0 && cursor.offset > 0 && next.offset > 0) {
-          // A full page of one instant, past the first, with nothing new: the server repeats its first page.
-          logger.error(
-            { from: cursor.from, offset: cursor.offset },
-            'audit log: more entries share one instant than a page holds, and the server does not honour offset: the rest of that instant is passed over',
-          );
-          next = { from: isoMicros(epochMicros(cursor.from) + 1n), offset: 0 };
+        const entries = await storeEntries(tx, actions);
+        if (!(await moveAuditCursor(tx, account, holder, LEASE_MS, cursor, step.next, step.ended ? request.to : null))) {
+          throw new CursorMoved();
         }
-        if (!(await moveAuditCursor(tx, account, holder, LEASE_MS, cursor, next, more ? null : pollStart))) throw new CursorMoved();
-        const acted = actedImages(actions.filter((a) => fresh.has(a.id)));
-        const targets = await claimActedTargets(
-          tx,
-          account,
-          acted.map((a) => a.triple),
-          jobPrefix,
-          deps.batchSize,
-        );
-        return { fresh, acted, targets };
+        return entries;
       })
       .catch((error: unknown) => {
         if (error instanceof CursorMoved) return null;
         throw error;
       });
     if (stored === null) return null;
-    // A crash before these are queued leaves claims without jobs: the next poll queues them (queueUnqueued).
-    const { claims, tracked } = stored.targets;
-    await queueClaims(claims);
-    await adoptUntracked(stored.acted, tracked);
-    const queued = claims.reduce((n, claim) => n + claim.triples.length, 0);
-    return { next, more, entries: stored.fresh.size, queued };
+    const queued = await actOn(stored, actions);
+    return { next: step.next, ended: step.ended, ids, entries: stored.fresh.size, queued };
+  }
+
+  /**
+   * Looks for entries dated ahead of the database's clock (`bound`), newest
+   * first, one page: stores them (acting on the new ones now, not when their
+   * time comes) and notes how many there are and how far the furthest is, for
+   * status and /readyz. The cursor does not move.
+   */
+  async function lookAhead(bound: bigint): Promise<{ entries: number; queued: number } | null> {
+    const from = isoMicros(bound + 1n);
+    const page = await fetchPage('desc', from, null, 0);
+    const actions = readPage(from, 'desc', page);
+    const ahead = aheadOf(
+      actions.map((a) => a.micros),
+      page.count,
+      bound,
+    );
+    const stored = await sql
+      .begin(async (tx) => {
+        const entries = await storeEntries(tx, actions);
+        const furthest = ahead.furthest === null ? null : isoMicros(ahead.furthest);
+        if (!(await recordLookAhead(tx, account, holder, LEASE_MS, isoMicros(bound), { count: ahead.count, furthest }))) {
+          throw new CursorMoved();
+        }
+        return entries;
+      })
+      .catch((error: unknown) => {
+        if (error instanceof CursorMoved) return null;
+        throw error;
+      });
+    if (stored === null) return null;
+    if (ahead.furthest !== null) {
+      logger.warn(
+        { entries: ahead.count, furthest: isoMicros(ahead.furthest) },
+        "audit log: entries dated ahead of the database's clock: stored, but the cursor does not follow them",
+      );
+    }
+    return { entries: stored.fresh.size, queued: await actOn(stored, actions) };
   }
 
   async function queueClaims(claims: Array<{ jobId: string; triples: Triple[] }>): Promise<void> {
@@ -296,9 +352,12 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
     logger.warn({ jobs: byJob.size }, 'audit log: queued refreshes that a stopped process had claimed but not queued');
   }
 
-  /** One poll, if one is due and no other process is reading: pages until the log is read to its end. Returns when the next is due. */
+  /**
+   * One poll, if one is due and no other process is reading: pages until the
+   * log is read to the database's clock when the poll began, then looks ahead
+   * of it if that is due. Returns when the next poll is due.
+   */
   async function poll(): Promise<number> {
-    const pollStart = new Date();
     const lease = await takeAuditLease(sql, account, holder, LEASE_MS, deps.pollSeconds);
     if (!lease) return Date.now() + MIN_WAIT_MS;
     let entries = 0;
@@ -306,14 +365,24 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
     try {
       if (!lease.due) return await auditPollDue(sql, account, deps.pollSeconds);
       await queueUnqueued();
+      const bound = epochMicros(lease.now);
       let cursor: AuditCursor = lease;
+      let previousIds: string[] | undefined;
+      let ended = false;
       for (let page = 0; page < MAX_PAGES_PER_POLL && !stopped; page++) {
-        const read = await readOnePage(cursor, pollStart);
+        const read = await readOnePage(cursor, bound, previousIds);
         if (read === null) break;
         entries += read.entries;
         queued += read.queued;
-        if (!read.more) break;
+        ended = read.ended;
+        if (ended) break;
         cursor = read.next;
+        previousIds = read.ids;
+      }
+      if (ended && !stopped && lookAheadDue(lease.lookedAheadAt === null ? null : epochMicros(lease.lookedAheadAt), bound)) {
+        const ahead = await lookAhead(bound);
+        entries += ahead?.entries ?? 0;
+        queued += ahead?.queued ?? 0;
       }
     } finally {
       await releaseAuditLease(sql, account, holder);

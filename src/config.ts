@@ -1,4 +1,5 @@
 // Settings from the environment, validated once with their defaults.
+import { KEY_URL_RULE, mayCarryKey } from './accounts.js';
 import { ConfigError } from './errors.js';
 import { readWholeNumber } from './input-ranges.js';
 
@@ -84,6 +85,7 @@ function readInt(env: Env, name: string, fallback: number, min: number, max: num
   return readWholeNumber(name, text, min, max, problems) ?? fallback;
 }
 
+/** The URL in `name`, or `fallback` when unset; a problem naming the variable, never the value, which may hold a password. */
 function readUrl(env: Env, name: string, fallback: string, protocols: string[], problems: string[]): string {
   const text = env[name]?.trim() || fallback;
   try {
@@ -93,6 +95,27 @@ function readUrl(env: Env, name: string, fallback: string, protocols: string[], 
     problems.push(`${name}: must be a ${protocols.join(' or ')} URL`);
   }
   return text;
+}
+
+/** GCORE_BASE_URL: every request carries the API key there, so it follows the rule of an account's base_url. */
+function readBaseUrl(env: Env, problems: string[]): string {
+  const text = readUrl(env, 'GCORE_BASE_URL', DEFAULTS.baseUrl, ['http:', 'https:'], problems);
+  if (URL.canParse(text) && !mayCarryKey(text)) problems.push(`GCORE_BASE_URL: ${KEY_URL_RULE}: the API key is sent with every request`);
+  return text.replace(/\/+$/, '');
+}
+
+/**
+ * Why a webhook URL cannot be used, or undefined. Credentials in it
+ * (`user:password@host`) are refused rather than sent: fetch refuses such a
+ * URL and quotes it, password and all, in its error at every retry, and the
+ * signature (ALERT_WEBHOOK_SECRET) is what proves an alert's origin; a
+ * receiver that needs a token can take it in the URL's path or query.
+ */
+export function webhookUrlProblem(text: string): string | undefined {
+  const url = URL.parse(text);
+  if (url && (url.username || url.password))
+    return 'must not hold a user name or password (user:password@host): the receiver authenticates alerts by their signature (ALERT_WEBHOOK_SECRET); a token it needs can go in the path or query';
+  return undefined;
 }
 
 /** "1" on, "0" or unset off; anything else ("true", "yes") is a mistake, not silently off. */
@@ -112,6 +135,8 @@ const MIN_SECRET_LENGTH = 32;
  */
 function readAlertWebhook(env: Env, problems: string[]): Pick<Config, 'alertWebhookUrl' | 'alertWebhookSecret'> {
   const url = env.ALERT_WEBHOOK_URL?.trim() ? readUrl(env, 'ALERT_WEBHOOK_URL', '', ['http:', 'https:'], problems) : undefined;
+  const urlProblem = url && webhookUrlProblem(url);
+  if (urlProblem) problems.push(`ALERT_WEBHOOK_URL: ${urlProblem}`);
   const secret = env.ALERT_WEBHOOK_SECRET || undefined;
   if (url && !secret) {
     problems.push(
@@ -130,7 +155,7 @@ export function loadConfig(env: Env = process.env): Config {
   const logLevel = env.LOG_LEVEL?.trim() || DEFAULTS.logLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
   const config: Config = {
-    baseUrl: readUrl(env, 'GCORE_BASE_URL', DEFAULTS.baseUrl, ['http:', 'https:'], problems).replace(/\/+$/, ''),
+    baseUrl: readBaseUrl(env, problems),
     databaseUrl: env.DATABASE_URL?.trim() ? readUrl(env, 'DATABASE_URL', '', ['postgres:', 'postgresql:'], problems) : undefined,
     home: env.GCORE_IMAGE_SYNC_HOME?.trim() || DEFAULTS.home,
     redisUrl: env.REDIS_URL?.trim() ? readUrl(env, 'REDIS_URL', '', ['redis:', 'rediss:'], problems) : undefined,

@@ -20,7 +20,7 @@ import {
 import { imageIdProblem } from './image-id.js';
 import type { Triple } from './interfaces.js';
 import { parseJsonExactly } from './json-text.js';
-import { scrubDocument, secretScrubber } from './secret-scrub.js';
+import { secretScrubber } from './secret-scrub.js';
 
 export interface GcoreClientOptions {
   baseUrl: string;
@@ -69,10 +69,10 @@ function parseJson(text: string): unknown {
   }
 }
 
-function errorFor(status: number, text: string, headers: Headers, scrub: (text: string) => string): GcoreApiError {
+/** `text` is scrubbed (send): no decoding of it, the message included, can spell the key. */
+function errorFor(status: number, text: string, headers: Headers): GcoreApiError {
   const body = parseJson(text) as { exception_class?: unknown; message?: unknown } | undefined;
-  // The message is decoded JSON: its escapes (\u0074, \/) may spell the key that the text scrub did not see.
-  const detail = typeof body?.message === 'string' ? excerpt(scrub(body.message)) : excerpt(text) || '(empty body)';
+  const detail = typeof body?.message === 'string' ? excerpt(body.message) : excerpt(text) || '(empty body)';
   if (status === 401) {
     return new AuthenticationError(`401: the API key was rejected: ${detail}`, status, shouldRetry(headers, false));
   }
@@ -84,8 +84,9 @@ function errorFor(status: number, text: string, headers: Headers, scrub: (text: 
     );
   }
   if (status === 429) {
+    // The wait asked is in the error, not its message: the policy says it where it matters (over the cap).
     const wait = retryAfterMs(headers) ?? DEFAULT_RATE_LIMIT_WAIT_MS;
-    return new RateLimitedError(`429: rate limited for ${wait} ms: ${detail}`, wait, shouldRetry(headers, true));
+    return new RateLimitedError(`429: ${detail}`, wait, shouldRetry(headers, true));
   }
   const transient = isTransientStatus(status);
   const Kind = transient ? TransientApiError : UnexpectedStatusError;
@@ -131,13 +132,11 @@ export class GcoreClient {
     const { status, headers, text } = await this.send(url);
     if (status === 404 && isGcoreNotFound(text)) return { kind: 'gone', observedAt };
     if (status !== 200) {
-      const error = errorFor(status, text, toHeaders(headers), this.scrub);
+      const error = errorFor(status, text, toHeaders(headers));
       if (error instanceof AuthenticationError) this.keyRejected = true;
       throw error;
     }
-    const parsed = parseJsonExactly(text);
-    // Any escape (\u0074, or \/ in a key with a slash) can spell the key in a form the text scrub misses.
-    const body = text.includes('\\') ? scrubDocument(parsed, this.options.apiKey) : parsed;
+    const body = parseJsonExactly(text);
     if (body === undefined) {
       throw new MalformedAnswerError(`200 with a body that is not JSON: ${excerpt(text) || '(empty body)'}`, 200, false);
     }
@@ -161,12 +160,11 @@ export class GcoreClient {
       );
     }
     if (status !== 200) {
-      const error = errorFor(status, text, toHeaders(headers), this.scrub);
+      const error = errorFor(status, text, toHeaders(headers));
       if (error instanceof AuthenticationError) this.keyRejected = true;
       throw error;
     }
-    const parsed = parseJsonExactly(text);
-    const body = (text.includes('\\') ? scrubDocument(parsed, this.options.apiKey) : parsed) as { count?: unknown; results?: unknown };
+    const body = parseJsonExactly(text) as { count?: unknown; results?: unknown };
     const { count, results } = body ?? {};
     if (typeof body !== 'object' || body === null || !Array.isArray(results) || !Number.isSafeInteger(count) || (count as number) < 0) {
       throw new MalformedAnswerError(

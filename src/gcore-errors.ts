@@ -48,18 +48,58 @@ export function isTransientStatus(status: number): boolean {
   return status === 403 || status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
-/** A hint beyond a year is read as a year: the policy (refresh-policy.ts) caps what it honours far below. */
-const MAX_HINT_MS = 366 * 24 * 3600_000;
+/** Not sent: the account's requests are paused after a 429 that asked for longer than this worker waits (rate-limiter.ts). */
+export class PausedPastCapError extends GcoreApiError {
+  constructor(
+    /** How long the API asked for (Infinity when it set no bound). */
+    readonly askedMs: number,
+    capMs: number,
+    remainingMs: number,
+  ) {
+    super(
+      `request not sent: ${overCapText(askedMs, capMs)}; the account's requests are held back for ${formatWait(remainingMs)} more`,
+      undefined,
+      false,
+    );
+  }
+}
 
-/** The server's wait hint from `retry-after-ms` or `Retry-After` (seconds or HTTP date), if it is a wait at all. */
+/** A wait as a person reads it: whole seconds, rounded up; one without a bound as such. */
+export function formatWait(ms: number): string {
+  return Number.isFinite(ms) ? `${Math.ceil(ms / 1000)} s` : 'without limit';
+}
+
+/** What a failure says when the API asked to wait longer than the cap: the same for the request that got the 429 and those held back by its pause. */
+export function overCapText(askedMs: number, capMs: number): string {
+  return `Gcore asked to wait ${formatWait(askedMs)}, more than the ${formatWait(capMs)} cap set by SYNC_RATE_LIMIT_MAX_WAIT_SECONDS`;
+}
+
+/**
+ * Seconds as `Retry-After` (or `retry-after-ms`) spells them: a non-negative
+ * decimal number, any exponent, or Infinity. A number too large for a double
+ * (`1e400`) is Infinity: a wait without a bound, never "no hint".
+ */
+const WAIT_NUMBER = /^\+?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|infinity)$/i;
+
+function readWaitNumber(text: string): number | undefined {
+  const trimmed = text.trim();
+  return WAIT_NUMBER.test(trimmed) ? Number(trimmed.replace(/^\+?infinity$/i, 'Infinity')) : undefined;
+}
+
+/**
+ * The server's wait hint from `retry-after-ms` or `Retry-After` (seconds or
+ * HTTP date), as asked: not capped here (the policy caps what it honours and
+ * says what was asked), Infinity for a wait without a bound. Undefined when
+ * there is no hint or it is not a wait.
+ */
 export function retryAfterMs(headers: Headers, now = Date.now()): number | undefined {
-  const ms = Number(headers.get('retry-after-ms'));
-  if (headers.has('retry-after-ms') && Number.isFinite(ms) && ms >= 0) return Math.min(Math.ceil(ms), MAX_HINT_MS);
+  const ms = readWaitNumber(headers.get('retry-after-ms') ?? '');
+  if (ms !== undefined) return Math.ceil(ms);
   const text = headers.get('retry-after');
   if (text === null) return undefined;
-  const seconds = Number(text);
-  const wait = Number.isFinite(seconds) && text.trim() !== '' ? seconds * 1000 : Date.parse(text) - now;
-  return Number.isFinite(wait) && wait >= 0 ? Math.min(Math.ceil(wait), MAX_HINT_MS) : undefined;
+  const seconds = readWaitNumber(text);
+  const wait = seconds !== undefined ? seconds * 1000 : Date.parse(text) - now;
+  return wait >= 0 ? Math.ceil(wait) : undefined;
 }
 
 /** `x-should-retry: true|false` overrides our own decision. */

@@ -1,12 +1,16 @@
 // The worker's HTTP endpoints: /healthz (the process is alive and its data exists), /readyz
-// (Postgres and the queue store answer, no other deployment shares the queues),
-// /metrics (Prometheus), and the queue dashboard.
+// (Postgres and the queue store answer, no other deployment shares the queues;
+// its body also names an account's audit log that holds entries from the
+// future, which does not make it unready), /metrics (Prometheus), and the
+// queue dashboard.
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { describeAhead } from './audit-cursor.js';
 import type { QueueBackend } from './backend.js';
 import type { Sql } from './db.js';
 import type { WorkerMetrics } from './metrics.js';
 import { DASHBOARD_PATH } from './queue-dashboard.js';
+import { auditLogStates } from './sql/auditCursor.js';
 
 export interface HttpServer {
   port: number;
@@ -22,6 +26,23 @@ async function answers(check: () => Promise<unknown>): Promise<string> {
   } catch (error) {
     return (error as Error).message;
   }
+}
+
+/**
+ * Each account whose audit log holds entries dated ahead of the database's
+ * clock, with what `status` says of them; undefined when none does, or when
+ * Postgres does not answer (the `postgres` check says so).
+ */
+async function futureEntries(sql: Sql): Promise<Record<string, string> | undefined> {
+  let found: Record<string, string> | undefined;
+  await answers(async () => {
+    const said = (await auditLogStates(sql)).flatMap((state) => {
+      const text = describeAhead({ count: state.ahead_count, furthest: state.ahead_at, lookedAt: state.looked_ahead_at }, state.now);
+      return text === null ? [] : [[state.account, text] as const];
+    });
+    if (said.length > 0) found = Object.fromEntries(said);
+  });
+  return found;
 }
 
 export interface HttpDeps {
@@ -71,11 +92,14 @@ export async function startHttpServer(port: number, deps: HttpDeps): Promise<Htt
             const problem = await deploymentProblem();
             if (problem) throw new Error(problem);
           }),
-      ]).then(([postgres, queues, deployment]) => {
+        futureEntries(deps.sql),
+      ]).then(([postgres, queues, deployment, auditLog]) => {
         // A process whose key was rejected takes no jobs: unready, so a supervisor can restart it with a new key.
         const apiKey = deps.keyProblem?.() ?? 'ok';
         const ready = postgres === 'ok' && queues === 'ok' && (deployment ?? 'ok') === 'ok' && apiKey === 'ok';
-        send(ready ? 200 : 503, 'application/json', `${JSON.stringify({ postgres, queues, deployment, api_key: apiKey })}\n`);
+        // Entries from the future are said, never made a reason to be unready: one bad entry must not block every rollout.
+        const body = { postgres, queues, deployment, api_key: apiKey, audit_log: auditLog };
+        send(ready ? 200 : 503, 'application/json', `${JSON.stringify(body)}\n`);
       });
       return;
     }

@@ -114,12 +114,18 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     const jobPrefix = confirmJobPrefix(own.refresh, listingId);
     const done = await finishListing(sql, listingId, { batchSize: deps.batchSize, jobPrefix });
     if (!done) return;
-    metrics?.listings.inc({ account: deps.account.name, status: done.status });
+    // A sampled listing is counted once its sample decides it (scope-confirm.ts).
+    if (done.sampled === null) metrics?.listings.inc({ account: deps.account.name, status: done.status });
     await queueConfirmations(done.scopeKey, done.confirm);
     const absent = done.confirm.reduce((n, c) => n + c.triples.length, 0);
     const fields = { listing_id: listingId, scope: done.scopeKey, expected: done.expected, listed: done.listed, absent };
-    if (done.status === 'complete') logger.info(fields, 'listing complete');
-    else logger.error({ ...fields, error: done.error }, 'listing incomplete: nothing deleted or confirmed');
+    if (done.status === 'incomplete') logger.error({ ...fields, error: done.error }, 'listing incomplete: nothing deleted or confirmed');
+    else if (done.sampled !== null) {
+      logger.warn(
+        { ...fields, suspect: done.suspect, sampled: done.sampled },
+        'listing suspect: it contradicts what is stored; a sample of what it did not return is confirmed first, and nothing else until it answers',
+      );
+    } else logger.info(fields, 'listing complete');
     await finishRunsSaying(sql, queues, logger);
   }
 

@@ -9,6 +9,8 @@ import type { Triple } from './interfaces.js';
 import { refreshQueueIdle, type Queues } from './queue.js';
 import type { Logger } from './logger.js';
 import { finishRunsSaying } from './run-log.js';
+import { onlyStoppedRemain } from './run-summary.js';
+import { unfinishedByAccount } from './sql/finishRuns.js';
 import { getRun, type RunProgress } from './sql/getRun.js';
 import { loadAccounts } from './sql/accounts.js';
 import { releaseClaims } from './sql/releaseClaims.js';
@@ -44,15 +46,11 @@ const CLAIM_SETTLE_MS = 5000;
  * from Redis are freed, and when nothing is queued or running anywhere, the
  * run's targets still without an outcome are queued again.
  */
-async function requeueLost(sql: Sql, queues: Queues, run: ManualRun, batchSize: number): Promise<number> {
+async function requeueLost(sql: Sql, queues: Queues, run: ManualRun, batchSize: number, stopped: ReadonlySet<string>): Promise<number> {
   await releaseClaims(sql, await lostJobs(sql, queues, CLAIM_SETTLE_MS));
-  if (
-    !(await refreshQueueIdle(
-      queues,
-      (await loadAccounts(sql)).map((a) => a.name),
-    ))
-  )
-    return 0;
+  // The queue of an account no worker here serves any more keeps its jobs: it does not count as busy.
+  const served = (await loadAccounts(sql)).map((a) => a.name).filter((name) => !stopped.has(name));
+  if (!(await refreshQueueIdle(queues, served))) return 0;
   // Nothing runs anywhere: a listing still open lost its jobs, and ends once they run again.
   const listings = await requeueListings(sql, queues, { runId: run.id });
   // A target still without an outcome lost its GET; one a scope lists gets a GET only once no listing can reach it.
@@ -74,9 +72,15 @@ export interface WaitOptions {
   signal?: AbortSignal;
   /** Called when Postgres stops answering (the wait goes on) and when lost refreshes are queued again. */
   onNotice?(message: string): void;
+  /** Accounts this process no longer serves (the API rejected their keys): once only their work is left, the wait ends. */
+  stoppedAccounts?(): ReadonlySet<string>;
 }
 
-/** Polls the run until it is finished (or `signal` aborts), reporting progress on each poll. */
+/**
+ * Polls the run until it is finished (or `signal` aborts), reporting progress
+ * on each poll. Returns it finished, or still open when all that is left is
+ * work of `stoppedAccounts` (onlyStoppedRemain): the caller closes it.
+ */
 export async function waitForRun(
   sql: Sql,
   queues: Queues,
@@ -92,7 +96,7 @@ export async function waitForRun(
       if (Date.now() - checkedAt > CHECK_MS) {
         checkedAt = Date.now();
         await finishRunsSaying(sql, queues, options.logger);
-        const requeued = await requeueLost(sql, queues, run, options.batchSize);
+        const requeued = await requeueLost(sql, queues, run, options.batchSize, options.stoppedAccounts?.() ?? new Set());
         if (requeued > 0) options.onNotice?.(`run ${run.id}: ${requeued} refreshes were lost from the queue; queued them again`);
       }
       const progress = await getRun(sql, run.id);
@@ -101,6 +105,8 @@ export async function waitForRun(
       storeAway = false;
       onProgress(progress);
       if (progress.finishedAt !== null) return progress;
+      const stopped = options.stoppedAccounts?.() ?? new Set<string>();
+      if (stopped.size > 0 && onlyStoppedRemain(await unfinishedByAccount(sql, run.id), stopped)) return progress;
     } catch (error) {
       if (!isTransientStoreError(error)) throw error;
       if (!storeAway) options.onNotice?.(`Postgres does not answer (${(error as Error).message}); waiting for it`);

@@ -95,13 +95,13 @@ export async function openPostgresBackend(store: Store, deployment: string): Pro
       return {
         // One take at a time per process: takers queue here rather than on the timeline's row lock in
         // Postgres, each holding a connection of the pool (a worker at SYNC_CONCURRENCY 20 held 20).
-        take: (slotMs) =>
+        take: (slotMs, throughPause) =>
           oneAtATime(async () => {
             const askedAt = performance.now();
-            return { waitMs: await takeApiSlot(sql, key, slotMs, 0), askedAt };
+            return { ...(await takeApiSlot(sql, key, { slotMs, throughPause })), askedAt };
           }),
-        pause: async (pauseMs) => void (await takeApiSlot(sql, key, 0, pauseMs)),
-        aheadMs: async () => Math.round(await takeApiSlot(sql, key, 0, 0)),
+        pause: async (pauseMs, askedMs) => void (await takeApiSlot(sql, key, { slotMs: 0, pauseMs, askedMs })),
+        aheadMs: async () => Math.round((await takeApiSlot(sql, key, { slotMs: 0 })).waitMs),
       };
     },
     // The queues are in this deployment's own database: no other deployment can reach them.

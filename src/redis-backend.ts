@@ -10,7 +10,7 @@ import { MARK_TTL_MS } from './deployment-registry.js';
 import { firstAnswer, ServiceUnavailableError } from './errors.js';
 import { ENTRY_TTL_MS, entryName, holdRecord, type KeyRejection } from './key-health.js';
 import { openQueues } from './queue.js';
-import { rateLimitKey, type RequestTimeline } from './rate-limiter.js';
+import { apiPauseKey, rateLimitKey, type RequestTimeline } from './rate-limiter.js';
 
 /** Opens a Redis connection for BullMQ and proves it answers, or fails fast saying where. */
 export async function connectRedis(url: string): Promise<Redis> {
@@ -35,38 +35,62 @@ export async function connectRedis(url: string): Promise<Redis> {
   return redis;
 }
 
-// KEYS[1] = next free slot (ms); ARGV[1] = slot width (ms), ARGV[2] = pause (ms), both 0 only to read.
-// Returns how long the caller waits before its slot (a read: how far ahead the next free slot is).
+// KEYS[1] = next free slot (ms); KEYS[2] = the pause in force: how long the API asked for (ms, as
+// the caller spelled it: "Infinity" too), expiring when the pause ends. ARGV[1] = slot width (ms),
+// ARGV[2] = pause (ms), both 0 only to read; ARGV[3] = what the API asked for a pause;
+// ARGV[4] = '1' to take a slot through a pause in force (else the pause is answered, nothing taken).
+// Returns {wait before the caller's slot (a read: how far ahead the next free slot is),
+// how much longer the pause in force lasts (0: none), what the API asked for it}.
 const TAKE_SLOT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local free = tonumber(redis.call('GET', KEYS[1]) or '0')
 local width = tonumber(ARGV[1])
 local pause = tonumber(ARGV[2])
+local paused = math.max(redis.call('PTTL', KEYS[2]), 0)
 if pause > 0 then
   free = math.max(free, now + pause)
   redis.call('SET', KEYS[1], free, 'PX', math.ceil(free - now) + 1000)
-  return 0
+  if pause >= paused then
+    redis.call('SET', KEYS[2], ARGV[3], 'PX', math.ceil(pause))
+  end
+  return {0, 0, ''}
 end
-if width == 0 then
-  return math.max(0, free - now)
+local asked = ''
+if paused > 0 then
+  asked = redis.call('GET', KEYS[2]) or ''
+end
+if width == 0 or (paused > 0 and ARGV[4] ~= '1') then
+  return {math.max(0, free - now), paused, asked}
 end
 local slot = math.max(free, now)
 local nextFree = slot + width
 redis.call('SET', KEYS[1], nextFree, 'PX', math.ceil(nextFree - now) + 1000)
-return slot - now
+return {slot - now, paused, asked}
 `;
 
-function redisTimeline(redis: Redis, key: string): RequestTimeline {
-  const call = async (width: number, pause: number) => Number(await redis.eval(TAKE_SLOT, 1, key, width, pause));
+function redisTimeline(redis: Redis, key: string, pauseKey: string): RequestTimeline {
+  const call = async (width: number, pause: number, asked: number, throughPause: boolean) => {
+    const [wait, paused, askedText] = (await redis.eval(
+      TAKE_SLOT,
+      2,
+      key,
+      pauseKey,
+      width,
+      pause,
+      String(asked),
+      throughPause ? '1' : '0',
+    )) as [number, number, string];
+    return { waitMs: Number(wait), pause: paused > 0 ? { remainingMs: Number(paused), askedMs: Number(askedText) } : undefined };
+  };
   return {
     // Every command goes down one connection in order, so a take leaves when it is made.
-    take: async (slotMs) => {
+    take: async (slotMs, throughPause) => {
       const askedAt = performance.now();
-      return { waitMs: await call(slotMs, 0), askedAt };
+      return { ...(await call(slotMs, 0, 0, throughPause)), askedAt };
     },
-    pause: async (pauseMs) => void (await call(0, pauseMs)),
-    aheadMs: async () => Math.round(await call(0, 0)),
+    pause: async (pauseMs, askedMs) => void (await call(0, pauseMs, askedMs, false)),
+    aheadMs: async () => Math.round((await call(0, 0, 0, false)).waitMs),
   };
 }
 
@@ -107,7 +131,7 @@ export async function openRedisBackend(url: string, queuePrefix: string, deploym
     where: `this Redis and QUEUE_PREFIX "${queuePrefix}"`,
     queues,
     worker: (name, processor, settings) => new Worker(name, processor, { ...settings, connection: redis, prefix: queuePrefix }),
-    timeline: (account) => redisTimeline(redis, rateLimitKey(queuePrefix, account)),
+    timeline: (account) => redisTimeline(redis, rateLimitKey(queuePrefix, account), apiPauseKey(queuePrefix, account)),
     markDeployment: (identity) => markAndList(identity),
     liveDeployments: () => markAndList(''),
     holdKeyRejection: (rejection, onError) =>

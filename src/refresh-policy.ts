@@ -1,7 +1,7 @@
 // What happens after a refresh of one image did not end in stored data: the
 // whole retry and outcome policy in one pure function, as the Gcore SDKs keep
 // theirs in two. The worker carries the decision out; nothing else decides.
-import { AuthenticationError, GcoreApiError, RateLimitedError, RequestWithheldError } from './gcore-errors.js';
+import { AuthenticationError, GcoreApiError, overCapText, RateLimitedError, RequestWithheldError } from './gcore-errors.js';
 import { InvalidPayloadError } from './image-payload.js';
 import { isTransientStoreError, UnstorableImageError } from './store-errors.js';
 
@@ -70,7 +70,7 @@ function decideRateLimited<T extends Attempts>(error: RateLimitedError, item: T,
   const failure = describeFailure(error);
   const wait = error.retryAfterMs;
   if (wait > policy.rateLimitMaxWaitMs) {
-    const message = `${failure.message} (the API asked to wait ${Math.round(wait / 1000)} s, more than the ${Math.round(policy.rateLimitMaxWaitMs / 1000)} s this worker waits)`;
+    const message = `${failure.message} (${overCapText(wait, policy.rateLimitMaxWaitMs)})`;
     return { kind: 'fail', failure: { ...failure, message }, attempts: item.attempt + 1, stopWorker: false };
   }
   const inARow = (item.rateLimited ?? 0) + 1;
@@ -80,9 +80,20 @@ function decideRateLimited<T extends Attempts>(error: RateLimitedError, item: T,
   return { kind: 'retry', item: { ...item, attempt, rateLimited: inARow }, delayMs: wait, failure };
 }
 
-/** How long every process holds back its requests after a 429: as asked, up to the cap. */
-export function rateLimitPauseMs(error: RateLimitedError, policy: RetryPolicy): number {
-  return Math.min(error.retryAfterMs, policy.rateLimitMaxWaitMs);
+/** A pause of an account's requests after a 429: how long, and how long the API asked for (more when over the cap). */
+export interface RateLimitPause {
+  pauseMs: number;
+  askedMs: number;
+}
+
+/**
+ * How long every process holds back the account's requests after a 429: as
+ * asked, up to the cap. What was asked goes with it, so that a request that
+ * would have to wait through a pause the API asked to be longer than the cap
+ * fails at once, in any process (rate-limiter.ts), rather than waiting the cap out.
+ */
+export function rateLimitPause(error: RateLimitedError, policy: RetryPolicy): RateLimitPause {
+  return { pauseMs: Math.min(error.retryAfterMs, policy.rateLimitMaxWaitMs), askedMs: error.retryAfterMs };
 }
 
 /** The policy: what to do with `item` after `error`. */

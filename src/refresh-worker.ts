@@ -13,6 +13,7 @@ import { finishRunsSaying } from './run-log.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { KeyedAccount } from './accounts.js';
 import {
+  confirmJobPrefix,
   enqueueBatches,
   failedBatches,
   MAX_STALLED_COUNT,
@@ -23,11 +24,12 @@ import {
 } from './queue.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
 import { runAgainLater, sweepFailedJobs } from './job-recovery.js';
-import { BatchFailedError, decide, rateLimitPauseMs, type RetryPolicy } from './refresh-policy.js';
+import { BatchFailedError, decide, rateLimitPause, type RetryPolicy } from './refresh-policy.js';
+import { formatWait, type RateLimitedError } from './gcore-errors.js';
 import { refreshBatch, type ItemResult } from './refresh.js';
+import { confirmations } from './scope-confirm.js';
 import { claimTriples } from './sql/claimTriples.js';
 import { creditRuns } from './sql/creditRuns.js';
-import { leaveScope } from './sql/leaveScope.js';
 import { movedTargets } from './sql/movedTargets.js';
 import { recordFailure } from './sql/recordFailure.js';
 import { releaseClaims } from './sql/releaseClaims.js';
@@ -67,21 +69,38 @@ export function keyRejectedMessage(account: KeyedAccount, jobs: string): string 
 
 const tripleFields = (item: RefreshItem) => ({ project_id: item.projectId, region_id: item.regionId, image_id: item.imageId });
 
-/** Holds back every process's requests of the account, and the start of its new batches, without spending attempts. */
+/**
+ * After a 429: holds back every process's requests of the account, and the
+ * start of its new batches, without spending attempts; as asked, up to the
+ * cap. A pause the API asked to be longer than the cap makes every request
+ * that would wait through it fail at once instead (rate-limiter.ts).
+ */
 export async function pauseForRateLimit(
-  { logger, metrics, limiter, own }: Pick<RefreshWorkerDeps, 'logger' | 'metrics' | 'limiter' | 'own'>,
-  ms: number,
+  { logger, metrics, limiter, own, policy }: Pick<RefreshWorkerDeps, 'logger' | 'metrics' | 'limiter' | 'own' | 'policy'>,
+  error: RateLimitedError,
 ): Promise<void> {
-  logger.warn({ account: own.account, wait_ms: ms }, 'rate limited by the API: pausing the queue');
-  metrics?.rateLimitedSeconds.inc({ account: own.account }, ms / 1000);
-  await limiter.pause(ms);
-  await own.refresh.rateLimit(ms);
+  const { pauseMs, askedMs } = rateLimitPause(error, policy);
+  const overCap = askedMs > pauseMs ? { asked: formatWait(askedMs) } : {};
+  logger.warn({ account: own.account, wait_ms: pauseMs, ...overCap }, 'rate limited by the API: pausing the queue');
+  metrics?.rateLimitedSeconds.inc({ account: own.account }, pauseMs / 1000);
+  await limiter.pause(pauseMs, askedMs);
+  await own.refresh.rateLimit(pauseMs);
 }
 
 export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobData> {
   const { sql, queues, logger, metrics, policy } = deps;
   const inFlight = pLimit(deps.concurrency);
   let keyRejected = false;
+  const confirm = confirmations({
+    sql,
+    queues,
+    logger,
+    metrics,
+    account: deps.account.name,
+    batchSize: deps.batchSize,
+    // The rest of a sampled listing's absences, in batches apart from its sample's.
+    jobPrefix: (listingId) => `${confirmJobPrefix(deps.own.refresh, listingId)}-rest`,
+  });
 
   /** Queues items again, claimed under a new job, after `delayMs`, on their account's queue (this one's unless said). */
   async function requeue(items: RefreshItem[], delayMs: number, to: AccountQueues = deps.own): Promise<void> {
@@ -113,9 +132,12 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
         metrics?.refreshes.inc({ account: deps.account.name, outcome: result.outcome });
         metrics?.lastSuccess.set(Date.now() / 1000);
         const { confirmScope } = result.item;
-        if (confirmScope !== undefined && !result.gone && (await leaveScope(sql, result.item, confirmScope))) {
-          metrics?.scopeExits.inc();
-          logger.info({ ...fields, scope: confirmScope }, 'left its scope: the API still has it, but the scope no longer lists it');
+        if (confirmScope !== undefined) {
+          await confirm.answered(
+            result.item,
+            confirmScope,
+            result.gone ? { kind: 'gone' } : result.snapshot ? { kind: 'found', snapshot: result.snapshot } : { kind: 'failed' },
+          );
         }
         continue;
       }
@@ -145,6 +167,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
           'refresh',
         );
         if (decision.stopWorker) stopOnRejectedKey();
+        if (result.item.confirmScope !== undefined) await confirm.answered(result.item, result.item.confirmScope, { kind: 'failed' });
       }
     }
     for (const [delayMs, items] of later) await requeue(items, delayMs);
@@ -166,7 +189,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
           client: deps.client,
           limiter: deps.limiter,
           inFlight,
-          onRateLimited: (error) => pauseForRateLimit(deps, rateLimitPauseMs(error, policy)),
+          onRateLimited: (error) => pauseForRateLimit(deps, error),
           onAnswer: deps.onAnswer,
         },
         items,

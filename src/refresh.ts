@@ -11,7 +11,7 @@ import type { GcoreClient } from './gcore-client.js';
 import { GcoreApiError, RateLimitedError, RequestWithheldError } from './gcore-errors.js';
 import { contentHash } from './image-diff.js';
 import { validateImage } from './image-payload.js';
-import type { Observation, RefreshOutcome } from './interfaces.js';
+import type { ImageSnapshot, Observation, RefreshOutcome } from './interfaces.js';
 import type { RefreshItem } from './queue.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
 import { recordChanges } from './sql/recordChanges.js';
@@ -35,8 +35,8 @@ export interface RefreshDeps {
 }
 
 export type ItemResult =
-  /** `gone`: the API answered 404 NotFoundError (whatever that did to the stored state). */
-  | { item: RefreshItem; outcome: RefreshOutcome; warnings: string[]; ms: number; gone?: true }
+  /** `gone`: the API answered 404 NotFoundError (whatever that did to the stored state); else `snapshot` is the answer as validated. */
+  | { item: RefreshItem; outcome: RefreshOutcome; warnings: string[]; ms: number; gone?: true; snapshot?: ImageSnapshot }
   | { item: RefreshItem; error: unknown; ms: number };
 
 type Fetched =
@@ -153,7 +153,7 @@ export async function refreshBatch(deps: RefreshDeps, items: RefreshItem[]): Pro
       results.push(
         result instanceof Error
           ? { item: f.item, error: result, ms: f.ms }
-          : { item: f.item, outcome: result, warnings: f.observation.warnings, ms: f.ms },
+          : { item: f.item, outcome: result, warnings: f.observation.warnings, ms: f.ms, snapshot: f.observation.snapshot },
       );
     }
   }

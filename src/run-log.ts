@@ -8,8 +8,9 @@ import type { Logger } from './logger.js';
 import { nextTickAt, type Queues } from './queue.js';
 import { describeSchedule } from './schedule.js';
 import type { Run } from './sql/startRun.js';
-import { finishRuns } from './sql/finishRuns.js';
+import { closeRun, finishRuns, type FinishedRun } from './sql/finishRuns.js';
 import { openRuns } from './sql/getRun.js';
+import { doneOf } from './run-summary.js';
 
 /** Best effort: a line without its next tick beats no line, and the work it narrates must not fail for it. */
 async function nextTick(queues: Queues, scheduleKey: string | null): Promise<string | undefined> {
@@ -40,26 +41,50 @@ export async function sayRunStarted(
   );
 }
 
+/** The line a closed run gets: its frozen counts (runCounts), what it left undone and why, and how long it took. */
+async function sayRunClosed(queues: Queues, logger: Logger, run: FinishedRun): Promise<void> {
+  const fields = {
+    run_id: run.id,
+    kind: run.kind,
+    schedule: describeSchedule(run.scheduleKey),
+    status: run.status,
+    planned: run.planned,
+    discovered: run.discovered,
+    listed: run.listed,
+    changed: run.changed,
+    created: run.created,
+    unchanged: run.unchanged,
+    deleted: run.deleted,
+    failed: run.failed,
+    marked_left: run.markedLeft,
+    listings_failed: run.listingsFailed,
+    seconds: Math.round(run.seconds * 10) / 10,
+    next_tick_at: await nextTick(queues, run.scheduleKey),
+  };
+  if (run.status === 'finished') logger.info(fields, 'run finished');
+  else
+    logger.error(
+      { ...fields, unattempted: run.unattempted, listings_unfinished: run.listingsUnfinished, error: run.error },
+      'run closed incomplete: its work left undone stays queued',
+    );
+}
+
 /** Closes the runs that are complete (finishRuns) and says so for each. */
 export async function finishRunsSaying(sql: Sql, queues: Queues, logger: Logger): Promise<void> {
-  for (const run of await finishRuns(sql)) {
-    logger.info(
-      {
-        run_id: run.id,
-        kind: run.kind,
-        schedule: describeSchedule(run.scheduleKey),
-        planned: run.planned,
-        changed: run.changed,
-        unchanged: run.unchanged,
-        deleted: run.deleted,
-        failed: run.failed,
-        listings_failed: run.listingsFailed,
-        seconds: Math.round(run.seconds * 10) / 10,
-        next_tick_at: await nextTick(queues, run.scheduleKey),
-      },
-      'run finished',
-    );
-  }
+  for (const run of await finishRuns(sql)) await sayRunClosed(queues, logger, run);
+}
+
+/** Closes a run incomplete (closeRun), says so, and returns it as closed; undefined when it had closed already. */
+export async function closeRunSaying(
+  sql: Sql,
+  queues: Queues,
+  logger: Logger,
+  runId: number,
+  error: string,
+): Promise<FinishedRun | undefined> {
+  const run = await closeRun(sql, runId, error);
+  if (run) await sayRunClosed(queues, logger, run);
+  return run;
 }
 
 /**
@@ -77,7 +102,7 @@ export function sayProgress(sql: Sql, logger: Logger, seconds: number): () => vo
     openRuns(sql)
       .then((runs) => {
         for (const run of runs) {
-          const done = run.unchanged + run.changed + run.deleted + run.failed;
+          const done = doneOf(run);
           const now = Date.now();
           const before = last.get(run.id) ?? { done: 0, at: new Date(run.startedAt).getTime() };
           logger.info(
@@ -87,6 +112,7 @@ export function sayProgress(sql: Sql, logger: Logger, seconds: number): () => vo
               schedule: describeSchedule(run.scheduleKey),
               done,
               planned: run.planned,
+              discovered: run.discovered,
               failed: run.failed,
               per_second: Math.round(((done - before.done) / Math.max(1, (now - before.at) / 1000)) * 10) / 10,
             },

@@ -59,6 +59,11 @@ export const targets = pgTable(
     scopeKey: text('scope_key'),
     /** When a confirming GET found it alive outside its scope's filter: no longer refreshed, kept as the record that it left. */
     leftScopeAt: tz('left_scope_at'),
+    /**
+     * When a confirming GET found it alive where the server may read a filter of its scope otherwise than
+     * this worker: it stays in the scope, and its listing's silence about it makes no listing suspect.
+     */
+    filterUnsureAt: tz('filter_unsure_at'),
   },
   (t) => [
     index('targets_scope_idx')
@@ -207,6 +212,21 @@ export const syncRuns = pgTable(
     failed: integer('failed').notNull().default(0),
     /** Scope listings of the run that were incomplete: they deleted and confirmed nothing. */
     listingsFailed: integer('listings_failed').notNull().default(0),
+    // What its scope listings did (sql/outcomeCounts.ts counts all of these from stored rows, once, as finishRuns freezes them).
+    /** Of `changed`, the first sightings: a new image's history began. */
+    created: integer('created').notNull().default(0),
+    /** Targets its listings found that were not targets when it started (not in `planned`). */
+    discovered: integer('discovered').notNull().default(0),
+    /** Images its listings returned, each once per listing. */
+    // bigint: the sum of listings' counts is not bounded by one column's.
+    listed: bigint('listed', { mode: 'number' }).notNull().default(0),
+    /** Targets a confirming GET found alive outside their scope during the run. */
+    markedLeft: integer('marked_left').notNull().default(0),
+    /** Closed incomplete: targets never attempted, and listings not ended, left queued for a worker that can do them. */
+    unattempted: integer('unattempted').notNull().default(0),
+    listingsUnfinished: integer('listings_unfinished').notNull().default(0),
+    /** Why a run closed incomplete (the account whose key the API rejected); never a key. */
+    error: text('error'),
   },
   (t) => [
     index('sync_runs_open_idx')
@@ -214,7 +234,7 @@ export const syncRuns = pgTable(
       .where(sql`${t.finishedAt} IS NULL`),
     index('sync_runs_started_idx').on(t.startedAt),
     check('sync_runs_kind_check', sql`${t.kind} IN ('scheduled', 'manual')`),
-    check('sync_runs_status_check', sql`${t.status} IN ('running', 'finished', 'superseded')`),
+    check('sync_runs_status_check', sql`${t.status} IN ('running', 'finished', 'superseded', 'incomplete')`),
     check('sync_runs_finished_check', sql`(${t.status} = 'running') = (${t.finishedAt} IS NULL)`),
   ],
 );
@@ -261,12 +281,22 @@ export const listings = pgTable(
     // bigint: the sum of a listing's counts is not bounded by one column's.
     expected: bigint('expected', { mode: 'number' }),
     listed: bigint('listed', { mode: 'number' }),
-    /** Stored live images of the scope that the complete listing did not return: each confirmed by a GET. */
+    /** Stored live images of the scope that the complete listing did not return: each confirmed by a GET (a suspect listing's once its sample believes it). */
     absent: integer('absent'),
     error: text('error'),
+    /** Why it contradicts what is stored, when that made it confirm a sample first (scope-sample.ts); else null. */
+    suspect: text('suspect'),
+    /** A suspect listing's absences confirmed first, as a sample; null when every absence was confirmed at once. */
+    sampled: integer('sampled'),
+    /** Of the sample, those the API still has in the scope or that got no answer: more than 0 and the listing is not believed. */
+    sampleContradicted: integer('sample_contradicted'),
+    /** Images its confirming GETs found alive outside the scope's projects, regions or filters: they left it. */
+    markedLeft: integer('marked_left').notNull().default(0),
   },
   (t) => [
     uniqueIndex('listings_run_scope_idx').on(t.runId, t.scopeKey),
+    // A scope's latest listing: status, and the one a confirming GET's leaving is counted on.
+    index('listings_scope_idx').on(t.scopeKey, t.id),
     check('listings_status_check', sql`${t.status} IN ('expanding', 'listing', 'complete', 'incomplete')`),
     check('listings_finished_check', sql`(${t.status} IN ('complete', 'incomplete')) = (${t.finishedAt} IS NOT NULL)`),
   ],
@@ -315,6 +345,23 @@ export const listingIds = pgTable(
     page: integer('page').notNull(),
   },
   (t) => [primaryKey({ columns: [t.listingId, t.projectId, t.regionId, t.imageId] })],
+);
+
+// The absences a suspect listing confirms first, and how each GET answered
+// (null until it has): the sample that decides whether the listing is believed.
+export const listingSamples = pgTable(
+  'listing_samples',
+  {
+    listingId: bigint('listing_id', { mode: 'number' })
+      .notNull()
+      .references(() => listings.id, { onDelete: 'cascade' }),
+    ...triple,
+    answer: text('answer'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.listingId, t.projectId, t.regionId, t.imageId] }),
+    check('listing_samples_answer_check', sql`${t.answer} IN ('gone', 'left', 'in', 'unsure', 'failed')`),
+  ],
 );
 
 export const syncFailures = pgTable(
@@ -398,8 +445,9 @@ export const imageActions = pgTable(
 
 // Where each account's follower reads its audit log next: entries from
 // `from_timestamp` on, skipping the first `page_offset` (only while more than
-// a page of entries share that instant). A page is stored only if the cursor
-// is still where it was read from; the lease lets one process at a time read.
+// a page of entries share that instant), up to the database's clock when the
+// poll began (src/audit-cursor.ts). A page is stored only if the cursor is
+// still where it was read from; the lease lets one process at a time read.
 export const auditLogCursors = pgTable('audit_log_cursors', {
   account: text('account').primaryKey(),
   fromTimestamp: tz('from_timestamp').notNull(),
@@ -407,10 +455,14 @@ export const auditLogCursors = pgTable('audit_log_cursors', {
   /** The follower reading the log now, until its lease runs out (renewed with every page; a crashed one's lapses). */
   leaseHolder: text('lease_holder'),
   leaseUntil: tz('lease_until'),
-  /** When a poll last ended with the log read to its end; the next is due a poll interval later. */
+  /** The database's clock when the last poll that read the log to its end began (its bound); the next is due a poll interval later. */
   polledAt: tz('polled_at'),
   /** Why the last poll stopped early, until one succeeds. */
   lastError: text('last_error'),
+  /** When entries dated ahead of the database's clock were last looked for, and what that found: the furthest one's time (null: none), and how many. */
+  lookedAheadAt: tz('looked_ahead_at'),
+  aheadAt: tz('ahead_at'),
+  aheadCount: integer('ahead_count').notNull().default(0),
 });
 
 // How far the change webhook has delivered: changes with a larger id are still to send.

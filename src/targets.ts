@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { ACCOUNT_NAME, ACCOUNT_NAME_RULE, IMPLIED_ACCOUNT, KEY_ENV_NAME, type Account } from './accounts.js';
+import { ACCOUNT_NAME, ACCOUNT_NAME_RULE, IMPLIED_ACCOUNT, KEY_ENV_NAME, KEY_URL_RULE, mayCarryKey, type Account } from './accounts.js';
 import { ConfigError } from './errors.js';
 import type { Schedule, Target } from './interfaces.js';
 import { imageIdProblem } from './image-id.js';
@@ -155,20 +155,10 @@ const accountSchema = z.strictObject({
       error: (issue) => `must be a whole number from 0 (no limit) to 10000 (got ${String(issue.input)})`,
     })
     .optional(),
-  // The account's key goes wherever base_url points: over https, or plain http only to this machine.
+  // The account's key goes wherever base_url points.
   base_url: z
     .string()
-    .refine(
-      (text) => {
-        try {
-          const url = new URL(text);
-          return url.protocol === 'https:' || (url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname));
-        } catch {
-          return false;
-        }
-      },
-      { error: (issue) => `must be an https URL, or http to localhost (got ${JSON.stringify(issue.input)})` },
-    )
+    .refine(mayCarryKey, { error: (issue) => `${KEY_URL_RULE} (got ${JSON.stringify(issue.input)})` })
     .optional(),
 });
 

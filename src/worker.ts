@@ -20,7 +20,7 @@ import { ApiRateLimiter } from './rate-limiter.js';
 import { startListWorker } from './list-worker.js';
 import { repeatedErrorLog } from './repeated-errors.js';
 import { sayProgress } from './run-log.js';
-import { FREE_RATE_LIMIT_RETRIES, rateLimitPauseMs } from './refresh-policy.js';
+import { FREE_RATE_LIMIT_RETRIES } from './refresh-policy.js';
 import { keyRejectedMessage, pauseForRateLimit, startRefreshWorker } from './refresh-worker.js';
 import { requeueOpenRuns } from './fan-out.js';
 import { loadAccounts } from './sql/accounts.js';
@@ -89,8 +89,11 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
       maxPageBytes: config.maxPageBytes,
     });
     const own = queues.forAccount(account.name);
-    const limiter = new ApiRateLimiter(backend.timeline(account.name), account.rateLimitPerSecond ?? config.rateLimitPerSecond, () =>
-      deps.metrics?.slotsGivenUp.inc(),
+    const limiter = new ApiRateLimiter(
+      backend.timeline(account.name),
+      account.rateLimitPerSecond ?? config.rateLimitPerSecond,
+      () => deps.metrics?.slotsGivenUp.inc(),
+      config.rateLimitMaxWaitMs,
     );
     const accountLogger = logger.child({ account: account.name });
     // One client, so a key rejected for a GET is not sent for a list either: both workers stop taking the account's jobs.
@@ -128,7 +131,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     const refreshWorker = startRefreshWorker({ ...shared, concurrency: config.concurrency, onKeyRejected });
     const listWorker = startListWorker({
       ...shared,
-      onRateLimited: (error) => pauseForRateLimit(shared, rateLimitPauseMs(error, policy)),
+      onRateLimited: (error) => pauseForRateLimit(shared, error),
       onKeyRejected: () => {
         accountLogger.error(keyRejectedMessage(account, 'jobs'));
         onKeyRejected();
@@ -141,7 +144,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
             ...shared,
             account: account.name,
             pollSeconds: config.auditLogPollSeconds,
-            onRateLimited: (error) => pauseForRateLimit(shared, rateLimitPauseMs(error, policy)),
+            onRateLimited: (error) => pauseForRateLimit(shared, error),
             onKeyRejected: () => {
               if (!state.rejected) accountLogger.error(keyRejectedMessage(account, 'audit-log polls'));
               onKeyRejected();

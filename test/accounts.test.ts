@@ -19,6 +19,7 @@ import { createTestEnv, type TestEnv } from './support/env.js';
 import { invariantViolations } from './support/invariants.js';
 import { capturedLogger, QUIET_SCHEDULE, startPipeline, withWorker, type Pipeline } from './support/pipeline.js';
 import { waitFor } from './support/throwaway.js';
+import { runCli } from './support/cli.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
 
@@ -242,6 +243,78 @@ describe('accounts', () => {
     expect(worker.lines().filter((l) => l.includes('rejected GCORE_API_KEY_STAGING'))).toHaveLength(1);
   });
 
+  it("sync --wait over two accounts, one key revoked mid-run: the other's images are all stored, the run is closed, exit 1", async () => {
+    const prod = images(1, 300);
+    const staging = images(2, 300);
+    // prod paced at 100 a second takes at least 3 s; staging's key is revoked after its 100th request, well before that.
+    const targets = `${accountsYaml(100, 0)}targets:
+  - { account: prod, project_id: 1, region_id: 7, image_ids: [${prod.map((t) => t.imageId).join(', ')}] }
+  - { account: staging, project_id: 2, region_id: 7, image_ids: [${staging.map((t) => t.imageId).join(', ')}] }
+`;
+    const w = await setUp(prod, staging, targets, true);
+    const { sql, queues } = w.pipeline.services;
+    w.fake.rejectAccount('staging', 100);
+    const result = await runCli(['sync', '--wait'], w.processEnv);
+    expect(result.code).toBe(1);
+
+    // Every image of prod is stored; staging's first 100 answers are, and each request that got the 401 is one failure.
+    const stored = await sql<{ account: string; n: number }[]>`SELECT account, count(*)::int AS n FROM images GROUP BY 1 ORDER BY 1`;
+    expect(stored).toEqual([
+      { account: 'prod', n: 300 },
+      { account: 'staging', n: 100 },
+    ]);
+    const [failures] = await sql<{ n: number; first: Date }[]>`
+      SELECT count(*)::int AS n, min(failed_at) AS first FROM sync_failures WHERE account = 'staging' AND status = 401`;
+    expect(failures!.n).toBeGreaterThan(0);
+    expect(await sql`SELECT count(*)::int AS n FROM sync_failures WHERE account <> 'staging' OR status <> 401`).toEqual([{ n: 0 }]);
+    // Mid-run: prod went on storing after staging's key was rejected.
+    const [prodLast] = await sql<{ at: Date }[]>`SELECT max(first_seen_at) AS at FROM images WHERE account = 'prod'`;
+    expect(prodLast!.at.getTime()).toBeGreaterThan(failures!.first.getTime());
+
+    // The run is closed, saying why and how much stays queued: staging's targets never tried, each still claimed by a queued job.
+    const unattempted = 300 - 100 - failures!.n;
+    expect(unattempted).toBeGreaterThan(0);
+    const error = 'the API rejected GCORE_API_KEY_STAGING (401), the key of account staging';
+    const [run] = await sql`
+      SELECT id, status, finished_at IS NOT NULL AS closed, planned, changed, created, failed, unattempted, listings_unfinished, error
+      FROM sync_runs`;
+    expect(run).toEqual({
+      id: 1,
+      status: 'incomplete',
+      closed: true,
+      planned: 600,
+      changed: 400,
+      created: 400,
+      failed: failures!.n,
+      unattempted,
+      listings_unfinished: 0,
+      error,
+    });
+    const [queued] = await sql<{ n: number; tried: number }[]>`
+      SELECT count(*) FILTER (WHERE queued_job IS NOT NULL)::int AS n,
+        count(*) FILTER (WHERE last_attempt_at >= (SELECT started_at FROM sync_runs WHERE id = 1))::int AS tried
+      FROM targets WHERE account = 'staging'`;
+    expect(queued).toEqual({ n: unattempted, tried: 100 + failures!.n });
+    const jobs = await queues.forAccount('staging').refresh.getJobCounts('waiting', 'delayed', 'prioritized', 'active');
+    expect(jobs.active).toBe(0);
+    expect((jobs.waiting ?? 0) + (jobs.delayed ?? 0) + (jobs.prioritized ?? 0)).toBeGreaterThan(0);
+    expect(result.stderr.trim().split('\n').at(-1)).toBe(
+      `run 1: ${400 + failures!.n}/600 refreshed: 400 changed (400 created), 0 unchanged, 0 deleted, ${failures!.n} failed; ` +
+        `INCOMPLETE: ${error}: ${unattempted} refreshes not done stay queued for a worker with a valid key`,
+    );
+    const closed = result.stdout
+      .split('\n')
+      .filter((line) => line.includes('run closed incomplete'))
+      .map((line) => JSON.parse(line));
+    expect(closed).toEqual([expect.objectContaining({ run_id: 1, status: 'incomplete', unattempted, error, level: 50 })]);
+    const status = (await cli(w, 'status')).split('\n');
+    expect(status.find((line) => line.startsWith('last run:'))).toMatch(
+      new RegExp(
+        `^last run: #1 incomplete \\(manual\\), started \\S+, finished \\S+: 600 planned, 400 changed \\(400 created\\), .*; INCOMPLETE: ${error.replace(/[()]/g, '\\$&')}: ${unattempted} refreshes not done stay queued`,
+      ),
+    );
+  }, 240_000);
+
   it("an image moved to another account while its refresh is queued is fetched with that account's key, and says so", async () => {
     const w = await setUp(PROD, STAGING, BOTH_NAMED, true, { staging: [1, 2] });
     const { sql, queues } = w.pipeline.services;
@@ -277,10 +350,17 @@ describe('accounts', () => {
 `;
     const w = await setUp(prod, staging, targets, true);
     const workers = [1, 2, 3].map(() => spawnWorker(w));
-    await waitFor('three workers on each account', async () => {
-      const counts = await Promise.all(['prod', 'staging'].map((a) => w.pipeline.services.queues.forAccount(a).refresh.getWorkersCount()));
-      return counts.every((n) => n === 3);
-    });
+    // Three node processes starting on a busy machine can take longer than the default.
+    await waitFor(
+      'three workers on each account',
+      async () => {
+        const counts = await Promise.all(
+          ['prod', 'staging'].map((a) => w.pipeline.services.queues.forAccount(a).refresh.getWorkersCount()),
+        );
+        return counts.every((n) => n === 3);
+      },
+      90_000,
+    );
     const started = Date.now();
     const run = await w.pipeline.sync();
     const tookMs = Date.now() - started;
@@ -309,7 +389,7 @@ describe('accounts', () => {
       expect(logs).not.toContain(key);
       expect(stored).not.toContain(key);
     }
-  });
+  }, 240_000);
 });
 
 /** A worker in this process on the world's accounts, its lines kept. */

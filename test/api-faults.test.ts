@@ -1,12 +1,14 @@
 // Every kind of API answer, through the real worker, ending in correct data or
 // a clearly recorded failure: never in wrong data.
+import postgres from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
 import { createTestEnv } from './support/env.js';
 import { invariantViolations } from './support/invariants.js';
-import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
+import { runCli, type CliResult } from './support/cli.js';
+import { QUIET_SCHEDULE, startPipeline, writeTargetsFile, type Pipeline } from './support/pipeline.js';
 import { waitFor } from './support/throwaway.js';
 
 const triples: Triple[] = [1, 2, 3].map((n) => ({ projectId: 4, regionId: 2, imageId: sampleImageId(n) }));
@@ -169,4 +171,155 @@ describe('API faults', () => {
     ]);
     expect(pipeline.logLines.filter((l) => l.includes('rejected GCORE_API_KEY'))).toHaveLength(1);
   });
+});
+
+/**
+ * `sync --wait` through the built CLI (npm run build first), against a fake
+ * API whose every answer to `triples` is `fault`, with the workers' default
+ * rate and cap unless `settings` says otherwise.
+ */
+async function syncThroughFaults(
+  triples: Triple[],
+  targets: string,
+  fault: (fake: FakeGcore) => void,
+  settings: Record<string, string> = {},
+): Promise<{ fake: FakeGcore; result: CliResult; failures: Array<Record<string, unknown>>; listings: Array<Record<string, unknown>> }> {
+  const testEnv = await createTestEnv();
+  cleanups.push(() => testEnv.cleanup());
+  const fake = new FakeGcore({ apiKey: testEnv.env.GCORE_API_KEY });
+  for (const triple of triples) fake.putImage(triple, sampleImage(triple));
+  await fake.start();
+  cleanups.push(() => fake.stop());
+  fault(fake);
+  const result = await runCli(['sync', '--wait'], {
+    ...testEnv.env,
+    TARGETS_FILE: await writeTargetsFile(`${QUIET_SCHEDULE}\ntargets:\n${targets}`),
+    GCORE_BASE_URL: fake.url,
+    SYNC_RATE_LIMIT_PER_SECOND: '10',
+    ...settings,
+  });
+  const sql = postgres(testEnv.databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    return {
+      fake,
+      result,
+      failures: await sql`SELECT image_id, status, error_class, message, attempts FROM sync_failures ORDER BY id`,
+      listings: await sql`SELECT status, error FROM listings ORDER BY id`,
+    };
+  } finally {
+    await sql.end();
+  }
+}
+
+describe('a 429 asking for more than the cap (SYNC_RATE_LIMIT_MAX_WAIT_SECONDS, 900 s)', () => {
+  const ten: Triple[] = Array.from({ length: 10 }, (_, n) => ({ projectId: 4, regionId: 2, imageId: sampleImageId(100 + n) }));
+  const tenTargets = `  - { project_id: 4, region_id: 2, image_ids: [${ten.map((t) => t.imageId).join(', ')}] }\n`;
+  const cap = 'more than the 900 s cap set by SYNC_RATE_LIMIT_MAX_WAIT_SECONDS';
+
+  // The test's timeout is the minute the refreshes must end in; the old limiter held them for the cap.
+  it.each([
+    ['99999999', '99999999 s'],
+    ['1e400', 'without limit'],
+    ['Infinity', 'without limit'],
+    ['Fri, 01 Jan 2100 00:00:00 GMT', String.raw`\d{10} s`],
+  ])(
+    'Retry-After: %s ends `sync --wait` of 10 images with 10 failures that say what was asked, one request sent',
+    async (retryAfter, asked) => {
+      // One request at a time, in batches of 3: nine refreshes, in four batches, would wait through the pause.
+      const {
+        fake,
+        result,
+        failures: recorded,
+      } = await syncThroughFaults(ten, tenTargets, (f) => f.setFault('all', { kind: 'rateLimited', retryAfter }), {
+        SYNC_CONCURRENCY: '1',
+        SYNC_BATCH_SIZE: '3',
+      });
+      expect(result.code, result.stderr).toBe(1);
+      expect(result.stderr.trim().split('\n').at(-1)).toBe('run 1: 10/10 refreshed: 0 changed, 0 unchanged, 0 deleted, 10 failed');
+      expect(fake.requestsByEndpoint.image).toBe(1);
+      expect(recorded.map((f) => f.image_id).sort()).toEqual(ten.map((t) => t.imageId).sort());
+      const said = new RegExp(`Gcore asked to wait ${asked}, ${cap}`);
+      for (const failure of recorded) expect(failure.message).toMatch(said);
+      expect(recorded.map((f) => [f.error_class, f.status, f.attempts]).sort()).toEqual([
+        ['PausedPastCapError', null, 1],
+        ['PausedPastCapError', null, 1],
+        ['PausedPastCapError', null, 1],
+        ['PausedPastCapError', null, 1],
+        ['PausedPastCapError', null, 1],
+        ['PausedPastCapError', null, 1],
+        ['PausedPastCapError', null, 1],
+        ['PausedPastCapError', null, 1],
+        ['PausedPastCapError', null, 1],
+        ['RateLimitedError', 429, 1],
+      ]);
+      expect(recorded.find((f) => f.error_class === 'RateLimitedError')!.message).toMatch(
+        new RegExp(`^429: Too many requests \\(Gcore asked to wait ${asked}, ${cap}\\)$`),
+      );
+      expect(recorded.filter((f) => f.error_class === 'PausedPastCapError').map((f) => f.message)).toEqual(
+        Array.from({ length: 9 }, () =>
+          expect.stringMatching(
+            new RegExp(`^request not sent: Gcore asked to wait ${asked}, ${cap}; the account's requests are held back for \\d+ s more$`),
+          ),
+        ),
+      );
+    },
+    60_000,
+  );
+
+  it('a Retry-After within the cap is waited out, and the refreshes succeed', async () => {
+    const {
+      fake,
+      result,
+      failures: recorded,
+    } = await syncThroughFaults(ten, tenTargets, (f) => f.setFault('all', { kind: 'rateLimited', retryAfter: '2' }, 2), {
+      SYNC_CONCURRENCY: '1',
+      SYNC_BATCH_SIZE: '3',
+      SYNC_RATE_LIMIT_MAX_WAIT_SECONDS: '2',
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr.trim().split('\n').at(-1)).toBe(
+      'run 1: 10/10 refreshed: 10 changed (10 created), 0 unchanged, 0 deleted, 0 failed',
+    );
+    expect(recorded).toEqual([]);
+    expect(fake.requestsByEndpoint.image).toBe(12);
+    // Each 429 asked for the whole cap: no request went out before it had passed.
+    const [first, second, third] = fake.requestTimes;
+    expect(second! - first!).toBeGreaterThanOrEqual(1900);
+    expect(third! - second!).toBeGreaterThanOrEqual(1900);
+  }, 60_000);
+
+  it("a scope's listing answered so ends at once as an incomplete listing saying what was asked", async () => {
+    const { result, listings } = await syncThroughFaults(
+      ten,
+      '  - { project_id: 4, region_id: 2, discover: { baremetal: false } }\n',
+      (f) => f.setListFault({ endpoint: 'images', projectId: 4, regionId: 2 }, { kind: 'rateLimited', retryAfter: '99999999' }),
+    );
+    expect(result.code, result.stderr).toBe(1);
+    expect(result.stderr.trim().split('\n').at(-1)).toBe(
+      'run 1: 0/0 refreshed: 0 changed, 0 unchanged, 0 deleted, 0 failed; 1 scope listings incomplete (nothing deleted or confirmed there)',
+    );
+    expect(listings).toEqual([{ status: 'incomplete', error: expect.stringContaining(`Gcore asked to wait 99999999 s, ${cap}`) }]);
+  }, 60_000);
+
+  it('the audit-log follower answered so tries again at its next poll, failing at once while the pause lasts, then reads on', async () => {
+    const { fake, pipeline } = await setUp({ AUDIT_LOG_POLL_SECONDS: '1', SYNC_RATE_LIMIT_MAX_WAIT_SECONDS: '10' });
+    fake.setListFault({ endpoint: 'user_actions' }, { kind: 'rateLimited', retryAfter: '99999999' }, 1);
+    const failedPolls = () =>
+      pipeline.logLines
+        .map((l) => JSON.parse(l))
+        .filter((e) => e.msg === 'audit log: poll failed; will try again')
+        .map((e) => e.error);
+    await waitFor('a poll held back by the pause', () => failedPolls().some((error) => error.startsWith('request not sent')));
+    expect(failedPolls()[0]).toBe('429: Too many requests');
+    expect(failedPolls()[1]).toMatch(
+      /^request not sent: Gcore asked to wait 99999999 s, more than the 10 s cap set by SYNC_RATE_LIMIT_MAX_WAIT_SECONDS; the account's requests are held back for \d+ s more$/,
+    );
+    expect(fake.requestsByEndpoint.user_actions).toBe(1);
+    // Once the 10 s pause has passed, a poll is sent again and read.
+    await waitFor('a poll after the pause', () => fake.requestsByEndpoint.user_actions >= 2, 60_000);
+    await waitFor(
+      'the poll to be read',
+      async () => (await pipeline.services.sql`SELECT 1 FROM audit_log_cursors WHERE last_error IS NULL`).length === 1,
+    );
+  }, 90_000);
 });

@@ -2,11 +2,16 @@
 // routes do, the real worker follows the log into the real Postgres and queues
 // (Redis, or Postgres in the node-only pass), refreshes what the entries name
 // and puts each change down to who made it.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Sql } from '../src/db.js';
 import { changeTable } from '../src/change-table.js';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
+import { startHttpServer } from '../src/http-server.js';
+import { createMetrics } from '../src/metrics.js';
 import type { Triple } from '../src/interfaces.js';
 import { deliverChanges, type DeliveredChange } from '../src/sql/deliverChanges.js';
 import { listChanges } from '../src/sql/listChanges.js';
@@ -16,6 +21,7 @@ import { invariantViolations } from './support/invariants.js';
 import { capturedLogger, startPipeline, withWorker, type Pipeline } from './support/pipeline.js';
 import { waitFor } from './support/throwaway.js';
 
+const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
 const HOURLY = 'schedule: { every: 1h }';
 const alice = {
   email: 'alice@example.com',
@@ -82,6 +88,21 @@ function follow(w: World, pollSeconds = 2): RunningWorker {
   w.workers.push(worker);
   w.logLines = lines;
   return worker;
+}
+
+/** `status` as another process runs it. */
+async function status(w: World, ...args: string[]): Promise<string> {
+  return (await promisify(execFile)(process.execPath, [CLI, 'status', ...args], { env: { PATH: process.env.PATH!, ...w.env.env } })).stdout;
+}
+
+/** How many polls have read the log to its end so far (each one moves polled_at). */
+function pollCounter(w: World): () => Promise<number> {
+  const seen = new Set<string>();
+  return async () => {
+    const [row] = await w.sql<{ polled_at: string | null }[]>`SELECT polled_at::text FROM audit_log_cursors`;
+    if (row?.polled_at) seen.add(row.polled_at);
+    return seen.size;
+  };
 }
 
 async function count(sql: Sql, query: 'actions' | 'changes'): Promise<number> {
@@ -246,10 +267,11 @@ describe('following the audit log', () => {
     const [image, other] = images(2);
     const w = await begin([image!, other!]);
     w.fake.renameImageAs(alice, image!, 'renamed-before-the-crash');
-    // What a follower killed between its commit and its queueing leaves: the entry stored, the claim without a job.
+    // What a follower killed between its commit and its queueing leaves: the entry stored (as received), the claim without a job.
+    const [entry] = w.fake.auditLog.page(new URLSearchParams(), 'default').results as Array<{ timestamp: string }>;
     await w.sql`
       INSERT INTO image_actions (action_id, accounts, acted_at, action_type, email, project_id, region_id, image_id, raw)
-      VALUES ('1', ARRAY['default'], now(), 'update', 'alice@example.com', 1, 7, ${image!.imageId}, '{}')`;
+      VALUES ('1', ARRAY['default'], ${entry!.timestamp}, 'update', 'alice@example.com', 1, 7, ${image!.imageId}, ${w.sql.json(entry!)})`;
     // 40 s old: past the follower's 30 s, short of the 60 s after which any worker's lost-job sweep frees a claim.
     await w.sql`UPDATE targets SET queued_job = 'audit-default-dead0000-0', queued_at = now() - interval '40 seconds'
       WHERE image_id = ${image!.imageId}`;
@@ -263,7 +285,9 @@ describe('following the audit log', () => {
   it('stores each entry once when more than a page, and a page boundary, share one instant', async () => {
     const tracked = images(30);
     const w = await begin(tracked);
-    const instants = ['2026-11-27T09:00:00.000Z', '2026-11-27T09:00:01.000Z', '2026-11-27T09:00:02.000Z'];
+    // Within the day the first poll reads back (fixed dates fall out of it as the calendar moves on), a whole second each.
+    const base = Math.floor(Date.now() / 1000) * 1000 - 5 * 60_000;
+    const instants = [0, 1000, 2000].map((ms) => new Date(base + ms).toISOString());
     // 1,200 entries at one instant (more than a page), then 20 at the next, 5 at the last.
     for (const [instant, entries] of [
       [instants[0]!, 1200],
@@ -275,9 +299,14 @@ describe('following the audit log', () => {
     }
     follow(w, 60);
     await waitFor('every entry', async () => (await count(w.sql, 'actions')) === 1225);
-    await waitFor('the poll ends', async () => (await w.sql`SELECT 1 FROM audit_log_cursors WHERE polled_at IS NOT NULL`).length === 1);
-    // The 1,000 of the first instant, the same 1,000 again (nothing new: skipped by count), and the rest.
-    expect(w.fake.requestsByEndpoint.user_actions).toBe(3);
+    // The poll ends with its look ahead of the database's clock.
+    await waitFor(
+      'the poll ends',
+      async () => (await w.sql`SELECT 1 FROM audit_log_cursors WHERE looked_ahead_at IS NOT NULL`).length === 1,
+    );
+    // The 1,000 of the first instant, the same 1,000 again (nothing new: skipped by count), and the rest; then one look
+    // for entries dated ahead of the database's clock.
+    expect(w.fake.requestsByEndpoint.user_actions).toBe(3 + 1);
     const perInstant = await w.sql<{ at: Date; n: number }[]>`
       SELECT acted_at AS at, count(*)::int AS n FROM image_actions GROUP BY acted_at ORDER BY acted_at`;
     expect(perInstant.map((r) => [r.at.toISOString(), r.n])).toEqual([
@@ -285,8 +314,11 @@ describe('following the audit log', () => {
       [instants[1], 20],
       [instants[2], 5],
     ]);
-    const [cursor] = await w.sql`SELECT from_timestamp, page_offset FROM audit_log_cursors`;
-    expect(cursor).toEqual({ from_timestamp: new Date(instants[2]!), page_offset: 0 });
+    // The next poll reads the window again from an overlap before this one's end.
+    const [cursor] = await w.sql`
+      SELECT polled_at - from_timestamp AS overlap, page_offset, polled_at > ${new Date(instants[2]!)} AS past_the_entries
+      FROM audit_log_cursors`;
+    expect(cursor).toEqual({ overlap: '00:10:00', page_offset: 0, past_the_entries: true });
     // 1,225 entries about 30 images: 30 refreshes at most, each image at least once.
     expect(w.fake.requestsByEndpoint.image).toBeGreaterThanOrEqual(30);
     expect(w.fake.requestsByEndpoint.image).toBeLessThanOrEqual(60);
@@ -362,7 +394,8 @@ describe('following the audit log', () => {
     // A real date-time, which its zone carries past 9999.
     w.fake.auditLog.record({ account: 'default', actionType: 'update', triple: image!, actor: bob }).timestamp =
       '9999-12-31T23:30:00-01:00';
-    follow(w);
+    // One poll: each poll reads the last minutes again, and names again an entry it passes over.
+    follow(w, 60);
     await waitFor('the entries', async () => (await count(w.sql, 'actions')) === 2);
     expect(
       await w.sql`SELECT action_id, user_id, invalid_fields, raw->>'user_id' AS raw_user_id FROM image_actions ORDER BY action_id`,
@@ -389,11 +422,11 @@ describe('following the audit log', () => {
   it('stores nothing and says why when the server ignores from_timestamp, and reads on once it honours it', async () => {
     const [image] = images(1);
     const w = await begin([image!]);
-    // Two entries a second apart: the cursor ends at the second.
+    // Two entries older than the overlap each poll reads again: a server that ignores from_timestamp answers them.
     const now = Date.now();
-    w.fake.auditLog.clock = () => new Date(now - 2000);
+    w.fake.auditLog.clock = () => new Date(now - 20 * 60_000);
     w.fake.renameImageAs(alice, image!, 'one');
-    w.fake.auditLog.clock = () => new Date(now - 1000);
+    w.fake.auditLog.clock = () => new Date(now - 15 * 60_000);
     w.fake.tagImageAs(alice, image!, 'team', 'one');
     w.fake.auditLog.clock = () => new Date();
     follow(w, 1);
@@ -427,5 +460,148 @@ describe('following the audit log', () => {
     expect(after.length).toBeGreaterThanOrEqual(21);
     expect(Math.min(...after) - limitedAt).toBeGreaterThanOrEqual(2900);
     expect(w.logLines.some((line) => line.includes('rate limited by the API: pausing the queue'))).toBe(true);
+  });
+  it('is not blinded by entries dated 2099 and 30 minutes ahead: a rename a few seconds later is refreshed and put down to alice', async () => {
+    const [image, other] = images(2);
+    const w = await begin([image!, other!]);
+    // An attacker's entry from 2099 about the image alice will rename, and one from a Gcore node whose clock runs 30 minutes fast.
+    const furthest = new Date('2099-01-01T00:00:00Z');
+    w.fake.auditLog.record({ account: 'default', actionType: 'update', triple: image!, actor: bob, at: furthest });
+    w.fake.auditLog.record({
+      account: 'default',
+      actionType: 'update',
+      triple: other!,
+      actor: bob,
+      at: new Date(Date.now() + 30 * 60_000),
+    });
+    // Which entries each read of the log returned: entries from the future must not come back to every poll.
+    const returned: string[] = [];
+    const page = w.fake.auditLog.page.bind(w.fake.auditLog);
+    w.fake.auditLog.page = (query, account) => {
+      const answer = page(query, account);
+      returned.push(...(answer.results as Array<{ id: string }>).map((entry) => entry.id));
+      return answer;
+    };
+    const startedAt = new Date();
+    follow(w, 2);
+    // The first poll ends, having looked ahead: both entries are stored, and the images they name refreshed (nothing changed).
+    await waitFor('the look ahead', async () => (await w.sql`SELECT 1 FROM audit_log_cursors WHERE ahead_at IS NOT NULL`).length === 1);
+    await waitFor(
+      'both images refreshed',
+      async () => (await w.sql`SELECT 1 FROM targets WHERE last_attempt_at > ${startedAt}`).length === 2,
+    );
+    expect(await count(w.sql, 'actions')).toBe(2);
+
+    const renamedAt = Date.now();
+    w.fake.renameImageAs(alice, image!, 'renamed-after-the-future');
+    await waitFor('the rename, put down to alice', async () => (await changesOf(w.sql, image!)).some((c) => c.field === 'name'), 10_000);
+    expect(Date.now() - renamedAt).toBeLessThan(2000 + 8000);
+    expect((await changesOf(w.sql, image!)).slice(1)).toEqual([
+      {
+        change_type: 'updated',
+        field: 'name',
+        new_value: 'renamed-after-the-future',
+        actor_email: 'alice@example.com',
+        action_type: 'update',
+        actor_candidates: 1,
+      },
+      expect.objectContaining({ field: 'updated_at', actor_email: 'alice@example.com', actor_candidates: 1 }),
+    ]);
+    // One GET each for the entries from the future (acted on when seen), one for the rename.
+    expect(w.fake.requestsByEndpoint.image).toBe(3);
+
+    // Two more polls: the window never reaches past the database's clock, and the future entries (ids 1 and 2) came back
+    // once, to the look ahead, not to every poll.
+    const polls = pollCounter(w);
+    const before = await polls();
+    await waitFor('two more polls', async () => (await polls()) >= before + 2);
+    expect(returned.filter((id) => id === '1' || id === '2')).toEqual(['1', '2']);
+    const [cursor] =
+      await w.sql`SELECT from_timestamp <= now() AS behind, polled_at <= now() AS polled_behind, ahead_count FROM audit_log_cursors`;
+    expect(cursor).toEqual({ behind: true, polled_behind: true, ahead_count: 2 });
+
+    // status says what the log holds from the future and how far; /readyz says it too, and stays ready.
+    const [text, json] = await Promise.all([status(w), status(w, '--json')]);
+    const line = text.split('\n').find((l) => l.startsWith('audit log: '));
+    expect(line).toMatch(
+      /^audit log: read up to \S+ \(the database's clock when the last poll that read it to its end began\); FUTURE: holds 2 entries dated ahead of the database's clock \(at the look of \S+\), the furthest at 2099-01-01T00:00:00.000Z, \d+d\d+h(\d+m)?(\d+s)? ahead: stored and acted on, but the cursor does not follow them; /,
+    );
+    const report = JSON.parse(json);
+    expect(report.accounts.default.audit_log.future).toEqual({
+      entries: 2,
+      furthest: furthest.toISOString(),
+      ahead_seconds: expect.any(Number),
+      looked_at: expect.any(String),
+      text: expect.stringContaining('the furthest at 2099-01-01T00:00:00.000Z'),
+    });
+    expect(Math.abs(report.accounts.default.audit_log.future.ahead_seconds - (furthest.getTime() - Date.now()) / 1000)).toBeLessThan(60);
+    const http = await startHttpServer(0, {
+      sql: w.sql,
+      backend: w.pipeline.services.backend,
+      metrics: createMetrics(w.pipeline.services.queues, w.sql),
+    });
+    try {
+      // A busy machine can make a check miss its 2 s once: the answer asserted is the first 200 (the future entries never make it 503).
+      let answer: [number, unknown] = [0, null];
+      await waitFor('/readyz to answer 200', async () => {
+        const ready = await fetch(`http://127.0.0.1:${http.port}/readyz`);
+        answer = [ready.status, await ready.json()];
+        return ready.status === 200;
+      });
+      expect(answer).toEqual([
+        200,
+        {
+          postgres: 'ok',
+          queues: 'ok',
+          api_key: 'ok',
+          audit_log: {
+            default: expect.stringMatching(
+              /^holds 2 entries dated ahead of the database's clock \(at the look of \S+\), the furthest at 2099-01-01T00:00:00.000Z, \d+d\S* ahead: stored and acted on/,
+            ),
+          },
+        },
+      ]);
+    } finally {
+      await http.close();
+    }
+    expect(await invariantViolations(w.sql, w.pipeline.services.queues)).toEqual([]);
+  });
+
+  it('stores an entry once however often the overlap reads it, and updates it (and refreshes what it names) when it comes back changed', async () => {
+    const [image] = images(1);
+    const w = await begin([image!]);
+    // Gcore answers an action before it is complete, naming no image yet.
+    const entry = w.fake.auditLog.record({ account: 'default', actionType: 'update', triple: image!, actor: bob });
+    entry.is_complete = false;
+    const resources = entry.resources;
+    entry.resources = [];
+    follow(w, 1);
+    const polls = pollCounter(w);
+    await waitFor('the incomplete entry', async () => (await count(w.sql, 'actions')) === 1);
+    const before = await polls();
+    await waitFor('two more polls', async () => (await polls()) >= before + 2);
+    expect(await w.sql`SELECT action_id, image_id, raw->'is_complete' AS complete FROM image_actions`).toEqual([
+      { action_id: '1', image_id: null, complete: false },
+    ]);
+    expect(w.fake.requestsByEndpoint.image).toBe(0);
+
+    // The action completes: the image is renamed (Gcore logs nothing new), and the same entry comes back complete.
+    w.fake.putImage(image!, sampleImage(image!, { name: 'completed-rename' }));
+    entry.is_complete = true;
+    entry.resources = resources;
+    await waitFor('the entry updated', async () => (await w.sql`SELECT 1 FROM image_actions WHERE image_id IS NOT NULL`).length === 1);
+    expect(await w.sql`SELECT action_id, accounts, image_id, raw->'is_complete' AS complete FROM image_actions`).toEqual([
+      { action_id: '1', accounts: ['default'], image_id: image!.imageId, complete: true },
+    ]);
+    await waitFor('the rename, put down to bob', async () => (await changesOf(w.sql, image!)).some((c) => c.field === 'name'));
+    expect((await changesOf(w.sql, image!)).find((c) => c.field === 'name')).toEqual({
+      change_type: 'updated',
+      field: 'name',
+      new_value: 'completed-rename',
+      actor_email: 'bob@example.com',
+      action_type: 'update',
+      actor_candidates: 1,
+    });
+    expect(w.fake.requestsByEndpoint.image).toBe(1);
   });
 });

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
+import { webhookUrlProblem } from '../src/config.js';
 import type { Triple } from '../src/interfaces.js';
 import { signatureHeader, SIGNATURE_HEADER, verifySignature, type Verification } from '../src/webhook-signature.js';
 import { runCli, startCli, type RunningCli } from './support/cli.js';
@@ -174,5 +175,21 @@ describe('change webhook', () => {
     });
     expect(worker.stdout() + worker.stderr()).not.toContain(SECRET);
     expect(worker.stdout()).toContain('"msg":"changes delivered to the webhook"');
+  });
+
+  it('refuses ALERT_WEBHOOK_URL with a user name or password at startup, and never prints them', async () => {
+    const password = 'hunter2-webhook-password';
+    const withCredentials = url.replace('http://', `http://alice:${password}@`);
+    const problem =
+      'ALERT_WEBHOOK_URL: must not hold a user name or password (user:password@host): the receiver authenticates alerts by their signature (ALERT_WEBHOOK_SECRET); a token it needs can go in the path or query';
+    const settings = { ...env.env, GCORE_BASE_URL: fake.url, ALERT_WEBHOOK_SECRET: SECRET };
+    expect(await runCli(['worker'], { ...settings, ALERT_WEBHOOK_URL: withCredentials })).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `gcore-image-sync worker: configuration error in environment: 1 problem\n  ${problem}\n`,
+    });
+    // A user name alone is refused too; a token in the query is the receiver's own business.
+    expect(webhookUrlProblem(url.replace('http://', 'http://alice@'))).toBe(problem.slice('ALERT_WEBHOOK_URL: '.length));
+    expect(webhookUrlProblem(`${url}?token=abc`)).toBeUndefined();
   });
 });

@@ -222,7 +222,7 @@ targets:
 `);
     const result = await run(['sync', '--wait'], { ...env.env, TARGETS_FILE: file, GCORE_BASE_URL: fake.url });
     expect(result.code).toBe(0);
-    expect(result.stderr.trim().split('\n').at(-1)).toBe('run 1: 2/2 refreshed: 2 changed, 0 unchanged, 0 deleted, 0 failed');
+    expect(result.stderr.trim().split('\n').at(-1)).toBe('run 1: 2/2 refreshed: 2 changed (2 created), 0 unchanged, 0 deleted, 0 failed');
     const sql = postgres(env.databaseUrl, { max: 1 });
     try {
       expect(await sql`SELECT image_id, name FROM images ORDER BY image_id`).toEqual(

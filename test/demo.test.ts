@@ -25,11 +25,11 @@ describe('gcore-image-sync demo', () => {
   it('syncs the samples, changes three, syncs again and prints the change log; again on the same database', async () => {
     const first = await demo();
     expect(first.stderr.trim().split('\n').slice(1)).toEqual([
-      // Images a scope discovers during a run are not in its counts (it plans what it knew of when it started).
-      'demo: first sync: 5 changed, 0 unchanged, 0 deleted, 0 failed',
+      // Images a scope discovers during a run count in it: the 5 listed by id and the 3 the scope found.
+      'demo: first sync: 8 changed, 0 unchanged, 0 deleted, 0 failed',
       "demo: first sync: the scope's listing of project 2, region 76 was complete: 3 images listed, 0 stored ones missing from it, each confirmed with a GET",
       'demo: renamed one image, changed a tag on another, deleted a third; in the scope, added one and deleted one',
-      'demo: second sync: 2 changed, 4 unchanged, 2 deleted, 0 failed',
+      'demo: second sync: 3 changed, 4 unchanged, 2 deleted, 0 failed',
       "demo: second sync: the scope's listing of project 2, region 76 was complete: 3 images listed, 1 stored ones missing from it, each confirmed with a GET",
     ]);
     const log = first.stdout.trim().split('\n');

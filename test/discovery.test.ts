@@ -11,6 +11,7 @@ import { startCli } from './support/cli.js';
 import { throwawayPostgres, throwawayRedis, waitFor } from './support/throwaway.js';
 import { replaceTargets } from '../src/sql/replaceTargets.js';
 import { parseTargetsFile } from '../src/targets.js';
+import { sampleSize } from '../src/scope-sample.js';
 
 interface World {
   env: TestEnv;
@@ -183,6 +184,200 @@ describe('discovery', () => {
     expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
   });
 
+  it('a count too low, then an empty list, for a 1,500-image region: nothing marked left or deleted, one sample of GETs each', async () => {
+    const w = await begin(SCOPE_1_7.replace('{}', '{ baremetal: false }'), (fake) => putImages(fake, 1, 7, 1, 1500));
+    expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    const { sql } = w.pipeline.services;
+
+    // The list says 1,000 and returns 1,000: it agrees with itself, not with the 1,500 stored.
+    w.fake.setListLie({ endpoint: 'images', projectId: 1, regionId: 7 }, { kind: 'shortCount', count: 1000 });
+    const short = await w.pipeline.sync();
+    expect(short).toMatchObject({
+      status: 'finished',
+      listingsFailed: 1,
+      deleted: 0,
+      unchanged: 1000 + sampleSize(500),
+      failed: 500 - sampleSize(500),
+    });
+    expect(w.fake.requestsByEndpoint.image).toBe(sampleSize(500));
+
+    w.fake.clearFaults();
+    w.fake.setListLie({ endpoint: 'images', projectId: 1, regionId: 7 }, { kind: 'empty' });
+    const empty = await w.pipeline.sync();
+    expect(empty).toMatchObject({
+      status: 'finished',
+      listingsFailed: 1,
+      deleted: 0,
+      unchanged: sampleSize(1500),
+      failed: 1500 - sampleSize(1500),
+    });
+    // 23 + 39 single GETs in all, where believing the lists would have cost 2,000.
+    expect(w.fake.requestsByEndpoint.image).toBe(sampleSize(500) + sampleSize(1500));
+    expect(w.fake.requestsByEndpoint.image).toBeLessThanOrEqual(150);
+
+    expect(await counts(w)).toMatchObject({ images: 1500, live: 1500, deleted: 0, targets: 1500 });
+    const [left] = await sql`SELECT count(*)::int AS n FROM targets WHERE left_scope_at IS NOT NULL`;
+    expect(left!.n).toBe(0);
+    const recorded = await sql`
+      SELECT status, suspect, sampled, sample_contradicted, marked_left, absent, error FROM listings ORDER BY id`;
+    expect(recorded.slice(1)).toEqual([
+      {
+        status: 'incomplete',
+        suspect: '1/7 counts 1000 images where 1500 are stored',
+        sampled: sampleSize(500),
+        sample_contradicted: sampleSize(500),
+        marked_left: 0,
+        absent: 500,
+        error: `suspect: 1/7 counts 1000 images where 1500 are stored; of a sample of ${sampleSize(500)} images it did not return, ${sampleSize(500)} are still in the scope or did not answer: nothing else was confirmed, and nothing marked left`,
+      },
+      {
+        status: 'incomplete',
+        suspect: '1/7 answered an empty list where 1500 images are stored',
+        sampled: sampleSize(1500),
+        sample_contradicted: sampleSize(1500),
+        marked_left: 0,
+        absent: 1500,
+        error: expect.stringMatching(/^suspect: 1\/7 answered an empty list where 1500 images are stored; of a sample of 39 /),
+      },
+    ]);
+    // The images it did not confirm say why in their failure, so a run says what it could not check.
+    const [failure] = await sql`SELECT last_error FROM targets WHERE last_outcome = 'failed' LIMIT 1`;
+    expect(failure!.last_error).toMatch(/^the listing of its scope was incomplete: suspect: 1\/7 answered an empty list/);
+    expect(w.pipeline.logLines.filter((line) => line.includes('suspect listing not believed'))).toHaveLength(2);
+    expect(await sql`SELECT * FROM listing_samples`).toEqual([]);
+    expect(await invariantViolations(sql, w.pipeline.services.queues)).toEqual([]);
+
+    // An honest listing afterwards takes every image as listed, with no GET.
+    w.fake.clearFaults();
+    expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', listingsFailed: 0, unchanged: 1500, failed: 0 });
+    expect(w.fake.requestsByEndpoint.image).toBe(sampleSize(500) + sampleSize(1500));
+  });
+
+  it('believes a suspect listing whose sample finds only deletions: the sample records them, then the rest are confirmed', async () => {
+    const w = await begin(SCOPE_1_7.replace('{}', '{ baremetal: false }'), (fake) => putImages(fake, 1, 7, 1, 60));
+    await w.pipeline.sync();
+    // Every image goes: the empty list is the truth.
+    for (let n = 1; n <= 60; n++) w.fake.deleteImage({ projectId: 1, regionId: 7, imageId: sampleImageId(n) });
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ status: 'finished', listingsFailed: 0, deleted: 60, failed: 0 });
+    expect(w.fake.requestsByEndpoint.image).toBe(60);
+    expect(await counts(w)).toMatchObject({ images: 60, live: 0, deleted: 60 });
+    const [listing] = await w.pipeline.services.sql`
+      SELECT status, suspect, sampled, sample_contradicted, absent, error FROM listings ORDER BY id DESC LIMIT 1`;
+    expect(listing).toEqual({
+      status: 'complete',
+      suspect: '1/7 answered an empty list where 60 images are stored',
+      sampled: sampleSize(60),
+      sample_contradicted: 0,
+      absent: 60,
+      error: null,
+    });
+    expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
+  });
+
+  it('believes nothing when the sample gets no answer: no deletion from an empty list the GETs could not check', async () => {
+    const w = await begin(SCOPE_1_7.replace('{}', '{ baremetal: false }'), (fake) => putImages(fake, 1, 7, 1, 60), { SYNC_ATTEMPTS: '1' });
+    await w.pipeline.sync();
+    for (let n = 1; n <= 60; n++) w.fake.deleteImage({ projectId: 1, regionId: 7, imageId: sampleImageId(n) });
+    w.fake.setFault('all', { kind: 'status', status: 503 });
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ status: 'finished', listingsFailed: 1, deleted: 0, failed: 60 });
+    expect(w.fake.requestsByEndpoint.image).toBe(sampleSize(60));
+    expect(await counts(w)).toMatchObject({ live: 60, deleted: 0 });
+    const [listing] = await w.pipeline.services.sql`SELECT status, sample_contradicted FROM listings ORDER BY id DESC LIMIT 1`;
+    expect(listing).toEqual({ status: 'incomplete', sample_contradicted: sampleSize(60) });
+    expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
+  });
+
+  it('a 200 for an image the listing did not return: out of the filter it leaves, still in it it stays', async () => {
+    const yaml = 'targets:\n  - project_id: 1\n    region_id: 7\n    discover: { tag_key_value: { team: platform }, baremetal: false }\n';
+    const w = await begin(yaml, (fake) => putImages(fake, 1, 7, 1, 30));
+    await w.pipeline.sync();
+    const retagged = { projectId: 1, regionId: 7, imageId: sampleImageId(5) };
+    const hidden = { projectId: 1, regionId: 7, imageId: sampleImageId(6) };
+    w.fake.updateImage(retagged, { tags: [{ key: 'team', value: 'data', read_only: false }] });
+    // The list does not return an image that still matches: a lie about one image.
+    w.fake.setListLie({ endpoint: 'images' }, { kind: 'omit', ids: [hidden.imageId] });
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ status: 'finished', listingsFailed: 0, deleted: 0, failed: 0 });
+    expect(w.fake.requestsByEndpoint.image).toBe(2);
+    const targets = await w.pipeline.services.sql`
+      SELECT image_id, left_scope_at IS NOT NULL AS left FROM targets WHERE image_id IN (${retagged.imageId}, ${hidden.imageId}) ORDER BY image_id`;
+    expect(targets).toEqual([
+      { image_id: retagged.imageId, left: true },
+      { image_id: hidden.imageId, left: false },
+    ]);
+    // Two absences: too few to sample, each judged by the scope.
+    const [listing] = await w.pipeline.services
+      .sql`SELECT status, suspect, sampled, marked_left, absent FROM listings ORDER BY id DESC LIMIT 1`;
+    expect(listing).toEqual({ status: 'complete', suspect: null, sampled: null, marked_left: 1, absent: 2 });
+    expect(w.pipeline.logLines.filter((line) => line.includes('kept in its scope') && line.includes(hidden.imageId))).toHaveLength(1);
+
+    // The kept image is still refreshed through its scope at the next listing that returns it.
+    w.fake.clearFaults();
+    expect(await w.pipeline.sync()).toMatchObject({ planned: 29, unchanged: 29, failed: 0 });
+    expect(w.fake.requestsByEndpoint.image).toBe(2);
+    expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
+  });
+
+  it('keeps an image where the server may read a filter otherwise, and says so once for the scope and filter', async () => {
+    const yaml = 'targets:\n  - project_id: 1\n    region_id: 7\n    discover: { tag_key: [Team], baremetal: false }\n';
+    const w = await begin(yaml, (fake) => {
+      putImages(fake, 1, 7, 1, 3);
+      for (let n = 1; n <= 3; n++)
+        fake.updateImage(
+          { projectId: 1, regionId: 7, imageId: sampleImageId(n) },
+          { tags: [{ key: 'Team', value: 'x', read_only: false }] },
+        );
+    });
+    await w.pipeline.sync();
+    expect(await counts(w)).toMatchObject({ images: 3, targets: 3 });
+    // The tag key's case changes: this worker matches keys exactly, a server might not; the list (exact, as the fake is) drops them.
+    for (let n = 1; n <= 3; n++)
+      w.fake.updateImage(
+        { projectId: 1, regionId: 7, imageId: sampleImageId(n) },
+        { tags: [{ key: 'team', value: 'x', read_only: false }] },
+      );
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ status: 'finished', listingsFailed: 0, changed: 3, failed: 0 });
+    const [left] = await w.pipeline.services.sql`SELECT count(*)::int AS n FROM targets WHERE left_scope_at IS NOT NULL`;
+    expect(left!.n).toBe(0);
+    const [unsure] = await w.pipeline.services.sql`SELECT count(*)::int AS n FROM targets WHERE filter_unsure_at IS NOT NULL`;
+    expect(unsure!.n).toBe(3);
+    expect(w.pipeline.logLines.filter((line) => line.includes('the server may read this filter otherwise'))).toHaveLength(1);
+    // Not returned again, they make no listing suspect: each is confirmed again, and stays.
+    const again = await w.pipeline.sync();
+    expect(again).toMatchObject({ status: 'finished', listingsFailed: 0, unchanged: 3 });
+    const [listing] = await w.pipeline.services.sql`SELECT suspect FROM listings ORDER BY id DESC LIMIT 1`;
+    expect(listing).toEqual({ suspect: null });
+    expect(w.fake.requestsByEndpoint.image).toBe(6);
+  });
+
+  it('a projects list that omits a project with tracked images marks none of them left', async () => {
+    const yaml = 'targets:\n  - { project_id: all, region_id: [7], discover: { baremetal: false } }\n';
+    const w = await begin(yaml, (fake) => {
+      fake.putProject({ id: 1 });
+      fake.putProject({ id: 2 });
+      putImages(fake, 1, 7, 1, 30);
+      putImages(fake, 2, 7, 101, 30);
+    });
+    expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    w.fake.setListLie({ endpoint: 'projects' }, { kind: 'omit', ids: [2] });
+    const run = await w.pipeline.sync();
+    expect(run).toMatchObject({ status: 'finished', listingsFailed: 1, deleted: 0, failed: 30 - sampleSize(30) });
+    expect(w.fake.requestsByEndpoint.image).toBe(sampleSize(30));
+    const [left] = await w.pipeline.services.sql`SELECT count(*)::int AS n FROM targets WHERE left_scope_at IS NOT NULL`;
+    expect(left!.n).toBe(0);
+    const [listing] = await w.pipeline.services.sql`SELECT status, suspect, sample_contradicted FROM listings ORDER BY id DESC LIMIT 1`;
+    expect(listing).toEqual({
+      status: 'incomplete',
+      suspect: '2/7 holds 30 stored images but was not listed (missing from the projects or regions list)',
+      sample_contradicted: sampleSize(30),
+    });
+    expect(await counts(w)).toMatchObject({ live: 60, deleted: 0 });
+    expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);
+  });
+
   it('lists every project and every active region for `all`, skipping deleted projects and inactive regions', async () => {
     const yaml = 'targets:\n  - { project_id: all, region_id: all, discover: {} }\n';
     const w = await begin(yaml, (fake) => {
@@ -249,7 +444,16 @@ describe('discovery', () => {
       fake.updateImage(bad!, { created_at: '2023-02-30T00:00:00Z' });
     });
     const run = await w.pipeline.sync();
-    expect(run).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    // The run counts what its listing found: 1,199 images created, the invalid one failed.
+    expect(run).toMatchObject({
+      status: 'finished',
+      discovered: 1200,
+      listed: 1200,
+      changed: 1199,
+      created: 1199,
+      failed: 1,
+      listingsFailed: 0,
+    });
     expect(await counts(w)).toMatchObject({ images: 1199, created: 1199, targets: 1200 });
     const [failure] = await w.pipeline.services.sql`SELECT image_id, error_class, message FROM sync_failures`;
     expect(failure).toMatchObject({ image_id: sampleImageId(1), error_class: 'InvalidPayloadError' });

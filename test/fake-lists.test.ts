@@ -317,6 +317,30 @@ describe('image lists', () => {
     expect((await list('/cloud/v1/images/100/1?limit=1')).count).toBe(2500);
   });
 
+  it('lies as told: a short count cuts the list there, consistently across pages; an empty list; a list without some ids', async () => {
+    fake.setListLie({ endpoint: 'images', projectId: 100, regionId: 1 }, { kind: 'shortCount', count: 1500 });
+    const pages = await Promise.all([0, 1000].map((offset) => list(`/cloud/v1/images/100/1?offset=${offset}`)));
+    expect(pages.map((page) => [page.count, page.results.length])).toEqual([
+      [1500, 1000],
+      [1500, 500],
+    ]);
+    expect(pages.flatMap((page) => page.results.map((result) => result.id))).toEqual(range(1, 1500));
+    // After the query's filters: the count is of what matches.
+    expect(await list('/cloud/v1/images/100/1?name=nothing-is-named-so')).toEqual({ count: 0, results: [] });
+    fake.clearFaults();
+
+    fake.setListLie({ endpoint: 'images', projectId: 100 }, { kind: 'empty' }, 1);
+    expect(await list('/cloud/v1/images/100/1')).toEqual({ count: 0, results: [] });
+    expect((await list('/cloud/v1/images/100/1?limit=1')).count).toBe(2500);
+
+    fake.setListLie({ endpoint: 'images' }, { kind: 'omit', ids: [sampleImageId(2), sampleImageId(4)] }, 1);
+    const told = await list('/cloud/v1/images/100/1?limit=3');
+    expect([told.count, told.results.map((result) => result.id)]).toEqual([2498, [sampleImageId(1), sampleImageId(3), sampleImageId(5)]]);
+    // Lies leave the single-image GET alone.
+    fake.setListLie({ endpoint: 'images' }, { kind: 'empty' });
+    expect((await get(`/cloud/v1/images/100/1/${sampleImageId(2)}`)).status).toBe(200);
+  });
+
   it('with ignoreOffset answers every page from the start, count unchanged', async () => {
     fake.ignoreOffset = true;
     const [first, second] = await Promise.all([list('/cloud/v1/images/100/1'), list('/cloud/v1/images/100/1?offset=1000')]);
@@ -424,6 +448,16 @@ describe('projects and regions', () => {
     expect((await list('/cloud/v1/projects?limit=1&offset=2')).results[0]).toMatchObject({ id: 10, name: 'project-10', state: 'ACTIVE' });
   });
 
+  it('a projects list can omit a live project, as a lying one would', async () => {
+    const all = await list('/cloud/v1/projects?limit=1000');
+    const [first] = all.results;
+    fake.setListLie({ endpoint: 'projects' }, { kind: 'omit', ids: [first!.id as number] }, 1);
+    const told = await list('/cloud/v1/projects?limit=1000');
+    expect(told.count).toBe(all.count - 1);
+    expect(told.results.map((p) => p.id)).toEqual(all.results.slice(1).map((p) => p.id));
+    expect(await list('/cloud/v1/projects?limit=1000')).toEqual(all);
+  });
+
   it('faults and ignoreOffset apply to them too', async () => {
     fake.setListFault({ endpoint: 'regions', offset: 2 }, { kind: 'status', status: 500 }, 1);
     expect((await get('/cloud/v1/regions?offset=2')).status).toBe(500);
@@ -486,6 +520,38 @@ describe('control endpoints', () => {
     expect(await ids('/cloud/v1/images/1/1?offset=5&limit=2')).toEqual(range(1, 2));
     expect(await control('ignore-offset', { on: false })).toEqual({ status: 200, body: { ignoreOffset: false } });
     expect(await ids('/cloud/v1/images/1/1?offset=5&limit=2')).toEqual(range(6, 7));
+  });
+
+  it('set a list lie, and clear it with the faults', async () => {
+    expect(
+      await control('list-lie', { selector: { endpoint: 'images', projectId: 1, regionId: 1 }, lie: { kind: 'shortCount', count: 4 } }),
+    ).toEqual({
+      status: 200,
+      body: {},
+    });
+    expect((await list('/cloud/v1/images/1/1')).count).toBe(4);
+    expect((await list('/cloud/v1/images/1/1')).count).toBe(4);
+    await control('clear-faults');
+    expect((await list('/cloud/v1/images/1/1')).count).toBe(10);
+    await control('list-lie', { selector: { endpoint: 'images' }, lie: { kind: 'empty' }, times: 1 });
+    expect((await list('/cloud/v1/images/1/1')).count).toBe(0);
+    expect((await list('/cloud/v1/images/1/1')).count).toBe(10);
+    await control('list-lie', { selector: { endpoint: 'projects' }, lie: { kind: 'omit', ids: [1] }, times: 1 });
+    expect(await list('/cloud/v1/projects')).toEqual({ count: 0, results: [] });
+    expect((await list('/cloud/v1/projects')).count).toBe(1);
+    expect(await control('list-lie', { selector: { endpoint: 'images' }, lie: { kind: 'fib' } })).toEqual({
+      status: 400,
+      body: { error: 'lie.kind: must be one of shortCount, empty, omit' },
+    });
+    expect(await control('list-lie', { selector: { endpoint: 'images' }, lie: { kind: 'shortCount' } })).toEqual({
+      status: 400,
+      body: { error: 'lie.count: required' },
+    });
+    expect(await control('list-lie', { selector: { endpoint: 'images' }, lie: { kind: 'omit', ids: 'all' } })).toEqual({
+      status: 400,
+      body: { error: 'lie.ids: must be an array of ids (numbers or strings)' },
+    });
+    expect((await list('/cloud/v1/images/1/1')).count).toBe(10);
   });
 
   it('refuses a control body it cannot read with 400 and the reason', async () => {

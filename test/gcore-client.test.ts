@@ -110,14 +110,27 @@ describe('Gcore client over real HTTP', () => {
     expect((error as Error).message).toBe(`connection failed: connect ECONNREFUSED 127.0.0.1:${port}`);
   });
 
-  it('reads wait hints in milliseconds, seconds or as an HTTP date, ignoring absurd ones', () => {
+  it('reads wait hints in milliseconds, seconds or as an HTTP date, as asked: an unbounded one is unbounded, not absent', () => {
     const now = Date.parse('2026-01-01T00:00:00Z');
-    expect(retryAfterMs(new Headers({ 'retry-after-ms': '250', 'retry-after': '9' }), now)).toBe(250);
-    expect(retryAfterMs(new Headers({ 'retry-after': '3' }), now)).toBe(3000);
-    expect(retryAfterMs(new Headers({ 'retry-after': 'Thu, 01 Jan 2026 00:00:05 GMT' }), now)).toBe(5000);
-    expect(retryAfterMs(new Headers({ 'retry-after': '3600' }), now)).toBe(3_600_000);
-    expect(retryAfterMs(new Headers({ 'retry-after': '1e12' }), now)).toBe(366 * 24 * 3_600_000);
-    expect(retryAfterMs(new Headers({ 'retry-after': 'soon' }), now)).toBeUndefined();
-    expect(retryAfterMs(new Headers({}), now)).toBeUndefined();
+    const hint = (headers: Record<string, string>) => retryAfterMs(new Headers(headers), now);
+    expect(hint({ 'retry-after-ms': '250', 'retry-after': '9' })).toBe(250);
+    expect(hint({ 'retry-after': '3' })).toBe(3000);
+    expect(hint({ 'retry-after': ' 0.25 ' })).toBe(250);
+    expect(hint({ 'retry-after': 'Thu, 01 Jan 2026 00:00:05 GMT' })).toBe(5000);
+    expect(hint({ 'retry-after': '3600' })).toBe(3_600_000);
+    // Beyond any cap, kept as asked: the policy caps what it honours and says what was asked.
+    expect(hint({ 'retry-after': '99999999' })).toBe(99_999_999_000);
+    expect(hint({ 'retry-after': '1e12' })).toBe(1e15);
+    expect(hint({ 'retry-after': 'Fri, 01 Jan 2100 00:00:00 GMT' })).toBe(Date.parse('2100-01-01T00:00:00Z') - now);
+    for (const unbounded of ['1e400', 'Infinity', '+Infinity', 'infinity']) {
+      expect(hint({ 'retry-after': unbounded }), unbounded).toBe(Number.POSITIVE_INFINITY);
+    }
+    expect(hint({ 'retry-after-ms': '1e400' })).toBe(Number.POSITIVE_INFINITY);
+    // Not a wait: no hint (the client waits its default).
+    for (const none of ['soon', '', ' ', '-5', 'NaN', '0x10', 'Thu, 01 Jan 2025 00:00:00 GMT']) {
+      expect(hint({ 'retry-after': none }), none).toBeUndefined();
+    }
+    expect(hint({ 'retry-after-ms': '-1' })).toBeUndefined();
+    expect(hint({})).toBeUndefined();
   });
 });

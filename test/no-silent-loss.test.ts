@@ -134,17 +134,19 @@ describe('nothing lost in silence', () => {
     expect(await s.pipeline.sync()).toMatchObject({ unchanged: 1, changed: 0 });
   });
 
-  it('Retry-After beyond the cap: no request before the cap, and the refresh ends as a recorded failure', async () => {
-    const s = await scenario(3, { SYNC_RATE_LIMIT_MAX_WAIT_SECONDS: '1', SYNC_CONCURRENCY: '1', SYNC_ATTEMPTS: '5' });
-    const [a] = triplesOf(3) as [Triple];
-    s.fake.setFault(a, { kind: 'rateLimited', retryAfter: '999999' });
-    expect(await s.pipeline.sync()).toMatchObject({ planned: 3, changed: 2, failed: 1 });
-    const times = s.fake.requestTimes;
-    expect(times).toHaveLength(3);
-    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(1000);
-    const [failure] = await failures(s);
-    expect(failure).toMatchObject({ image_id: a.imageId, status: 429, error_class: 'RateLimitedError', attempts: 1 });
-    expect(failure!.message).toContain('the API asked to wait 999999 s, more than the 1 s this worker waits');
+  it('Retry-After beyond the cap: the refresh ends as a recorded failure, and at once so does each that would wait through the pause', async () => {
+    const s = await scenario(3, { SYNC_RATE_LIMIT_MAX_WAIT_SECONDS: '60', SYNC_CONCURRENCY: '1', SYNC_ATTEMPTS: '5' });
+    s.fake.setFault('all', { kind: 'rateLimited', retryAfter: '999999' });
+    expect(await s.pipeline.sync()).toMatchObject({ planned: 3, changed: 0, failed: 3 });
+    // Only the first was sent: the others failed instead of waiting out the 60 s pause.
+    expect(s.fake.requestTimes).toHaveLength(1);
+    const recorded = await failures(s);
+    expect(recorded.map((f) => [f.error_class, f.status, f.attempts]).sort()).toEqual([
+      ['PausedPastCapError', null, 1],
+      ['PausedPastCapError', null, 1],
+      ['RateLimitedError', 429, 1],
+    ]);
+    for (const failure of recorded) expect(failure.message).toContain('Gcore asked to wait 999999 s, more than the 60 s cap');
   });
 
   it('a batch job that failed for good has its images refreshed again, or recorded once attempts are spent', async () => {

@@ -50,11 +50,18 @@ describe('gcore-image-sync status', () => {
       started_at: expect.any(String),
       finished_at: expect.any(String),
       planned: 2,
+      discovered: 0,
       changed: 0,
+      created: 0,
       unchanged: 1,
       deleted: 0,
       failed: 1,
+      listed: 0,
+      marked_left: 0,
       listings_failed: 0,
+      unattempted: 0,
+      listings_unfinished: 0,
+      error: null,
     });
     expect(report.failing).toEqual([expect.objectContaining({ image_id: B.imageId, last_status: 500, last_error: '500: injected 500' })]);
     expect(report.stale).toEqual({

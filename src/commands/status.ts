@@ -7,7 +7,9 @@ import { liveQueueStores } from '../sql/queueStoreMarks.js';
 import { queueDepths, refreshPauseMs, type QueueDepth } from '../queue.js';
 import { openServices, type Services } from '../services.js';
 import { loadAccounts } from '../sql/accounts.js';
+import { describeAhead } from '../audit-cursor.js';
 import { auditLogStates, type AuditLogState } from '../sql/auditCursor.js';
+import { describeCounts, describeUnfinished } from '../run-summary.js';
 import { describeSchedule } from '../schedule.js';
 import { failingTargets } from '../sql/failingTargets.js';
 import { getRun } from '../sql/getRun.js';
@@ -35,13 +37,17 @@ function describeListing(s: ScopeListing): string {
   return `${listed}${s.status}${when}`;
 }
 
+/** What an account's log holds from the future, said as `describeAhead` says it (null: nothing, or nothing any more). */
+const futureOf = (state: AuditLogState) =>
+  describeAhead({ count: state.ahead_count, furthest: state.ahead_at, lookedAt: state.looked_ahead_at }, state.now);
+
 function describeAuditLog(state: AuditLogState | undefined): string {
   if (!state) return 'not followed (AUDIT_LOG_POLL_SECONDS=0, or no worker has started)';
-  const read = `read up to ${state.read_to.toISOString()}`;
-  const polled = state.polled_at
-    ? `, last read to its end in a poll begun ${state.polled_at.toISOString()}`
-    : ', never read to its end yet';
-  return `${read}${polled}${state.last_error ? `; ERROR: the last poll stopped early: ${state.last_error}` : ''}`;
+  const read = state.read_to
+    ? `read up to ${state.read_to.toISOString()} (the database's clock when the last poll that read it to its end began)`
+    : `never read to its end yet, reading from ${state.next_from.toISOString()}`;
+  const future = futureOf(state);
+  return `${read}${state.last_error ? `; ERROR: the last poll stopped early: ${state.last_error}` : ''}${future ? `; FUTURE: ${future}` : ''}`;
 }
 
 /** Requests of an account held back after a 429 or by its rate limit, until when; null when they are not. */
@@ -88,7 +94,24 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
     ]);
     const auditLogOf = (account: string) => {
       const state = auditLogs.find((s) => s.account === account);
-      return state ? { read_to: state.read_to, polled_at: state.polled_at, last_error: state.last_error } : null;
+      if (!state) return null;
+      const future = futureOf(state);
+      return {
+        read_to: state.read_to,
+        next_read_from: state.next_from,
+        last_error: state.last_error,
+        // Entries dated ahead of the database's clock at the last look; null when none is ahead (any more).
+        future:
+          future !== null
+            ? {
+                entries: state.ahead_count,
+                furthest: state.ahead_at,
+                ahead_seconds: Math.ceil((state.ahead_at!.getTime() - state.now.getTime()) / 1000),
+                looked_at: state.looked_ahead_at,
+                text: future,
+              }
+            : null,
+      };
     };
     const rejections = allRejections.filter((r) => only === undefined || r.account === only);
     const perAccount = Object.fromEntries(
@@ -136,11 +159,18 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
         started_at: lastRun.startedAt,
         finished_at: lastRun.finishedAt,
         planned: lastRun.planned,
+        discovered: lastRun.discovered,
         changed: lastRun.changed,
+        created: lastRun.created,
         unchanged: lastRun.unchanged,
         deleted: lastRun.deleted,
         failed: lastRun.failed,
+        listed: lastRun.listed,
+        marked_left: lastRun.markedLeft,
         listings_failed: lastRun.listingsFailed,
+        unattempted: lastRun.unattempted,
+        listings_unfinished: lastRun.listingsUnfinished,
+        error: lastRun.error,
       },
       scopes,
       failing,
@@ -175,8 +205,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       lastRun
         ? `last run: #${lastRun.id} ${lastRun.status} (${report.last_run!.schedule ?? lastRun.kind}${named && lastRun.account ? `, account ${lastRun.account}` : ''}), started ${new Date(lastRun.startedAt).toISOString()}` +
           `${lastRun.finishedAt ? `, finished ${new Date(lastRun.finishedAt).toISOString()}` : ''}: ${lastRun.planned} planned, ` +
-          `${lastRun.changed} changed, ${lastRun.unchanged} unchanged, ${lastRun.deleted} deleted, ${lastRun.failed} failed` +
-          `${lastRun.listingsFailed > 0 ? `, ${lastRun.listingsFailed} scope listings incomplete` : ''}`
+          `${describeCounts(lastRun)}${describeUnfinished(lastRun)}`
         : 'last run: none yet',
       `scopes: ${scopes.length}`,
       ...scopes.map((s) => `  ${s.scope_key}${whose(s.account)}  ${describeListing(s)}`),

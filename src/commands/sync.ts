@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { withKeys } from '../accounts.js';
+import { withKeys, type KeyedAccount } from '../accounts.js';
 import { loadConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { imageIdProblem } from '../image-id.js';
@@ -7,9 +7,11 @@ import { INT4_MAX, wholeNumber } from '../input-ranges.js';
 import type { Triple } from '../interfaces.js';
 import { startManualSync, waitForRun } from '../manual-sync.js';
 import { progressReporter } from '../progress.js';
+import { closeRunSaying } from '../run-log.js';
+import { counted, doneOf, rejectedKeysError, runExitCode, runSummary, totalOf } from '../run-summary.js';
 import { takeSchedule } from '../schedule-owner.js';
 import { openServices } from '../services.js';
-import type { RunProgress } from '../sql/getRun.js';
+import { getRun, type RunProgress } from '../sql/getRun.js';
 import { tripleKey } from '../triple.js';
 import { isTarget } from '../sql/isTarget.js';
 import { replaceTargets } from '../sql/replaceTargets.js';
@@ -34,20 +36,6 @@ function parseTarget(text: string): Triple {
       problems.map((p) => `--target: ${p} (expected <project_id>/<region_id>/<image_id>, got "${text}")`),
     );
   return { projectId: projectId!, regionId: regionId!, imageId };
-}
-
-/** "1 refresh", "2 refreshes". */
-function counted(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
-
-function summary(run: RunProgress): string {
-  const done = run.unchanged + run.changed + run.deleted + run.failed;
-  const listings = run.listingsFailed > 0 ? `; ${run.listingsFailed} scope listings incomplete (nothing deleted or confirmed there)` : '';
-  return (
-    `run ${run.id}: ${done}/${run.planned} refreshed: ${run.changed} changed, ${run.unchanged} unchanged, ` +
-    `${run.deleted} deleted, ${run.failed} failed${listings}`
-  );
 }
 
 /**
@@ -84,8 +72,8 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
     throw new ConfigError('sync flags', [`--target: ${values.target} is not in ${config.targetsFile}`]);
   }
   const services = await openServices(config);
-  const keyRejected = new AbortController();
-  let rejectedEnv = '';
+  // Accounts whose key the API rejected: this process serves them no more, and waits only for the others.
+  const rejected = new Map<string, KeyedAccount>();
   let worker: RunningWorker | undefined;
   try {
     // sync writes the targets too, so it may not replace those of a running `start` with another file.
@@ -104,10 +92,7 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
         accounts,
         logger,
         ...services,
-        onKeyRejected: (account) => {
-          rejectedEnv = account.apiKeyEnv;
-          keyRejected.abort();
-        },
+        onKeyRejected: (account) => rejected.set(account.name, account),
       });
     const run = await startManualSync(services.sql, services.queues, config.batchSize, { target, account: values.account });
     const listings = run.listings.length > 0 ? ` and ${counted(run.listings.length, 'scope listing')}` : '';
@@ -126,25 +111,24 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
     }
     const progress = progressReporter(process.stderr, `run ${run.id}`);
     const onProgress = (p: RunProgress) => {
-      if (p.finishedAt === null) progress.update(p.unchanged + p.changed + p.deleted + p.failed, p.planned);
+      if (p.finishedAt === null) progress.update(doneOf(p), totalOf(p));
     };
-    let final: RunProgress;
-    try {
-      final = await waitForRun(services.sql, services.queues, run, onProgress, {
-        logger,
-        batchSize: config.batchSize,
-        signal: keyRejected.signal,
-        onNotice: (message) => logger.warn(message),
-      });
-    } catch (error) {
-      if (!keyRejected.signal.aborted) throw error;
-      progress.finish();
-      print(`run ${run.id}: the API rejected ${rejectedEnv} (401); the refreshes not yet done stay queued for a worker with a valid key`);
-      return 1;
-    }
+    let final = await waitForRun(services.sql, services.queues, run, onProgress, {
+      logger,
+      batchSize: config.batchSize,
+      onNotice: (message) => logger.warn(message),
+      stoppedAccounts: () => new Set(rejected.keys()),
+    });
     progress.finish();
-    print(summary(final));
-    return final.failed > 0 || final.listingsFailed > 0 ? 1 : 0;
+    if (final.finishedAt === null) {
+      // Only the rejected accounts' work is left: what this process has in flight settles first, so the counts are final.
+      await worker?.close();
+      worker = undefined;
+      await closeRunSaying(services.sql, services.queues, logger, run.id, rejectedKeysError([...rejected.values()]));
+      final = (await getRun(services.sql, run.id))!;
+    }
+    print(runSummary(final));
+    return runExitCode(final);
   } finally {
     await worker?.close();
     await services.close();

@@ -43,6 +43,8 @@ export interface ActionInput {
   actor: Actor;
   apiGroup?: 'image' | 'shared_image';
   actionData?: Record<string, unknown> | null;
+  /** Its timestamp, any date (one ahead of every clock, as a Gcore node with a fast clock or a forged entry gives); the log's clock when absent. */
+  at?: Date;
 }
 
 interface Entry {
@@ -97,9 +99,14 @@ export class FakeAuditLog {
   private readonly entries: Entry[] = [];
   private nextId = 1;
 
-  /** Logs an action of `input.actor` on an image, as Gcore does once the action is done. */
+  /**
+   * Logs an action of `input.actor` on an image, as Gcore does once the
+   * action is done. Returns the entry as the log keeps it: a test may change
+   * its fields (not its timestamp) afterwards, as Gcore may complete or
+   * correct an entry it has already answered.
+   */
   record(input: ActionInput): Record<string, unknown> {
-    const at = this.clock();
+    const at = input.at ?? this.clock();
     const id = String(this.nextId++);
     const { actor, triple } = input;
     const body = {

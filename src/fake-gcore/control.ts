@@ -4,6 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Actor } from './audit-log.js';
 import { LIST_ENDPOINTS, type ListEndpoint, type ListSelector } from './list-queries.js';
+import type { ListLie } from './lists.js';
 import type { Fault } from './server.js';
 
 export class ControlError extends Error {}
@@ -83,6 +84,36 @@ export function readListFault(body: Body): { selector: ListSelector; fault: Faul
   return {
     selector: readSelector(body.selector),
     fault: readFault(body.fault),
+    times: optionalWholeNumber(body.times, 'times', 1) ?? Infinity,
+  };
+}
+
+function readLie(value: unknown): ListLie {
+  const lie = (typeof value === 'object' && value !== null ? value : {}) as Body;
+  switch (lie.kind) {
+    case 'shortCount': {
+      const count = optionalWholeNumber(lie.count, 'lie.count', 0);
+      if (count === undefined) throw new ControlError('lie.count: required');
+      return { kind: 'shortCount', count };
+    }
+    case 'empty':
+      return { kind: 'empty' };
+    case 'omit': {
+      const ids = lie.ids;
+      if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'number' || typeof id === 'string'))
+        throw new ControlError('lie.ids: must be an array of ids (numbers or strings)');
+      return { kind: 'omit', ids };
+    }
+    default:
+      throw new ControlError('lie.kind: must be one of shortCount, empty, omit');
+  }
+}
+
+/** {"selector": {...}, "lie": {...}, "times": n}; without times the lie lasts until cleared. */
+export function readListLie(body: Body): { selector: ListSelector; lie: ListLie; times: number } {
+  return {
+    selector: readSelector(body.selector),
+    lie: readLie(body.lie),
     times: optionalWholeNumber(body.times, 'times', 1) ?? Infinity,
   };
 }

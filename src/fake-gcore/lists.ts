@@ -15,6 +15,7 @@ import {
   QueryError,
   type ListRequest,
   type ListSelector,
+  type Paging,
   type ProjectInput,
   type ProjectRecord,
   type RegionInput,
@@ -26,6 +27,32 @@ interface ListFaultRule {
   fault: Fault;
   /** How many more pages it applies to; Infinity until cleared. */
   remaining: number;
+}
+
+/**
+ * A list answer that contradicts the images behind it while agreeing with
+ * itself: a count cut short (the results with it), an empty list, or a list
+ * without some ids (a projects list that omits a live project).
+ */
+export type ListLie = { kind: 'shortCount'; count: number } | { kind: 'empty' } | { kind: 'omit'; ids: Array<number | string> };
+
+interface ListLieRule {
+  selector: ListSelector;
+  lie: ListLie;
+  /** How many more pages it applies to; Infinity until cleared. */
+  remaining: number;
+}
+
+/** The items a lying list holds out of those the real one would (already filtered by the query). */
+export function toldItems<T>(items: T[], lie: ListLie): T[] {
+  switch (lie.kind) {
+    case 'shortCount':
+      return items.slice(0, lie.count);
+    case 'empty':
+      return [];
+    case 'omit':
+      return items.filter((item) => !lie.ids.includes((item as { id?: number | string }).id as number | string));
+  }
 }
 
 interface PageHook {
@@ -44,12 +71,29 @@ export interface Page {
 
 const NO_IMAGES = new Map<string, ImagePayload>();
 
+/** The page, as the list tells it: without a lie, as pageOf walks it; with one, of the items the lie keeps. */
+function pageTold<T>(
+  items: Iterable<T>,
+  size: number,
+  paging: Paging,
+  keep: ((item: T) => boolean) | undefined,
+  lie: ListLie | undefined,
+): Page {
+  if (!lie) return pageOf(items, size, paging, keep);
+  const told = toldItems(
+    [...items].filter((item) => !keep || keep(item)),
+    lie,
+  );
+  return pageOf(told, told.length, paging);
+}
+
 export class FakeLists {
   /** By `p/r`, so a page of one project and region costs no walk of every image. */
   private readonly scopes = new Map<string, ScopeLists>();
   private readonly projects = new Map<number, ProjectRecord>();
   private readonly regions = new Map<number, Record<string, unknown>>();
   private faults: ListFaultRule[] = [];
+  private lies: ListLieRule[] = [];
   private hooks: PageHook[] = [];
 
   /** Files an image under its project and region (`key` names it); a re-filed image keeps its place unless it changes list. */
@@ -82,12 +126,17 @@ export class FakeLists {
     this.faults.push({ selector, fault, remaining: times });
   }
 
+  setLie(selector: ListSelector, lie: ListLie, times: number): void {
+    this.lies.push({ selector, lie, remaining: times });
+  }
+
   afterPage(selector: ListSelector, fn: () => void, times: number): void {
     this.hooks.push({ selector, fn, remaining: times });
   }
 
   clearFaults(): void {
     this.faults = [];
+    this.lies = [];
     this.hooks = [];
   }
 
@@ -100,21 +149,31 @@ export class FakeLists {
     return rule.fault;
   }
 
+  /** The lie of the earliest rule that matches `request`, counted down. */
+  private takeLie(request: ListRequest): ListLie | undefined {
+    const rule = this.lies.find((candidate) => selects(candidate.selector, request));
+    if (!rule) return undefined;
+    rule.remaining -= 1;
+    if (rule.remaining <= 0) this.lies = this.lies.filter((other) => other !== rule);
+    return rule.lie;
+  }
+
   /** The page `request` asks for; from offset 0 when `ignoreOffset`. Throws QueryError for what the API refuses with 422. */
   page(request: ListRequest, ignoreOffset: boolean, visible: number[] | 'all' = 'all'): Page {
     const { endpoint, projectId, regionId, query } = request;
     const paging = readPaging(query, endpoint === 'projects' || endpoint === 'regions' ? 100 : 1000);
     if (ignoreOffset) paging.offset = 0;
+    const lie = this.takeLie(request);
     if (endpoint === 'projects') {
       // An account lists its own projects only.
       const projects = [...this.projects.values()].filter((p) => visible === 'all' || visible.includes(p.id));
-      return pageOf(projects.values(), projects.length, paging, projectFilter(query));
+      return pageTold(projects, projects.length, paging, projectFilter(query), lie);
     }
-    if (endpoint === 'regions') return pageOf(this.regions.values(), this.regions.size, paging);
+    if (endpoint === 'regions') return pageTold(this.regions.values(), this.regions.size, paging, undefined, lie);
     if (endpoint === 'user_actions') throw new Error("the audit log is the server's to answer (audit-log.ts)");
     if (Number.isNaN(projectId) || Number.isNaN(regionId)) throw new QueryError('project_id, region_id: must be integers');
     const images = this.scopes.get(`${projectId}/${regionId}`)?.[endpoint] ?? NO_IMAGES;
-    return pageOf(images.values(), images.size, paging, imageFilter(query));
+    return pageTold(images.values(), images.size, paging, imageFilter(query), lie);
   }
 
   /** Runs (and counts down) every hook a sent page matches; they are taken first, so one may add another. */

@@ -9,10 +9,10 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Triple } from '../interfaces.js';
 import { type Actor, FakeAuditLog } from './audit-log.js';
-import { ControlError, readActor, readBody, readEvery, readListFault, readOn } from './control.js';
+import { ControlError, readActor, readBody, readEvery, readListFault, readListLie, readOn } from './control.js';
 import type { ImagePayload } from './fixtures.js';
 import { QueryError, type ListEndpoint, type ListRequest, type ListSelector, type ProjectInput, type RegionInput } from './list-queries.js';
-import { FakeLists } from './lists.js';
+import { FakeLists, type ListLie } from './lists.js';
 
 export type Fault =
   | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
@@ -139,6 +139,8 @@ export class FakeGcore {
   readonly requestsPerSecondByAccount = new Map<string, Map<number, number>>();
   private readonly accounts: Map<string, FakeAccount & { name: string }>;
   private readonly rejected = new Set<string>();
+  /** Accounts to reject once they have sent this many more requests. */
+  private readonly rejectAfter = new Map<string, number>();
   /** What the admin routes below did, by whom (GET /cloud/v1/user_actions). */
   readonly auditLog = new FakeAuditLog();
 
@@ -149,9 +151,14 @@ export class FakeGcore {
     this.accounts = new Map(Object.entries(accounts).map(([name, account]) => [`APIKey ${account.apiKey}`, { ...account, name }]));
   }
 
-  /** From now on the account's key is answered 401, as a revoked key is. */
-  rejectAccount(name: string): void {
-    this.rejected.add(name);
+  /**
+   * From now on the account's key is answered 401, as a revoked key is; with
+   * `afterRequests`, once that many more of its requests have been answered
+   * as usual (a key revoked mid-run, at a point that does not depend on timing).
+   */
+  rejectAccount(name: string, afterRequests = 0): void {
+    if (afterRequests > 0) this.rejectAfter.set(name, afterRequests);
+    else this.rejected.add(name);
   }
 
   putImage(triple: Triple, payload: ImagePayload): void {
@@ -240,12 +247,17 @@ export class FakeGcore {
     this.lists.setFault(selector, fault, times);
   }
 
+  /** Makes list requests that `selector` matches answer with `lie`, `times` pages; the earliest rule set that matches applies. */
+  setListLie(selector: ListSelector, lie: ListLie, times = Infinity): void {
+    this.lists.setLie(selector, lie, times);
+  }
+
   /** Calls `fn` right after a page that `selector` matches has been sent (`times` pages), to change the images between pages. */
   afterListPage(selector: ListSelector, fn: () => void, times = 1): void {
     this.lists.afterPage(selector, fn, times);
   }
 
-  /** Clears every fault, of images and of lists, and the page hooks not yet run. */
+  /** Clears every fault, of images and of lists, every list lie, and the page hooks not yet run. */
   clearFaults(): void {
     this.faults.clear();
     this.lists.clearFaults();
@@ -328,6 +340,10 @@ export class FakeGcore {
       const { selector, fault, times } = readListFault(body);
       this.setListFault(selector, fault, times);
     },
+    'POST /__fake/list-lie': (body) => {
+      const { selector, lie, times } = readListLie(body);
+      this.setListLie(selector, lie, times);
+    },
     'POST /__fake/clear-faults': () => this.clearFaults(),
   };
 
@@ -385,6 +401,14 @@ export class FakeGcore {
   }
 
   private countAccountRequest(name: string): void {
+    const answered = this.rejectAfter.get(name);
+    if (answered !== undefined) {
+      if (answered > 0) this.rejectAfter.set(name, answered - 1);
+      else {
+        this.rejectAfter.delete(name);
+        this.rejected.add(name);
+      }
+    }
     const second = Math.floor(Date.now() / 1000);
     const seconds = this.requestsPerSecondByAccount.get(name) ?? new Map<number, number>();
     seconds.set(second, (seconds.get(second) ?? 0) + 1);

@@ -1,19 +1,22 @@
+import type { AuditCursor } from '../audit-cursor.js';
 import type { Sql } from '../db.js';
 import type { Tx } from './tripleLock.js';
 
 // Instants travel as text: a timestamptz parameter would be rounded to milliseconds, and the cursor keeps microseconds.
 
-/** Where an account's audit log is read next. */
-export interface AuditCursor {
-  /** ISO date-time with microseconds: the `from_timestamp` of the next request. */
-  from: string;
-  offset: number;
-}
-
 /** How far back the first poll of an account reads: changes seen in the first day of following get their "who". */
 const FIRST_LOOKBACK = '24 hours';
 
-const FROM_TEXT = `to_char(from_timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+/** An instant as ISO text with all six digits of the fraction. */
+const isoText = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** The lease: where to read from, whether a poll is due, the database's clock now (a poll's bound), and when it last looked ahead. */
+export interface AuditLease extends AuditCursor {
+  due: boolean;
+  /** now() of the database server, ISO with microseconds. */
+  now: string;
+  lookedAheadAt: string | null;
+}
 
 /**
  * Takes (or renews) the lease on the account's log for `leaseMs`: the cursor,
@@ -27,15 +30,16 @@ export async function takeAuditLease(
   holder: string,
   leaseMs: number,
   pollSeconds: number,
-): Promise<(AuditCursor & { due: boolean }) | undefined> {
+): Promise<AuditLease | undefined> {
   await sql`
     INSERT INTO audit_log_cursors (account, from_timestamp) VALUES (${account}, now() - ${FIRST_LOOKBACK}::interval)
     ON CONFLICT (account) DO NOTHING`;
-  const [row] = await sql<{ from: string; offset: number; due: boolean }[]>`
+  const [row] = await sql<AuditLease[]>`
     UPDATE audit_log_cursors SET lease_holder = ${holder}, lease_until = now() + make_interval(secs => ${leaseMs / 1000})
     WHERE account = ${account} AND (lease_holder IS NULL OR lease_holder = ${holder} OR lease_until < now())
-    RETURNING ${sql.unsafe(FROM_TEXT)} AS from, page_offset AS offset,
-      coalesce(polled_at <= now() - make_interval(secs => ${pollSeconds}), true) AS due`;
+    RETURNING ${sql.unsafe(isoText('from_timestamp'))} AS from, page_offset AS offset,
+      coalesce(polled_at <= now() - make_interval(secs => ${pollSeconds}), true) AS due,
+      ${sql.unsafe(isoText('now()'))} AS now, ${sql.unsafe(isoText('looked_ahead_at'))} AS "lookedAheadAt"`;
   return row;
 }
 
@@ -48,8 +52,8 @@ export async function releaseAuditLease(sql: Sql, account: string, holder: strin
  * Moves the cursor from `read` (where the page was read from) to `to`, and
  * renews the lease; false, and nothing moved, when this follower no longer
  * holds the lease or the cursor is no longer there (another took over and
- * stored the page). `finishedPollAt` (the poll's start) when the log was read
- * to its end.
+ * stored the page). `finishedPollAt` (the poll's bound: the database's clock
+ * when it began) when the log was read to its end.
  */
 export async function moveAuditCursor(
   tx: Tx,
@@ -58,11 +62,11 @@ export async function moveAuditCursor(
   leaseMs: number,
   read: AuditCursor,
   to: AuditCursor,
-  finishedPollAt: Date | null,
+  finishedPollAt: string | null,
 ): Promise<boolean> {
   const moved = await tx`
     UPDATE audit_log_cursors SET from_timestamp = ${to.from}::text::timestamptz, page_offset = ${to.offset},
-      polled_at = coalesce(${finishedPollAt?.toISOString() ?? null}::timestamptz, polled_at), last_error = NULL,
+      polled_at = coalesce(${finishedPollAt}::text::timestamptz, polled_at), last_error = NULL,
       lease_until = now() + make_interval(secs => ${leaseMs / 1000})
     WHERE account = ${account} AND lease_holder = ${holder} AND from_timestamp = ${read.from}::text::timestamptz AND page_offset = ${read.offset}`;
   return moved.count === 1;
@@ -81,18 +85,45 @@ export async function auditPollFailed(sql: Sql, account: string, message: string
   await sql`UPDATE audit_log_cursors SET last_error = ${message} WHERE account = ${account}`;
 }
 
-/** How far each account's audit log has been read, for status. */
+/**
+ * Notes what a look for entries dated ahead of the database's clock found
+ * (`lookedAt`: the bound it looked past), and renews the lease; false when
+ * this follower no longer holds the lease.
+ */
+export async function recordLookAhead(
+  tx: Tx,
+  account: string,
+  holder: string,
+  leaseMs: number,
+  lookedAt: string,
+  ahead: { count: number; furthest: string | null },
+): Promise<boolean> {
+  const noted = await tx`
+    UPDATE audit_log_cursors SET looked_ahead_at = ${lookedAt}::text::timestamptz, ahead_at = ${ahead.furthest}::text::timestamptz,
+      ahead_count = ${ahead.count}, lease_until = now() + make_interval(secs => ${leaseMs / 1000})
+    WHERE account = ${account} AND lease_holder = ${holder}`;
+  return noted.count === 1;
+}
+
+/** How far each account's audit log has been read, and what it holds from the future, for status and /readyz. */
 export interface AuditLogState {
   account: string;
-  /** Entries from this instant on are still to be read (those of the instant itself again). */
-  read_to: Date;
-  /** When the last poll that read the log to its end began; null before the first. */
-  polled_at: Date | null;
+  /** The database's clock when the last poll that read the log to its end began: every entry dated up to it was read. Null before the first. */
+  read_to: Date | null;
+  /** Where the next read starts (an overlap before read_to once a poll has ended: entries that come late are still read). */
+  next_from: Date;
   last_error: string | null;
+  /** The furthest entry dated ahead of the database's clock at the last look (null: none), how many there were, and when it looked. */
+  ahead_at: Date | null;
+  ahead_count: number;
+  looked_ahead_at: Date | null;
+  /** now() of the database server. */
+  now: Date;
 }
 
 export async function auditLogStates(sql: Sql, account?: string): Promise<AuditLogState[]> {
   return sql<AuditLogState[]>`
-    SELECT account, from_timestamp AS read_to, polled_at, last_error FROM audit_log_cursors
+    SELECT account, polled_at AS read_to, from_timestamp AS next_from, last_error, ahead_at, ahead_count, looked_ahead_at, now() AS now
+    FROM audit_log_cursors
     WHERE ${account ?? null}::text IS NULL OR account = ${account ?? null}::text ORDER BY account`;
 }

@@ -1,6 +1,7 @@
 import type { Sql } from '../db.js';
 import { PAGE_LIMIT } from '../list-query.js';
 import { storableString } from '../storable-text.js';
+import { samplePlan, suspicion, type RegionTally } from '../scope-sample.js';
 import type { Claim } from './claimTargets.js';
 import type { Tx } from './tripleLock.js';
 
@@ -31,8 +32,12 @@ export interface FinishedListing {
   error: string | null;
   expected: number;
   listed: number;
-  /** Live targets of the scope the complete listing did not return, claimed for a confirming GET. */
+  /** Live targets of the scope the complete listing did not return, claimed for a confirming GET (only a sample when `sampled`). */
   confirm: Claim[];
+  /** Why the listing contradicts what is stored (scope-sample.ts), when that makes it confirm a sample first; else null. */
+  suspect: string | null;
+  /** How many of its absences are confirmed first as a sample; null exactly when `suspect` is. */
+  sampled: number | null;
 }
 
 interface Tally {
@@ -65,13 +70,76 @@ function unlisted(tx: Tx, listingId: number) {
       WHERE (x.listing_id, x.project_id, x.region_id, x.image_id) = (${listingId}, t.project_id, t.region_id, t.image_id))`;
 }
 
+/** Of those, the ones the listing has not reached once it has ended: no attempt since it started (listed ones were stored by it). */
+export function unreached(tx: Tx) {
+  return tx`${scopeTargets(tx)} AND t.last_attempt_at < l.started_at`;
+}
+
+/** Records `error` as the attempt of every target the listing has not reached, so its runs finish and say why. */
+export async function failUnreached(tx: Tx, listingId: number, error: string): Promise<void> {
+  await tx`
+    UPDATE targets t SET prev_attempt_at = t.last_attempt_at, last_attempt_at = now(), last_outcome = 'failed',
+      last_status = NULL, last_error = ${error}
+    FROM listings l
+    WHERE l.id = ${listingId} AND ${unreached(tx)}`;
+}
+
+/** The target's image is stored as deleted. */
+function storedDeleted(tx: Tx) {
+  return tx`EXISTS (SELECT 1 FROM images i
+    WHERE (i.project_id, i.region_id, i.image_id) = (t.project_id, t.region_id, t.image_id) AND i.deleted_at IS NOT NULL)`;
+}
+
+/**
+ * Claims for confirming GETs the scope's live targets that `which` selects,
+ * in batches named `jobPrefix-n`; with `limit`, only that many, picked
+ * evenly by a hash (the same ones if the listing is ended again).
+ */
+export async function claimAbsences(
+  tx: Tx,
+  listingId: number,
+  which: ReturnType<typeof unlisted>,
+  confirm: { batchSize: number; jobPrefix: string },
+  limit: number | null = null,
+): Promise<ClaimRow[]> {
+  return tx<ClaimRow[]>`
+    WITH picked AS (
+      SELECT t.project_id, t.region_id, t.image_id
+      FROM targets t JOIN listings l ON l.id = ${listingId}
+      WHERE ${which} AND t.queued_job IS NULL AND NOT ${storedDeleted(tx)}
+      ORDER BY md5(t.image_id || ${String(listingId)}) LIMIT ${limit}::int),
+    absent AS (
+      SELECT *, (row_number() OVER (ORDER BY project_id, region_id, image_id) - 1) / ${confirm.batchSize} AS chunk FROM picked)
+    UPDATE targets t SET queued_job = ${confirm.jobPrefix} || '-' || a.chunk, queued_at = now()
+    FROM absent a WHERE (t.project_id, t.region_id, t.image_id) = (a.project_id, a.region_id, a.image_id) AND t.queued_job IS NULL
+    RETURNING t.project_id, t.region_id, t.image_id, t.account, t.queued_job`;
+}
+
+/**
+ * Per project and region the scope holds live stored images in (less those a
+ * listing is not expected to return: the server may read a filter otherwise
+ * for them): how many, and the counts the listing's parts answered there.
+ */
+async function regionTallies(tx: Tx, listingId: number): Promise<RegionTally[]> {
+  return tx<RegionTally[]>`
+    SELECT t.project_id AS "projectId", t.region_id AS "regionId", count(*)::int AS stored,
+      (SELECT sum(p.count)::int FROM listing_pages p
+        WHERE p.listing_id = ${listingId} AND p.page = 0 AND (p.project_id, p.region_id) = (t.project_id, t.region_id)) AS counted
+    FROM targets t JOIN listings l ON l.id = ${listingId}
+    WHERE ${scopeTargets(tx)} AND NOT ${storedDeleted(tx)} AND t.filter_unsure_at IS NULL
+    GROUP BY t.project_id, t.region_id
+    ORDER BY t.project_id, t.region_id`;
+}
+
 /**
  * Ends a listing once none of its pages waits for an answer; exactly one of
  * the processes that try ends it. Complete (every page answered, no id
  * repeated, the ids add up to the counts): the scope's deleted images it did
  * not return keep their deletion, and its live ones are claimed for a
- * confirming GET. Incomplete: nothing is deleted or confirmed, and the
- * targets it did not reach record the failure, so runs finish and say so.
+ * confirming GET; if it contradicts what is stored (scope-sample.ts), only a
+ * sample of them is, kept in listing_samples for its answers to decide
+ * (sql/listingSamples.ts). Incomplete: nothing is deleted or confirmed, and
+ * the targets it did not reach record the failure, so runs finish and say so.
  */
 export async function finishListing(
   sql: Sql,
@@ -98,49 +166,61 @@ export async function finishListing(
     const error = listing.error ?? incompleteness(tally!);
     const status = error === null ? 'complete' : 'incomplete';
     let absent: ClaimRow[] = [];
+    let unconfirmed = 0;
+    let suspect: string | null = null;
+    let sampled: number | null = null;
     if (status === 'complete') {
       // A deletion already confirmed needs no request: the attempt is recorded as the GET's 404 would be.
       await tx`
         UPDATE targets t SET prev_attempt_at = t.last_attempt_at, last_attempt_at = now(), last_outcome = 'unchanged',
           last_status = 404, last_error = NULL
-        FROM listings l, images i
-        WHERE l.id = ${listingId} AND ${unlisted(tx, listingId)}
-          AND (i.project_id, i.region_id, i.image_id) = (t.project_id, t.region_id, t.image_id) AND i.deleted_at IS NOT NULL`;
-      absent = await tx`
-        WITH absent AS (
-          SELECT t.project_id, t.region_id, t.image_id,
-            (row_number() OVER (ORDER BY t.project_id, t.region_id, t.image_id) - 1) / ${confirm.batchSize} AS chunk
-          FROM targets t JOIN listings l ON l.id = ${listingId}
-          WHERE ${unlisted(tx, listingId)} AND t.queued_job IS NULL
-            AND NOT EXISTS (SELECT 1 FROM images i
-              WHERE (i.project_id, i.region_id, i.image_id) = (t.project_id, t.region_id, t.image_id) AND i.deleted_at IS NOT NULL))
-        UPDATE targets t SET queued_job = ${confirm.jobPrefix} || '-' || a.chunk, queued_at = now()
-        FROM absent a WHERE (t.project_id, t.region_id, t.image_id) = (a.project_id, a.region_id, a.image_id) AND t.queued_job IS NULL
-        RETURNING t.project_id, t.region_id, t.image_id, t.account, t.queued_job`;
+        FROM listings l
+        WHERE l.id = ${listingId} AND ${unlisted(tx, listingId)} AND ${storedDeleted(tx)}`;
+      const contradiction = suspicion(await regionTallies(tx, listingId));
+      const [live] = await tx<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM targets t JOIN listings l ON l.id = ${listingId}
+        WHERE ${unlisted(tx, listingId)} AND t.queued_job IS NULL AND NOT ${storedDeleted(tx)}`;
+      unconfirmed = live!.n;
+      sampled = samplePlan(unconfirmed, contradiction);
+      // A contradiction over no more absences than a sample would take changes nothing: each is confirmed, and judged by the scope.
+      suspect = sampled === null ? null : contradiction;
+      absent = await claimAbsences(tx, listingId, unlisted(tx, listingId), confirm, sampled);
+      if (sampled !== null) {
+        await tx`
+          INSERT INTO listing_samples (listing_id, project_id, region_id, image_id)
+          SELECT ${listingId}, * FROM unnest(${absent.map((a) => a.project_id)}::int[], ${absent.map((a) => a.region_id)}::int[],
+            ${absent.map((a) => a.image_id)}::text[])`;
+        sampled = absent.length;
+      }
     } else {
       // Every image the listing did not store, listed or not (a page may have been listed, then failed before it was stored).
-      await tx`
-        UPDATE targets t SET prev_attempt_at = t.last_attempt_at, last_attempt_at = now(), last_outcome = 'failed',
-          last_status = NULL, last_error = ${`the listing of its scope was incomplete: ${error}`}
-        FROM listings l
-        WHERE l.id = ${listingId} AND ${scopeTargets(tx)} AND t.last_attempt_at < l.started_at`;
+      await failUnreached(tx, listingId, `the listing of its scope was incomplete: ${error}`);
     }
     await tx`DELETE FROM listing_ids WHERE listing_id = ${listingId}`;
     await tx`
       UPDATE listings SET status = ${status}, finished_at = now(), error = ${error}, expected = ${tally!.expected},
-        listed = ${tally!.listed}, absent = ${absent.length}
+        listed = ${tally!.listed}, absent = ${unconfirmed}, suspect = ${suspect}, sampled = ${sampled}
       WHERE id = ${listingId}`;
-    return { status, scopeKey: listing.scope_key, error, expected: tally!.expected, listed: tally!.listed, absent } as const;
+    return {
+      status,
+      scopeKey: listing.scope_key,
+      error,
+      expected: tally!.expected,
+      listed: tally!.listed,
+      absent,
+      suspect,
+      sampled,
+    } as const;
   });
   if (!finished) return undefined;
   const { absent, ...rest } = finished;
   return { ...rest, confirm: byJob(absent) };
 }
 
-type ClaimRow = { project_id: number; region_id: number; image_id: string; account: string; queued_job: string };
+export type ClaimRow = { project_id: number; region_id: number; image_id: string; account: string; queued_job: string };
 
 /** Claimed rows as batches: a scope's targets are of its account, so each batch is of one. */
-function byJob(rows: ClaimRow[]): Claim[] {
+export function byJob(rows: ClaimRow[]): Claim[] {
   const claims = new Map<string, Claim>();
   for (const row of rows) {
     const claim = claims.get(row.queued_job) ?? { jobId: row.queued_job, account: row.account, triples: [] };

@@ -1,8 +1,31 @@
 import type { Sql } from '../db.js';
-import { outcomeCounts } from './outcomeCounts.js';
+import { runCounts } from './outcomeCounts.js';
 
-export interface RunProgress {
+/** What a run did (runCounts): live while it runs, frozen once closed. */
+export interface RunCounts {
+  unchanged: number;
+  /** Every refresh that stored a new version, first sightings included. */
+  changed: number;
+  /** Of `changed`, the first sightings: an image's history began. */
+  created: number;
+  deleted: number;
+  failed: number;
+  /** Targets a confirming GET found alive outside their scope. */
+  markedLeft: number;
+  /** Targets its scope listings found that were not targets when it started (not in `planned`). */
+  discovered: number;
+  /** Images its scope listings returned. */
+  listed: number;
+  /** Scope listings that ended incomplete (deleting and confirming nothing). */
+  listingsFailed: number;
+  /** Closed incomplete: planned targets never attempted, and listings not ended, left queued (0 otherwise). */
+  unattempted: number;
+  listingsUnfinished: number;
+}
+
+export interface RunProgress extends RunCounts {
   id: number;
+  /** running, finished, superseded, or incomplete (closed with work left: `error` says why). */
   status: string;
   kind: 'scheduled' | 'manual';
   /** The schedule group it covers; null for a manual run of every target. */
@@ -12,12 +35,7 @@ export interface RunProgress {
   startedAt: string;
   finishedAt: string | null;
   planned: number;
-  unchanged: number;
-  changed: number;
-  deleted: number;
-  failed: number;
-  /** Scope listings that ended incomplete (deleting and confirming nothing). */
-  listingsFailed: number;
+  error: string | null;
 }
 
 /** A run with its counts: frozen once finished, counted live from targets before. */
@@ -31,16 +49,24 @@ export async function openRuns(sql: Sql): Promise<RunProgress[]> {
   return sql`${runProgress(sql)} WHERE r.finished_at IS NULL ORDER BY r.id`;
 }
 
+/** Each count: the live one (c) while the run is open, the frozen column after. */
+const live = (column: string, as: string) => `CASE WHEN r.finished_at IS NULL THEN c.${column} ELSE r.${column} END AS "${as}"`;
+
 function runProgress(sql: Sql) {
+  const counts = [
+    ['unchanged', 'unchanged'],
+    ['changed', 'changed'],
+    ['created', 'created'],
+    ['deleted', 'deleted'],
+    ['failed', 'failed'],
+    ['marked_left', 'markedLeft'],
+    ['discovered', 'discovered'],
+    ['listed', 'listed'],
+    ['listings_failed', 'listingsFailed'],
+  ].map(([column, as]) => live(column!, as!));
   return sql`
-    SELECT r.id, r.status, r.kind, r.schedule_key AS "scheduleKey", r.account, r.started_at AS "startedAt", r.finished_at AS "finishedAt", r.planned,
-      CASE WHEN r.finished_at IS NULL THEN c.unchanged ELSE r.unchanged END AS unchanged,
-      CASE WHEN r.finished_at IS NULL THEN c.changed ELSE r.changed END AS changed,
-      CASE WHEN r.finished_at IS NULL THEN c.deleted ELSE r.deleted END AS deleted,
-      CASE WHEN r.finished_at IS NULL THEN c.failed ELSE r.failed END AS failed,
-      CASE WHEN r.finished_at IS NULL
-        THEN (SELECT count(*)::int FROM listings l WHERE l.run_id = r.id AND l.status = 'incomplete')
-        ELSE r.listings_failed END AS "listingsFailed"
-    FROM sync_runs r,
-    LATERAL (${outcomeCounts(sql)} AND r.finished_at IS NULL) c`;
+    SELECT r.id, r.status, r.kind, r.schedule_key AS "scheduleKey", r.account, r.started_at AS "startedAt", r.finished_at AS "finishedAt",
+      r.planned, r.error, r.unattempted, r.listings_unfinished AS "listingsUnfinished", ${sql.unsafe(counts.join(', '))}
+    FROM sync_runs r
+    LEFT JOIN LATERAL (${runCounts(sql)} AND r.finished_at IS NULL) c ON true`;
 }

@@ -4,13 +4,18 @@ import { jsonDocument } from './jsonDocument.js';
 import type { Tx } from './tripleLock.js';
 
 /**
- * Stores audit-log entries read from `account`'s log. An entry stored before
- * is left as it is, but for noting that this account's log holds it too.
- * Returns the ids new to this account: what it has yet to act on.
+ * Stores audit-log entries read from `account`'s log, once each (by id). An
+ * entry stored before is left as it is when it comes back the same (the
+ * follower's reads overlap), and is replaced when it comes back changed (its
+ * `raw` differs: Gcore completed or corrected it); either way the accounts
+ * whose logs hold it are noted. Returns the ids new to this account or
+ * changed: what it has yet to act on. An id a page holds twice is stored as
+ * its last copy.
  */
 export async function recordActions(tx: Tx, account: string, actions: UserAction[]): Promise<Set<string>> {
   if (actions.length === 0) return new Set();
-  const rows = actions.map((a) => ({
+  const byId = new Map(actions.map((a) => [a.id, a]));
+  const rows = [...byId.values()].map((a) => ({
     action_id: a.id,
     acted_at: postgresTimestamp(a.timestamp),
     api_group: a.apiGroup,
@@ -35,8 +40,14 @@ export async function recordActions(tx: Tx, account: string, actions: UserAction
     FROM jsonb_to_recordset(${jsonDocument(tx, rows)}) AS x(action_id text, acted_at timestamptz, api_group text, action_type text,
       email text, user_id bigint, token_id bigint, issued_by_user_id bigint, source_user_ip text, user_agent text, project_id bigint,
       region_id bigint, image_id text, invalid_fields text[], raw jsonb)
-    ON CONFLICT (action_id) DO UPDATE SET accounts = image_actions.accounts || ${account}::text
-      WHERE NOT ${account}::text = ANY(image_actions.accounts)
+    ON CONFLICT (action_id) DO UPDATE SET
+      accounts = CASE WHEN ${account}::text = ANY(image_actions.accounts) THEN image_actions.accounts
+        ELSE image_actions.accounts || ${account}::text END,
+      acted_at = excluded.acted_at, api_group = excluded.api_group, action_type = excluded.action_type, email = excluded.email,
+      user_id = excluded.user_id, token_id = excluded.token_id, issued_by_user_id = excluded.issued_by_user_id,
+      source_user_ip = excluded.source_user_ip, user_agent = excluded.user_agent, project_id = excluded.project_id,
+      region_id = excluded.region_id, image_id = excluded.image_id, invalid_fields = excluded.invalid_fields, raw = excluded.raw
+      WHERE NOT ${account}::text = ANY(image_actions.accounts) OR image_actions.raw IS DISTINCT FROM excluded.raw
     RETURNING action_id`;
   return new Set(stored.map((row) => row.action_id));
 }
