@@ -84,7 +84,8 @@ export async function pauseForRateLimit(
   logger.warn({ account: own.account, wait_ms: pauseMs, ...overCap }, 'rate limited by the API: pausing the queue');
   metrics?.rateLimitedSeconds.inc({ account: own.account }, pauseMs / 1000);
   await limiter.pause(pauseMs, askedMs);
-  await own.refresh.rateLimit(pauseMs);
+  // Past the cap, batches must start so that their requests fail at once in acquire(), not wait for the queue.
+  if (askedMs <= pauseMs) await own.refresh.rateLimit(pauseMs);
 }
 
 export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobData> {
@@ -107,8 +108,13 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
     if (items.length === 0) return;
     const jobId = `retry-${randomBytes(6).toString('hex')}`;
     const claimed = new Set((await claimTriples(sql, items, jobId)).map(tripleKey));
-    // A triple claimed by another job meanwhile is refreshed by that one.
+    // A triple claimed by another job meanwhile is refreshed by that one; a sample waiting for its
+    // confirming GET is answered as not confirmed (that job does not answer it), so the sample still decides.
     const still = items.filter((item) => claimed.has(tripleKey(item)));
+    for (const item of items) {
+      if (!claimed.has(tripleKey(item)) && item.confirmScope !== undefined)
+        await confirm.answered(item, item.confirmScope, { kind: 'failed' });
+    }
     if (still.length > 0) await enqueueBatches(to, [{ jobId, items: still }], delayMs);
   }
 

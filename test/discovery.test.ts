@@ -351,6 +351,15 @@ describe('discovery', () => {
     const [listing] = await w.pipeline.services.sql`SELECT suspect FROM listings ORDER BY id DESC LIMIT 1`;
     expect(listing).toEqual({ suspect: null });
     expect(w.fake.requestsByEndpoint.image).toBe(6);
+    // Listed again (the key's case back), they are no longer unsure: a listing that drops them later is judged as for any image.
+    for (let n = 1; n <= 3; n++)
+      w.fake.updateImage(
+        { projectId: 1, regionId: 7, imageId: sampleImageId(n) },
+        { tags: [{ key: 'Team', value: 'x', read_only: false }] },
+      );
+    expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', listingsFailed: 0, changed: 3, failed: 0 });
+    const [cleared] = await w.pipeline.services.sql`SELECT count(*)::int AS n FROM targets WHERE filter_unsure_at IS NOT NULL`;
+    expect(cleared!.n).toBe(0);
   });
 
   it('a projects list that omits a project with tracked images marks none of them left', async () => {

@@ -191,11 +191,18 @@ export async function finishListing(
           SELECT ${listingId}, * FROM unnest(${absent.map((a) => a.project_id)}::int[], ${absent.map((a) => a.region_id)}::int[],
             ${absent.map((a) => a.image_id)}::text[])`;
         sampled = absent.length;
+        // Every absence was claimed by another job meanwhile: each is refreshed by its GET there, and no sample waits.
+        if (sampled === 0) await tx`UPDATE listings SET sample_contradicted = 0 WHERE id = ${listingId}`;
       }
     } else {
       // Every image the listing did not store, listed or not (a page may have been listed, then failed before it was stored).
       await failUnreached(tx, listingId, `the listing of its scope was incomplete: ${error}`);
     }
+    // An image the listing returned is no longer one the server may read a filter otherwise for.
+    await tx`
+      UPDATE targets t SET filter_unsure_at = NULL FROM listing_ids x
+      WHERE x.listing_id = ${listingId} AND (t.project_id, t.region_id, t.image_id) = (x.project_id, x.region_id, x.image_id)
+        AND t.filter_unsure_at IS NOT NULL`;
     await tx`DELETE FROM listing_ids WHERE listing_id = ${listingId}`;
     await tx`
       UPDATE listings SET status = ${status}, finished_at = now(), error = ${error}, expected = ${tally!.expected},
