@@ -29,8 +29,6 @@ async function post(options: WebhookOptions, secret: string, changes: DeliveredC
     method: 'POST',
     headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signature },
     body,
-    // A redirect is a failure: the signed changes go to the configured receiver only.
-    redirect: 'manual',
     signal: AbortSignal.timeout(options.timeoutMs),
   });
   await response.body?.cancel();
