@@ -272,21 +272,30 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
         'audit log: more entries share one instant than a page holds, and the server does not honour offset: the rest of that instant is passed over',
       );
     }
-    const stored = await sql
+    const stored = await storeMarking(actions, (tx) =>
+      moveAuditCursor(tx, account, holder, LEASE_MS, cursor, step.next, step.ended ? request.to : null),
+    );
+    if (stored === null) return null;
+    const queued = await actOn(stored, actions);
+    return { next: step.next, ended: step.ended, ids, entries: stored.fresh.size, queued };
+  }
+
+  /**
+   * Stores a page's entries and, in the same transaction, marks what was read
+   * (`mark` answers false where the lease was lost meanwhile): null when
+   * another follower stored it, and this copy is rolled back.
+   */
+  async function storeMarking(actions: UserAction[], mark: (tx: Tx) => Promise<boolean>) {
+    return sql
       .begin(async (tx) => {
         const entries = await storeEntries(tx, actions);
-        if (!(await moveAuditCursor(tx, account, holder, LEASE_MS, cursor, step.next, step.ended ? request.to : null))) {
-          throw new CursorMoved();
-        }
+        if (!(await mark(tx))) throw new CursorMoved();
         return entries;
       })
       .catch((error: unknown) => {
         if (error instanceof CursorMoved) return null;
         throw error;
       });
-    if (stored === null) return null;
-    const queued = await actOn(stored, actions);
-    return { next: step.next, ended: step.ended, ids, entries: stored.fresh.size, queued };
   }
 
   /**
@@ -304,19 +313,10 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
       page.count,
       bound,
     );
-    const stored = await sql
-      .begin(async (tx) => {
-        const entries = await storeEntries(tx, actions);
-        const furthest = ahead.furthest === null ? null : isoMicros(ahead.furthest);
-        if (!(await recordLookAhead(tx, account, holder, LEASE_MS, isoMicros(bound), { count: ahead.count, furthest }))) {
-          throw new CursorMoved();
-        }
-        return entries;
-      })
-      .catch((error: unknown) => {
-        if (error instanceof CursorMoved) return null;
-        throw error;
-      });
+    const furthest = ahead.furthest === null ? null : isoMicros(ahead.furthest);
+    const stored = await storeMarking(actions, (tx) =>
+      recordLookAhead(tx, account, holder, LEASE_MS, isoMicros(bound), { count: ahead.count, furthest }),
+    );
     if (stored === null) return null;
     if (ahead.furthest !== null) {
       logger.warn(

@@ -148,7 +148,9 @@ describe('gcore-image-sync CLI', () => {
         const said = `gcore-image-sync ${args[0]}: ${service} at ${url.replace(':pw@', ':***@')} did not answer: `;
         expect(result.stderr, label).toMatch(new RegExp(`^${escape(said)}${reason}\n$`));
         expect(result.stdout + result.stderr, label).not.toMatch(/^ {4}at /m);
-        expect(result.ms, label).toBeLessThan(10_000);
+        // Fast means within the first-answer timeout and start-up, not after a driver's own minutes of
+        // retries; the bound is an order of magnitude over the timeout, so a busy machine cannot break it.
+        expect(result.ms, label).toBeLessThan(10 * FIRST_ANSWER_TIMEOUT_MS);
       }
     } finally {
       await silent.close();
