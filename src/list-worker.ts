@@ -155,7 +155,10 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     }
     const delayMs = decision.kind === 'retry' ? decision.delayMs : HAND_BACK_MS;
     if (decision.kind === 'retry') {
-      logger.warn(
+      // A cause that fails the account's requests is said once for them all (repeated-errors.ts).
+      const cause = deps.causes.of(decision.failure);
+      if (cause) deps.causes.report(cause, [`listing job ${job.id}`], decision.failure.message);
+      logger[cause ? 'debug' : 'warn'](
         { job_id: job.id, attempt: decision.item.attempt, error: decision.failure.message, retry_in_ms: delayMs },
         'listing request failed; will retry',
       );

@@ -1,13 +1,33 @@
-// JSON logs on stdout (pino). The API key never reaches a log line: nothing
+// Logs on stdout (pino): JSON for machines, one readable line per event on a
+// terminal (log-format.ts). The API key never reaches a log line: nothing
 // logs it, and any field that could carry it is redacted as a second guard.
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
+import { logFormat, prettyLine } from './log-format.js';
+import { aboveProgress } from './progress.js';
 
 export type { Logger };
 
-/** JSON lines by default; LOG_PRETTY=1 makes them readable for a person at a terminal. */
+/**
+ * Writes each line at once, above a progress line being drawn on the same
+ * terminal: a synchronous stream, so no worker thread starts for it.
+ */
+function terminalDestination(out: NodeJS.WriteStream, format: (line: string) => string): pino.DestinationStream {
+  return { write: (line: string) => aboveProgress(() => out.write(format(line))) };
+}
+
+/** The format LOG_FORMAT (or LOG_PRETTY, or the terminal) asks for; `destination` takes JSON, for tests. */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  const pretty = process.env.LOG_PRETTY === '1' && !destination;
+  const out = process.stdout;
+  const format = logFormat(process.env, out.isTTY === true);
+  const color = out.isTTY === true && !process.env.NO_COLOR;
+  const stream =
+    destination ??
+    (format === 'pretty'
+      ? terminalDestination(out, (line) => prettyLine(line, color))
+      : out.isTTY
+        ? terminalDestination(out, (line) => line)
+        : pino.destination({ dest: 1, sync: false }));
   return pino(
     {
       level,
@@ -15,11 +35,6 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       base: { service: 'gcore-image-sync', hostname: hostname(), pid: process.pid },
       redact: { paths: ['apiKey', '*.apiKey', 'authorization', '*.authorization', '*.headers.authorization'], censor: '[redacted]' },
     },
-    pretty
-      ? pino.transport({
-          target: 'pino-pretty',
-          options: { destination: 1, colorize: process.stdout.isTTY, ignore: 'service,hostname,pid' },
-        })
-      : (destination ?? pino.destination({ dest: 1, sync: false })),
+    stream,
   );
 }

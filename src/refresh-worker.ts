@@ -24,9 +24,10 @@ import {
 } from './queue.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
 import { runAgainLater, sweepFailedJobs } from './job-recovery.js';
-import { BatchFailedError, decide, rateLimitPause, type RetryPolicy } from './refresh-policy.js';
+import { BatchFailedError, decide, rateLimitPause, type FailureInfo, type RetryPolicy } from './refresh-policy.js';
 import { formatWait, type RateLimitedError } from './gcore-errors.js';
 import { refreshBatch, type ItemResult } from './refresh.js';
+import type { Cause, CauseLog } from './repeated-errors.js';
 import { confirmations } from './scope-confirm.js';
 import { claimTriples } from './sql/claimTriples.js';
 import { creditRuns } from './sql/creditRuns.js';
@@ -46,6 +47,8 @@ export interface RefreshWorkerDeps {
   client: GcoreClient;
   limiter: ApiRateLimiter;
   logger: Logger;
+  /** Says once what fails many of the account's requests (repeated-errors.ts). */
+  causes: CauseLog;
   metrics?: WorkerMetrics;
   /** Every API answer, GET or list page: its status ("none" without one) and time. */
   onAnswer(status: string, seconds: number): void;
@@ -128,6 +131,17 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
 
   async function settle(jobId: string | undefined, results: ItemResult[]): Promise<void> {
     const later = new Map<number, RefreshItem[]>();
+    // A cause that fails many images is said once for them all; their own lines are for debugging.
+    const byCause = new Map<string, { cause: Cause; images: string[]; error: string }>();
+    /** Whether the failure of `image` has a cause said for many: counted under it if so. */
+    const countedUnderCause = (failure: FailureInfo, image: RefreshItem): boolean => {
+      const cause = deps.causes.of(failure);
+      if (!cause) return false;
+      const seen = byCause.get(cause.key) ?? { cause, images: [], error: failure.message };
+      byCause.set(cause.key, seen);
+      seen.images.push(tripleKey(image));
+      return true;
+    };
     for (const result of results) {
       // Plain fields rather than a child logger per refresh: this runs thousands of times a second.
       const fields = { ...tripleFields(result.item), job_id: jobId };
@@ -152,7 +166,8 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
         later.set(0, [...(later.get(0) ?? []), decision.item]);
       } else if (decision.kind === 'retry') {
         const { attempt } = decision.item;
-        logger.warn(
+        const level = countedUnderCause(decision.failure, result.item) ? 'debug' : 'warn';
+        logger[level](
           { ...fields, attempt, status: decision.failure.status, error: decision.failure.message, retry_in_ms: decision.delayMs },
           'refresh attempt failed; will retry',
         );
@@ -161,7 +176,8 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
         const { failure, attempts } = decision;
         await recordFailure(sql, deps.account.name, result.item, { ...failure, attempts });
         metrics?.refreshes.inc({ account: deps.account.name, outcome: 'failed' });
-        logger.error(
+        const level = countedUnderCause(failure, result.item) ? 'debug' : 'error';
+        logger[level](
           {
             ...fields,
             outcome: 'failed',
@@ -176,6 +192,7 @@ export function startRefreshWorker(deps: RefreshWorkerDeps): Worker<RefreshJobDa
         if (result.item.confirmScope !== undefined) await confirm.answered(result.item, result.item.confirmScope, { kind: 'failed' });
       }
     }
+    for (const { cause, images, error } of byCause.values()) deps.causes.report(cause, images, error);
     for (const [delayMs, items] of later) await requeue(items, delayMs);
   }
 

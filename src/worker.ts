@@ -18,7 +18,7 @@ import { answerRecorder, type WorkerMetrics } from './metrics.js';
 import type { Queues } from './queue.js';
 import { ApiRateLimiter } from './rate-limiter.js';
 import { startListWorker } from './list-worker.js';
-import { repeatedErrorLog } from './repeated-errors.js';
+import { causeLog, repeatedErrorLog, urlSetting } from './repeated-errors.js';
 import { sayProgress } from './run-log.js';
 import { FREE_RATE_LIMIT_RETRIES } from './refresh-policy.js';
 import { keyRejectedMessage, pauseForRateLimit, startRefreshWorker } from './refresh-worker.js';
@@ -119,6 +119,12 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
       own,
       client,
       logger: accountLogger,
+      causes: causeLog(accountLogger, {
+        account: account.name,
+        apiKeyEnv: account.apiKeyEnv,
+        url: account.baseUrl ?? config.baseUrl,
+        urlSetting: urlSetting(account),
+      }),
       metrics: deps.metrics,
       onAnswer: answerRecorder(deps.metrics, account.name),
       workerOptions,
