@@ -325,7 +325,7 @@ export async function nextTickAt(queue: DeploymentQueue<TickJobData>, key: strin
  * catching up on what is due. One tick per `period` (see catch-up.ts): a
  * second request for the same period finds the job and adds nothing.
  */
-export async function tickNow(queue: DeploymentQueue<TickJobData>, key: string, period: number): Promise<void> {
+export async function tickNow(queue: DeploymentQueue<TickJobData>, key: string, period: string): Promise<void> {
   const { deployment } = queue;
   await queue.add(
     TICK_JOB,

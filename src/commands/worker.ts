@@ -69,11 +69,13 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
       logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
       for (const group of await step(() => tickDueGroups(sql, queues, scheduleGroups([...file.targets, ...file.scopes])))) {
         logger.info(
-          { schedule: describeSchedule(group.key), due_now: group.due, next_tick_at: group.nextTickAt },
-          !group.due
+          { schedule: describeSchedule(group.key), due_now: group.due, last_failed: group.failed, next_tick_at: group.nextTickAt },
+          !group.due && !group.failed
             ? 'schedule: nothing due before its next tick'
             : group.tickedNow
-              ? 'schedule: work is due, ticking now'
+              ? group.due
+                ? 'schedule: work is due, ticking now'
+                : 'schedule: its last attempt failed (API unreachable or failing, or the key refused): trying again now'
               : 'schedule: work is due; its scheduler ticks within a minute',
         );
       }
