@@ -27,6 +27,7 @@ import { paced, storeObservations, type RefreshDeps } from './refresh.js';
 import type { ScopeDefinition } from './scope.js';
 import { coversTriple, matchesFilters } from './scope-match.js';
 import { auditPollDue, auditPollFailed, moveAuditCursor, recordLookAhead, releaseAuditLease, takeAuditLease } from './sql/auditCursor.js';
+import { scopeLabel } from './sql/scopeLabel.js';
 import { claimActedTargets } from './sql/claimActedTargets.js';
 import { claimedTriples } from './sql/claimedTriples.js';
 import { listOldClaims } from './sql/listOldClaims.js';
@@ -184,7 +185,7 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
     const stored = (await storeObservations(sql, [observation])).get(tripleKey(triple));
     if (stored instanceof Error) throw stored;
     logger.info(
-      { project_id: triple.projectId, region_id: triple.regionId, image_id: triple.imageId, scope: scope.key },
+      { project_id: triple.projectId, region_id: triple.regionId, image_id: triple.imageId, ...(await scopeLabel(sql, scope.key)) },
       'took in an image the audit log says was made in a scope, before its listing',
     );
   }

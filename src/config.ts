@@ -157,7 +157,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
   const logFormat = env.LOG_FORMAT?.trim();
   if (logFormat && !(LOG_FORMATS as readonly string[]).includes(logFormat))
-    problems.push(`LOG_FORMAT: must be ${LOG_FORMATS.join(' or ')}, or unset for pretty on a terminal and JSON otherwise (got "${logFormat}")`);
+    problems.push(
+      `LOG_FORMAT: must be ${LOG_FORMATS.join(' or ')}, or unset for pretty on a terminal and JSON otherwise (got "${logFormat}")`,
+    );
   const config: Config = {
     baseUrl: readBaseUrl(env, problems),
     databaseUrl: env.DATABASE_URL?.trim() ? readUrl(env, 'DATABASE_URL', '', ['postgres:', 'postgresql:'], problems) : undefined,

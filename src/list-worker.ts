@@ -23,6 +23,7 @@ import { runAgainLater, sweepFailedJobs } from './job-recovery.js';
 import { decide, describeFailure } from './refresh-policy.js';
 import { paced, storeObservations } from './refresh.js';
 import type { RefreshWorkerDeps } from './refresh-worker.js';
+import { scopeLabel } from './sql/scopeLabel.js';
 import { finishRunsSaying } from './run-log.js';
 import { expandScope, IncompleteListError } from './scope-expansion.js';
 import type { ScopeDefinition } from './scope.js';
@@ -118,7 +119,13 @@ export function startListWorker(deps: ListWorkerDeps): Worker<ListJobData> {
     if (done.sampled === null) metrics?.listings.inc({ account: deps.account.name, status: done.status });
     await queueConfirmations(done.scopeKey, done.confirm);
     const absent = done.confirm.reduce((n, c) => n + c.triples.length, 0);
-    const fields = { listing_id: listingId, scope: done.scopeKey, expected: done.expected, listed: done.listed, absent };
+    const fields = {
+      listing_id: listingId,
+      ...(await scopeLabel(sql, done.scopeKey)),
+      expected: done.expected,
+      listed: done.listed,
+      absent,
+    };
     if (done.status === 'incomplete') logger.error({ ...fields, error: done.error }, 'listing incomplete: nothing deleted or confirmed');
     else if (done.sampled !== null) {
       logger.warn(

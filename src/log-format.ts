@@ -21,8 +21,11 @@ export function logFormat(env: Record<string, string | undefined>, isTTY: boolea
 const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 const COLORS: Record<number, string> = { 10: '90', 20: '36', 30: '32', 40: '33', 50: '31', 60: '35' };
 
-/** Fields every line carries that tell processes apart in a log store, not events apart on a screen. */
-const HIDDEN = new Set(['level', 'time', 'msg', 'service', 'hostname', 'pid']);
+/**
+ * Fields every line carries that tell processes apart in a log store, not
+ * events apart on a screen; and a scope's key, which its name stands for.
+ */
+const HIDDEN = new Set(['level', 'time', 'msg', 'service', 'hostname', 'pid', 'scope_key']);
 
 // C0 and C1 controls (ESC starts a terminal escape), DEL, the line and paragraph
 // separators and the bidirectional overrides, which reorder what a terminal shows.

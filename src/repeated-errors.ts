@@ -112,10 +112,7 @@ export function causeLog(logger: Logger, place: ApiPlace, intervalMs = CAUSE_INT
       if (at - state.loggedAt < intervalMs) return;
       const first = state.loggedAt === -Infinity;
       const count = `${state.images.size} ${state.images.size === 1 ? 'request' : 'requests'} failed this way${first ? '' : ' since the last such line'}`;
-      logger.error(
-        { cause: cause.key, failed: state.images.size, attempts: state.attempts, error },
-        `${cause.text}; ${count}`,
-      );
+      logger.error({ cause: cause.key, failed: state.images.size, attempts: state.attempts, error }, `${cause.text}; ${count}`);
       state.loggedAt = at;
       state.images.clear();
       state.attempts = 0;

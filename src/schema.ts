@@ -259,6 +259,8 @@ export const scopes = pgTable('scopes', {
   definition: jsonb('definition').notNull(),
   scheduleKey: text('schedule_key').notNull(),
   intervalSeconds: integer('interval_seconds').notNull(),
+  /** What outputs call it (its `name:`, or one made from its definition); null until a release that names scopes reconciles it. */
+  name: text('name'),
 });
 
 // One scope's listing in one run: every page of every project, region and

@@ -16,6 +16,7 @@ import type { ScopeDefinition } from './scope.js';
 import { scopeVerdict } from './scope-match.js';
 import type { SampleAnswer } from './scope-sample.js';
 import { leaveScope, noteFilterUnsure } from './sql/leaveScope.js';
+import { scopeLabel } from './sql/scopeLabel.js';
 import { answerSample, type SampleDecision } from './sql/listingSamples.js';
 import { scopeDefinition } from './sql/scopeDefinition.js';
 
@@ -41,7 +42,12 @@ export function confirmations(deps: ConfirmDeps): { answered(triple: Triple, sco
 
   /** The sample answer of a 200: left, still in, or unsure; marks the image left when the scope says so. */
   async function judge(triple: Triple, scopeKey: string, snapshot: ImageSnapshot): Promise<SampleAnswer> {
-    const fields = { project_id: triple.projectId, region_id: triple.regionId, image_id: triple.imageId, scope: scopeKey };
+    const fields = {
+      project_id: triple.projectId,
+      region_id: triple.regionId,
+      image_id: triple.imageId,
+      ...(await scopeLabel(sql, scopeKey)),
+    };
     const definition = await scopeDefinition(sql, scopeKey);
     // A scope no longer configured lists nothing: it cannot say the image left it.
     if (!definition) return 'unsure';
@@ -80,7 +86,7 @@ export function confirmations(deps: ConfirmDeps): { answered(triple: Triple, sco
 
   async function settleSample(scopeKey: string, decision: SampleDecision): Promise<void> {
     metrics?.listings.inc({ account: deps.account, status: decision.believed ? 'complete' : 'incomplete' });
-    const fields = { listing_id: decision.listingId, scope: scopeKey, sampled: decision.sampled };
+    const fields = { listing_id: decision.listingId, ...(await scopeLabel(deps.sql, scopeKey)), sampled: decision.sampled };
     if (decision.believed) {
       await enqueueClaims(deps.queues, decision.confirm, (t) => ({ ...t, attempt: 0, confirmScope: scopeKey }));
       const absent = decision.confirm.reduce((n, c) => n + c.triples.length, 0);

@@ -25,6 +25,8 @@ export interface DiscoverFilters {
 
 export interface Scope {
   key: string;
+  /** What outputs call it: its `name:` in the targets file, else scopeName's. Not part of its key: renaming keeps the scope. */
+  name: string;
   /** The account whose key lists it (accounts.ts). */
   account: string;
   /** Project ids, or every project the key can see (listed at each tick). */
@@ -56,6 +58,41 @@ export function scopeKey(account: string, projects: Scope['projects'], regions: 
     ...(account === DEFAULT_ACCOUNT ? {} : { account }),
   };
   return `scope-${createHash('sha256').update(JSON.stringify(definition)).digest('hex').slice(0, 16)}`;
+}
+
+const ids = (what: string, given: number[] | 'all') =>
+  given === 'all' ? `all ${what}s` : `${what}${given.length === 1 ? '' : 's'} ${[...given].sort((a, b) => a - b).join(',')}`;
+
+/**
+ * The name of a scope without a `name:` in the file: its projects, regions
+ * and filters, as a person reads them (`project 2, all regions, private`).
+ */
+export function scopeName(projects: Scope['projects'], regions: Scope['regions'], filters: DiscoverFilters): string {
+  const parts = [ids('project', projects), ids('region', regions)];
+  if (filters.visibility.length < VISIBILITIES.length) parts.push([...filters.visibility].sort().join('+'));
+  if (!filters.baremetal) parts.push('no bare metal');
+  for (const key of filters.tagKey ?? []) parts.push(`tag ${key}`);
+  for (const [key, value] of Object.entries(filters.tagKeyValue ?? {})) parts.push(`tag ${key}=${value}`);
+  if (filters.name !== undefined) parts.push(`name ${JSON.stringify(filters.name)}`);
+  const os = [filters.osDistro ?? (filters.osVersion === undefined ? undefined : 'version'), filters.osVersion].filter(Boolean);
+  if (os.length > 0) parts.push(`os ${os.join(' ')}`);
+  if (filters.architecture !== undefined) parts.push(filters.architecture);
+  return parts.join(', ');
+}
+
+/** A `name:` for a scope: printable, one line, short enough for a status line. */
+export const MAX_SCOPE_NAME_LENGTH = 64;
+
+/** Why a scope's `name:` cannot be used, or null. */
+export function scopeNameProblem(name: string): string | null {
+  const length = [...name].length;
+  if (name.trim().length === 0) return 'must not be empty';
+  if (name !== name.trim()) return 'must not begin or end with a space';
+  if (length > MAX_SCOPE_NAME_LENGTH) return `must be at most ${MAX_SCOPE_NAME_LENGTH} characters (has ${length})`;
+  // eslint-disable-next-line no-control-regex
+  const bad = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u.exec(name);
+  if (bad) return `must not contain ${JSON.stringify(bad[0])} (a name is one line of printable characters)`;
+  return null;
 }
 
 /** What a listing needs of a scope, as the scopes table keeps it. */

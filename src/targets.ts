@@ -15,6 +15,8 @@ import {
   ARCHITECTURES,
   filterTextProblem,
   scopeKey,
+  scopeName,
+  scopeNameProblem,
   tagKeyProblem,
   tagValueProblem,
   VISIBILITIES,
@@ -173,6 +175,7 @@ interface EntryShape {
   region_id?: unknown;
   image_ids?: unknown;
   discover?: unknown;
+  name?: unknown;
 }
 
 /**
@@ -190,6 +193,9 @@ function checkKind(entry: EntryShape, ctx: z.RefinementCtx<EntryShape>): void {
       code: 'custom',
       message: `give either image_ids (explicit images) or discover (every image the list endpoints return)${both}`,
     });
+  }
+  if (images && !discover && entry.name !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['name'], message: 'names a discovery scope: give it with discover, not with image_ids' });
   }
   if (!images || discover) return;
   for (const [field, what] of [
@@ -214,6 +220,8 @@ const entrySchema = z
     region_id: ids,
     image_ids: z.array(imageId).min(1, 'must list at least one image id').optional(),
     discover: discoverSchema.optional(),
+    // What outputs call the scope; not part of its key, so renaming it keeps its history.
+    name: checked(scopeNameProblem).optional(),
     schedule: scheduleSchema.optional(),
     account: accountName.optional(),
   })
@@ -271,14 +279,18 @@ export function parseTargetsFile(content: string, source: string): TargetsFile {
   const scopes: Scope[] = [];
   const triples = new Map<string, string>();
   const scopeKeys = new Map<string, string>();
+  const scopeNames = new Map<string, string>();
   const placed: Placed[] = [];
   parsed.data.targets.forEach((entry, t) => {
     const account = entryAccount(entry.account, accounts, `targets[${t}].account`, problems);
     const schedule = entry.schedule ?? parsed.data.schedule ?? DEFAULT_SCHEDULE;
     if (entry.discover) {
-      const scope = toScope(account, entry.project_id, entry.region_id, entry.discover, schedule);
+      const scope = toScope(account, entry.project_id, entry.region_id, entry.discover, schedule, entry.name);
       const first = firstPlace(scopeKeys, scope.key, `targets[${t}]`);
       if (first) problems.push(`targets[${t}]: duplicates ${first} (the same projects, regions and filters)`);
+      // A made-up name repeats only with the definition, under another account: status says whose.
+      const named = entry.name === undefined ? undefined : firstPlace(scopeNames, entry.name, `targets[${t}]`);
+      if (named) problems.push(`targets[${t}].name: ${JSON.stringify(entry.name)} already names the scope at ${named}`);
       scopes.push(scope);
       placed.push({ path: `targets[${t}]`, discovers: true, account, projects: scope.projects, regions: scope.regions });
       return;
@@ -374,11 +386,12 @@ function firstPlace(places: Map<string, string>, key: string, path: string): str
 type Ids = z.output<typeof ids>;
 
 /** A scope as the rest of the worker sees it: one id is a list of one, so `7` and `[7]` are the same scope. */
-function toScope(account: string, projectIds: Ids, regionIds: Ids, filters: DiscoverFilters, schedule: Schedule): Scope {
+function toScope(account: string, projectIds: Ids, regionIds: Ids, filters: DiscoverFilters, schedule: Schedule, name?: string): Scope {
   const list = (given: Ids) => (typeof given === 'number' ? [given] : given);
   const projects = list(projectIds);
   const regions = list(regionIds);
-  return { key: scopeKey(account, projects, regions, filters), account, projects, regions, filters, schedule };
+  const key = scopeKey(account, projects, regions, filters);
+  return { key, name: name ?? scopeName(projects, regions, filters), account, projects, regions, filters, schedule };
 }
 
 export async function loadTargets(path: string): Promise<Target[]> {

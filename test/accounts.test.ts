@@ -155,8 +155,8 @@ describe('accounts', () => {
     expect(text[0]).toBe('queues: (accounts prod, qa, staging)');
     expect(text).toContain('  refresh staging waiting 0  active 0  delayed 0  prioritized 0  failed 0');
     expect(text).toContain('  list qa         waiting 0  active 0  delayed 0  prioritized 0  failed 0');
-    expect(text.find((line) => line.startsWith('  scope-'))).toMatch(
-      /^ {2}scope-\w+ of account staging {2}3 targets; last listing complete/,
+    expect(text.find((line) => / of account staging {2}\d+ targets/.test(line))).toMatch(
+      /^ {2}all projects, all regions of account staging {2}3 targets; last listing complete/,
     );
     const changes = JSON.parse(await cli(w, 'changes', '--account', 'prod', '--json')) as Array<{ account: string; image_id: string }>;
     expect(changes.map((c) => c.account)).toEqual(['prod', 'prod', 'prod']);

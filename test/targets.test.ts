@@ -174,6 +174,7 @@ targets:
     expect(file.scopes).toEqual([
       {
         key: scopeKey('default', [1], [7, 8], EVERY_FILTER),
+        name: 'project 1, regions 7,8',
         account: 'default',
         projects: [1],
         regions: [7, 8],
@@ -182,6 +183,7 @@ targets:
       },
       {
         key: scopeKey('default', 'all', 'all', narrowed),
+        name: 'all projects, all regions, private+shared, no bare metal, tag team, tag env=prod, name "web", os ubuntu 22.04, x86_64',
         account: 'default',
         projects: 'all',
         regions: 'all',
@@ -209,6 +211,7 @@ targets:
     expect(file.scopes).toEqual([
       {
         key: scopeKey('default', 'all', [7, 8], noBaremetal),
+        name: 'all projects, regions 7,8, no bare metal',
         account: 'default',
         projects: 'all',
         regions: [8, 7],
@@ -217,6 +220,7 @@ targets:
       },
       {
         key: scopeKey('default', [2, 3], 'all', publicOnly),
+        name: 'projects 2,3, all regions, public',
         account: 'default',
         projects: [3, 2],
         regions: 'all',
@@ -225,6 +229,7 @@ targets:
       },
       {
         key: scopeKey('default', [4], [9], tagged),
+        name: 'project 4, region 9, tag a, tag b',
         account: 'default',
         projects: [4],
         regions: [9],

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_ACCOUNT } from '../accounts.js';
 import { loadConfig } from '../config.js';
+import { inert } from '../log-format.js';
 import { ConfigError } from '../errors.js';
 import { problemOf } from '../deployment-registry.js';
 import { liveQueueStores } from '../sql/queueStoreMarks.js';
@@ -208,7 +209,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
           `${describeCounts(lastRun)}${describeUnfinished(lastRun)}`
         : 'last run: none yet',
       `scopes: ${scopes.length}`,
-      ...scopes.map((s) => `  ${s.scope_key}${whose(s.account)}  ${describeListing(s)}`),
+      ...scopes.map((s) => `  ${inert(s.name)}${whose(s.account)}  ${describeListing(s)}`),
       `failing: ${failing.length}${failing.length === LISTED ? '+' : ''}`,
       ...failing.map(
         (f) => `  ${f.project_id}/${f.region_id}/${f.image_id}${whose(f.account)}  ${f.last_status ?? '-'}  ${f.last_error ?? ''}`,

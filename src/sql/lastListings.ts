@@ -2,6 +2,8 @@ import type { Sql } from '../db.js';
 
 export interface ScopeListing {
   scope_key: string;
+  /** What outputs call the scope: its name, or its key until a reconcile has named it. */
+  name: string;
   account: string;
   definition: unknown;
   targets: number;
@@ -16,11 +18,11 @@ export interface ScopeListing {
 /** Each configured scope (of one account, or all) with how many targets it lists and its latest listing. */
 export async function lastListings(sql: Sql, account?: string): Promise<ScopeListing[]> {
   return sql<ScopeListing[]>`
-    SELECT s.key AS scope_key, s.account, s.definition,
+    SELECT s.key AS scope_key, coalesce(s.name, s.key) AS name, s.account, s.definition,
       (SELECT count(*)::int FROM targets t WHERE t.scope_key = s.key AND t.left_scope_at IS NULL) AS targets,
       l.status, l.started_at, l.expected, l.listed, l.absent, l.error
     FROM scopes s
     LEFT JOIN LATERAL (SELECT * FROM listings l WHERE l.scope_key = s.key ORDER BY l.id DESC LIMIT 1) l ON true
     WHERE ${account ?? null}::text IS NULL OR s.account = ${account ?? null}::text
-    ORDER BY s.key`;
+    ORDER BY coalesce(s.name, s.key), s.key`;
 }

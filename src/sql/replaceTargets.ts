@@ -46,14 +46,14 @@ export async function replaceTargets(
         base_url = EXCLUDED.base_url`;
     await tx`DELETE FROM scopes WHERE key <> ALL(${scopes.map((s) => s.key)}::text[])`;
     await tx`
-      INSERT INTO scopes (key, account, definition, schedule_key, interval_seconds)
-      SELECT key, account, definition::jsonb, schedule_key, interval_seconds FROM unnest(${scopes.map((s) => s.key)}::text[],
+      INSERT INTO scopes (key, account, definition, schedule_key, interval_seconds, name)
+      SELECT key, account, definition::jsonb, schedule_key, interval_seconds, name FROM unnest(${scopes.map((s) => s.key)}::text[],
         ${scopes.map((s) => s.account)}::text[],
         ${scopes.map((s) => JSON.stringify({ projects: s.projects, regions: s.regions, filters: s.filters }))}::text[],
-        ${scoped.map((s) => s.key)}::text[], ${scoped.map((s) => s.interval)}::int[])
-        AS s(key, account, definition, schedule_key, interval_seconds)
+        ${scoped.map((s) => s.key)}::text[], ${scoped.map((s) => s.interval)}::int[], ${scopes.map((s) => s.name)}::text[])
+        AS s(key, account, definition, schedule_key, interval_seconds, name)
       ON CONFLICT (key) DO UPDATE SET account = EXCLUDED.account, definition = EXCLUDED.definition, schedule_key = EXCLUDED.schedule_key,
-        interval_seconds = EXCLUDED.interval_seconds`;
+        interval_seconds = EXCLUDED.interval_seconds, name = EXCLUDED.name`;
     await tx`
       CREATE TEMP TABLE configured ON COMMIT DROP AS
       SELECT * FROM unnest(${targets.map((t) => t.projectId)}::int[], ${targets.map((t) => t.regionId)}::int[],
