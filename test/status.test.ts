@@ -89,6 +89,7 @@ describe('gcore-image-sync status', () => {
       'scopes: 0',
       'failing: 1',
       `  3/1/${B.imageId}  500  500: injected 500`,
+      'to retry now: `gcore-image-sync sync --wait` (or restart `start`, which at once retries what last failed with the API unreachable, a 5xx or a refused key)',
       'stale: 1',
       `  3/1/${B.imageId}  last refresh failed: 500: injected 500`,
       '',

@@ -20,6 +20,10 @@ import { staleTargets } from '../sql/staleTargets.js';
 import type { CommandContext } from './context.js';
 
 const LISTED = 20;
+
+/** How to try failed work again without waiting for its schedule, once its cause is fixed. */
+const RETRY_NOW =
+  'to retry now: `gcore-image-sync sync --wait` (or restart `start`, which at once retries what last failed with the API unreachable, a 5xx or a refused key)';
 /** A request timeline further ahead than this means requests are being held back. */
 const LIMITED_AFTER_MS = 1000;
 
@@ -212,8 +216,9 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
       ...scopes.map((s) => `  ${inert(s.name)}${whose(s.account)}  ${describeListing(s)}`),
       `failing: ${failing.length}${failing.length === LISTED ? '+' : ''}`,
       ...failing.map(
-        (f) => `  ${f.project_id}/${f.region_id}/${f.image_id}${whose(f.account)}  ${f.last_status ?? '-'}  ${f.last_error ?? ''}`,
+        (f) => `  ${f.project_id}/${f.region_id}/${f.image_id}${whose(f.account)}  ${f.last_status ?? '-'}  ${inert(f.last_error ?? '')}`,
       ),
+      ...(failing.length > 0 || scopes.some((s) => s.status === 'incomplete') ? [RETRY_NOW] : []),
       `stale: ${stale.total}`,
       ...stale.rows.map((s) => `  ${s.project_id}/${s.region_id}/${s.image_id}  ${s.reason}`),
     ];
