@@ -41,7 +41,8 @@ describe('the log format', () => {
     expect(prettyLine(line, false)).toMatch(
       /^\[\d\d:\d\d:05\.006\] WARN: listing incomplete scope=prod-web listed=3 error="two words" ids=\[1,2\]\n$/,
     );
-    expect(prettyLine(JSON.stringify({ level: 50, time: 0, msg: 'x' }), true)).toMatch(/^\[[\d:.]+\] \u001b\[31mERROR\u001b\[39m: x\n$/);
+    const colored = prettyLine(JSON.stringify({ level: 50, time: 0, msg: 'x' }), true);
+    expect(colored.slice(colored.indexOf(']'))).toBe('] \u001b[31mERROR\u001b[39m: x\n');
   });
 
   it('lets no control character or terminal escape from the API through raw', () => {
