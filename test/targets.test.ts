@@ -247,6 +247,7 @@ targets:
       scopes: [
         {
           key: scopeKey('default', 'all', 'all', EVERY_FILTER),
+          name: 'all projects, all regions',
           account: 'default',
           projects: 'all',
           regions: 'all',
