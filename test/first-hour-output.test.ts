@@ -81,6 +81,7 @@ describe('at a terminal', () => {
     expect(code).toBe(0);
     expect(jsonLines(output)).toEqual([]);
     expect(output).toMatch(/\] .*INFO.*: run finished /);
+    expect(output).toMatch(/run \d+: queued 2 refreshes and 1 scope listing \(prod-web\)\r?\n/);
     // What the terminal shows on one line runs from a line break or a carriage return to the next.
     expect(output.split(/[\r\n]/).filter((shown) => /refreshed, .*ETA .*(\[\d\d:\d\d|\{)/.test(shown))).toEqual([]);
 

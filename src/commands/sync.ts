@@ -95,7 +95,10 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
         onKeyRejected: (account) => rejected.set(account.name, account),
       });
     const run = await startManualSync(services.sql, services.queues, config.batchSize, { target, account: values.account });
-    const listings = run.listings.length > 0 ? ` and ${counted(run.listings.length, 'scope listing')}` : '';
+    // Scopes by their names (made-up ones hold commas, hence the semicolons).
+    const scopeNames = file.scopes.filter((s) => values.account === undefined || s.account === values.account).map((s) => s.name);
+    const named = scopeNames.length === run.listings.length ? ` (${scopeNames.join('; ')})` : '';
+    const listings = run.listings.length > 0 ? ` and ${counted(run.listings.length, 'scope listing')}${named}` : '';
     print(`run ${run.id}: queued ${counted(run.planned, 'refresh', 'refreshes')}${listings}`);
     if (!values.wait) {
       // Without a worker the run stays open: say so now rather than leave it to be found later.
