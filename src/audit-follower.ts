@@ -24,6 +24,8 @@ import type { Triple } from './interfaces.js';
 import { PAGE_LIMIT } from './list-query.js';
 import type { Logger } from './logger.js';
 import { paced, storeObservations, type RefreshDeps } from './refresh.js';
+import { describeFailure } from './refresh-policy.js';
+import type { CauseLog } from './repeated-errors.js';
 import type { ScopeDefinition } from './scope.js';
 import { coversTriple, matchesFilters } from './scope-match.js';
 import { auditPollDue, auditPollFailed, moveAuditCursor, recordLookAhead, releaseAuditLease, takeAuditLease } from './sql/auditCursor.js';
@@ -44,6 +46,8 @@ export interface FollowerDeps extends Pick<RefreshDeps, 'limiter' | 'onAnswer' |
   own: AccountQueues;
   client: GcoreClient;
   logger: Logger;
+  /** Says once what fails many of the account's requests (repeated-errors.ts). */
+  causes: CauseLog;
   /** Names this follower in the cursor's lease. */
   workerId: string;
   pollSeconds: number;
@@ -403,7 +407,10 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
           return;
         }
         const message = (error as Error).message;
-        logger.warn({ error: message, retry_in_ms: pollMs }, 'audit log: poll failed; will try again');
+        // The API unreachable, failing or refusing the key is said once for the account's refreshes, listings and polls.
+        const cause = deps.causes.of(describeFailure(error));
+        if (cause) deps.causes.report(cause, ['audit-log poll'], message);
+        logger[cause ? 'debug' : 'warn']({ error: message, retry_in_ms: pollMs }, 'audit log: poll failed; will try again');
         await auditPollFailed(sql, account, message).catch(() => {});
       }
       // Every process wakes when the next poll is due; the one that takes the lease reads.
