@@ -1,7 +1,9 @@
 // A queue whose store is away reports the same error for every retry, many
 // times a second on Postgres. The first report of an error is logged at once;
 // the same error again is counted and logged at most once per interval, with
-// how often it came, so an outage of hours leaves a readable log.
+// how often it came, so an outage of hours leaves a readable log. Likewise a
+// cause that fails many API requests of an account (a wrong base URL, the
+// network, the key) is one line per cause saying what to check, not one per image.
 import type { Logger } from './logger.js';
 
 const INTERVAL_MS = 30_000;
