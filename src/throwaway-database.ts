@@ -18,8 +18,11 @@ export interface ThrowawayDatabase {
   where: string;
   /** Commands that look at it once kept, and the one that removes it then. */
   lookCommands: string[];
-  /** Removes it and everything in it; only once whatever used it has closed (the embedded server stopped). */
-  remove(): Promise<void>;
+  /**
+   * Lets go of it, removing it and everything in it unless `keep`; only once
+   * whatever used it has closed (the embedded server stopped).
+   */
+  release(keep: boolean): Promise<void>;
 }
 
 /** Postgres' answer when the role may not create databases (SQLSTATE insufficient_privilege). */
@@ -54,7 +57,9 @@ async function embedded(prefix: string): Promise<ThrowawayDatabase> {
       `GCORE_IMAGE_SYNC_HOME=${home} gcore-image-sync db     # prints a URL for psql`,
       `rm -rf ${home}     # removes it`,
     ],
-    remove: () => rm(home, { recursive: true, force: true }),
+    release: async (keep) => {
+      if (!keep) await rm(home, { recursive: true, force: true });
+    },
   };
 }
 
@@ -82,9 +87,9 @@ async function onServer(serverUrl: string, prefix: string): Promise<ThrowawayDat
       `psql ${shown}`,
       `psql ${redactUrl(serverUrl)} -c 'DROP DATABASE ${name}'     # removes it`,
     ],
-    async remove() {
+    async release(keep) {
       try {
-        await dropDatabase(admin, name);
+        if (!keep) await dropDatabase(admin, name);
       } finally {
         await admin.end({ timeout: 5 });
       }

@@ -108,6 +108,21 @@ describe('gcore-image-sync demo', () => {
     }
   }, 120_000);
 
+  it('--keep on a server keeps its database, says how to look at it and drop it, and exits', async () => {
+    const result = await demo(['--keep'], { DATABASE_URL: env.databaseUrl });
+    expect(result.code).toBe(0);
+    const name = databaseOf(result)!;
+    const sql = postgres(env.databaseUrl, { max: 1, onnotice: () => {} });
+    try {
+      expect(await sql`SELECT datname FROM pg_database WHERE datname = ${name}`).toEqual([{ datname: name }]);
+      expect(result.stderr).toContain(`demo: kept its database, the database ${name} on the server DATABASE_URL names; look at it with:`);
+      expect(result.stderr).toMatch(new RegExp(`  psql \\S+ -c 'DROP DATABASE ${name}'     # removes it\n`));
+    } finally {
+      await sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await sql.end();
+    }
+  }, 120_000);
+
   it('beside a running deployment, with its DATABASE_URL and REDIS_URL: a database of its own, dropped; the deployment untouched', async () => {
     const fake = new FakeGcore({ apiKey: env.env.GCORE_API_KEY });
     for (const [triple, image] of demoImages()) fake.putImage(triple, image);

@@ -116,12 +116,12 @@ export async function demoCommand({ args, print }: CommandContext): Promise<numb
   try {
     const database = await createThrowawayDatabase(serverUrl, DATABASE_PREFIX);
     teardown.add(async () => {
-      if (values.keep) {
-        print(`demo: kept its database, ${database.where}; look at it with:\n  ${database.lookCommands.join('\n  ')}`);
-      } else {
-        await database.remove();
-        print(`demo: removed its database (--keep keeps it)`);
-      }
+      await database.release(values.keep);
+      print(
+        values.keep
+          ? `demo: kept its database, ${database.where}; look at it with:\n  ${database.lookCommands.join('\n  ')}`
+          : 'demo: removed its database (--keep keeps it)',
+      );
     });
     print(`demo: its own database: ${database.where}; its queues are in it (REDIS_URL and TARGETS_FILE are not used)`);
     const fake = demoFake();
