@@ -26,7 +26,7 @@ const SCOPE = { projectId: 2, regionId: 76 };
 const discovered = (n: number): Triple => ({ ...SCOPE, imageId: sampleImageId(100 + n) });
 
 /** The fake's users, whose actions its audit log names (example.com: a domain that is nobody's). */
-export const DEMO_USERS = {
+const DEMO_USERS = {
   renames: 'alice@example.com',
   tags: 'bob@example.com',
   deletes: 'carol@example.com',
@@ -63,10 +63,12 @@ function demoConfig(database: ThrowawayDatabase, fakeUrl: string): Config {
   });
 }
 
-/** Undo steps, run newest first, once: at the end, on failure, or on a signal. */
+/** Undo steps, run newest first, once: at the end, on failure, or on a signal. A step that fails is said, and the others still run. */
 class Teardown {
   private readonly steps: Array<() => Promise<void>> = [];
   private running: Promise<void> | undefined;
+
+  constructor(private readonly onError: (error: Error) => void) {}
 
   add(step: () => Promise<void>): void {
     this.steps.push(step);
@@ -74,7 +76,7 @@ class Teardown {
 
   run(): Promise<void> {
     this.running ??= (async () => {
-      for (const step of this.steps.reverse()) await step().catch(() => {});
+      for (const step of this.steps.reverse()) await step().catch(this.onError);
     })();
     return this.running;
   }
@@ -87,10 +89,11 @@ class Teardown {
 function onSignals(teardown: Teardown, print: CommandContext['print']): () => void {
   let stopping = false;
   const handle = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(130);
+    const code = signal === 'SIGINT' ? 130 : 143;
+    if (stopping) process.exit(code);
     stopping = true;
     print(`demo: ${signal}: stopping and removing what it made`);
-    void teardown.run().then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    void teardown.run().then(() => process.exit(code));
   };
   process.on('SIGINT', handle);
   process.on('SIGTERM', handle);
@@ -111,7 +114,7 @@ function onSignals(teardown: Teardown, print: CommandContext['print']): () => vo
 export async function demoCommand({ args, print }: CommandContext): Promise<number> {
   const { values } = parseArgs({ args, options: { keep: { type: 'boolean', default: false } }, strict: true });
   const serverUrl = loadConfig({ DATABASE_URL: process.env.DATABASE_URL }).databaseUrl;
-  const teardown = new Teardown();
+  const teardown = new Teardown((error) => print(`demo: while cleaning up: ${error.message}`));
   const stopListening = onSignals(teardown, print);
   try {
     const database = await createThrowawayDatabase(serverUrl, DATABASE_PREFIX);
