@@ -29,12 +29,12 @@ export interface ThrowawayDatabase {
 const INSUFFICIENT_PRIVILEGE = '42501';
 
 /** A name of its own: a prefix that says whose it is, and enough randomness that runs side by side never meet. */
-export function throwawayName(prefix: string): string {
+function throwawayName(prefix: string): string {
   return `${prefix}_${randomBytes(6).toString('hex')}`;
 }
 
 /** `serverUrl` with its database replaced by `name`, the rest (user, password, host, options) kept. */
-export function urlOfDatabase(serverUrl: string, name: string): string {
+function urlOfDatabase(serverUrl: string, name: string): string {
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   return url.toString();
