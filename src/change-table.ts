@@ -14,12 +14,14 @@ function who(r: ChangeRow): string {
   return `${actor} (${r.action_type ?? '?'})${r.actor_candidates > 1 ? ` +${r.actor_candidates - 1}` : ''}`;
 }
 
-/** Changes as aligned columns for a terminal, long values cut. */
+/**
+ * Changes as aligned columns for a terminal, long values cut. "by" is always
+ * there, empty where the audit log named nobody (a deployment that does not
+ * follow it, or a change from before it did): the same columns every time.
+ */
 export function changeTable(rows: ChangeRow[]): string {
   if (rows.length === 0) return 'no changes';
-  // "by" only when the audit log named someone: a deployment that does not follow it has nothing to say there.
-  const withWho = rows.some((r) => r.actor_candidates > 0);
-  const header = ['changed_at', 'triple', 'image', 'change', 'field', 'old', 'new', ...(withWho ? ['by'] : [])];
+  const header = ['changed_at', 'triple', 'image', 'change', 'field', 'old', 'new', 'by'];
   const lines = rows.map((r) => [
     new Date(r.changed_at).toISOString().replace('.000Z', 'Z'),
     `${r.project_id}/${r.region_id}/${r.image_id}`,
@@ -28,7 +30,7 @@ export function changeTable(rows: ChangeRow[]): string {
     r.field ?? '',
     cell(r.old_value),
     cell(r.new_value),
-    ...(withWho ? [who(r)] : []),
+    who(r),
   ]);
   const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c]!.length)));
   const format = (cells: string[]) =>

@@ -98,8 +98,9 @@ const COMMANDS: Record<string, Command> = {
     run: reportingRoleCommand,
   },
   demo: {
-    summary: 'try it without a Gcore account: a fake API, two syncs around a rename, a tag change and a deletion, and the change log',
-    examples: ['gcore-image-sync demo', 'DATABASE_URL=postgres://postgres@127.0.0.1:5432/demo gcore-image-sync demo'],
+    summary: "try it without a Gcore account, in a throwaway database: two syncs around users' changes, and who made each",
+    flags: ["--keep  keep the demo's database afterwards, and print where it is and how to look at it"],
+    examples: ['gcore-image-sync demo', 'DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres gcore-image-sync demo --keep'],
     run: demoCommand,
   },
   db: {

@@ -104,7 +104,7 @@ describe('gcore-image-sync CLI', () => {
       { args: ['sync'], redis: true },
       { args: ['sync', '--wait'], redis: true },
       { args: ['status'], redis: true },
-      { args: ['demo'], redis: true },
+      { args: ['demo'], redis: false },
       { args: ['changes'], redis: false },
       { args: ['snapshot'], redis: false },
       { args: ['reporting-role'], redis: false },

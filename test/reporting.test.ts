@@ -134,7 +134,7 @@ describe('reporting', () => {
     ).toEqual(['tags.team']);
     expect(JSON.parse((await run(['--project', '9', '--json'])).stdout)).toEqual([]);
     const table = (await run(['--since', '1h', '--region', '3'])).stdout.split('\n');
-    expect(table[0]).toMatch(/^changed_at\s+triple\s+image\s+change\s+field\s+old\s+new$/);
+    expect(table[0]).toMatch(/^changed_at\s+triple\s+image\s+change\s+field\s+old\s+new\s+by$/);
     expect(table[1]!.split(/\s{2,}/).slice(1)).toEqual([
       `8/3/${A.imageId}`,
       'renamed',
