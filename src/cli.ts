@@ -34,7 +34,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'migrate, reconcile the targets file, then work the queues until stopped (the main job)',
     flags: [TAKE_OVER_FLAG],
     examples: [
-      "GCORE_API_KEY='...' npm start     # from a clone: the README's main command; signals reach the worker (npx passes none on)",
+      "GCORE_API_KEY='...' npm start     # from a clone: the README's main command",
       "GCORE_API_KEY='...' gcore-image-sync start",
       "GCORE_API_KEY='...' TARGETS_FILE=/etc/gcore-image-sync/targets.yaml gcore-image-sync start --take-over",
     ],

@@ -81,6 +81,16 @@ async function applyDue(sql: Sql, migrations: Migration[]): Promise<void> {
   });
 }
 
+/** Applies what is due of `migrations` on `sql` (one connection: the lock is its session's). */
+export async function applyMigrations(sql: Sql, migrations: Migration[]): Promise<void> {
+  const newest = await newestRecorded(sql);
+  // Up to date (every command's usual case): nothing to lock for.
+  if (newest !== null && dueMigrations(migrations, newest).length === 0) return;
+  await sql`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
+  await applyDue(sql, migrations);
+  await sql`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`;
+}
+
 export async function runMigrations(databaseUrl: string): Promise<void> {
   // One connection, so the session lock and the migrator share it. It is the first every command
   // opens, so it proves Postgres answers: postgres.js's own timeout (the same as firstAnswer's,
@@ -96,13 +106,7 @@ export async function runMigrations(databaseUrl: string): Promise<void> {
     throw new ServiceUnavailableError('Postgres', redactUrl(databaseUrl), error);
   }
   try {
-    const migrations = readMigrations(migrationsFolder());
-    const newest = await newestRecorded(sql);
-    // Up to date (every command's usual case): nothing to lock for.
-    if (newest !== null && dueMigrations(migrations, newest).length === 0) return;
-    await sql`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
-    await applyDue(sql, migrations);
-    await sql`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`;
+    await applyMigrations(sql, readMigrations(migrationsFolder()));
   } finally {
     await sql.end({ timeout: 5 });
   }
