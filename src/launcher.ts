@@ -4,8 +4,11 @@
 // otherwise leave this process (and the embedded server or fake API it holds) behind. On Linux the
 // npm process is found among the ancestors through /proc; while it is there nothing is done, and
 // once it is gone (or its pid names another process) this process signals itself SIGTERM: it stops
-// exactly as if it had been signalled. A process in another session than npm's (setsid) was
-// detached on purpose and is left alone; without npm, or without /proc, nothing is watched.
+// exactly as if it had been signalled. npm passes SIGINT (and SIGTERM) on to its shell only, which
+// waits for this process before it acts on it, and npm waits for the shell: so a shell between npm
+// and this process that wakes up (its count of context switches moves while it should sleep in
+// wait()) was signalled, and counts as npm going away too. A process in another session than npm's
+// (setsid) was detached on purpose and is left alone; without npm, or without /proc, nothing is watched.
 import { readFileSync } from 'node:fs';
 
 /** How often the launcher is looked for: a read of one small /proc file. */
@@ -55,9 +58,26 @@ function readCmdline(pid: number): string {
   }
 }
 
+/** A process between npm and this one (npm's shell), and how often it had been woken when looked at. */
+interface Waiting {
+  pid: number;
+  switches: string | undefined;
+}
+
 export interface Launcher {
   pid: number;
   startTime: string;
+  between: Waiting[];
+}
+
+/** How often a process has given up the CPU: an idle shell in wait() does so only when woken. */
+export function contextSwitches(pid: number): string | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1];
+  } catch {
+    return undefined;
+  }
 }
 
 /** The npm process this one was started through, in the same session; undefined when there is none to watch. */
@@ -66,29 +86,42 @@ export function findLauncher(env: NodeJS.ProcessEnv = process.env): Launcher | u
   if (env.npm_command === undefined || process.platform !== 'linux') return undefined;
   const self = readStat(process.pid);
   if (!self) return undefined;
+  const between: Waiting[] = [];
   let pid = self.ppid;
   for (let depth = 0; depth < MAX_DEPTH && pid > 1; depth += 1) {
     const stat = readStat(pid);
     if (!stat) return undefined;
     if (isNpmCommandLine(readCmdline(pid))) {
-      return stat.session === self.session ? { pid, startTime: stat.startTime } : undefined;
+      return stat.session === self.session ? { pid, startTime: stat.startTime, between } : undefined;
     }
+    between.push({ pid, switches: contextSwitches(pid) });
     pid = stat.ppid;
   }
   return undefined;
 }
 
-/** Whether the launcher still runs: its pid is there and names the same process. */
+/** Whether the launcher still runs (its pid is there and names the same process) and its shell was not signalled. */
 export function launcherAlive(launcher: Launcher): boolean {
-  return readStat(launcher.pid)?.startTime === launcher.startTime;
+  return (
+    readStat(launcher.pid)?.startTime === launcher.startTime &&
+    launcher.between.every((shell) => contextSwitches(shell.pid) === shell.switches)
+  );
+}
+
+/** After this process was stopped and continued (Ctrl-Z, fg), its shell was woken by that: look again from here. */
+function lookAgain(launcher: Launcher): void {
+  for (const shell of launcher.between) shell.switches = contextSwitches(shell.pid);
 }
 
 /** Signals this process SIGTERM once its npm launcher is gone; the check runs on a timer that keeps nothing alive. */
 export function stopWhenLauncherGoes(launcher = findLauncher()): void {
   if (!launcher) return;
+  const continued = () => lookAgain(launcher);
+  process.on('SIGCONT', continued);
   const timer = setInterval(() => {
     if (launcherAlive(launcher)) return;
     clearInterval(timer);
+    process.off('SIGCONT', continued);
     process.kill(process.pid, 'SIGTERM');
   }, POLL_MS);
   timer.unref();
