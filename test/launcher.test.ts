@@ -74,8 +74,8 @@ interface Launched {
 function npx(args: string[], environment = settings): Launched {
   const npm = spawn('npm', ['exec', '--offline', '--', 'gcore-image-sync', ...args], { cwd: ROOT, env: environment });
   let output = '';
-  npm.stdout!.on('data', (chunk) => (output += chunk));
-  npm.stderr!.on('data', (chunk) => (output += chunk));
+  npm.stdout.on('data', (chunk) => (output += chunk));
+  npm.stderr.on('data', (chunk) => (output += chunk));
   // A failed test must not leave them running after the run.
   process.once('exit', () => {
     for (const pid of [npm.pid!, ...descendants(npm.pid!)]) if (running(pid)) process.kill(pid, 'SIGKILL');
