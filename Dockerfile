@@ -11,11 +11,13 @@ RUN npm ci --no-audit --no-fund
 # optional peer of valibot, under @bull-board/api, so npm marks it devOptional) and patch-package
 # (a dependency only for the install above); without both in this stage's package.json, prune
 # removes them, and the embedded PostgreSQL build with them (optional dependencies: the image
-# always names a server). Then check that the pruned tree still loads every command.
+# always names a server). Then check that the pruned tree still loads every command (the CLI
+# imports a command's modules only when it runs, so each is imported here).
 RUN npm pkg delete devDependencies dependencies.patch-package optionalDependencies \
  && npm prune --omit=dev --no-audit --no-fund \
  && test ! -e node_modules/typescript && test ! -e dist/bench \
- && node dist/src/cli.js --version
+ && node dist/src/cli.js --version \
+ && for command in dist/src/commands/*.js; do node -e "await import('./$command')" || exit 1; done
 
 # Runtime stage: production dependencies, compiled code and migrations only.
 FROM node:24-slim

@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchRedisUrl, STORE_NAMES, type QueueStore } from './harness.js';
+import { startUp } from './startup.js';
 import {
   asOf,
   auditBurst,
@@ -27,7 +28,7 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results.json' },
-    // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,accounts,reconcile,soak,asof,discovery,audit.
+    // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,accounts,reconcile,soak,asof,discovery,audit,startup.
     only: { type: 'string' },
   },
   strict: true,
@@ -73,6 +74,8 @@ await step('soak', () => soak(scale, store));
 await step('asof', () => asOf(scale, store));
 await step('discovery', () => discovery(scale, store));
 await step('audit', () => auditBurst(scale));
+// Rounds of three short commands: enough for a median that a passing spike of load does not move.
+await step('startup', () => startUp(values.quick ? 2 : 15, store));
 
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 const queues = `queues on ${STORE_NAMES[store]} where a row does not name its store${store === 'postgres' ? ' (REDIS_URL is unset)' : ''}`;

@@ -6,10 +6,8 @@
 import type { Job, Processor, Worker, WorkerOptions } from 'bullmq';
 import type { Config } from './config.js';
 import type { HeldRejection, KeyRejection } from './key-health.js';
-import { openPostgresBackend } from './postgres-backend.js';
 import type { Queues } from './queue.js';
 import type { RequestTimeline } from './rate-limiter.js';
-import { openRedisBackend } from './redis-backend.js';
 import type { Store } from './services.js';
 
 /** The options a worker chooses; the connection and namespace are the backend's. */
@@ -44,6 +42,8 @@ export interface QueueBackend {
 
 /** Opens the queues of deployment `deployment` on the store the configuration names. */
 export async function openBackend(config: Config, store: Store, deployment: string): Promise<QueueBackend> {
-  if (config.redisUrl !== undefined) return openRedisBackend(config.redisUrl, config.queuePrefix, deployment);
-  return openPostgresBackend(store, deployment);
+  // Only the chosen store's client is loaded: start-up time is every command's cost.
+  if (config.redisUrl !== undefined)
+    return (await import('./redis-backend.js')).openRedisBackend(config.redisUrl, config.queuePrefix, deployment);
+  return (await import('./postgres-backend.js')).openPostgresBackend(store, deployment);
 }

@@ -2,30 +2,28 @@
 // gcore-image-sync <command>: the one entry point. Exit codes: 0 success,
 // 1 a sync had failures or an unexpected error, 2 bad usage or configuration,
 // 3 Postgres or Redis did not answer.
+//
+// Only what every command needs is imported here (a few tens of milliseconds); each command's
+// modules are imported when it runs, after a stop signal is handled (signals.ts).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { changesCommand } from './commands/changes.js';
 import type { CommandContext } from './commands/context.js';
-import { dbCommand } from './commands/db.js';
-import { demoCommand } from './commands/demo.js';
-import { fakeApiCommand } from './commands/fake-api.js';
-import { migrateCommand } from './commands/migrate.js';
-import { reportingRoleCommand } from './commands/reporting-role.js';
-import { scheduleCommand } from './commands/schedule.js';
-import { snapshotCommand } from './commands/snapshot.js';
-import { statusCommand } from './commands/status.js';
-import { syncCommand } from './commands/sync.js';
-import { workerCommand } from './commands/worker.js';
 import { DEFAULTS, LOG_LEVELS } from './config.js';
 import { ConfigError, ServiceUnavailableError } from './errors.js';
 import { createLogger } from './logger.js';
+import { exitWhileStarting } from './signals.js';
+
+const keepSignalDefaults = exitWhileStarting();
 
 interface Command {
   summary: string;
   /** Flags, one per line: "--name VALUE  what it does". */
   flags?: string[];
   examples: string[];
+  /** Imports the command's module and runs it. */
   run(context: CommandContext): Promise<number>;
+  /** Runs until stopped and installs its own stop; the others keep the signals' default once loaded. */
+  serves?: true;
 }
 
 const TAKE_OVER_FLAG =
@@ -36,22 +34,24 @@ const COMMANDS: Record<string, Command> = {
     summary: 'migrate, reconcile the targets file, then work the queues until stopped (the main job)',
     flags: [TAKE_OVER_FLAG],
     examples: [
-      "GCORE_API_KEY='...' npm start     # from a clone: the README's main command; signals reach the worker (npx passes none on)",
+      "GCORE_API_KEY='...' npm start     # from a clone: the README's main command",
       "GCORE_API_KEY='...' gcore-image-sync start",
       "GCORE_API_KEY='...' TARGETS_FILE=/etc/gcore-image-sync/targets.yaml gcore-image-sync start --take-over",
     ],
-    run: (c) => workerCommand(c, true),
+    run: async (c) => (await import('./commands/worker.js')).workerCommand(c, true),
+    serves: true,
   },
   worker: {
     summary: 'work the queues until stopped (run more, anywhere, to scale out)',
     examples: ["GCORE_API_KEY='...' REDIS_URL=redis://queue-host:6379 DATABASE_URL=postgres://db-host/inventory gcore-image-sync worker"],
-    run: (c) => workerCommand(c),
+    run: async (c) => (await import('./commands/worker.js')).workerCommand(c),
+    serves: true,
   },
   schedule: {
     summary: 'reconcile the targets file into Postgres and BullMQ job schedulers, then exit',
     flags: [TAKE_OVER_FLAG],
     examples: ['TARGETS_FILE=/etc/gcore-image-sync/targets.yaml gcore-image-sync schedule'],
-    run: scheduleCommand,
+    run: async (c) => (await import('./commands/schedule.js')).scheduleCommand(c),
   },
   sync: {
     summary: 'queue a refresh of every image in the targets file now (or of one)',
@@ -64,13 +64,13 @@ const COMMANDS: Record<string, Command> = {
       "GCORE_API_KEY='...' gcore-image-sync sync --wait",
       "GCORE_API_KEY='...' gcore-image-sync sync --wait --target 1/7/8cab6f28-09ca-4201-b3f7-23c7893f4bd6",
     ],
-    run: syncCommand,
+    run: async (c) => (await import('./commands/sync.js')).syncCommand(c),
   },
   status: {
     summary: 'queue depths, rate limiting, a rejected API key, the deployment, the last run, scopes, failing and stale triples',
     flags: ['--json          JSON instead of text', '--account NAME  only this account'],
     examples: ['gcore-image-sync status', 'gcore-image-sync status --json --account staging'],
-    run: statusCommand,
+    run: async (c) => (await import('./commands/status.js')).statusCommand(c),
   },
   changes: {
     summary: 'list recent changes as a table, or JSON',
@@ -84,31 +84,36 @@ const COMMANDS: Record<string, Command> = {
       '--json        JSON instead of a table',
     ],
     examples: ['gcore-image-sync changes --since 7d --field tags', 'gcore-image-sync changes --since 2026-11-01T00:00:00Z --json'],
-    run: changesCommand,
+    run: async (c) => (await import('./commands/changes.js')).changesCommand(c),
   },
   snapshot: {
     summary: "take an audit snapshot now (workers also take one on the targets file's snapshot schedule)",
     examples: ['gcore-image-sync snapshot'],
-    run: snapshotCommand,
+    run: async (c) => (await import('./commands/snapshot.js')).snapshotCommand(c),
   },
   'reporting-role': {
     summary: 'create a read-only role for reports: the reporting views and functions, nothing else',
     flags: ['--role NAME  the role to create or update; default image_reporting'],
     examples: ['gcore-image-sync reporting-role --role auditors'],
-    run: reportingRoleCommand,
+    run: async (c) => (await import('./commands/reporting-role.js')).reportingRoleCommand(c),
   },
   demo: {
     summary: "try it without a Gcore account, in a throwaway database: two syncs around users' changes, and who made each",
     flags: ["--keep  keep the demo's database afterwards, and print where it is and how to look at it"],
     examples: ['gcore-image-sync demo', 'DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres gcore-image-sync demo --keep'],
-    run: demoCommand,
+    run: async (c) => (await import('./commands/demo.js')).demoCommand(c),
   },
   db: {
     summary: 'where the data lives: runs the embedded PostgreSQL (DATABASE_URL unset) and prints a URL for psql until stopped',
     examples: ['gcore-image-sync db', 'GCORE_IMAGE_SYNC_HOME=/var/lib/gcore-image-sync gcore-image-sync db'],
-    run: dbCommand,
+    run: async (c) => (await import('./commands/db.js')).dbCommand(c),
+    serves: true,
   },
-  migrate: { summary: 'apply database migrations, then exit', examples: ['gcore-image-sync migrate'], run: migrateCommand },
+  migrate: {
+    summary: 'apply database migrations, then exit',
+    examples: ['gcore-image-sync migrate'],
+    run: async (c) => (await import('./commands/migrate.js')).migrateCommand(c),
+  },
   'fake-api': {
     summary: 'serve a fake Gcore API, for trying the product without an account',
     flags: [
@@ -121,7 +126,8 @@ const COMMANDS: Record<string, Command> = {
       '--account NAME:KEY:P1,P2  instead of --api-key: an account whose key reaches these projects only (repeat for several)',
     ],
     examples: ['gcore-image-sync fake-api --port 8089', 'gcore-image-sync fake-api --images 100000 --projects 1 --regions 10'],
-    run: fakeApiCommand,
+    run: async (c) => (await import('./commands/fake-api.js')).fakeApiCommand(c),
+    serves: true,
   },
 };
 
@@ -175,6 +181,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     // A command without flags still refuses any: a mistyped flag must not be silently ignored.
     if (!command.flags) parseArgs({ args, options: {}, strict: true });
+    if (!command.serves) keepSignalDefaults();
     return await command.run({ args, logger, print });
   } catch (error) {
     logger.flush();

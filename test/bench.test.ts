@@ -47,6 +47,10 @@ describe('npm run bench', () => {
       'discovery: worker RSS, two processes, through all three',
       'audit log: N entries about N tracked images, ingested and refreshed, queues on Redis',
       'audit log: N entries about N tracked images, ingested and refreshed, queues on Postgres',
+      'start-up: node -e N',
+      'start-up: gcore-image-sync --help',
+      `start-up: gcore-image-sync status (database running, queues on ${inject('redisUrl') ? 'Redis' : 'Postgres'})`,
+      'start-up: idle worker RSS once started',
     ]);
     const notRun = results.rows.filter((row: { measured: string }) => row.measured === 'not run: REDIS_URL is unset');
     expect(notRun.map((row: { scenario: string }) => row.scenario.replace(/\d[\d,.]*/g, 'N'))).toEqual(
