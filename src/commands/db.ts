@@ -1,5 +1,5 @@
 import { loadConfig, redactUrl } from '../config.js';
-import { whenLost } from '../database.js';
+import { describeData, whenLost } from '../database.js';
 import { writePassFile } from '../embedded-postgres.js';
 import { openStore } from '../services.js';
 import { onShutdown } from '../signals.js';
@@ -13,7 +13,9 @@ import type { CommandContext } from './context.js';
  */
 export async function dbCommand({ logger, print }: CommandContext): Promise<number> {
   const config = loadConfig();
-  const store = await openStore(config, 1);
+  if (config.databaseUrl === undefined) print(describeData(config));
+  // Finds the data, never makes it: a home with none is said, and left as it was.
+  const store = await openStore(config, 1, 'read');
   if (store.embeddedDataDir === undefined) {
     await store.close();
     print(`DATABASE_URL names the database: ${redactUrl(store.url)}`);
