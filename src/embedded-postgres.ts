@@ -142,7 +142,7 @@ async function reachableBinaries(bin: Binaries, user: ServerUser | undefined): P
   const native = dirname(binDir);
   const pkg = dirname(native);
   const { version } = JSON.parse(await readFile(join(pkg, 'package.json'), 'utf8')) as { version: string };
-  const copy = join(PROGRAM_CACHE, `${basename(pkg)}-${version}`);
+  const copy = join(PROGRAM_CACHE, `postgres-${basename(pkg)}-${version}`);
   const at = (dir: string): Binaries => ({
     initdb: join(dir, 'bin', basename(bin.initdb)),
     pg_ctl: join(dir, 'bin', basename(bin.pg_ctl)),
