@@ -705,10 +705,11 @@ function noDatabase(root: string, why: string): ConfigError {
 }
 
 /**
- * Processes still working on `root`'s data after it was deleted: servers
+ * Servers still working on `root`'s data after it was deleted: processes
  * whose working directory (a server stays in its data directory) is that
  * directory, deleted, as /proc shows them (every process's as root, this
- * user's otherwise, which the server is then). None where there is no /proc.
+ * user's otherwise, which the server is then), less the server's own
+ * children, which work there too. None where there is no /proc.
  */
 async function serversOnDeletedData(root: string): Promise<number[]> {
   const parent = await realpath(dirname(root)).catch(() => dirname(root));
@@ -722,7 +723,10 @@ async function serversOnDeletedData(root: string): Promise<number[]> {
       ),
     ),
   );
-  return pids.filter((_, n) => found[n]).map(Number);
+  const working = new Set(pids.filter((_, n) => found[n]));
+  // /proc/<pid>/stat: "pid (name) state ppid ...".
+  const parentOf = (pid: string) => /^\d+ \(.*\) \S+ (\d+)/.exec(readProcStat(Number(pid)))?.[1];
+  return [...working].filter((pid) => !working.has(parentOf(pid) ?? '')).map(Number);
 }
 
 /**

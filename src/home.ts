@@ -14,7 +14,7 @@ export const ROOT_HOME = '/var/lib/gcore-image-sync';
 export const LEGACY_HOME = '.gcore-image-sync';
 
 /** The rule in one line, for --help and errors. */
-export const DEFAULT_HOME_RULE = `${ROOT_HOME} as root, else $XDG_DATA_HOME/gcore-image-sync (default ~/.local/share/gcore-image-sync)`;
+export const DEFAULT_HOME_RULE = `$XDG_DATA_HOME/gcore-image-sync when XDG_DATA_HOME is set, else ${ROOT_HOME} as root, else ~/.local/share/gcore-image-sync`;
 
 export interface Home {
   /** Absolute. */
@@ -35,11 +35,15 @@ export interface HomeFacts {
   legacyHasDatabase: boolean;
 }
 
-/** The default home for this user: as root the system's, else the user's XDG data directory (a relative XDG_DATA_HOME is ignored, as the spec says). */
+/**
+ * The default home for this user: in XDG_DATA_HOME when it is set (a user's
+ * explicit choice, root's too; a relative one is ignored, as the spec says),
+ * else as root the system's, else the user's XDG default.
+ */
 export function defaultHome({ env, uid, userHome }: Pick<HomeFacts, 'env' | 'uid' | 'userHome'>): Home {
-  if (uid === 0) return { dir: ROOT_HOME, why: 'the default for root' };
   const xdg = env.XDG_DATA_HOME?.trim();
   if (xdg && isAbsolute(xdg)) return { dir: join(xdg, 'gcore-image-sync'), why: 'the default: $XDG_DATA_HOME/gcore-image-sync' };
+  if (uid === 0) return { dir: ROOT_HOME, why: 'the default for root' };
   return { dir: join(userHome, '.local', 'share', 'gcore-image-sync'), why: 'the default: ~/.local/share/gcore-image-sync' };
 }
 

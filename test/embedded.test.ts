@@ -139,7 +139,7 @@ describe('the embedded PostgreSQL (DATABASE_URL unset)', () => {
     await waitFor('the URL', () => db.stderr().includes('psql '));
     expect(db.stderr()).toMatch(
       new RegExp(
-        `^the embedded PostgreSQL keeps its data in ${join(home, 'pgdata')}\n` +
+        `^data: ${home} \\(set by GCORE_IMAGE_SYNC_HOME; the embedded PostgreSQL, as DATABASE_URL is not set\\)\n` +
           `query it while this runs: PGPASSFILE='${join(home, 'pgpass')}' psql 'postgres://postgres@127\\.0\\.0\\.1:\\d+/postgres'\n`,
       ),
     );

@@ -7,12 +7,13 @@ import type { CommandContext } from './context.js';
 
 /**
  * Where the data lives and how to query it. For the embedded server: starts
- * it (or finds it running), prints its data directory and a psql command
+ * it (or finds it running), prints where its data is and a psql command
  * whose password comes from a file, never a command line, and keeps it
  * running until stopped; with DATABASE_URL set, names that.
  */
 export async function dbCommand({ logger, print }: CommandContext): Promise<number> {
   const config = loadConfig();
+  // Said before anything is opened: where it looks, whatever happens next.
   if (config.databaseUrl === undefined) print(describeData(config));
   // Finds the data, never makes it: a home with none is said, and left as it was.
   const store = await openStore(config, 1, 'read');
@@ -27,7 +28,6 @@ export async function dbCommand({ logger, print }: CommandContext): Promise<numb
   });
   const url = new URL(store.url);
   url.password = '';
-  print(`the embedded PostgreSQL keeps its data in ${store.embeddedDataDir}`);
   print(`query it while this runs: PGPASSFILE='${passFile}' psql '${url.toString()}'`);
   print('Ctrl-C stops it (unless another gcore-image-sync process still uses it)');
   // Room for the server's stop: a fast one (up to 10 s), then an immediate one when that fails.
