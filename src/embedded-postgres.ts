@@ -705,28 +705,31 @@ function noDatabase(root: string, why: string): ConfigError {
 }
 
 /**
- * Servers still working on `root`'s data after it was deleted: processes
- * whose working directory (a server stays in its data directory) is that
- * directory, deleted, as /proc shows them (every process's as root, this
- * user's otherwise, which the server is then), less the server's own
- * children, which work there too. None where there is no /proc.
+ * Processes still using `root` after it (or its data) was deleted, as /proc
+ * shows them (every process's as root, this user's otherwise, which the
+ * server is then): a server, whose working directory is its data directory,
+ * less its own children, which work there too; a gcore-image-sync process,
+ * which holds its registration in the home open. None where there is no /proc.
  */
-async function serversOnDeletedData(root: string): Promise<number[]> {
+async function processesOnDeletedHome(root: string): Promise<number[]> {
   const parent = await realpath(dirname(root)).catch(() => dirname(root));
-  const deleted = `${join(parent, basename(root), 'pgdata')} (deleted)`;
+  const home = join(parent, basename(root));
+  const deletedData = `${join(home, 'pgdata')} (deleted)`;
+  const registration = (link: string) => link.startsWith(`${join(home, 'users')}/`) && link.endsWith(' (deleted)');
+  const openFiles = async (pid: string) => {
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    return Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')));
+  };
   const pids = (await readdir('/proc').catch(() => [] as string[])).filter((name) => /^\d+$/.test(name));
-  const found = await Promise.all(
-    pids.map((pid) =>
-      readlink(`/proc/${pid}/cwd`).then(
-        (cwd) => cwd === deleted,
-        () => false,
-      ),
-    ),
-  );
-  const working = new Set(pids.filter((_, n) => found[n]));
+  const servers = new Set<string>();
+  const users: string[] = [];
+  for (const pid of pids) {
+    if ((await readlink(`/proc/${pid}/cwd`).catch(() => '')) === deletedData) servers.add(pid);
+    else if ((await openFiles(pid)).some(registration)) users.push(pid);
+  }
   // /proc/<pid>/stat: "pid (name) state ppid ...".
   const parentOf = (pid: string) => /^\d+ \(.*\) \S+ (\d+)/.exec(readProcStat(Number(pid)))?.[1];
-  return [...working].filter((pid) => !working.has(parentOf(pid) ?? '')).map(Number);
+  return [...[...servers].filter((pid) => !servers.has(parentOf(pid) ?? '')), ...users].map(Number);
 }
 
 /**
@@ -797,7 +800,7 @@ export async function openEmbeddedPostgres(
   if (!(await hasData())) {
     if (!create) throw noDatabase(root, why);
     // Before anything is made: the home itself may be what was deleted.
-    const orphaned = await serversOnDeletedData(root);
+    const orphaned = await processesOnDeletedHome(root);
     if (orphaned.length > 0) throw stillInUse(root, orphaned);
   }
   const user = await serverUser();
@@ -809,6 +812,8 @@ export async function openEmbeddedPostgres(
     // Entries of processes that ended without closing (killed) are left by them; clear them.
     for (const name of await readdir(usersDir)) if (!alive(Number(name))) await rm(join(usersDir, name), { force: true });
     await writeFile(registration, '');
+    // Held open while this process uses the home: should the home be deleted, /proc still shows it (processesOnDeletedHome).
+    const held = await open(registration, 'r');
     try {
       if (!(await hasData())) {
         if (!create) throw noDatabase(root, why);
@@ -828,12 +833,14 @@ export async function openEmbeddedPostgres(
         );
       }
       return {
+        held,
         server,
         cluster,
         realDataDir: await realpath(dataDir),
         password: (await readFile(join(dataDir, PASSWORD_FILE), 'utf8')).trim(),
       };
     } catch (error) {
+      await held.close();
       await rm(registration, { force: true });
       throw error;
     }
@@ -901,6 +908,7 @@ export async function openEmbeddedPostgres(
     async close() {
       clearInterval(watchdog);
       await checking;
+      await opened.held.close();
       // Its server is stopped and its home gone, lock and registration with it: nothing is left to undo.
       if (lost !== undefined) return;
       await withLock(root, async () => {

@@ -3,7 +3,7 @@
 // database where the data was deleted under a running process. Every home
 // here is under os.tmpdir(): HOME and XDG_DATA_HOME point there too.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -215,21 +215,28 @@ describe('the home, said aloud (DATABASE_URL unset)', () => {
     expect((await run(['migrate'], settings, tmpdir())).code).toBe(0);
     const db = cli(['db'], settings, tmpdir());
     await waitFor('db to serve', () => db.stderr().includes('psql '), 60_000);
-    const server = Number(readFileSync(join(home, 'pgdata', 'postmaster.pid'), 'utf8').split('\n')[0]);
-    // Held still, so that its own check cannot notice the loss and stop its server first.
+    // Held still, so that its own check cannot notice the loss and end it first.
     process.kill(db.pid, 'SIGSTOP');
     try {
       await rm(home, { recursive: true, force: true, maxRetries: 5 });
       const refused = await run(['migrate'], settings, tmpdir());
       expect([refused.code, refused.stderr]).toEqual([
         3,
-        expect.stringContaining(`its data was deleted while process(es) ${server} still use it; made no new database there`),
+        // db, which holds its registration open, and its server, unless PostgreSQL has stopped itself on finding its files gone.
+        expect.stringMatching(
+          new RegExp(`its data was deleted while process\\(es\\) (\\d+, )?${db.pid} still use it; made no new database there`),
+        ),
       ]);
       expect(existsSync(home)).toBe(false);
     } finally {
       process.kill(db.pid, 'SIGCONT');
     }
-    expect((await db.exited).code).toBe(3);
+    // db ends once it finds its data gone, whoever stopped the server.
+    const ended = await db.exited;
+    expect([ended.code, ended.stderr]).toEqual([
+      3,
+      expect.stringContaining(`the embedded PostgreSQL's data directory ${join(home, 'pgdata')} is gone`),
+    ]);
     const again = await run(['migrate'], settings, tmpdir());
     expect(again.code).toBe(0);
     expect(again.stderr).toContain(`no database in ${home} (set by GCORE_IMAGE_SYNC_HOME): making a new, empty one`);
