@@ -2,12 +2,10 @@
 // that never make a database, a legacy home used and said, and no new empty
 // database where the data was deleted under a running process. Every home
 // here is under os.tmpdir(): HOME and XDG_DATA_HOME point there too.
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { legacyNotice } from '../src/database.js';
 import { mayPass } from '../src/embedded-postgres.js';
@@ -15,6 +13,7 @@ import { resolveHome, type HomeFacts } from '../src/home.js';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
+import { runCli, startCli } from './support/cli.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { throwawayHome } from './support/home.js';
 import { writeTargetsFile } from './support/pipeline.js';
@@ -89,33 +88,6 @@ describe('who may pass through a directory (a pure rule)', () => {
   });
 });
 
-const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
-
-interface Run {
-  pid: number;
-  stderr(): string;
-  exited: Promise<{ code: number | null; stdout: string; stderr: string }>;
-}
-
-/** The built CLI run in `cwd` with exactly `env` (PATH added). */
-function cli(args: string[], env: Record<string, string>, cwd: string): Run {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { PATH: process.env.PATH!, ...env } });
-  const orphaned = () => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL');
-  process.once('exit', orphaned);
-  child.once('exit', () => process.off('exit', orphaned));
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => (stdout += chunk));
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  return {
-    pid: child.pid!,
-    stderr: () => stderr,
-    exited: new Promise((done) => child.on('close', (code) => done({ code, stdout, stderr }))),
-  };
-}
-
-const run = (args: string[], env: Record<string, string>, cwd: string) => cli(args, env, cwd).exited;
-
 const triples: Triple[] = [1, 2].map((n) => ({ projectId: 8, regionId: 3, imageId: sampleImageId(n) }));
 
 let env: TestEnv;
@@ -158,7 +130,7 @@ describe('the home, said aloud (DATABASE_URL unset)', () => {
       ['snapshot', empty],
       ['db', missing],
     ] as const) {
-      const result = await run([command], { ...base, GCORE_IMAGE_SYNC_HOME: home }, tmpdir());
+      const result = await runCli([command], { ...base, GCORE_IMAGE_SYNC_HOME: home }, tmpdir());
       expect([command, result.code]).toEqual([command, 2]);
       expect(result.stderr).toContain(
         `GCORE_IMAGE_SYNC_HOME: no database in ${home} (set by GCORE_IMAGE_SYNC_HOME): looked for ${join(home, 'pgdata')}, and made nothing.`,
@@ -172,19 +144,19 @@ describe('the home, said aloud (DATABASE_URL unset)', () => {
     const settings = { ...base, HOME: user, XDG_DATA_HOME: join(user, 'data') };
     const [here, there] = [await temporary('gis-cwd-'), await temporary('gis-cwd-')];
     const home = join(user, 'data', 'gcore-image-sync');
-    const synced = await run(['sync', '--wait'], settings, here);
+    const synced = await runCli(['sync', '--wait'], settings, here);
     expect(synced.code).toBe(0);
     // Made where the rule says, and said aloud, once.
     expect(
       synced.stderr.split(`no database in ${home} (the default: $XDG_DATA_HOME/gcore-image-sync): making a new, empty one`),
     ).toHaveLength(2);
-    const status = await run(['status'], settings, there);
+    const status = await runCli(['status'], settings, there);
     expect(status.code).toBe(0);
     expect(status.stdout.split('\n')[0]).toBe(
       `data: ${home} (the default: $XDG_DATA_HOME/gcore-image-sync; the embedded PostgreSQL, as DATABASE_URL is not set)`,
     );
     expect(status.stdout).toMatch(/^last run: #\d+ finished \(manual\)/m);
-    const json = await run(['status', '--json'], settings, there);
+    const json = await runCli(['status', '--json'], settings, there);
     expect(JSON.parse(json.stdout).last_run).toMatchObject({ status: 'finished', planned: 2, created: 2 });
     // Neither directory holds a home of its own.
     expect([readdirSync(here), readdirSync(there)]).toEqual([[], []]);
@@ -193,10 +165,10 @@ describe('the home, said aloud (DATABASE_URL unset)', () => {
   it('a database left in ./.gcore-image-sync is used there, and said with how to move it; the default is not made', async () => {
     const clone = await temporary('gis-legacy-');
     const user = await temporary('gis-user-');
-    const migrated = await run(['migrate'], { ...base, GCORE_IMAGE_SYNC_HOME: '.gcore-image-sync' }, clone);
+    const migrated = await runCli(['migrate'], { ...base, GCORE_IMAGE_SYNC_HOME: '.gcore-image-sync' }, clone);
     expect(migrated.code).toBe(0);
     const settings = { ...base, HOME: user, XDG_DATA_HOME: join(user, 'data') };
-    const status = await run(['status'], settings, clone);
+    const status = await runCli(['status'], settings, clone);
     expect(status.code).toBe(0);
     const legacy = join(clone, '.gcore-image-sync');
     expect(status.stderr).toContain(
@@ -212,14 +184,14 @@ describe('the home, said aloud (DATABASE_URL unset)', () => {
   it('makes no new database where the data was deleted under a process still using it; once that one is gone, makes one and says so', async () => {
     const home = join(await temporary('gis-deleted-'), 'home');
     const settings = { ...base, GCORE_IMAGE_SYNC_HOME: home };
-    expect((await run(['migrate'], settings, tmpdir())).code).toBe(0);
-    const db = cli(['db'], settings, tmpdir());
+    expect((await runCli(['migrate'], settings, tmpdir())).code).toBe(0);
+    const db = startCli(['db'], settings, tmpdir());
     await waitFor('db to serve', () => db.stderr().includes('psql '), 60_000);
     // Held still, so that its own check cannot notice the loss and end it first.
     process.kill(db.pid, 'SIGSTOP');
     try {
       await rm(home, { recursive: true, force: true, maxRetries: 5 });
-      const refused = await run(['migrate'], settings, tmpdir());
+      const refused = await runCli(['migrate'], settings, tmpdir());
       expect([refused.code, refused.stderr]).toEqual([
         3,
         // db, which holds its registration open, and its server, unless PostgreSQL has stopped itself on finding its files gone.
@@ -237,7 +209,7 @@ describe('the home, said aloud (DATABASE_URL unset)', () => {
       3,
       expect.stringContaining(`the embedded PostgreSQL's data directory ${join(home, 'pgdata')} is gone`),
     ]);
-    const again = await run(['migrate'], settings, tmpdir());
+    const again = await runCli(['migrate'], settings, tmpdir());
     expect(again.code).toBe(0);
     expect(again.stderr).toContain(`no database in ${home} (set by GCORE_IMAGE_SYNC_HOME): making a new, empty one`);
   }, 180_000);
