@@ -1,6 +1,7 @@
 // Settings from the environment, validated once with their defaults.
 import { KEY_URL_RULE, mayCarryKey } from './accounts.js';
 import { ConfigError } from './errors.js';
+import { DEFAULT_HOME_RULE, locateHome, type Home } from './home.js';
 import { readWholeNumber } from './input-ranges.js';
 import { LOG_FORMATS } from './log-format.js';
 
@@ -8,8 +9,8 @@ export interface Config {
   baseUrl: string;
   /** Unset: the embedded PostgreSQL under `home` (embedded-postgres.ts). */
   databaseUrl: string | undefined;
-  /** Where the embedded PostgreSQL keeps its data (GCORE_IMAGE_SYNC_HOME). */
-  home: string;
+  /** Where the embedded PostgreSQL keeps its data, and why there (home.ts: GCORE_IMAGE_SYNC_HOME, else the default). */
+  home: Home;
   /** Unset: the queues run on Postgres, in the deployment's own database (backend.ts). */
   redisUrl: string | undefined;
   targetsFile: string;
@@ -52,7 +53,8 @@ export interface Config {
 
 export const DEFAULTS = {
   baseUrl: 'https://api.gcore.com',
-  home: './.gcore-image-sync',
+  /** A rule, not one path: it depends on the user (home.ts). */
+  home: DEFAULT_HOME_RULE,
   targetsFile: './targets.yaml',
   logLevel: 'info',
   rateLimitPerSecond: 10,
@@ -163,7 +165,7 @@ export function loadConfig(env: Env = process.env): Config {
   const config: Config = {
     baseUrl: readBaseUrl(env, problems),
     databaseUrl: env.DATABASE_URL?.trim() ? readUrl(env, 'DATABASE_URL', '', ['postgres:', 'postgresql:'], problems) : undefined,
-    home: env.GCORE_IMAGE_SYNC_HOME?.trim() || DEFAULTS.home,
+    home: locateHome(env),
     redisUrl: env.REDIS_URL?.trim() ? readUrl(env, 'REDIS_URL', '', ['redis:', 'rediss:'], problems) : undefined,
     targetsFile: env.TARGETS_FILE?.trim() || DEFAULTS.targetsFile,
     logLevel,

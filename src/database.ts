@@ -1,9 +1,18 @@
 // Where the data lives: the server DATABASE_URL names, or, when it is unset,
-// the embedded PostgreSQL under GCORE_IMAGE_SYNC_HOME. The one place that
+// the embedded PostgreSQL under the home (home.ts). The one place that
 // decides; every command opens its database through it.
-import type { Config } from './config.js';
+import { dirname } from 'node:path';
+import { redactUrl, type Config } from './config.js';
 import { openEmbeddedPostgres, type ServerSocket } from './embedded-postgres.js';
 import { ServiceUnavailableError } from './errors.js';
+import { HOME_VARIABLE, holdsDatabase, type Home } from './home.js';
+
+/**
+ * What a command does with the database: `read` (status, changes, db,
+ * snapshot) needs one to exist and never makes one; `create` (start, worker,
+ * migrate, sync, schedule) makes it where there is none, and says so.
+ */
+export type Access = 'read' | 'create';
 
 export interface Database {
   /** Where it was when opened, with its password: for a one-off connection or a person's psql, never for a log line. */
@@ -27,11 +36,36 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export async function openDatabase(config: Config): Promise<Database> {
+/** Where the data is, for the first lines a person reads: the named server (password hidden), or the home and why it is that one. */
+export function describeData(config: Pick<Config, 'databaseUrl' | 'home'>): string {
+  if (config.databaseUrl !== undefined) return `data: ${redactUrl(config.databaseUrl)} (DATABASE_URL)`;
+  return `data: ${config.home.dir} (${config.home.why}; the embedded PostgreSQL, as DATABASE_URL is not set)`;
+}
+
+/**
+ * A home found in the current directory (home.ts's legacy rule) is used, and
+ * said, with how to move it to the default; where the default holds a
+ * database already, how to keep using this one instead.
+ */
+export function legacyNotice(home: Home, defaultHasDatabase: boolean): string | undefined {
+  if (home.moveTo === undefined) return undefined;
+  const keep = `or keep it where it is: export ${HOME_VARIABLE}='${home.dir}'`;
+  if (defaultHasDatabase) {
+    return `using the database in ${home.dir}, found in the current directory (homes no longer follow it; the default, ${home.moveTo}, holds another database): ${keep}`;
+  }
+  return (
+    `using the database in ${home.dir}, found in the current directory (homes no longer follow it; the default is ${home.moveTo}): ` +
+    `to move it there, stop every gcore-image-sync process using it, then run: mkdir -p '${dirname(home.moveTo)}' && mv '${home.dir}' '${home.moveTo}'; ${keep}`
+  );
+}
+
+export async function openDatabase(config: Config, access: Access = 'create'): Promise<Database> {
   if (config.databaseUrl !== undefined) {
     return { url: config.databaseUrl, lost: () => undefined, onLost: () => {}, close: async () => {} };
   }
-  const embedded = await openEmbeddedPostgres(config.home);
+  const notice = legacyNotice(config.home, config.home.moveTo !== undefined && holdsDatabase(config.home.moveTo));
+  if (notice !== undefined) process.stderr.write(`gcore-image-sync: ${notice}\n`);
+  const embedded = await openEmbeddedPostgres(config.home.dir, { create: access === 'create', why: config.home.why });
   return {
     url: embedded.url,
     socket: () => embedded.socket(),

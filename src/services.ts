@@ -1,7 +1,7 @@
 // Opens what a command needs, in the order that fails fastest, and closes it.
 import { openBackend, type QueueBackend } from './backend.js';
 import type { Config } from './config.js';
-import { openDatabase, type Database } from './database.js';
+import { openDatabase, type Access, type Database } from './database.js';
 import { connectPostgres, type Sql } from './db.js';
 import { runMigrations } from './migrate.js';
 import type { Queues } from './queue.js';
@@ -30,8 +30,8 @@ export interface Store extends Pick<Database, 'url' | 'socket' | 'lost' | 'onLos
 }
 
 /** The database (named, or embedded: database.ts), migrated and connected; a database that does not answer fails at once. */
-export async function openStore(config: Config, max: number): Promise<Store> {
-  const database = await openDatabase(config);
+export async function openStore(config: Config, max: number, access: Access = 'create'): Promise<Store> {
+  const database = await openDatabase(config, access);
   try {
     await runMigrations(database.url);
     const sql = await connectPostgres(database.url, { max, socket: database.socket });
@@ -54,8 +54,8 @@ export async function openStore(config: Config, max: number): Promise<Store> {
 }
 
 /** Connects to Postgres (migrated) and the queue store; a service that does not answer fails at once. */
-export async function openServices(config: Config): Promise<Services> {
-  const store = await openStore(config, config.concurrency + 4);
+export async function openServices(config: Config, access: Access = 'create'): Promise<Services> {
+  const store = await openStore(config, config.concurrency + 4, access);
   const { sql } = store;
   let backend: QueueBackend;
   let deployment: string;

@@ -152,7 +152,7 @@ describe('accounts', () => {
     expect(status.accounts.staging).toMatchObject({ rate_limited: null, api_key: { rejected_by: [] } });
     expect(status.scopes).toEqual([expect.objectContaining({ account: 'staging', status: 'complete', listed: 3 })]);
     const text = (await cli(w, 'status')).split('\n');
-    expect(text[0]).toBe('queues: (accounts prod, qa, staging)');
+    expect(text[1]).toBe('queues: (accounts prod, qa, staging)');
     expect(text).toContain('  refresh staging waiting 0  active 0  delayed 0  prioritized 0  failed 0');
     expect(text).toContain('  list qa         waiting 0  active 0  delayed 0  prioritized 0  failed 0');
     expect(text.find((line) => / of account staging {2}\d+ targets/.test(line))).toMatch(

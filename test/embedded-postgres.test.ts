@@ -3,21 +3,21 @@
 // start or will not stop. Its own home; no other service needed.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, chown, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chown, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectPostgres } from '../src/db.js';
 import { dataLoss, openEmbeddedPostgres, type EmbeddedDatabase } from '../src/embedded-postgres.js';
 import { liveness } from '../src/http-server.js';
+import { throwawayHome } from './support/home.js';
 
 let home: string;
 let dataDir: string;
 
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'gis-embedded-'));
+  home = await throwawayHome('gis-embedded-');
   dataDir = join(home, 'pgdata');
   // Made once, stopped: each test starts from a server that is not running.
   await (await openEmbeddedPostgres(home)).close();
@@ -214,7 +214,7 @@ describe('the embedded PostgreSQL', () => {
   }, 60_000);
 
   it('stops its server and says so once, when its home is deleted under it; nothing is left running', async () => {
-    const other = await mkdtemp(join(tmpdir(), 'gis-embedded-lost-'));
+    const other = await throwawayHome('gis-embedded-lost-');
     const db = await openEmbeddedPostgres(other);
     const sql = await connectPostgres(db.url, { max: 1, socket: () => db.socket() });
     const said: string[] = [];
@@ -253,7 +253,7 @@ describe('the embedded PostgreSQL', () => {
   }, 120_000);
 
   it('leaves the server of a home moved away under it running there, and says so', async () => {
-    const other = await mkdtemp(join(tmpdir(), 'gis-embedded-moved-'));
+    const other = await throwawayHome('gis-embedded-moved-');
     const moved = `${other}-moved`;
     const db = await openEmbeddedPostgres(other);
     const said: string[] = [];

@@ -2,10 +2,9 @@
 // GCORE_IMAGE_SYNC_HOME: started by whichever process needs it, shared with
 // the others that run meanwhile, stopped by the last one, found again later.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
@@ -18,6 +17,7 @@ import { runCli, startCli } from './support/cli.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { writeTargetsFile } from './support/pipeline.js';
 import { sparePort, waitFor } from './support/throwaway.js';
+import { throwawayHome } from './support/home.js';
 
 const triples: Triple[] = [1, 2].map((n) => ({ projectId: 8, regionId: 3, imageId: sampleImageId(n) }));
 
@@ -31,7 +31,7 @@ beforeAll(async () => {
   fake = new FakeGcore({ apiKey: env.env.GCORE_API_KEY });
   for (const triple of triples) fake.putImage(triple, sampleImage(triple));
   await fake.start();
-  home = await mkdtemp(join(tmpdir(), 'gis-home-'));
+  home = await throwawayHome();
   const file = await writeTargetsFile(`schedule: { every: 1h }
 targets:
   - { project_id: 8, region_id: 3, image_ids: [${triples.map((t) => t.imageId).join(', ')}] }
@@ -90,7 +90,7 @@ function squatter(): { listen(port: number): Promise<boolean>; close(): Promise<
 
 /** Settings for a process on its own home, with the queues in the embedded database too (no REDIS_URL). */
 async function ownHome(): Promise<{ dir: string; settings: Record<string, string> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'gis-home-'));
+  const dir = await throwawayHome();
   const { REDIS_URL: _redis, ...rest } = settings;
   return { dir, settings: { ...rest, GCORE_IMAGE_SYNC_HOME: dir } };
 }
@@ -139,7 +139,7 @@ describe('the embedded PostgreSQL (DATABASE_URL unset)', () => {
     await waitFor('the URL', () => db.stderr().includes('psql '));
     expect(db.stderr()).toMatch(
       new RegExp(
-        `^the embedded PostgreSQL keeps its data in ${join(home, 'pgdata')}\n` +
+        `^data: ${home} \\(set by GCORE_IMAGE_SYNC_HOME; the embedded PostgreSQL, as DATABASE_URL is not set\\)\n` +
           `query it while this runs: PGPASSFILE='${join(home, 'pgpass')}' psql 'postgres://postgres@127\\.0\\.0\\.1:\\d+/postgres'\n`,
       ),
     );

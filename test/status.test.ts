@@ -72,7 +72,8 @@ describe('gcore-image-sync status', () => {
 
   it('says until when requests are held back after a 429, in plain text', async () => {
     await new ApiRateLimiter(pipeline.services.backend.timeline('default'), 0).pause(30_000);
-    const text = (await status()).split('\n');
+    const [data, ...text] = (await status()).split('\n');
+    expect(data).toMatch(/^data: postgres:\/\/\S+ \(DATABASE_URL\)$/);
     expect(text[0]).toBe('queues:');
     expect(text[1]).toBe('  refresh   waiting 0  active 0  delayed 0  prioritized 0  failed 0');
     expect(text[3]).toBe('  list      waiting 0  active 0  delayed 0  prioritized 0  failed 0');

@@ -70,7 +70,7 @@ export async function changesCommand({ args }: CommandContext): Promise<number> 
   if (values.field?.trim() === '') problems.push('--field: must not be empty');
   if (problems.length > 0) throw new ConfigError('changes flags', problems);
   const config = loadConfig();
-  const store = await openStore(config, 1);
+  const store = await openStore(config, 1, 'read');
   const { sql } = store;
   try {
     const rows = await listChanges(sql, {

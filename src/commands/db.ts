@@ -1,5 +1,5 @@
 import { loadConfig, redactUrl } from '../config.js';
-import { whenLost } from '../database.js';
+import { describeData, whenLost } from '../database.js';
 import { writePassFile } from '../embedded-postgres.js';
 import { openStore } from '../services.js';
 import { onShutdown } from '../signals.js';
@@ -7,13 +7,16 @@ import type { CommandContext } from './context.js';
 
 /**
  * Where the data lives and how to query it. For the embedded server: starts
- * it (or finds it running), prints its data directory and a psql command
+ * it (or finds it running), prints where its data is and a psql command
  * whose password comes from a file, never a command line, and keeps it
  * running until stopped; with DATABASE_URL set, names that.
  */
 export async function dbCommand({ logger, print }: CommandContext): Promise<number> {
   const config = loadConfig();
-  const store = await openStore(config, 1);
+  // Said before anything is opened: where it looks, whatever happens next.
+  if (config.databaseUrl === undefined) print(describeData(config));
+  // Finds the data, never makes it: a home with none is said, and left as it was.
+  const store = await openStore(config, 1, 'read');
   if (store.embeddedDataDir === undefined) {
     await store.close();
     print(`DATABASE_URL names the database: ${redactUrl(store.url)}`);
@@ -25,11 +28,17 @@ export async function dbCommand({ logger, print }: CommandContext): Promise<numb
   });
   const url = new URL(store.url);
   url.password = '';
-  print(`the embedded PostgreSQL keeps its data in ${store.embeddedDataDir}`);
   print(`query it while this runs: PGPASSFILE='${passFile}' psql '${url.toString()}'`);
   print('Ctrl-C stops it (unless another gcore-image-sync process still uses it)');
   // Room for the server's stop: a fast one (up to 10 s), then an immediate one when that fails.
   onShutdown(logger, 30_000, () => store.close(), 'with the embedded PostgreSQL (stopped unless another process uses it)');
-  // Serves until stopped, or until the data is gone for good (its server is stopped by then).
-  return whenLost(store);
+  // Serves until stopped, or until the data is gone for good (its server is stopped by then). Held
+  // alive meanwhile: a server that stops by itself (its files deleted) closes every socket that
+  // would, and the check that finds the data gone runs on a timer that holds nothing.
+  const serving = setInterval(() => {}, 2 ** 30);
+  try {
+    return await whenLost(store);
+  } finally {
+    clearInterval(serving);
+  }
 }

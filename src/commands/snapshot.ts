@@ -7,7 +7,7 @@ import type { CommandContext } from './context.js';
 /** Takes an audit snapshot now (the scheduled one runs nightly in the workers). */
 export async function snapshotCommand({ print }: CommandContext): Promise<number> {
   const config = loadConfig();
-  const store = await openStore(config, 1);
+  const store = await openStore(config, 1, 'read');
   const { sql } = store;
   try {
     const snapshot = await takeSnapshot(sql, `manual:${randomUUID()}`);

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_ACCOUNT } from '../accounts.js';
 import { loadConfig } from '../config.js';
+import { describeData } from '../database.js';
 import { inert } from '../log-format.js';
 import { ConfigError } from '../errors.js';
 import { problemOf } from '../deployment-registry.js';
@@ -75,7 +76,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
     strict: true,
   });
   const config = loadConfig();
-  const services = await openServices(config);
+  const services = await openServices(config, 'read');
   try {
     const configured = (await loadAccounts(services.sql)).map((a) => a.name);
     const only = values.account;
@@ -189,6 +190,7 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
     const named = !(accounts.length === 1 && accounts[0] === DEFAULT_ACCOUNT);
     const whose = (account: string) => (named ? ` of account ${account}` : '');
     const lines = [
+      describeData(config),
       `queues:${named ? ` (accounts ${accounts.join(', ')})` : ''}`,
       depth('refresh', report.queues.refresh),
       depth('schedule', report.queues.schedule),

@@ -10,9 +10,9 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs a command to its end; `env` is the whole environment (PATH added). */
-export function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
-  return startCli(args, env).exited;
+/** Runs a command to its end; `env` is the whole environment (PATH added); in this process's directory unless `cwd` is given. */
+export function runCli(args: string[], env: Record<string, string>, cwd?: string): Promise<CliResult> {
+  return startCli(args, env, cwd).exited;
 }
 
 export interface RunningCli {
@@ -25,8 +25,8 @@ export interface RunningCli {
 }
 
 /** Starts a long-running command (start, worker) and captures its output. */
-export function startCli(args: string[], env: Record<string, string>): RunningCli {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH!, ...env } });
+export function startCli(args: string[], env: Record<string, string>, cwd?: string): RunningCli {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { PATH: process.env.PATH!, ...env } });
   // A test that fails or times out before stopping it must not leave a worker running after the run.
   const orphaned = () => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL');
   process.once('exit', orphaned);

@@ -4,11 +4,10 @@
 // neither named: its embedded PostgreSQL (in a throwaway home), with the
 // queues on Postgres.
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import type { TestProject } from 'vitest/node';
 import { openEmbeddedPostgres } from '../../src/embedded-postgres.js';
+import { throwawayHome } from './home.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -49,7 +48,7 @@ export default async function setup(project: TestProject) {
     }
   }
   if (!databaseUrl) {
-    const home = await mkdtemp(join(tmpdir(), 'gis-test-home-'));
+    const home = await throwawayHome('gis-test-home-');
     const embedded = await openEmbeddedPostgres(home);
     stops.push(async () => {
       await embedded.close();
