@@ -10,9 +10,10 @@ import { HOME_VARIABLE, holdsDatabase, type Home } from './home.js';
 /**
  * What a command does with the database: `read` (status, changes, db,
  * snapshot) needs one to exist and never makes one; `create` (start, worker,
- * migrate, sync, schedule) makes it where there is none, and says so.
+ * migrate, sync, schedule) makes it where there is none, and says so;
+ * `throwaway` (the demo's own, made to be removed) makes it without a word.
  */
-export type Access = 'read' | 'create';
+export type Access = 'read' | 'create' | 'throwaway';
 
 export interface Database {
   /** Where it was when opened, with its password: for a one-off connection or a person's psql, never for a log line. */
@@ -65,7 +66,7 @@ export async function openDatabase(config: Config, access: Access = 'create'): P
   }
   const notice = legacyNotice(config.home, config.home.moveTo !== undefined && holdsDatabase(config.home.moveTo));
   if (notice !== undefined) process.stderr.write(`gcore-image-sync: ${notice}\n`);
-  const embedded = await openEmbeddedPostgres(config.home.dir, { create: access === 'create', why: config.home.why });
+  const embedded = await openEmbeddedPostgres(config.home.dir, { create: access !== 'read', quiet: access === 'throwaway', why: config.home.why });
   return {
     url: embedded.url,
     socket: () => embedded.socket(),

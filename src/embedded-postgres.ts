@@ -786,12 +786,14 @@ export interface OpenOptions {
   create?: boolean;
   /** Why this home, for people (Home.why). */
   why?: string;
+  /** True for a home made to be thrown away: a new database there is nothing to announce. */
+  quiet?: boolean;
 }
 
 /** Opens the embedded server under `home`, initialising (said aloud) and starting it as needed. */
 export async function openEmbeddedPostgres(
   home: string,
-  { create = true, why = `set by ${HOME_VARIABLE}` }: OpenOptions = {},
+  { create = true, quiet = false, why = `set by ${HOME_VARIABLE}` }: OpenOptions = {},
 ): Promise<EmbeddedDatabase> {
   const root = resolve(home);
   const dataDir = join(root, 'pgdata');
@@ -820,7 +822,7 @@ export async function openEmbeddedPostgres(
         // Registered, alive, and their data gone: it was deleted under them (the whole home's deletion is caught above).
         const users = await liveUsers(usersDir);
         if (users.length > 0) throw stillInUse(root, users);
-        warn(`no database in ${root} (${why}): making a new, empty one`);
+        if (!quiet) warn(`no database in ${root} (${why}): making a new, empty one`);
         await initialise(bin, root, dataDir, user);
       }
       const server = (await runningServer(dataDir)) ?? (await startServer(bin, dataDir, user));

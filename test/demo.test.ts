@@ -12,6 +12,7 @@ import { FakeGcore } from '../src/fake-gcore/server.js';
 import { runCli, startCli, type CliResult } from './support/cli.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { writeTargetsFile } from './support/pipeline.js';
+import { waitFor } from './support/throwaway.js';
 
 let env: TestEnv;
 let scratch: string;
@@ -132,6 +133,8 @@ describe('gcore-image-sync demo', () => {
     const start = startCli(['start'], deployment);
     const sql = postgres(env.databaseUrl, { max: 1, onnotice: () => {} });
     try {
+      // The deployment first refreshes its new (so due) images itself; after the sync below nothing more is due for an hour.
+      await waitFor('the deployment to refresh what is due', () => start.stdout().includes('"msg":"run finished"'), 120_000);
       expect((await runCli(['sync', '--wait'], deployment)).code).toBe(0);
       const tables = [
         'targets',

@@ -131,7 +131,7 @@ export async function demoCommand({ args, print }: CommandContext): Promise<numb
     const url = await fake.start();
     teardown.add(() => fake.stop());
     const config = demoConfig(database, url);
-    const services = await openServices(config);
+    const services = await openServices(config, 'throwaway');
     teardown.add(() => services.close());
     return await runDemo(fake, config, services, teardown, print);
   } finally {
