@@ -66,7 +66,11 @@ export async function openDatabase(config: Config, access: Access = 'create'): P
   }
   const notice = legacyNotice(config.home, config.home.moveTo !== undefined && holdsDatabase(config.home.moveTo));
   if (notice !== undefined) process.stderr.write(`gcore-image-sync: ${notice}\n`);
-  const embedded = await openEmbeddedPostgres(config.home.dir, { create: access !== 'read', quiet: access === 'throwaway', why: config.home.why });
+  const embedded = await openEmbeddedPostgres(config.home.dir, {
+    create: access !== 'read',
+    quiet: access === 'throwaway',
+    why: config.home.why,
+  });
   return {
     url: embedded.url,
     socket: () => embedded.socket(),
