@@ -6,7 +6,7 @@
 // it. PostgreSQL's lock on its data directory keeps two servers off one
 // directory whatever races here.
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readStat } from './proc-stat.js';
 import { randomBytes } from 'node:crypto';
 import {
   chmod,
@@ -270,15 +270,7 @@ function alive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
   // A killed process nobody has reaped yet (a container's init may never) still answers kill 0.
-  return !/^\d+ \(.*\) Z/.test(readProcStat(pid));
-}
-
-function readProcStat(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return '';
-  }
+  return readStat(pid)?.state !== 'Z';
 }
 
 interface Postmaster {
@@ -727,8 +719,7 @@ async function processesOnDeletedHome(root: string): Promise<number[]> {
     if ((await readlink(`/proc/${pid}/cwd`).catch(() => '')) === deletedData) servers.add(pid);
     else if ((await openFiles(pid)).some(registration)) users.push(pid);
   }
-  // /proc/<pid>/stat: "pid (name) state ppid ...".
-  const parentOf = (pid: string) => /^\d+ \(.*\) \S+ (\d+)/.exec(readProcStat(Number(pid)))?.[1];
+  const parentOf = (pid: string) => String(readStat(Number(pid))?.ppid);
   return [...[...servers].filter((pid) => !servers.has(parentOf(pid) ?? '')), ...users].map(Number);
 }
 

@@ -9,27 +9,12 @@
 // and this process that wakes up (its count of context switches moves while it should sleep in
 // wait()) was signalled, and counts as npm going away too. A process in another session than npm's
 // (setsid) was detached on purpose and is left alone; without npm, or without /proc, nothing is watched.
-import { readFileSync } from 'node:fs';
+import { contextSwitches, readCmdline, readStat } from './proc-stat.js';
 
 /** How often the launcher is looked for: a read of one small /proc file. */
 const POLL_MS = 1000;
 /** npm's shell sits between it and this process; a few more levels allow for wrappers. */
 const MAX_DEPTH = 6;
-
-export interface ProcessStat {
-  ppid: number;
-  session: number;
-  /** Clock ticks after boot: with the pid, names one process even after the pid is reused. */
-  startTime: string;
-}
-
-/** Fields of /proc/<pid>/stat; the command name (2nd field) may hold spaces and parentheses, so fields are counted after its last ")". */
-export function parseStat(text: string): ProcessStat | undefined {
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // After the name: state(3) ppid(4) pgrp(5) session(6) ... starttime(22).
-  if (fields.length < 20) return undefined;
-  return { ppid: Number(fields[1]), session: Number(fields[3]), startTime: fields[19]! };
-}
 
 /**
  * Whether /proc/<pid>/cmdline is npm's: npm sets its title to "npm exec …" or "npm start" (the
@@ -42,22 +27,6 @@ export function isNpmCommandLine(cmdline: string): boolean {
   return /(?:^|\/)np[mx]-cli\.js$/.test(args[1] ?? '');
 }
 
-function readStat(pid: number): ProcessStat | undefined {
-  try {
-    return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
-function readCmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
 /** A process between npm and this one (npm's shell), and how often it had been woken when looked at. */
 interface Waiting {
   pid: number;
@@ -68,16 +37,6 @@ export interface Launcher {
   pid: number;
   startTime: string;
   between: Waiting[];
-}
-
-/** How often a process has given up the CPU: an idle shell in wait() does so only when woken. */
-export function contextSwitches(pid: number): string | undefined {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1];
-  } catch {
-    return undefined;
-  }
 }
 
 /** The npm process this one was started through, in the same session; undefined when there is none to watch. */

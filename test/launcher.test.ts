@@ -9,8 +9,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeGcore } from '../src/fake-gcore/server.js';
-import { isNpmCommandLine, parseStat } from '../src/launcher.js';
+import { isNpmCommandLine } from '../src/launcher.js';
+import { parseStat } from '../src/proc-stat.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
+import { runCli } from './support/cli.js';
+import { throwawayHome } from './support/home.js';
 import { waitFor } from './support/throwaway.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -95,6 +98,7 @@ async function signalNpm(launched: Launched, ready: string, signal: NodeJS.Signa
 describe('reading /proc', () => {
   it('finds the fields after a command name with spaces and parentheses', () => {
     expect(parseStat('4242 (npm exec (x) y) S 4100 4242 4100 34816 4242 4194560 ' + '0 '.repeat(12) + '987654 0')).toEqual({
+      state: 'S',
       ppid: 4100,
       session: 4100,
       startTime: '987654',
@@ -138,10 +142,11 @@ describe('npx gcore-image-sync, its pid signalled', () => {
   );
 
   it('db: SIGTERM, then SIGINT, leave no process, the embedded server included', async () => {
-    const home = await mkdtemp(join(tmpdir(), 'gis-home-'));
+    const home = await throwawayHome();
     try {
-      // The embedded server: no DATABASE_URL, and the queues in it too.
+      // The embedded server: no DATABASE_URL, and the queues in it too; `db` opens a database, never makes one.
       const { DATABASE_URL: _named, REDIS_URL: _redis, ...rest } = settings;
+      expect((await runCli(['migrate'], { ...rest, GCORE_IMAGE_SYNC_HOME: home })).code).toBe(0);
       const postmaster = () => [Number(readFileSync(join(home, 'pgdata', 'postmaster.pid'), 'utf8').split('\n')[0])];
       for (const signal of ['SIGTERM', 'SIGINT'] as const) {
         const launched = npx(['db'], { ...rest, GCORE_IMAGE_SYNC_HOME: home });
