@@ -126,6 +126,12 @@ export async function createTestEnv(options: { migrate?: boolean } = {}): Promis
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const databaseUrl = url.toString();
+  if (options.migrate !== false) {
+    // A copy comes with the template's identity; each test database is a deployment of its own (src/sql/deploymentId.ts).
+    const copy = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+    await copy`UPDATE deployment SET id = gen_random_uuid(), created_at = now()`;
+    await copy.end();
+  }
   const queuePrefix = `gis-test-${suffix}`;
   const env: Record<string, string> = {
     DATABASE_URL: databaseUrl,
