@@ -129,7 +129,7 @@ async function changesOf(sql: Sql, triple: Triple) {
 }
 
 describe('following the audit log', () => {
-  it('stores a rename by alice within the poll interval plus a few seconds, and its change row, alert and NOTIFY name her', async () => {
+  it('stores a rename by alice at the next poll, and its change row, alert and NOTIFY name her', async () => {
     const [image] = images(1);
     const w = await begin([image!]);
     const notifications: Array<Record<string, unknown>> = [];
@@ -140,8 +140,13 @@ describe('following the audit log', () => {
 
     const renamedAt = Date.now();
     w.fake.renameImageAs(alice, image!, 'golden-2026-11');
-    await waitFor('the rename, put down to alice', async () => (await changesOf(w.sql, image!)).some((c) => c.actor_email !== null), 7000);
-    expect(Date.now() - renamedAt).toBeLessThan(2000 + 5000);
+    // The hourly schedule has just run: only a poll of the log can find the rename within the minute waited here
+    // (a poll every 2 s finds it in seconds; the limit is for a busy machine, not a bound on the poll).
+    await waitFor(
+      'the rename, put down to alice',
+      async () => (await changesOf(w.sql, image!)).some((c) => c.actor_email !== null),
+      60_000,
+    );
 
     expect((await changesOf(w.sql, image!)).slice(1)).toEqual([
       {
@@ -198,7 +203,7 @@ describe('following the audit log', () => {
       actor_candidates: 1,
     });
     expect(await invariantViolations(w.sql, w.pipeline.services.queues)).toEqual([]);
-  });
+  }, 120_000);
 
   it('puts a change with two actions in its window down to the latest, with actor_candidates 2', async () => {
     const [image, other] = images(2);
@@ -298,11 +303,13 @@ describe('following the audit log', () => {
       for (let n = 0; n < entries; n++) w.fake.logAction(bob, 'update', tracked[n % tracked.length]!, null);
     }
     follow(w, 60);
-    await waitFor('every entry', async () => (await count(w.sql, 'actions')) === 1225);
+    // 1,225 entries stored and acted on: seconds on a quiet machine, many more on a busy one.
+    await waitFor('every entry', async () => (await count(w.sql, 'actions')) === 1225, 90_000);
     // The poll ends with its look ahead of the database's clock.
     await waitFor(
       'the poll ends',
       async () => (await w.sql`SELECT 1 FROM audit_log_cursors WHERE looked_ahead_at IS NOT NULL`).length === 1,
+      90_000,
     );
     // The 1,000 of the first instant, the same 1,000 again (nothing new: skipped by count), and the rest; then one look
     // for entries dated ahead of the database's clock.
@@ -322,7 +329,7 @@ describe('following the audit log', () => {
     // 1,225 entries about 30 images: 30 refreshes at most, each image at least once.
     expect(w.fake.requestsByEndpoint.image).toBeGreaterThanOrEqual(30);
     expect(w.fake.requestsByEndpoint.image).toBeLessThanOrEqual(60);
-  });
+  }, 240_000);
 
   it('confirms a logged delete with a GET: a 404 records the deletion, an image that still answers 200 is kept', async () => {
     const [doomed, alive] = images(2);
@@ -492,10 +499,9 @@ describe('following the audit log', () => {
     );
     expect(await count(w.sql, 'actions')).toBe(2);
 
-    const renamedAt = Date.now();
     w.fake.renameImageAs(alice, image!, 'renamed-after-the-future');
-    await waitFor('the rename, put down to alice', async () => (await changesOf(w.sql, image!)).some((c) => c.field === 'name'), 10_000);
-    expect(Date.now() - renamedAt).toBeLessThan(2000 + 8000);
+    // Found by a poll, not by the hourly schedule nor the next look ahead (minutes away): the cursor did not follow the future.
+    await waitFor('the rename, put down to alice', async () => (await changesOf(w.sql, image!)).some((c) => c.field === 'name'), 60_000);
     expect((await changesOf(w.sql, image!)).slice(1)).toEqual([
       {
         change_type: 'updated',
@@ -565,7 +571,7 @@ describe('following the audit log', () => {
       await http.close();
     }
     expect(await invariantViolations(w.sql, w.pipeline.services.queues)).toEqual([]);
-  });
+  }, 120_000);
 
   it('stores an entry once however often the overlap reads it, and updates it (and refreshes what it names) when it comes back changed', async () => {
     const [image] = images(1);

@@ -203,8 +203,10 @@ describe('the embedded PostgreSQL (DATABASE_URL unset)', () => {
       await waitFor('ready again', async () => (await fetch(`${base}/readyz`)).status === 200, 60_000);
 
       fake.updateImage(triples[0]!, { name: 'renamed after the move' });
+      // Queued; whether the worker's listener has come back yet when sync counts listeners is a race on a busy
+      // machine: the stored rename below is what proves the worker reconnected.
       const queued = await runCli(['sync'], own.settings);
-      expect([queued.code, queued.stderr]).toEqual([0, expect.stringContaining('1 worker listening on the queue schema')]);
+      expect([queued.code, queued.stderr]).toEqual([0, expect.stringContaining('queued')]);
       const password = readFileSync(join(own.dir, 'pgdata', 'gcore-image-sync-password'), 'utf8');
       const sql = postgres({ host: '127.0.0.1', port: after.port, user: 'postgres', password, database: 'postgres', max: 1 });
       try {

@@ -217,7 +217,8 @@ describe('stopping', () => {
   });
 
   it('SIGTERM with refreshes slower than the shutdown bound hands them back and exits 0 in time', async () => {
-    const { env, fake } = await setUp(10_000);
+    // Refreshes a minute long: an exit well inside that minute did not wait for them, however busy the machine.
+    const { env, fake } = await setUp(60_000);
     const pipeline = await startPipeline(env, fake.url, targetsYaml, { noWorker: true });
     cleanups.push(() => pipeline.close());
     await pipeline.startSync();
@@ -226,7 +227,7 @@ describe('stopping', () => {
     const signalled = Date.now();
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
-    expect(Date.now() - signalled).toBeLessThan(3000);
+    expect(Date.now() - signalled).toBeLessThan(30_000);
     expect(worker.output()).toContain('handing them back to other workers');
     // Handed back: still active in Redis until their locks lapse, then retried by another worker.
     expect(await pipeline.services.queues.refresh.getActiveCount()).toBeGreaterThan(0);

@@ -51,9 +51,7 @@ describe('nothing lost in silence', () => {
     triples.forEach((triple, n) => s.fake.updateImage(triple, { name: `renamed-${n}` }));
     s.fake.updateImage(triples[4]!, { name: 'poison' });
     s.fake.updateImage(triples[8]!, { name: 'odd', description: 'nul\u0000here', min_ram: 4294967296, display_order: 3000000000 });
-    const started = Date.now();
     expect(await s.pipeline.sync()).toMatchObject({ planned: 30, changed: 29, failed: 1, unchanged: 0 });
-    expect(Date.now() - started).toBeLessThan(10_000);
     const [failure] = await failures(s);
     expect(failure).toMatchObject({ image_id: triples[4]!.imageId, status: 200, error_class: 'UnstorableImageError', attempts: 1 });
     expect(failure!.message).toContain('violates check constraint "refuse_poison"');

@@ -1,17 +1,25 @@
 // A slot whose answer came back from the store much later than its quickest
 // answer could put its request in the next calendar second beside that
 // second's own: it is given up (counted), and another taken.
-import { setTimeout as delay } from 'node:timers/promises';
-import { expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import { ApiRateLimiter, type RequestTimeline } from '../src/rate-limiter.js';
 
-/** A timeline whose n-th take answers after answerMs[n] (the store's own work: no wait for the slot). */
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/**
+ * A timeline whose n-th take answers answerMs[n] after it was asked (the store's own work: no wait for the slot),
+ * on a clock of its own: performance.now() moves only with the answers, so a busy machine's own delays are not seen.
+ */
 function answering(answerMs: number[]): RequestTimeline & { takes: number } {
+  let now = 0;
+  vi.spyOn(performance, 'now').mockImplementation(() => now);
   const timeline = {
     takes: 0,
     async take() {
-      const askedAt = performance.now();
-      await delay(answerMs[timeline.takes++] ?? 0);
+      const askedAt = now;
+      now += answerMs[timeline.takes++] ?? 0;
       return { waitMs: 0, askedAt };
     },
     async pause() {},

@@ -203,7 +203,7 @@ describe('two deployments on one Redis and one QUEUE_PREFIX', () => {
     expect((await status(a)).split('\n').find((line) => line.startsWith('deployment:'))).toBe(
       `deployment: database ${a.id}; ERROR: ${sharing(a, b)}`,
     );
-  }, 60_000);
+  }, 180_000);
 
   it('each does its own refreshes and ticks, into its own database only, once both work', async () => {
     b.worker = await startWorkerProcess(b.processEnv);

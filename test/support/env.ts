@@ -7,7 +7,6 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import { connectPostgres, type Sql } from '../../src/db.js';
-import { runMigrations } from '../../src/migrate.js';
 import { QUEUE_SCHEMA } from '../../src/postgres-backend.js';
 
 export interface TestEnv {
@@ -122,11 +121,17 @@ export async function createTestEnv(options: { migrate?: boolean } = {}): Promis
   const redisUrl = inject('redisUrl') || undefined;
   const name = `gis_test_${suffix}`;
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`CREATE DATABASE ${name}`);
+  // Migrated: a copy of the run's migrated template (test/support/services.ts), not migrations run again.
+  await admin.unsafe(`CREATE DATABASE ${name}${options.migrate === false ? '' : ` TEMPLATE ${inject('templateDatabase')}`}`);
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const databaseUrl = url.toString();
-  if (options.migrate !== false) await runMigrations(databaseUrl);
+  if (options.migrate !== false) {
+    // A copy comes with the template's identity; each test database is a deployment of its own (src/sql/deploymentId.ts).
+    const copy = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+    await copy`UPDATE deployment SET id = gen_random_uuid(), created_at = now()`;
+    await copy.end();
+  }
   const queuePrefix = `gis-test-${suffix}`;
   const env: Record<string, string> = {
     DATABASE_URL: databaseUrl,

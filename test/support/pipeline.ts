@@ -74,7 +74,7 @@ export async function startPipeline(env: TestEnv, baseUrl: string, targetsYaml: 
   const accounts = withKeys(file.accounts, { ...env.env, ...overrides }, config.targetsFile);
   const worker: RunningWorker | undefined = options.noWorker ? undefined : startWorker({ config, accounts, logger, ...services });
   const startSync = () => startManualSync(services.sql, services.queues, config.batchSize);
-  const waitRun = (run: ManualRun, timeoutMs = 30_000) =>
+  const waitRun = (run: ManualRun, timeoutMs = 90_000) =>
     waitForRun(services.sql, services.queues, run, () => {}, {
       logger,
       batchSize: config.batchSize,

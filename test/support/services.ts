@@ -5,13 +5,17 @@
 // queues on Postgres.
 import { execFileSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
+import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { openEmbeddedPostgres } from '../../src/embedded-postgres.js';
+import { runMigrations } from '../../src/migrate.js';
 import { throwawayHome } from './home.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     databaseUrl: string;
+    /** A database migrated once for the run, which each test's database is copied from (CREATE DATABASE ... TEMPLATE). */
+    templateDatabase: string;
     /** Empty when the queues run on Postgres. */
     redisUrl: string;
     runId: string;
@@ -57,6 +61,19 @@ export default async function setup(project: TestProject) {
     databaseUrl = embedded.url;
   }
   project.provide('databaseUrl', databaseUrl);
+  // Migrating costs a second or more per database, and files make dozens: each copies this one instead.
+  // Nothing may stay connected to it, or the copies are refused.
+  const templateDatabase = `gis_test_${runId}_template`;
+  const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${templateDatabase}`);
+  stops.unshift(async () => {
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${templateDatabase} WITH (FORCE)`);
+    await admin.end();
+  });
+  const templateUrl = new URL(databaseUrl);
+  templateUrl.pathname = `/${templateDatabase}`;
+  await runMigrations(templateUrl.toString());
+  project.provide('templateDatabase', templateDatabase);
   project.provide('redisUrl', redisUrl ?? '');
   process.stderr.write(`tests: queues on ${redisUrl ? 'Redis' : 'Postgres'}\n`);
   return async () => {

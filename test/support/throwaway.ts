@@ -43,8 +43,11 @@ export async function silentPort(): Promise<SilentPort> {
   };
 }
 
-/** Polls `check` every 50 ms until it returns true, failing after `timeoutMs`. */
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
+/**
+ * Polls `check` every 50 ms until it returns true, failing after `timeoutMs`: a limit for a machine whose cores
+ * are busy, not a bound on how quick the event is (a quiet machine sees most events in well under a second).
+ */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
