@@ -16,6 +16,7 @@ const UNIT = [
   'test/repeated-errors.test.ts',
   'test/scope-rules.test.ts',
   'test/targets.test.ts',
+  'test/terminal-output.test.ts',
 ];
 
 /**
