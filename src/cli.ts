@@ -13,7 +13,7 @@ import { ConfigError, ServiceUnavailableError } from './errors.js';
 import { createLogger } from './logger.js';
 import { exitWhileStarting } from './signals.js';
 
-const keepSignalDefaults = exitWhileStarting();
+const stopAsOneShot = exitWhileStarting();
 
 interface Command {
   summary: string;
@@ -22,7 +22,7 @@ interface Command {
   examples: string[];
   /** Imports the command's module and runs it. */
   run(context: CommandContext): Promise<number>;
-  /** Runs until stopped and installs its own stop; the others keep the signals' default once loaded. */
+  /** Runs until stopped and installs its own stop; the others, once loaded, undo what they started and exit on a stop. */
   serves?: true;
 }
 
@@ -181,7 +181,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     // A command without flags still refuses any: a mistyped flag must not be silently ignored.
     if (!command.flags) parseArgs({ args, options: {}, strict: true });
-    if (!command.serves) keepSignalDefaults();
+    if (!command.serves) stopAsOneShot();
     return await command.run({ args, logger, print });
   } catch (error) {
     logger.flush();

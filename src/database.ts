@@ -6,6 +6,7 @@ import { redactUrl, type Config } from './config.js';
 import { openEmbeddedPostgres, type ServerSocket } from './embedded-postgres.js';
 import { ServiceUnavailableError } from './errors.js';
 import { HOME_VARIABLE, holdsDatabase, type Home } from './home.js';
+import { undoIfStopped } from './signals.js';
 
 /**
  * What a command does with the database: `read` (status, changes, db,
@@ -71,13 +72,18 @@ export async function openDatabase(config: Config, access: Access = 'create'): P
     quiet: access === 'throwaway',
     why: config.home.why,
   });
+  // Once, whoever asks first: the command when it ends, or a stop signal (undoIfStopped) that
+  // ends it early, so a server it started is not left running behind it.
+  let closing: Promise<void> | undefined;
+  const close = () => (closing ??= (forget(), embedded.close()));
+  const forget = undoIfStopped(close);
   return {
     url: embedded.url,
     socket: () => embedded.socket(),
     embeddedDataDir: embedded.dataDir,
     lost: () => embedded.lost(),
     onLost: (listener) => embedded.onLost(listener),
-    close: () => embedded.close(),
+    close,
   };
 }
 

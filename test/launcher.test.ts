@@ -10,10 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import { isNpmCommandLine } from '../src/launcher.js';
-import { parseStat } from '../src/proc-stat.js';
+import { parseStat, readStat } from '../src/proc-stat.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
-import { runCli } from './support/cli.js';
+import { runCli, startCli } from './support/cli.js';
 import { throwawayHome } from './support/home.js';
+import { writeTargetsFile } from './support/pipeline.js';
 import { waitFor } from './support/throwaway.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -39,11 +40,8 @@ afterAll(async () => {
 
 /** Whether `pid` still runs (a zombie has ended: only its exit status is left for its parent). */
 function running(pid: number): boolean {
-  try {
-    return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8')) !== undefined && !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
+  const stat = readStat(pid);
+  return stat !== undefined && stat.state !== 'Z';
 }
 
 /** Every process below `pid`, by a scan of /proc. */
@@ -213,5 +211,36 @@ describe('a worker detached on purpose', () => {
       }
     },
     120_000,
+  );
+
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'sync --wait stopped by %s exits as the signal would, and stops the embedded server it started',
+    async (signal) => {
+      const home = await throwawayHome();
+      // Answers never come within the test: the sync is still waiting when it is stopped.
+      const slow = new FakeGcore({ apiKey: env.env.GCORE_API_KEY, latencyMs: 600_000 });
+      try {
+        const { DATABASE_URL: _named, REDIS_URL: _redis, ...rest } = settings;
+        const targets = 'targets:\n  - { project_id: 1, region_id: 7, image_ids: [8cab6f28-09ca-4201-b3f7-23c7893f4bd6] }\n';
+        const embedded = {
+          ...rest,
+          GCORE_IMAGE_SYNC_HOME: home,
+          GCORE_BASE_URL: await slow.start(),
+          TARGETS_FILE: await writeTargetsFile(targets),
+        };
+        expect((await runCli(['migrate'], embedded)).code).toBe(0);
+        const sync = startCli(['sync', '--wait'], embedded);
+        await waitFor('the sync to ask the API', () => slow.requestCount > 0);
+        const server = Number(readFileSync(join(home, 'pgdata', 'postmaster.pid'), 'utf8').split('\n')[0]);
+        expect(running(server)).toBe(true);
+        process.kill(sync.pid, signal);
+        expect((await sync.exited).code).toBe(signal === 'SIGTERM' ? 143 : 130);
+        await waitFor('the embedded server to stop', () => !running(server), GONE_WITHIN_MS);
+      } finally {
+        await slow.stop();
+        await rm(home, { recursive: true, force: true });
+      }
+    },
+    240_000,
   );
 });

@@ -15,6 +15,7 @@ import { replaceTargets } from '../sql/replaceTargets.js';
 import { runListings } from '../sql/runListings.js';
 import { parseTargetsFile, type TargetsFile } from '../targets.js';
 import { createThrowawayDatabase, type ThrowawayDatabase } from '../throwaway-database.js';
+import { undoIfStopped } from '../signals.js';
 import { startWorker } from '../worker.js';
 import type { CommandContext } from './context.js';
 
@@ -83,27 +84,6 @@ class Teardown {
 }
 
 /**
- * On SIGINT or SIGTERM: undoes what the demo made, then exits 128 + the
- * signal's number. A second signal exits at once.
- */
-function onSignals(teardown: Teardown, print: CommandContext['print']): () => void {
-  let stopping = false;
-  const handle = (signal: NodeJS.Signals) => {
-    const code = signal === 'SIGINT' ? 130 : 143;
-    if (stopping) process.exit(code);
-    stopping = true;
-    print(`demo: ${signal}: stopping and removing what it made`);
-    void teardown.run().then(() => process.exit(code));
-  };
-  process.on('SIGINT', handle);
-  process.on('SIGTERM', handle);
-  return () => {
-    process.off('SIGINT', handle);
-    process.off('SIGTERM', handle);
-  };
-}
-
-/**
  * The product end to end without a Gcore account, in a world of its own: a
  * throwaway database (removed afterwards unless --keep), a fake API with
  * sample images and a region to discover, a sync, a rename, a tag change, a
@@ -115,7 +95,11 @@ export async function demoCommand({ args, print }: CommandContext): Promise<numb
   const { values } = parseArgs({ args, options: { keep: { type: 'boolean', default: false } }, strict: true });
   const serverUrl = loadConfig({ DATABASE_URL: process.env.DATABASE_URL }).databaseUrl;
   const teardown = new Teardown((error) => print(`demo: while cleaning up: ${error.message}`));
-  const stopListening = onSignals(teardown, print);
+  // A stop signal undoes what the demo made, then exits as the signal would (signals.ts); a second exits at once.
+  const forget = undoIfStopped(async () => {
+    print('demo: stopped: removing what it made');
+    await teardown.run();
+  });
   try {
     const database = await createThrowawayDatabase(serverUrl, DATABASE_PREFIX);
     teardown.add(async () => {
@@ -136,7 +120,7 @@ export async function demoCommand({ args, print }: CommandContext): Promise<numb
     return await runDemo(fake, config, services, teardown, print);
   } finally {
     await teardown.run();
-    stopListening();
+    forget();
   }
 }
 
