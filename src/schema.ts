@@ -1,5 +1,5 @@
 // The Postgres schema. Table and column names here are the public interface
-// that reports query (see README "Tables"); drizzle-kit generates migrations/
+// that reports query (see docs/reporting.md, "Tables"); drizzle-kit generates migrations/
 // from this file.
 import { sql } from 'drizzle-orm';
 import {

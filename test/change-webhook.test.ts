@@ -1,7 +1,7 @@
 // Change alerts to a webhook over real HTTP, from a worker process as an
 // operator runs it: signed batches, retries with backoff, at-least-once
 // delivery from a cursor, a failing receiver that never holds up the sync, and
-// a receiver that checks signatures with the function the README offers.
+// a receiver that checks signatures with the function docs/reporting.md offers.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

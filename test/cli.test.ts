@@ -186,10 +186,13 @@ describe('gcore-image-sync CLI', () => {
       'migrate',
       'fake-api',
     ]);
-    // Every setting the README's table documents is named here.
-    const settings = [...readFileSync(new URL('../README.md', import.meta.url), 'utf8').matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]!);
+    // Every setting docs/configuration.md documents is named here.
+    const settings = [...readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8').matchAll(/^\| `([A-Z_]+)` \|/gm)].map(
+      (m) => m[1]!,
+    );
     expect(settings.length).toBeGreaterThan(20);
     for (const setting of settings) expect(overview.stdout.includes(setting.startsWith('SYNC_') ? 'SYNC_*' : setting), setting).toBe(true);
+    expect(overview.stdout).toContain('docs/configuration.md');
     for (const name of names) {
       const help = await run([name!, '--help'], env.env);
       expect(help.code, name).toBe(0);
