@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import type { CommandContext } from './commands/context.js';
 import { DEFAULTS, LOG_LEVELS } from './config.js';
 import { ConfigError, ServiceUnavailableError } from './errors.js';
-import { createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
 import { exitWhileStarting } from './signals.js';
 
 const stopAsOneShot = exitWhileStarting();
@@ -176,15 +176,22 @@ async function main(argv: string[]): Promise<number> {
   }
   // pino throws on an unknown level before any command has checked the settings; loadConfig reports it with the rest.
   const level = process.env.LOG_LEVEL?.trim() || DEFAULTS.logLevel;
-  const logger = createLogger(LOG_LEVELS.includes(level) ? level : DEFAULTS.logLevel);
-  const print = (line: string) => process.stderr.write(`${line}\n`);
+  // Made when a command first logs: one that never does (status, changes) starts without pino.
+  let logger: Logger | undefined;
+  const context: CommandContext = {
+    args,
+    get logger() {
+      return (logger ??= createLogger(LOG_LEVELS.includes(level) ? level : DEFAULTS.logLevel));
+    },
+    print: (line: string) => process.stderr.write(`${line}\n`),
+  };
   try {
     // A command without flags still refuses any: a mistyped flag must not be silently ignored.
     if (!command.flags) parseArgs({ args, options: {}, strict: true });
     if (!command.serves) stopAsOneShot();
-    return await command.run({ args, logger, print });
+    return await command.run(context);
   } catch (error) {
-    logger.flush();
+    logger?.flush();
     if (error instanceof ConfigError) {
       process.stderr.write(`gcore-image-sync ${name}: configuration error in ${error.message}\n`);
       return 2;
