@@ -1,4 +1,5 @@
 // The change log as a person reads it on a terminal.
+import { inert } from './log-format.js';
 import type { ChangeRow } from './sql/listChanges.js';
 
 function cell(value: unknown): string {
@@ -15,7 +16,8 @@ function who(r: ChangeRow): string {
 }
 
 /**
- * Changes as aligned columns for a terminal, long values cut. "by" is always
+ * Changes as aligned columns for a terminal, long values cut, every cell inert (a name or tag
+ * from the API may hold a terminal's control characters). "by" is always
  * there, empty where the audit log named nobody (a deployment that does not
  * follow it, or a change from before it did): the same columns every time.
  */
@@ -31,7 +33,7 @@ export function changeTable(rows: ChangeRow[]): string {
     cell(r.old_value),
     cell(r.new_value),
     who(r),
-  ]);
+  ].map(inert));
   const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c]!.length)));
   const format = (cells: string[]) =>
     cells

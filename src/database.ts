@@ -73,10 +73,12 @@ export async function openDatabase(config: Config, access: Access = 'create'): P
     why: config.home.why,
   });
   // Once, whoever asks first: the command when it ends, or a stop signal (undoIfStopped) that
-  // ends it early, so a server it started is not left running behind it.
+  // ends it early, so a server it started is not left running behind it; a signal during the
+  // command's own close waits for that close. The demo's teardown closes its throwaway database
+  // itself, after the worker that uses it.
   let closing: Promise<void> | undefined;
-  const close = () => (closing ??= (forget(), embedded.close()));
-  const forget = undoIfStopped(close);
+  const close = () => (closing ??= embedded.close().finally(() => forget()));
+  const forget = access === 'throwaway' ? () => {} : undoIfStopped(close);
   return {
     url: embedded.url,
     socket: () => embedded.socket(),

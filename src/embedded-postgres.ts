@@ -108,14 +108,16 @@ async function makeDirectories(path: string, mode: number, leafMode: number): Pr
   const missing: string[] = [];
   for (let dir = resolve(path); !(await exists(dir)); dir = dirname(dir)) missing.unshift(dir);
   for (const dir of missing) {
-    const made = await mkdir(dir).then(
+    const dirMode = dir === resolve(path) ? leafMode : mode;
+    // Made with its mode (less the umask, so never more open), then set exactly.
+    const made = await mkdir(dir, { mode: dirMode }).then(
       () => true,
       (error: NodeJS.ErrnoException) => {
         if (error.code === 'EEXIST') return false;
         throw error;
       },
     );
-    if (made) await chmod(dir, dir === resolve(path) ? leafMode : mode);
+    if (made) await chmod(dir, dirMode);
   }
 }
 
@@ -720,7 +722,7 @@ async function processesOnDeletedHome(root: string): Promise<number[]> {
     else if ((await openFiles(pid)).some(registration)) users.push(pid);
   }
   const parentOf = (pid: string) => String(readStat(Number(pid))?.ppid);
-  return [...[...servers].filter((pid) => !servers.has(parentOf(pid) ?? '')), ...users].map(Number);
+  return [...[...servers].filter((pid) => !servers.has(parentOf(pid))), ...users].map(Number);
 }
 
 /**

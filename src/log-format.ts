@@ -37,6 +37,11 @@ export function inert(text: string): string {
   return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/** The first character of `text` a terminal would act on rather than show (see UNSAFE), or undefined. */
+export function firstUnsafe(text: string): string | undefined {
+  return new RegExp(UNSAFE.source).exec(text)?.[0];
+}
+
 /** A field's value: bare when it is one plain word, else quoted JSON (every control character escaped). */
 function fieldValue(value: unknown): string {
   if (typeof value === 'string') return /^[^\s"=\\]+$/.test(value) ? inert(value) : inert(JSON.stringify(value));

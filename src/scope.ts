@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { DEFAULT_ACCOUNT } from './accounts.js';
 import type { Schedule } from './interfaces.js';
+import { firstUnsafe, inert } from './log-format.js';
 
 export const VISIBILITIES = ['private', 'shared', 'public'] as const;
 export type Visibility = (typeof VISIBILITIES)[number];
@@ -89,9 +90,8 @@ export function scopeNameProblem(name: string): string | null {
   if (name.trim().length === 0) return 'must not be empty';
   if (name !== name.trim()) return 'must not begin or end with a space';
   if (length > MAX_SCOPE_NAME_LENGTH) return `must be at most ${MAX_SCOPE_NAME_LENGTH} characters (has ${length})`;
-  // eslint-disable-next-line no-control-regex
-  const bad = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u.exec(name);
-  if (bad) return `must not contain ${JSON.stringify(bad[0])} (a name is one line of printable characters)`;
+  const bad = firstUnsafe(name);
+  if (bad !== undefined) return `must not contain ${inert(JSON.stringify(bad))} (a name is one line of printable characters)`;
   return null;
 }
 

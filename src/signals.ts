@@ -1,11 +1,11 @@
 // Graceful stop on SIGTERM (orchestrators), SIGINT (a terminal's Ctrl-C) and SIGHUP (the terminal
 // closed): stop taking jobs, let those in flight finish within a bound, close connections, exit 0.
 // Jobs still running at the bound are handed back by exiting: their Redis locks lapse and another
-// worker retries them. A second signal exits at once. Until a command installs its own stop, a
-// signal exits 0 at once (exitWhileStarting): nothing has been started that needs stopping. A
-// one-shot command (sync, demo, status, ...) stopped by a signal first undoes what it started that
-// would outlive it (undoIfStopped: the embedded server, the demo's database), then exits 128 + the
-// signal's number, as a process killed by it would.
+// worker retries them. A second signal exits at once. Until a long-running command installs its own
+// stop, a signal exits 0 at once (exitWhileStarting), after undoing what it may have opened already.
+// A one-shot command (sync, demo, status, ...) stopped by a signal, from the moment its arguments
+// are read, first undoes what it started that would outlive it (undoIfStopped: the embedded server,
+// the demo's database), then exits 128 + the signal's number, as a process killed by it would.
 import { stopWhenLauncherGoes } from './launcher.js';
 import type { Logger } from './logger.js';
 
@@ -42,19 +42,19 @@ export function undoIfStopped(step: () => Promise<void>): () => void {
   return () => undoSteps.delete(step);
 }
 
-/** Exits 0 on a stop signal, unless a command's own stop (onShutdown, or a listener of its own) is installed. */
-function exitUnlessHandled(signal: NodeJS.Signals): void {
-  if (process.listenerCount(signal) > 1) return;
-  process.exit(0);
-}
+/** performance.now() of the first stop signal, while undoing; undefined before. */
+let undoingSince: number | undefined;
 
-let undoing = false;
-
-/** A one-shot command's stop: undo what it started (a step that fails is passed over), then exit as the signal would. */
-function undoThenExit(signal: NodeJS.Signals): void {
-  const code = SIGNAL_EXIT_CODE[signal as keyof typeof SIGNAL_EXIT_CODE];
-  if (undoing) process.exit(code);
-  undoing = true;
+/**
+ * Undoes what was started (newest first; a step that fails is passed over), then exits `code`.
+ * A second signal exits at once, unless it is the first one arriving again (SAME_REQUEST_MS).
+ */
+function undoThenExit(code: number): void {
+  if (undoingSince !== undefined) {
+    if (performance.now() - undoingSince >= SAME_REQUEST_MS) process.exit(code);
+    return;
+  }
+  undoingSince = performance.now();
   setTimeout(() => process.exit(code), UNDO_TIMEOUT_MS).unref();
   void (async () => {
     for (const step of [...undoSteps].reverse()) await step().catch(() => {});
@@ -62,10 +62,24 @@ function undoThenExit(signal: NodeJS.Signals): void {
 }
 
 /**
+ * While a command starts: exits 0, after undoing what it may have started already (the embedded
+ * server `db` opens before it installs its stop), unless the command's own stop is installed.
+ */
+function exitUnlessHandled(signal: NodeJS.Signals): void {
+  if (process.listenerCount(signal) > 1) return;
+  undoThenExit(0);
+}
+
+/** A one-shot command's stop: undo what it started, then exit as the signal would. */
+function stopOneShot(signal: NodeJS.Signals): void {
+  undoThenExit(SIGNAL_EXIT_CODE[signal as keyof typeof SIGNAL_EXIT_CODE]);
+}
+
+/**
  * The first thing the CLI does, before it loads a command's modules (a second or more on a busy
  * machine): a stop then exits 0 at once. Also watches for an npm launcher that goes away
  * (launcher.ts). Returns what a one-shot command calls once it is loaded: from then on a stop
- * undoes what it started and exits 128 + the signal's number (undoThenExit).
+ * undoes what it started and exits 128 + the signal's number (stopOneShot).
  */
 export function exitWhileStarting(): () => void {
   for (const signal of STOP_SIGNALS) process.on(signal, exitUnlessHandled);
@@ -73,7 +87,7 @@ export function exitWhileStarting(): () => void {
   return () => {
     for (const signal of STOP_SIGNALS) {
       process.off(signal, exitUnlessHandled);
-      process.on(signal, undoThenExit);
+      process.on(signal, stopOneShot);
     }
   };
 }
@@ -86,7 +100,7 @@ export function onShutdown(logger: Logger, timeoutMs: number, stop: () => Promis
       if (performance.now() - stoppingSince < SAME_REQUEST_MS) return;
       logger.warn({ signal }, 'second signal: exiting now');
       logger.flush();
-      process.exit(130);
+      process.exit(SIGNAL_EXIT_CODE[signal as keyof typeof SIGNAL_EXIT_CODE]);
     }
     stoppingSince = performance.now();
     logger.info({ signal, timeout_ms: timeoutMs }, `stopping: finishing ${finishing}`);

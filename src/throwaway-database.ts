@@ -41,14 +41,19 @@ function urlOfDatabase(serverUrl: string, name: string): string {
 }
 
 /**
- * A fresh home for the embedded server under the system's temporary folder.
- * As root the server runs as the user `postgres`, who must pass through it to
- * the data directory it owns: mkdtemp makes it 0700, so this one directory,
- * made here, gets o+x (no reading).
+ * A fresh, empty home for the embedded server under the system's temporary
+ * folder (the demo's, the tests'). As root the server runs as the user
+ * `postgres`, who must pass through it to the data directory it owns: mkdtemp
+ * makes it 0700, so this one directory, made here, gets o+x (no reading).
  */
-async function embedded(prefix: string): Promise<ThrowawayDatabase> {
-  const home = await mkdtemp(join(tmpdir(), `${prefix}-`));
+export async function makeThrowawayHome(prefix: string): Promise<string> {
+  const home = await mkdtemp(join(tmpdir(), prefix));
   if (process.getuid?.() === 0) await chmod(home, 0o711);
+  return home;
+}
+
+async function embedded(prefix: string): Promise<ThrowawayDatabase> {
+  const home = await makeThrowawayHome(`${prefix}-`);
   return {
     env: { GCORE_IMAGE_SYNC_HOME: home },
     where: `an embedded PostgreSQL in ${home}`,

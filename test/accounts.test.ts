@@ -377,7 +377,10 @@ describe('accounts', () => {
       ? (await w.env.queueEntries()).filter((key) => key.includes(':api-rate'))
       : (await w.pipeline.services.sql<{ key: string }[]>`SELECT key FROM api_rate_timeline`).map((row) => row.key);
     const prefix = w.env.redisUrl ? w.env.queuePrefix : QUEUE_SCHEMA;
-    expect(timelines.sort()).toEqual([rateLimitKey(prefix, 'prod'), rateLimitKey(prefix, 'staging')]);
+    const own = [rateLimitKey(prefix, 'prod'), rateLimitKey(prefix, 'staging')];
+    // A Redis timeline lapses a second after its last slot (prod's may be gone by now, on a busy machine); a Postgres row stays.
+    if (w.env.redisUrl) expect(own).toEqual(expect.arrayContaining(timelines));
+    else expect(timelines.sort()).toEqual(own);
 
     for (const worker of workers) worker.child.kill('SIGTERM');
     expect(await Promise.all(workers.map((worker) => worker.exited))).toEqual([0, 0, 0]);

@@ -91,6 +91,25 @@ describe('gcore-image-sync demo', () => {
     expect(existsSync(join(scratch, 'job-home'))).toBe(false);
   }, 120_000);
 
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'stopped by %s while it runs: removes its database and exits as the signal would',
+    async (signal) => {
+      const running = startCli(['demo'], { GCORE_IMAGE_SYNC_HOME: join(scratch, 'job-home') });
+      let home: string | undefined;
+      await waitFor(
+        'the demo to make its database',
+        () => (home = /an embedded PostgreSQL in (\S+);/.exec(running.stderr())?.[1]) !== undefined,
+      );
+      expect(existsSync(home!)).toBe(true);
+      process.kill(running.pid, signal);
+      const result = await running.exited;
+      expect(result.code).toBe(signal === 'SIGTERM' ? 143 : 130);
+      expect(result.stderr).toContain('demo: stopped: removing what it made');
+      expect(existsSync(home!)).toBe(false);
+      expect(existsSync(join(scratch, 'job-home'))).toBe(false);
+    },
+  );
+
   it('--keep keeps its database and prints how to look at it, and that command shows who made each change', async () => {
     const result = await demo(['--keep']);
     expect(result.code).toBe(0);

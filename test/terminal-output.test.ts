@@ -7,6 +7,7 @@ import { ConfigError } from '../src/errors.js';
 import { inert, logFormat, prettyLine } from '../src/log-format.js';
 import { createLogger } from '../src/logger.js';
 import { aboveProgress, progressReporter } from '../src/progress.js';
+import { changeTable } from '../src/change-table.js';
 import { causeLog, causeOf, urlSetting, type ApiPlace } from '../src/repeated-errors.js';
 import { scopeName, scopeNameProblem } from '../src/scope.js';
 import { parseTargetsFile } from '../src/targets.js';
@@ -181,5 +182,35 @@ describe('scope names', () => {
     );
     expect(scopeNameProblem(' web')).toBe('must not begin or end with a space');
     expect(scopeNameProblem('prod web ☃')).toBeNull();
+  });
+});
+
+describe('the change table on a terminal', () => {
+  it('shows names, tag keys, values and actors from the API as inert characters', () => {
+    const hostile = '\u001b[2J\u001b]0;owned\u0007web\u202e';
+    const table = changeTable([
+      {
+        changed_at: '2026-12-06T06:00:00.000Z',
+        project_id: 1,
+        region_id: 7,
+        image_id: 'a',
+        account: 'default',
+        image_name: hostile,
+        change_type: 'updated',
+        field: `tags.${hostile}`,
+        old_value: hostile,
+        new_value: { value: hostile },
+        actor_email: `${hostile}@example.com`,
+        actor_user_id: 1,
+        action_type: 'update',
+        action_id: '1',
+        actor_candidates: 1,
+      },
+    ]);
+    for (const control of ['\u001b', '\u0007', '\u202e']) expect(table).not.toContain(control);
+    const row = table.split('\n')[1]!;
+    expect(row).toContain('tags.\\u001b[2J\\u001b]0;owned\\u0007web\\u202e');
+    expect(row).toContain('\\u001b[2J\\u001b]0;owned\\u0007web\\u202e@example.com (update)');
+    expect(scopeNameProblem('web\u202e')).toBe('must not contain "\\u202e" (a name is one line of printable characters)');
   });
 });

@@ -39,7 +39,7 @@ function describeListing(s: ScopeListing): string {
   if (s.status === null) return `${s.targets} targets; not listed yet`;
   const when = s.started_at ? ` (started ${s.started_at.toISOString()})` : '';
   if (s.status === 'complete') return `${listed}complete${when}: ${s.listed} listed, ${s.absent} absent and confirmed by GET`;
-  if (s.status === 'incomplete') return `${listed}INCOMPLETE${when}: ${s.error}; nothing deleted or confirmed`;
+  if (s.status === 'incomplete') return `${listed}INCOMPLETE${when}: ${inert(s.error ?? '')}; nothing deleted or confirmed`;
   return `${listed}${s.status}${when}`;
 }
 
@@ -53,7 +53,7 @@ function describeAuditLog(state: AuditLogState | undefined): string {
     ? `read up to ${state.read_to.toISOString()} (the database's clock when the last poll that read it to its end began)`
     : `never read to its end yet, reading from ${state.next_from.toISOString()}`;
   const future = futureOf(state);
-  return `${read}${state.last_error ? `; ERROR: the last poll stopped early: ${state.last_error}` : ''}${future ? `; FUTURE: ${future}` : ''}`;
+  return `${read}${state.last_error ? `; ERROR: the last poll stopped early: ${inert(state.last_error)}` : ''}${future ? `; FUTURE: ${future}` : ''}`;
 }
 
 /** Requests of an account held back after a 429 or by its rate limit, until when; null when they are not. */
