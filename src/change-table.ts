@@ -24,16 +24,18 @@ function who(r: ChangeRow): string {
 export function changeTable(rows: ChangeRow[]): string {
   if (rows.length === 0) return 'no changes';
   const header = ['changed_at', 'triple', 'image', 'change', 'field', 'old', 'new', 'by'];
-  const lines = rows.map((r) => [
-    new Date(r.changed_at).toISOString().replace('.000Z', 'Z'),
-    `${r.project_id}/${r.region_id}/${r.image_id}`,
-    cell(r.image_name),
-    r.change_type,
-    r.field ?? '',
-    cell(r.old_value),
-    cell(r.new_value),
-    who(r),
-  ].map(inert));
+  const lines = rows.map((r) =>
+    [
+      new Date(r.changed_at).toISOString().replace('.000Z', 'Z'),
+      `${r.project_id}/${r.region_id}/${r.image_id}`,
+      cell(r.image_name),
+      r.change_type,
+      r.field ?? '',
+      cell(r.old_value),
+      cell(r.new_value),
+      who(r),
+    ].map(inert),
+  );
   const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c]!.length)));
   const format = (cells: string[]) =>
     cells
