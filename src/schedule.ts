@@ -1,15 +1,9 @@
 // Schedules as the targets file writes them, and the canonical key that names
 // a schedule group in Postgres and in BullMQ.
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
+import { CronExpressionParser } from 'cron-parser';
 import { DEFAULT_ACCOUNT } from './accounts.js';
 import type { Schedule } from './interfaces.js';
-
-/**
- * The cron parser (and the date library under it), loaded when a cron pattern is first read: a
- * command that reads none (`status`) starts without them. It is CommonJS, so a require loads it at once.
- */
-const cronParser = () => (createRequire(import.meta.url)('cron-parser') as typeof import('cron-parser')).CronExpressionParser;
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const DURATION = /^(?:\d+(?:ms|s|m|h|d))+$/;
@@ -37,7 +31,7 @@ export function checkCron(pattern: string, tz: string): void {
     throw new Error(`unknown time zone "${tz}"`);
   }
   try {
-    cronParser().parse(pattern, { tz });
+    CronExpressionParser.parse(pattern, { tz });
   } catch (error) {
     throw new Error(`"${pattern}" is not a cron pattern: ${(error as Error).message}`);
   }
@@ -91,13 +85,13 @@ export function schedulerId(key: string): string {
 /** The latest time, at or before `now`, at which the schedule was due: an interval ago, or a cron pattern's last fire time. */
 export function lastDueTime(schedule: Schedule, now: Date): Date {
   if ('every' in schedule) return new Date(now.getTime() - schedule.every);
-  return cronParser().parse(schedule.cron, { tz: schedule.tz, currentDate: now }).prev().toDate();
+  return CronExpressionParser.parse(schedule.cron, { tz: schedule.tz, currentDate: now }).prev().toDate();
 }
 
 /** Nominal seconds between ticks, for staleness reports: a cron pattern's next two fire times apart. */
 export function intervalSeconds(schedule: Schedule, now = new Date()): number {
   if ('every' in schedule) return Math.ceil(schedule.every / 1000);
-  const expression = cronParser().parse(schedule.cron, { tz: schedule.tz, currentDate: now });
+  const expression = CronExpressionParser.parse(schedule.cron, { tz: schedule.tz, currentDate: now });
   const first = expression.next().getTime();
   return Math.ceil((expression.next().getTime() - first) / 1000);
 }
