@@ -33,8 +33,14 @@ export interface Store extends Pick<Database, 'url' | 'socket' | 'lost' | 'onLos
 export async function openStore(config: Config, max: number, access: Access = 'create'): Promise<Store> {
   const database = await openDatabase(config, access);
   try {
-    await runMigrations(database.url);
-    const sql = await connectPostgres(database.url, { max, socket: database.socket });
+    // The pool connects while migrations are checked (a round trip or two each, every command's
+    // start-up); it is used only once they are applied.
+    const connecting = connectPostgres(database.url, { max, socket: database.socket });
+    const migrated = runMigrations(database.url);
+    const [sql] = await Promise.all([connecting, migrated]).catch(async (error: unknown) => {
+      await connecting.then((pool) => pool.end({ timeout: 0 })).catch(() => {});
+      throw error;
+    });
     return {
       sql,
       url: database.url,
