@@ -12,8 +12,10 @@ import { DEFAULTS, LOG_LEVELS } from './config.js';
 import { ConfigError, ServiceUnavailableError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { exitWhileStarting } from './signals.js';
+import { cacheCompiledCode } from './compile-cache.js';
 
 const stopAsOneShot = exitWhileStarting();
+cacheCompiledCode();
 
 interface Command {
   summary: string;

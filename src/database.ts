@@ -53,7 +53,10 @@ export function legacyNotice(home: Home, defaultHasDatabase: boolean): string | 
   if (home.moveTo === undefined) return undefined;
   const keep = `or keep it where it is: export ${HOME_VARIABLE}='${home.dir}'`;
   if (defaultHasDatabase) {
-    return `using the database in ${home.dir}, found in the current directory (homes no longer follow it; the default, ${home.moveTo}, holds another database): ${keep}`;
+    return (
+      `using the database in ${home.dir}, found in the current directory (homes no longer follow it); the default, ` +
+      `${home.moveTo}, holds another database, so this one cannot move there: to go on using this one, export ${HOME_VARIABLE}='${home.dir}'`
+    );
   }
   return (
     `using the database in ${home.dir}, found in the current directory (homes no longer follow it; the default is ${home.moveTo}): ` +

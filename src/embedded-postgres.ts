@@ -691,6 +691,24 @@ async function prepareHome(root: string, usersDir: string, user: ServerUser | un
 }
 
 /** Where a read-only command found no database: it made nothing. */
+/**
+ * Whether the home holds a database. A home this user may not look into (another user's) is said
+ * as such, never taken for an empty one: a read-only command would report "no database", and one
+ * that may create would fail on its first file.
+ */
+async function holdsData(root: string, dataDir: string): Promise<boolean> {
+  try {
+    await lstat(join(dataDir, 'PG_VERSION'));
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EACCES') return false;
+    throw new ConfigError('data home', [
+      `${HOME_VARIABLE}: ${root} is not this user's to use (looking into it: permission denied): ` +
+        `run the command as the user who made it, or point ${HOME_VARIABLE} at a home of your own`,
+    ]);
+  }
+}
+
 function noDatabase(root: string, why: string): ConfigError {
   return new ConfigError('data home', [
     `${HOME_VARIABLE}: no database in ${root} (${why}): looked for ${join(root, 'pgdata')}, and made nothing. ` +
@@ -791,7 +809,7 @@ export async function openEmbeddedPostgres(
   const root = resolve(home);
   const dataDir = join(root, 'pgdata');
   const usersDir = join(root, 'users');
-  const hasData = () => exists(join(dataDir, 'PG_VERSION'));
+  const hasData = () => holdsData(root, dataDir);
   if (!(await hasData())) {
     if (!create) throw noDatabase(root, why);
     // Before anything is made: the home itself may be what was deleted.

@@ -280,6 +280,7 @@ export function parseTargetsFile(content: string, source: string): TargetsFile {
   const triples = new Map<string, string>();
   const scopeKeys = new Map<string, string>();
   const scopeNames = new Map<string, string>();
+  const madeUpNames = new Map<string, string>();
   const placed: Placed[] = [];
   parsed.data.targets.forEach((entry, t) => {
     const account = entryAccount(entry.account, accounts, `targets[${t}].account`, problems);
@@ -291,6 +292,7 @@ export function parseTargetsFile(content: string, source: string): TargetsFile {
       // A made-up name repeats only with the definition, under another account: status says whose.
       const named = entry.name === undefined ? undefined : firstPlace(scopeNames, entry.name, `targets[${t}]`);
       if (named) problems.push(`targets[${t}].name: ${JSON.stringify(entry.name)} already names the scope at ${named}`);
+      if (entry.name === undefined) firstPlace(madeUpNames, scope.name, `targets[${t}]`);
       scopes.push(scope);
       placed.push({ path: `targets[${t}]`, discovers: true, account, projects: scope.projects, regions: scope.regions });
       return;
@@ -307,6 +309,12 @@ export function parseTargetsFile(content: string, source: string): TargetsFile {
       targets.push({ account, projectId, regionId, imageId: id, schedule });
     });
   });
+  // A name given must not be the one made up for another scope: two scopes would read the same everywhere.
+  for (const [name, path] of scopeNames) {
+    const other = madeUpNames.get(name);
+    if (other)
+      problems.push(`${path}.name: ${JSON.stringify(name)} is the name made up for the scope at ${other}: give one of them another`);
+  }
   problems.push(...crossAccountProblems(placed));
   if (problems.length > 0) throw new ConfigError(source, problems);
   return { accounts, targets, scopes, snapshot: parsed.data.snapshot ?? DEFAULT_SNAPSHOT_SCHEDULE };

@@ -58,8 +58,8 @@ async function embedded(prefix: string): Promise<ThrowawayDatabase> {
     env: { GCORE_IMAGE_SYNC_HOME: home },
     where: `an embedded PostgreSQL in ${home}`,
     lookCommands: [
-      `GCORE_IMAGE_SYNC_HOME=${home} gcore-image-sync changes --since 1h`,
-      `GCORE_IMAGE_SYNC_HOME=${home} gcore-image-sync db     # prints a URL for psql`,
+      `GCORE_IMAGE_SYNC_HOME=${home} npx gcore-image-sync changes --since 1h`,
+      `GCORE_IMAGE_SYNC_HOME=${home} npx gcore-image-sync db     # prints a URL for psql`,
       `rm -rf ${home}     # removes it`,
     ],
     release: async (keep) => {
@@ -88,7 +88,7 @@ async function onServer(serverUrl: string, prefix: string): Promise<ThrowawayDat
     env: { DATABASE_URL: url },
     where: `the database ${name} on the server DATABASE_URL names`,
     lookCommands: [
-      `DATABASE_URL=${shown} gcore-image-sync changes --since 1h${shown === url ? '' : '     # with your password for ***'}`,
+      `DATABASE_URL=${shown} npx gcore-image-sync changes --since 1h${shown === url ? '' : '     # with your password for ***'}`,
       `psql ${shown}`,
       `psql ${redactUrl(serverUrl)} -c 'DROP DATABASE ${name}'     # removes it`,
     ],

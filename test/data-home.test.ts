@@ -68,8 +68,9 @@ describe('the home: which directory (a pure rule)', () => {
         "or keep it where it is: export GCORE_IMAGE_SYNC_HOME='/srv/work/.gcore-image-sync'",
     );
     expect(legacyNotice(home, true)).toBe(
-      'using the database in /srv/work/.gcore-image-sync, found in the current directory (homes no longer follow it; the default, /var/lib/gcore-image-sync, holds another database): ' +
-        "or keep it where it is: export GCORE_IMAGE_SYNC_HOME='/srv/work/.gcore-image-sync'",
+      'using the database in /srv/work/.gcore-image-sync, found in the current directory (homes no longer follow it); the default, ' +
+        '/var/lib/gcore-image-sync, holds another database, so this one cannot move there: ' +
+        "to go on using this one, export GCORE_IMAGE_SYNC_HOME='/srv/work/.gcore-image-sync'",
     );
     expect(legacyNotice({ dir: '/d', why: 'set' }, false)).toBeUndefined();
   });

@@ -117,7 +117,7 @@ describe('gcore-image-sync demo', () => {
     try {
       expect(existsSync(join(home, 'pgdata', 'PG_VERSION'))).toBe(true);
       expect(result.stderr).toContain(`demo: kept its database, an embedded PostgreSQL in ${home}; look at it with:`);
-      expect(result.stderr).toContain(`  GCORE_IMAGE_SYNC_HOME=${home} gcore-image-sync changes --since 1h\n`);
+      expect(result.stderr).toContain(`  GCORE_IMAGE_SYNC_HOME=${home} npx gcore-image-sync changes --since 1h\n`);
       const changes = await runCli(['changes', '--since', '1h', '--field', 'name'], { GCORE_IMAGE_SYNC_HOME: home });
       expect(changes.code).toBe(0);
       expect(tableRows(changes.stdout).map((row) => [row.image, row.by])).toEqual([

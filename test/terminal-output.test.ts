@@ -172,6 +172,13 @@ describe('scope names', () => {
 `),
       ),
     ).toEqual(['targets[1].name: "web" already names the scope at targets[0]']);
+    expect(
+      problems(
+        file(`  - { name: "project 2, all regions", project_id: 1, region_id: all, discover: {} }
+  - { project_id: 2, region_id: all, discover: {} }
+`),
+      ),
+    ).toEqual(['targets[0].name: "project 2, all regions" is the name made up for the scope at targets[1]: give one of them another']);
   });
 
   it('makes a name from projects, regions and filters', () => {

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { withKeys, type KeyedAccount } from '../accounts.js';
 import { loadConfig } from '../config.js';
+import { inert } from '../log-format.js';
 import { ConfigError } from '../errors.js';
 import { imageIdProblem } from '../image-id.js';
 import { INT4_MAX, wholeNumber } from '../input-ranges.js';
@@ -97,7 +98,7 @@ export async function syncCommand({ args, logger, print }: CommandContext): Prom
     const run = await startManualSync(services.sql, services.queues, config.batchSize, { target, account: values.account });
     // Scopes by their names (made-up ones hold commas, hence the semicolons).
     const scopeNames = file.scopes.filter((s) => values.account === undefined || s.account === values.account).map((s) => s.name);
-    const named = scopeNames.length === run.listings.length ? ` (${scopeNames.join('; ')})` : '';
+    const named = scopeNames.length === run.listings.length ? ` (${inert(scopeNames.join('; '))})` : '';
     const listings = run.listings.length > 0 ? ` and ${counted(run.listings.length, 'scope listing')}${named}` : '';
     print(`run ${run.id}: queued ${counted(run.planned, 'refresh', 'refreshes')}${listings}`);
     if (!values.wait) {
