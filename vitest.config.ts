@@ -7,6 +7,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  */
 const UNIT = [
   'test/audit-cursor.test.ts',
+  'test/compile-cache.test.ts',
   'test/docs.test.ts',
   'test/image-diff.test.ts',
   'test/image-payload.test.ts',
