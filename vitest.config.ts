@@ -9,6 +9,7 @@ const UNIT = [
   'test/audit-cursor.test.ts',
   'test/compile-cache.test.ts',
   'test/docs.test.ts',
+  'test/frame-helpers.test.ts',
   'test/image-diff.test.ts',
   'test/image-payload.test.ts',
   'test/progress.test.ts',
