@@ -17,13 +17,13 @@ import type { Sql } from './db.js';
 import { enqueueBatches, missingJobs, type AccountQueues } from './queue.js';
 import type { GcoreClient, ListPage } from './gcore-client.js';
 import { AuthenticationError, RequestWithheldError } from './gcore-errors.js';
-import { contentHash } from './image-diff.js';
-import { validateImage } from './image-payload.js';
 import { INT4_MAX } from './input-ranges.js';
 import type { Triple } from './interfaces.js';
 import { PAGE_LIMIT } from './list-query.js';
 import type { Logger } from './logger.js';
-import { paced, storeObservations, type RefreshDeps } from './refresh.js';
+import { paced, type RefreshDeps } from './refresh.js';
+import { storeObservations } from './image-store.js';
+import { observe } from './observe.js';
 import { describeFailure } from './refresh-policy.js';
 import type { CauseLog } from './repeated-errors.js';
 import type { ScopeDefinition } from './scope.js';
@@ -181,11 +181,10 @@ export function startAuditFollower(deps: FollowerDeps): Follower {
       (a) => (a.kind === 'found' ? '200' : '404'),
     );
     if (answer.kind === 'gone') return;
-    const { snapshot, raw, warnings } = validateImage(answer.body, triple);
-    const scope = covering.find((s) => matchesFilters(snapshot, s.definition.filters));
+    const observation = observe(account, triple, answer.body, answer.observedAt);
+    const scope = covering.find((s) => matchesFilters(observation.snapshot, s.definition.filters));
     if (!scope) return;
     if (!(await adoptIntoScope(sql, scope.key, triple))) return;
-    const observation = { triple, account, snapshot, contentHash: contentHash(snapshot), raw, warnings, observedAt: answer.observedAt };
     const stored = (await storeObservations(sql, [observation])).get(tripleKey(triple));
     if (stored instanceof Error) throw stored;
     logger.info(

@@ -6,8 +6,6 @@
 import { DelayedError, type Job, type Worker } from 'bullmq';
 import type { ListPage, ListRequest } from './gcore-client.js';
 import { imageIdProblem } from './image-id.js';
-import { contentHash } from './image-diff.js';
-import { validateImage } from './image-payload.js';
 import type { Observation, Triple } from './interfaces.js';
 import { MAX_PART_COUNT, PAGE_LIMIT } from './list-query.js';
 import {
@@ -21,7 +19,9 @@ import {
 } from './queue.js';
 import { runAgainLater, sweepFailedJobs } from './job-recovery.js';
 import { decide, describeFailure } from './refresh-policy.js';
-import { paced, storeObservations } from './refresh.js';
+import { paced } from './refresh.js';
+import { storeObservations } from './image-store.js';
+import { observe } from './observe.js';
 import type { RefreshWorkerDeps } from './refresh-worker.js';
 import { scopeLabel } from './sql/scopeLabel.js';
 import { finishRunsSaying } from './run-log.js';
@@ -73,11 +73,7 @@ function readPage(account: string, page: QueuedPage, answer: ListPage): { listed
     ids.add(id);
     const triple = { projectId: page.projectId, regionId: page.regionId, imageId: id };
     try {
-      const { snapshot, raw, warnings } = validateImage(result, triple);
-      listed.push({
-        triple,
-        observation: { triple, account, snapshot, contentHash: contentHash(snapshot), raw, warnings, observedAt: answer.observedAt },
-      });
+      listed.push({ triple, observation: observe(account, triple, result, answer.observedAt) });
     } catch (error) {
       listed.push({ triple, error });
     }

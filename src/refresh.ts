@@ -9,15 +9,12 @@ import type { LimitFunction } from 'p-limit';
 import type { Sql } from './db.js';
 import type { GcoreClient } from './gcore-client.js';
 import { GcoreApiError, RateLimitedError, RequestWithheldError } from './gcore-errors.js';
-import { contentHash } from './image-diff.js';
-import { validateImage } from './image-payload.js';
 import type { ImageSnapshot, Observation, RefreshOutcome } from './interfaces.js';
 import type { RefreshItem } from './queue.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
-import { recordChanges } from './sql/recordChanges.js';
 import { recordDeletion } from './sql/recordDeletion.js';
-import { recordUnchanged } from './sql/recordUnchanged.js';
-import { isTransientStoreError, UnstorableImageError } from './store-errors.js';
+import { storeObservations } from './image-store.js';
+import { observe } from './observe.js';
 import { tripleKey } from './triple.js';
 
 export interface RefreshDeps {
@@ -50,21 +47,8 @@ async function fetchOne(deps: RefreshDeps, item: RefreshItem): Promise<Fetched> 
   try {
     const answer = await getImage(deps, item);
     if (answer.kind === 'gone') return { item, goneAt: answer.observedAt, ms: elapsed() };
-    const { snapshot, raw, warnings } = validateImage(answer.body, item);
     const triple = { projectId: item.projectId, regionId: item.regionId, imageId: item.imageId };
-    return {
-      item,
-      observation: {
-        triple,
-        account: deps.account,
-        snapshot,
-        contentHash: contentHash(snapshot),
-        raw,
-        warnings,
-        observedAt: answer.observedAt,
-      },
-      ms: elapsed(),
-    };
+    return { item, observation: observe(deps.account, triple, answer.body, answer.observedAt), ms: elapsed() };
   } catch (error) {
     return { item, error, ms: elapsed() };
   }
@@ -100,39 +84,6 @@ export async function paced<T>(
     if (error instanceof RateLimitedError) await onRateLimited(error);
     throw error;
   }
-}
-
-/**
- * Stores the changed observations; when Postgres refuses the write for a
- * reason that is not about Postgres itself, the halves are written apart
- * until each refused image stands alone and is returned as its own error.
- */
-async function storeApart(sql: Sql, observations: Observation[]): Promise<Map<string, 'unchanged' | 'changed' | Error>> {
-  try {
-    return await recordChanges(sql, observations);
-  } catch (error) {
-    if (isTransientStoreError(error)) throw error;
-    if (observations.length === 1) {
-      return new Map([[tripleKey(observations[0]!.triple), new UnstorableImageError(error)]]);
-    }
-    const half = Math.ceil(observations.length / 2);
-    const [first, second] = [await storeApart(sql, observations.slice(0, half)), await storeApart(sql, observations.slice(half))];
-    return new Map([...first, ...second]);
-  }
-}
-
-/**
- * Stores validated observations: the unchanged majority in one statement, the
- * rest apart. Returns each triple's outcome, or the error that kept it out.
- */
-export async function storeObservations(sql: Sql, observations: Observation[]): Promise<Map<string, 'unchanged' | 'changed' | Error>> {
-  const unchanged = new Set((await recordUnchanged(sql, observations)).map(tripleKey));
-  const stored = await storeApart(
-    sql,
-    observations.filter((o) => !unchanged.has(tripleKey(o.triple))),
-  );
-  for (const key of unchanged) stored.set(key, 'unchanged');
-  return stored;
 }
 
 export async function refreshBatch(deps: RefreshDeps, items: RefreshItem[]): Promise<ItemResult[]> {
