@@ -7,11 +7,9 @@
 import type { Sql } from './db.js';
 import type { Schedule } from './interfaces.js';
 import { nextTickAt, tickNow, type Queues } from './queue.js';
+import { tickNowAtStart } from './refresh-policy.js';
 import { lastDueTime } from './schedule.js';
 import { dueGroups } from './sql/dueGroups.js';
-
-/** A scheduler about to tick anyway (a new `every` one ticks at once, an overdue one at its first chance) needs no second run beside it. */
-const TICKS_SOON_MS = 60_000;
 
 export interface GroupStart {
   key: string;
@@ -47,7 +45,7 @@ export async function tickDueGroups(sql: Sql, queues: Queues, groups: Map<string
   for (const [key, schedule] of groups) {
     const group = found.find((g) => g.key === key);
     const next = await nextTickAt(queues.schedule, key);
-    const tickedNow = group !== undefined && (next === undefined || next - now.getTime() > TICKS_SOON_MS);
+    const tickedNow = group !== undefined && tickNowAtStart(next, now.getTime());
     if (tickedNow) await tickNow(queues.schedule, key, group.overdue ? duePeriod(schedule, now) : retryOf(group.failedAt!));
     starts.push({
       key,

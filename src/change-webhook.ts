@@ -6,6 +6,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Sql } from './db.js';
 import type { Logger } from './logger.js';
+import { webhookWaitMs } from './refresh-policy.js';
 import { deliverChanges, type DeliveredChange } from './sql/deliverChanges.js';
 import { SIGNATURE_HEADER, signatureHeader } from './webhook-signature.js';
 
@@ -18,8 +19,6 @@ export interface WebhookOptions {
   batchSize: number;
   timeoutMs: number;
 }
-
-const MAX_BACKOFF_MS = 60_000;
 
 async function post(options: WebhookOptions, secret: string, changes: DeliveredChange[]): Promise<void> {
   const body = JSON.stringify({ changes });
@@ -40,15 +39,15 @@ export async function runChangeWebhook(sql: Sql, options: WebhookOptions, logger
   const { secret } = options;
   let failures = 0;
   while (!signal.aborted) {
-    let wait = options.pollMs;
+    let wait: number;
     try {
       const sent = await deliverChanges(sql, options.batchSize, (changes) => post(options, secret, changes));
       if (sent > 0) logger.info({ changes: sent }, 'changes delivered to the webhook');
       failures = 0;
-      if (sent === options.batchSize) wait = 0;
+      wait = webhookWaitMs(failures, sent, options);
     } catch (error) {
       failures += 1;
-      wait = Math.min(1000 * 2 ** (failures - 1), MAX_BACKOFF_MS);
+      wait = webhookWaitMs(failures, 0, options);
       logger.warn({ error: (error as Error).message, retry_in_ms: wait }, 'webhook delivery failed; will retry');
     }
     await delay(wait, undefined, { signal }).catch(() => {});

@@ -13,6 +13,7 @@ import { onlyStoppedRemain } from './run-summary.js';
 import { unfinishedByAccount } from './sql/finishRuns.js';
 import { getRun, type RunProgress } from './sql/getRun.js';
 import { loadAccounts } from './sql/accounts.js';
+import { LOST, POLL, STORE_AWAY } from './refresh-policy.js';
 import { releaseClaims } from './sql/releaseClaims.js';
 import { startRun, type Run } from './sql/startRun.js';
 import { isTransientStoreError } from './store-errors.js';
@@ -36,18 +37,13 @@ export async function startManualSync(
   return { ...run, target, account };
 }
 
-/** How often a waiter runs the exact completeness check and looks for lost refreshes. */
-const CHECK_MS = 5000;
-/** A claim younger than this may belong to a job being added right now. */
-const CLAIM_SETTLE_MS = 5000;
-
 /**
  * Refreshes of the run that can no longer happen: claims whose job is gone
  * from Redis are freed, and when nothing is queued or running anywhere, the
  * run's targets still without an outcome are queued again.
  */
 async function requeueLost(sql: Sql, queues: Queues, run: ManualRun, batchSize: number, stopped: ReadonlySet<string>): Promise<number> {
-  await releaseClaims(sql, await lostJobs(sql, queues, CLAIM_SETTLE_MS));
+  await releaseClaims(sql, await lostJobs(sql, queues, LOST.claimSettleMs));
   // The queue of an account no worker here serves any more keeps its jobs: it does not count as busy.
   const served = (await loadAccounts(sql)).map((a) => a.name).filter((name) => !stopped.has(name));
   if (!(await refreshQueueIdle(queues, served))) return 0;
@@ -93,7 +89,7 @@ export async function waitForRun(
   for (;;) {
     options.signal?.throwIfAborted();
     try {
-      if (Date.now() - checkedAt > CHECK_MS) {
+      if (Date.now() - checkedAt > POLL.runCheckMs) {
         checkedAt = Date.now();
         await finishRunsSaying(sql, queues, options.logger);
         const requeued = await requeueLost(sql, queues, run, options.batchSize, options.stoppedAccounts?.() ?? new Set());
@@ -112,6 +108,6 @@ export async function waitForRun(
       if (!storeAway) options.onNotice?.(`Postgres does not answer (${(error as Error).message}); waiting for it`);
       storeAway = true;
     }
-    await delay(storeAway ? 1000 : (options.pollMs ?? 250));
+    await delay(storeAway ? STORE_AWAY.waiterPollMs : (options.pollMs ?? POLL.runMs));
   }
 }

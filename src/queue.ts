@@ -5,6 +5,7 @@ import { DelayedError, Queue, type BackendFactory, type IQueueBackend, type Job,
 import pLimit from 'p-limit';
 import { DEFAULT_ACCOUNT } from './accounts.js';
 import type { Schedule, Triple } from './interfaces.js';
+import { JOB_RETRY } from './refresh-policy.js';
 import { schedulerId } from './schedule.js';
 
 export const REFRESH_QUEUE = 'image-refresh';
@@ -76,8 +77,7 @@ export interface TickJobData extends DeploymentJobData {
  * that fails for good hands its items back to the policy (failedBatches).
  */
 const REFRESH_JOB_OPTIONS: JobsOptions = {
-  attempts: 3,
-  backoff: { type: 'exponential', delay: 2000 },
+  ...JOB_RETRY.work,
   removeOnComplete: true,
   removeOnFail: { count: 1000 },
 };
@@ -269,8 +269,7 @@ export interface SchedulerChanges {
 }
 
 const TICK_JOB_OPTIONS: JobsOptions = {
-  attempts: 5,
-  backoff: { type: 'exponential', delay: 2000 },
+  ...JOB_RETRY.tick,
   removeOnComplete: 100,
   removeOnFail: 100,
 };

@@ -9,6 +9,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { DEFAULT_ACCOUNT } from './accounts.js';
 import { DEFAULTS } from './config.js';
 import { PausedPastCapError } from './gcore-errors.js';
+import { backoffMs, POLL, STORE_AWAY } from './refresh-policy.js';
 import { isTransientStoreError } from './store-errors.js';
 
 /** A pause in force on a timeline (after a 429): how much longer it lasts, and how long the API asked for (Infinity: no bound). */
@@ -81,12 +82,6 @@ function accountKey(key: string, account: string): string {
  */
 const FASTEST_DRIFT_MS = 1;
 
-/** How often a process without a rate limit looks for a pause set by another. */
-const PAUSE_POLL_MS = 250;
-
-/** The longest wait between two tries of a store that is away. */
-const STORE_RETRY_MAX_MS = 2000;
-
 /**
  * A call to the timeline, tried again while the store is away (a restart,
  * killed connections): no request is sent meanwhile, and the image it is for
@@ -95,12 +90,12 @@ const STORE_RETRY_MAX_MS = 2000;
  * taken for a failed request to the API.
  */
 async function whileStoreAway<T>(call: () => Promise<T>): Promise<T> {
-  for (let waitMs = 100; ; waitMs = Math.min(waitMs * 2, STORE_RETRY_MAX_MS)) {
+  for (let failures = 1; ; failures++) {
     try {
       return await call();
     } catch (error) {
       if (!isTransientStoreError(error)) throw error;
-      await delay(waitMs);
+      await delay(backoffMs(STORE_AWAY.timeline, failures));
     }
   }
 }
@@ -149,7 +144,7 @@ export class ApiRateLimiter {
     }
     // Without a limit there is no timeline to wait on, only pauses after a 429.
     const now = Date.now();
-    if (now - this.checkedAt > PAUSE_POLL_MS) {
+    if (now - this.checkedAt > POLL.pauseMs) {
       this.checkedAt = now;
       const { waitMs: ahead, pause } = await whileStoreAway(() => this.timeline.take(0, false));
       if (ahead > 0) this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ahead);

@@ -1,4 +1,5 @@
 // The retry and outcome policy, decided without services.
+import { Backoffs } from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import {
   AuthenticationError,
@@ -10,7 +11,24 @@ import {
 } from '../src/gcore-errors.js';
 import { InvalidPayloadError } from '../src/image-payload.js';
 import type { RefreshItem } from '../src/queue.js';
-import { decide, decideBatchError, rateLimitPause, retryDelayMs, type RetryPolicy } from '../src/refresh-policy.js';
+import {
+  API_BACKOFF,
+  auditWaitMs,
+  backoffMs,
+  decide,
+  decideBatchError,
+  JOB_BACKOFF,
+  JOB_RETRY,
+  jobBackoff,
+  POLL,
+  rateLimitPause,
+  retryDelayMs,
+  STORE_AWAY,
+  tickNowAtStart,
+  WEBHOOK_BACKOFF,
+  webhookWaitMs,
+  type RetryPolicy,
+} from '../src/refresh-policy.js';
 import { UnstorableImageError } from '../src/store-errors.js';
 
 const policy: RetryPolicy = { attempts: 3, rateLimitMaxWaitMs: 60_000, freeRateLimitRetries: 2 };
@@ -108,5 +126,56 @@ describe('refresh policy', () => {
     expect(decideBatchError(Object.assign(new Error('terminating'), { code: '57P01' }))).toBe('wait-for-store');
     expect(decideBatchError(Object.assign(new Error('gone'), { code: 'ECONNREFUSED' }))).toBe('wait-for-store');
     expect(decideBatchError(new Error('a bug'))).toBe('fail-job');
+  });
+});
+
+describe('delay schemes', () => {
+  it('backs off exponentially up to a cap, less up to the jitter, the first failure and none alike', () => {
+    const backoff = { firstMs: 100, maxMs: 1000, jitter: 0.5 };
+    expect([0, 1, 2, 3, 4, 5, 40].map((n) => backoffMs(backoff, n, () => 0))).toEqual([100, 100, 200, 400, 800, 1000, 1000]);
+    expect(backoffMs(backoff, 5, () => 1)).toBe(500);
+    expect(backoffMs(backoff, 2, () => 0.5)).toBe(150);
+    expect(retryDelayMs(4, () => 0.5)).toBe(backoffMs(API_BACKOFF, 4, () => 0.5));
+  });
+
+  it('tries a store that is away again from 100 ms doubling to 2 s, without jitter', () => {
+    expect([1, 2, 3, 4, 5, 6, 7].map((n) => backoffMs(STORE_AWAY.timeline, n, () => 1))).toEqual([100, 200, 400, 800, 1600, 2000, 2000]);
+  });
+
+  it('delivers to a webhook again at once after a full batch, at its interval after less, and backs off to a minute after failures', () => {
+    const options = { batchSize: 100, pollMs: 5000 };
+    expect(webhookWaitMs(0, 100, options)).toBe(0);
+    expect(webhookWaitMs(0, 99, options)).toBe(5000);
+    expect(webhookWaitMs(0, 0, options)).toBe(5000);
+    expect([1, 2, 3, 6, 7, 8, 20].map((n) => webhookWaitMs(n, 0, options))).toEqual([1000, 2000, 4000, 32_000, 60_000, 60_000, 60_000]);
+    expect(backoffMs(WEBHOOK_BACKOFF, 3, () => 1)).toBe(4000);
+  });
+
+  it('gives BullMQ the job backoff it computes alike: 2 s doubling, three attempts for work, five for a tick', () => {
+    for (const retry of [JOB_RETRY.work, JOB_RETRY.tick]) {
+      for (let attemptsMade = 1; attemptsMade <= 5; attemptsMade++) {
+        expect(Backoffs.calculate(retry.backoff, attemptsMade, new Error('crashed'), undefined as never)).toBe(
+          backoffMs(JOB_BACKOFF, attemptsMade),
+        );
+      }
+    }
+    expect([JOB_RETRY.work.attempts, JOB_RETRY.tick.attempts]).toEqual([3, 5]);
+    expect(() => jobBackoff(API_BACKOFF)).toThrow('BullMQ backs off without a cap or jitter');
+  });
+
+  it('has an audit follower look again when its poll is due, not sooner than a second, not later than its interval', () => {
+    const now = 1_000_000;
+    expect(auditWaitMs(now + 10_000, now, 30_000)).toBe(10_000);
+    expect(auditWaitMs(now + 10, now, 30_000)).toBe(POLL.auditMinMs);
+    expect(auditWaitMs(now - 5000, now, 30_000)).toBe(1000);
+    expect(auditWaitMs(now + 90_000, now, 30_000)).toBe(30_000);
+  });
+
+  it('ticks due work at start unless its scheduler ticks within a minute anyway', () => {
+    const now = 1_000_000;
+    expect(tickNowAtStart(undefined, now)).toBe(true);
+    expect(tickNowAtStart(now + 60_000, now)).toBe(false);
+    expect(tickNowAtStart(now + 60_001, now)).toBe(true);
+    expect(tickNowAtStart(now - 1000, now)).toBe(false);
   });
 });
