@@ -10,11 +10,12 @@ import type { QueueBackend } from './backend.js';
 import type { Sql } from './db.js';
 import { MARK_TTL_MS, mixedStoresProblem, sharingProblem } from './deployment-registry.js';
 import type { Logger } from './logger.js';
+import { every } from './periodic.js';
+import { HAND_BACK } from './refresh-policy.js';
 import { clearQueueStoreMark, markQueueStore } from './sql/queueStoreMarks.js';
 import { handBack, jobDeployment, type DeploymentJobData } from './queue.js';
 
-/** How long a foreign job waits before it is offered again: long enough not to spin, short enough not to hold up its owner. */
-const HAND_BACK_MS = 1000;
+/** Marks are renewed three times in their life, so two beats lost to a slow store do not let one lapse. */
 const HEARTBEAT_MS = MARK_TTL_MS / 3;
 
 export interface DeploymentGuardDeps {
@@ -67,8 +68,8 @@ export function startDeploymentGuard({ backend, sql, queuePrefix, deployment, wo
       // Postgres away: the refreshes report that; the next beat marks the store again.
     }
   }
-  void heartbeat();
-  const timer = setInterval(() => void heartbeat(), HEARTBEAT_MS);
+  // heartbeat() says nothing of a failure: the work that needs the store reports it.
+  const beats = every(HEARTBEAT_MS, heartbeat, { now: true, onError: () => {} });
 
   return {
     async check(job, token) {
@@ -88,10 +89,11 @@ export function startDeploymentGuard({ backend, sql, queuePrefix, deployment, wo
       // Marked, so that `status` and /readyz name the owner even while none of its processes runs;
       // a mark lost to a blip of the store is made again by the next foreign job.
       await backend.markDeployment(owner).catch(() => {});
-      throw await handBack(job, token, HAND_BACK_MS);
+      throw await handBack(job, token, HAND_BACK.foreignJobMs);
     },
     async stop() {
-      clearInterval(timer);
+      // Not waiting for a beat in flight, as before: a store away would hold the stop up, and a mark it puts back lapses after MARK_TTL_MS.
+      void beats.stop();
       await clearQueueStoreMark(sql, backend.kind, worker).catch(() => {});
     },
   };

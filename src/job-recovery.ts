@@ -3,10 +3,8 @@
 // for good in any process.
 import { DelayedError, type Job, type Worker } from 'bullmq';
 import type { Logger } from './logger.js';
-import { decideBatchError } from './refresh-policy.js';
-
-/** How long a job waits when Postgres is unreachable before it runs again. */
-const STORE_RETRY_MS = 2000;
+import { every } from './periodic.js';
+import { decideBatchError, STORE_AWAY } from './refresh-policy.js';
 
 /**
  * Postgres unreachable (or a deadlock): the job runs again later without
@@ -16,10 +14,10 @@ const STORE_RETRY_MS = 2000;
 export async function runAgainLater(job: Job, token: string | undefined, error: unknown, logger: Logger, what: string): Promise<never> {
   if (error instanceof DelayedError || decideBatchError(error) === 'fail-job') throw error;
   logger.warn(
-    { job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_RETRY_MS },
+    { job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_AWAY.jobMs },
     `Postgres unavailable: the ${what} will run again`,
   );
-  await job.moveToDelayed(Date.now() + STORE_RETRY_MS, token);
+  await job.moveToDelayed(Date.now() + STORE_AWAY.jobMs, token);
   throw new DelayedError();
 }
 
@@ -29,14 +27,13 @@ export async function runAgainLater(job: Job, token: string | undefined, error: 
  * event here.
  */
 export function sweepFailedJobs(worker: Worker, intervalMs: number, recover: () => Promise<void>, logger: Logger, what: string): void {
-  const sweep = () => {
-    recover().catch((error: Error) => logger.warn({ error: error.message }, `could not recover failed ${what}; will try again`));
-  };
+  const failed = (error: Error) => logger.warn({ error: error.message }, `could not recover failed ${what}; will try again`);
+  // Beside the periodic sweep, not through it: a sweep in flight may have read the failed jobs before this one.
+  // Two at once are safe, as only one process (or sweep) takes a failed job.
   worker.on('failed', (job) => {
-    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) sweep();
+    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) recover().catch(failed);
   });
-  const timer = setInterval(sweep, intervalMs);
-  timer.unref();
-  worker.on('closing', () => clearInterval(timer));
-  sweep();
+  const sweeps = every(intervalMs, recover, { now: true, onError: failed });
+  // The worker's close does not wait for a sweep in flight, as before: its jobs are taken or left whole.
+  worker.on('closing', () => void sweeps.stop());
 }

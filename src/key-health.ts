@@ -3,6 +3,7 @@
 // where, renewed while it lives and removed when it stops, so `status` (another
 // process, on any machine) lists exactly the processes that take no jobs for
 // that reason. Only the fact is kept, never the key or anything derived from it.
+import { every } from './periodic.js';
 
 export interface KeyRejection {
   /** The account whose key was rejected (its name only). */
@@ -26,15 +27,17 @@ export function entryName(rejection: KeyRejection): string {
   return `${rejection.hostname}:${rejection.pid}:${rejection.worker}:${rejection.account}`;
 }
 
-/** Writes a record now and every RENEW_MS (each write lasting ENTRY_TTL_MS) until released. */
+/**
+ * Writes a record now and every RENEW_MS (each write lasting ENTRY_TTL_MS)
+ * until released. The release removes it without waiting for a write in
+ * flight, as it always has: a store away would hold the stop up, and a write
+ * that lands after the removal lasts ENTRY_TTL_MS at most.
+ */
 export function holdRecord(write: () => Promise<unknown>, remove: () => Promise<unknown>, onError: (error: Error) => void): HeldRejection {
-  const renew = () => write().catch(onError);
-  void renew();
-  const timer = setInterval(() => void renew(), RENEW_MS);
-  timer.unref();
+  const renewals = every(RENEW_MS, write, { now: true, onError });
   return {
     async release() {
-      clearInterval(timer);
+      void renewals.stop();
       await remove().catch(onError);
     },
   };

@@ -9,6 +9,7 @@
 // and this process that wakes up (its count of context switches moves while it should sleep in
 // wait()) was signalled, and counts as npm going away too. A process in another session than npm's
 // (setsid) was detached on purpose and is left alone; without npm, or without /proc, nothing is watched.
+import { every } from './periodic.js';
 import { contextSwitches, readCmdline, readStat } from './proc-stat.js';
 
 /** How often the launcher is looked for: a read of one small /proc file. */
@@ -77,11 +78,15 @@ export function stopWhenLauncherGoes(launcher = findLauncher()): void {
   if (!launcher) return;
   const continued = () => lookAgain(launcher);
   process.on('SIGCONT', continued);
-  const timer = setInterval(() => {
-    if (launcherAlive(launcher)) return;
-    clearInterval(timer);
-    process.off('SIGCONT', continued);
-    process.kill(process.pid, 'SIGTERM');
-  }, POLL_MS);
-  timer.unref();
+  every(
+    POLL_MS,
+    () => {
+      if (launcherAlive(launcher)) return undefined;
+      process.off('SIGCONT', continued);
+      process.kill(process.pid, 'SIGTERM');
+      return 'stop';
+    },
+    // The reads of /proc answer undefined rather than throw; this would be a bug, said as a warning.
+    { onError: (error) => process.emitWarning(`could not look for the npm launcher: ${error.message}`) },
+  );
 }

@@ -5,6 +5,7 @@
 // one read differently. Per-image and per-page lines are at debug.
 import type { Sql } from './db.js';
 import type { Logger } from './logger.js';
+import { every } from './periodic.js';
 import { nextTickAt, type Queues } from './queue.js';
 import { describeSchedule } from './schedule.js';
 import type { Run } from './sql/startRun.js';
@@ -89,43 +90,40 @@ export async function closeRunSaying(
 
 /**
  * Every `seconds`, a line per open run: done of planned, failures, and the
- * rate since the last line. Silent while no run is open. Returns its stop.
+ * rate since the last line. Silent while no run is open. Returns its stop,
+ * which does not wait for a line being written.
  */
 export function sayProgress(sql: Sql, logger: Logger, seconds: number): () => void {
   if (seconds === 0) return () => {};
   // Each run's done count when its last line was written, and when: the rate is over the time between lines.
   const last = new Map<number, { done: number; at: number }>();
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy) return;
-    busy = true;
-    openRuns(sql)
-      .then((runs) => {
-        for (const run of runs) {
-          const done = doneOf(run);
-          const now = Date.now();
-          const before = last.get(run.id) ?? { done: 0, at: new Date(run.startedAt).getTime() };
-          logger.info(
-            {
-              run_id: run.id,
-              kind: run.kind,
-              schedule: describeSchedule(run.scheduleKey),
-              done,
-              planned: run.planned,
-              discovered: run.discovered,
-              failed: run.failed,
-              per_second: Math.round(((done - before.done) / Math.max(1, (now - before.at) / 1000)) * 10) / 10,
-            },
-            'run progress',
-          );
-          last.set(run.id, { done, at: now });
-        }
-        for (const id of last.keys()) if (!runs.some((run) => run.id === id)) last.delete(id);
-      })
-      // Postgres being away is reported by the work that needs it; a progress line can wait for the next interval.
-      .catch((error: Error) => logger.debug({ error: error.message }, 'progress line skipped'))
-      .finally(() => (busy = false));
-  }, seconds * 1000);
-  timer.unref();
-  return () => clearInterval(timer);
+  const lines = every(
+    seconds * 1000,
+    async () => {
+      const runs = await openRuns(sql);
+      for (const run of runs) {
+        const done = doneOf(run);
+        const now = Date.now();
+        const before = last.get(run.id) ?? { done: 0, at: new Date(run.startedAt).getTime() };
+        logger.info(
+          {
+            run_id: run.id,
+            kind: run.kind,
+            schedule: describeSchedule(run.scheduleKey),
+            done,
+            planned: run.planned,
+            discovered: run.discovered,
+            failed: run.failed,
+            per_second: Math.round(((done - before.done) / Math.max(1, (now - before.at) / 1000)) * 10) / 10,
+          },
+          'run progress',
+        );
+        last.set(run.id, { done, at: now });
+      }
+      for (const id of last.keys()) if (!runs.some((run) => run.id === id)) last.delete(id);
+    },
+    // Postgres being away is reported by the work that needs it; a progress line can wait for the next interval.
+    { onError: (error) => logger.debug({ error: error.message }, 'progress line skipped') },
+  );
+  return () => void lines.stop();
 }

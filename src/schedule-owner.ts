@@ -11,6 +11,7 @@ import { IMPLIED_ACCOUNT } from './accounts.js';
 import type { Sql } from './db.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './logger.js';
+import { every } from './periodic.js';
 import { scheduleKey } from './schedule.js';
 import { claimSchedule, type Claimant, type ScheduleOwner } from './sql/claimSchedule.js';
 import { getScheduleOwner } from './sql/getScheduleOwner.js';
@@ -118,29 +119,29 @@ export interface HeldSchedule {
  */
 export function holdSchedule(sql: Sql, me: Claimant, logger: Logger): HeldSchedule {
   const hash = me.configHash;
-  let beat: Promise<void> = Promise.resolve();
-  const timer = setInterval(() => {
-    beat = (async () => {
-      try {
-        if (await scheduleHeartbeat(sql, me)) return;
-        clearInterval(timer);
-        const owner = await getScheduleOwner(sql, STALE_AFTER_SECONDS);
-        logger.error(
-          { owner: owner ?? null, config: hash },
-          `another configuration took over the targets and schedules: ${owner ? describeOwner(owner) : 'its record is gone'}; ` +
-            'this process goes on working the queues; restart it with that targets file, or with --take-over',
-        );
-      } catch (error) {
-        // Postgres away for a moment: the next beat tries again; the claim lasts STALE_AFTER_SECONDS.
-        logger.warn({ error: (error as Error).message }, 'schedule heartbeat failed');
-      }
-    })();
-  }, HEARTBEAT_MS);
-  timer.unref();
+  // Postgres away for a moment: the next beat tries again; the claim lasts STALE_AFTER_SECONDS.
+  const failed = (error: Error) => logger.warn({ error: error.message }, 'schedule heartbeat failed');
+  const sayTakenOver = async () => {
+    const owner = await getScheduleOwner(sql, STALE_AFTER_SECONDS);
+    logger.error(
+      { owner: owner ?? null, config: hash },
+      `another configuration took over the targets and schedules: ${owner ? describeOwner(owner) : 'its record is gone'}; ` +
+        'this process goes on working the queues; restart it with that targets file, or with --take-over',
+    );
+  };
+  const beats = every(
+    HEARTBEAT_MS,
+    async () => {
+      if (await scheduleHeartbeat(sql, me)) return undefined;
+      // The claim is another's: the beats end, even when its owner cannot be read to say so.
+      await sayTakenOver().catch(failed);
+      return 'stop';
+    },
+    { onError: failed },
+  );
   return {
     async release() {
-      clearInterval(timer);
-      await beat;
+      await beats.stop();
       try {
         await releaseSchedule(sql, hash);
       } catch (error) {

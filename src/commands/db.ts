@@ -32,13 +32,16 @@ export async function dbCommand({ logger, print }: CommandContext): Promise<numb
   print('Ctrl-C stops it (unless another gcore-image-sync process still uses it)');
   // Room for the server's stop: a fast one (up to 10 s), then an immediate one when that fails.
   onShutdown(logger, 30_000, () => store.close(), 'with the embedded PostgreSQL (stopped unless another process uses it)');
-  // Serves until stopped, or until the data is gone for good (its server is stopped by then). Held
-  // alive meanwhile: a server that stops by itself (its files deleted) closes every socket that
-  // would, and the check that finds the data gone runs on a timer that holds nothing.
-  const serving = setInterval(() => {}, 2 ** 30);
+  // Serves until stopped (onShutdown exits), or until the data is gone for good (its server is
+  // stopped by then). Nothing else holds the process open meanwhile: signal listeners hold nothing,
+  // a server that stops by itself (its files deleted) closes every socket that would, and the check
+  // that finds the data gone is a periodic one, whose timer holds nothing. So this timer does: it
+  // runs nothing, and is the one setInterval in src/ besides periodic.ts's (an interval, as a
+  // single timer longer than 2^31 ms would fire at once, and this may serve for longer).
+  const holdOpen = setInterval(() => {}, 2 ** 30);
   try {
     return await whenLost(store);
   } finally {
-    clearInterval(serving);
+    clearInterval(holdOpen);
   }
 }
