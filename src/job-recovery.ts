@@ -4,6 +4,7 @@
 import { DelayedError, type Job, type Worker } from 'bullmq';
 import type { Logger } from './logger.js';
 import { every } from './periodic.js';
+import { handBack } from './queue.js';
 import { decideBatchError, STORE_AWAY } from './refresh-policy.js';
 
 /**
@@ -17,8 +18,7 @@ export async function runAgainLater(job: Job, token: string | undefined, error: 
     { job_id: job.id, error: (error as Error).message, retry_in_ms: STORE_AWAY.jobMs },
     `Postgres unavailable: the ${what} will run again`,
   );
-  await job.moveToDelayed(Date.now() + STORE_AWAY.jobMs, token);
-  throw new DelayedError();
+  throw await handBack(job, token, STORE_AWAY.jobMs);
 }
 
 /**
@@ -29,11 +29,11 @@ export async function runAgainLater(job: Job, token: string | undefined, error: 
 export function sweepFailedJobs(worker: Worker, intervalMs: number, recover: () => Promise<void>, logger: Logger, what: string): void {
   const failed = (error: Error) => logger.warn({ error: error.message }, `could not recover failed ${what}; will try again`);
   // Beside the periodic sweep, not through it: a sweep in flight may have read the failed jobs before this one.
-  // Two at once are safe, as only one process (or sweep) takes a failed job.
+  // Two sweeps at once are as safe as two processes' sweeps, which run at once anyway.
   worker.on('failed', (job) => {
     if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) recover().catch(failed);
   });
   const sweeps = every(intervalMs, recover, { now: true, onError: failed });
-  // The worker's close does not wait for a sweep in flight, as before: its jobs are taken or left whole.
+  // The worker's close does not wait for a sweep in flight, as before.
   worker.on('closing', () => void sweeps.stop());
 }

@@ -1,8 +1,8 @@
 // Every retry, backoff, hand-back and look-again delay of the project, each a
 // named decision with the reason for its numbers, and the refresh policy that
-// chooses among them after a request failed (decide), as the Gcore SDKs keep
-// theirs in one place. Nothing here waits: the callers carry the decisions
-// out, and no other module picks a delay of its own. The schemes:
+// chooses among them after a request failed (decide). Nothing here waits:
+// the callers carry the decisions out, and no other module picks a retry
+// delay of its own. The schemes:
 // - exponential backoff (backoffMs): a try that failed may pass later, so the
 //   waits grow: API_BACKOFF, WEBHOOK_BACKOFF, STORE_AWAY.timeline, JOB_RETRY;
 // - as asked: a 429 waits what the API asked for, up to the cap (rateLimitPause);
@@ -97,17 +97,16 @@ export const STORE_AWAY = {
   timeline: { firstMs: 100, maxMs: 2000, jitter: 0 } satisfies Backoff,
   /** `sync --wait` looks at its run once a second while Postgres does not answer, not every POLL.runMs: the run cannot move meanwhile, and each look is a connection attempt. */
   waiterPollMs: 1000,
-  /** A process using the embedded server checks every 5 s that it runs, and starts it again until it does: every query waits for it meanwhile, and a check is cheap. */
+  /** A process using the embedded server checks every 5 s that it runs, and starts it again until it does: queries fail meanwhile (and wait as a store away), so it must come back soon, without spinning on a start that fails. */
   embeddedCheckMs: 5000,
 } as const;
 
 /**
- * BullMQ's own attempts, for a job that threw as a whole (a bug, a lost
+ * BullMQ's own backoff, for a job that threw as a whole (a bug, a lost
  * connection): each image's or page's attempts live in its item and follow
- * decide(). 2 s doubling, longer than STORE_AWAY.jobMs, as a job that threw
- * is likelier a bug than a blip; BullMQ's exponential backoff has no cap,
- * which the few attempts make moot. A tick gets five (waits of 2 to 16 s):
- * a tick lost is work not done until the next one, which may be a day away.
+ * decide(). 2 s doubling: a job that threw is likelier a bug than a blip, so
+ * its few attempts (JOB_RETRY) end soon; BullMQ's exponential backoff has no
+ * cap, which those few attempts make moot.
  */
 export const JOB_BACKOFF: Backoff = { firstMs: 2000, maxMs: Number.POSITIVE_INFINITY, jitter: 0 };
 
@@ -118,8 +117,9 @@ export function jobBackoff(backoff: Backoff): BackoffOptions {
 }
 
 export const JOB_RETRY = {
-  /** Refresh and listing jobs: a failed job's items go back to the policy after three (queue.ts failedBatches). */
+  /** Refresh and listing jobs, three attempts (waits of 2 and 4 s): then a failed job's items go back to the policy one by one (queue.ts failedBatches). */
   work: { attempts: 3, backoff: jobBackoff(JOB_BACKOFF) },
+  /** A tick, five (waits of 2 to 16 s): a tick lost is work not done until the next one, which may be a day away. */
   tick: { attempts: 5, backoff: jobBackoff(JOB_BACKOFF) },
 } as const satisfies Record<string, Pick<JobsOptions, 'attempts' | 'backoff'>>;
 
@@ -128,13 +128,14 @@ export const HAND_BACK = {
   /**
    * Images whose requests this process withheld (its key was rejected) are
    * queued again at once, under a new job: this process's refresh worker of
-   * the account is paused by then, so only a process whose key works takes them.
+   * the account is paused once its key is rejected, so only a process whose
+   * key works takes them.
    */
   withheldRefreshMs: 0,
   /**
    * A listing job whose request this process withheld goes back as the same
-   * job after 2 s: this process's listing worker stops taking jobs only as
-   * the rejection reaches it, and must not take the job straight back.
+   * job, to be taken after 2 s: this process's listing worker is being paused
+   * meanwhile (worker.ts), and must not take the job straight back.
    */
   withheldListingMs: 2000,
   /** A job of another deployment is offered again after 1 s: long enough not to spin, short enough not to hold up its owner. */
