@@ -1,9 +1,7 @@
 // Sample images shaped like the real API's answers (see ../shared/reference),
 // and the projects and regions that hold them.
 import type { Triple } from '../interfaces.js';
-import type { ProjectInput, RegionInput } from './list-queries.js';
-
-export type ImagePayload = Record<string, unknown>;
+import type { ImagePayload, ProjectInput, RegionInput } from './list-queries.js';
 
 /** The sample triple Gcore's own SDK tests use. */
 export const SAMPLE_TRIPLE: Triple = { projectId: 1, regionId: 7, imageId: '8cab6f28-09ca-4201-b3f7-23c7893f4bd6' };
