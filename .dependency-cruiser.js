@@ -3,7 +3,7 @@
 // graph): a cycle of types is still two modules that cannot be read or moved
 // apart, which is what this rule is for.
 /** @type {import('dependency-cruiser').IConfiguration} */
-module.exports = {
+export default {
   forbidden: [
     {
       name: 'no-circular',
