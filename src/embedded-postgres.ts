@@ -127,7 +127,7 @@ async function makeDirectories(path: string, mode: number, leafMode: number): Pr
  * copy per package version in this folder, made once, shared by every home
  * and clone of that version. A cache: deleting it costs one copy.
  */
-export const PROGRAM_CACHE = '/var/cache/gcore-image-sync';
+const PROGRAM_CACHE = '/var/cache/gcore-image-sync';
 
 /**
  * The programs as the server's user can run them: where they are when it can

@@ -73,14 +73,6 @@ export function demoImages(): Array<[Triple, ImagePayload]> {
   ]);
 }
 
-/** N generated images in project 1, region 1, with ids sampleImageId(1..N). */
-export function generatedImages(count: number): Array<[Triple, ImagePayload]> {
-  return Array.from({ length: count }, (_, n) => {
-    const triple = { projectId: 1, regionId: 1, imageId: sampleImageId(n + 1) };
-    return [triple, sampleImage(triple)];
-  });
-}
-
 /** The projects and regions that hold the demo images, for listing them (`project_id: all`). */
 export function demoProjects(): ProjectInput[] {
   return [

@@ -193,7 +193,7 @@ export function projectFilter(query: URLSearchParams): ((project: ProjectRecord)
   return (project) => (includeDeleted || project.deleted_at === null) && (name === undefined || project.name.toLowerCase().includes(name));
 }
 
-export type RegionState = 'ACTIVE' | 'DELETED' | 'DELETING' | 'DELETION_FAILED' | 'INACTIVE' | 'MAINTENANCE' | 'NEW';
+type RegionState = 'ACTIVE' | 'DELETED' | 'DELETING' | 'DELETION_FAILED' | 'INACTIVE' | 'MAINTENANCE' | 'NEW';
 
 export interface RegionInput {
   id: number;

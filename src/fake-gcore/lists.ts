@@ -37,7 +37,7 @@ interface ListLieRule {
 }
 
 /** The items a lying list holds out of those the real one would (already filtered by the query). */
-export function toldItems<T>(items: T[], lie: ListLie): T[] {
+function toldItems<T>(items: T[], lie: ListLie): T[] {
   switch (lie.kind) {
     case 'shortCount':
       return items.slice(0, lie.count);
