@@ -6,7 +6,9 @@ import type { Actor } from './audit-log.js';
 import { LIST_ENDPOINTS, type ListEndpoint, type ListSelector } from './list-queries.js';
 import type { Fault, ListLie } from './faults.js';
 
-export class ControlError extends Error {}
+export class ControlError extends Error {
+  override name = 'ControlError';
+}
 
 type Body = Record<string, unknown>;
 

@@ -25,7 +25,9 @@ export interface RoutedListRequest {
 }
 
 /** A query the real API refuses with 422. */
-export class QueryError extends Error {}
+export class QueryError extends Error {
+  override name = 'QueryError';
+}
 
 export function selects(selector: ListSelector, request: RoutedListRequest): boolean {
   return (
