@@ -1,14 +1,12 @@
-// Where the queues, the job schedulers, the shared request timeline and the
-// records other processes read (rejected keys, deployments) live: Redis when
-// REDIS_URL is set, otherwise the deployment's own Postgres database. This is
-// the one place that decides; the rest of the code asks the backend and never
-// learns which one runs.
+// What the rest of the code asks of the place where the queues, the job
+// schedulers, the shared request timeline and the records other processes
+// read (rejected keys, deployments) live: Redis (redis-backend.ts) or the
+// deployment's own Postgres database (postgres-backend.ts). Which one runs is
+// decided in services.ts (openBackend); nothing else learns it.
 import type { Job, Processor, Worker, WorkerOptions } from 'bullmq';
-import type { Config } from './config.js';
 import type { HeldRejection, KeyRejection } from './key-health.js';
 import type { Queues } from './queue.js';
 import type { RequestTimeline } from './rate-limiter.js';
-import type { Store } from './services.js';
 
 /** The options a worker chooses; the connection and namespace are the backend's. */
 export type WorkerSettings = Omit<WorkerOptions, 'connection' | 'prefix'>;
@@ -38,12 +36,4 @@ export interface QueueBackend {
   /** Resolves when the store answers. */
   ping(): Promise<void>;
   close(): Promise<void>;
-}
-
-/** Opens the queues of deployment `deployment` on the store the configuration names. */
-export async function openBackend(config: Config, store: Store, deployment: string): Promise<QueueBackend> {
-  // Only the chosen store's client is loaded: start-up time is every command's cost.
-  if (config.redisUrl !== undefined)
-    return (await import('./redis-backend.js')).openRedisBackend(config.redisUrl, config.queuePrefix, deployment);
-  return (await import('./postgres-backend.js')).openPostgresBackend(store, deployment);
 }

@@ -9,7 +9,7 @@ import { enqueueBatches, enqueueListJobs, missingJobs, type Queues, type Refresh
 import { claimTargets, type Claim, type ClaimScope } from './sql/claimTargets.js';
 import { listOldClaims } from './sql/listOldClaims.js';
 import { openListings, pagesToQueue } from './sql/listingPages.js';
-import { openRuns } from './sql/openRuns.js';
+import { openRunScopes } from './sql/openRunScopes.js';
 import { releaseClaims } from './sql/releaseClaims.js';
 import type { ListingJob } from './sql/startRun.js';
 
@@ -74,7 +74,7 @@ export async function requeueOpenRuns(sql: Sql, queues: Queues, batchSize: numbe
   if (lost.length === 0) return 0;
   await releaseClaims(sql, lost);
   let queued = 0;
-  for (const run of await openRuns(sql)) {
+  for (const run of await openRunScopes(sql)) {
     const scope = { scheduleKey: run.scheduleKey, account: run.account, target: run.target, unattemptedSince: run.startedAt };
     queued += (await queueRefreshes(sql, queues, scope, `r${run.id}-lost`, batchSize)).queued;
   }

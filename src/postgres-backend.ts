@@ -19,10 +19,11 @@ import {
 import pLimit from 'p-limit';
 import pg from 'pg';
 import type { QueueBackend, WorkerSettings } from './backend.js';
+import type { Database } from './database.js';
+import type { Sql } from './db.js';
 import { ENTRY_TTL_MS, entryName, holdRecord } from './key-health.js';
 import { openQueues } from './queue.js';
 import { rateLimitKey } from './rate-limiter.js';
-import type { Store } from './services.js';
 import { deleteKeyRejection, liveKeyRejections, putKeyRejection } from './sql/keyRejections.js';
 import { takeApiSlot } from './sql/takeApiSlot.js';
 
@@ -44,7 +45,12 @@ const QUERY_CONNECTIONS = 3;
  */
 const CONNECT_TIMEOUT_MS = 5000;
 
-export async function openPostgresBackend(store: Store, deployment: string): Promise<QueueBackend> {
+/** The deployment's database as the queue store needs it: where to open BullMQ's pool, and a pool for the timeline. */
+interface QueueDatabase extends Pick<Database, 'url' | 'socket'> {
+  sql: Sql;
+}
+
+export async function openPostgresBackend(store: QueueDatabase, deployment: string): Promise<QueueBackend> {
   const schema = QUEUE_SCHEMA;
   const pool = new pg.Pool({
     connectionString: store.url,

@@ -1,5 +1,5 @@
 // Opens what a command needs, in the order that fails fastest, and closes it.
-import { openBackend, type QueueBackend } from './backend.js';
+import type { QueueBackend } from './backend.js';
 import type { Config } from './config.js';
 import { openDatabase, type Access, type Database } from './database.js';
 import { connectPostgres, type Sql } from './db.js';
@@ -57,6 +57,19 @@ export async function openStore(config: Config, max: number, access: Access = 'c
     await database.close();
     throw error;
   }
+}
+
+/**
+ * Opens the queues of deployment `deployment` where the configuration puts
+ * them: Redis when REDIS_URL is set, otherwise the deployment's own Postgres
+ * database. The one place that decides; the rest of the code asks the
+ * backend and never learns which one runs.
+ */
+async function openBackend(config: Config, store: Store, deployment: string): Promise<QueueBackend> {
+  // Only the chosen store's client is loaded: start-up time is every command's cost.
+  if (config.redisUrl !== undefined)
+    return (await import('./redis-backend.js')).openRedisBackend(config.redisUrl, config.queuePrefix, deployment);
+  return (await import('./postgres-backend.js')).openPostgresBackend(store, deployment);
 }
 
 /** Connects to Postgres (migrated) and the queue store; a service that does not answer fails at once. */

@@ -35,7 +35,9 @@ const IMAGE_RESOURCES = new Set(['image', 'shared_image']);
 /** The contract bounds no id; this keeps one within what a Postgres index entry holds. */
 const MAX_ID_LENGTH = 1000;
 
-export class InvalidActionError extends Error {}
+export class InvalidActionError extends Error {
+  override name = 'InvalidActionError';
+}
 
 type Entry = Record<string, unknown>;
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { legacyNotice } from '../src/database.js';
-import { mayPass } from '../src/embedded-postgres.js';
+import { mayPass } from '../src/embedded-install.js';
 import { resolveHome, type HomeFacts } from '../src/home.js';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectPostgres } from '../src/db.js';
-import { dataLoss, openEmbeddedPostgres, type EmbeddedDatabase } from '../src/embedded-postgres.js';
+import { openEmbeddedPostgres, type EmbeddedDatabase } from '../src/embedded-postgres.js';
+import { dataLoss } from '../src/embedded-watchdog.js';
 import { liveness } from '../src/http-server.js';
 import { throwawayHome } from './support/home.js';
 

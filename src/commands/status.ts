@@ -14,7 +14,7 @@ import { auditLogStates, type AuditLogState } from '../sql/auditCursor.js';
 import { describeCounts, describeUnfinished } from '../run-summary.js';
 import { describeSchedule } from '../schedule.js';
 import { failingTargets } from '../sql/failingTargets.js';
-import { getRun } from '../sql/getRun.js';
+import { getRun, type RunProgress } from '../sql/getRun.js';
 import { lastListings, type ScopeListing } from '../sql/lastListings.js';
 import { lastRunId } from '../sql/lastRunId.js';
 import { staleTargets } from '../sql/staleTargets.js';
@@ -68,6 +68,185 @@ const sum = (depths: QueueDepth[]): QueueDepth =>
     Object.keys(depths[0]!).map((state) => [state, depths.reduce((n, d) => n + d[state as keyof QueueDepth], 0)]),
   ) as QueueDepth;
 
+/** What `status` reports about an account's audit log (null while no worker has followed it). */
+function auditLogReport(state: AuditLogState | undefined) {
+  if (!state) return null;
+  const future = futureOf(state);
+  return {
+    read_to: state.read_to,
+    next_read_from: state.next_from,
+    last_error: state.last_error,
+    // Entries dated ahead of the database's clock at the last look; null when none is ahead (any more).
+    future:
+      future !== null
+        ? {
+            entries: state.ahead_count,
+            furthest: state.ahead_at,
+            ahead_seconds: Math.ceil((state.ahead_at!.getTime() - state.now.getTime()) / 1000),
+            looked_at: state.looked_ahead_at,
+            text: future,
+          }
+        : null,
+  };
+}
+
+/** The last run as `status --json` names its fields. */
+function lastRunReport(lastRun: RunProgress) {
+  return {
+    id: lastRun.id,
+    status: lastRun.status,
+    kind: lastRun.kind,
+    account: lastRun.account,
+    schedule: describeSchedule(lastRun.scheduleKey),
+    started_at: lastRun.startedAt,
+    finished_at: lastRun.finishedAt,
+    planned: lastRun.planned,
+    discovered: lastRun.discovered,
+    changed: lastRun.changed,
+    created: lastRun.created,
+    unchanged: lastRun.unchanged,
+    deleted: lastRun.deleted,
+    failed: lastRun.failed,
+    listed: lastRun.listed,
+    marked_left: lastRun.markedLeft,
+    listings_failed: lastRun.listingsFailed,
+    unattempted: lastRun.unattempted,
+    listings_unfinished: lastRun.listingsUnfinished,
+    error: lastRun.error,
+  };
+}
+
+/** The accounts to report on: every configured one, or the one `--account` names (refused when it is not configured). */
+async function reportedAccounts(services: Services, only: string | undefined): Promise<string[]> {
+  const configured = (await loadAccounts(services.sql)).map((a) => a.name);
+  if (only !== undefined && !configured.includes(only)) {
+    throw new ConfigError('status flags', [`--account: no account ${JSON.stringify(only)} is configured: one of ${configured.join(', ')}`]);
+  }
+  return only === undefined ? configured : [only];
+}
+
+/** Everything `status` reads, at once: from the queues, the queue store and the database. */
+async function readFacts(services: Services, accounts: string[], only: string | undefined) {
+  const [depths, held, live, stores, runId, failing, stale, scopes, allRejections, auditLogs] = await Promise.all([
+    queueDepths(services.queues, accounts),
+    Promise.all(accounts.map((account) => heldUntil(services, account))),
+    services.backend.liveDeployments(),
+    liveQueueStores(services.sql),
+    lastRunId(services.sql, only),
+    failingTargets(services.sql, LISTED, only),
+    staleTargets(services.sql, LISTED, only),
+    lastListings(services.sql, only),
+    services.backend.keyRejections(),
+    auditLogStates(services.sql, only),
+  ]);
+  const lastRun = runId === undefined ? null : ((await getRun(services.sql, runId)) ?? null);
+  const rejections = allRejections.filter((r) => only === undefined || r.account === only);
+  return { accounts, depths, held, live, stores, lastRun, failing, stale, scopes, rejections, auditLogs };
+}
+
+type StatusFacts = Awaited<ReturnType<typeof readFacts>>;
+
+/** The report `status --json` prints, and the plain text is read from: snake_case throughout, as the tables and the views name the same things. */
+function buildReport(services: Services, facts: StatusFacts) {
+  const { accounts, depths, held, live, stores, lastRun, rejections, auditLogs } = facts;
+  const perAccount = Object.fromEntries(
+    accounts.map((account, n) => [
+      account,
+      {
+        queues: depths.accounts[account]!,
+        rate_limited: held[n] === null ? null : { until: held[n] },
+        api_key: { rejected_by: rejections.filter((r) => r.account === account) },
+        // Null while no worker has followed the account's audit log (AUDIT_LOG_POLL_SECONDS=0, or none started).
+        audit_log: auditLogReport(auditLogs.find((s) => s.account === account)),
+      },
+    ]),
+  );
+  const limited = accounts.filter((_, n) => held[n] !== null);
+  const latest = limited
+    .map((a) => perAccount[a]!.rate_limited!.until!)
+    .sort()
+    .at(-1);
+  return {
+    queues: {
+      refresh: sum(accounts.map((a) => depths.accounts[a]!.refresh)),
+      schedule: depths.schedule,
+      list: sum(accounts.map((a) => depths.accounts[a]!.list)),
+    },
+    rate_limited: latest === undefined ? null : { until: latest, accounts: limited },
+    api_key: { rejected_by: rejections },
+    accounts: perAccount,
+    deployment: {
+      id: services.deployment,
+      others: live.filter((id) => id !== services.deployment).sort(),
+      queue_stores: stores,
+      problem: problemOf(services.backend.where, services.deployment, live, stores) ?? null,
+    },
+    last_run: lastRun && lastRunReport(lastRun),
+    scopes: facts.scopes,
+    failing: facts.failing,
+    stale: facts.stale,
+  };
+}
+
+type StatusReport = ReturnType<typeof buildReport>;
+
+/** The queue lines: the sums, then each account's own queues when there are several. */
+function queueLines(report: StatusReport, facts: StatusFacts, named: boolean): string[] {
+  const { accounts, depths } = facts;
+  const width = Math.max(...accounts.map((name) => `refresh ${name}`.length));
+  return [
+    `queues:${named ? ` (accounts ${accounts.join(', ')})` : ''}`,
+    depth('refresh', report.queues.refresh),
+    depth('schedule', report.queues.schedule),
+    depth('list', report.queues.list),
+    ...(accounts.length > 1
+      ? accounts.flatMap((a) => [
+          depth(`refresh ${a}`, depths.accounts[a]!.refresh, width),
+          depth(`list ${a}`, depths.accounts[a]!.list, width),
+        ])
+      : []),
+  ];
+}
+
+/** The rate-limit, API-key and audit-log lines. */
+function accountLines(report: StatusReport, facts: StatusFacts, named: boolean): string[] {
+  const { accounts, rejections } = facts;
+  const whose = (account: string) => (named ? ` of account ${account}` : '');
+  const limited = report.rate_limited?.accounts ?? [];
+  return [
+    `rate limited: ${limited.length > 0 ? `yes, ${limited.map((a) => `requests${whose(a)} held back until ${report.accounts[a]!.rate_limited!.until}`).join('; ')}` : 'no'}`,
+    rejections.length > 0
+      ? `api key: REJECTED (401) in ${rejections.length} running worker(s), which take ${named ? "none of that account's" : 'no'} jobs until restarted with a valid key`
+      : 'api key: no running worker has had it rejected',
+    ...rejections.map((r) => `  worker ${r.worker} on ${r.hostname} (pid ${r.pid})${whose(r.account)} since ${r.at}`),
+    ...accounts.map((a) => `audit log${whose(a)}: ${describeAuditLog(facts.auditLogs.find((s) => s.account === a))}`),
+  ];
+}
+
+/** The deployment, last-run, scope, failing and stale lines. */
+function workLines(services: Services, report: StatusReport, facts: StatusFacts, named: boolean): string[] {
+  const { lastRun, scopes, failing, stale } = facts;
+  const { deployment } = report;
+  const whose = (account: string) => (named ? ` of account ${account}` : '');
+  return [
+    `deployment: database ${deployment.id}${deployment.problem ? `; ERROR: ${deployment.problem}` : `, alone on ${services.backend.where}`}`,
+    lastRun
+      ? `last run: #${lastRun.id} ${lastRun.status} (${report.last_run!.schedule ?? lastRun.kind}${named && lastRun.account ? `, account ${lastRun.account}` : ''}), started ${new Date(lastRun.startedAt).toISOString()}` +
+        `${lastRun.finishedAt ? `, finished ${new Date(lastRun.finishedAt).toISOString()}` : ''}: ${lastRun.planned} planned, ` +
+        `${describeCounts(lastRun)}${describeUnfinished(lastRun)}`
+      : 'last run: none yet',
+    `scopes: ${scopes.length}`,
+    ...scopes.map((s) => `  ${inert(s.name)}${whose(s.account)}  ${describeListing(s)}`),
+    `failing: ${failing.length}${failing.length === LISTED ? '+' : ''}`,
+    ...failing.map(
+      (f) => `  ${f.project_id}/${f.region_id}/${f.image_id}${whose(f.account)}  ${f.last_status ?? '-'}  ${inert(f.last_error ?? '')}`,
+    ),
+    ...(failing.length > 0 || scopes.some((s) => s.status === 'incomplete') ? [RETRY_NOW] : []),
+    `stale: ${stale.total}`,
+    ...stale.rows.map((s) => `  ${s.project_id}/${s.region_id}/${s.image_id}  ${s.reason}`),
+  ];
+}
+
 /** Queues, rate limiting, other deployments on the prefix, the last run, failing and stale triples: what an operator asks first. */
 export async function statusCommand({ args }: CommandContext): Promise<number> {
   const { values } = parseArgs({
@@ -78,151 +257,20 @@ export async function statusCommand({ args }: CommandContext): Promise<number> {
   const config = loadConfig();
   const services = await openServices(config, 'read');
   try {
-    const configured = (await loadAccounts(services.sql)).map((a) => a.name);
-    const only = values.account;
-    if (only !== undefined && !configured.includes(only)) {
-      throw new ConfigError('status flags', [
-        `--account: no account ${JSON.stringify(only)} is configured: one of ${configured.join(', ')}`,
-      ]);
-    }
-    const accounts = only === undefined ? configured : [only];
-    const [depths, held, live, stores, runId, failing, stale, scopes, allRejections, auditLogs] = await Promise.all([
-      queueDepths(services.queues, accounts),
-      Promise.all(accounts.map((account) => heldUntil(services, account))),
-      services.backend.liveDeployments(),
-      liveQueueStores(services.sql),
-      lastRunId(services.sql, only),
-      failingTargets(services.sql, LISTED, only),
-      staleTargets(services.sql, LISTED, only),
-      lastListings(services.sql, only),
-      services.backend.keyRejections(),
-      auditLogStates(services.sql, only),
-    ]);
-    const auditLogOf = (account: string) => {
-      const state = auditLogs.find((s) => s.account === account);
-      if (!state) return null;
-      const future = futureOf(state);
-      return {
-        read_to: state.read_to,
-        next_read_from: state.next_from,
-        last_error: state.last_error,
-        // Entries dated ahead of the database's clock at the last look; null when none is ahead (any more).
-        future:
-          future !== null
-            ? {
-                entries: state.ahead_count,
-                furthest: state.ahead_at,
-                ahead_seconds: Math.ceil((state.ahead_at!.getTime() - state.now.getTime()) / 1000),
-                looked_at: state.looked_ahead_at,
-                text: future,
-              }
-            : null,
-      };
-    };
-    const rejections = allRejections.filter((r) => only === undefined || r.account === only);
-    const perAccount = Object.fromEntries(
-      accounts.map((account, n) => [
-        account,
-        {
-          queues: depths.accounts[account]!,
-          rate_limited: held[n] === null ? null : { until: held[n] },
-          api_key: { rejected_by: rejections.filter((r) => r.account === account) },
-          // Null while no worker has followed the account's audit log (AUDIT_LOG_POLL_SECONDS=0, or none started).
-          audit_log: auditLogOf(account),
-        },
-      ]),
-    );
-    const limited = accounts.filter((_, n) => held[n] !== null);
-    const latest = limited
-      .map((a) => perAccount[a]!.rate_limited!.until!)
-      .sort()
-      .at(-1);
-    const rateLimited = latest === undefined ? null : { until: latest, accounts: limited };
-    const lastRun = runId === undefined ? null : ((await getRun(services.sql, runId)) ?? null);
-    const deployment = {
-      id: services.deployment,
-      others: live.filter((id) => id !== services.deployment).sort(),
-      queue_stores: stores,
-      problem: problemOf(services.backend.where, services.deployment, live, stores) ?? null,
-    };
-    // snake_case throughout, as the tables and the views name the same things.
-    const report = {
-      queues: {
-        refresh: sum(accounts.map((a) => depths.accounts[a]!.refresh)),
-        schedule: depths.schedule,
-        list: sum(accounts.map((a) => depths.accounts[a]!.list)),
-      },
-      rate_limited: rateLimited,
-      api_key: { rejected_by: rejections },
-      accounts: perAccount,
-      deployment,
-      last_run: lastRun && {
-        id: lastRun.id,
-        status: lastRun.status,
-        kind: lastRun.kind,
-        account: lastRun.account,
-        schedule: describeSchedule(lastRun.scheduleKey),
-        started_at: lastRun.startedAt,
-        finished_at: lastRun.finishedAt,
-        planned: lastRun.planned,
-        discovered: lastRun.discovered,
-        changed: lastRun.changed,
-        created: lastRun.created,
-        unchanged: lastRun.unchanged,
-        deleted: lastRun.deleted,
-        failed: lastRun.failed,
-        listed: lastRun.listed,
-        marked_left: lastRun.markedLeft,
-        listings_failed: lastRun.listingsFailed,
-        unattempted: lastRun.unattempted,
-        listings_unfinished: lastRun.listingsUnfinished,
-        error: lastRun.error,
-      },
-      scopes,
-      failing,
-      stale,
-    };
+    const accounts = await reportedAccounts(services, values.account);
+    const facts = await readFacts(services, accounts, values.account);
+    const report = buildReport(services, facts);
     if (values.json) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return 0;
     }
     // A deployment of the implied account alone reads as it did before accounts.
     const named = !(accounts.length === 1 && accounts[0] === DEFAULT_ACCOUNT);
-    const whose = (account: string) => (named ? ` of account ${account}` : '');
     const lines = [
       describeData(config),
-      `queues:${named ? ` (accounts ${accounts.join(', ')})` : ''}`,
-      depth('refresh', report.queues.refresh),
-      depth('schedule', report.queues.schedule),
-      depth('list', report.queues.list),
-      // Each account's own queues, when there are several: the lines above are their sums.
-      ...(accounts.length > 1
-        ? accounts.flatMap((a) => {
-            const width = Math.max(...accounts.map((name) => `refresh ${name}`.length));
-            return [depth(`refresh ${a}`, depths.accounts[a]!.refresh, width), depth(`list ${a}`, depths.accounts[a]!.list, width)];
-          })
-        : []),
-      `rate limited: ${limited.length > 0 ? `yes, ${limited.map((a) => `requests${whose(a)} held back until ${perAccount[a]!.rate_limited!.until}`).join('; ')}` : 'no'}`,
-      rejections.length > 0
-        ? `api key: REJECTED (401) in ${rejections.length} running worker(s), which take ${named ? "none of that account's" : 'no'} jobs until restarted with a valid key`
-        : 'api key: no running worker has had it rejected',
-      ...rejections.map((r) => `  worker ${r.worker} on ${r.hostname} (pid ${r.pid})${whose(r.account)} since ${r.at}`),
-      ...accounts.map((a) => `audit log${whose(a)}: ${describeAuditLog(auditLogs.find((s) => s.account === a))}`),
-      `deployment: database ${deployment.id}${deployment.problem ? `; ERROR: ${deployment.problem}` : `, alone on ${services.backend.where}`}`,
-      lastRun
-        ? `last run: #${lastRun.id} ${lastRun.status} (${report.last_run!.schedule ?? lastRun.kind}${named && lastRun.account ? `, account ${lastRun.account}` : ''}), started ${new Date(lastRun.startedAt).toISOString()}` +
-          `${lastRun.finishedAt ? `, finished ${new Date(lastRun.finishedAt).toISOString()}` : ''}: ${lastRun.planned} planned, ` +
-          `${describeCounts(lastRun)}${describeUnfinished(lastRun)}`
-        : 'last run: none yet',
-      `scopes: ${scopes.length}`,
-      ...scopes.map((s) => `  ${inert(s.name)}${whose(s.account)}  ${describeListing(s)}`),
-      `failing: ${failing.length}${failing.length === LISTED ? '+' : ''}`,
-      ...failing.map(
-        (f) => `  ${f.project_id}/${f.region_id}/${f.image_id}${whose(f.account)}  ${f.last_status ?? '-'}  ${inert(f.last_error ?? '')}`,
-      ),
-      ...(failing.length > 0 || scopes.some((s) => s.status === 'incomplete') ? [RETRY_NOW] : []),
-      `stale: ${stale.total}`,
-      ...stale.rows.map((s) => `  ${s.project_id}/${s.region_id}/${s.image_id}  ${s.reason}`),
+      ...queueLines(report, facts, named),
+      ...accountLines(report, facts, named),
+      ...workLines(services, report, facts, named),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
     return 0;

@@ -1,24 +1,135 @@
 import { parseArgs } from 'node:util';
-import { withKeys } from '../accounts.js';
-import { loadConfig, redactUrl } from '../config.js';
+import { withKeys, type KeyedAccount } from '../accounts.js';
+import { loadConfig, redactUrl, type Config } from '../config.js';
 import { whenLost } from '../database.js';
 import { deploymentProblem } from '../deployment-registry.js';
 import { startHttpServer, type HttpServer } from '../http-server.js';
-import { createMetrics } from '../metrics.js';
+import { createMetrics, type WorkerMetrics } from '../metrics.js';
 import { queueDashboard } from '../queue-dashboard.js';
-import { tickDueGroups } from '../catch-up.js';
+import { tickDueGroups, type GroupStart } from '../catch-up.js';
 import { reconcile, scheduleGroups } from '../reconcile.js';
 import { describeSchedule } from '../schedule.js';
 import { holdSchedule, takeSchedule, type HeldSchedule } from '../schedule-owner.js';
 import { openServices, type Services } from '../services.js';
 import { onShutdown } from '../signals.js';
 import { loadAccounts } from '../sql/accounts.js';
-import { loadTargetsFile } from '../targets.js';
+import { loadTargetsFile, type TargetsFile } from '../targets.js';
 import { startWorker, type RunningWorker } from '../worker.js';
 import type { CommandContext } from './context.js';
 
+/** What the command has started so far: a stop closes each that is there. */
+interface Started {
+  services?: Services;
+  worker?: RunningWorker;
+  http?: HttpServer;
+  schedule?: HeldSchedule;
+}
+
+/**
+ * The start-up's steps. A signal during start-up waits for the step in flight
+ * and starts no other, so whatever that step made (a schedule claim, a
+ * connection) is closed by the stop rather than left behind.
+ */
+class StartupSteps {
+  stopping = false;
+  private inFlight: Promise<unknown> = Promise.resolve();
+
+  run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.stopping) return new Promise<T>(() => {});
+    const result = task();
+    this.inFlight = result.catch(() => {});
+    return result;
+  }
+
+  /** Starts no further step; resolves once the one in flight has ended. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.inFlight;
+  }
+}
+
+/** What `start` says of a schedule group at start-up. */
+function dueGroupMessage(group: GroupStart): string {
+  if (!group.due && !group.failed) return 'schedule: nothing due before its next tick';
+  if (!group.tickedNow) return 'schedule: work is due; its scheduler ticks within a minute';
+  return group.due
+    ? 'schedule: work is due, ticking now'
+    : 'schedule: its last attempt failed (API unreachable or failing, or the key refused): trying again now';
+}
+
+/** `start`'s first job: take the schedule, load the targets file into the database and tick what is due. */
+async function reconcileFile(
+  { logger, print }: CommandContext,
+  config: Config,
+  file: TargetsFile,
+  takeOver: boolean,
+  started: Started,
+  steps: StartupSteps,
+): Promise<void> {
+  const { sql, queues } = started.services!;
+  await steps.run(async () => {
+    const claim = await takeSchedule(sql, file, { targetsFile: config.targetsFile, command: 'start', takeOver }, logger, print);
+    started.schedule = holdSchedule(sql, claim, logger);
+  });
+  const result = await steps.run(() =>
+    reconcile(sql, queues, file.targets, { snapshot: file.snapshot, scopes: file.scopes, accounts: file.accounts }),
+  );
+  logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
+  for (const group of await steps.run(() => tickDueGroups(sql, queues, scheduleGroups([...file.targets, ...file.scopes])))) {
+    logger.info(
+      { schedule: describeSchedule(group.key), due_now: group.due, last_failed: group.failed, next_tick_at: group.nextTickAt },
+      dueGroupMessage(group),
+    );
+  }
+}
+
+/** The accounts the database names, each with its key from the environment (refused when one is missing). */
+async function keyedAccounts(config: Config, sql: Services['sql'], steps: StartupSteps): Promise<KeyedAccount[]> {
+  return withKeys(
+    await steps.run(() => loadAccounts(sql)),
+    process.env,
+    `the accounts of the targets file last loaded into ${config.databaseUrl ? redactUrl(config.databaseUrl) : 'the embedded PostgreSQL'}`,
+  );
+}
+
+/** Serves /healthz, /readyz and /metrics (and the queue dashboard when asked for) on HTTP_PORT. */
+async function serveHttp(
+  { logger }: CommandContext,
+  config: Config,
+  accounts: KeyedAccount[],
+  metrics: WorkerMetrics,
+  started: Started,
+  steps: StartupSteps,
+): Promise<void> {
+  const services = started.services!;
+  const dashboard = config.queueDashboard
+    ? queueDashboard(
+        services.queues,
+        accounts.map((a) => a.name),
+      )
+    : undefined;
+  const { backend, deployment } = services;
+  const http = await steps.run(() =>
+    startHttpServer(config.httpPort!, {
+      sql: services.sql,
+      backend,
+      metrics,
+      dashboard,
+      deploymentProblem: () => deploymentProblem(services.sql, backend, deployment),
+      lost: services.lost,
+      keyProblem: () => {
+        const problems = started.worker!.accountProblems();
+        return problems.length > 0 ? problems.join('; ') : undefined;
+      },
+    }),
+  );
+  started.http = http;
+  logger.info({ port: http.port, queue_dashboard: Boolean(dashboard) }, 'serving /healthz, /readyz and /metrics');
+}
+
 /** `worker` works the queues; `start` first reconciles the targets file (the main job). */
-export async function workerCommand({ args, logger, print }: CommandContext, reconcileFirst = false): Promise<number> {
+export async function workerCommand(context: CommandContext, reconcileFirst = false): Promise<number> {
+  const { args, logger } = context;
   // `worker` takes no flags (cli.ts refuses any); `start` takes --take-over.
   const takeOver =
     reconcileFirst && parseArgs({ args, options: { 'take-over': { type: 'boolean', default: false } }, strict: true }).values['take-over'];
@@ -27,104 +138,37 @@ export async function workerCommand({ args, logger, print }: CommandContext, rec
   // `start` checks the file's keys before it touches anything; `worker` those of the accounts the database names, below.
   if (file) withKeys(file.accounts, process.env, config.targetsFile);
   // Handlers go in before anything starts, so an early signal still stops cleanly.
-  let services: Services | undefined;
-  let worker: RunningWorker | undefined;
-  let http: HttpServer | undefined;
-  let schedule: HeldSchedule | undefined;
-  // A signal during start-up waits for the step in flight and starts no other, so whatever that step
-  // made (a schedule claim, a connection) is closed by the stop rather than left behind.
-  let stopping = false;
-  let inFlight: Promise<unknown> = Promise.resolve();
-  const step = <T>(run: () => Promise<T>): Promise<T> => {
-    if (stopping) return new Promise<T>(() => {});
-    const result = run();
-    inFlight = result.catch(() => {});
-    return result;
-  };
+  const started: Started = {};
+  const steps = new StartupSteps();
   onShutdown(logger, config.shutdownTimeoutMs, async () => {
-    stopping = true;
-    await inFlight;
-    await http?.close();
-    await worker?.close();
-    await schedule?.release();
-    await services?.close();
+    await steps.stop();
+    await started.http?.close();
+    await started.worker?.close();
+    await started.schedule?.release();
+    await started.services?.close();
   });
-  services = await step(() => openServices(config));
-  const { sql, queues } = services;
+  const services = await steps.run(() => openServices(config));
+  started.services = services;
   if (services.embeddedDataDir !== undefined) {
     logger.info(
       { data_dir: services.embeddedDataDir },
       'data in the embedded PostgreSQL (DATABASE_URL is not set); `gcore-image-sync db` prints a URL for psql',
     );
   }
-  if (file) {
-    try {
-      await step(async () => {
-        const claim = await takeSchedule(sql, file, { targetsFile: config.targetsFile, command: 'start', takeOver }, logger, print);
-        schedule = holdSchedule(sql, claim, logger);
-      });
-      const result = await step(() =>
-        reconcile(sql, queues, file.targets, { snapshot: file.snapshot, scopes: file.scopes, accounts: file.accounts }),
-      );
-      logger.info({ ...result, targets_file: config.targetsFile }, 'reconciled');
-      for (const group of await step(() => tickDueGroups(sql, queues, scheduleGroups([...file.targets, ...file.scopes])))) {
-        logger.info(
-          { schedule: describeSchedule(group.key), due_now: group.due, last_failed: group.failed, next_tick_at: group.nextTickAt },
-          !group.due && !group.failed
-            ? 'schedule: nothing due before its next tick'
-            : group.tickedNow
-              ? group.due
-                ? 'schedule: work is due, ticking now'
-                : 'schedule: its last attempt failed (API unreachable or failing, or the key refused): trying again now'
-              : 'schedule: work is due; its scheduler ticks within a minute',
-        );
-      }
-    } catch (error) {
-      // Open connections would keep a refused process alive.
-      await schedule?.release();
-      await services.close();
-      throw error;
-    }
-  }
-  let accounts;
+  let accounts: KeyedAccount[];
   try {
-    accounts = withKeys(
-      await step(() => loadAccounts(sql)),
-      process.env,
-      `the accounts of the targets file last loaded into ${config.databaseUrl ? redactUrl(config.databaseUrl) : 'the embedded PostgreSQL'}`,
-    );
+    if (file) await reconcileFile(context, config, file, takeOver, started, steps);
+    accounts = await keyedAccounts(config, services.sql, steps);
   } catch (error) {
-    await schedule?.release();
+    // Open connections would keep a refused process alive.
+    await started.schedule?.release();
     await services.close();
     throw error;
   }
-  const metrics = createMetrics(services.queues, sql);
-  if (stopping) return new Promise<number>(() => {});
-  worker = startWorker({ config, accounts, logger, metrics, ...services });
-  if (config.httpPort !== undefined) {
-    const dashboard = config.queueDashboard
-      ? queueDashboard(
-          services.queues,
-          accounts.map((a) => a.name),
-        )
-      : undefined;
-    const { backend, deployment } = services;
-    http = await step(() =>
-      startHttpServer(config.httpPort!, {
-        sql: services.sql,
-        backend,
-        metrics,
-        dashboard,
-        deploymentProblem: () => deploymentProblem(services.sql, backend, deployment),
-        lost: services.lost,
-        keyProblem: () => {
-          const problems = worker.accountProblems();
-          return problems.length > 0 ? problems.join('; ') : undefined;
-        },
-      }),
-    );
-    logger.info({ port: http.port, queue_dashboard: Boolean(dashboard) }, 'serving /healthz, /readyz and /metrics');
-  }
+  const metrics = createMetrics(services.queues, services.sql);
+  if (steps.stopping) return new Promise<number>(() => {});
+  started.worker = startWorker({ config, accounts, logger, metrics, ...services });
+  if (config.httpPort !== undefined) await serveHttp(context, config, accounts, metrics, started, steps);
   // Runs until stopped, or until its data is gone for good: then nothing here can go on.
   return whenLost(services);
 }

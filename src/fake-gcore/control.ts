@@ -4,10 +4,11 @@
 import type { IncomingMessage } from 'node:http';
 import type { Actor } from './audit-log.js';
 import { LIST_ENDPOINTS, type ListEndpoint, type ListSelector } from './list-queries.js';
-import type { ListLie } from './lists.js';
-import type { Fault } from './server.js';
+import type { Fault, ListLie } from './faults.js';
 
-export class ControlError extends Error {}
+export class ControlError extends Error {
+  override name = 'ControlError';
+}
 
 type Body = Record<string, unknown>;
 

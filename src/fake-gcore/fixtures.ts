@@ -1,9 +1,7 @@
 // Sample images shaped like the real API's answers (see ../shared/reference),
 // and the projects and regions that hold them.
 import type { Triple } from '../interfaces.js';
-import type { ProjectInput, RegionInput } from './list-queries.js';
-
-export type ImagePayload = Record<string, unknown>;
+import type { ImagePayload, ProjectInput, RegionInput } from './list-queries.js';
 
 /** The sample triple Gcore's own SDK tests use. */
 export const SAMPLE_TRIPLE: Triple = { projectId: 1, regionId: 7, imageId: '8cab6f28-09ca-4201-b3f7-23c7893f4bd6' };
@@ -73,14 +71,6 @@ export function demoImages(): Array<[Triple, ImagePayload]> {
           : {},
     ),
   ]);
-}
-
-/** N generated images in project 1, region 1, with ids sampleImageId(1..N). */
-export function generatedImages(count: number): Array<[Triple, ImagePayload]> {
-  return Array.from({ length: count }, (_, n) => {
-    const triple = { projectId: 1, regionId: 1, imageId: sampleImageId(n + 1) };
-    return [triple, sampleImage(triple)];
-  });
 }
 
 /** The projects and regions that hold the demo images, for listing them (`project_id: all`). */

@@ -1,7 +1,8 @@
 // What the fake's list endpoints (images, bmimages, projects, regions) take
 // and give: their queries, pages, and the project and region records they
 // answer with, shaped as the contract's ProjectSerializer and RegionSerializer.
-import type { ImagePayload } from './fixtures.js';
+/** An image as the fake stores and serves it (fixtures.ts makes them). */
+export type ImagePayload = Record<string, unknown>;
 
 export type ListEndpoint = 'images' | 'bmimages' | 'projects' | 'regions' | 'user_actions';
 export const LIST_ENDPOINTS: readonly ListEndpoint[] = ['images', 'bmimages', 'projects', 'regions', 'user_actions'];
@@ -16,7 +17,7 @@ export interface ListSelector {
 }
 
 /** A routed list request: the path's ids (image lists only) and the query. */
-export interface ListRequest {
+export interface RoutedListRequest {
   endpoint: ListEndpoint;
   projectId?: number;
   regionId?: number;
@@ -24,9 +25,11 @@ export interface ListRequest {
 }
 
 /** A query the real API refuses with 422. */
-export class QueryError extends Error {}
+export class QueryError extends Error {
+  override name = 'QueryError';
+}
 
-export function selects(selector: ListSelector, request: ListRequest): boolean {
+export function selects(selector: ListSelector, request: RoutedListRequest): boolean {
   return (
     selector.endpoint === request.endpoint &&
     (selector.projectId === undefined || selector.projectId === request.projectId) &&
@@ -192,7 +195,7 @@ export function projectFilter(query: URLSearchParams): ((project: ProjectRecord)
   return (project) => (includeDeleted || project.deleted_at === null) && (name === undefined || project.name.toLowerCase().includes(name));
 }
 
-export type RegionState = 'ACTIVE' | 'DELETED' | 'DELETING' | 'DELETION_FAILED' | 'INACTIVE' | 'MAINTENANCE' | 'NEW';
+type RegionState = 'ACTIVE' | 'DELETED' | 'DELETING' | 'DELETION_FAILED' | 'INACTIVE' | 'MAINTENANCE' | 'NEW';
 
 export interface RegionInput {
   id: number;

@@ -3,7 +3,7 @@
 // injected into list answers (faults, hooks between pages). The server routes
 // and authenticates; this answers.
 import type { Triple } from '../interfaces.js';
-import type { ImagePayload } from './fixtures.js';
+import type { Fault, ListLie } from './faults.js';
 import {
   imageFilter,
   pageOf,
@@ -13,14 +13,14 @@ import {
   regionRecord,
   selects,
   QueryError,
-  type ListRequest,
+  type RoutedListRequest,
   type ListSelector,
+  type ImagePayload,
   type Paging,
   type ProjectInput,
   type ProjectRecord,
   type RegionInput,
 } from './list-queries.js';
-import type { Fault } from './server.js';
 
 interface ListFaultRule {
   selector: ListSelector;
@@ -28,13 +28,6 @@ interface ListFaultRule {
   /** How many more pages it applies to; Infinity until cleared. */
   remaining: number;
 }
-
-/**
- * A list answer that contradicts the images behind it while agreeing with
- * itself: a count cut short (the results with it), an empty list, or a list
- * without some ids (a projects list that omits a live project).
- */
-export type ListLie = { kind: 'shortCount'; count: number } | { kind: 'empty' } | { kind: 'omit'; ids: Array<number | string> };
 
 interface ListLieRule {
   selector: ListSelector;
@@ -44,7 +37,7 @@ interface ListLieRule {
 }
 
 /** The items a lying list holds out of those the real one would (already filtered by the query). */
-export function toldItems<T>(items: T[], lie: ListLie): T[] {
+function toldItems<T>(items: T[], lie: ListLie): T[] {
   switch (lie.kind) {
     case 'shortCount':
       return items.slice(0, lie.count);
@@ -141,7 +134,7 @@ export class FakeLists {
   }
 
   /** The fault of the earliest rule that matches `request`, counted down. */
-  takeFault(request: ListRequest): Fault | undefined {
+  takeFault(request: RoutedListRequest): Fault | undefined {
     const rule = this.faults.find((candidate) => selects(candidate.selector, request));
     if (!rule) return undefined;
     rule.remaining -= 1;
@@ -150,7 +143,7 @@ export class FakeLists {
   }
 
   /** The lie of the earliest rule that matches `request`, counted down. */
-  private takeLie(request: ListRequest): ListLie | undefined {
+  private takeLie(request: RoutedListRequest): ListLie | undefined {
     const rule = this.lies.find((candidate) => selects(candidate.selector, request));
     if (!rule) return undefined;
     rule.remaining -= 1;
@@ -159,7 +152,7 @@ export class FakeLists {
   }
 
   /** The page `request` asks for; from offset 0 when `ignoreOffset`. Throws QueryError for what the API refuses with 422. */
-  page(request: ListRequest, ignoreOffset: boolean, visible: number[] | 'all' = 'all'): Page {
+  page(request: RoutedListRequest, ignoreOffset: boolean, visible: number[] | 'all' = 'all'): Page {
     const { endpoint, projectId, regionId, query } = request;
     const paging = readPaging(query, endpoint === 'projects' || endpoint === 'regions' ? 100 : 1000);
     if (ignoreOffset) paging.offset = 0;
@@ -177,7 +170,7 @@ export class FakeLists {
   }
 
   /** Runs (and counts down) every hook a sent page matches; they are taken first, so one may add another. */
-  pageSent(request: ListRequest): void {
+  pageSent(request: RoutedListRequest): void {
     const due = this.hooks.filter((hook) => selects(hook.selector, request));
     for (const hook of due) hook.remaining -= 1;
     this.hooks = this.hooks.filter((hook) => hook.remaining > 0);

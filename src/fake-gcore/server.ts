@@ -10,17 +10,17 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Triple } from '../interfaces.js';
 import { type Actor, FakeAuditLog } from './audit-log.js';
 import { ControlError, readActor, readBody, readEvery, readListFault, readListLie, readOn } from './control.js';
-import type { ImagePayload } from './fixtures.js';
-import { QueryError, type ListEndpoint, type ListRequest, type ListSelector, type ProjectInput, type RegionInput } from './list-queries.js';
-import { FakeLists, type ListLie } from './lists.js';
-
-export type Fault =
-  | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
-  | { kind: 'unauthorized' }
-  | { kind: 'bare404' }
-  | { kind: 'rateLimited'; retryAfter: string }
-  | { kind: 'malformed' }
-  | { kind: 'slow'; ms: number };
+import type { Fault, ListLie } from './faults.js';
+import {
+  QueryError,
+  type ImagePayload,
+  type ListEndpoint,
+  type ListSelector,
+  type ProjectInput,
+  type RegionInput,
+  type RoutedListRequest,
+} from './list-queries.js';
+import { FakeLists } from './lists.js';
 
 interface FaultRule {
   fault: Fault;
@@ -46,7 +46,7 @@ export interface FakeGcoreOptions {
 /** `image` is the single-image GET; the others are lists. */
 export type Endpoint = 'image' | ListEndpoint;
 
-type Route = { endpoint: 'image'; imageKey: string; rawId: string } | ListRequest;
+type Route = { endpoint: 'image'; imageKey: string; rawId: string } | RoutedListRequest;
 
 interface StoredImage {
   triple: Triple;
@@ -424,7 +424,7 @@ export class FakeGcore {
     sendJson(res, 200, image.payload);
   }
 
-  private answerList(res: ServerResponse, request: ListRequest, projects: FakeAccount['projects'], account: string): void {
+  private answerList(res: ServerResponse, request: RoutedListRequest, projects: FakeAccount['projects'], account: string): void {
     let page;
     try {
       page =

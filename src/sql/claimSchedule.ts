@@ -1,23 +1,7 @@
 import type { Sql } from '../db.js';
-import { getScheduleOwner } from './getScheduleOwner.js';
+import { getScheduleOwner, type ScheduleOwner } from './getScheduleOwner.js';
 
 const OWNER_LOCK = 727_003;
-
-/** Who recorded the stored targets and schedules, as `schedule_owner` holds it. */
-export interface ScheduleOwner {
-  config_hash: string;
-  targets_file: string;
-  host: string;
-  pid: number;
-  command: string;
-  target_count: number;
-  claimed_at: Date;
-  heartbeat_at: Date | null;
-  /** Whole seconds since the last heartbeat; null when no process keeps one. */
-  heartbeat_age_seconds: number | null;
-  /** A process running this configuration renewed its heartbeat within the stale bound. */
-  live: boolean;
-}
 
 export interface Claimant {
   configHash: string;

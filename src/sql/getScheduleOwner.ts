@@ -1,6 +1,21 @@
 import type { Sql } from '../db.js';
-import type { ScheduleOwner } from './claimSchedule.js';
 import type { Tx } from './tripleLock.js';
+
+/** Who recorded the stored targets and schedules, as `schedule_owner` holds it. */
+export interface ScheduleOwner {
+  config_hash: string;
+  targets_file: string;
+  host: string;
+  pid: number;
+  command: string;
+  target_count: number;
+  claimed_at: Date;
+  heartbeat_at: Date | null;
+  /** Whole seconds since the last heartbeat; null when no process keeps one. */
+  heartbeat_age_seconds: number | null;
+  /** A process running this configuration renewed its heartbeat within the stale bound. */
+  live: boolean;
+}
 
 /** The recorded owner, live or not, if any; within a claim's transaction too. */
 export async function getScheduleOwner(sql: Sql | Tx, staleAfterSeconds: number): Promise<ScheduleOwner | undefined> {

@@ -1,7 +1,7 @@
 import type { Sql } from '../db.js';
 import type { Triple } from '../interfaces.js';
 
-export interface OpenRun {
+export interface OpenRunScope {
   id: number;
   scheduleKey: string | null;
   /** Undefined: every account. */
@@ -11,7 +11,7 @@ export interface OpenRun {
 }
 
 /** The runs not finished yet, with what they cover. */
-export async function openRuns(sql: Sql): Promise<OpenRun[]> {
+export async function openRunScopes(sql: Sql): Promise<OpenRunScope[]> {
   const rows = await sql<
     {
       id: number;
