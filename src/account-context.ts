@@ -76,7 +76,7 @@ export interface ProcessContext {
 }
 
 /** An account's context, and the latch its `keyRejected` trips (the account's queue workers register with it). */
-export interface BuiltAccount {
+interface BuiltAccount {
   ctx: AccountContext;
   latch: KeyRejectionLatch;
 }

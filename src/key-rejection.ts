@@ -10,7 +10,7 @@ import type { HeldRejection } from './key-health.js';
 import type { Logger } from './logger.js';
 
 /** What the rejected-key lines and readiness say; `jobs` names the work that saw the 401. */
-export function keyRejectedMessage(account: KeyedAccount, jobs: string): string {
+function keyRejectedMessage(account: KeyedAccount, jobs: string): string {
   return `the API rejected ${account.apiKeyEnv} (401), the key of account ${account.name}: this worker takes no more of its ${jobs} until it is restarted with a valid key`;
 }
 
@@ -19,7 +19,7 @@ interface Pausable {
   pause(doNotWaitActive?: boolean): Promise<void>;
 }
 
-export interface KeyRejectionSubject {
+interface KeyRejectionSubject {
   account: KeyedAccount;
   backend: QueueBackend;
   workerId: string;

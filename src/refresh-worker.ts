@@ -73,7 +73,7 @@ export function requeueGroups(fates: ItemFate[]): Map<number, RefreshItem[]> {
 }
 
 /** One image's failure that has a cause said for many (repeated-errors.ts). */
-export interface CausedFailure {
+interface CausedFailure {
   cause: Cause;
   image: string;
   error: string;
