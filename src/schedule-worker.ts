@@ -1,6 +1,7 @@
 // The BullMQ worker for schedule ticks: a tick opens its group's run and fans
 // it out into refresh batches; the snapshot job takes an audit snapshot.
 import type { Job, Worker } from 'bullmq';
+import type { LockSettings } from './account-context.js';
 import type { QueueBackend } from './backend.js';
 import type { Sql } from './db.js';
 import type { DeploymentGuard } from './deployment-guard.js';
@@ -8,7 +9,6 @@ import { queueListings, queueRefreshes } from './fan-out.js';
 import type { Logger } from './logger.js';
 import { finishRunsSaying, sayRunStarted } from './run-log.js';
 import { SCHEDULE_QUEUE, SNAPSHOT_JOB, type Queues, type TickJobData } from './queue.js';
-import type { RefreshWorkerDeps } from './refresh-worker.js';
 import { pruneRuns } from './sql/pruneRuns.js';
 import { startRun } from './sql/startRun.js';
 import { takeSnapshot } from './sql/takeSnapshot.js';
@@ -20,7 +20,7 @@ export interface ScheduleWorkerDeps {
   logger: Logger;
   batchSize: number;
   retentionDays: number;
-  workerOptions: RefreshWorkerDeps['workerOptions'];
+  workerOptions: LockSettings;
   workerId: string;
   /** Hands back jobs of another deployment before anything is done with them. */
   guard: DeploymentGuard;

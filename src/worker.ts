@@ -1,30 +1,26 @@
-// The worker process: a BullMQ worker for refresh batches (refresh-worker.ts),
-// one for scope listings (list-worker.ts), one for schedule ticks
-// (schedule-worker.ts), each account's audit-log follower (audit-follower.ts),
-// and change alerts beside them.
+// The worker process: for every account it serves, a BullMQ worker for
+// refresh batches (refresh-worker.ts), one for scope listings
+// (list-worker.ts) and an audit-log follower (audit-follower.ts), on the
+// account's context (account-work.ts); one worker for schedule ticks
+// (schedule-worker.ts); and change alerts beside them.
 import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { QueueBackend } from './backend.js';
-import { readKey, type Account, type KeyedAccount } from './accounts.js';
-import { startAuditFollower } from './audit-follower.js';
+import type { KeyedAccount } from './accounts.js';
+import type { ProcessContext } from './account-context.js';
 import type { Config } from './config.js';
 import type { Sql } from './db.js';
 import { runChangeWebhook } from './change-webhook.js';
 import { startDeploymentGuard } from './deployment-guard.js';
-import { GcoreClient } from './gcore-client.js';
 import type { Logger } from './logger.js';
-import type { HeldRejection } from './key-health.js';
-import { answerRecorder, type WorkerMetrics } from './metrics.js';
+import type { WorkerMetrics } from './metrics.js';
+import { every } from './periodic.js';
 import type { Queues } from './queue.js';
-import { ApiRateLimiter } from './rate-limiter.js';
-import { startListWorker } from './list-worker.js';
-import { causeLog, repeatedErrorLog, urlSetting } from './repeated-errors.js';
+import { repeatedErrorLog } from './repeated-errors.js';
 import { sayProgress } from './run-log.js';
 import { FREE_RATE_LIMIT_RETRIES } from './refresh-policy.js';
-import { keyRejectedMessage, pauseForRateLimit, startRefreshWorker } from './refresh-worker.js';
 import { requeueOpenRuns } from './fan-out.js';
-import { loadAccounts } from './sql/accounts.js';
 import { startScheduleWorker } from './schedule-worker.js';
+import { ServedAccounts } from './served-accounts.js';
 
 export interface WorkerDeps {
   config: Config;
@@ -52,15 +48,9 @@ const ACCOUNT_POLL_MS = 30_000;
 /** How often a worker looks for refreshes of open runs whose jobs were lost. */
 const LOST_SWEEP_MS = 10 * 60_000;
 
-/** One account's side of a worker: its client, its request budget, its two queue workers. */
-interface AccountWorkers {
-  account: KeyedAccount;
-  rejected: boolean;
-  close(): Promise<void>;
-}
-
-export function startWorker(deps: WorkerDeps): RunningWorker {
-  const { config, sql, queues, backend } = deps;
+/** What every account this process serves shares: one worker id, one deployment guard, one retry policy. */
+function processContext(deps: WorkerDeps): ProcessContext {
+  const { config, sql, backend, queues } = deps;
   const workerId = randomUUID().slice(0, 8);
   // Every line of this worker names it, so the lines of several in one process or host can be told apart.
   const logger = deps.logger.child({ worker: workerId });
@@ -72,177 +62,54 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     worker: workerId,
     logger,
   });
-  const workerOptions = { lockDuration: config.jobLockMs, stalledInterval: config.jobLockMs };
-  const policy = {
-    attempts: config.attempts,
-    rateLimitMaxWaitMs: config.rateLimitMaxWaitMs,
-    freeRateLimitRetries: FREE_RATE_LIMIT_RETRIES,
-  };
-
-  /** An account's failure domain: its own client, timeline and queues; a 401 stops this account only. */
-  function startAccount(account: KeyedAccount): AccountWorkers {
-    const client = new GcoreClient({
-      baseUrl: account.baseUrl ?? config.baseUrl,
-      apiKey: account.apiKey,
-      timeoutMs: config.requestTimeoutMs,
-      maxResponseBytes: config.maxResponseBytes,
-      maxPageBytes: config.maxPageBytes,
-    });
-    const own = queues.forAccount(account.name);
-    const limiter = new ApiRateLimiter(
-      backend.timeline(account.name),
-      account.rateLimitPerSecond ?? config.rateLimitPerSecond,
-      () => deps.metrics?.slotsGivenUp.inc(),
-      config.rateLimitMaxWaitMs,
-    );
-    const accountLogger = logger.child({ account: account.name });
-    // One client, so a key rejected for a GET is not sent for a list either: both workers stop taking the account's jobs.
-    let rejection: HeldRejection | undefined;
-    const state: AccountWorkers = { account, rejected: false, close: async () => {} };
-    const onKeyRejected = () => {
-      if (state.rejected) return;
-      state.rejected = true;
-      void refreshWorker.pause(true);
-      void listWorker.pause(true);
-      rejection = backend.holdKeyRejection(
-        { account: account.name, at: new Date().toISOString(), worker: workerId, hostname: hostname(), pid: process.pid },
-        (error) => accountLogger.warn({ error: error.message }, 'could not record the rejected key for status'),
-      );
-      deps.onKeyRejected?.(account);
-    };
-    // What both workers that call the API share: one client, one rate limit, one policy.
-    const shared = {
-      sql,
-      backend,
-      queues,
-      account,
-      own,
-      client,
-      logger: accountLogger,
-      causes: causeLog(accountLogger, {
-        account: account.name,
-        apiKeyEnv: account.apiKeyEnv,
-        url: account.baseUrl ?? config.baseUrl,
-        urlSetting: urlSetting(account),
-      }),
-      metrics: deps.metrics,
-      onAnswer: answerRecorder(deps.metrics, account.name),
-      workerOptions,
-      workerId,
-      guard,
-      limiter,
-      policy,
-      batchSize: config.batchSize,
-    };
-    const refreshWorker = startRefreshWorker({ ...shared, concurrency: config.concurrency, onKeyRejected });
-    const listWorker = startListWorker({
-      ...shared,
-      onRateLimited: (error) => pauseForRateLimit(shared, error),
-      onKeyRejected: () => {
-        accountLogger.error(keyRejectedMessage(account, 'jobs'));
-        onKeyRejected();
-      },
-    });
-    for (const worker of [refreshWorker, listWorker]) worker.on('error', repeatedErrorLog(accountLogger, worker.name));
-    const follower =
-      config.auditLogPollSeconds > 0
-        ? startAuditFollower({
-            ...shared,
-            account: account.name,
-            pollSeconds: config.auditLogPollSeconds,
-            onRateLimited: (error) => pauseForRateLimit(shared, error),
-            onKeyRejected: () => {
-              if (!state.rejected) accountLogger.error(keyRejectedMessage(account, 'audit-log polls'));
-              onKeyRejected();
-            },
-          })
-        : undefined;
-    state.close = async () => {
-      await Promise.all([refreshWorker.close(), listWorker.close(), follower?.stop()]);
-      await rejection?.release();
-      client.close();
-    };
-    return state;
-  }
-
-  const served = new Map(deps.accounts.map((account) => [account.name, startAccount(account)]));
-  const withoutKey = new Map<string, string>();
-  const same = (a: Account, b: Account) =>
-    a.apiKeyEnv === b.apiKeyEnv && a.rateLimitPerSecond === b.rateLimitPerSecond && a.baseUrl === b.baseUrl;
-  /**
-   * Follows the accounts the targets file names now: one it gained is served
-   * from now on if this process has its key; one whose key variable, limit or
-   * base URL changed is served anew with them. One it dropped is still served
-   * (its queued jobs drain) until this worker restarts.
-   */
-  async function followAccounts(): Promise<void> {
-    const configured = await loadAccounts(sql);
-    for (const name of withoutKey.keys()) if (!configured.some((a) => a.name === name)) withoutKey.delete(name);
-    for (const account of configured) {
-      const current = served.get(account.name);
-      if (current && same(current.account, account)) continue;
-      const read = readKey(account, deps.env ?? process.env);
-      if ('problem' in read) {
-        if (withoutKey.get(account.name) !== read.problem) {
-          logger.error({ account: account.name }, `account ${account.name} is not served by this worker: ${read.problem}`);
-        }
-        withoutKey.set(account.name, read.problem);
-        continue;
-      }
-      withoutKey.delete(account.name);
-      served.delete(account.name);
-      await current?.close();
-      served.set(account.name, startAccount({ ...account, apiKey: read.key }));
-      logger.info(
-        { account: account.name, rate_limit_per_second: account.rateLimitPerSecond ?? config.rateLimitPerSecond },
-        current ? 'serving an account whose settings the targets file changed' : 'serving an account the targets file gained',
-      );
-    }
-  }
-  // One look at a time: a restart of an account's workers waits for its jobs in flight.
-  let following: Promise<void> | undefined;
-  const accountTimer = setInterval(() => {
-    following ??= followAccounts()
-      .catch((error: Error) => logger.warn({ error: error.message }, 'could not look for changed accounts; will try again'))
-      .finally(() => (following = undefined));
-  }, ACCOUNT_POLL_MS);
-  accountTimer.unref();
-
-  // Refreshes whose jobs were lost (a store emptied, or switched while nothing ran) go back to their
-  // open runs at start and now and then, not only at the next tick, which may be a day away.
-  const requeueLost = () =>
-    requeueOpenRuns(sql, queues, config.batchSize).then(
-      (queued) => queued > 0 && logger.warn({ queued }, 'queued again the refreshes of open runs whose jobs were lost'),
-      (error: Error) => logger.warn({ error: error.message }, 'could not look for lost refreshes; will try again'),
-    );
-  void requeueLost();
-  const lostTimer = setInterval(() => void requeueLost(), LOST_SWEEP_MS);
-  lostTimer.unref();
-
-  const scheduleWorker = startScheduleWorker({
+  return {
+    config,
     sql,
     backend,
     queues,
     logger,
-    workerOptions,
+    metrics: deps.metrics,
     workerId,
     guard,
-    batchSize: config.batchSize,
-    retentionDays: config.retentionDays,
-  });
-  scheduleWorker.on('error', repeatedErrorLog(logger, scheduleWorker.name));
-  // Change alerts run beside the queues, on their own timer.
-  const stopAlerts = new AbortController();
+    workerOptions: { lockDuration: config.jobLockMs, stalledInterval: config.jobLockMs },
+    policy: { attempts: config.attempts, rateLimitMaxWaitMs: config.rateLimitMaxWaitMs, freeRateLimitRetries: FREE_RATE_LIMIT_RETRIES },
+    onKeyRejected: deps.onKeyRejected,
+  };
+}
+
+/** Change alerts, on their own loop beside the queues; resolves once stopped. */
+function startAlerts({ config, sql, logger }: ProcessContext, signal: AbortSignal): Promise<void> {
   // loadConfig refuses a webhook URL without its secret: alerts are never sent unsigned.
-  const alerts =
-    config.alertWebhookUrl && config.alertWebhookSecret
-      ? runChangeWebhook(
-          sql,
-          { url: config.alertWebhookUrl, secret: config.alertWebhookSecret, pollMs: 2000, batchSize: 200, timeoutMs: 10_000 },
-          logger,
-          stopAlerts.signal,
-        )
-      : Promise.resolve();
+  if (!config.alertWebhookUrl || !config.alertWebhookSecret) return Promise.resolve();
+  return runChangeWebhook(
+    sql,
+    { url: config.alertWebhookUrl, secret: config.alertWebhookSecret, pollMs: 2000, batchSize: 200, timeoutMs: 10_000 },
+    logger,
+    signal,
+  );
+}
+
+export function startWorker(deps: WorkerDeps): RunningWorker {
+  const proc = processContext(deps);
+  const { config, sql, queues, backend, logger } = proc;
+  const accounts = new ServedAccounts(proc, deps.accounts, deps.env ?? process.env);
+  const following = every(ACCOUNT_POLL_MS, () => accounts.follow(), {
+    onError: (error) => logger.warn({ error: error.message }, 'could not look for changed accounts; will try again'),
+  });
+  // Refreshes whose jobs were lost (a store emptied, or switched while nothing ran) go back to their
+  // open runs at start and now and then, not only at the next tick, which may be a day away.
+  const lostSweep = every(
+    LOST_SWEEP_MS,
+    async () => {
+      const queued = await requeueOpenRuns(sql, queues, config.batchSize);
+      if (queued > 0) logger.warn({ queued }, 'queued again the refreshes of open runs whose jobs were lost');
+    },
+    { now: true, onError: (error) => logger.warn({ error: error.message }, 'could not look for lost refreshes; will try again') },
+  );
+  const scheduleWorker = startScheduleWorker({ ...proc, batchSize: config.batchSize, retentionDays: config.retentionDays });
+  scheduleWorker.on('error', repeatedErrorLog(logger, scheduleWorker.name));
+  const stopAlerts = new AbortController();
+  const alerts = startAlerts(proc, stopAlerts.signal);
   const stopProgress = sayProgress(sql, logger, config.logProgressSeconds);
   logger.info(
     {
@@ -255,23 +122,14 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     'worker started',
   );
   return {
-    accountProblems: () => [
-      ...[...served.values()]
-        .filter((a) => a.rejected)
-        .map(
-          (a) =>
-            `rejected: account ${a.account.name}: the API answered 401 to ${a.account.apiKeyEnv}; this process takes none of its jobs until restarted with a valid key`,
-        ),
-      ...[...withoutKey].map(([name, problem]) => `no key: account ${name}: ${problem}; this process takes none of its jobs`),
-    ],
+    accountProblems: () => accounts.problems(),
     async close() {
-      clearInterval(accountTimer);
-      clearInterval(lostTimer);
-      await following;
+      // A look at the accounts in flight (and any restart of an account's workers) ends first.
+      await Promise.all([following.stop(), lostSweep.stop()]);
       stopAlerts.abort();
       stopProgress();
-      await Promise.all([...[...served.values()].map((a) => a.close()), scheduleWorker.close(), alerts]);
-      await guard.stop();
+      await Promise.all([accounts.close(), scheduleWorker.close(), alerts]);
+      await proc.guard.stop();
     },
   };
 }
