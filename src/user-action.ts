@@ -35,7 +35,13 @@ const IMAGE_RESOURCES = new Set(['image', 'shared_image']);
 /** The contract bounds no id; this keeps one within what a Postgres index entry holds. */
 const MAX_ID_LENGTH = 1000;
 
-export class InvalidActionError extends Error {}
+/** An entry the follower cannot store or place in the log: it is named in the log and passed over. */
+export class InvalidActionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidActionError';
+  }
+}
 
 type Entry = Record<string, unknown>;
 
