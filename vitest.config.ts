@@ -7,11 +7,13 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  */
 const UNIT = [
   'test/audit-cursor.test.ts',
+  'test/audit-page.test.ts',
   'test/compile-cache.test.ts',
   'test/docs.test.ts',
   'test/frame-helpers.test.ts',
   'test/image-diff.test.ts',
   'test/image-payload.test.ts',
+  'test/list-page.test.ts',
   'test/progress.test.ts',
   'test/rate-limiter-late-slots.test.ts',
   'test/rate-limiter-store-away.test.ts',

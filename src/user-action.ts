@@ -35,6 +35,7 @@ const IMAGE_RESOURCES = new Set(['image', 'shared_image']);
 /** The contract bounds no id; this keeps one within what a Postgres index entry holds. */
 const MAX_ID_LENGTH = 1000;
 
+/** An entry the follower cannot store or place in the log: it is named in the log and passed over. */
 export class InvalidActionError extends Error {
   override name = 'InvalidActionError';
 }
