@@ -51,13 +51,6 @@ export default defineConfig(
     rules: { 'max-lines-per-function': ['error', { max: 100 }] },
   },
   {
-    // The three per-account closure factories and the worker that starts them
-    // are being taken apart on their own branches (issue 25); this exception
-    // goes when those merge.
-    files: ['src/audit-follower.ts', 'src/list-worker.ts', 'src/refresh-worker.ts', 'src/worker.ts'],
-    rules: { 'max-lines-per-function': 'off' },
-  },
-  {
     // Config files in plain JavaScript are outside tsconfig.json.
     files: ['**/*.js'],
     extends: [tseslint.configs.disableTypeChecked],

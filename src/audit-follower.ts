@@ -23,7 +23,7 @@ import { writeIsolating } from './isolating-write.js';
 import { PAGE_LIMIT } from './list-query.js';
 import { observe } from './observe.js';
 import { enqueueBatches, missingJobs } from './queue.js';
-import { describeFailure } from './refresh-policy.js';
+import { describeFailure, LOST, POLL, auditWaitMs } from './refresh-policy.js';
 import type { ScopeDefinition } from './scope.js';
 import { coversTriple, matchesFilters } from './scope-match.js';
 import { auditPollDue, auditPollFailed, moveAuditCursor, recordLookAhead, releaseAuditLease, takeAuditLease } from './sql/auditCursor.js';
@@ -39,12 +39,8 @@ import type { UserAction } from './user-action.js';
 
 /** The longest a poll reads before another process may go on (and this one looks again at the next due time). */
 const MAX_PAGES_PER_POLL = 100;
-/** How soon a process looks again when a poll is due but another process holds the lease. */
-const MIN_WAIT_MS = 1000;
 /** How long a lease lasts unrenewed (it is renewed with every page): a crashed follower's is taken over after this. */
 const LEASE_MS = 60_000;
-/** A claim of this follower's this old whose job is not in the queue was never queued (its process died first). */
-const UNQUEUED_AFTER_MS = 30_000;
 
 /** Another follower stored the page (this one's lease ran out meanwhile): this one's copy is rolled back. */
 class CursorMovedError extends Error {
@@ -70,11 +66,6 @@ interface StoredEntries {
 interface PollCounts {
   entries: number;
   queued: number;
-}
-
-/** How long a process sleeps before it looks again: until the next poll is due, but at least a moment and at most a poll's interval. */
-function waitUntilDue(dueAt: number, now: number, pollMs: number): number {
-  return Math.min(Math.max(dueAt - now, MIN_WAIT_MS), pollMs);
 }
 
 export function startAuditFollower(ctx: AccountContext, settings: AuditFollowerSettings): { stop(): Promise<void> } {
@@ -126,7 +117,7 @@ class AuditFollower {
         await auditPollFailed(sql, this.account, message).catch(() => {});
       }
       // Every process wakes when the next poll is due; the one that takes the lease reads.
-      await delay(waitUntilDue(dueAt, Date.now(), this.pollMs), undefined, { signal: this.stopping.signal }).catch(() => {});
+      await delay(auditWaitMs(dueAt, Date.now(), this.pollMs), undefined, { signal: this.stopping.signal }).catch(() => {});
     }
   }
 
@@ -138,7 +129,7 @@ class AuditFollower {
   private async poll(): Promise<number> {
     const { sql, logger } = this.ctx;
     const lease = await takeAuditLease(sql, this.account, this.holder, LEASE_MS, this.pollSeconds);
-    if (!lease) return Date.now() + MIN_WAIT_MS;
+    if (!lease) return Date.now() + POLL.auditMinMs;
     const counts: PollCounts = { entries: 0, queued: 0 };
     try {
       if (!lease.due) return await auditPollDue(sql, this.account, this.pollSeconds);
@@ -338,7 +329,7 @@ class AuditFollower {
     const { sql, own, logger } = this.ctx;
     const prefix = `audit-${this.account}-`;
     // The account too: another's name may begin with this one's and a hyphen.
-    const old = (await listOldClaims(sql, UNQUEUED_AFTER_MS, prefix)).filter((c) => c.account === this.account);
+    const old = (await listOldClaims(sql, LOST.unqueuedClaimMs, prefix)).filter((c) => c.account === this.account);
     if (old.length === 0) return;
     const lost = await missingJobs(
       own.refresh,

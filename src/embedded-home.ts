@@ -9,15 +9,13 @@ import { blockingDirectory, makeDirectories, SERVER_USER, type ServerUser } from
 import { ConfigError, ServiceUnavailableError } from './errors.js';
 import { HOME_VARIABLE, ROOT_HOME } from './home.js';
 import { readStat } from './proc-stat.js';
+import { POLL } from './refresh-policy.js';
 
 /** The processes registered as using the server, still alive. */
 export async function liveUsers(usersDir: string): Promise<number[]> {
   const names = await readdir(usersDir).catch(() => [] as string[]);
   return names.map(Number).filter((pid) => Number.isInteger(pid) && pid !== process.pid && alive(pid));
 }
-
-/** How long a process waits for another's start or stop of the server before it gives up. */
-const LOCK_WAIT_MS = 90_000;
 
 /**
  * Runs `body` holding the home's lock: finding or starting the server and
@@ -39,14 +37,14 @@ export async function withLock<T>(root: string, body: () => Promise<T>): Promise
         await rm(lock, { force: true });
         continue;
       }
-      if (Date.now() - started > LOCK_WAIT_MS) {
+      if (Date.now() - started > POLL.embeddedLockMs) {
         throw new ServiceUnavailableError(
           'Postgres',
           `the embedded server in ${root}`,
           new Error(`process ${holder} has held ${lock} too long`),
         );
       }
-      await new Promise((resume) => setTimeout(resume, 50));
+      await new Promise((resume) => setTimeout(resume, POLL.embeddedMs));
     }
   }
   try {

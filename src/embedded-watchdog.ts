@@ -8,6 +8,7 @@ import { alive, clusterId, runningServer, startServer, STOP_TIMEOUT_SECONDS, war
 import { withLock } from './embedded-home.js';
 import type { Binaries, ServerUser } from './embedded-install.js';
 import { every } from './periodic.js';
+import { POLL, STORE_AWAY } from './refresh-policy.js';
 
 /**
  * Whether the data this process opened is gone for good, and why: the one
@@ -30,7 +31,7 @@ async function ended(pid: number, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (alive(pid)) {
     if (Date.now() > deadline) return false;
-    await new Promise((resume) => setTimeout(resume, 50));
+    await new Promise((resume) => setTimeout(resume, POLL.embeddedMs));
   }
   return true;
 }
@@ -71,9 +72,6 @@ async function stopOrphanedServer(pid: number, realDataDir: string): Promise<str
   return `could not stop its server (pid ${pid})`;
 }
 
-/** How often a process using the server checks that it still runs. */
-const WATCHDOG_MS = 5000;
-
 /** The server a process opened, as its watchdog needs it. */
 export interface Watched {
   root: string;
@@ -98,7 +96,7 @@ export interface Watchdog {
 }
 
 /**
- * Checks the server every WATCHDOG_MS. A server that dies under a process
+ * Checks the server every STORE_AWAY.embeddedCheckMs. A server that dies under a process
  * still using it (the OOM killer, a kill) is started again, on its last port
  * or, when that is taken, another, and this process's connections follow it
  * there. A restart that fails is said once (again only when its reason
@@ -131,12 +129,12 @@ export function watchServer(watched: Watched): Watchdog {
     failure = undefined;
     return undefined;
   };
-  const checks = every(WATCHDOG_MS, check, {
+  const checks = every(STORE_AWAY.embeddedCheckMs, check, {
     onError: (error) => {
       if (error.message === failure) return;
       failure = error.message;
       warn(
-        `the embedded PostgreSQL in ${dataDir} has stopped and could not be started again (trying every ${WATCHDOG_MS / 1000} s): ${error.message}`,
+        `the embedded PostgreSQL in ${dataDir} has stopped and could not be started again (trying every ${STORE_AWAY.embeddedCheckMs / 1000} s): ${error.message}`,
       );
     },
   });

@@ -12,10 +12,9 @@ import { openListings, pagesToQueue } from './sql/listingPages.js';
 import { openRunScopes } from './sql/openRunScopes.js';
 import { releaseClaims } from './sql/releaseClaims.js';
 import type { ListingJob } from './sql/startRun.js';
+import { LOST } from './refresh-policy.js';
 
 const CLAIM_PAGE = 5000;
-/** A claim this old whose job is gone from the queue store was lost (the store lost data or was switched, or the add failed). */
-const LOST_AFTER_MS = 60_000;
 
 export interface FanOut {
   /** Targets newly queued by this request. */
@@ -50,7 +49,7 @@ export async function enqueueClaims(queues: Queues, claims: Claim[], item: (trip
 
 /** Queues a refresh of every target in scope not already queued. */
 export async function queueRefreshes(sql: Sql, queues: Queues, scope: ClaimScope, label: string, batchSize: number): Promise<FanOut> {
-  const recovered = await releaseClaims(sql, await lostJobs(sql, queues, LOST_AFTER_MS));
+  const recovered = await releaseClaims(sql, await lostJobs(sql, queues, LOST.claimMs));
   const base = `${label}-${randomBytes(4).toString('hex')}`;
   let queued = 0;
   let after: Triple | null | undefined;
@@ -70,7 +69,7 @@ export async function queueRefreshes(sql: Sql, queues: Queues, scope: ClaimScope
  * away. Returns how many were queued.
  */
 export async function requeueOpenRuns(sql: Sql, queues: Queues, batchSize: number): Promise<number> {
-  const lost = await lostJobs(sql, queues, LOST_AFTER_MS);
+  const lost = await lostJobs(sql, queues, LOST.claimMs);
   if (lost.length === 0) return 0;
   await releaseClaims(sql, lost);
   let queued = 0;

@@ -21,6 +21,7 @@ import { imageIdProblem } from './image-id.js';
 import type { Triple } from './interfaces.js';
 import { parseJsonExactly } from './json-text.js';
 import { secretScrubber } from './secret-scrub.js';
+import { RATE_LIMIT_DEFAULT_WAIT_MS } from './refresh-policy.js';
 
 export interface GcoreClientOptions {
   baseUrl: string;
@@ -44,9 +45,6 @@ export interface ListPage {
   results: unknown[];
   observedAt: Date;
 }
-
-/** Default wait when a 429 carries no usable hint. */
-const DEFAULT_RATE_LIMIT_WAIT_MS = 1000;
 
 export function imageUrl(baseUrl: string, triple: Triple): string {
   const problem = imageIdProblem(triple.imageId);
@@ -85,7 +83,7 @@ function errorFor(status: number, text: string, headers: Headers): GcoreApiError
   }
   if (status === 429) {
     // The wait asked is in the error, not its message: the policy says it where it matters (over the cap).
-    const wait = retryAfterMs(headers) ?? DEFAULT_RATE_LIMIT_WAIT_MS;
+    const wait = retryAfterMs(headers) ?? RATE_LIMIT_DEFAULT_WAIT_MS;
     return new RateLimitedError(`429: ${detail}`, wait, shouldRetry(headers, true));
   }
   const transient = isTransientStatus(status);

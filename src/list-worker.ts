@@ -20,7 +20,7 @@ import {
   type ListJobData,
   type PageJobData,
 } from './queue.js';
-import { decide, describeFailure } from './refresh-policy.js';
+import { decide, describeFailure, HAND_BACK, LOST } from './refresh-policy.js';
 import { finishRunsSaying } from './run-log.js';
 import { expandScope, IncompleteListError, type FetchPage } from './scope-expansion.js';
 import type { ScopeDefinition } from './scope.js';
@@ -34,10 +34,6 @@ import { enqueueClaims, requeueListings } from './fan-out.js';
 
 /** Images of a page stored in one go: a page is stored in a few transactions, never held with the rest of the listing. */
 const STORE_CHUNK = 250;
-/** A listing open this long may have lost its jobs: they are queued again (a job that exists is not added twice). */
-const STUCK_AFTER_MS = 5 * 60_000;
-/** How long a request withheld by this process (its key was rejected) waits before another process may take it. */
-const HAND_BACK_MS = 2000;
 
 export function startListWorker(ctx: AccountContext): Worker<ListJobData> {
   const listings = new ListingJobs(ctx);
@@ -82,7 +78,7 @@ class ListingJobs {
   async recoverFailedJobs(): Promise<void> {
     const { sql, queues, own } = this.ctx;
     // Listings whose jobs were lost (with Redis's data, or a crash between a commit and a queueing) get them again.
-    await requeueListings(sql, queues, { olderThanMs: STUCK_AFTER_MS });
+    await requeueListings(sql, queues, { olderThanMs: LOST.listingMs });
     for (const job of await own.list.getFailed(0, 99)) {
       if (!job || (jobDeployment(job) ?? own.list.deployment) !== own.list.deployment) continue;
       const message = `its job failed: ${job.failedReason || 'unknown reason'}`;
@@ -266,7 +262,7 @@ class ListingJobs {
       if (decision.stopWorker) this.ctx.keyRejected('jobs');
       return 0;
     }
-    const delayMs = decision.kind === 'retry' ? decision.delayMs : HAND_BACK_MS;
+    const delayMs = decision.kind === 'retry' ? decision.delayMs : HAND_BACK.withheldListingMs;
     if (decision.kind === 'retry') {
       // A cause that fails the account's requests is said once for them all (repeated-errors.ts).
       const cause = causes.of(decision.failure);

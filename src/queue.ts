@@ -13,8 +13,9 @@ export const SCHEDULE_QUEUE = 'image-schedule';
 export const LIST_QUEUE = 'image-list';
 
 /**
- * An account's queue: each account has its own refresh and list queues, so a
- * 429 holds back, and a rejected key stops, that account's jobs only. The
+ * An account's queue: each account has its own refresh and list queues and
+ * its own request timeline, so a 429 holds back, and a rejected key stops,
+ * that account's requests only. The
  * implied account keeps the names queues had before accounts.
  */
 export function accountQueueName(queue: typeof REFRESH_QUEUE | typeof LIST_QUEUE, account: string): string {
@@ -375,9 +376,4 @@ export async function refreshQueueIdle(queues: Queues, accounts: string[]): Prom
       .map((queue) => queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')),
   );
   return counts.every((c) => Object.values(c).every((n) => n === 0));
-}
-
-/** How long BullMQ still holds back an account's new refresh jobs after a 429, in ms (0 when it does not). */
-export async function refreshPauseMs(queues: Queues, account: string): Promise<number> {
-  return Math.max(0, await queues.forAccount(account).refresh.getRateLimitTtl());
 }

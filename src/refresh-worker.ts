@@ -18,7 +18,7 @@ import {
   type RefreshJobData,
 } from './queue.js';
 import { runAgainLater, sweepFailedJobs } from './job-recovery.js';
-import { BatchFailedError, decide, type FailureInfo, type RetryPolicy } from './refresh-policy.js';
+import { BatchFailedError, decide, HAND_BACK, type FailureInfo, type RetryPolicy } from './refresh-policy.js';
 import { refreshBatch, type ItemResult } from './refresh.js';
 import type { Cause } from './repeated-errors.js';
 import { confirmations, type ConfirmAnswer } from './scope-confirm.js';
@@ -66,7 +66,7 @@ export function requeueGroups(fates: ItemFate[]): Map<number, RefreshItem[]> {
   const later = new Map<number, RefreshItem[]>();
   for (const fate of fates) {
     if (fate.kind !== 'hand-back' && fate.kind !== 'retry') continue;
-    const delayMs = fate.kind === 'retry' ? fate.delayMs : 0;
+    const delayMs = fate.kind === 'retry' ? fate.delayMs : HAND_BACK.withheldRefreshMs;
     later.set(delayMs, [...(later.get(delayMs) ?? []), fate.item]);
   }
   return later;

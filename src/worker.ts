@@ -17,7 +17,7 @@ import { every } from './periodic.js';
 import type { Queues } from './queue.js';
 import { repeatedErrorLog } from './repeated-errors.js';
 import { sayProgress } from './run-log.js';
-import { FREE_RATE_LIMIT_RETRIES } from './refresh-policy.js';
+import { FREE_RATE_LIMIT_RETRIES, LOST } from './refresh-policy.js';
 import { requeueOpenRuns } from './fan-out.js';
 import { startScheduleWorker } from './schedule-worker.js';
 import { ServedAccounts } from './served-accounts.js';
@@ -45,8 +45,6 @@ export interface RunningWorker {
 
 /** How often a worker looks for accounts the targets file gained or changed. */
 const ACCOUNT_POLL_MS = 30_000;
-/** How often a worker looks for refreshes of open runs whose jobs were lost. */
-const LOST_SWEEP_MS = 10 * 60_000;
 
 /** What every account this process serves shares: one worker id, one deployment guard, one retry policy. */
 function processContext(deps: WorkerDeps): ProcessContext {
@@ -99,7 +97,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   // Refreshes whose jobs were lost (a store emptied, or switched while nothing ran) go back to their
   // open runs at start and now and then, not only at the next tick, which may be a day away.
   const lostSweep = every(
-    LOST_SWEEP_MS,
+    LOST.sweepMs,
     async () => {
       const queued = await requeueOpenRuns(sql, queues, config.batchSize);
       if (queued > 0) logger.warn({ queued }, 'queued again the refreshes of open runs whose jobs were lost');

@@ -6,7 +6,7 @@ import { inert } from '../log-format.js';
 import { ConfigError } from '../errors.js';
 import { problemOf } from '../deployment-registry.js';
 import { liveQueueStores } from '../sql/queueStoreMarks.js';
-import { queueDepths, refreshPauseMs, type QueueDepth } from '../queue.js';
+import { queueDepths, type QueueDepth } from '../queue.js';
 import { openServices, type Services } from '../services.js';
 import { loadAccounts } from '../sql/accounts.js';
 import { describeAhead } from '../audit-cursor.js';
@@ -56,10 +56,9 @@ function describeAuditLog(state: AuditLogState | undefined): string {
   return `${read}${state.last_error ? `; ERROR: the last poll stopped early: ${inert(state.last_error)}` : ''}${future ? `; FUTURE: ${future}` : ''}`;
 }
 
-/** Requests of an account held back after a 429 or by its rate limit, until when; null when they are not. */
+/** Requests of an account held back after a 429 or by its rate limit (how far its request timeline is ahead), until when; null when they are not. */
 async function heldUntil(services: Services, account: string): Promise<string | null> {
-  const [pauseMs, aheadMs] = await Promise.all([refreshPauseMs(services.queues, account), services.backend.timeline(account).aheadMs()]);
-  const heldMs = Math.max(pauseMs, aheadMs);
+  const heldMs = await services.backend.timeline(account).aheadMs();
   return heldMs > LIMITED_AFTER_MS ? new Date(Date.now() + heldMs).toISOString() : null;
 }
 
