@@ -17,7 +17,9 @@ BEGIN
   IF FOUND THEN broken := broken || ('a version that ends before it begins (image_versions.id ' || example || ')'); END IF;
   SELECT a.id::text INTO example FROM image_versions a JOIN image_versions b
     ON (b.project_id, b.region_id, b.image_id) = (a.project_id, a.region_id, a.image_id) AND b.id > a.id
-    AND tstzrange(a.valid_from, greatest(a.valid_to, a.valid_from), '[)') && tstzrange(b.valid_from, greatest(b.valid_to, b.valid_from), '[)')
+    -- (a version that ends before it begins, reported above, is taken as empty here: tstzrange refuses it)
+    AND tstzrange(a.valid_from, CASE WHEN a.valid_to < a.valid_from THEN a.valid_from ELSE a.valid_to END, '[)')
+      && tstzrange(b.valid_from, CASE WHEN b.valid_to < b.valid_from THEN b.valid_from ELSE b.valid_to END, '[)')
     LIMIT 1;
   IF FOUND THEN broken := broken || ('versions of a triple that overlap (image_versions.id ' || example || ')'); END IF;
   SELECT v.id::text INTO example FROM image_versions v

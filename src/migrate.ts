@@ -141,7 +141,7 @@ async function grantsOnObjects(tx: Tx): Promise<Grant[]> {
 async function grantAgain(tx: Tx, grants: Grant[]): Promise<void> {
   for (const g of grants) {
     const [row] = await tx<{ exists: boolean }[]>`
-      SELECT CASE ${g.kind} WHEN 'TABLE' THEN to_regclass(${g.object}) ELSE to_regprocedure(${g.object}) END IS NOT NULL AS exists`;
+      SELECT CASE WHEN ${g.kind} = 'TABLE' THEN to_regclass(${g.object}) IS NOT NULL ELSE to_regprocedure(${g.object}) IS NOT NULL END AS exists`;
     if (row!.exists) await tx.unsafe(`GRANT ${g.privilege} ON ${g.kind} ${g.object} TO ${g.grantee}`);
   }
 }
