@@ -1,6 +1,7 @@
 -- Mixed: drizzle-kit generated the foreign keys and CHECKs below from src/schema.ts; written by hand are
--- these comments, the check of existing rows, btree_gist and the exclusion constraint (which drizzle cannot
--- declare), and the removal of the CREATE TABLE statements it wrote for the three UNLOGGED tables of 0014
+-- these comments, the check of existing rows, btree_gist and the exclusion constraint, DEFERRABLE on the
+-- versions' foreign key to images (drizzle can declare neither: a first sighting's version is written
+-- before its images row, sql/recordChanges.ts, so that key is checked at commit), and the removal of the CREATE TABLE statements it wrote for the three UNLOGGED tables of 0014
 -- (declared in schema.ts since this migration, so its snapshot is whole; they exist already).
 --
 -- The invariants test/support/invariants.ts checked, held by Postgres from here on: the versions of a triple
@@ -51,7 +52,7 @@ $$;
 ALTER TABLE "image_versions" ADD CONSTRAINT "image_versions_id_triple_unique" UNIQUE("id","project_id","region_id","image_id");--> statement-breakpoint
 ALTER TABLE "image_changes" DROP CONSTRAINT "image_changes_version_id_image_versions_id_fk";--> statement-breakpoint
 ALTER TABLE "image_changes" ADD CONSTRAINT "image_changes_version_fk" FOREIGN KEY ("version_id","project_id","region_id","image_id") REFERENCES "public"."image_versions"("id","project_id","region_id","image_id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
-ALTER TABLE "image_versions" ADD CONSTRAINT "image_versions_image_fk" FOREIGN KEY ("project_id","region_id","image_id") REFERENCES "public"."images"("project_id","region_id","image_id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "image_versions" ADD CONSTRAINT "image_versions_image_fk" FOREIGN KEY ("project_id","region_id","image_id") REFERENCES "public"."images"("project_id","region_id","image_id") ON DELETE no action ON UPDATE no action DEFERRABLE INITIALLY DEFERRED;--> statement-breakpoint
 ALTER TABLE "audit_snapshots" ADD CONSTRAINT "audit_snapshots_image_count_check" CHECK ("audit_snapshots"."image_count" >= 0);--> statement-breakpoint
 ALTER TABLE "image_versions" ADD CONSTRAINT "image_versions_valid_check" CHECK ("image_versions"."valid_to" IS NULL OR "image_versions"."valid_to" >= "image_versions"."valid_from");--> statement-breakpoint
 ALTER TABLE "listing_pages" ADD CONSTRAINT "listing_pages_counts_check" CHECK (least("listing_pages"."count", "listing_pages"."results", "listing_pages"."repeated", "listing_pages"."unusable") >= 0);--> statement-breakpoint

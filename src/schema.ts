@@ -163,7 +163,8 @@ export const imageVersions = pgTable(
     uniqueIndex('image_versions_one_current_idx')
       .on(t.projectId, t.regionId, t.imageId)
       .where(sql`${t.validTo} IS NULL`),
-    // Every version belongs to a stored image.
+    // Every version belongs to a stored image. DEFERRABLE INITIALLY DEFERRED in the database (0023; drizzle
+    // cannot say it): a first sighting's version is written before its images row (sql/recordChanges.ts).
     foreignKey({
       name: 'image_versions_image_fk',
       columns: [t.projectId, t.regionId, t.imageId],
