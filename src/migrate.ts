@@ -51,7 +51,7 @@ export function migrationsFolder(): string {
   throw new Error('migrations/ not found beside the package');
 }
 
-/** The migrations of a folder written by drizzle-kit, in the journal's order. */
+/** The numbered migrations of a folder (drizzle-kit's journal and files), in the journal's order. */
 export function readMigrations(folder: string): Migration[] {
   const journal = JSON.parse(readFileSync(`${folder}/meta/_journal.json`, 'utf8')) as { entries: { tag: string; when: number }[] };
   return journal.entries.map(({ tag, when }) => {

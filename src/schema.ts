@@ -1,7 +1,8 @@
 // The Postgres schema's tables. Table and column names here are the public interface
-// that reports query (see docs/reporting.md, "Tables"); drizzle-kit generates migrations/
-// from this file. Views, functions and triggers are not here: each one's current definition
-// is its file under src/sql/objects/, and what drizzle cannot say (an exclusion constraint,
+// that reports query (see docs/reporting.md, "Tables"); drizzle-kit generates the tables'
+// migrations from this file (which were written or completed by hand, and why: docs/database.md).
+// Views, functions and triggers are not here: each one's current definition is its file under
+// migrations/objects/. What drizzle cannot say (an exclusion constraint, a DEFERRABLE key,
 // UNLOGGED) is said in a comment where it applies (docs/database.md has the whole map).
 import { sql } from 'drizzle-orm';
 import {

@@ -1,6 +1,7 @@
--- The current definition of api_timestamp: applied by src/migrate.ts after the numbered migrations whenever this
--- file changes (or a migration ran), so edit it here, not in a new migration (docs/database.md, "Changing a view
--- or function"). Historic migrations that defined it before stay as they were: 0010.
+-- The current definition of api_timestamp.
+-- src/migrate.ts applies this file after the numbered migrations when it changes (or a migration ran):
+-- edit the definition here, not in a new migration (docs/database.md, "Recipes"). Defined before in
+-- migrations 0010, which stay as they were.
 -- An API date as the history keeps it (ISO, UTC) into timestamptz: ISO year 0000 is 1 BC and -0001
 -- is 2 BC, which Postgres reads only written so (as src/api-date.ts writes them for the columns).
 CREATE OR REPLACE FUNCTION api_timestamp(t text) RETURNS timestamptz LANGUAGE sql STABLE AS $$

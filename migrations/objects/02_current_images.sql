@@ -1,6 +1,7 @@
--- The current definition of current_images: applied by src/migrate.ts after the numbered migrations whenever this
--- file changes (or a migration ran), so edit it here, not in a new migration (docs/database.md, "Changing a view
--- or function"). Historic migrations that defined it before stay as they were: 0001, 0010, 0015.
+-- The current definition of current_images.
+-- src/migrate.ts applies this file after the numbered migrations when it changes (or a migration ran):
+-- edit the definition here, not in a new migration (docs/database.md, "Recipes"). Defined before in
+-- migrations 0001, 0010, 0015, which stay as they were.
 -- Reporting: every tracked, live image with its tags as one object.
 CREATE OR REPLACE VIEW current_images AS
 SELECT i.project_id, i.region_id, i.image_id,

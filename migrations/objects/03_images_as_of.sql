@@ -1,6 +1,7 @@
--- The current definition of images_as_of: applied by src/migrate.ts after the numbered migrations whenever this
--- file changes (or a migration ran), so edit it here, not in a new migration (docs/database.md, "Changing a view
--- or function"). Historic migrations that defined it before stay as they were: 0001, 0008, 0010, 0015.
+-- The current definition of images_as_of.
+-- src/migrate.ts applies this file after the numbered migrations when it changes (or a migration ran):
+-- edit the definition here, not in a new migration (docs/database.md, "Recipes"). Defined before in
+-- migrations 0001, 0008, 0010, 0015, which stay as they were.
 -- Reporting: every tracked image as it was at `at`, with the same columns as current_images. It runs with its
 -- owner's rights, so a read-only reporting role can call it without any right on the tables behind it.
 CREATE OR REPLACE FUNCTION images_as_of(at timestamptz)

@@ -1,6 +1,7 @@
--- The current definition of image_change_log: applied by src/migrate.ts after the numbered migrations whenever this
--- file changes (or a migration ran), so edit it here, not in a new migration (docs/database.md, "Changing a view
--- or function"). Historic migrations that defined it before stay as they were: 0004, 0015, 0016.
+-- The current definition of image_change_log.
+-- src/migrate.ts applies this file after the numbered migrations when it changes (or a migration ran):
+-- edit the definition here, not in a new migration (docs/database.md, "Recipes"). Defined before in
+-- migrations 0004, 0015, 0016, which stay as they were.
 -- Reporting: each change with the image's name, region and triple, newest first.
 -- Who made a change: the latest audit-log entry about the image whose time lies after the observation
 -- before the change and no later than the observation that saw it, and how many entries fell in that

@@ -1,6 +1,7 @@
--- The current definition of stale_images: applied by src/migrate.ts after the numbered migrations whenever this
--- file changes (or a migration ran), so edit it here, not in a new migration (docs/database.md, "Changing a view
--- or function"). Historic migrations that defined it before stay as they were: 0004, 0013, 0015.
+-- The current definition of stale_images.
+-- src/migrate.ts applies this file after the numbered migrations when it changes (or a migration ran):
+-- edit the definition here, not in a new migration (docs/database.md, "Recipes"). Defined before in
+-- migrations 0004, 0013, 0015, which stay as they were.
 -- Reporting: targets not seen for more than twice their schedule's interval, or whose last refresh
 -- failed, with the reason; a target that left its scope is not stale.
 CREATE OR REPLACE VIEW stale_images AS

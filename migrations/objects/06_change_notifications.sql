@@ -1,6 +1,8 @@
--- The current definition of the change notifications (bounded_change_payload, notify_image_changes, trigger image_changes_notify): applied by src/migrate.ts after the numbered migrations whenever this
--- file changes (or a migration ran), so edit it here, not in a new migration (docs/database.md, "Changing a view
--- or function"). Historic migrations that defined it before stay as they were: 0004, 0016, 0018.
+-- The current definition of the change notifications: bounded_change_payload, notify_image_changes and
+-- the trigger image_changes_notify.
+-- src/migrate.ts applies this file after the numbered migrations when it changes (or a migration ran):
+-- edit the definition here, not in a new migration (docs/database.md, "Recipes"). Defined before in
+-- migrations 0004, 0016, 0018, which stay as they were.
 -- Change alerts: one NOTIFY on channel image_changes per changed image and kind of change per statement,
 -- delivered when the refresh's transaction commits.
 -- A change notification bounded by bytes. pg_notify refuses a payload of 8000 bytes or more (bytes in the

@@ -1,6 +1,7 @@
--- The current definition of the audit snapshots' immutability (refuse_snapshot_change and its four triggers) and snapshot_diff: applied by src/migrate.ts after the numbered migrations whenever this
--- file changes (or a migration ran), so edit it here, not in a new migration (docs/database.md, "Changing a view
--- or function"). Historic migrations that defined it before stay as they were: 0006, 0008.
+-- The current definition of the audit snapshots' immutability (refuse_snapshot_change and its four triggers) and snapshot_diff.
+-- src/migrate.ts applies this file after the numbered migrations when it changes (or a migration ran):
+-- edit the definition here, not in a new migration (docs/database.md, "Recipes"). Defined before in
+-- migrations 0006, 0008, which stay as they were.
 -- Audit snapshots are immutable once taken.
 CREATE OR REPLACE FUNCTION refuse_snapshot_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -1,6 +1,7 @@
--- The current definition of take_api_slot, the queue store's request timeline (both signatures): applied by src/migrate.ts after the numbered migrations whenever this
--- file changes (or a migration ran), so edit it here, not in a new migration (docs/database.md, "Changing a view
--- or function"). Historic migrations that defined it before stay as they were: 0014, 0020.
+-- The current definition of take_api_slot, the queue store's request timeline (both signatures).
+-- src/migrate.ts applies this file after the numbered migrations when it changes (or a migration ran):
+-- edit the definition here, not in a new migration (docs/database.md, "Recipes"). Defined before in
+-- migrations 0014, 0020, which stay as they were.
 -- p_slot_ms > 0: takes the next slot, returns how long the caller waits for it.
 -- p_pause_ms > 0: pushes the timeline to at least now + pause (a 429), returns 0.
 -- Both 0: reads only, returns how far ahead of now the next free slot is.
