@@ -5,9 +5,8 @@ import { defineConfig } from 'drizzle-kit';
 // - the views, functions and triggers of the public schema: migrations/objects/*.sql, applied by
 //   src/migrate.ts; drizzle-kit neither writes nor reads them (tablesFilter leaves the views out of
 //   push and pull, which would otherwise take them for tables to drop or create);
-// - what drizzle cannot declare (the exclusion constraint image_versions_no_overlap, a DEFERRABLE key,
-//   UNLOGGED): hand-written in the migration that adds it, and named in a comment in src/schema.ts;
-// - btree_gist's functions and operators (migration 0023): the extension's, not the project's;
+// - what drizzle cannot declare (a DEFERRABLE key, UNLOGGED): hand-written in the migration that adds
+//   it, and named in a comment in src/schema.ts;
 // - the drizzle schema (drizzle.__drizzle_migrations, drizzle.__objects): the migrator's record,
 //   outside schemaFilter;
 // - the queue store's own tables when the queues run on Postgres: the queue library's, in their own

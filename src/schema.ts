@@ -2,8 +2,8 @@
 // that reports query (see docs/reporting.md, "Tables"); drizzle-kit generates the tables'
 // migrations from this file (which were written or completed by hand, and why: docs/database.md).
 // Views, functions and triggers are not here: each one's current definition is its file under
-// migrations/objects/. What drizzle cannot say (an exclusion constraint, a DEFERRABLE key,
-// UNLOGGED) is said in a comment where it applies (docs/database.md has the whole map).
+// migrations/objects/. What drizzle cannot say (a DEFERRABLE key, UNLOGGED) is said in a comment
+// where it applies (docs/database.md has the whole map).
 import { sql } from 'drizzle-orm';
 import {
   bigint,
@@ -147,8 +147,8 @@ export const imageTags = pgTable(
 );
 
 // Slowly changing dimension, type 2: one row per distinct state of a triple.
-// Migration 0023 also holds, where drizzle cannot say it, that the versions of a triple never overlap:
-// the exclusion constraint image_versions_no_overlap (btree_gist) on the triple and [valid_from, valid_to).
+// That the versions of a triple never overlap ([valid_from, valid_to)) is held by the triggers of
+// migrations/objects/09_version_overlap.sql (a rule drizzle cannot declare).
 export const imageVersions = pgTable(
   'image_versions',
   {

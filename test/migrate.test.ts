@@ -321,6 +321,10 @@ describe('migration 0023: the invariants held by Postgres', () => {
         // Versions that meet end to start do not overlap.
         await sql`UPDATE image_versions SET valid_to = '2026-02-01' WHERE image_id = 'a'`;
         await sql`INSERT INTO image_versions (project_id, region_id, image_id, valid_from, content_hash, state) VALUES (1, 1, 'a', '2026-02-01', 'h', '{}')`;
+        // Nor may an update make them overlap.
+        await expect(sql`UPDATE image_versions SET valid_to = '2026-03-01' WHERE valid_to = '2026-02-01'`).rejects.toThrow(
+          'image_versions_no_overlap',
+        );
       });
     },
   );
