@@ -2,10 +2,11 @@
 // and triggers in migrations/objects/ (docs/database.md). Several processes may start at once, so the
 // migrator runs under a Postgres advisory lock.
 //
-// drizzle-kit generates the tables' migrations (some are hand-written: docs/database.md); this applies them without drizzle-orm, whose import alone
-// costs a second and a quarter of a gigabyte on Node 22 and 24. It keeps drizzle-orm's migrator's
-// record exactly (drizzle-orm 0.45, pg-core/dialect.js `migrate` and migrator.js), so a database
-// migrated by either is up to date for the other: the table drizzle.__drizzle_migrations, one row
+// drizzle-kit generates the tables' migrations (some are hand-written: docs/database.md); this
+// applies them without drizzle-orm, whose import alone costs a second and a quarter of a gigabyte
+// on Node 22 and 24. It keeps drizzle-orm's migrator's record exactly (drizzle-orm 0.45,
+// pg-core/dialect.js `migrate` and migrator.js), so a database migrated by either is up to date
+// for the other: the table drizzle.__drizzle_migrations, one row
 // per applied file with the SHA-256 of its text and created_at = the journal's `when`; a file is due
 // when its `when` is later than the newest created_at; every due file runs, statement by statement
 // in journal order, in one transaction.
@@ -141,7 +142,8 @@ async function grantsOnObjects(tx: Tx): Promise<Grant[]> {
 async function grantAgain(tx: Tx, grants: Grant[]): Promise<void> {
   for (const g of grants) {
     const [row] = await tx<{ exists: boolean }[]>`
-      SELECT CASE WHEN ${g.kind} = 'TABLE' THEN to_regclass(${g.object}) IS NOT NULL ELSE to_regprocedure(${g.object}) IS NOT NULL END AS exists`;
+      SELECT CASE WHEN ${g.kind} = 'TABLE' THEN to_regclass(${g.object}) IS NOT NULL
+        ELSE to_regprocedure(${g.object}) IS NOT NULL END AS exists`;
     if (row!.exists) await tx.unsafe(`GRANT ${g.privilege} ON ${g.kind} ${g.object} TO ${g.grantee}`);
   }
 }
@@ -150,7 +152,8 @@ async function grantAgain(tx: Tx, grants: Grant[]): Promise<void> {
 async function applyDue(sql: Sql, migrations: Migration[], objects: SqlObject[]): Promise<void> {
   await sql`CREATE SCHEMA IF NOT EXISTS "drizzle"`;
   await sql`CREATE TABLE IF NOT EXISTS "drizzle"."__drizzle_migrations" (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)`;
-  await sql`CREATE TABLE IF NOT EXISTS "drizzle"."__objects" (name text PRIMARY KEY, hash text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
+  await sql`
+    CREATE TABLE IF NOT EXISTS "drizzle"."__objects" (name text PRIMARY KEY, hash text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
   const todo = due((await readRecord(sql))!, migrations, objects);
   if (todo.migrations.length === 0 && todo.objects.length === 0) return;
   await sql.begin(async (tx) => {
