@@ -1,12 +1,17 @@
-// The Postgres schema. Table and column names here are the public interface
-// that reports query (see docs/reporting.md, "Tables"); drizzle-kit generates migrations/
-// from this file.
+// The Postgres schema's tables. Table and column names here are the public interface
+// that reports query (see docs/reporting.md, "Tables"); drizzle-kit generates the tables'
+// migrations from this file (which were written or completed by hand, and why: docs/database.md).
+// Views, functions and triggers are not here: each one's current definition is its file under
+// migrations/objects/. What drizzle cannot say (a DEFERRABLE key, UNLOGGED) is said in a comment
+// where it applies (docs/database.md has the whole map).
 import { sql } from 'drizzle-orm';
 import {
   bigint,
   bigserial,
   boolean,
   check,
+  doublePrecision,
+  foreignKey,
   index,
   integer,
   jsonb,
@@ -15,6 +20,7 @@ import {
   primaryKey,
   text,
   timestamp,
+  unique,
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
@@ -141,6 +147,8 @@ export const imageTags = pgTable(
 );
 
 // Slowly changing dimension, type 2: one row per distinct state of a triple.
+// That the versions of a triple never overlap ([valid_from, valid_to)) is held by the triggers of
+// migrations/objects/09_version_overlap.sql (a rule drizzle cannot declare).
 export const imageVersions = pgTable(
   'image_versions',
   {
@@ -156,6 +164,16 @@ export const imageVersions = pgTable(
     uniqueIndex('image_versions_one_current_idx')
       .on(t.projectId, t.regionId, t.imageId)
       .where(sql`${t.validTo} IS NULL`),
+    // Every version belongs to a stored image. DEFERRABLE INITIALLY DEFERRED in the database (0023; drizzle
+    // cannot say it): a first sighting's version is written before its images row (sql/recordChanges.ts).
+    foreignKey({
+      name: 'image_versions_image_fk',
+      columns: [t.projectId, t.regionId, t.imageId],
+      foreignColumns: [images.projectId, images.regionId, images.imageId],
+    }),
+    // What a change's foreign key names: its version, of its own triple.
+    unique('image_versions_id_triple_unique').on(t.id, t.projectId, t.regionId, t.imageId),
+    check('image_versions_valid_check', sql`${t.validTo} IS NULL OR ${t.validTo} >= ${t.validFrom}`),
   ],
 );
 
@@ -164,9 +182,7 @@ export const imageChanges = pgTable(
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
     ...triple,
-    versionId: bigint('version_id', { mode: 'number' })
-      .notNull()
-      .references(() => imageVersions.id),
+    versionId: bigint('version_id', { mode: 'number' }).notNull(),
     changeType: text('change_type').notNull(),
     field: text('field'),
     oldValue: jsonb('old_value'),
@@ -184,6 +200,12 @@ export const imageChanges = pgTable(
     check('image_changes_change_type_check', sql`${t.changeType} IN ('created', 'updated', 'deleted', 'restored')`),
     // Whole-state changes carry no field; an update names the one it changed.
     check('image_changes_field_check', sql`(${t.changeType} = 'updated') = (${t.field} IS NOT NULL)`),
+    // A change belongs to a version of its own image.
+    foreignKey({
+      name: 'image_changes_version_fk',
+      columns: [t.versionId, t.projectId, t.regionId, t.imageId],
+      foreignColumns: [imageVersions.id, imageVersions.projectId, imageVersions.regionId, imageVersions.imageId],
+    }),
   ],
 );
 
@@ -236,6 +258,10 @@ export const syncRuns = pgTable(
     check('sync_runs_kind_check', sql`${t.kind} IN ('scheduled', 'manual')`),
     check('sync_runs_status_check', sql`${t.status} IN ('running', 'finished', 'superseded', 'incomplete')`),
     check('sync_runs_finished_check', sql`(${t.status} = 'running') = (${t.finishedAt} IS NULL)`),
+    check(
+      'sync_runs_counts_check',
+      sql`least(${t.planned}, ${t.attempted}, ${t.unchanged}, ${t.changed}, ${t.deleted}, ${t.failed}, ${t.listingsFailed}, ${t.created}, ${t.discovered}, ${t.listed}, ${t.markedLeft}, ${t.unattempted}, ${t.listingsUnfinished}) >= 0`,
+    ),
   ],
 );
 
@@ -301,6 +327,11 @@ export const listings = pgTable(
     index('listings_scope_idx').on(t.scopeKey, t.id),
     check('listings_status_check', sql`${t.status} IN ('expanding', 'listing', 'complete', 'incomplete')`),
     check('listings_finished_check', sql`(${t.status} IN ('complete', 'incomplete')) = (${t.finishedAt} IS NOT NULL)`),
+    // least() skips nulls: a count not known yet passes.
+    check(
+      'listings_counts_check',
+      sql`least(${t.expected}, ${t.listed}, ${t.absent}, ${t.sampled}, ${t.sampleContradicted}, ${t.markedLeft}) >= 0`,
+    ),
   ],
 );
 
@@ -331,6 +362,7 @@ export const listingPages = pgTable(
     primaryKey({ columns: [t.listingId, t.part, t.page] }),
     check('listing_pages_status_check', sql`${t.status} IN ('queued', 'done', 'failed')`),
     check('listing_pages_endpoint_check', sql`${t.endpoint} IN ('images', 'bmimages')`),
+    check('listing_pages_counts_check', sql`least(${t.count}, ${t.results}, ${t.repeated}, ${t.unusable}) >= 0`),
   ],
 );
 
@@ -381,19 +413,24 @@ export const syncFailures = pgTable(
   (t) => [
     index('sync_failures_failed_at_idx').on(t.failedAt),
     index('sync_failures_triple_idx').on(t.projectId, t.regionId, t.imageId, t.failedAt),
+    check('sync_failures_attempts_check', sql`${t.attempts} >= 0`),
   ],
 );
 
 // Immutable audit snapshots: which version of each live image was in force.
-export const auditSnapshots = pgTable('audit_snapshots', {
-  id: bigserial('id', { mode: 'number' }).primaryKey(),
-  /** The tick or request that took it, so a retried tick does not take two. */
-  trigger: text('trigger').notNull().unique(),
-  takenAt: tz('taken_at').notNull(),
-  imageCount: integer('image_count').notNull(),
-  /** sha256 over every triple and content hash in key order: equal digests, equal states. */
-  digest: text('digest').notNull(),
-});
+export const auditSnapshots = pgTable(
+  'audit_snapshots',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    /** The tick or request that took it, so a retried tick does not take two. */
+    trigger: text('trigger').notNull().unique(),
+    takenAt: tz('taken_at').notNull(),
+    imageCount: integer('image_count').notNull(),
+    /** sha256 over every triple and content hash in key order: equal digests, equal states. */
+    digest: text('digest').notNull(),
+  },
+  (t) => [check('audit_snapshots_image_count_check', sql`${t.imageCount} >= 0`)],
+);
 
 export const auditSnapshotItems = pgTable(
   'audit_snapshot_items',
@@ -506,4 +543,39 @@ export const scheduleOwner = pgTable(
     heartbeatAt: tz('heartbeat_at'),
   },
   (t) => [check('schedule_owner_one_row', sql`${t.id}`)],
+);
+
+// The queue store's tables beside BullMQ's when the queues run on Postgres (REDIS_URL unset;
+// postgres-backend.ts). They are UNLOGGED in the database (migration 0014: written many times a
+// second and worth nothing after a crash, so no WAL), which drizzle cannot declare: these
+// declarations keep drizzle-kit's snapshot whole, and their CREATE TABLE statements were taken out of
+// the migration drizzle-kit generated (0023), since 0014 had made them UNLOGGED already.
+
+/** The shared request timeline of each account (rate-limiter.ts; sql/takeApiSlot.ts, function take_api_slot). */
+export const apiRateTimeline = pgTable('api_rate_timeline', {
+  key: text('key').primaryKey(),
+  /** The next free request slot, ms since the epoch by this server's clock. */
+  nextFreeMs: doublePrecision('next_free_ms').notNull(),
+  /** The pause in force: until when, and how long the API asked for (migration 0020). */
+  pausedUntilMs: doublePrecision('paused_until_ms'),
+  pauseAskedMs: doublePrecision('pause_asked_ms'),
+});
+
+/** One row per worker whose key the API rejected (key-health.ts): the fact, never the key. */
+export const keyRejections = pgTable('key_rejections', {
+  entry: text('entry').primaryKey(),
+  rejection: jsonb('rejection').notNull(),
+  lapsesAt: tz('lapses_at').notNull(),
+});
+
+/** Which queue stores the workers of this database use, each mark lapsing unless renewed (deployment-guard.ts). */
+export const queueStoreMarks = pgTable(
+  'queue_store_marks',
+  {
+    kind: text('kind').notNull(),
+    worker: text('worker').notNull(),
+    lapsesAt: tz('lapses_at').notNull(),
+  },
+  // Named as Postgres named the inline PRIMARY KEY of 0014.
+  (t) => [primaryKey({ name: 'queue_store_marks_pkey', columns: [t.kind, t.worker] })],
 );

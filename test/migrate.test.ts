@@ -1,15 +1,28 @@
 // The migrator keeps drizzle-orm's record exactly: a database migrated by either is up to date for
 // the other, and one migrated part-way by either is finished by the other as drizzle would.
-// drizzle-orm is imported here only, as the reference.
+// drizzle-orm is imported here only, as the reference. The objects of migrations/objects/ are applied
+// when their file changes, and leave a database an older release migrated the same as a fresh one.
 import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { migrate as drizzleMigrate } from 'drizzle-orm/postgres-js/migrator';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
-import { applyMigrations, dueMigrations, migrationsFolder, readMigrations, runMigrations, type Migration } from '../src/migrate.js';
+import {
+  applyMigrations,
+  dueMigrations,
+  dueObjects,
+  migrationsFolder,
+  readMigrations,
+  readObjects,
+  runMigrations,
+  type Migration,
+  type SqlObject,
+} from '../src/migrate.js';
+import { grantReporting } from '../src/sql/grantReporting.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 
 const envs: TestEnv[] = [];
@@ -130,3 +143,212 @@ describe('a database migrated by drizzle-orm, or by this migrator', () => {
     expect(await columns(oursFirst)).toEqual(await columns(drizzleFirst));
   });
 });
+
+/**
+ * What the database holds, as text to compare: relations with their persistence, owner-independent
+ * rights, columns, constraints, indexes, views, functions and triggers of the public schema (those of
+ * extensions left out), and the extensions.
+ */
+const catalog = (url: string) =>
+  withSql(url, async (sql) =>
+    (
+      await sql<{ line: string }[]>`
+        WITH own AS (
+          SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relacl FROM pg_class c
+          WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'v', 'i', 'S')
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e'))
+        SELECT 'relation ' || relname || ' ' || relkind::text || relpersistence::text || ' ' || coalesce(relacl::text, '') AS line FROM own
+        UNION ALL SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' '
+          || coalesce(column_default, '') || ' #' || ordinal_position
+          FROM information_schema.columns WHERE table_schema = 'public'
+        UNION ALL SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+          FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+        UNION ALL SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
+        UNION ALL SELECT 'view ' || relname || ' ' || pg_get_viewdef(oid) FROM own WHERE relkind = 'v'
+        UNION ALL SELECT 'function ' || pg_get_functiondef(p.oid) || ' ' || coalesce(p.proacl::text, '') FROM pg_proc p
+          WHERE p.pronamespace = 'public'::regnamespace
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+        UNION ALL SELECT 'trigger ' || pg_get_triggerdef(t.oid) FROM pg_trigger t
+          JOIN own ON own.oid = t.tgrelid WHERE NOT t.tgisinternal
+        UNION ALL SELECT 'extension ' || extname FROM pg_extension
+        ORDER BY 1`
+    ).map((row) => row.line),
+  );
+
+/** The views, functions and triggers the public schema holds (extensions' left out), by name. */
+const definedObjects = (url: string) =>
+  withSql(url, async (sql) =>
+    (
+      await sql<{ name: string }[]>`
+        SELECT 'view ' || relname AS name FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'v'
+        UNION SELECT 'function ' || proname FROM pg_proc p WHERE pronamespace = 'public'::regnamespace
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+        UNION SELECT 'trigger ' || tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+          WHERE c.relnamespace = 'public'::regnamespace AND NOT t.tgisinternal
+        ORDER BY 1`
+    ).map((row) => row.name),
+  );
+
+/** The views, functions and triggers the files of migrations/objects/ create, by name. */
+function declaredObjects(objects: SqlObject[]): string[] {
+  const names = objects.flatMap((o) =>
+    [...o.statements.join('').matchAll(/^CREATE (?:OR REPLACE )?(VIEW|FUNCTION|TRIGGER) (\w+)/gm)].map(
+      ([, kind, name]) => `${kind!.toLowerCase()} ${name}`,
+    ),
+  );
+  return [...new Set(names)].sort();
+}
+
+const objects = readObjects(migrationsFolder());
+const role = () => `gis_reporting_${randomBytes(4).toString('hex')}`;
+
+async function dropRole(name: string, urls: string[]): Promise<void> {
+  for (const url of urls) await withSql(url, (sql) => sql.unsafe(`DROP OWNED BY ${name}`));
+  await withSql(urls[0]!, (sql) => sql.unsafe(`DROP ROLE IF EXISTS ${name}`));
+}
+
+describe('objects: the current definition of each view, function and trigger, in migrations/objects/', () => {
+  it('are due all after a migration ran, else those whose file is new or changed', () => {
+    const at = (name: string, hash: string): SqlObject => ({ name, hash, statements: [] });
+    const files = [at('01_a.sql', 'x'), at('02_b.sql', 'y'), at('03_c.sql', 'z')];
+    const recordedHashes = new Map([
+      ['01_a.sql', 'x'],
+      ['02_b.sql', 'old'],
+    ]);
+    expect(dueObjects(files, recordedHashes, false).map((o) => o.name)).toEqual(['02_b.sql', '03_c.sql']);
+    expect(dueObjects(files, recordedHashes, true)).toEqual(files);
+    expect(dueObjects(files, new Map(files.map((o) => [o.name, o.hash])), false)).toEqual([]);
+  });
+
+  it('the migrated database holds exactly the objects the files declare, as they define them', { timeout: 120_000 }, async () => {
+    const url = await freshDatabase();
+    await runMigrations(url);
+    expect(await definedObjects(url)).toEqual(declaredObjects(objects));
+    // Applying every file again changes nothing: what the database holds is what the files say.
+    const before = await catalog(url);
+    await withSql(url, (sql) =>
+      sql.begin(async (tx) => {
+        for (const object of objects) for (const statement of object.statements) await tx.unsafe(statement);
+      }),
+    );
+    expect(await catalog(url)).toEqual(before);
+  });
+
+  it(
+    'a database an older release migrated, granted to a reporting role, ends up the same as a fresh one',
+    { timeout: 120_000 },
+    async () => {
+      const reader = role();
+      const [older, fresh] = [await freshDatabase(), await freshDatabase()];
+      try {
+        // The release before this one: every migration up to 0022, no objects, and a reporting role.
+        const before = await olderFolder(all.findIndex((m) => m.tag.startsWith('0023')));
+        await withSql(older, async (sql) => {
+          await applyMigrations(sql, readMigrations(before));
+          await grantReporting(sql, reader);
+        });
+        await runMigrations(older);
+        await runMigrations(fresh);
+        await withSql(fresh, (sql) => grantReporting(sql, reader));
+        expect(await catalog(older)).toEqual(await catalog(fresh));
+      } finally {
+        await dropRole(reader, [older, fresh]);
+      }
+    },
+  );
+
+  it(
+    'a start with nothing new applies nothing; a changed file is applied, and a view dropped and created keeps its rights',
+    { timeout: 120_000 },
+    async () => {
+      const reader = role();
+      const url = await freshDatabase();
+      const applied = () =>
+        withSql(url, async (sql) => (await sql`SELECT name, hash, applied_at FROM drizzle.__objects ORDER BY name`).map((r) => ({ ...r })));
+      try {
+        await runMigrations(url);
+        await withSql(url, (sql) => grantReporting(sql, reader));
+        const first = await applied();
+        expect(first.map((r) => r.name)).toEqual(objects.map((o) => o.name));
+        await runMigrations(url);
+        expect(await applied()).toEqual(first);
+
+        const folder = await olderFolder(all.length);
+        const stale = join(folder, 'objects', '05_stale_images.sql');
+        const text = await readFile(stale, 'utf8');
+        await writeFile(stale, text.replace('CREATE OR REPLACE VIEW stale_images', 'DROP VIEW stale_images;\nCREATE VIEW stale_images'));
+        const catalogBefore = await catalog(url);
+        await withSql(url, (sql) => applyMigrations(sql, readMigrations(folder), readObjects(folder)));
+        const changed = (await applied()).filter((row, n) => row.hash !== first[n]!.hash).map((r) => r.name);
+        expect(changed).toEqual(['05_stale_images.sql']);
+        expect(await catalog(url)).toEqual(catalogBefore);
+        const [canRead] = await withSql(url, (sql) => sql`SELECT has_table_privilege(${reader}, 'stale_images', 'SELECT') AS ok`);
+        expect(canRead).toEqual({ ok: true });
+      } finally {
+        await dropRole(reader, [url]);
+      }
+    },
+  );
+});
+
+describe('migration 0023: the invariants held by Postgres', () => {
+  const upTo0022 = () => olderFolder(all.findIndex((m) => m.tag.startsWith('0023')));
+  const image = (id: string) => sql0022Image(id);
+
+  it(
+    'refuses overlapping versions, a version without its image, a change of another image, and a negative count',
+    { timeout: 120_000 },
+    async () => {
+      const url = await freshDatabase();
+      await runMigrations(url);
+      await withSql(url, async (sql) => {
+        await sql.unsafe(image('a'));
+        await sql`INSERT INTO image_versions (project_id, region_id, image_id, valid_from, content_hash, state) VALUES (1, 1, 'a', '2026-01-01', 'h', '{}')`;
+        await expect(
+          sql`INSERT INTO image_versions (project_id, region_id, image_id, valid_from, valid_to, content_hash, state) VALUES (1, 1, 'a', '2025-12-01', '2026-01-02', 'h', '{}')`,
+        ).rejects.toThrow('image_versions_no_overlap');
+        await expect(
+          sql`INSERT INTO image_versions (project_id, region_id, image_id, valid_from, content_hash, state) VALUES (1, 1, 'nobody', '2026-01-01', 'h', '{}')`,
+        ).rejects.toThrow('image_versions_image_fk');
+        await sql.unsafe(image('b'));
+        await expect(
+          sql`INSERT INTO image_changes (project_id, region_id, image_id, version_id, change_type, changed_at)
+          SELECT 1, 1, 'b', id, 'created', now() FROM image_versions WHERE image_id = 'a'`,
+        ).rejects.toThrow('image_changes_version_fk');
+        await expect(sql`INSERT INTO sync_runs (kind, trigger, started_at, planned) VALUES ('manual', 'x', now(), -1)`).rejects.toThrow(
+          'sync_runs_counts_check',
+        );
+        // Versions that meet end to start do not overlap.
+        await sql`UPDATE image_versions SET valid_to = '2026-02-01' WHERE image_id = 'a'`;
+        await sql`INSERT INTO image_versions (project_id, region_id, image_id, valid_from, content_hash, state) VALUES (1, 1, 'a', '2026-02-01', 'h', '{}')`;
+        // Nor may an update make them overlap.
+        await expect(sql`UPDATE image_versions SET valid_to = '2026-03-01' WHERE valid_to = '2026-02-01'`).rejects.toThrow(
+          'image_versions_no_overlap',
+        );
+      });
+    },
+  );
+
+  it('stops, changing nothing, where stored rows break them, and names each broken rule', { timeout: 120_000 }, async () => {
+    const url = await freshDatabase();
+    const folder = await upTo0022();
+    await withSql(url, async (sql) => {
+      await applyMigrations(sql, readMigrations(folder));
+      await sql.unsafe(image('a'));
+      await sql`INSERT INTO image_versions (project_id, region_id, image_id, valid_from, valid_to, content_hash, state) VALUES
+        (1, 1, 'a', '2026-01-01', '2026-01-03', 'h', '{}'), (1, 1, 'a', '2026-01-02', NULL, 'h', '{}'), (1, 1, 'orphan', '2026-01-01', NULL, 'h', '{}')`;
+    });
+    const failure = runMigrations(url);
+    await expect(failure).rejects.toThrow('migration 0023 adds constraints that stored rows break');
+    await expect(failure).rejects.toThrow(/versions of a triple that overlap .*; a version without its image/);
+    expect((await recorded(url)).length).toBe(all.findIndex((m) => m.tag.startsWith('0023')));
+  });
+});
+
+/** An images row for (1, 1, id), with every NOT NULL column. */
+function sql0022Image(id: string): string {
+  return `INSERT INTO images (project_id, region_id, image_id, name, region, status, visibility, os_distro, os_version, os_type,
+    disk_format, min_disk, min_ram, owner_project_id, image_region_id, created_at, updated_at, raw, content_hash, first_seen_at,
+    last_seen_at, last_changed_at) VALUES (1, 1, '${id}', 'n', 'r', 'active', 'public', 'd', 'v', 'linux', 'qcow2', 0, 0, 1, 1,
+    now(), now(), '{}', 'h', now(), now(), now())`;
+}

@@ -98,7 +98,18 @@ describe('indexes for reports', () => {
 
   it('as-of lookups and the change log by time use indexes, not scans of history', async () => {
     const sql = pipeline.services.sql;
-    // Enough history that a sequential scan would be the planner's choice if no index served.
+    // Enough history that a sequential scan would be the planner's choice if no index served; each
+    // version of an image stored (migration 0023's foreign keys), and the changes of one version of 'seed'.
+    await sql`
+      INSERT INTO images (project_id, region_id, image_id, name, region, status, visibility, os_distro, os_version, os_type,
+        disk_format, min_disk, min_ram, owner_project_id, image_region_id, created_at, updated_at, raw, content_hash,
+        first_seen_at, last_seen_at, last_changed_at, deleted_at)
+      SELECT 2, 2, id, id, 'r', 'active', 'public', 'd', 'v', 'linux', 'qcow2', 0, 0, 2, 2, '2020-01-01', '2020-01-01', '{}', 'h',
+        '2020-01-01', '2020-01-01', '2020-01-01', '2020-01-01'
+      FROM (SELECT 'seed-' || n AS id FROM generate_series(1, 2000) n UNION ALL SELECT 'seed') ids`;
+    await sql`
+      INSERT INTO image_versions (project_id, region_id, image_id, valid_from, valid_to, content_hash, state)
+      VALUES (2, 2, 'seed', '2019-01-01', '2019-01-02', 'h', '{}')`;
     await sql`
       INSERT INTO image_versions (project_id, region_id, image_id, valid_from, valid_to, content_hash, state)
       SELECT 2, 2, 'seed-' || n, timestamptz '2020-01-01' + v * interval '1 day', timestamptz '2020-01-01' + (v + 1) * interval '1 day',
@@ -106,7 +117,7 @@ describe('indexes for reports', () => {
       FROM generate_series(1, 2000) n, generate_series(1, 20) v`;
     await sql`
       INSERT INTO image_changes (project_id, region_id, image_id, version_id, change_type, field, changed_at)
-      SELECT 2, 2, 'seed', (SELECT min(id) FROM image_versions), 'updated', 'name', timestamptz '2020-01-01' + n * interval '1 minute'
+      SELECT 2, 2, 'seed', (SELECT id FROM image_versions WHERE image_id = 'seed'), 'updated', 'name', timestamptz '2020-01-01' + n * interval '1 minute'
       FROM generate_series(1, 40000) n`;
     await sql`ANALYZE image_versions`;
     await sql`ANALYZE image_changes`;
