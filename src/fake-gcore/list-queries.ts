@@ -3,7 +3,8 @@
 // answer with, shaped as the contract's ProjectSerializer and RegionSerializer.
 import type { ImagePayload } from './fixtures.js';
 
-export type ListEndpoint = 'images' | 'bmimages' | 'projects' | 'regions' | 'user_actions';
+/** The built-in lists, and any other kind's list endpoint (image-kinds.ts) that the server serves. */
+export type ListEndpoint = 'images' | 'bmimages' | 'projects' | 'regions' | 'user_actions' | (string & {});
 export const LIST_ENDPOINTS: readonly ListEndpoint[] = ['images', 'bmimages', 'projects', 'regions', 'user_actions'];
 
 /** Which list requests a fault or a hook applies to; a field left unset matches any. */
