@@ -11,6 +11,7 @@ const UNIT = [
   'test/docs.test.ts',
   'test/frame-helpers.test.ts',
   'test/image-diff.test.ts',
+  'test/image-kinds.test.ts',
   'test/image-payload.test.ts',
   'test/progress.test.ts',
   'test/rate-limiter-late-slots.test.ts',

@@ -47,7 +47,8 @@ function columnProblem(kind: ImageKind): string | undefined {
   const owners = new Map<string, { field: string; definition: FieldDefinition; kind: string }>();
   for (const other of registry.values()) {
     for (const [field, definition] of Object.entries(other.fields)) {
-      if (definition.column !== null) owners.set(definition.column, { field, definition, kind: other.name });
+      if (definition.column !== null && !owners.has(definition.column))
+        owners.set(definition.column, { field, definition, kind: other.name });
     }
   }
   for (const [field, definition] of Object.entries(kind.fields)) {

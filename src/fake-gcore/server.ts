@@ -73,7 +73,12 @@ function pathPattern(template: string): RegExp {
 }
 
 function servedKind(kind: ImageKind, listOf: (payload: ImagePayload) => string): ServedKind {
-  return { kind, get: pathPattern(kind.getPath), lists: kind.lists.map((l) => ({ endpoint: l.endpoint, pattern: pathPattern(l.path) })), listOf };
+  return {
+    kind,
+    get: pathPattern(kind.getPath),
+    lists: kind.lists.map((l) => ({ endpoint: l.endpoint, pattern: pathPattern(l.path) })),
+    listOf,
+  };
 }
 
 const ORDINARY_SERVED = servedKind(ORDINARY, (payload) => (payload.is_baremetal === true ? 'bmimages' : 'images'));
@@ -217,7 +222,11 @@ export class FakeGcore {
   deleteImage(triple: Triple, kind: ImageKind = ORDINARY): ImagePayload | undefined {
     const current = this.images.get(storeKey(triple, kind));
     this.images.delete(storeKey(triple, kind));
-    this.lists.unfile(triple, key(triple), this.served(kind).lists.map((list) => list.endpoint));
+    this.lists.unfile(
+      triple,
+      key(triple),
+      this.served(kind).lists.map((list) => list.endpoint),
+    );
     return current?.payload;
   }
 
