@@ -4,17 +4,18 @@
 // And one image that both kinds' endpoints return: one image, one history,
 // no new version per run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Sql } from '../src/db.js';
+import { connectPostgres, type Sql } from '../src/db.js';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import { GcoreClient } from '../src/gcore-client.js';
 import { ORDINARY, type ImageKind } from '../src/image-kinds.js';
 import { storeObservations } from '../src/image-store.js';
 import type { Triple } from '../src/interfaces.js';
+import { applyMigrations, migrationsFolder, readMigrations } from '../src/migrate.js';
 import { observe } from '../src/observe.js';
 import { recordDeletion } from '../src/sql/recordDeletion.js';
 import { tripleKey } from '../src/triple.js';
-import { withDatabase } from './support/env.js';
+import { createTestEnv, withDatabase } from './support/env.js';
 import { acceleratedImage, ACCELERATED } from './support/second-kind.js';
 
 let sql: Sql;
@@ -137,5 +138,30 @@ describe('one image that both kinds return', () => {
     expect(await refresh(triple, ACCELERATED)).toBe('unchanged');
     expect((await changes(triple)).at(-1)).toMatchObject({ field: 'ssh_key', old_value: 'allow', new_value: 'deny' });
     expect((await imageRow(triple))!.versions).toBe(3);
+  });
+});
+
+describe('existing data', () => {
+  it('migrates in place: every image stored before the kinds is ordinary, and a write must say its kind from then on', async () => {
+    const env = await createTestEnv({ migrate: false });
+    const db = await connectPostgres(env.databaseUrl);
+    try {
+      const all = readMigrations(migrationsFolder());
+      const at = all.findIndex((m) => m.tag === '0024_image_kinds');
+      await applyMigrations(db, all.slice(0, at));
+      const image = (id: string) => db`
+        INSERT INTO images (project_id, region_id, image_id, name, region, status, visibility, os_distro, os_version, os_type,
+          disk_format, min_disk, min_ram, owner_project_id, image_region_id, created_at, updated_at, raw, content_hash,
+          first_seen_at, last_seen_at, last_changed_at)
+        VALUES (1, 7, ${id}, 'n', 'r', 'active', 'private', 'ubuntu', '22.04', 'linux', 'qcow2', 5, 1024, 1, 7, now(), now(),
+          '{}', 'h', now(), now(), now())`;
+      await image(sampleImageId(201));
+      await applyMigrations(db, all);
+      expect(await db`SELECT image_id, kind FROM images`).toEqual([{ image_id: sampleImageId(201), kind: 'ordinary' }]);
+      await expect(image(sampleImageId(202))).rejects.toThrow(/kind/);
+    } finally {
+      await db.end();
+      await env.cleanup();
+    }
   });
 });
