@@ -65,6 +65,8 @@ function definitionProblem(kind: ImageKind): string | undefined {
   const id = kind.fields.id;
   if (id?.kind !== 'string' || id.nullable || id.column !== null) return 'its field table needs id: a required string with no column';
   if (!kind.getPath.includes('{image_id}')) return 'its getPath has no {image_id}';
+  // The tag list is read apart (image-payload.ts) and stored in image_tags: no kind's field may take its name.
+  if (Object.hasOwn(kind.fields, 'tags') || Object.hasOwn(kind.fields, 'tags_v2')) return 'tags and tags_v2 are the tag list, not fields';
   const endpoints = new Set([...registry.values()].flatMap((other) => other.lists.map((list) => list.endpoint)));
   const taken = kind.lists.find((list) => endpoints.has(list.endpoint));
   if (taken) return `list endpoint ${taken.endpoint} belongs to another kind`;
@@ -101,13 +103,14 @@ export function kindNamed(name: string): ImageKind | undefined {
   return registry.get(name);
 }
 
+/** The kind whose list endpoint is named `endpoint`: the kind an image on one of its pages is observed as. */
+export function kindOfList(endpoint: string): ImageKind | undefined {
+  return [...registry.values()].find((kind) => kind.lists.some((list) => list.endpoint === endpoint));
+}
+
 /** The list endpoint named `endpoint`, of whichever kind has it. */
 export function kindList(endpoint: string): KindList | undefined {
-  for (const kind of registry.values()) {
-    const list = kind.lists.find((candidate) => candidate.endpoint === endpoint);
-    if (list) return list;
-  }
-  return undefined;
+  return kindOfList(endpoint)?.lists.find((list) => list.endpoint === endpoint);
 }
 
 export function imageKinds(): ImageKind[] {

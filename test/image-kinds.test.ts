@@ -13,6 +13,7 @@ import {
   imageKinds,
   kindList,
   kindNamed,
+  kindOfList,
   KindDefinitionError,
   mergedState,
   ORDINARY,
@@ -43,6 +44,9 @@ describe('the registry', () => {
     expect(kindNamed('gpu')).toBeUndefined();
     expect(kindList('bmimages')).toEqual({ endpoint: 'bmimages', path: '/cloud/v1/bmimages/{project_id}/{region_id}', filters: true });
     expect(kindList('accelerated_images')?.filters).toBe(false);
+    expect(kindOfList('bmimages')).toBe(ORDINARY);
+    expect(kindOfList('accelerated_images')).toBe(ACCELERATED);
+    expect(kindOfList('projects')).toBeUndefined();
   });
 
   it('refuses a kind that clashes: a name or list endpoint taken, no id, a column fed by another field or type, a GET without the id', () => {
@@ -58,6 +62,9 @@ describe('the registry', () => {
     expect(problem(kind({ name: 'ordinary' }))).toBe('kind ordinary: a kind named ordinary is already defined');
     expect(problem(kind({ fields: {} }))).toBe('kind probe: its field table needs id: a required string with no column');
     expect(problem(kind({ getPath: '/probe/{project_id}' }))).toBe('kind probe: its getPath has no {image_id}');
+    expect(problem(kind({ fields: { id: IMAGE_FIELDS.id, tags: { kind: 'string', nullable: true, column: null } } }))).toBe(
+      'kind probe: tags and tags_v2 are the tag list, not fields',
+    );
     expect(problem(kind({ lists: [{ endpoint: 'images', path: '/x/{project_id}/{region_id}', filters: true }] }))).toBe(
       'kind probe: list endpoint images belongs to another kind',
     );
