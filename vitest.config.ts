@@ -12,6 +12,7 @@ const UNIT = [
   'test/docs.test.ts',
   'test/frame-helpers.test.ts',
   'test/image-diff.test.ts',
+  'test/image-kinds.test.ts',
   'test/image-payload.test.ts',
   'test/list-page.test.ts',
   'test/progress.test.ts',

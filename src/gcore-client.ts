@@ -18,6 +18,7 @@ import {
   UnexpectedStatusError,
 } from './gcore-errors.js';
 import { imageIdProblem } from './image-id.js';
+import { fillPath, kindList, ORDINARY, type ImageKind } from './image-kinds.js';
 import type { Triple } from './interfaces.js';
 import { parseJsonExactly } from './json-text.js';
 import { secretScrubber } from './secret-scrub.js';
@@ -34,9 +35,12 @@ export interface GcoreClientOptions {
 
 export type ImageAnswer = { kind: 'found'; body: unknown; observedAt: Date } | { kind: 'gone'; observedAt: Date };
 
-/** The list endpoints: images and bare-metal images of one project and region, and the account's projects, regions and audit log. */
+/**
+ * The list endpoints: a kind's list of one project and region (`endpoint` names it, image-kinds.ts;
+ * the ordinary kind's are images and bmimages), and the account's projects, regions and audit log.
+ */
 export type ListRequest =
-  | { endpoint: 'images' | 'bmimages'; projectId: number; regionId: number; query: Array<[string, string]> }
+  | { endpoint: string; projectId: number; regionId: number; query: Array<[string, string]> }
   | { endpoint: 'projects' | 'regions' | 'user_actions'; query: Array<[string, string]> };
 
 /** One page of a list: `count` is the total over all pages. */
@@ -46,17 +50,19 @@ export interface ListPage {
   observedAt: Date;
 }
 
-export function imageUrl(baseUrl: string, triple: Triple): string {
+/** The single-image GET of `kind` for `triple`. */
+export function imageUrl(baseUrl: string, triple: Triple, kind: ImageKind = ORDINARY): string {
   const problem = imageIdProblem(triple.imageId);
   if (problem)
     throw new GcoreApiError(`request not sent: image id ${JSON.stringify(triple.imageId.slice(0, 140))} ${problem}`, undefined, false);
-  const segments = [triple.projectId, triple.regionId, triple.imageId].map((part) => encodeURIComponent(String(part)));
-  return `${baseUrl}/cloud/v1/images/${segments.join('/')}`;
+  return baseUrl + fillPath(kind.getPath, { project_id: triple.projectId, region_id: triple.regionId, image_id: triple.imageId });
 }
 
 function listUrl(baseUrl: string, request: ListRequest): string {
   if (!('projectId' in request)) return `${baseUrl}/cloud/v1/${request.endpoint}`;
-  return `${baseUrl}/cloud/v1/${request.endpoint}/${request.projectId}/${request.regionId}`;
+  const list = kindList(request.endpoint);
+  if (!list) throw new GcoreApiError(`request not sent: no kind of image lists ${JSON.stringify(request.endpoint)}`, undefined, false);
+  return baseUrl + fillPath(list.path, { project_id: request.projectId, region_id: request.regionId });
 }
 
 function parseJson(text: string): unknown {
@@ -122,10 +128,10 @@ export class GcoreClient {
     this.scrub = secretScrubber(options.apiKey);
   }
 
-  /** Fetches one image; resolves "found" or "gone", throws a GcoreApiError otherwise. */
-  async getImage(triple: Triple): Promise<ImageAnswer> {
+  /** Fetches one image with its kind's GET; resolves "found" or "gone", throws a GcoreApiError otherwise. */
+  async getImage(triple: Triple, kind: ImageKind = ORDINARY): Promise<ImageAnswer> {
     if (this.keyRejected) throw new RequestWithheldError('request not sent: the API already rejected this key', undefined, false);
-    const url = new URL(imageUrl(this.options.baseUrl, triple));
+    const url = new URL(imageUrl(this.options.baseUrl, triple, kind));
     const observedAt = new Date();
     const { status, headers, text } = await this.send(url);
     if (status === 404 && isGcoreNotFound(text)) return { kind: 'gone', observedAt };

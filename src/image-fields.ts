@@ -1,8 +1,9 @@
-// The one definition of an image's fields: their JSON type in Gcore's answer,
-// whether they may be null or absent, and the `images` column that holds them.
-// The payload schema, the ImageSnapshot type and the write path's column lists
-// come from this table; test/image-definition.test.ts checks schema.ts, the
-// migrated tables and the reporting views against it.
+// The one definition of an ordinary image's fields (the ordinary kind's field
+// table, image-kinds.ts): their JSON type in Gcore's answer, whether they may
+// be null or absent, and the `images` column that holds them. The payload
+// schema, the ImageSnapshot type and the write path's column lists come from
+// the kinds' tables; test/image-definition.test.ts checks schema.ts, the
+// migrated tables and the reporting views against this one.
 
 /** How a field travels in JSON, and so how it is validated and which Postgres type holds it. */
 export type FieldKind = 'string' | 'integer' | 'number' | 'boolean' | 'datetime';
@@ -11,7 +12,7 @@ export interface FieldDefinition {
   kind: FieldKind;
   /** Null or absent in an answer (absent and null are the same value). */
   nullable: boolean;
-  /** The column of `images`, or null for `id` (stored as the triple's image_id). */
+  /** The column of `images`; null for `id` (the triple's image_id) and for a field kept only in the version's state. */
   column: string | null;
 }
 

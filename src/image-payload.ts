@@ -7,7 +7,8 @@
 import { z } from 'zod';
 import { normalizeTimestamp } from './api-date.js';
 import { canonicalJson } from './image-diff.js';
-import { IMAGE_FIELDS, type FieldDefinition, type ImageFields } from './image-fields.js';
+import type { FieldDefinition } from './image-fields.js';
+import { ORDINARY, type ImageKind } from './image-kinds.js';
 import type { ImageSnapshot, TagValue, Triple } from './interfaces.js';
 import { excerpt } from './gcore-errors.js';
 import { inspectJson, storableJson, storableString, unstorableNumbers } from './storable-text.js';
@@ -65,11 +66,21 @@ function fieldSchema(definition: FieldDefinition): z.ZodType {
   return definition.nullable ? base.nullable().default(null) : base;
 }
 
-/** One schema per field of the table; typed here, once, as the fields they produce. */
-type FieldSchemas = { [F in keyof ImageFields]: z.ZodType<ImageFields[F]> };
-const fieldsSchema = z.object(
-  Object.fromEntries(Object.entries(IMAGE_FIELDS).map(([name, definition]) => [name, fieldSchema(definition)])) as FieldSchemas,
-);
+/** The typed fields of a validated answer of some kind; `id` is always there. */
+type KindFields = { id: string } & Record<string, unknown>;
+
+/** One schema per kind, built from its field table the first time an answer of that kind is validated. */
+const fieldSchemas = new WeakMap<ImageKind, z.ZodType<KindFields>>();
+
+function fieldsSchemaOf(kind: ImageKind): z.ZodType<KindFields> {
+  let schema = fieldSchemas.get(kind);
+  if (!schema) {
+    const shape = Object.fromEntries(Object.entries(kind.fields).map(([name, definition]) => [name, fieldSchema(definition)]));
+    schema = z.object(shape) as unknown as z.ZodType<KindFields>;
+    fieldSchemas.set(kind, schema);
+  }
+  return schema;
+}
 
 const tagList = z.array(z.looseObject({ key: z.string(), value: z.string(), read_only: z.boolean() })).max(MAX_TAGS);
 type TagList = z.infer<typeof tagList>;
@@ -127,14 +138,14 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value) && !JSON.isRawJSON(value);
 }
 
-function toValidated(body: unknown, triple: Triple): ValidatedImage {
+function toValidated(body: unknown, triple: Triple, kind: ImageKind): ValidatedImage {
   if (!isObject(body)) {
     throw new InvalidPayloadError(
       `answer does not fit the image schema: (top level): expected an object, received ${Array.isArray(body) ? 'array' : typeof body}`,
     );
   }
   const object = body;
-  const fields: ImageFields = parse(fieldsSchema, object);
+  const fields = parse(fieldsSchemaOf(kind), object);
   if (fields.id !== triple.imageId) {
     throw new InvalidPayloadError(`answer is for image ${JSON.stringify(fields.id.slice(0, 80))}, not the requested ${triple.imageId}`);
   }
@@ -152,7 +163,7 @@ function toValidated(body: unknown, triple: Triple): ValidatedImage {
   const tags = tagMap(readTags(object, warnings), warnings, tagKeysReplaced);
   // Unknown fields are part of the state, taken from the body itself so that no key is lost to a prototype.
   const unknown = Object.entries(object).filter(
-    ([key]) => !Object.hasOwn(IMAGE_FIELDS, key) && !(TAG_LISTS as readonly string[]).includes(key),
+    ([key]) => !Object.hasOwn(kind.fields, key) && !(TAG_LISTS as readonly string[]).includes(key),
   );
   const replaced: string[] = [];
   // Spreading defines own properties, so an unknown field named __proto__ stays a field.
@@ -166,10 +177,10 @@ function toValidated(body: unknown, triple: Triple): ValidatedImage {
   return { snapshot, raw, warnings };
 }
 
-/** Validates an API answer for `triple`; errors quote the start of the body. */
-export function validateImage(body: unknown, triple: Triple): ValidatedImage {
+/** Validates an API answer for `triple` against `kind`'s field table; errors quote the start of the body. */
+export function validateImage(body: unknown, triple: Triple, kind: ImageKind = ORDINARY): ValidatedImage {
   try {
-    return toValidated(body, triple);
+    return toValidated(body, triple, kind);
   } catch (error) {
     if (!(error instanceof InvalidPayloadError)) throw error;
     throw new InvalidPayloadError(`${error.message}; body: ${excerpt(JSON.stringify(body) ?? '')}`);

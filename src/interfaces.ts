@@ -1,5 +1,6 @@
 // Types shared by several modules of the data path.
 import type { ImageFields } from './image-fields.js';
+import type { ImageKind } from './image-kinds.js';
 
 /** One tracked image, named as the operator configured it. */
 export interface Triple {
@@ -23,11 +24,13 @@ export interface TagValue {
 }
 
 /**
- * The normalized state of one image as the API described it: its typed fields
- * (image-fields.ts), unknown fields as received, dates in UTC, tags as a map by
- * key. Two snapshots with equal canonical JSON are the same state.
+ * The normalized state of one image as the API described it: the typed fields
+ * of its kind (image-kinds.ts; the ordinary kind's are typed here, another
+ * kind's may lack them), unknown fields as received, dates in UTC, tags as a
+ * map by key. Two snapshots with equal canonical JSON are the same state.
  */
-export type ImageSnapshot = ImageFields & {
+export type ImageSnapshot = Partial<ImageFields> & {
+  id: string;
   tags: Record<string, TagValue>;
   [extra: string]: unknown;
 };
@@ -40,6 +43,9 @@ export interface Observation {
   triple: Triple;
   /** The account whose key fetched it. */
   account: string;
+  /** The kind whose endpoint answered: the fields it speaks for (image-kinds.ts). */
+  kind: ImageKind;
+  /** The answer's own state; stored merged with what other kinds' endpoints said (mergedState). */
   snapshot: ImageSnapshot;
   contentHash: string;
   raw: unknown;

@@ -131,6 +131,8 @@ export const images = pgTable(
     deletedAt: tz('deleted_at'),
     /** The account it was last fetched with. */
     account: text('account').notNull().default('default'),
+    /** Which kind of image it is (image-kinds.ts): the most specific kind whose endpoint has returned it. Not part of its identity. */
+    kind: text('kind').notNull(),
   },
   (t) => [primaryKey({ columns: [t.projectId, t.regionId, t.imageId] })],
 );

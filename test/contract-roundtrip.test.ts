@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { Sql } from '../src/db.js';
 import { canonicalJson, contentHash } from '../src/image-diff.js';
 import { IMAGE_COLUMNS, IMAGE_FIELDS } from '../src/image-fields.js';
+import { ORDINARY } from '../src/image-kinds.js';
 import { imageIdProblem } from '../src/image-id.js';
 import { InvalidPayloadError, validateImage, type ValidatedImage } from '../src/image-payload.js';
 import type { Observation, Triple } from '../src/interfaces.js';
@@ -225,6 +226,7 @@ function observe(body: unknown, observedAt: Date): Observation {
   return {
     triple: tripleOf(body as Record<string, unknown>),
     account: 'default',
+    kind: ORDINARY,
     snapshot,
     contentHash: contentHash(snapshot),
     raw,

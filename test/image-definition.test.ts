@@ -35,6 +35,7 @@ const BOOKKEEPING: ExpectedColumn[] = [
   { name: 'last_changed_at', type: 'timestamp with time zone', notNull: true },
   { name: 'deleted_at', type: 'timestamp with time zone', notNull: false },
   { name: 'account', type: 'text', notNull: true },
+  { name: 'kind', type: 'text', notNull: true },
 ].map((column) => ({ ...column, source: 'bookkeeping' }));
 
 /** The triple columns every per-image table starts with. */

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { connectPostgres, type Sql } from '../src/db.js';
 import { sampleImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
 import { contentHash } from '../src/image-diff.js';
+import { ORDINARY } from '../src/image-kinds.js';
 import { validateImage } from '../src/image-payload.js';
 import type { Observation } from '../src/interfaces.js';
 import { recordDeletion } from '../src/sql/recordDeletion.js';
@@ -21,6 +22,7 @@ function observation(at: number, overrides: Record<string, unknown> = {}): Obser
   return {
     triple: SAMPLE_TRIPLE,
     account: 'default',
+    kind: ORDINARY,
     snapshot,
     contentHash: contentHash(snapshot),
     raw,

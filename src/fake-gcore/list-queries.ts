@@ -4,7 +4,8 @@
 /** An image as the fake stores and serves it (fixtures.ts makes them). */
 export type ImagePayload = Record<string, unknown>;
 
-export type ListEndpoint = 'images' | 'bmimages' | 'projects' | 'regions' | 'user_actions';
+/** The built-in lists, and any other kind's list endpoint (image-kinds.ts) that the server serves. */
+export type ListEndpoint = 'images' | 'bmimages' | 'projects' | 'regions' | 'user_actions' | (string & {});
 export const LIST_ENDPOINTS: readonly ListEndpoint[] = ['images', 'bmimages', 'projects', 'regions', 'user_actions'];
 
 /** Which list requests a fault or a hook applies to; a field left unset matches any. */

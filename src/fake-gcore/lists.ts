@@ -1,7 +1,8 @@
 // The fake's lists: the stored images filed by project and region (as
-// /images and /bmimages list them), the projects and regions, and what is
+// /images and /bmimages, or another kind's list endpoint, list them), the projects and regions, and what is
 // injected into list answers (faults, hooks between pages). The server routes
 // and authenticates; this answers.
+import { kindList } from '../image-kinds.js';
 import type { Triple } from '../interfaces.js';
 import type { Fault, ListLie } from './faults.js';
 import {
@@ -54,8 +55,8 @@ interface PageHook {
   remaining: number;
 }
 
-/** One project and region's images, apart as the API lists them; each in insertion order. */
-type ScopeLists = Record<'images' | 'bmimages', Map<string, ImagePayload>>;
+/** One project and region's images by the list endpoint that lists them; each in insertion order. */
+type ScopeLists = Map<string, Map<string, ImagePayload>>;
 
 export interface Page {
   count: number;
@@ -89,20 +90,23 @@ export class FakeLists {
   private lies: ListLieRule[] = [];
   private hooks: PageHook[] = [];
 
-  /** Files an image under its project and region (`key` names it); a re-filed image keeps its place unless it changes list. */
-  file(triple: Triple, key: string, payload: ImagePayload): void {
+  /**
+   * Files an image under its project and region on list `endpoint` (`key` names it), and off
+   * `siblings`, the other lists of its kind; a re-filed image keeps its place unless it changes list.
+   */
+  file(triple: Triple, key: string, payload: ImagePayload, endpoint: string, siblings: readonly string[]): void {
     const scope = `${triple.projectId}/${triple.regionId}`;
     let lists = this.scopes.get(scope);
-    if (!lists) this.scopes.set(scope, (lists = { images: new Map(), bmimages: new Map() }));
-    const [mine, other] = payload.is_baremetal === true ? [lists.bmimages, lists.images] : [lists.images, lists.bmimages];
-    other.delete(key);
+    if (!lists) this.scopes.set(scope, (lists = new Map()));
+    for (const other of siblings) if (other !== endpoint) lists.get(other)?.delete(key);
+    let mine = lists.get(endpoint);
+    if (!mine) lists.set(endpoint, (mine = new Map()));
     mine.set(key, payload);
   }
 
-  unfile(triple: Triple, key: string): void {
+  unfile(triple: Triple, key: string, endpoints: readonly string[]): void {
     const lists = this.scopes.get(`${triple.projectId}/${triple.regionId}`);
-    lists?.images.delete(key);
-    lists?.bmimages.delete(key);
+    for (const endpoint of endpoints) lists?.get(endpoint)?.delete(key);
   }
 
   /** Adds or replaces a project; the first one put is the client's default project. */
@@ -165,8 +169,10 @@ export class FakeLists {
     if (endpoint === 'regions') return pageTold(this.regions.values(), this.regions.size, paging, undefined, lie);
     if (endpoint === 'user_actions') throw new Error("the audit log is the server's to answer (audit-log.ts)");
     if (Number.isNaN(projectId) || Number.isNaN(regionId)) throw new QueryError('project_id, region_id: must be integers');
-    const images = this.scopes.get(`${projectId}/${regionId}`)?.[endpoint] ?? NO_IMAGES;
-    return pageTold(images.values(), images.size, paging, imageFilter(query), lie);
+    const images = this.scopes.get(`${projectId}/${regionId}`)?.get(endpoint) ?? NO_IMAGES;
+    // A list that takes no filters answers every image, whatever the query says (as Gcore's GPU lists do).
+    const filter = kindList(endpoint)?.filters === false ? undefined : imageFilter(query);
+    return pageTold(images.values(), images.size, paging, filter, lie);
   }
 
   /** Runs (and counts down) every hook a sent page matches; they are taken first, so one may add another. */

@@ -1,12 +1,15 @@
 // A fake of Gcore's image endpoints for tests, the demo and benchmarks: the
 // single-image GET, the lists (images, bare-metal images, projects, regions;
-// lists.ts) and the audit log of user actions (audit-log.ts). It answers like
+// lists.ts) and the audit log of user actions (audit-log.ts). It serves the
+// ordinary kind of image, and any other kind a test defines (serveKind), each
+// with its own GET and lists. It answers like
 // the real API (auth, JSON NotFoundError, error bodies) and lets a caller
 // change, delete and restore images (as a user, logged, or behind the log's
 // back) and inject faults, also between the pages of a list.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
+import { ORDINARY, type ImageKind } from '../image-kinds.js';
 import type { Triple } from '../interfaces.js';
 import { type Actor, FakeAuditLog } from './audit-log.js';
 import { ControlError, readActor, readBody, readEvery, readListFault, readListLie, readOn } from './control.js';
@@ -43,18 +46,42 @@ export interface FakeGcoreOptions {
   latencyMs?: number;
 }
 
-/** `image` is the single-image GET; the others are lists. */
+/** `image` is the ordinary kind's single-image GET, `image:<kind>` another kind's; the others are lists. */
 export type Endpoint = 'image' | ListEndpoint;
 
-type Route = { endpoint: 'image'; imageKey: string; rawId: string } | RoutedListRequest;
+type Route = { endpoint: string; kind: ImageKind; imageKey: string; rawId: string } | RoutedListRequest;
 
 interface StoredImage {
   triple: Triple;
+  kind: ImageKind;
   payload: ImagePayload;
 }
 
-const IMAGE_PATH = /^\/cloud\/v1\/images\/([^/]+)\/([^/]+)\/([^/]+)$/;
-const IMAGE_LIST_PATH = /^\/cloud\/v1\/(images|bmimages)\/([^/]+)\/([^/]+)$/;
+/** A kind the fake serves: the patterns of its GET and lists, and the list an image of it is filed on. */
+interface ServedKind {
+  kind: ImageKind;
+  get: RegExp;
+  lists: Array<{ endpoint: string; pattern: RegExp }>;
+  listOf: (payload: ImagePayload) => string;
+}
+
+/** A kind's path template as a pattern, each {name} a named group of one segment. */
+function pathPattern(template: string): RegExp {
+  const parts = template.split(/\{(\w+)\}/);
+  const source = parts.map((part, n) => (n % 2 === 1 ? `(?<${part}>[^/]+)` : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('');
+  return new RegExp(`^${source}$`);
+}
+
+function servedKind(kind: ImageKind, listOf: (payload: ImagePayload) => string): ServedKind {
+  return {
+    kind,
+    get: pathPattern(kind.getPath),
+    lists: kind.lists.map((l) => ({ endpoint: l.endpoint, pattern: pathPattern(l.path) })),
+    listOf,
+  };
+}
+
+const ORDINARY_SERVED = servedKind(ORDINARY, (payload) => (payload.is_baremetal === true ? 'bmimages' : 'images'));
 const OTHER_LIST_PATH = /^\/cloud\/v1\/(projects|regions|user_actions)$/;
 const ALL = '*';
 
@@ -62,22 +89,31 @@ function key({ projectId, regionId, imageId }: Triple): string {
   return `${projectId}/${regionId}/${imageId}`;
 }
 
+function storeKey(triple: Triple, kind: ImageKind): string {
+  return kind === ORDINARY ? key(triple) : `${kind.name}:${key(triple)}`;
+}
+
 /** A path id the API takes as an integer; NaN (refused with 422 once past auth) when it is not one. */
 function pathInteger(raw: string): number {
   return /^\d{1,15}$/.test(raw) ? Number(raw) : Number.NaN;
 }
 
-function routeOf(url: string): Route | undefined {
+function routeOf(url: string, kinds: Iterable<ServedKind>): Route | undefined {
   const queryAt = url.indexOf('?');
   const path = queryAt === -1 ? url : url.slice(0, queryAt);
   const query = new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1));
-  const image = IMAGE_PATH.exec(path);
-  if (image) {
-    const [, project, region, rawId] = image;
-    return { endpoint: 'image', imageKey: `${project}/${region}/${decodeURIComponent(rawId!)}`, rawId: rawId! };
+  for (const served of kinds) {
+    const image = served.get.exec(path)?.groups;
+    if (image) {
+      const { project_id: project, region_id: region, image_id: rawId } = image as Record<string, string>;
+      const endpoint = served.kind === ORDINARY ? 'image' : `image:${served.kind.name}`;
+      return { endpoint, kind: served.kind, imageKey: `${project}/${region}/${decodeURIComponent(rawId!)}`, rawId: rawId! };
+    }
+    for (const list of served.lists) {
+      const ids = list.pattern.exec(path)?.groups;
+      if (ids) return { endpoint: list.endpoint, projectId: pathInteger(ids.project_id!), regionId: pathInteger(ids.region_id!), query };
+    }
   }
-  const list = IMAGE_LIST_PATH.exec(path);
-  if (list) return { endpoint: list[1] as ListEndpoint, projectId: pathInteger(list[2]!), regionId: pathInteger(list[3]!), query };
   const other = OTHER_LIST_PATH.exec(path);
   return other ? { endpoint: other[1] as ListEndpoint, query } : undefined;
 }
@@ -115,14 +151,17 @@ function sendFault(res: ServerResponse, fault: Fault): boolean {
   }
 }
 
-const noRequests = (): Record<Endpoint, number> => ({ image: 0, images: 0, bmimages: 0, projects: 0, regions: 0, user_actions: 0 });
+type RequestCounts = Record<'image' | 'images' | 'bmimages' | 'projects' | 'regions' | 'user_actions', number> & Record<string, number>;
+const noRequests = (): RequestCounts => ({ image: 0, images: 0, bmimages: 0, projects: 0, regions: 0, user_actions: 0 });
 
 export class FakeGcore {
   readonly apiKey: string;
   latencyMs: number;
   /** When true every list answers from offset 0, as a server that does not honour `offset` would; `count` is unchanged. */
   ignoreOffset = false;
+  /** By triple for the ordinary kind, by `<kind>:<triple>` for another (storeKey): one triple may be on several kinds' endpoints. */
   private readonly images = new Map<string, StoredImage>();
+  private readonly kinds = new Map<string, ServedKind>([[ORDINARY.name, ORDINARY_SERVED]]);
   /** The same images by project and region, the projects and regions, and what list answers are given. */
   private readonly lists = new FakeLists();
   private readonly faults = new Map<string, FaultRule>();
@@ -161,26 +200,38 @@ export class FakeGcore {
     else this.rejected.add(name);
   }
 
-  putImage(triple: Triple, payload: ImagePayload): void {
-    this.store(triple, structuredClone(payload));
+  /**
+   * Serves another kind of image: its GET and its lists, as its definition has them. An image of it is
+   * filed on the list `listOf` names (by default its first); its images are put with `kind`.
+   */
+  serveKind(kind: ImageKind, listOf: (payload: ImagePayload) => string = () => kind.lists[0]!.endpoint): void {
+    this.kinds.set(kind.name, servedKind(kind, listOf));
+  }
+
+  putImage(triple: Triple, payload: ImagePayload, kind: ImageKind = ORDINARY): void {
+    this.store(triple, structuredClone(payload), kind);
   }
 
   /** Changes fields of an image; a field set to undefined is removed. */
-  updateImage(triple: Triple, patch: ImagePayload): void {
-    const current = this.images.get(key(triple));
-    if (!current) throw new Error(`fake API has no image ${key(triple)}`);
-    this.store(triple, { ...current.payload, ...structuredClone(patch) });
+  updateImage(triple: Triple, patch: ImagePayload, kind: ImageKind = ORDINARY): void {
+    const current = this.images.get(storeKey(triple, kind));
+    if (!current) throw new Error(`fake API has no ${kind.name} image ${key(triple)}`);
+    this.store(triple, { ...current.payload, ...structuredClone(patch) }, kind);
   }
 
-  deleteImage(triple: Triple): ImagePayload | undefined {
-    const current = this.images.get(key(triple));
-    this.images.delete(key(triple));
-    this.lists.unfile(triple, key(triple));
+  deleteImage(triple: Triple, kind: ImageKind = ORDINARY): ImagePayload | undefined {
+    const current = this.images.get(storeKey(triple, kind));
+    this.images.delete(storeKey(triple, kind));
+    this.lists.unfile(
+      triple,
+      key(triple),
+      this.served(kind).lists.map((list) => list.endpoint),
+    );
     return current?.payload;
   }
 
-  getImage(triple: Triple): ImagePayload | undefined {
-    return this.images.get(key(triple))?.payload;
+  getImage(triple: Triple, kind: ImageKind = ORDINARY): ImagePayload | undefined {
+    return this.images.get(storeKey(triple, kind))?.payload;
   }
 
   // Admin routes: what a user does through Gcore, logged in the audit log of the account that holds the project.
@@ -207,10 +258,11 @@ export class FakeGcore {
     this.logAction(actor, 'delete', triple, null);
   }
 
-  /** Renames every image, one logged action each, as a script run by one user would; returns how many. */
+  /** Renames every ordinary image, one logged action each, as a script run by one user would; returns how many. */
   renameAllAs(actor: Actor, stamp = new Date().toISOString()): number {
-    for (const { triple, payload } of [...this.images.values()]) this.renameImageAs(actor, triple, `${String(payload.name)} ${stamp}`);
-    return this.images.size;
+    const ordinary = [...this.images.values()].filter((image) => image.kind === ORDINARY);
+    for (const { triple, payload } of ordinary) this.renameImageAs(actor, triple, `${String(payload.name)} ${stamp}`);
+    return ordinary.length;
   }
 
   /** Logs an action without doing it (an entry whose effect a test controls). */
@@ -223,7 +275,7 @@ export class FakeGcore {
   /** Deletes the N-th, 2N-th, 3N-th... stored image, counted in insertion order (every one when N is 1); returns how many. */
   deleteEvery(n: number): number {
     const doomed = [...this.images.values()].filter((_, index) => (index + 1) % n === 0);
-    for (const { triple } of doomed) this.deleteImage(triple);
+    for (const { triple, kind } of doomed) this.deleteImage(triple, kind);
     return doomed.length;
   }
 
@@ -305,9 +357,17 @@ export class FakeGcore {
     Object.assign(this.requestsByEndpoint, noRequests());
   }
 
-  private store(triple: Triple, payload: ImagePayload): void {
-    this.images.set(key(triple), { triple, payload });
-    this.lists.file(triple, key(triple), payload);
+  private served(kind: ImageKind): ServedKind {
+    const served = this.kinds.get(kind.name);
+    if (!served) throw new Error(`fake API does not serve kind ${kind.name} (serveKind)`);
+    return served;
+  }
+
+  private store(triple: Triple, payload: ImagePayload, kind: ImageKind): void {
+    const served = this.served(kind);
+    this.images.set(storeKey(triple, kind), { triple, kind, payload });
+    const lists = served.lists.map((list) => list.endpoint);
+    this.lists.file(triple, key(triple), payload, served.listOf(payload), lists);
   }
 
   private takeFault(imageKey: string): Fault | undefined {
@@ -365,13 +425,13 @@ export class FakeGcore {
     const second = Math.floor(now / 1000);
     this.requestsPerSecond.set(second, (this.requestsPerSecond.get(second) ?? 0) + 1);
     this.requestCount += 1;
-    this.requestsByEndpoint[endpoint] += 1;
+    this.requestsByEndpoint[endpoint] = (this.requestsByEndpoint[endpoint] ?? 0) + 1;
     this.requestTimes.push(now);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.url?.startsWith('/__fake/') && (await this.handleControl(req, res))) return;
-    const route = req.method === 'GET' ? routeOf(req.url ?? '') : undefined;
+    const route = req.method === 'GET' ? routeOf(req.url ?? '', this.kinds.values()) : undefined;
     if (!route) {
       res.writeHead(404, { 'content-type': 'text/html' });
       res.end('<html><body>404 Not Found</body></html>');
@@ -382,7 +442,7 @@ export class FakeGcore {
     this.authorizations.add(authorization);
     if (this.latencyMs > 0) await delay(this.latencyMs);
 
-    const fault = route.endpoint === 'image' ? this.takeFault(route.imageKey) : this.lists.takeFault(route);
+    const fault = 'imageKey' in route ? this.takeFault(route.imageKey) : this.lists.takeFault(route);
     if (fault?.kind === 'slow') await delay(fault.ms);
     const account = this.accounts.get(authorization);
     if (account) this.countAccountRequest(account.name);
@@ -390,13 +450,13 @@ export class FakeGcore {
       sendJson(res, 401, gcoreError('NotAuthenticated', 'Authentication credentials were not provided.'));
       return;
     }
-    const projectId = route.endpoint === 'image' ? Number(route.imageKey.split('/')[0]) : route.projectId;
+    const projectId = 'imageKey' in route ? Number(route.imageKey.split('/')[0]) : route.projectId;
     if (account.projects !== 'all' && projectId !== undefined && !account.projects.includes(projectId)) {
       sendJson(res, 403, gcoreError('PermissionDenied', 'You do not have permission to perform this action.'));
       return;
     }
     if (fault && sendFault(res, fault)) return;
-    if (route.endpoint === 'image') this.answerImage(res, route.imageKey, route.rawId);
+    if ('imageKey' in route) this.answerImage(res, route.kind, route.imageKey, route.rawId);
     else this.answerList(res, route, account.projects, account.name);
   }
 
@@ -415,8 +475,8 @@ export class FakeGcore {
     this.requestsPerSecondByAccount.set(name, seconds);
   }
 
-  private answerImage(res: ServerResponse, imageKey: string, rawId: string): void {
-    const image = this.images.get(imageKey);
+  private answerImage(res: ServerResponse, kind: ImageKind, imageKey: string, rawId: string): void {
+    const image = this.images.get(kind === ORDINARY ? imageKey : `${kind.name}:${imageKey}`);
     if (!image) {
       sendJson(res, 404, gcoreError('NotFoundError', `Image ${rawId} not found`));
       return;

@@ -1,7 +1,8 @@
 import { postgresTimestamp } from '../api-date.js';
 import type { Sql } from '../db.js';
-import { diffSnapshots } from '../image-diff.js';
-import { IMAGE_COLUMNS } from '../image-fields.js';
+import { contentHash, diffSnapshots } from '../image-diff.js';
+import { PG_TYPES } from '../image-fields.js';
+import { fieldsOthersCarry, mergedState, resolvedKind, storedColumns } from '../image-kinds.js';
 import type { ChangeType, FieldChange, ImageState, Observation, Triple } from '../interfaces.js';
 import { parseJsonExactly } from '../json-text.js';
 import { tripleKey } from '../triple.js';
@@ -12,6 +13,7 @@ export type ObservationResult = 'unchanged' | 'changed';
 
 interface Stored {
   key: string;
+  kind: string;
   content_hash: string;
   deleted_at: string | null;
   newest: string;
@@ -23,8 +25,15 @@ interface Stored {
 
 const state = (text: string | null): ImageState => (text === null ? {} : (parseJsonExactly(text) as ImageState));
 
+/**
+ * An observation as it will be stored: its state merged with what other kinds'
+ * endpoints said of the image (image-kinds.ts), hashed again when that added
+ * anything, and the kind the image is stored as.
+ */
+type Merged = Observation & { storedKind: string };
+
 interface Change {
-  observation: Observation;
+  observation: Merged;
   type: ChangeType;
   fields: FieldChange[];
   closeVersion: number | null;
@@ -59,7 +68,7 @@ export async function recordChanges(sql: Sql, observations: Observation[]): Prom
     const triples = [...newest.values()].map((o) => o.triple);
     const { p, r, i } = columns(triples);
     const stored = await tx<Stored[]>`
-      SELECT x.project_id || '/' || x.region_id || '/' || x.image_id AS key, im.content_hash, im.deleted_at,
+      SELECT x.project_id || '/' || x.region_id || '/' || x.image_id AS key, im.kind, im.content_hash, im.deleted_at,
         greatest(im.last_seen_at, im.deleted_at) AS newest, cur.id AS version_id, cur.state::text AS current_state, last.state::text AS last_state
       FROM unnest(${p}::int[], ${r}::int[], ${i}::text[]) AS x(project_id, region_id, image_id)
       JOIN images im USING (project_id, region_id, image_id)
@@ -71,14 +80,16 @@ export async function recordChanges(sql: Sql, observations: Observation[]): Prom
         ORDER BY w.valid_from DESC LIMIT 1) last ON im.deleted_at IS NOT NULL`;
     const byKey = new Map(stored.map((row) => [row.key, row]));
 
-    const seenAgain: Observation[] = [];
-    // The same state under another hash (one made by an older release): no version, the stored hash is brought up to date.
-    const rehashed: Array<{ observation: Observation; versionId: number }> = [];
+    const seenAgain: Merged[] = [];
+    // The same state under another hash (one made by an older release, or by another kind's endpoint) or under
+    // another kind: no version, the stored hash and kind are brought up to date.
+    const rehashed: Array<{ observation: Merged; versionId: number }> = [];
     const changes: Change[] = [];
-    for (const [key, observation] of newest) {
+    for (const [key, answer] of newest) {
       const row = byKey.get(key);
-      if (row && new Date(row.newest) > observation.observedAt) continue;
-      if (row && row.deleted_at === null && row.content_hash === observation.contentHash) {
+      if (row && new Date(row.newest) > answer.observedAt) continue;
+      const observation = merged(answer, row);
+      if (row && row.deleted_at === null && row.content_hash === observation.contentHash && row.kind === observation.storedKind) {
         seenAgain.push(observation);
       } else if (!row) {
         changes.push({
@@ -115,6 +126,14 @@ export async function recordChanges(sql: Sql, observations: Observation[]): Prom
   return results;
 }
 
+/** `answer` merged with the stored state its kind does not speak for; a kind that shares every field merges nothing. */
+function merged(answer: Observation, row: Stored | undefined): Merged {
+  const storedKind = resolvedKind(row?.kind ?? null, answer.kind);
+  if (!row || fieldsOthersCarry(answer.kind).size === 0) return { ...answer, storedKind };
+  const snapshot = mergedState(answer.kind, state(row.deleted_at === null ? row.current_state : row.last_state), answer.snapshot);
+  return snapshot === answer.snapshot ? { ...answer, storedKind } : { ...answer, snapshot, contentHash: contentHash(snapshot), storedKind };
+}
+
 async function advanceLastSeen(tx: Tx, observations: Observation[]): Promise<void> {
   if (observations.length === 0) return;
   const { p, r, i } = columns(observations.map((o) => o.triple));
@@ -127,7 +146,7 @@ async function advanceLastSeen(tx: Tx, observations: Observation[]): Promise<voi
     WHERE (im.project_id, im.region_id, im.image_id) = (x.project_id, x.region_id, x.image_id)`;
 }
 
-async function refreshHashes(tx: Tx, rehashed: Array<{ observation: Observation; versionId: number }>): Promise<void> {
+async function refreshHashes(tx: Tx, rehashed: Array<{ observation: Merged; versionId: number }>): Promise<void> {
   if (rehashed.length === 0) return;
   const rows = rehashed.map(({ observation: o, versionId }) => ({
     version_id: versionId,
@@ -136,12 +155,13 @@ async function refreshHashes(tx: Tx, rehashed: Array<{ observation: Observation;
     image_id: o.triple.imageId,
     content_hash: o.contentHash,
     raw: o.raw,
+    kind: o.storedKind,
   }));
   await tx`
     WITH x AS (SELECT * FROM jsonb_to_recordset(${jsonDocument(tx, rows)})
-      AS x(version_id bigint, project_id int, region_id int, image_id text, content_hash text, raw jsonb)),
+      AS x(version_id bigint, project_id int, region_id int, image_id text, content_hash text, raw jsonb, kind text)),
     versions AS (UPDATE image_versions v SET content_hash = x.content_hash FROM x WHERE v.id = x.version_id)
-    UPDATE images im SET content_hash = x.content_hash, raw = x.raw
+    UPDATE images im SET content_hash = x.content_hash, raw = x.raw, kind = x.kind
     FROM x WHERE (im.project_id, im.region_id, im.image_id) = (x.project_id, x.region_id, x.image_id)`;
 }
 
@@ -206,43 +226,52 @@ async function writeChanges(tx: Tx, changes: Change[]): Promise<void> {
   );
 }
 
-// The typed columns come from image-fields.ts. API dates travel as text inside
-// JSON, so Postgres keeps their microseconds (a timestamptz parameter would be
-// rounded to milliseconds).
-const IMAGE_COLUMN_NAMES = IMAGE_COLUMNS.map((c) => c.column);
-const IMAGE_COLUMN_LIST = IMAGE_COLUMN_NAMES.join(', ');
-const RECORD_DEFINITION = [
-  'project_id int, region_id int, image_id text, account text',
-  ...IMAGE_COLUMNS.map((c) => `${c.column} ${c.pgType}`),
-  'raw jsonb, content_hash text, observed_at timestamptz',
-].join(', ');
+// The typed columns come from the kinds' field tables (image-kinds.ts), read
+// at each write: a kind defined later (in a test) fills the columns it shares.
+// API dates travel as text inside JSON, so Postgres keeps their microseconds (a
+// timestamptz parameter would be rounded to milliseconds).
+function imageColumns() {
+  const columns = storedColumns();
+  const names = columns.map((c) => c.column);
+  const record = [
+    'project_id int, region_id int, image_id text, account text, kind text',
+    ...columns.map((c) => `${c.column} ${PG_TYPES[c.kind]}`),
+    'raw jsonb, content_hash text, observed_at timestamptz',
+  ].join(', ');
+  return { columns, list: names.join(', '), updates: names.map((c) => `${c} = EXCLUDED.${c}`).join(', '), record };
+}
 
-function columnValues(o: Observation): Record<string, unknown> {
+function columnValues(o: Merged, columns: ReturnType<typeof storedColumns>): Record<string, unknown> {
   const row: Record<string, unknown> = {
     project_id: o.triple.projectId,
     region_id: o.triple.regionId,
     image_id: o.triple.imageId,
     account: o.account,
+    kind: o.storedKind,
     raw: o.raw,
     content_hash: o.contentHash,
     observed_at: o.observedAt.toISOString(),
   };
-  for (const { field, column, kind } of IMAGE_COLUMNS) {
+  for (const { field, column, kind } of columns) {
     const value = o.snapshot[field];
     row[column] = kind === 'datetime' && typeof value === 'string' ? postgresTimestamp(value) : value;
   }
   return row;
 }
 
-async function writeImageRows(tx: Tx, observations: Observation[]): Promise<void> {
+async function writeImageRows(tx: Tx, observations: Merged[]): Promise<void> {
+  const { columns, list, updates, record } = imageColumns();
   await tx`
-    INSERT INTO images (project_id, region_id, image_id, account, ${tx.unsafe(IMAGE_COLUMN_LIST)}, raw, content_hash,
+    INSERT INTO images (project_id, region_id, image_id, account, kind, ${tx.unsafe(list)}, raw, content_hash,
       first_seen_at, last_seen_at, last_changed_at, deleted_at)
-    SELECT project_id, region_id, image_id, account, ${tx.unsafe(IMAGE_COLUMN_LIST)}, raw, content_hash, observed_at, observed_at,
+    SELECT project_id, region_id, image_id, account, kind, ${tx.unsafe(list)}, raw, content_hash, observed_at, observed_at,
       observed_at, NULL
-    FROM jsonb_to_recordset(${jsonDocument(tx, observations.map(columnValues))}) AS x(${tx.unsafe(RECORD_DEFINITION)})
+    FROM jsonb_to_recordset(${jsonDocument(
+      tx,
+      observations.map((o) => columnValues(o, columns)),
+    )}) AS x(${tx.unsafe(record)})
     ON CONFLICT (project_id, region_id, image_id) DO UPDATE SET
-      ${tx.unsafe(IMAGE_COLUMN_NAMES.map((c) => `${c} = EXCLUDED.${c}`).join(', '))},
+      ${tx.unsafe(updates)}, kind = EXCLUDED.kind,
       account = EXCLUDED.account, raw = EXCLUDED.raw, content_hash = EXCLUDED.content_hash, last_seen_at = EXCLUDED.last_seen_at,
       last_changed_at = EXCLUDED.last_changed_at, deleted_at = NULL`;
 }

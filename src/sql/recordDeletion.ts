@@ -1,4 +1,5 @@
 import type { Sql } from '../db.js';
+import { ORDINARY, type ImageKind } from '../image-kinds.js';
 import type { Triple } from '../interfaces.js';
 import { lockTriple, markAttempt } from './tripleLock.js';
 
@@ -9,9 +10,10 @@ export type DeletionResult = 'deleted' | 'unchanged';
  * version, mark it deleted and write a `deleted` change, in one transaction.
  * An image already deleted, or seen after this answer was requested, is left
  * as it is. An image never seen has nothing to close: its target records
- * that the API says it does not exist.
+ * that the API says it does not exist. Only the GET of the kind the image is
+ * stored as speaks for it (image-kinds.ts): another kind's 404 leaves it alone.
  */
-export async function recordDeletion(sql: Sql, triple: Triple, observedAt: Date): Promise<DeletionResult> {
+export async function recordDeletion(sql: Sql, triple: Triple, observedAt: Date, kind: ImageKind = ORDINARY): Promise<DeletionResult> {
   const { projectId: p, regionId: r, imageId: i } = triple;
   const at = observedAt.toISOString();
   return sql.begin(async (tx) => {
@@ -20,6 +22,7 @@ export async function recordDeletion(sql: Sql, triple: Triple, observedAt: Date)
       WITH live AS (
         UPDATE images SET deleted_at = ${at}, last_changed_at = ${at}
         WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i}) AND deleted_at IS NULL AND last_seen_at <= ${at}
+          AND kind = ${kind.name}
         RETURNING last_seen_at)
       UPDATE image_versions SET valid_to = ${at}
       WHERE (project_id, region_id, image_id) = (${p}, ${r}, ${i}) AND valid_to IS NULL AND EXISTS (SELECT 1 FROM live)
