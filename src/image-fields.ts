@@ -85,3 +85,6 @@ export const IMAGE_COLUMNS = (Object.entries(IMAGE_FIELDS) as Array<[ImageField,
     pgType: PG_TYPES[definition.kind],
     nullable: definition.nullable,
   }));
+
+/** A state as stored in history: a JSON object of the snapshot's shape, read back from Postgres. */
+export type ImageState = Record<string, unknown>;

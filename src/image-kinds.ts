@@ -6,8 +6,7 @@
 // merged like the built-in one without a migration: its fields either share a
 // column of `images` with another kind's field of the same name, or have no
 // column and live in the version's state (and `raw`).
-import { IMAGE_FIELDS, type FieldDefinition } from './image-fields.js';
-import type { ImageState } from './interfaces.js';
+import { IMAGE_FIELDS, type FieldDefinition, type ImageState } from './image-fields.js';
 
 /** A list endpoint of a kind: `path` has {project_id} and {region_id}; `filters` when it takes a scope's filters as query parameters. */
 export interface KindList {

@@ -35,8 +35,7 @@ export type ImageSnapshot = Partial<ImageFields> & {
   [extra: string]: unknown;
 };
 
-/** A state as stored in history: a JSON object of the snapshot's shape, read back from Postgres. */
-export type ImageState = Record<string, unknown>;
+export type { ImageState } from './image-fields.js';
 
 /** A validated answer, ready to store. */
 export interface Observation {

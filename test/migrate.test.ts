@@ -293,7 +293,8 @@ describe('objects: the current definition of each view, function and trigger, in
 
 describe('migration 0023: the invariants held by Postgres', () => {
   const upTo0022 = () => olderFolder(all.findIndex((m) => m.tag.startsWith('0023')));
-  const image = (id: string) => sql0022Image(id);
+  // An image row as the latest migrations have it, and as 0022 had it (before images.kind).
+  const image = (id: string) => sqlImage(id, { kind: true });
 
   it(
     'refuses overlapping versions, a version without its image, a change of another image, and a negative count',
@@ -334,7 +335,7 @@ describe('migration 0023: the invariants held by Postgres', () => {
     const folder = await upTo0022();
     await withSql(url, async (sql) => {
       await applyMigrations(sql, readMigrations(folder));
-      await sql.unsafe(image('a'));
+      await sql.unsafe(sqlImage('a', { kind: false }));
       await sql`INSERT INTO image_versions (project_id, region_id, image_id, valid_from, valid_to, content_hash, state) VALUES
         (1, 1, 'a', '2026-01-01', '2026-01-03', 'h', '{}'), (1, 1, 'a', '2026-01-02', NULL, 'h', '{}'), (1, 1, 'orphan', '2026-01-01', NULL, 'h', '{}')`;
     });
@@ -346,9 +347,9 @@ describe('migration 0023: the invariants held by Postgres', () => {
 });
 
 /** An images row for (1, 1, id), with every NOT NULL column. */
-function sql0022Image(id: string): string {
-  return `INSERT INTO images (project_id, region_id, image_id, name, region, status, visibility, os_distro, os_version, os_type,
+function sqlImage(id: string, { kind }: { kind: boolean }): string {
+  return `INSERT INTO images (project_id, region_id, image_id, ${kind ? 'kind, ' : ''}name, region, status, visibility, os_distro, os_version, os_type,
     disk_format, min_disk, min_ram, owner_project_id, image_region_id, created_at, updated_at, raw, content_hash, first_seen_at,
-    last_seen_at, last_changed_at) VALUES (1, 1, '${id}', 'n', 'r', 'active', 'public', 'd', 'v', 'linux', 'qcow2', 0, 0, 1, 1,
+    last_seen_at, last_changed_at) VALUES (1, 1, '${id}', ${kind ? "'ordinary', " : ''}'n', 'r', 'active', 'public', 'd', 'v', 'linux', 'qcow2', 0, 0, 1, 1,
     now(), now(), '{}', 'h', now(), now(), now())`;
 }
