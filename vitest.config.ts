@@ -18,7 +18,7 @@ const UNIT = [
   'test/progress.test.ts',
   'test/rate-limiter-late-slots.test.ts',
   'test/rate-limiter-store-away.test.ts',
-  'test/refresh-policy.test.ts',
+  'test/retry-policy.test.ts',
   'test/refresh-settle.test.ts',
   'test/repeated-errors.test.ts',
   'test/scope-rules.test.ts',

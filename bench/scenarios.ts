@@ -3,9 +3,9 @@ import { Queue } from 'bullmq';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { spreadTriples } from '../src/fake-gcore/fixtures.js';
-import { QUEUE_SCHEMA } from '../src/postgres-backend.js';
-import { reconcile } from '../src/reconcile.js';
-import { parseTargets, parseTargetsFile } from '../src/targets.js';
+import { QUEUE_SCHEMA } from '../src/queues/postgres-backend.js';
+import { reconcile } from '../src/schedule/reconcile.js';
+import { parseTargets, parseTargetsFile } from '../src/config/targets.js';
 import {
   benchRedisUrl,
   configureTargets,

@@ -8,11 +8,11 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { CommandContext } from './commands/context.js';
-import { DEFAULTS, LOG_LEVELS } from './config.js';
+import { DEFAULTS, LOG_LEVELS } from './config/config.js';
 import { ConfigError, ServiceUnavailableError } from './errors.js';
-import { createLogger, type Logger } from './logger.js';
-import { exitWhileStarting } from './signals.js';
-import { cacheCompiledCode } from './compile-cache.js';
+import { createLogger, type Logger } from './ops/logger.js';
+import { exitWhileStarting } from './ops/signals.js';
+import { cacheCompiledCode } from './ops/compile-cache.js';
 
 const stopAsOneShot = exitWhileStarting();
 cacheCompiledCode();

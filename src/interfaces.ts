@@ -1,6 +1,6 @@
 // Types shared by several modules of the data path.
-import type { ImageFields } from './image-fields.js';
-import type { ImageKind } from './image-kinds.js';
+import type { ImageFields } from './images/image-fields.js';
+import type { ImageKind } from './images/image-kinds.js';
 
 /** One tracked image, named as the operator configured it. */
 export interface Triple {
@@ -35,7 +35,7 @@ export type ImageSnapshot = Partial<ImageFields> & {
   [extra: string]: unknown;
 };
 
-export type { ImageState } from './image-fields.js';
+export type { ImageState } from './images/image-fields.js';
 
 /** A validated answer, ready to store. */
 export interface Observation {

@@ -1,6 +1,6 @@
-// The audit-log cursor's rules (src/audit-cursor.ts), as a hostile or careless log would test them.
+// The audit-log cursor's rules (src/audit-log/audit-cursor.ts), as a hostile or careless log would test them.
 import { describe, expect, it } from 'vitest';
-import { epochMicros } from '../src/api-date.js';
+import { epochMicros } from '../src/gcore/api-date.js';
 import {
   afterPage,
   aheadOf,
@@ -11,7 +11,7 @@ import {
   pageRequest,
   repeatsPrevious,
   type PageSeen,
-} from '../src/audit-cursor.js';
+} from '../src/audit-log/audit-cursor.js';
 
 const at = (iso: string) => epochMicros(iso);
 const BOUND = at('2026-12-06T02:00:00Z');

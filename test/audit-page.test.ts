@@ -1,9 +1,9 @@
-// A page of the audit log read (src/audit-page.ts): the request, the entries kept, the order check, the images named.
+// A page of the audit log read (src/audit-log/audit-page.ts): the request, the entries kept, the order check, the images named.
 import { describe, expect, it } from 'vitest';
-import { auditLogRequest, checkAuditOrder, imagesActedOn, readAuditEntries } from '../src/audit-page.js';
+import { auditLogRequest, checkAuditOrder, imagesActedOn, readAuditEntries } from '../src/audit-log/audit-page.js';
 import { sampleImageId } from '../src/fake-gcore/fixtures.js';
-import { INT4_MAX } from '../src/input-ranges.js';
-import { readUserAction } from '../src/user-action.js';
+import { INT4_MAX } from '../src/config/input-ranges.js';
+import { readUserAction } from '../src/gcore/user-action.js';
 
 const entry = (id: string, timestamp: string, more: Record<string, unknown> = {}) => ({
   id,

@@ -1,6 +1,6 @@
 // Where compiled code is cached: the user's own cache directory, never a shared one.
 import { describe, expect, it } from 'vitest';
-import { compileCacheDir } from '../src/compile-cache.js';
+import { compileCacheDir } from '../src/ops/compile-cache.js';
 
 describe('the compile cache', () => {
   it("lives in the user's cache directory, and nowhere without one", () => {

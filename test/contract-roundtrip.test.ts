@@ -6,14 +6,14 @@
 // calendar computation), not from the code under test.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Sql } from '../src/db.js';
-import { canonicalJson, contentHash } from '../src/image-diff.js';
-import { IMAGE_COLUMNS, IMAGE_FIELDS } from '../src/image-fields.js';
-import { ORDINARY } from '../src/image-kinds.js';
-import { imageIdProblem } from '../src/image-id.js';
-import { InvalidPayloadError, validateImage, type ValidatedImage } from '../src/image-payload.js';
+import type { Sql } from '../src/db/db.js';
+import { canonicalJson, contentHash } from '../src/images/image-diff.js';
+import { IMAGE_COLUMNS, IMAGE_FIELDS } from '../src/images/image-fields.js';
+import { ORDINARY } from '../src/images/image-kinds.js';
+import { imageIdProblem } from '../src/images/image-id.js';
+import { InvalidPayloadError, validateImage, type ValidatedImage } from '../src/images/image-payload.js';
 import type { Observation, Triple } from '../src/interfaces.js';
-import { decimalValue, parseJsonExactly } from '../src/json-text.js';
+import { decimalValue, parseJsonExactly } from '../src/images/json-text.js';
 import { recordChanges } from '../src/sql/recordChanges.js';
 import { recordUnchanged } from '../src/sql/recordUnchanged.js';
 import { anyDouble, anyInteger, anyJson, anyString, contractArbitrary, rfc3339, type Leaves } from './support/contract-arbitrary.js';
@@ -103,7 +103,7 @@ function exactJson(value: unknown): string {
   return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${exactJson(item)}`).join(',')}}`;
 }
 
-// Dates, computed independently of src/api-date.ts: days from the civil calendar (proleptic Gregorian, year 0 = 1 BC).
+// Dates, computed independently of src/gcore/api-date.ts: days from the civil calendar (proleptic Gregorian, year 0 = 1 BC).
 const DATE_TIME = /^(-?\d{4,5})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})?$/;
 /** How a validated date must look: UTC, no leap second, no trailing zero in the fraction. */
 const CANONICAL_DATE = /^-?\d{4,5}-\d{2}-\d{2}T\d{2}:\d{2}:[0-5]\d(\.\d*[1-9])?Z$/;

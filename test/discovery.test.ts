@@ -10,8 +10,8 @@ import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline
 import { startCli } from './support/cli.js';
 import { throwawayPostgres, throwawayRedis, waitFor } from './support/throwaway.js';
 import { replaceTargets } from '../src/sql/replaceTargets.js';
-import { parseTargetsFile } from '../src/targets.js';
-import { sampleSize } from '../src/scope-sample.js';
+import { parseTargetsFile } from '../src/config/targets.js';
+import { sampleSize } from '../src/discovery/scope-sample.js';
 
 interface World {
   env: TestEnv;

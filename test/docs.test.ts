@@ -1,11 +1,11 @@
 // The documentation as a reader follows it: every relative link in README.md,
 // CONTRIBUTING.md and docs/ leads to a file (and heading) that exists, and the
 // settings table of docs/configuration.md, which `--help` points to, says what
-// src/config.ts reads, with its default and range. No services needed.
+// src/config/config.ts reads, with its default and range. No services needed.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/config.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 
@@ -72,7 +72,7 @@ function documentedSettings(): DocumentedSetting[] {
   }));
 }
 
-const configSource = readFileSync(join(ROOT, 'src/config.ts'), 'utf8');
+const configSource = readFileSync(join(ROOT, 'src/config/config.ts'), 'utf8');
 
 describe('the documentation', () => {
   it('finds the anchors GitHub makes of headings', () => {
@@ -96,7 +96,7 @@ describe('docs/configuration.md', () => {
   const settings = documentedSettings();
   const documented = new Set(settings.map((s) => s.name));
 
-  it('documents every variable src/config.ts reads, and none the code does not read', () => {
+  it('documents every variable src/config/config.ts reads, and none the code does not read', () => {
     const read = new Set([...configSource.matchAll(/\benv\.([A-Z][A-Z0-9_]+)|\(env, '([A-Z][A-Z0-9_]+)'/g)].map((m) => (m[1] ?? m[2])!));
     expect(read.size).toBeGreaterThan(20);
     expect([...read].filter((name) => !documented.has(name))).toEqual([]);

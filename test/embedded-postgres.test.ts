@@ -8,10 +8,10 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { connectPostgres } from '../src/db.js';
-import { openEmbeddedPostgres, type EmbeddedDatabase } from '../src/embedded-postgres.js';
-import { dataLoss } from '../src/embedded-watchdog.js';
-import { liveness } from '../src/http-server.js';
+import { connectPostgres } from '../src/db/db.js';
+import { openEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded-postgres.js';
+import { dataLoss } from '../src/db/embedded-watchdog.js';
+import { liveness } from '../src/ops/http-server.js';
 import { throwawayHome } from './support/home.js';
 
 let home: string;

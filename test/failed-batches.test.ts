@@ -4,7 +4,7 @@ import { UnrecoverableError } from 'bullmq';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sampleImageId } from '../src/fake-gcore/fixtures.js';
 import type { Triple } from '../src/interfaces.js';
-import { failedBatches, REFRESH_JOB, REFRESH_QUEUE } from '../src/queue.js';
+import { failedBatches, REFRESH_JOB, REFRESH_QUEUE } from '../src/queues/queue.js';
 import { startScenario, withWorker, type Scenario } from './support/pipeline.js';
 import { waitFor } from './support/throwaway.js';
 

@@ -16,7 +16,7 @@ import {
   spreadTriples,
 } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
-import { validateImage } from '../src/image-payload.js';
+import { validateImage } from '../src/images/image-payload.js';
 import type { Triple } from '../src/interfaces.js';
 import { startCli } from './support/cli.js';
 import { contractProblems } from './support/contract-check.js';

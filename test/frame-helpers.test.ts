@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { writeIsolating } from '../src/isolating-write.js';
-import { every } from '../src/periodic.js';
+import { writeIsolating } from '../src/work/isolating-write.js';
+import { every } from '../src/ops/periodic.js';
 
 describe('writeIsolating', () => {
   const refusing = (bad: Set<number>) => {

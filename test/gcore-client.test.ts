@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
-import { GcoreClient } from '../src/gcore-client.js';
+import { GcoreClient } from '../src/gcore/gcore-client.js';
 import {
   AuthenticationError,
   MalformedAnswerError,
@@ -11,7 +11,7 @@ import {
   RouteNotFoundError,
   TransientApiError,
   UnexpectedStatusError,
-} from '../src/gcore-errors.js';
+} from '../src/gcore/gcore-errors.js';
 import { sparePort } from './support/throwaway.js';
 
 const fake = new FakeGcore({ apiKey: 'k$y with "quotes"' });

@@ -1,13 +1,13 @@
-// The one definition of an image (src/image-fields.ts) against everything that
+// The one definition of an image (src/images/image-fields.ts) against everything that
 // must agree with it: schema.ts, the migrated tables, the reporting views and
 // Gcore's contract. Each check returns its disagreements, each naming the field
 // and the place, so a failure reads as a list of what to fix; each check is also
 // run on an altered copy of its input to show that it notices.
 import { getTableConfig } from 'drizzle-orm/pg-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Sql } from '../src/db.js';
-import { IMAGE_COLUMNS, IMAGE_FIELDS, PG_TYPES, type FieldDefinition, type FieldKind } from '../src/image-fields.js';
-import { images } from '../src/schema.js';
+import type { Sql } from '../src/db/db.js';
+import { IMAGE_COLUMNS, IMAGE_FIELDS, PG_TYPES, type FieldDefinition, type FieldKind } from '../src/images/image-fields.js';
+import { images } from '../src/db/schema.js';
 import { contractSchemas, resolve, type Schema, type Schemas } from './support/contract.js';
 import { withDatabase } from './support/env.js';
 
@@ -65,7 +65,7 @@ function columnProblems(where: string, expected: ExpectedColumn[], actual: Colum
   }
   const known = new Set(expected.map((column) => column.name));
   for (const column of actual) {
-    if (!known.has(column.name)) problems.push(`${where}.${column.name}: no field of src/image-fields.ts and not bookkeeping`);
+    if (!known.has(column.name)) problems.push(`${where}.${column.name}: no field of src/images/image-fields.ts and not bookkeeping`);
   }
   return problems;
 }
@@ -135,7 +135,7 @@ function contractProblems(fields: Record<string, FieldDefinition>, serializer: S
     if (name === TAG_LIST) continue;
     const field = Object.hasOwn(fields, name) ? fields[name] : undefined;
     if (!field) {
-      problems.push(`ImageSerializer.${name}: not in the field table (src/image-fields.ts)`);
+      problems.push(`ImageSerializer.${name}: not in the field table (src/images/image-fields.ts)`);
       continue;
     }
     const types = jsonTypes(property, schemas);
@@ -240,7 +240,7 @@ describe('the checks notice a disagreement', () => {
       'images.min_disk (field min_disk): integer, should be bigint',
       'images.size (field size): NOT NULL, should be nullable',
       'images: no column ssh_key (field ssh_key)',
-      'images.flavor: no field of src/image-fields.ts and not bookkeeping',
+      'images.flavor: no field of src/images/image-fields.ts and not bookkeeping',
     ]);
   });
 
@@ -271,7 +271,7 @@ describe('the checks notice a disagreement', () => {
     expect(contractProblems(fields, serializer, schemas)).toEqual([
       'field min_disk: integer, ImageSerializer.min_disk is number',
       'field task_id: not nullable, ImageSerializer.task_id may be null',
-      'ImageSerializer.flavor: not in the field table (src/image-fields.ts)',
+      'ImageSerializer.flavor: not in the field table (src/images/image-fields.ts)',
       'field display_order: not a property of ImageSerializer',
     ]);
     properties.tags_v2 = { type: 'array', items: { type: 'object', properties: { key: { type: 'integer' }, labels: { type: 'array' } } } };

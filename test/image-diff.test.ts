@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { sampleImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
-import { canonicalJson, contentHash, diffSnapshots } from '../src/image-diff.js';
-import { validateImage } from '../src/image-payload.js';
+import { canonicalJson, contentHash, diffSnapshots } from '../src/images/image-diff.js';
+import { validateImage } from '../src/images/image-payload.js';
 
 const snapshot = (overrides: Record<string, unknown> = {}) => validateImage(sampleImage(SAMPLE_TRIPLE, overrides), SAMPLE_TRIPLE).snapshot;
 

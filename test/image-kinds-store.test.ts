@@ -4,17 +4,17 @@
 // And one image that both kinds' endpoints return: one image, one history,
 // no new version per run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectPostgres, type Sql } from '../src/db.js';
+import { connectPostgres, type Sql } from '../src/db/db.js';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
-import { GcoreClient } from '../src/gcore-client.js';
-import { ORDINARY, type ImageKind } from '../src/image-kinds.js';
-import { storeObservations } from '../src/image-store.js';
+import { GcoreClient } from '../src/gcore/gcore-client.js';
+import { ORDINARY, type ImageKind } from '../src/images/image-kinds.js';
+import { storeObservations } from '../src/work/image-store.js';
 import type { Triple } from '../src/interfaces.js';
-import { applyMigrations, migrationsFolder, readMigrations } from '../src/migrate.js';
-import { observe } from '../src/observe.js';
+import { applyMigrations, migrationsFolder, readMigrations } from '../src/db/migrate.js';
+import { observe } from '../src/images/observe.js';
 import { recordDeletion } from '../src/sql/recordDeletion.js';
-import { tripleKey } from '../src/triple.js';
+import { tripleKey } from '../src/images/triple.js';
 import { createTestEnv, withDatabase } from './support/env.js';
 import { acceleratedImage, ACCELERATED } from './support/second-kind.js';
 

@@ -3,9 +3,9 @@
 // which kind an image is stored as, and a kind's paths.
 import { describe, expect, it } from 'vitest';
 import { sampleImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
-import { imageUrl } from '../src/gcore-client.js';
-import { canonicalJson, contentHash, diffSnapshots } from '../src/image-diff.js';
-import { IMAGE_FIELDS } from '../src/image-fields.js';
+import { imageUrl } from '../src/gcore/gcore-client.js';
+import { canonicalJson, contentHash, diffSnapshots } from '../src/images/image-diff.js';
+import { IMAGE_FIELDS } from '../src/images/image-fields.js';
 import {
   defineKind,
   fieldsOthersCarry,
@@ -20,8 +20,8 @@ import {
   resolvedKind,
   storedColumns,
   type ImageKind,
-} from '../src/image-kinds.js';
-import { InvalidPayloadError, validateImage } from '../src/image-payload.js';
+} from '../src/images/image-kinds.js';
+import { InvalidPayloadError, validateImage } from '../src/images/image-payload.js';
 import { acceleratedImage, ACCELERATED } from './support/second-kind.js';
 
 const ordinary = (overrides = {}) => validateImage(sampleImage(SAMPLE_TRIPLE, overrides), SAMPLE_TRIPLE).snapshot;

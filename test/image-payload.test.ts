@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { sampleImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
-import { normalizeTimestamp, postgresTimestamp } from '../src/api-date.js';
-import { contentHash } from '../src/image-diff.js';
-import { InvalidPayloadError, validateImage } from '../src/image-payload.js';
-import { parseJsonExactly } from '../src/json-text.js';
+import { normalizeTimestamp, postgresTimestamp } from '../src/gcore/api-date.js';
+import { contentHash } from '../src/images/image-diff.js';
+import { InvalidPayloadError, validateImage } from '../src/images/image-payload.js';
+import { parseJsonExactly } from '../src/images/json-text.js';
 
 function rejection(body: unknown): string {
   try {

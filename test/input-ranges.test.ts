@@ -3,12 +3,12 @@
 // path or flag, before anything reaches Postgres, Redis or a Date, and what
 // was stored before stays as it was.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IMPLIED_ACCOUNT, withKeys } from '../src/accounts.js';
-import { DEFAULTS, loadConfig } from '../src/config.js';
+import { IMPLIED_ACCOUNT, withKeys } from '../src/config/accounts.js';
+import { DEFAULTS, loadConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/errors.js';
-import { parseIsoTime } from '../src/input-ranges.js';
-import { parseTargets } from '../src/targets.js';
-import { openServices, type Services } from '../src/services.js';
+import { parseIsoTime } from '../src/config/input-ranges.js';
+import { parseTargets } from '../src/config/targets.js';
+import { openServices, type Services } from '../src/queues/services.js';
 import { runCli } from './support/cli.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { writeTargetsFile } from './support/pipeline.js';

@@ -1,10 +1,10 @@
-// A listing's page read and its images' outcomes (src/list-page.ts), without a server or a store.
+// A listing's page read and its images' outcomes (src/discovery/list-page.ts), without a server or a store.
 import { describe, expect, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
-import type { StoredOutcomes } from '../src/image-store.js';
-import { listedOutcome, listRequestOf, readListedPage, type ListedImage } from '../src/list-page.js';
+import type { StoredOutcomes } from '../src/work/image-store.js';
+import { listedOutcome, listRequestOf, readListedPage, type ListedImage } from '../src/discovery/list-page.js';
 import type { QueuedPage } from '../src/sql/listingPages.js';
-import { tripleKey } from '../src/triple.js';
+import { tripleKey } from '../src/images/triple.js';
 
 const where = { projectId: 1, regionId: 7 };
 const triple = (n: number) => ({ ...where, imageId: sampleImageId(n) });

@@ -21,7 +21,7 @@ import {
   runMigrations,
   type Migration,
   type SqlObject,
-} from '../src/migrate.js';
+} from '../src/db/migrate.js';
 import { grantReporting } from '../src/sql/grantReporting.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 

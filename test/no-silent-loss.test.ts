@@ -5,7 +5,7 @@ import { UnrecoverableError } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import type { Triple } from '../src/interfaces.js';
-import { REFRESH_QUEUE } from '../src/queue.js';
+import { REFRESH_QUEUE } from '../src/queues/queue.js';
 import { invariantViolations } from './support/invariants.js';
 import { startScenario, withWorker, type Scenario } from './support/pipeline.js';
 

@@ -1,15 +1,15 @@
 // Races and reordering at the store: refreshes of one triple racing, and an
 // older answer committed after a newer one.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { connectPostgres, type Sql } from '../src/db.js';
+import { connectPostgres, type Sql } from '../src/db/db.js';
 import { sampleImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
-import { contentHash } from '../src/image-diff.js';
-import { ORDINARY } from '../src/image-kinds.js';
-import { validateImage } from '../src/image-payload.js';
+import { contentHash } from '../src/images/image-diff.js';
+import { ORDINARY } from '../src/images/image-kinds.js';
+import { validateImage } from '../src/images/image-payload.js';
 import type { Observation } from '../src/interfaces.js';
 import { recordDeletion } from '../src/sql/recordDeletion.js';
 import { recordChanges, type ObservationResult } from '../src/sql/recordChanges.js';
-import { tripleKey } from '../src/triple.js';
+import { tripleKey } from '../src/images/triple.js';
 import { recordUnchanged } from '../src/sql/recordUnchanged.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 

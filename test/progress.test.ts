@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { progressReporter } from '../src/progress.js';
+import { progressReporter } from '../src/ops/progress.js';
 import {
   describeCounts,
   describeUnfinished,
@@ -9,7 +9,7 @@ import {
   runExitCode,
   runSummary,
   totalOf,
-} from '../src/run-summary.js';
+} from '../src/ops/run-summary.js';
 import type { RunProgress } from '../src/sql/getRun.js';
 
 function stream(isTTY: boolean) {

@@ -6,7 +6,7 @@
 // records, which must read back as the objects written (`status` prints their
 // fields and orders them by `at`).
 import { expect, it } from 'vitest';
-import type { Sql } from '../src/db.js';
+import type { Sql } from '../src/db/db.js';
 import { deleteKeyRejection, liveKeyRejections, putKeyRejection } from '../src/sql/keyRejections.js';
 import { takeApiSlot } from '../src/sql/takeApiSlot.js';
 import { withDatabase } from './support/env.js';

@@ -2,7 +2,7 @@
 // answer could put its request in the next calendar second beside that
 // second's own: it is given up (counted), and another taken.
 import { afterEach, expect, it, vi } from 'vitest';
-import { ApiRateLimiter, type RequestTimeline } from '../src/rate-limiter.js';
+import { ApiRateLimiter, type RequestTimeline } from '../src/gcore/rate-limiter.js';
 
 afterEach(() => {
   vi.restoreAllMocks();

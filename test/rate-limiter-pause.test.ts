@@ -4,9 +4,9 @@
 // (Postgres or Redis), so another process's limiter sees them. Each store is
 // opened twice here, as two worker processes would.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { PausedPastCapError } from '../src/gcore-errors.js';
-import { ApiRateLimiter, mustFailNow } from '../src/rate-limiter.js';
-import { openServices, type Services } from '../src/services.js';
+import { PausedPastCapError } from '../src/gcore/gcore-errors.js';
+import { ApiRateLimiter, mustFailNow } from '../src/gcore/rate-limiter.js';
+import { openServices, type Services } from '../src/queues/services.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { throwawayRedis, type ThrowawayRedis } from './support/throwaway.js';
 

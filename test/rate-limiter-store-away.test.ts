@@ -3,7 +3,7 @@
 // its failure is not a failed request to the API, which would spend an image's
 // attempt, or fail it outright with SYNC_ATTEMPTS=1.
 import { expect, it } from 'vitest';
-import { ApiRateLimiter, type RequestTimeline } from '../src/rate-limiter.js';
+import { ApiRateLimiter, type RequestTimeline } from '../src/gcore/rate-limiter.js';
 
 function awayThen(times: number, code: string): RequestTimeline & { calls: number } {
   const timeline = {

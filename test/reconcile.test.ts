@@ -3,13 +3,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Target } from '../src/interfaces.js';
-import { queueRefreshes } from '../src/fan-out.js';
-import { SNAPSHOT_JOB } from '../src/queue.js';
+import { queueRefreshes } from '../src/work/fan-out.js';
+import { SNAPSHOT_JOB } from '../src/queues/queue.js';
 import { releaseClaims } from '../src/sql/releaseClaims.js';
-import { reconcile } from '../src/reconcile.js';
-import { schedulerId } from '../src/schedule.js';
-import { openServices, type Services } from '../src/services.js';
-import { parseTargets } from '../src/targets.js';
+import { reconcile } from '../src/schedule/reconcile.js';
+import { schedulerId } from '../src/schedule/schedule.js';
+import { openServices, type Services } from '../src/queues/services.js';
+import { parseTargets } from '../src/config/targets.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 
 let env: TestEnv;

@@ -2,12 +2,12 @@
 // the policy's decision as a fate, the images queued again by wait, and the
 // failures grouped by cause so that each cause is said once.
 import { describe, expect, it } from 'vitest';
-import { AuthenticationError, RateLimitedError, RequestWithheldError, TransientApiError } from '../src/gcore-errors.js';
+import { AuthenticationError, RateLimitedError, RequestWithheldError, TransientApiError } from '../src/gcore/gcore-errors.js';
 import type { ImageSnapshot } from '../src/interfaces.js';
-import type { RefreshItem } from '../src/queue.js';
-import type { RetryPolicy } from '../src/refresh-policy.js';
-import { confirmAnswerOf, fateOf, groupByCause, requeueGroups, type ItemFate, type StoredResult } from '../src/refresh-worker.js';
-import { InvalidPayloadError } from '../src/image-payload.js';
+import type { RefreshItem } from '../src/queues/queue.js';
+import type { RetryPolicy } from '../src/work/retry-policy.js';
+import { confirmAnswerOf, fateOf, groupByCause, requeueGroups, type ItemFate, type StoredResult } from '../src/work/refresh-worker.js';
+import { InvalidPayloadError } from '../src/images/image-payload.js';
 
 const policy: RetryPolicy = { attempts: 3, rateLimitMaxWaitMs: 60_000, freeRateLimitRetries: 2 };
 const item = (imageId: string, extra: Partial<RefreshItem> = {}): RefreshItem => ({

@@ -2,8 +2,8 @@
 // keeps the first report and then one line per interval with the count.
 import { Writable } from 'node:stream';
 import { expect, it, vi } from 'vitest';
-import { createLogger } from '../src/logger.js';
-import { repeatedErrorLog } from '../src/repeated-errors.js';
+import { createLogger } from '../src/ops/logger.js';
+import { repeatedErrorLog } from '../src/ops/repeated-errors.js';
 
 function capture() {
   const lines: Array<Record<string, unknown>> = [];

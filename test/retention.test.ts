@@ -1,6 +1,6 @@
 // Runs and failures are kept for SYNC_RETENTION_DAYS; history is never pruned.
 import { describe, expect, it } from 'vitest';
-import type { Sql } from '../src/db.js';
+import type { Sql } from '../src/db/db.js';
 import { pruneRuns } from '../src/sql/pruneRuns.js';
 import { withDatabase } from './support/env.js';
 

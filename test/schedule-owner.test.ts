@@ -5,9 +5,9 @@
 import { copyFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { configHash } from '../src/schedule-owner.js';
-import { openServices, type Services } from '../src/services.js';
-import { parseTargetsFile } from '../src/targets.js';
+import { configHash } from '../src/schedule/schedule-owner.js';
+import { openServices, type Services } from '../src/queues/services.js';
+import { parseTargetsFile } from '../src/config/targets.js';
 import { runCli, startCli, type RunningCli } from './support/cli.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { QUIET_SCHEDULE, writeTargetsFile } from './support/pipeline.js';

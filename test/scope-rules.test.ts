@@ -4,11 +4,11 @@
 // is, and when the sample says the list lied.
 import { describe, expect, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
-import { validateImage } from '../src/image-payload.js';
+import { validateImage } from '../src/images/image-payload.js';
 import type { ImageSnapshot } from '../src/interfaces.js';
-import { agreement, matchesFilters, scopeVerdict } from '../src/scope-match.js';
-import { contradictions, MIN_SAMPLE, samplePlan, sampleSize, suspicion, type SampleAnswer } from '../src/scope-sample.js';
-import { VISIBILITIES, type DiscoverFilters, type ScopeDefinition } from '../src/scope.js';
+import { agreement, matchesFilters, scopeVerdict } from '../src/discovery/scope-match.js';
+import { contradictions, MIN_SAMPLE, samplePlan, sampleSize, suspicion, type SampleAnswer } from '../src/discovery/scope-sample.js';
+import { VISIBILITIES, type DiscoverFilters, type ScopeDefinition } from '../src/config/scope.js';
 
 const triple = { projectId: 1, regionId: 7, imageId: sampleImageId(1) };
 

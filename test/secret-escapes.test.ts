@@ -9,10 +9,10 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleImage, sampleImageId, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
-import { GcoreClient } from '../src/gcore-client.js';
-import type { Sql } from '../src/db.js';
+import { GcoreClient } from '../src/gcore/gcore-client.js';
+import type { Sql } from '../src/db/db.js';
 import type { Triple } from '../src/interfaces.js';
-import { secretScrubber } from '../src/secret-scrub.js';
+import { secretScrubber } from '../src/ops/secret-scrub.js';
 import { runCli } from './support/cli.js';
 import { startScenario } from './support/pipeline.js';
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleImageId } from '../src/fake-gcore/fixtures.js';
 import type { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
-import { ApiRateLimiter } from '../src/rate-limiter.js';
+import { ApiRateLimiter } from '../src/gcore/rate-limiter.js';
 import type { TestEnv } from './support/env.js';
 import { startScenario, type Pipeline, type Scenario } from './support/pipeline.js';
 

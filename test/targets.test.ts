@@ -3,15 +3,15 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { IMPLIED_ACCOUNT, withKeys } from '../src/accounts.js';
+import { IMPLIED_ACCOUNT, withKeys } from '../src/config/accounts.js';
 import { ConfigError } from '../src/errors.js';
-import { accountQueueName, LIST_QUEUE, REFRESH_QUEUE } from '../src/queue.js';
-import { rateLimitKey } from '../src/rate-limiter.js';
-import { configHash } from '../src/schedule-owner.js';
-import { describeSchedule, scheduleKey } from '../src/schedule.js';
-import { scopeKey, type DiscoverFilters } from '../src/scope.js';
-import { loadTargets, parseTargets, parseTargetsFile } from '../src/targets.js';
-import { tripleKey } from '../src/triple.js';
+import { accountQueueName, LIST_QUEUE, REFRESH_QUEUE } from '../src/queues/queue.js';
+import { rateLimitKey } from '../src/gcore/rate-limiter.js';
+import { configHash } from '../src/schedule/schedule-owner.js';
+import { describeSchedule, scheduleKey } from '../src/schedule/schedule.js';
+import { scopeKey, type DiscoverFilters } from '../src/config/scope.js';
+import { loadTargets, parseTargets, parseTargetsFile } from '../src/config/targets.js';
+import { tripleKey } from '../src/images/triple.js';
 
 const UUID = '8cab6f28-09ca-4201-b3f7-23c7893f4bd6';
 

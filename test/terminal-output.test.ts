@@ -4,13 +4,13 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/errors.js';
-import { inert, logFormat, prettyLine } from '../src/log-format.js';
-import { createLogger } from '../src/logger.js';
-import { aboveProgress, progressReporter } from '../src/progress.js';
-import { changeTable } from '../src/change-table.js';
-import { causeLog, causeOf, urlSetting, type ApiPlace } from '../src/repeated-errors.js';
-import { scopeName, scopeNameProblem } from '../src/scope.js';
-import { parseTargetsFile } from '../src/targets.js';
+import { inert, logFormat, prettyLine } from '../src/ops/log-format.js';
+import { createLogger } from '../src/ops/logger.js';
+import { aboveProgress, progressReporter } from '../src/ops/progress.js';
+import { changeTable } from '../src/ops/change-table.js';
+import { causeLog, causeOf, urlSetting, type ApiPlace } from '../src/ops/repeated-errors.js';
+import { scopeName, scopeNameProblem } from '../src/config/scope.js';
+import { parseTargetsFile } from '../src/config/targets.js';
 
 const place: ApiPlace = { account: 'default', apiKeyEnv: 'GCORE_API_KEY', url: 'http://127.0.0.1:1', urlSetting: 'GCORE_BASE_URL' };
 

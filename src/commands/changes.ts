@@ -1,11 +1,11 @@
 import { parseArgs } from 'node:util';
-import { ACCOUNT_NAME, ACCOUNT_NAME_RULE } from '../accounts.js';
-import { loadConfig } from '../config.js';
+import { ACCOUNT_NAME, ACCOUNT_NAME_RULE } from '../config/accounts.js';
+import { loadConfig } from '../config/config.js';
 import { ConfigError } from '../errors.js';
-import { INT4_MAX, parseIsoTime, readWholeNumber, timeProblem } from '../input-ranges.js';
-import { openStore } from '../services.js';
-import { parseDuration } from '../schedule.js';
-import { changeTable } from '../change-table.js';
+import { INT4_MAX, parseIsoTime, readWholeNumber, timeProblem } from '../config/input-ranges.js';
+import { openStore } from '../queues/services.js';
+import { parseDuration } from '../schedule/schedule.js';
+import { changeTable } from '../ops/change-table.js';
 import { listChanges } from '../sql/listChanges.js';
 import type { CommandContext } from './context.js';
 

@@ -1,4 +1,4 @@
-import type { Logger } from '../logger.js';
+import type { Logger } from '../ops/logger.js';
 
 export interface CommandContext {
   /** Flags and positionals after the command name. */

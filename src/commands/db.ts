@@ -1,8 +1,8 @@
-import { loadConfig, redactUrl } from '../config.js';
-import { describeData, whenLost } from '../database.js';
-import { writePassFile } from '../embedded-postgres.js';
-import { openStore } from '../services.js';
-import { onShutdown } from '../signals.js';
+import { loadConfig, redactUrl } from '../config/config.js';
+import { describeData, whenLost } from '../db/database.js';
+import { writePassFile } from '../db/embedded-postgres.js';
+import { openStore } from '../queues/services.js';
+import { onShutdown } from '../ops/signals.js';
 import type { CommandContext } from './context.js';
 
 /**

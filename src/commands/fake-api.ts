@@ -11,7 +11,7 @@ import {
 import { FakeGcore, type FakeAccount } from '../fake-gcore/server.js';
 import { ConfigError } from '../errors.js';
 import type { Triple } from '../interfaces.js';
-import { readWholeNumber } from '../input-ranges.js';
+import { readWholeNumber } from '../config/input-ranges.js';
 import type { CommandContext } from './context.js';
 
 /** Generated images are described in this process's memory: a bound keeps a slip of the finger (1000000000) from exhausting it. */

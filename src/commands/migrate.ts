@@ -1,5 +1,5 @@
-import { loadConfig } from '../config.js';
-import { openStore } from '../services.js';
+import { loadConfig } from '../config/config.js';
+import { openStore } from '../queues/services.js';
 import type { CommandContext } from './context.js';
 
 export async function migrateCommand({ logger }: CommandContext): Promise<number> {

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../config/config.js';
 import { ConfigError } from '../errors.js';
-import { openStore } from '../services.js';
+import { openStore } from '../queues/services.js';
 import { grantReporting, REPORTING_FUNCTIONS, REPORTING_VIEWS } from '../sql/grantReporting.js';
 import type { CommandContext } from './context.js';
 

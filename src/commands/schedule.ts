@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config.js';
-import { reconcile } from '../reconcile.js';
-import { takeSchedule } from '../schedule-owner.js';
-import { openServices } from '../services.js';
-import { loadTargetsFile } from '../targets.js';
+import { loadConfig } from '../config/config.js';
+import { reconcile } from '../schedule/reconcile.js';
+import { takeSchedule } from '../schedule/schedule-owner.js';
+import { openServices } from '../queues/services.js';
+import { loadTargetsFile } from '../config/targets.js';
 import type { CommandContext } from './context.js';
 
 export async function scheduleCommand({ args, logger, print }: CommandContext): Promise<number> {

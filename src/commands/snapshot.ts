@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { loadConfig } from '../config.js';
-import { openStore } from '../services.js';
+import { loadConfig } from '../config/config.js';
+import { openStore } from '../queues/services.js';
 import { takeSnapshot } from '../sql/takeSnapshot.js';
 import type { CommandContext } from './context.js';
 

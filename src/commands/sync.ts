@@ -1,23 +1,23 @@
 import { parseArgs } from 'node:util';
-import { withKeys, type KeyedAccount } from '../accounts.js';
-import { loadConfig } from '../config.js';
-import { inert } from '../log-format.js';
+import { withKeys, type KeyedAccount } from '../config/accounts.js';
+import { loadConfig } from '../config/config.js';
+import { inert } from '../ops/log-format.js';
 import { ConfigError } from '../errors.js';
-import { imageIdProblem } from '../image-id.js';
-import { INT4_MAX, wholeNumber } from '../input-ranges.js';
+import { imageIdProblem } from '../images/image-id.js';
+import { INT4_MAX, wholeNumber } from '../config/input-ranges.js';
 import type { Triple } from '../interfaces.js';
-import { startManualSync, waitForRun } from '../manual-sync.js';
-import { progressReporter } from '../progress.js';
-import { closeRunSaying } from '../run-log.js';
-import { counted, doneOf, rejectedKeysError, runExitCode, runSummary, totalOf } from '../run-summary.js';
-import { takeSchedule } from '../schedule-owner.js';
-import { openServices } from '../services.js';
+import { startManualSync, waitForRun } from '../work/manual-sync.js';
+import { progressReporter } from '../ops/progress.js';
+import { closeRunSaying } from '../ops/run-log.js';
+import { counted, doneOf, rejectedKeysError, runExitCode, runSummary, totalOf } from '../ops/run-summary.js';
+import { takeSchedule } from '../schedule/schedule-owner.js';
+import { openServices } from '../queues/services.js';
 import { getRun, type RunProgress } from '../sql/getRun.js';
-import { tripleKey } from '../triple.js';
+import { tripleKey } from '../images/triple.js';
 import { isTarget } from '../sql/isTarget.js';
 import { replaceTargets } from '../sql/replaceTargets.js';
-import { loadTargetsFile } from '../targets.js';
-import { startWorker, type RunningWorker } from '../worker.js';
+import { loadTargetsFile } from '../config/targets.js';
+import { startWorker, type RunningWorker } from '../work/worker.js';
 import type { CommandContext } from './context.js';
 
 /** `<project_id>/<region_id>/<image_id>`, checked as the targets file checks it. */

@@ -1,20 +1,20 @@
 import { parseArgs } from 'node:util';
-import { withKeys, type KeyedAccount } from '../accounts.js';
-import { loadConfig, redactUrl, type Config } from '../config.js';
-import { whenLost } from '../database.js';
-import { deploymentProblem } from '../deployment-registry.js';
-import { startHttpServer, type HttpServer } from '../http-server.js';
-import { createMetrics, type WorkerMetrics } from '../metrics.js';
-import { queueDashboard } from '../queue-dashboard.js';
-import { tickDueGroups, type GroupStart } from '../catch-up.js';
-import { reconcile, scheduleGroups } from '../reconcile.js';
-import { describeSchedule } from '../schedule.js';
-import { holdSchedule, takeSchedule, type HeldSchedule } from '../schedule-owner.js';
-import { openServices, type Services } from '../services.js';
-import { onShutdown } from '../signals.js';
+import { withKeys, type KeyedAccount } from '../config/accounts.js';
+import { loadConfig, redactUrl, type Config } from '../config/config.js';
+import { whenLost } from '../db/database.js';
+import { deploymentProblem } from '../queues/deployment-registry.js';
+import { startHttpServer, type HttpServer } from '../ops/http-server.js';
+import { createMetrics, type WorkerMetrics } from '../ops/metrics.js';
+import { queueDashboard } from '../queues/queue-dashboard.js';
+import { tickDueGroups, type GroupStart } from '../schedule/catch-up.js';
+import { reconcile, scheduleGroups } from '../schedule/reconcile.js';
+import { describeSchedule } from '../schedule/schedule.js';
+import { holdSchedule, takeSchedule, type HeldSchedule } from '../schedule/schedule-owner.js';
+import { openServices, type Services } from '../queues/services.js';
+import { onShutdown } from '../ops/signals.js';
 import { loadAccounts } from '../sql/accounts.js';
-import { loadTargetsFile, type TargetsFile } from '../targets.js';
-import { startWorker, type RunningWorker } from '../worker.js';
+import { loadTargetsFile, type TargetsFile } from '../config/targets.js';
+import { startWorker, type RunningWorker } from '../work/worker.js';
 import type { CommandContext } from './context.js';
 
 /** What the command has started so far: a stop closes each that is there. */

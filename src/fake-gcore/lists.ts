@@ -2,7 +2,7 @@
 // /images and /bmimages, or another kind's list endpoint, list them), the projects and regions, and what is
 // injected into list answers (faults, hooks between pages). The server routes
 // and authenticates; this answers.
-import { kindList } from '../image-kinds.js';
+import { kindList } from '../images/image-kinds.js';
 import type { Triple } from '../interfaces.js';
 import type { Fault, ListLie } from './faults.js';
 import {

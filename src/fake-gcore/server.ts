@@ -9,7 +9,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ORDINARY, type ImageKind } from '../image-kinds.js';
+import { ORDINARY, type ImageKind } from '../images/image-kinds.js';
 import type { Triple } from '../interfaces.js';
 import { type Actor, FakeAuditLog } from './audit-log.js';
 import { ControlError, readActor, readBody, readEvery, readListFault, readListLie, readOn } from './control.js';

@@ -1,5 +1,5 @@
-import { IMPLIED_ACCOUNT, type Account } from '../accounts.js';
-import type { Sql } from '../db.js';
+import { IMPLIED_ACCOUNT, type Account } from '../config/accounts.js';
+import type { Sql } from '../db/db.js';
 
 /** The accounts the last reconcile configured, by name; the implied account before any reconcile wrote one. */
 export async function loadAccounts(sql: Sql): Promise<Account[]> {

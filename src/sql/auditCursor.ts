@@ -1,5 +1,5 @@
-import type { AuditCursor } from '../audit-cursor.js';
-import type { Sql } from '../db.js';
+import type { AuditCursor } from '../audit-log/audit-cursor.js';
+import type { Sql } from '../db/db.js';
 import type { Tx } from './tripleLock.js';
 
 // Instants travel as text: a timestamptz parameter would be rounded to milliseconds, and the cursor keeps microseconds.

@@ -1,7 +1,7 @@
 import type { Tx } from './tripleLock.js';
 import type { Triple } from '../interfaces.js';
 import type { Claim } from './claimTargets.js';
-import { tripleKey } from '../triple.js';
+import { tripleKey } from '../images/triple.js';
 
 /** What the audit log's images are to the account's targets. */
 export interface ActedTargets {

@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 import { getScheduleOwner, type ScheduleOwner } from './getScheduleOwner.js';
 
 const OWNER_LOCK = 727_003;

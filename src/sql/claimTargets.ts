@@ -1,5 +1,5 @@
-import { DEFAULT_ACCOUNT } from '../accounts.js';
-import type { Sql } from '../db.js';
+import { DEFAULT_ACCOUNT } from '../config/accounts.js';
+import type { Sql } from '../db/db.js';
 import type { Triple } from '../interfaces.js';
 
 export interface Claim {

@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 import type { Triple } from '../interfaces.js';
 
 /** Claims these targets for job `jobId` where no other job holds them; returns those claimed. */

@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 import type { Triple } from '../interfaces.js';
 
 /** The targets each of these jobs holds claims on, by job. */

@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 
 /** Makes an empty database `name` on the server `sql` is connected to; `name` must be a plain identifier. */
 export async function createDatabase(sql: Sql, name: string): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 
 /** This database's identity: the one row its migration inserted. */
 export async function deploymentId(sql: Sql): Promise<string> {

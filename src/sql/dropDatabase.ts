@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 
 /** Drops the database `name`, ending the sessions still open on it (a process stopped midway may leave some). */
 export async function dropDatabase(sql: Sql, name: string): Promise<void> {

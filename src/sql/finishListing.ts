@@ -1,7 +1,7 @@
-import type { Sql } from '../db.js';
-import { PAGE_LIMIT } from '../list-query.js';
-import { storableString } from '../storable-text.js';
-import { samplePlan, suspicion, type RegionTally } from '../scope-sample.js';
+import type { Sql } from '../db/db.js';
+import { PAGE_LIMIT } from '../gcore/list-query.js';
+import { storableString } from '../images/storable-text.js';
+import { samplePlan, suspicion, type RegionTally } from '../discovery/scope-sample.js';
 import type { Claim } from './claimTargets.js';
 import type { Tx } from './tripleLock.js';
 

@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 import type { RunCounts, RunProgress } from './getRun.js';
 import { runCounts, unfinishedWork } from './outcomeCounts.js';
 

@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 import { runCounts } from './outcomeCounts.js';
 
 /** What a run did (runCounts): live while it runs, frozen once closed. */

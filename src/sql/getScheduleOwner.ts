@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 import type { Tx } from './tripleLock.js';
 
 /** Who recorded the stored targets and schedules, as `schedule_owner` holds it. */

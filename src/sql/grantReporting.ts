@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 
 /** What a reporting role may read: the reporting views, the snapshot list, the audit log of user actions, and the two functions. */
 export const REPORTING_VIEWS = ['current_images', 'image_change_log', 'stale_images', 'audit_snapshots', 'image_actions'];

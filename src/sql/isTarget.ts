@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 import type { Triple } from '../interfaces.js';
 
 /** Whether the triple is a target that is refreshed (explicit, or discovered and still in its scope). */

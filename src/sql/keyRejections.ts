@@ -1,5 +1,5 @@
-import type { Sql } from '../db.js';
-import type { KeyRejection } from '../key-health.js';
+import type { Sql } from '../db/db.js';
+import type { KeyRejection } from '../queues/key-health.js';
 import { jsonDocument } from './jsonDocument.js';
 
 /** Writes (or renews) one worker's rejected-key record for `ttlMs` by the server's clock. */

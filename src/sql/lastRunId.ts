@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 
 /** The newest run (of one account, or of any), if any. */
 export async function lastRunId(sql: Sql, account?: string): Promise<number | undefined> {

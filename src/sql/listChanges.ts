@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 
 export interface ChangeFilter {
   since: Date;

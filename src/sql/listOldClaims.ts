@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 
 /**
  * Batch jobs (with their targets' account, whose queue they are on) that have held claims for more

@@ -1,8 +1,8 @@
-import type { Sql } from '../db.js';
-import type { ListPart } from '../list-query.js';
-import type { PageJobData } from '../queue.js';
+import type { Sql } from '../db/db.js';
+import type { ListPart } from '../gcore/list-query.js';
+import type { PageJobData } from '../queues/queue.js';
 import type { Triple } from '../interfaces.js';
-import { storableString } from '../storable-text.js';
+import { storableString } from '../images/storable-text.js';
 import { TARGETS_LOCK } from './replaceTargets.js';
 
 /** A page to fetch, as listing_pages holds it, with the scope its listing is of. */

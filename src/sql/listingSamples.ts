@@ -1,6 +1,6 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 import type { Triple } from '../interfaces.js';
-import { contradictions, type SampleAnswer } from '../scope-sample.js';
+import { contradictions, type SampleAnswer } from '../discovery/scope-sample.js';
 import type { Claim } from './claimTargets.js';
 import { byJob, claimAbsences, failUnreached, unreached } from './finishListing.js';
 import type { Tx } from './tripleLock.js';

@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 import type { Triple } from '../interfaces.js';
 
 /** Of these triples, those whose target is now another account's than `account`, with that account. */

@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 import { inRunScope } from './runScope.js';
 import type { Tx } from './tripleLock.js';
 

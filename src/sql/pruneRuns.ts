@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 
 /** Drops finished runs and failures older than the retention; history tables are never pruned. */
 export async function pruneRuns(sql: Sql, retentionDays: number): Promise<{ runs: number; failures: number }> {

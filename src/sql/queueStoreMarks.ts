@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 
 /** Marks `kind` as used by `worker` for `ttlMs` (server clock); returns every kind marked now. */
 export async function markQueueStore(sql: Sql, kind: string, worker: string, ttlMs: number): Promise<string[]> {

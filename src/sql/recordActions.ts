@@ -1,5 +1,5 @@
-import { postgresTimestamp } from '../api-date.js';
-import type { UserAction } from '../user-action.js';
+import { postgresTimestamp } from '../gcore/api-date.js';
+import type { UserAction } from '../gcore/user-action.js';
 import { jsonDocument } from './jsonDocument.js';
 import type { Tx } from './tripleLock.js';
 

@@ -1,11 +1,11 @@
-import { postgresTimestamp } from '../api-date.js';
-import type { Sql } from '../db.js';
-import { contentHash, diffSnapshots } from '../image-diff.js';
-import { PG_TYPES } from '../image-fields.js';
-import { fieldsOthersCarry, mergedState, resolvedKind, storedColumns } from '../image-kinds.js';
+import { postgresTimestamp } from '../gcore/api-date.js';
+import type { Sql } from '../db/db.js';
+import { contentHash, diffSnapshots } from '../images/image-diff.js';
+import { PG_TYPES } from '../images/image-fields.js';
+import { fieldsOthersCarry, mergedState, resolvedKind, storedColumns } from '../images/image-kinds.js';
 import type { ChangeType, FieldChange, ImageState, Observation, Triple } from '../interfaces.js';
-import { parseJsonExactly } from '../json-text.js';
-import { tripleKey } from '../triple.js';
+import { parseJsonExactly } from '../images/json-text.js';
+import { tripleKey } from '../images/triple.js';
 import { jsonDocument } from './jsonDocument.js';
 import type { Tx } from './tripleLock.js';
 

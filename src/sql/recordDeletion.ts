@@ -1,5 +1,5 @@
-import type { Sql } from '../db.js';
-import { ORDINARY, type ImageKind } from '../image-kinds.js';
+import type { Sql } from '../db/db.js';
+import { ORDINARY, type ImageKind } from '../images/image-kinds.js';
 import type { Triple } from '../interfaces.js';
 import { lockTriple, markAttempt } from './tripleLock.js';
 

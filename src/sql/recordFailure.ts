@@ -1,6 +1,6 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 import type { Triple } from '../interfaces.js';
-import { storableString } from '../storable-text.js';
+import { storableString } from '../images/storable-text.js';
 import { markAttempt } from './tripleLock.js';
 
 export interface FailureRecord {

@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 
 /**
  * A batch job starting (or found lost) gives up its claims, so a request that

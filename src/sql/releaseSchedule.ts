@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 
 /**
  * Marks `configHash` as run by no process (a clean stop), so another

@@ -1,8 +1,8 @@
-import { IMPLIED_ACCOUNT, type Account } from '../accounts.js';
-import type { Sql } from '../db.js';
+import { IMPLIED_ACCOUNT, type Account } from '../config/accounts.js';
+import type { Sql } from '../db/db.js';
 import type { Target } from '../interfaces.js';
-import { intervalSeconds, scheduleKey } from '../schedule.js';
-import type { Scope } from '../scope.js';
+import { intervalSeconds, scheduleKey } from '../schedule/schedule.js';
+import type { Scope } from '../config/scope.js';
 
 /** Held while the targets and scopes are replaced; a listed page takes it shared (recordListed). */
 export const TARGETS_LOCK = 727_002;

@@ -1,4 +1,4 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 
 /** The scope listings of a run, in the order they were opened. */
 export async function runListings(

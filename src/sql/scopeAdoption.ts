@@ -1,6 +1,6 @@
-import type { Sql } from '../db.js';
+import type { Sql } from '../db/db.js';
 import type { Triple } from '../interfaces.js';
-import type { ScopeDefinition } from '../scope.js';
+import type { ScopeDefinition } from '../config/scope.js';
 import { TARGETS_LOCK } from './replaceTargets.js';
 
 /** The account's discovery scopes as configured, in key order. */

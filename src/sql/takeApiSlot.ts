@@ -1,5 +1,5 @@
-import type { Sql } from '../db.js';
-import type { Pause } from '../rate-limiter.js';
+import type { Sql } from '../db/db.js';
+import type { Pause } from '../gcore/rate-limiter.js';
 
 /** What the timeline answers: the wait for the slot taken (a read: how far ahead the next free slot is), and the pause in force. */
 export interface TimelineAnswer {

@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
 import type { RefreshOutcome, Triple } from '../interfaces.js';
-import { tripleKey } from '../triple.js';
+import { tripleKey } from '../images/triple.js';
 
 export type Tx = postgres.TransactionSql;
 

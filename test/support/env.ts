@@ -5,9 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { loadConfig, type Config } from '../../src/config.js';
-import { connectPostgres, type Sql } from '../../src/db.js';
-import { QUEUE_SCHEMA } from '../../src/postgres-backend.js';
+import { loadConfig, type Config } from '../../src/config/config.js';
+import { connectPostgres, type Sql } from '../../src/db/db.js';
+import { QUEUE_SCHEMA } from '../../src/queues/postgres-backend.js';
 
 export interface TestEnv {
   databaseUrl: string;

@@ -3,8 +3,8 @@
 // itself refuses overlapping versions, a change without a version of its own image and
 // a negative count (docs/database.md, "The invariants Postgres holds"): those checks stay
 // here as the witness that nothing got round them (a trigger dropped, a key deferred).
-import type { Sql } from '../../src/db.js';
-import { missingJobs, type Queues } from '../../src/queue.js';
+import type { Sql } from '../../src/db/db.js';
+import { missingJobs, type Queues } from '../../src/queues/queue.js';
 
 /** Every broken invariant, as a line naming it and an example; empty when the history is sound. */
 export async function invariantViolations(sql: Sql, queues: Queues): Promise<string[]> {

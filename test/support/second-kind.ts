@@ -8,9 +8,9 @@
 // needs a migration that relaxes those columns (see CONTRIBUTING.md).
 import { sampleImage } from '../../src/fake-gcore/fixtures.js';
 import type { ImagePayload } from '../../src/fake-gcore/list-queries.js';
-import type { FieldDefinition } from '../../src/image-fields.js';
-import { IMAGE_FIELDS } from '../../src/image-fields.js';
-import { defineKind } from '../../src/image-kinds.js';
+import type { FieldDefinition } from '../../src/images/image-fields.js';
+import { IMAGE_FIELDS } from '../../src/images/image-fields.js';
+import { defineKind } from '../../src/images/image-kinds.js';
 import type { Triple } from '../../src/interfaces.js';
 
 const SHARED = [

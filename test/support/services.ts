@@ -7,8 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
-import { openEmbeddedPostgres } from '../../src/embedded-postgres.js';
-import { runMigrations } from '../../src/migrate.js';
+import { openEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
+import { runMigrations } from '../../src/db/migrate.js';
 import { throwawayHome } from './home.js';
 
 declare module 'vitest' {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { embeddedBinDir } from '../../src/embedded-postgres.js';
+import { embeddedBinDir } from '../../src/db/embedded-postgres.js';
 
 const run = promisify(execFile);
 

@@ -1,0 +1,131 @@
+// Gcore accounts: each has its own API key (named by an environment variable,
+// never written down here), request budget and base URL, and is its own
+// failure domain (its own queues, timeline and rejected-key state). A targets
+// file without `accounts` has exactly one, the implied account.
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../errors.js';
+
+export interface Account {
+  name: string;
+  /** The environment variable that holds the key, in every process that calls the API. */
+  apiKeyEnv: string;
+  /** Requests per second across every worker process; undefined: SYNC_RATE_LIMIT_PER_SECOND. */
+  rateLimitPerSecond?: number;
+  /** undefined: GCORE_BASE_URL. */
+  baseUrl?: string;
+}
+
+/** The account of a file that names none; its queues, timeline and schedule keys are those of releases before accounts. */
+export const DEFAULT_ACCOUNT = 'default';
+
+export const IMPLIED_ACCOUNT: Account = { name: DEFAULT_ACCOUNT, apiKeyEnv: 'GCORE_API_KEY' };
+
+/** Names that fit a queue name, a Redis key, a metric label and a column alike. */
+export const ACCOUNT_NAME = /^[a-z][a-z0-9_-]{0,39}$/;
+export const ACCOUNT_NAME_RULE = 'a lowercase letter, then up to 39 lowercase letters, digits, "_" or "-"';
+
+/**
+ * The variables a key may come from: GCORE_API_KEY or GCORE_API_KEY_<SUFFIX>.
+ * Whoever edits the targets file then cannot have another secret of the
+ * process (DATABASE_URL, ALERT_WEBHOOK_SECRET) sent as a key.
+ */
+export const KEY_ENV_NAME = /^GCORE_API_KEY(_[A-Z0-9_]+)?$/;
+
+/** Hosts that plain http may carry a key to: this machine's (a fake API, a local proxy); the key crosses no network. */
+const LOCAL_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
+
+export const KEY_URL_RULE = 'must be an https URL, or http to localhost';
+
+/**
+ * Whether an API key may be sent to `text` (GCORE_BASE_URL, an account's
+ * base_url): over https, or over plain http only to this machine.
+ */
+export function mayCarryKey(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'https:' || (url.protocol === 'http:' && LOCAL_HOSTS.includes(url.hostname));
+  } catch {
+    return false;
+  }
+}
+
+/** What a character a key must not hold is, for a person to find it in the file. */
+function characterName(character: string): string {
+  const code = `U+${character.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+  const names: Record<string, string> = {
+    '\uFEFF': 'a byte-order mark',
+    '\0': 'a NUL byte',
+    '\n': 'a line break',
+    '\r': 'a carriage return',
+    ' ': 'a space',
+    '\t': 'a tab',
+  };
+  return `${names[character] ?? 'the character'} (${code})`;
+}
+
+/**
+ * Why `key` cannot go in the Authorization header as a Gcore key, or
+ * undefined when it can: a key is printable ASCII without spaces. Node refuses
+ * a header with a NUL or a line break only when the request is sent, so a BOM,
+ * a blank line or a NUL left in a secret file would fail every request of the
+ * account instead of the start. Names the character and where, never the key.
+ */
+export function keyCharacterProblem(key: string): string | undefined {
+  const characters = [...key];
+  const at = characters.findIndex((character) => !/^[\x21-\x7e]$/.test(character));
+  if (at < 0) return undefined;
+  return `holds ${characterName(characters[at]!)} at character ${at + 1} of ${characters.length}: a key is printable ASCII without spaces`;
+}
+
+/** An account with the key its environment variable holds in this process. */
+export interface KeyedAccount extends Account {
+  apiKey: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * An account's key from `env`: the variable itself, or else the file that
+ * `<variable>_FILE` names (a Docker or Kubernetes secret mounted as a file),
+ * without its trailing line break; or why there is none usable. A key copied
+ * with its header scheme would be sent as "APIKey APIKey ..." and rejected
+ * with a bare 401. The key is never quoted.
+ */
+export function readKey(account: Account, env: Env): { key: string } | { problem: string } {
+  const name = account.apiKeyEnv;
+  let key = env[name];
+  const file = env[`${name}_FILE`];
+  if (!key && file) {
+    try {
+      key = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      return { problem: `${name}_FILE names ${file}, which cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
+    }
+    if (!key) return { problem: `${name}_FILE names ${file}, which is empty` };
+  }
+  if (!key) return { problem: `${name} is not set in this process's environment (nor ${name}_FILE)` };
+  if (/^apikey\s/i.test(key))
+    return { problem: `${name} holds "APIKey " in front of the key: give the key alone (the Authorization header adds it)` };
+  const bad = keyCharacterProblem(key);
+  if (bad) return { problem: env[name] ? `${name} ${bad}` : `${name}_FILE names ${file}, whose key ${bad}` };
+  return { key };
+}
+
+/**
+ * Every account with its key, or a ConfigError naming each account whose key
+ * this process lacks: at `accounts.<name>.api_key_env` of `source`, or, for
+ * the implied account, at its variable in the environment.
+ */
+export function withKeys(accounts: Account[], env: Env, source: string): KeyedAccount[] {
+  const implied = accounts.length === 1 && accounts[0]!.name === DEFAULT_ACCOUNT && accounts[0]!.apiKeyEnv === IMPLIED_ACCOUNT.apiKeyEnv;
+  const keyed: KeyedAccount[] = [];
+  const problems: string[] = [];
+  for (const account of accounts) {
+    const read = readKey(account, env);
+    if ('key' in read) keyed.push({ ...account, apiKey: read.key });
+    // The implied account is named in no file: its problem says only the variable.
+    else problems.push(implied ? read.problem : `accounts.${account.name}.api_key_env: ${read.problem}`);
+  }
+  if (problems.length > 0) throw new ConfigError(implied ? 'environment' : source, problems);
+  return keyed;
+}

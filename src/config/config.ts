@@ -1,0 +1,208 @@
+// Settings from the environment, validated once with their defaults.
+import { KEY_URL_RULE, mayCarryKey } from './accounts.js';
+import { ConfigError } from '../errors.js';
+import { DEFAULT_HOME_RULE, locateHome, type Home } from './home.js';
+import { readWholeNumber } from './input-ranges.js';
+import { LOG_FORMATS } from '../ops/log-format.js';
+
+export interface Config {
+  baseUrl: string;
+  /** Unset: the embedded PostgreSQL under `home` (embedded-postgres.ts). */
+  databaseUrl: string | undefined;
+  /** Where the embedded PostgreSQL keeps its data, and why there (home.ts: GCORE_IMAGE_SYNC_HOME, else the default). */
+  home: Home;
+  /** Unset: the queues run on Postgres, in the deployment's own database (backend.ts). */
+  redisUrl: string | undefined;
+  targetsFile: string;
+  logLevel: string;
+  /** Requests per second across every worker process; 0 means no limit. */
+  rateLimitPerSecond: number;
+  /** The longest wait a 429 may ask for that is honoured; a longer one is a recorded failure. */
+  rateLimitMaxWaitMs: number;
+  /** Refreshes in flight per worker process. */
+  concurrency: number;
+  /** Triples per refresh job: fewer, larger jobs cost less per image. */
+  batchSize: number;
+  /** Attempts per refresh before it is recorded as failed. */
+  attempts: number;
+  requestTimeoutMs: number;
+  /** Largest API answer read, in bytes; a larger one is a failure, not a crash. */
+  maxResponseBytes: number;
+  /** Largest page of a list read, in bytes (a page holds up to 1,000 images). */
+  maxPageBytes: number;
+  retentionDays: number;
+  /** How long a worker's claim on a job lasts without renewal: after a crash, the job is retried after about this long. */
+  jobLockMs: number;
+  /** How long SIGTERM waits for jobs in flight before handing them back. */
+  shutdownTimeoutMs: number;
+  /** Port of /healthz, /readyz and /metrics in start and worker; undefined when off. */
+  httpPort: number | undefined;
+  /** Serve the bull-board queue dashboard at /queues on HTTP_PORT. */
+  queueDashboard: boolean;
+  /** Where change alerts are POSTed; none when unset. */
+  alertWebhookUrl: string | undefined;
+  /** Signs every change alert (HMAC-SHA256); set exactly when alertWebhookUrl is. Never logged. */
+  alertWebhookSecret: string | undefined;
+  /** Redis key prefix for every queue, so several deployments can share one Redis; unused with the queues on Postgres. */
+  queuePrefix: string;
+  /** Seconds between polls of each account's audit log of user actions (audit-follower.ts); 0 turns following off. */
+  auditLogPollSeconds: number;
+  /** Seconds between the progress lines a worker logs while runs are open; 0 turns them off. */
+  logProgressSeconds: number;
+}
+
+export const DEFAULTS = {
+  baseUrl: 'https://api.gcore.com',
+  /** A rule, not one path: it depends on the user (home.ts). */
+  home: DEFAULT_HOME_RULE,
+  targetsFile: './targets.yaml',
+  logLevel: 'info',
+  rateLimitPerSecond: 10,
+  rateLimitMaxWaitSeconds: 900,
+  concurrency: 10,
+  batchSize: 50,
+  attempts: 3,
+  requestTimeoutMs: 30_000,
+  maxResponseBytes: 1_048_576,
+  maxPageBytes: 33_554_432,
+  retentionDays: 30,
+  jobLockMs: 30_000,
+  shutdownTimeoutMs: 30_000,
+  queuePrefix: 'gcore-image-sync',
+  logProgressSeconds: 60,
+  auditLogPollSeconds: 60,
+} as const;
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * A whole-number setting within [min, max]. The bounds keep every value
+ * inside what it flows into: timers (at most 2^31 - 1 ms, beyond which Node
+ * fires them at once), Postgres integers, Redis and Postgres connections.
+ */
+function readInt(env: Env, name: string, fallback: number, min: number, max: number, problems: string[]): number {
+  const text = env[name];
+  if (text === undefined || text.trim() === '') return fallback;
+  return readWholeNumber(name, text, min, max, problems) ?? fallback;
+}
+
+/** The URL in `name`, or `fallback` when unset; a problem naming the variable, never the value, which may hold a password. */
+function readUrl(env: Env, name: string, fallback: string, protocols: string[], problems: string[]): string {
+  const text = env[name]?.trim() || fallback;
+  try {
+    const url = new URL(text);
+    if (!protocols.includes(url.protocol)) throw new Error();
+  } catch {
+    problems.push(`${name}: must be a ${protocols.join(' or ')} URL`);
+  }
+  return text;
+}
+
+/** GCORE_BASE_URL: every request carries the API key there, so it follows the rule of an account's base_url. */
+function readBaseUrl(env: Env, problems: string[]): string {
+  const text = readUrl(env, 'GCORE_BASE_URL', DEFAULTS.baseUrl, ['http:', 'https:'], problems);
+  if (URL.canParse(text) && !mayCarryKey(text)) problems.push(`GCORE_BASE_URL: ${KEY_URL_RULE}: the API key is sent with every request`);
+  return text.replace(/\/+$/, '');
+}
+
+/**
+ * Why a webhook URL cannot be used, or undefined. Credentials in it
+ * (`user:password@host`) are refused rather than sent: fetch refuses such a
+ * URL and quotes it, password and all, in its error at every retry, and the
+ * signature (ALERT_WEBHOOK_SECRET) is what proves an alert's origin; a
+ * receiver that needs a token can take it in the URL's path or query.
+ */
+export function webhookUrlProblem(text: string): string | undefined {
+  const url = URL.parse(text);
+  if (url && (url.username || url.password))
+    return 'must not hold a user name or password (user:password@host): the receiver authenticates alerts by their signature (ALERT_WEBHOOK_SECRET); a token it needs can go in the path or query';
+  return undefined;
+}
+
+/** "1" on, "0" or unset off; anything else ("true", "yes") is a mistake, not silently off. */
+function readSwitch(env: Env, name: string, problems: string[]): boolean {
+  const text = env[name]?.trim() ?? '';
+  if (!['', '0', '1'].includes(text)) problems.push(`${name}: must be 1 (on) or 0 (off) (got "${text}")`);
+  return text === '1';
+}
+
+const MIN_SECRET_LENGTH = 32;
+
+/**
+ * The webhook URL and its signing secret, which go together: an unsigned
+ * alert could be forged by anyone who learns the receiver's URL, and a
+ * warning about it would go unread in an unattended deployment. Problems
+ * name the variable, never the secret's value.
+ */
+function readAlertWebhook(env: Env, problems: string[]): Pick<Config, 'alertWebhookUrl' | 'alertWebhookSecret'> {
+  const url = env.ALERT_WEBHOOK_URL?.trim() ? readUrl(env, 'ALERT_WEBHOOK_URL', '', ['http:', 'https:'], problems) : undefined;
+  const urlProblem = url && webhookUrlProblem(url);
+  if (urlProblem) problems.push(`ALERT_WEBHOOK_URL: ${urlProblem}`);
+  const secret = env.ALERT_WEBHOOK_SECRET || undefined;
+  if (url && !secret) {
+    problems.push(
+      'ALERT_WEBHOOK_SECRET: required when ALERT_WEBHOOK_URL is set, to sign the alerts (e.g. the output of `openssl rand -hex 32`)',
+    );
+  } else if (secret && !url) {
+    problems.push('ALERT_WEBHOOK_SECRET: set without ALERT_WEBHOOK_URL; set both or neither');
+  } else if (secret && secret.length < MIN_SECRET_LENGTH) {
+    problems.push(`ALERT_WEBHOOK_SECRET: must be at least ${MIN_SECRET_LENGTH} characters (has ${secret.length})`);
+  }
+  return { alertWebhookUrl: url, alertWebhookSecret: secret };
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const logLevel = env.LOG_LEVEL?.trim() || DEFAULTS.logLevel;
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
+  const logFormat = env.LOG_FORMAT?.trim();
+  if (logFormat && !(LOG_FORMATS as readonly string[]).includes(logFormat))
+    problems.push(
+      `LOG_FORMAT: must be ${LOG_FORMATS.join(' or ')}, or unset for pretty on a terminal and JSON otherwise (got "${logFormat}")`,
+    );
+  const config: Config = {
+    baseUrl: readBaseUrl(env, problems),
+    databaseUrl: env.DATABASE_URL?.trim() ? readUrl(env, 'DATABASE_URL', '', ['postgres:', 'postgresql:'], problems) : undefined,
+    home: locateHome(env),
+    redisUrl: env.REDIS_URL?.trim() ? readUrl(env, 'REDIS_URL', '', ['redis:', 'rediss:'], problems) : undefined,
+    targetsFile: env.TARGETS_FILE?.trim() || DEFAULTS.targetsFile,
+    logLevel,
+    rateLimitPerSecond: readInt(env, 'SYNC_RATE_LIMIT_PER_SECOND', DEFAULTS.rateLimitPerSecond, 0, 10_000, problems),
+    // The wait becomes a timer: a day keeps it far inside 2^31 - 1 ms, and a longer ask is better recorded as a failure.
+    rateLimitMaxWaitMs: 1000 * readInt(env, 'SYNC_RATE_LIMIT_MAX_WAIT_SECONDS', DEFAULTS.rateLimitMaxWaitSeconds, 1, 86_400, problems),
+    // Each process opens concurrency + 4 Postgres connections: more than a thousand is past any server's max_connections.
+    concurrency: readInt(env, 'SYNC_CONCURRENCY', DEFAULTS.concurrency, 1, 1000, problems),
+    batchSize: readInt(env, 'SYNC_BATCH_SIZE', DEFAULTS.batchSize, 1, 1000, problems),
+    attempts: readInt(env, 'SYNC_ATTEMPTS', DEFAULTS.attempts, 1, 20, problems),
+    requestTimeoutMs: readInt(env, 'SYNC_REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 100, 600_000, problems),
+    maxResponseBytes: readInt(env, 'SYNC_MAX_RESPONSE_BYTES', DEFAULTS.maxResponseBytes, 1024, 104_857_600, problems),
+    maxPageBytes: readInt(env, 'SYNC_MAX_PAGE_BYTES', DEFAULTS.maxPageBytes, 65_536, 1_073_741_824, problems),
+    // make_interval(days => n) takes an int, and now() less a million years is no timestamp.
+    retentionDays: readInt(env, 'SYNC_RETENTION_DAYS', DEFAULTS.retentionDays, 1, 36_500, problems),
+    jobLockMs: readInt(env, 'SYNC_JOB_LOCK_MS', DEFAULTS.jobLockMs, 1000, 3_600_000, problems),
+    shutdownTimeoutMs: readInt(env, 'SYNC_SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, 0, 3_600_000, problems),
+    httpPort: env.HTTP_PORT?.trim() ? readInt(env, 'HTTP_PORT', 0, 1, 65_535, problems) : undefined,
+    queueDashboard: readSwitch(env, 'QUEUE_DASHBOARD', problems),
+    ...readAlertWebhook(env, problems),
+    queuePrefix: env.QUEUE_PREFIX?.trim() || DEFAULTS.queuePrefix,
+    // A day keeps the timer far inside 2^31 - 1 ms.
+    logProgressSeconds: readInt(env, 'LOG_PROGRESS_SECONDS', DEFAULTS.logProgressSeconds, 0, 86_400, problems),
+    // A day keeps the timer far inside 2^31 - 1 ms; longer than that, the follower would no longer say "who" of a day's changes.
+    auditLogPollSeconds: readInt(env, 'AUDIT_LOG_POLL_SECONDS', DEFAULTS.auditLogPollSeconds, 0, 86_400, problems),
+  };
+  if (problems.length > 0) throw new ConfigError('environment', problems);
+  return config;
+}
+
+/** A URL safe to print: any password is replaced. */
+export function redactUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

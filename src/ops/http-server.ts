@@ -1,0 +1,124 @@
+// The worker's HTTP endpoints: /healthz (the process is alive and its data exists), /readyz
+// (Postgres and the queue store answer, no other deployment shares the queues;
+// its body also names an account's audit log that holds entries from the
+// future, which does not make it unready), /metrics (Prometheus), and the
+// queue dashboard.
+import { createServer, type RequestListener, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describeAhead } from '../audit-log/audit-cursor.js';
+import type { QueueBackend } from '../queues/backend.js';
+import type { Sql } from '../db/db.js';
+import type { WorkerMetrics } from './metrics.js';
+import { DASHBOARD_PATH } from '../queues/queue-dashboard.js';
+import { auditLogStates } from '../sql/auditCursor.js';
+
+export interface HttpServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 2000;
+
+async function answers(check: () => Promise<unknown>): Promise<string> {
+  try {
+    await Promise.race([check(), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 2 s')), READY_TIMEOUT_MS))]);
+    return 'ok';
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/**
+ * Each account whose audit log holds entries dated ahead of the database's
+ * clock, with what `status` says of them; undefined when none does, or when
+ * Postgres does not answer (the `postgres` check says so).
+ */
+async function futureEntries(sql: Sql): Promise<Record<string, string> | undefined> {
+  let found: Record<string, string> | undefined;
+  await answers(async () => {
+    const said = (await auditLogStates(sql)).flatMap((state) => {
+      const text = describeAhead({ count: state.ahead_count, furthest: state.ahead_at, lookedAt: state.looked_ahead_at }, state.now);
+      return text === null ? [] : [[state.account, text] as const];
+    });
+    if (said.length > 0) found = Object.fromEntries(said);
+  });
+  return found;
+}
+
+export interface HttpDeps {
+  sql: Sql;
+  backend: QueueBackend;
+  metrics: WorkerMetrics;
+  /** What is wrong when another deployment uses these queues; undefined when nothing is. */
+  deploymentProblem?: () => Promise<string | undefined>;
+  /** Why this process no longer calls the API (its key was rejected); undefined while it does. */
+  keyProblem?: () => string | undefined;
+  /** The queue dashboard, served under /queues when given. */
+  dashboard?: RequestListener;
+  /** Why the data is gone for good (Database.lost); undefined while it is not. */
+  lost?: () => string | undefined;
+}
+
+/**
+ * /healthz: alive unless the data is gone for good, which no reconnecting
+ * mends, so a supervisor restarts the process. A database that does not
+ * answer is /readyz's business: a fleet must not restart itself over an outage.
+ */
+export function liveness(lost: string | undefined): { status: number; body: string } {
+  return lost === undefined ? { status: 200, body: 'ok\n' } : { status: 503, body: `${lost}\n` };
+}
+
+export async function startHttpServer(port: number, deps: HttpDeps): Promise<HttpServer> {
+  const server: Server = createServer((req, res) => {
+    const send = (status: number, type: string, body: string) => res.writeHead(status, { 'content-type': type }).end(body);
+    const path = req.url?.split('?')[0];
+    if (deps.dashboard && (path === DASHBOARD_PATH || path?.startsWith(`${DASHBOARD_PATH}/`))) {
+      deps.dashboard(req, res);
+      return;
+    }
+    if (req.method !== 'GET') return send(405, 'text/plain', 'GET only\n');
+    if (path === '/healthz') {
+      const { status, body } = liveness(deps.lost?.());
+      return send(status, 'text/plain', body);
+    }
+    if (path === '/readyz') {
+      const { deploymentProblem } = deps;
+      void Promise.all([
+        answers(() => deps.sql`SELECT 1`),
+        answers(() => deps.backend.ping()),
+        // Another deployment on this prefix makes the process unready, as a service that does not answer would.
+        deploymentProblem &&
+          answers(async () => {
+            const problem = await deploymentProblem();
+            if (problem) throw new Error(problem);
+          }),
+        futureEntries(deps.sql),
+      ]).then(([postgres, queues, deployment, auditLog]) => {
+        // A process whose key was rejected takes no jobs: unready, so a supervisor can restart it with a new key.
+        const apiKey = deps.keyProblem?.() ?? 'ok';
+        const ready = postgres === 'ok' && queues === 'ok' && (deployment ?? 'ok') === 'ok' && apiKey === 'ok';
+        // Entries from the future are said, never made a reason to be unready: one bad entry must not block every rollout.
+        const body = { postgres, queues, deployment, api_key: apiKey, audit_log: auditLog };
+        send(ready ? 200 : 503, 'application/json', `${JSON.stringify(body)}\n`);
+      });
+      return;
+    }
+    if (path === '/metrics') {
+      void deps.metrics.registry.metrics().then(
+        (text) => send(200, deps.metrics.registry.contentType, text),
+        (error: Error) => send(500, 'text/plain', `${error.message}\n`),
+      );
+      return;
+    }
+    send(404, 'text/plain', 'not found: /healthz, /readyz, /metrics\n');
+  });
+  await new Promise<void>((resolve) => server.listen(port, resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

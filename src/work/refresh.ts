@@ -1,0 +1,65 @@
+// One batch of refreshes: fetch -> validate -> store -> history. Requests go
+// out concurrently (bounded per process) through the account's paced client
+// (paced-client.ts), which paces them on the shared rate limit; the
+// unchanged majority is stored in one statement, the changes in one
+// transaction. Errors about one image are returned, not thrown, and never
+// touch another image: a write Postgres refuses is split until the image it
+// is about is found. An error of the store itself (Postgres unreachable) is
+// thrown.
+import type { LimitFunction } from 'p-limit';
+import type { AccountContext } from './account-context.js';
+import type { ImageSnapshot, Observation, RefreshOutcome } from '../interfaces.js';
+import type { RefreshItem } from '../queues/queue.js';
+import { recordDeletion } from '../sql/recordDeletion.js';
+import { storeObservations } from './image-store.js';
+import { observe } from '../images/observe.js';
+import { tripleKey } from '../images/triple.js';
+
+export type ItemResult =
+  /** `gone`: the API answered 404 NotFoundError (whatever that did to the stored state); else `snapshot` is the answer as validated. */
+  | { item: RefreshItem; outcome: RefreshOutcome; warnings: string[]; ms: number; gone?: true; snapshot?: ImageSnapshot }
+  | { item: RefreshItem; error: unknown; ms: number };
+
+type Fetched =
+  | { item: RefreshItem; observation: Observation; ms: number }
+  | { item: RefreshItem; goneAt: Date; ms: number }
+  | { item: RefreshItem; error: unknown; ms: number };
+
+async function fetchOne(ctx: AccountContext, item: RefreshItem): Promise<Fetched> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  try {
+    const triple = { projectId: item.projectId, regionId: item.regionId, imageId: item.imageId };
+    const answer = await ctx.api.getImage(triple);
+    if (answer.kind === 'gone') return { item, goneAt: answer.observedAt, ms: elapsed() };
+    return { item, observation: observe(ctx.account.name, triple, answer.body, answer.observedAt), ms: elapsed() };
+  } catch (error) {
+    return { item, error, ms: elapsed() };
+  }
+}
+
+/** Refreshes `items` of the account of `ctx`, at most `inFlight` requests of this process at once. */
+export async function refreshBatch(ctx: AccountContext, inFlight: LimitFunction, items: RefreshItem[]): Promise<ItemResult[]> {
+  const fetched = await Promise.all(items.map((item) => inFlight(() => fetchOne(ctx, item))));
+  const found = fetched.filter((f): f is Extract<Fetched, { observation: Observation }> => 'observation' in f);
+  const stored = await storeObservations(
+    ctx.sql,
+    found.map((f) => f.observation),
+  );
+  const results: ItemResult[] = [];
+  for (const f of fetched) {
+    if ('error' in f) {
+      results.push(f);
+    } else if ('goneAt' in f) {
+      results.push({ item: f.item, outcome: await recordDeletion(ctx.sql, f.item, f.goneAt), warnings: [], ms: f.ms, gone: true });
+    } else {
+      const result = stored.get(tripleKey(f.item)) ?? 'unchanged';
+      results.push(
+        result instanceof Error
+          ? { item: f.item, error: result, ms: f.ms }
+          : { item: f.item, outcome: result, warnings: f.observation.warnings, ms: f.ms, snapshot: f.observation.snapshot },
+      );
+    }
+  }
+  return results;
+}
