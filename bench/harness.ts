@@ -5,9 +5,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
@@ -28,7 +25,7 @@ const API_KEY = 'bench-key';
  * the young generation larger than Node 20 did (+100 MB of RSS): these keep RSS
  * flat and under 250 MB.
  */
-export const WORKER_HEAP_ARGS = ['--max-old-space-size=256', '--max-semi-space-size=16'];
+const WORKER_HEAP_ARGS = ['--max-old-space-size=256', '--max-semi-space-size=16'];
 
 /** Where a scenario's queues (and request timeline) live: backend.ts decides by REDIS_URL alone. */
 export type QueueStore = 'redis' | 'postgres';
@@ -128,12 +125,6 @@ export async function configureTargets(ctx: BenchContext, count: number): Promis
   await reconcile(ctx.services.sql, ctx.services.queues, parseTargets(targetsYaml(count), 'bench'));
 }
 
-export async function writeTargetsFile(count: number): Promise<string> {
-  const path = join(await mkdtemp(join(tmpdir(), 'gis-bench-')), 'targets.yaml');
-  await writeFile(path, targetsYaml(count));
-  return path;
-}
-
 /** Children still running, stopped when the benchmark exits. */
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -164,7 +155,7 @@ function waitForLine(child: ChildProcess, pattern: RegExp, stream: 'stdout' | 's
   });
 }
 
-export interface FakeStats {
+interface FakeStats {
   requests: number;
   perSecond: Record<string, number>;
   /** By account name (with --account), then by second. */

@@ -70,7 +70,7 @@ export const QUICK: Scale = {
 const BASELINE_QUEUE = 'baseline-refresh';
 
 /** The settings the README documents for throughput on a small machine. */
-export const THROUGHPUT_SETTINGS = { SYNC_CONCURRENCY: '100', SYNC_BATCH_SIZE: '100', SYNC_RATE_LIMIT_PER_SECOND: '0' };
+const THROUGHPUT_SETTINGS = { SYNC_CONCURRENCY: '100', SYNC_BATCH_SIZE: '100', SYNC_RATE_LIMIT_PER_SECOND: '0' };
 
 export interface Row {
   scenario: string;

@@ -11,7 +11,7 @@ export const HOME_VARIABLE = 'GCORE_IMAGE_SYNC_HOME';
 export const ROOT_HOME = '/var/lib/gcore-image-sync';
 
 /** Where the home was before it stopped following the current directory; still used where it holds a database. */
-export const LEGACY_HOME = '.gcore-image-sync';
+const LEGACY_HOME = '.gcore-image-sync';
 
 /** The rule in one line, for --help and errors. */
 export const DEFAULT_HOME_RULE = `$XDG_DATA_HOME/gcore-image-sync when XDG_DATA_HOME is set, else ${ROOT_HOME} as root, else ~/.local/share/gcore-image-sync`;
@@ -40,7 +40,7 @@ export interface HomeFacts {
  * explicit choice, root's too; a relative one is ignored, as the spec says),
  * else as root the system's, else the user's XDG default.
  */
-export function defaultHome({ env, uid, userHome }: Pick<HomeFacts, 'env' | 'uid' | 'userHome'>): Home {
+function defaultHome({ env, uid, userHome }: Pick<HomeFacts, 'env' | 'uid' | 'userHome'>): Home {
   const xdg = env.XDG_DATA_HOME?.trim();
   if (xdg && isAbsolute(xdg)) return { dir: join(xdg, 'gcore-image-sync'), why: 'the default: $XDG_DATA_HOME/gcore-image-sync' };
   if (uid === 0) return { dir: ROOT_HOME, why: 'the default for root' };

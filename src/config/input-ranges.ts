@@ -13,8 +13,8 @@ export const INT4_MAX = 2_147_483_647;
 export const MAX_EVERY_MS = 366 * 86_400_000;
 
 /** Times handed to Postgres: JS Dates beyond year 9999 print as "+010000-..." which Postgres refuses. */
-export const EARLIEST_TIME = Date.UTC(1970, 0, 1);
-export const LATEST_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+const EARLIEST_TIME = Date.UTC(1970, 0, 1);
+const LATEST_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 /**
  * A whole number written in decimal digits within [min, max], or undefined.

@@ -82,7 +82,7 @@ export function scopeName(projects: Scope['projects'], regions: Scope['regions']
 }
 
 /** A `name:` for a scope: printable, one line, short enough for a status line. */
-export const MAX_SCOPE_NAME_LENGTH = 64;
+const MAX_SCOPE_NAME_LENGTH = 64;
 
 /** Why a scope's `name:` cannot be used, or null. */
 export function scopeNameProblem(name: string): string | null {

@@ -25,7 +25,7 @@ import {
 } from './scope.js';
 import { formatPath, issueMessage } from './validation.js';
 
-export const DEFAULT_SCHEDULE: Schedule = { every: 3_600_000 };
+const DEFAULT_SCHEDULE: Schedule = { every: 3_600_000 };
 const MIN_INTERVAL_MS = 1000;
 
 const imageId = z.string().superRefine((id, ctx) => {

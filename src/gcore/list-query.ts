@@ -25,7 +25,7 @@ export interface ListPart {
 }
 
 /** The filters as query parameters; `visibility` is one value (the API takes one) or none for every visibility. */
-export function partQuery(filters: DiscoverFilters, visibility: Visibility | null): Array<[string, string]> {
+function partQuery(filters: DiscoverFilters, visibility: Visibility | null): Array<[string, string]> {
   const query: Array<[string, string]> = [];
   if (visibility !== null) query.push(['visibility', visibility]);
   for (const key of filters.tagKey ?? []) query.push(['tag_key', key]);

@@ -19,7 +19,7 @@ export interface Pause {
 }
 
 /** A slot taken on the timeline, or the pause that kept it from being taken. */
-export interface Slot {
+interface Slot {
   /** How long to wait for it, in ms from when the store read its clock (a read: how far ahead the next free slot is). */
   waitMs: number;
   /** performance.now() just before the request for it left this process (the store read its clock after). */

@@ -89,7 +89,7 @@ export function inspectJson(value: unknown, found = { unstorableText: false, exa
 const NUMERIC_DIGITS = { before: 131_072, after: 16_383 };
 
 /** Whether Postgres can store a number kept as its source text (json-text.ts); every double fits. */
-export function isStorableNumber(number: RawJson): boolean {
+function isStorableNumber(number: RawJson): boolean {
   const [, digits = '', exponent = '0'] = /^-?(\d+)e(-?\d+)$/.exec(decimalValue(number.rawJSON)) ?? [];
   return digits.length + Number(exponent) <= NUMERIC_DIGITS.before && -Number(exponent) <= NUMERIC_DIGITS.after;
 }

@@ -41,7 +41,7 @@ export interface Launcher {
 }
 
 /** The npm process this one was started through, in the same session; undefined when there is none to watch. */
-export function findLauncher(env: NodeJS.ProcessEnv = process.env): Launcher | undefined {
+function findLauncher(env: NodeJS.ProcessEnv = process.env): Launcher | undefined {
   // npm sets npm_command for what it runs; without it no ancestor is npm's (and /proc is not read).
   if (env.npm_command === undefined || process.platform !== 'linux') return undefined;
   const self = readStat(process.pid);
@@ -61,7 +61,7 @@ export function findLauncher(env: NodeJS.ProcessEnv = process.env): Launcher | u
 }
 
 /** Whether the launcher still runs (its pid is there and names the same process) and its shell was not signalled. */
-export function launcherAlive(launcher: Launcher): boolean {
+function launcherAlive(launcher: Launcher): boolean {
   return (
     readStat(launcher.pid)?.startTime === launcher.startTime &&
     launcher.between.every((shell) => contextSwitches(shell.pid) === shell.switches)

@@ -6,7 +6,7 @@
 // waits for the run in flight so that what follows a stop sees it finished.
 
 /** What a failed run is reported to: the loop's own wording, at the level it chose. */
-export type RunFailed = (error: Error) => void;
+type RunFailed = (error: Error) => void;
 
 export interface PeriodicOptions {
   /** Run once at once, not only after the first interval. */

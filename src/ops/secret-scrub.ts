@@ -5,7 +5,7 @@
 // type carries it, the text is scrubbed as a whole, in every spelling that JSON
 // (or a URL) can decode back to the key, so no parsed value can hold it either.
 
-export const REDACTED = '[redacted]';
+const REDACTED = '[redacted]';
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

@@ -22,7 +22,7 @@ export function accountQueueName(queue: typeof REFRESH_QUEUE | typeof LIST_QUEUE
   return account === DEFAULT_ACCOUNT ? queue : `${queue}.${account}`;
 }
 export const REFRESH_JOB = 'refresh';
-export const TICK_JOB = 'tick';
+const TICK_JOB = 'tick';
 export const SNAPSHOT_JOB = 'snapshot';
 const SNAPSHOT_SCHEDULER = 'audit-snapshot';
 

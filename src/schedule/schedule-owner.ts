@@ -21,9 +21,9 @@ import type { TargetsFile } from '../config/targets.js';
 import { tripleKey } from '../images/triple.js';
 
 /** How often a running `start` renews its claim. */
-export const HEARTBEAT_MS = 10_000;
+const HEARTBEAT_MS = 10_000;
 /** A claim not renewed for this long belongs to a process that is gone (six missed beats: a busy or briefly cut-off process keeps it). */
-export const STALE_AFTER_SECONDS = 60;
+const STALE_AFTER_SECONDS = 60;
 
 /**
  * Names a configuration by what it schedules: every triple and every scope
@@ -47,7 +47,7 @@ export function configHash(file: TargetsFile): string {
 const short = (hash: string) => hash.slice(0, 12);
 
 /** An owner as an operator needs it to find the process: file, host, pid, and when it was last heard of. */
-export function describeOwner(owner: ScheduleOwner): string {
+function describeOwner(owner: ScheduleOwner): string {
   const seen = owner.heartbeat_age_seconds === null ? 'no process running it' : `last heartbeat ${owner.heartbeat_age_seconds} s ago`;
   return (
     `${owner.targets_file} on ${owner.host} (pid ${owner.pid}, ${owner.command}, config ${short(owner.config_hash)}, ` +

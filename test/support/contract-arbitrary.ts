@@ -181,7 +181,7 @@ export const anyDouble = fc
  * digits before the decimal point and 16383 after, and the rare large exponent
  * here crosses that line.
  */
-export const bigNumber = fc
+const bigNumber = fc
   .record({
     negative: fc.boolean(),
     whole: fc.bigInt({ min: 0n, max: 10n ** 40n }),
