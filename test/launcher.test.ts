@@ -161,7 +161,7 @@ describe('a worker detached on purpose', () => {
   it('started through npm under setsid is not watched: npm is no launcher of another session', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'gis-probe-'));
     const probe = join(dir, 'probe.mjs');
-    const launcher = join(ROOT, 'dist', 'src', 'launcher.js');
+    const launcher = join(ROOT, 'dist', 'src', 'ops', 'launcher.js');
     await writeFile(
       probe,
       `const { findLauncher } = await import(${JSON.stringify(launcher)});\nconsole.log(JSON.stringify(findLauncher() ?? null));\n`,

@@ -40,8 +40,11 @@ export interface Launcher {
   between: Waiting[];
 }
 
-/** The npm process this one was started through, in the same session; undefined when there is none to watch. */
-function findLauncher(env: NodeJS.ProcessEnv = process.env): Launcher | undefined {
+/**
+ * The npm process this one was started through, in the same session; undefined when there is none to watch.
+ * @public test/launcher.test.ts imports it from the built file, in a process npm starts.
+ */
+export function findLauncher(env: NodeJS.ProcessEnv = process.env): Launcher | undefined {
   // npm sets npm_command for what it runs; without it no ancestor is npm's (and /proc is not read).
   if (env.npm_command === undefined || process.platform !== 'linux') return undefined;
   const self = readStat(process.pid);
