@@ -11,6 +11,7 @@ const UNIT = [
   'test/compile-cache.test.ts',
   'test/docs.test.ts',
   'test/frame-helpers.test.ts',
+  'test/paced-client.test.ts',
   'test/image-diff.test.ts',
   'test/image-kinds.test.ts',
   'test/image-payload.test.ts',
