@@ -1,6 +1,11 @@
--- Kinds of image (src/image-kinds.ts): which kind of image each row is, beside its triple,
+-- Kinds of image (src/images/image-kinds.ts): which kind of image each row is, beside its triple,
 -- which stays its identity. Every image stored so far came from /cloud/v1/images or
 -- /cloud/v1/bmimages, the ordinary kind; the default fills them in place and is then
 -- dropped, so a write that does not say the kind fails rather than files it as ordinary.
+-- A target says the kind it is refreshed as until its image is stored (the targets file's
+-- entries and the ordinary lists' images are ordinary: the default stays). A listing_pages
+-- row may be any kind's list: the registry checks the endpoint, so the CHECK goes.
 ALTER TABLE "images" ADD COLUMN "kind" text DEFAULT 'ordinary' NOT NULL;--> statement-breakpoint
-ALTER TABLE "images" ALTER COLUMN "kind" DROP DEFAULT;
+ALTER TABLE "images" ALTER COLUMN "kind" DROP DEFAULT;--> statement-breakpoint
+ALTER TABLE "targets" ADD COLUMN "kind" text DEFAULT 'ordinary' NOT NULL;--> statement-breakpoint
+ALTER TABLE "listing_pages" DROP CONSTRAINT "listing_pages_endpoint_check";
