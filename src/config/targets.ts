@@ -9,10 +9,12 @@ import { ACCOUNT_NAME, ACCOUNT_NAME_RULE, IMPLIED_ACCOUNT, KEY_ENV_NAME, KEY_URL
 import { ConfigError } from '../errors.js';
 import type { Schedule, Target } from '../interfaces.js';
 import { imageIdProblem } from '../images/image-id.js';
+import { kindNameProblem } from '../images/image-kinds.js';
 import { INT4_MAX, MAX_EVERY_MS } from './input-ranges.js';
 import { checkCron, parseDuration } from '../schedule/schedule.js';
 import {
   ARCHITECTURES,
+  DEFAULT_SCOPE_KIND,
   filterTextProblem,
   scopeKey,
   scopeName,
@@ -97,6 +99,7 @@ const discoverSchema = z
       os_distro: checked(filterTextProblem).optional(),
       os_version: checked(filterTextProblem).optional(),
       architecture: oneOf(ARCHITECTURES).optional(),
+      kinds: z.array(checked(kindNameProblem)).min(1, 'must list at least one kind of image').superRefine(noRepeats).optional(),
     },
     // `discover:` alone is YAML for null, not for "no filters".
     {
@@ -113,6 +116,8 @@ const discoverSchema = z
     osDistro: d.os_distro,
     osVersion: d.os_version,
     architecture: d.architecture,
+    // The default said out loud is the default: the same scope, the same key.
+    ...(d.kinds === undefined || (d.kinds.length === 1 && d.kinds[0] === DEFAULT_SCOPE_KIND) ? {} : { kinds: d.kinds }),
   }));
 
 const cronSchema = z.strictObject({ cron: z.string(), tz: z.string().default('UTC') }).superRefine(({ cron, tz }, ctx) => {

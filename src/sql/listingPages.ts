@@ -1,6 +1,7 @@
 import type { Sql } from '../db/db.js';
 import type { ListPart } from '../gcore/list-query.js';
 import type { PageJobData } from '../queues/queue.js';
+import { ORDINARY, type ImageKind } from '../images/image-kinds.js';
 import type { Triple } from '../interfaces.js';
 import { storableString } from '../images/storable-text.js';
 import { TARGETS_LOCK } from './replaceTargets.js';
@@ -13,7 +14,8 @@ export interface QueuedPage {
   page: number;
   projectId: number;
   regionId: number;
-  endpoint: 'images' | 'bmimages';
+  /** A kind's list endpoint (image-kinds.ts). */
+  endpoint: string;
   query: Array<[string, string]>;
   /** False once the scope is no longer configured: the page is not fetched. */
   scopeConfigured: boolean;
@@ -66,9 +68,10 @@ export interface Listed {
  * listed it. A new one is a target of the scope, of its account, on its
  * schedule; an explicit one of the same account, or one that had left a
  * scope (of any account: no one refreshes it), is taken in; one of another
- * live scope, or an explicit one of another account, stays with it.
+ * live scope, or an explicit one of another account, stays with it. A new
+ * one is of `kind` (the list's) until its image is stored (images.kind).
  */
-export async function recordListed(sql: Sql, page: QueuedPage, triples: Triple[]): Promise<Listed> {
+export async function recordListed(sql: Sql, page: QueuedPage, triples: Triple[], kind: ImageKind = ORDINARY): Promise<Listed> {
   if (triples.length === 0) return { repeated: 0, otherAccounts: new Set() };
   const ids = triples.map((t) => t.imageId);
   return sql.begin(async (tx) => {
@@ -77,8 +80,8 @@ export async function recordListed(sql: Sql, page: QueuedPage, triples: Triple[]
     const [row] = await tx<{ repeated: number }[]>`
     WITH input AS (SELECT image_id FROM unnest(${ids}::text[]) AS x(image_id)),
     adopted AS (
-      INSERT INTO targets (project_id, region_id, image_id, account, schedule_key, interval_seconds, explicit, scope_key)
-      SELECT ${page.projectId}, ${page.regionId}, x.image_id, s.account, s.schedule_key, s.interval_seconds, false, s.key
+      INSERT INTO targets (project_id, region_id, image_id, account, schedule_key, interval_seconds, explicit, scope_key, kind)
+      SELECT ${page.projectId}, ${page.regionId}, x.image_id, s.account, s.schedule_key, s.interval_seconds, false, s.key, ${kind.name}
       FROM input x JOIN scopes s ON s.key = ${page.scopeKey}
       ON CONFLICT (project_id, region_id, image_id) DO UPDATE
         SET scope_key = EXCLUDED.scope_key, left_scope_at = NULL, account = EXCLUDED.account,
