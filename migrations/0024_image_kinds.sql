@@ -4,8 +4,10 @@
 -- dropped, so a write that does not say the kind fails rather than files it as ordinary.
 -- A target says the kind it is refreshed as until its image is stored (the targets file's
 -- entries and the ordinary lists' images are ordinary: the default stays). A listing_pages
--- row may be any kind's list: the registry checks the endpoint, so the CHECK goes.
+-- row may be any kind's list: the registry checks the endpoint, so the CHECK goes; its `shared`
+-- counts the ids another kind's list of the listing had listed (one image, two endpoints).
 ALTER TABLE "images" ADD COLUMN "kind" text DEFAULT 'ordinary' NOT NULL;--> statement-breakpoint
 ALTER TABLE "images" ALTER COLUMN "kind" DROP DEFAULT;--> statement-breakpoint
 ALTER TABLE "targets" ADD COLUMN "kind" text DEFAULT 'ordinary' NOT NULL;--> statement-breakpoint
-ALTER TABLE "listing_pages" DROP CONSTRAINT "listing_pages_endpoint_check";
+ALTER TABLE "listing_pages" DROP CONSTRAINT "listing_pages_endpoint_check";--> statement-breakpoint
+ALTER TABLE "listing_pages" ADD COLUMN "shared" integer;

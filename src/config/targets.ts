@@ -181,6 +181,7 @@ interface EntryShape {
   image_ids?: unknown;
   discover?: unknown;
   name?: unknown;
+  kind?: unknown;
 }
 
 /**
@@ -201,6 +202,9 @@ function checkKind(entry: EntryShape, ctx: z.RefinementCtx<EntryShape>): void {
   }
   if (images && !discover && entry.name !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['name'], message: 'names a discovery scope: give it with discover, not with image_ids' });
+  }
+  if (discover && entry.kind !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['kind'], message: 'is the kind of explicit images: a scope names its kinds in discover.kinds' });
   }
   if (!images || discover) return;
   for (const [field, what] of [
@@ -229,6 +233,8 @@ const entrySchema = z
     name: checked(scopeNameProblem).optional(),
     schedule: scheduleSchema.optional(),
     account: accountName.optional(),
+    // The kind of the images named (image-kinds.ts): their GET is their kind's.
+    kind: checked(kindNameProblem).optional(),
   })
   .superRefine(checkKind, { when: ({ value }) => isObject(value) });
 
@@ -311,7 +317,8 @@ export function parseTargetsFile(content: string, source: string): TargetsFile {
       const key = `${projectId}/${regionId}/${id}`;
       const first = firstPlace(triples, key, path);
       if (first) problems.push(`${path}: duplicates ${first} (${key})`);
-      targets.push({ account, projectId, regionId, imageId: id, schedule });
+      const kind = entry.kind === undefined || entry.kind === DEFAULT_SCOPE_KIND ? {} : { kind: entry.kind };
+      targets.push({ account, projectId, regionId, imageId: id, schedule, ...kind });
     });
   });
   // A name given must not be the one made up for another scope: two scopes would read the same everywhere.

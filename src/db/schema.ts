@@ -364,6 +364,8 @@ export const listingPages = pgTable(
     results: integer('results'),
     repeated: integer('repeated'),
     unusable: integer('unusable'),
+    /** Ids another kind's list of the listing had listed (the one image both kinds' endpoints return): listed, not repeated. */
+    shared: integer('shared'),
     error: text('error'),
   },
   (t) => [

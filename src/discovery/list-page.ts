@@ -33,14 +33,18 @@ export interface PageReading {
   keep?: (snapshot: ImageSnapshot) => boolean;
 }
 
-/** The images of one page: those with a usable id, each id once, and how many results had none or repeated one on the page. */
+/**
+ * The images of one page: those with a usable id, each id once (those the scope's filters leave out apart,
+ * passed over), and how many results had none or repeated one on the page.
+ */
 export function readListedPage(
   account: string,
   where: Pick<QueuedPage, 'projectId' | 'regionId'>,
   answer: ListPage,
   { kind = ORDINARY, keep = () => true }: PageReading = {},
-): { listed: ListedImage[]; unusable: number; repeatedOnPage: number } {
+): { listed: ListedImage[]; passedOver: Triple[]; unusable: number; repeatedOnPage: number } {
   const listed: ListedImage[] = [];
+  const passedOver: Triple[] = [];
   const ids = new Set<string>();
   let unusable = 0;
   let repeatedOnPage = 0;
@@ -59,11 +63,12 @@ export function readListedPage(
     try {
       const observation = observe(account, triple, result, answer.observedAt, kind);
       if (keep(observation.snapshot)) listed.push({ triple, observation });
+      else passedOver.push(triple);
     } catch (error) {
       listed.push({ triple, error });
     }
   }
-  return { listed, unusable, repeatedOnPage };
+  return { listed, passedOver, unusable, repeatedOnPage };
 }
 
 /** What became of a listed image once its chunk was stored: an image the store left out is unchanged. */

@@ -181,6 +181,7 @@ class ListingJobs {
       page,
       read.listed.map((l) => l.triple),
       reading.kind,
+      read.passedOver,
     );
     const repeated = read.repeatedOnPage + recorded.repeated;
     // One image, one account: what another account tracks is its key's to fetch and store.
@@ -193,7 +194,7 @@ class ListingJobs {
     }
     const counts = await this.storePage(page, listed);
     const next = await finishPage(sql, page, {
-      answer: { count: answer.count, results: answer.results.length, repeated, unusable },
+      answer: { count: answer.count, results: answer.results.length, repeated, unusable, shared: recorded.shared },
       pageLimit: PAGE_LIMIT,
     });
     await this.queuePages(page.listingId, next);
