@@ -100,6 +100,8 @@ describe('a second kind, defined only in the tests, through the worker', () => {
     const [failure] = await sql<{ error_class: string; message: string }[]>`
       SELECT error_class, message FROM sync_failures WHERE image_id = ${UNKNOWN.imageId}`;
     expect(failure).toMatchObject({ error_class: 'UnknownKindError', message: expect.stringContaining('"retired_kind"') });
+    // The views say the kind: a failed target never seen has its target's.
+    expect(await sql`SELECT kind FROM stale_images WHERE image_id = ${UNKNOWN.imageId}`).toEqual([{ kind: 'retired_kind' }]);
     const [current] = await sql`SELECT kind FROM current_images WHERE image_id = ${BOTH.imageId}`;
     expect(current).toEqual({ kind: ACCELERATED.name });
     const [listing] = await sql`SELECT status, expected, listed FROM listings`;
