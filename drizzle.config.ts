@@ -16,7 +16,7 @@ const REPORTING_VIEWS_OUTSIDE_DRIZZLE = ['current_images', 'image_change_log', '
 
 export default defineConfig({
   dialect: 'postgresql',
-  schema: './src/schema.ts',
+  schema: './src/db/schema.ts',
   out: './migrations',
   schemaFilter: ['public'],
   tablesFilter: ['*', ...REPORTING_VIEWS_OUTSIDE_DRIZZLE.map((view) => `!${view}`)],

@@ -16,6 +16,8 @@ export interface Target extends Triple {
   /** The account whose key fetches it (accounts.ts). */
   account: string;
   schedule: Schedule;
+  /** The kind of image it is (image-kinds.ts), so its first GET is its kind's; absent: ordinary. */
+  kind?: string;
 }
 
 export interface TagValue {

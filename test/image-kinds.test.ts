@@ -22,6 +22,9 @@ import {
   type ImageKind,
 } from '../src/images/image-kinds.js';
 import { InvalidPayloadError, validateImage } from '../src/images/image-payload.js';
+import { scopeKey, scopeName, type Visibility } from '../src/config/scope.js';
+import { parseTargetsFile } from '../src/config/targets.js';
+import { listParts } from '../src/gcore/list-query.js';
 import { acceleratedImage, ACCELERATED } from './support/second-kind.js';
 
 const ordinary = (overrides = {}) => validateImage(sampleImage(SAMPLE_TRIPLE, overrides), SAMPLE_TRIPLE).snapshot;
@@ -160,5 +163,45 @@ describe("a kind's paths", () => {
   it("the client GETs an image with its kind's path; the ordinary one is today's", () => {
     expect(imageUrl('http://h', SAMPLE_TRIPLE)).toBe(`http://h/cloud/v1/images/1/7/${SAMPLE_TRIPLE.imageId}`);
     expect(imageUrl('http://h', SAMPLE_TRIPLE, ACCELERATED)).toBe(`http://h/cloud/v9/accelerated/1/7/images/${SAMPLE_TRIPLE.imageId}`);
+  });
+});
+
+describe('discovery by kind', () => {
+  const region = { id: 7, baremetal: true };
+  const every = { visibility: ['private', 'shared', 'public'] as Visibility[], baremetal: true };
+
+  it("lists the ordinary kind's images and bmimages as before kinds when a scope names no kind, or only the ordinary one", () => {
+    const parts = listParts([1], [region], every);
+    expect(parts.map((p) => p.endpoint)).toEqual(['images', 'bmimages']);
+    expect(listParts([1], [region], { ...every, kinds: ['ordinary'] })).toEqual(parts);
+    expect(scopeKey('default', [1], [7], { ...every, kinds: undefined })).toBe(scopeKey('default', [1], [7], every));
+  });
+
+  it("lists another kind's list where the scope names it; a list that takes no filters is one part with no query", () => {
+    const filters = { ...every, visibility: ['private'] as Visibility[], name: 'web', kinds: ['ordinary', ACCELERATED.name] };
+    expect(listParts([1], [{ id: 7, baremetal: false }], filters)).toEqual([
+      {
+        projectId: 1,
+        regionId: 7,
+        endpoint: 'images',
+        query: [
+          ['visibility', 'private'],
+          ['name', 'web'],
+        ],
+      },
+      { projectId: 1, regionId: 7, endpoint: 'accelerated_images', query: [] },
+    ]);
+    expect(listParts([1], [region], { ...every, kinds: [ACCELERATED.name] }).map((p) => p.endpoint)).toEqual(['accelerated_images']);
+  });
+
+  it("a scope's kinds are part of its key and its name; the targets file takes only kinds defined here", () => {
+    expect(scopeKey('default', [1], [7], { ...every, kinds: [ACCELERATED.name] })).not.toBe(scopeKey('default', [1], [7], every));
+    expect(scopeName([1], [7], { ...every, kinds: ['ordinary', ACCELERATED.name] })).toBe(
+      'project 1, region 7, kinds ordinary+test_accelerated',
+    );
+    const file = (kinds: string) => `targets:\n  - { project_id: 1, region_id: 7, discover: { kinds: ${kinds} } }\n`;
+    expect(parseTargetsFile(file(`[${ACCELERATED.name}]`), 't.yaml').scopes[0]!.filters.kinds).toEqual([ACCELERATED.name]);
+    expect(parseTargetsFile(file('[ordinary]'), 't.yaml').scopes[0]!.filters.kinds).toBeUndefined();
+    expect(() => parseTargetsFile(file('[gpu_virtual]'), 't.yaml')).toThrow(/gpu_virtual.*is not a kind of image defined here/);
   });
 });

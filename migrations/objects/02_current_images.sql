@@ -2,9 +2,12 @@
 -- src/migrate.ts applies this file after the numbered migrations when it changes (or a migration ran):
 -- edit the definition here, not in a new migration (docs/database.md, "Recipes"). Defined before in
 -- migrations 0001, 0010, 0015, which stay as they were.
--- Reporting: every tracked, live image with its tags as one object.
-CREATE OR REPLACE VIEW current_images AS
-SELECT i.project_id, i.region_id, i.image_id,
+-- Reporting: every tracked, live image with its kind (src/images/image-kinds.ts) and its tags as one object.
+-- Its columns changed in place (kind after the triple), which CREATE OR REPLACE cannot do: dropped and
+-- created (the migrator grants the rights again).
+DROP VIEW IF EXISTS current_images;
+CREATE VIEW current_images AS
+SELECT i.project_id, i.region_id, i.image_id, i.kind,
   i.name, i.region, i.status, i.visibility, i.os_distro, i.os_version, i.os_type, i.disk_format, i.min_disk,
   i.min_ram, i.owner_project_id, i.image_region_id, i.created_at, i.updated_at, i.size, i.architecture,
   i.is_baremetal, i.creator_task_id, i.task_id, i.description, i.display_order, i.gpu_driver,

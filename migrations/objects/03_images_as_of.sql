@@ -4,9 +4,12 @@
 -- migrations 0001, 0008, 0010, 0015, which stay as they were.
 -- Reporting: every tracked image as it was at `at`, with the same columns as current_images. It runs with its
 -- owner's rights, so a read-only reporting role can call it without any right on the tables behind it.
-CREATE OR REPLACE FUNCTION images_as_of(at timestamptz)
+-- The kind is the image's (images.kind), not a versioned state. Its result type changed (kind), which
+-- CREATE OR REPLACE cannot do: dropped and created (the migrator grants the rights again).
+DROP FUNCTION IF EXISTS images_as_of(timestamptz);
+CREATE FUNCTION images_as_of(at timestamptz)
 RETURNS TABLE (
-  project_id integer, region_id integer, image_id text,
+  project_id integer, region_id integer, image_id text, kind text,
   name text, region text, status text, visibility text, os_distro text, os_version text, os_type text,
   disk_format text, min_disk bigint, min_ram bigint, owner_project_id bigint, image_region_id bigint,
   created_at timestamptz, updated_at timestamptz, size bigint, architecture text, is_baremetal boolean,
@@ -16,7 +19,7 @@ RETURNS TABLE (
   tags jsonb, version_id bigint, valid_from timestamptz, account text
 )
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-  SELECT i.project_id, i.region_id, i.image_id,
+  SELECT i.project_id, i.region_id, i.image_id, i.kind,
     s->>'name', s->>'region', s->>'status', s->>'visibility', s->>'os_distro', s->>'os_version', s->>'os_type',
     s->>'disk_format', (s->>'min_disk')::bigint, (s->>'min_ram')::bigint, (s->>'project_id')::bigint,
     (s->>'region_id')::bigint, api_timestamp(s->>'created_at'), api_timestamp(s->>'updated_at'),

@@ -22,6 +22,20 @@ export interface DiscoverFilters {
   osDistro?: string;
   osVersion?: string;
   architecture?: string;
+  /**
+   * The kinds of image listed, by name (image-kinds.ts): each kind's list endpoints. Absent: the
+   * ordinary kind only (images, and bmimages with `baremetal`), as before kinds. A list that takes no
+   * filters is listed whole and the filters above are applied here (scope-match.ts).
+   */
+  kinds?: string[];
+}
+
+/** The kind a scope lists when it names none. */
+export const DEFAULT_SCOPE_KIND = 'ordinary';
+
+/** The kinds a scope's listing covers, by name, in the order given. */
+export function scopeKinds(filters: DiscoverFilters): string[] {
+  return filters.kinds ?? [DEFAULT_SCOPE_KIND];
 }
 
 export interface Scope {
@@ -56,6 +70,8 @@ export function scopeKey(account: string, projects: Scope['projects'], regions: 
     osDistro: filters.osDistro ?? null,
     osVersion: filters.osVersion ?? null,
     architecture: filters.architecture ?? null,
+    // The ordinary kind alone adds nothing, so scopes keep the keys they had before kinds.
+    ...(filters.kinds === undefined ? {} : { kinds: [...filters.kinds].sort() }),
     ...(account === DEFAULT_ACCOUNT ? {} : { account }),
   };
   return `scope-${createHash('sha256').update(JSON.stringify(definition)).digest('hex').slice(0, 16)}`;
@@ -78,6 +94,7 @@ export function scopeName(projects: Scope['projects'], regions: Scope['regions']
   const os = [filters.osDistro ?? (filters.osVersion === undefined ? undefined : 'version'), filters.osVersion].filter(Boolean);
   if (os.length > 0) parts.push(`os ${os.join(' ')}`);
   if (filters.architecture !== undefined) parts.push(filters.architecture);
+  if (filters.kinds !== undefined) parts.push(`kind${filters.kinds.length === 1 ? '' : 's'} ${[...filters.kinds].sort().join('+')}`);
   return parts.join(', ');
 }
 

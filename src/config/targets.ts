@@ -9,10 +9,12 @@ import { ACCOUNT_NAME, ACCOUNT_NAME_RULE, IMPLIED_ACCOUNT, KEY_ENV_NAME, KEY_URL
 import { ConfigError } from '../errors.js';
 import type { Schedule, Target } from '../interfaces.js';
 import { imageIdProblem } from '../images/image-id.js';
+import { kindNameProblem } from '../images/image-kinds.js';
 import { INT4_MAX, MAX_EVERY_MS } from './input-ranges.js';
 import { checkCron, parseDuration } from '../schedule/schedule.js';
 import {
   ARCHITECTURES,
+  DEFAULT_SCOPE_KIND,
   filterTextProblem,
   scopeKey,
   scopeName,
@@ -97,6 +99,7 @@ const discoverSchema = z
       os_distro: checked(filterTextProblem).optional(),
       os_version: checked(filterTextProblem).optional(),
       architecture: oneOf(ARCHITECTURES).optional(),
+      kinds: z.array(checked(kindNameProblem)).min(1, 'must list at least one kind of image').superRefine(noRepeats).optional(),
     },
     // `discover:` alone is YAML for null, not for "no filters".
     {
@@ -113,6 +116,8 @@ const discoverSchema = z
     osDistro: d.os_distro,
     osVersion: d.os_version,
     architecture: d.architecture,
+    // The default said out loud is the default: the same scope, the same key.
+    ...(d.kinds === undefined || (d.kinds.length === 1 && d.kinds[0] === DEFAULT_SCOPE_KIND) ? {} : { kinds: d.kinds }),
   }));
 
 const cronSchema = z.strictObject({ cron: z.string(), tz: z.string().default('UTC') }).superRefine(({ cron, tz }, ctx) => {
@@ -176,6 +181,7 @@ interface EntryShape {
   image_ids?: unknown;
   discover?: unknown;
   name?: unknown;
+  kind?: unknown;
 }
 
 /**
@@ -196,6 +202,9 @@ function checkKind(entry: EntryShape, ctx: z.RefinementCtx<EntryShape>): void {
   }
   if (images && !discover && entry.name !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['name'], message: 'names a discovery scope: give it with discover, not with image_ids' });
+  }
+  if (discover && entry.kind !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['kind'], message: 'is the kind of explicit images: a scope names its kinds in discover.kinds' });
   }
   if (!images || discover) return;
   for (const [field, what] of [
@@ -224,6 +233,8 @@ const entrySchema = z
     name: checked(scopeNameProblem).optional(),
     schedule: scheduleSchema.optional(),
     account: accountName.optional(),
+    // The kind of the images named (image-kinds.ts): their GET is their kind's.
+    kind: checked(kindNameProblem).optional(),
   })
   .superRefine(checkKind, { when: ({ value }) => isObject(value) });
 
@@ -306,7 +317,8 @@ export function parseTargetsFile(content: string, source: string): TargetsFile {
       const key = `${projectId}/${regionId}/${id}`;
       const first = firstPlace(triples, key, path);
       if (first) problems.push(`${path}: duplicates ${first} (${key})`);
-      targets.push({ account, projectId, regionId, imageId: id, schedule });
+      const kind = entry.kind === undefined || entry.kind === DEFAULT_SCOPE_KIND ? {} : { kind: entry.kind };
+      targets.push({ account, projectId, regionId, imageId: id, schedule, ...kind });
     });
   });
   // A name given must not be the one made up for another scope: two scopes would read the same everywhere.

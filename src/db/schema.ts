@@ -70,6 +70,11 @@ export const targets = pgTable(
      * this worker: it stays in the scope, and its listing's silence about it makes no listing suspect.
      */
     filterUnsureAt: tz('filter_unsure_at'),
+    /**
+     * The kind of image it is refreshed as until its image is stored (then images.kind says): the kind
+     * whose list found it, or the targets file's (image-kinds.ts). Not part of its identity.
+     */
+    kind: text('kind').notNull().default('ordinary'),
   },
   (t) => [
     index('targets_scope_idx')
@@ -131,8 +136,11 @@ export const images = pgTable(
     deletedAt: tz('deleted_at'),
     /** The account it was last fetched with. */
     account: text('account').notNull().default('default'),
-    /** Which kind of image it is (image-kinds.ts): the most specific kind whose endpoint has returned it. Not part of its identity. */
-    kind: text('kind').notNull(),
+    /**
+     * Which kind of image it is (image-kinds.ts): the most specific kind whose endpoint has returned it. Not part of its
+     * identity. The default is for writers of earlier releases, which store only ordinary images and name no kind.
+     */
+    kind: text('kind').notNull().default('ordinary'),
   },
   (t) => [primaryKey({ columns: [t.projectId, t.regionId, t.imageId] })],
 );
@@ -349,6 +357,7 @@ export const listingPages = pgTable(
     page: integer('page').notNull(),
     projectId: integer('project_id').notNull(),
     regionId: integer('region_id').notNull(),
+    /** A kind's list endpoint (image-kinds.ts: the registry is its check, not a CHECK that would need a migration per kind). */
     endpoint: text('endpoint').notNull(),
     /** The query parameters of the part (filters), as [name, value] pairs. */
     query: jsonb('query').notNull(),
@@ -358,12 +367,13 @@ export const listingPages = pgTable(
     results: integer('results'),
     repeated: integer('repeated'),
     unusable: integer('unusable'),
+    /** Ids another kind's list of the listing had listed (the one image both kinds' endpoints return): listed, not repeated. */
+    shared: integer('shared'),
     error: text('error'),
   },
   (t) => [
     primaryKey({ columns: [t.listingId, t.part, t.page] }),
     check('listing_pages_status_check', sql`${t.status} IN ('queued', 'done', 'failed')`),
-    check('listing_pages_endpoint_check', sql`${t.endpoint} IN ('images', 'bmimages')`),
     check('listing_pages_counts_check', sql`least(${t.count}, ${t.results}, ${t.repeated}, ${t.unusable}) >= 0`),
   ],
 );

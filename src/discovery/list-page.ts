@@ -4,7 +4,8 @@
 import type { ListPage, ListRequest } from '../gcore/gcore-client.js';
 import type { StoredOutcomes } from '../work/image-store.js';
 import { imageIdProblem } from '../images/image-id.js';
-import type { Observation, Triple } from '../interfaces.js';
+import { ORDINARY, type ImageKind } from '../images/image-kinds.js';
+import type { ImageSnapshot, Observation, Triple } from '../interfaces.js';
 import { observe } from '../images/observe.js';
 import type { QueuedPage } from '../sql/listingPages.js';
 import { tripleKey } from '../images/triple.js';
@@ -25,13 +26,25 @@ export function listRequestOf(page: QueuedPage): ListRequest {
   return { endpoint: page.endpoint, projectId: page.projectId, regionId: page.regionId, query: page.query };
 }
 
-/** The images of one page: those with a usable id, each id once, and how many results had none or repeated one on the page. */
+/** How a page's images are read: as the kind whose list it is, and, for a list that takes no filters, kept where the scope's filters say. */
+export interface PageReading {
+  kind?: ImageKind;
+  /** Whether a validated image is one the scope lists; one it does not is left out, as if not listed. */
+  keep?: (snapshot: ImageSnapshot) => boolean;
+}
+
+/**
+ * The images of one page: those with a usable id, each id once (those the scope's filters leave out apart,
+ * passed over), and how many results had none or repeated one on the page.
+ */
 export function readListedPage(
   account: string,
   where: Pick<QueuedPage, 'projectId' | 'regionId'>,
   answer: ListPage,
-): { listed: ListedImage[]; unusable: number; repeatedOnPage: number } {
+  { kind = ORDINARY, keep = () => true }: PageReading = {},
+): { listed: ListedImage[]; passedOver: Triple[]; unusable: number; repeatedOnPage: number } {
   const listed: ListedImage[] = [];
+  const passedOver: Triple[] = [];
   const ids = new Set<string>();
   let unusable = 0;
   let repeatedOnPage = 0;
@@ -48,12 +61,14 @@ export function readListedPage(
     ids.add(id);
     const triple = { projectId: where.projectId, regionId: where.regionId, imageId: id };
     try {
-      listed.push({ triple, observation: observe(account, triple, result, answer.observedAt) });
+      const observation = observe(account, triple, result, answer.observedAt, kind);
+      if (keep(observation.snapshot)) listed.push({ triple, observation });
+      else passedOver.push(triple);
     } catch (error) {
       listed.push({ triple, error });
     }
   }
-  return { listed, unusable, repeatedOnPage };
+  return { listed, passedOver, unusable, repeatedOnPage };
 }
 
 /** What became of a listed image once its chunk was stored: an image the store left out is unchanged. */

@@ -9,7 +9,10 @@ import type { ListPage } from '../gcore/gcore-client.js';
 import { storeObservations } from '../work/image-store.js';
 import type { Triple } from '../interfaces.js';
 import { runAgainLater, sweepFailedJobs } from '../queues/job-recovery.js';
-import { listedOutcome, listRequestOf, readListedPage, type ListedImage, type PageCounts } from './list-page.js';
+import { listedOutcome, listRequestOf, readListedPage, type ListedImage, type PageCounts, type PageReading } from './list-page.js';
+import { kindList, kindOfList } from '../images/image-kinds.js';
+import { matchesFilters } from './scope-match.js';
+import { scopeDefinition } from '../sql/scopeDefinition.js';
 import { MAX_PART_COUNT, PAGE_LIMIT } from '../gcore/list-query.js';
 import {
   confirmJobPrefix,
@@ -158,15 +161,27 @@ class ListingJobs {
     return triples.length;
   }
 
+  /** How a page's images are read: as its list's kind; the images of a list that takes no filters kept where its scope's filters say. */
+  private async pageReading(page: QueuedPage): Promise<Required<PageReading>> {
+    // The page was fetched, so a kind of this process lists its endpoint.
+    const kind = kindOfList(page.endpoint)!;
+    if (kindList(page.endpoint)!.filters) return { kind, keep: () => true };
+    const definition = (await scopeDefinition(this.ctx.sql, page.scopeKey)) as ScopeDefinition | undefined;
+    return { kind, keep: (snapshot) => definition === undefined || matchesFilters(snapshot, definition.filters) };
+  }
+
   /** Records and stores the images of a page's answer, queues the part's other pages, and says what came of it; returns the triples whose attempt it recorded. */
   private async takePage(page: QueuedPage, answer: ListPage): Promise<Triple[]> {
     const { sql, logger } = this.ctx;
-    const read = readListedPage(this.ctx.account.name, page, answer);
+    const reading = await this.pageReading(page);
+    const read = readListedPage(this.ctx.account.name, page, answer, reading);
     const { unusable } = read;
     const recorded = await recordListed(
       sql,
       page,
       read.listed.map((l) => l.triple),
+      reading.kind,
+      read.passedOver,
     );
     const repeated = read.repeatedOnPage + recorded.repeated;
     // One image, one account: what another account tracks is its key's to fetch and store.
@@ -179,7 +194,7 @@ class ListingJobs {
     }
     const counts = await this.storePage(page, listed);
     const next = await finishPage(sql, page, {
-      answer: { count: answer.count, results: answer.results.length, repeated, unusable },
+      answer: { count: answer.count, results: answer.results.length, repeated, unusable, shared: recorded.shared },
       pageLimit: PAGE_LIMIT,
     });
     await this.queuePages(page.listingId, next);

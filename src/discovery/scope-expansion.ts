@@ -4,8 +4,9 @@
 // a project missing from it must not look like a project without images.
 import type { ListPage, ListRequest } from '../gcore/gcore-client.js';
 import { INT4_MAX } from '../config/input-ranges.js';
+import { kindNamed } from '../images/image-kinds.js';
 import { listParts, PAGE_LIMIT, type ListPart, type ScopeRegion } from '../gcore/list-query.js';
-import type { ScopeDefinition } from '../config/scope.js';
+import { scopeKinds, type ScopeDefinition } from '../config/scope.js';
 
 /** The list of projects or regions is not whole; the scope's listing is incomplete. */
 export class IncompleteListError extends Error {
@@ -64,6 +65,9 @@ async function scopeRegions(fetchPage: FetchPage, regions: ScopeDefinition['regi
 
 /** The parts of a scope's listing; throws an IncompleteListError, or the API's error for a request. */
 export async function expandScope(fetchPage: FetchPage, definition: ScopeDefinition): Promise<ListPart[]> {
+  // A scope stored by a process that defines a kind this one does not: its listing cannot be whole here.
+  const unknown = scopeKinds(definition.filters).find((name) => !kindNamed(name));
+  if (unknown !== undefined) throw new IncompleteListError(`it lists kind ${unknown}, which no definition in this process knows`);
   const projects = await projectIds(fetchPage, definition.projects);
   const regions = await scopeRegions(fetchPage, definition.regions);
   return listParts(projects, regions, definition.filters);

@@ -23,6 +23,17 @@ export class RequestWithheldError extends GcoreApiError {}
 /** 404 without Gcore's JSON NotFoundError body: the route is wrong, not the image gone. */
 export class RouteNotFoundError extends GcoreApiError {}
 
+/**
+ * Not sent: the image is of a kind no definition in this process knows (images.kind or targets.kind
+ * names it: a newer release, or a kind only another process defines). Its GET is not guessed: the
+ * ordinary kind's would ask another endpoint, whose 404 would read as a deletion.
+ */
+export class UnknownKindError extends GcoreApiError {
+  constructor(readonly kindName: string) {
+    super(`request not sent: no kind of image named ${JSON.stringify(kindName)} is defined in this process`, undefined, false);
+  }
+}
+
 /** 429: the API asks us to slow down for `retryAfterMs`. */
 export class RateLimitedError extends GcoreApiError {
   constructor(

@@ -1,6 +1,7 @@
 // What a scope asks the list endpoints: the parts of its listing (one project,
 // region, endpoint and visibility each) and the query every page of a part sends.
-import { VISIBILITIES, type DiscoverFilters, type Visibility } from '../config/scope.js';
+import { scopeKinds, VISIBILITIES, type DiscoverFilters, type Visibility } from '../config/scope.js';
+import { KindDefinitionError, kindNamed, type KindList } from '../images/image-kinds.js';
 
 /** Gcore's largest page, and the default: a listing costs one request per 1,000 images. */
 export const PAGE_LIMIT = 1000;
@@ -20,7 +21,8 @@ export interface ScopeRegion {
 export interface ListPart {
   projectId: number;
   regionId: number;
-  endpoint: 'images' | 'bmimages';
+  /** A kind's list endpoint (image-kinds.ts). */
+  endpoint: string;
   query: Array<[string, string]>;
 }
 
@@ -37,10 +39,23 @@ function partQuery(filters: DiscoverFilters, visibility: Visibility | null): Arr
   return query;
 }
 
+/** The ordinary kind's list of bare-metal images: listed only where the scope and the region both want it. */
+const BAREMETAL_LIST = 'bmimages';
+
+/** The lists of the scope's kinds, in the kinds' order and each kind's own, that a region is listed from. */
+function regionLists(filters: DiscoverFilters, region: ScopeRegion): KindList[] {
+  return scopeKinds(filters).flatMap((name) => {
+    const kind = kindNamed(name);
+    if (!kind) throw new KindDefinitionError(`a scope lists kind ${name}, which no definition in this process knows`);
+    return kind.lists.filter((list) => list.endpoint !== BAREMETAL_LIST || (filters.baremetal && region.baremetal));
+  });
+}
+
 /**
  * Every part of a listing, in a fixed order. Every visibility is one
  * unfiltered list (owned, shared and public images); a subset is one list per
- * value, and an image is in exactly one of them.
+ * value, and an image is in exactly one of them. A list that takes no
+ * filters is one part, listed whole: the worker applies the filters.
  */
 export function listParts(projects: number[], regions: ScopeRegion[], filters: DiscoverFilters): ListPart[] {
   const every = VISIBILITIES.every((v) => filters.visibility.includes(v));
@@ -48,10 +63,11 @@ export function listParts(projects: number[], regions: ScopeRegion[], filters: D
   const parts: ListPart[] = [];
   for (const projectId of projects) {
     for (const region of regions) {
-      const endpoints = filters.baremetal && region.baremetal ? (['images', 'bmimages'] as const) : (['images'] as const);
-      for (const endpoint of endpoints) {
-        for (const visibility of visibilities)
-          parts.push({ projectId, regionId: region.id, endpoint, query: partQuery(filters, visibility) });
+      for (const { endpoint, filters: filtered } of regionLists(filters, region)) {
+        if (!filtered) parts.push({ projectId, regionId: region.id, endpoint, query: [] });
+        else
+          for (const visibility of visibilities)
+            parts.push({ projectId, regionId: region.id, endpoint, query: partQuery(filters, visibility) });
       }
     }
   }

@@ -4,6 +4,7 @@
 // account before the caller hears of it. Callers just ask; none of them paces.
 import type { GcoreClient, ImageAnswer, ListPage, ListRequest } from './gcore-client.js';
 import { GcoreApiError, RateLimitedError, RequestWithheldError } from './gcore-errors.js';
+import { ORDINARY, type ImageKind } from '../images/image-kinds.js';
 import type { Triple } from '../interfaces.js';
 import type { ApiRateLimiter } from './rate-limiter.js';
 
@@ -21,10 +22,10 @@ export class PacedClient {
     private readonly hooks: PacingHooks,
   ) {}
 
-  /** One image: "found" or "gone", or a GcoreApiError (gcore-client.ts). */
-  getImage(triple: Triple): Promise<ImageAnswer> {
+  /** One image, with its kind's GET: "found" or "gone", or a GcoreApiError (gcore-client.ts). */
+  getImage(triple: Triple, kind: ImageKind = ORDINARY): Promise<ImageAnswer> {
     return this.ask(
-      () => this.client.getImage(triple),
+      () => this.client.getImage(triple, kind),
       (answer) => (answer.kind === 'found' ? '200' : '404'),
     );
   }

@@ -102,6 +102,12 @@ export function kindNamed(name: string): ImageKind | undefined {
   return registry.get(name);
 }
 
+/** Why `name` names no kind defined in this process (a targets file's `kinds:`), or null. */
+export function kindNameProblem(name: string): string | null {
+  if (registry.has(name)) return null;
+  return `${JSON.stringify(name)} is not a kind of image defined here (defined: ${[...registry.keys()].join(', ')})`;
+}
+
 /** The kind whose list endpoint is named `endpoint`: the kind an image on one of its pages is observed as. */
 export function kindOfList(endpoint: string): ImageKind | undefined {
   return [...registry.values()].find((kind) => kind.lists.some((list) => list.endpoint === endpoint));

@@ -47,6 +47,8 @@ interface Tally {
   uneven: string | null;
   expected: number;
   listed: number;
+  /** Ids listed by two kinds' lists: counted by both, listed once. */
+  shared: number;
 }
 
 /** Why a listing whose pages all answered cannot be trusted to be whole, or null. */
@@ -55,7 +57,8 @@ function incompleteness(tally: Tally): string | null {
   if (tally.repeated > 0) return `pages repeated ${tally.repeated} images other pages had listed (does the server honour offset?)`;
   if (tally.uneven !== null) return `the count changed between pages (${tally.uneven}): the images changed while they were listed`;
   if (tally.unusable > 0) return `${tally.unusable} results had no usable image id`;
-  if (tally.listed !== tally.expected) return `the pages returned ${tally.listed} images where the API counts ${tally.expected}`;
+  if (Number(tally.listed) + tally.shared !== Number(tally.expected))
+    return `the pages returned ${tally.listed} images where the API counts ${tally.expected}`;
   return null;
 }
 
@@ -162,6 +165,7 @@ export async function finishListing(
           SELECT endpoint, project_id, region_id FROM listing_pages WHERE listing_id = ${listingId} AND status = 'done'
           GROUP BY part, endpoint, project_id, region_id HAVING min(count) <> max(count)) u) AS uneven,
         (SELECT coalesce(sum(count), 0)::bigint FROM listing_pages WHERE listing_id = ${listingId} AND page = 0) AS expected,
+        (SELECT coalesce(sum(shared), 0)::int FROM listing_pages WHERE listing_id = ${listingId}) AS shared,
         (SELECT count(*)::bigint FROM listing_ids WHERE listing_id = ${listingId}) AS listed`;
     const error = listing.error ?? incompleteness(tally!);
     const status = error === null ? 'complete' : 'incomplete';

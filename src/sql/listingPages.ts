@@ -1,6 +1,7 @@
 import type { Sql } from '../db/db.js';
 import type { ListPart } from '../gcore/list-query.js';
 import type { PageJobData } from '../queues/queue.js';
+import { ORDINARY, type ImageKind } from '../images/image-kinds.js';
 import type { Triple } from '../interfaces.js';
 import { storableString } from '../images/storable-text.js';
 import { TARGETS_LOCK } from './replaceTargets.js';
@@ -13,7 +14,8 @@ export interface QueuedPage {
   page: number;
   projectId: number;
   regionId: number;
-  endpoint: 'images' | 'bmimages';
+  /** A kind's list endpoint (image-kinds.ts). */
+  endpoint: string;
   query: Array<[string, string]>;
   /** False once the scope is no longer configured: the page is not fetched. */
   scopeConfigured: boolean;
@@ -55,8 +57,10 @@ export async function planParts(sql: Sql, listingId: number, parts: ListPart[]):
 
 /** What recordListed found of a page's triples. */
 export interface Listed {
-  /** How many another page of the listing had already listed (a server that does not honour offset repeats them). */
+  /** How many another page of the same kind's lists had already listed (a server that does not honour offset repeats them). */
   repeated: number;
+  /** How many another kind's list of the listing had already listed: one image that both kinds' endpoints return. */
+  shared: number;
   /** Image ids that are targets of another account: that account's key fetches and stores them, not this listing. */
   otherAccounts: Set<string>;
 }
@@ -66,19 +70,30 @@ export interface Listed {
  * listed it. A new one is a target of the scope, of its account, on its
  * schedule; an explicit one of the same account, or one that had left a
  * scope (of any account: no one refreshes it), is taken in; one of another
- * live scope, or an explicit one of another account, stays with it.
+ * live scope, or an explicit one of another account, stays with it. A new
+ * one is of `kind` (the list's) until its image is stored (images.kind).
  */
-export async function recordListed(sql: Sql, page: QueuedPage, triples: Triple[]): Promise<Listed> {
-  if (triples.length === 0) return { repeated: 0, otherAccounts: new Set() };
+export async function recordListed(
+  sql: Sql,
+  page: QueuedPage,
+  triples: Triple[],
+  kind: ImageKind = ORDINARY,
+  passedOver: Triple[] = [],
+): Promise<Listed> {
+  if (triples.length + passedOver.length === 0) return { repeated: 0, shared: 0, otherAccounts: new Set() };
   const ids = triples.map((t) => t.imageId);
+  // Listed, so not absent, but not in the scope: a list that takes no filters returned them, and the scope's filters leave them out.
+  const seen = [...ids, ...passedOver.map((t) => t.imageId)];
+  const ownLists = kind.lists.map((list) => list.endpoint);
   return sql.begin(async (tx) => {
     // A reconcile that removes or reschedules the scope waits for this page, or this page for it.
     await tx`SELECT pg_advisory_xact_lock_shared(${TARGETS_LOCK})`;
-    const [row] = await tx<{ repeated: number }[]>`
+    await tx`
     WITH input AS (SELECT image_id FROM unnest(${ids}::text[]) AS x(image_id)),
+    seen AS (SELECT image_id FROM unnest(${seen}::text[]) AS x(image_id)),
     adopted AS (
-      INSERT INTO targets (project_id, region_id, image_id, account, schedule_key, interval_seconds, explicit, scope_key)
-      SELECT ${page.projectId}, ${page.regionId}, x.image_id, s.account, s.schedule_key, s.interval_seconds, false, s.key
+      INSERT INTO targets (project_id, region_id, image_id, account, schedule_key, interval_seconds, explicit, scope_key, kind)
+      SELECT ${page.projectId}, ${page.regionId}, x.image_id, s.account, s.schedule_key, s.interval_seconds, false, s.key, ${kind.name}
       FROM input x JOIN scopes s ON s.key = ${page.scopeKey}
       ON CONFLICT (project_id, region_id, image_id) DO UPDATE
         SET scope_key = EXCLUDED.scope_key, left_scope_at = NULL, account = EXCLUDED.account,
@@ -90,18 +105,24 @@ export async function recordListed(sql: Sql, page: QueuedPage, triples: Triple[]
       RETURNING 1),
     listed AS (
       INSERT INTO listing_ids (listing_id, project_id, region_id, image_id, part, page)
-      SELECT ${page.listingId}, ${page.projectId}, ${page.regionId}, image_id, ${page.part}, ${page.page} FROM input
+      SELECT ${page.listingId}, ${page.projectId}, ${page.regionId}, image_id, ${page.part}, ${page.page} FROM seen
       ON CONFLICT DO NOTHING
       RETURNING 1)
-    SELECT count(*)::int AS repeated FROM input x
-    WHERE EXISTS (SELECT 1 FROM listing_ids l
-      WHERE (l.listing_id, l.project_id, l.region_id, l.image_id) = (${page.listingId}, ${page.projectId}, ${page.regionId}, x.image_id)
-        AND (l.part, l.page) <> (${page.part}, ${page.page}))`;
+    SELECT 1`;
+    // Read after the insert, in a statement of its own, so it sees what a page listed at the same time committed.
+    const [row] = await tx<{ repeated: number; shared: number }[]>`
+      SELECT count(*) FILTER (WHERE p.endpoint = ANY(${ownLists}::text[]))::int AS repeated,
+        count(*) FILTER (WHERE p.endpoint <> ALL(${ownLists}::text[]))::int AS shared
+      FROM unnest(${seen}::text[]) AS x(image_id)
+      JOIN listing_ids l
+        ON (l.listing_id, l.project_id, l.region_id, l.image_id) = (${page.listingId}, ${page.projectId}, ${page.regionId}, x.image_id)
+        AND (l.part, l.page) <> (${page.part}, ${page.page})
+      JOIN listing_pages p ON (p.listing_id, p.part, p.page) = (l.listing_id, l.part, l.page)`;
     const others = await tx<{ image_id: string }[]>`
       SELECT t.image_id FROM targets t JOIN listings l ON l.id = ${page.listingId}
       WHERE (t.project_id, t.region_id) = (${page.projectId}, ${page.regionId}) AND t.image_id = ANY(${ids}::text[])
         AND t.account <> l.account`;
-    return { repeated: row!.repeated, otherAccounts: new Set(others.map((o) => o.image_id)) };
+    return { repeated: row!.repeated, shared: row!.shared, otherAccounts: new Set(others.map((o) => o.image_id)) };
   });
 }
 
@@ -110,6 +131,8 @@ export interface PageAnswer {
   results: number;
   repeated: number;
   unusable: number;
+  /** Listed by another kind's list of the listing before (Listed.shared). */
+  shared: number;
 }
 
 /**
@@ -131,7 +154,7 @@ export async function finishPage(
     const { answer, pageLimit } = outcome;
     const [done] = await tx`
       UPDATE listing_pages SET status = 'done', count = ${answer.count}, results = ${answer.results}, repeated = ${answer.repeated},
-        unusable = ${answer.unusable}
+        unusable = ${answer.unusable}, shared = ${answer.shared}
       WHERE ${key} RETURNING 1`;
     if (!done || page.page !== 0) return [];
     // A first page shorter than the count allows already proves the listing incomplete: its other pages are not fetched.

@@ -58,8 +58,8 @@ export async function replaceTargets(
       CREATE TEMP TABLE configured ON COMMIT DROP AS
       SELECT * FROM unnest(${targets.map((t) => t.projectId)}::int[], ${targets.map((t) => t.regionId)}::int[],
         ${targets.map((t) => t.imageId)}::text[], ${targets.map((t) => t.account)}::text[], ${configured.map((c) => c.key)}::text[],
-        ${configured.map((c) => c.interval)}::int[])
-        AS c(project_id, region_id, image_id, account, schedule_key, interval_seconds)`;
+        ${configured.map((c) => c.interval)}::int[], ${targets.map((t) => t.kind ?? 'ordinary')}::text[])
+        AS c(project_id, region_id, image_id, account, schedule_key, interval_seconds, kind)`;
     const isConfigured = tx`EXISTS (SELECT 1 FROM configured c
       WHERE (c.project_id, c.region_id, c.image_id) = (t.project_id, t.region_id, t.image_id))`;
     const [removed] = await tx`
@@ -74,14 +74,18 @@ export async function replaceTargets(
       WHERE t.explicit AND t.scope_key IS NOT NULL AND NOT ${isConfigured} AND EXISTS (SELECT 1 FROM scopes s WHERE s.key = t.scope_key)`;
     const [upserted] = await tx`
       WITH written AS (
-        INSERT INTO targets (project_id, region_id, image_id, account, schedule_key, interval_seconds)
-        SELECT project_id, region_id, image_id, account, schedule_key, interval_seconds FROM configured
+        INSERT INTO targets (project_id, region_id, image_id, account, schedule_key, interval_seconds, kind)
+        SELECT project_id, region_id, image_id, account, schedule_key, interval_seconds, kind FROM configured
         ON CONFLICT (project_id, region_id, image_id) DO UPDATE
           SET account = EXCLUDED.account, schedule_key = EXCLUDED.schedule_key, interval_seconds = EXCLUDED.interval_seconds,
             explicit = true, left_scope_at = NULL
         WHERE targets.schedule_key IS DISTINCT FROM EXCLUDED.schedule_key OR NOT targets.explicit OR targets.left_scope_at IS NOT NULL
         RETURNING (xmax = 0) AS inserted)
       SELECT count(*) FILTER (WHERE inserted)::int AS added, count(*) FILTER (WHERE NOT inserted)::int AS rescheduled FROM written`;
+    // The file's kind, for an image not stored yet (once stored, images.kind says which GET refreshes it).
+    await tx`
+      UPDATE targets t SET kind = c.kind FROM configured c
+      WHERE (t.project_id, t.region_id, t.image_id) = (c.project_id, c.region_id, c.image_id) AND t.kind <> c.kind`;
     await tx`
       UPDATE targets t SET scope_key = NULL
       WHERE t.explicit AND t.scope_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM scopes s WHERE s.key = t.scope_key)`;

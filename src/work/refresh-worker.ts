@@ -24,7 +24,7 @@ import type { Cause } from '../ops/repeated-errors.js';
 import { confirmations, type ConfirmAnswer } from '../discovery/scope-confirm.js';
 import { claimTriples } from '../sql/claimTriples.js';
 import { creditRuns } from '../sql/creditRuns.js';
-import { movedTargets } from '../sql/movedTargets.js';
+import { batchTargets } from '../sql/batchTargets.js';
 import { recordFailure } from '../sql/recordFailure.js';
 import { releaseClaims } from '../sql/releaseClaims.js';
 import { tripleKey } from '../images/triple.js';
@@ -204,11 +204,11 @@ class RefreshBatches {
     try {
       await releaseClaims(sql, [job.id!]);
       // An image moved to another account since it was queued is fetched with that account's key, on its queue.
-      const moved = await movedTargets(sql, job.data.items, this.ctx.account.name);
+      const { moved, kinds } = await batchTargets(sql, job.data.items, this.ctx.account.name);
       for (const [account, items] of moved) await this.requeue(items, 0, queues.forAccount(account));
       const movedKeys = new Set([...moved.values()].flat().map(tripleKey));
       const items = job.data.items.filter((item) => !movedKeys.has(tripleKey(item)));
-      const results = await refreshBatch(this.ctx, this.inFlight, items);
+      const results = await refreshBatch(this.ctx, this.inFlight, items, (item) => kinds.get(tripleKey(item)));
       await this.settle(job.id, results);
       // The exact completeness check scans targets, so it runs only once the counts say a run may be done.
       if ((await creditRuns(sql, items)).length > 0) await finishRunsSaying(sql, queues, logger);

@@ -13,6 +13,8 @@ import type { RefreshItem } from '../queues/queue.js';
 import { recordDeletion } from '../sql/recordDeletion.js';
 import { storeObservations } from './image-store.js';
 import { observe } from '../images/observe.js';
+import { kindNamed, ORDINARY, type ImageKind } from '../images/image-kinds.js';
+import { UnknownKindError } from '../gcore/gcore-errors.js';
 import { tripleKey } from '../images/triple.js';
 
 export type ItemResult =
@@ -22,25 +24,40 @@ export type ItemResult =
 
 type Fetched =
   | { item: RefreshItem; observation: Observation; ms: number }
-  | { item: RefreshItem; goneAt: Date; ms: number }
+  | { item: RefreshItem; kind: ImageKind; goneAt: Date; ms: number }
   | { item: RefreshItem; error: unknown; ms: number };
 
-async function fetchOne(ctx: AccountContext, item: RefreshItem): Promise<Fetched> {
+/** The kind of image `item` is refreshed as, by name (undefined: ordinary); one no definition here knows is never guessed. */
+export type KindOf = (item: RefreshItem) => string | undefined;
+
+function kindToAsk(name: string | undefined): ImageKind {
+  const kind = name === undefined ? ORDINARY : kindNamed(name);
+  if (!kind) throw new UnknownKindError(name!);
+  return kind;
+}
+
+async function fetchOne(ctx: AccountContext, item: RefreshItem, kindName: string | undefined): Promise<Fetched> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   try {
+    const kind = kindToAsk(kindName);
     const triple = { projectId: item.projectId, regionId: item.regionId, imageId: item.imageId };
-    const answer = await ctx.api.getImage(triple);
-    if (answer.kind === 'gone') return { item, goneAt: answer.observedAt, ms: elapsed() };
-    return { item, observation: observe(ctx.account.name, triple, answer.body, answer.observedAt), ms: elapsed() };
+    const answer = await ctx.api.getImage(triple, kind);
+    if (answer.kind === 'gone') return { item, kind, goneAt: answer.observedAt, ms: elapsed() };
+    return { item, observation: observe(ctx.account.name, triple, answer.body, answer.observedAt, kind), ms: elapsed() };
   } catch (error) {
     return { item, error, ms: elapsed() };
   }
 }
 
-/** Refreshes `items` of the account of `ctx`, at most `inFlight` requests of this process at once. */
-export async function refreshBatch(ctx: AccountContext, inFlight: LimitFunction, items: RefreshItem[]): Promise<ItemResult[]> {
-  const fetched = await Promise.all(items.map((item) => inFlight(() => fetchOne(ctx, item))));
+/** Refreshes `items` of the account of `ctx`, each with its kind's GET, at most `inFlight` requests of this process at once. */
+export async function refreshBatch(
+  ctx: AccountContext,
+  inFlight: LimitFunction,
+  items: RefreshItem[],
+  kindOf: KindOf = () => undefined,
+): Promise<ItemResult[]> {
+  const fetched = await Promise.all(items.map((item) => inFlight(() => fetchOne(ctx, item, kindOf(item)))));
   const found = fetched.filter((f): f is Extract<Fetched, { observation: Observation }> => 'observation' in f);
   const stored = await storeObservations(
     ctx.sql,
@@ -51,7 +68,7 @@ export async function refreshBatch(ctx: AccountContext, inFlight: LimitFunction,
     if ('error' in f) {
       results.push(f);
     } else if ('goneAt' in f) {
-      results.push({ item: f.item, outcome: await recordDeletion(ctx.sql, f.item, f.goneAt), warnings: [], ms: f.ms, gone: true });
+      results.push({ item: f.item, outcome: await recordDeletion(ctx.sql, f.item, f.goneAt, f.kind), warnings: [], ms: f.ms, gone: true });
     } else {
       const result = stored.get(tripleKey(f.item)) ?? 'unchanged';
       results.push(
