@@ -172,7 +172,14 @@ describe('API faults', () => {
       [B.imageId, 0],
       [C.imageId, 0],
     ]);
-    await waitFor('the other images to be handed back, unattempted', async () => JSON.stringify(await queued()) === handedBack);
+    // A worker taking the job as it pauses hands the images back again under a new job, which claims them a moment
+    // before it is queued: the hand-back is done once the images are queued under the very job that claims them.
+    await waitFor(
+      'the other images to be handed back, unattempted, under the job that claims them',
+      async () =>
+        JSON.stringify(await queued()) === handedBack &&
+        (await invariantViolations(pipeline.services.sql, pipeline.services.queues)).length === 0,
+    );
     expect(fake.requestCount).toBe(1);
     expect(pipeline.logLines.filter((l) => l.includes('rejected GCORE_API_KEY'))).toHaveLength(1);
   });
