@@ -5,6 +5,7 @@
 //
 // Only what every command needs is imported here (a few tens of milliseconds); each command's
 // modules are imported when it runs, after a stop signal is handled (signals.ts).
+import './ops/node-version.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { CommandContext } from './commands/context.js';

@@ -61,6 +61,28 @@ afterAll(async () => {
 });
 
 describe('gcore-image-sync CLI', () => {
+  it('on a Node.js older than it needs, says which it needs and exits 2, before anything else', async () => {
+    // Node 20 as this process's own Node reports itself to the CLI (Debian 12's): the check runs before any module that needs more.
+    const olderNode =
+      'data:text/javascript,Object.defineProperty(process, "versions", { value: { ...process.versions, node: "20.20.2" } });' +
+      'Object.defineProperty(process, "version", { value: "v20.20.2" });';
+    const result = await new Promise<Result>((resolve) => {
+      const child = spawn(process.execPath, ['--import', olderNode, CLI, 'status'], { env: { PATH: process.env.PATH! } });
+      let [stdout, stderr] = ['', ''];
+      child.stdout.on('data', (chunk) => (stdout += chunk));
+      child.stderr.on('data', (chunk) => (stderr += chunk));
+      child.on('close', (code) => resolve({ code, stdout, stderr, ms: 0 }));
+    });
+    expect(result).toEqual({
+      code: 2,
+      stdout: '',
+      stderr:
+        `gcore-image-sync needs Node.js 22.22 or newer (24 recommended); this is v20.20.2 (${process.execPath}). ` +
+        'Put a newer Node.js first on PATH and run the command again.\n',
+      ms: 0,
+    });
+  });
+
   it('rejects a bad targets file with every problem, exit 2, and nothing in the queue store', async () => {
     const file = await writeTargetsFile(`targets:
   - { project_id: 1, region_id: 7, image_ids: ["../../x"] }

@@ -3,7 +3,8 @@
 // compiled code takes about a tenth off it. Kept in the user's own cache directory, never a shared
 // one such as /tmp, where another user could plant code that would then run as this one.
 // NODE_COMPILE_CACHE, when set, wins; NODE_DISABLE_COMPILE_CACHE turns it off.
-import { enableCompileCache } from 'node:module';
+// A namespace import: on a Node.js without it the CLI still loads, to say which Node.js it needs (node-version.ts).
+import * as nodeModule from 'node:module';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 
@@ -21,5 +22,5 @@ export function compileCacheDir(env: NodeJS.ProcessEnv, home: () => string): str
 /** Turns the cache on; where it cannot be written Node goes on without it, as before. */
 export function cacheCompiledCode(): void {
   const dir = compileCacheDir(process.env, homedir);
-  if (dir !== undefined) enableCompileCache(dir);
+  if (dir !== undefined) nodeModule.enableCompileCache(dir);
 }
