@@ -44,7 +44,9 @@ export async function startManualSync(
  */
 async function requeueLost(sql: Sql, queues: Queues, run: ManualRun, batchSize: number, stopped: ReadonlySet<string>): Promise<number> {
   await releaseClaims(sql, await lostJobs(sql, queues, LOST.claimSettleMs));
-  if (!(await servedQueuesIdle(sql, queues, stopped))) return 0;
+  // The queue of an account no worker here serves any more keeps its jobs: it does not count as busy.
+  const served = (await loadAccounts(sql)).map((a) => a.name).filter((name) => !stopped.has(name));
+  if (!(await refreshQueueIdle(queues, served))) return 0;
   // Nothing runs anywhere: a listing still open lost its jobs, and ends once they run again.
   const listings = await requeueListings(sql, queues, { runId: run.id });
   // A target still without an outcome lost its GET; one a scope lists gets a GET only once no listing can reach it.
@@ -56,13 +58,6 @@ async function requeueLost(sql: Sql, queues: Queues, run: ManualRun, batchSize: 
     discovered: listings === 0,
   };
   return (await queueRefreshes(sql, queues, scope, `m${run.id}-again`, batchSize)).queued;
-}
-
-/** Whether no refresh or listing job of the accounts still served here is waiting, delayed or running anywhere. */
-async function servedQueuesIdle(sql: Sql, queues: Queues, stopped: ReadonlySet<string>): Promise<boolean> {
-  // The queue of an account no worker here serves any more keeps its jobs: it does not count as busy.
-  const served = (await loadAccounts(sql)).map((a) => a.name).filter((name) => !stopped.has(name));
-  return refreshQueueIdle(queues, served);
 }
 
 export interface WaitOptions {
@@ -96,11 +91,8 @@ export async function waitForRun(
     try {
       if (Date.now() - checkedAt > POLL.runCheckMs) {
         checkedAt = Date.now();
-        const stopped = options.stoppedAccounts?.() ?? new Set<string>();
-        // Only while nothing runs: a batch whose images are stored but not yet settled (a confirming GET's
-        // "left its scope" is decided as it settles) must not have its run closed, and counted, here first.
-        if (await servedQueuesIdle(sql, queues, stopped)) await finishRunsSaying(sql, queues, options.logger);
-        const requeued = await requeueLost(sql, queues, run, options.batchSize, stopped);
+        await finishRunsSaying(sql, queues, options.logger);
+        const requeued = await requeueLost(sql, queues, run, options.batchSize, options.stoppedAccounts?.() ?? new Set());
         if (requeued > 0) options.onNotice?.(`run ${run.id}: ${requeued} refreshes were lost from the queue; queued them again`);
       }
       const progress = await getRun(sql, run.id);
