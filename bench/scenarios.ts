@@ -466,9 +466,9 @@ export async function asOf(scale: Scale, store: QueueStore): Promise<Row> {
     const sql = ctx.services.sql;
     const { asOfImages: images, asOfVersions: versions } = scale;
     await sql`
-      INSERT INTO images (project_id, region_id, image_id, kind, name, region, status, visibility, os_distro, os_version, os_type,
+      INSERT INTO image_rows (project_id, region_id, image_id, kind, name, region, status, visibility, os_distro, os_version, os_type,
         disk_format, min_disk, min_ram, size, owner_project_id, image_region_id, created_at, updated_at, raw, content_hash,
-        first_seen_at, last_seen_at, last_changed_at)
+        first_seen_at, seen_at, last_changed_at)
       SELECT 1, 1, 'img-' || n, 'ordinary', 'image ' || n, 'Luxembourg-2', 'active', 'private', 'ubuntu', '22.04', 'linux', 'qcow2',
         5, 1024, 2361393152, 1, 1, '2024-01-01', '2024-01-01', '{}', 'h' || n, '2024-01-01', now(), '2024-01-01'
       FROM generate_series(1, ${images}) n`;

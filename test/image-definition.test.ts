@@ -7,7 +7,7 @@ import { getTableConfig } from 'drizzle-orm/pg-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Sql } from '../src/db/db.js';
 import { IMAGE_COLUMNS, IMAGE_FIELDS, PG_TYPES, type FieldDefinition, type FieldKind } from '../src/images/image-fields.js';
-import { images } from '../src/db/schema.js';
+import { imageRows } from '../src/db/schema.js';
 import { contractSchemas, resolve, type Schema, type Schemas } from './support/contract.js';
 import { withDatabase } from './support/env.js';
 
@@ -23,7 +23,7 @@ interface ExpectedColumn extends Column {
   source: string;
 }
 
-/** Columns of `images` that hold no field of the answer: the triple and what the sync keeps about it. */
+/** Columns of `image_rows` that hold no field of the answer: the triple and what the sync keeps about it. */
 const BOOKKEEPING: ExpectedColumn[] = [
   { name: 'project_id', type: 'integer', notNull: true },
   { name: 'region_id', type: 'integer', notNull: true },
@@ -31,7 +31,7 @@ const BOOKKEEPING: ExpectedColumn[] = [
   { name: 'raw', type: 'jsonb', notNull: true },
   { name: 'content_hash', type: 'text', notNull: true },
   { name: 'first_seen_at', type: 'timestamp with time zone', notNull: true },
-  { name: 'last_seen_at', type: 'timestamp with time zone', notNull: true },
+  { name: 'seen_at', type: 'timestamp with time zone', notNull: true },
   { name: 'last_changed_at', type: 'timestamp with time zone', notNull: true },
   { name: 'deleted_at', type: 'timestamp with time zone', notNull: false },
   { name: 'account', type: 'text', notNull: true },
@@ -178,7 +178,7 @@ async function columnsOf(relation: string): Promise<Column[]> {
     FROM pg_attribute WHERE attrelid = ${relation}::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`;
 }
 
-/** The columns `images` should have: one per field with a column, then the bookkeeping. */
+/** The columns `image_rows` should have: one per field with a column, then the bookkeeping. */
 function expectedImageColumns(fields: readonly FieldColumn[]): ExpectedColumn[] {
   return [
     ...fields.map((c) => ({ name: c.column, type: typeName(c.pgType), notNull: !c.nullable, source: `field ${c.field}` })),
@@ -186,9 +186,9 @@ function expectedImageColumns(fields: readonly FieldColumn[]): ExpectedColumn[] 
   ];
 }
 
-/** images as schema.ts declares it (drizzle writes types as Postgres does: "timestamp with time zone"). */
+/** image_rows as schema.ts declares it (drizzle writes types as Postgres does: "timestamp with time zone"). */
 const schemaColumns = (): Column[] =>
-  getTableConfig(images).columns.map((c) => ({ name: c.name, type: c.getSQLType(), notNull: c.notNull }));
+  getTableConfig(imageRows).columns.map((c) => ({ name: c.name, type: c.getSQLType(), notNull: c.notNull }));
 
 withDatabase((connection) => (sql = connection));
 beforeAll(async () => {
@@ -199,18 +199,23 @@ beforeAll(async () => {
 });
 
 describe('the image definition', () => {
-  it("schema.ts's images table has a column of the field's type for every field, NOT NULL exactly when the field is not nullable, and no other typed column", () => {
-    expect(columnProblems('schema.ts images', expectedImageColumns(IMAGE_COLUMNS), schemaColumns())).toEqual([]);
+  it("schema.ts's image_rows table has a column of the field's type for every field, NOT NULL exactly when the field is not nullable, and no other typed column", () => {
+    expect(columnProblems('schema.ts image_rows', expectedImageColumns(IMAGE_COLUMNS), schemaColumns())).toEqual([]);
   });
 
-  it('the migrated images table agrees with the field table too, so migrations and schema.ts cannot drift apart', async () => {
+  it('the migrated image_rows table agrees with the field table too, so migrations and schema.ts cannot drift apart', async () => {
     // pg_attribute rather than information_schema.columns: format_type keeps typmods such as numeric(10,2).
-    expect(columnProblems('images', expectedImageColumns(IMAGE_COLUMNS), await columnsOf('images'))).toEqual([]);
+    expect(columnProblems('image_rows', expectedImageColumns(IMAGE_COLUMNS), await columnsOf('image_rows'))).toEqual([]);
+  });
+
+  it('the view images shows the columns of image_rows in their order and types, last_seen_at where the table has seen_at', async () => {
+    const shown = (await columnsOf('image_rows')).map(({ name, type }) => ({ name: name === 'seen_at' ? 'last_seen_at' : name, type }));
+    expect((await columnsOf('images')).map(({ name, type }) => ({ name, type }))).toEqual(shown);
   });
 
   it('current_images shows every field column with its images type, and images_as_of returns the same columns in the same order', async () => {
     const view = await columnsOf('current_images');
-    expect(viewProblems(IMAGE_COLUMNS, await columnsOf('images'), view)).toEqual([]);
+    expect(viewProblems(IMAGE_COLUMNS, await columnsOf('image_rows'), view)).toEqual([]);
     const result = await sql<Column[]>`
       SELECT a.name, format_type(a.type, NULL) AS type, true AS "notNull"
       FROM pg_proc p, unnest(p.proargnames, p.proallargtypes, p.proargmodes::text[]) WITH ORDINALITY AS a(name, type, mode, n)
@@ -245,7 +250,7 @@ describe('the checks notice a disagreement', () => {
   });
 
   it('in the views: a column missing from current_images or of another type, and images_as_of out of step', async () => {
-    const table = await columnsOf('images');
+    const table = await columnsOf('image_rows');
     const view = (await columnsOf('current_images')).filter((c) => c.name !== 'ssh_key');
     view.find((c) => c.name === 'price_per_hour')!.type = 'double precision';
     expect(viewProblems(IMAGE_COLUMNS, table, view)).toEqual([

@@ -37,7 +37,7 @@ afterAll(async () => {
 async function refresh(triple: Triple, kind: ImageKind): Promise<string> {
   const answer = await client.getImage(triple, kind);
   if (answer.kind === 'gone') return `gone: ${await recordDeletion(sql, triple, answer.observedAt, kind)}`;
-  const stored = await storeObservations(sql, [observe('default', triple, answer.body, answer.observedAt, kind)]);
+  const stored = await storeObservations(sql, [observe('default', triple, answer.body, answer.observedAt, kind)], 'answer');
   return String(stored.get(tripleKey(triple)));
 }
 
@@ -79,7 +79,7 @@ describe('a second kind, defined only in the tests', () => {
     );
     expect(page.count).toBe(1);
     expect(fake.requestsByEndpoint.accelerated_images).toBe(1);
-    const stored = await storeObservations(sql, [observe('default', triple, page.results[0], page.observedAt, ACCELERATED)]);
+    const stored = await storeObservations(sql, [observe('default', triple, page.results[0], page.observedAt, ACCELERATED)], 'listing');
     expect(stored.get(tripleKey(triple))).toBe('changed');
     const row = await imageRow(triple);
     expect(row).toMatchObject({ kind: 'test_accelerated', name: acceleratedImage(triple).name, size: null, gpu_driver: 'nvidia' });
@@ -156,7 +156,8 @@ describe('existing data', () => {
         VALUES (1, 7, ${id}, 'n', 'r', 'active', 'private', 'ubuntu', '22.04', 'linux', 'qcow2', 5, 1024, 1, 7, now(), now(),
           '{}', 'h', now(), now(), now())`;
       await image(sampleImageId(201));
-      await applyMigrations(db, all);
+      // Through 0024: from 0025 on, images is a view whose last_seen_at the earlier release cannot write (migrate.test.ts).
+      await applyMigrations(db, all.slice(0, at + 1));
       expect(await db`SELECT image_id, kind FROM images`).toEqual([{ image_id: sampleImageId(201), kind: 'ordinary' }]);
       // A worker of the earlier release, still running during the upgrade, names no kind: it stores only ordinary images.
       await image(sampleImageId(202));

@@ -159,8 +159,9 @@ const catalog = (url: string) =>
   withSql(url, async (sql) =>
     (
       await sql<{ line: string }[]>`
+        -- Rights as in force: a relation never granted on (null) has its owner's default ones, as one granted on and back has.
         WITH own AS (
-          SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relacl FROM pg_class c
+          SELECT c.oid, c.relname, c.relkind, c.relpersistence, coalesce(c.relacl, acldefault('r', c.relowner)) AS relacl FROM pg_class c
           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'v', 'i', 'S')
             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e'))
         SELECT 'relation ' || relname || ' ' || relkind::text || relpersistence::text || ' ' || coalesce(relacl::text, '') AS line FROM own
@@ -299,8 +300,8 @@ describe('objects: the current definition of each view, function and trigger, in
 
 describe('migration 0023: the invariants held by Postgres', () => {
   const upTo0022 = () => olderFolder(all.findIndex((m) => m.tag.startsWith('0023')));
-  // An image row as the latest migrations have it, and as 0022 had it (before images.kind).
-  const image = (id: string) => sqlImage(id, { kind: true });
+  // An image row as the latest migrations have it.
+  const image = (id: string) => sqlImage(id, 'current');
 
   it(
     'refuses overlapping versions, a version without its image, a change of another image, and a negative count',
@@ -341,7 +342,7 @@ describe('migration 0023: the invariants held by Postgres', () => {
     const folder = await upTo0022();
     await withSql(url, async (sql) => {
       await applyMigrations(sql, readMigrations(folder));
-      await sql.unsafe(sqlImage('a', { kind: false }));
+      await sql.unsafe(sqlImage('a', 'before 0024'));
       await sql`INSERT INTO image_versions (project_id, region_id, image_id, valid_from, valid_to, content_hash, state) VALUES
         (1, 1, 'a', '2026-01-01', '2026-01-03', 'h', '{}'), (1, 1, 'a', '2026-01-02', NULL, 'h', '{}'), (1, 1, 'orphan', '2026-01-01', NULL, 'h', '{}')`;
     });
@@ -355,18 +356,52 @@ describe('migration 0023: the invariants held by Postgres', () => {
 describe('migration 0024: kinds of image', () => {
   it('an image written without a kind, as a worker of the earlier release still running writes it, is ordinary', async () => {
     const url = await freshDatabase();
-    await runMigrations(url);
+    await withSql(url, (sql) => applyMigrations(sql, all.slice(0, tagIndex('0024') + 1)));
     await withSql(url, async (sql) => {
-      await sql.unsafe(sqlImage('written-by-an-earlier-release', { kind: false }));
+      await sql.unsafe(sqlImage('written-by-an-earlier-release', 'before 0024'));
       expect(await sql`SELECT kind FROM images WHERE image_id = 'written-by-an-earlier-release'`).toEqual([{ kind: 'ordinary' }]);
     });
   });
 });
 
-/** An images row for (1, 1, id), with every NOT NULL column. */
-function sqlImage(id: string, { kind }: { kind: boolean }): string {
-  return `INSERT INTO images (project_id, region_id, image_id, ${kind ? 'kind, ' : ''}name, region, status, visibility, os_distro, os_version, os_type,
+describe('migration 0025: refreshes that write nothing when nothing changed', () => {
+  it('keeps every image with its last sighting as seen_at, shows it as images.last_seen_at, and refuses the earlier release its write', async () => {
+    const url = await freshDatabase();
+    await withSql(url, (sql) => applyMigrations(sql, all.slice(0, tagIndex('0025'))));
+    await withSql(url, async (sql) => {
+      await sql.unsafe(sqlImage('stored-before', 'before 0025'));
+      await sql`UPDATE images SET last_seen_at = '2026-03-04 05:06:07.891234+00'`;
+    });
+    await runMigrations(url);
+    await withSql(url, async (sql) => {
+      expect(await sql`SELECT image_id, seen_at::text FROM image_rows`).toEqual([
+        { image_id: 'stored-before', seen_at: '2026-03-04 05:06:07.891234+00' },
+      ]);
+      expect(await sql`SELECT image_id, last_seen_at::text FROM images`).toEqual([
+        { image_id: 'stored-before', last_seen_at: '2026-03-04 05:06:07.891234+00' },
+      ]);
+      // A worker of the earlier release writes last_seen_at, which the view computes: operations.md says to stop them first.
+      await expect(sql.unsafe(sqlImage('written-by-an-earlier-release', 'before 0025'))).rejects.toThrow(
+        'cannot insert into column "last_seen_at" of view "images"',
+      );
+    });
+  });
+});
+
+function tagIndex(prefix: string): number {
+  return all.findIndex((m) => m.tag.startsWith(prefix));
+}
+
+/**
+ * An image row for (1, 1, id), with every NOT NULL column, as a writer of `era` writes it: this release into
+ * image_rows; releases before 0025 into the table images (with last_seen_at), those before 0024 without a kind.
+ */
+function sqlImage(id: string, era: 'current' | 'before 0025' | 'before 0024'): string {
+  const table = era === 'current' ? 'image_rows' : 'images';
+  const seen = era === 'current' ? 'seen_at' : 'last_seen_at';
+  const kind = era === 'before 0024' ? { column: '', value: '' } : { column: 'kind, ', value: "'ordinary', " };
+  return `INSERT INTO ${table} (project_id, region_id, image_id, ${kind.column}name, region, status, visibility, os_distro, os_version, os_type,
     disk_format, min_disk, min_ram, owner_project_id, image_region_id, created_at, updated_at, raw, content_hash, first_seen_at,
-    last_seen_at, last_changed_at) VALUES (1, 1, '${id}', ${kind ? "'ordinary', " : ''}'n', 'r', 'active', 'public', 'd', 'v', 'linux', 'qcow2', 0, 0, 1, 1,
+    ${seen}, last_changed_at) VALUES (1, 1, '${id}', ${kind.value}'n', 'r', 'active', 'public', 'd', 'v', 'linux', 'qcow2', 0, 0, 1, 1,
     now(), now(), '{}', 'h', now(), now(), now())`;
 }

@@ -47,7 +47,7 @@ describe('nothing lost in silence', () => {
     const triples = triplesOf(30);
     expect(await s.pipeline.sync()).toMatchObject({ changed: 30, failed: 0 });
     // A value Postgres refuses: made real by a constraint, as a column type or a trigger would refuse it.
-    await s.pipeline.services.sql`ALTER TABLE images ADD CONSTRAINT refuse_poison CHECK (name <> 'poison')`;
+    await s.pipeline.services.sql`ALTER TABLE image_rows ADD CONSTRAINT refuse_poison CHECK (name <> 'poison')`;
     triples.forEach((triple, n) => s.fake.updateImage(triple, { name: `renamed-${n}` }));
     s.fake.updateImage(triples[4]!, { name: 'poison' });
     s.fake.updateImage(triples[8]!, { name: 'odd', description: 'nul\u0000here', min_ram: 4294967296, display_order: 3000000000 });

@@ -43,7 +43,7 @@ const T0 = Date.parse('2026-01-01T00:00:00Z');
 
 /** One answer through the store as a worker stores a batch of one. */
 async function recordObservation(db: Sql, o: Observation): Promise<ObservationResult> {
-  if ((await recordUnchanged(db, [o])).length > 0) return 'unchanged';
+  if ((await recordUnchanged(db, [o], 'answer')).length > 0) return 'unchanged';
   return (await recordChanges(db, [o])).get(tripleKey(o.triple))!;
 }
 

@@ -107,7 +107,7 @@ describe('reporting', () => {
       { image_id: B.imageId, reason: 'last refresh failed: 500: injected 500' },
     ]);
     await sql`UPDATE targets SET added_at = now() - interval '30 days', interval_seconds = 3600 WHERE image_id = ${A.imageId}`;
-    await sql`UPDATE images SET last_seen_at = now() - interval '3 hours' WHERE image_id = ${A.imageId}`;
+    await sql`UPDATE image_rows SET seen_at = now() - interval '3 hours' WHERE image_id = ${A.imageId}`;
     const rows = await sql`SELECT image_id, reason FROM stale_images ORDER BY image_id`;
     expect(rows.map((r) => r.image_id)).toEqual([A.imageId, B.imageId]);
     expect(rows[0]!.reason).toMatch(/^not seen for 03:00:0\d$/);
@@ -203,9 +203,10 @@ describe('reporting', () => {
     expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM image_change_log`)).toEqual([{ n: 6 }]);
     expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM images_as_of(now())`)).toEqual([{ n: 1 }]);
     expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM snapshot_diff(1, 2)`)).toEqual([{ n: 2 }]);
-    for (const table of ['images', 'image_versions', 'image_changes', 'targets', 'sync_failures']) {
+    for (const table of ['image_rows', 'image_versions', 'image_changes', 'targets', 'sync_failures']) {
       await expect(asRole((tx) => tx.unsafe(`SELECT 1 FROM ${table} LIMIT 1`))).rejects.toThrow(`permission denied for table ${table}`);
     }
+    await expect(asRole((tx) => tx`SELECT 1 FROM images LIMIT 1`)).rejects.toThrow('permission denied for view images');
     await expect(
       asRole((tx) => tx`INSERT INTO audit_snapshots (trigger, taken_at, image_count, digest) VALUES ('x', now(), 0, 'x')`),
     ).rejects.toThrow('permission denied for table audit_snapshots');

@@ -20,9 +20,9 @@ describe('retention', () => {
         (1, 1, 'old', 500, 'TransientApiError', 'x', 3, now() - interval '31 days'),
         (1, 1, 'recent', 500, 'TransientApiError', 'x', 3, now() - interval '29 days')`;
     await sql`
-      INSERT INTO images (project_id, region_id, image_id, kind, name, region, status, visibility, os_distro, os_version, os_type,
+      INSERT INTO image_rows (project_id, region_id, image_id, kind, name, region, status, visibility, os_distro, os_version, os_type,
         disk_format, min_disk, min_ram, owner_project_id, image_region_id, created_at, updated_at, raw, content_hash,
-        first_seen_at, last_seen_at, last_changed_at)
+        first_seen_at, seen_at, last_changed_at)
       VALUES (1, 1, 'old', 'ordinary', 'old', 'r', 'active', 'public', 'd', 'v', 'linux', 'qcow2', 0, 0, 1, 1, now() - interval '400 days',
         now() - interval '400 days', '{}', 'h', now() - interval '400 days', now(), now() - interval '400 days')`;
     await sql`

@@ -101,9 +101,9 @@ describe('indexes for reports', () => {
     // Enough history that a sequential scan would be the planner's choice if no index served; each
     // version of an image stored (migration 0023's foreign keys), and the changes of one version of 'seed'.
     await sql`
-      INSERT INTO images (project_id, region_id, image_id, kind, name, region, status, visibility, os_distro, os_version, os_type,
+      INSERT INTO image_rows (project_id, region_id, image_id, kind, name, region, status, visibility, os_distro, os_version, os_type,
         disk_format, min_disk, min_ram, owner_project_id, image_region_id, created_at, updated_at, raw, content_hash,
-        first_seen_at, last_seen_at, last_changed_at, deleted_at)
+        first_seen_at, seen_at, last_changed_at, deleted_at)
       SELECT 2, 2, id, 'ordinary', id, 'r', 'active', 'public', 'd', 'v', 'linux', 'qcow2', 0, 0, 2, 2, '2020-01-01', '2020-01-01', '{}', 'h',
         '2020-01-01', '2020-01-01', '2020-01-01', '2020-01-01'
       FROM (SELECT 'seed-' || n AS id FROM generate_series(1, 2000) n UNION ALL SELECT 'seed') ids`;

@@ -374,7 +374,7 @@ class AuditFollower {
     const scope = covering.find((s) => matchesFilters(observation.snapshot, s.definition.filters));
     if (!scope) return;
     if (!(await adoptIntoScope(sql, scope.key, triple))) return;
-    const stored = (await storeObservations(sql, [observation])).get(tripleKey(triple));
+    const stored = (await storeObservations(sql, [observation], 'answer')).get(tripleKey(triple));
     if (stored instanceof Error) throw stored;
     logger.info(
       { project_id: triple.projectId, region_id: triple.regionId, image_id: triple.imageId, ...(await scopeLabel(sql, scope.key)) },

@@ -75,7 +75,14 @@ export const targets = pgTable(
      * whose list found it, or the targets file's (image-kinds.ts). Not part of its identity.
      */
     kind: text('kind').notNull().default('ordinary'),
+    /**
+     * Not returned by the complete listing of its scope that finished last (latest_listings), or taken into the
+     * scope since: its image's last sighting is then its own (image_rows.seen_at), not that listing's start.
+     * Written only when it flips, so a listing that finds nothing changed writes no targets row.
+     */
+    offList: boolean('off_list').notNull().default(false),
   },
+  // Its attempt columns carry no index, so recording an attempt can be a HOT update (fillfactor 80, migration 0025).
   (t) => [
     index('targets_scope_idx')
       .on(t.scopeKey)
@@ -86,14 +93,15 @@ export const targets = pgTable(
     index('targets_queued_job_idx')
       .on(t.queuedJob)
       .where(sql`${t.queuedJob} IS NOT NULL`),
-    index('targets_schedule_attempt_idx').on(t.scheduleKey, t.lastAttemptAt),
-    index('targets_attempt_idx').on(t.lastAttemptAt),
+    index('targets_schedule_idx').on(t.scheduleKey),
     check('targets_last_outcome_check', sql`${t.lastOutcome} IN ('unchanged', 'changed', 'deleted', 'failed')`),
   ],
 );
 
-export const images = pgTable(
-  'images',
+// The stored state of each image. Reports read it through the view `images` (migrations/objects/00_images.sql),
+// whose last_seen_at is seen_at or the start of the listing that last saw it, whichever is later.
+export const imageRows = pgTable(
+  'image_rows',
   {
     ...triple,
     name: text('name').notNull(),
@@ -131,7 +139,8 @@ export const images = pgTable(
     raw: jsonb('raw').notNull(),
     contentHash: text('content_hash').notNull(),
     firstSeenAt: tz('first_seen_at').notNull(),
-    lastSeenAt: tz('last_seen_at').notNull(),
+    /** When an answer about it alone was last stored (a GET, a change, a first sighting); a listing that finds it unchanged writes nothing. */
+    seenAt: tz('seen_at').notNull(),
     lastChangedAt: tz('last_changed_at').notNull(),
     deletedAt: tz('deleted_at'),
     /** The account it was last fetched with. */
@@ -179,7 +188,7 @@ export const imageVersions = pgTable(
     foreignKey({
       name: 'image_versions_image_fk',
       columns: [t.projectId, t.regionId, t.imageId],
-      foreignColumns: [images.projectId, images.regionId, images.imageId],
+      foreignColumns: [imageRows.projectId, imageRows.regionId, imageRows.imageId],
     }),
     // What a change's foreign key names: its version, of its own triple.
     unique('image_versions_id_triple_unique').on(t.id, t.projectId, t.regionId, t.imageId),
@@ -379,7 +388,10 @@ export const listingPages = pgTable(
 );
 
 // The triples an open listing returned, and on which page: repeats and
-// absences are found here. Emptied when the listing finishes.
+// absences are found here. Emptied when the listing finishes. UNLOGGED in the
+// database (migration 0025; drizzle cannot declare it): a listing of a million
+// images writes no WAL for its ids. A crash empties it, and listing_ids_intact
+// with it, which is how a listing knows (sql/finishListing.ts).
 export const listingIds = pgTable(
   'listing_ids',
   {
@@ -392,6 +404,24 @@ export const listingIds = pgTable(
   },
   (t) => [primaryKey({ columns: [t.listingId, t.projectId, t.regionId, t.imageId] })],
 );
+
+// One row per listing with pages, written with its first pages and UNLOGGED as listing_ids is: Postgres
+// empties both in crash recovery, so a listing without its row lost the ids it had listed, and ends
+// incomplete instead of taking every image of its scope for absent.
+export const listingIdsIntact = pgTable('listing_ids_intact', {
+  listingId: bigint('listing_id', { mode: 'number' })
+    .primaryKey()
+    .references(() => listings.id, { onDelete: 'cascade' }),
+});
+
+// Per scope, its complete listing that finished last: every target of the scope not marked off_list was
+// listed by it, so was seen at its start (the view images reads last_seen_at from here). One row per
+// scope, written once per listing: how a listing that finds nothing changed records every sighting.
+export const latestListings = pgTable('latest_listings', {
+  scopeKey: text('scope_key').primaryKey(),
+  listingId: bigint('listing_id', { mode: 'number' }).notNull(),
+  startedAt: tz('started_at').notNull(),
+});
 
 // The absences a suspect listing confirms first, and how each GET answered
 // (null until it has): the sample that decides whether the listing is believed.

@@ -224,7 +224,7 @@ class ListingJobs {
     for (let start = 0; start < listed.length; start += STORE_CHUNK) {
       const chunk = listed.slice(start, start + STORE_CHUNK);
       const valid = chunk.flatMap((l) => ('observation' in l ? [l.observation] : []));
-      const stored = await storeObservations(this.ctx.sql, valid);
+      const stored = await storeObservations(this.ctx.sql, valid, 'listing');
       for (const item of chunk) {
         const outcome = listedOutcome(item, stored);
         const fields = {

@@ -1,6 +1,7 @@
 import type { Sql } from '../db/db.js';
 import type { Triple } from '../interfaces.js';
-import { inRunScope } from './runScope.js';
+import { doneByListing, inRunScope } from './runScope.js';
+import type { Tx } from './tripleLock.js';
 
 /**
  * Counts, for every open run, the targets of this batch whose attempts just
@@ -23,4 +24,19 @@ export async function creditRuns(sql: Sql, triples: Triple[]): Promise<number[]>
     FROM credited c WHERE r.id = c.id
     RETURNING r.id, r.attempted >= r.planned AS may_be_done`;
   return rows.filter((row) => row.may_be_done).map((row) => row.id);
+}
+
+/**
+ * Counts, for the run of a listing that has just ended, the targets it is the
+ * attempt of (doneByListing) that had none since the run started: a listing
+ * that found nothing changed wrote no attempt for them.
+ */
+export async function creditListing(tx: Tx, listingId: number): Promise<void> {
+  await tx`
+    WITH credited AS (
+      SELECT count(*)::int AS n FROM listings l JOIN sync_runs r ON r.id = l.run_id
+      JOIN targets t ON ${doneByListing(tx)}
+      WHERE l.id = ${listingId} AND ${inRunScope(tx)} AND t.last_attempt_at < r.started_at)
+    UPDATE sync_runs r SET attempted = r.attempted + c.n
+    FROM credited c, listings l WHERE l.id = ${listingId} AND r.id = l.run_id AND r.finished_at IS NULL`;
 }

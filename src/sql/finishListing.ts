@@ -4,6 +4,8 @@ import { storableString } from '../images/storable-text.js';
 import { samplePlan, suspicion, type RegionTally } from '../discovery/scope-sample.js';
 import type { Claim } from './claimTargets.js';
 import type { Tx } from './tripleLock.js';
+import { inListingScope } from './runScope.js';
+import { creditListing } from './creditRuns.js';
 
 export interface ListingScope {
   id: number;
@@ -51,6 +53,16 @@ interface Tally {
   shared: number;
 }
 
+/** Why the ids a listing returned are not all in listing_ids, or null: a crash emptied it (schema.ts, listing_ids_intact). */
+async function lostIds(tx: Tx, listingId: number): Promise<string | null> {
+  const [row] = await tx<{ lost: boolean }[]>`
+    SELECT EXISTS (SELECT 1 FROM listing_pages WHERE listing_id = ${listingId})
+      AND NOT EXISTS (SELECT 1 FROM listing_ids_intact WHERE listing_id = ${listingId}) AS lost`;
+  return row!.lost
+    ? 'the ids it had listed were lost: Postgres restarted after a crash, which empties the unlogged listing_ids; the next listing starts afresh'
+    : null;
+}
+
 /** Why a listing whose pages all answered cannot be trusted to be whole, or null. */
 function incompleteness(tally: Tally): string | null {
   if (tally.failed_error !== null) return tally.failed_error;
@@ -62,35 +74,78 @@ function incompleteness(tally: Tally): string | null {
   return null;
 }
 
-/** Targets that only the listing's scope refreshes, there before the listing started. */
-function scopeTargets(tx: Tx) {
-  return tx`t.scope_key = l.scope_key AND NOT t.explicit AND t.left_scope_at IS NULL AND t.added_at < l.started_at`;
+const scopeTargets = inListingScope;
+
+/** Of those, the ones the listing did not return (while it is open: listing_ids holds what it returned). */
+function unlisted(tx: Tx, listingId: number) {
+  return tx`${scopeTargets(tx)} AND NOT ${listedBy(tx, listingId)}`;
 }
 
-/** Of those, the ones the listing did not return. */
-function unlisted(tx: Tx, listingId: number) {
-  return tx`${scopeTargets(tx)} AND NOT EXISTS (SELECT 1 FROM listing_ids x
+function listedBy(tx: Tx, listingId: number) {
+  return tx`EXISTS (SELECT 1 FROM listing_ids x
       WHERE (x.listing_id, x.project_id, x.region_id, x.image_id) = (${listingId}, t.project_id, t.region_id, t.image_id))`;
 }
 
-/** Of those, the ones the listing has not reached once it has ended: no attempt since it started (listed ones were stored by it). */
+/**
+ * Of those, once a complete listing has ended, the ones it has not reached: not returned (off_list, as it
+ * ended) and no attempt since it started. The ones it returned need none: it stored what changed.
+ */
 export function unreached(tx: Tx) {
-  return tx`${scopeTargets(tx)} AND t.last_attempt_at < l.started_at`;
+  return tx`${scopeTargets(tx)} AND t.off_list AND t.last_attempt_at < l.started_at`;
 }
 
-/** Records `error` as the attempt of every target the listing has not reached, so its runs finish and say why. */
-export async function failUnreached(tx: Tx, listingId: number, error: string): Promise<void> {
+/** Records `error` as the attempt of every target `which` selects, so its runs finish and say why. */
+export async function failUnreached(tx: Tx, listingId: number, error: string, which: ReturnType<typeof unreached>): Promise<void> {
   await tx`
     UPDATE targets t SET prev_attempt_at = t.last_attempt_at, last_attempt_at = now(), last_outcome = 'failed',
       last_status = NULL, last_error = ${error}
     FROM listings l
-    WHERE l.id = ${listingId} AND ${unreached(tx)}`;
+    WHERE l.id = ${listingId} AND ${which}`;
 }
 
 /** The target's image is stored as deleted. */
 function storedDeleted(tx: Tx) {
-  return tx`EXISTS (SELECT 1 FROM images i
+  return tx`EXISTS (SELECT 1 FROM image_rows i
     WHERE (i.project_id, i.region_id, i.image_id) = (t.project_id, t.region_id, t.image_id) AND i.deleted_at IS NOT NULL)`;
+}
+
+/**
+ * What a complete listing says of its scope, written as it ends and only where it changes something: its
+ * targets it did not return are off the list, those it returned are on it, and it is the scope's latest
+ * listing. Every image on the list was seen at its start (the view images), with no row written for it.
+ */
+async function recordSightings(tx: Tx, listingId: number): Promise<void> {
+  await tx`
+    UPDATE targets t SET off_list = true FROM listings l
+    WHERE l.id = ${listingId} AND t.scope_key = l.scope_key AND t.left_scope_at IS NULL AND NOT t.off_list
+      AND NOT ${listedBy(tx, listingId)}`;
+  await tx`
+    UPDATE targets t SET off_list = false FROM listing_ids x, listings l
+    WHERE x.listing_id = ${listingId} AND l.id = ${listingId} AND (t.project_id, t.region_id, t.image_id) = (x.project_id, x.region_id, x.image_id)
+      AND t.scope_key = l.scope_key AND t.off_list`;
+  await tx`
+    INSERT INTO latest_listings (scope_key, listing_id, started_at)
+    SELECT scope_key, id, started_at FROM listings WHERE id = ${listingId}
+    ON CONFLICT (scope_key) DO UPDATE SET listing_id = EXCLUDED.listing_id, started_at = EXCLUDED.started_at`;
+}
+
+/**
+ * An incomplete listing's targets: those it did not reach record its failure; those it returned that were
+ * off the list record an attempt (it stored what changed), so its runs can finish. It moves nothing on or off
+ * the list: it is not the scope's latest complete listing.
+ */
+async function recordIncomplete(tx: Tx, listingId: number, error: string): Promise<void> {
+  await failUnreached(
+    tx,
+    listingId,
+    `the listing of its scope was incomplete: ${error}`,
+    tx`${unlisted(tx, listingId)} AND t.last_attempt_at < l.started_at`,
+  );
+  await tx`
+    UPDATE targets t SET prev_attempt_at = t.last_attempt_at, last_attempt_at = now(), last_outcome = 'unchanged', last_status = 200,
+      last_error = NULL
+    FROM listings l
+    WHERE l.id = ${listingId} AND ${scopeTargets(tx)} AND t.off_list AND t.last_attempt_at < l.started_at AND ${listedBy(tx, listingId)}`;
 }
 
 /**
@@ -167,19 +222,13 @@ export async function finishListing(
         (SELECT coalesce(sum(count), 0)::bigint FROM listing_pages WHERE listing_id = ${listingId} AND page = 0) AS expected,
         (SELECT coalesce(sum(shared), 0)::int FROM listing_pages WHERE listing_id = ${listingId}) AS shared,
         (SELECT count(*)::bigint FROM listing_ids WHERE listing_id = ${listingId}) AS listed`;
-    const error = listing.error ?? incompleteness(tally!);
+    const error = listing.error ?? (await lostIds(tx, listingId)) ?? incompleteness(tally!);
     const status = error === null ? 'complete' : 'incomplete';
     let absent: ClaimRow[] = [];
     let unconfirmed = 0;
     let suspect: string | null = null;
     let sampled: number | null = null;
-    if (status === 'complete') {
-      // A deletion already confirmed needs no request: the attempt is recorded as the GET's 404 would be.
-      await tx`
-        UPDATE targets t SET prev_attempt_at = t.last_attempt_at, last_attempt_at = now(), last_outcome = 'unchanged',
-          last_status = 404, last_error = NULL
-        FROM listings l
-        WHERE l.id = ${listingId} AND ${unlisted(tx, listingId)} AND ${storedDeleted(tx)}`;
+    if (error === null) {
       const contradiction = suspicion(await regionTallies(tx, listingId));
       const [live] = await tx<{ n: number }[]>`
         SELECT count(*)::int AS n FROM targets t JOIN listings l ON l.id = ${listingId}
@@ -198,16 +247,18 @@ export async function finishListing(
         // Every absence was claimed by another job meanwhile: each is refreshed by its GET there, and no sample waits.
         if (sampled === 0) await tx`UPDATE listings SET sample_contradicted = 0 WHERE id = ${listingId}`;
       }
+      await recordSightings(tx, listingId);
     } else {
-      // Every image the listing did not store, listed or not (a page may have been listed, then failed before it was stored).
-      await failUnreached(tx, listingId, `the listing of its scope was incomplete: ${error}`);
+      await recordIncomplete(tx, listingId, error);
     }
+    await creditListing(tx, listingId);
     // An image the listing returned is no longer one the server may read a filter otherwise for.
     await tx`
       UPDATE targets t SET filter_unsure_at = NULL FROM listing_ids x
       WHERE x.listing_id = ${listingId} AND (t.project_id, t.region_id, t.image_id) = (x.project_id, x.region_id, x.image_id)
         AND t.filter_unsure_at IS NOT NULL`;
     await tx`DELETE FROM listing_ids WHERE listing_id = ${listingId}`;
+    await tx`DELETE FROM listing_ids_intact WHERE listing_id = ${listingId}`;
     await tx`
       UPDATE listings SET status = ${status}, finished_at = now(), error = ${error}, expected = ${tally!.expected},
         listed = ${tally!.listed}, absent = ${unconfirmed}, suspect = ${suspect}, sampled = ${sampled}

@@ -44,6 +44,8 @@ export async function planParts(sql: Sql, listingId: number, parts: ListPart[]):
   return sql.begin(async (tx) => {
     const [moved] = await tx`UPDATE listings SET status = 'listing' WHERE id = ${listingId} AND status = 'expanding' RETURNING 1`;
     if (!moved) return false;
+    // Before any id is listed, and emptied with listing_ids by a crash (schema.ts, listing_ids_intact).
+    await tx`INSERT INTO listing_ids_intact (listing_id) VALUES (${listingId}) ON CONFLICT DO NOTHING`;
     if (parts.length > 0) {
       await tx`
         INSERT INTO listing_pages (listing_id, part, page, project_id, region_id, endpoint, query)
@@ -88,20 +90,29 @@ export async function recordListed(
   return sql.begin(async (tx) => {
     // A reconcile that removes or reschedules the scope waits for this page, or this page for it.
     await tx`SELECT pg_advisory_xact_lock_shared(${TARGETS_LOCK})`;
+    // Only what changes is written: a target already of this scope (the common case) is neither updated nor
+    // locked (an ON CONFLICT DO UPDATE ... WHERE would lock every row it skips, a WAL record and a page image each).
     await tx`
     WITH input AS (SELECT image_id FROM unnest(${ids}::text[]) AS x(image_id)),
     seen AS (SELECT image_id FROM unnest(${seen}::text[]) AS x(image_id)),
-    adopted AS (
+    added AS (
       INSERT INTO targets (project_id, region_id, image_id, account, schedule_key, interval_seconds, explicit, scope_key, kind)
       SELECT ${page.projectId}, ${page.regionId}, x.image_id, s.account, s.schedule_key, s.interval_seconds, false, s.key, ${kind.name}
       FROM input x JOIN scopes s ON s.key = ${page.scopeKey}
-      ON CONFLICT (project_id, region_id, image_id) DO UPDATE
-        SET scope_key = EXCLUDED.scope_key, left_scope_at = NULL, account = EXCLUDED.account,
-          schedule_key = CASE WHEN targets.explicit THEN targets.schedule_key ELSE EXCLUDED.schedule_key END,
-          interval_seconds = CASE WHEN targets.explicit THEN targets.interval_seconds ELSE EXCLUDED.interval_seconds END
-        WHERE (targets.scope_key IS NULL OR targets.left_scope_at IS NOT NULL)
-          -- Another account's target stays its own, unless no one refreshes it any more (it left its scope).
-          AND (targets.account = EXCLUDED.account OR (NOT targets.explicit AND targets.left_scope_at IS NOT NULL))
+      WHERE NOT EXISTS (SELECT 1 FROM targets t WHERE (t.project_id, t.region_id, t.image_id) = (${page.projectId}, ${page.regionId}, x.image_id))
+      ON CONFLICT (project_id, region_id, image_id) DO NOTHING
+      RETURNING 1),
+    -- Taken in: off the list until a complete listing of the scope returns it (images.last_seen_at must not
+    -- claim the scope's earlier listings saw it).
+    adopted AS (
+      UPDATE targets t SET scope_key = s.key, left_scope_at = NULL, account = s.account, off_list = true,
+        schedule_key = CASE WHEN t.explicit THEN t.schedule_key ELSE s.schedule_key END,
+        interval_seconds = CASE WHEN t.explicit THEN t.interval_seconds ELSE s.interval_seconds END
+      FROM input x, scopes s
+      WHERE s.key = ${page.scopeKey} AND (t.project_id, t.region_id, t.image_id) = (${page.projectId}, ${page.regionId}, x.image_id)
+        AND (t.scope_key IS NULL OR t.left_scope_at IS NOT NULL)
+        -- Another account's target stays its own, unless no one refreshes it any more (it left its scope).
+        AND (t.account = s.account OR (NOT t.explicit AND t.left_scope_at IS NOT NULL))
       RETURNING 1),
     listed AS (
       INSERT INTO listing_ids (listing_id, project_id, region_id, image_id, part, page)

@@ -71,7 +71,7 @@ async function decide(
     'are still in the scope or did not answer: nothing else was confirmed, and nothing marked left';
   const [{ n: unconfirmed } = { n: 0 }] = await tx<{ n: number }[]>`
     SELECT count(*)::int AS n FROM targets t JOIN listings l ON l.id = ${listing.id} WHERE ${unreached(tx)}`;
-  await failUnreached(tx, listing.id, `the listing of its scope was incomplete: ${error}`);
+  await failUnreached(tx, listing.id, `the listing of its scope was incomplete: ${error}`, unreached(tx));
   await tx`
     UPDATE listings SET sample_contradicted = ${contradicted}, status = 'incomplete', error = ${error}
     WHERE id = ${listing.id}`;

@@ -139,7 +139,7 @@ async function advanceLastSeen(tx: Tx, observations: Observation[]): Promise<voi
   const { p, r, i } = columns(observations.map((o) => o.triple));
   // The account follows the configuration: an image moved to another account is fetched with its key from then on.
   await tx`
-    UPDATE images im SET last_seen_at = greatest(im.last_seen_at, x.at), account = x.account
+    UPDATE image_rows im SET seen_at = greatest(im.seen_at, x.at), account = x.account
     FROM unnest(${p}::int[], ${r}::int[], ${i}::text[], ${observations.map((o) => o.observedAt.toISOString())}::timestamptz[],
       ${observations.map((o) => o.account)}::text[])
       AS x(project_id, region_id, image_id, at, account)
@@ -161,7 +161,7 @@ async function refreshHashes(tx: Tx, rehashed: Array<{ observation: Merged; vers
     WITH x AS (SELECT * FROM jsonb_to_recordset(${jsonDocument(tx, rows)})
       AS x(version_id bigint, project_id int, region_id int, image_id text, content_hash text, raw jsonb, kind text)),
     versions AS (UPDATE image_versions v SET content_hash = x.content_hash FROM x WHERE v.id = x.version_id)
-    UPDATE images im SET content_hash = x.content_hash, raw = x.raw, kind = x.kind
+    UPDATE image_rows im SET content_hash = x.content_hash, raw = x.raw, kind = x.kind
     FROM x WHERE (im.project_id, im.region_id, im.image_id) = (x.project_id, x.region_id, x.image_id)`;
 }
 
@@ -262,8 +262,8 @@ function columnValues(o: Merged, columns: ReturnType<typeof storedColumns>): Rec
 async function writeImageRows(tx: Tx, observations: Merged[]): Promise<void> {
   const { columns, list, updates, record } = imageColumns();
   await tx`
-    INSERT INTO images (project_id, region_id, image_id, account, kind, ${tx.unsafe(list)}, raw, content_hash,
-      first_seen_at, last_seen_at, last_changed_at, deleted_at)
+    INSERT INTO image_rows (project_id, region_id, image_id, account, kind, ${tx.unsafe(list)}, raw, content_hash,
+      first_seen_at, seen_at, last_changed_at, deleted_at)
     SELECT project_id, region_id, image_id, account, kind, ${tx.unsafe(list)}, raw, content_hash, observed_at, observed_at,
       observed_at, NULL
     FROM jsonb_to_recordset(${jsonDocument(
@@ -272,7 +272,7 @@ async function writeImageRows(tx: Tx, observations: Merged[]): Promise<void> {
     )}) AS x(${tx.unsafe(record)})
     ON CONFLICT (project_id, region_id, image_id) DO UPDATE SET
       ${tx.unsafe(updates)}, kind = EXCLUDED.kind,
-      account = EXCLUDED.account, raw = EXCLUDED.raw, content_hash = EXCLUDED.content_hash, last_seen_at = EXCLUDED.last_seen_at,
+      account = EXCLUDED.account, raw = EXCLUDED.raw, content_hash = EXCLUDED.content_hash, seen_at = EXCLUDED.seen_at,
       last_changed_at = EXCLUDED.last_changed_at, deleted_at = NULL`;
 }
 

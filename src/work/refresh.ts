@@ -62,6 +62,7 @@ export async function refreshBatch(
   const stored = await storeObservations(
     ctx.sql,
     found.map((f) => f.observation),
+    'answer',
   );
   const results: ItemResult[] = [];
   for (const f of fetched) {

@@ -38,6 +38,7 @@ export async function invariantViolations(sql: Sql, queues: Queues): Promise<str
     'a finished listing that left ids or waiting pages behind': sql`
       SELECT l.id::text AS example FROM listings l
       WHERE l.finished_at IS NOT NULL AND (EXISTS (SELECT 1 FROM listing_ids x WHERE x.listing_id = l.id)
+        OR EXISTS (SELECT 1 FROM listing_ids_intact x WHERE x.listing_id = l.id)
         OR EXISTS (SELECT 1 FROM listing_pages p WHERE p.listing_id = l.id AND p.status = 'queued'))`,
     'a finished run with a listing still open': sql`
       SELECT r.id::text AS example FROM sync_runs r JOIN listings l ON l.run_id = r.id

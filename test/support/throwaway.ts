@@ -126,6 +126,8 @@ export async function throwawayRedis(): Promise<ThrowawayRedis> {
 export interface ThrowawayPostgres {
   url: string;
   restart(): Promise<void>;
+  /** Stops it as a crash would (immediate: no checkpoint), then starts it: crash recovery empties every UNLOGGED table. */
+  crash(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -156,6 +158,10 @@ export async function throwawayPostgres(): Promise<ThrowawayPostgres> {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     async restart() {
       await asPostgres('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-m', 'fast', '-w', 'restart']);
+    },
+    async crash() {
+      await asPostgres('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+      await asPostgres('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', 'start']);
     },
     async stop() {
       await asPostgres('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
