@@ -23,7 +23,7 @@ afterAll(async () => {
   await env?.cleanup();
 });
 
-// Each test starts from no operational rows (history is immutable and added once, by the first test).
+// Each test starts with no operational rows (audit snapshots refuse deletion: history is added once, by the first test).
 beforeEach(async () => {
   await sql`TRUNCATE sync_runs, listings, listing_pages, listing_ids, listing_samples, sync_failures, targets`;
 });
@@ -238,9 +238,9 @@ describe('retention', () => {
     for (let i = 0; i < 40; i++) await failure(`dropped-${i}`, 31 + i);
     await failure('kept', 29);
 
-    const processes = [await connectPostgres(env.databaseUrl), await connectPostgres(env.databaseUrl)];
+    const workers = [await connectPostgres(env.databaseUrl), await connectPostgres(env.databaseUrl)];
     try {
-      const both = await Promise.all(processes.map((process) => pruneOperational(process, RETENTION_DAYS, 4)));
+      const both = await Promise.all(workers.map((worker) => pruneOperational(worker, RETENTION_DAYS, 4)));
       const removed = (table: keyof PruneBatches) => both.flatMap((pruned) => pruned[table]).reduce((sum, n) => sum + n, 0);
       expect({
         listingPages: removed('listingPages'),
@@ -252,7 +252,7 @@ describe('retention', () => {
       // No batch is larger than the batch size, whichever process ran it.
       expect(Math.max(...both.flatMap((pruned) => Object.values(pruned).flat()))).toBe(4);
     } finally {
-      await Promise.all(processes.map((process) => process.end()));
+      await Promise.all(workers.map((worker) => worker.end()));
     }
     expect(await left()).toEqual({
       runs: ['recent-1'],
