@@ -9,7 +9,7 @@ import { queueListings, queueRefreshes } from '../work/fan-out.js';
 import type { Logger } from '../ops/logger.js';
 import { finishRunsSaying, sayRunStarted } from '../ops/run-log.js';
 import { SCHEDULE_QUEUE, SNAPSHOT_JOB, type Queues, type TickJobData } from '../queues/queue.js';
-import { pruneRuns } from '../sql/pruneRuns.js';
+import { pruneOperational, type PruneBatches } from '../sql/pruneOperational.js';
 import { startRun } from '../sql/startRun.js';
 import { takeSnapshot } from '../sql/takeSnapshot.js';
 
@@ -42,8 +42,7 @@ export function startScheduleWorker(deps: ScheduleWorkerDeps): Worker<TickJobDat
     await queueListings(queues, run.listings);
     await sayRunStarted(queues, logger, run, scheduleKey, fanOut);
     await finishRunsSaying(sql, queues, logger);
-    const pruned = await pruneRuns(sql, deps.retentionDays);
-    if (pruned.runs + pruned.failures > 0) logger.info({ ...pruned, retention_days: deps.retentionDays }, 'pruned old runs and failures');
+    sayPruned(logger, await pruneOperational(sql, deps.retentionDays), deps.retentionDays);
     return fanOut.queued;
   }
 
@@ -52,4 +51,23 @@ export function startScheduleWorker(deps: ScheduleWorkerDeps): Worker<TickJobDat
     name: `schedule-${deps.workerId}`,
     concurrency: 1,
   });
+}
+
+/** One line for a prune that removed anything: the rows per table, and in how many batches. */
+function sayPruned(logger: Logger, pruned: PruneBatches, retentionDays: number): void {
+  const batches = Object.values(pruned).flat();
+  if (batches.length === 0) return;
+  const rows = (counts: number[]) => counts.reduce((sum, n) => sum + n, 0);
+  logger.info(
+    {
+      runs: rows(pruned.runs),
+      listings: rows(pruned.listings),
+      listing_pages: rows(pruned.listingPages),
+      listing_samples: rows(pruned.listingSamples),
+      failures: rows(pruned.failures),
+      batches: batches.length,
+      retention_days: retentionDays,
+    },
+    'pruned rows past the retention',
+  );
 }
