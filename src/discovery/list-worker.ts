@@ -192,7 +192,7 @@ class ListingJobs {
         'listed images that another account tracks: left to that account',
       );
     }
-    const counts = await this.storePage(page, listed);
+    const { counts, attempted } = await this.storePage(page, listed);
     const next = await finishPage(sql, page, {
       answer: { count: answer.count, results: answer.results.length, repeated, unusable, shared: recorded.shared },
       pageLimit: PAGE_LIMIT,
@@ -215,12 +215,14 @@ class ListingJobs {
       },
       'listing page',
     );
-    return listed.map((l) => l.triple);
+    return attempted;
   }
 
   /** Stores the images of a page, a chunk at a time; a listed image that cannot be stored is recorded as its own failure. */
-  private async storePage(page: QueuedPage, listed: ListedImage[]): Promise<PageCounts> {
+  private async storePage(page: QueuedPage, listed: ListedImage[]): Promise<{ counts: PageCounts; attempted: Triple[] }> {
     const counts: PageCounts = { unchanged: 0, changed: 0, failed: 0, warnings: 0 };
+    // What the page recorded an attempt for: a change or a failure (an unchanged image's sighting is its listing's).
+    const attempted: Triple[] = [];
     for (let start = 0; start < listed.length; start += STORE_CHUNK) {
       const chunk = listed.slice(start, start + STORE_CHUNK);
       const valid = chunk.flatMap((l) => ('observation' in l ? [l.observation] : []));
@@ -235,6 +237,7 @@ class ListingJobs {
         };
         if (typeof outcome === 'string') {
           counts[outcome] += 1;
+          if (outcome === 'changed') attempted.push(item.triple);
           for (const warning of 'observation' in item ? item.observation.warnings : []) {
             counts.warnings += 1;
             this.ctx.logger.warn({ ...fields, warning }, 'stored with a warning');
@@ -245,13 +248,14 @@ class ListingJobs {
         const failure = describeFailure(outcome.failure);
         await recordFailure(this.ctx.sql, this.ctx.account.name, item.triple, { ...failure, attempts: 1 });
         counts.failed += 1;
+        attempted.push(item.triple);
         this.ctx.logger.error(
           { ...fields, outcome: 'failed', status: failure.status, error_class: failure.errorClass, error: failure.message },
           'refresh',
         );
       }
     }
-    return counts;
+    return { counts, attempted };
   }
 
   /** A page's outcomes in the account's metrics. */

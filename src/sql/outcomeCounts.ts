@@ -12,22 +12,35 @@ function discoveredBy(sql: Sql | Tx) {
   return sql`t.added_at > r.started_at AND t.scope_key IN (SELECT l.scope_key FROM listings l WHERE l.run_id = r.id)`;
 }
 
-/** Target `t` has no attempt since run `r` started, but an ended listing of the run stands for it (doneByListing). */
+/**
+ * Joins to target `t` the listing `l` of run `r` that may stand for it: the
+ * run's ended listing of its scope (at most one: a run lists a scope once).
+ * A join, not a condition per target, so a million targets are matched in
+ * one hash join.
+ */
+function endedListingOfRun(sql: Sql | Tx) {
+  return sql`LEFT JOIN listings l ON l.run_id = r.id AND l.scope_key = t.scope_key AND l.status IN ('complete', 'incomplete')`;
+}
+
+/** Target `t` has no attempt since run `r` started, but its ended listing `l` (endedListingOfRun) stands for it (doneByListing). */
 function doneByRunListing(sql: Sql | Tx) {
-  return sql`EXISTS (SELECT 1 FROM listings l WHERE l.run_id = r.id AND l.status IN ('complete', 'incomplete') AND ${doneByListing(sql)})`;
+  return sql`(l.id IS NOT NULL AND ${doneByListing(sql)})`;
 }
 
 /**
- * What came of target `t` in run `r` (null: nothing yet), `i` being its image
- * row: its last attempt since the run started, else `unchanged` when an ended
- * listing of the run stands for it. An image that changed during the run
- * counts as changed whichever answer about it was stored last (two kinds'
- * lists may return one image, the older answer after the newer).
+ * What came of target `t` in run `r` (null: nothing yet): its last attempt
+ * since the run started, else `unchanged` when its ended listing stands for
+ * it. An image that changed during the run counts as changed whichever answer
+ * about it was stored last (two kinds' lists may return one image, the older
+ * answer after the newer). The image is read only for the few targets with an
+ * attempt or off the list, never in a scan.
  */
 function outcomeInRun(sql: Sql | Tx) {
   return sql`CASE
     WHEN t.last_attempt_at >= r.started_at THEN
-      CASE WHEN t.last_outcome = 'unchanged' AND i.last_changed_at >= r.started_at AND i.deleted_at IS NULL THEN 'changed'
+      CASE WHEN t.last_outcome = 'unchanged' AND EXISTS (SELECT 1 FROM image_rows i
+          WHERE (i.project_id, i.region_id, i.image_id) = (t.project_id, t.region_id, t.image_id)
+            AND i.last_changed_at >= r.started_at AND i.deleted_at IS NULL) THEN 'changed'
         ELSE t.last_outcome END
     WHEN ${doneByRunListing(sql)} THEN 'unchanged' END`;
 }
@@ -45,22 +58,23 @@ function outcomeInRun(sql: Sql | Tx) {
  */
 export function runCounts(sql: Sql | Tx) {
   return sql`
-    SELECT count(*) FILTER (WHERE o.outcome = 'unchanged')::int AS unchanged,
-           count(*) FILTER (WHERE o.outcome = 'changed')::int AS changed,
-           count(*) FILTER (WHERE o.outcome = 'changed' AND NOT EXISTS (SELECT 1 FROM image_versions v
+    SELECT count(*) FILTER (WHERE t.outcome = 'unchanged')::int AS unchanged,
+           count(*) FILTER (WHERE t.outcome = 'changed')::int AS changed,
+           count(*) FILTER (WHERE t.outcome = 'changed' AND NOT EXISTS (SELECT 1 FROM image_versions v
              WHERE (v.project_id, v.region_id, v.image_id) = (t.project_id, t.region_id, t.image_id) AND v.valid_to IS NOT NULL))::int
              AS created,
-           count(*) FILTER (WHERE o.outcome = 'deleted')::int AS deleted,
-           count(*) FILTER (WHERE o.outcome = 'failed')::int AS failed,
+           count(*) FILTER (WHERE t.outcome = 'deleted')::int AS deleted,
+           count(*) FILTER (WHERE t.outcome = 'failed')::int AS failed,
            (SELECT count(*)::int FROM targets t WHERE ${discoveredBy(sql)}) AS discovered,
            (SELECT coalesce(sum(coalesce(l.listed, (SELECT count(*) FROM listing_ids x WHERE x.listing_id = l.id))), 0)::bigint
              FROM listings l WHERE l.run_id = r.id) AS listed,
            (SELECT coalesce(sum(l.marked_left), 0)::int FROM listings l WHERE l.run_id = r.id) AS marked_left,
            (SELECT count(*)::int FROM listings l WHERE l.run_id = r.id AND l.status = 'incomplete') AS listings_failed
-    FROM targets t
-    LEFT JOIN image_rows i ON (i.project_id, i.region_id, i.image_id) = (t.project_id, t.region_id, t.image_id)
-    CROSS JOIN LATERAL (SELECT ${outcomeInRun(sql)} AS outcome) o
-    WHERE o.outcome IS NOT NULL AND ((${inRunScope(sql)}) OR (${discoveredBy(sql)}))`;
+    -- OFFSET 0 keeps the subquery whole, so each target's outcome is worked out once, not once per count.
+    FROM (SELECT t.project_id, t.region_id, t.image_id, ${outcomeInRun(sql)} AS outcome
+      FROM targets t ${endedListingOfRun(sql)}
+      WHERE (${inRunScope(sql)}) OR (${discoveredBy(sql)}) OFFSET 0) t
+    WHERE t.outcome IS NOT NULL`;
 }
 
 /**
@@ -71,7 +85,7 @@ export function runCounts(sql: Sql | Tx) {
  */
 export function unfinishedWork(sql: Sql | Tx) {
   return sql`
-    SELECT t.account, 'target' AS kind FROM targets t
+    SELECT t.account, 'target' AS kind FROM targets t ${endedListingOfRun(sql)}
     WHERE ${inRunScope(sql)} AND t.last_attempt_at < r.started_at AND NOT ${doneByRunListing(sql)}
     UNION ALL
     SELECT l.account, 'listing' AS kind FROM listings l WHERE l.run_id = r.id AND l.status IN ('expanding', 'listing')`;
