@@ -1,6 +1,7 @@
 import { DEFAULT_ACCOUNT } from '../config/accounts.js';
 import type { Sql } from '../db/db.js';
 import type { Triple } from '../interfaces.js';
+import { doneByListing } from './runScope.js';
 
 export interface Claim {
   jobId: string;
@@ -20,8 +21,8 @@ export interface ClaimScope {
   /** Only this account's targets (a schedule group is of one account already). */
   account?: string;
   target?: Triple;
-  /** Leave out targets attempted since then (a run's start): they have their outcome. */
-  unattemptedSince?: string;
+  /** Only targets without an outcome in this run (outcomeCounts.ts): not attempted since it started, and no ended listing of it stands for them. */
+  unfinishedIn?: { runId: number; startedAt: string };
   /** Include targets that only a scope lists (their listing ended without reaching them). */
   discovered?: boolean;
 }
@@ -58,6 +59,7 @@ export async function claimTargets(
   after: Triple = START,
 ): Promise<ClaimPage> {
   const t = scope.target;
+  const run = scope.unfinishedIn;
   // The claimed rows and the last candidate, without joining the two CTEs: a join of CTE scans is planned
   // from guesses, and a nested loop over 5,000 x 5,000 rows took seconds.
   const rows = await sql<
@@ -67,13 +69,15 @@ export async function claimTargets(
       SELECT project_id, region_id, image_id, account,
         CASE WHEN account = ${DEFAULT_ACCOUNT} THEN '' ELSE account || '-' END
           || (row_number() OVER (PARTITION BY account ORDER BY project_id, region_id, image_id) - 1) / ${batchSize} AS chunk
-      FROM targets
+      FROM targets t
       WHERE queued_job IS NULL AND (${scope.scheduleKey}::text IS NULL OR schedule_key = ${scope.scheduleKey})
         AND (${scope.account ?? null}::text IS NULL OR account = ${scope.account ?? null}::text)
         AND left_scope_at IS NULL AND (explicit OR ${scope.discovered === true || t !== undefined})
         AND (${t?.imageId ?? null}::text IS NULL
           OR (project_id, region_id, image_id) = (${t?.projectId ?? null}::int, ${t?.regionId ?? null}::int, ${t?.imageId ?? null}::text))
-        AND (${scope.unattemptedSince ?? null}::timestamptz IS NULL OR last_attempt_at < ${scope.unattemptedSince ?? null}::timestamptz)
+        AND (${run?.runId ?? null}::bigint IS NULL OR (t.last_attempt_at < ${run?.startedAt ?? null}::timestamptz
+          AND NOT EXISTS (SELECT 1 FROM listings l
+            WHERE l.run_id = ${run?.runId ?? null}::bigint AND l.status IN ('complete', 'incomplete') AND ${doneByListing(sql)})))
         AND (project_id, region_id, image_id) > (${after.projectId}, ${after.regionId}, ${after.imageId})
       ORDER BY project_id, region_id, image_id
       LIMIT ${limit}),

@@ -74,7 +74,12 @@ export async function requeueOpenRuns(sql: Sql, queues: Queues, batchSize: numbe
   await releaseClaims(sql, lost);
   let queued = 0;
   for (const run of await openRunScopes(sql)) {
-    const scope = { scheduleKey: run.scheduleKey, account: run.account, target: run.target, unattemptedSince: run.startedAt };
+    const scope = {
+      scheduleKey: run.scheduleKey,
+      account: run.account,
+      target: run.target,
+      unfinishedIn: { runId: run.id, startedAt: run.startedAt },
+    };
     queued += (await queueRefreshes(sql, queues, scope, `r${run.id}-lost`, batchSize)).queued;
   }
   return queued;

@@ -54,7 +54,7 @@ async function requeueLost(sql: Sql, queues: Queues, run: ManualRun, batchSize: 
     scheduleKey: null,
     account: run.account,
     target: run.target,
-    unattemptedSince: run.startedAt,
+    unfinishedIn: { runId: run.id, startedAt: run.startedAt },
     discovered: listings === 0,
   };
   return (await queueRefreshes(sql, queues, scope, `m${run.id}-again`, batchSize)).queued;
