@@ -91,6 +91,7 @@ async function syncThroughFailover(account: string) {
   await cluster.failover(replica);
   const doneAtFailover = await done(run);
   const end = await workers[0]!.waitForRun(run, 120_000);
+  await cluster.settle();
   expect(await invariantViolations(services.sql, services.queues)).toEqual([]);
   return { end, doneAtFailover, newMaster: replica };
 }

@@ -28,10 +28,12 @@ export interface ThrowawayCluster {
   /** Every key on every master that starts with `prefix`. */
   keys(prefix: string): Promise<string[]>;
   /**
-   * A coordinated `CLUSTER FAILOVER` on the replica at `port`: it takes over
-   * its master's slots once it has every write, and the cluster agrees.
+   * A coordinated `CLUSTER FAILOVER` on the replica at `port`: resolves once it
+   * has taken over its master's slots, which it does once it has every write.
    */
   failover(port: number): Promise<void>;
+  /** Resolves once every node sees the same three shards of a master and a replica in sync. */
+  settle(): Promise<void>;
   /** Errors of this kind (CROSSSLOT, MOVED, ...) the nodes have answered so far, summed (INFO errorstats). */
   errorCount(kind: string): Promise<number>;
   stop(): Promise<void>;
@@ -46,6 +48,8 @@ function startNode(dir: string, port: number, busPort: number): ClusterNode {
       ...['--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1', '--dir', dir],
       ...['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`)],
       ...['--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
+      // A replica's first sync starts at once rather than after the default 5 s wait for others to join it.
+      ...['--repl-diskless-sync-delay', '0'],
     ],
     { stdio: 'ignore' },
   );
@@ -93,24 +97,38 @@ async function settled(nodes: ClusterNode[]): Promise<boolean> {
   return views.size === 1 && (JSON.parse(view!) as number[][]).filter((shard) => shard.length === 4).length === NODES / 2;
 }
 
+async function stopNodes(nodes: ClusterNode[], dir: string): Promise<void> {
+  for (const node of nodes) {
+    node.client.disconnect();
+    if (node.child.exitCode === null && node.child.signalCode === null) {
+      const exited = once(node.child, 'exit');
+      node.child.kill('SIGKILL');
+      await exited;
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Makes the six nodes one cluster: the first three named become the masters, of slots 0-5460, 5461-10922 and 10923-16383. */
+async function formCluster(nodes: ClusterNode[]): Promise<void> {
+  await waitFor('the cluster nodes to answer', async () =>
+    (await Promise.all(nodes.map((node) => node.client.ping()))).every((p) => p === 'PONG'),
+  );
+  const create = ['--cluster', 'create', ...nodes.map((node) => `127.0.0.1:${node.port}`), '--cluster-replicas', '1', '--cluster-yes'];
+  // redis-cli waits for the nodes to meet without end: a node that cannot reach another's bus fails here.
+  await run('redis-cli', create, { timeout: 60_000 });
+  await waitFor('the cluster to settle', () => settled(nodes));
+}
+
 export async function throwawayRedisCluster(): Promise<ThrowawayCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'gis-cluster-'));
   const ports = await sparePorts(NODES * 2);
   const nodes = Array.from({ length: NODES }, (_, n) => startNode(dir, ports[n]!, ports[NODES + n]!));
   const at = (port: number) => nodes.find((node) => node.port === port)!;
-  await waitFor('the cluster nodes to answer', async () =>
-    (await Promise.all(nodes.map((node) => node.client.ping()))).every((p) => p === 'PONG'),
-  );
-  // The first three named become the masters, of slots 0-5460, 5461-10922 and 10923-16383.
-  await run('redis-cli', [
-    '--cluster',
-    'create',
-    ...nodes.map((node) => `127.0.0.1:${node.port}`),
-    '--cluster-replicas',
-    '1',
-    '--cluster-yes',
-  ]);
-  await waitFor('the cluster to settle', () => settled(nodes));
+  await formCluster(nodes).catch(async (error: unknown) => {
+    await stopNodes(nodes, dir);
+    throw error;
+  });
   const slotOf = async (key: string) => Number(await nodes[0]!.client.cluster('KEYSLOT', key));
   const shardOf = async (key: string) => {
     const slot = await slotOf(key);
@@ -138,24 +156,14 @@ export async function throwawayRedisCluster(): Promise<ThrowawayCluster> {
     async failover(port) {
       await at(port).client.cluster('FAILOVER');
       await waitFor('the replica to take over', async () => (await info(at(port), 'replication')).role === 'master');
-      await waitFor('the cluster to settle after the failover', () => settled(nodes));
     },
+    settle: () => waitFor('the cluster to settle', () => settled(nodes)),
     async errorCount(kind) {
       const counts = await Promise.all(
         nodes.map(async (node) => /count=(\d+)/.exec((await info(node, 'errorstats'))[`errorstat_${kind}`] ?? '')?.[1]),
       );
       return counts.reduce((sum, count) => sum + Number(count ?? 0), 0);
     },
-    async stop() {
-      for (const node of nodes) {
-        node.client.disconnect();
-        if (node.child.exitCode === null && node.child.signalCode === null) {
-          const exited = once(node.child, 'exit');
-          node.child.kill('SIGKILL');
-          await exited;
-        }
-      }
-      await rm(dir, { recursive: true, force: true });
-    },
+    stop: () => stopNodes(nodes, dir),
   };
 }
