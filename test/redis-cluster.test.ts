@@ -2,9 +2,9 @@
 // Cluster (REDIS_CLUSTER_NODES): three masters with a replica each, started by
 // this file on spare ports. Two workers sync 300 images of two accounts at 25
 // requests a second each (50 together), while one shard's master hands over to
-// its replica (CLUSTER FAILOVER): no script or command crosses a slot, each
-// account's keys are on a slot and master of their own, nothing is lost and no
-// version is stored twice.
+// its replica (CLUSTER FAILOVER), or dies and its replica takes over: no script
+// or command crosses a slot, each account's keys are on a slot and master of
+// their own, nothing is lost and no version is stored twice.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DEFAULT_ACCOUNT } from '../src/config/accounts.js';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
@@ -150,6 +150,16 @@ it("puts each account's queues and timeline on a slot of its own, the accounts o
   const masters = [];
   for (const tag of tags.slice(0, 3)) masters.push((await cluster.shardOf(tag)).master);
   expect(new Set(masters).size).toBe(3);
+  // The records other processes read are found on whichever master holds them.
+  const { backend, deployment } = workers[0]!.services;
+  expect(await backend.liveDeployments()).toEqual([deployment]);
+  const rejection = { account: 'prod', at: new Date().toISOString(), worker: 'w1', hostname: 'h', pid: 1 };
+  const held = backend.holdKeyRejection(rejection, (error) => expect.fail(error.message));
+  await waitFor('the record to be written', async () => (await backend.keyRejections()).length === 1);
+  expect(await backend.keyRejections()).toEqual([rejection]);
+  expect(await cluster.keys('{gis-cluster}:key-rejected:')).toEqual(['{gis-cluster}:key-rejected:h:1:w1:prod']);
+  await held.release();
+  expect(await backend.keyRejections()).toEqual([]);
   expect(written).toEqual(
     expect.arrayContaining([
       '{gis-cluster}:deployments',

@@ -87,7 +87,10 @@ end
 return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
 `;
 
-/** Every key matching `pattern`: on a cluster each master holds only its own slots' keys, so each is scanned. */
+/**
+ * Every key matching `pattern`, once: on a cluster each master holds only its own slots' keys, so
+ * each is scanned (a node that has just turned replica may answer with its new master's keys too).
+ */
 async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> {
   const keys: string[] = [];
   for (const node of 'nodes' in redis ? redis.nodes('master') : [redis]) {
@@ -98,7 +101,7 @@ async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> 
       keys.push(...batch);
     } while (cursor !== '0');
   }
-  return keys;
+  return [...new Set(keys)];
 }
 
 /** The connection, the key layout and how messages name the store, for one Redis (a URL) or a cluster. */
