@@ -2,9 +2,9 @@
 // Cluster (REDIS_CLUSTER_NODES): three masters with a replica each, started by
 // this file on spare ports. Two workers sync 300 images of two accounts at 25
 // requests a second each (50 together), while one shard's master hands over to
-// its replica (CLUSTER FAILOVER), or dies and its replica takes over: no script
-// or command crosses a slot, each account's keys are on a slot and master of
-// their own, nothing is lost and no version is stored twice.
+// its replica (CLUSTER FAILOVER): no script or command crosses a slot, each
+// account's keys are on a slot and master of their own, nothing is lost and no
+// version is stored twice.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DEFAULT_ACCOUNT } from '../src/config/accounts.js';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
@@ -88,7 +88,7 @@ async function syncThroughFailover(account: string) {
   const run = await workers[0]!.startSync();
   await waitFor('a tenth of the refreshes', async () => (await done(run)) >= TOTAL / 10);
   const { replica } = await cluster.shardOf(KEYS.queuePrefix(account));
-  await cluster.failover(replica!);
+  await cluster.failover(replica);
   const doneAtFailover = await done(run);
   const end = await workers[0]!.waitForRun(run, 120_000);
   await cluster.settle();
@@ -181,32 +181,6 @@ it('a second sync through a failover of the other account stores one new version
   const { byAccount, together } = requestsPerSecond();
   for (const seconds of byAccount) expect(Math.max(...seconds)).toBeLessThanOrEqual(RATE);
   expect(Math.max(...together)).toBeLessThanOrEqual(2 * RATE);
-  expect(await cluster.errorCount('CROSSSLOT')).toBe(0);
-}, 180_000);
-
-it('a master killed in the middle of a sync: its replica takes over, nothing is lost and no version is stored twice', async () => {
-  for (const triple of [...TRIPLES.prod, ...TRIPLES.staging]) fake.updateImage(triple, { name: `again-${triple.imageId}` });
-  fake.resetStats();
-  const [{ services }] = workers as [Pipeline];
-  const run = await workers[0]!.startSync();
-  await waitFor('a tenth of the refreshes', async () => (await done(run)) >= TOTAL / 10);
-  const { master, replica } = await cluster.shardOf(KEYS.queuePrefix('prod'));
-  await cluster.kill(master);
-  await waitFor('the replica to take over', async () => (await cluster.shardOf(KEYS.queuePrefix('prod'))).master === replica);
-  const doneAtFailover = await done(run);
-  const end = await workers[0]!.waitForRun(run, 120_000);
-  expect(end).toMatchObject({ status: 'finished', planned: TOTAL, changed: TOTAL, created: 0, unchanged: 0, failed: 0 });
-  expect(doneAtFailover).toBeLessThan(TOTAL);
-  // Back, it serves as the new master's replica; the workers' connections to it are whole again.
-  cluster.restart(master);
-  await cluster.settle();
-  expect(await cluster.shardOf(KEYS.queuePrefix('prod'))).toEqual({ master: replica, replica: master });
-  expect(await invariantViolations(services.sql, services.queues)).toEqual([]);
-  expect(
-    await services.sql`SELECT versions, count(*)::int AS images FROM (SELECT count(*)::int AS versions FROM image_versions GROUP BY project_id, region_id, image_id) v GROUP BY 1`,
-  ).toEqual([{ versions: 3, images: TOTAL }]);
-  const { byAccount } = requestsPerSecond();
-  for (const seconds of byAccount) expect(Math.max(...seconds)).toBeLessThanOrEqual(RATE);
   expect(await cluster.errorCount('CROSSSLOT')).toBe(0);
 }, 180_000);
 
