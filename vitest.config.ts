@@ -17,6 +17,7 @@ const UNIT = [
   'test/image-payload.test.ts',
   'test/list-page.test.ts',
   'test/progress.test.ts',
+  'test/redis-keys.test.ts',
   'test/rate-limiter-late-slots.test.ts',
   'test/rate-limiter-store-away.test.ts',
   'test/retry-policy.test.ts',

@@ -143,7 +143,7 @@ ${Object.entries(COMMANDS)
 
 configuration comes from the environment (GCORE_API_KEY, GCORE_BASE_URL, DATABASE_URL (unset: an
 embedded PostgreSQL under GCORE_IMAGE_SYNC_HOME, default ${DEFAULTS.home}),
-REDIS_URL, QUEUE_PREFIX, TARGETS_FILE (default ${DEFAULTS.targetsFile}), LOG_LEVEL, LOG_FORMAT (LOG_PRETTY),
+REDIS_URL or REDIS_CLUSTER_NODES (REDIS_CLUSTER_*), QUEUE_PREFIX, TARGETS_FILE (default ${DEFAULTS.targetsFile}), LOG_LEVEL, LOG_FORMAT (LOG_PRETTY),
 LOG_PROGRESS_SECONDS, AUDIT_LOG_POLL_SECONDS, HTTP_PORT, QUEUE_DASHBOARD, ALERT_WEBHOOK_URL, ALERT_WEBHOOK_SECRET,
 SYNC_*): defaults and ranges in docs/configuration.md.
 gcore-image-sync --version prints the version.`;

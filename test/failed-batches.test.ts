@@ -4,7 +4,7 @@ import { UnrecoverableError } from 'bullmq';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sampleImageId } from '../src/fake-gcore/fixtures.js';
 import type { Triple } from '../src/interfaces.js';
-import { failedBatches, REFRESH_JOB, REFRESH_QUEUE } from '../src/queues/queue.js';
+import { failedBatches, REFRESH_JOB } from '../src/queues/queue.js';
 import { startScenario, withWorker, type Scenario } from './support/pipeline.js';
 import { waitFor } from './support/throwaway.js';
 
@@ -26,7 +26,7 @@ it("a job of another deployment that failed for good is left for that deployment
     { deployment: queues.refresh.deployment, items: [{ ...OWN, attempt: 0 }] },
     { jobId: 'mine-1', attempts: 1 },
   );
-  const taker = backend.worker(REFRESH_QUEUE, null, { autorun: false });
+  const taker = backend.worker(queues.refresh, null, { autorun: false });
   for (const id of ['foreign-1', 'mine-1']) {
     const job = await taker.getNextJob('dying-worker');
     expect(job?.id).toBe(id);
@@ -51,7 +51,7 @@ it('of two processes that found the same failed batch, exactly one takes it', as
     { deployment: queues.refresh.deployment, items: [{ ...T, attempt: 0 }] },
     { jobId: 'own-1', attempts: 1 },
   );
-  const taker = backend.worker(REFRESH_QUEUE, null, { autorun: false });
+  const taker = backend.worker(queues.refresh, null, { autorun: false });
   const job = await taker.getNextJob('dying-worker');
   expect(job?.id).toBe('own-1');
   await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'dying-worker', false);

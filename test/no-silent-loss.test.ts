@@ -5,7 +5,6 @@ import { UnrecoverableError } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import type { Triple } from '../src/interfaces.js';
-import { REFRESH_QUEUE } from '../src/queues/queue.js';
 import { invariantViolations } from './support/invariants.js';
 import { startScenario, withWorker, type Scenario } from './support/pipeline.js';
 
@@ -155,7 +154,7 @@ describe('nothing lost in silence', () => {
       const s = await scenario(2, { SYNC_ATTEMPTS: attempts }, true);
       const run = await s.pipeline.startSync();
       // Take the queued batch as a dying worker would, and fail it for good, as BullMQ does to a job stalled too often.
-      const taker = s.pipeline.services.backend.worker(REFRESH_QUEUE, null, { autorun: false });
+      const taker = s.pipeline.services.backend.worker(s.pipeline.services.queues.refresh, null, { autorun: false });
       const job = await taker.getNextJob('dying-worker');
       await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'dying-worker', false);
       await taker.close();

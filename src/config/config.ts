@@ -11,8 +11,10 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Where the embedded PostgreSQL keeps its data, and why there (home.ts: GCORE_IMAGE_SYNC_HOME, else the default). */
   home: Home;
-  /** Unset: the queues run on Postgres, in the deployment's own database (backend.ts). */
+  /** Unset: the queues run on Postgres, in the deployment's own database (backend.ts), or on redisCluster. */
   redisUrl: string | undefined;
+  /** Set (REDIS_CLUSTER_NODES): the queues run on this Redis Cluster (redis-keys.ts); never with redisUrl. */
+  redisCluster: RedisClusterSettings | undefined;
   targetsFile: string;
   logLevel: string;
   /** Requests per second across every worker process; 0 means no limit. */
@@ -49,6 +51,17 @@ export interface Config {
   auditLogPollSeconds: number;
   /** Seconds between the progress lines a worker logs while runs are open; 0 turns them off. */
   logProgressSeconds: number;
+}
+
+/** Where a Redis Cluster is and how to log in to it. */
+export interface RedisClusterSettings {
+  /** The nodes asked for the cluster's layout at start; the client learns the rest from them. */
+  seeds: Array<{ host: string; port: number }>;
+  /** An ACL user; undefined: the default user. */
+  username: string | undefined;
+  /** Never logged. */
+  password: string | undefined;
+  tls: boolean;
 }
 
 export const DEFAULTS = {
@@ -153,6 +166,39 @@ function readAlertWebhook(env: Env, problems: string[]): Pick<Config, 'alertWebh
   return { alertWebhookUrl: url, alertWebhookSecret: secret };
 }
 
+/** host:port, or [v6 address]:port; undefined when it is neither. */
+function parseSeed(text: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[3]) : 0;
+  if (!match || port < 1 || port > 65_535) return undefined;
+  return { host: (match[1] ?? match[2])!, port };
+}
+
+/**
+ * REDIS_CLUSTER_NODES and the settings that go with it. A cluster and one Redis
+ * are different stores: both set would leave it to chance which one a process
+ * uses. The prefix becomes a hash tag, so it cannot hold one of its own.
+ */
+function readRedisCluster(env: Env, problems: string[]): RedisClusterSettings | undefined {
+  const nodes = env.REDIS_CLUSTER_NODES?.trim() ?? '';
+  const username = env.REDIS_CLUSTER_USERNAME || undefined;
+  const password = env.REDIS_CLUSTER_PASSWORD || undefined;
+  const tls = readSwitch(env, 'REDIS_CLUSTER_TLS', problems);
+  if (nodes === '') {
+    const stray = [username && 'REDIS_CLUSTER_USERNAME', password && 'REDIS_CLUSTER_PASSWORD', tls && 'REDIS_CLUSTER_TLS'].filter(Boolean);
+    if (stray.length > 0) problems.push(`${stray.join(', ')}: set without REDIS_CLUSTER_NODES`);
+    return undefined;
+  }
+  const seeds = nodes.split(',').map((node) => node.trim());
+  const bad = seeds.filter((node) => parseSeed(node) === undefined);
+  if (bad.length > 0)
+    problems.push(`REDIS_CLUSTER_NODES: must be host:port seeds separated by commas (not ${bad.map((b) => `"${b}"`).join(', ')})`);
+  if (env.REDIS_URL?.trim()) problems.push('REDIS_CLUSTER_NODES: set together with REDIS_URL; set one (a Redis Cluster, or one Redis)');
+  if (/[{}]/.test(env.QUEUE_PREFIX ?? ''))
+    problems.push('QUEUE_PREFIX: must not hold "{" or "}" with REDIS_CLUSTER_NODES: the prefix becomes part of each key\'s hash tag');
+  return { seeds: seeds.flatMap((node) => parseSeed(node) ?? []), username, password, tls };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
   const logLevel = env.LOG_LEVEL?.trim() || DEFAULTS.logLevel;
@@ -167,6 +213,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: env.DATABASE_URL?.trim() ? readUrl(env, 'DATABASE_URL', '', ['postgres:', 'postgresql:'], problems) : undefined,
     home: locateHome(env),
     redisUrl: env.REDIS_URL?.trim() ? readUrl(env, 'REDIS_URL', '', ['redis:', 'rediss:'], problems) : undefined,
+    redisCluster: readRedisCluster(env, problems),
     targetsFile: env.TARGETS_FILE?.trim() || DEFAULTS.targetsFile,
     logLevel,
     rateLimitPerSecond: readInt(env, 'SYNC_RATE_LIMIT_PER_SECOND', DEFAULTS.rateLimitPerSecond, 0, 10_000, problems),

@@ -40,7 +40,7 @@ const STORE_CHUNK = 250;
 
 export function startListWorker(ctx: AccountContext): Worker<ListJobData> {
   const listings = new ListingJobs(ctx);
-  const worker = ctx.backend.worker<ListJobData>(ctx.own.list.name, (job, token) => listings.runListJob(job, token), {
+  const worker = ctx.backend.worker<ListJobData>(ctx.own.list, (job, token) => listings.runListJob(job, token), {
     ...ctx.workerOptions,
     name: `list-${ctx.workerId}`,
     maxStalledCount: MAX_STALLED_COUNT,

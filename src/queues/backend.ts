@@ -11,13 +11,20 @@ import type { RequestTimeline } from '../gcore/rate-limiter.js';
 /** The options a worker chooses; the connection and namespace are the backend's. */
 export type WorkerSettings = Omit<WorkerOptions, 'connection' | 'prefix'>;
 
+/** What a worker needs of its queue: the name, and the prefix the store opened it under (redis-keys.ts). */
+export interface WorkedQueue {
+  readonly name: string;
+  readonly opts: { prefix?: string };
+}
+
 export interface QueueBackend {
-  readonly kind: 'redis' | 'postgres';
+  /** Which store, as workers mark it in the database: processes of one deployment on different ones are split (deployment-registry.ts). */
+  readonly kind: 'redis' | 'redis-cluster' | 'postgres';
   /** Where the queues are, for messages: 'this Redis and QUEUE_PREFIX "x"' or 'the queue schema "x" of this database'. */
   readonly where: string;
   readonly queues: Queues;
-  /** A BullMQ worker on this store's queues (without a processor: one that takes jobs by hand). */
-  worker<D>(name: string, processor: Processor<D> | null, settings: WorkerSettings): Worker<D>;
+  /** A BullMQ worker on one of this store's queues (without a processor: one that takes jobs by hand). */
+  worker<D>(queue: WorkedQueue, processor: Processor<D> | null, settings: WorkerSettings): Worker<D>;
   /** An account's request timeline, shared by every process of the deployment. */
   timeline(account: string): RequestTimeline;
   /**

@@ -29,9 +29,12 @@ export function sharingProblem(where: string, own: string, live: string[]): stri
 /** What is wrong when this database's workers use more than one kind of queue store; undefined when they agree. */
 export function mixedStoresProblem(kinds: string[]): string | undefined {
   if (kinds.length < 2) return undefined;
+  const settings = kinds.includes('redis-cluster')
+    ? { differ: 'REDIS_URL and REDIS_CLUSTER_NODES differ between them', same: 'REDIS_URL or REDIS_CLUSTER_NODES' }
+    : { differ: 'some have REDIS_URL set and some not', same: 'REDIS_URL' };
   return (
-    `the workers of this database use different queue stores (${kinds.join(' and ')}): some have REDIS_URL set and some not, ` +
-    "so each takes the other's queued refreshes for lost and queues them again; give every process of this deployment the same REDIS_URL"
+    `the workers of this database use different queue stores (${kinds.join(' and ')}): ${settings.differ}, ` +
+    `so each takes the other's queued refreshes for lost and queues them again; give every process of this deployment the same ${settings.same}`
   );
 }
 

@@ -18,7 +18,7 @@ import {
 } from 'bullmq';
 import pLimit from 'p-limit';
 import pg from 'pg';
-import type { QueueBackend, WorkerSettings } from './backend.js';
+import type { QueueBackend, WorkedQueue, WorkerSettings } from './backend.js';
 import type { Database } from '../db/database.js';
 import type { Sql } from '../db/db.js';
 import { ENTRY_TTL_MS, entryName, holdRecord } from './key-health.js';
@@ -76,7 +76,7 @@ export async function openPostgresBackend(store: QueueDatabase, deployment: stri
     throw error;
   }
   const factory = createPostgresBackend as unknown as BackendFactory<IQueueBackend, unknown>;
-  const queues = openQueues({ connection: pool }, factory, deployment);
+  const queues = openQueues(() => ({ connection: pool }), factory, deployment);
   const { sql } = store;
   // The database is the deployment's own: one timeline per account for all its processes, whatever their QUEUE_PREFIX.
   const oneAtATime = pLimit(1);
@@ -85,10 +85,10 @@ export async function openPostgresBackend(store: QueueDatabase, deployment: stri
     where: `the queue schema "${schema}" of this database`,
     queues,
     // BullMQ's types tie a worker to Redis's connection options; the queue code needs only what both backends do.
-    worker: <D>(name: string, processor: Processor<D> | null, settings: WorkerSettings) => {
+    worker: <D>(queue: WorkedQueue, processor: Processor<D> | null, settings: WorkerSettings) => {
       pool.options.max = (pool.options.max ?? QUERY_CONNECTIONS) + 1;
       const worker = new Worker<D, unknown, string, IQueueBackend, JobProgress, unknown>(
-        name,
+        queue.name,
         processor,
         { ...settings, connection: pool },
         factory,

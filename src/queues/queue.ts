@@ -9,7 +9,7 @@ import { JOB_RETRY } from '../work/retry-policy.js';
 import { schedulerId } from '../schedule/schedule.js';
 
 export const REFRESH_QUEUE = 'image-refresh';
-export const SCHEDULE_QUEUE = 'image-schedule';
+const SCHEDULE_QUEUE = 'image-schedule';
 export const LIST_QUEUE = 'image-list';
 
 /**
@@ -119,14 +119,19 @@ export interface Queues {
   close(): Promise<void>;
 }
 
-/** The queues on a store (backend.ts): its connection options, and BullMQ's backend factory when it is not Redis. */
+/**
+ * The queues on a store (backend.ts): its connection options for an account's
+ * queues, or for no account the schedule queue's (on a Redis Cluster each
+ * account's queues have a prefix of their own: redis-keys.ts), and BullMQ's
+ * backend factory when it is not Redis.
+ */
 export function openQueues(
-  opts: QueueOptions<unknown>,
+  optionsFor: (account: string | undefined) => QueueOptions<unknown>,
   factory: BackendFactory<IQueueBackend, unknown> | undefined,
   deployment: string,
 ): Queues {
-  const open = <D extends DeploymentJobData>(name: string) => {
-    const queue = new DeploymentQueue<D>(name, opts, factory, deployment);
+  const open = <D extends DeploymentJobData>(name: string, account: string | undefined) => {
+    const queue = new DeploymentQueue<D>(name, optionsFor(account), factory, deployment);
     // Lost connections are retried by the store's client and reported by the workers; without a listener
     // BullMQ would print each retry's error.
     queue.on('error', () => {});
@@ -138,15 +143,15 @@ export function openQueues(
     if (!queues) {
       queues = {
         account,
-        refresh: open<RefreshJobData>(accountQueueName(REFRESH_QUEUE, account)),
-        list: open<ListJobData>(accountQueueName(LIST_QUEUE, account)),
+        refresh: open<RefreshJobData>(accountQueueName(REFRESH_QUEUE, account), account),
+        list: open<ListJobData>(accountQueueName(LIST_QUEUE, account), account),
       };
       byAccount.set(account, queues);
     }
     return queues;
   };
   const implied = forAccount(DEFAULT_ACCOUNT);
-  const schedule = open<TickJobData>(SCHEDULE_QUEUE);
+  const schedule = open<TickJobData>(SCHEDULE_QUEUE, undefined);
   return {
     refresh: implied.refresh,
     schedule,

@@ -1,39 +1,17 @@
-// The queue store on Redis (REDIS_URL set): BullMQ's own backend, the request
-// timeline and the deployment registry as Lua on single keys, rejected keys as
-// expiring keys. Every key starts with QUEUE_PREFIX. Redis's own clock decides
-// wherever time is compared, so machines with skewed clocks still agree.
+// The queue store on Redis (REDIS_URL or REDIS_CLUSTER_NODES set): BullMQ's
+// own backend, the request timeline and the deployment registry as Lua within
+// one hash slot each, rejected keys as expiring keys. Which key is where is
+// redis-keys.ts's to say. Redis's own clock decides wherever time is compared,
+// so machines with skewed clocks still agree.
 import { Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
 import type { QueueBackend } from './backend.js';
-import { redactUrl } from '../config/config.js';
+import type { RedisClusterSettings } from '../config/config.js';
 import { MARK_TTL_MS } from './deployment-registry.js';
-import { firstAnswer, ServiceUnavailableError } from '../errors.js';
 import { ENTRY_TTL_MS, entryName, holdRecord, type KeyRejection } from './key-health.js';
 import { openQueues } from './queue.js';
-import { apiPauseKey, rateLimitKey, type RequestTimeline } from '../gcore/rate-limiter.js';
-
-/** Opens a Redis connection for BullMQ and proves it answers, or fails fast saying where. */
-export async function connectRedis(url: string): Promise<Redis> {
-  const redis = new Redis(url, {
-    maxRetriesPerRequest: null,
-    enableOfflineQueue: true,
-    lazyConnect: true,
-    connectTimeout: 5000,
-  });
-  // ioredis reports "Connection is closed" on connect(); the socket error says why.
-  let socketError: Error | undefined;
-  redis.on('error', (error: Error) => (socketError ??= error));
-  try {
-    await firstAnswer(redis.connect().then(() => redis.ping()));
-  } catch (error) {
-    redis.disconnect();
-    // disconnect() only half-closes: a server that connected and said nothing would hold the
-    // socket, and with it the process, for disconnectTimeout longer.
-    redis.stream?.destroy();
-    throw new ServiceUnavailableError('Redis', redactUrl(url), socketError ?? error);
-  }
-  return redis;
-}
+import { clusterWhere, connectRedis, connectRedisCluster, type RedisClient } from './redis-connection.js';
+import { clusterKeys, singleNodeKeys, type TimelineKeys } from './redis-keys.js';
+import type { RequestTimeline } from '../gcore/rate-limiter.js';
 
 // KEYS[1] = next free slot (ms); KEYS[2] = the pause in force: how long the API asked for (ms, as
 // the caller spelled it: "Infinity" too), expiring when the pause ends. ARGV[1] = slot width (ms),
@@ -69,13 +47,13 @@ redis.call('SET', KEYS[1], nextFree, 'PX', math.ceil(nextFree - now) + 1000)
 return {slot - now, paused, asked}
 `;
 
-function redisTimeline(redis: Redis, key: string, pauseKey: string): RequestTimeline {
+function redisTimeline(redis: RedisClient, keys: TimelineKeys): RequestTimeline {
   const call = async (width: number, pause: number, asked: number, throughPause: boolean) => {
     const [wait, paused, askedText] = (await redis.eval(
       TAKE_SLOT,
       2,
-      key,
-      pauseKey,
+      keys.next,
+      keys.pause,
       width,
       pause,
       String(asked),
@@ -109,29 +87,57 @@ end
 return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
 `;
 
-async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+/**
+ * Every key matching `pattern`, once: on a cluster each master holds only its own slots' keys, so
+ * each is scanned (a node that has just turned replica may answer with its new master's keys too).
+ */
+async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> {
   const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
-  return keys;
+  for (const node of 'nodes' in redis ? redis.nodes('master') : [redis]) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+  }
+  return [...new Set(keys)];
 }
 
-export async function openRedisBackend(url: string, queuePrefix: string, deployment: string): Promise<QueueBackend> {
-  const redis = await connectRedis(url);
-  const queues = openQueues({ connection: redis, prefix: queuePrefix }, undefined, deployment);
-  const registry = `${queuePrefix}:deployments`;
-  const rejectionKey = (rejection: KeyRejection) => `${queuePrefix}:key-rejected:${entryName(rejection)}`;
-  const markAndList = async (identity: string) => (await redis.eval(MARK_AND_LIST, 1, registry, identity, MARK_TTL_MS)) as string[];
+/** The connection, the key layout and how messages name the store, for one Redis (a URL) or a cluster. */
+async function openRedisStore(target: string | RedisClusterSettings, queuePrefix: string) {
+  if (typeof target === 'string')
+    return {
+      kind: 'redis' as const,
+      redis: await connectRedis(target),
+      keys: singleNodeKeys(queuePrefix),
+      where: `this Redis and QUEUE_PREFIX "${queuePrefix}"`,
+    };
   return {
-    kind: 'redis',
-    where: `this Redis and QUEUE_PREFIX "${queuePrefix}"`,
+    kind: 'redis-cluster' as const,
+    redis: await connectRedisCluster(target),
+    keys: clusterKeys(queuePrefix),
+    where: `the Redis Cluster at ${clusterWhere(target)} and QUEUE_PREFIX "${queuePrefix}"`,
+  };
+}
+
+/** The queue store on one Redis (`target` its URL) or on a Redis Cluster. */
+export async function openRedisBackend(
+  target: string | RedisClusterSettings,
+  queuePrefix: string,
+  deployment: string,
+): Promise<QueueBackend> {
+  const { kind, redis, keys, where } = await openRedisStore(target, queuePrefix);
+  const queues = openQueues((account) => ({ connection: redis, prefix: keys.queuePrefix(account) }), undefined, deployment);
+  const rejectionKey = (rejection: KeyRejection) => keys.keyRejection(entryName(rejection));
+  const markAndList = async (identity: string) => (await redis.eval(MARK_AND_LIST, 1, keys.deployments, identity, MARK_TTL_MS)) as string[];
+  return {
+    kind,
+    where,
     queues,
-    worker: (name, processor, settings) => new Worker(name, processor, { ...settings, connection: redis, prefix: queuePrefix }),
-    timeline: (account) => redisTimeline(redis, rateLimitKey(queuePrefix, account), apiPauseKey(queuePrefix, account)),
+    worker: (queue, processor, settings) =>
+      new Worker(queue.name, processor, { ...settings, connection: redis, prefix: queue.opts.prefix }),
+    timeline: (account) => redisTimeline(redis, keys.timeline(account)),
     markDeployment: (identity) => markAndList(identity),
     liveDeployments: () => markAndList(''),
     holdKeyRejection: (rejection, onError) =>
@@ -141,9 +147,10 @@ export async function openRedisBackend(url: string, queuePrefix: string, deploym
         onError,
       ),
     async keyRejections() {
-      const keys = await scanKeys(redis, `${queuePrefix}:key-rejected:*`);
-      if (keys.length === 0) return [];
-      const values = await redis.mget(...keys);
+      // One MGET: on a cluster the records share a hash tag, so one slot (redis-keys.ts).
+      const found = await scanKeys(redis, keys.keyRejectionPattern);
+      if (found.length === 0) return [];
+      const values = await redis.mget(...found);
       return values
         .filter((value): value is string => value !== null)
         .map((value) => JSON.parse(value) as KeyRejection)

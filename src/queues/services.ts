@@ -61,14 +61,14 @@ export async function openStore(config: Config, max: number, access: Access = 'c
 
 /**
  * Opens the queues of deployment `deployment` where the configuration puts
- * them: Redis when REDIS_URL is set, otherwise the deployment's own Postgres
+ * them: Redis when REDIS_URL or REDIS_CLUSTER_NODES is set, otherwise the deployment's own Postgres
  * database. The one place that decides; the rest of the code asks the
  * backend and never learns which one runs.
  */
 async function openBackend(config: Config, store: Store, deployment: string): Promise<QueueBackend> {
   // Only the chosen store's client is loaded: start-up time is every command's cost.
-  if (config.redisUrl !== undefined)
-    return (await import('./redis-backend.js')).openRedisBackend(config.redisUrl, config.queuePrefix, deployment);
+  const redis = config.redisCluster ?? config.redisUrl;
+  if (redis !== undefined) return (await import('./redis-backend.js')).openRedisBackend(redis, config.queuePrefix, deployment);
   return (await import('./postgres-backend.js')).openPostgresBackend(store, deployment);
 }
 

@@ -8,7 +8,7 @@ import type { DeploymentGuard } from '../queues/deployment-guard.js';
 import { queueListings, queueRefreshes } from '../work/fan-out.js';
 import type { Logger } from '../ops/logger.js';
 import { finishRunsSaying, sayRunStarted } from '../ops/run-log.js';
-import { SCHEDULE_QUEUE, SNAPSHOT_JOB, type Queues, type TickJobData } from '../queues/queue.js';
+import { SNAPSHOT_JOB, type Queues, type TickJobData } from '../queues/queue.js';
 import { pruneOperational, type PruneBatches } from '../sql/pruneOperational.js';
 import { startRun } from '../sql/startRun.js';
 import { takeSnapshot } from '../sql/takeSnapshot.js';
@@ -46,7 +46,7 @@ export function startScheduleWorker(deps: ScheduleWorkerDeps): Worker<TickJobDat
     return fanOut.queued;
   }
 
-  return deps.backend.worker<TickJobData>(SCHEDULE_QUEUE, processTick, {
+  return deps.backend.worker<TickJobData>(queues.schedule, processTick, {
     ...deps.workerOptions,
     name: `schedule-${deps.workerId}`,
     concurrency: 1,

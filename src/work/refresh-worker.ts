@@ -247,7 +247,7 @@ class RefreshBatches {
 /** The account's refresh worker; `concurrency` bounds this process's requests in flight across its batches. */
 export function startRefreshWorker(ctx: AccountContext, settings: { concurrency: number }): Worker<RefreshJobData> {
   const batches = new RefreshBatches(ctx, settings.concurrency);
-  const worker = ctx.backend.worker<RefreshJobData>(ctx.own.refresh.name, (job, token) => batches.processBatch(job, token), {
+  const worker = ctx.backend.worker<RefreshJobData>(ctx.own.refresh, (job, token) => batches.processBatch(job, token), {
     ...ctx.workerOptions,
     name: `refresh-${ctx.workerId}`,
     maxStalledCount: MAX_STALLED_COUNT,
