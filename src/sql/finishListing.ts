@@ -189,6 +189,11 @@ async function regionTallies(tx: Tx, listingId: number): Promise<RegionTally[]> 
     ORDER BY t.project_id, t.region_id`;
 }
 
+async function pagesWaiting(sql: Sql | Tx, listingId: number): Promise<boolean> {
+  const [waiting] = await sql`SELECT 1 FROM listing_pages WHERE listing_id = ${listingId} AND status = 'queued' LIMIT 1`;
+  return waiting !== undefined;
+}
+
 /**
  * Ends a listing once none of its pages waits for an answer; exactly one of
  * the processes that try ends it. Complete (every page answered, no id
@@ -204,12 +209,17 @@ export async function finishListing(
   listingId: number,
   confirm: { batchSize: number; jobPrefix: string },
 ): Promise<FinishedListing | undefined> {
+  // Most pages end while others still wait: they look without the lock, which the listing's end holds for seconds at
+  // scale. A page's answer commits before it looks, so the last to commit sees none waiting and takes the lock.
+  if (await pagesWaiting(sql, listingId)) return undefined;
   const finished = await sql.begin(async (tx) => {
     const [listing] = await tx<{ scope_key: string; error: string | null }[]>`
       SELECT scope_key, error FROM listings WHERE id = ${listingId} AND status = 'listing' FOR UPDATE`;
     if (!listing) return undefined;
-    const [waiting] = await tx`SELECT 1 FROM listing_pages WHERE listing_id = ${listingId} AND status = 'queued' LIMIT 1`;
-    if (waiting) return undefined;
+    if (await pagesWaiting(tx, listingId)) return undefined;
+    // listing_ids fills and empties with each listing, so its statistics are never current (autovacuum last saw it
+    // empty, say): without fresh ones the planner takes the anti-joins below for nested loops, a minute at 25,000 ids.
+    await tx`ANALYZE listing_ids`;
     const [tally] = await tx<Tally[]>`
       SELECT
         (SELECT endpoint || ' ' || project_id || '/' || region_id || ' offset ' || page * ${PAGE_LIMIT} || ': ' || error

@@ -86,6 +86,7 @@ export async function waitForRun(
 ): Promise<RunProgress> {
   let checkedAt = Date.now();
   let storeAway = false;
+  let lookMs = 0;
   for (;;) {
     options.signal?.throwIfAborted();
     try {
@@ -95,7 +96,9 @@ export async function waitForRun(
         const requeued = await requeueLost(sql, queues, run, options.batchSize, options.stoppedAccounts?.() ?? new Set());
         if (requeued > 0) options.onNotice?.(`run ${run.id}: ${requeued} refreshes were lost from the queue; queued them again`);
       }
+      const lookedAt = performance.now();
       const progress = await getRun(sql, run.id);
+      lookMs = performance.now() - lookedAt;
       if (!progress) throw new Error(`sync run ${run.id} no longer exists`);
       if (storeAway) options.onNotice?.('Postgres answers again');
       storeAway = false;
@@ -108,6 +111,6 @@ export async function waitForRun(
       if (!storeAway) options.onNotice?.(`Postgres does not answer (${(error as Error).message}); waiting for it`);
       storeAway = true;
     }
-    await delay(storeAway ? STORE_AWAY.waiterPollMs : (options.pollMs ?? POLL.runMs));
+    await delay(storeAway ? STORE_AWAY.waiterPollMs : Math.max(options.pollMs ?? POLL.runMs, POLL.runReadFactor * lookMs));
   }
 }

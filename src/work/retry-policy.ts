@@ -146,6 +146,14 @@ export const HAND_BACK = {
 export const POLL = {
   /** `sync --wait` looks at its run 4 times a second: progress that moves as it happens, for one small query. */
   runMs: 250,
+  /**
+   * ...but after a look that took t, it waits at least 4 t: the live count
+   * reads every target of the run (a second at 100,000 on a busy 2-core
+   * machine), and looking back to back would spend a database core on the
+   * wait instead of the refresh. So the wait's reads take at most a fifth of
+   * one core, at any scale.
+   */
+  runReadFactor: 4,
   /** `sync --wait` runs the exact completeness check and looks for lost refreshes every 5 s: the look reads every queue of the run's accounts. */
   runCheckMs: 5000,
   /** A process without a rate limit looks for a 429 pause set by another at most every 250 ms: it holds back within a quarter second, at one store read per 250 ms, not one per request. */
