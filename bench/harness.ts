@@ -268,8 +268,14 @@ export interface TimedSync {
   perSecond: number;
 }
 
-/** A manual sync of every target, timed from the request to the last outcome. */
-export async function timedSync(ctx: BenchContext, timeoutMs = 30 * 60_000): Promise<TimedSync> {
+/**
+ * A manual sync of every target, timed from the request to the last outcome. `pollMs`: how often to read
+ * the run (as `sync --wait` does, by default every 250 ms; each read counts the run's targets).
+ */
+export async function timedSync(
+  ctx: BenchContext,
+  { timeoutMs = 30 * 60_000, pollMs }: { timeoutMs?: number; pollMs?: number } = {},
+): Promise<TimedSync> {
   const started = performance.now();
   const { sql, queues } = ctx.services;
   const manual = await startManualSync(sql, queues, ctx.config.batchSize);
@@ -277,6 +283,7 @@ export async function timedSync(ctx: BenchContext, timeoutMs = 30 * 60_000): Pro
     batchSize: ctx.config.batchSize,
     logger: createLogger('warn'),
     signal: AbortSignal.timeout(timeoutMs),
+    pollMs,
   });
   const seconds = (performance.now() - started) / 1000;
   const done = run.unchanged + run.changed + run.deleted + run.failed;

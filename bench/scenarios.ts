@@ -22,6 +22,12 @@ import {
   type TimedSync,
 } from './harness.js';
 
+export interface ManyImages {
+  /** Images discovered, spread evenly over `scopes` region scopes of one project. */
+  images: number;
+  scopes: number;
+}
+
 export interface Scale {
   refreshes: number;
   limited: number;
@@ -36,6 +42,11 @@ export interface Scale {
   discoveryRateLimit: number;
   /** Tracked images that one audit-log entry each names. */
   auditEntries: number;
+  /** Issue 26's million images on one box, and the versions of each in the history its reporting reads are timed over. */
+  million: ManyImages;
+  millionVersions: number;
+  /** Issue 26's "Done when": a refresh of this many unchanged images. */
+  unchanged: ManyImages;
 }
 
 export const FULL: Scale = {
@@ -51,6 +62,9 @@ export const FULL: Scale = {
   discoveryRegions: 10,
   discoveryRateLimit: 10,
   auditEntries: 10_000,
+  million: { images: 1_000_000, scopes: 100 },
+  millionVersions: 10,
+  unchanged: { images: 100_000, scopes: 4 },
 };
 export const QUICK: Scale = {
   refreshes: 300,
@@ -64,6 +78,9 @@ export const QUICK: Scale = {
   discoveryRegions: 3,
   discoveryRateLimit: 100,
   auditEntries: 300,
+  million: { images: 2_000, scopes: 4 },
+  millionVersions: 5,
+  unchanged: { images: 2_000, scopes: 4 },
 };
 
 /** The hand-written pipeline's queue, which bench/baseline-worker.ts is told to work. */
