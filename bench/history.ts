@@ -51,7 +51,7 @@ export async function seedHistory(sql: Sql, { images, versions, changes }: Histo
       INSERT INTO image_changes (project_id, region_id, image_id, version_id, change_type, field, old_value, new_value,
         changed_at, observed_before)
       SELECT project_id, region_id, image_id, id, CASE WHEN first THEN 'created' ELSE 'updated' END,
-        CASE WHEN first THEN NULL ELSE 'name' END, CASE WHEN first THEN NULL ELSE to_jsonb('earlier name') END,
+        CASE WHEN first THEN NULL ELSE 'name' END, CASE WHEN first THEN NULL ELSE to_jsonb('earlier name'::text) END,
         CASE WHEN first THEN NULL ELSE state->'name' END, valid_from,
         CASE WHEN first THEN NULL ELSE valid_from - interval '1 hour' END
       FROM (SELECT *, valid_from < timestamptz '${START}' + interval '${PERIOD_DAYS} days' AS first FROM image_versions) v`);

@@ -33,17 +33,18 @@ SELECT v.project_id, v.region_id, v.image_id,
   v.valid_to
 FROM image_versions v;
 --> statement-breakpoint
--- Who may call images_as_of may read image_history, which it reads with the caller's rights: a reporting
--- role granted before image_history existed keeps its reports working (the migrator grants again, after
--- this file, what was held on both).
+-- A role granted images_as_of may read image_history, which it now reads with the caller's rights: a
+-- reporting role granted before image_history existed keeps its reports working (the migrator grants again,
+-- after this file, what was held on both). Not PUBLIC, whose EXECUTE on every function is Postgres's default.
 DO $$
 DECLARE
   grantee text;
 BEGIN
   FOR grantee IN
-    SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END
+    SELECT quote_ident(pg_get_userbyid(a.grantee))
     FROM pg_proc p, aclexplode(p.proacl) a
-    WHERE p.oid = to_regprocedure('images_as_of(timestamptz)') AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+    WHERE p.oid = to_regprocedure('images_as_of(timestamptz)') AND a.privilege_type = 'EXECUTE'
+      AND a.grantee NOT IN (0, p.proowner)
   LOOP
     EXECUTE format('GRANT SELECT ON image_history TO %s', grantee);
   END LOOP;
