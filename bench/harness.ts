@@ -247,6 +247,8 @@ export async function startWorkerProcess(ctx: BenchContext, apiUrl: string, sett
   return {
     pid: child.pid!,
     rssMb() {
+      // Gone (exited, or killed from outside): no reading, rather than an error thrown from a sampling timer.
+      if (child.exitCode !== null || child.signalCode !== null) return Number.NaN;
       const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
       return match ? Number(match[1]) / 1024 : Number.NaN;
     },
