@@ -497,8 +497,10 @@ export async function asOf(scale: Scale, store: QueueStore): Promise<Row> {
         jsonb_build_object('name', 'image ' || n || ' v' || v, 'status', 'active', 'region', 'Luxembourg-2',
           'os_distro', 'ubuntu', 'tags', jsonb_build_object('team', jsonb_build_object('value', 'platform', 'read_only', false)))
       FROM generate_series(1, ${images}) n, generate_series(1, ${versions}) v`;
-    await sql`ANALYZE images`;
-    await sql`ANALYZE image_versions`;
+    // As autovacuum would after so many inserts (this benchmark's server runs without it): images_as_of counts from an
+    // index alone only where the visibility map says its pages hold no change in flight.
+    await sql`VACUUM ANALYZE images`;
+    await sql`VACUUM ANALYZE image_versions`;
     const at = `2024-01-${String(Math.max(1, Math.floor(versions / 2))).padStart(2, '0')}T12:00:00Z`;
     await sql`SELECT count(*) FROM images_as_of(${at})`;
     const started = performance.now();
