@@ -12,7 +12,7 @@ import { defineConfig } from 'drizzle-kit';
 // - the queue store's own tables when the queues run on Postgres: the queue library's, in their own
 //   schema (QUEUE_SCHEMA, src/queues/postgres-backend.ts), which its code creates and migrates; outside
 //   schemaFilter.
-const REPORTING_VIEWS_OUTSIDE_DRIZZLE = ['images', 'current_images', 'image_change_log', 'stale_images'];
+const REPORTING_VIEWS_OUTSIDE_DRIZZLE = ['images', 'current_images', 'image_change_log', 'stale_images', 'image_history'];
 
 export default defineConfig({
   dialect: 'postgresql',

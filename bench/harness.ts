@@ -247,6 +247,8 @@ export async function startWorkerProcess(ctx: BenchContext, apiUrl: string, sett
   return {
     pid: child.pid!,
     rssMb() {
+      // Gone (exited, or killed from outside): no reading, rather than an error thrown from a sampling timer.
+      if (child.exitCode !== null || child.signalCode !== null) return Number.NaN;
       const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
       return match ? Number(match[1]) / 1024 : Number.NaN;
     },
@@ -268,8 +270,14 @@ export interface TimedSync {
   perSecond: number;
 }
 
-/** A manual sync of every target, timed from the request to the last outcome. */
-export async function timedSync(ctx: BenchContext, timeoutMs = 30 * 60_000): Promise<TimedSync> {
+/**
+ * A manual sync of every target, timed from the request to the last outcome. `pollMs`: how often to read
+ * the run (as `sync --wait` does, by default every 250 ms; each read counts the run's targets).
+ */
+export async function timedSync(
+  ctx: BenchContext,
+  { timeoutMs = 30 * 60_000, pollMs }: { timeoutMs?: number; pollMs?: number } = {},
+): Promise<TimedSync> {
   const started = performance.now();
   const { sql, queues } = ctx.services;
   const manual = await startManualSync(sql, queues, ctx.config.batchSize);
@@ -277,6 +285,7 @@ export async function timedSync(ctx: BenchContext, timeoutMs = 30 * 60_000): Pro
     batchSize: ctx.config.batchSize,
     logger: createLogger('warn'),
     signal: AbortSignal.timeout(timeoutMs),
+    pollMs,
   });
   const seconds = (performance.now() - started) / 1000;
   const done = run.unchanged + run.changed + run.deleted + run.failed;

@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchRedisUrl, STORE_NAMES, type QueueStore } from './harness.js';
+import { million, millionHistory, unchangedRefresh } from './million.js';
 import { startUp } from './startup.js';
 import {
   asOf,
@@ -28,7 +29,8 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results.json' },
-    // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,accounts,reconcile,soak,asof,discovery,audit,startup.
+    // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,accounts,reconcile,soak,asof,discovery,
+    // unchanged,audit,startup, and million and million-history (at full scale only when named: they take long).
     only: { type: 'string' },
   },
   strict: true,
@@ -47,8 +49,8 @@ function table(rows: Row[]): string {
 
 const rows: Row[] = [];
 const only = values.only?.split(',');
-const step = async (name: string, run: () => Promise<Row | Row[]>) => {
-  if (only && !only.includes(name)) return;
+const step = async (name: string, run: () => Promise<Row | Row[]>, { named = false } = {}) => {
+  if (only ? !only.includes(name) : named && !values.quick) return;
   process.stderr.write(`bench: ${name}...\n`);
   const result = await run();
   rows.push(...(Array.isArray(result) ? result : [result]));
@@ -73,9 +75,12 @@ await step('reconcile', () => reconcileAtScale(scale));
 await step('soak', () => soak(scale, store));
 await step('asof', () => asOf(scale, store));
 await step('discovery', () => discovery(scale, store));
+await step('unchanged', () => unchangedRefresh(scale.unchanged, store));
 await step('audit', () => auditBurst(scale));
 // Rounds of three short commands: enough for a median that a passing spike of load does not move.
 await step('startup', () => startUp(values.quick ? 2 : 15, store));
+await step('million', () => million(scale.million, store), { named: true });
+await step('million-history', () => millionHistory(scale.million.images, scale.millionVersions, store), { named: true });
 
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 const queues = `queues on ${STORE_NAMES[store]} where a row does not name its store${store === 'postgres' ? ' (REDIS_URL is unset)' : ''}`;

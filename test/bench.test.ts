@@ -46,12 +46,21 @@ describe('npm run bench', () => {
       'discovery: refresh with no change, N images in N region scopes, N req/s',
       'discovery: refresh confirming N deletions (N %), N images in N region scopes, N req/s',
       'discovery: worker RSS, two processes, through all three',
+      'unchanged: first sync, N images in N region scopes of N one worker, no limit',
+      'unchanged: refresh with no change, N images in N region scopes of N one worker, no limit, after a vacuum and a checkpoint',
       'audit log: N entries about N tracked images, ingested and refreshed, queues on Redis',
       'audit log: N entries about N tracked images, ingested and refreshed, queues on Postgres',
       'start-up: node -e N',
       'start-up: gcore-image-sync --help',
       `start-up: gcore-image-sync status (database running, queues on ${inject('redisUrl') ? 'Redis' : 'Postgres'})`,
       'start-up: idle worker RSS once started',
+      'million: first sync, N images in N region scopes, one worker, N req/s',
+      'million: refresh with no change, N images in N region scopes, one worker, N req/s',
+      'million: refresh with no change, N images in N region scopes, one worker, no limit, after a vacuum and a checkpoint',
+      'million: worker RSS through all three',
+      'million: database size after the three syncs',
+      'million: images_as_of over N images x N versions',
+      'million: one hour of image_change_log over N images x N versions',
     ]);
     const notRun = results.rows.filter((row: { measured: string }) => row.measured === 'not run: REDIS_URL is unset');
     expect(notRun.map((row: { scenario: string }) => row.scenario.replace(/\d[\d,.]*/g, 'N'))).toEqual(

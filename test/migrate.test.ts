@@ -248,11 +248,15 @@ describe('objects: the current definition of each view, function and trigger, in
       const reader = role();
       const [older, fresh] = [await freshDatabase(), await freshDatabase()];
       try {
-        // The release before this one: every migration up to 0022, no objects, and a reporting role.
+        // The release before this one: every migration up to 0022, no objects, and a reporting role with what that
+        // release granted (image_history came with issue 26: the objects grant it to whoever may call images_as_of).
         const before = await olderFolder(all.findIndex((m) => m.tag.startsWith('0023')));
         await withSql(older, async (sql) => {
           await applyMigrations(sql, readMigrations(before));
-          await grantReporting(sql, reader);
+          await sql.unsafe(`CREATE ROLE ${reader} NOLOGIN; REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${reader};
+            GRANT USAGE ON SCHEMA public TO ${reader};
+            GRANT SELECT ON current_images, image_change_log, stale_images, audit_snapshots, image_actions TO ${reader};
+            GRANT EXECUTE ON FUNCTION images_as_of(timestamptz), snapshot_diff(bigint, bigint) TO ${reader}`);
         });
         await runMigrations(older);
         await runMigrations(fresh);

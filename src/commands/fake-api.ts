@@ -11,6 +11,7 @@ import {
 import { FakeGcore, type FakeAccount } from '../fake-gcore/server.js';
 import { ConfigError } from '../errors.js';
 import type { Triple } from '../interfaces.js';
+import type { ImagePayload, ProjectInput, RegionInput } from '../fake-gcore/list-queries.js';
 import { readWholeNumber } from '../config/input-ranges.js';
 import type { CommandContext } from './context.js';
 
@@ -29,6 +30,25 @@ function readAccounts(given: string[], problems: string[]): Record<string, FakeA
     accounts[match[1]!] = { apiKey: match[2]!, projects: match[3]!.split(',').map(Number) };
   }
   return accounts;
+}
+
+/**
+ * Hands the images to `fake` (no copy: nothing else keeps them, and a million copies would double its memory) with
+ * the projects and regions; says how many images, and how many projects and regions hold them (the listed ones
+ * include a deleted project and an inactive region that hold none).
+ */
+function serve(
+  fake: FakeGcore,
+  images: Array<[Triple, ImagePayload]>,
+  projects: ProjectInput[],
+  regions: RegionInput[],
+): { images: number; projects: number; regions: number } {
+  const held = (id: (triple: Triple) => number) => new Set(images.map(([triple]) => id(triple))).size;
+  const counts = { images: images.length, projects: held((t) => t.projectId), regions: held((t) => t.regionId) };
+  for (const [triple, image] of images) fake.adoptImage(triple, image);
+  for (const project of projects) fake.putProject(project);
+  for (const region of regions) fake.putRegion(region);
+  return counts;
 }
 
 /**
@@ -63,18 +83,18 @@ export async function fakeApiCommand({ args, print }: CommandContext): Promise<n
   const accounts = values.account === undefined ? undefined : readAccounts(values.account, problems);
   if (problems.length > 0) throw new ConfigError('fake-api flags', problems);
   const fake = new FakeGcore({ apiKey: values['api-key'], accounts, latencyMs: latencyMs! });
-  const [images, projects, regions] =
+  const served =
     generated === undefined
-      ? [demoImages(), demoProjects(), demoRegions()]
-      : [spreadImages(generated, spreadOver(projectCount!, regionCount!)), fixtureProjects(projectCount), fixtureRegions(regionCount)];
-  for (const [triple, image] of images) fake.putImage(triple, image);
-  for (const project of projects) fake.putProject(project);
-  for (const region of regions) fake.putRegion(region);
+      ? serve(fake, demoImages(), demoProjects(), demoRegions())
+      : serve(
+          fake,
+          spreadImages(generated, spreadOver(projectCount!, regionCount!)),
+          fixtureProjects(projectCount),
+          fixtureRegions(regionCount),
+        );
   const url = await fake.start(port);
-  // The projects and regions that hold images: the listed ones include a deleted project and an inactive region that hold none.
-  const held = (id: (triple: Triple) => number) => new Set(images.map(([triple]) => id(triple))).size;
   print(
-    `fake Gcore API on ${url} serving ${images.length} images over ${held((t) => t.projectId)} projects and ${held((t) => t.regionId)} regions; use GCORE_BASE_URL=${url} GCORE_API_KEY=<the --api-key>`,
+    `fake Gcore API on ${url} serving ${served.images} images over ${served.projects} projects and ${served.regions} regions; use GCORE_BASE_URL=${url} GCORE_API_KEY=<the --api-key>`,
   );
   const stop = () => void fake.stop().then(() => process.exit(0));
   process.on('SIGTERM', stop);

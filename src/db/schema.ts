@@ -180,6 +180,9 @@ export const imageVersions = pgTable(
   },
   (t) => [
     index('image_versions_triple_valid_idx').on(t.projectId, t.regionId, t.imageId, t.validFrom),
+    // The versions that held a moment, for images_as_of: a count reads this index alone (the versions from
+    // before the moment, and when each ended), never the states (migration 0026).
+    index('image_versions_valid_from_idx').on(t.validFrom, t.validTo),
     uniqueIndex('image_versions_one_current_idx')
       .on(t.projectId, t.regionId, t.imageId)
       .where(sql`${t.validTo} IS NULL`),

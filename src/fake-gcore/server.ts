@@ -212,6 +212,14 @@ export class FakeGcore {
     this.store(triple, structuredClone(payload), kind);
   }
 
+  /**
+   * Stores `payload` itself, not a copy, for a caller that keeps no reference to it (generated images):
+   * at a million images a copy of each doubles the fake's memory.
+   */
+  adoptImage(triple: Triple, payload: ImagePayload): void {
+    this.store(triple, payload, ORDINARY);
+  }
+
   /** Changes fields of an image; a field set to undefined is removed. */
   updateImage(triple: Triple, patch: ImagePayload, kind: ImageKind = ORDINARY): void {
     const current = this.images.get(storeKey(triple, kind));

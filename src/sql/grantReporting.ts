@@ -1,7 +1,7 @@
 import type { Sql } from '../db/db.js';
 
 /** What a reporting role may read: the reporting views, the snapshot list, the audit log of user actions, and the two functions. */
-export const REPORTING_VIEWS = ['current_images', 'image_change_log', 'stale_images', 'audit_snapshots', 'image_actions'];
+export const REPORTING_VIEWS = ['current_images', 'image_change_log', 'stale_images', 'audit_snapshots', 'image_actions', 'image_history'];
 export const REPORTING_FUNCTIONS = ['images_as_of(timestamptz)', 'snapshot_diff(bigint, bigint)'];
 
 /**
