@@ -72,9 +72,9 @@ async function storeImage(
   await sql.begin(async (tx) => {
     const last = versions.at(-1)!;
     await tx`
-      INSERT INTO images (project_id, region_id, image_id, kind, name, region, status, visibility, os_distro, os_version, os_type,
+      INSERT INTO image_rows (project_id, region_id, image_id, kind, name, region, status, visibility, os_distro, os_version, os_type,
         disk_format, min_disk, min_ram, size, owner_project_id, image_region_id, created_at, updated_at, raw, content_hash,
-        first_seen_at, last_seen_at, last_changed_at, deleted_at, account)
+        first_seen_at, seen_at, last_changed_at, deleted_at, account)
       VALUES (1, 1, ${imageId}, 'ordinary', ${last.name}, 'Luxembourg-2', 'active', 'private', 'ubuntu', '22.04', 'linux', 'qcow2',
         5, 1024, 2361393152, 1, 1, '2024-05-05', '2024-05-06', '{}', 'hash', ${versions[0]!.from}, ${T4}, ${last.from},
         ${deletedAt}, 'prod')`;
