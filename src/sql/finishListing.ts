@@ -74,11 +74,9 @@ function incompleteness(tally: Tally): string | null {
   return null;
 }
 
-const scopeTargets = inListingScope;
-
-/** Of those, the ones the listing did not return (while it is open: listing_ids holds what it returned). */
+/** Of the targets in the listing's scope, the ones it did not return (while it is open: listing_ids holds what it returned). */
 function unlisted(tx: Tx, listingId: number) {
-  return tx`${scopeTargets(tx)} AND NOT ${listedBy(tx, listingId)}`;
+  return tx`${inListingScope(tx)} AND NOT ${listedBy(tx, listingId)}`;
 }
 
 function listedBy(tx: Tx, listingId: number) {
@@ -91,7 +89,7 @@ function listedBy(tx: Tx, listingId: number) {
  * ended) and no attempt since it started. The ones it returned need none: it stored what changed.
  */
 export function unreached(tx: Tx) {
-  return tx`${scopeTargets(tx)} AND t.off_list AND t.last_attempt_at < l.started_at`;
+  return tx`${inListingScope(tx)} AND t.off_list AND t.last_attempt_at < l.started_at`;
 }
 
 /** Records `error` as the attempt of every target `which` selects, so its runs finish and say why. */
@@ -145,7 +143,7 @@ async function recordIncomplete(tx: Tx, listingId: number, error: string): Promi
     UPDATE targets t SET prev_attempt_at = t.last_attempt_at, last_attempt_at = now(), last_outcome = 'unchanged', last_status = 200,
       last_error = NULL
     FROM listings l
-    WHERE l.id = ${listingId} AND ${scopeTargets(tx)} AND t.off_list AND t.last_attempt_at < l.started_at AND ${listedBy(tx, listingId)}`;
+    WHERE l.id = ${listingId} AND ${inListingScope(tx)} AND t.off_list AND t.last_attempt_at < l.started_at AND ${listedBy(tx, listingId)}`;
 }
 
 /**
@@ -184,7 +182,7 @@ async function regionTallies(tx: Tx, listingId: number): Promise<RegionTally[]> 
       (SELECT sum(p.count)::int FROM listing_pages p
         WHERE p.listing_id = ${listingId} AND p.page = 0 AND (p.project_id, p.region_id) = (t.project_id, t.region_id)) AS counted
     FROM targets t JOIN listings l ON l.id = ${listingId}
-    WHERE ${scopeTargets(tx)} AND NOT ${storedDeleted(tx)} AND t.filter_unsure_at IS NULL
+    WHERE ${inListingScope(tx)} AND NOT ${storedDeleted(tx)} AND t.filter_unsure_at IS NULL
     GROUP BY t.project_id, t.region_id
     ORDER BY t.project_id, t.region_id`;
 }
