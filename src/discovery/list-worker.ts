@@ -32,7 +32,7 @@ import { creditRuns } from '../sql/creditRuns.js';
 import { abandonExpansion, finishListing, getListing, pendingConfirmations } from '../sql/finishListing.js';
 import { finishPage, pagesToQueue, planParts, queuedPage, recordListed, type QueuedPage } from '../sql/listingPages.js';
 import { recordFailure } from '../sql/recordFailure.js';
-import { runListingsEnded } from '../sql/runListings.js';
+import { runListingOpen } from '../sql/runListings.js';
 import { scopeLabel } from '../sql/scopeLabel.js';
 import { enqueueClaims, requeueListings } from '../work/fan-out.js';
 
@@ -321,7 +321,7 @@ class ListingJobs {
         'listing suspect: it contradicts what is stored; a sample of what it did not return is confirmed first, and nothing else until it answers',
       );
     } else logger.info(fields, 'listing complete');
-    if (await runListingsEnded(sql, listingId)) await finishRunsSaying(sql, queues, logger);
+    if (!(await runListingOpen(sql, { listingId }))) await finishRunsSaying(sql, queues, logger);
   }
 
   /** A job that ran before, and may have stopped anywhere after its commit: whatever its listing still waits for is queued again. */

@@ -9,15 +9,18 @@ export async function runListings(
 }
 
 /**
- * Whether every listing of the run `listingId` belongs to has ended: until
- * then the run cannot be complete, and closing runs (a scan of every target in
- * their scope) is not worth trying. Read after the listing's end committed, so
- * of listings that end at once the last to commit sees them all ended.
+ * Whether a listing of a run (named, or the run of a listing) is still open:
+ * until none is, the run cannot be complete, and trying to close runs (a scan
+ * of every target in their scope, seconds at a million) is not worth it. Read
+ * after a listing's end committed, of listings that end at once the last to
+ * commit sees none open.
  */
-export async function runListingsEnded(sql: Sql, listingId: number): Promise<boolean> {
-  const [row] = await sql<{ ended: boolean }[]>`
-    SELECT NOT EXISTS (
-      SELECT 1 FROM listings l JOIN listings other ON other.run_id = l.run_id
-      WHERE l.id = ${listingId} AND other.status IN ('expanding', 'listing')) AS ended`;
-  return row!.ended;
+export async function runListingOpen(sql: Sql, of: { runId: number } | { listingId: number }): Promise<boolean> {
+  const runId = 'runId' in of ? of.runId : null;
+  const listingId = 'listingId' in of ? of.listingId : null;
+  const [row] = await sql<{ open: boolean }[]>`
+    SELECT EXISTS (
+      SELECT 1 FROM listings WHERE status IN ('expanding', 'listing')
+        AND run_id = coalesce(${runId}::bigint, (SELECT run_id FROM listings WHERE id = ${listingId}::bigint))) AS open`;
+  return row!.open;
 }

@@ -12,6 +12,7 @@ import { finishRunsSaying } from '../ops/run-log.js';
 import { onlyStoppedRemain } from '../ops/run-summary.js';
 import { unfinishedByAccount } from '../sql/finishRuns.js';
 import { getRun, type RunProgress } from '../sql/getRun.js';
+import { runListingOpen } from '../sql/runListings.js';
 import { loadAccounts } from '../sql/accounts.js';
 import { LOST, POLL, STORE_AWAY } from './retry-policy.js';
 import { releaseClaims } from '../sql/releaseClaims.js';
@@ -92,7 +93,7 @@ export async function waitForRun(
     try {
       if (Date.now() - checkedAt > POLL.runCheckMs) {
         checkedAt = Date.now();
-        await finishRunsSaying(sql, queues, options.logger);
+        if (!(await runListingOpen(sql, { runId: run.id }))) await finishRunsSaying(sql, queues, options.logger);
         const requeued = await requeueLost(sql, queues, run, options.batchSize, options.stoppedAccounts?.() ?? new Set());
         if (requeued > 0) options.onNotice?.(`run ${run.id}: ${requeued} refreshes were lost from the queue; queued them again`);
       }
