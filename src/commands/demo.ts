@@ -172,7 +172,7 @@ async function runDemo(fake: FakeGcore, config: Config, services: Services, tear
   teardown.add(() => worker.close());
   const sync = async (label: string) => {
     const run = await startManualSync(services.sql, services.queues, config.batchSize);
-    const done = await waitForRun(services.sql, services.queues, run, () => {}, { batchSize: config.batchSize, pollMs: 100, logger });
+    const done = await waitForRun(services.sql, services.queues, run, null, { batchSize: config.batchSize, pollMs: 100, logger });
     print(`demo: ${label}: ${done.changed} changed, ${done.unchanged} unchanged, ${done.deleted} deleted, ${done.failed} failed`);
     for (const listing of await runListings(services.sql, run.id)) {
       print(

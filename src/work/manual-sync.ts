@@ -11,7 +11,7 @@ import type { Logger } from '../ops/logger.js';
 import { finishRunsSaying } from '../ops/run-log.js';
 import { onlyStoppedRemain } from '../ops/run-summary.js';
 import { unfinishedByAccount } from '../sql/finishRuns.js';
-import { getRun, type RunProgress } from '../sql/getRun.js';
+import { getRun, getRunUncounted, type RunProgress } from '../sql/getRun.js';
 import { runListingOpen } from '../sql/runListings.js';
 import { loadAccounts } from '../sql/accounts.js';
 import { LOST, POLL, STORE_AWAY } from './retry-policy.js';
@@ -75,14 +75,15 @@ export interface WaitOptions {
 
 /**
  * Polls the run until it is finished (or `signal` aborts), reporting progress
- * on each poll. Returns it finished, or still open when all that is left is
+ * on each poll; with onProgress null it reads only whether the run has closed,
+ * not its live counts (a read of every target in its scope). Returns it finished, or still open when all that is left is
  * work of `stoppedAccounts` (onlyStoppedRemain): the caller closes it.
  */
 export async function waitForRun(
   sql: Sql,
   queues: Queues,
   run: ManualRun,
-  onProgress: (progress: RunProgress) => void,
+  onProgress: ((progress: RunProgress) => void) | null,
   options: WaitOptions,
 ): Promise<RunProgress> {
   let checkedAt = Date.now();
@@ -98,12 +99,12 @@ export async function waitForRun(
         if (requeued > 0) options.onNotice?.(`run ${run.id}: ${requeued} refreshes were lost from the queue; queued them again`);
       }
       const lookedAt = performance.now();
-      const progress = await getRun(sql, run.id);
+      const progress = onProgress ? await getRun(sql, run.id) : await getRunUncounted(sql, run.id);
       lookMs = performance.now() - lookedAt;
       if (!progress) throw new Error(`sync run ${run.id} no longer exists`);
       if (storeAway) options.onNotice?.('Postgres answers again');
       storeAway = false;
-      onProgress(progress);
+      onProgress?.(progress);
       if (progress.finishedAt !== null) return progress;
       const stopped = options.stoppedAccounts?.() ?? new Set<string>();
       if (stopped.size > 0 && onlyStoppedRemain(await unfinishedByAccount(sql, run.id), stopped)) return progress;
