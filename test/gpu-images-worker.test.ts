@@ -7,22 +7,26 @@
 // HTML and control characters in GPU fields, a GPU list whose count lies,
 // and an image both the ordinary and a GPU list return.
 import { afterEach, describe, expect, it } from 'vitest';
+import { startWorker, type RunningWorker } from '../src/work/worker.js';
 import { sampleGpuImage, sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import { GPU_BAREMETAL, GPU_VIRTUAL, ORDINARY } from '../src/images/image-kinds.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { invariantViolations } from './support/invariants.js';
-import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
+import { capturedLogger, QUIET_SCHEDULE, startPipeline, withWorker, type Pipeline } from './support/pipeline.js';
+import { waitFor } from './support/throwaway.js';
 
 let env: TestEnv | undefined;
 let fake: FakeGcore | undefined;
 let pipeline: Pipeline | undefined;
+let follower: RunningWorker | undefined;
 
 afterEach(async () => {
+  await follower?.close();
   await pipeline?.close();
   await fake?.stop();
   await env?.cleanup();
-  [env, fake, pipeline] = [undefined, undefined, undefined];
+  [env, fake, pipeline, follower] = [undefined, undefined, undefined, undefined];
 });
 
 const at = (regionId: number, n: number) => ({ projectId: 1, regionId, imageId: sampleImageId(n) });
@@ -69,7 +73,9 @@ function fakeWithImages(apiKey: string): FakeGcore {
 }
 
 async function current() {
-  return pipeline!.services.sql<{ image_id: string; kind: string; owned: boolean; name: string; size: string | null; cuda: string | null }[]>`
+  return pipeline!.services.sql<
+    { image_id: string; kind: string; owned: boolean; name: string; size: string | null; cuda: string | null }[]
+  >`
     SELECT c.image_id, c.kind, c.owned, c.name, c.size::text AS size, v.state->>'cuda_toolkit_version' AS cuda
     FROM current_images c JOIN image_versions v ON v.id = c.version_id ORDER BY c.image_id`;
 }
@@ -134,10 +140,8 @@ describe('GPU images through the worker', () => {
       { image_id: GPU.imageId, change_type: 'updated', field: 'name', new_value: 'cuda-13 <b>base</b>', kind: 'gpu_virtual' },
     ]);
 
-    // A GPU list whose count says one more than it returns: incomplete, nothing changed or deleted.
+    // A GPU list whose count says one more than it returns: the listing is incomplete, as for ordinary lists.
     fake.setListLie({ endpoint: 'gpu_virtual_images', projectId: 1, regionId: 7 }, { kind: 'countOff', by: 1 });
-    fake.deleteImage(GPU_PUBLIC, GPU_VIRTUAL);
-    fake.putImage(GPU_PUBLIC, sampleGpuImage(GPU_PUBLIC, { visibility: 'public', cuda_toolkit_version: '12.8' }), GPU_VIRTUAL);
     before = await lastChange();
     expect(await pipeline.sync()).toMatchObject({ status: 'finished', changed: 0, deleted: 0, listingsFailed: 1 });
     expect(await changesAfter(before)).toEqual([]);
@@ -164,5 +168,38 @@ describe('GPU images through the worker', () => {
       { kind: 'gpu_virtual', owned: false },
     ]);
     expect(await invariantViolations(sql, queues)).toEqual([]);
+  });
+});
+
+describe("a GPU image's audit-log entries", () => {
+  it('name it by its triple (api_group image, resource_type image, assumed): its change is put down to who acted, refreshed by its own GET', async () => {
+    env = await createTestEnv();
+    fake = fakeWithImages(env.env.GCORE_API_KEY!);
+    await fake.start();
+    // The first sync stores the images by a worker that does not follow the log; then only the follower runs.
+    pipeline = await startPipeline(env, fake.url, TARGETS, { noWorker: true });
+    await withWorker(pipeline, () => pipeline!.sync());
+    fake.resetStats();
+    const { sql } = pipeline.services;
+    follower = startWorker({
+      config: { ...pipeline.config, auditLogPollSeconds: 1 },
+      accounts: pipeline.accounts,
+      logger: capturedLogger().logger,
+      ...pipeline.services,
+    });
+    await waitFor('the first poll', async () => (await sql`SELECT 1 FROM audit_log_cursors WHERE polled_at IS NOT NULL`).length === 1);
+
+    fake.updateImage(GPU, { name: 'renamed by bob' }, GPU_VIRTUAL);
+    fake.logAction({ email: 'bob@example.com' }, 'update', GPU, { name: 'renamed by bob' });
+    await waitFor('the rename, put down to bob', async () => {
+      const rows = await sql`SELECT 1 FROM image_change_log WHERE image_id = ${GPU.imageId} AND actor_email = 'bob@example.com'`;
+      return rows.length > 0;
+    });
+    expect(
+      await sql`SELECT change_type, field, new_value, kind, action_type FROM image_change_log WHERE image_id = ${GPU.imageId}
+      AND change_type = 'updated'`,
+    ).toEqual([{ change_type: 'updated', field: 'name', new_value: 'renamed by bob', kind: 'gpu_virtual', action_type: 'update' }]);
+    // One refresh, by the GPU image's own GET; nothing listed.
+    expect(fake.requestsByEndpoint).toMatchObject({ image: 0, 'image:gpu_virtual': 1, gpu_virtual_images: 0, images: 0 });
   });
 });

@@ -366,7 +366,8 @@ export class FakeGcore {
     this.requestsPerSecond.clear();
     this.requestsPerSecondByAccount.clear();
     this.requestTimes.length = 0;
-    Object.assign(this.requestsByEndpoint, noRequests());
+    // Every endpoint counted so far, other kinds' included, starts again from none.
+    for (const endpoint of Object.keys(this.requestsByEndpoint)) this.requestsByEndpoint[endpoint] = 0;
   }
 
   private served(kind: ImageKind): ServedKind {
