@@ -76,8 +76,7 @@ async function current() {
   return pipeline!.services.sql<
     { image_id: string; kind: string; owned: boolean; name: string; size: string | null; cuda: string | null }[]
   >`
-    SELECT c.image_id, c.kind, c.owned, c.name, c.size::text AS size, v.state->>'cuda_toolkit_version' AS cuda
-    FROM current_images c JOIN image_versions v ON v.id = c.version_id ORDER BY c.image_id`;
+    SELECT image_id, kind, owned, name, size::text AS size, cuda_toolkit_version AS cuda FROM current_images ORDER BY image_id`;
 }
 
 async function changesAfter(after: number) {

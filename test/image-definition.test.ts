@@ -8,7 +8,7 @@ import { getTableConfig } from 'drizzle-orm/pg-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Sql } from '../src/db/db.js';
 import { IMAGE_COLUMNS, IMAGE_FIELDS, PG_TYPES, type FieldDefinition, type FieldKind } from '../src/images/image-fields.js';
-import { GPU_BAREMETAL, GPU_VIRTUAL, imageKinds } from '../src/images/image-kinds.js';
+import { GPU_BAREMETAL, GPU_VIRTUAL, imageKinds, storedColumns } from '../src/images/image-kinds.js';
 import { imageRows } from '../src/db/schema.js';
 import { contractAnswer, contractSchemas, resolve, type Schema, type Schemas } from './support/contract.js';
 import { withDatabase } from './support/env.js';
@@ -47,7 +47,10 @@ const TRIPLE = BOOKKEEPING.slice(0, 3);
 const TAG_LIST = 'tags_v2';
 const TAG_LISTS = new Set([TAG_LIST, 'tags']);
 
-type FieldColumn = (typeof IMAGE_COLUMNS)[number];
+/** Every column a kind's field fills (image-kinds.ts), each once, with its Postgres type. */
+const FIELD_COLUMNS = storedColumns().map((c) => ({ ...c, pgType: PG_TYPES[c.kind] }));
+
+type FieldColumn = (typeof FIELD_COLUMNS)[number];
 
 /** Disagreements between the columns `where` should have and those it has. */
 function columnProblems(where: string, expected: ExpectedColumn[], actual: Column[]): string[] {
@@ -217,12 +220,12 @@ beforeAll(async () => {
 
 describe('the image definition', () => {
   it("schema.ts's image_rows table has a column of the field's type for every field, NOT NULL exactly when every kind requires it, and no other typed column", () => {
-    expect(columnProblems('schema.ts image_rows', expectedImageColumns(IMAGE_COLUMNS), schemaColumns())).toEqual([]);
+    expect(columnProblems('schema.ts image_rows', expectedImageColumns(FIELD_COLUMNS), schemaColumns())).toEqual([]);
   });
 
   it('the migrated image_rows table agrees with the field table too, so migrations and schema.ts cannot drift apart', async () => {
     // pg_attribute rather than information_schema.columns: format_type keeps typmods such as numeric(10,2).
-    expect(columnProblems('image_rows', expectedImageColumns(IMAGE_COLUMNS), await columnsOf('image_rows'))).toEqual([]);
+    expect(columnProblems('image_rows', expectedImageColumns(FIELD_COLUMNS), await columnsOf('image_rows'))).toEqual([]);
   });
 
   it('a column only some kinds require is NOT NULL for ordinary images by a CHECK that names each of them', async () => {
@@ -240,7 +243,7 @@ describe('the image definition', () => {
 
   it('current_images shows every field column with its images type, and images_as_of returns the same columns in the same order', async () => {
     const view = await columnsOf('current_images');
-    expect(viewProblems(IMAGE_COLUMNS, await columnsOf('image_rows'), view)).toEqual([]);
+    expect(viewProblems(FIELD_COLUMNS, await columnsOf('image_rows'), view)).toEqual([]);
     const result = await sql<Column[]>`
       SELECT a.name, format_type(a.type, NULL) AS type, true AS "notNull"
       FROM pg_proc p, unnest(p.proargnames, p.proallargtypes, p.proargmodes::text[]) WITH ORDINALITY AS a(name, type, mode, n)
@@ -275,7 +278,7 @@ describe('the checks notice a disagreement', () => {
       .filter((c) => c.name !== 'ssh_key')
       .map((c) => (c.name === 'min_disk' ? { ...c, type: 'integer' } : c.name === 'size' ? { ...c, notNull: true } : c));
     altered.push({ name: 'flavor', type: 'text', notNull: false });
-    expect(columnProblems('images', expectedImageColumns(IMAGE_COLUMNS), altered)).toEqual([
+    expect(columnProblems('images', expectedImageColumns(FIELD_COLUMNS), altered)).toEqual([
       'images.min_disk (field min_disk): integer, should be bigint',
       'images.size (field size): NOT NULL, should be nullable',
       'images: no column ssh_key (field ssh_key)',
@@ -287,7 +290,7 @@ describe('the checks notice a disagreement', () => {
     const table = await columnsOf('image_rows');
     const view = (await columnsOf('current_images')).filter((c) => c.name !== 'ssh_key');
     view.find((c) => c.name === 'price_per_hour')!.type = 'double precision';
-    expect(viewProblems(IMAGE_COLUMNS, table, view)).toEqual([
+    expect(viewProblems(FIELD_COLUMNS, table, view)).toEqual([
       'current_images: no column ssh_key (field ssh_key)',
       'current_images.price_per_hour (field price_per_hour): double precision, images.price_per_hour is numeric',
     ]);
@@ -295,7 +298,7 @@ describe('the checks notice a disagreement', () => {
     expect(functionProblems(view, swapped)).toEqual([
       'images_as_of column 1: region_id integer, current_images has project_id integer',
       'images_as_of column 2: project_id integer, current_images has region_id integer',
-      `images_as_of column ${view.length}: nothing, current_images has owned boolean`,
+      `images_as_of column ${view.length}: nothing, current_images has cuda_toolkit_version text`,
     ]);
   });
 

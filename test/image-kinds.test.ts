@@ -92,12 +92,13 @@ describe('the registry', () => {
     expect(imageKinds()).toHaveLength(4);
   });
 
-  it("fills the columns of `images` once each: the second kind's shared fields add none, its own have none", () => {
-    expect(storedColumns().map((c) => c.column)).toEqual(
-      Object.values(IMAGE_FIELDS)
+  it("fills the columns of `images` once each: shared fields add none, the GPU kinds' own one, the test kind's own none", () => {
+    expect(storedColumns().map((c) => c.column)).toEqual([
+      ...Object.values(IMAGE_FIELDS)
         .map((d) => d.column)
         .filter((c) => c !== null),
-    );
+      'cuda_toolkit_version',
+    ]);
   });
 });
 

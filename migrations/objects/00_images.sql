@@ -29,6 +29,6 @@ SELECT i.project_id, i.region_id, i.image_id, i.name, i.region, i.status, i.visi
     SELECT l.started_at FROM targets t JOIN latest_listings l ON l.scope_key = t.scope_key
     WHERE (t.project_id, t.region_id, t.image_id) = (i.project_id, i.region_id, i.image_id)
       AND NOT t.off_list AND t.left_scope_at IS NULL AND t.added_at <= l.started_at)) AS last_seen_at,
-  i.last_changed_at, i.deleted_at, i.account, i.kind,
+  i.last_changed_at, i.deleted_at, i.account, i.kind, i.cuda_toolkit_version,
   image_owned(i.project_id, i.owner_project_id, i.visibility) AS owned
 FROM image_rows i;

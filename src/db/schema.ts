@@ -151,6 +151,8 @@ export const imageRows = pgTable(
      * identity. The default is for writers of earlier releases, which store only ordinary images and name no kind.
      */
     kind: text('kind').notNull().default('ordinary'),
+    /** GPU images' own field (image-fields.ts GPU_IMAGE_FIELDS); after kind, where the migration that added it put it. */
+    cudaToolkitVersion: text('cuda_toolkit_version'),
   },
   (t) => [
     primaryKey({ columns: [t.projectId, t.regionId, t.imageId] }),

@@ -61,8 +61,9 @@ export const IMAGE_FIELDS = {
  * A GPU image's fields (GpuImageSerializer, the v3 GPU virtual and bare-metal
  * image endpoints), as the contract marks them: no project_id, region_id or
  * region (the triple comes from the path), os_* nullable, and
- * cuda_toolkit_version, which no other kind has, kept in the version's state
- * (no column). Every other field shares the ordinary field's column.
+ * cuda_toolkit_version, which no other kind has, in a column of its own (so
+ * reports, and a reporting role, read it typed). Every other field shares the
+ * ordinary field's column.
  */
 export const GPU_IMAGE_FIELDS = {
   id: IMAGE_FIELDS.id,
@@ -74,7 +75,7 @@ export const GPU_IMAGE_FIELDS = {
   min_ram: IMAGE_FIELDS.min_ram,
   created_at: IMAGE_FIELDS.created_at,
   updated_at: IMAGE_FIELDS.updated_at,
-  cuda_toolkit_version: { kind: 'string', nullable: true, column: null },
+  cuda_toolkit_version: optional('string', 'cuda_toolkit_version'),
   size: IMAGE_FIELDS.size,
   architecture: IMAGE_FIELDS.architecture,
   os_distro: optional('string', 'os_distro'),
