@@ -23,7 +23,7 @@ export interface KindList {
  * in every region, or in the regions the regions list says have GPU capacity
  * (`has_ai_gpu`). Absent: only where a scope names it.
  */
-export type DefaultListing = 'every_region' | 'gpu_regions';
+type DefaultListing = 'every_region' | 'gpu_regions';
 
 export interface ImageKind {
   /** Stored in images.kind; never renamed once stored. */
