@@ -10,6 +10,7 @@ import type { Sql } from '../src/db/db.js';
 import { IMAGE_COLUMNS, IMAGE_FIELDS, PG_TYPES, type FieldDefinition, type FieldKind } from '../src/images/image-fields.js';
 import { GPU_BAREMETAL, GPU_VIRTUAL, imageKinds, storedColumns } from '../src/images/image-kinds.js';
 import { imageRows } from '../src/db/schema.js';
+import { sampleGpuImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
 import { contractAnswer, contractSchemas, resolve, type Schema, type Schemas } from './support/contract.js';
 import { withDatabase } from './support/env.js';
 
@@ -236,6 +237,25 @@ describe('the image definition', () => {
     expect(relaxed.filter((column) => !check!.definition.includes(`(${column} IS NOT NULL)`))).toEqual([]);
   });
 
+  it('owned: the owner project the answer names against the project asked, else (GPU images name none) anything but public', async () => {
+    const cases: Array<[number, number | null, string | null]> = [
+      [1, 1, 'private'],
+      [1, 1, 'public'],
+      [1, 500, 'public'],
+      [1, 500, 'shared'],
+      [1, null, 'private'],
+      [1, null, 'shared'],
+      [1, null, 'public'],
+    ];
+    const answers = await Promise.all(
+      cases.map(async ([project, owner, visibility]) => {
+        const [row] = await sql<{ owned: boolean }[]>`SELECT image_owned(${project}, ${owner}::bigint, ${visibility}) AS owned`;
+        return row!.owned;
+      }),
+    );
+    expect(answers).toEqual([true, true, false, false, true, true, false]);
+  });
+
   it('the view images shows the columns of image_rows in their order and types, last_seen_at where the table has seen_at, then owned', async () => {
     const shown = (await columnsOf('image_rows')).map(({ name, type }) => ({ name: name === 'seen_at' ? 'last_seen_at' : name, type }));
     expect((await columnsOf('images')).map(({ name, type }) => ({ name, type }))).toEqual([...shown, { name: 'owned', type: 'boolean' }]);
@@ -263,6 +283,8 @@ describe('the image definition', () => {
       expect(contractAnswer(kind.getPath)).toBe('#/components/schemas/GpuImageSerializer');
       expect(kind.lists.map((list) => contractAnswer(list.path))).toEqual(['#/components/schemas/ListGpuImageSerializer']);
     }
+    // The fake's GPU answer has exactly the serializer's properties: no project_id, region_id or region.
+    expect(Object.keys(sampleGpuImage(SAMPLE_TRIPLE)).sort()).toEqual(Object.keys(schemas.GpuImageSerializer!.properties!).sort());
   });
 
   it("image_tags has a column of the right type for every property of the contract's tags", async () => {
