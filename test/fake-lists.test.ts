@@ -541,7 +541,7 @@ describe('control endpoints', () => {
     expect((await list('/cloud/v1/projects')).count).toBe(1);
     expect(await control('list-lie', { selector: { endpoint: 'images' }, lie: { kind: 'fib' } })).toEqual({
       status: 400,
-      body: { error: 'lie.kind: must be one of shortCount, empty, omit' },
+      body: { error: 'lie.kind: must be one of shortCount, empty, omit, countOff' },
     });
     expect(await control('list-lie', { selector: { endpoint: 'images' }, lie: { kind: 'shortCount' } })).toEqual({
       status: 400,

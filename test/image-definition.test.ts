@@ -1,14 +1,17 @@
-// The one definition of an image (src/images/image-fields.ts) against everything that
-// must agree with it: schema.ts, the migrated tables, the reporting views and
-// Gcore's contract. Each check returns its disagreements, each naming the field
+// The one definition of an image (src/images/image-fields.ts, and each kind's
+// field table in src/images/image-kinds.ts) against everything that must agree
+// with it: schema.ts, the migrated tables, the reporting views and Gcore's
+// contract. Each check returns its disagreements, each naming the field
 // and the place, so a failure reads as a list of what to fix; each check is also
 // run on an altered copy of its input to show that it notices.
 import { getTableConfig } from 'drizzle-orm/pg-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Sql } from '../src/db/db.js';
 import { IMAGE_COLUMNS, IMAGE_FIELDS, PG_TYPES, type FieldDefinition, type FieldKind } from '../src/images/image-fields.js';
+import { GPU_BAREMETAL, GPU_VIRTUAL, imageKinds, storedColumns } from '../src/images/image-kinds.js';
 import { imageRows } from '../src/db/schema.js';
-import { contractSchemas, resolve, type Schema, type Schemas } from './support/contract.js';
+import { sampleGpuImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
+import { contractAnswer, contractSchemas, resolve, type Schema, type Schemas } from './support/contract.js';
 import { withDatabase } from './support/env.js';
 
 /** A column as a table, view or function declares it; types as Postgres' format_type writes them. */
@@ -41,10 +44,14 @@ const BOOKKEEPING: ExpectedColumn[] = [
 /** The triple columns every per-image table starts with. */
 const TRIPLE = BOOKKEEPING.slice(0, 3);
 
-/** The contract's name of the tag list, which has a table of its own rather than a field. */
+/** The contract's name of the tag list, which has a table of its own rather than a field (GpuImageSerializer still names it `tags`). */
 const TAG_LIST = 'tags_v2';
+const TAG_LISTS = new Set([TAG_LIST, 'tags']);
 
-type FieldColumn = (typeof IMAGE_COLUMNS)[number];
+/** Every column a kind's field fills (image-kinds.ts), each once, with its Postgres type. */
+const FIELD_COLUMNS = storedColumns().map((c) => ({ ...c, pgType: PG_TYPES[c.kind] }));
+
+type FieldColumn = (typeof FIELD_COLUMNS)[number];
 
 /** Disagreements between the columns `where` should have and those it has. */
 function columnProblems(where: string, expected: ExpectedColumn[], actual: Column[]): string[] {
@@ -124,26 +131,31 @@ function contractKind(types: string[]): FieldKind | undefined {
 }
 
 /**
- * Disagreements between the field table and ImageSerializer's properties. A
+ * Disagreements between a field table and its serializer's properties. A
  * field may be nullable where the contract says it is not (older answers omit
  * such fields), never the other way round: a contract-valid null would be refused.
  */
-function contractProblems(fields: Record<string, FieldDefinition>, serializer: Schema, schemas: Schemas): string[] {
+function contractProblems(
+  fields: Record<string, FieldDefinition>,
+  serializer: Schema,
+  schemas: Schemas,
+  name = 'ImageSerializer',
+): string[] {
   const problems: string[] = [];
   const properties = serializer.properties ?? {};
-  for (const [name, property] of Object.entries(properties)) {
-    if (name === TAG_LIST) continue;
-    const field = Object.hasOwn(fields, name) ? fields[name] : undefined;
+  for (const [property, schema] of Object.entries(properties)) {
+    if (TAG_LISTS.has(property)) continue;
+    const field = Object.hasOwn(fields, property) ? fields[property] : undefined;
     if (!field) {
-      problems.push(`ImageSerializer.${name}: not in the field table (src/images/image-fields.ts)`);
+      problems.push(`${name}.${property}: not in the field table`);
       continue;
     }
-    const types = jsonTypes(property, schemas);
-    if (contractKind(types) !== field.kind) problems.push(`field ${name}: ${field.kind}, ImageSerializer.${name} is ${types.join(' or ')}`);
-    if (types.includes('null') && !field.nullable) problems.push(`field ${name}: not nullable, ImageSerializer.${name} may be null`);
+    const types = jsonTypes(schema, schemas);
+    if (contractKind(types) !== field.kind) problems.push(`field ${property}: ${field.kind}, ${name}.${property} is ${types.join(' or ')}`);
+    if (types.includes('null') && !field.nullable) problems.push(`field ${property}: not nullable, ${name}.${property} may be null`);
   }
-  for (const name of Object.keys(fields)) {
-    if (!Object.hasOwn(properties, name)) problems.push(`field ${name}: not a property of ImageSerializer`);
+  for (const field of Object.keys(fields)) {
+    if (!Object.hasOwn(properties, field)) problems.push(`field ${field}: not a property of ${name}`);
   }
   return problems;
 }
@@ -178,10 +190,19 @@ async function columnsOf(relation: string): Promise<Column[]> {
     FROM pg_attribute WHERE attrelid = ${relation}::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`;
 }
 
-/** The columns `image_rows` should have: one per field with a column, then the bookkeeping. */
+/** Whether every kind has a field for `column` that is never null: a kind without one leaves it null. */
+const requiredByEveryKind = (column: string) =>
+  imageKinds().every((kind) => Object.values(kind.fields).some((field) => field.column === column && !field.nullable));
+
+/** The columns `image_rows` should have: one per field with a column, NOT NULL where every kind requires it, then the bookkeeping. */
 function expectedImageColumns(fields: readonly FieldColumn[]): ExpectedColumn[] {
   return [
-    ...fields.map((c) => ({ name: c.column, type: typeName(c.pgType), notNull: !c.nullable, source: `field ${c.field}` })),
+    ...fields.map((c) => ({
+      name: c.column,
+      type: typeName(c.pgType),
+      notNull: requiredByEveryKind(c.column),
+      source: `field ${c.field}`,
+    })),
     ...BOOKKEEPING,
   ];
 }
@@ -199,23 +220,50 @@ beforeAll(async () => {
 });
 
 describe('the image definition', () => {
-  it("schema.ts's image_rows table has a column of the field's type for every field, NOT NULL exactly when the field is not nullable, and no other typed column", () => {
-    expect(columnProblems('schema.ts image_rows', expectedImageColumns(IMAGE_COLUMNS), schemaColumns())).toEqual([]);
+  it("schema.ts's image_rows table has a column of the field's type for every field, NOT NULL exactly when every kind requires it, and no other typed column", () => {
+    expect(columnProblems('schema.ts image_rows', expectedImageColumns(FIELD_COLUMNS), schemaColumns())).toEqual([]);
   });
 
   it('the migrated image_rows table agrees with the field table too, so migrations and schema.ts cannot drift apart', async () => {
     // pg_attribute rather than information_schema.columns: format_type keeps typmods such as numeric(10,2).
-    expect(columnProblems('image_rows', expectedImageColumns(IMAGE_COLUMNS), await columnsOf('image_rows'))).toEqual([]);
+    expect(columnProblems('image_rows', expectedImageColumns(FIELD_COLUMNS), await columnsOf('image_rows'))).toEqual([]);
   });
 
-  it('the view images shows the columns of image_rows in their order and types, last_seen_at where the table has seen_at', async () => {
+  it('a column only some kinds require is NOT NULL for ordinary images by a CHECK that names each of them', async () => {
+    const relaxed = IMAGE_COLUMNS.filter((c) => !c.nullable && !requiredByEveryKind(c.column)).map((c) => c.column);
+    expect(relaxed).toEqual(['region', 'os_distro', 'os_version', 'os_type', 'owner_project_id', 'image_region_id']);
+    const [check] = await sql<{ definition: string }[]>`
+      SELECT pg_get_constraintdef(oid) AS definition FROM pg_constraint WHERE conname = 'image_rows_ordinary_fields_check'`;
+    expect(relaxed.filter((column) => !check!.definition.includes(`(${column} IS NOT NULL)`))).toEqual([]);
+  });
+
+  it('owned: the owner project the answer names against the project asked, else (GPU images name none) anything but public', async () => {
+    const cases: Array<[number, number | null, string | null]> = [
+      [1, 1, 'private'],
+      [1, 1, 'public'],
+      [1, 500, 'public'],
+      [1, 500, 'shared'],
+      [1, null, 'private'],
+      [1, null, 'shared'],
+      [1, null, 'public'],
+    ];
+    const answers = await Promise.all(
+      cases.map(async ([project, owner, visibility]) => {
+        const [row] = await sql<{ owned: boolean }[]>`SELECT image_owned(${project}, ${owner}::bigint, ${visibility}) AS owned`;
+        return row!.owned;
+      }),
+    );
+    expect(answers).toEqual([true, true, false, false, true, true, false]);
+  });
+
+  it('the view images shows the columns of image_rows in their order and types, last_seen_at where the table has seen_at, then owned', async () => {
     const shown = (await columnsOf('image_rows')).map(({ name, type }) => ({ name: name === 'seen_at' ? 'last_seen_at' : name, type }));
-    expect((await columnsOf('images')).map(({ name, type }) => ({ name, type }))).toEqual(shown);
+    expect((await columnsOf('images')).map(({ name, type }) => ({ name, type }))).toEqual([...shown, { name: 'owned', type: 'boolean' }]);
   });
 
   it('current_images shows every field column with its images type, and images_as_of returns the same columns in the same order', async () => {
     const view = await columnsOf('current_images');
-    expect(viewProblems(IMAGE_COLUMNS, await columnsOf('image_rows'), view)).toEqual([]);
+    expect(viewProblems(FIELD_COLUMNS, await columnsOf('image_rows'), view)).toEqual([]);
     const result = await sql<Column[]>`
       SELECT a.name, format_type(a.type, NULL) AS type, true AS "notNull"
       FROM pg_proc p, unnest(p.proargnames, p.proallargtypes, p.proargmodes::text[]) WITH ORDINALITY AS a(name, type, mode, n)
@@ -226,6 +274,17 @@ describe('the image definition', () => {
   it("every property of the contract's ImageSerializer is a field of a compatible kind or the tag list, and every field is in the contract", () => {
     const schemas = contractSchemas();
     expect(contractProblems(IMAGE_FIELDS, schemas.ImageSerializer!, schemas)).toEqual([]);
+  });
+
+  it("the GPU kinds' field tables are GpuImageSerializer's properties, and their endpoints are the contract's", () => {
+    const schemas = contractSchemas();
+    for (const kind of [GPU_VIRTUAL, GPU_BAREMETAL]) {
+      expect(contractProblems(kind.fields, schemas.GpuImageSerializer!, schemas, 'GpuImageSerializer')).toEqual([]);
+      expect(contractAnswer(kind.getPath)).toBe('#/components/schemas/GpuImageSerializer');
+      expect(kind.lists.map((list) => contractAnswer(list.path))).toEqual(['#/components/schemas/ListGpuImageSerializer']);
+    }
+    // The fake's GPU answer has exactly the serializer's properties: no project_id, region_id or region.
+    expect(Object.keys(sampleGpuImage(SAMPLE_TRIPLE)).sort()).toEqual(Object.keys(schemas.GpuImageSerializer!.properties!).sort());
   });
 
   it("image_tags has a column of the right type for every property of the contract's tags", async () => {
@@ -241,7 +300,7 @@ describe('the checks notice a disagreement', () => {
       .filter((c) => c.name !== 'ssh_key')
       .map((c) => (c.name === 'min_disk' ? { ...c, type: 'integer' } : c.name === 'size' ? { ...c, notNull: true } : c));
     altered.push({ name: 'flavor', type: 'text', notNull: false });
-    expect(columnProblems('images', expectedImageColumns(IMAGE_COLUMNS), altered)).toEqual([
+    expect(columnProblems('images', expectedImageColumns(FIELD_COLUMNS), altered)).toEqual([
       'images.min_disk (field min_disk): integer, should be bigint',
       'images.size (field size): NOT NULL, should be nullable',
       'images: no column ssh_key (field ssh_key)',
@@ -253,7 +312,7 @@ describe('the checks notice a disagreement', () => {
     const table = await columnsOf('image_rows');
     const view = (await columnsOf('current_images')).filter((c) => c.name !== 'ssh_key');
     view.find((c) => c.name === 'price_per_hour')!.type = 'double precision';
-    expect(viewProblems(IMAGE_COLUMNS, table, view)).toEqual([
+    expect(viewProblems(FIELD_COLUMNS, table, view)).toEqual([
       'current_images: no column ssh_key (field ssh_key)',
       'current_images.price_per_hour (field price_per_hour): double precision, images.price_per_hour is numeric',
     ]);
@@ -261,7 +320,7 @@ describe('the checks notice a disagreement', () => {
     expect(functionProblems(view, swapped)).toEqual([
       'images_as_of column 1: region_id integer, current_images has project_id integer',
       'images_as_of column 2: project_id integer, current_images has region_id integer',
-      `images_as_of column ${view.length}: nothing, current_images has account text`,
+      `images_as_of column ${view.length}: nothing, current_images has cuda_toolkit_version text`,
     ]);
   });
 
@@ -276,7 +335,7 @@ describe('the checks notice a disagreement', () => {
     expect(contractProblems(fields, serializer, schemas)).toEqual([
       'field min_disk: integer, ImageSerializer.min_disk is number',
       'field task_id: not nullable, ImageSerializer.task_id may be null',
-      'ImageSerializer.flavor: not in the field table (src/images/image-fields.ts)',
+      'ImageSerializer.flavor: not in the field table',
       'field display_order: not a property of ImageSerializer',
     ]);
     properties.tags_v2 = { type: 'array', items: { type: 'object', properties: { key: { type: 'integer' }, labels: { type: 'array' } } } };

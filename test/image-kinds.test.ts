@@ -16,6 +16,7 @@ import {
   kindOfList,
   KindDefinitionError,
   mergedState,
+  GPU_BAREMETAL,
   ORDINARY,
   resolvedKind,
   storedColumns,
@@ -40,12 +41,23 @@ const kind = (overrides: Partial<ImageKind>): ImageKind => ({
 });
 
 describe('the registry', () => {
-  it('holds the ordinary kind, whose table is image-fields.ts and whose lists are images and bmimages, and the kind a test defines', () => {
+  it('holds the ordinary kind, whose table is image-fields.ts and whose lists are images and bmimages, the GPU kinds, and the kind a test defines', () => {
     expect(ORDINARY.fields).toEqual(IMAGE_FIELDS);
-    expect(imageKinds().map((k) => k.name)).toEqual(['ordinary', 'test_accelerated']);
+    expect(imageKinds().map((k) => k.name)).toEqual(['ordinary', 'gpu_virtual', 'gpu_baremetal', 'test_accelerated']);
     expect(kindNamed('test_accelerated')).toBe(ACCELERATED);
     expect(kindNamed('gpu')).toBeUndefined();
-    expect(kindList('bmimages')).toEqual({ endpoint: 'bmimages', path: '/cloud/v1/bmimages/{project_id}/{region_id}', filters: true });
+    expect(kindList('bmimages')).toEqual({
+      endpoint: 'bmimages',
+      path: '/cloud/v1/bmimages/{project_id}/{region_id}',
+      filters: true,
+      baremetal: true,
+    });
+    expect(kindList('gpu_virtual_images')).toEqual({
+      endpoint: 'gpu_virtual_images',
+      path: '/cloud/v3/gpu/virtual/{project_id}/{region_id}/images',
+      filters: false,
+    });
+    expect(kindOfList('gpu_baremetal_images')).toBe(GPU_BAREMETAL);
     expect(kindList('accelerated_images')?.filters).toBe(false);
     expect(kindOfList('bmimages')).toBe(ORDINARY);
     expect(kindOfList('accelerated_images')).toBe(ACCELERATED);
@@ -77,15 +89,16 @@ describe('the registry', () => {
     expect(problem(kind({ fields: { id: IMAGE_FIELDS.id, size: { kind: 'string', nullable: true, column: 'size' } } }))).toBe(
       "kind probe: field size (string) would share column size with ordinary's size (integer)",
     );
-    expect(imageKinds()).toHaveLength(2);
+    expect(imageKinds()).toHaveLength(4);
   });
 
-  it("fills the columns of `images` once each: the second kind's shared fields add none, its own have none", () => {
-    expect(storedColumns().map((c) => c.column)).toEqual(
-      Object.values(IMAGE_FIELDS)
+  it("fills the columns of `images` once each: shared fields add none, the GPU kinds' own one, the test kind's own none", () => {
+    expect(storedColumns().map((c) => c.column)).toEqual([
+      ...Object.values(IMAGE_FIELDS)
         .map((d) => d.column)
         .filter((c) => c !== null),
-    );
+      'cuda_toolkit_version',
+    ]);
   });
 });
 
@@ -167,7 +180,7 @@ describe("a kind's paths", () => {
 });
 
 describe('discovery by kind', () => {
-  const region = { id: 7, baremetal: true };
+  const region = { id: 7, baremetal: true, gpu: false };
   const every = { visibility: ['private', 'shared', 'public'] as Visibility[], baremetal: true };
 
   it("lists the ordinary kind's images and bmimages as before kinds when a scope names no kind, or only the ordinary one", () => {
@@ -177,9 +190,25 @@ describe('discovery by kind', () => {
     expect(scopeKey('default', [1], [7], { ...every, kinds: undefined })).toBe(scopeKey('default', [1], [7], every));
   });
 
+  it('lists the GPU kinds by default in a region with GPU capacity, whole (no filters); bare-metal ones only where bare metal is wanted', () => {
+    const gpuRegion = { id: 7, baremetal: true, gpu: true };
+    const named = { ...every, name: 'cuda' };
+    expect(listParts([1], [gpuRegion], named)).toEqual([
+      { projectId: 1, regionId: 7, endpoint: 'images', query: [['name', 'cuda']] },
+      { projectId: 1, regionId: 7, endpoint: 'bmimages', query: [['name', 'cuda']] },
+      { projectId: 1, regionId: 7, endpoint: 'gpu_virtual_images', query: [] },
+      { projectId: 1, regionId: 7, endpoint: 'gpu_baremetal_images', query: [] },
+    ]);
+    expect(listParts([1], [gpuRegion], { ...every, baremetal: false }).map((p) => p.endpoint)).toEqual(['images', 'gpu_virtual_images']);
+    expect(listParts([1], [{ ...gpuRegion, baremetal: false }], every).map((p) => p.endpoint)).toEqual(['images', 'gpu_virtual_images']);
+    // Named kinds are listed where they are named, GPU capacity or not; the ordinary kind named alone keeps the GPU lists out.
+    expect(listParts([1], [region], { ...every, kinds: ['gpu_virtual'] }).map((p) => p.endpoint)).toEqual(['gpu_virtual_images']);
+    expect(listParts([1], [gpuRegion], { ...every, kinds: ['ordinary'] }).map((p) => p.endpoint)).toEqual(['images', 'bmimages']);
+  });
+
   it("lists another kind's list where the scope names it; a list that takes no filters is one part with no query", () => {
     const filters = { ...every, visibility: ['private'] as Visibility[], name: 'web', kinds: ['ordinary', ACCELERATED.name] };
-    expect(listParts([1], [{ id: 7, baremetal: false }], filters)).toEqual([
+    expect(listParts([1], [{ id: 7, baremetal: false, gpu: false }], filters)).toEqual([
       {
         projectId: 1,
         regionId: 7,
@@ -201,7 +230,13 @@ describe('discovery by kind', () => {
     );
     const file = (kinds: string) => `targets:\n  - { project_id: 1, region_id: 7, discover: { kinds: ${kinds} } }\n`;
     expect(parseTargetsFile(file(`[${ACCELERATED.name}]`), 't.yaml').scopes[0]!.filters.kinds).toEqual([ACCELERATED.name]);
-    expect(parseTargetsFile(file('[ordinary]'), 't.yaml').scopes[0]!.filters.kinds).toBeUndefined();
-    expect(() => parseTargetsFile(file('[gpu_virtual]'), 't.yaml')).toThrow(/gpu_virtual.*is not a kind of image defined here/);
+    // Named, the ordinary kind alone keeps a scope off the GPU kinds it lists by default: another scope.
+    expect(parseTargetsFile(file('[ordinary]'), 't.yaml').scopes[0]!.filters.kinds).toEqual(['ordinary']);
+    expect(scopeKey('default', [1], [7], { ...every, kinds: ['ordinary'] })).not.toBe(scopeKey('default', [1], [7], every));
+    expect(parseTargetsFile(file('[gpu_virtual, gpu_baremetal]'), 't.yaml').scopes[0]!.filters.kinds).toEqual([
+      'gpu_virtual',
+      'gpu_baremetal',
+    ]);
+    expect(() => parseTargetsFile(file('[gpu]'), 't.yaml')).toThrow(/"gpu" is not a kind of image defined here/);
   });
 });

@@ -9,7 +9,7 @@ import { withDatabase } from './support/env.js';
 let sql: Sql;
 withDatabase((s) => (sql = s));
 
-/** The definition this release replaced (migrations/objects/03_images_as_of.sql before issue 26), as a query of `at`. */
+/** The definition issue 26 replaced (migrations/objects/03_images_as_of.sql before it), as a query of `at`, with the columns added since (issue 27's owned and cuda_toolkit_version). */
 const BEFORE = `
   SELECT i.project_id, i.region_id, i.image_id, i.kind,
     s->>'name' AS name, s->>'region' AS region, s->>'status' AS status, s->>'visibility' AS visibility,
@@ -25,7 +25,8 @@ const BEFORE = `
     (s->>'price_per_hour')::numeric AS price_per_hour, (s->>'price_per_month')::numeric AS price_per_month,
     s->>'price_status' AS price_status,
     coalesce((SELECT jsonb_object_agg(e.key, e.value->'value' ORDER BY e.key) FROM jsonb_each(s->'tags') e), '{}'::jsonb) AS tags,
-    v.id AS version_id, v.valid_from, i.account
+    v.id AS version_id, v.valid_from, i.account,
+    image_owned(i.project_id, (s->>'project_id')::bigint, s->>'visibility') AS owned, s->>'cuda_toolkit_version' AS cuda_toolkit_version
   FROM images i
   CROSS JOIN LATERAL (
     SELECT w.id, w.state AS s, w.valid_from, w.valid_to FROM image_versions w

@@ -2,8 +2,9 @@
 // history lookups behind the reporting views shown to use indexes.
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sampleImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
+import { sampleGpuImage, sampleImage, SAMPLE_TRIPLE } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
+import { GPU_BAREMETAL, GPU_VIRTUAL } from '../src/images/image-kinds.js';
 import type { Triple } from '../src/interfaces.js';
 import { takeSnapshot } from '../src/sql/takeSnapshot.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
@@ -13,6 +14,9 @@ const GPU: Triple = { projectId: 1, regionId: 7, imageId: 'gpu-image' };
 const BIG: Triple = { projectId: 1, regionId: 7, imageId: 'big-image' };
 const GONE: Triple = { projectId: 1, regionId: 7, imageId: 'gone-image' };
 const FAILING: Triple = { projectId: 1, regionId: 7, imageId: 'failing-image' };
+const PUBLIC: Triple = { projectId: 1, regionId: 7, imageId: 'public-image' };
+const CUDA: Triple = { projectId: 1, regionId: 7, imageId: 'cuda-image' };
+const CUDA_BM: Triple = { projectId: 1, regionId: 7, imageId: 'cuda-bm-image' };
 
 let env: TestEnv;
 let fake: FakeGcore;
@@ -30,13 +34,18 @@ beforeAll(async () => {
   fake.putImage(BIG, sampleImage(BIG, { size: 21_474_836_480 }));
   fake.putImage(GONE, sampleImage(GONE));
   fake.putImage(FAILING, sampleImage(FAILING));
+  fake.putImage(PUBLIC, sampleImage(PUBLIC, { visibility: 'public', project_id: 500 }));
+  fake.putImage(CUDA, sampleGpuImage(CUDA), GPU_VIRTUAL);
+  fake.putImage(CUDA_BM, sampleGpuImage(CUDA_BM, { visibility: 'public' }), GPU_BAREMETAL);
   await fake.start();
   pipeline = await startPipeline(
     env,
     fake.url,
     `${QUIET_SCHEDULE}
 targets:
-  - { project_id: 1, region_id: 7, image_ids: [${[SAMPLE_TRIPLE, GPU, BIG, GONE, FAILING].map((t) => t.imageId).join(', ')}] }
+  - { project_id: 1, region_id: 7, image_ids: [${[SAMPLE_TRIPLE, GPU, BIG, GONE, FAILING, PUBLIC].map((t) => t.imageId).join(', ')}] }
+  - { project_id: 1, region_id: 7, image_ids: [${CUDA.imageId}], kind: gpu_virtual }
+  - { project_id: 1, region_id: 7, image_ids: [${CUDA_BM.imageId}], kind: gpu_baremetal }
 `,
     { env: { SYNC_ATTEMPTS: '1' } },
   );
@@ -70,18 +79,20 @@ describe('docs/sql-cookbook.md', () => {
     const results: Record<string, number> = {};
     for (const query of queries) results[query.title] = (await pipeline.services.sql.unsafe(query.sql)).length;
     expect(results).toMatchObject({
-      'Inventory by region and OS': 1,
+      'Inventory by region and OS': 2,
       'Images and changes per account': 1,
-      'Images with a given tag': 3,
-      'What changed in the last week': 9,
+      'Images with a given tag': 4,
+      'What changed in the last week': 12,
       'Who changed what in the last day': 3,
       'Every action on one image, and the change each one explains': 1,
       'Tag changes: which tags changed, from what to what': 2,
       'Deleted images, with their last known name': 1,
       'What differs between the two latest audit snapshots': 2,
       'Stale images: not seen lately, or failing': 1,
-      'Images larger than 10 GiB': 1,
+      'Images larger than 10 GiB': 3,
       'GPU images by driver and version': 1,
+      'GPU images by CUDA version': 2,
+      "Ours: the project's own images, not public or shared to it": 5,
       'The last sync runs and how they ended': 2,
       'Triples whose last refresh failed, with the error': 1,
       'The whole history of one image': 2,

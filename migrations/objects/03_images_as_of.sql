@@ -6,7 +6,8 @@
 -- Reporting: every version of every tracked image, with the same columns as current_images and, last, when
 -- the version stopped being the image's state (null while it is). Versions never overlap (09_version_overlap),
 -- so at any moment an image has at most one version whose [valid_from, valid_to) holds it; an empty version
--- (valid_from = valid_to) holds no moment. It runs with its owner's rights, as views do. Every version belongs
+-- (valid_from = valid_to) holds no moment. `owned` and cuda_toolkit_version (appended after valid_to) are
+-- the version's own: an image made public changes `owned`. It runs with its owner's rights, as views do. Every version belongs
 -- to a stored image (image_versions_image_fk), whose kind and account are read by a subquery each rather than
 -- a join: a query that reads neither (count(*) of images_as_of) then reads nothing but image_versions, and
 -- can read it from an index alone (a join the planner removes still keeps it from an index-only scan).
@@ -30,7 +31,9 @@ SELECT v.project_id, v.region_id, v.image_id,
   coalesce((SELECT jsonb_object_agg(e.key, e.value->'value' ORDER BY e.key) FROM jsonb_each(v.state->'tags') e), '{}'::jsonb) AS tags,
   v.id AS version_id, v.valid_from,
   (SELECT i.account FROM images i WHERE (i.project_id, i.region_id, i.image_id) = (v.project_id, v.region_id, v.image_id)) AS account,
-  v.valid_to
+  v.valid_to,
+  image_owned(v.project_id, (v.state->>'project_id')::bigint, v.state->>'visibility') AS owned,
+  v.state->>'cuda_toolkit_version' AS cuda_toolkit_version
 FROM image_versions v;
 --> statement-breakpoint
 -- A role granted images_as_of may read image_history, which it now reads with the caller's rights: a
@@ -57,7 +60,7 @@ $$;
 -- filter on an image reaches its versions by their index, instead of every image's state being decoded and
 -- materialized first (18 to 23 s at 1,000,000 images x 10 versions on a busy 2-core machine). It reads image_history
 -- with the caller's rights. The kind is the image's (images.kind), not a versioned state. Its result type
--- changed (kind) since migration 0015, which CREATE OR REPLACE cannot do: dropped and created (the migrator
+-- changed (kind, then owned and cuda_toolkit_version) since migration 0015, which CREATE OR REPLACE cannot do: dropped and created (the migrator
 -- grants the rights again).
 DROP FUNCTION IF EXISTS images_as_of(timestamptz);
 --> statement-breakpoint
@@ -70,7 +73,7 @@ RETURNS TABLE (
   creator_task_id text, task_id text, description text, display_order bigint, gpu_driver text,
   gpu_driver_type text, gpu_driver_version text, hw_firmware_type text, hw_machine_type text, ssh_key text,
   currency_code text, price_per_hour numeric, price_per_month numeric, price_status text,
-  tags jsonb, version_id bigint, valid_from timestamptz, account text
+  tags jsonb, version_id bigint, valid_from timestamptz, account text, owned boolean, cuda_toolkit_version text
 )
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT h.project_id, h.region_id, h.image_id, h.kind, h.name, h.region, h.status, h.visibility, h.os_distro,
@@ -78,7 +81,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     h.created_at, h.updated_at, h.size, h.architecture, h.is_baremetal, h.creator_task_id, h.task_id,
     h.description, h.display_order, h.gpu_driver, h.gpu_driver_type, h.gpu_driver_version, h.hw_firmware_type,
     h.hw_machine_type, h.ssh_key, h.currency_code, h.price_per_hour, h.price_per_month, h.price_status, h.tags,
-    h.version_id, h.valid_from, h.account
+    h.version_id, h.valid_from, h.account, h.owned, h.cuda_toolkit_version
   FROM public.image_history h
   WHERE h.valid_from <= at AND (h.valid_to IS NULL OR h.valid_to > at)
 $$;

@@ -23,20 +23,16 @@ export interface DiscoverFilters {
   osVersion?: string;
   architecture?: string;
   /**
-   * The kinds of image listed, by name (image-kinds.ts): each kind's list endpoints. Absent: the
-   * ordinary kind only (images, and bmimages with `baremetal`), as before kinds. A list that takes no
-   * filters is listed whole and the filters above are applied here (scope-match.ts).
+   * The kinds of image listed, by name (image-kinds.ts): each kind's list endpoints. Absent: each
+   * kind where it is listed by default (the ordinary kind everywhere, images and bmimages with
+   * `baremetal`; the GPU kinds in regions with GPU capacity). A list that takes no filters is listed
+   * whole and the filters above are applied here (scope-match.ts).
    */
   kinds?: string[];
 }
 
-/** The kind a scope lists when it names none. */
-export const DEFAULT_SCOPE_KIND = 'ordinary';
-
-/** The kinds a scope's listing covers, by name, in the order given. */
-export function scopeKinds(filters: DiscoverFilters): string[] {
-  return filters.kinds ?? [DEFAULT_SCOPE_KIND];
-}
+/** The kind of explicit images that name none. */
+export const DEFAULT_KIND = 'ordinary';
 
 export interface Scope {
   key: string;
@@ -70,7 +66,7 @@ export function scopeKey(account: string, projects: Scope['projects'], regions: 
     osDistro: filters.osDistro ?? null,
     osVersion: filters.osVersion ?? null,
     architecture: filters.architecture ?? null,
-    // The ordinary kind alone adds nothing, so scopes keep the keys they had before kinds.
+    // No kinds named adds nothing, so scopes keep the keys they had before kinds.
     ...(filters.kinds === undefined ? {} : { kinds: [...filters.kinds].sort() }),
     ...(account === DEFAULT_ACCOUNT ? {} : { account }),
   };

@@ -14,7 +14,7 @@ import { INT4_MAX, MAX_EVERY_MS } from './input-ranges.js';
 import { checkCron, parseDuration } from '../schedule/schedule.js';
 import {
   ARCHITECTURES,
-  DEFAULT_SCOPE_KIND,
+  DEFAULT_KIND,
   filterTextProblem,
   scopeKey,
   scopeName,
@@ -116,8 +116,8 @@ const discoverSchema = z
     osDistro: d.os_distro,
     osVersion: d.os_version,
     architecture: d.architecture,
-    // The default said out loud is the default: the same scope, the same key.
-    ...(d.kinds === undefined || (d.kinds.length === 1 && d.kinds[0] === DEFAULT_SCOPE_KIND) ? {} : { kinds: d.kinds }),
+    // Kinds named are kinds asked for: `[ordinary]` keeps a scope off the GPU kinds it would list by default.
+    ...(d.kinds === undefined ? {} : { kinds: d.kinds }),
   }));
 
 const cronSchema = z.strictObject({ cron: z.string(), tz: z.string().default('UTC') }).superRefine(({ cron, tz }, ctx) => {
@@ -317,7 +317,7 @@ export function parseTargetsFile(content: string, source: string): TargetsFile {
       const key = `${projectId}/${regionId}/${id}`;
       const first = firstPlace(triples, key, path);
       if (first) problems.push(`${path}: duplicates ${first} (${key})`);
-      const kind = entry.kind === undefined || entry.kind === DEFAULT_SCOPE_KIND ? {} : { kind: entry.kind };
+      const kind = entry.kind === undefined || entry.kind === DEFAULT_KIND ? {} : { kind: entry.kind };
       targets.push({ account, projectId, regionId, imageId: id, schedule, ...kind });
     });
   });

@@ -105,19 +105,20 @@ export const imageRows = pgTable(
   {
     ...triple,
     name: text('name').notNull(),
-    region: text('region').notNull(),
+    // Null only for kinds whose answers lack it (GPU images: no region, project_id or region_id; os_* nullable).
+    region: text('region'),
     status: text('status').notNull(),
     visibility: text('visibility').notNull(),
-    osDistro: text('os_distro').notNull(),
-    osVersion: text('os_version').notNull(),
-    osType: text('os_type').notNull(),
+    osDistro: text('os_distro'),
+    osVersion: text('os_version'),
+    osType: text('os_type'),
     diskFormat: text('disk_format').notNull(),
     // Integers are bigint: Gcore's contract bounds none of them.
     minDisk: bigint('min_disk', { mode: 'number' }).notNull(),
     minRam: bigint('min_ram', { mode: 'number' }).notNull(),
     size: bigint('size', { mode: 'number' }),
-    ownerProjectId: bigint('owner_project_id', { mode: 'number' }).notNull(),
-    imageRegionId: bigint('image_region_id', { mode: 'number' }).notNull(),
+    ownerProjectId: bigint('owner_project_id', { mode: 'number' }),
+    imageRegionId: bigint('image_region_id', { mode: 'number' }),
     architecture: text('architecture'),
     isBaremetal: boolean('is_baremetal'),
     creatorTaskId: text('creator_task_id'),
@@ -150,8 +151,17 @@ export const imageRows = pgTable(
      * identity. The default is for writers of earlier releases, which store only ordinary images and name no kind.
      */
     kind: text('kind').notNull().default('ordinary'),
+    /** GPU images' own field (image-fields.ts GPU_IMAGE_FIELDS); after kind, where the migration that added it put it. */
+    cudaToolkitVersion: text('cuda_toolkit_version'),
   },
-  (t) => [primaryKey({ columns: [t.projectId, t.regionId, t.imageId] })],
+  (t) => [
+    primaryKey({ columns: [t.projectId, t.regionId, t.imageId] }),
+    // An ordinary image keeps every field its answers always carry (image-fields.ts); other kinds may lack them.
+    check(
+      'image_rows_ordinary_fields_check',
+      sql`${t.kind} <> 'ordinary' OR (${t.region} IS NOT NULL AND ${t.osDistro} IS NOT NULL AND ${t.osVersion} IS NOT NULL AND ${t.osType} IS NOT NULL AND ${t.ownerProjectId} IS NOT NULL AND ${t.imageRegionId} IS NOT NULL)`,
+    ),
+  ],
 );
 
 export const imageTags = pgTable(

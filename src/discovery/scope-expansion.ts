@@ -6,7 +6,7 @@ import type { ListPage, ListRequest } from '../gcore/gcore-client.js';
 import { INT4_MAX } from '../config/input-ranges.js';
 import { kindNamed } from '../images/image-kinds.js';
 import { listParts, PAGE_LIMIT, type ListPart, type ScopeRegion } from '../gcore/list-query.js';
-import { scopeKinds, type ScopeDefinition } from '../config/scope.js';
+import type { ScopeDefinition } from '../config/scope.js';
 
 /** The list of projects or regions is not whole; the scope's listing is incomplete. */
 export class IncompleteListError extends Error {
@@ -55,10 +55,13 @@ async function projectIds(fetchPage: FetchPage, projects: ScopeDefinition['proje
 }
 
 async function scopeRegions(fetchPage: FetchPage, regions: ScopeDefinition['regions']): Promise<ScopeRegion[]> {
-  // A region named by id is listed as named, bare-metal images included.
-  if (regions !== 'all') return regions.map((id) => ({ id, baremetal: true }));
+  // A region named by id is listed as named, bare-metal images included; its GPU capacity is not read (the regions
+  // list is not asked for), so its GPU images are listed where the scope names their kinds.
+  if (regions !== 'all') return regions.map((id) => ({ id, baremetal: true, gpu: false }));
   const listed = await listEvery(fetchPage, 'regions');
-  const active = listed.filter((r) => r.state === 'ACTIVE').map((r) => ({ id: r.id as number, baremetal: r.has_baremetal !== false }));
+  const active = listed
+    .filter((r) => r.state === 'ACTIVE')
+    .map((r) => ({ id: r.id as number, baremetal: r.has_baremetal !== false, gpu: r.has_ai_gpu === true }));
   if (active.length === 0) throw new IncompleteListError(`regions: none listed that is ACTIVE (of ${listed.length})`);
   return active;
 }
@@ -66,7 +69,7 @@ async function scopeRegions(fetchPage: FetchPage, regions: ScopeDefinition['regi
 /** The parts of a scope's listing; throws an IncompleteListError, or the API's error for a request. */
 export async function expandScope(fetchPage: FetchPage, definition: ScopeDefinition): Promise<ListPart[]> {
   // A scope stored by a process that defines a kind this one does not: its listing cannot be whole here.
-  const unknown = scopeKinds(definition.filters).find((name) => !kindNamed(name));
+  const unknown = (definition.filters.kinds ?? []).find((name) => !kindNamed(name));
   if (unknown !== undefined) throw new IncompleteListError(`it lists kind ${unknown}, which no definition in this process knows`);
   const projects = await projectIds(fetchPage, definition.projects);
   const regions = await scopeRegions(fetchPage, definition.regions);

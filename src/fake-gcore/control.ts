@@ -105,8 +105,12 @@ function readLie(value: unknown): ListLie {
         throw new ControlError('lie.ids: must be an array of ids (numbers or strings)');
       return { kind: 'omit', ids };
     }
+    case 'countOff': {
+      if (!Number.isSafeInteger(lie.by)) throw new ControlError('lie.by: must be a whole number');
+      return { kind: 'countOff', by: lie.by as number };
+    }
     default:
-      throw new ControlError('lie.kind: must be one of shortCount, empty, omit');
+      throw new ControlError('lie.kind: must be one of shortCount, empty, omit, countOff');
   }
 }
 

@@ -15,4 +15,9 @@ export type Fault =
  * itself: a count cut short (the results with it), an empty list, or a list
  * without some ids (a projects list that omits a live project).
  */
-export type ListLie = { kind: 'shortCount'; count: number } | { kind: 'empty' } | { kind: 'omit'; ids: Array<number | string> };
+export type ListLie =
+  | { kind: 'shortCount'; count: number }
+  | { kind: 'empty' }
+  | { kind: 'omit'; ids: Array<number | string> }
+  // The results as they are, with a count `by` more (or fewer) than they add up to: the one lie that disagrees with itself.
+  | { kind: 'countOff'; by: number };

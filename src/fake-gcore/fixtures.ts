@@ -51,6 +51,39 @@ export function sampleImage(triple: Triple, overrides: ImagePayload = {}): Image
   };
 }
 
+/**
+ * A GPU image for `triple`, as the v3 GPU image endpoints (virtual or
+ * bare-metal) answer it: exactly GpuImageSerializer's fields, so no
+ * project_id, region_id or region.
+ */
+export function sampleGpuImage(triple: Triple, overrides: ImagePayload = {}): ImagePayload {
+  return {
+    id: triple.imageId,
+    name: `ubuntu-22.04-x64-cuda-${triple.imageId.slice(-4)}`,
+    status: 'active',
+    visibility: 'private',
+    os_distro: 'ubuntu',
+    os_version: '22.04',
+    os_type: 'linux',
+    disk_format: 'raw',
+    min_disk: 40,
+    min_ram: 0,
+    size: 21474836480,
+    architecture: 'x86_64',
+    cuda_toolkit_version: '13.0.2',
+    gpu_driver: 'nvidia',
+    gpu_driver_type: 'open',
+    gpu_driver_version: '570.148.08',
+    hw_firmware_type: 'uefi',
+    ssh_key: 'allow',
+    task_id: null,
+    created_at: '2024-05-05T14:51:26.570866',
+    updated_at: '2024-05-06T09:12:00Z',
+    tags: [{ key: 'team', value: 'ml', read_only: false }],
+    ...overrides,
+  };
+}
+
 /** The images `fake-api` serves by default: the SDK's sample triple and a few more. */
 export function demoImages(): Array<[Triple, ImagePayload]> {
   const triples: Triple[] = [

@@ -203,6 +203,7 @@ export interface RegionInput {
   display_name?: string;
   state?: RegionState;
   has_baremetal?: boolean;
+  has_ai_gpu?: boolean;
 }
 
 /** A RegionSerializer: every field the contract requires, filled with a plain core region's values. */
@@ -233,7 +234,7 @@ export function regionRecord(input: RegionInput): Record<string, unknown> {
     access_level: 'core',
     has_k8s: false,
     has_ai: false,
-    has_ai_gpu: false,
+    has_ai_gpu: input.has_ai_gpu ?? false,
     coordinates: null,
     file_share_types: null,
   };

@@ -46,6 +46,8 @@ function toldItems<T>(items: T[], lie: ListLie): T[] {
       return [];
     case 'omit':
       return items.filter((item) => !lie.ids.includes((item as { id?: number | string }).id as number | string));
+    case 'countOff':
+      return items;
   }
 }
 
@@ -74,6 +76,10 @@ function pageTold<T>(
   lie: ListLie | undefined,
 ): Page {
   if (!lie) return pageOf(items, size, paging, keep);
+  if (lie.kind === 'countOff') {
+    const page = pageOf(items, size, paging, keep);
+    return { ...page, count: Math.max(0, page.count + lie.by) };
+  }
   const told = toldItems(
     [...items].filter((item) => !keep || keep(item)),
     lie,

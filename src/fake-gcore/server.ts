@@ -1,15 +1,15 @@
 // A fake of Gcore's image endpoints for tests, the demo and benchmarks: the
 // single-image GET, the lists (images, bare-metal images, projects, regions;
 // lists.ts) and the audit log of user actions (audit-log.ts). It serves the
-// ordinary kind of image, and any other kind a test defines (serveKind), each
-// with its own GET and lists. It answers like
+// built-in kinds of image (ordinary, GPU virtual and bare-metal), and any other
+// kind a test defines (serveKind), each with its own GET and lists. It answers like
 // the real API (auth, JSON NotFoundError, error bodies) and lets a caller
 // change, delete and restore images (as a user, logged, or behind the log's
 // back) and inject faults, also between the pages of a list.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ORDINARY, type ImageKind } from '../images/image-kinds.js';
+import { GPU_BAREMETAL, GPU_VIRTUAL, ORDINARY, type ImageKind } from '../images/image-kinds.js';
 import type { Triple } from '../interfaces.js';
 import { type Actor, FakeAuditLog } from './audit-log.js';
 import { ControlError, readActor, readBody, readEvery, readListFault, readListLie, readOn } from './control.js';
@@ -161,7 +161,11 @@ export class FakeGcore {
   ignoreOffset = false;
   /** By triple for the ordinary kind, by `<kind>:<triple>` for another (storeKey): one triple may be on several kinds' endpoints. */
   private readonly images = new Map<string, StoredImage>();
-  private readonly kinds = new Map<string, ServedKind>([[ORDINARY.name, ORDINARY_SERVED]]);
+  /** The built-in kinds are served from the start; a kind a test defines, once it calls serveKind. */
+  private readonly kinds = new Map<string, ServedKind>([
+    [ORDINARY.name, ORDINARY_SERVED],
+    ...[GPU_VIRTUAL, GPU_BAREMETAL].map((kind): [string, ServedKind] => [kind.name, servedKind(kind, () => kind.lists[0]!.endpoint)]),
+  ]);
   /** The same images by project and region, the projects and regions, and what list answers are given. */
   private readonly lists = new FakeLists();
   private readonly faults = new Map<string, FaultRule>();
@@ -362,7 +366,8 @@ export class FakeGcore {
     this.requestsPerSecond.clear();
     this.requestsPerSecondByAccount.clear();
     this.requestTimes.length = 0;
-    Object.assign(this.requestsByEndpoint, noRequests());
+    // Every endpoint counted so far, other kinds' included, starts again from none.
+    for (const endpoint of Object.keys(this.requestsByEndpoint)) this.requestsByEndpoint[endpoint] = 0;
   }
 
   private served(kind: ImageKind): ServedKind {

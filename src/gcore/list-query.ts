@@ -1,7 +1,7 @@
 // What a scope asks the list endpoints: the parts of its listing (one project,
 // region, endpoint and visibility each) and the query every page of a part sends.
-import { scopeKinds, VISIBILITIES, type DiscoverFilters, type Visibility } from '../config/scope.js';
-import { KindDefinitionError, kindNamed, type KindList } from '../images/image-kinds.js';
+import { VISIBILITIES, type DiscoverFilters, type Visibility } from '../config/scope.js';
+import { defaultKinds, KindDefinitionError, kindNamed, type ImageKind, type KindList } from '../images/image-kinds.js';
 
 /** Gcore's largest page, and the default: a listing costs one request per 1,000 images. */
 export const PAGE_LIMIT = 1000;
@@ -12,10 +12,11 @@ export const PAGE_LIMIT = 1000;
  */
 export const MAX_PART_COUNT = 10_000_000;
 
-/** A region as discovery needs it: whether it serves bare-metal images (unknown for a region named by id). */
+/** A region as discovery needs it: whether it serves bare-metal images, and has GPU capacity (unknown for a region named by id). */
 export interface ScopeRegion {
   id: number;
   baremetal: boolean;
+  gpu: boolean;
 }
 
 export interface ListPart {
@@ -39,16 +40,21 @@ function partQuery(filters: DiscoverFilters, visibility: Visibility | null): Arr
   return query;
 }
 
-/** The ordinary kind's list of bare-metal images: listed only where the scope and the region both want it. */
-const BAREMETAL_LIST = 'bmimages';
-
-/** The lists of the scope's kinds, in the kinds' order and each kind's own, that a region is listed from. */
-function regionLists(filters: DiscoverFilters, region: ScopeRegion): KindList[] {
-  return scopeKinds(filters).flatMap((name) => {
+/** The kinds a scope lists in a region: those it names, or where it names none, the kinds listed there by default. */
+function regionKinds(filters: DiscoverFilters, region: ScopeRegion): ImageKind[] {
+  if (filters.kinds === undefined) return defaultKinds(region);
+  return filters.kinds.map((name) => {
     const kind = kindNamed(name);
     if (!kind) throw new KindDefinitionError(`a scope lists kind ${name}, which no definition in this process knows`);
-    return kind.lists.filter((list) => list.endpoint !== BAREMETAL_LIST || (filters.baremetal && region.baremetal));
+    return kind;
   });
+}
+
+/** The lists of the scope's kinds, in the kinds' order and each kind's own, that a region is listed from; bare-metal lists only where the scope and the region both want them. */
+function regionLists(filters: DiscoverFilters, region: ScopeRegion): KindList[] {
+  return regionKinds(filters, region).flatMap((kind) =>
+    kind.lists.filter((list) => !list.baremetal || (filters.baremetal && region.baremetal)),
+  );
 }
 
 /**

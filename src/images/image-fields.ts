@@ -57,6 +57,38 @@ export const IMAGE_FIELDS = {
   price_status: optional('string', 'price_status'),
 } as const satisfies Record<string, FieldDefinition>;
 
+/**
+ * A GPU image's fields (GpuImageSerializer, the v3 GPU virtual and bare-metal
+ * image endpoints), as the contract marks them: no project_id, region_id or
+ * region (the triple comes from the path), os_* nullable, and
+ * cuda_toolkit_version, which no other kind has, in a column of its own (so
+ * reports, and a reporting role, read it typed). Every other field shares the
+ * ordinary field's column.
+ */
+export const GPU_IMAGE_FIELDS = {
+  id: IMAGE_FIELDS.id,
+  name: IMAGE_FIELDS.name,
+  status: IMAGE_FIELDS.status,
+  visibility: IMAGE_FIELDS.visibility,
+  disk_format: IMAGE_FIELDS.disk_format,
+  min_disk: IMAGE_FIELDS.min_disk,
+  min_ram: IMAGE_FIELDS.min_ram,
+  created_at: IMAGE_FIELDS.created_at,
+  updated_at: IMAGE_FIELDS.updated_at,
+  cuda_toolkit_version: optional('string', 'cuda_toolkit_version'),
+  size: IMAGE_FIELDS.size,
+  architecture: IMAGE_FIELDS.architecture,
+  os_distro: optional('string', 'os_distro'),
+  os_version: optional('string', 'os_version'),
+  os_type: optional('string', 'os_type'),
+  gpu_driver: IMAGE_FIELDS.gpu_driver,
+  gpu_driver_type: IMAGE_FIELDS.gpu_driver_type,
+  gpu_driver_version: IMAGE_FIELDS.gpu_driver_version,
+  hw_firmware_type: IMAGE_FIELDS.hw_firmware_type,
+  ssh_key: IMAGE_FIELDS.ssh_key,
+  task_id: IMAGE_FIELDS.task_id,
+} as const satisfies Record<string, FieldDefinition>;
+
 export type ImageField = keyof typeof IMAGE_FIELDS;
 
 /** The Postgres type of each kind; integers are bigint because the contract sets no bound. */

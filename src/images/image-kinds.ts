@@ -6,7 +6,7 @@
 // merged like the built-in one without a migration: its fields either share a
 // column of `images` with another kind's field of the same name, or have no
 // column and live in the version's state (and `raw`).
-import { IMAGE_FIELDS, type FieldDefinition, type ImageState } from './image-fields.js';
+import { GPU_IMAGE_FIELDS, IMAGE_FIELDS, type FieldDefinition, type ImageState } from './image-fields.js';
 
 /** A list endpoint of a kind: `path` has {project_id} and {region_id}; `filters` when it takes a scope's filters as query parameters. */
 export interface KindList {
@@ -14,7 +14,16 @@ export interface KindList {
   endpoint: string;
   path: string;
   filters: boolean;
+  /** It lists bare-metal images: listed only where the scope (`baremetal`) and the region (`has_baremetal`) both want them. */
+  baremetal?: boolean;
 }
+
+/**
+ * Where a scope that names no kinds (`discover.kinds` absent) lists a kind:
+ * in every region, or in the regions the regions list says have GPU capacity
+ * (`has_ai_gpu`). Absent: only where a scope names it.
+ */
+type DefaultListing = 'every_region' | 'gpu_regions';
 
 export interface ImageKind {
   /** Stored in images.kind; never renamed once stored. */
@@ -29,6 +38,7 @@ export interface ImageKind {
   /** The single-image GET, with {project_id}, {region_id} and {image_id}. */
   getPath: string;
   lists: readonly KindList[];
+  byDefault?: DefaultListing;
 }
 
 /** A kind definition does not fit the registered ones (a programming error, thrown at definition). */
@@ -93,8 +103,37 @@ export const ORDINARY = defineKind({
   getPath: '/cloud/v1/images/{project_id}/{region_id}/{image_id}',
   lists: [
     { endpoint: 'images', path: '/cloud/v1/images/{project_id}/{region_id}', filters: true },
-    { endpoint: 'bmimages', path: '/cloud/v1/bmimages/{project_id}/{region_id}', filters: true },
+    { endpoint: 'bmimages', path: '/cloud/v1/bmimages/{project_id}/{region_id}', filters: true, baremetal: true },
   ],
+  byDefault: 'every_region',
+});
+
+/**
+ * GPU images of Gcore's v3 GPU API (GpuImageSerializer): the images GPU
+ * virtual clusters boot from. Their lists take no filters (the worker applies
+ * the scope's). More specific than the ordinary kind: an image both lists
+ * return is refreshed with the GPU GET. A scope naming no kinds lists them in
+ * the regions with GPU capacity.
+ */
+export const GPU_VIRTUAL = defineKind({
+  name: 'gpu_virtual',
+  fields: GPU_IMAGE_FIELDS,
+  precedence: 1,
+  getPath: '/cloud/v3/gpu/virtual/{project_id}/{region_id}/images/{image_id}',
+  lists: [{ endpoint: 'gpu_virtual_images', path: '/cloud/v3/gpu/virtual/{project_id}/{region_id}/images', filters: false }],
+  byDefault: 'gpu_regions',
+});
+
+/** GPU bare-metal images: the same serializer and rules as GPU_VIRTUAL, from the bare-metal GPU endpoints; a bare-metal list. */
+export const GPU_BAREMETAL = defineKind({
+  name: 'gpu_baremetal',
+  fields: GPU_IMAGE_FIELDS,
+  precedence: 1,
+  getPath: '/cloud/v3/gpu/baremetal/{project_id}/{region_id}/images/{image_id}',
+  lists: [
+    { endpoint: 'gpu_baremetal_images', path: '/cloud/v3/gpu/baremetal/{project_id}/{region_id}/images', filters: false, baremetal: true },
+  ],
+  byDefault: 'gpu_regions',
 });
 
 /** The kind stored under `name`; undefined for a name no definition in this process registered. */
@@ -120,6 +159,11 @@ export function kindList(endpoint: string): KindList | undefined {
 
 export function imageKinds(): ImageKind[] {
   return [...registry.values()];
+}
+
+/** The kinds a scope that names none lists in a region, in the order they were defined. */
+export function defaultKinds(region: { gpu: boolean }): ImageKind[] {
+  return imageKinds().filter((kind) => kind.byDefault === 'every_region' || (kind.byDefault === 'gpu_regions' && region.gpu));
 }
 
 /** The kind an image is stored as after `observed` saw it: the stored one unless the observed one is more specific. */

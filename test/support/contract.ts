@@ -18,10 +18,24 @@ export interface Schema {
 
 export type Schemas = Record<string, Schema>;
 
-/** The contract's components.schemas, read from the copy kept in the repository. */
+interface Contract {
+  paths: Record<string, { get?: { responses?: Record<string, { content?: Record<string, { schema?: Schema }> }> } }>;
+  components: { schemas: Schemas };
+}
+
+/** The contract, read from the copy kept in the repository. */
+function contract(): Contract {
+  return parse(readFileSync(new URL('../../contract/gcore-cloud-api-subset.yaml', import.meta.url), 'utf8')) as Contract;
+}
+
+/** The contract's components.schemas. */
 export function contractSchemas(): Schemas {
-  const text = readFileSync(new URL('../../contract/gcore-cloud-api-subset.yaml', import.meta.url), 'utf8');
-  return (parse(text) as { components: { schemas: Schemas } }).components.schemas;
+  return contract().components.schemas;
+}
+
+/** The schema reference the contract's GET of `path` answers 200 with; undefined for a path it does not have. */
+export function contractAnswer(path: string): string | undefined {
+  return contract().paths[path]?.get?.responses?.['200']?.content?.['application/json']?.schema?.$ref;
 }
 
 /** The schema itself, or the component its $ref names (followed until it is not a reference). */

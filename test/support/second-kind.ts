@@ -2,10 +2,10 @@
 // and one list that takes no filters) and its own fields. It shows that a kind
 // is a value: defined, it is validated, stored, diffed, merged and deleted like
 // the ordinary kind, with no change to src/ and no migration. Its fields either
-// share an `images` column with the ordinary kind's field of the same name, or
-// have none (cuda_toolkit_version, accelerator_count: kept in the version's
-// state). It carries every field `images` holds NOT NULL; a kind that does not
-// needs a migration that relaxes those columns (see CONTRIBUTING.md).
+// share an `images` column with another kind's field of the same name
+// (cuda_toolkit_version, the GPU kinds' column), or have none (accelerator_count:
+// kept in the version's state). It carries every field `images` holds NOT NULL for
+// ordinary images; the GPU kinds, which do not, needed migration 0027 (see CONTRIBUTING.md).
 import { sampleImage } from '../../src/fake-gcore/fixtures.js';
 import type { ImagePayload } from '../../src/fake-gcore/list-queries.js';
 import type { FieldDefinition } from '../../src/images/image-fields.js';
@@ -36,7 +36,7 @@ export const ACCELERATED = defineKind({
   name: 'test_accelerated',
   fields: {
     ...Object.fromEntries(SHARED.map((field) => [field, IMAGE_FIELDS[field] as FieldDefinition])),
-    cuda_toolkit_version: { kind: 'string', nullable: true, column: null },
+    cuda_toolkit_version: { kind: 'string', nullable: true, column: 'cuda_toolkit_version' },
     accelerator_count: { kind: 'integer', nullable: false, column: null },
   },
   // More specific than the ordinary kind: an image both return is of this kind, refreshed by its GET.
