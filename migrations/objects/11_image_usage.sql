@@ -19,12 +19,12 @@ WHERE valid_to IS NULL;
 -- region with a complete usage listing, whose scope lists usage; otherwise 'unknown', with the reason. An
 -- image called unused that is in use is the outage this exists to prevent, so every doubt is 'unknown'.
 -- unused_since: the end of its last use, or the start of its project and region's first complete usage
--- listing if nothing used it since, and never before the image was first seen.
+-- listing if nothing used it since, and never before the image was created (as the API says; else first seen).
 CREATE OR REPLACE VIEW image_usage_status AS
 SELECT i.project_id, i.region_id, i.image_id, i.kind, i.name, i.visibility, i.is_baremetal, u.consumers,
   CASE WHEN u.consumers > 0 THEN 'in use' WHEN why.reason IS NOT NULL THEN 'unknown' ELSE 'unused' END AS usage_status,
   CASE WHEN u.consumers = 0 AND why.reason IS NULL
-    THEN greatest(coalesce(u.last_used, c.first_listed_at), i.first_seen_at) END AS unused_since,
+    THEN greatest(coalesce(u.last_used, c.first_listed_at), coalesce(i.created_at, i.first_seen_at)) END AS unused_since,
   why.reason AS usage_unknown_because, c.listed_at AS usage_listed_at, i.account
 FROM images i
 LEFT JOIN usage_coverage c ON (c.project_id, c.region_id) = (i.project_id, i.region_id)

@@ -2,7 +2,7 @@ import type { Sql } from '../db/db.js';
 import type { ChangeRow } from './listChanges.js';
 
 /** A change of an image something used as it changed (in_use_alert in migrations/objects/11_image_usage.sql). */
-export interface InUseAlert {
+interface InUseAlert {
   event: 'deleted_in_use' | 'visibility_changed_in_use' | 'ssh_key_changed_in_use';
   consumers: number;
   /** Up to five of them. */

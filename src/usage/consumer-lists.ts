@@ -5,7 +5,7 @@
 // usage listing (usage-listing.ts) fetches the pages.
 
 /** What uses an image: a stored name, never renamed (image_usage_history.consumer_kind). */
-export type ConsumerKind = 'instance' | 'volume' | 'gpu_cluster' | 'snapshot';
+type ConsumerKind = 'instance' | 'volume' | 'gpu_cluster' | 'snapshot';
 
 /** One consumer of one image of the listed project and region. */
 export interface Consumer {
