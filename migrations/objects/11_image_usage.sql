@@ -91,3 +91,26 @@ RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_
   WHERE (change_type = 'deleted' OR (change_type = 'updated' AND field IN ('visibility', 'ssh_key')))
     AND (h.project_id, h.region_id, h.image_id) = (p, r, i) AND h.valid_from <= at AND (h.valid_to IS NULL OR h.valid_to > at)
 $$;
+--> statement-breakpoint
+-- Who may read audit_snapshots (a reporting role; current_images is dropped and made again before this file)
+-- may read who uses the images: a reporting role granted before these existed
+-- reads them too (the migrator grants again, after this file, what was held on each). The functions run with
+-- their owner's rights, so they are not PUBLIC's, Postgres's default for a function.
+REVOKE EXECUTE ON FUNCTION image_usage_as_of(timestamptz), snapshot_usage(bigint),
+  in_use_alert(integer, integer, text, text, text, timestamptz) FROM PUBLIC;
+--> statement-breakpoint
+DO $$
+DECLARE
+  grantee text;
+BEGIN
+  FOR grantee IN
+    SELECT quote_ident(pg_get_userbyid(a.grantee))
+    FROM pg_class c, aclexplode(c.relacl) a
+    WHERE c.oid = to_regclass('audit_snapshots') AND a.privilege_type = 'SELECT' AND a.grantee NOT IN (0, c.relowner)
+  LOOP
+    EXECUTE format('GRANT SELECT ON image_usage, image_usage_history, image_usage_status, unused_images TO %s', grantee);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION image_usage_as_of(timestamptz), snapshot_usage(bigint), '
+      'in_use_alert(integer, integer, text, text, text, timestamptz) TO %s', grantee);
+  END LOOP;
+END
+$$;
