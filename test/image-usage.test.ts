@@ -10,6 +10,7 @@ import { FakeGcore } from '../src/fake-gcore/server.js';
 import { GPU_BAREMETAL_CLUSTERS, GPU_VIRTUAL_CLUSTERS, SNAPSHOTS, VOLUMES } from '../src/usage/consumer-lists.js';
 import { deliverChanges, type DeliveredChange } from '../src/sql/deliverChanges.js';
 import { takeSnapshot } from '../src/sql/takeSnapshot.js';
+import { lastListings } from '../src/sql/lastListings.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
 
@@ -106,6 +107,7 @@ describe('image usage', () => {
     // The floor: one request of each consumer list, the bare-metal clusters of both managers in it.
     expect(w.fake.requestsByEndpoint).toMatchObject({ volumes: 1, snapshots: 1, gpu_virtual_clusters: 1, gpu_baremetal_clusters: 1 });
     expect(await usageListings(w)).toEqual([{ status: 'complete', error: null, requests: 4, consumers: 6, opened: 6, closed: 0 }]);
+    expect(await lastListings(sql)).toMatchObject([{ status: 'complete', usage_complete: 1, usage_incomplete: 0, usage_requests: 4 }]);
     expect(await unused(w)).toEqual([image(UNUSED).imageId]);
     const status = await sql`SELECT image_id, usage_status, consumers, usage_unknown_because FROM image_usage_status ORDER BY image_id`;
     expect(status).toEqual([
@@ -138,6 +140,8 @@ describe('image usage', () => {
     expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', listingsFailed: 0 });
     expect((await usageListings(w))[2]).toMatchObject({ status: 'incomplete', opened: 0, closed: 0, consumers: 0 });
     expect((await usageListings(w))[2]!.error).toMatch(/^503: injected 503$/);
+    // The scope's listing of images is complete all the same; status says where usage was not.
+    expect(await lastListings(sql)).toMatchObject([{ status: 'complete', usage_complete: 0, usage_incomplete: 1 }]);
     expect(await usage(w)).toEqual(CURRENT);
     expect(await unused(w)).toEqual([image(UNUSED).imageId]);
 

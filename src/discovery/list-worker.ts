@@ -91,7 +91,9 @@ class ListingJobs {
       if (job.data.kind === 'expand') await abandonExpansion(sql, job.data.listingId, message);
       else {
         const page = await queuedPage(sql, job.data);
-        if (page) await finishPage(sql, page, { error: message });
+        // A usage part that failed for good is an incomplete usage listing, never a failed page of images.
+        if (page?.endpoint === USAGE_PART) await this.endUsagePart(page, { startedAt: new Date(), requests: 0, error: message });
+        else if (page) await finishPage(sql, page, { error: message });
       }
       await this.finish(job.data.listingId);
       await job.remove().catch(() => {});
@@ -171,18 +173,10 @@ class ListingJobs {
    * their own pages alone; a failed request is retried by the policy, the whole usage listing again.
    */
   private async listUsagePart(job: Job<ListJobData>, token: string | undefined, page: QueuedPage): Promise<number> {
-    const { sql, logger } = this.ctx;
-    const where = { listingId: page.listingId, projectId: page.projectId, regionId: page.regionId };
+    const where = { projectId: page.projectId, regionId: page.regionId };
     const sent: RequestCount = { requests: 0 };
     const startedAt = new Date();
-    const record = async (outcome: UsageOutcome) => {
-      const written = await recordUsage(sql, where, outcome);
-      const fields = { listing_id: page.listingId, project_id: page.projectId, region_id: page.regionId, requests: outcome.requests };
-      if ('error' in outcome) logger.warn({ ...fields, error: outcome.error }, 'usage listing incomplete: no consumer changed');
-      else logger.debug({ ...fields, consumers: outcome.consumers.length, ...written }, 'usage listing complete');
-      await finishPage(sql, page, { answer: { count: 0, results: 0, repeated: 0, unusable: 0, shared: 0 }, pageLimit: PAGE_LIMIT });
-      await this.finish(page.listingId);
-    };
+    const record = (outcome: UsageOutcome) => this.endUsagePart(page, outcome);
     let consumers;
     try {
       consumers = await listUsage(this.fetchPage, where, sent);
@@ -195,6 +189,18 @@ class ListingJobs {
     }
     await record({ startedAt, requests: sent.requests, consumers });
     return 0;
+  }
+
+  /** Records what a usage part came to, and answers its page with no image; the listing ends if it was the last. */
+  private async endUsagePart(page: QueuedPage, outcome: UsageOutcome): Promise<void> {
+    const { sql, logger } = this.ctx;
+    const where = { listingId: page.listingId, projectId: page.projectId, regionId: page.regionId };
+    const written = await recordUsage(sql, where, outcome);
+    const fields = { listing_id: page.listingId, project_id: page.projectId, region_id: page.regionId, requests: outcome.requests };
+    if ('error' in outcome) logger.warn({ ...fields, error: outcome.error }, 'usage listing incomplete: no consumer changed');
+    else logger.debug({ ...fields, consumers: outcome.consumers.length, ...written }, 'usage listing complete');
+    await finishPage(sql, page, { answer: { count: 0, results: 0, repeated: 0, unusable: 0, shared: 0 }, pageLimit: PAGE_LIMIT });
+    await this.finish(page.listingId);
   }
 
   /** How a page's images are read: as its list's kind; the images of a list that takes no filters kept where its scope's filters say. */
