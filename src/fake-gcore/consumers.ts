@@ -25,12 +25,16 @@ export function consumerFilter(endpoint: string, query: URLSearchParams): ((item
 
 const AT = '2026-01-01T00:00:00+0000';
 
-/** A volume made from `imageId` (null: of unknown origin, no volume_image_metadata), attached to `instances`. */
-export function sampleVolume(
-  where: { projectId: number; regionId: number; id: string; name: string },
-  imageId: string | null,
-  instances: Array<{ serverId: string; name: string | null }> = [],
-): ImagePayload {
+/** Where a volume or snapshot is, and what it is called. */
+interface Placed {
+  projectId: number;
+  regionId: number;
+  id: string;
+  name: string;
+}
+
+/** The fields a volume and a snapshot share: their place, size, times and tags. */
+function placed(where: Placed): ImagePayload {
   return {
     id: where.id,
     name: where.name,
@@ -38,13 +42,24 @@ export function sampleVolume(
     region_id: where.regionId,
     region: 'Luxembourg-2',
     size: 10,
+    created_at: AT,
+    updated_at: AT,
+    tags: [],
+  };
+}
+
+/** A volume made from `imageId` (null: of unknown origin, no volume_image_metadata), attached to `instances`. */
+export function sampleVolume(
+  where: Placed,
+  imageId: string | null,
+  instances: Array<{ serverId: string; name: string | null }> = [],
+): ImagePayload {
+  return {
+    ...placed(where),
     status: instances.length > 0 ? 'in-use' : 'available',
     volume_type: 'standard',
     bootable: imageId !== null,
     is_root_volume: instances.length > 0,
-    created_at: AT,
-    updated_at: AT,
-    tags: [],
     attachments: instances.map((i, n) => ({
       attachment_id: `${where.id}-a${n}`,
       volume_id: where.id,
@@ -57,20 +72,12 @@ export function sampleVolume(
   };
 }
 
-export function sampleSnapshot(where: { projectId: number; regionId: number; id: string; name: string }, volumeId: string): ImagePayload {
+export function sampleSnapshot(where: Placed, volumeId: string): ImagePayload {
   return {
-    id: where.id,
-    name: where.name,
-    project_id: where.projectId,
-    region_id: where.regionId,
-    region: 'Luxembourg-2',
+    ...placed(where),
     description: null,
     status: 'available',
-    size: 10,
     volume_id: volumeId,
-    created_at: AT,
-    updated_at: AT,
-    tags: [],
     creator_task_id: '00000000-0000-4000-8000-00000000aaaa',
     task_id: null,
   };
@@ -86,6 +93,7 @@ export function sampleBaremetalCluster(id: string, name: string, imageId: string
     tags: [],
     servers_count: 1,
     servers_ids: [],
+    has_pending_changes: false,
     created_at: AT,
     updated_at: AT,
     image_id: imageId,
@@ -104,6 +112,7 @@ export function sampleVirtualCluster(id: string, name: string, imageId: string):
     tags: [],
     servers_count: 1,
     servers_ids: [],
+    has_pending_changes: false,
     created_at: AT,
     updated_at: AT,
     servers_settings: {

@@ -18,9 +18,9 @@ export interface Schema {
 
 export type Schemas = Record<string, Schema>;
 
-/** The contract's components.schemas, read from the copy kept in the repository. */
-export function contractSchemas(): Schemas {
-  const text = readFileSync(new URL('../../contract/gcore-cloud-api-subset.yaml', import.meta.url), 'utf8');
+/** The contract's components.schemas, read from the copy kept in the repository (`file` under contract/). */
+export function contractSchemas(file = 'gcore-cloud-api-subset.yaml'): Schemas {
+  const text = readFileSync(new URL(`../../contract/${file}`, import.meta.url), 'utf8');
   return (parse(text) as { components: { schemas: Schemas } }).components.schemas;
 }
 
