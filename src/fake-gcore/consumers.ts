@@ -83,47 +83,39 @@ export function sampleSnapshot(where: Placed, volumeId: string): ImagePayload {
   };
 }
 
-/** A bare-metal GPU cluster built from `imageId`, managed by `managedBy`. */
-export function sampleBaremetalCluster(id: string, name: string, imageId: string, managedBy: 'user' | 'k8s' = 'user'): ImagePayload {
+/** The fields both kinds of GPU cluster have: one server, no pending change, settings without volumes. */
+function cluster(id: string, name: string, flavor: string): ImagePayload & { servers_settings: ImagePayload } {
   return {
     id,
     name,
     status: 'active',
-    flavor: 'bm3-ai-1xlarge-h100-80-8',
+    flavor,
     tags: [],
     servers_count: 1,
     servers_ids: [],
     has_pending_changes: false,
     created_at: AT,
     updated_at: AT,
-    image_id: imageId,
-    managed_by: managedBy,
     servers_settings: { interfaces: [], security_groups: [], ssh_key_name: null, user_data: null, file_shares: [] },
   };
 }
 
+/** A bare-metal GPU cluster built from `imageId`, managed by `managedBy`. */
+export function sampleBaremetalCluster(id: string, name: string, imageId: string, managedBy: 'user' | 'k8s' = 'user'): ImagePayload {
+  return { ...cluster(id, name, 'bm3-ai-1xlarge-h100-80-8'), image_id: imageId, managed_by: managedBy };
+}
+
 /** A virtual GPU cluster whose servers boot from volumes made from `imageId`. */
 export function sampleVirtualCluster(id: string, name: string, imageId: string): ImagePayload {
-  return {
-    id,
-    name,
-    status: 'active',
-    flavor: 'g3-ai-32-192-1500-l40s-48-1',
+  const base = cluster(id, name, 'g3-ai-32-192-1500-l40s-48-1');
+  const boot = {
+    name: 'boot-volume',
+    size: 20,
+    type: 'ssd_hiiops',
+    image_id: imageId,
+    boot_index: 0,
+    delete_on_termination: true,
     tags: [],
-    servers_count: 1,
-    servers_ids: [],
-    has_pending_changes: false,
-    created_at: AT,
-    updated_at: AT,
-    servers_settings: {
-      interfaces: [],
-      security_groups: [],
-      ssh_key_name: null,
-      user_data: null,
-      file_shares: [],
-      volumes: [
-        { name: 'boot-volume', size: 20, type: 'ssd_hiiops', image_id: imageId, boot_index: 0, delete_on_termination: true, tags: [] },
-      ],
-    },
   };
+  return { ...base, servers_settings: { ...base.servers_settings, volumes: [boot] } };
 }
