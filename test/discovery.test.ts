@@ -486,6 +486,8 @@ describe('discovery', () => {
     expect(pages.map((p) => [p.endpoint, p.status])).toEqual([
       ['images', 'failed'],
       ['bmimages', 'failed'],
+      // The scope's usage part, whose answer holds no image.
+      ['usage', 'done'],
     ]);
     expect(pages[1]!.error).toBe('the API counts 1000000000 images, more than the 10000000 one project and region may hold here');
     expect(await counts(w)).toMatchObject({ images: 0, targets: 0 });

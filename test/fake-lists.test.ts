@@ -561,7 +561,10 @@ describe('control endpoints', () => {
     expect(await control('ignore-offset', { on: 'yes' })).toEqual({ status: 400, body: { error: 'on: must be true or false' } });
     expect(await control('list-fault', { selector: { endpoint: 'image' }, fault: { kind: 'malformed' } })).toEqual({
       status: 400,
-      body: { error: 'selector.endpoint: must be one of images, bmimages, projects, regions, user_actions' },
+      body: {
+        error:
+          'selector.endpoint: must be one of images, bmimages, projects, regions, user_actions, volumes, snapshots, gpu_virtual_clusters, gpu_baremetal_clusters',
+      },
     });
     expect(await control('list-fault', { selector: { endpoint: 'images' }, fault: { kind: 'explode' } })).toEqual({
       status: 400,

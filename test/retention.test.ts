@@ -25,7 +25,7 @@ afterAll(async () => {
 
 // Each test starts with no operational rows (audit snapshots refuse deletion: history is added once, by the first test).
 beforeEach(async () => {
-  await sql`TRUNCATE sync_runs, listings, listing_pages, listing_ids, listing_ids_intact, listing_samples, sync_failures, targets`;
+  await sql`TRUNCATE sync_runs, listings, listing_pages, listing_ids, listing_ids_intact, listing_samples, usage_listings, sync_failures, targets`;
 });
 
 /** A run started `daysAgo`; finished at its start unless `running`. */

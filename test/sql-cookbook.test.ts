@@ -50,6 +50,15 @@ targets:
     { env: { SYNC_ATTEMPTS: '1' } },
   );
   await pipeline.sync();
+  // Usage as a complete usage listing records it (src/sql/recordUsage.ts): listed for 200 days; the sample image
+  // in use by an instance, the big one until 100 days ago, the one deleted below still in use as it goes.
+  await pipeline.services.sql`
+    INSERT INTO usage_coverage (project_id, region_id, first_listed_at, listed_at) VALUES (1, 7, now() - interval '200 days', now())`;
+  await pipeline.services.sql`
+    INSERT INTO image_usage_history (project_id, region_id, image_id, consumer_kind, consumer_id, consumer_name, valid_from, valid_to)
+    VALUES (1, 7, ${SAMPLE_TRIPLE.imageId}, 'instance', 'server-1', 'web-1', now() - interval '30 days', NULL),
+      (1, 7, ${BIG.imageId}, 'volume', 'volume-1', 'data', now() - interval '150 days', now() - interval '100 days'),
+      (1, 7, ${GONE.imageId}, 'volume', 'volume-2', 'old-root', now() - interval '10 days', NULL)`;
   await takeSnapshot(pipeline.services.sql, 'cookbook-1');
   fake.updateImage(SAMPLE_TRIPLE, { name: 'renamed', tags: [{ key: 'team', value: 'security', read_only: false }] });
   fake.deleteImage(GONE);
@@ -87,6 +96,10 @@ describe('docs/sql-cookbook.md', () => {
       'Every action on one image, and the change each one explains': 1,
       'Tag changes: which tags changed, from what to what': 2,
       'Deleted images, with their last known name': 1,
+      // The big image (unused since 100 days), the GPU and the failing one (since usage listing began).
+      'Images unused for 90 days': 3,
+      'What uses this image': 1,
+      'Images deleted while in use': 1,
       'What differs between the two latest audit snapshots': 2,
       'Stale images: not seen lately, or failing': 1,
       'Images larger than 10 GiB': 3,

@@ -195,6 +195,20 @@ targets:
     expect(parseTargets(content, 'targets.yaml')).toEqual(file.targets);
   });
 
+  it('lists usage unless a scope says usage: false, which keeps the scope (its key) and is stored only when false', () => {
+    const file = parseTargetsFile(
+      `targets:
+  - { project_id: 1, region_id: 7, discover: { usage: false } }
+  - { project_id: 2, region_id: 7, discover: { usage: true } }
+`,
+      'targets.yaml',
+    );
+    expect(file.scopes.map((s) => [s.key, s.filters.usage, s.name])).toEqual([
+      [scopeKey('default', [1], [7], EVERY_FILTER), false, 'project 1, region 7, no usage'],
+      [scopeKey('default', [2], [7], EVERY_FILTER), undefined, 'project 2, region 7'],
+    ]);
+  });
+
   it('takes all, a list or one id for projects and regions; one id is a list of one', () => {
     const file = parseTargetsFile(
       `targets:
@@ -297,6 +311,7 @@ targets:
     discover:
       visibility: [private, internal]
       baremetal: "no"
+      usage: "off"
       architecture: arm
       tag_key: ["a b", "c=d", "${'k'.repeat(256)}", x, x]
       tag_key_value: { n: 1 }
@@ -330,6 +345,7 @@ targets:
       'targets[5].discover.name: must be at most 255 characters (has 256)',
       'targets[5].discover.os_version: expected string, received number',
       'targets[5].discover.architecture: must be aarch64 or x86_64 (got "arm")',
+      'targets[5].discover.usage: must be true or false: whether to list who uses the images (got "off")',
       'targets[6].discover.visibility[2]: "shared" is already listed',
       'targets[6].discover.tag_key_value: tag key "a=b" must not contain "=" (a tag key has no whitespace or "=")',
     ]);

@@ -38,9 +38,19 @@ function describeListing(s: ScopeListing): string {
   const listed = `${s.targets} targets; last listing `;
   if (s.status === null) return `${s.targets} targets; not listed yet`;
   const when = s.started_at ? ` (started ${s.started_at.toISOString()})` : '';
-  if (s.status === 'complete') return `${listed}complete${when}: ${s.listed} listed, ${s.absent} absent and confirmed by GET`;
-  if (s.status === 'incomplete') return `${listed}INCOMPLETE${when}: ${inert(s.error ?? '')}; nothing deleted or confirmed`;
+  if (s.status === 'complete')
+    return `${listed}complete${when}: ${s.listed} listed, ${s.absent} absent and confirmed by GET${describeUsage(s)}`;
+  if (s.status === 'incomplete')
+    return `${listed}INCOMPLETE${when}: ${inert(s.error ?? '')}; nothing deleted or confirmed${describeUsage(s)}`;
   return `${listed}${s.status}${when}`;
+}
+
+/** What the listing's usage listings came to, when it had any (usage_listings says why one was not whole). */
+function describeUsage(s: ScopeListing): string {
+  const all = s.usage_complete + s.usage_incomplete;
+  if (all === 0) return '';
+  const whole = s.usage_incomplete === 0 ? 'complete' : `INCOMPLETE in ${s.usage_incomplete} of ${all} (no consumer changed there)`;
+  return `; usage ${whole}, ${s.usage_requests} requests`;
 }
 
 /** What an account's log holds from the future, said as `describeAhead` says it (null: nothing, or nothing any more). */

@@ -29,6 +29,12 @@ export interface DiscoverFilters {
    * whole and the filters above are applied here (scope-match.ts).
    */
   kinds?: string[];
+  /**
+   * Whether each listing also lists who uses the images (volumes, GPU clusters, snapshots of each project and
+   * region; src/usage/). Absent: yes; stored only when false. Not part of the scope's key: turning it off
+   * keeps the scope and its images.
+   */
+  usage?: false;
 }
 
 /** The kind of explicit images that name none. */
@@ -90,6 +96,7 @@ export function scopeName(projects: Scope['projects'], regions: Scope['regions']
   const os = [filters.osDistro ?? (filters.osVersion === undefined ? undefined : 'version'), filters.osVersion].filter(Boolean);
   if (os.length > 0) parts.push(`os ${os.join(' ')}`);
   if (filters.architecture !== undefined) parts.push(filters.architecture);
+  if (filters.usage === false) parts.push('no usage');
   if (filters.kinds !== undefined) parts.push(`kind${filters.kinds.length === 1 ? '' : 's'} ${[...filters.kinds].sort().join('+')}`);
   return parts.join(', ');
 }

@@ -100,6 +100,9 @@ const discoverSchema = z
       os_version: checked(filterTextProblem).optional(),
       architecture: oneOf(ARCHITECTURES).optional(),
       kinds: z.array(checked(kindNameProblem)).min(1, 'must list at least one kind of image').superRefine(noRepeats).optional(),
+      usage: z
+        .boolean({ error: (issue) => `must be true or false: whether to list who uses the images (got ${JSON.stringify(issue.input)})` })
+        .optional(),
     },
     // `discover:` alone is YAML for null, not for "no filters".
     {
@@ -118,6 +121,8 @@ const discoverSchema = z
     architecture: d.architecture,
     // Kinds named are kinds asked for: `[ordinary]` keeps a scope off the GPU kinds it would list by default.
     ...(d.kinds === undefined ? {} : { kinds: d.kinds }),
+    // Usage is listed unless turned off; only `false` is stored, so a scope that says nothing keeps its definition.
+    ...(d.usage === false ? { usage: false as const } : {}),
   }));
 
 const cronSchema = z.strictObject({ cron: z.string(), tz: z.string().default('UTC') }).superRefine(({ cron, tz }, ctx) => {

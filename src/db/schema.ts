@@ -634,3 +634,83 @@ export const queueStoreMarks = pgTable(
   // Named as Postgres named the inline PRIMARY KEY of 0014.
   (t) => [primaryKey({ name: 'queue_store_marks_pkey', columns: [t.kind, t.worker] })],
 );
+
+// Who uses an image (src/usage/): one row per interval in which a consumer (a volume made from the image,
+// the instance it is attached to, a GPU cluster, a snapshot of such a volume) used it, as the complete
+// usage listings of its project and region saw it. Written only when a listing finds a consumer new or
+// gone (sql/recordUsage.ts): a listing that changes nothing writes no row here. The views image_usage,
+// image_usage_status and unused_images read it (migrations/objects/11_image_usage.sql).
+export const imageUsageHistory = pgTable(
+  'image_usage_history',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    ...triple,
+    consumerKind: text('consumer_kind').notNull(),
+    consumerId: text('consumer_id').notNull(),
+    consumerName: text('consumer_name'),
+    validFrom: tz('valid_from').notNull(),
+    validTo: tz('valid_to'),
+  },
+  (t) => [
+    uniqueIndex('image_usage_history_one_current_idx')
+      .on(t.projectId, t.regionId, t.imageId, t.consumerKind, t.consumerId)
+      .where(sql`${t.validTo} IS NULL`),
+    index('image_usage_history_triple_idx').on(t.projectId, t.regionId, t.imageId, t.validFrom),
+    check('image_usage_history_valid_check', sql`${t.validTo} IS NULL OR ${t.validTo} >= ${t.validFrom}`),
+    check('image_usage_history_kind_check', sql`${t.consumerKind} IN ('instance', 'volume', 'gpu_cluster', 'snapshot')`),
+  ],
+);
+
+// Per project and region, what its usage listings established: since when its consumers are listed
+// (first_listed_at), and the start of the last complete listing (listed_at). One row per project and
+// region, updated once per listing, never per consumer.
+export const usageCoverage = pgTable(
+  'usage_coverage',
+  {
+    projectId: integer('project_id').notNull(),
+    regionId: integer('region_id').notNull(),
+    firstListedAt: tz('first_listed_at').notNull(),
+    listedAt: tz('listed_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.regionId] })],
+);
+
+// Every usage listing of a project and region in a scope's listing: complete or not, why not, and the
+// requests it cost. Pruned with its listing.
+export const usageListings = pgTable(
+  'usage_listings',
+  {
+    listingId: bigint('listing_id', { mode: 'number' })
+      .notNull()
+      .references(() => listings.id, { onDelete: 'cascade' }),
+    projectId: integer('project_id').notNull(),
+    regionId: integer('region_id').notNull(),
+    startedAt: tz('started_at').notNull(),
+    finishedAt: tz('finished_at').notNull().defaultNow(),
+    status: text('status').notNull(),
+    error: text('error'),
+    requests: integer('requests').notNull(),
+    consumers: integer('consumers').notNull(),
+    /** Consumer intervals it opened and closed: zero both when nothing changed. */
+    opened: integer('opened').notNull(),
+    closed: integer('closed').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.listingId, t.projectId, t.regionId] }),
+    check('usage_listings_status_check', sql`${t.status} IN ('complete', 'incomplete')`),
+  ],
+);
+
+// The consumers in force when an audit snapshot was taken: the usage intervals open then.
+export const auditSnapshotUsage = pgTable(
+  'audit_snapshot_usage',
+  {
+    snapshotId: bigint('snapshot_id', { mode: 'number' })
+      .notNull()
+      .references(() => auditSnapshots.id),
+    usageId: bigint('usage_id', { mode: 'number' })
+      .notNull()
+      .references(() => imageUsageHistory.id),
+  },
+  (t) => [primaryKey({ columns: [t.snapshotId, t.usageId] })],
+);

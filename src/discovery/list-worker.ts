@@ -35,6 +35,9 @@ import { recordFailure } from '../sql/recordFailure.js';
 import { runListingOpen } from '../sql/runListings.js';
 import { scopeLabel } from '../sql/scopeLabel.js';
 import { enqueueClaims, requeueListings } from '../work/fan-out.js';
+import { USAGE_PART } from '../usage/usage-parts.js';
+import { IncompleteUsageError, listUsage, type RequestCount } from '../usage/usage-listing.js';
+import { recordUsage, type UsageOutcome } from '../sql/recordUsage.js';
 
 /** Images of a page stored in one go: a page is stored in a few transactions, never held with the rest of the listing. */
 const STORE_CHUNK = 250;
@@ -89,7 +92,9 @@ class ListingJobs {
       if (job.data.kind === 'expand') await abandonExpansion(sql, job.data.listingId, message);
       else {
         const page = await queuedPage(sql, job.data);
-        if (page) await finishPage(sql, page, { error: message });
+        // A usage part that failed for good is an incomplete usage listing, never a failed page of images.
+        if (page?.endpoint === USAGE_PART) await this.endUsagePart(page, { startedAt: new Date(), requests: 0, error: message });
+        else if (page) await finishPage(sql, page, { error: message });
       }
       await this.finish(job.data.listingId);
       await job.remove().catch(() => {});
@@ -146,6 +151,7 @@ class ListingJobs {
       await failPage('its scope is no longer configured');
       return 0;
     }
+    if (page.endpoint === USAGE_PART) return this.listUsagePart(job, token, page);
     let answer: ListPage;
     try {
       answer = await this.fetchPage(listRequestOf(page), page.page * PAGE_LIMIT);
@@ -160,6 +166,42 @@ class ListingJobs {
     if ((await creditRuns(sql, triples)).length > 0) await finishRunsSaying(sql, this.ctx.queues, this.ctx.logger);
     await this.finish(page.listingId);
     return triples.length;
+  }
+
+  /**
+   * A usage part: every consumer list of its project and region, recorded whole or as incomplete (which
+   * changes no consumer). Its page answers with no image either way, so the scope's images are judged by
+   * their own pages alone; a failed request is retried by the policy, the whole usage listing again.
+   */
+  private async listUsagePart(job: Job<ListJobData>, token: string | undefined, page: QueuedPage): Promise<number> {
+    const where = { projectId: page.projectId, regionId: page.regionId };
+    const sent: RequestCount = { requests: 0 };
+    const startedAt = new Date();
+    const record = (outcome: UsageOutcome) => this.endUsagePart(page, outcome);
+    let consumers;
+    try {
+      consumers = await listUsage(this.fetchPage, where, sent);
+    } catch (error) {
+      if (error instanceof IncompleteUsageError) {
+        await record({ startedAt, requests: sent.requests, error: error.message });
+        return 0;
+      }
+      return this.requestFailed(job, token, error, (message) => record({ startedAt, requests: sent.requests, error: message }));
+    }
+    await record({ startedAt, requests: sent.requests, consumers });
+    return 0;
+  }
+
+  /** Records what a usage part came to, and answers its page with no image; the listing ends if it was the last. */
+  private async endUsagePart(page: QueuedPage, outcome: UsageOutcome): Promise<void> {
+    const { sql, logger } = this.ctx;
+    const where = { listingId: page.listingId, projectId: page.projectId, regionId: page.regionId };
+    const written = await recordUsage(sql, where, outcome);
+    const fields = { listing_id: page.listingId, project_id: page.projectId, region_id: page.regionId, requests: outcome.requests };
+    if ('error' in outcome) logger.warn({ ...fields, error: outcome.error }, 'usage listing incomplete: no consumer changed');
+    else logger.debug({ ...fields, consumers: outcome.consumers.length, ...written }, 'usage listing complete');
+    await finishPage(sql, page, { answer: { count: 0, results: 0, repeated: 0, unusable: 0, shared: 0 }, pageLimit: PAGE_LIMIT });
+    await this.finish(page.listingId);
   }
 
   /** How a page's images are read: as its list's kind; the images of a list that takes no filters kept where its scope's filters say. */

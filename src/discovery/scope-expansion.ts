@@ -7,6 +7,7 @@ import { INT4_MAX } from '../config/input-ranges.js';
 import { kindNamed } from '../images/image-kinds.js';
 import { listParts, PAGE_LIMIT, type ListPart, type ScopeRegion } from '../gcore/list-query.js';
 import type { ScopeDefinition } from '../config/scope.js';
+import { usageParts } from '../usage/usage-parts.js';
 
 /** The list of projects or regions is not whole; the scope's listing is incomplete. */
 export class IncompleteListError extends Error {
@@ -66,12 +67,12 @@ async function scopeRegions(fetchPage: FetchPage, regions: ScopeDefinition['regi
   return active;
 }
 
-/** The parts of a scope's listing; throws an IncompleteListError, or the API's error for a request. */
+/** The parts of a scope's listing, its images' and then its usage's; throws an IncompleteListError, or the API's error for a request. */
 export async function expandScope(fetchPage: FetchPage, definition: ScopeDefinition): Promise<ListPart[]> {
   // A scope stored by a process that defines a kind this one does not: its listing cannot be whole here.
   const unknown = (definition.filters.kinds ?? []).find((name) => !kindNamed(name));
   if (unknown !== undefined) throw new IncompleteListError(`it lists kind ${unknown}, which no definition in this process knows`);
   const projects = await projectIds(fetchPage, definition.projects);
   const regions = await scopeRegions(fetchPage, definition.regions);
-  return listParts(projects, regions, definition.filters);
+  return [...listParts(projects, regions, definition.filters), ...usageParts(projects, regions, definition.filters)];
 }

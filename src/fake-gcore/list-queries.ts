@@ -6,7 +6,17 @@ export type ImagePayload = Record<string, unknown>;
 
 /** The built-in lists, and any other kind's list endpoint (image-kinds.ts) that the server serves. */
 export type ListEndpoint = 'images' | 'bmimages' | 'projects' | 'regions' | 'user_actions' | (string & {});
-export const LIST_ENDPOINTS: readonly ListEndpoint[] = ['images', 'bmimages', 'projects', 'regions', 'user_actions'];
+export const LIST_ENDPOINTS: readonly ListEndpoint[] = [
+  'images',
+  'bmimages',
+  'projects',
+  'regions',
+  'user_actions',
+  'volumes',
+  'snapshots',
+  'gpu_virtual_clusters',
+  'gpu_baremetal_clusters',
+];
 
 /** Which list requests a fault or a hook applies to; a field left unset matches any. */
 export interface ListSelector {

@@ -3,6 +3,8 @@
 // injected into list answers (faults, hooks between pages). The server routes
 // and authenticates; this answers.
 import { kindList } from '../images/image-kinds.js';
+import { consumerList } from '../usage/consumer-lists.js';
+import { consumerDefaultLimit, consumerFilter } from './consumers.js';
 import type { Triple } from '../interfaces.js';
 import type { Fault, ListLie } from './faults.js';
 import {
@@ -110,6 +112,11 @@ export class FakeLists {
     mine.set(key, payload);
   }
 
+  /** Files an item of a consumer list (a volume, snapshot or cluster) by its id, replacing one of that id in place. */
+  fileItem(projectId: number, regionId: number, endpoint: string, item: ImagePayload): void {
+    this.file({ projectId, regionId, imageId: '' }, String(item.id), item, endpoint, []);
+  }
+
   unfile(triple: Triple, key: string, endpoints: readonly string[]): void {
     const lists = this.scopes.get(`${triple.projectId}/${triple.regionId}`);
     for (const endpoint of endpoints) lists?.get(endpoint)?.delete(key);
@@ -164,7 +171,9 @@ export class FakeLists {
   /** The page `request` asks for; from offset 0 when `ignoreOffset`. Throws QueryError for what the API refuses with 422. */
   page(request: RoutedListRequest, ignoreOffset: boolean, visible: number[] | 'all' = 'all'): Page {
     const { endpoint, projectId, regionId, query } = request;
-    const paging = readPaging(query, endpoint === 'projects' || endpoint === 'regions' ? 100 : 1000);
+    const consumers = consumerList(endpoint) !== undefined;
+    const defaultLimit = endpoint === 'projects' || endpoint === 'regions' ? 100 : consumers ? consumerDefaultLimit(endpoint) : 1000;
+    const paging = readPaging(query, defaultLimit);
     if (ignoreOffset) paging.offset = 0;
     const lie = this.takeLie(request);
     if (endpoint === 'projects') {
@@ -177,7 +186,7 @@ export class FakeLists {
     if (Number.isNaN(projectId) || Number.isNaN(regionId)) throw new QueryError('project_id, region_id: must be integers');
     const images = this.scopes.get(`${projectId}/${regionId}`)?.get(endpoint) ?? NO_IMAGES;
     // A list that takes no filters answers every image, whatever the query says (as Gcore's GPU lists do).
-    const filter = kindList(endpoint)?.filters === false ? undefined : imageFilter(query);
+    const filter = consumers ? consumerFilter(endpoint, query) : kindList(endpoint)?.filters === false ? undefined : imageFilter(query);
     return pageTold(images.values(), images.size, paging, filter, lie);
   }
 

@@ -24,6 +24,7 @@ import {
   type RoutedListRequest,
 } from './list-queries.js';
 import { FakeLists } from './lists.js';
+import { CONSUMER_LISTS, type ConsumerList } from '../usage/consumer-lists.js';
 
 interface FaultRule {
   fault: Fault;
@@ -83,6 +84,7 @@ function servedKind(kind: ImageKind, listOf: (payload: ImagePayload) => string):
 
 const ORDINARY_SERVED = servedKind(ORDINARY, (payload) => (payload.is_baremetal === true ? 'bmimages' : 'images'));
 const OTHER_LIST_PATH = /^\/cloud\/v1\/(projects|regions|user_actions)$/;
+const CONSUMER_PATHS = CONSUMER_LISTS.map((list) => ({ endpoint: list.endpoint, pattern: pathPattern(list.path) }));
 const ALL = '*';
 
 function key({ projectId, regionId, imageId }: Triple): string {
@@ -113,6 +115,10 @@ function routeOf(url: string, kinds: Iterable<ServedKind>): Route | undefined {
       const ids = list.pattern.exec(path)?.groups;
       if (ids) return { endpoint: list.endpoint, projectId: pathInteger(ids.project_id!), regionId: pathInteger(ids.region_id!), query };
     }
+  }
+  for (const list of CONSUMER_PATHS) {
+    const ids = list.pattern.exec(path)?.groups;
+    if (ids) return { endpoint: list.endpoint, projectId: pathInteger(ids.project_id!), regionId: pathInteger(ids.region_id!), query };
   }
   const other = OTHER_LIST_PATH.exec(path);
   return other ? { endpoint: other[1] as ListEndpoint, query } : undefined;
@@ -289,6 +295,16 @@ export class FakeGcore {
     const doomed = [...this.images.values()].filter((_, index) => (index + 1) % n === 0);
     for (const { triple, kind } of doomed) this.deleteImage(triple, kind);
     return doomed.length;
+  }
+
+  /** Adds or replaces an item of a consumer list of a project and region (consumers.ts makes them), by its id. */
+  putConsumer(list: ConsumerList, projectId: number, regionId: number, item: ImagePayload): void {
+    this.lists.fileItem(projectId, regionId, list.endpoint, structuredClone(item));
+  }
+
+  /** Removes the item of that id from a consumer list, as deleting the volume, snapshot or cluster would. */
+  deleteConsumer(list: ConsumerList, projectId: number, regionId: number, id: string): void {
+    this.lists.unfile({ projectId, regionId, imageId: '' }, id, [list.endpoint]);
   }
 
   /** Adds or replaces a project; the first one put is the client's default project. */

@@ -19,6 +19,7 @@ import {
 } from './gcore-errors.js';
 import { imageIdProblem } from '../images/image-id.js';
 import { fillPath, kindList, ORDINARY, type ImageKind } from '../images/image-kinds.js';
+import { consumerList } from '../usage/consumer-lists.js';
 import type { Triple } from '../interfaces.js';
 import { parseJsonExactly } from '../images/json-text.js';
 import { secretScrubber } from '../ops/secret-scrub.js';
@@ -37,7 +38,8 @@ export type ImageAnswer = { kind: 'found'; body: unknown; observedAt: Date } | {
 
 /**
  * The list endpoints: a kind's list of one project and region (`endpoint` names it, image-kinds.ts;
- * the ordinary kind's are images and bmimages), and the account's projects, regions and audit log.
+ * the ordinary kind's are images and bmimages) or a list of what uses images (usage/consumer-lists.ts),
+ * and the account's projects, regions and audit log.
  */
 export type ListRequest =
   | { endpoint: string; projectId: number; regionId: number; query: Array<[string, string]> }
@@ -60,8 +62,9 @@ export function imageUrl(baseUrl: string, triple: Triple, kind: ImageKind = ORDI
 
 function listUrl(baseUrl: string, request: ListRequest): string {
   if (!('projectId' in request)) return `${baseUrl}/cloud/v1/${request.endpoint}`;
-  const list = kindList(request.endpoint);
-  if (!list) throw new GcoreApiError(`request not sent: no kind of image lists ${JSON.stringify(request.endpoint)}`, undefined, false);
+  // A kind's list of images, or a list of what uses them (usage/consumer-lists.ts).
+  const list = kindList(request.endpoint) ?? consumerList(request.endpoint);
+  if (!list) throw new GcoreApiError(`request not sent: no list is named ${JSON.stringify(request.endpoint)}`, undefined, false);
   return baseUrl + fillPath(list.path, { project_id: request.projectId, region_id: request.regionId });
 }
 

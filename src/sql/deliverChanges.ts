@@ -1,8 +1,18 @@
 import type { Sql } from '../db/db.js';
 import type { ChangeRow } from './listChanges.js';
 
+/** A change of an image something used as it changed (in_use_alert in migrations/objects/11_image_usage.sql). */
+interface InUseAlert {
+  event: 'deleted_in_use' | 'visibility_changed_in_use' | 'ssh_key_changed_in_use';
+  consumers: number;
+  /** Up to five of them. */
+  examples: Array<{ kind: string; id: string; name: string | null }>;
+}
+
 export interface DeliveredChange extends ChangeRow {
   id: number;
+  /** Set for a deletion, or a change of visibility or ssh_key, of an image in use when it changed; else null. */
+  in_use_alert: InUseAlert | null;
 }
 
 const CURSOR = 'webhook';
@@ -25,7 +35,8 @@ export async function deliverChanges(sql: Sql, limit: number, send: (changes: De
     if (!cursor) return 0;
     const changes = await tx<DeliveredChange[]>`
       SELECT id, changed_at, project_id, region_id, image_id, account, image_name, change_type, field, old_value, new_value,
-        actor_email, actor_user_id, action_type, action_id, actor_candidates
+        actor_email, actor_user_id, action_type, action_id, actor_candidates,
+        in_use_alert(project_id, region_id, image_id, change_type, field, changed_at) AS in_use_alert
       FROM image_change_log WHERE id > ${cursor.last_change_id} ORDER BY id LIMIT ${limit}`;
     if (changes.length === 0) return 0;
     await send(changes);

@@ -1,8 +1,25 @@
 import type { Sql } from '../db/db.js';
 
 /** What a reporting role may read: the reporting views, the snapshot list, the audit log of user actions, and the two functions. */
-export const REPORTING_VIEWS = ['current_images', 'image_change_log', 'stale_images', 'audit_snapshots', 'image_actions', 'image_history'];
-export const REPORTING_FUNCTIONS = ['images_as_of(timestamptz)', 'snapshot_diff(bigint, bigint)'];
+export const REPORTING_VIEWS = [
+  'current_images',
+  'image_change_log',
+  'stale_images',
+  'audit_snapshots',
+  'image_actions',
+  'image_history',
+  'image_usage',
+  'image_usage_history',
+  'image_usage_status',
+  'unused_images',
+];
+export const REPORTING_FUNCTIONS = [
+  'images_as_of(timestamptz)',
+  'snapshot_diff(bigint, bigint)',
+  'image_usage_as_of(timestamptz)',
+  'snapshot_usage(bigint)',
+  'in_use_alert(integer, integer, text, text, text, timestamptz)',
+];
 
 /**
  * Creates `role` (without login, unless it exists) and lets it SELECT the

@@ -8,9 +8,9 @@ export interface Snapshot {
 }
 
 /**
- * Records which version of every live image is in force now, in one
- * statement (one consistent view). A trigger already used returns the
- * snapshot it took.
+ * Records which version of every live image is in force now, and which
+ * consumers use images (the usage intervals open now), in one statement (one
+ * consistent view). A trigger already used returns the snapshot it took.
  */
 export async function takeSnapshot(sql: Sql, trigger: string): Promise<Snapshot> {
   await sql`
@@ -26,7 +26,10 @@ export async function takeSnapshot(sql: Sql, trigger: string): Promise<Snapshot>
           ORDER BY project_id, region_id, image_id), ''), 'UTF8')), 'hex')
       FROM live
       ON CONFLICT (trigger) DO NOTHING
-      RETURNING id)
+      RETURNING id),
+    usage AS (
+      INSERT INTO audit_snapshot_usage (snapshot_id, usage_id)
+      SELECT snapshot.id, h.id FROM snapshot, image_usage_history h WHERE h.valid_to IS NULL)
     INSERT INTO audit_snapshot_items (snapshot_id, project_id, region_id, image_id, version_id)
     SELECT snapshot.id, live.project_id, live.region_id, live.image_id, live.version_id FROM snapshot, live`;
   const [row] = await sql<Snapshot[]>`

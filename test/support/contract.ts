@@ -23,14 +23,14 @@ interface Contract {
   components: { schemas: Schemas };
 }
 
-/** The contract, read from the copy kept in the repository. */
-function contract(): Contract {
-  return parse(readFileSync(new URL('../../contract/gcore-cloud-api-subset.yaml', import.meta.url), 'utf8')) as Contract;
+/** The contract, read from the copy kept in the repository (`file` under contract/). */
+function contract(file = 'gcore-cloud-api-subset.yaml'): Contract {
+  return parse(readFileSync(new URL(`../../contract/${file}`, import.meta.url), 'utf8')) as Contract;
 }
 
 /** The contract's components.schemas. */
-export function contractSchemas(): Schemas {
-  return contract().components.schemas;
+export function contractSchemas(file?: string): Schemas {
+  return contract(file).components.schemas;
 }
 
 /** The schema reference the contract's GET of `path` answers 200 with; undefined for a path it does not have. */
