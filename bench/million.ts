@@ -18,7 +18,7 @@ import {
 import type { ManyImages, Row } from './scenarios.js';
 
 /** The product's default request rate (SYNC_RATE_LIMIT_PER_SECOND). */
-const DEFAULT_RATE = 10;
+export const DEFAULT_RATE = 10;
 /** A first sync of a million images beside other work on two cores took longer than the harness's usual 30 minutes. */
 const SYNC_TIMEOUT_MS = 4 * 3600_000;
 /** WAL a refresh that finds nothing changed may write per image (issue 26). */
@@ -27,7 +27,7 @@ const WAL_PER_IMAGE = 40;
 const n = (count: number) => count.toLocaleString('en-US');
 
 /** Targets `scopes` region scopes of project 1 (the fake's regions 1..scopes). */
-async function configureScopes(ctx: BenchContext, scopes: number): Promise<void> {
+export async function configureScopes(ctx: BenchContext, scopes: number): Promise<void> {
   const entries = Array.from({ length: scopes }, (_, r) => `  - { project_id: 1, region_id: ${r + 1}, discover: {} }`);
   const file = parseTargetsFile(`schedule: { cron: "0 0 1 1 *" }\ntargets:\n${entries.join('\n')}\n`, 'bench');
   await reconcile(ctx.services.sql, ctx.services.queues, file.targets, { scopes: file.scopes });
@@ -36,15 +36,18 @@ async function configureScopes(ctx: BenchContext, scopes: number): Promise<void>
 interface Measured {
   seconds: number;
   requests: number;
+  /** The requests by endpoint (FakeStats.byEndpoint). */
+  byEndpoint: Record<string, number>;
   changed: number;
   unchanged: number;
 }
 
 /** A sync of every scope, timed, with the fake API's count of the requests it took. */
-async function measure(ctx: BenchContext, fake: FakeApiProcess): Promise<Measured> {
+export async function measure(ctx: BenchContext, fake: FakeApiProcess): Promise<Measured> {
   await fake.resetStats();
   const { seconds, run } = await timedSync(ctx, { timeoutMs: SYNC_TIMEOUT_MS });
-  return { seconds, requests: (await fake.stats()).requests, changed: run.changed, unchanged: run.unchanged };
+  const { requests, byEndpoint } = await fake.stats();
+  return { seconds, requests, byEndpoint, changed: run.changed, unchanged: run.unchanged };
 }
 
 interface Quiet extends Measured {
@@ -71,7 +74,7 @@ async function quietRefresh(ctx: BenchContext, fake: FakeApiProcess): Promise<Qu
 }
 
 /** One worker process at a time (restarted with other settings), its RSS sampled every 200 ms throughout. */
-class SampledWorker {
+export class SampledWorker {
   peakMb = 0;
   private worker: WorkerProcess | undefined;
   private readonly sampler = setInterval(() => this.sample(), 200);
@@ -103,7 +106,7 @@ class SampledWorker {
   }
 }
 
-async function withContext<T>(store: QueueStore, body: (ctx: BenchContext) => Promise<T>): Promise<T> {
+export async function withContext<T>(store: QueueStore, body: (ctx: BenchContext) => Promise<T>): Promise<T> {
   const ctx = await openContext(store);
   try {
     return await body(ctx);

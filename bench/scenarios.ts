@@ -6,6 +6,7 @@ import { spreadTriples } from '../src/fake-gcore/fixtures.js';
 import { QUEUE_SCHEMA } from '../src/queues/postgres-backend.js';
 import { reconcile } from '../src/schedule/reconcile.js';
 import { parseTargets, parseTargetsFile } from '../src/config/targets.js';
+import type { ManyConsumers } from './usage.js';
 import {
   benchRedisUrl,
   configureTargets,
@@ -47,6 +48,8 @@ export interface Scale {
   millionVersions: number;
   /** Issue 26's "Done when": a refresh of this many unchanged images. */
   unchanged: ManyImages;
+  /** Issue 27's row: images and the volumes made from them, listed with their usage. */
+  usage: ManyConsumers;
 }
 
 export const FULL: Scale = {
@@ -65,6 +68,7 @@ export const FULL: Scale = {
   million: { images: 1_000_000, scopes: 100 },
   millionVersions: 10,
   unchanged: { images: 100_000, scopes: 4 },
+  usage: { images: 100_000, volumes: 300_000, scopes: 10, rate: 10 },
 };
 export const QUICK: Scale = {
   refreshes: 300,
@@ -81,6 +85,7 @@ export const QUICK: Scale = {
   million: { images: 2_000, scopes: 4 },
   millionVersions: 5,
   unchanged: { images: 2_000, scopes: 4 },
+  usage: { images: 2_000, volumes: 6_000, scopes: 3, rate: 100 },
 };
 
 /** The hand-written pipeline's queue, which bench/baseline-worker.ts is told to work. */
