@@ -18,7 +18,7 @@ import {
 import type { ManyImages, Row } from './scenarios.js';
 
 /** The product's default request rate (SYNC_RATE_LIMIT_PER_SECOND). */
-export const DEFAULT_RATE = 10;
+const DEFAULT_RATE = 10;
 /** A first sync of a million images beside other work on two cores took longer than the harness's usual 30 minutes. */
 const SYNC_TIMEOUT_MS = 4 * 3600_000;
 /** WAL a refresh that finds nothing changed may write per image (issue 26). */

@@ -6,7 +6,6 @@ import { spreadTriples } from '../src/fake-gcore/fixtures.js';
 import { QUEUE_SCHEMA } from '../src/queues/postgres-backend.js';
 import { reconcile } from '../src/schedule/reconcile.js';
 import { parseTargets, parseTargetsFile } from '../src/config/targets.js';
-import type { ManyConsumers } from './usage.js';
 import {
   benchRedisUrl,
   configureTargets,
@@ -27,6 +26,16 @@ export interface ManyImages {
   /** Images discovered, spread evenly over `scopes` region scopes of one project. */
   images: number;
   scopes: number;
+}
+
+export interface ManyConsumers {
+  /** Images discovered, spread evenly over `scopes` region scopes of one project. */
+  images: number;
+  /** Volumes made from them (fake-api --volumes): two in three attached to an instance of their own. */
+  volumes: number;
+  scopes: number;
+  /** Requests a second (SYNC_RATE_LIMIT_PER_SECOND). */
+  rate: number;
 }
 
 export interface Scale {

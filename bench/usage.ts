@@ -6,17 +6,7 @@ import type { Sql } from '../src/db/db.js';
 import { CONSUMER_LISTS } from '../src/usage/consumer-lists.js';
 import { startFakeApi, type QueueStore } from './harness.js';
 import { configureScopes, measure, SampledWorker, withContext } from './million.js';
-import type { Row } from './scenarios.js';
-
-export interface ManyConsumers {
-  /** Images discovered, spread evenly over `scopes` region scopes of one project. */
-  images: number;
-  /** Volumes made from them (fake-api --volumes): two in three attached to an instance of their own. */
-  volumes: number;
-  scopes: number;
-  /** Requests a second (SYNC_RATE_LIMIT_PER_SECOND). */
-  rate: number;
-}
+import type { ManyConsumers, Row } from './scenarios.js';
 
 const n = (count: number) => count.toLocaleString('en-US');
 
@@ -55,7 +45,9 @@ async function checkFirstUsage(sql: Sql, volumes: number): Promise<number> {
     SELECT (SELECT count(*) FROM image_usage_history)::float8 AS consumers,
       (SELECT count(*) FROM usage_listings WHERE status <> 'complete')::float8 AS incomplete`;
   if (row!.incomplete > 0 || row!.consumers !== volumes)
-    throw new Error(`the first sync opened ${row!.consumers} consumers (expected ${volumes}); ${row!.incomplete} usage listings incomplete`);
+    throw new Error(
+      `the first sync opened ${row!.consumers} consumers (expected ${volumes}); ${row!.incomplete} usage listings incomplete`,
+    );
   return row!.consumers;
 }
 

@@ -684,7 +684,8 @@ describe('fake-api', () => {
     expect(await runCli(['fake-api', '--volumes', '7'], {})).toEqual({
       code: 2,
       stdout: '',
-      stderr: 'gcore-image-sync fake-api: configuration error in fake-api flags: 1 problem\n  --volumes: needs --images (the volumes are made from them)\n',
+      stderr:
+        'gcore-image-sync fake-api: configuration error in fake-api flags: 1 problem\n  --volumes: needs --images (the volumes are made from them)\n',
     });
   });
 

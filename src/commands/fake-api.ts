@@ -81,7 +81,8 @@ export async function fakeApiCommand({ args, print }: CommandContext): Promise<n
   // A timer longer than 2^31 - 1 ms would fire at once; a minute is already longer than any client waits.
   const latencyMs = readWholeNumber('--latency-ms', values['latency-ms'], 0, 60_000, problems);
   const generated = values.images === undefined ? undefined : readWholeNumber('--images', values.images, 1, MAX_GENERATED_IMAGES, problems);
-  const volumes = values.volumes === undefined ? undefined : readWholeNumber('--volumes', values.volumes, 1, MAX_GENERATED_VOLUMES, problems);
+  const volumes =
+    values.volumes === undefined ? undefined : readWholeNumber('--volumes', values.volumes, 1, MAX_GENERATED_VOLUMES, problems);
   if (volumes !== undefined && generated === undefined) problems.push('--volumes: needs --images (the volumes are made from them)');
   // Every project and region gets a listing of its own: a thousand of each is already a million lists.
   const projectCount = readWholeNumber('--projects', values.projects, 1, 1000, problems);

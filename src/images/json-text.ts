@@ -89,13 +89,14 @@ function renamed(value: unknown, marker: string, names: string[]): unknown {
 export function parseJsonExactly(text: string, exactNumbers = true): unknown {
   try {
     const escaped = text.includes('\\') ? escapedNames(text) : { text, marker: '', names: [] };
-    const value: unknown = !exactNumbers || !MAYBE_INEXACT.test(escaped.text)
-      ? JSON.parse(escaped.text)
-      : JSON.parse(escaped.text, (_key, value: unknown, context?: { source?: string }) =>
-          typeof value === 'number' && context?.source !== undefined && !isExact(context.source, value)
-            ? JSON.rawJSON(context.source)
-            : value,
-        );
+    const value: unknown =
+      !exactNumbers || !MAYBE_INEXACT.test(escaped.text)
+        ? JSON.parse(escaped.text)
+        : JSON.parse(escaped.text, (_key, value: unknown, context?: { source?: string }) =>
+            typeof value === 'number' && context?.source !== undefined && !isExact(context.source, value)
+              ? JSON.rawJSON(context.source)
+              : value,
+          );
     return escaped.names.length === 0 ? value : renamed(value, escaped.marker, escaped.names);
   } catch {
     return undefined;
