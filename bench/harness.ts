@@ -160,7 +160,7 @@ interface FakeStats {
   perSecond: Record<string, number>;
   /** By account name (with --account), then by second. */
   perSecondByAccount: Record<string, Record<string, number>>;
-  /** By endpoint: image (the single-image GET), images, bmimages, projects, regions, user_actions. */
+  /** By endpoint: image (the single-image GET), images, bmimages, projects, regions, user_actions, and each consumer list's (volumes, ...). */
   byEndpoint: Record<string, number>;
 }
 
@@ -177,16 +177,18 @@ export interface FakeApiProcess {
 }
 
 /**
- * The fake API in a process of its own, serving `images` generated images (spread as `spread` says, else its default),
+ * The fake API in a process of its own, serving `images` generated images (spread as `spread` says, else its default,
+ * with `spread.volumes` volumes made from them: fake-api --volumes),
  * to the bench key or, given `accounts` (`NAME:KEY:PROJECTS`, as fake-api --account takes them), to each account's.
  */
 export async function startFakeApi(
   images: number,
   latencyMs = 0,
-  spread?: { projects: number; regions: number },
+  spread?: { projects: number; regions: number; volumes?: number },
   accounts: string[] = [],
 ): Promise<FakeApiProcess> {
   const layout = spread ? ['--projects', String(spread.projects), '--regions', String(spread.regions)] : [];
+  if (spread?.volumes !== undefined) layout.push('--volumes', String(spread.volumes));
   const child = stopOnExit(
     spawn(
       process.execPath,

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { benchRedisUrl, STORE_NAMES, type QueueStore } from './harness.js';
 import { million, millionHistory, unchangedRefresh } from './million.js';
 import { startUp } from './startup.js';
+import { usageRefresh } from './usage.js';
 import {
   asOf,
   auditBurst,
@@ -30,7 +31,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results.json' },
     // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,accounts,reconcile,soak,asof,discovery,
-    // unchanged,audit,startup, and million and million-history (at full scale only when named: they take long).
+    // unchanged,usage,audit,startup, and million and million-history (at full scale only when named: they take long).
     only: { type: 'string' },
   },
   strict: true,
@@ -76,6 +77,7 @@ await step('soak', () => soak(scale, store));
 await step('asof', () => asOf(scale, store));
 await step('discovery', () => discovery(scale, store));
 await step('unchanged', () => unchangedRefresh(scale.unchanged, store));
+await step('usage', () => usageRefresh(scale.usage, store));
 await step('audit', () => auditBurst(scale));
 // Rounds of three short commands: enough for a median that a passing spike of load does not move.
 await step('startup', () => startUp(values.quick ? 2 : 15, store));

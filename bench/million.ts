@@ -31,7 +31,7 @@ const n = (count: number) => count.toLocaleString('en-US');
  * the listing of who uses each image (4 requests per region more, issue 27, measured in its own row), so
  * the million's requests are its images' alone, as issue 26 bounds them.
  */
-async function configureScopes(ctx: BenchContext, scopes: number, { usage = true } = {}): Promise<void> {
+export async function configureScopes(ctx: BenchContext, scopes: number, { usage = true } = {}): Promise<void> {
   const discover = usage ? '{}' : '{ usage: false }';
   const entries = Array.from({ length: scopes }, (_, r) => `  - { project_id: 1, region_id: ${r + 1}, discover: ${discover} }`);
   const file = parseTargetsFile(`schedule: { cron: "0 0 1 1 *" }\ntargets:\n${entries.join('\n')}\n`, 'bench');
@@ -41,15 +41,18 @@ async function configureScopes(ctx: BenchContext, scopes: number, { usage = true
 interface Measured {
   seconds: number;
   requests: number;
+  /** The requests by endpoint (FakeStats.byEndpoint). */
+  byEndpoint: Record<string, number>;
   changed: number;
   unchanged: number;
 }
 
 /** A sync of every scope, timed, with the fake API's count of the requests it took. */
-async function measure(ctx: BenchContext, fake: FakeApiProcess): Promise<Measured> {
+export async function measure(ctx: BenchContext, fake: FakeApiProcess): Promise<Measured> {
   await fake.resetStats();
   const { seconds, run } = await timedSync(ctx, { timeoutMs: SYNC_TIMEOUT_MS });
-  return { seconds, requests: (await fake.stats()).requests, changed: run.changed, unchanged: run.unchanged };
+  const { requests, byEndpoint } = await fake.stats();
+  return { seconds, requests, byEndpoint, changed: run.changed, unchanged: run.unchanged };
 }
 
 interface Quiet extends Measured {
@@ -76,7 +79,7 @@ async function quietRefresh(ctx: BenchContext, fake: FakeApiProcess): Promise<Qu
 }
 
 /** One worker process at a time (restarted with other settings), its RSS sampled every 200 ms throughout. */
-class SampledWorker {
+export class SampledWorker {
   peakMb = 0;
   private worker: WorkerProcess | undefined;
   private readonly sampler = setInterval(() => this.sample(), 200);
@@ -108,7 +111,7 @@ class SampledWorker {
   }
 }
 
-async function withContext<T>(store: QueueStore, body: (ctx: BenchContext) => Promise<T>): Promise<T> {
+export async function withContext<T>(store: QueueStore, body: (ctx: BenchContext) => Promise<T>): Promise<T> {
   const ctx = await openContext(store);
   try {
     return await body(ctx);

@@ -28,6 +28,16 @@ export interface ManyImages {
   scopes: number;
 }
 
+export interface ManyConsumers {
+  /** Images discovered, spread evenly over `scopes` region scopes of one project. */
+  images: number;
+  /** Volumes made from them (fake-api --volumes): two in three attached to an instance of their own. */
+  volumes: number;
+  scopes: number;
+  /** Requests a second (SYNC_RATE_LIMIT_PER_SECOND). */
+  rate: number;
+}
+
 export interface Scale {
   refreshes: number;
   limited: number;
@@ -47,6 +57,8 @@ export interface Scale {
   millionVersions: number;
   /** Issue 26's "Done when": a refresh of this many unchanged images. */
   unchanged: ManyImages;
+  /** Issue 27's row: images and the volumes made from them, listed with their usage. */
+  usage: ManyConsumers;
 }
 
 export const FULL: Scale = {
@@ -65,6 +77,7 @@ export const FULL: Scale = {
   million: { images: 1_000_000, scopes: 100 },
   millionVersions: 10,
   unchanged: { images: 100_000, scopes: 4 },
+  usage: { images: 100_000, volumes: 300_000, scopes: 10, rate: 10 },
 };
 export const QUICK: Scale = {
   refreshes: 300,
@@ -81,6 +94,7 @@ export const QUICK: Scale = {
   million: { images: 2_000, scopes: 4 },
   millionVersions: 5,
   unchanged: { images: 2_000, scopes: 4 },
+  usage: { images: 2_000, volumes: 6_000, scopes: 3, rate: 100 },
 };
 
 /** The hand-written pipeline's queue, which bench/baseline-worker.ts is told to work. */

@@ -126,6 +126,7 @@ const COMMANDS: Record<string, Command> = {
       '--images N      N generated images instead of the five samples, 10 % of them bare-metal',
       '--projects N    with --images: spread them over projects 1..N (default 2), listed with a deleted one',
       '--regions N     with --images: and regions 1..N (default 3), listed with an inactive one',
+      '--volumes N     with --images: N volumes spread as they are, made from them, two in three attached to an instance',
       '--account NAME:KEY:P1,P2  instead of --api-key: an account whose key reaches these projects only (repeat for several)',
     ],
     examples: ['gcore-image-sync fake-api --port 8089', 'gcore-image-sync fake-api --images 100000 --projects 1 --regions 10'],

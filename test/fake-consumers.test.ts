@@ -4,8 +4,9 @@
 // bare-metal cluster list's managed_by.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleBaremetalCluster, sampleSnapshot, sampleVirtualCluster, sampleVolume } from '../src/fake-gcore/consumers.js';
+import { sampleImageId, spreadVolumes } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
-import { GPU_BAREMETAL_CLUSTERS, GPU_VIRTUAL_CLUSTERS, SNAPSHOTS, VOLUMES } from '../src/usage/consumer-lists.js';
+import { GPU_BAREMETAL_CLUSTERS, GPU_VIRTUAL_CLUSTERS, SNAPSHOTS, VOLUMES, volumeConsumers } from '../src/usage/consumer-lists.js';
 import { contractProblems } from './support/contract-check.js';
 import { contractSchemas } from './support/contract.js';
 
@@ -68,5 +69,34 @@ describe('the fake lists of image consumers', () => {
       headers: { authorization: `APIKey ${fake.apiKey}` },
     });
     expect(refused.status).toBe(422);
+  });
+
+  it('serves generated volumes (fake-api --volumes) by index, before those put on the same list', async () => {
+    // Seven volumes over regions 8 and 9 of project 1, made from the four images spreadTriples deals there: region 8
+    // holds volumes 1, 3, 5, 7, made from its images 1 and 3 in turn; every third volume of a region is unattached.
+    for (const pair of spreadVolumes(7, 4, { projects: [1], regions: [8, 9] }))
+      fake.generateConsumers(VOLUMES, pair.projectId, pair.regionId, pair.volumes);
+    const putLast = sampleVolume({ projectId: 1, regionId: 8, id: uuid(900), name: 'put' }, null);
+    fake.putConsumer(VOLUMES, 1, 8, putLast);
+    const volumes = async (query: string) => {
+      const response = await fetch(`${base}/cloud/v1/volumes/1/8?${query}`, { headers: { authorization: `APIKey ${fake.apiKey}` } });
+      const body = (await response.json()) as { count: number; results: Array<Record<string, unknown>> };
+      expect(contractProblems(body, schemas.VolumeCollectionSerializer!, schemas)).toEqual([]);
+      return { count: body.count, consumers: body.results.map((v) => volumeConsumers(v, v.id as string)) };
+    };
+    const generated = (group: string, n: number) => `00000000-0000-4000-${group}-${n.toString().padStart(12, '0')}`;
+    expect(await volumes('limit=2&offset=1')).toEqual({
+      count: 5,
+      consumers: [
+        [{ imageId: sampleImageId(3), kind: 'instance', id: generated('a000', 3), name: 'instance-3' }],
+        [{ imageId: sampleImageId(1), kind: 'volume', id: generated('9000', 5), name: 'volume-5' }],
+      ],
+    });
+    expect(await volumes('offset=3')).toEqual({
+      count: 5,
+      consumers: [[{ imageId: sampleImageId(3), kind: 'instance', id: generated('a000', 7), name: 'instance-7' }], []],
+    });
+    expect((await volumes('limit=1&offset=4')).consumers).toEqual([[]]);
+    expect((await page('/cloud/v1/volumes/1/9', 'VolumeCollectionSerializer')).count).toBe(3);
   });
 });

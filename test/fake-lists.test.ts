@@ -18,7 +18,7 @@ import {
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import { validateImage } from '../src/images/image-payload.js';
 import type { Triple } from '../src/interfaces.js';
-import { startCli } from './support/cli.js';
+import { runCli, startCli } from './support/cli.js';
 import { contractProblems } from './support/contract-check.js';
 import { contractSchemas } from './support/contract.js';
 
@@ -670,6 +670,23 @@ describe('fake-api', () => {
     } finally {
       await cli.stop();
     }
+  });
+
+  it('--volumes N serves N volumes made from the --images, spread as they are; without --images it is refused', async () => {
+    const { cli, line, listing } = await serve(['--images', '12', '--projects', '1', '--regions', '2', '--volumes', '7']);
+    try {
+      expect(line).toMatch(/ serving 12 images and 7 volumes over 1 projects and 2 regions; /);
+      const volumes = await Promise.all([1, 2].map((region) => listing(`/cloud/v1/volumes/1/${region}`)));
+      expect(volumes.map((v) => v.count)).toEqual([4, 3]);
+    } finally {
+      await cli.stop();
+    }
+    expect(await runCli(['fake-api', '--volumes', '7'], {})).toEqual({
+      code: 2,
+      stdout: '',
+      stderr:
+        'gcore-image-sync fake-api: configuration error in fake-api flags: 1 problem\n  --volumes: needs --images (the volumes are made from them)\n',
+    });
   });
 
   it('without --images serves the demo images with their projects and regions', async () => {

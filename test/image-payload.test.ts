@@ -131,6 +131,14 @@ describe('image payload', () => {
     );
   });
 
+  it('with exactNumbers false (the usage lists, which read no number) parses numbers as doubles, names as written', () => {
+    expect(parseJsonExactly('{"big":12345678901234567890123,"fine":1.50,"\\"":"e123"}', false)).toEqual({
+      big: 1.2345678901234568e22,
+      fine: 1.5,
+      '"': 'e123',
+    });
+  });
+
   it('reads member names written with escapes as written, where V8 may not (nodejs/node#63785)', () => {
     // After this parse, V8 (Node 24) reads the escaped names below as "\\".
     JSON.parse('{"h":[],"\\\\":0}');

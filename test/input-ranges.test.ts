@@ -313,13 +313,16 @@ describe('flags', () => {
         '--target: the region id must be a whole number from 1 to 2147483647 (expected <project_id>/<region_id>/<image_id>, got "3000000000/1e3/a")',
       ),
     );
-    expect(await runCli(['fake-api', '--port', '65536', '--latency-ms=-5', '--images', '1e21', '--api-key', ''], env.env)).toEqual(
+    expect(
+      await runCli(['fake-api', '--port', '65536', '--latency-ms=-5', '--images', '1e21', '--volumes', '0', '--api-key', ''], env.env),
+    ).toEqual(
       fail(
         'fake-api',
         'fake-api flags',
         '--port: must be a whole number from 0 to 65535 (got "65536")',
         '--latency-ms: must be a whole number from 0 to 60000 (got "-5")',
         '--images: must be a whole number from 1 to 1000000 (got "1e21")',
+        '--volumes: must be a whole number from 1 to 10000000 (got "0")',
         '--api-key: must not be empty',
       ),
     );

@@ -7,6 +7,7 @@ import {
   fixtureRegions,
   spreadImages,
   spreadOver,
+  spreadVolumes,
 } from '../fake-gcore/fixtures.js';
 import { FakeGcore, type FakeAccount } from '../fake-gcore/server.js';
 import { ConfigError } from '../errors.js';
@@ -14,9 +15,12 @@ import type { Triple } from '../interfaces.js';
 import type { ImagePayload, ProjectInput, RegionInput } from '../fake-gcore/list-queries.js';
 import { readWholeNumber } from '../config/input-ranges.js';
 import type { CommandContext } from './context.js';
+import { VOLUMES } from '../usage/consumer-lists.js';
 
 /** Generated images are described in this process's memory: a bound keeps a slip of the finger (1000000000) from exhausting it. */
 const MAX_GENERATED_IMAGES = 1_000_000;
+/** Generated volumes are made as pages ask for them and hold no memory: the bound keeps their listing under 20 minutes at 10 requests a second. */
+const MAX_GENERATED_VOLUMES = 10_000_000;
 
 /** `--account NAME:KEY:P1,P2`: several accounts, each with its key and the projects it reaches. */
 function readAccounts(given: string[], problems: string[]): Record<string, FakeAccount> {
@@ -66,6 +70,7 @@ export async function fakeApiCommand({ args, print }: CommandContext): Promise<n
       images: { type: 'string' },
       projects: { type: 'string', default: '2' },
       regions: { type: 'string', default: '3' },
+      volumes: { type: 'string' },
       account: { type: 'string', multiple: true },
     },
     strict: true,
@@ -76,6 +81,9 @@ export async function fakeApiCommand({ args, print }: CommandContext): Promise<n
   // A timer longer than 2^31 - 1 ms would fire at once; a minute is already longer than any client waits.
   const latencyMs = readWholeNumber('--latency-ms', values['latency-ms'], 0, 60_000, problems);
   const generated = values.images === undefined ? undefined : readWholeNumber('--images', values.images, 1, MAX_GENERATED_IMAGES, problems);
+  const volumes =
+    values.volumes === undefined ? undefined : readWholeNumber('--volumes', values.volumes, 1, MAX_GENERATED_VOLUMES, problems);
+  if (volumes !== undefined && generated === undefined) problems.push('--volumes: needs --images (the volumes are made from them)');
   // Every project and region gets a listing of its own: a thousand of each is already a million lists.
   const projectCount = readWholeNumber('--projects', values.projects, 1, 1000, problems);
   const regionCount = readWholeNumber('--regions', values.regions, 1, 1000, problems);
@@ -92,9 +100,12 @@ export async function fakeApiCommand({ args, print }: CommandContext): Promise<n
           fixtureProjects(projectCount),
           fixtureRegions(regionCount),
         );
+  if (volumes !== undefined)
+    for (const pair of spreadVolumes(volumes, generated!, spreadOver(projectCount!, regionCount!)))
+      fake.generateConsumers(VOLUMES, pair.projectId, pair.regionId, pair.volumes);
   const url = await fake.start(port);
   print(
-    `fake Gcore API on ${url} serving ${served.images} images over ${served.projects} projects and ${served.regions} regions; use GCORE_BASE_URL=${url} GCORE_API_KEY=<the --api-key>`,
+    `fake Gcore API on ${url} serving ${served.images} images${volumes === undefined ? '' : ` and ${volumes} volumes`} over ${served.projects} projects and ${served.regions} regions; use GCORE_BASE_URL=${url} GCORE_API_KEY=<the --api-key>`,
   );
   const stop = () => void fake.stop().then(() => process.exit(0));
   process.on('SIGTERM', stop);

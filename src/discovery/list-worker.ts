@@ -61,9 +61,12 @@ export function startListWorker(ctx: AccountContext): Worker<ListJobData> {
 /** What the list worker does with one account's listing jobs; its only state is the account's context. */
 class ListingJobs {
   private readonly fetchPage: FetchPage;
+  /** The consumer lists' pages: only their ids and strings are read, so their numbers are parsed as doubles. */
+  private readonly fetchConsumers: FetchPage;
 
   constructor(private readonly ctx: AccountContext) {
     this.fetchPage = (request, offset) => ctx.api.listPage(request, offset, PAGE_LIMIT);
+    this.fetchConsumers = (request, offset) => ctx.api.listPage(request, offset, PAGE_LIMIT, false);
   }
 
   /** Runs an expand or page job; Postgres away sends the job back for later without spending an attempt. */
@@ -180,7 +183,7 @@ class ListingJobs {
     const record = (outcome: UsageOutcome) => this.endUsagePart(page, outcome);
     let consumers;
     try {
-      consumers = await listUsage(this.fetchPage, where, sent);
+      consumers = await listUsage(this.fetchConsumers, where, sent);
     } catch (error) {
       if (error instanceof IncompleteUsageError) {
         await record({ startedAt, requests: sent.requests, error: error.message });

@@ -1,7 +1,9 @@
 // Sample images shaped like the real API's answers (see ../shared/reference),
 // and the projects and regions that hold them.
 import type { Triple } from '../interfaces.js';
+import { sampleVolume } from './consumers.js';
 import type { ImagePayload, ProjectInput, RegionInput } from './list-queries.js';
+import type { GeneratedItems } from './lists.js';
 
 /** The sample triple Gcore's own SDK tests use. */
 export const SAMPLE_TRIPLE: Triple = { projectId: 1, regionId: 7, imageId: '8cab6f28-09ca-4201-b3f7-23c7893f4bd6' };
@@ -169,6 +171,33 @@ export function spreadImages(count: number, options: SpreadOptions = {}): Array<
     const image = contractImage(triple, kind);
     if (kind.is_baremetal) image.name = `bm-${String(image.name)}`;
     return [triple, image];
+  });
+}
+
+/** UUID-shaped ids for generated volumes and the instances they attach to, apart from the images'. */
+const generatedId = (group: string, n: number) => `00000000-0000-4000-${group}-${n.toString(16).padStart(12, '0')}`;
+
+/**
+ * `count` volumes dealt round-robin over the project and region pairs as spreadTriples deals `images`
+ * images, each pair's made from its own images in turn; two of every three attached to an instance of
+ * their own, the third unattached (where a pair has no image, of unknown origin). Made as pages ask for them.
+ */
+export function spreadVolumes(
+  count: number,
+  images: number,
+  options: SpreadOptions = {},
+): Array<{ projectId: number; regionId: number; volumes: GeneratedItems }> {
+  const pairs = spreadPairs(options);
+  const share = (total: number, p: number) => Math.floor(total / pairs.length) + (p < total % pairs.length ? 1 : 0);
+  return pairs.map(({ projectId, regionId }, p) => {
+    const pairImages = share(images, p);
+    const item = (j: number): ImagePayload => {
+      const n = j * pairs.length + p + 1;
+      const imageId = pairImages === 0 ? null : sampleImageId((j % pairImages) * pairs.length + p + 1);
+      const instances = j % 3 === 2 ? [] : [{ serverId: generatedId('a000', n), name: `instance-${n}` }];
+      return sampleVolume({ projectId, regionId, id: generatedId('9000', n), name: `volume-${n}` }, imageId, instances);
+    };
+    return { projectId, regionId, volumes: { count: share(count, p), item } };
   });
 }
 

@@ -67,6 +67,24 @@ export interface Page {
   results: unknown[];
 }
 
+/**
+ * Items a list makes when a page asks for them (`fake-api --volumes`): the n-th (from 0) by index, so a
+ * page costs its own items, and hundreds of thousands of them cost no memory. They are fixed: served
+ * before any item filed on the same list, never changed or deleted.
+ */
+export interface GeneratedItems {
+  count: number;
+  item(index: number): ImagePayload;
+}
+
+function* generatedFrom(generated: GeneratedItems, start: number): Generator<ImagePayload> {
+  for (let index = start; index < generated.count; index++) yield generated.item(index);
+}
+
+function* concat<T>(...lists: Array<Iterable<T>>): Generator<T> {
+  for (const list of lists) yield* list;
+}
+
 const NO_IMAGES = new Map<string, ImagePayload>();
 
 /** The page, as the list tells it: without a lie, as pageOf walks it; with one, of the items the lie keeps. */
@@ -92,6 +110,8 @@ function pageTold<T>(
 export class FakeLists {
   /** By `p/r`, so a page of one project and region costs no walk of every image. */
   private readonly scopes = new Map<string, ScopeLists>();
+  /** By `p/r/endpoint`: the items a consumer list makes as they are asked for, before those filed on it. */
+  private readonly generated = new Map<string, GeneratedItems>();
   private readonly projects = new Map<number, ProjectRecord>();
   private readonly regions = new Map<number, Record<string, unknown>>();
   private faults: ListFaultRule[] = [];
@@ -115,6 +135,11 @@ export class FakeLists {
   /** Files an item of a consumer list (a volume, snapshot or cluster) by its id, replacing one of that id in place. */
   fileItem(projectId: number, regionId: number, endpoint: string, item: ImagePayload): void {
     this.file({ projectId, regionId, imageId: '' }, String(item.id), item, endpoint, []);
+  }
+
+  /** Serves `items` on a list of a project and region, before the items filed there. */
+  generate(projectId: number, regionId: number, endpoint: string, items: GeneratedItems): void {
+    this.generated.set(`${projectId}/${regionId}/${endpoint}`, items);
   }
 
   unfile(triple: Triple, key: string, endpoints: readonly string[]): void {
@@ -187,7 +212,15 @@ export class FakeLists {
     const images = this.scopes.get(`${projectId}/${regionId}`)?.get(endpoint) ?? NO_IMAGES;
     // A list that takes no filters answers every image, whatever the query says (as Gcore's GPU lists do).
     const filter = consumers ? consumerFilter(endpoint, query) : kindList(endpoint)?.filters === false ? undefined : imageFilter(query);
-    return pageTold(images.values(), images.size, paging, filter, lie);
+    const generated = this.generated.get(`${projectId}/${regionId}/${endpoint}`);
+    if (!generated) return pageTold(images.values(), images.size, paging, filter, lie);
+    const size = generated.count + images.size;
+    // Nothing to filter or tell otherwise: the page starts at its offset, with no walk to it.
+    if (!filter && !lie) {
+      const start = Math.min(paging.offset, generated.count);
+      return pageOf(concat(generatedFrom(generated, start), images.values()), size, { ...paging, offset: paging.offset - start });
+    }
+    return pageTold(concat(generatedFrom(generated, 0), images.values()), size, paging, filter, lie);
   }
 
   /** Runs (and counts down) every hook a sent page matches; they are taken first, so one may add another. */

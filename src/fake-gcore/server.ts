@@ -23,7 +23,7 @@ import {
   type RegionInput,
   type RoutedListRequest,
 } from './list-queries.js';
-import { FakeLists } from './lists.js';
+import { FakeLists, type GeneratedItems } from './lists.js';
 import { CONSUMER_LISTS, type ConsumerList } from '../usage/consumer-lists.js';
 
 interface FaultRule {
@@ -300,6 +300,11 @@ export class FakeGcore {
   /** Adds or replaces an item of a consumer list of a project and region (consumers.ts makes them), by its id. */
   putConsumer(list: ConsumerList, projectId: number, regionId: number, item: ImagePayload): void {
     this.lists.fileItem(projectId, regionId, list.endpoint, structuredClone(item));
+  }
+
+  /** Serves `items` (made as pages ask for them, fixed) on a consumer list of a project and region, before the items put there. */
+  generateConsumers(list: ConsumerList, projectId: number, regionId: number, items: GeneratedItems): void {
+    this.lists.generate(projectId, regionId, list.endpoint, items);
   }
 
   /** Removes the item of that id from a consumer list, as deleting the volume, snapshot or cluster would. */

@@ -150,8 +150,11 @@ export class GcoreClient {
     return { kind: 'found', body, observedAt };
   }
 
-  /** Fetches one page of a list, `limit` items from `offset`; throws a GcoreApiError when it is not a list. */
-  async listPage(request: ListRequest, offset: number, limit: number): Promise<ListPage> {
+  /**
+   * Fetches one page of a list, `limit` items from `offset`; throws a GcoreApiError when it is not a list.
+   * Numbers a double would change are kept as their text unless `exactNumbers` is false (parseJsonExactly).
+   */
+  async listPage(request: ListRequest, offset: number, limit: number, exactNumbers = true): Promise<ListPage> {
     if (this.keyRejected) throw new RequestWithheldError('request not sent: the API already rejected this key', undefined, false);
     const url = new URL(listUrl(this.options.baseUrl, request));
     for (const [name, value] of request.query) url.searchParams.append(name, value);
@@ -171,7 +174,7 @@ export class GcoreClient {
       if (error instanceof AuthenticationError) this.keyRejected = true;
       throw error;
     }
-    const body = parseJsonExactly(text) as { count?: unknown; results?: unknown };
+    const body = parseJsonExactly(text, exactNumbers) as { count?: unknown; results?: unknown };
     const { count, results } = body ?? {};
     if (typeof body !== 'object' || body === null || !Array.isArray(results) || !Number.isSafeInteger(count) || (count as number) < 0) {
       throw new MalformedAnswerError(

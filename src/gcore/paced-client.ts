@@ -30,10 +30,10 @@ export class PacedClient {
     );
   }
 
-  /** One page of a list, `limit` items from `offset`. */
-  listPage(request: ListRequest, offset: number, limit: number): Promise<ListPage> {
+  /** One page of a list, `limit` items from `offset` (numbers as `exactNumbers` says: GcoreClient.listPage). */
+  listPage(request: ListRequest, offset: number, limit: number, exactNumbers = true): Promise<ListPage> {
     return this.ask(
-      () => this.client.listPage(request, offset, limit),
+      () => this.client.listPage(request, offset, limit, exactNumbers),
       () => '200',
     );
   }
