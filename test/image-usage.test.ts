@@ -202,6 +202,35 @@ describe('image usage', () => {
     expect(row).toEqual({ usage_status: 'unknown', usage_unknown_because: 'its scope lists no usage (usage: false)' });
   });
 
+  it('an image whose answer does not say whether it is bare metal is usage unknown, never unused', async () => {
+    // is_baremetal is optional (older answers omit it): a bare-metal image in use by servers nothing lists may be one.
+    const w = await begin((fake) => {
+      world0(fake);
+      fake.updateImage(image(UNUSED), { is_baremetal: null });
+    });
+    expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    expect(await unused(w)).toEqual([]);
+    const [row] = await w.pipeline.services.sql`
+      SELECT usage_status, usage_unknown_because FROM image_usage_status WHERE image_id = ${image(UNUSED).imageId}`;
+    expect(row).toEqual({ usage_status: 'unknown', usage_unknown_because: 'whether it is a bare-metal image is not said' });
+  });
+
+  it('an image no scope listing usage covers any more is usage unknown, not unused on an old listing', async () => {
+    const w = await begin(world0);
+    expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', listingsFailed: 0 });
+    expect(await unused(w)).toEqual([image(UNUSED).imageId]);
+    // The scope now covers another region; the image stays, refreshed as an explicit target, and comes into use.
+    await w.pipeline.close();
+    const yaml = `${QUIET_SCHEDULE}\ntargets:\n  - { project_id: ${P}, region_id: 8, discover: {} }\n  - { project_id: ${P}, region_id: ${R}, image_ids: [${image(UNUSED).imageId}] }\n`;
+    w.pipeline = await startPipeline(w.env, w.fake.url, yaml);
+    w.fake.putConsumer(VOLUMES, P, R, sampleVolume({ ...at, id: volumeId(50), name: 'late' }, image(UNUSED).imageId));
+    expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    expect(await unused(w)).toEqual([]);
+    const [row] = await w.pipeline.services.sql`
+      SELECT usage_status, usage_unknown_because FROM image_usage_status WHERE image_id = ${image(UNUSED).imageId}`;
+    expect(row).toEqual({ usage_status: 'unknown', usage_unknown_because: 'no scope listing usage covers it' });
+  });
+
   it('alerts when an image in use changes visibility or is deleted, and keeps usage in the audit snapshots', async () => {
     const w = await begin(world0);
     const { sql } = w.pipeline.services;
