@@ -80,6 +80,13 @@ async function unused(w: World) {
   );
 }
 
+/** Whether an image is in use, unused or unknown, and why unknown. */
+async function statusOf(w: World, n: number) {
+  const [row] = await w.pipeline.services.sql`
+    SELECT usage_status, usage_unknown_because FROM image_usage_status WHERE image_id = ${image(n).imageId}`;
+  return row;
+}
+
 async function usageListings(w: World) {
   return w.pipeline.services.sql`SELECT status, error, requests, consumers, opened, closed FROM usage_listings ORDER BY listing_id`;
 }
@@ -197,9 +204,10 @@ describe('image usage', () => {
     expect(Object.keys(w.fake.requestsByEndpoint).filter((e) => /volumes|snapshots|clusters/.test(e))).toEqual([]);
     expect(await usage(w)).toEqual([]);
     expect(await unused(w)).toEqual([]);
-    const [row] = await w.pipeline.services.sql`
-      SELECT usage_status, usage_unknown_because FROM image_usage_status WHERE image_id = ${image(UNUSED).imageId}`;
-    expect(row).toEqual({ usage_status: 'unknown', usage_unknown_because: 'its scope lists no usage (usage: false)' });
+    expect(await statusOf(w, UNUSED)).toEqual({
+      usage_status: 'unknown',
+      usage_unknown_because: 'its scope lists no usage (usage: false)',
+    });
   });
 
   it('an image whose answer does not say whether it is bare metal is usage unknown, never unused', async () => {
@@ -210,9 +218,10 @@ describe('image usage', () => {
     });
     expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
     expect(await unused(w)).toEqual([]);
-    const [row] = await w.pipeline.services.sql`
-      SELECT usage_status, usage_unknown_because FROM image_usage_status WHERE image_id = ${image(UNUSED).imageId}`;
-    expect(row).toEqual({ usage_status: 'unknown', usage_unknown_because: 'whether it is a bare-metal image is not said' });
+    expect(await statusOf(w, UNUSED)).toEqual({
+      usage_status: 'unknown',
+      usage_unknown_because: 'whether it is a bare-metal image is not said',
+    });
   });
 
   it('an image no scope listing usage covers any more is usage unknown, not unused on an old listing', async () => {
@@ -226,9 +235,7 @@ describe('image usage', () => {
     w.fake.putConsumer(VOLUMES, P, R, sampleVolume({ ...at, id: volumeId(50), name: 'late' }, image(UNUSED).imageId));
     expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
     expect(await unused(w)).toEqual([]);
-    const [row] = await w.pipeline.services.sql`
-      SELECT usage_status, usage_unknown_because FROM image_usage_status WHERE image_id = ${image(UNUSED).imageId}`;
-    expect(row).toEqual({ usage_status: 'unknown', usage_unknown_because: 'no scope listing usage covers it' });
+    expect(await statusOf(w, UNUSED)).toEqual({ usage_status: 'unknown', usage_unknown_because: 'no scope listing usage covers it' });
   });
 
   it('alerts when an image in use changes visibility or is deleted, and keeps usage in the audit snapshots', async () => {
