@@ -11,6 +11,7 @@ import { GPU_BAREMETAL_CLUSTERS, GPU_VIRTUAL_CLUSTERS, SNAPSHOTS, VOLUMES } from
 import { deliverChanges, type DeliveredChange } from '../src/sql/deliverChanges.js';
 import { takeSnapshot } from '../src/sql/takeSnapshot.js';
 import { lastListings } from '../src/sql/lastListings.js';
+import { startCli } from './support/cli.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
 
@@ -58,13 +59,13 @@ function world0(fake: FakeGcore): void {
   fake.putConsumer(GPU_BAREMETAL_CLUSTERS, P, R, sampleBaremetalCluster(volumeId(30), 'k8s-gpu', image(BAREMETAL).imageId, 'k8s'));
 }
 
-async function begin(setUp: (fake: FakeGcore) => void, scope = '{}', env: Record<string, string> = {}): Promise<World> {
+async function begin(setUp: (fake: FakeGcore) => void, scope = '{}', env: Record<string, string> = {}, noWorker = false): Promise<World> {
   const testEnv = await createTestEnv();
   const fake = new FakeGcore({ apiKey: testEnv.env.GCORE_API_KEY });
   setUp(fake);
   await fake.start();
   const yaml = `${QUIET_SCHEDULE}\ntargets:\n  - { project_id: ${P}, region_id: ${R}, discover: ${scope} }\n`;
-  const pipeline = await startPipeline(testEnv, fake.url, yaml, { env });
+  const pipeline = await startPipeline(testEnv, fake.url, yaml, { env, noWorker });
   world = { env: testEnv, fake, pipeline };
   return world;
 }
@@ -196,6 +197,39 @@ describe('image usage', () => {
     expect((await usageListings(w))[2]).toMatchObject({ status: 'incomplete' });
     expect((await usageListings(w))[2]!.error).toMatch(/listed twice \(does the server honour offset\?\)$/);
     expect(await usage(w)).toEqual(CURRENT);
+  });
+
+  it('a usage listing whose worker is killed with SIGKILL mid-way is listed whole by another worker, each consumer once', async () => {
+    const many = (n: number) => sampleVolume({ ...at, id: volumeId(n), name: `v${n}` }, image(UNATTACHED).imageId);
+    const w = await begin(
+      (fake) => {
+        world0(fake);
+        for (let n = 100; n < 3100; n++) fake.putConsumer(VOLUMES, P, R, many(n));
+      },
+      '{}',
+      { SYNC_JOB_LOCK_MS: '2000' },
+      true,
+    );
+    const env = { ...w.env.env, GCORE_BASE_URL: w.fake.url, SYNC_JOB_LOCK_MS: '2000' };
+    w.fake.latencyMs = 300;
+    const doomed = startCli(['worker'], env);
+    const run = await w.pipeline.startSync();
+    // Killed between two pages of volumes: the usage listing it began is recorded nowhere.
+    await expect.poll(() => w.fake.requestsByEndpoint.volumes, { timeout: 20_000, interval: 20 }).toBeGreaterThanOrEqual(2);
+    process.kill(doomed.pid, 'SIGKILL');
+    expect((await doomed.exited).code).toBe(null);
+    w.fake.latencyMs = 0;
+    const survivor = startCli(['worker'], env);
+    try {
+      expect(await w.pipeline.waitForRun(run, 60_000)).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    } finally {
+      await survivor.stop();
+    }
+    expect(await usageListings(w)).toEqual([{ status: 'complete', error: null, requests: 7, consumers: 3006, opened: 3006, closed: 0 }]);
+    const [rows] = await w.pipeline.services.sql`
+      SELECT count(*)::int AS n, count(DISTINCT (image_id, consumer_kind, consumer_id))::int AS distinct_consumers FROM image_usage_history`;
+    expect(rows).toEqual({ n: 3006, distinct_consumers: 3006 });
+    expect(await unused(w)).toEqual([image(UNUSED).imageId]);
   });
 
   it('a scope with usage: false lists none, and its images are usage unknown, never unused', async () => {
