@@ -11,9 +11,8 @@ import { GPU_BAREMETAL_CLUSTERS, GPU_VIRTUAL_CLUSTERS, SNAPSHOTS, VOLUMES } from
 import { deliverChanges, type DeliveredChange } from '../src/sql/deliverChanges.js';
 import { takeSnapshot } from '../src/sql/takeSnapshot.js';
 import { lastListings } from '../src/sql/lastListings.js';
-import { startCli } from './support/cli.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
-import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
+import { QUIET_SCHEDULE, startPipeline, syncThroughKilledWorker, type Pipeline } from './support/pipeline.js';
 
 interface World {
   env: TestEnv;
@@ -211,20 +210,9 @@ describe('image usage', () => {
       true,
     );
     const env = { ...w.env.env, GCORE_BASE_URL: w.fake.url, SYNC_JOB_LOCK_MS: '2000' };
-    w.fake.latencyMs = 300;
-    const doomed = startCli(['worker'], env);
-    const run = await w.pipeline.startSync();
     // Killed between two pages of volumes: the usage listing it began is recorded nowhere.
-    await expect.poll(() => w.fake.requestsByEndpoint.volumes, { timeout: 20_000, interval: 20 }).toBeGreaterThanOrEqual(2);
-    process.kill(doomed.pid, 'SIGKILL');
-    expect((await doomed.exited).code).toBe(null);
-    w.fake.latencyMs = 0;
-    const survivor = startCli(['worker'], env);
-    try {
-      expect(await w.pipeline.waitForRun(run, 60_000)).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
-    } finally {
-      await survivor.stop();
-    }
+    const done = await syncThroughKilledWorker(w.pipeline, w.fake, env, () => (w.fake.requestsByEndpoint.volumes ?? 0) >= 2);
+    expect(done).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
     expect(await usageListings(w)).toEqual([{ status: 'complete', error: null, requests: 7, consumers: 3006, opened: 3006, closed: 0 }]);
     const [rows] = await w.pipeline.services.sql`
       SELECT count(*)::int AS n, count(DISTINCT (image_id, consumer_kind, consumer_id))::int AS distinct_consumers FROM image_usage_history`;
