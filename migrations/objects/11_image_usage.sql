@@ -16,8 +16,8 @@ WHERE valid_to IS NULL;
 -- Reporting: every live image with whether anything uses it. 'in use' when a consumer is current; 'unused'
 -- only where every consumer an image of its kind can have is listed: an ordinary, private image its answer
 -- says is not bare metal (a virtual machine boots from a volume made from its image, and volumes are listed)
--- of a project and region with a complete usage listing, whose scope's latest listing lists that usage;
--- otherwise 'unknown', with the reason. An
+-- of a project and region with a complete usage listing, whose usage the latest listing of a scope that
+-- lists usage lists; otherwise 'unknown', with the reason. An
 -- image called unused that is in use is the outage this exists to prevent, so every doubt is 'unknown'.
 -- unused_since: the end of its last use, or the start of its project and region's first complete usage
 -- listing if nothing used it since, and never before the image was created (as the API says; else first seen).
@@ -41,11 +41,12 @@ CROSS JOIN LATERAL (
     WHEN EXISTS (SELECT 1 FROM targets t JOIN scopes s ON s.key = t.scope_key
       WHERE (t.project_id, t.region_id, t.image_id) = (i.project_id, i.region_id, i.image_id) AND t.left_scope_at IS NULL
         AND s.definition->'filters'->'usage' = 'false'::jsonb) THEN 'its scope lists no usage (usage: false)'
-    -- A usage listing is only as current as the scope that made it: one whose latest listing no longer lists
-    -- this project and region's usage (moved, removed, or the image left it) says nothing of today's consumers.
-    WHEN NOT EXISTS (SELECT 1 FROM targets t JOIN latest_listings l ON l.scope_key = t.scope_key
-      JOIN usage_listings u ON u.listing_id = l.listing_id AND (u.project_id, u.region_id) = (t.project_id, t.region_id)
-      WHERE (t.project_id, t.region_id, t.image_id) = (i.project_id, i.region_id, i.image_id) AND t.left_scope_at IS NULL)
+    -- A usage listing is only as current as the scopes that make it: where no configured scope that lists usage
+    -- listed this project and region's in its latest listing (the scope moved, was removed or turned usage off),
+    -- the last one says nothing of today's consumers.
+    WHEN NOT EXISTS (SELECT 1 FROM scopes s JOIN latest_listings l ON l.scope_key = s.key
+      JOIN usage_listings u ON u.listing_id = l.listing_id AND (u.project_id, u.region_id) = (i.project_id, i.region_id)
+      WHERE s.definition->'filters'->'usage' IS DISTINCT FROM 'false'::jsonb)
       THEN 'no scope listing usage covers it'
     WHEN c.listed_at IS NULL THEN 'no complete usage listing of its project and region yet'
   END AS reason) why
