@@ -6,7 +6,7 @@ import { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { invariantViolations } from './support/invariants.js';
-import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
+import { QUIET_SCHEDULE, startPipeline, syncThroughKilledWorker, type Pipeline } from './support/pipeline.js';
 import { startCli } from './support/cli.js';
 import { throwawayPostgres, throwawayRedis, waitFor } from './support/throwaway.js';
 import { replaceTargets } from '../src/sql/replaceTargets.js';
@@ -501,21 +501,9 @@ describe('discovery', () => {
       true,
     );
     const env = { ...w.env.env, GCORE_BASE_URL: w.fake.url, SYNC_JOB_LOCK_MS: '2000' };
-    w.fake.latencyMs = 300;
-    const doomed = startCli(['worker'], env);
-    const run = await w.pipeline.startSync();
     // Killed while it holds pages: at least one answered, more in flight.
-    await expect.poll(() => w.fake.requestsByEndpoint.images, { timeout: 20_000, interval: 20 }).toBeGreaterThanOrEqual(3);
-    process.kill(doomed.pid, 'SIGKILL');
-    expect((await doomed.exited).code).toBe(null);
-    w.fake.latencyMs = 0;
-    const survivor = startCli(['worker'], env);
-    try {
-      const done = await w.pipeline.waitForRun(run, 60_000);
-      expect(done).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
-    } finally {
-      await survivor.stop();
-    }
+    const done = await syncThroughKilledWorker(w.pipeline, w.fake, env, () => w.fake.requestsByEndpoint.images >= 3);
+    expect(done).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
     expect(await counts(w)).toMatchObject({ images: 4000, created: 4000, targets: 4000 });
     expect(await listings(w)).toEqual([{ status: 'complete', expected: 4000, listed: 4000, absent: 0, error: null }]);
     expect(await invariantViolations(w.pipeline.services.sql, w.pipeline.services.queues)).toEqual([]);

@@ -12,7 +12,7 @@ import { deliverChanges, type DeliveredChange } from '../src/sql/deliverChanges.
 import { takeSnapshot } from '../src/sql/takeSnapshot.js';
 import { lastListings } from '../src/sql/lastListings.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
-import { QUIET_SCHEDULE, startPipeline, type Pipeline } from './support/pipeline.js';
+import { QUIET_SCHEDULE, startPipeline, syncThroughKilledWorker, type Pipeline } from './support/pipeline.js';
 
 interface World {
   env: TestEnv;
@@ -58,13 +58,13 @@ function world0(fake: FakeGcore): void {
   fake.putConsumer(GPU_BAREMETAL_CLUSTERS, P, R, sampleBaremetalCluster(volumeId(30), 'k8s-gpu', image(BAREMETAL).imageId, 'k8s'));
 }
 
-async function begin(setUp: (fake: FakeGcore) => void, scope = '{}', env: Record<string, string> = {}): Promise<World> {
+async function begin(setUp: (fake: FakeGcore) => void, scope = '{}', env: Record<string, string> = {}, noWorker = false): Promise<World> {
   const testEnv = await createTestEnv();
   const fake = new FakeGcore({ apiKey: testEnv.env.GCORE_API_KEY });
   setUp(fake);
   await fake.start();
   const yaml = `${QUIET_SCHEDULE}\ntargets:\n  - { project_id: ${P}, region_id: ${R}, discover: ${scope} }\n`;
-  const pipeline = await startPipeline(testEnv, fake.url, yaml, { env });
+  const pipeline = await startPipeline(testEnv, fake.url, yaml, { env, noWorker });
   world = { env: testEnv, fake, pipeline };
   return world;
 }
@@ -78,6 +78,13 @@ async function unused(w: World) {
   return (await w.pipeline.services.sql<{ image_id: string }[]>`SELECT image_id FROM unused_images ORDER BY image_id`).map(
     (r) => r.image_id,
   );
+}
+
+/** Whether an image is in use, unused or unknown, and why unknown. */
+async function statusOf(w: World, n: number) {
+  const [row] = await w.pipeline.services.sql`
+    SELECT usage_status, usage_unknown_because FROM image_usage_status WHERE image_id = ${image(n).imageId}`;
+  return row;
 }
 
 async function usageListings(w: World) {
@@ -191,15 +198,66 @@ describe('image usage', () => {
     expect(await usage(w)).toEqual(CURRENT);
   });
 
+  it('a usage listing whose worker is killed with SIGKILL mid-way is listed whole by another worker, each consumer once', async () => {
+    const many = (n: number) => sampleVolume({ ...at, id: volumeId(n), name: `v${n}` }, image(UNATTACHED).imageId);
+    const w = await begin(
+      (fake) => {
+        world0(fake);
+        for (let n = 100; n < 3100; n++) fake.putConsumer(VOLUMES, P, R, many(n));
+      },
+      '{}',
+      { SYNC_JOB_LOCK_MS: '2000' },
+      true,
+    );
+    const env = { ...w.env.env, GCORE_BASE_URL: w.fake.url, SYNC_JOB_LOCK_MS: '2000' };
+    // Killed between two pages of volumes: the usage listing it began is recorded nowhere.
+    const done = await syncThroughKilledWorker(w.pipeline, w.fake, env, () => (w.fake.requestsByEndpoint.volumes ?? 0) >= 2);
+    expect(done).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    expect(await usageListings(w)).toEqual([{ status: 'complete', error: null, requests: 7, consumers: 3006, opened: 3006, closed: 0 }]);
+    const [rows] = await w.pipeline.services.sql`
+      SELECT count(*)::int AS n, count(DISTINCT (image_id, consumer_kind, consumer_id))::int AS distinct_consumers FROM image_usage_history`;
+    expect(rows).toEqual({ n: 3006, distinct_consumers: 3006 });
+    expect(await unused(w)).toEqual([image(UNUSED).imageId]);
+  });
+
   it('a scope with usage: false lists none, and its images are usage unknown, never unused', async () => {
     const w = await begin(world0, '{ usage: false }');
     expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', listingsFailed: 0 });
     expect(Object.keys(w.fake.requestsByEndpoint).filter((e) => /volumes|snapshots|clusters/.test(e))).toEqual([]);
     expect(await usage(w)).toEqual([]);
     expect(await unused(w)).toEqual([]);
-    const [row] = await w.pipeline.services.sql`
-      SELECT usage_status, usage_unknown_because FROM image_usage_status WHERE image_id = ${image(UNUSED).imageId}`;
-    expect(row).toEqual({ usage_status: 'unknown', usage_unknown_because: 'its scope lists no usage (usage: false)' });
+    expect(await statusOf(w, UNUSED)).toEqual({
+      usage_status: 'unknown',
+      usage_unknown_because: 'its scope lists no usage (usage: false)',
+    });
+  });
+
+  it('an image whose answer does not say whether it is bare metal is usage unknown, never unused', async () => {
+    // is_baremetal is optional (older answers omit it): a bare-metal image in use by servers nothing lists may be one.
+    const w = await begin((fake) => {
+      world0(fake);
+      fake.updateImage(image(UNUSED), { is_baremetal: null });
+    });
+    expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    expect(await unused(w)).toEqual([]);
+    expect(await statusOf(w, UNUSED)).toEqual({
+      usage_status: 'unknown',
+      usage_unknown_because: 'whether it is a bare-metal image is not said',
+    });
+  });
+
+  it('an image no scope listing usage covers any more is usage unknown, not unused on an old listing', async () => {
+    const w = await begin(world0);
+    expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', listingsFailed: 0 });
+    expect(await unused(w)).toEqual([image(UNUSED).imageId]);
+    // The scope now covers another region; the image stays, refreshed as an explicit target, and comes into use.
+    await w.pipeline.close();
+    const yaml = `${QUIET_SCHEDULE}\ntargets:\n  - { project_id: ${P}, region_id: 8, discover: {} }\n  - { project_id: ${P}, region_id: ${R}, image_ids: [${image(UNUSED).imageId}] }\n`;
+    w.pipeline = await startPipeline(w.env, w.fake.url, yaml);
+    w.fake.putConsumer(VOLUMES, P, R, sampleVolume({ ...at, id: volumeId(50), name: 'late' }, image(UNUSED).imageId));
+    expect(await w.pipeline.sync()).toMatchObject({ status: 'finished', failed: 0, listingsFailed: 0 });
+    expect(await unused(w)).toEqual([]);
+    expect(await statusOf(w, UNUSED)).toEqual({ usage_status: 'unknown', usage_unknown_because: 'no scope listing usage covers it' });
   });
 
   it('alerts when an image in use changes visibility or is deleted, and keeps usage in the audit snapshots', async () => {

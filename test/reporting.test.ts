@@ -203,6 +203,14 @@ describe('reporting', () => {
     expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM image_change_log`)).toEqual([{ n: 6 }]);
     expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM images_as_of(now())`)).toEqual([{ n: 1 }]);
     expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM snapshot_diff(1, 2)`)).toEqual([{ n: 2 }]);
+    // Who uses the images (issue 27): the views and functions, over tables the role may not read itself.
+    for (const view of ['image_usage', 'image_usage_history', 'unused_images']) {
+      expect(await asRole((tx) => tx.unsafe(`SELECT count(*)::int AS n FROM ${view}`))).toEqual([{ n: 0 }]);
+    }
+    expect(await asRole((tx) => tx`SELECT usage_status FROM image_usage_status`)).toEqual([{ usage_status: 'unknown' }]);
+    expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM image_usage_as_of(now())`)).toEqual([{ n: 0 }]);
+    expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM snapshot_usage(1)`)).toEqual([{ n: 0 }]);
+    expect(await asRole((tx) => tx`SELECT in_use_alert(1, 1, 'x', 'deleted', null, now()) AS a`)).toEqual([{ a: null }]);
     for (const table of ['image_rows', 'image_versions', 'image_changes', 'targets', 'sync_failures']) {
       await expect(asRole((tx) => tx.unsafe(`SELECT 1 FROM ${table} LIMIT 1`))).rejects.toThrow(`permission denied for table ${table}`);
     }

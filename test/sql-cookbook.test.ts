@@ -65,6 +65,20 @@ targets:
   fake.setFault(FAILING, { kind: 'status', status: 503 });
   await pipeline.sync();
   await takeSnapshot(pipeline.services.sql, 'cookbook-2');
+  // The usage above is current: the latest listing of a scope lists 1/7's usage (only after the syncs, which list it
+  // through no scope, so the usage written by hand stands).
+  await pipeline.services.sql`
+    WITH scope AS (
+      INSERT INTO scopes (key, definition, schedule_key, interval_seconds)
+      SELECT 'cookbook', '{"projects": [1], "regions": [7], "filters": {}}', schedule_key, 3600 FROM targets LIMIT 1
+      RETURNING key),
+    listing AS (
+      INSERT INTO listings (run_id, scope_key, status, started_at, finished_at)
+      SELECT r.id, scope.key, 'complete', r.started_at, r.started_at FROM sync_runs r, scope ORDER BY r.id DESC LIMIT 1
+      RETURNING id, scope_key, started_at),
+    latest AS (INSERT INTO latest_listings (scope_key, listing_id, started_at) SELECT scope_key, id, started_at FROM listing)
+    INSERT INTO usage_listings (listing_id, project_id, region_id, started_at, status, requests, consumers, opened, closed)
+    SELECT id, 1, 7, started_at, 'complete', 4, 2, 0, 0 FROM listing`;
   // Alice's rename and retag, as the audit-log follower stores it, in the window of the change the second sync saw.
   await pipeline.services.sql`
     INSERT INTO image_actions (action_id, accounts, acted_at, api_group, action_type, email, project_id, region_id, image_id, raw)

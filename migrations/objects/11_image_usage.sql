@@ -14,9 +14,10 @@ FROM image_usage_history
 WHERE valid_to IS NULL;
 --> statement-breakpoint
 -- Reporting: every live image with whether anything uses it. 'in use' when a consumer is current; 'unused'
--- only where every consumer an image of its kind can have is listed: an ordinary, private, non-bare-metal
--- image (a virtual machine boots from a volume made from its image, and volumes are listed) of a project and
--- region with a complete usage listing, whose scope lists usage; otherwise 'unknown', with the reason. An
+-- only where every consumer an image of its kind can have is listed: an ordinary, private image its answer
+-- says is not bare metal (a virtual machine boots from a volume made from its image, and volumes are listed)
+-- of a project and region with a complete usage listing, whose usage the latest listing of a scope that
+-- lists usage lists; otherwise 'unknown', with the reason. An
 -- image called unused that is in use is the outage this exists to prevent, so every doubt is 'unknown'.
 -- unused_since: the end of its last use, or the start of its project and region's first complete usage
 -- listing if nothing used it since, and never before the image was created (as the API says; else first seen).
@@ -34,11 +35,19 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL (
   SELECT CASE
     WHEN i.kind <> 'ordinary' THEN 'what uses an image of kind ' || i.kind || ' is not listed'
+    WHEN i.is_baremetal IS NULL THEN 'whether it is a bare-metal image is not said'
     WHEN i.is_baremetal THEN 'bare-metal servers are not listed'
     WHEN i.visibility IS DISTINCT FROM 'private' THEN 'a ' || coalesce(i.visibility, 'null') || ' image may be used by projects not listed'
     WHEN EXISTS (SELECT 1 FROM targets t JOIN scopes s ON s.key = t.scope_key
       WHERE (t.project_id, t.region_id, t.image_id) = (i.project_id, i.region_id, i.image_id) AND t.left_scope_at IS NULL
         AND s.definition->'filters'->'usage' = 'false'::jsonb) THEN 'its scope lists no usage (usage: false)'
+    -- A usage listing is only as current as the scopes that make it: where no configured scope that lists usage
+    -- listed this project and region's in its latest listing (the scope moved, was removed or turned usage off),
+    -- the last one says nothing of today's consumers.
+    WHEN NOT EXISTS (SELECT 1 FROM scopes s JOIN latest_listings l ON l.scope_key = s.key
+      JOIN usage_listings u ON u.listing_id = l.listing_id AND (u.project_id, u.region_id) = (i.project_id, i.region_id)
+      WHERE s.definition->'filters'->'usage' IS DISTINCT FROM 'false'::jsonb)
+      THEN 'no scope listing usage covers it'
     WHEN c.listed_at IS NULL THEN 'no complete usage listing of its project and region yet'
   END AS reason) why
 WHERE i.deleted_at IS NULL;

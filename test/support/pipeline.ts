@@ -4,12 +4,14 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { expect } from 'vitest';
 import { withKeys, type KeyedAccount } from '../../src/config/accounts.js';
 import type { Config } from '../../src/config/config.js';
 import { createLogger, type Logger } from '../../src/ops/logger.js';
 import { startManualSync, waitForRun, type ManualRun } from '../../src/work/manual-sync.js';
 import { reconcile } from '../../src/schedule/reconcile.js';
 import { openServices, type Services } from '../../src/queues/services.js';
+import { startCli } from './cli.js';
 import type { RunProgress } from '../../src/sql/getRun.js';
 import { loadTargetsFile } from '../../src/config/targets.js';
 import { startWorker, type RunningWorker } from '../../src/work/worker.js';
@@ -139,4 +141,29 @@ export async function startScenario(triples: Triple[], options: PipelineOptions 
       await env.cleanup();
     },
   };
+}
+
+/**
+ * A manual sync worked by a worker process killed with SIGKILL once `killWhen` holds (the fake answering
+ * slowly until then), then by another: what the run came to. The pipeline must start no worker of its own.
+ */
+export async function syncThroughKilledWorker(
+  pipeline: Pipeline,
+  fake: FakeGcore,
+  env: Record<string, string>,
+  killWhen: () => boolean,
+): Promise<RunProgress> {
+  fake.latencyMs = 300;
+  const doomed = startCli(['worker'], env);
+  const run = await pipeline.startSync();
+  await expect.poll(killWhen, { timeout: 20_000, interval: 20 }).toBe(true);
+  process.kill(doomed.pid, 'SIGKILL');
+  expect((await doomed.exited).code).toBe(null);
+  fake.latencyMs = 0;
+  const survivor = startCli(['worker'], env);
+  try {
+    return await pipeline.waitForRun(run, 60_000);
+  } finally {
+    await survivor.stop();
+  }
 }
