@@ -31,6 +31,8 @@ COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
 # /healthz, /readyz, /metrics (and /queues with QUEUE_DASHBOARD=1).
 ENV HTTP_PORT=8080
+# Outside the container's own loopback: reached only through the ports the operator publishes.
+ENV HTTP_HOST=0.0.0.0
 EXPOSE 8080
 USER node
 ENTRYPOINT ["node", "dist/src/cli.js"]

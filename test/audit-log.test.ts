@@ -541,11 +541,14 @@ describe('following the audit log', () => {
       text: expect.stringContaining('the furthest at 2099-01-01T00:00:00.000Z'),
     });
     expect(Math.abs(report.accounts.default.audit_log.future.ahead_seconds - (furthest.getTime() - Date.now()) / 1000)).toBeLessThan(60);
-    const http = await startHttpServer(0, {
-      sql: w.sql,
-      backend: w.pipeline.services.backend,
-      metrics: createMetrics(w.pipeline.services.queues, w.sql),
-    });
+    const http = await startHttpServer(
+      { host: '127.0.0.1', port: 0 },
+      {
+        sql: w.sql,
+        backend: w.pipeline.services.backend,
+        metrics: createMetrics(w.pipeline.services.queues, w.sql),
+      },
+    );
     try {
       // A busy machine can make a check miss its 2 s once: the answer asserted is the first 200 (the future entries never make it 503).
       let answer: [number, unknown] = [0, null];

@@ -98,11 +98,14 @@ describe('HTTP endpoints', () => {
     expect(page.headers.get('content-type')).toContain('text/html');
     const api = (await (await fetch(`${base}/queues/api/queues`)).json()) as { queues: Array<{ name: string }> };
     expect(api.queues.map((q) => q.name).sort()).toEqual(['image-list', 'image-refresh', 'image-schedule']);
-    const plain = await startHttpServer(0, {
-      sql: pipeline.services.sql,
-      backend: pipeline.services.backend,
-      metrics: createMetrics(pipeline.services.queues, pipeline.services.sql),
-    });
+    const plain = await startHttpServer(
+      { host: '127.0.0.1', port: 0 },
+      {
+        sql: pipeline.services.sql,
+        backend: pipeline.services.backend,
+        metrics: createMetrics(pipeline.services.queues, pipeline.services.sql),
+      },
+    );
     try {
       expect((await fetch(`http://127.0.0.1:${plain.port}/queues`)).status).toBe(404);
     } finally {

@@ -8,7 +8,9 @@
 // database's clock are looked for apart, now and then. Every process runs one
 // per account; a lease on the cursor lets one at a time read (a crashed one's
 // runs out), and a page is stored only if the cursor is still where it was
-// read from.
+// read from. A push (webhook or AMQP) makes a poll due at once and wakes every
+// process's follower of the account; the one that takes the lease reads. The
+// lease holder also keeps the account's push subscriptions (push-subscriptions.ts).
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AccountContext } from '../work/account-context.js';
@@ -27,6 +29,9 @@ import { describeFailure, LOST, POLL, auditWaitMs } from '../work/retry-policy.j
 import type { ScopeDefinition } from '../config/scope.js';
 import { coversTriple, matchesFilters } from '../discovery/scope-match.js';
 import { auditPollDue, auditPollFailed, moveAuditCursor, recordLookAhead, releaseAuditLease, takeAuditLease } from '../sql/auditCursor.js';
+import { listenForWakes, recordSubscriptionCheck, subscriptionCheckDue } from '../sql/auditPush.js';
+import { ensureSubscription, type PushTarget } from './push-subscriptions.js';
+import { GcoreApiError } from '../gcore/gcore-errors.js';
 import { claimActedTargets } from '../sql/claimActedTargets.js';
 import { claimedTriples } from '../sql/claimedTriples.js';
 import { listOldClaims } from '../sql/listOldClaims.js';
@@ -53,7 +58,13 @@ class CursorMovedError extends Error {
 export interface AuditFollowerSettings {
   /** Seconds between polls of the account's log. */
   pollSeconds: number;
+  /** Where Gcore pushes the account's log (the webhook, the account's broker): each kept subscribed. */
+  pushes: PushTarget[];
 }
+
+/** How often a subscription that was in place is checked again (one list request), and one that could not be made retried. */
+const SUBSCRIPTION_CHECK_SECONDS = 3600;
+const SUBSCRIPTION_RETRY_SECONDS = 300;
 
 /** What one page's entries left to do once stored: the new or changed ones, the images they name, the refreshes claimed for them. */
 interface StoredEntries {
@@ -69,7 +80,7 @@ interface PollCounts {
 }
 
 export function startAuditFollower(ctx: AccountContext, settings: AuditFollowerSettings): { stop(): Promise<void> } {
-  return new AuditFollower(ctx, settings.pollSeconds);
+  return new AuditFollower(ctx, settings.pollSeconds, settings.pushes);
 }
 
 class AuditFollower {
@@ -78,16 +89,27 @@ class AuditFollower {
   /** Names this follower in the cursor's lease. */
   private readonly holder: string;
   private readonly stopping = new AbortController();
+  /** Cut short by a push's wake-up: the wait before the next look. */
+  private nap = new AbortController();
   private stopped = false;
   private readonly loop: Promise<void>;
+  private readonly unlisten: Promise<(() => Promise<void>) | undefined>;
 
   constructor(
     private readonly ctx: AccountContext,
     private readonly pollSeconds: number,
+    private readonly pushes: PushTarget[],
   ) {
     this.account = ctx.account.name;
     this.pollMs = pollSeconds * 1000;
     this.holder = `${ctx.workerId}-${randomBytes(3).toString('hex')}`;
+    this.unlisten = listenForWakes(ctx.sql, this.account, () => {
+      ctx.metrics?.wakeups.inc({ account: this.account });
+      this.nap.abort();
+    }).catch((error: Error) => {
+      ctx.logger.warn({ error: error.message }, 'audit log: cannot listen for pushes in this process; its polls still read every entry');
+      return undefined;
+    });
     this.loop = this.run();
   }
 
@@ -95,12 +117,15 @@ class AuditFollower {
     this.stopped = true;
     this.stopping.abort();
     await this.loop;
+    await (await this.unlisten)?.().catch(() => {});
   }
 
   /** Polls until stopped or until the API rejects the key. */
   private async run(): Promise<void> {
     const { logger, causes, sql } = this.ctx;
     while (!this.stopped) {
+      // A wake-up during the poll cuts the wait after it short: the cursor's mark says whether a read is due.
+      this.nap = new AbortController();
       let dueAt = Date.now() + this.pollMs;
       try {
         dueAt = await this.poll();
@@ -117,7 +142,8 @@ class AuditFollower {
         await auditPollFailed(sql, this.account, message).catch(() => {});
       }
       // Every process wakes when the next poll is due; the one that takes the lease reads.
-      await delay(auditWaitMs(dueAt, Date.now(), this.pollMs), undefined, { signal: this.stopping.signal }).catch(() => {});
+      const signal = AbortSignal.any([this.stopping.signal, this.nap.signal]);
+      await delay(auditWaitMs(dueAt, Date.now(), this.pollMs), undefined, { signal }).catch(() => {});
     }
   }
 
@@ -132,6 +158,7 @@ class AuditFollower {
     if (!lease) return Date.now() + POLL.auditMinMs;
     const counts: PollCounts = { entries: 0, queued: 0 };
     try {
+      await this.keepSubscribed();
       if (!lease.due) return await auditPollDue(sql, this.account, this.pollSeconds);
       await this.queueUnqueued();
       const bound = epochMicros(lease.now);
@@ -146,6 +173,33 @@ class AuditFollower {
     }
     if (counts.entries > 0) logger.info({ entries: counts.entries, refreshes_queued: counts.queued }, 'audit log: new entries');
     return auditPollDue(sql, this.account, this.pollSeconds);
+  }
+
+  /**
+   * Checks each push subscription that is due a check (under the lease, so
+   * one process at a time does): what it finds is recorded for status. A
+   * refusal (these endpoints may want a user's token) or any other failure is
+   * said and retried later; it never counts against the key, and polling goes on.
+   */
+  private async keepSubscribed(): Promise<void> {
+    const { sql, api, logger } = this.ctx;
+    for (const push of this.pushes) {
+      if (!(await subscriptionCheckDue(sql, this.account, push, SUBSCRIPTION_CHECK_SECONDS, SUBSCRIPTION_RETRY_SECONDS))) continue;
+      try {
+        const { action, ...check } = await ensureSubscription(api, push);
+        await recordSubscriptionCheck(sql, this.account, check);
+        if (action !== 'keep') logger.info({ push: push.kind, target: push.target, action }, 'audit log: subscribed to pushes');
+        if (check.problem) logger.warn({ push: push.kind, problem: check.problem }, 'audit log: push subscription left as it is');
+      } catch (error) {
+        if (error instanceof AuthenticationError || error instanceof RequestWithheldError || !(error instanceof GcoreApiError)) throw error;
+        const problem = error.message;
+        await recordSubscriptionCheck(sql, this.account, { kind: push.kind, target: push.target, subscribed: false, problem });
+        logger.warn(
+          { push: push.kind, error: problem, retry_in_s: SUBSCRIPTION_RETRY_SECONDS },
+          'audit log: could not subscribe to pushes; polling goes on',
+        );
+      }
+    }
   }
 
   /** Reads the window from the cursor up to `bound`, page by page, adding to `counts`; true when it was read to its end. */

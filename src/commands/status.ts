@@ -11,6 +11,8 @@ import { openServices, type Services } from '../queues/services.js';
 import { loadAccounts } from '../sql/accounts.js';
 import { describeAhead } from '../audit-log/audit-cursor.js';
 import { auditLogStates, type AuditLogState } from '../sql/auditCursor.js';
+import { auditPushStates } from '../sql/auditPush.js';
+import { describePush } from '../audit-log/push-status.js';
 import { describeCounts, describeUnfinished } from '../ops/run-summary.js';
 import { describeSchedule } from '../schedule/schedule.js';
 import { failingTargets } from '../sql/failingTargets.js';
@@ -136,7 +138,7 @@ async function reportedAccounts(services: Services, only: string | undefined): P
 
 /** Everything `status` reads, at once: from the queues, the queue store and the database. */
 async function readFacts(services: Services, accounts: string[], only: string | undefined) {
-  const [depths, held, live, stores, runId, failing, stale, scopes, allRejections, auditLogs] = await Promise.all([
+  const [depths, held, live, stores, runId, failing, stale, scopes, allRejections, auditLogs, allPushes] = await Promise.all([
     queueDepths(services.queues, accounts),
     Promise.all(accounts.map((account) => heldUntil(services, account))),
     services.backend.liveDeployments(),
@@ -147,17 +149,19 @@ async function readFacts(services: Services, accounts: string[], only: string | 
     lastListings(services.sql, only),
     services.backend.keyRejections(),
     auditLogStates(services.sql, only),
+    auditPushStates(services.sql),
   ]);
+  const pushes = allPushes.filter((p) => accounts.includes(p.account));
   const lastRun = runId === undefined ? null : ((await getRun(services.sql, runId)) ?? null);
   const rejections = allRejections.filter((r) => only === undefined || r.account === only);
-  return { accounts, depths, held, live, stores, lastRun, failing, stale, scopes, rejections, auditLogs };
+  return { accounts, depths, held, live, stores, lastRun, failing, stale, scopes, rejections, auditLogs, pushes };
 }
 
 type StatusFacts = Awaited<ReturnType<typeof readFacts>>;
 
 /** The report `status --json` prints, and the plain text is read from: snake_case throughout, as the tables and the views name the same things. */
 function buildReport(services: Services, facts: StatusFacts) {
-  const { accounts, depths, held, live, stores, lastRun, rejections, auditLogs } = facts;
+  const { accounts, depths, held, live, stores, lastRun, rejections, auditLogs, pushes } = facts;
   const perAccount = Object.fromEntries(
     accounts.map((account, n) => [
       account,
@@ -167,6 +171,10 @@ function buildReport(services: Services, facts: StatusFacts) {
         api_key: { rejected_by: rejections.filter((r) => r.account === account) },
         // Null while no worker has followed the account's audit log (AUDIT_LOG_POLL_SECONDS=0, or none started).
         audit_log: auditLogReport(auditLogs.find((s) => s.account === account)),
+        // Each push Gcore is to make of the account's log (webhook, amqp), as the workers last found it; empty: polling alone.
+        audit_push: pushes
+          .filter((p) => p.account === account)
+          .map(({ account: _, ...push }) => ({ ...push, said: describePush({ account, ...push }) })),
       },
     ]),
   );
@@ -229,6 +237,7 @@ function accountLines(report: StatusReport, facts: StatusFacts, named: boolean):
       : 'api key: no running worker has had it rejected',
     ...rejections.map((r) => `  worker ${r.worker} on ${r.hostname} (pid ${r.pid})${whose(r.account)} since ${r.at}`),
     ...accounts.map((a) => `audit log${whose(a)}: ${describeAuditLog(facts.auditLogs.find((s) => s.account === a))}`),
+    ...facts.pushes.map((p) => `audit-log push${whose(p.account)} (${p.kind}): ${inert(describePush(p))}`),
   ];
 }
 

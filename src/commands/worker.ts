@@ -3,7 +3,8 @@ import { withKeys, type KeyedAccount } from '../config/accounts.js';
 import { loadConfig, redactUrl, type Config } from '../config/config.js';
 import { whenLost } from '../db/database.js';
 import { deploymentProblem } from '../queues/deployment-registry.js';
-import { startHttpServer, type HttpServer } from '../ops/http-server.js';
+import { startHttpServer, startReceiverServer, type HttpServer } from '../ops/http-server.js';
+import { pushReceiver, type PushReceiver } from '../audit-log/push-receiver.js';
 import { createMetrics, type WorkerMetrics } from '../ops/metrics.js';
 import { queueDashboard } from '../queues/queue-dashboard.js';
 import { tickDueGroups, type GroupStart } from '../schedule/catch-up.js';
@@ -22,6 +23,9 @@ interface Started {
   services?: Services;
   worker?: RunningWorker;
   http?: HttpServer;
+  /** The receiver of audit-log pushes, and its own server when it has a port of its own. */
+  receiver?: PushReceiver;
+  receiverHttp?: HttpServer;
   schedule?: HeldSchedule;
 }
 
@@ -92,7 +96,11 @@ async function keyedAccounts(config: Config, sql: Services['sql'], steps: Startu
   );
 }
 
-/** Serves /healthz, /readyz and /metrics (and the queue dashboard when asked for) on HTTP_PORT. */
+/**
+ * Serves /healthz, /readyz and /metrics (and the queue dashboard when asked
+ * for) on HTTP_PORT, and receives Gcore's audit-log pushes (AUDIT_PUSH_URL)
+ * there or on AUDIT_PUSH_PORT.
+ */
 async function serveHttp(
   { logger }: CommandContext,
   config: Config,
@@ -102,6 +110,23 @@ async function serveHttp(
   steps: StartupSteps,
 ): Promise<void> {
   const services = started.services!;
+  const push = config.auditPush;
+  const receiver = push
+    ? pushReceiver({
+        sql: services.sql,
+        path: push.path,
+        headerValue: push.headerValue,
+        accounts: accounts.map((a) => a.name),
+        logger,
+        metrics,
+      })
+    : undefined;
+  started.receiver = receiver;
+  if (receiver && push?.port !== undefined) {
+    started.receiverHttp = await steps.run(() => startReceiverServer({ host: config.httpHost, port: push.port! }, receiver));
+    logger.info({ host: config.httpHost, port: started.receiverHttp.port, path: receiver.path }, 'receiving audit-log pushes');
+  }
+  if (config.httpPort === undefined) return;
   const dashboard = config.queueDashboard
     ? queueDashboard(
         services.queues,
@@ -110,21 +135,33 @@ async function serveHttp(
     : undefined;
   const { backend, deployment } = services;
   const http = await steps.run(() =>
-    startHttpServer(config.httpPort!, {
-      sql: services.sql,
-      backend,
-      metrics,
-      dashboard,
-      deploymentProblem: () => deploymentProblem(services.sql, backend, deployment),
-      lost: services.lost,
-      keyProblem: () => {
-        const problems = started.worker!.accountProblems();
-        return problems.length > 0 ? problems.join('; ') : undefined;
+    startHttpServer(
+      { host: config.httpHost, port: config.httpPort! },
+      {
+        sql: services.sql,
+        backend,
+        metrics,
+        dashboard,
+        deploymentProblem: () => deploymentProblem(services.sql, backend, deployment),
+        lost: services.lost,
+        keyProblem: () => {
+          const problems = started.worker!.accountProblems();
+          return problems.length > 0 ? problems.join('; ') : undefined;
+        },
+        pushReceiver: push?.port === undefined ? receiver : undefined,
       },
-    }),
+    ),
   );
   started.http = http;
-  logger.info({ port: http.port, queue_dashboard: Boolean(dashboard) }, 'serving /healthz, /readyz and /metrics');
+  logger.info(
+    {
+      host: config.httpHost,
+      port: http.port,
+      queue_dashboard: Boolean(dashboard),
+      ...(receiver && push?.port === undefined && { audit_push_path: receiver.path }),
+    },
+    'serving /healthz, /readyz and /metrics',
+  );
 }
 
 /** `worker` works the queues; `start` first reconciles the targets file (the main job). */
@@ -143,6 +180,8 @@ export async function workerCommand(context: CommandContext, reconcileFirst = fa
   onShutdown(logger, config.shutdownTimeoutMs, async () => {
     await steps.stop();
     await started.http?.close();
+    await started.receiverHttp?.close();
+    await started.receiver?.close();
     await started.worker?.close();
     await started.schedule?.release();
     await started.services?.close();
@@ -168,7 +207,7 @@ export async function workerCommand(context: CommandContext, reconcileFirst = fa
   const metrics = createMetrics(services.queues, services.sql);
   if (steps.stopping) return new Promise<number>(() => {});
   started.worker = startWorker({ config, accounts, logger, metrics, ...services });
-  if (config.httpPort !== undefined) await serveHttp(context, config, accounts, metrics, started, steps);
+  await serveHttp(context, config, accounts, metrics, started, steps);
   // Runs until stopped, or until its data is gone for good: then nothing here can go on.
   return whenLost(services);
 }

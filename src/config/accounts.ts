@@ -13,6 +13,33 @@ export interface Account {
   rateLimitPerSecond?: number;
   /** undefined: GCORE_BASE_URL. */
   baseUrl?: string;
+  /** Gcore pushes the account's audit log to this broker too; undefined: no AMQP push. */
+  amqpPush?: AmqpPush;
+}
+
+/**
+ * An account's AMQP push, as the targets file gives it: the variables holding
+ * the broker URLs (secrets: they carry a password), never the URLs.
+ */
+export interface AmqpPush {
+  /** The variable holding the URL this worker consumes from (amqp:// or amqps://). */
+  brokerUrlEnv: string;
+  /** The variable holding the connection string given to Gcore (the same broker as Gcore reaches it); the broker URL's when absent. */
+  connectionStringEnv?: string;
+  /** The exchange Gcore publishes to; never the default exchange (""), to which no queue can be bound. */
+  exchange: string;
+  routingKey: string;
+  /** This deployment's queue on the broker; QUEUE_PREFIX, "audit" and the account's name when absent. */
+  queue?: string;
+}
+
+/** The variables an AMQP URL may come from: whoever edits the targets file cannot have another secret sent to a broker. */
+export const AMQP_ENV_NAME = /^AUDIT_AMQP_URL(_[A-Z0-9_]+)?$/;
+
+/** An AMQP push with its URLs from this process's environment. */
+export interface AmqpPushUrls extends AmqpPush {
+  brokerUrl: string;
+  connectionString: string;
 }
 
 /** The account of a file that names none; its queues, timeline and schedule keys are those of releases before accounts. */
@@ -77,9 +104,10 @@ export function keyCharacterProblem(key: string): string | undefined {
   return `holds ${characterName(characters[at]!)} at character ${at + 1} of ${characters.length}: a key is printable ASCII without spaces`;
 }
 
-/** An account with the key its environment variable holds in this process. */
+/** An account with the key its environment variable holds in this process (and its AMQP push's URLs). */
 export interface KeyedAccount extends Account {
   apiKey: string;
+  amqp?: AmqpPushUrls;
 }
 
 type Env = Record<string, string | undefined>;
@@ -92,7 +120,11 @@ type Env = Record<string, string | undefined>;
  * with a bare 401. The key is never quoted.
  */
 export function readKey(account: Account, env: Env): { key: string } | { problem: string } {
-  const name = account.apiKeyEnv;
+  return readSecretVariable(account.apiKeyEnv, env, true);
+}
+
+/** A secret from the variable `name` or the file `<name>_FILE` names; an API key (`apiKey`) is also checked for its header's sake. */
+function readSecretVariable(name: string, env: Env, apiKey: boolean): { key: string } | { problem: string } {
   let key = env[name];
   const file = env[`${name}_FILE`];
   if (!key && file) {
@@ -104,11 +136,24 @@ export function readKey(account: Account, env: Env): { key: string } | { problem
     if (!key) return { problem: `${name}_FILE names ${file}, which is empty` };
   }
   if (!key) return { problem: `${name} is not set in this process's environment (nor ${name}_FILE)` };
+  if (!apiKey)
+    return URL.canParse(key) && /^amqps?:$/.test(new URL(key).protocol)
+      ? { key }
+      : { problem: `${name} must hold an amqp:// or amqps:// URL` };
   if (/^apikey\s/i.test(key))
     return { problem: `${name} holds "APIKey " in front of the key: give the key alone (the Authorization header adds it)` };
   const bad = keyCharacterProblem(key);
   if (bad) return { problem: env[name] ? `${name} ${bad}` : `${name}_FILE names ${file}, whose key ${bad}` };
   return { key };
+}
+
+/** An AMQP push's URLs from the environment, or why one is missing (naming the variable, never the URL). */
+function readAmqpUrls(push: AmqpPush, env: Env): AmqpPushUrls | { problem: string } {
+  const broker = readSecretVariable(push.brokerUrlEnv, env, false);
+  if ('problem' in broker) return broker;
+  const given = push.connectionStringEnv ? readSecretVariable(push.connectionStringEnv, env, false) : broker;
+  if ('problem' in given) return given;
+  return { ...push, brokerUrl: broker.key, connectionString: given.key };
 }
 
 /**
@@ -122,7 +167,9 @@ export function withKeys(accounts: Account[], env: Env, source: string): KeyedAc
   const problems: string[] = [];
   for (const account of accounts) {
     const read = readKey(account, env);
-    if ('key' in read) keyed.push({ ...account, apiKey: read.key });
+    const amqp = account.amqpPush && readAmqpUrls(account.amqpPush, env);
+    if (amqp && 'problem' in amqp) problems.push(`accounts.${account.name}.audit_push_amqp: ${amqp.problem}`);
+    if ('key' in read) keyed.push({ ...account, apiKey: read.key, ...(amqp && !('problem' in amqp) && { amqp }) });
     // The implied account is named in no file: its problem says only the variable.
     else problems.push(implied ? read.problem : `accounts.${account.name}.api_key_env: ${read.problem}`);
   }

@@ -1,5 +1,7 @@
 // Settings from the environment, validated once with their defaults.
-import { KEY_URL_RULE, mayCarryKey } from './accounts.js';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { keyCharacterProblem, KEY_URL_RULE, mayCarryKey } from './accounts.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_HOME_RULE, locateHome, type Home } from './home.js';
 import { readWholeNumber } from './input-ranges.js';
@@ -39,6 +41,10 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Port of /healthz, /readyz and /metrics in start and worker; undefined when off. */
   httpPort: number | undefined;
+  /** The address HTTP_PORT (and AUDIT_PUSH_PORT) listen on: loopback unless the operator opens it. */
+  httpHost: string;
+  /** Gcore pushes the audit log here (AUDIT_PUSH_URL); undefined: polling alone. */
+  auditPush: AuditPushSettings | undefined;
   /** Serve the bull-board queue dashboard at /queues on HTTP_PORT. */
   queueDashboard: boolean;
   /** Where change alerts are POSTed; none when unset. */
@@ -64,6 +70,18 @@ export interface RedisClusterSettings {
   tls: boolean;
 }
 
+/** The webhook Gcore pushes each new audit-log entry to, and how this deployment receives it. */
+export interface AuditPushSettings {
+  /** The public URL given to Gcore. */
+  url: string;
+  /** The path of `url`, which the receiver answers on. */
+  path: string;
+  /** The value Gcore is asked to send in the Authorization header (Bearer <AUDIT_PUSH_SECRET>). Never logged or stored. */
+  headerValue: string;
+  /** A port for the receiver alone (AUDIT_PUSH_PORT); undefined: it answers on HTTP_PORT. */
+  port: number | undefined;
+}
+
 export const DEFAULTS = {
   baseUrl: 'https://api.gcore.com',
   /** A rule, not one path: it depends on the user (home.ts). */
@@ -84,6 +102,7 @@ export const DEFAULTS = {
   queuePrefix: 'gcore-image-sync',
   logProgressSeconds: 60,
   auditLogPollSeconds: 60,
+  httpHost: '127.0.0.1',
 } as const;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -199,6 +218,68 @@ function readRedisCluster(env: Env, problems: string[]): RedisClusterSettings | 
   return { seeds: seeds.flatMap((node) => parseSeed(node) ?? []), username, password, tls };
 }
 
+/** A secret from `name`, or the file `<name>_FILE` names (without its trailing line break); problems name the variable and file, never the value. */
+function readSecret(env: Env, name: string, problems: string[]): string | undefined {
+  const file = env[`${name}_FILE`]?.trim();
+  if (env[name] && file) problems.push(`${name}: set together with ${name}_FILE; set one`);
+  if (env[name] || !file) return env[name] || undefined;
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '') || undefined;
+  } catch (error) {
+    problems.push(`${name}_FILE names ${file}, which cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    return undefined;
+  }
+}
+
+/** Paths HTTP_PORT answers itself, which a push receiver's path must not take. */
+const OWN_PATHS = ['/healthz', '/readyz', '/metrics', '/queues'];
+
+/** HTTP_HOST: an IP address or a host name the server can bind. */
+function readHttpHost(env: Env, problems: string[]): string {
+  const host = env.HTTP_HOST?.trim() || DEFAULTS.httpHost;
+  if (isIP(host) === 0 && !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$/.test(host))
+    problems.push(`HTTP_HOST: must be an IP address (0.0.0.0 or :: for every interface) or a host name (got "${host.slice(0, 100)}")`);
+  return host;
+}
+
+/**
+ * AUDIT_PUSH_URL and what goes with it: the secret Gcore sends back (Bearer,
+ * compared in constant time), a listening receiver, and a follower to wake. A
+ * push is only a signal to read the log, but the secret keeps anyone who
+ * learns the URL from making every worker read it at will.
+ */
+function readAuditPush(env: Env, pollSeconds: number, httpPort: number | undefined, problems: string[]): AuditPushSettings | undefined {
+  const text = env.AUDIT_PUSH_URL?.trim() ?? '';
+  const secret = readSecret(env, 'AUDIT_PUSH_SECRET', problems);
+  const port = env.AUDIT_PUSH_PORT?.trim() ? readInt(env, 'AUDIT_PUSH_PORT', 0, 1, 65_535, problems) : undefined;
+  if (text === '') {
+    const stray = [secret && 'AUDIT_PUSH_SECRET', port && 'AUDIT_PUSH_PORT'].filter(Boolean);
+    if (stray.length > 0) problems.push(`${stray.join(', ')}: set without AUDIT_PUSH_URL`);
+    return undefined;
+  }
+  const url = URL.parse(text);
+  if (!url || !mayCarryKey(text)) problems.push(`AUDIT_PUSH_URL: ${KEY_URL_RULE}: Gcore sends the push secret there`);
+  else if (url.username || url.password)
+    problems.push('AUDIT_PUSH_URL: must not hold a user name or password: pushes are proven by AUDIT_PUSH_SECRET');
+  if (!secret)
+    problems.push(
+      'AUDIT_PUSH_SECRET: required with AUDIT_PUSH_URL (or AUDIT_PUSH_SECRET_FILE): Gcore sends it with each push (e.g. `openssl rand -hex 32`)',
+    );
+  else if (secret.length < MIN_SECRET_LENGTH)
+    problems.push(`AUDIT_PUSH_SECRET: must be at least ${MIN_SECRET_LENGTH} characters (has ${secret.length})`);
+  else {
+    const bad = keyCharacterProblem(secret);
+    if (bad) problems.push(`AUDIT_PUSH_SECRET ${bad.replace('a key is', 'a secret is')}`);
+  }
+  if (pollSeconds === 0)
+    problems.push('AUDIT_PUSH_URL: set while AUDIT_LOG_POLL_SECONDS is 0: a push wakes the audit-log follower, which is off');
+  if (httpPort === undefined && port === undefined)
+    problems.push('AUDIT_PUSH_URL: needs HTTP_PORT or AUDIT_PUSH_PORT: the receiver listens there');
+  if (port !== undefined && port === httpPort)
+    problems.push('AUDIT_PUSH_PORT: the same as HTTP_PORT; leave it unset to receive on HTTP_PORT');
+  return { url: text, path: url?.pathname ?? '/', headerValue: `Bearer ${secret ?? ''}`, port };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
   const logLevel = env.LOG_LEVEL?.trim() || DEFAULTS.logLevel;
@@ -231,6 +312,8 @@ export function loadConfig(env: Env = process.env): Config {
     jobLockMs: readInt(env, 'SYNC_JOB_LOCK_MS', DEFAULTS.jobLockMs, 1000, 3_600_000, problems),
     shutdownTimeoutMs: readInt(env, 'SYNC_SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, 0, 3_600_000, problems),
     httpPort: env.HTTP_PORT?.trim() ? readInt(env, 'HTTP_PORT', 0, 1, 65_535, problems) : undefined,
+    httpHost: readHttpHost(env, problems),
+    auditPush: undefined,
     queueDashboard: readSwitch(env, 'QUEUE_DASHBOARD', problems),
     ...readAlertWebhook(env, problems),
     queuePrefix: env.QUEUE_PREFIX?.trim() || DEFAULTS.queuePrefix,
@@ -239,6 +322,7 @@ export function loadConfig(env: Env = process.env): Config {
     // A day keeps the timer far inside 2^31 - 1 ms; longer than that, the follower would no longer say "who" of a day's changes.
     auditLogPollSeconds: readInt(env, 'AUDIT_LOG_POLL_SECONDS', DEFAULTS.auditLogPollSeconds, 0, 86_400, problems),
   };
+  config.auditPush = readAuditPush(env, config.auditLogPollSeconds, config.httpPort, problems);
   if (problems.length > 0) throw new ConfigError('environment', problems);
   return config;
 }

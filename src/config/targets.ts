@@ -5,7 +5,16 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { ACCOUNT_NAME, ACCOUNT_NAME_RULE, IMPLIED_ACCOUNT, KEY_ENV_NAME, KEY_URL_RULE, mayCarryKey, type Account } from './accounts.js';
+import {
+  ACCOUNT_NAME,
+  ACCOUNT_NAME_RULE,
+  AMQP_ENV_NAME,
+  IMPLIED_ACCOUNT,
+  KEY_ENV_NAME,
+  KEY_URL_RULE,
+  mayCarryKey,
+  type Account,
+} from './accounts.js';
 import { ConfigError } from '../errors.js';
 import type { Schedule, Target } from '../interfaces.js';
 import { imageIdProblem } from '../images/image-id.js';
@@ -157,6 +166,32 @@ const accountName = z
   .string()
   .regex(ACCOUNT_NAME, { error: (issue) => `must be ${ACCOUNT_NAME_RULE} (got ${JSON.stringify(issue.input)})` });
 
+const amqpEnvName = z.string().regex(AMQP_ENV_NAME, {
+  error: (issue) => `must be AUDIT_AMQP_URL or AUDIT_AMQP_URL_<SUFFIX> in capitals, digits and _ (got ${JSON.stringify(issue.input)})`,
+});
+
+/** A name AMQP 0-9-1 takes (at most 255 bytes, printable), for an exchange, a routing key or a queue. */
+const amqpName = (what: string) =>
+  z.string().refine((name) => Buffer.byteLength(name) <= 255 && /^[\x21-\x7e]+$/.test(name), {
+    error: (issue) => `${what} must be 1 to 255 printable ASCII characters without spaces (got ${JSON.stringify(issue.input)})`,
+  });
+
+const DEFAULT_EXCHANGE =
+  'must name an exchange: null or "" is the default exchange, which routes by queue name only and to which no queue can be bound';
+
+// Gcore publishes the account's audit log to a broker the customer runs; the worker consumes from its own queue there.
+const amqpPushSchema = z.strictObject({
+  broker_url_env: amqpEnvName,
+  connection_string_env: amqpEnvName.optional(),
+  // The default exchange ("", or null in Gcore's API) routes by queue name only: no queue can be bound to it.
+  exchange: z
+    .string({ error: DEFAULT_EXCHANGE })
+    .refine((name) => name !== '', { error: DEFAULT_EXCHANGE, abort: true })
+    .pipe(amqpName('an exchange')),
+  routing_key: amqpName('a routing key'),
+  queue: amqpName('a queue').optional(),
+});
+
 const accountSchema = z.strictObject({
   api_key_env: z.string().regex(KEY_ENV_NAME, {
     error: (issue) => `must be GCORE_API_KEY or GCORE_API_KEY_<SUFFIX> in capitals, digits and _ (got ${JSON.stringify(issue.input)})`,
@@ -172,6 +207,7 @@ const accountSchema = z.strictObject({
     .string()
     .refine(mayCarryKey, { error: (issue) => `${KEY_URL_RULE} (got ${JSON.stringify(issue.input)})` })
     .optional(),
+  audit_push_amqp: amqpPushSchema.optional(),
 });
 
 const accountsSchema = z
@@ -344,6 +380,13 @@ function toAccounts(given: z.output<typeof accountsSchema> | undefined): Account
     apiKeyEnv: a.api_key_env,
     rateLimitPerSecond: a.rate_limit_per_second,
     baseUrl: a.base_url?.replace(/\/+$/, ''),
+    amqpPush: a.audit_push_amqp && {
+      brokerUrlEnv: a.audit_push_amqp.broker_url_env,
+      connectionStringEnv: a.audit_push_amqp.connection_string_env,
+      exchange: a.audit_push_amqp.exchange,
+      routingKey: a.audit_push_amqp.routing_key,
+      queue: a.audit_push_amqp.queue,
+    },
   }));
 }
 

@@ -307,6 +307,8 @@ export const accounts = pgTable('accounts', {
   rateLimitPerSecond: integer('rate_limit_per_second'),
   /** Null: the worker's GCORE_BASE_URL. */
   baseUrl: text('base_url'),
+  /** The account's AMQP push (accounts.ts AmqpPush: the variables naming the broker, exchange, routing key, queue); null: none. */
+  auditPushAmqp: jsonb('audit_push_amqp'),
 });
 
 // The configured discovery scopes (scope.ts) as the last reconcile left them.
@@ -557,7 +559,36 @@ export const auditLogCursors = pgTable('audit_log_cursors', {
   lookedAheadAt: tz('looked_ahead_at'),
   aheadAt: tz('ahead_at'),
   aheadCount: integer('ahead_count').notNull().default(0),
+  /** When a push (webhook or AMQP) last asked for the log to be read now: a poll is due once it is later than polled_at. */
+  wakeRequestedAt: tz('wake_requested_at'),
 });
+
+// What each account's audit-log push (AUDIT_PUSH_URL, or an account's AMQP broker) is doing, for status
+// and /readyz: one row per account and kind of push, written by whichever process subscribed, received or
+// consumed. The shared secret is never here.
+export const auditPush = pgTable(
+  'audit_push',
+  {
+    account: text('account').notNull(),
+    /** webhook or amqp. */
+    kind: text('kind').notNull(),
+    /** Where Gcore pushes, as status may show it: the webhook URL, or the AMQP broker's host, exchange and routing key (no password). */
+    target: text('target'),
+    /** Whether the account's Gcore client holds this deployment's subscription, as last checked. */
+    subscribed: boolean('subscribed').notNull().default(false),
+    /** Why it is not subscribed, or what was left alone (another URL's subscription), as last checked; null when all is well. */
+    subscriptionProblem: text('subscription_problem'),
+    checkedAt: tz('checked_at'),
+    lastPushAt: tz('last_push_at'),
+    pushesReceived: bigint('pushes_received', { mode: 'number' }).notNull().default(0),
+    /** Pushes answered 401 (wrong or missing header) or refused for their size. */
+    pushesRefused: bigint('pushes_refused', { mode: 'number' }).notNull().default(0),
+    /** AMQP only: why the broker is away (null while a process consumes), and since when. */
+    brokerProblem: text('broker_problem'),
+    brokerSince: tz('broker_since'),
+  },
+  (t) => [primaryKey({ columns: [t.account, t.kind] })],
+);
 
 // How far the change webhook has delivered: changes with a larger id are still to send.
 export const alertCursor = pgTable('alert_cursor', {

@@ -14,6 +14,7 @@ import {
   retryAfterMs,
   RouteNotFoundError,
   shouldRetry,
+  SubscriptionRefusedError,
   TransientApiError,
   UnexpectedStatusError,
 } from './gcore-errors.js';
@@ -32,6 +33,16 @@ export interface GcoreClientOptions {
   maxResponseBytes: number;
   /** The limit for one page of a list (up to 1,000 images); SYNC_MAX_PAGE_BYTES's default when absent. */
   maxPageBytes?: number;
+  /** Other secrets this client sends (an audit-log push's header value, a broker's connection string): scrubbed from answers like the key. */
+  sentSecrets?: string[];
+}
+
+/** A request to an audit-log subscription endpoint (`/cloud/v1/user_actions/...`), with the JSON body of a POST. */
+export interface SubscriptionRequest {
+  method: 'GET' | 'POST';
+  /** After /cloud/v1/user_actions/, with any query. */
+  path: string;
+  body?: unknown;
 }
 
 export type ImageAnswer = { kind: 'found'; body: unknown; observedAt: Date } | { kind: 'gone'; observedAt: Date };
@@ -128,7 +139,8 @@ export class GcoreClient {
 
   constructor(private readonly options: GcoreClientOptions) {
     this.agent = options.baseUrl.startsWith('https:') ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-    this.scrub = secretScrubber(options.apiKey);
+    const scrubbers = [options.apiKey, ...(options.sentSecrets ?? [])].map(secretScrubber);
+    this.scrub = (text) => scrubbers.reduce((scrubbed, scrub) => scrub(scrubbed), text);
   }
 
   /** Fetches one image with its kind's GET; resolves "found" or "gone", throws a GcoreApiError otherwise. */
@@ -186,19 +198,45 @@ export class GcoreClient {
     return { count: count as number, results, observedAt };
   }
 
+  /**
+   * One call of an audit-log subscription endpoint: its JSON answer (undefined
+   * for 204). A 401 or 403 is a SubscriptionRefusedError and leaves the key
+   * trusted: these endpoints may want a user's token (gcore-errors.ts).
+   */
+  async subscriptionCall(request: SubscriptionRequest): Promise<unknown> {
+    if (this.keyRejected) throw new RequestWithheldError('request not sent: the API already rejected this key', undefined, false);
+    const url = new URL(`${this.options.baseUrl}/cloud/v1/user_actions/${request.path}`);
+    const { status, headers, text } = await this.send(url, this.options.maxResponseBytes, request);
+    if (status === 401 || status === 403) {
+      const detail = excerpt(text) || '(empty body)';
+      throw new SubscriptionRefusedError(`${status}: Gcore refused the subscription request: ${detail}`, status, false);
+    }
+    if (status < 200 || status > 299) throw errorFor(status, text, toHeaders(headers));
+    if (status === 204 || text === '') return undefined;
+    const body = parseJson(text);
+    if (body === undefined) throw new MalformedAnswerError(`${status} with a body that is not JSON: ${excerpt(text)}`, status, false);
+    return body;
+  }
+
   /** Closes idle keep-alive connections. */
   close(): void {
     this.agent.destroy();
   }
 
-  /** One GET, its body read up to the size limit, all within the timeout. */
-  private send(url: URL, limit = this.options.maxResponseBytes): Promise<RawAnswer> {
+  /** One request (a GET unless `call` says otherwise), its body read up to the size limit, all within the timeout. */
+  private send(url: URL, limit = this.options.maxResponseBytes, call?: SubscriptionRequest): Promise<RawAnswer> {
     const { apiKey, timeoutMs } = this.options;
+    const payload = call?.body === undefined ? undefined : JSON.stringify(call.body);
     return new Promise((resolve, reject) => {
       let timedOut = false;
       const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
         agent: this.agent,
-        headers: { authorization: `APIKey ${apiKey}`, accept: 'application/json' },
+        method: call?.method ?? 'GET',
+        headers: {
+          authorization: `APIKey ${apiKey}`,
+          accept: 'application/json',
+          ...(payload !== undefined && { 'content-type': 'application/json' }),
+        },
       });
       const timer = setTimeout(() => {
         timedOut = true;
@@ -246,7 +284,7 @@ export class GcoreClient {
           resolve({ status, headers: response.headers, text: this.scrub(Buffer.concat(chunks).toString('utf8')) });
         });
       });
-      request.end();
+      request.end(payload);
     });
   }
 }

@@ -17,6 +17,13 @@ export class GcoreApiError extends Error {
 /** 401: the key was rejected; retrying with the same key cannot help. */
 export class AuthenticationError extends GcoreApiError {}
 
+/**
+ * 401 or 403 from an audit-log subscription endpoint: they may want a user's
+ * token rather than an API key, so this says nothing about the key, which the
+ * image and list endpoints go on accepting.
+ */
+export class SubscriptionRefusedError extends GcoreApiError {}
+
 /** Not sent: the API already rejected this process's key, so the request is handed back. */
 export class RequestWithheldError extends GcoreApiError {}
 

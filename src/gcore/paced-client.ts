@@ -2,7 +2,7 @@
 // account's shared request timeline first, every answer (or its absence) is
 // reported for metrics, and a 429 holds back every process's requests of the
 // account before the caller hears of it. Callers just ask; none of them paces.
-import type { GcoreClient, ImageAnswer, ListPage, ListRequest } from './gcore-client.js';
+import type { GcoreClient, ImageAnswer, ListPage, ListRequest, SubscriptionRequest } from './gcore-client.js';
 import { GcoreApiError, RateLimitedError, RequestWithheldError } from './gcore-errors.js';
 import { ORDINARY, type ImageKind } from '../images/image-kinds.js';
 import type { Triple } from '../interfaces.js';
@@ -34,6 +34,14 @@ export class PacedClient {
   listPage(request: ListRequest, offset: number, limit: number, exactNumbers = true): Promise<ListPage> {
     return this.ask(
       () => this.client.listPage(request, offset, limit, exactNumbers),
+      () => '200',
+    );
+  }
+
+  /** One call of an audit-log subscription endpoint (GcoreClient.subscriptionCall). */
+  subscriptionCall(request: SubscriptionRequest): Promise<unknown> {
+    return this.ask(
+      () => this.client.subscriptionCall(request),
       () => '200',
     );
   }

@@ -1,8 +1,9 @@
 // The worker's HTTP endpoints: /healthz (the process is alive and its data exists), /readyz
 // (Postgres and the queue store answer, no other deployment shares the queues;
 // its body also names an account's audit log that holds entries from the
-// future, which does not make it unready), /metrics (Prometheus), and the
-// queue dashboard.
+// future, which does not make it unready, and each account's audit-log push),
+// /metrics (Prometheus), the queue dashboard, and the receiver of Gcore's
+// audit-log pushes (on this server, or alone on a port of its own).
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describeAhead } from '../audit-log/audit-cursor.js';
@@ -11,6 +12,9 @@ import type { Sql } from '../db/db.js';
 import type { WorkerMetrics } from './metrics.js';
 import { DASHBOARD_PATH } from '../queues/queue-dashboard.js';
 import { auditLogStates } from '../sql/auditCursor.js';
+import { auditPushStates } from '../sql/auditPush.js';
+import { describePush } from '../audit-log/push-status.js';
+import type { PushReceiver } from '../audit-log/push-receiver.js';
 
 export interface HttpServer {
   port: number;
@@ -45,6 +49,16 @@ async function futureEntries(sql: Sql): Promise<Record<string, string> | undefin
   return found;
 }
 
+/** Each account's push, as `status` says it; undefined when no account has one, or when Postgres does not answer. */
+async function pushStates(sql: Sql): Promise<Record<string, string> | undefined> {
+  let found: Record<string, string> | undefined;
+  await answers(async () => {
+    const states = await auditPushStates(sql);
+    if (states.length > 0) found = Object.fromEntries(states.map((state) => [`${state.account} ${state.kind}`, describePush(state)]));
+  });
+  return found;
+}
+
 export interface HttpDeps {
   sql: Sql;
   backend: QueueBackend;
@@ -57,6 +71,38 @@ export interface HttpDeps {
   dashboard?: RequestListener;
   /** Why the data is gone for good (Database.lost); undefined while it is not. */
   lost?: () => string | undefined;
+  /** Gcore's audit-log pushes, received on this server's port (POST to its path) when given. */
+  pushReceiver?: PushReceiver;
+}
+
+/** Where a server listens: HTTP_HOST and a port. */
+export interface Listen {
+  host: string;
+  port: number;
+}
+
+async function listening(server: Server, where: Listen): Promise<HttpServer> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(where.port, where.host, resolve);
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The receiver alone (AUDIT_PUSH_PORT), so exposing it to Gcore exposes nothing else. */
+export function startReceiverServer(where: Listen, receiver: PushReceiver): Promise<HttpServer> {
+  const server = createServer((req, res) => {
+    if (req.url?.split('?')[0] === receiver.path) return receiver.handle(req, res);
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  });
+  return listening(server, where);
 }
 
 /**
@@ -68,10 +114,11 @@ export function liveness(lost: string | undefined): { status: number; body: stri
   return lost === undefined ? { status: 200, body: 'ok\n' } : { status: 503, body: `${lost}\n` };
 }
 
-export async function startHttpServer(port: number, deps: HttpDeps): Promise<HttpServer> {
+export async function startHttpServer(where: Listen, deps: HttpDeps): Promise<HttpServer> {
   const server: Server = createServer((req, res) => {
     const send = (status: number, type: string, body: string) => res.writeHead(status, { 'content-type': type }).end(body);
     const path = req.url?.split('?')[0];
+    if (deps.pushReceiver && path === deps.pushReceiver.path) return deps.pushReceiver.handle(req, res);
     if (deps.dashboard && (path === DASHBOARD_PATH || path?.startsWith(`${DASHBOARD_PATH}/`))) {
       deps.dashboard(req, res);
       return;
@@ -93,12 +140,13 @@ export async function startHttpServer(port: number, deps: HttpDeps): Promise<Htt
             if (problem) throw new Error(problem);
           }),
         futureEntries(deps.sql),
-      ]).then(([postgres, queues, deployment, auditLog]) => {
+        pushStates(deps.sql),
+      ]).then(([postgres, queues, deployment, auditLog, auditPush]) => {
         // A process whose key was rejected takes no jobs: unready, so a supervisor can restart it with a new key.
         const apiKey = deps.keyProblem?.() ?? 'ok';
         const ready = postgres === 'ok' && queues === 'ok' && (deployment ?? 'ok') === 'ok' && apiKey === 'ok';
-        // Entries from the future are said, never made a reason to be unready: one bad entry must not block every rollout.
-        const body = { postgres, queues, deployment, api_key: apiKey, audit_log: auditLog };
+        // Entries from the future and a push that is away are said, never made a reason to be unready: polling reads the log either way.
+        const body = { postgres, queues, deployment, api_key: apiKey, audit_log: auditLog, audit_push: auditPush };
         send(ready ? 200 : 503, 'application/json', `${JSON.stringify(body)}\n`);
       });
       return;
@@ -112,13 +160,5 @@ export async function startHttpServer(port: number, deps: HttpDeps): Promise<Htt
     }
     send(404, 'text/plain', 'not found: /healthz, /readyz, /metrics\n');
   });
-  await new Promise<void>((resolve) => server.listen(port, resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listening(server, where);
 }

@@ -16,6 +16,8 @@ export interface WorkerMetrics {
   warnings: Counter;
   listings: Counter<'account' | 'status'>;
   scopeExits: Counter;
+  pushes: Counter<'kind' | 'outcome'>;
+  wakeups: Counter<'account'>;
 }
 
 export function createMetrics(queues: Queues, sql: Sql): WorkerMetrics {
@@ -84,6 +86,18 @@ export function createMetrics(queues: Queues, sql: Sql): WorkerMetrics {
     scopeExits: new Counter({
       name: 'image_sync_scope_exits_total',
       help: 'Images a confirming GET found alive outside the scope that had listed them',
+      registers,
+    }),
+    pushes: new Counter({
+      name: 'image_sync_audit_pushes_total',
+      help: 'Audit-log pushes this process received, by kind (webhook, amqp) and outcome (accepted, unauthorized, too_large, failed)',
+      labelNames: ['kind', 'outcome'],
+      registers,
+    }),
+    wakeups: new Counter({
+      name: 'image_sync_audit_wakeups_total',
+      help: "Wake-ups of an account's audit-log follower in this process by a push (the one holding the lease reads the log)",
+      labelNames: ['account'],
       registers,
     }),
     lastSuccess: new Gauge({

@@ -7,6 +7,16 @@ import type { Tx } from './tripleLock.js';
 /** How far back the first poll of an account reads: changes seen in the first day of following get their "who". */
 const FIRST_LOOKBACK = '24 hours';
 
+/**
+ * When an account's next poll is due: a poll interval after the last that read the log to its end
+ * began, or a second after it when a push has asked since (so a burst of pushes is read once or
+ * twice, not once each); at once before the first.
+ */
+const pollDue = (sql: Sql, pollSeconds: number) => sql`
+  CASE WHEN polled_at IS NULL THEN now()
+    WHEN wake_requested_at > polled_at THEN polled_at + interval '1 second'
+    ELSE polled_at + make_interval(secs => ${pollSeconds}) END`;
+
 /** An instant as ISO text with all six digits of the fraction. */
 const isoText = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
@@ -38,7 +48,7 @@ export async function takeAuditLease(
     UPDATE audit_log_cursors SET lease_holder = ${holder}, lease_until = now() + make_interval(secs => ${leaseMs / 1000})
     WHERE account = ${account} AND (lease_holder IS NULL OR lease_holder = ${holder} OR lease_until < now())
     RETURNING ${sql.unsafe(isoText('from_timestamp'))} AS from, page_offset AS offset,
-      coalesce(polled_at <= now() - make_interval(secs => ${pollSeconds}), true) AS due,
+      ${pollDue(sql, pollSeconds)} <= now() AS due,
       ${sql.unsafe(isoText('now()'))} AS now, ${sql.unsafe(isoText('looked_ahead_at'))} AS "lookedAheadAt"`;
   return row;
 }
@@ -75,7 +85,7 @@ export async function moveAuditCursor(
 /** When the account's next poll is due (ms since the epoch); 0 when no poll has read the log to its end yet. */
 export async function auditPollDue(sql: Sql, account: string, pollSeconds: number): Promise<number> {
   const [row] = await sql<{ due_at: string | null }[]>`
-    SELECT (extract(epoch FROM polled_at + make_interval(secs => ${pollSeconds})) * 1000)::text AS due_at
+    SELECT (extract(epoch FROM ${pollDue(sql, pollSeconds)}) * 1000)::text AS due_at
     FROM audit_log_cursors WHERE account = ${account}`;
   return row?.due_at ? Number(row.due_at) : 0;
 }

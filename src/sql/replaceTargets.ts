@@ -39,11 +39,13 @@ export async function replaceTargets(
     await tx`SELECT pg_advisory_xact_lock(${TARGETS_LOCK})`;
     await tx`DELETE FROM accounts WHERE name <> ALL(${accounts.map((a) => a.name)}::text[])`;
     await tx`
-      INSERT INTO accounts (name, api_key_env, rate_limit_per_second, base_url)
-      SELECT * FROM unnest(${accounts.map((a) => a.name)}::text[], ${accounts.map((a) => a.apiKeyEnv)}::text[],
-        ${accounts.map((a) => a.rateLimitPerSecond ?? null)}::int[], ${accounts.map((a) => a.baseUrl ?? null)}::text[])
+      INSERT INTO accounts (name, api_key_env, rate_limit_per_second, base_url, audit_push_amqp)
+      SELECT name, key_env, rate, base_url, amqp::jsonb FROM unnest(${accounts.map((a) => a.name)}::text[],
+        ${accounts.map((a) => a.apiKeyEnv)}::text[], ${accounts.map((a) => a.rateLimitPerSecond ?? null)}::int[],
+        ${accounts.map((a) => a.baseUrl ?? null)}::text[], ${accounts.map((a) => (a.amqpPush ? JSON.stringify(a.amqpPush) : null))}::text[])
+        AS given (name, key_env, rate, base_url, amqp)
       ON CONFLICT (name) DO UPDATE SET api_key_env = EXCLUDED.api_key_env, rate_limit_per_second = EXCLUDED.rate_limit_per_second,
-        base_url = EXCLUDED.base_url`;
+        base_url = EXCLUDED.base_url, audit_push_amqp = EXCLUDED.audit_push_amqp`;
     await tx`DELETE FROM scopes WHERE key <> ALL(${scopes.map((s) => s.key)}::text[])`;
     await tx`
       INSERT INTO scopes (key, account, definition, schedule_key, interval_seconds, name)

@@ -98,6 +98,8 @@ export function buildAccountContext(account: KeyedAccount, proc: ProcessContext)
     timeoutMs: config.requestTimeoutMs,
     maxResponseBytes: config.maxResponseBytes,
     maxPageBytes: config.maxPageBytes,
+    // Subscribing sends these to Gcore, and an answer may quote them back.
+    sentSecrets: [config.auditPush?.headerValue, account.amqp?.connectionString].filter((s): s is string => s !== undefined),
   });
   const api = new PacedClient(client, limiter, {
     onAnswer: answerRecorder(metrics, account.name),

@@ -5,6 +5,7 @@
 import type { KeyedAccount } from '../config/accounts.js';
 import { buildAccountContext, type ProcessContext } from './account-context.js';
 import { startAuditFollower } from '../audit-log/audit-follower.js';
+import { accountPushes } from '../audit-log/push-subscriptions.js';
 import { startListWorker } from '../discovery/list-worker.js';
 import { startRefreshWorker } from './refresh-worker.js';
 import { repeatedErrorLog } from '../ops/repeated-errors.js';
@@ -26,7 +27,10 @@ export function startAccountWork(account: KeyedAccount, proc: ProcessContext): A
   // A rejected key, seen by whichever unit first, stops both queue workers of the account.
   latch.stops(refreshWorker, listWorker);
   for (const worker of [refreshWorker, listWorker]) worker.on('error', repeatedErrorLog(ctx.logger, worker.name));
-  const follower = config.auditLogPollSeconds > 0 ? startAuditFollower(ctx, { pollSeconds: config.auditLogPollSeconds }) : undefined;
+  const follower =
+    config.auditLogPollSeconds > 0
+      ? startAuditFollower(ctx, { pollSeconds: config.auditLogPollSeconds, pushes: accountPushes(config.auditPush, account) })
+      : undefined;
   return {
     account,
     get rejected() {
