@@ -100,6 +100,15 @@ const COMMANDS: Record<string, Command> = {
     examples: ['gcore-image-sync reporting-role --role auditors'],
     run: async (c) => (await import('./commands/reporting-role.js')).reportingRoleCommand(c),
   },
+  push: {
+    summary: "list the audit-log push subscriptions of each account's Gcore client, or remove them (see AUDIT_PUSH_URL)",
+    flags: [
+      '--account NAME  only this account',
+      "--force         with unsubscribe: remove them even when one is not this deployment's (Gcore removes every one of the client)",
+    ],
+    examples: ["GCORE_API_KEY='...' gcore-image-sync push list", "GCORE_API_KEY='...' gcore-image-sync push unsubscribe --account prod"],
+    run: async (c) => (await import('./commands/push.js')).pushCommand(c),
+  },
   demo: {
     summary: "try it without a Gcore account, in a throwaway database: two syncs around users' changes, and who made each",
     flags: ["--keep  keep the demo's database afterwards, and print where it is and how to look at it"],

@@ -7,7 +7,7 @@
 // --force` clears them all. The decision (planSubscription) is pure; the calls
 // go through the account's paced client.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { PacedClient } from '../gcore/paced-client.js';
+import type { SubscriptionRequest } from '../gcore/gcore-client.js';
 import { MalformedAnswerError } from '../gcore/gcore-errors.js';
 import type { PushKind, SubscriptionCheck } from '../sql/auditPush.js';
 import type { AuditPushSettings } from '../config/config.js';
@@ -116,16 +116,21 @@ export function accountPushes(webhook: AuditPushSettings | undefined, account: K
 
 const LIST_LIMIT = 1000;
 
-/** Every subscription of the kind the account's client has, page by page. */
-export async function listSubscriptions(api: PacedClient, push: PushTarget): Promise<Array<Record<string, unknown>>> {
+/** What calls the subscription endpoints: the account's paced client in a worker, its plain client in a command. */
+export interface SubscriptionCaller {
+  subscriptionCall(request: SubscriptionRequest): Promise<unknown>;
+}
+
+/** Every subscription the account's client has at `listPath` (a kind's list), page by page. */
+export async function listSubscriptions(api: SubscriptionCaller, listPath: string): Promise<Array<Record<string, unknown>>> {
   const all: Array<Record<string, unknown>> = [];
   for (let offset = 0; ; offset += LIST_LIMIT) {
-    const page = (await api.subscriptionCall({ method: 'GET', path: `${push.listPath}?limit=${LIST_LIMIT}&offset=${offset}` })) as {
+    const page = (await api.subscriptionCall({ method: 'GET', path: `${listPath}?limit=${LIST_LIMIT}&offset=${offset}` })) as {
       count?: unknown;
       results?: unknown;
     };
     if (typeof page !== 'object' || page === null || !Array.isArray(page.results) || !Number.isSafeInteger(page.count))
-      throw new MalformedAnswerError(`${push.listPath}: the answer is not a list page ({"count", "results"})`, 200, false);
+      throw new MalformedAnswerError(`${listPath}: the answer is not a list page ({"count", "results"})`, 200, false);
     all.push(...page.results.filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null));
     if (page.results.length < LIST_LIMIT || all.length >= (page.count as number)) return all;
   }
@@ -133,10 +138,10 @@ export async function listSubscriptions(api: PacedClient, push: PushTarget): Pro
 
 /** Lists the account's subscriptions of the kind and acts on the plan; what it found, for status. */
 export async function ensureSubscription(
-  api: PacedClient,
+  api: SubscriptionCaller,
   push: PushTarget,
 ): Promise<SubscriptionCheck & { action: SubscriptionPlan['action'] }> {
-  const plan = planSubscription((await listSubscriptions(api, push)).map((entry) => push.read(entry)));
+  const plan = planSubscription((await listSubscriptions(api, push.listPath)).map((entry) => push.read(entry)));
   if (plan.action === 'replace') await api.subscriptionCall({ method: 'POST', path: push.unsubscribePath });
   if (plan.action !== 'keep') await api.subscriptionCall({ method: 'POST', path: push.subscribe.path, body: push.subscribe.body });
   return { kind: push.kind, target: push.target, subscribed: true, problem: 'problem' in plan ? plan.problem : null, action: plan.action };

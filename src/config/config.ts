@@ -271,6 +271,10 @@ function readAuditPush(env: Env, pollSeconds: number, httpPort: number | undefin
     const bad = keyCharacterProblem(secret);
     if (bad) problems.push(`AUDIT_PUSH_SECRET ${bad.replace('a key is', 'a secret is')}`);
   }
+  if (url && OWN_PATHS.some((own) => url.pathname === own || url.pathname.startsWith(`${own}/`)))
+    problems.push(
+      `AUDIT_PUSH_URL: its path ${url.pathname} is one the HTTP server answers itself (${OWN_PATHS.join(', ')}): give the receiver a path of its own`,
+    );
   if (pollSeconds === 0)
     problems.push('AUDIT_PUSH_URL: set while AUDIT_LOG_POLL_SECONDS is 0: a push wakes the audit-log follower, which is off');
   if (httpPort === undefined && port === undefined)

@@ -37,7 +37,11 @@ export class Coalescer {
 
   private schedule(): void {
     if (this.running || this.timer) return;
-    const wait = Math.max(0, this.lastEnded + this.gapMs - Date.now());
+    const wait = this.lastEnded + this.gapMs - Date.now();
+    if (wait <= 0) {
+      void this.run();
+      return;
+    }
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.run();
