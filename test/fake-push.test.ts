@@ -13,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { contractImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
+import { startCli } from './support/cli.js';
 import { contractProblems } from './support/contract-check.js';
 import { contractSchemas } from './support/contract.js';
 import { sparePort, waitFor } from './support/throwaway.js';
@@ -540,5 +541,41 @@ describe('AMQP pushes', () => {
       proxy.cut();
       await proxy.close();
     }
+  });
+});
+
+describe('fake-api', () => {
+  it('--account NAME:KEY:PROJECTS:CLIENT makes accounts of one client share subscriptions; pushes and their faults work across processes', async () => {
+    const cli = startCli(
+      ['fake-api', '--port', '0', '--account', 'a:a-key:1:acme', '--account', 'b:b-key:2:acme', '--account', 'c:c-key:3'],
+      {},
+    );
+    try {
+      await waitFor('fake-api to serve', () => /fake Gcore API on (http:\/\/\S+) /.test(cli.stderr() + cli.stdout()));
+      base = /fake Gcore API on (http:\/\/\S+) /.exec(cli.stderr() + cli.stdout())![1]!;
+      expect((await post('subscribe', 'a-key', webhook())).status).toBe(204);
+      expect((await get('subscriptions_list', 'b-key')).json()).toEqual({ count: 1, results: [{ id: 1, ...webhook() }] });
+      expect((await get('subscriptions_list', 'c-key')).json()).toEqual({ count: 0, results: [] });
+
+      // The five demo images: four in project 1 (account a), one in project 2 (account b); every entry is acme's.
+      expect((await control('rename-all', { email: alice.email })).json()).toEqual({ renamed: 5 });
+      await waitFor('the five pushes', () => receiver.received.length === 5);
+      const logged = [...(await logOf('a-key')), ...(await logOf('b-key'))].map((e) => e.id);
+      expect(new Set(receiver.ids())).toEqual(new Set(logged));
+
+      expect((await control('push-fault', { mode: 'drop' })).status).toBe(200);
+      await control('rename-all', { email: alice.email });
+      const stats = (await call('GET', '/__fake/stats', null)).json() as { pushes: unknown; byEndpoint: Record<string, number> };
+      expect(stats.pushes).toEqual({
+        webhook: { sent: 5, failed: 0, dropped: 5, lastError: null },
+        amqp: { sent: 0, failed: 0, dropped: 0, lastError: null },
+        held: 0,
+        amqpConnections: 0,
+      });
+      expect(stats.byEndpoint).toMatchObject({ user_actions: 2, 'user_actions/subscribe': 1, 'user_actions/subscriptions_list': 2 });
+    } finally {
+      await cli.stop();
+    }
+    expect(receiver.received).toHaveLength(5);
   });
 });
