@@ -493,6 +493,12 @@ describe('control endpoints', () => {
       perSecond: {},
       perSecondByAccount: {},
       byEndpoint: { image: 0, images: 0, bmimages: 0, projects: 0, regions: 0, user_actions: 0 },
+      pushes: {
+        webhook: { sent: 0, failed: 0, dropped: 0, lastError: null },
+        amqp: { sent: 0, failed: 0, dropped: 0, lastError: null },
+        held: 0,
+        amqpConnections: 0,
+      },
     });
   });
 

@@ -22,16 +22,19 @@ const MAX_GENERATED_IMAGES = 1_000_000;
 /** Generated volumes are made as pages ask for them and hold no memory: the bound keeps their listing under 20 minutes at 10 requests a second. */
 const MAX_GENERATED_VOLUMES = 10_000_000;
 
-/** `--account NAME:KEY:P1,P2`: several accounts, each with its key and the projects it reaches. */
+/**
+ * `--account NAME:KEY:P1,P2[:CLIENT]`: several accounts, each with its key and the projects it reaches; accounts
+ * that name one client share its audit-log subscriptions (an account names its own client when it names none).
+ */
 function readAccounts(given: string[], problems: string[]): Record<string, FakeAccount> {
   const accounts: Record<string, FakeAccount> = {};
   for (const text of given) {
-    const match = /^([a-z][a-z0-9_-]*):([^:]+):(\d+(?:,\d+)*)$/.exec(text);
+    const match = /^([a-z][a-z0-9_-]*):([^:]+):(\d+(?:,\d+)*)(?::([a-z][a-z0-9_-]*))?$/.exec(text);
     if (!match) {
-      problems.push('--account: must be NAME:KEY:PROJECT[,PROJECT...], e.g. prod:prod-key:1,2');
+      problems.push('--account: must be NAME:KEY:PROJECT[,PROJECT...][:CLIENT], e.g. prod:prod-key:1,2 or prod:prod-key:1,2:acme');
       continue;
     }
-    accounts[match[1]!] = { apiKey: match[2]!, projects: match[3]!.split(',').map(Number) };
+    accounts[match[1]!] = { apiKey: match[2]!, projects: match[3]!.split(',').map(Number), client: match[4] };
   }
   return accounts;
 }

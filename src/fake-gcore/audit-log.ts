@@ -99,6 +99,9 @@ export class FakeAuditLog {
   private readonly entries: Entry[] = [];
   private nextId = 1;
 
+  /** @param logged is told of each entry as it is logged (the fake pushes it to the client's subscriptions); it must not throw. */
+  constructor(private readonly logged: (account: string, entry: Record<string, unknown>) => void = () => {}) {}
+
   /**
    * Logs an action of `input.actor` on an image, as Gcore does once the
    * action is done. Returns the entry as the log keeps it: a test may change
@@ -132,6 +135,7 @@ export class FakeAuditLog {
       resources: [{ resource_id: triple.imageId, resource_type: 'image', resource_body: null, search_field: null }],
     };
     this.entries.push({ account: input.account, micros: micros(body.timestamp)!, seq: this.entries.length, body });
+    this.logged(input.account, body);
     return body;
   }
 

@@ -5,26 +5,18 @@ import type { IncomingMessage } from 'node:http';
 import type { Actor } from './audit-log.js';
 import { LIST_ENDPOINTS, type ListEndpoint, type ListSelector } from './list-queries.js';
 import type { Fault, ListLie } from './faults.js';
+import { PUSH_MODES, type PushFault, type PushMode } from './push.js';
+import { readJsonObject, type JsonObject } from './request-body.js';
 
 export class ControlError extends Error {
   override name = 'ControlError';
 }
 
-type Body = Record<string, unknown>;
+type Body = JsonObject;
 
 /** The JSON object a control request carries; an empty body is an empty object. */
-export async function readBody(req: IncomingMessage): Promise<Body> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
-  let body: unknown;
-  try {
-    body = text === '' ? {} : JSON.parse(text);
-  } catch {
-    throw new ControlError(`body: not JSON (got ${JSON.stringify(text.slice(0, 100))})`);
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ControlError('body: must be a JSON object');
-  return body as Body;
+export function readBody(req: IncomingMessage): Promise<Body> {
+  return readJsonObject(req, (message) => new ControlError(message));
 }
 
 function optionalWholeNumber(value: unknown, name: string, min: number): number | undefined {
@@ -121,4 +113,24 @@ export function readListLie(body: Body): { selector: ListSelector; lie: ListLie;
     lie: readLie(body.lie),
     times: optionalWholeNumber(body.times, 'times', 1) ?? Infinity,
   };
+}
+
+/** A timer longer than 2^31 - 1 ms fires at once; ten minutes is already longer than any test waits for a push. */
+const MAX_PUSH_DELAY_MS = 600_000;
+
+/** {"mode": "deliver"|"drop"|"duplicate"|"reorder", "delayMs": n, "hold": n}; hold (at least 1) only with reorder. */
+export function readPushFault(body: Body): PushFault {
+  if (!PUSH_MODES.includes(body.mode as PushMode)) throw new ControlError(`mode: must be one of ${PUSH_MODES.join(', ')}`);
+  const mode = body.mode as PushMode;
+  const delayMs = optionalWholeNumber(body.delayMs, 'delayMs', 0);
+  if (delayMs !== undefined && delayMs > MAX_PUSH_DELAY_MS) throw new ControlError(`delayMs: must be at most ${MAX_PUSH_DELAY_MS}`);
+  const hold = optionalWholeNumber(body.hold, 'hold', 1);
+  if (hold !== undefined && mode !== 'reorder') throw new ControlError('hold: only with mode reorder');
+  return { mode, ...(delayMs === undefined ? {} : { delayMs }), ...(hold === undefined ? {} : { hold }) };
+}
+
+/** {"status": 401|403|null}: how the subscription endpoints answer an API key (null: they accept it). */
+export function readKeyRefusal(body: Body): 401 | 403 | null {
+  if (body.status !== 401 && body.status !== 403 && body.status !== null) throw new ControlError('status: must be 401, 403 or null');
+  return body.status;
 }

@@ -5,15 +5,40 @@
 // kind a test defines (serveKind), each with its own GET and lists. It answers like
 // the real API (auth, JSON NotFoundError, error bodies) and lets a caller
 // change, delete and restore images (as a user, logged, or behind the log's
-// back) and inject faults, also between the pages of a list.
+// back) and inject faults, also between the pages of a list. Like Gcore it
+// takes subscriptions to the audit log (subscriptions.ts) and pushes each new
+// entry to them (push.ts), with faults of its own, and lists the addresses it
+// pushes from (egress ranges).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { GPU_BAREMETAL, GPU_VIRTUAL, ORDINARY, type ImageKind } from '../images/image-kinds.js';
 import type { Triple } from '../interfaces.js';
 import { type Actor, FakeAuditLog } from './audit-log.js';
-import { ControlError, readActor, readBody, readEvery, readListFault, readListLie, readOn } from './control.js';
+import {
+  ControlError,
+  readActor,
+  readBody,
+  readEvery,
+  readKeyRefusal,
+  readListFault,
+  readListLie,
+  readOn,
+  readPushFault,
+} from './control.js';
 import type { Fault, ListLie } from './faults.js';
+import { FakePusher, type PushFault, type PushStats } from './push.js';
+import { readJsonObject } from './request-body.js';
+import {
+  AMQP_TEST_MESSAGE,
+  allowsMethod,
+  FakeSubscriptions,
+  subscriptionRoute,
+  takesBody,
+  type AmqpSubscription,
+  type SubscriptionRoute,
+  type WebhookSubscription,
+} from './subscriptions.js';
 import {
   QueryError,
   type ImagePayload,
@@ -36,6 +61,8 @@ interface FaultRule {
 export interface FakeAccount {
   apiKey: string;
   projects: number[] | 'all';
+  /** The Gcore client it belongs to, whose audit-log subscriptions it shares with the client's other accounts; its own name when absent. */
+  client?: string;
 }
 
 export interface FakeGcoreOptions {
@@ -84,6 +111,7 @@ function servedKind(kind: ImageKind, listOf: (payload: ImagePayload) => string):
 
 const ORDINARY_SERVED = servedKind(ORDINARY, (payload) => (payload.is_baremetal === true ? 'bmimages' : 'images'));
 const OTHER_LIST_PATH = /^\/cloud\/v1\/(projects|regions|user_actions)$/;
+const EGRESS_PATH = '/cloud/public/v1/ipranges/egress';
 const CONSUMER_PATHS = CONSUMER_LISTS.map((list) => ({ endpoint: list.endpoint, pattern: pathPattern(list.path) }));
 const ALL = '*';
 
@@ -100,10 +128,13 @@ function pathInteger(raw: string): number {
   return /^\d{1,15}$/.test(raw) ? Number(raw) : Number.NaN;
 }
 
-function routeOf(url: string, kinds: Iterable<ServedKind>): Route | undefined {
+function splitUrl(url: string): { path: string; query: URLSearchParams } {
   const queryAt = url.indexOf('?');
-  const path = queryAt === -1 ? url : url.slice(0, queryAt);
-  const query = new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1));
+  return { path: queryAt === -1 ? url : url.slice(0, queryAt), query: new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1)) };
+}
+
+function routeOf(url: string, kinds: Iterable<ServedKind>): Route | undefined {
+  const { path, query } = splitUrl(url);
   for (const served of kinds) {
     const image = served.get.exec(path)?.groups;
     if (image) {
@@ -133,6 +164,16 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 function gcoreError(exceptionClass: string, message: string) {
   return { exception_class: exceptionClass, message, request_id: 'fake-request' };
 }
+
+function sendUnauthenticated(res: ServerResponse): void {
+  sendJson(res, 401, gcoreError('NotAuthenticated', 'Authentication credentials were not provided.'));
+}
+
+/** What the subscription endpoints answer an API key with when they want a user token (refuseKeyOnSubscriptions). */
+const USER_TOKEN_WANTED = {
+  401: gcoreError('NotAuthenticated', 'API key authentication is not accepted here: a user token is required.'),
+  403: gcoreError('PermissionDenied', 'API key authentication is not accepted here: a user token is required.'),
+};
 
 /** Answers with `fault` when it is one that replaces the answer; false for those that only delay it. */
 function sendFault(res: ServerResponse, fault: Fault): boolean {
@@ -190,8 +231,18 @@ export class FakeGcore {
   private readonly rejected = new Set<string>();
   /** Accounts to reject once they have sent this many more requests. */
   private readonly rejectAfter = new Map<string, number>();
-  /** What the admin routes below did, by whom (GET /cloud/v1/user_actions). */
-  readonly auditLog = new FakeAuditLog();
+  /** Pushes each entry the log takes to the subscriptions of the client whose account it is logged for. */
+  private readonly pusher = new FakePusher();
+  private readonly subscriptions = new FakeSubscriptions((target) => this.pusher.publishTest(target, JSON.stringify(AMQP_TEST_MESSAGE)));
+  /** What the admin routes below did, by whom (GET /cloud/v1/user_actions); each entry pushed as it is logged. */
+  readonly auditLog = new FakeAuditLog((account, entry) => {
+    const client = this.clientOf(account);
+    this.pusher.entryLogged(entry, this.subscriptions.webhooksOf(client), this.subscriptions.amqpOf(client));
+  });
+  /** The status the subscription endpoints answer an API key with; null while they accept it. */
+  private keyRefusal: 401 | 403 | null = null;
+  /** What GET /cloud/public/v1/ipranges/egress answers: where the pushes come from (the fake pushes from this machine). */
+  egressRanges = ['127.0.0.1/32', '::1/128'];
 
   constructor(options: FakeGcoreOptions = {}) {
     this.apiKey = options.apiKey ?? 'fake-key';
@@ -348,7 +399,37 @@ export class FakeGcore {
     this.lists.clearFaults();
   }
 
+  /** How pushes go from now on (push.ts): deliver, drop, duplicate or reorder, optionally late; what `reorder` held is sent first, newest first. */
+  setPushFault(fault: PushFault): void {
+    this.pusher.setFault(fault);
+  }
+
+  /** Sends the pushes `reorder` holds, newest first; returns how many. */
+  flushPushes(): number {
+    return this.pusher.flush();
+  }
+
+  /** Pushes sent, failed and dropped, by kind (webhook, amqp), and how many `reorder` holds. */
+  pushStats(): PushStats {
+    return this.pusher.stats();
+  }
+
+  /**
+   * Makes the subscription endpoints (/cloud/v1/user_actions/subscribe... and the AMQP ones) answer every API
+   * key with `status`, as endpoints that take only a user token would; null: accept keys again. Every other
+   * endpoint, the audit log's included, keeps accepting the key.
+   */
+  refuseKeyOnSubscriptions(status: 401 | 403 | null): void {
+    this.keyRefusal = status;
+  }
+
+  /** The client's subscriptions (an account's own name when it names no client), as its listings give them. */
+  subscriptionsOf(client: string): { webhooks: WebhookSubscription[]; amqp: AmqpSubscription[] } {
+    return { webhooks: structuredClone(this.subscriptions.webhooksOf(client)), amqp: structuredClone(this.subscriptions.amqpOf(client)) };
+  }
+
   async start(port = 0, host = '127.0.0.1'): Promise<string> {
+    this.pusher.reopen();
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((error: Error) => {
         if (!res.headersSent) sendJson(res, 500, gcoreError('InternalError', error.message));
@@ -365,7 +446,9 @@ export class FakeGcore {
     return `http://${address.address}:${address.port}`;
   }
 
+  /** Stops serving and pushing: webhook calls in flight are aborted, held and delayed pushes forgotten, broker connections closed. */
   async stop(): Promise<void> {
+    await this.pusher.close();
     const server = this.server;
     if (!server) return;
     this.server = undefined;
@@ -382,7 +465,9 @@ export class FakeGcore {
     return this.images.size;
   }
 
+  /** Counts requests and pushes from none again. */
   resetStats(): void {
+    this.pusher.resetStats();
     this.requestCount = 0;
     this.requestsPerSecond.clear();
     this.requestsPerSecondByAccount.clear();
@@ -424,6 +509,7 @@ export class FakeGcore {
         [...this.requestsPerSecondByAccount].map(([name, seconds]) => [name, Object.fromEntries(seconds)]),
       ),
       byEndpoint: this.requestsByEndpoint,
+      pushes: this.pushStats(),
     }),
     'POST /__fake/touch-all': () => ({ touched: this.touchAll() }),
     'POST /__fake/rename-all': (body) => ({ renamed: this.renameAllAs(readActor(body)) }),
@@ -439,6 +525,9 @@ export class FakeGcore {
       this.setListLie(selector, lie, times);
     },
     'POST /__fake/clear-faults': () => this.clearFaults(),
+    'POST /__fake/push-fault': (body) => this.setPushFault(readPushFault(body)),
+    'POST /__fake/push-flush': () => ({ released: this.flushPushes() }),
+    'POST /__fake/subscriptions-refuse-key': (body) => this.refuseKeyOnSubscriptions(readKeyRefusal(body)),
   };
 
   private async handleControl(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
@@ -465,6 +554,10 @@ export class FakeGcore {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.url?.startsWith('/__fake/') && (await this.handleControl(req, res))) return;
+    const { path, query } = splitUrl(req.url ?? '');
+    if (path === EGRESS_PATH) return this.answerEgress(req, res);
+    const subscription = subscriptionRoute(path);
+    if (subscription) return this.answerSubscription(req, res, subscription, query);
     const route = req.method === 'GET' ? routeOf(req.url ?? '', this.kinds.values()) : undefined;
     if (!route) {
       res.writeHead(404, { 'content-type': 'text/html' });
@@ -478,10 +571,9 @@ export class FakeGcore {
 
     const fault = 'imageKey' in route ? this.takeFault(route.imageKey) : this.lists.takeFault(route);
     if (fault?.kind === 'slow') await delay(fault.ms);
-    const account = this.accounts.get(authorization);
-    if (account) this.countAccountRequest(account.name);
-    if (fault?.kind === 'unauthorized' || !account || this.rejected.has(account.name)) {
-      sendJson(res, 401, gcoreError('NotAuthenticated', 'Authentication credentials were not provided.'));
+    const account = this.admitted(authorization);
+    if (fault?.kind === 'unauthorized' || !account) {
+      sendUnauthenticated(res);
       return;
     }
     const projectId = 'imageKey' in route ? Number(route.imageKey.split('/')[0]) : route.projectId;
@@ -492,6 +584,57 @@ export class FakeGcore {
     if (fault && sendFault(res, fault)) return;
     if ('imageKey' in route) this.answerImage(res, route.kind, route.imageKey, route.rawId);
     else this.answerList(res, route, account.projects, account.name);
+  }
+
+  /** The account of a key, its request counted; undefined for a key that is not one, or is rejected. */
+  private admitted(authorization: string): (FakeAccount & { name: string }) | undefined {
+    const account = this.accounts.get(authorization);
+    if (!account) return undefined;
+    this.countAccountRequest(account.name);
+    return this.rejected.has(account.name) ? undefined : account;
+  }
+
+  /** The client an account belongs to; a name no account has is a client of its own. */
+  private clientOf(accountName: string): string {
+    for (const account of this.accounts.values()) if (account.name === accountName) return account.client ?? account.name;
+    return accountName;
+  }
+
+  /** The public list of the addresses Gcore pushes from: no key needed. */
+  private async answerEgress(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.countRequest('ipranges/egress');
+    if (this.latencyMs > 0) await delay(this.latencyMs);
+    if (req.method !== 'GET') sendJson(res, 405, gcoreError('MethodNotAllowed', `Method "${req.method}" not allowed.`));
+    else sendJson(res, 200, { ranges: [...this.egressRanges] });
+  }
+
+  /** A request to a subscription endpoint: counted as `user_actions/<action>`, answered for the client of the key's account. */
+  private async answerSubscription(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: SubscriptionRoute,
+    query: URLSearchParams,
+  ): Promise<void> {
+    this.countRequest(`user_actions/${route.action}`);
+    const authorization = req.headers.authorization ?? '';
+    this.authorizations.add(authorization);
+    if (this.latencyMs > 0) await delay(this.latencyMs);
+    const account = this.admitted(authorization);
+    if (!account) return sendUnauthenticated(res);
+    const method = req.method ?? 'GET';
+    if (!allowsMethod(route, method)) return sendJson(res, 405, gcoreError('MethodNotAllowed', `Method "${method}" not allowed.`));
+    if (this.keyRefusal !== null) return sendJson(res, this.keyRefusal, USER_TOKEN_WANTED[this.keyRefusal]);
+    let answer;
+    try {
+      const body = takesBody(route, method) ? await readJsonObject(req, (message) => new QueryError(message)) : {};
+      answer = await this.subscriptions.answer(route, method, account.client ?? account.name, query, body);
+    } catch (error) {
+      if (!(error instanceof QueryError)) throw error;
+      return sendJson(res, 422, gcoreError('ValidationError', error.message));
+    }
+    if (answer.status === 204) res.writeHead(204).end();
+    else if (answer.status === 200) sendJson(res, 200, answer.body);
+    else sendJson(res, answer.status, gcoreError(answer.exceptionClass, answer.message));
   }
 
   private countAccountRequest(name: string): void {
