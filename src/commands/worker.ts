@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { withKeys, type KeyedAccount } from '../config/accounts.js';
 import { loadConfig, redactUrl, type Config } from '../config/config.js';
 import { whenLost } from '../db/database.js';
+import { ConfigError } from '../errors.js';
 import { deploymentProblem } from '../queues/deployment-registry.js';
 import { startHttpServer, startReceiverServer, type HttpServer } from '../ops/http-server.js';
 import { pushReceiver, type PushReceiver } from '../audit-log/push-receiver.js';
@@ -111,6 +112,7 @@ async function serveHttp(
 ): Promise<void> {
   const services = started.services!;
   const push = config.auditPush;
+
   const receiver = push
     ? pushReceiver({
         sql: services.sql,
@@ -171,6 +173,9 @@ export async function workerCommand(context: CommandContext, reconcileFirst = fa
   const takeOver =
     reconcileFirst && parseArgs({ args, options: { 'take-over': { type: 'boolean', default: false } }, strict: true }).values['take-over'];
   const config = loadConfig();
+  // Only the serving commands receive pushes: `status`, `sync` and the rest read the same settings without a port.
+  if (config.auditPush && config.auditPush.port === undefined && config.httpPort === undefined)
+    throw new ConfigError('environment', ['AUDIT_PUSH_URL: needs HTTP_PORT or AUDIT_PUSH_PORT: the receiver listens there']);
   const file = reconcileFirst ? await loadTargetsFile(config.targetsFile) : undefined;
   // `start` checks the file's keys before it touches anything; `worker` those of the accounts the database names, below.
   if (file) withKeys(file.accounts, process.env, config.targetsFile);

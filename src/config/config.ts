@@ -277,8 +277,6 @@ function readAuditPush(env: Env, pollSeconds: number, httpPort: number | undefin
     );
   if (pollSeconds === 0)
     problems.push('AUDIT_PUSH_URL: set while AUDIT_LOG_POLL_SECONDS is 0: a push wakes the audit-log follower, which is off');
-  if (httpPort === undefined && port === undefined)
-    problems.push('AUDIT_PUSH_URL: needs HTTP_PORT or AUDIT_PUSH_PORT: the receiver listens there');
   if (port !== undefined && port === httpPort)
     problems.push('AUDIT_PUSH_PORT: the same as HTTP_PORT; leave it unset to receive on HTTP_PORT');
   return { url: text, path: url?.pathname ?? '/', headerValue: `Bearer ${secret ?? ''}`, port };

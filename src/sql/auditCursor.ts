@@ -15,7 +15,7 @@ const FIRST_LOOKBACK = '24 hours';
 const pollDue = (sql: Sql, pollSeconds: number) => sql`
   CASE WHEN polled_at IS NULL THEN now()
     WHEN wake_requested_at > polled_at THEN polled_at + interval '1 second'
-    ELSE polled_at + make_interval(secs => ${pollSeconds}) END`;
+    ELSE polled_at + make_interval(secs => ${pollSeconds}::int) END`;
 
 /** An instant as ISO text with all six digits of the fraction. */
 const isoText = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;

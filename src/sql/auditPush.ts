@@ -73,7 +73,7 @@ export async function subscriptionCheckDue(
   failedSeconds: number,
 ): Promise<boolean> {
   const [row] = await sql<{ due: boolean }[]>`
-    SELECT checked_at < now() - make_interval(secs => CASE WHEN subscribed THEN ${okSeconds} ELSE ${failedSeconds} END) AS due
+    SELECT checked_at < now() - make_interval(secs => CASE WHEN subscribed THEN ${okSeconds}::int ELSE ${failedSeconds}::int END) AS due
     FROM audit_push WHERE account = ${account} AND kind = ${push.kind} AND target = ${push.target} AND checked_at IS NOT NULL`;
   return row?.due ?? true;
 }
