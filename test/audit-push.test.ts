@@ -88,12 +88,147 @@ async function attributedNames(triple: Triple): Promise<Array<{ new_value: unkno
     ORDER BY id`;
 }
 
+async function pushesAccepted(metricsPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return Number(/^image_sync_audit_pushes_total\{kind="webhook",outcome="accepted"\} (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
 async function wakeups(metricsPort: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   return Number(/^image_sync_audit_wakeups_total\{account="default"\} (\d+)/m.exec(text)?.[1] ?? 0);
 }
 
+/** The readiness answer of a worker's HTTP server. */
+async function readyz(metricsPort: number): Promise<{ api_key: string; audit_push?: Record<string, string> }> {
+  return (await (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).json()) as { api_key: string; audit_push?: Record<string, string> };
+}
+
+async function nameChanges(triple: Triple): Promise<number> {
+  return (await attributedNames(triple)).length;
+}
+
 describe('audit-log pushes', () => {
+  it('two workers subscribe the client once, and a rename Gcore itself pushes is put down to who made it', async () => {
+    await worker(pushPort);
+    await worker(await sparePort());
+    await waitFor('the subscription', () => fake.subscriptionsOf('default').webhooks.length > 0, 60_000);
+    await waitFor('both workers to have checked it', async () => {
+      const [row] = await sql<{ subscribed: boolean }[]>`SELECT subscribed FROM audit_push WHERE account = 'default' AND kind = 'webhook'`;
+      return row?.subscribed === true;
+    });
+    expect(fake.subscriptionsOf('default').webhooks).toEqual([
+      { id: 1, url: settings.AUDIT_PUSH_URL, auth_header_name: 'Authorization', auth_header_value: `Bearer ${SECRET}` },
+    ]);
+    const image = images[2]!;
+    const sent = fake.pushStats().webhook.sent;
+    fake.renameImageAs(alice, image, 'pushed-by-gcore');
+    await waitFor('the rename, put down to alice', async () => (await nameChanges(image)) === 1, 60_000);
+    expect(await attributedNames(image)).toEqual([{ new_value: 'pushed-by-gcore', actor_email: 'alice@example.com' }]);
+    expect(fake.pushStats().webhook.sent).toBe(sent + 1);
+    // The secret is Gcore's to send back; this deployment keeps none of it.
+    const [dump] = await sql<{ text: string }[]>`SELECT concat_ws(' ', (SELECT json_agg(p)::text FROM audit_push p),
+      (SELECT json_agg(c)::text FROM audit_log_cursors c), (SELECT json_agg(a)::text FROM accounts a)) AS text`;
+    expect(dump!.text).not.toContain(SECRET);
+    const status = await runCli(['status'], settings);
+    expect(status.stderr + status.stdout).toMatch(/audit-log push \(webhook\): http:\/\/127\.0\.0\.1:\d+\/gcore\/audit-push: subscribed/);
+    expect(status.stderr + status.stdout).not.toContain(SECRET);
+  });
+
+  it('pushes duplicated, reordered or dropped still put each change down to who made it, once', async () => {
+    await worker(pushPort);
+    const [one, two, three] = images as [Triple, Triple, Triple];
+    const before = { one: await nameChanges(one), two: await nameChanges(two), three: await nameChanges(three) };
+    // Twice each: one refresh stores the change, the second finds nothing new.
+    fake.setPushFault({ mode: 'duplicate' });
+    fake.renameImageAs(alice, one, 'twice-pushed');
+    await waitFor('the duplicated push', async () => (await nameChanges(one)) === before.one + 1, 60_000);
+    // Held, then sent newest first.
+    fake.setPushFault({ mode: 'reorder', hold: 2 });
+    fake.renameImageAs(alice, two, 'reordered-a');
+    fake.renameImageAs(alice, three, 'reordered-b');
+    await waitFor(
+      'both renames',
+      async () => (await nameChanges(two)) === before.two + 1 && (await nameChanges(three)) === before.three + 1,
+      60_000,
+    );
+    expect(fake.pushStats().held).toBe(0);
+    expect((await attributedNames(one)).at(-1)).toEqual({ new_value: 'twice-pushed', actor_email: 'alice@example.com' });
+    expect((await attributedNames(two)).at(-1)).toEqual({ new_value: 'reordered-a', actor_email: 'alice@example.com' });
+    expect((await attributedNames(three)).at(-1)).toEqual({ new_value: 'reordered-b', actor_email: 'alice@example.com' });
+    expect(await nameChanges(one)).toBe(before.one + 1);
+    // Dropped: the next poll reads it (polls every 3 s for this worker).
+    await Promise.all(running.splice(0).map((w) => w.stop()));
+    fake.setPushFault({ mode: 'drop' });
+    const polling = startCli(['worker'], {
+      ...settings,
+      AUDIT_LOG_POLL_SECONDS: '3',
+      AUDIT_PUSH_PORT: String(pushPort),
+      HTTP_PORT: String(await sparePort()),
+    });
+    running.push(polling);
+    fake.renameImageAs(alice, one, 'never-pushed');
+    await waitFor('the rename, read by a poll', async () => (await nameChanges(one)) === before.one + 2, 60_000);
+    expect(fake.pushStats().webhook.dropped).toBeGreaterThanOrEqual(1);
+    expect((await attributedNames(one)).at(-1)).toEqual({ new_value: 'never-pushed', actor_email: 'alice@example.com' });
+    fake.setPushFault({ mode: 'deliver' });
+    const services = await openServices(env.config());
+    try {
+      expect(await invariantViolations(services.sql, services.queues)).toEqual([]);
+    } finally {
+      await services.close();
+    }
+  });
+
+  it('a subscription endpoint that refuses the key is said as such, and the key goes on working', async () => {
+    fake.refuseKeyOnSubscriptions(403);
+    await sql`UPDATE audit_push SET checked_at = NULL`;
+    try {
+      const { metricsPort } = await worker(pushPort);
+      await waitFor(
+        'the refusal, recorded',
+        async () => {
+          const [row] = await sql<{ problem: string | null }[]>`
+          SELECT subscription_problem AS problem FROM audit_push WHERE account = 'default' AND kind = 'webhook' AND NOT subscribed`;
+          return row?.problem?.startsWith('403') ?? false;
+        },
+        60_000,
+      );
+      const ready = await readyz(metricsPort);
+      expect(ready.api_key).toBe('ok');
+      expect(Object.values(ready.audit_push ?? {}).join()).toContain('NOT subscribed');
+      // The images and the log are still read with the key.
+      const image = images[1]!;
+      fake.renameImageAs(alice, image, 'after-refusal');
+      expect((await push(pushPort)).status).toBe(204);
+      await waitFor('the rename', async () => (await attributedNames(image)).at(-1)?.new_value === 'after-refusal', 60_000);
+    } finally {
+      fake.refuseKeyOnSubscriptions(null);
+    }
+  });
+
+  it("push unsubscribe refuses while another URL's subscription is listed, and --force removes them all", async () => {
+    const foreign = { url: 'https://siem.example.org/<b>gcore</b>', auth_header_name: 'X-Token', auth_header_value: 'theirs' };
+    const created = await fetch(`${fake.url}/cloud/v1/user_actions/subscribe`, {
+      method: 'POST',
+      headers: { authorization: `APIKey ${env.env.GCORE_API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify(foreign),
+    });
+    expect(created.status).toBe(204);
+    expect(fake.subscriptionsOf('default').webhooks.map((w) => w.url)).toEqual([settings.AUDIT_PUSH_URL, foreign.url]);
+    const refused = await runCli(['push', 'unsubscribe'], settings);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("refused: Gcore's unsubscribe removes every webhook subscription of the client");
+    expect(refused.stderr).toContain('https://siem.example.org/<b>gcore</b>');
+    expect(refused.stderr).not.toContain(SECRET);
+    expect(fake.subscriptionsOf('default').webhooks).toHaveLength(2);
+    const forced = await runCli(['push', 'unsubscribe', '--force'], settings);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stderr).toContain('unsubscribed: all 2');
+    expect(fake.subscriptionsOf('default').webhooks).toEqual([]);
+    const usage = await runCli(['push', 'subscribe'], settings);
+    expect(usage.code).toBe(2);
+  });
+
   it('a rename is put down to who made it at the push, long before the 600 s poll, whichever of two processes the push reaches', async () => {
     const a = await worker(pushPort);
     const b = await worker(await sparePort());
@@ -101,14 +236,18 @@ describe('audit-log pushes', () => {
     await waitFor('the first poll', async () => (await polledAt()) !== null, 60_000);
     const firstPoll = await polledAt();
     const [image] = images;
+    const earlier = await nameChanges(image!);
+    // Gcore's own push is dropped here: the one this test sends is the only one.
+    fake.setPushFault({ mode: 'drop' });
     fake.renameImageAs(alice, image!, 'golden-pushed');
     const sent = Date.now();
     // The push reaches the process that does not serve the URL's port, as a load balancer may send it.
     const answer = await push(b.receiverPort);
     expect(answer.status).toBe(204);
-    await waitFor('the rename, put down to alice', async () => (await attributedNames(image!)).length === 1, 60_000);
+    await waitFor('the rename, put down to alice', async () => (await nameChanges(image!)) === earlier + 1, 60_000);
     const took = Date.now() - sent;
-    expect(await attributedNames(image!)).toEqual([{ new_value: 'golden-pushed', actor_email: 'alice@example.com' }]);
+    fake.setPushFault({ mode: 'deliver' });
+    expect((await attributedNames(image!)).at(-1)).toEqual({ new_value: 'golden-pushed', actor_email: 'alice@example.com' });
     expect(took).toBeLessThan(600_000);
     // Read by a poll the push made due, not the scheduled one 600 s on; both processes were woken.
     expect(await polledAt()).not.toBe(firstPoll);
@@ -124,9 +263,11 @@ describe('audit-log pushes', () => {
   });
 
   it('a push with a wrong or missing header gets 401, is counted, and reads nothing', async () => {
-    await worker(pushPort);
-    await waitFor('the first poll', async () => (await polledAt()) !== null, 60_000);
-    const reads = fake.requestsByEndpoint.user_actions!;
+    const { metricsPort } = await worker(pushPort);
+    const [before] = await sql<{ wake: string | null; refused: number }[]>`
+      SELECT c.wake_requested_at::text AS wake, coalesce(p.pushes_refused, 0)::int AS refused
+      FROM audit_log_cursors c LEFT JOIN audit_push p ON p.account = c.account AND p.kind = 'webhook' WHERE c.account = 'default'`;
+    const accepted = await pushesAccepted(metricsPort);
     expect((await push(pushPort, 'Bearer wrong-secret')).status).toBe(401);
     expect((await push(pushPort, '')).status).toBe(401);
     expect((await push(pushPort, SECRET)).status).toBe(401);
@@ -134,11 +275,16 @@ describe('audit-log pushes', () => {
       const [row] = await sql<
         { n: number }[]
       >`SELECT pushes_refused::int AS n FROM audit_push WHERE account = 'default' AND kind = 'webhook'`;
-      return row?.n === 3;
+      return row?.n === before!.refused + 3;
     });
-    expect(fake.requestsByEndpoint.user_actions).toBe(reads);
+    // Nothing asked for a read: no wake-up marked or counted.
+    const [after] = await sql<
+      { wake: string | null }[]
+    >`SELECT wake_requested_at::text AS wake FROM audit_log_cursors WHERE account = 'default'`;
+    expect(after!.wake).toBe(before!.wake);
+    expect(await pushesAccepted(metricsPort)).toBe(accepted);
     const status = await runCli(['status'], settings);
-    expect(status.stderr + status.stdout).toContain('3 refused');
+    expect(status.stderr + status.stdout).toContain(`${before!.refused + 3} refused`);
   });
 
   it('a burst of 100 pushes within a second costs at most a few reads of the log', async () => {
