@@ -157,6 +157,18 @@ function readAmqpUrls(push: AmqpPush, env: Env): AmqpPushUrls | { problem: strin
 }
 
 /**
+ * An account with its key and its AMQP push's URLs from `env`, or what is
+ * missing, at its place in the account's settings (`api_key_env: ...`).
+ */
+export function keyAccount(account: Account, env: Env): { account: KeyedAccount } | { problem: string } {
+  const read = readKey(account, env);
+  if ('problem' in read) return { problem: `api_key_env: ${read.problem}` };
+  const amqp = account.amqpPush && readAmqpUrls(account.amqpPush, env);
+  if (amqp && 'problem' in amqp) return { problem: `audit_push_amqp: ${amqp.problem}` };
+  return { account: { ...account, apiKey: read.key, ...(amqp && { amqp }) } };
+}
+
+/**
  * Every account with its key, or a ConfigError naming each account whose key
  * this process lacks: at `accounts.<name>.api_key_env` of `source`, or, for
  * the implied account, at its variable in the environment.
@@ -166,12 +178,10 @@ export function withKeys(accounts: Account[], env: Env, source: string): KeyedAc
   const keyed: KeyedAccount[] = [];
   const problems: string[] = [];
   for (const account of accounts) {
-    const read = readKey(account, env);
-    const amqp = account.amqpPush && readAmqpUrls(account.amqpPush, env);
-    if (amqp && 'problem' in amqp) problems.push(`accounts.${account.name}.audit_push_amqp: ${amqp.problem}`);
-    if ('key' in read) keyed.push({ ...account, apiKey: read.key, ...(amqp && !('problem' in amqp) && { amqp }) });
+    const read = keyAccount(account, env);
+    if ('account' in read) keyed.push(read.account);
     // The implied account is named in no file: its problem says only the variable.
-    else problems.push(implied ? read.problem : `accounts.${account.name}.api_key_env: ${read.problem}`);
+    else problems.push(implied ? read.problem.replace(/^api_key_env: /, '') : `accounts.${account.name}.${read.problem}`);
   }
   if (problems.length > 0) throw new ConfigError(implied ? 'environment' : source, problems);
   return keyed;

@@ -1,15 +1,25 @@
 // The accounts a worker process serves, following the targets file: one it
 // gained is served once seen, if this process has its key; one whose key
-// variable, limit or base URL changed is served anew with them. One it
+// variable, limit, base URL or AMQP push changed is served anew with them. One it
 // dropped is still served (its queued jobs drain) until the process restarts.
-import { readKey, type Account, type KeyedAccount } from '../config/accounts.js';
+import { keyAccount, type Account, type AmqpPush, type KeyedAccount } from '../config/accounts.js';
 import type { ProcessContext } from './account-context.js';
 import { startAccountWork, type AccountWork } from './account-work.js';
 import { loadAccounts } from '../sql/accounts.js';
 
-/** Whether an account is served as it was: the same key variable, limit and base URL. */
+/** Whether an account is served as it was: the same key variable, limit, base URL and AMQP push. */
 const sameSettings = (a: Account, b: Account) =>
-  a.apiKeyEnv === b.apiKeyEnv && a.rateLimitPerSecond === b.rateLimitPerSecond && a.baseUrl === b.baseUrl;
+  a.apiKeyEnv === b.apiKeyEnv &&
+  a.rateLimitPerSecond === b.rateLimitPerSecond &&
+  a.baseUrl === b.baseUrl &&
+  sameAmqpPush(a.amqpPush, b.amqpPush);
+
+/** Field by field: the stored setting comes back from jsonb with its keys in another order. */
+function sameAmqpPush(a: AmqpPush | undefined, b: AmqpPush | undefined): boolean {
+  if (!a || !b) return a === b;
+  const fields = ['brokerUrlEnv', 'connectionStringEnv', 'exchange', 'routingKey', 'queue'] as const;
+  return fields.every((field) => a[field] === b[field]);
+}
 
 export class ServedAccounts {
   private readonly served = new Map<string, AccountWork>();
@@ -33,7 +43,7 @@ export class ServedAccounts {
     for (const account of configured) {
       const current = this.served.get(account.name);
       if (current && sameSettings(current.account, account)) continue;
-      const read = readKey(account, this.env);
+      const read = keyAccount(account, this.env);
       if ('problem' in read) {
         if (this.withoutKey.get(account.name) !== read.problem) {
           logger.error({ account: account.name }, `account ${account.name} is not served by this worker: ${read.problem}`);
@@ -45,7 +55,7 @@ export class ServedAccounts {
       this.served.delete(account.name);
       // A restart of an account's workers waits for its jobs in flight.
       await current?.close();
-      this.served.set(account.name, startAccountWork({ ...account, apiKey: read.key }, this.proc));
+      this.served.set(account.name, startAccountWork(read.account, this.proc));
       logger.info(
         { account: account.name, rate_limit_per_second: account.rateLimitPerSecond ?? config.rateLimitPerSecond },
         current ? 'serving an account whose settings the targets file changed' : 'serving an account the targets file gained',
