@@ -154,8 +154,8 @@ ${Object.entries(COMMANDS)
 configuration comes from the environment (GCORE_API_KEY, GCORE_BASE_URL, DATABASE_URL (unset: an
 embedded PostgreSQL under GCORE_IMAGE_SYNC_HOME, default ${DEFAULTS.home}),
 REDIS_URL or REDIS_CLUSTER_NODES (REDIS_CLUSTER_*), QUEUE_PREFIX, TARGETS_FILE (default ${DEFAULTS.targetsFile}), LOG_LEVEL, LOG_FORMAT (LOG_PRETTY),
-LOG_PROGRESS_SECONDS, AUDIT_LOG_POLL_SECONDS, HTTP_PORT, QUEUE_DASHBOARD, ALERT_WEBHOOK_URL, ALERT_WEBHOOK_SECRET,
-SYNC_*): defaults and ranges in docs/configuration.md.
+LOG_PROGRESS_SECONDS, AUDIT_LOG_POLL_SECONDS, AUDIT_PUSH_URL, AUDIT_PUSH_SECRET, AUDIT_PUSH_PORT, HTTP_PORT, HTTP_HOST,
+QUEUE_DASHBOARD, ALERT_WEBHOOK_URL, ALERT_WEBHOOK_SECRET, SYNC_*): defaults and ranges in docs/configuration.md.
 gcore-image-sync --version prints the version.`;
 
 /** The package's version, read from its package.json (two folders up from dist/src). */

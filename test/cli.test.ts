@@ -130,6 +130,7 @@ describe('gcore-image-sync CLI', () => {
       { args: ['changes'], redis: false },
       { args: ['snapshot'], redis: false },
       { args: ['reporting-role'], redis: false },
+      { args: ['push', 'list'], redis: false },
       { args: ['migrate'], redis: false },
       { args: ['db'], redis: false },
     ];
@@ -203,6 +204,7 @@ describe('gcore-image-sync CLI', () => {
       'changes',
       'snapshot',
       'reporting-role',
+      'push',
       'demo',
       'db',
       'migrate',
