@@ -117,7 +117,10 @@ describe('the audit-log cursor', () => {
     const later = at('2026-12-06T02:01:00Z');
     expect(incompleteRange(later, BOUND).giveUpFrom).toBe(incompleteRange(BOUND, previous).keepFrom);
     // A database clock moved back gives up nothing.
-    expect(incompleteRange(previous, BOUND)).toEqual({ keepFrom: '2026-12-06T00:59:00.000000Z', giveUpFrom: '2026-12-06T00:59:00.000000Z' });
+    expect(incompleteRange(previous, BOUND)).toEqual({
+      keepFrom: '2026-12-06T00:59:00.000000Z',
+      giveUpFrom: '2026-12-06T00:59:00.000000Z',
+    });
   });
 
   it('tells a repeated page by its ids, so an overlap read again (nothing new in it) is no repeat', () => {

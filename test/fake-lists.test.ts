@@ -612,7 +612,10 @@ describe('control endpoints', () => {
 
     // In-process: one that names its image from the start.
     const named = fake.logIncompleteAction({ email: null }, 'delete', image, null, { namesImage: true });
-    expect((await entries()).find((e) => e.id === named)).toMatchObject({ is_complete: false, resources: [{ resource_id: image.imageId }] });
+    expect((await entries()).find((e) => e.id === named)).toMatchObject({
+      is_complete: false,
+      resources: [{ resource_id: image.imageId }],
+    });
     fake.completeAction(named);
     expect((await entries()).find((e) => e.id === named)).toMatchObject({ is_complete: true });
     expect(() => fake.completeAction(named)).toThrow(`the fake audit log holds no incomplete entry ${named}`);
