@@ -5,11 +5,14 @@ import {
   afterPage,
   aheadOf,
   describeAhead,
+  INCOMPLETE_MS,
+  incompleteRange,
   LOOK_AHEAD_MS,
   lookAheadDue,
   OVERLAP_MS,
   pageRequest,
   repeatsPrevious,
+  rereadIncomplete,
   type PageSeen,
 } from '../src/audit-log/audit-cursor.js';
 
@@ -88,6 +91,35 @@ describe('the audit-log cursor', () => {
       next: { from: '2026-12-06T01:10:00.000001Z', offset: 0 },
       ended: false,
       passedOver: true,
+    });
+  });
+
+  it('begins the next window at the oldest incomplete entry kept, from the start of its instant, when it is older than the overlap', () => {
+    const next = { from: REREAD_FROM, offset: 0 };
+    expect(rereadIncomplete(next, at('2026-12-06T01:20:00.000001Z'))).toEqual({ from: '2026-12-06T01:20:00.000001Z', offset: 0 });
+    // Within the overlap, or none: the overlap reads it again anyway.
+    expect(rereadIncomplete(next, at(REREAD_FROM))).toBe(next);
+    expect(rereadIncomplete(next, at('2026-12-06T01:55:00Z'))).toBe(next);
+    expect(rereadIncomplete(next, null)).toBe(next);
+  });
+
+  it('keeps incomplete entries for INCOMPLETE_MS after their time, and gives each up at the one window end that passes it', () => {
+    expect(INCOMPLETE_MS).toBe(3_600_000);
+    // The first window end gives up every older one (the first poll reads a day back).
+    expect(incompleteRange(BOUND, null)).toEqual({ keepFrom: '2026-12-06T01:00:00.000000Z', giveUpFrom: null });
+    // A minute later: the minute that passed the bound since.
+    const previous = at('2026-12-06T01:59:00Z');
+    expect(incompleteRange(BOUND, previous)).toEqual({
+      keepFrom: '2026-12-06T01:00:00.000000Z',
+      giveUpFrom: '2026-12-06T00:59:00.000000Z',
+    });
+    // Consecutive window ends give up adjoining ranges: none twice, none missed.
+    const later = at('2026-12-06T02:01:00Z');
+    expect(incompleteRange(later, BOUND).giveUpFrom).toBe(incompleteRange(BOUND, previous).keepFrom);
+    // A database clock moved back gives up nothing.
+    expect(incompleteRange(previous, BOUND)).toEqual({
+      keepFrom: '2026-12-06T00:59:00.000000Z',
+      giveUpFrom: '2026-12-06T00:59:00.000000Z',
     });
   });
 

@@ -105,6 +105,18 @@ function pollCounter(w: World): () => Promise<number> {
   };
 }
 
+/** The ids of the entries every read of the log returns from now on, in the order returned. */
+function returnedEntries(w: World): string[] {
+  const returned: string[] = [];
+  const page = w.fake.auditLog.page.bind(w.fake.auditLog);
+  w.fake.auditLog.page = (query, account) => {
+    const answer = page(query, account);
+    returned.push(...(answer.results as Array<{ id: string }>).map((entry) => entry.id));
+    return answer;
+  };
+  return returned;
+}
+
 async function count(sql: Sql, query: 'actions' | 'changes'): Promise<number> {
   const [row] =
     query === 'actions'
@@ -482,13 +494,7 @@ describe('following the audit log', () => {
       at: new Date(Date.now() + 30 * 60_000),
     });
     // Which entries each read of the log returned: entries from the future must not come back to every poll.
-    const returned: string[] = [];
-    const page = w.fake.auditLog.page.bind(w.fake.auditLog);
-    w.fake.auditLog.page = (query, account) => {
-      const answer = page(query, account);
-      returned.push(...(answer.results as Array<{ id: string }>).map((entry) => entry.id));
-      return answer;
-    };
+    const returned = returnedEntries(w);
     const startedAt = new Date();
     follow(w, 2);
     // The first poll ends, having looked ahead: both entries are stored, and the images they name refreshed (nothing changed).
@@ -613,4 +619,119 @@ describe('following the audit log', () => {
     });
     expect(w.fake.requestsByEndpoint.image).toBe(1);
   });
+});
+
+describe('entries Gcore logs incomplete', () => {
+  /** The history the first sync stored, moved `minutes` back, as if it had run then. */
+  async function firstSyncAgo(sql: Sql, minutes: number): Promise<void> {
+    const by = `${minutes} minutes`;
+    await sql`UPDATE image_rows SET first_seen_at = first_seen_at - ${by}::interval, seen_at = seen_at - ${by}::interval`;
+    await sql`UPDATE image_versions SET valid_from = valid_from - ${by}::interval`;
+    await sql`UPDATE image_changes SET changed_at = changed_at - ${by}::interval`;
+  }
+
+  /** Where the cursor stands against the entry `id`'s time, and the entry as stored. */
+  async function cursorAndEntry(sql: Sql, id: string) {
+    const [row] = await sql`
+      SELECT c.from_timestamp = a.acted_at AS from_the_entry, c.from_timestamp > a.acted_at AS past_the_entry,
+        a.is_complete, a.raw->'is_complete' AS raw_complete, a.image_id
+      FROM audit_log_cursors c, image_actions a WHERE a.action_id = ${id}`;
+    return row;
+  }
+
+  it('reads an entry logged incomplete again, past the overlap, until it is complete, and puts the rename down to it once', async () => {
+    const [image] = images(1);
+    const w = await begin([image!]);
+    // Dated 20 minutes back, before the 10 minutes each poll reads again: only the incomplete entry's own rule reads it again.
+    // The first sync as if it ran before that, so that the change log looks for the change's author where the entry lies.
+    await firstSyncAgo(w.sql, 30);
+    const id = w.fake.logIncompleteAction(
+      alice,
+      'update',
+      image!,
+      { name: 'renamed-meanwhile' },
+      { at: new Date(Date.now() - 20 * 60_000) },
+    );
+    const returned = returnedEntries(w);
+    follow(w, 1);
+    const polls = pollCounter(w);
+    await waitFor('the incomplete entry', async () => (await count(w.sql, 'actions')) === 1);
+    const before = await polls();
+    await waitFor('two more polls', async () => (await polls()) >= before + 2);
+    // Read again by every poll, each beginning at it; naming no image yet, it refreshed nothing.
+    expect(returned.filter((entry) => entry === id).length).toBeGreaterThanOrEqual(3);
+    expect(await cursorAndEntry(w.sql, id)).toEqual({
+      from_the_entry: true,
+      past_the_entry: false,
+      is_complete: false,
+      raw_complete: false,
+      image_id: null,
+    });
+    expect(w.fake.requestsByEndpoint.image).toBe(0);
+
+    // The rename is done and Gcore completes its entry: the same id, naming the image now.
+    w.fake.updateImage(image!, { name: 'renamed-meanwhile', updated_at: new Date().toISOString() });
+    w.fake.completeAction(id);
+    await waitFor('the rename, put down to alice', async () => (await changesOf(w.sql, image!)).some((c) => c.field === 'name'));
+    const completedPolls = await polls();
+    await waitFor('two more polls', async () => (await polls()) >= completedPolls + 2);
+    expect((await changesOf(w.sql, image!)).slice(1)).toEqual([
+      {
+        change_type: 'updated',
+        field: 'name',
+        new_value: 'renamed-meanwhile',
+        actor_email: 'alice@example.com',
+        action_type: 'update',
+        actor_candidates: 1,
+      },
+      expect.objectContaining({ field: 'updated_at', actor_email: 'alice@example.com', actor_candidates: 1 }),
+    ]);
+    // Stored complete, once; the windows begin an overlap before their bound again, past it.
+    expect(await cursorAndEntry(w.sql, id)).toEqual({
+      from_the_entry: false,
+      past_the_entry: true,
+      is_complete: true,
+      raw_complete: true,
+      image_id: image!.imageId,
+    });
+    expect(await count(w.sql, 'actions')).toBe(1);
+    expect(w.fake.requestsByEndpoint.image).toBe(1);
+    expect(w.logLines.some((line) => line.includes('are given up'))).toBe(false);
+    expect(await invariantViolations(w.sql, w.pipeline.services.queues)).toEqual([]);
+  }, 120_000);
+
+  it('gives up an entry still incomplete an hour after its time: stored as incomplete, named once, not read again', async () => {
+    const [image] = images(1);
+    const w = await begin([image!]);
+    const id = w.fake.logIncompleteAction(bob, 'update', image!, null, { at: new Date(Date.now() - 2 * 60 * 60_000) });
+    const returned = returnedEntries(w);
+    follow(w, 1);
+    const polls = pollCounter(w);
+    // The first poll reads a day back: it stores the entry, and gives it up at once.
+    await waitFor('the incomplete entry', async () => (await count(w.sql, 'actions')) === 1);
+    const before = await polls();
+    await waitFor('three more polls', async () => (await polls()) >= before + 3);
+    // Completed now, too late: no window reads it again.
+    w.fake.completeAction(id);
+    const completedPolls = await polls();
+    await waitFor('two more polls', async () => (await polls()) >= completedPolls + 2);
+
+    expect(returned.filter((entry) => entry === id)).toEqual([id]);
+    expect(await cursorAndEntry(w.sql, id)).toEqual({
+      from_the_entry: false,
+      past_the_entry: true,
+      is_complete: false,
+      raw_complete: false,
+      image_id: null,
+    });
+    const givenUp = w.logLines.filter((line) => line.includes('are given up'));
+    expect(givenUp.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
+      expect.objectContaining({
+        entries: 1,
+        action_ids: [id],
+        msg: 'audit log: entries still incomplete 1h after their time are given up: they stay stored as incomplete and are no longer read again',
+      }),
+    ]);
+    expect(await invariantViolations(w.sql, w.pipeline.services.queues)).toEqual([]);
+  }, 120_000);
 });

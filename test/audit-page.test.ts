@@ -44,6 +44,17 @@ describe('readAuditEntries', () => {
   });
 });
 
+describe('readUserAction', () => {
+  it("reads is_complete as the contract's boolean; anything else is stored as null, and named when it is not null", () => {
+    const at = '2026-12-06T01:00:00Z';
+    expect(action('a', at, { is_complete: false })).toMatchObject({ isComplete: false, invalidFields: [] });
+    expect(action('a', at, { is_complete: true })).toMatchObject({ isComplete: true, invalidFields: [] });
+    expect(action('a', at)).toMatchObject({ isComplete: null, invalidFields: [] });
+    expect(action('a', at, { is_complete: null })).toMatchObject({ isComplete: null, invalidFields: [] });
+    expect(action('a', at, { is_complete: 'false' })).toMatchObject({ isComplete: null, invalidFields: ['is_complete'] });
+  });
+});
+
 describe('checkAuditOrder', () => {
   const from = '2026-12-06T01:00:00Z';
   it('accepts entries from `from` on, in the order asked', () => {

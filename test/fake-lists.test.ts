@@ -28,6 +28,7 @@ const SERIALIZERS: Record<string, string> = {
   bmimages: 'BareMetalImageCollectionSerializer',
   projects: 'ListProjectsSerializer',
   regions: 'RegionCollectionSerializer',
+  user_actions: 'UserActionCollectionSerializer',
 };
 
 interface Answer {
@@ -585,6 +586,55 @@ describe('control endpoints', () => {
       body: { error: 'selector.offset: must be a whole number >= 0' },
     });
     expect((await list('/cloud/v1/images/1/1')).count).toBe(10);
+  });
+
+  it('log an entry incomplete and complete it later: the same id and time, is_complete true, naming its image', async () => {
+    const image = triple(1, 1, 2);
+    const entries = async () => (await list('/cloud/v1/user_actions?order_by=asc')).results;
+    const logged = await control('log-incomplete', {
+      email: 'carol@example.com',
+      action_type: 'update',
+      project_id: 1,
+      region_id: 1,
+      image_id: image.imageId,
+    });
+    expect(logged).toEqual({ status: 200, body: { id: expect.any(String) } });
+    const { id } = logged.body as { id: string };
+    const [incomplete] = await entries();
+    expect(incomplete).toMatchObject({ id, email: 'carol@example.com', action_type: 'update', is_complete: false, resources: [] });
+
+    expect(await control('complete-action', { id })).toEqual({ status: 200, body: { id } });
+    const [complete] = await entries();
+    expect(complete).toEqual({
+      ...incomplete,
+      is_complete: true,
+      resources: [{ resource_id: image.imageId, resource_type: 'image', resource_body: null, search_field: null }],
+    });
+    // Once complete, there is nothing left to complete.
+    expect(await control('complete-action', { id })).toEqual({
+      status: 400,
+      body: { error: `id: the audit log holds no incomplete entry ${id}` },
+    });
+
+    // In-process: one that names its image from the start.
+    const named = fake.logIncompleteAction({ email: null }, 'delete', image, null, { namesImage: true });
+    expect((await entries()).find((e) => e.id === named)).toMatchObject({
+      is_complete: false,
+      resources: [{ resource_id: image.imageId }],
+    });
+    fake.completeAction(named);
+    expect((await entries()).find((e) => e.id === named)).toMatchObject({ is_complete: true });
+    expect(() => fake.completeAction(named)).toThrow(`the fake audit log holds no incomplete entry ${named}`);
+
+    expect(await control('log-incomplete', { action_type: 'update', project_id: 1, region_id: 1 })).toEqual({
+      status: 400,
+      body: { error: 'image_id: must be a string' },
+    });
+    expect(await control('log-incomplete', { email: null, action_type: 'update', project_id: 1, region_id: 1, image_id: 'nope' })).toEqual({
+      status: 400,
+      body: { error: 'no image 1/1/nope' },
+    });
+    expect(await control('complete-action', {})).toEqual({ status: 400, body: { error: 'id: must be a string' } });
   });
 
   it('deletes every N-th stored image (the N-th, 2N-th, ...) in insertion order', async () => {

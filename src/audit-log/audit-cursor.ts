@@ -11,7 +11,16 @@
 // once its time has come. When a poll has read its window to the end, the
 // next one begins OVERLAP_MS before its bound: an entry that reaches the log
 // late, or out of order, is still read. Entries are kept by id, so reading
-// one again stores nothing new and queues nothing.
+// one again stores nothing new and queues nothing; one that comes back
+// changed is stored again and its images refreshed again.
+//
+// An entry Gcore logs with is_complete false (not yet filled with all it
+// should hold) may come back completed at any time, later than the overlap:
+// so the next window begins no later than the oldest such entry of the
+// account dated within INCOMPLETE_MS of the bound (rereadIncomplete). Past
+// that it is given up: it stays stored as incomplete, is named once in the
+// log (the window end at which it passed the bound names it, incompleteRange),
+// and windows begin an overlap before their bound again.
 //
 // Entries ahead of the bound are looked for apart (lookAheadDue): one request
 // at most every LOOK_AHEAD_MS, newest first, so that they are stored, acted on
@@ -31,6 +40,11 @@ export interface AuditCursor {
 export const OVERLAP_MS = 10 * 60_000;
 /** How often the entries dated ahead of the database's clock are looked for (one request each time). */
 export const LOOK_AHEAD_MS = 10 * 60_000;
+/**
+ * How long after its timestamp an entry stored incomplete is read again, waiting for Gcore to
+ * complete it: an hour of re-reading costs one request per 1,000 entries of that hour, each poll.
+ */
+export const INCOMPLETE_MS = 60 * 60_000;
 
 const MICROS_PER_MS = 1000n;
 
@@ -85,6 +99,35 @@ export function afterPage(request: PageRequest, page: PageSeen, bound: bigint): 
   // A full page of one instant that repeats the one before: counting on would go round in circles.
   if (page.repeated) return { next: { from: isoMicros(anchor + 1n), offset: 0 }, ended: false, passedOver: true };
   return { next: { from: request.from, offset: request.offset + page.size }, ended: false, passedOver: false };
+}
+
+/**
+ * The incomplete entries the end of a window bounded by `bound` looks at: those dated from
+ * `keepFrom` on are read again by the next window; those dated from `giveUpFrom` up to `keepFrom`
+ * passed INCOMPLETE_MS since the last window ended (bounded by `previousBound`) and are given up now.
+ * Null `giveUpFrom` (no window ended before): every earlier one is given up now.
+ */
+export interface IncompleteRange {
+  keepFrom: string;
+  giveUpFrom: string | null;
+}
+
+export function incompleteRange(bound: bigint, previousBound: bigint | null): IncompleteRange {
+  const keepFrom = bound - BigInt(INCOMPLETE_MS) * MICROS_PER_MS;
+  if (previousBound === null) return { keepFrom: isoMicros(keepFrom), giveUpFrom: null };
+  const previousKeepFrom = previousBound - BigInt(INCOMPLETE_MS) * MICROS_PER_MS;
+  // A clock moved back gives up nothing (an empty range), rather than the entries a later window kept.
+  return { keepFrom: isoMicros(keepFrom), giveUpFrom: isoMicros(previousKeepFrom < keepFrom ? previousKeepFrom : keepFrom) };
+}
+
+/**
+ * Where the next window begins once one has been read to its end: `next` (an overlap before its
+ * bound), or earlier, at the oldest incomplete entry kept (incompleteRange), from the start of its
+ * instant, so that the entry is read again.
+ */
+export function rereadIncomplete(next: AuditCursor, oldestIncomplete: bigint | null): AuditCursor {
+  if (oldestIncomplete === null || oldestIncomplete >= epochMicros(next.from)) return next;
+  return { from: isoMicros(oldestIncomplete), offset: 0 };
 }
 
 /** Whether a page asked for at `offset` > 0 holds exactly the entries (by id) of the page before it: the server ignored offset. */

@@ -15,7 +15,17 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AccountContext } from '../work/account-context.js';
 import { epochMicros, isoMicros } from '../gcore/api-date.js';
-import { afterPage, aheadOf, lookAheadDue, pageRequest, repeatsPrevious, type AuditCursor } from './audit-cursor.js';
+import {
+  afterPage,
+  aheadOf,
+  INCOMPLETE_MS,
+  incompleteRange,
+  lookAheadDue,
+  pageRequest,
+  repeatsPrevious,
+  rereadIncomplete,
+  type AuditCursor,
+} from './audit-cursor.js';
 import { auditLogRequest, checkAuditOrder, imagesActedOn, readAuditEntries, type ActedImage, type AuditOrder } from './audit-page.js';
 import type { ListPage } from '../gcore/gcore-client.js';
 import { AuthenticationError, RequestWithheldError } from '../gcore/gcore-errors.js';
@@ -34,12 +44,14 @@ import { ensureSubscription, type PushTarget } from './push-subscriptions.js';
 import { GcoreApiError } from '../gcore/gcore-errors.js';
 import { claimActedTargets } from '../sql/claimActedTargets.js';
 import { claimedTriples } from '../sql/claimedTriples.js';
+import { incompleteActions, lastWindowBound, type IncompleteActions } from '../sql/incompleteActions.js';
 import { listOldClaims } from '../sql/listOldClaims.js';
 import { recordActions } from '../sql/recordActions.js';
 import { accountScopes, adoptIntoScope } from '../sql/scopeAdoption.js';
 import { scopeLabel } from '../sql/scopeLabel.js';
 import type { Tx } from '../sql/tripleLock.js';
 import { tripleKey } from '../images/triple.js';
+import { formatDuration } from '../schedule/schedule.js';
 import type { UserAction } from '../gcore/user-action.js';
 
 /** The longest a poll reads before another process may go on (and this one looks again at the next due time). */
@@ -249,12 +261,31 @@ class AuditFollower {
         'audit log: more entries share one instant than a page holds, and the server does not honour offset: the rest of that instant is passed over',
       );
     }
-    const stored = await this.storeMarking(actions, (tx) =>
-      moveAuditCursor(tx, this.account, this.holder, LEASE_MS, cursor, step.next, step.ended ? request.to : null),
-    );
+    let incomplete: IncompleteActions | undefined;
+    const stored = await this.storeMarking(actions, async (tx) => {
+      let next = step.next;
+      if (step.ended) {
+        // After this page's entries are stored: an entry it holds incomplete is read again too.
+        incomplete = await this.incompleteAtEnd(tx, bound);
+        next = rereadIncomplete(next, incomplete.oldest === null ? null : epochMicros(incomplete.oldest));
+      }
+      return moveAuditCursor(tx, this.account, this.holder, LEASE_MS, cursor, next, step.ended ? request.to : null);
+    });
     if (stored === null) return null;
+    if (incomplete && incomplete.givenUpCount > 0) {
+      this.ctx.logger.warn(
+        { entries: incomplete.givenUpCount, action_ids: incomplete.givenUp },
+        `audit log: entries still incomplete ${formatDuration(INCOMPLETE_MS)} after their time are given up: they stay stored as incomplete and are no longer read again`,
+      );
+    }
     const queued = await this.actOn(stored, actions);
     return { next: step.next, ended: step.ended, ids, entries: stored.fresh.size, queued };
+  }
+
+  /** The account's entries stored incomplete, at the end of a window bounded by `bound`: the oldest still read again, and those given up now. */
+  private async incompleteAtEnd(tx: Tx, bound: bigint): Promise<IncompleteActions> {
+    const previous = await lastWindowBound(tx, this.account);
+    return incompleteActions(tx, this.account, incompleteRange(bound, previous === null ? null : epochMicros(previous)));
   }
 
   /**

@@ -527,11 +527,21 @@ export const imageActions = pgTable(
     imageId: text('image_id'),
     /** Fields that did not match the contract: stored as null here, as received in raw. */
     invalidFields: text('invalid_fields').array(),
+    /**
+     * Gcore's is_complete: false while Gcore has not filled the entry with all it should hold (the
+     * follower reads it again, for a bounded time: src/audit-log/audit-cursor.ts); null when the entry
+     * carried no boolean there.
+     */
+    isComplete: boolean('is_complete'),
     raw: jsonb('raw').notNull(),
     receivedAt: tz('received_at').notNull().defaultNow(),
   },
   (t) => [
     index('image_actions_image_idx').on(t.projectId, t.regionId, t.imageId, t.actedAt),
+    // The few entries stored incomplete, found at the end of every poll without walking the others.
+    index('image_actions_incomplete_idx')
+      .on(t.actedAt)
+      .where(sql`${t.isComplete} = false`),
     // A first sighting is put down to the image's create entry: found without walking its other entries.
     index('image_actions_create_idx')
       .on(t.projectId, t.regionId, t.imageId, t.actedAt)

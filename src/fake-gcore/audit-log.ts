@@ -45,6 +45,11 @@ export interface ActionInput {
   actionData?: Record<string, unknown> | null;
   /** Its timestamp, any date (one ahead of every clock, as a Gcore node with a fast clock or a forged entry gives); the log's clock when absent. */
   at?: Date;
+  /**
+   * Logged before Gcore has filled it with all it should hold (is_complete false), naming the image
+   * only when `namesImage`; complete() fills it in later.
+   */
+  incomplete?: { namesImage: boolean };
 }
 
 interface Entry {
@@ -53,6 +58,8 @@ interface Entry {
   micros: bigint;
   seq: number;
   body: Record<string, unknown>;
+  /** The resource the entry is about, named in `resources` once complete. */
+  resource: Record<string, unknown>;
 }
 
 /** A user id for an email, stable within a run: the same person is always the same id. */
@@ -104,7 +111,8 @@ export class FakeAuditLog {
 
   /**
    * Logs an action of `input.actor` on an image, as Gcore does once the
-   * action is done. Returns the entry as the log keeps it: a test may change
+   * action is done (or, `incomplete`, before it has filled the entry in:
+   * complete() does). Returns the entry as the log keeps it: a test may change
    * its fields (not its timestamp) afterwards, as Gcore may complete or
    * correct an entry it has already answered.
    */
@@ -112,6 +120,7 @@ export class FakeAuditLog {
     const at = input.at ?? this.clock();
     const id = String(this.nextId++);
     const { actor, triple } = input;
+    const resource = { resource_id: triple.imageId, resource_type: 'image', resource_body: null, search_field: null };
     const body = {
       id,
       // Microseconds, with the "+00:00" zone of the contract's example.
@@ -128,15 +137,28 @@ export class FakeAuditLog {
       user_agent: actor.userAgent ?? (actor.email === null ? null : 'fake-client/1.0'),
       source_user_ip: actor.ip ?? (actor.email === null ? null : '203.0.113.7'),
       acknowledged: false,
-      is_complete: true,
+      is_complete: input.incomplete === undefined,
       total_price: null,
       token_id: actor.tokenId ?? null,
       issued_by_user_id: actor.issuedByUserId ?? null,
-      resources: [{ resource_id: triple.imageId, resource_type: 'image', resource_body: null, search_field: null }],
+      resources: input.incomplete?.namesImage === false ? [] : [resource],
     };
-    this.entries.push({ account: input.account, micros: micros(body.timestamp)!, seq: this.entries.length, body });
+    this.entries.push({ account: input.account, micros: micros(body.timestamp)!, seq: this.entries.length, body, resource });
     this.logged(input.account, body);
     return body;
+  }
+
+  /**
+   * Completes an entry logged incomplete, as Gcore does once it has filled it: the same id and
+   * time, is_complete true, naming the image it is about. False when no incomplete entry has that id.
+   */
+  complete(id: string): boolean {
+    // Looked for rather than indexed: completions are few, and a benchmark's log holds a million entries.
+    const entry = this.entries.find((e) => e.body.id === id);
+    if (!entry || entry.body.is_complete !== false) return false;
+    entry.body.is_complete = true;
+    entry.body.resources = [entry.resource];
+    return true;
   }
 
   /** How many entries the log holds, of every account. */

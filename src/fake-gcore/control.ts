@@ -2,6 +2,7 @@
 // runs in another process: a slip in a script is answered with 400 and says
 // what was wrong, instead of changing the fake in some unintended way.
 import type { IncomingMessage } from 'node:http';
+import type { Triple } from '../interfaces.js';
 import type { Actor } from './audit-log.js';
 import { LIST_ENDPOINTS, type ListEndpoint, type ListSelector } from './list-queries.js';
 import type { Fault, ListLie } from './faults.js';
@@ -36,6 +37,31 @@ export function readEvery(body: Body): number {
 export function readActor(body: Body): Actor {
   if (body.email !== null && typeof body.email !== 'string') throw new ControlError('email: must be a string or null');
   return { email: body.email };
+}
+
+/** {"email", "action_type", "project_id", "region_id", "image_id", "names_image"}: an action to log incomplete (names_image: false when absent). */
+export function readIncompleteAction(body: Body): { actor: Actor; actionType: string; triple: Triple; namesImage: boolean } {
+  if (typeof body.action_type !== 'string' || body.action_type === '') throw new ControlError('action_type: must be a string');
+  const id = (name: 'project_id' | 'region_id') => {
+    const value = optionalWholeNumber(body[name], name, 0);
+    if (value === undefined) throw new ControlError(`${name}: required`);
+    return value;
+  };
+  const triple = { projectId: id('project_id'), regionId: id('region_id'), imageId: body.image_id };
+  if (typeof triple.imageId !== 'string' || triple.imageId === '') throw new ControlError('image_id: must be a string');
+  if (body.names_image !== undefined && typeof body.names_image !== 'boolean') throw new ControlError('names_image: must be true or false');
+  return {
+    actor: readActor(body),
+    actionType: body.action_type,
+    triple: { ...triple, imageId: triple.imageId },
+    namesImage: body.names_image ?? false,
+  };
+}
+
+/** {"id": "..."}: an entry of the audit log. */
+export function readActionId(body: Body): string {
+  if (typeof body.id !== 'string' || body.id === '') throw new ControlError('id: must be a string');
+  return body.id;
 }
 
 /** {"on": true|false}. */

@@ -14,12 +14,14 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { GPU_BAREMETAL, GPU_VIRTUAL, ORDINARY, type ImageKind } from '../images/image-kinds.js';
 import type { Triple } from '../interfaces.js';
-import { type Actor, FakeAuditLog } from './audit-log.js';
+import { type ActionInput, type Actor, FakeAuditLog } from './audit-log.js';
 import {
   ControlError,
+  readActionId,
   readActor,
   readBody,
   readEvery,
+  readIncompleteAction,
   readKeyRefusal,
   readListFault,
   readListLie,
@@ -335,10 +337,37 @@ export class FakeGcore {
   }
 
   /** Logs an action without doing it (an entry whose effect a test controls). */
-  logAction(actor: Actor, actionType: string, triple: Triple, actionData: Record<string, unknown> | null): void {
+  logAction(
+    actor: Actor,
+    actionType: string,
+    triple: Triple,
+    actionData: Record<string, unknown> | null,
+    more: Pick<ActionInput, 'at' | 'incomplete'> = {},
+  ): Record<string, unknown> {
     const owner = [...this.accounts.values()].find((a) => a.projects === 'all' || a.projects.includes(triple.projectId));
     if (!owner) throw new Error(`no fake account holds project ${triple.projectId}`);
-    this.auditLog.record({ account: owner.name, actionType, triple, actor, actionData });
+    return this.auditLog.record({ account: owner.name, actionType, triple, actor, actionData, ...more });
+  }
+
+  /**
+   * Logs an action, without doing it, as Gcore logs one it has not yet filled in (is_complete false),
+   * naming the image only when `namesImage`; dated `at` (the log's clock when absent). Returns the
+   * entry's id, for completeAction.
+   */
+  logIncompleteAction(
+    actor: Actor,
+    actionType: string,
+    triple: Triple,
+    actionData: Record<string, unknown> | null,
+    options: { namesImage?: boolean; at?: Date } = {},
+  ): string {
+    const incomplete = { namesImage: options.namesImage ?? false };
+    return this.logAction(actor, actionType, triple, actionData, { incomplete, at: options.at }).id as string;
+  }
+
+  /** Completes an entry logged incomplete: the same id and time, is_complete true, naming its image. */
+  completeAction(id: string): void {
+    if (!this.auditLog.complete(id)) throw new Error(`the fake audit log holds no incomplete entry ${id}`);
   }
 
   /** Deletes the N-th, 2N-th, 3N-th... stored image, counted in insertion order (every one when N is 1); returns how many. */
@@ -528,6 +557,16 @@ export class FakeGcore {
     'POST /__fake/push-fault': (body) => this.setPushFault(readPushFault(body)),
     'POST /__fake/push-flush': () => ({ released: this.flushPushes() }),
     'POST /__fake/subscriptions-refuse-key': (body) => this.refuseKeyOnSubscriptions(readKeyRefusal(body)),
+    'POST /__fake/log-incomplete': (body) => {
+      const { actor, actionType, triple, namesImage } = readIncompleteAction(body);
+      if (!this.getImage(triple)) throw new ControlError(`no image ${key(triple)}`);
+      return { id: this.logIncompleteAction(actor, actionType, triple, null, { namesImage }) };
+    },
+    'POST /__fake/complete-action': (body) => {
+      const id = readActionId(body);
+      if (!this.auditLog.complete(id)) throw new ControlError(`id: the audit log holds no incomplete entry ${id}`);
+      return { id };
+    },
   };
 
   private async handleControl(req: IncomingMessage, res: ServerResponse): Promise<boolean> {

@@ -25,6 +25,8 @@ export interface UserAction {
   regionId: number | null;
   /** Every image the entry names (resources of type image or shared_image), in its order. */
   imageIds: string[];
+  /** Gcore's is_complete: false while Gcore has not filled the entry with all it should hold (read again for a while); null when not a boolean. */
+  isComplete: boolean | null;
   /** Fields that did not match the contract (stored as null). */
   invalidFields: string[];
   raw: unknown;
@@ -54,6 +56,14 @@ function integer(entry: Entry, field: string, invalid: string[]): number | null 
   const value = entry[field];
   if (value === null || value === undefined) return null;
   if (Number.isSafeInteger(value)) return value as number;
+  invalid.push(field);
+  return null;
+}
+
+function flag(entry: Entry, field: string, invalid: string[]): boolean | null {
+  const value = entry[field];
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'boolean') return value;
   invalid.push(field);
   return null;
 }
@@ -108,6 +118,7 @@ export function readUserAction(value: unknown): UserAction {
     projectId: integer(entry, 'project_id', invalid),
     regionId: integer(entry, 'region_id', invalid),
     imageIds: imagesOf(entry, invalid),
+    isComplete: flag(entry, 'is_complete', invalid),
     invalidFields: invalid,
     raw: storableJson(entry, '', replaced),
   };

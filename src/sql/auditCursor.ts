@@ -18,7 +18,7 @@ const pollDue = (sql: Sql, pollSeconds: number) => sql`
     ELSE polled_at + make_interval(secs => ${pollSeconds}::int) END`;
 
 /** An instant as ISO text with all six digits of the fraction. */
-const isoText = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+export const isoText = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /** The lease: where to read from, whether a poll is due, the database's clock now (a poll's bound), and when it last looked ahead. */
 export interface AuditLease extends AuditCursor {
@@ -120,7 +120,7 @@ export interface AuditLogState {
   account: string;
   /** The database's clock when the last poll that read the log to its end began: every entry dated up to it was read. Null before the first. */
   read_to: Date | null;
-  /** Where the next read starts (an overlap before read_to once a poll has ended: entries that come late are still read). */
+  /** Where the next read starts (an overlap before read_to once a poll has ended, or earlier at an entry still incomplete: entries that come late, or are completed late, are still read). */
   next_from: Date;
   last_error: string | null;
   /** The furthest entry dated ahead of the database's clock at the last look (null: none), how many there were, and when it looked. */
