@@ -58,9 +58,12 @@ const UNBINDABLE_EXCHANGES = new Set(['', 'amq.default']);
 /** Consumes wake-ups until stopped: the consumer connects at once, in the background. */
 export function startAmqpWake(options: AmqpWakeOptions): { stop(): Promise<void> } {
   if (UNBINDABLE_EXCHANGES.has(options.exchange)) {
-    throw new Error(`AMQP wake-ups: no queue can be bound to the default exchange ("${options.exchange}"); name the exchange Gcore publishes to`);
+    throw new Error(
+      `AMQP wake-ups: no queue can be bound to the default exchange ("${options.exchange}"); name the exchange Gcore publishes to`,
+    );
   }
-  if (options.queue === '') throw new Error('AMQP wake-ups: name the queue (the broker would name one per connection, which workers cannot share)');
+  if (options.queue === '')
+    throw new Error('AMQP wake-ups: name the queue (the broker would name one per connection, which workers cannot share)');
   return new AmqpWake(options);
 }
 
@@ -132,10 +135,9 @@ class AmqpWake {
   private async open(): Promise<Session> {
     const { connect } = await import('amqplib');
     const connecting = connect(this.options.url, { timeout: CONNECT_TIMEOUT_MS });
-    // stop() does not wait out a connection attempt: one that ends after it is closed at once.
-    const aborted = new Promise<undefined>((resolve) => this.stopping.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
-    const model = await Promise.race([connecting, aborted]);
+    const model = await this.unlessStopped(connecting);
     if (!model) {
+      // stop() does not wait out a connection attempt: one that ends after it is closed at once.
       connecting
         .then((late) => {
           late.on('error', () => {});
@@ -177,6 +179,18 @@ class AmqpWake {
       await this.close(session);
       throw error;
     }
+  }
+
+  /** What `promise` resolves to, or undefined as soon as stop() is called. */
+  private unlessStopped<T>(promise: Promise<T>): Promise<T | undefined> {
+    const { signal } = this.stopping;
+    if (signal.aborted) return Promise.resolve(undefined);
+    return new Promise<T | undefined>((resolve, reject) => {
+      const onStop = () => resolve(undefined);
+      // Removed again: a broker away for days is tried thousands of times, each adding a listener.
+      signal.addEventListener('abort', onStop, { once: true });
+      promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onStop));
+    });
   }
 
   /**

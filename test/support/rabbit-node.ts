@@ -82,7 +82,8 @@ export async function startRabbitNode(): Promise<RabbitNode> {
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
 
-  const ctl = async (...args: string[]) => (await run(script('rabbitmqctl'), ['-n', nodename, ...args], { env, timeout: STOP_TIMEOUT_MS })).stdout;
+  const ctl = async (...args: string[]) =>
+    (await run(script('rabbitmqctl'), ['-n', nodename, ...args], { env, timeout: STOP_TIMEOUT_MS })).stdout;
 
   const start = async () => {
     const out = openSync(consoleLog, 'a');
