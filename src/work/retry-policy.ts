@@ -4,7 +4,7 @@
 // the callers carry the decisions out, and no other module picks a retry
 // delay of its own. The schemes:
 // - exponential backoff (backoffMs): a try that failed may pass later, so the
-//   waits grow: API_BACKOFF, WEBHOOK_BACKOFF, STORE_AWAY.timeline, JOB_RETRY;
+//   waits grow: API_BACKOFF, WEBHOOK_BACKOFF, BROKER_BACKOFF, STORE_AWAY.timeline, JOB_RETRY;
 // - as asked: a 429 waits what the API asked for, up to the cap (rateLimitPause);
 // - store away: Postgres or the queue store did not answer; the work waits and
 //   runs again without spending an attempt (STORE_AWAY, decideBatchError);
@@ -73,6 +73,23 @@ export const API_BACKOFF: Backoff = { firstMs: 500, maxMs: 8000, jitter: 0.25 };
  * per process, so no jitter is needed to keep senders apart.
  */
 export const WEBHOOK_BACKOFF: Backoff = { firstMs: 1000, maxMs: 60_000, jitter: 0 };
+
+/**
+ * A customer's AMQP broker that is away (restarting, unreachable, refusing):
+ * 0.5 s doubling to 30 s, less up to 25 %. A restart is mostly over within
+ * seconds, so the first tries come soon; a broker away for an hour is asked
+ * twice a minute by each worker, and the jitter keeps a deployment's workers
+ * from knocking all at once when it comes back. Polls go on meanwhile, so
+ * nothing is lost while it is away, only the pushes' speed.
+ */
+export const BROKER_BACKOFF: Backoff = { firstMs: 500, maxMs: 30_000, jitter: 0.25 };
+
+/**
+ * A wake-up from the broker that could not be taken (the wake threw) goes
+ * back to the queue after 1 s: at once, it would come straight back to this
+ * or another worker and spin on the same failure.
+ */
+export const WAKE_REQUEUE_MS = 1000;
 
 /** How long a webhook sender waits before its next look: at once after a full batch, the backoff after a failure, else its poll interval. */
 export function webhookWaitMs(failures: number, sent: number, options: { batchSize: number; pollMs: number }): number {
