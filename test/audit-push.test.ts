@@ -4,6 +4,7 @@
 // wait came by the push.
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_PUSH_BYTES } from '../src/audit-log/push-receiver.js';
 import { sampleImage, sampleImageId } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
@@ -285,12 +286,16 @@ describe('audit-log pushes', () => {
     expect(await pushesAccepted(metricsPort)).toBe(accepted);
     const status = await runCli(['status'], settings);
     expect(status.stderr + status.stdout).toContain(`${before!.refused + 3} refused`);
+    // With the right header, a body over the limit is refused too; a GET is not a push.
+    expect((await push(pushPort, `Bearer ${SECRET}`, 'x'.repeat(MAX_PUSH_BYTES + 1))).status).toBe(413);
+    expect((await fetch(`http://127.0.0.1:${pushPort}${PATH}`)).status).toBe(405);
+    expect(await pushesAccepted(metricsPort)).toBe(accepted);
   });
 
   it('a burst of 100 pushes within a second costs at most a few reads of the log', async () => {
     await worker(pushPort);
     await waitFor('the first poll', async () => (await polledAt()) !== null, 60_000);
-    const reads = fake.requestsByEndpoint.user_actions!;
+    const reads = fake.requestsByEndpoint.user_actions;
     const answers = await Promise.all(Array.from({ length: 100 }, () => push(pushPort)));
     expect(answers.map((a) => a.status)).toEqual(Array(100).fill(204));
     const before = await polledAt();
@@ -305,7 +310,7 @@ describe('audit-log pushes', () => {
       },
       60_000,
     );
-    const extra = fake.requestsByEndpoint.user_actions! - reads;
+    const extra = fake.requestsByEndpoint.user_actions - reads;
     expect(extra).toBeGreaterThanOrEqual(1);
     expect(extra).toBeLessThanOrEqual(3);
   });

@@ -6,6 +6,7 @@ import type { KeyedAccount } from '../config/accounts.js';
 import { buildAccountContext, type ProcessContext } from './account-context.js';
 import { startAuditFollower } from '../audit-log/audit-follower.js';
 import { accountPushes } from '../audit-log/push-subscriptions.js';
+import { startAmqpPush } from '../audit-log/amqp-push.js';
 import { startListWorker } from '../discovery/list-worker.js';
 import { startRefreshWorker } from './refresh-worker.js';
 import { repeatedErrorLog } from '../ops/repeated-errors.js';
@@ -31,13 +32,15 @@ export function startAccountWork(account: KeyedAccount, proc: ProcessContext): A
     config.auditLogPollSeconds > 0
       ? startAuditFollower(ctx, { pollSeconds: config.auditLogPollSeconds, pushes: accountPushes(config.auditPush, account) })
       : undefined;
+  // Pushes only wake the follower: without one (AUDIT_LOG_POLL_SECONDS=0) there is nothing to wake.
+  const amqp = follower && account.amqp ? startAmqpPush(ctx, account.amqp, config.queuePrefix) : undefined;
   return {
     account,
     get rejected() {
       return latch.rejected;
     },
     async close() {
-      await Promise.all([refreshWorker.close(), listWorker.close(), follower?.stop()]);
+      await Promise.all([refreshWorker.close(), listWorker.close(), follower?.stop(), amqp?.stop()]);
       await latch.release();
       ctx.api.close();
     },
