@@ -106,6 +106,12 @@ it('subscribes the account to its broker, puts a pushed rename down to who made 
   fake.renameImageAs(alice, two, 'pushed-after-restart');
   await waitFor('the second rename, put down to alice', async () => (await nameChanges(two)).length === 1, 60_000);
   expect(await nameChanges(two)).toEqual([{ new_value: 'pushed-after-restart', actor_email: 'alice@example.com' }]);
-  expect(fake.pushStats().amqp.sent).toBeGreaterThanOrEqual(2);
+  // A message published twice wakes twice, and the change is still stored once.
+  fake.setPushFault({ mode: 'duplicate' });
+  fake.renameImageAs(alice, one, 'published-twice');
+  await waitFor('the third rename', async () => (await nameChanges(one)).length === 2, 60_000);
+  fake.setPushFault({ mode: 'deliver' });
+  expect((await nameChanges(one)).at(-1)).toEqual({ new_value: 'published-twice', actor_email: 'alice@example.com' });
+  expect(fake.pushStats().amqp.sent).toBeGreaterThanOrEqual(4);
   expect(worker.stdout() + worker.stderr()).not.toContain('guest:guest');
 }, 300_000);
