@@ -135,6 +135,44 @@ describe('audit-log pushes', () => {
     expect(status.stderr + status.stdout).not.toContain(SECRET);
   });
 
+  it("the hourly check finds this deployment's subscription in place, beside another URL's, and neither removes nor doubles it", async () => {
+    const foreign = { url: 'https://siem.example.org/gcore', auth_header_name: 'X-Token', auth_header_value: 'theirs' };
+    await waitFor('the subscription', () => fake.subscriptionsOf('default').webhooks.length === 1, 60_000);
+    expect(
+      (
+        await fetch(`${fake.url}/cloud/v1/user_actions/subscribe`, {
+          method: 'POST',
+          headers: { authorization: `APIKey ${env.env.GCORE_API_KEY}`, 'content-type': 'application/json' },
+          body: JSON.stringify(foreign),
+        })
+      ).status,
+    ).toBe(204);
+    const listed = fake.subscriptionsOf('default').webhooks;
+    await worker(pushPort);
+    for (let check = 1; check <= 2; check++) {
+      // An hour on: the check is due at the next look, which a push brings at once.
+      await sql`UPDATE audit_push SET checked_at = now() - interval '2 hours' WHERE account = 'default' AND kind = 'webhook'`;
+      const lists = fake.requestsByEndpoint['user_actions/subscriptions_list'] ?? 0;
+      expect((await push(pushPort)).status).toBe(204);
+      await waitFor('the check', async () => {
+        const [row] = await sql<{ recent: boolean }[]>`
+          SELECT checked_at > now() - interval '1 hour' AS recent FROM audit_push WHERE account = 'default' AND kind = 'webhook'`;
+        return row?.recent === true && (fake.requestsByEndpoint['user_actions/subscriptions_list'] ?? 0) > lists;
+      });
+      expect(fake.subscriptionsOf('default').webhooks).toEqual(listed);
+      const [row] = await sql<{ subscribed: boolean; problem: string | null }[]>`
+        SELECT subscribed, subscription_problem AS problem FROM audit_push WHERE account = 'default' AND kind = 'webhook'`;
+      expect(row).toEqual({ subscribed: true, problem: null });
+    }
+    expect(fake.requestsByEndpoint['user_actions/unsubscribe'] ?? 0).toBe(0);
+    // The other URL's goes again, and the next worker subscribes anew.
+    await fetch(`${fake.url}/cloud/v1/user_actions/unsubscribe`, {
+      method: 'POST',
+      headers: { authorization: `APIKey ${env.env.GCORE_API_KEY}` },
+    });
+    await sql`UPDATE audit_push SET checked_at = NULL`;
+  });
+
   it('pushes duplicated, reordered or dropped still put each change down to who made it, once', async () => {
     await worker(pushPort);
     const [one, two, three] = images as [Triple, Triple, Triple];

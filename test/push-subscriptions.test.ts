@@ -37,6 +37,8 @@ describe('reading listed subscriptions', () => {
   it('is ours by its URL or by its secret, and wanted only with both and the Authorization header', () => {
     const entry = { id: 1, url: URL_, auth_header_name: 'Authorization', auth_header_value: SECRET };
     expect(webhook.read(entry)).toEqual({ target: URL_, wanted: true, ours: true });
+    // As the client reads it back: the secret it sent is taken out of every answer.
+    expect(webhook.read({ ...entry, auth_header_value: '[redacted]' })).toEqual({ target: URL_, wanted: true, ours: true });
     expect(webhook.read({ ...entry, auth_header_value: 'Bearer another' })).toEqual({ target: URL_, wanted: false, ours: true });
     expect(webhook.read({ ...entry, url: 'https://old.example.com/push' })).toEqual({
       target: 'https://old.example.com/push',
@@ -63,6 +65,7 @@ describe('reading listed subscriptions', () => {
     };
     expect(amqp.read(entry)).toMatchObject({ wanted: true, ours: true });
     expect(amqp.read({ ...entry, routing_key: null })).toMatchObject({ wanted: false, ours: true });
+    expect(amqp.read({ ...entry, connection_string: '[redacted]' })).toEqual({ target: amqp.target, wanted: true, ours: true });
     expect(JSON.stringify(amqp.read({ ...entry, connection_string: 'amqp://u:other-pass@mq.example.org/' }))).not.toContain('other-pass');
   });
 });

@@ -9,6 +9,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { SubscriptionRequest } from '../gcore/gcore-client.js';
 import { MalformedAnswerError } from '../gcore/gcore-errors.js';
+import { REDACTED } from '../ops/secret-scrub.js';
 import type { PushKind, SubscriptionCheck } from '../sql/auditPush.js';
 import type { AuditPushSettings } from '../config/config.js';
 import type { KeyedAccount } from '../config/accounts.js';
@@ -61,6 +62,16 @@ export function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
+/**
+ * Whether a listed secret is the one this deployment sent: the client takes
+ * every secret it sends out of each answer (secret-scrub.ts), so its own
+ * reads back as the redaction mark, never as itself; compared too, for a list
+ * read without that.
+ */
+function isSentSecret(listed: unknown, sent: string): boolean {
+  return typeof listed === 'string' && (listed === REDACTED || sameSecret(listed, sent));
+}
+
 /** The webhook subscription of this deployment: AUDIT_PUSH_URL, sent back with the Authorization header. */
 export function webhookTarget(url: string, headerValue: string): PushTarget {
   return {
@@ -68,7 +79,7 @@ export function webhookTarget(url: string, headerValue: string): PushTarget {
     target: url,
     read(entry) {
       const sameUrl = entry.url === url;
-      const ourSecret = typeof entry.auth_header_value === 'string' && sameSecret(entry.auth_header_value, headerValue);
+      const ourSecret = isSentSecret(entry.auth_header_value, headerValue);
       const sameHeader = typeof entry.auth_header_name === 'string' && entry.auth_header_name.toLowerCase() === 'authorization';
       return {
         target: typeof entry.url === 'string' ? entry.url : '(no url)',
@@ -89,9 +100,13 @@ export function amqpTarget(connectionString: string, exchange: string, routingKe
     kind: 'amqp',
     target,
     read(entry) {
-      const ours = typeof entry.connection_string === 'string' && sameSecret(entry.connection_string, connectionString);
+      const ours = isSentSecret(entry.connection_string, connectionString);
       const wanted = ours && entry.exchange === exchange && (entry.routing_key ?? '') === routingKey;
-      const shown = typeof entry.connection_string === 'string' ? brokerHost(entry.connection_string) : '(no broker)';
+      const shown = ours
+        ? brokerHost(connectionString)
+        : typeof entry.connection_string === 'string'
+          ? brokerHost(entry.connection_string)
+          : '(no broker)';
       return { target: `${shown} exchange ${String(entry.exchange)} routing key ${String(entry.routing_key)}`, wanted, ours };
     },
     listPath: 'amqp_subscriptions_list',
