@@ -2,7 +2,14 @@
 // subscriptions, how a listed one is read as this deployment's, the settings,
 // and how a burst of pushes is carried by few wake-ups.
 import { describe, expect, it } from 'vitest';
-import { amqpTarget, planSubscription, webhookTarget, type ListedSubscription } from '../src/audit-log/push-subscriptions.js';
+import {
+  amqpTarget,
+  listSubscriptions,
+  planSubscription,
+  webhookTarget,
+  type ListedSubscription,
+} from '../src/audit-log/push-subscriptions.js';
+import { MalformedAnswerError } from '../src/gcore/gcore-errors.js';
 import { loadConfig } from '../src/config/config.js';
 import { Coalescer } from '../src/ops/coalescer.js';
 
@@ -67,6 +74,44 @@ describe('reading listed subscriptions', () => {
     expect(amqp.read({ ...entry, routing_key: null })).toMatchObject({ wanted: false, ours: true });
     expect(amqp.read({ ...entry, connection_string: '[redacted]' })).toEqual({ target: amqp.target, wanted: true, ours: true });
     expect(JSON.stringify(amqp.read({ ...entry, connection_string: 'amqp://u:other-pass@mq.example.org/' }))).not.toContain('other-pass');
+  });
+});
+
+describe('listing subscriptions', () => {
+  /** A list endpoint answering `page` to every request, whatever its offset; it gives up after 50 requests. */
+  const answering = (page: (offset: number) => unknown) => {
+    let calls = 0;
+    return {
+      calls: () => calls,
+      subscriptionCall: ({ path }: { path: string }) => {
+        if (++calls > 50) throw new Error('listed on and on');
+        return Promise.resolve(page(Number(new URL(path, 'http://x/').searchParams.get('offset'))));
+      },
+    };
+  };
+  const entry = (n: number) => ({ id: n, url: `https://x.example/${n}`, auth_header_name: 'A', auth_header_value: 'v' });
+
+  it('reads page by page to the count, and passes over entries that are not objects', async () => {
+    const api = answering((offset) => ({
+      count: 1001,
+      results: offset === 0 ? [...Array.from({ length: 999 }, (_, i) => entry(i)), 'junk'] : [entry(1000), null],
+    }));
+    expect(await listSubscriptions(api, 'subscriptions_list')).toHaveLength(1000);
+    expect(api.calls()).toBe(2);
+  });
+
+  it('refuses an answer that is no list page, and stops paging an answer that never ends', async () => {
+    for (const page of [null, [], 'text', { count: 1, results: {} }, { count: '1', results: [] }, { results: [] }]) {
+      await expect(
+        listSubscriptions(
+          answering(() => page),
+          'subscriptions_list',
+        ),
+      ).rejects.toBeInstanceOf(MalformedAnswerError);
+    }
+    const endless = answering(() => ({ count: 1e12, results: Array.from({ length: 1000 }, (_, i) => entry(i)) }));
+    await expect(listSubscriptions(endless, 'subscriptions_list')).rejects.toThrow('more than 10 full pages');
+    expect(endless.calls()).toBe(10);
   });
 });
 

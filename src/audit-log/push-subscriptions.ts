@@ -130,6 +130,8 @@ export function accountPushes(webhook: AuditPushSettings | undefined, account: K
 }
 
 const LIST_LIMIT = 1000;
+/** Pages of a list read at most: a client has a few subscriptions, and an answer that pages on and on (offset ignored, a count never reached) is not a list. */
+const MAX_LIST_PAGES = 10;
 
 /** What calls the subscription endpoints: the account's paced client in a worker, its plain client in a command. */
 export interface SubscriptionCaller {
@@ -139,7 +141,7 @@ export interface SubscriptionCaller {
 /** Every subscription the account's client has at `listPath` (a kind's list), page by page. */
 export async function listSubscriptions(api: SubscriptionCaller, listPath: string): Promise<Array<Record<string, unknown>>> {
   const all: Array<Record<string, unknown>> = [];
-  for (let offset = 0; ; offset += LIST_LIMIT) {
+  for (let offset = 0; offset < MAX_LIST_PAGES * LIST_LIMIT; offset += LIST_LIMIT) {
     const page = (await api.subscriptionCall({ method: 'GET', path: `${listPath}?limit=${LIST_LIMIT}&offset=${offset}` })) as {
       count?: unknown;
       results?: unknown;
@@ -149,6 +151,7 @@ export async function listSubscriptions(api: SubscriptionCaller, listPath: strin
     all.push(...page.results.filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null));
     if (page.results.length < LIST_LIMIT || all.length >= (page.count as number)) return all;
   }
+  throw new MalformedAnswerError(`${listPath}: more than ${MAX_LIST_PAGES} full pages; not read further`, 200, false);
 }
 
 /** Lists the account's subscriptions of the kind and acts on the plan; what it found, for status. */
