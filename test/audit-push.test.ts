@@ -301,6 +301,28 @@ describe('audit-log pushes', () => {
     console.log(`push to attributed change: ${took} ms`);
   });
 
+  it('a push announced while a process was not listening is read once it listens again, not at the next poll', async () => {
+    await worker(pushPort);
+    await waitFor('the first poll', async () => (await polledAt()) !== null, 60_000);
+    const listeners = () => sql<{ pid: number }[]>`
+      SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'listen "audit_log_wake"%'`;
+    await waitFor('the worker to listen', async () => (await listeners()).length === 1);
+    const image = images[0]!;
+    const earlier = await nameChanges(image);
+    fake.setPushFault({ mode: 'drop' });
+    try {
+      fake.renameImageAs(alice, image, 'missed-announcement');
+      // A push taken while the worker's listening connection is down: the mark is made, its announcement heard by none.
+      await sql`UPDATE audit_log_cursors SET wake_requested_at = now() WHERE account = 'default'`;
+      const [listener] = await listeners();
+      await sql`SELECT pg_terminate_backend(${listener!.pid})`;
+      await waitFor('the rename, put down to alice', async () => (await nameChanges(image)) === earlier + 1, 60_000);
+      expect((await attributedNames(image)).at(-1)).toEqual({ new_value: 'missed-announcement', actor_email: 'alice@example.com' });
+    } finally {
+      fake.setPushFault({ mode: 'deliver' });
+    }
+  });
+
   it('a push with a wrong or missing header gets 401, is counted, and reads nothing', async () => {
     const { metricsPort } = await worker(pushPort);
     const [before] = await sql<{ wake: string | null; refused: number }[]>`

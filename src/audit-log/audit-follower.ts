@@ -115,10 +115,16 @@ class AuditFollower {
     this.account = ctx.account.name;
     this.pollMs = pollSeconds * 1000;
     this.holder = `${ctx.workerId}-${randomBytes(3).toString('hex')}`;
-    this.unlisten = listenForWakes(ctx.sql, this.account, () => {
-      ctx.metrics?.wakeups.inc({ account: this.account });
-      this.nap.abort();
-    }).catch((error: Error) => {
+    this.unlisten = listenForWakes(
+      ctx.sql,
+      this.account,
+      () => {
+        ctx.metrics?.wakeups.inc({ account: this.account });
+        this.nap.abort();
+      },
+      // Listening again after a lost connection: a push announced meanwhile was missed, and its mark is looked at now.
+      () => this.nap.abort(),
+    ).catch((error: Error) => {
       ctx.logger.warn({ error: error.message }, 'audit log: cannot listen for pushes in this process; its polls still read every entry');
       return undefined;
     });

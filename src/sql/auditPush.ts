@@ -33,15 +33,21 @@ export async function countRefusedPushes(sql: Sql, kind: PushKind, accounts: str
 }
 
 /**
- * Calls `onWake` whenever a push asks for `account`'s log to be read; the
- * returned function stops listening. Announcements made while this process's
- * listening connection is down are missed: the cursor's mark still makes the
- * next poll due.
+ * Calls `onWake` whenever a push asks for `account`'s log to be read, and
+ * `onListening` each time this process starts listening, the first time and
+ * again after its listening connection was lost (the driver listens anew on
+ * its own): an announcement made meanwhile was missed, but the cursor's mark
+ * it came with says whether a read is due. The returned function stops
+ * listening.
  */
-export async function listenForWakes(sql: Sql, account: string, onWake: () => void): Promise<() => Promise<void>> {
-  const { unlisten } = await sql.listen(WAKE_CHANNEL, (payload) => {
-    if (payload === account) onWake();
-  });
+export async function listenForWakes(sql: Sql, account: string, onWake: () => void, onListening: () => void): Promise<() => Promise<void>> {
+  const { unlisten } = await sql.listen(
+    WAKE_CHANNEL,
+    (payload) => {
+      if (payload === account) onWake();
+    },
+    onListening,
+  );
   return unlisten;
 }
 
