@@ -12,6 +12,7 @@ import { runCli, startCli, type RunningCli } from './support/cli.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { invariantViolations } from './support/invariants.js';
 import { openServices } from '../src/queues/services.js';
+import { auditPollDue, releaseAuditLease, takeAuditLease } from '../src/sql/auditCursor.js';
 import { writeTargetsFile } from './support/pipeline.js';
 import { sparePort, waitFor } from './support/throwaway.js';
 
@@ -320,6 +321,30 @@ describe('audit-log pushes', () => {
       expect((await attributedNames(image)).at(-1)).toEqual({ new_value: 'missed-announcement', actor_email: 'alice@example.com' });
     } finally {
       fake.setPushFault({ mode: 'deliver' });
+    }
+  });
+
+  it("a push's mark makes a poll due a second after the last, unless the mark is ahead of the clock", async () => {
+    // The first lease makes the cursor when no worker has yet.
+    await takeAuditLease(sql, 'default', 'test-holder', 60_000, 600);
+    await releaseAuditLease(sql, 'default', 'test-holder');
+    const [saved] = await sql<{ polled_at: string | null; wake: string | null }[]>`
+      SELECT polled_at::text, wake_requested_at::text AS wake FROM audit_log_cursors WHERE account = 'default'`;
+    const dueIn = async (wake: string) => {
+      await sql`UPDATE audit_log_cursors SET polled_at = now() - interval '10 seconds', wake_requested_at = now() + ${wake}::interval
+        WHERE account = 'default'`;
+      const [row] = await sql<{ now: string }[]>`SELECT (extract(epoch FROM polled_at) * 1000)::text AS now FROM audit_log_cursors`;
+      const lease = await takeAuditLease(sql, 'default', 'test-holder', 60_000, 600);
+      await releaseAuditLease(sql, 'default', 'test-holder');
+      return { due: lease?.due, afterPoll: Math.round((await auditPollDue(sql, 'default', 600)) - Number(row!.now)) };
+    };
+    try {
+      expect(await dueIn('-5 seconds')).toEqual({ due: true, afterPoll: 1000 });
+      // Set an hour ahead (the clock went back): the poll is due at its interval, not every second until then.
+      expect(await dueIn('1 hour')).toEqual({ due: false, afterPoll: 600_000 });
+    } finally {
+      await sql`UPDATE audit_log_cursors SET polled_at = ${saved!.polled_at}::timestamptz, wake_requested_at = ${saved!.wake}::timestamptz
+        WHERE account = 'default'`;
     }
   });
 
