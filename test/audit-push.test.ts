@@ -330,13 +330,15 @@ describe('audit-log pushes', () => {
     await releaseAuditLease(sql, 'default', 'test-holder');
     const [saved] = await sql<{ polled_at: string | null; wake: string | null }[]>`
       SELECT polled_at::text, wake_requested_at::text AS wake FROM audit_log_cursors WHERE account = 'default'`;
+    /** Whether a poll is due, and how long after the last one the next is, with a push's mark at `wake` from now. */
     const dueIn = async (wake: string) => {
       await sql`UPDATE audit_log_cursors SET polled_at = now() - interval '10 seconds', wake_requested_at = now() + ${wake}::interval
         WHERE account = 'default'`;
-      const [row] = await sql<{ now: string }[]>`SELECT (extract(epoch FROM polled_at) * 1000)::text AS now FROM audit_log_cursors`;
+      const [row] = await sql<{ polled: string }[]>`
+        SELECT (extract(epoch FROM polled_at) * 1000)::text AS polled FROM audit_log_cursors WHERE account = 'default'`;
       const lease = await takeAuditLease(sql, 'default', 'test-holder', 60_000, 600);
       await releaseAuditLease(sql, 'default', 'test-holder');
-      return { due: lease?.due, afterPoll: Math.round((await auditPollDue(sql, 'default', 600)) - Number(row!.now)) };
+      return { due: lease?.due, afterPoll: Math.round((await auditPollDue(sql, 'default', 600)) - Number(row!.polled)) };
     };
     try {
       expect(await dueIn('-5 seconds')).toEqual({ due: true, afterPoll: 1000 });
