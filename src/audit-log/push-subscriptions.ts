@@ -8,7 +8,7 @@
 // go through the account's paced client.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { SubscriptionRequest } from '../gcore/gcore-client.js';
-import { MalformedAnswerError } from '../gcore/gcore-errors.js';
+import { MalformedAnswerError, excerpt } from '../gcore/gcore-errors.js';
 import { REDACTED } from '../ops/secret-scrub.js';
 import type { PushKind, SubscriptionCheck } from '../sql/auditPush.js';
 import type { AuditPushSettings } from '../config/config.js';
@@ -39,9 +39,15 @@ export function planSubscription(listed: ListedSubscription[]): SubscriptionPlan
   if (foreign.length === 0) return { action: 'replace' };
   const problem =
     `${stale} more subscription(s) of this deployment (an old URL, secret or broker, or a second copy) left in place: ` +
-    `the client also has ${foreign.length} to ${foreign.map((s) => s.target).join(', ')}, which Gcore's unsubscribe would remove too; ` +
+    `the client also has ${foreign.length} to ${named(foreign.map((s) => s.target))}, which Gcore's unsubscribe would remove too; ` +
     '`gcore-image-sync push unsubscribe --force` removes them all, and the workers then subscribe again';
   return { action: wanted === 0 ? 'create' : 'keep', problem };
+}
+
+/** Targets named in a problem, which status and the log show: the first few, each cut short (the list is Gcore's, of any length). */
+function named(targets: string[]): string {
+  const shown = targets.slice(0, 3).map((target) => excerpt(target, 100));
+  return targets.length > shown.length ? `${shown.join(', ')} and ${targets.length - shown.length} more` : shown.join(', ');
 }
 
 /** Where Gcore pushes an account's log, and how each kind's subscriptions are read, made and removed. */
