@@ -219,8 +219,8 @@ describe('audit-log pushes', () => {
     }
   });
 
-  it('a subscription endpoint that refuses the key is said as such, and the key goes on working', async () => {
-    fake.refuseKeyOnSubscriptions(403);
+  it.each([401, 403] as const)('a subscription endpoint that answers the key %i says so, and the key goes on working', async (code) => {
+    fake.refuseKeyOnSubscriptions(code);
     await sql`UPDATE audit_push SET checked_at = NULL`;
     try {
       const { metricsPort } = await worker(pushPort);
@@ -229,7 +229,7 @@ describe('audit-log pushes', () => {
         async () => {
           const [row] = await sql<{ problem: string | null }[]>`
           SELECT subscription_problem AS problem FROM audit_push WHERE account = 'default' AND kind = 'webhook' AND NOT subscribed`;
-          return row?.problem?.startsWith('403') ?? false;
+          return row?.problem?.startsWith(String(code)) ?? false;
         },
         60_000,
       );
@@ -238,9 +238,18 @@ describe('audit-log pushes', () => {
       expect(Object.values(ready.audit_push ?? {}).join()).toContain('NOT subscribed');
       // The images and the log are still read with the key.
       const image = images[1]!;
-      fake.renameImageAs(alice, image, 'after-refusal');
+      fake.renameImageAs(alice, image, `after-refusal-${code}`);
       expect((await push(pushPort)).status).toBe(204);
-      await waitFor('the rename', async () => (await attributedNames(image)).at(-1)?.new_value === 'after-refusal', 60_000);
+      await waitFor('the rename', async () => (await attributedNames(image)).at(-1)?.new_value === `after-refusal-${code}`, 60_000);
+      const status = await runCli(['status', '--json'], settings);
+      expect(status.code, status.stderr).toBe(0);
+      const said = JSON.parse(status.stdout) as {
+        api_key: { rejected_by: unknown[] };
+        accounts: Record<string, { api_key: { rejected_by: unknown[] }; audit_push: Array<{ said: string }> }>;
+      };
+      expect(said.api_key.rejected_by).toEqual([]);
+      expect(said.accounts.default!.api_key.rejected_by).toEqual([]);
+      expect(said.accounts.default!.audit_push[0]!.said).toContain('NOT subscribed');
     } finally {
       fake.refuseKeyOnSubscriptions(null);
     }
