@@ -59,6 +59,16 @@ describe('reading listed subscriptions', () => {
       ours: true,
     });
     expect(webhook.read({ ...entry, auth_header_name: 'X-Token' })).toMatchObject({ wanted: false, ours: true });
+    // Listed as a URL parser writes it back: the same address.
+    const bare = webhookTarget('https://Sync.Example.com:443', SECRET);
+    expect(bare.read({ ...entry, url: 'https://sync.example.com/' })).toMatchObject({ wanted: true, ours: true });
+    expect(webhook.read({ ...entry, url: `${URL_}/` })).toMatchObject({ wanted: false });
+    // Not Gcore's shape: no URL to show, and not this deployment's.
+    expect(webhook.read({ id: 4, url: 42, auth_header_name: null, auth_header_value: { a: 1 } })).toEqual({
+      target: '(no url)',
+      wanted: false,
+      ours: false,
+    });
     expect(webhook.read({ id: 2, url: '<b>x</b>', auth_header_name: 'Authorization', auth_header_value: 'other' })).toEqual({
       target: '<b>x</b>',
       wanted: false,

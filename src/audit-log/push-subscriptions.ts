@@ -78,13 +78,23 @@ function isSentSecret(listed: unknown, sent: string): boolean {
   return typeof listed === 'string' && (listed === REDACTED || sameSecret(listed, sent));
 }
 
+/**
+ * Whether two URLs name one address, as written or as a URL parser writes it
+ * back (host in lower case, no default port, `/` for an empty path): Gcore
+ * may list the URL it was given so, and this deployment's would read as
+ * another's, replaced at every check.
+ */
+function sameAddress(listed: string, url: string): boolean {
+  return listed === url || (URL.parse(listed)?.href ?? listed) === (URL.parse(url)?.href ?? url);
+}
+
 /** The webhook subscription of this deployment: AUDIT_PUSH_URL, sent back with the Authorization header. */
 export function webhookTarget(url: string, headerValue: string): PushTarget {
   return {
     kind: 'webhook',
     target: url,
     read(entry) {
-      const sameUrl = entry.url === url;
+      const sameUrl = typeof entry.url === 'string' && sameAddress(entry.url, url);
       const ourSecret = isSentSecret(entry.auth_header_value, headerValue);
       const sameHeader = typeof entry.auth_header_name === 'string' && entry.auth_header_name.toLowerCase() === 'authorization';
       return {
