@@ -166,12 +166,14 @@ describe('audit-log pushes', () => {
       expect(row).toEqual({ subscribed: true, problem: null });
     }
     expect(fake.requestsByEndpoint['user_actions/unsubscribe'] ?? 0).toBe(0);
-    // The other URL's goes again, and the next worker subscribes anew.
+    // The other URL's goes again (with this deployment's: Gcore removes all), and the worker subscribes anew for the tests after.
     await fetch(`${fake.url}/cloud/v1/user_actions/unsubscribe`, {
       method: 'POST',
       headers: { authorization: `APIKey ${env.env.GCORE_API_KEY}` },
     });
     await sql`UPDATE audit_push SET checked_at = NULL`;
+    expect((await push(pushPort)).status).toBe(204);
+    await waitFor('the subscription, made again', () => fake.subscriptionsOf('default').webhooks.length === 1, 60_000);
   });
 
   it('pushes duplicated, reordered or dropped still put each change down to who made it, once', async () => {
