@@ -114,4 +114,19 @@ it('subscribes the account to its broker, puts a pushed rename down to who made 
   expect((await nameChanges(one)).at(-1)).toEqual({ new_value: 'published-twice', actor_email: 'alice@example.com' });
   expect(fake.pushStats().amqp.sent).toBeGreaterThanOrEqual(4);
   expect(worker.stdout() + worker.stderr()).not.toContain('guest:guest');
+
+  // An hour on, the check finds the subscription in place (its connection string is one this deployment sent): no second one.
+  const subscribed = fake.subscriptionsOf('default').amqp;
+  const lists = fake.requestsByEndpoint['user_actions/amqp_subscriptions_list'] ?? 0;
+  await sql`UPDATE audit_push SET checked_at = now() - interval '2 hours' WHERE account = 'default' AND kind = 'amqp'`;
+  fake.renameImageAs(alice, one, 'pushed-at-the-check');
+  await waitFor('the third rename', async () => (await nameChanges(one)).length === 2, 60_000);
+  await waitFor('the check', async () => {
+    const [row] = await sql<{ recent: boolean }[]>`
+      SELECT checked_at > now() - interval '1 hour' AS recent FROM audit_push WHERE account = 'default' AND kind = 'amqp'`;
+    return row?.recent === true;
+  });
+  expect(fake.requestsByEndpoint['user_actions/amqp_subscriptions_list']).toBeGreaterThan(lists);
+  expect(fake.subscriptionsOf('default').amqp).toEqual(subscribed);
+  expect(fake.requestsByEndpoint['user_actions/unsubscribe_amqp'] ?? 0).toBe(0);
 }, 300_000);

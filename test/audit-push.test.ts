@@ -12,6 +12,7 @@ import { runCli, startCli, type RunningCli } from './support/cli.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
 import { invariantViolations } from './support/invariants.js';
 import { openServices } from '../src/queues/services.js';
+import { auditPollDue, releaseAuditLease, takeAuditLease } from '../src/sql/auditCursor.js';
 import { writeTargetsFile } from './support/pipeline.js';
 import { sparePort, waitFor } from './support/throwaway.js';
 
@@ -135,6 +136,46 @@ describe('audit-log pushes', () => {
     expect(status.stderr + status.stdout).not.toContain(SECRET);
   });
 
+  it("the hourly check finds this deployment's subscription in place, beside another URL's, and neither removes nor doubles it", async () => {
+    const foreign = { url: 'https://siem.example.org/gcore', auth_header_name: 'X-Token', auth_header_value: 'theirs' };
+    await waitFor('the subscription', () => fake.subscriptionsOf('default').webhooks.length === 1, 60_000);
+    expect(
+      (
+        await fetch(`${fake.url}/cloud/v1/user_actions/subscribe`, {
+          method: 'POST',
+          headers: { authorization: `APIKey ${env.env.GCORE_API_KEY}`, 'content-type': 'application/json' },
+          body: JSON.stringify(foreign),
+        })
+      ).status,
+    ).toBe(204);
+    const listed = fake.subscriptionsOf('default').webhooks;
+    await worker(pushPort);
+    for (let check = 1; check <= 2; check++) {
+      // An hour on: the check is due at the next look, which a push brings at once.
+      await sql`UPDATE audit_push SET checked_at = now() - interval '2 hours' WHERE account = 'default' AND kind = 'webhook'`;
+      const lists = fake.requestsByEndpoint['user_actions/subscriptions_list'] ?? 0;
+      expect((await push(pushPort)).status).toBe(204);
+      await waitFor('the check', async () => {
+        const [row] = await sql<{ recent: boolean }[]>`
+          SELECT checked_at > now() - interval '1 hour' AS recent FROM audit_push WHERE account = 'default' AND kind = 'webhook'`;
+        return row?.recent === true && (fake.requestsByEndpoint['user_actions/subscriptions_list'] ?? 0) > lists;
+      });
+      expect(fake.subscriptionsOf('default').webhooks).toEqual(listed);
+      const [row] = await sql<{ subscribed: boolean; problem: string | null }[]>`
+        SELECT subscribed, subscription_problem AS problem FROM audit_push WHERE account = 'default' AND kind = 'webhook'`;
+      expect(row).toEqual({ subscribed: true, problem: null });
+    }
+    expect(fake.requestsByEndpoint['user_actions/unsubscribe'] ?? 0).toBe(0);
+    // The other URL's goes again (with this deployment's: Gcore removes all), and the worker subscribes anew for the tests after.
+    await fetch(`${fake.url}/cloud/v1/user_actions/unsubscribe`, {
+      method: 'POST',
+      headers: { authorization: `APIKey ${env.env.GCORE_API_KEY}` },
+    });
+    await sql`UPDATE audit_push SET checked_at = NULL`;
+    expect((await push(pushPort)).status).toBe(204);
+    await waitFor('the subscription, made again', () => fake.subscriptionsOf('default').webhooks.length === 1, 60_000);
+  });
+
   it('pushes duplicated, reordered or dropped still put each change down to who made it, once', async () => {
     await worker(pushPort);
     const [one, two, three] = images as [Triple, Triple, Triple];
@@ -180,8 +221,8 @@ describe('audit-log pushes', () => {
     }
   });
 
-  it('a subscription endpoint that refuses the key is said as such, and the key goes on working', async () => {
-    fake.refuseKeyOnSubscriptions(403);
+  it.each([401, 403] as const)('a subscription endpoint that answers the key %i says so, and the key goes on working', async (code) => {
+    fake.refuseKeyOnSubscriptions(code);
     await sql`UPDATE audit_push SET checked_at = NULL`;
     try {
       const { metricsPort } = await worker(pushPort);
@@ -190,7 +231,7 @@ describe('audit-log pushes', () => {
         async () => {
           const [row] = await sql<{ problem: string | null }[]>`
           SELECT subscription_problem AS problem FROM audit_push WHERE account = 'default' AND kind = 'webhook' AND NOT subscribed`;
-          return row?.problem?.startsWith('403') ?? false;
+          return row?.problem?.startsWith(String(code)) ?? false;
         },
         60_000,
       );
@@ -199,9 +240,18 @@ describe('audit-log pushes', () => {
       expect(Object.values(ready.audit_push ?? {}).join()).toContain('NOT subscribed');
       // The images and the log are still read with the key.
       const image = images[1]!;
-      fake.renameImageAs(alice, image, 'after-refusal');
+      fake.renameImageAs(alice, image, `after-refusal-${code}`);
       expect((await push(pushPort)).status).toBe(204);
-      await waitFor('the rename', async () => (await attributedNames(image)).at(-1)?.new_value === 'after-refusal', 60_000);
+      await waitFor('the rename', async () => (await attributedNames(image)).at(-1)?.new_value === `after-refusal-${code}`, 60_000);
+      const status = await runCli(['status', '--json'], settings);
+      expect(status.code, status.stderr).toBe(0);
+      const said = JSON.parse(status.stdout) as {
+        api_key: { rejected_by: unknown[] };
+        accounts: Record<string, { api_key: { rejected_by: unknown[] }; audit_push: Array<{ said: string }> }>;
+      };
+      expect(said.api_key.rejected_by).toEqual([]);
+      expect(said.accounts.default!.api_key.rejected_by).toEqual([]);
+      expect(said.accounts.default!.audit_push[0]!.said).toContain('NOT subscribed');
     } finally {
       fake.refuseKeyOnSubscriptions(null);
     }
@@ -261,6 +311,54 @@ describe('audit-log pushes', () => {
       await services.close();
     }
     console.log(`push to attributed change: ${took} ms`);
+  });
+
+  it('a push announced while a process was not listening is read once it listens again, not at the next poll', async () => {
+    await worker(pushPort);
+    await waitFor('the first poll', async () => (await polledAt()) !== null, 60_000);
+    const listeners = () => sql<{ pid: number }[]>`
+      SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'listen "audit_log_wake"%'`;
+    await waitFor('the worker to listen', async () => (await listeners()).length === 1);
+    const image = images[0]!;
+    const earlier = await nameChanges(image);
+    fake.setPushFault({ mode: 'drop' });
+    try {
+      fake.renameImageAs(alice, image, 'missed-announcement');
+      // A push taken while the worker's listening connection is down: the mark is made, its announcement heard by none.
+      await sql`UPDATE audit_log_cursors SET wake_requested_at = now() WHERE account = 'default'`;
+      const [listener] = await listeners();
+      await sql`SELECT pg_terminate_backend(${listener!.pid})`;
+      await waitFor('the rename, put down to alice', async () => (await nameChanges(image)) === earlier + 1, 60_000);
+      expect((await attributedNames(image)).at(-1)).toEqual({ new_value: 'missed-announcement', actor_email: 'alice@example.com' });
+    } finally {
+      fake.setPushFault({ mode: 'deliver' });
+    }
+  });
+
+  it("a push's mark makes a poll due a second after the last, unless the mark is ahead of the clock", async () => {
+    // The first lease makes the cursor when no worker has yet.
+    await takeAuditLease(sql, 'default', 'test-holder', 60_000, 600);
+    await releaseAuditLease(sql, 'default', 'test-holder');
+    const [saved] = await sql<{ polled_at: string | null; wake: string | null }[]>`
+      SELECT polled_at::text, wake_requested_at::text AS wake FROM audit_log_cursors WHERE account = 'default'`;
+    /** Whether a poll is due, and how long after the last one the next is, with a push's mark at `wake` from now. */
+    const dueIn = async (wake: string) => {
+      await sql`UPDATE audit_log_cursors SET polled_at = now() - interval '10 seconds', wake_requested_at = now() + ${wake}::interval
+        WHERE account = 'default'`;
+      const [row] = await sql<{ polled: string }[]>`
+        SELECT (extract(epoch FROM polled_at) * 1000)::text AS polled FROM audit_log_cursors WHERE account = 'default'`;
+      const lease = await takeAuditLease(sql, 'default', 'test-holder', 60_000, 600);
+      await releaseAuditLease(sql, 'default', 'test-holder');
+      return { due: lease?.due, afterPoll: Math.round((await auditPollDue(sql, 'default', 600)) - Number(row!.polled)) };
+    };
+    try {
+      expect(await dueIn('-5 seconds')).toEqual({ due: true, afterPoll: 1000 });
+      // Set an hour ahead (the clock went back): the poll is due at its interval, not every second until then.
+      expect(await dueIn('1 hour')).toEqual({ due: false, afterPoll: 600_000 });
+    } finally {
+      await sql`UPDATE audit_log_cursors SET polled_at = ${saved!.polled_at}::timestamptz, wake_requested_at = ${saved!.wake}::timestamptz
+        WHERE account = 'default'`;
+    }
   });
 
   it('a push with a wrong or missing header gets 401, is counted, and reads nothing', async () => {

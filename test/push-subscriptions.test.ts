@@ -2,7 +2,14 @@
 // subscriptions, how a listed one is read as this deployment's, the settings,
 // and how a burst of pushes is carried by few wake-ups.
 import { describe, expect, it } from 'vitest';
-import { amqpTarget, planSubscription, webhookTarget, type ListedSubscription } from '../src/audit-log/push-subscriptions.js';
+import {
+  amqpTarget,
+  listSubscriptions,
+  planSubscription,
+  webhookTarget,
+  type ListedSubscription,
+} from '../src/audit-log/push-subscriptions.js';
+import { MalformedAnswerError } from '../src/gcore/gcore-errors.js';
 import { loadConfig } from '../src/config/config.js';
 import { Coalescer } from '../src/ops/coalescer.js';
 
@@ -29,6 +36,12 @@ describe('planSubscription', () => {
     expect('problem' in beside && beside.problem).toContain('https://siem.example.org/gcore');
     expect('problem' in beside && beside.problem).toContain('push unsubscribe --force');
     expect(planSubscription([wanted, wanted, foreign])).toMatchObject({ action: 'keep', problem: expect.stringContaining('1 more') });
+    // Gcore's list may be long, and its URLs too: the problem, stored and shown, names a few, cut short.
+    const many = Array.from({ length: 500 }, (_, n) => ({ ...foreign, target: `https://siem.example.org/${n}/${'x'.repeat(10_000)}` }));
+    const long = planSubscription([stale, ...many]);
+    expect('problem' in long && long.problem.length).toBeLessThan(1000);
+    expect('problem' in long && long.problem).toContain('the client also has 500 to https://siem.example.org/0/');
+    expect('problem' in long && long.problem).toContain('and 497 more');
   });
 });
 
@@ -37,6 +50,8 @@ describe('reading listed subscriptions', () => {
   it('is ours by its URL or by its secret, and wanted only with both and the Authorization header', () => {
     const entry = { id: 1, url: URL_, auth_header_name: 'Authorization', auth_header_value: SECRET };
     expect(webhook.read(entry)).toEqual({ target: URL_, wanted: true, ours: true });
+    // As the client reads it back: the secret it sent is taken out of every answer.
+    expect(webhook.read({ ...entry, auth_header_value: '[redacted]' })).toEqual({ target: URL_, wanted: true, ours: true });
     expect(webhook.read({ ...entry, auth_header_value: 'Bearer another' })).toEqual({ target: URL_, wanted: false, ours: true });
     expect(webhook.read({ ...entry, url: 'https://old.example.com/push' })).toEqual({
       target: 'https://old.example.com/push',
@@ -44,6 +59,16 @@ describe('reading listed subscriptions', () => {
       ours: true,
     });
     expect(webhook.read({ ...entry, auth_header_name: 'X-Token' })).toMatchObject({ wanted: false, ours: true });
+    // Listed as a URL parser writes it back: the same address.
+    const bare = webhookTarget('https://Sync.Example.com:443', SECRET);
+    expect(bare.read({ ...entry, url: 'https://sync.example.com/' })).toMatchObject({ wanted: true, ours: true });
+    expect(webhook.read({ ...entry, url: `${URL_}/` })).toMatchObject({ wanted: false });
+    // Not Gcore's shape: no URL to show, and not this deployment's.
+    expect(webhook.read({ id: 4, url: 42, auth_header_name: null, auth_header_value: { a: 1 } })).toEqual({
+      target: '(no url)',
+      wanted: false,
+      ours: false,
+    });
     expect(webhook.read({ id: 2, url: '<b>x</b>', auth_header_name: 'Authorization', auth_header_value: 'other' })).toEqual({
       target: '<b>x</b>',
       wanted: false,
@@ -63,7 +88,46 @@ describe('reading listed subscriptions', () => {
     };
     expect(amqp.read(entry)).toMatchObject({ wanted: true, ours: true });
     expect(amqp.read({ ...entry, routing_key: null })).toMatchObject({ wanted: false, ours: true });
+    expect(amqp.read({ ...entry, connection_string: '[redacted]' })).toEqual({ target: amqp.target, wanted: true, ours: true });
     expect(JSON.stringify(amqp.read({ ...entry, connection_string: 'amqp://u:other-pass@mq.example.org/' }))).not.toContain('other-pass');
+  });
+});
+
+describe('listing subscriptions', () => {
+  /** A list endpoint answering `page` to every request, whatever its offset; it gives up after 50 requests. */
+  const answering = (page: (offset: number) => unknown) => {
+    let calls = 0;
+    return {
+      calls: () => calls,
+      subscriptionCall: ({ path }: { path: string }) => {
+        if (++calls > 50) throw new Error('listed on and on');
+        return Promise.resolve(page(Number(new URL(path, 'http://x/').searchParams.get('offset'))));
+      },
+    };
+  };
+  const entry = (n: number) => ({ id: n, url: `https://x.example/${n}`, auth_header_name: 'A', auth_header_value: 'v' });
+
+  it('reads page by page to the count, and passes over entries that are not objects', async () => {
+    const api = answering((offset) => ({
+      count: 1001,
+      results: offset === 0 ? [...Array.from({ length: 999 }, (_, i) => entry(i)), 'junk'] : [entry(1000), null],
+    }));
+    expect(await listSubscriptions(api, 'subscriptions_list')).toHaveLength(1000);
+    expect(api.calls()).toBe(2);
+  });
+
+  it('refuses an answer that is no list page, and stops paging an answer that never ends', async () => {
+    for (const page of [null, [], 'text', { count: 1, results: {} }, { count: '1', results: [] }, { results: [] }]) {
+      await expect(
+        listSubscriptions(
+          answering(() => page),
+          'subscriptions_list',
+        ),
+      ).rejects.toBeInstanceOf(MalformedAnswerError);
+    }
+    const endless = answering(() => ({ count: 1e12, results: Array.from({ length: 1000 }, (_, i) => entry(i)) }));
+    await expect(listSubscriptions(endless, 'subscriptions_list')).rejects.toThrow('more than 10 full pages');
+    expect(endless.calls()).toBe(10);
   });
 });
 

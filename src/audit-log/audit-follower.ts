@@ -39,7 +39,7 @@ import { describeFailure, LOST, POLL, auditWaitMs } from '../work/retry-policy.j
 import type { ScopeDefinition } from '../config/scope.js';
 import { coversTriple, matchesFilters } from '../discovery/scope-match.js';
 import { auditPollDue, auditPollFailed, moveAuditCursor, recordLookAhead, releaseAuditLease, takeAuditLease } from '../sql/auditCursor.js';
-import { listenForWakes, recordSubscriptionCheck, subscriptionCheckDue } from '../sql/auditPush.js';
+import { checkingSubscriptionsAlone, listenForWakes, recordSubscriptionCheck, subscriptionCheckDue } from '../sql/auditPush.js';
 import { ensureSubscription, type PushTarget } from './push-subscriptions.js';
 import { GcoreApiError } from '../gcore/gcore-errors.js';
 import { claimActedTargets } from '../sql/claimActedTargets.js';
@@ -115,10 +115,16 @@ class AuditFollower {
     this.account = ctx.account.name;
     this.pollMs = pollSeconds * 1000;
     this.holder = `${ctx.workerId}-${randomBytes(3).toString('hex')}`;
-    this.unlisten = listenForWakes(ctx.sql, this.account, () => {
-      ctx.metrics?.wakeups.inc({ account: this.account });
-      this.nap.abort();
-    }).catch((error: Error) => {
+    this.unlisten = listenForWakes(
+      ctx.sql,
+      this.account,
+      () => {
+        ctx.metrics?.wakeups.inc({ account: this.account });
+        this.nap.abort();
+      },
+      // Listening again after a lost connection: a push announced meanwhile was missed, and its mark is looked at now.
+      () => this.nap.abort(),
+    ).catch((error: Error) => {
       ctx.logger.warn({ error: error.message }, 'audit log: cannot listen for pushes in this process; its polls still read every entry');
       return undefined;
     });
@@ -169,9 +175,10 @@ class AuditFollower {
     const lease = await takeAuditLease(sql, this.account, this.holder, LEASE_MS, this.pollSeconds);
     if (!lease) return Date.now() + POLL.auditMinMs;
     const counts: PollCounts = { entries: 0, queued: 0 };
+    let checked = true;
     try {
-      await this.keepSubscribed();
-      if (!lease.due) return await auditPollDue(sql, this.account, this.pollSeconds);
+      checked = await this.keepSubscribed();
+      if (!lease.due) return await this.nextLook(checked);
       await this.queueUnqueued();
       const bound = epochMicros(lease.now);
       const ended = await this.readWindow(lease, bound, counts);
@@ -184,33 +191,47 @@ class AuditFollower {
       await releaseAuditLease(sql, this.account, this.holder);
     }
     if (counts.entries > 0) logger.info({ entries: counts.entries, refreshes_queued: counts.queued }, 'audit log: new entries');
-    return auditPollDue(sql, this.account, this.pollSeconds);
+    return this.nextLook(checked);
+  }
+
+  /** When the next poll is due, or in a moment when a subscription check waited for another account's. */
+  private async nextLook(checked: boolean): Promise<number> {
+    const due = await auditPollDue(this.ctx.sql, this.account, this.pollSeconds);
+    return checked ? due : Math.min(due, Date.now() + POLL.auditMinMs);
   }
 
   /**
    * Checks each push subscription that is due a check (under the lease, so
-   * one process at a time does): what it finds is recorded for status. A
-   * refusal (these endpoints may want a user's token) or any other failure is
-   * said and retried later; it never counts against the key, and polling goes on.
+   * one process at a time does for the account, and alone in the deployment,
+   * as another account may share the Gcore client): what it finds is recorded
+   * for status. A refusal (these endpoints may want a user's token) or any
+   * other failure is said and retried later; it never counts against the key,
+   * and polling goes on. False when a check waits for another account's.
    */
-  private async keepSubscribed(): Promise<void> {
-    const { sql, api, logger } = this.ctx;
+  private async keepSubscribed(): Promise<boolean> {
+    let checked = true;
     for (const push of this.pushes) {
-      if (!(await subscriptionCheckDue(sql, this.account, push, SUBSCRIPTION_CHECK_SECONDS, SUBSCRIPTION_RETRY_SECONDS))) continue;
-      try {
-        const { action, ...check } = await ensureSubscription(api, push);
-        await recordSubscriptionCheck(sql, this.account, check);
-        if (action !== 'keep') logger.info({ push: push.kind, target: push.target, action }, 'audit log: subscribed to pushes');
-        if (check.problem) logger.warn({ push: push.kind, problem: check.problem }, 'audit log: push subscription left as it is');
-      } catch (error) {
-        if (error instanceof AuthenticationError || error instanceof RequestWithheldError || !(error instanceof GcoreApiError)) throw error;
-        const problem = error.message;
-        await recordSubscriptionCheck(sql, this.account, { kind: push.kind, target: push.target, subscribed: false, problem });
-        logger.warn(
-          { push: push.kind, error: problem, retry_in_s: SUBSCRIPTION_RETRY_SECONDS },
-          'audit log: could not subscribe to pushes; polling goes on',
-        );
-      }
+      if (!(await subscriptionCheckDue(this.ctx.sql, this.account, push, SUBSCRIPTION_CHECK_SECONDS, SUBSCRIPTION_RETRY_SECONDS))) continue;
+      if (!(await checkingSubscriptionsAlone(this.ctx.sql, (tx) => this.checkSubscription(tx, push)))) checked = false;
+    }
+    return checked;
+  }
+
+  private async checkSubscription(tx: Tx, push: PushTarget): Promise<void> {
+    const { api, logger } = this.ctx;
+    try {
+      const { action, ...check } = await ensureSubscription(api, push);
+      await recordSubscriptionCheck(tx, this.account, check);
+      if (action !== 'keep') logger.info({ push: push.kind, target: push.target, action }, 'audit log: subscribed to pushes');
+      if (check.problem) logger.warn({ push: push.kind, problem: check.problem }, 'audit log: push subscription left as it is');
+    } catch (error) {
+      if (error instanceof AuthenticationError || error instanceof RequestWithheldError || !(error instanceof GcoreApiError)) throw error;
+      const problem = error.message;
+      await recordSubscriptionCheck(tx, this.account, { kind: push.kind, target: push.target, subscribed: false, problem });
+      logger.warn(
+        { push: push.kind, error: problem, retry_in_s: SUBSCRIPTION_RETRY_SECONDS },
+        'audit log: could not subscribe to pushes; polling goes on',
+      );
     }
   }
 

@@ -53,11 +53,21 @@ async function withinLimit(req: IncomingMessage, limit: number): Promise<boolean
 
 export function pushReceiver(options: PushReceiverOptions): PushReceiver {
   const { sql, logger, metrics, accounts } = options;
-  const wakes = new Coalescer(WAKE_GAP_MS, (count) => requestWake(sql, 'webhook', accounts, count));
-  const refusals = new Coalescer(REFUSED_GAP_MS, (count) => countRefusedPushes(sql, 'webhook', accounts, count));
+  // A failure is said once for the pushes a write carried, not once for each: a flood while Postgres is away is not a flood of lines.
+  const wakes = new Coalescer(WAKE_GAP_MS, (count) =>
+    requestWake(sql, 'webhook', accounts, count).catch((error: Error) => {
+      logger.warn({ error: error.message, pushes: count }, 'audit-log push: could not wake the followers; the next poll reads the log');
+      throw error;
+    }),
+  );
+  const refusals = new Coalescer(REFUSED_GAP_MS, (count) =>
+    countRefusedPushes(sql, 'webhook', accounts, count).catch((error: Error) =>
+      logger.warn({ error: error.message, pushes: count }, 'audit-log push: could not count refused pushes'),
+    ),
+  );
   const refuse = (res: ServerResponse, status: number, reason: string, outcome: string) => {
     metrics?.pushes.inc({ kind: 'webhook', outcome });
-    refusals.add().catch((error: Error) => logger.warn({ error: error.message }, 'audit-log push: could not count a refused push'));
+    void refusals.add();
     res.writeHead(status, { 'content-type': 'text/plain', connection: 'close' }).end(`${reason}\n`);
   };
   return {
@@ -81,10 +91,9 @@ export function pushReceiver(options: PushReceiverOptions): PushReceiver {
             await wakes.add();
             metrics?.pushes.inc({ kind: 'webhook', outcome: 'accepted' });
             res.writeHead(204).end();
-          } catch (error) {
+          } catch {
             // Gcore may send it again; the next poll reads the entry either way.
             metrics?.pushes.inc({ kind: 'webhook', outcome: 'failed' });
-            logger.warn({ error: (error as Error).message }, 'audit-log push: could not wake the followers; the next poll reads the log');
             res.writeHead(503, { 'content-type': 'text/plain' }).end('could not take the push now\n');
           }
         },

@@ -8,7 +8,8 @@
 // go through the account's paced client.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { SubscriptionRequest } from '../gcore/gcore-client.js';
-import { MalformedAnswerError } from '../gcore/gcore-errors.js';
+import { MalformedAnswerError, excerpt } from '../gcore/gcore-errors.js';
+import { REDACTED } from '../ops/secret-scrub.js';
 import type { PushKind, SubscriptionCheck } from '../sql/auditPush.js';
 import type { AuditPushSettings } from '../config/config.js';
 import type { KeyedAccount } from '../config/accounts.js';
@@ -38,9 +39,15 @@ export function planSubscription(listed: ListedSubscription[]): SubscriptionPlan
   if (foreign.length === 0) return { action: 'replace' };
   const problem =
     `${stale} more subscription(s) of this deployment (an old URL, secret or broker, or a second copy) left in place: ` +
-    `the client also has ${foreign.length} to ${foreign.map((s) => s.target).join(', ')}, which Gcore's unsubscribe would remove too; ` +
+    `the client also has ${foreign.length} to ${named(foreign.map((s) => s.target))}, which Gcore's unsubscribe would remove too; ` +
     '`gcore-image-sync push unsubscribe --force` removes them all, and the workers then subscribe again';
   return { action: wanted === 0 ? 'create' : 'keep', problem };
+}
+
+/** Targets named in a problem, which status and the log show: the first few, each cut short (the list is Gcore's, of any length). */
+function named(targets: string[]): string {
+  const shown = targets.slice(0, 3).map((target) => excerpt(target, 100));
+  return targets.length > shown.length ? `${shown.join(', ')} and ${targets.length - shown.length} more` : shown.join(', ');
 }
 
 /** Where Gcore pushes an account's log, and how each kind's subscriptions are read, made and removed. */
@@ -61,14 +68,34 @@ export function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
+/**
+ * Whether a listed secret is the one this deployment sent: the client takes
+ * every secret it sends out of each answer (secret-scrub.ts), so its own
+ * reads back as the redaction mark, never as itself; compared too, for a list
+ * read without that.
+ */
+function isSentSecret(listed: unknown, sent: string): boolean {
+  return typeof listed === 'string' && (listed === REDACTED || sameSecret(listed, sent));
+}
+
+/**
+ * Whether two URLs name one address, as written or as a URL parser writes it
+ * back (host in lower case, no default port, `/` for an empty path): Gcore
+ * may list the URL it was given so, and this deployment's would read as
+ * another's, replaced at every check.
+ */
+function sameAddress(listed: string, url: string): boolean {
+  return listed === url || (URL.parse(listed)?.href ?? listed) === (URL.parse(url)?.href ?? url);
+}
+
 /** The webhook subscription of this deployment: AUDIT_PUSH_URL, sent back with the Authorization header. */
 export function webhookTarget(url: string, headerValue: string): PushTarget {
   return {
     kind: 'webhook',
     target: url,
     read(entry) {
-      const sameUrl = entry.url === url;
-      const ourSecret = typeof entry.auth_header_value === 'string' && sameSecret(entry.auth_header_value, headerValue);
+      const sameUrl = typeof entry.url === 'string' && sameAddress(entry.url, url);
+      const ourSecret = isSentSecret(entry.auth_header_value, headerValue);
       const sameHeader = typeof entry.auth_header_name === 'string' && entry.auth_header_name.toLowerCase() === 'authorization';
       return {
         target: typeof entry.url === 'string' ? entry.url : '(no url)',
@@ -89,9 +116,13 @@ export function amqpTarget(connectionString: string, exchange: string, routingKe
     kind: 'amqp',
     target,
     read(entry) {
-      const ours = typeof entry.connection_string === 'string' && sameSecret(entry.connection_string, connectionString);
+      const ours = isSentSecret(entry.connection_string, connectionString);
       const wanted = ours && entry.exchange === exchange && (entry.routing_key ?? '') === routingKey;
-      const shown = typeof entry.connection_string === 'string' ? brokerHost(entry.connection_string) : '(no broker)';
+      const shown = ours
+        ? brokerHost(connectionString)
+        : typeof entry.connection_string === 'string'
+          ? brokerHost(entry.connection_string)
+          : '(no broker)';
       return { target: `${shown} exchange ${String(entry.exchange)} routing key ${String(entry.routing_key)}`, wanted, ours };
     },
     listPath: 'amqp_subscriptions_list',
@@ -115,6 +146,8 @@ export function accountPushes(webhook: AuditPushSettings | undefined, account: K
 }
 
 const LIST_LIMIT = 1000;
+/** Pages of a list read at most: a client has a few subscriptions, and an answer that pages on and on (offset ignored, a count never reached) is not a list. */
+const MAX_LIST_PAGES = 10;
 
 /** What calls the subscription endpoints: the account's paced client in a worker, its plain client in a command. */
 export interface SubscriptionCaller {
@@ -124,7 +157,7 @@ export interface SubscriptionCaller {
 /** Every subscription the account's client has at `listPath` (a kind's list), page by page. */
 export async function listSubscriptions(api: SubscriptionCaller, listPath: string): Promise<Array<Record<string, unknown>>> {
   const all: Array<Record<string, unknown>> = [];
-  for (let offset = 0; ; offset += LIST_LIMIT) {
+  for (let offset = 0; offset < MAX_LIST_PAGES * LIST_LIMIT; offset += LIST_LIMIT) {
     const page = (await api.subscriptionCall({ method: 'GET', path: `${listPath}?limit=${LIST_LIMIT}&offset=${offset}` })) as {
       count?: unknown;
       results?: unknown;
@@ -134,6 +167,7 @@ export async function listSubscriptions(api: SubscriptionCaller, listPath: strin
     all.push(...page.results.filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null));
     if (page.results.length < LIST_LIMIT || all.length >= (page.count as number)) return all;
   }
+  throw new MalformedAnswerError(`${listPath}: more than ${MAX_LIST_PAGES} full pages; not read further`, 200, false);
 }
 
 /** Lists the account's subscriptions of the kind and acts on the plan; what it found, for status. */

@@ -75,6 +75,13 @@ export interface HttpDeps {
   pushReceiver?: PushReceiver;
 }
 
+/**
+ * A request's headers and body must have come within this (a push is at most
+ * MAX_PUSH_BYTES): one trickled or never ended, before or after the secret is
+ * seen, holds its socket no longer. Looked at every second.
+ */
+const SERVER_OPTIONS = { requestTimeout: 10_000, headersTimeout: 10_000, connectionsCheckingInterval: 1000 };
+
 /** Where a server listens: HTTP_HOST and a port. */
 export interface Listen {
   host: string;
@@ -98,7 +105,7 @@ async function listening(server: Server, where: Listen): Promise<HttpServer> {
 
 /** The receiver alone (AUDIT_PUSH_PORT), so exposing it to Gcore exposes nothing else. */
 export function startReceiverServer(where: Listen, receiver: PushReceiver): Promise<HttpServer> {
-  const server = createServer((req, res) => {
+  const server = createServer(SERVER_OPTIONS, (req, res) => {
     if (req.url?.split('?')[0] === receiver.path) return receiver.handle(req, res);
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
@@ -115,7 +122,7 @@ export function liveness(lost: string | undefined): { status: number; body: stri
 }
 
 export async function startHttpServer(where: Listen, deps: HttpDeps): Promise<HttpServer> {
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer(SERVER_OPTIONS, (req, res) => {
     const send = (status: number, type: string, body: string) => res.writeHead(status, { 'content-type': type }).end(body);
     const path = req.url?.split('?')[0];
     if (deps.pushReceiver && path === deps.pushReceiver.path) return deps.pushReceiver.handle(req, res);

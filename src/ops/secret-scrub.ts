@@ -5,7 +5,8 @@
 // type carries it, the text is scrubbed as a whole, in every spelling that JSON
 // (or a URL) can decode back to the key, so no parsed value can hold it either.
 
-const REDACTED = '[redacted]';
+/** What a secret reads as once taken out: a field that held exactly one reads as this. */
+export const REDACTED = '[redacted]';
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

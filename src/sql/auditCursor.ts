@@ -10,11 +10,13 @@ const FIRST_LOOKBACK = '24 hours';
 /**
  * When an account's next poll is due: a poll interval after the last that read the log to its end
  * began, or a second after it when a push has asked since (so a burst of pushes is read once or
- * twice, not once each); at once before the first.
+ * twice, not once each); at once before the first. A push's mark ahead of the clock (the clock
+ * was set back) asks for nothing: it would make every poll due again a second on, until the
+ * clock caught up.
  */
 const pollDue = (sql: Sql, pollSeconds: number) => sql`
   CASE WHEN polled_at IS NULL THEN now()
-    WHEN wake_requested_at > polled_at THEN polled_at + interval '1 second'
+    WHEN wake_requested_at > polled_at AND wake_requested_at <= now() THEN polled_at + interval '1 second'
     ELSE polled_at + make_interval(secs => ${pollSeconds}::int) END`;
 
 /** An instant as ISO text with all six digits of the fraction. */

@@ -1,4 +1,5 @@
 import type { Sql } from '../db/db.js';
+import type { Tx } from './tripleLock.js';
 
 /** The channel a push's wake-up is announced on: every process's followers listen, the one that takes the account's lease reads. */
 const WAKE_CHANNEL = 'audit_log_wake';
@@ -32,15 +33,21 @@ export async function countRefusedPushes(sql: Sql, kind: PushKind, accounts: str
 }
 
 /**
- * Calls `onWake` whenever a push asks for `account`'s log to be read; the
- * returned function stops listening. Announcements made while this process's
- * listening connection is down are missed: the cursor's mark still makes the
- * next poll due.
+ * Calls `onWake` whenever a push asks for `account`'s log to be read, and
+ * `onListening` each time this process starts listening, the first time and
+ * again after its listening connection was lost (the driver listens anew on
+ * its own): an announcement made meanwhile was missed, but the cursor's mark
+ * it came with says whether a read is due. The returned function stops
+ * listening.
  */
-export async function listenForWakes(sql: Sql, account: string, onWake: () => void): Promise<() => Promise<void>> {
-  const { unlisten } = await sql.listen(WAKE_CHANNEL, (payload) => {
-    if (payload === account) onWake();
-  });
+export async function listenForWakes(sql: Sql, account: string, onWake: () => void, onListening: () => void): Promise<() => Promise<void>> {
+  const { unlisten } = await sql.listen(
+    WAKE_CHANNEL,
+    (payload) => {
+      if (payload === account) onWake();
+    },
+    onListening,
+  );
   return unlisten;
 }
 
@@ -52,7 +59,26 @@ export interface SubscriptionCheck {
   problem: string | null;
 }
 
-export async function recordSubscriptionCheck(sql: Sql, account: string, check: SubscriptionCheck): Promise<void> {
+/** Held by the one subscription check under way in the deployment. */
+const SUBSCRIPTION_CHECK_LOCK = 727_004;
+
+/**
+ * Runs `check` while no other subscription check of the deployment runs, in
+ * any process; false, without running it, while one does (it is tried again
+ * in a moment). Accounts of one Gcore client share its subscriptions, and
+ * checks of two at once would each list none and each make one. Not waited
+ * for: a wait would hold a connection of the pool per account meanwhile.
+ */
+export async function checkingSubscriptionsAlone(sql: Sql, check: (tx: Tx) => Promise<void>): Promise<boolean> {
+  return sql.begin(async (tx) => {
+    const [row] = await tx<{ alone: boolean }[]>`SELECT pg_try_advisory_xact_lock(${SUBSCRIPTION_CHECK_LOCK}) AS alone`;
+    if (!row?.alone) return false;
+    await check(tx);
+    return true;
+  });
+}
+
+export async function recordSubscriptionCheck(sql: Sql | Tx, account: string, check: SubscriptionCheck): Promise<void> {
   await sql`
     INSERT INTO audit_push (account, kind, target, subscribed, subscription_problem, checked_at)
     VALUES (${account}, ${check.kind}, ${check.target}, ${check.subscribed}, ${check.problem}, now())
