@@ -3,14 +3,14 @@
 // a database, key prefix and ports of its own: the tracked images on an hourly schedule (so no refresh
 // the schedule makes finds a rename first), synced once, one worker process, then one rename per image.
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Sql } from '../src/db/db.js';
+import { freePort } from '../src/db/embedded-cluster.js';
 import { spreadImages } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
 import { configureTargets, openContext, startWorkerProcess, timedSync, type QueueStore, type WorkerProcess } from './harness.js';
-import type { PushChanges, Row } from './scenarios.js';
+import { until, type PushChanges, type Row } from './scenarios.js';
 
 const ACTOR = { email: 'bench-push@example.com' };
 /** The polls between the pushes: the issue's "polling at 600 s". */
@@ -39,7 +39,7 @@ interface Measured {
   latencies: number[];
   /** Renames not attributed by the end of the wait. */
   missing: number;
-  /** Requests from the first rename to the end of the wait. */
+  /** Requests from the first rename to the end of the wait (pushed: to the read the last push asked for). */
   during: Counts;
   /** Subscription calls before it: the worker's start-up. */
   subscriptionCallsBefore: number;
@@ -49,29 +49,11 @@ interface Measured {
   load: { before: number; after: number };
 }
 
-/** A port nothing listens on now, for the receiver. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 function counts(byEndpoint: Record<string, number>): Counts {
   const subscriptionCalls = Object.entries(byEndpoint)
     .filter(([endpoint]) => endpoint.startsWith('user_actions/'))
     .reduce((sum, [, requests]) => sum + requests, 0);
   return { logReads: byEndpoint.user_actions ?? 0, imageGets: byEndpoint.image ?? 0, subscriptionCalls };
-}
-
-/** Polls `check` every WATCH_MS until it holds; throws after `timeoutMs`. */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(WATCH_MS);
-  }
 }
 
 /** Of `ids`, those whose rename is in image_change_log with its actor: one query for all. */

@@ -618,7 +618,7 @@ export async function discovery(scale: Scale, store: QueueStore): Promise<Row[]>
 }
 
 /** Polls `check` every 100 ms until it holds; throws after `timeoutMs`. */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+export async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
