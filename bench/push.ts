@@ -5,10 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_ACCOUNT } from '../src/config/accounts.js';
 import type { Sql } from '../src/db/db.js';
 import { freePort } from '../src/db/embedded-cluster.js';
 import { spreadImages } from '../src/fake-gcore/fixtures.js';
 import { FakeGcore } from '../src/fake-gcore/server.js';
+import { refreshQueueIdle } from '../src/queues/queue.js';
 import { configureTargets, openContext, startWorkerProcess, timedSync, type QueueStore, type WorkerProcess } from './harness.js';
 import { until, type PushChanges, type Row } from './scenarios.js';
 
@@ -87,6 +89,9 @@ async function measureMode(changes: number, mode: Mode, store: QueueStore): Prom
     await configureTargets(ctx, changes, '{ every: 1h }');
     worker = await startWorkerProcess(ctx, apiUrl, { AUDIT_LOG_POLL_SECONDS: String(mode.pollSeconds), ...(mode.pushed ? push : {}) });
     await timedSync(ctx);
+    // The schedule's first tick refreshes the images beside the manual sync: its refreshes still queued
+    // when the sync's run closes would be counted with the renames'.
+    await until('the refreshes of the first sync to drain', () => refreshQueueIdle(ctx.services.queues, [DEFAULT_ACCOUNT]), 120_000);
     await until(
       'the first poll of the log',
       async () => (await sql`SELECT 1 FROM audit_log_cursors WHERE polled_at IS NOT NULL`).length > 0,
