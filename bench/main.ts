@@ -8,6 +8,7 @@ import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchRedisUrl, STORE_NAMES, type QueueStore } from './harness.js';
 import { million, millionHistory, unchangedRefresh } from './million.js';
+import { pushAgainstPoll } from './push.js';
 import { startUp } from './startup.js';
 import { usageRefresh } from './usage.js';
 import {
@@ -31,7 +32,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results.json' },
     // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,accounts,reconcile,soak,asof,discovery,
-    // unchanged,usage,audit,startup, and million and million-history (at full scale only when named: they take long).
+    // unchanged,usage,audit,push,startup, and million and million-history (at full scale only when named: they take long).
     only: { type: 'string' },
   },
   strict: true,
@@ -79,6 +80,7 @@ await step('discovery', () => discovery(scale, store));
 await step('unchanged', () => unchangedRefresh(scale.unchanged, store));
 await step('usage', () => usageRefresh(scale.usage, store));
 await step('audit', () => auditBurst(scale));
+await step('push', () => pushAgainstPoll(scale.push, store));
 // Rounds of three short commands: enough for a median that a passing spike of load does not move.
 await step('startup', () => startUp(values.quick ? 2 : 15, store));
 await step('million', () => million(scale.million, store), { named: true });

@@ -38,6 +38,16 @@ export interface ManyConsumers {
   rate: number;
 }
 
+export interface PushChanges {
+  /** Images tracked, each renamed once at the API in each mode. */
+  changes: number;
+  /** Over how many seconds the renames are spread with pushes on (and polls 600 s apart). */
+  pushSpanSeconds: number;
+  /** AUDIT_LOG_POLL_SECONDS with no push, and over how many of its intervals the renames are spread then. */
+  pollSeconds: number;
+  pollIntervals: number;
+}
+
 export interface Scale {
   refreshes: number;
   limited: number;
@@ -59,6 +69,8 @@ export interface Scale {
   unchanged: ManyImages;
   /** Issue 27's row: images and the volumes made from them, listed with their usage. */
   usage: ManyConsumers;
+  /** Issue 28's row: how soon a change is attributed, pushed against polled. */
+  push: PushChanges;
 }
 
 export const FULL: Scale = {
@@ -78,6 +90,8 @@ export const FULL: Scale = {
   millionVersions: 10,
   unchanged: { images: 100_000, scopes: 4 },
   usage: { images: 100_000, volumes: 300_000, scopes: 10, rate: 10 },
+  // The issue's 200 changes: about 100 s with pushes; over three of the default 60 s polls without.
+  push: { changes: 200, pushSpanSeconds: 100, pollSeconds: 60, pollIntervals: 3 },
 };
 export const QUICK: Scale = {
   refreshes: 300,
@@ -95,6 +109,7 @@ export const QUICK: Scale = {
   millionVersions: 5,
   unchanged: { images: 2_000, scopes: 4 },
   usage: { images: 2_000, volumes: 6_000, scopes: 3, rate: 100 },
+  push: { changes: 10, pushSpanSeconds: 2, pollSeconds: 2, pollIntervals: 3 },
 };
 
 /** The hand-written pipeline's queue, which bench/baseline-worker.ts is told to work. */
@@ -345,7 +360,7 @@ async function twoAccountsOn(scale: Scale, store: QueueStore): Promise<Record<st
     let workers: Awaited<ReturnType<typeof workersOf>> = [];
     try {
       const header = `accounts:\n${accounts.map((a) => `  ${a.name}: { api_key_env: ${a.env}, rate_limit_per_second: ${a.limit} }\n`).join('')}`;
-      const entries = targetsYaml(scale.limited, (project) => accounts.find((a) => a.project === project)!.name);
+      const entries = targetsYaml(scale.limited, { accountOf: (project) => accounts.find((a) => a.project === project)!.name });
       const file = parseTargetsFile(header + entries, 'bench');
       await reconcile(ctx.services.sql, ctx.services.queues, file.targets, { accounts: file.accounts });
       // Workers read the accounts from the database, so they start once it names them.
@@ -603,7 +618,7 @@ export async function discovery(scale: Scale, store: QueueStore): Promise<Row[]>
 }
 
 /** Polls `check` every 100 ms until it holds; throws after `timeoutMs`. */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+export async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

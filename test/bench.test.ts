@@ -53,6 +53,8 @@ describe('npm run bench', () => {
       'usage: worker RSS through both',
       'audit log: N entries about N tracked images, ingested and refreshed, queues on Redis',
       'audit log: N entries about N tracked images, ingested and refreshed, queues on Postgres',
+      'audit push: rename to attributed change row, N renames, one worker, hourly schedule, pushed (polls every N s), over N s',
+      'audit push: rename to attributed change row, N renames, one worker, hourly schedule, polled every N s (no push), over N polls',
       'start-up: node -e N',
       'start-up: gcore-image-sync --help',
       `start-up: gcore-image-sync status (database running, queues on ${inject('redisUrl') ? 'Redis' : 'Postgres'})`,

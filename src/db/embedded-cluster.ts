@@ -129,7 +129,7 @@ async function canListen(port: number): Promise<boolean> {
 }
 
 /** A port nothing listens on now, as the system picks it; another program may take it before the server does. */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((done) => server.listen(0, LOCALHOST, done));
   const { port } = server.address() as { port: number };
