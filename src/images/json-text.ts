@@ -36,12 +36,15 @@ function isExact(source: string, value: number): boolean {
 }
 
 /**
-
- * Where a double may differ from the text: 16 or more significant digits, or
- * an exponent of three digits. Any shorter decimal reads back as itself, so a
- * text without these parses exactly without the (several times slower) reviver.
+ * A number a double may differ from: 16 or more significant digits, or an
+ * exponent of three digits. Any shorter decimal reads back as itself, so a text
+ * without these parses exactly without the (several times slower) reviver.
+ * Only number tokens are looked at: in JSON one follows `[`, `:`, `,` or
+ * nothing (and whitespace), so a string's text (a UUID's `e039`, say, on every
+ * page of images) never sends a page to the reviver; a string that happens to
+ * look like one only costs the slower parse.
  */
-const MAYBE_INEXACT = /(?:\d\.?){16}|[eE][+-]?\d{3}/;
+const MAYBE_INEXACT = /(?:^|[:,[])\s*-?(?:(?:\d\.?){16}|\d+(?:\.\d+)?[eE][+-]?\d{3})/;
 
 /**
  * A string token and, when it names a member, the colon after it; or a `"`

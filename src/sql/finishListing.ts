@@ -260,11 +260,12 @@ export async function finishListing(
       await recordIncomplete(tx, listingId, error);
     }
     await creditListing(tx, listingId);
-    // An image the listing returned is no longer one the server may read a filter otherwise for.
+    // An image the listing returned is no longer one the server may read its scope's filters otherwise for. Found
+    // from the scope's targets (its index, then the few noted), not from the ids listed: joined to those, the
+    // planner reads every target there is.
     await tx`
-      UPDATE targets t SET filter_unsure_at = NULL FROM listing_ids x
-      WHERE x.listing_id = ${listingId} AND (t.project_id, t.region_id, t.image_id) = (x.project_id, x.region_id, x.image_id)
-        AND t.filter_unsure_at IS NOT NULL`;
+      UPDATE targets t SET filter_unsure_at = NULL FROM listings l
+      WHERE l.id = ${listingId} AND t.scope_key = l.scope_key AND t.filter_unsure_at IS NOT NULL AND ${listedBy(tx, listingId)}`;
     await tx`DELETE FROM listing_ids WHERE listing_id = ${listingId}`;
     await tx`DELETE FROM listing_ids_intact WHERE listing_id = ${listingId}`;
     await tx`

@@ -5,6 +5,7 @@ import { ORDINARY, type ImageKind } from '../images/image-kinds.js';
 import type { Triple } from '../interfaces.js';
 import { storableString } from '../images/storable-text.js';
 import { TARGETS_LOCK } from './replaceTargets.js';
+import type { Tx } from './tripleLock.js';
 
 /** A page to fetch, as listing_pages holds it, with the scope its listing is of. */
 export interface QueuedPage {
@@ -90,11 +91,64 @@ export async function recordListed(
   return sql.begin(async (tx) => {
     // A reconcile that removes or reschedules the scope waits for this page, or this page for it.
     await tx`SELECT pg_advisory_xact_lock_shared(${TARGETS_LOCK})`;
-    // Only what changes is written: a target already of this scope (the common case) is neither updated nor
-    // locked (an ON CONFLICT DO UPDATE ... WHERE would lock every row it skips, a WAL record and a page image each).
-    await tx`
+    // One statement for the common case (every id already a target of the scope, listed once): each id is
+    // looked up once in targets, and recorded in listing_ids. Its RETURNING leaves out what another page
+    // (or this one, run before) had listed: a page listing the same id at the same time waits on the
+    // unique key, so exactly one of them records it.
+    const rows = await tx<{ image_id: string; recorded: boolean; writes: boolean; other: boolean }[]>`
+    WITH seen AS (SELECT image_id, n <= ${ids.length} AS kept FROM unnest(${seen}::text[]) WITH ORDINALITY AS x(image_id, n)),
+    listed AS (
+      INSERT INTO listing_ids (listing_id, project_id, region_id, image_id, part, page)
+      SELECT ${page.listingId}, ${page.projectId}, ${page.regionId}, image_id, ${page.part}, ${page.page} FROM seen
+      ON CONFLICT DO NOTHING
+      RETURNING image_id)
+    SELECT x.image_id, r.image_id IS NOT NULL AS recorded,
+      coalesce(x.kept AND (t.image_id IS NULL OR ${adoptable(tx)}), false) AS writes,
+      coalesce(x.kept AND t.account <> l.account, false) AS other
+    FROM seen x LEFT JOIN listed r ON r.image_id = x.image_id
+    LEFT JOIN scopes s ON s.key = ${page.scopeKey} LEFT JOIN listings l ON l.id = ${page.listingId}
+    LEFT JOIN targets t ON (t.project_id, t.region_id, t.image_id) = (${page.projectId}, ${page.regionId}, x.image_id)`;
+    const recorded = new Set(rows.filter((r) => r.recorded).map((r) => r.image_id));
+    let otherAccounts = new Set(rows.filter((r) => r.other).map((r) => r.image_id));
+    if (rows.some((r) => r.writes)) {
+      await addTargets(tx, page, ids, kind);
+      // Read after the writes, in a statement of its own, so it sees what a page listed at the same time committed.
+      const others = await tx<{ image_id: string }[]>`
+        SELECT t.image_id FROM targets t JOIN listings l ON l.id = ${page.listingId}
+        WHERE (t.project_id, t.region_id) = (${page.projectId}, ${page.regionId}) AND t.image_id = ANY(${ids}::text[])
+          AND t.account <> l.account`;
+      otherAccounts = new Set(others.map((o) => o.image_id));
+    }
+    const unrecorded = seen.filter((id) => !recorded.has(id));
+    if (unrecorded.length === 0) return { repeated: 0, shared: 0, otherAccounts };
+    const [row] = await tx<{ repeated: number; shared: number }[]>`
+      SELECT count(*) FILTER (WHERE p.endpoint = ANY(${ownLists}::text[]))::int AS repeated,
+        count(*) FILTER (WHERE p.endpoint <> ALL(${ownLists}::text[]))::int AS shared
+      FROM unnest(${unrecorded}::text[]) AS x(image_id)
+      JOIN listing_ids l
+        ON (l.listing_id, l.project_id, l.region_id, l.image_id) = (${page.listingId}, ${page.projectId}, ${page.regionId}, x.image_id)
+        AND (l.part, l.page) <> (${page.part}, ${page.page})
+      JOIN listing_pages p ON (p.listing_id, p.part, p.page) = (l.listing_id, l.part, l.page)`;
+    return { repeated: row!.repeated, shared: row!.shared, otherAccounts };
+  });
+}
+
+/**
+ * Of a listed id's target `t` and its scope `s`: one recordListed takes in (it had left a scope, or was
+ * explicit), unless it is another account's that someone still refreshes.
+ */
+function adoptable(tx: Tx) {
+  return tx`(t.scope_key IS NULL OR t.left_scope_at IS NOT NULL)
+    -- Another account's target stays its own, unless no one refreshes it any more (it left its scope).
+    AND (t.account = s.account OR (NOT t.explicit AND t.left_scope_at IS NOT NULL))`;
+}
+
+/** A page's new triples become targets of its scope; the adoptable ones are taken in. */
+async function addTargets(tx: Tx, page: QueuedPage, ids: string[], kind: ImageKind): Promise<void> {
+  // Only what changes is written: a target already of this scope (the common case) is neither updated nor
+  // locked (an ON CONFLICT DO UPDATE ... WHERE would lock every row it skips, a WAL record and a page image each).
+  await tx`
     WITH input AS (SELECT image_id FROM unnest(${ids}::text[]) AS x(image_id)),
-    seen AS (SELECT image_id FROM unnest(${seen}::text[]) AS x(image_id)),
     added AS (
       INSERT INTO targets (project_id, region_id, image_id, account, schedule_key, interval_seconds, explicit, scope_key, kind)
       SELECT ${page.projectId}, ${page.regionId}, x.image_id, s.account, s.schedule_key, s.interval_seconds, false, s.key, ${kind.name}
@@ -110,31 +164,9 @@ export async function recordListed(
         interval_seconds = CASE WHEN t.explicit THEN t.interval_seconds ELSE s.interval_seconds END
       FROM input x, scopes s
       WHERE s.key = ${page.scopeKey} AND (t.project_id, t.region_id, t.image_id) = (${page.projectId}, ${page.regionId}, x.image_id)
-        AND (t.scope_key IS NULL OR t.left_scope_at IS NOT NULL)
-        -- Another account's target stays its own, unless no one refreshes it any more (it left its scope).
-        AND (t.account = s.account OR (NOT t.explicit AND t.left_scope_at IS NOT NULL))
-      RETURNING 1),
-    listed AS (
-      INSERT INTO listing_ids (listing_id, project_id, region_id, image_id, part, page)
-      SELECT ${page.listingId}, ${page.projectId}, ${page.regionId}, image_id, ${page.part}, ${page.page} FROM seen
-      ON CONFLICT DO NOTHING
+        AND ${adoptable(tx)}
       RETURNING 1)
     SELECT 1`;
-    // Read after the insert, in a statement of its own, so it sees what a page listed at the same time committed.
-    const [row] = await tx<{ repeated: number; shared: number }[]>`
-      SELECT count(*) FILTER (WHERE p.endpoint = ANY(${ownLists}::text[]))::int AS repeated,
-        count(*) FILTER (WHERE p.endpoint <> ALL(${ownLists}::text[]))::int AS shared
-      FROM unnest(${seen}::text[]) AS x(image_id)
-      JOIN listing_ids l
-        ON (l.listing_id, l.project_id, l.region_id, l.image_id) = (${page.listingId}, ${page.projectId}, ${page.regionId}, x.image_id)
-        AND (l.part, l.page) <> (${page.part}, ${page.page})
-      JOIN listing_pages p ON (p.listing_id, p.part, p.page) = (l.listing_id, l.part, l.page)`;
-    const others = await tx<{ image_id: string }[]>`
-      SELECT t.image_id FROM targets t JOIN listings l ON l.id = ${page.listingId}
-      WHERE (t.project_id, t.region_id) = (${page.projectId}, ${page.regionId}) AND t.image_id = ANY(${ids}::text[])
-        AND t.account <> l.account`;
-    return { repeated: row!.repeated, shared: row!.shared, otherAccounts: new Set(others.map((o) => o.image_id)) };
-  });
 }
 
 export interface PageAnswer {
