@@ -5,6 +5,9 @@ import { whenLost } from '../db/database.js';
 import { ConfigError } from '../errors.js';
 import { deploymentProblem } from '../queues/deployment-registry.js';
 import { startHttpServer, startReceiverServer, type HttpServer } from '../ops/http-server.js';
+import { createUi } from '../ui/ui-server.js';
+import { uiAccess } from '../ui/ui-access.js';
+import { DEFAULT_REPORTING_ROLE } from '../sql/grantReporting.js';
 import { pushReceiver, type PushReceiver } from '../audit-log/push-receiver.js';
 import { createMetrics, type WorkerMetrics } from '../ops/metrics.js';
 import { queueDashboard } from '../queues/queue-dashboard.js';
@@ -136,6 +139,7 @@ async function serveHttp(
       )
     : undefined;
   const { backend, deployment } = services;
+  const access = uiAccess(config.ui, config.httpHost);
   const http = await steps.run(() =>
     startHttpServer(
       { host: config.httpHost, port: config.httpPort! },
@@ -151,6 +155,7 @@ async function serveHttp(
           return problems.length > 0 ? problems.join('; ') : undefined;
         },
         pushReceiver: push?.port === undefined ? receiver : undefined,
+        ui: access.kind === 'off' ? undefined : createUi({ sql: services.sql, access, role: DEFAULT_REPORTING_ROLE, logger }),
       },
     ),
   );
@@ -161,9 +166,18 @@ async function serveHttp(
       port: http.port,
       queue_dashboard: Boolean(dashboard),
       ...(receiver && push?.port === undefined && { audit_push_path: receiver.path }),
+      ui:
+        access.kind === 'off'
+          ? 'off'
+          : access.kind === 'password'
+            ? 'with a password (UI_PASSWORD)'
+            : access.kind === 'open'
+              ? `open (${access.reason})`
+              : 'closed',
     },
-    'serving /healthz, /readyz and /metrics',
+    access.kind === 'off' ? 'serving /healthz, /readyz and /metrics' : 'serving /healthz, /readyz, /metrics and the web view at /ui',
   );
+  if (access.kind === 'closed') logger.warn(`the web view at /ui is closed: ${access.reason}`);
 }
 
 /** `worker` works the queues; `start` first reconciles the targets file (the main job). */

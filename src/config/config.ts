@@ -47,6 +47,8 @@ export interface Config {
   auditPush: AuditPushSettings | undefined;
   /** Serve the bull-board queue dashboard at /queues on HTTP_PORT. */
   queueDashboard: boolean;
+  /** The read-only web view under /ui on HTTP_PORT. */
+  ui: UiSettings;
   /** Where change alerts are POSTed; none when unset. */
   alertWebhookUrl: string | undefined;
   /** Signs every change alert (HMAC-SHA256); set exactly when alertWebhookUrl is. Never logged. */
@@ -68,6 +70,16 @@ export interface RedisClusterSettings {
   /** Never logged. */
   password: string | undefined;
   tls: boolean;
+}
+
+/** The web view (UI, UI_PASSWORD, UI_OPEN); who may see it is decided in src/ui/ui-access.ts. */
+export interface UiSettings {
+  /** UI=off turns it off. */
+  enabled: boolean;
+  /** HTTP basic's password (UI_PASSWORD or UI_PASSWORD_FILE); never logged. */
+  password: string | undefined;
+  /** UI_OPEN=1: served without a password beyond loopback, as the operator asked. */
+  open: boolean;
 }
 
 /** The webhook Gcore pushes each new audit-log entry to, and how this deployment receives it. */
@@ -231,8 +243,26 @@ function readSecret(env: Env, name: string, problems: string[]): string | undefi
   }
 }
 
+const MIN_UI_PASSWORD_LENGTH = 12;
+
+/** UI, UI_PASSWORD (or _FILE) and UI_OPEN; a password and an explicit opening contradict each other. */
+function readUi(env: Env, problems: string[]): UiSettings {
+  const text = env.UI?.trim() ?? '';
+  if (!['', 'on', 'off'].includes(text)) problems.push(`UI: must be on or off (got "${text.slice(0, 100)}")`);
+  const password = readSecret(env, 'UI_PASSWORD', problems);
+  const open = readSwitch(env, 'UI_OPEN', problems);
+  if (password !== undefined) {
+    if (password.length < MIN_UI_PASSWORD_LENGTH)
+      problems.push(`UI_PASSWORD: must be at least ${MIN_UI_PASSWORD_LENGTH} characters (has ${password.length})`);
+    const bad = keyCharacterProblem(password);
+    if (bad) problems.push(`UI_PASSWORD ${bad.replace('a key is', 'a password is')}`);
+    if (open) problems.push('UI_OPEN: set together with UI_PASSWORD; set one (a password, or open to anyone who reaches HTTP_HOST)');
+  }
+  return { enabled: text !== 'off', password, open };
+}
+
 /** Paths HTTP_PORT answers itself, which a push receiver's path must not take. */
-const OWN_PATHS = ['/healthz', '/readyz', '/metrics', '/queues'];
+const OWN_PATHS = ['/healthz', '/readyz', '/metrics', '/queues', '/ui'];
 
 /** HTTP_HOST: an IP address or a host name the server can bind. */
 function readHttpHost(env: Env, problems: string[]): string {
@@ -317,6 +347,7 @@ export function loadConfig(env: Env = process.env): Config {
     httpHost: readHttpHost(env, problems),
     auditPush: undefined,
     queueDashboard: readSwitch(env, 'QUEUE_DASHBOARD', problems),
+    ui: readUi(env, problems),
     ...readAlertWebhook(env, problems),
     queuePrefix: env.QUEUE_PREFIX?.trim() || DEFAULTS.queuePrefix,
     // A day keeps the timer far inside 2^31 - 1 ms.

@@ -156,6 +156,17 @@ export const imageRows = pgTable(
   },
   (t) => [
     primaryKey({ columns: [t.projectId, t.regionId, t.imageId] }),
+    // The web view's inventory pages through live images in these orders (keyset; src/sql/uiInventory.ts), and
+    // lists those deleted lately. Neither column changes when a refresh finds nothing new.
+    index('image_rows_live_name_idx')
+      .on(t.name, t.projectId, t.regionId, t.imageId)
+      .where(sql`${t.deletedAt} IS NULL`),
+    index('image_rows_live_changed_idx')
+      .on(t.lastChangedAt, t.projectId, t.regionId, t.imageId)
+      .where(sql`${t.deletedAt} IS NULL`),
+    index('image_rows_deleted_idx')
+      .on(t.deletedAt)
+      .where(sql`${t.deletedAt} IS NOT NULL`),
     // An ordinary image keeps every field its answers always carry (image-fields.ts); other kinds may lack them.
     check(
       'image_rows_ordinary_fields_check',

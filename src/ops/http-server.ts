@@ -2,8 +2,9 @@
 // (Postgres and the queue store answer, no other deployment shares the queues;
 // its body also names an account's audit log that holds entries from the
 // future, which does not make it unready, and each account's audit-log push),
-// /metrics (Prometheus), the queue dashboard, and the receiver of Gcore's
-// audit-log pushes (on this server, or alone on a port of its own).
+// /metrics (Prometheus), the queue dashboard, the read-only web view under /ui
+// (src/ui), and the receiver of Gcore's audit-log pushes (on this server, or
+// alone on a port of its own).
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describeAhead } from '../audit-log/audit-cursor.js';
@@ -15,6 +16,7 @@ import { auditLogStates } from '../sql/auditCursor.js';
 import { auditPushStates } from '../sql/auditPush.js';
 import { describePush } from '../audit-log/push-status.js';
 import type { PushReceiver } from '../audit-log/push-receiver.js';
+import { UI_PATH, type Ui } from '../ui/ui-server.js';
 
 export interface HttpServer {
   port: number;
@@ -73,6 +75,8 @@ export interface HttpDeps {
   lost?: () => string | undefined;
   /** Gcore's audit-log pushes, received on this server's port (POST to its path) when given. */
   pushReceiver?: PushReceiver;
+  /** The read-only web view, under /ui. */
+  ui?: Ui;
 }
 
 /**
@@ -130,6 +134,7 @@ export async function startHttpServer(where: Listen, deps: HttpDeps): Promise<Ht
       deps.dashboard(req, res);
       return;
     }
+    if (deps.ui && (path === UI_PATH || path?.startsWith(`${UI_PATH}/`))) return deps.ui.handle(req, res);
     if (req.method !== 'GET') return send(405, 'text/plain', 'GET only\n');
     if (path === '/healthz') {
       const { status, body } = liveness(deps.lost?.());
@@ -165,7 +170,7 @@ export async function startHttpServer(where: Listen, deps: HttpDeps): Promise<Ht
       );
       return;
     }
-    send(404, 'text/plain', 'not found: /healthz, /readyz, /metrics\n');
+    send(404, 'text/plain', `not found: /healthz, /readyz, /metrics${deps.ui ? ', /ui' : ''}\n`);
   });
   return listening(server, where);
 }

@@ -1,7 +1,14 @@
 import type { Sql } from '../db/db.js';
 
-/** What a reporting role may read: the reporting views, the snapshot list, the audit log of user actions, and the two functions. */
-export const REPORTING_VIEWS = [
+/** The role `reporting-role` makes unless told another, and the one the web view reads as. */
+export const DEFAULT_REPORTING_ROLE = 'image_reporting';
+
+/**
+ * What a reporting role may read: the reporting views, the snapshot list, the audit log of user actions, and
+ * what the web view's pages read (src/ui): images with their tags, versions and changes, runs, listings,
+ * failures, and where each account's audit log was read to. None holds a secret.
+ */
+export const REPORTING_RELATIONS = [
   'current_images',
   'image_change_log',
   'stale_images',
@@ -12,6 +19,14 @@ export const REPORTING_VIEWS = [
   'image_usage_history',
   'image_usage_status',
   'unused_images',
+  'images',
+  'image_tags',
+  'image_versions',
+  'image_changes',
+  'sync_runs',
+  'listings',
+  'sync_failures',
+  'audit_log_cursors',
 ];
 export const REPORTING_FUNCTIONS = [
   'images_as_of(timestamptz)',
@@ -21,18 +36,37 @@ export const REPORTING_FUNCTIONS = [
   'in_use_alert(integer, integer, text, text, text, timestamptz)',
 ];
 
+const quoted = (role: string) => `"${role.replace(/"/g, '""')}"`;
+
 /**
  * Creates `role` (without login, unless it exists) and lets it SELECT the
- * reporting views and call the reporting functions, and nothing else. Grant
- * it to login roles: `GRANT <role> TO alice`.
+ * reporting relations and call the reporting functions, and nothing else. Grant
+ * it to login roles: `GRANT <role> TO alice`. Processes that start together
+ * take turns (a lock): concurrent GRANTs on one object fail in Postgres.
  */
 export async function grantReporting(sql: Sql, role: string): Promise<void> {
   await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(hashtext('gcore-image-sync grant reporting'))`;
     const [exists] = await tx`SELECT 1 FROM pg_roles WHERE rolname = ${role}`;
     if (!exists) await tx`CREATE ROLE ${tx(role)} NOLOGIN`;
     await tx`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${tx(role)}`;
     await tx`GRANT USAGE ON SCHEMA public TO ${tx(role)}`;
-    for (const view of REPORTING_VIEWS) await tx`GRANT SELECT ON ${tx(view)} TO ${tx(role)}`;
-    for (const fn of REPORTING_FUNCTIONS) await tx.unsafe(`GRANT EXECUTE ON FUNCTION ${fn} TO "${role.replace(/"/g, '""')}"`);
+    for (const relation of REPORTING_RELATIONS) await tx`GRANT SELECT ON ${tx(relation)} TO ${tx(role)}`;
+    for (const fn of REPORTING_FUNCTIONS) await tx.unsafe(`GRANT EXECUTE ON FUNCTION ${fn} TO ${quoted(role)}`);
   });
+}
+
+/**
+ * Makes `role` one this connection's user may read as (SET ROLE): created and
+ * granted as `reporting-role` does when it lacks a right (a role the operator
+ * made and widened is left as it is), then granted to the current user when
+ * not already a member. Throws Postgres's refusal when the user may not.
+ */
+export async function prepareReadingRole(sql: Sql, role: string): Promise<void> {
+  const [state] = await sql<Array<{ complete: boolean; member: boolean }>>`
+    SELECT coalesce(bool_and(has_table_privilege(r.oid, rel, 'SELECT')), false) AS complete,
+      coalesce(bool_and(pg_has_role(current_user, r.oid, 'MEMBER')), false) AS member
+    FROM pg_roles r, unnest(${REPORTING_RELATIONS}::text[]) rel WHERE r.rolname = ${role}`;
+  if (!state!.complete) await grantReporting(sql, role);
+  if (!state!.member) await sql.unsafe(`GRANT ${quoted(role)} TO CURRENT_USER`);
 }

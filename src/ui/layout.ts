@@ -1,0 +1,82 @@
+// The frame every page shares, and the small pieces pages are made of: links
+// to an image, times, JSON as text. Everything here goes through `html`.
+import { html, type Html } from './html.js';
+
+export interface Page {
+  title: string;
+  body: Html;
+  status?: number;
+}
+
+/** The address of a stylesheet served by the UI itself: the CSP allows styles from here only. */
+export const STYLE_PATH = '/ui/style.css';
+
+const NAV = [
+  ['/ui', 'Inventory'],
+  ['/ui/changes', 'Changes'],
+  ['/ui/runs', 'Runs'],
+] as const;
+
+export function document(page: Page, current: string): string {
+  return html`<!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>${page.title} · gcore-image-sync</title>
+        <link rel="stylesheet" href="${STYLE_PATH}" />
+      </head>
+      <body>
+        <header>
+          <strong>gcore-image-sync</strong>
+          <nav>
+            ${NAV.map(([href, label]) => html`<a href="${href}" ${current === href ? html` aria-current="page"` : ''}>${label}</a> `)}
+          </nav>
+          <span class="muted">read-only</span>
+        </header>
+        <main>
+          <h1>${page.title}</h1>
+          ${page.body}
+        </main>
+      </body>
+    </html> `.text;
+}
+
+/** Where an image's timeline is: each part of the triple a path segment of its own. */
+export function imagePath(image: { project_id: number; region_id: number; image_id: string }, rest = ''): string {
+  return `/ui/images/${image.project_id}/${image.region_id}/${encodeURIComponent(image.image_id)}${rest}`;
+}
+
+/** A path with a query string of the non-empty values given. */
+export function withQuery(path: string, params: Record<string, string | number | undefined>): string {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) if (value !== undefined && value !== '') query.set(key, String(value));
+  const text = query.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+/** A time in UTC to the second, as text; a dash for none. */
+export function when(value: Date | string | null | undefined): string {
+  if (value === null || value === undefined) return '–';
+  const date = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : `${date.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+
+/** A JSON value as text for a cell: strings bare, the rest as JSON; a dash for null. */
+export function jsonText(value: unknown): string {
+  if (value === null || value === undefined) return '–';
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+/** A definition list of label and value pairs; null values show as a dash. */
+export function facts(rows: Array<[string, string | number | boolean | Html | null | undefined]>): Html {
+  const shown = (value: string | number | boolean | Html | null | undefined) =>
+    typeof value === 'boolean' ? (value ? 'yes' : 'no') : (value ?? '–');
+  return html`<dl class="facts">
+    ${rows.map(
+      ([label, value]) =>
+        html`<dt>${label}</dt>
+          <dd>${shown(value)}</dd>`,
+    )}
+  </dl>`;
+}

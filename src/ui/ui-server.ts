@@ -1,0 +1,167 @@
+// The web view's requests: who may see it (ui-access.ts), the headers that keep
+// a page from running anything (a CSP with no scripts at all), routing to each
+// page, and what a reader sees when input is bad or Postgres does not answer.
+// Every page reads through the reporting role (readAs), in a read-only transaction.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Sql } from '../db/db.js';
+import type { Logger } from '../ops/logger.js';
+import { readAs } from '../sql/readAs.js';
+import { prepareReadingRole } from '../sql/grantReporting.js';
+import { html } from './html.js';
+import { document, type Page } from './layout.js';
+import { QueryReader } from './query.js';
+import type { PageRequest } from './page-request.js';
+import { NotFoundError, UiInputError } from './page-errors.js';
+import { passwordGiven, type UiAccess } from './ui-access.js';
+import { STYLE } from './style.js';
+import { inventoryPage } from './pages/inventory.js';
+import { imagePage, diffPage, versionPage, rawPage } from './pages/image.js';
+import { changesPage } from './pages/changes.js';
+import { runsPage } from './pages/runs.js';
+
+export const UI_PATH = '/ui';
+
+/** No scripts, frames, plugins or connections; styles from this server only; forms submit here only. */
+export const CONTENT_SECURITY_POLICY =
+  "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+const SAFE_HEADERS = {
+  'content-security-policy': CONTENT_SECURITY_POLICY,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cache-control': 'no-store',
+};
+
+type PageHandler = (request: PageRequest) => Promise<Page>;
+
+/** The page a path names, and the parts of the path that follow the page's own. */
+function route(path: string): { handler: PageHandler; parts: string[]; nav: string } | undefined {
+  const parts = path.split('/').slice(2);
+  if (path === UI_PATH || path === `${UI_PATH}/`) return { handler: inventoryPage, parts: [], nav: UI_PATH };
+  if (parts[0] === 'changes' && parts.length === 1) return { handler: changesPage, parts: [], nav: '/ui/changes' };
+  if (parts[0] === 'runs' && parts.length === 1) return { handler: runsPage, parts: [], nav: '/ui/runs' };
+  if (parts[0] === 'images') {
+    const image = parts.slice(1, 4);
+    const rest = parts.slice(4);
+    if (image.length === 3 && rest.length === 0) return { handler: imagePage, parts: image, nav: UI_PATH };
+    if (image.length === 3 && rest.length === 1 && rest[0] === 'diff') return { handler: diffPage, parts: image, nav: UI_PATH };
+    if (image.length === 3 && rest.length === 1 && rest[0] === 'raw') return { handler: rawPage, parts: image, nav: UI_PATH };
+    if (image.length === 3 && rest.length === 2 && rest[0] === 'versions')
+      return { handler: versionPage, parts: [...image, rest[1]!], nav: UI_PATH };
+  }
+  return undefined;
+}
+
+export interface UiDeps {
+  sql: Sql;
+  access: UiAccess;
+  /** The role every page reads as (prepareReadingRole makes it one the pool's user may take). */
+  role: string;
+  logger: Logger;
+}
+
+export interface Ui {
+  /** Answers a request whose path is /ui or under it. */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+}
+
+function message(title: string, text: string, status: number): Page {
+  return { title, status, body: html`<p class="problem">${text}</p>` };
+}
+
+export function createUi({ sql, access, role, logger }: UiDeps): Ui {
+  // Made once when the first page is asked for, and again after a failure (a role a DBA grants later is then found).
+  let roleReady: Promise<void> | undefined;
+  const ensureRole = () => {
+    roleReady ??= prepareReadingRole(sql, role).catch((error: unknown) => {
+      roleReady = undefined;
+      throw error;
+    });
+    return roleReady;
+  };
+
+  const send = (res: ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}) =>
+    res.writeHead(status, { ...SAFE_HEADERS, 'content-type': type, ...extra }).end(body);
+
+  async function answer(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const started = performance.now();
+    const found = route(path);
+    const query = new QueryReader(new URL(req.url ?? '/', 'http://ui').searchParams);
+    let page: Page;
+    let dbMs = 0;
+    try {
+      if (!found) {
+        page = message('Not found', `${path} is not a page here: the inventory is at /ui, changes at /ui/changes, runs at /ui/runs.`, 404);
+      } else {
+        try {
+          await ensureRole();
+        } catch (error) {
+          throw new RoleError(role, error as Error);
+        }
+        page = await found.handler({
+          query,
+          parts: found.parts.map(decodedPart),
+          read: async (body) => {
+            const readStarted = performance.now();
+            try {
+              return await readAs(sql, role, body);
+            } finally {
+              dbMs += performance.now() - readStarted;
+            }
+          },
+        });
+      }
+    } catch (error) {
+      page = problemPage(error as Error, role);
+      if ((page.status ?? 500) >= 500) logger.warn({ path, err: (error as Error).message }, 'a page of the web view failed');
+    }
+    const body = document(page, found?.nav ?? '');
+    const timing = `db;dur=${dbMs.toFixed(1)}, total;dur=${(performance.now() - started).toFixed(1)}`;
+    send(res, page.status ?? 200, 'text/html; charset=utf-8', body, { 'server-timing': timing });
+  }
+
+  return {
+    handle(req, res) {
+      const path = req.url?.split('?')[0] ?? '';
+      if (access.kind === 'off') return send(res, 404, 'text/plain; charset=utf-8', 'not found: the web view is off (UI=off)\n');
+      if (access.kind === 'closed') return send(res, 403, 'text/plain; charset=utf-8', `the web view is closed: ${access.reason}\n`);
+      if (access.kind === 'password' && !passwordGiven(req, access.password))
+        return send(res, 401, 'text/plain; charset=utf-8', 'the web view needs the password (UI_PASSWORD)\n', {
+          'www-authenticate': 'Basic realm="gcore-image-sync", charset="UTF-8"',
+        });
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return send(res, 405, 'text/plain; charset=utf-8', 'GET only: the web view is read-only\n', { allow: 'GET, HEAD' });
+      if (path === '/ui/style.css') return send(res, 200, 'text/css; charset=utf-8', STYLE);
+      void answer(req, res, path);
+    },
+  };
+}
+
+/** The reading role could not be made or taken. */
+class RoleError extends Error {
+  constructor(role: string, cause: Error) {
+    super(
+      `the web view reads as the role ${role}, which this database user cannot make or take (${cause.message}). ` +
+        `As a superuser: \`gcore-image-sync reporting-role\`, then GRANT ${role} TO the worker's user.`,
+    );
+  }
+}
+
+function decodedPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new UiInputError(`the path's part "${part.slice(0, 80)}" is not valid percent-encoding`);
+  }
+}
+
+function problemPage(error: Error, role: string): Page {
+  if (error instanceof UiInputError) return message('Bad request', error.message, 400);
+  if (error instanceof NotFoundError) return message('Not found', error.message, 404);
+  if (error instanceof RoleError) return message('Unavailable', error.message, 503);
+  const code = (error as { code?: string }).code;
+  if (code === '57014') return message('Too slow', 'The query took longer than 10 s and was stopped: narrow the filters.', 503);
+  if (code === '42501') return message('Not allowed', `The role ${role} may not read this: ${error.message}`, 503);
+  return message('Unavailable', `Postgres did not answer: ${error.message}`, 503);
+}
