@@ -56,6 +56,9 @@ export async function grantReporting(sql: Sql, role: string): Promise<void> {
   });
 }
 
+/** A role made, or a grant changed, by another database's process at the same moment: roles are the cluster's. */
+const RACED = new Set(['42710', '23505', 'XX000']);
+
 /**
  * Makes `role` one this connection's user may read as (SET ROLE): created and
  * granted as `reporting-role` does when it lacks a right (a role the operator
@@ -63,10 +66,17 @@ export async function grantReporting(sql: Sql, role: string): Promise<void> {
  * not already a member. Throws Postgres's refusal when the user may not.
  */
 export async function prepareReadingRole(sql: Sql, role: string): Promise<void> {
-  const [state] = await sql<Array<{ complete: boolean; member: boolean }>>`
-    SELECT coalesce(bool_and(has_table_privilege(r.oid, rel, 'SELECT')), false) AS complete,
-      coalesce(bool_and(pg_has_role(current_user, r.oid, 'MEMBER')), false) AS member
-    FROM pg_roles r, unnest(${REPORTING_RELATIONS}::text[]) rel WHERE r.rolname = ${role}`;
-  if (!state!.complete) await grantReporting(sql, role);
-  if (!state!.member) await sql.unsafe(`GRANT ${quoted(role)} TO CURRENT_USER`);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const [state] = await sql<Array<{ complete: boolean; member: boolean }>>`
+        SELECT coalesce(bool_and(has_table_privilege(r.oid, rel, 'SELECT')), false) AS complete,
+          coalesce(bool_and(pg_has_role(current_user, r.oid, 'MEMBER')), false) AS member
+        FROM pg_roles r, unnest(${REPORTING_RELATIONS}::text[]) rel WHERE r.rolname = ${role}`;
+      if (!state!.complete) await grantReporting(sql, role);
+      if (!state!.member) await sql.unsafe(`GRANT ${quoted(role)} TO CURRENT_USER`);
+      return;
+    } catch (error) {
+      if (attempt === 3 || !RACED.has((error as { code?: string }).code ?? '')) throw error;
+    }
+  }
 }

@@ -24,7 +24,7 @@ function render(part: Part): string {
   if (part instanceof Html) return part.text;
   if (Array.isArray(part)) return part.map(render).join('');
   if (part === null || part === undefined || part === false) return '';
-  return escapeText(String(part as string | number | bigint | boolean));
+  return escapeText(String(part));
 }
 
 /** A template whose every value is escaped, unless it is Html; arrays are joined, null and false leave nothing. */

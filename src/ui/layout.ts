@@ -80,3 +80,22 @@ export function facts(rows: Array<[string, string | number | boolean | Html | nu
     )}
   </dl>`;
 }
+
+/** A table of rows of cells under the headings given; `id` names it for links and tests. */
+export function table(id: string, headings: string[], rows: Array<Array<Html | string | number | null>>): Html {
+  return html`<table id="${id}">
+    <thead>
+      <tr>
+        ${headings.map((heading) => html`<th>${heading}</th>`)}
+      </tr>
+    </thead>
+    <tbody>
+      ${rows.map(
+        (cells) =>
+          html`<tr>
+            ${cells.map((cell) => html`<td>${cell ?? '–'}</td>`)}
+          </tr>`,
+      )}
+    </tbody>
+  </table>`;
+}

@@ -16,7 +16,7 @@ export class QueryReader {
     const value = all[0]?.trim();
     if (value === undefined || value === '') return undefined;
     if (value.length > MAX_TEXT) throw new UiInputError(`${name}: at most ${MAX_TEXT} characters (got ${value.length})`);
-    if (/[\u0000\ud800-\udfff]/u.test(value))
+    if (value.includes('\0') || /[\ud800-\udfff]/u.test(value))
       throw new UiInputError(`${name}: holds a character Postgres cannot compare (NUL or a lone surrogate)`);
     return value;
   }

@@ -2,7 +2,7 @@
 // tags and users, each version with the changes that made it and who made them,
 // a diff between any two versions, each version's stored state, the raw document.
 import { diffSnapshots } from '../../images/image-diff.js';
-import type { ImageState, Triple } from '../../interfaces.js';
+import type { Triple } from '../../interfaces.js';
 import {
   imageActions,
   imageDetail,
@@ -12,12 +12,15 @@ import {
   rawDocument,
   versionChanges,
   versionStates,
+  type ActionRow,
   type ChangeRow,
   type ImageDetail,
+  type TagRow,
+  type UsageState,
   type VersionRow,
 } from '../../sql/uiImage.js';
 import { html, type Html } from '../html.js';
-import { facts, imagePath, jsonText, when, withQuery, type Page } from '../layout.js';
+import { facts, imagePath, jsonText, table, when, withQuery, type Page } from '../layout.js';
 import { NotFoundError, UiInputError } from '../page-errors.js';
 import type { PageRequest } from '../page-request.js';
 
@@ -113,147 +116,107 @@ function summary(image: ImageDetail): Html {
   ]);
 }
 
-export async function imagePage({ parts, query, read }: PageRequest): Promise<Page> {
-  const image = tripleOf(parts);
-  const before = query.integer('before', 1, Number.MAX_SAFE_INTEGER);
-  const data = await read(async (tx) => {
+function tagsSection(tags: TagRow[]): Html {
+  if (tags.length === 0) return html`<p class="muted">No tags.</p>`;
+  return table(
+    'tags',
+    ['key', 'value', 'read-only'],
+    tags.map((t) => [t.key, t.value, t.read_only ? 'yes' : 'no']),
+  );
+}
+
+function usageSection(usage: UsageState): Html {
+  const known = html`<p>
+    ${usage.usage_status ?? 'unknown'}${usage.usage_unknown_because ? html` <span class="muted">(${usage.usage_unknown_because})</span>` : ''}${usage.unused_since ? html`, unused since ${when(usage.unused_since)}` : ''}
+  </p>`;
+  if (usage.consumers.length === 0) return known;
+  const rows = usage.consumers.map((c) => [c.consumer_kind, c.consumer_id, c.consumer_name, when(c.valid_from)]);
+  return html`${known}${table('usage', ['what', 'id', 'name', 'since'], rows)}`;
+}
+
+function versionSection(image: Triple, version: VersionRow, versions: VersionRow[], changes: ChangeRow[]): Html {
+  return html`<section class="version" id="v${version.id}">
+    <h3>
+      <a href="${imagePath(asRow(image), `/versions/${version.id}`)}">${versionLabel(version, versions)}</a>
+      ${version.valid_to ? html`<span class="muted">until ${when(version.valid_to)}</span>` : ''}
+    </h3>
+    <table class="changes">
+      <thead>
+        <tr>
+          <th>field</th>
+          <th>old</th>
+          <th>new</th>
+          <th>who</th>
+          <th>seen at</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${changes.map((change) => changeRow(change, image))}
+      </tbody>
+    </table>
+  </section>`;
+}
+
+function actionsSection(actions: ActionRow[]): Html {
+  if (actions.length === 0) return html`<p class="muted">None stored.</p>`;
+  const rows = actions.map((a) => [
+    when(a.acted_at),
+    `${a.api_group ?? ''} ${a.action_type ?? ''}`,
+    a.email ?? (a.user_id ? `user ${a.user_id}` : null),
+    a.source_user_ip,
+    `${a.action_id}${a.is_complete === false ? ' (incomplete)' : ''}`,
+  ]);
+  return table('actions', ['at', 'action', 'who', 'from', 'entry'], rows);
+}
+
+/** What the timeline shows: a page of versions (newest first, `before` a version's id for older ones) and the rest. */
+async function readTimeline(read: PageRequest['read'], image: Triple, before: number | undefined) {
+  return read(async (tx) => {
     const detail = await imageDetail(tx, image);
     if (!detail) return undefined;
     const versions = await imageVersions(tx, image);
     const start = before === undefined ? 0 : versions.findIndex((v) => v.id === before) + 1;
     if (start === 0 && before !== undefined) throw new UiInputError(`before: ${before} is not a version of this image`);
     const shown = versions.slice(start, start + VERSIONS_PER_PAGE);
+    const changes = await versionChanges(
+      tx,
+      image,
+      shown.map((v) => v.id),
+    );
     return {
       detail,
       versions,
       shown,
       more: versions[start + VERSIONS_PER_PAGE] !== undefined,
-      changes: await versionChanges(
-        tx,
-        image,
-        shown.map((v) => v.id),
-      ),
+      byVersion: Map.groupBy(changes, (change) => change.version_id),
       tags: await imageTags(tx, image),
       usage: await imageUsage(tx, image),
       actions: await imageActions(tx, image, ACTIONS_SHOWN),
     };
   });
+}
+
+export async function imagePage({ parts, query, read }: PageRequest): Promise<Page> {
+  const image = tripleOf(parts);
+  const before = query.integer('before', 1, Number.MAX_SAFE_INTEGER);
+  const data = await readTimeline(read, image, before);
   if (!data) throw notStored(image);
-  const { detail, versions, shown, changes, tags, usage, actions } = data;
-  const byVersion = Map.groupBy(changes, (change) => change.version_id);
+  const { detail, versions, shown } = data;
   const path = imagePath(asRow(image));
+  const older = data.more ? html`<a id="older" href="${withQuery(path, { before: shown.at(-1)!.id })}">older versions</a>` : '';
   const body = html`${summary(detail)}
     <p><a href="${imagePath(asRow(image), '/raw')}">The document the API answered last</a> (as received)</p>
     <h2>Tags</h2>
-    ${
-      tags.length === 0
-        ? html`<p class="muted">No tags.</p>`
-        : html`<table id="tags">
-            <thead>
-              <tr>
-                <th>key</th>
-                <th>value</th>
-                <th>read-only</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${tags.map(
-                (t) =>
-                  html`<tr>
-                    <td>${t.key}</td>
-                    <td>${t.value}</td>
-                    <td>${t.read_only ? 'yes' : 'no'}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
-    }
+    ${tagsSection(data.tags)}
     <h2>Used by</h2>
-    <p>
-      ${usage.usage_status ?? 'unknown'}${usage.usage_unknown_because ? html` <span class="muted">(${usage.usage_unknown_because})</span>` : ''}${usage.unused_since ? html`, unused since ${when(usage.unused_since)}` : ''}
-    </p>
-    ${
-      usage.consumers.length === 0
-        ? ''
-        : html`<table id="usage">
-            <thead>
-              <tr>
-                <th>what</th>
-                <th>id</th>
-                <th>name</th>
-                <th>since</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${usage.consumers.map(
-                (c) =>
-                  html`<tr>
-                    <td>${c.consumer_kind}</td>
-                    <td>${c.consumer_id}</td>
-                    <td>${c.consumer_name ?? '–'}</td>
-                    <td>${when(c.valid_from)}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
-    }
+    ${usageSection(data.usage)}
     <h2>Compare two versions</h2>
     ${versions.length < 2 ? html`<p class="muted">One version so far.</p>` : diffForm(image, versions)}
     <h2>Versions (${versions.length.toLocaleString('en')}, newest first)</h2>
-    ${shown.map(
-      (version) =>
-        html`<section class="version" id="v${version.id}">
-          <h3>
-            <a href="${imagePath(asRow(image), `/versions/${version.id}`)}">${versionLabel(version, versions)}</a
-            >${version.valid_to ? html` <span class="muted">until ${when(version.valid_to)}</span>` : ''}
-          </h3>
-          <table class="changes">
-            <thead>
-              <tr>
-                <th>field</th>
-                <th>old</th>
-                <th>new</th>
-                <th>who</th>
-                <th>seen at</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${(byVersion.get(version.id) ?? []).map((change) => changeRow(change, image))}
-            </tbody>
-          </table>
-        </section>`,
-    )}
-    <p class="pager">
-      ${before !== undefined ? html`<a href="${path}">newest versions</a>` : ''}${data.more ? html`<a id="older" href="${withQuery(path, { before: shown.at(-1)!.id })}">older versions</a>` : ''}
-    </p>
+    ${shown.map((version) => versionSection(image, version, versions, data.byVersion.get(version.id) ?? []))}
+    <p class="pager">${before !== undefined ? html`<a href="${path}">newest versions</a>` : ''} ${older}</p>
     <h2>Audit-log entries about it (latest ${ACTIONS_SHOWN})</h2>
-    ${
-      actions.length === 0
-        ? html`<p class="muted">None stored.</p>`
-        : html`<table id="actions">
-            <thead>
-              <tr>
-                <th>at</th>
-                <th>action</th>
-                <th>who</th>
-                <th>from</th>
-                <th>entry</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${actions.map(
-                (a) =>
-                  html`<tr>
-                    <td>${when(a.acted_at)}</td>
-                    <td>${a.api_group ?? ''} ${a.action_type ?? ''}</td>
-                    <td>${a.email ?? (a.user_id ? `user ${a.user_id}` : '–')}</td>
-                    <td>${a.source_user_ip ?? '–'}</td>
-                    <td>${a.action_id}${a.is_complete === false ? ' (incomplete)' : ''}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
-    }`;
+    ${actionsSection(data.actions)}`;
   return { title: detail.name, body };
 }
 
@@ -271,7 +234,7 @@ export async function diffPage({ parts, query, read }: PageRequest): Promise<Pag
   const [from, to] = [data.states.get(a), data.states.get(b)];
   const missing = [from ? undefined : a, to ? undefined : b].filter((id) => id !== undefined);
   if (missing.length > 0) throw new NotFoundError(`Version ${missing.join(' and ')} is not a version of this image.`);
-  const changes = diffSnapshots(from!.state as ImageState, to!.state as ImageState);
+  const changes = diffSnapshots(from!.state, to!.state);
   const label = (id: number) =>
     versionLabel(
       data.versions.find((v) => v.id === id)!,
