@@ -3,6 +3,7 @@
 // page, and what a reader sees when input is bad or Postgres does not answer.
 // Every page reads through the reporting role (readAs), in a read-only transaction.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import pLimit from 'p-limit';
 import type { Sql } from '../db/db.js';
 import type { Logger } from '../ops/logger.js';
 import { readAs } from '../sql/readAs.js';
@@ -70,7 +71,14 @@ function message(title: string, text: string, status: number): Page {
   return { title, status, body: html`<p class="problem">${text}</p>` };
 }
 
+/**
+ * Pages read at most this many at a time per process: they share the worker's pool, and a burst of
+ * readers must not hold every connection the refreshes need. The rest wait their turn.
+ */
+const CONCURRENT_READS = 2;
+
 export function createUi({ sql, access, role, logger }: UiDeps): Ui {
+  const readSlot = pLimit(CONCURRENT_READS);
   // Made once when the first page is asked for, and again after a failure (a role a DBA grants later is then found).
   let roleReady: Promise<void> | undefined;
   const ensureRole = () => {
@@ -105,7 +113,7 @@ export function createUi({ sql, access, role, logger }: UiDeps): Ui {
           read: async (body) => {
             const readStarted = performance.now();
             try {
-              return await readAs(sql, role, body);
+              return await readSlot(() => readAs(sql, role, body));
             } finally {
               dbMs += performance.now() - readStarted;
             }
