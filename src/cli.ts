@@ -155,7 +155,7 @@ configuration comes from the environment (GCORE_API_KEY, GCORE_BASE_URL, DATABAS
 embedded PostgreSQL under GCORE_IMAGE_SYNC_HOME, default ${DEFAULTS.home}),
 REDIS_URL or REDIS_CLUSTER_NODES (REDIS_CLUSTER_*), QUEUE_PREFIX, TARGETS_FILE (default ${DEFAULTS.targetsFile}), LOG_LEVEL, LOG_FORMAT (LOG_PRETTY),
 LOG_PROGRESS_SECONDS, AUDIT_LOG_POLL_SECONDS, AUDIT_PUSH_URL, AUDIT_PUSH_SECRET, AUDIT_PUSH_PORT, HTTP_PORT, HTTP_HOST,
-QUEUE_DASHBOARD, ALERT_WEBHOOK_URL, ALERT_WEBHOOK_SECRET, SYNC_*): defaults and ranges in docs/configuration.md.
+UI, UI_PASSWORD, UI_OPEN, QUEUE_DASHBOARD, ALERT_WEBHOOK_URL, ALERT_WEBHOOK_SECRET, SYNC_*): defaults and ranges in docs/configuration.md.
 gcore-image-sync --version prints the version.`;
 
 /** The package's version, read from its package.json (two folders up from dist/src). */

@@ -99,7 +99,7 @@ export async function inventoryPage(tx: TransactionSql, q: InventoryQuery): Prom
 }
 
 /** Up to this many matching images are counted exactly; beyond, the planner's estimate is given as one. */
-export const EXACT_COUNT_CAP = 10_000;
+const EXACT_COUNT_CAP = 10_000;
 
 export interface InventoryCount {
   count: number;

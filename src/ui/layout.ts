@@ -1,15 +1,13 @@
 // The frame every page shares, and the small pieces pages are made of: links
 // to an image, times, JSON as text. Everything here goes through `html`.
 import { html, type Html } from './html.js';
+import { ICON_PATH, STYLE_PATH } from './assets.js';
 
 export interface Page {
   title: string;
   body: Html;
   status?: number;
 }
-
-/** The address of a stylesheet served by the UI itself: the CSP allows styles from here only. */
-export const STYLE_PATH = '/ui/style.css';
 
 const NAV = [
   ['/ui', 'Inventory'],
@@ -25,6 +23,7 @@ export function document(page: Page, current: string): string {
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>${page.title} · gcore-image-sync</title>
         <link rel="stylesheet" href="${STYLE_PATH}" />
+        <link rel="icon" href="${ICON_PATH}" />
       </head>
       <body>
         <header>

@@ -12,7 +12,7 @@ export type UiAccess =
   { kind: 'off' } | { kind: 'closed'; reason: string } | { kind: 'password'; password: string } | { kind: 'open'; reason: string };
 
 /** 127.0.0.0/8, ::1 and localhost: addresses only this machine reaches. */
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   if (host === 'localhost' || host === '::1') return true;
   return isIP(host) === 4 && host.startsWith('127.');
 }

@@ -14,7 +14,7 @@ import { QueryReader } from './query.js';
 import type { PageRequest } from './page-request.js';
 import { NotFoundError, UiInputError } from './page-errors.js';
 import { passwordGiven, type UiAccess } from './ui-access.js';
-import { STYLE } from './style.js';
+import { ASSETS } from './assets.js';
 import { inventoryPage } from './pages/inventory.js';
 import { imagePage, diffPage, versionPage, rawPage } from './pages/image.js';
 import { changesPage } from './pages/changes.js';
@@ -140,7 +140,8 @@ export function createUi({ sql, access, role, logger }: UiDeps): Ui {
         });
       if (req.method !== 'GET' && req.method !== 'HEAD')
         return send(res, 405, 'text/plain; charset=utf-8', 'GET only: the web view is read-only\n', { allow: 'GET, HEAD' });
-      if (path === '/ui/style.css') return send(res, 200, 'text/css; charset=utf-8', STYLE);
+      const asset = ASSETS.get(path);
+      if (asset) return send(res, 200, asset.type, asset.body);
       void answer(req, res, path);
     },
   };

@@ -1,5 +1,9 @@
-// The one stylesheet, served at /ui/style.css: the CSP allows no inline style.
-export const STYLE = `
+// What pages load besides themselves, served by the UI from memory: the stylesheet (the CSP allows no
+// inline style) and an icon (else every browser asks for /favicon.ico and logs its 404).
+export const STYLE_PATH = '/ui/style.css';
+export const ICON_PATH = '/ui/icon.svg';
+
+const STYLE = `
 :root { color-scheme: light dark; --muted: #6b7280; --line: #d1d5db; --old: #fde2e2; --new: #dcfce7; --accent: #2563eb; }
 @media (prefers-color-scheme: dark) { :root { --line: #374151; --old: #4c1d1d; --new: #14391f; --accent: #60a5fa; } }
 * { box-sizing: border-box; }
@@ -30,3 +34,11 @@ pre.json { white-space: pre-wrap; overflow-wrap: anywhere; padding: .8em; border
 .version { border-left: 3px solid var(--line); padding-left: .8em; margin: 1em 0; }
 .pager { display: flex; gap: 1.5em; }
 `;
+
+const ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#2563eb"/><path d="M4 8h8M8 4v8" stroke="#fff" stroke-width="2"/></svg>`;
+
+/** Each asset by its path, with its content type. */
+export const ASSETS: ReadonlyMap<string, { type: string; body: string }> = new Map([
+  [STYLE_PATH, { type: 'text/css; charset=utf-8', body: STYLE }],
+  [ICON_PATH, { type: 'image/svg+xml', body: ICON }],
+]);
