@@ -206,7 +206,10 @@ describe('the web view in Chromium', () => {
       const css = stylesheet();
       expect([css?.status(), css?.headers()['content-type']]).toEqual([200, 'text/css; charset=utf-8']);
       // Applied: the stylesheet takes the body's margin (8px by default) to 0, and it is the page's only one.
-      expect(await page.evaluate(() => [getComputedStyle(document.body).margin, document.styleSheets.length])).toEqual(['0px', 1]);
+      const applied = await page
+        .locator('body')
+        .evaluate((body) => [body.ownerDocument.defaultView!.getComputedStyle(body).margin, body.ownerDocument.styleSheets.length]);
+      expect(applied).toEqual(['0px', 1]);
       // The one message: Chromium saying the page itself answered 404.
       const notFound = `console error: Failed to load resource: the server responded with a status of 404 (Not Found) (${base}${missing})`;
       expect(events).toEqual(path === missing ? [notFound] : []);

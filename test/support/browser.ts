@@ -1,32 +1,10 @@
-// Debian's Chromium driven by playwright-core: the browser the web view's tests
-// and its screenshot use. Playwright's own browser builds are downloaded from
-// outside the package registries, which CI cannot reach; .ci/run installs
-// Debian's package instead.
-import { existsSync } from 'node:fs';
+// One headless Chromium per test file (chromium.ts): launched before the
+// file's tests, closed after them.
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import { launchChromium } from './chromium.js';
 
-export const CHROMIUM = '/usr/bin/chromium';
-
-/** No sandbox (CI runs as root), nothing fetched or synced by the browser itself: only the pages asked for are loaded. */
-const FLAGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-/** Headless Chromium with a fresh profile of its own (playwright's launch makes one and removes it on close). */
-export async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} is missing: the browser tests drive Debian's Chromium (apt-get install chromium; .ci/run installs it)`);
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
-}
-
-/** One browser for the test file, launched before its tests and closed after them; `browser()` hands it out. */
+/** Registers the file's hooks; the function returned hands out its browser inside a test. */
 export function withBrowser(): () => Browser {
   let browser: Browser | undefined;
   beforeAll(async () => {
