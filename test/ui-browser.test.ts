@@ -126,11 +126,7 @@ async function visit(path: string): Promise<Visit> {
   page.once('close', () => void context.close());
   const events: string[] = [];
   let stylesheet: Response | undefined;
-  page.on('console', (message) => {
-    // Chromium asks for /favicon.ico by itself (no page names it) and says when it is not found: not the page's doing.
-    if (message.location().url !== `${base}/favicon.ico`)
-      events.push(`console ${message.type()}: ${message.text()} (${message.location().url})`);
-  });
+  page.on('console', (message) => events.push(`console ${message.type()}: ${message.text()} (${message.location().url})`));
   page.on('pageerror', (error) => events.push(`page error: ${error.message}`));
   page.on('dialog', (dialog) => {
     events.push(`dialog ${dialog.type()}: ${dialog.message()}`);
