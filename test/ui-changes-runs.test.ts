@@ -165,13 +165,15 @@ function link(page: string, id: string): string | undefined {
   return href === undefined ? undefined : text(href);
 }
 
+const changesPath = (query: Record<string, string>) => `/ui/changes?${new URLSearchParams(query).toString()}`;
+
 async function get(path: string): Promise<{ status: number; page: string }> {
   const response = await fetch(`${base}${path}`);
   return { status: response.status, page: await response.text() };
 }
 
 async function feed(query: Record<string, string>): Promise<FeedRow[]> {
-  const { status, page } = await get(`/ui/changes?${new URLSearchParams(query)}`);
+  const { status, page } = await get(changesPath(query));
   expect(status).toBe(200);
   return feedRows(page);
 }
@@ -244,7 +246,7 @@ describe('/ui/changes', () => {
     ]);
 
     // Filters ride along in the next link: the first sightings before the users' changes, 58, in two pages.
-    const first = await get(`/ui/changes?${new URLSearchParams({ to: boundary.toISOString(), type: 'created' })}`);
+    const first = await get(changesPath({ to: boundary.toISOString(), type: 'created' }));
     const next = link(first.page, 'next')!;
     expect(new URLSearchParams(next.split('?')[1]).get('type')).toBe('created');
     const rest = feedRows((await get(next)).page);
@@ -272,7 +274,7 @@ describe('/ui/changes', () => {
 
   it('says what changed between two dates from the snapshots in force at each, naming the snapshots used', async () => {
     const { page } = await get(
-      `/ui/changes?${new URLSearchParams({ diff_from: snapshots.afterBefore.toISOString(), diff_to: snapshots.afterAfter.toISOString() })}`,
+      changesPath({ diff_from: snapshots.afterBefore.toISOString(), diff_to: snapshots.afterAfter.toISOString() }),
     );
     expect(text(element(page, 'snapshot-a'))).toMatch(new RegExp(`^snapshot ${snapshots.before.id}, taken \\S+ \\S+ UTC \\(58 images\\)$`));
     expect(text(element(page, 'snapshot-b'))).toMatch(new RegExp(`^snapshot ${snapshots.after.id}, taken \\S+ \\S+ UTC \\(58 images\\)$`));

@@ -3,6 +3,7 @@
 // snapshots in force at each.
 import { imageKinds } from '../../images/image-kinds.js';
 import {
+  ACTOR_SEARCH_LIMIT,
   CHANGE_TYPES,
   changeFeed,
   snapshotAtOrBefore,
@@ -191,18 +192,26 @@ function diffSection(result: DiffResult): Html {
 export async function changesPage({ query, read }: PageRequest): Promise<Page> {
   const { params, sql } = readFilters(query);
   const diff = readDiffDates(query);
-  const { rows, compared } = await read(async (tx) => {
+  const { feed, compared } = await read(async (tx) => {
     const compare = async (dates: [Date, Date]): Promise<DiffResult> => {
       const [a, b] = [await snapshotAtOrBefore(tx, dates[0]), await snapshotAtOrBefore(tx, dates[1])];
       if (!a || !b) return { missing: a ? dates[1] : dates[0] };
       return { a, b, rows: await snapshotDifferences(tx, a.id, b.id, DIFF_ROWS) };
     };
-    return { rows: await changeFeed(tx, sql), compared: diff.dates && (await compare(diff.dates)) };
+    return { feed: await changeFeed(tx, sql), compared: diff.dates && (await compare(diff.dates)) };
   });
-  const last = rows.at(-1);
-  const next =
-    rows.length === PAGE_SIZE && last ? withQuery(PATH, { ...params, after: encodeCursor([last.changed_at_key, last.id]) }) : undefined;
-  const body = html`${filterForm(params)} ${feedTable(rows)} ${rows.length === 0 ? html`<p id="no-changes">No change matches.</p>` : ''}
+  const { rows, cutShort } = feed;
+  const next = feed.next && withQuery(PATH, { ...params, after: encodeCursor(feed.next) });
+  const body = html`${filterForm(params)} ${feedTable(rows)}
+    ${rows.length === 0 && !cutShort ? html`<p id="no-changes">No change matches.</p>` : ''}
+    ${
+      cutShort
+        ? html`<p id="cut-short" class="muted">
+            This page looked at ${ACTOR_SEARCH_LIMIT.toLocaleString('en')} changes to the images ${sql.actor} acted on and stopped; older
+            ones may match: see the next page.
+          </p>`
+        : ''
+    }
     <p class="pager">
       ${sql.after ? html`<a href="${withQuery(PATH, params)}">newest</a>` : ''}${
         next ? html`<a id="next" href="${next}">next ${PAGE_SIZE}</a>` : ''
