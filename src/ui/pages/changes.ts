@@ -207,8 +207,8 @@ export async function changesPage({ query, read }: PageRequest): Promise<Page> {
     ${
       cutShort
         ? html`<p id="cut-short" class="muted">
-            This page looked at ${ACTOR_SEARCH_LIMIT.toLocaleString('en')} changes to the images ${sql.actor} acted on and stopped; older
-            ones may match: see the next page.
+            This page looked at ${ACTOR_SEARCH_LIMIT.toLocaleString('en')} changes an audit-log entry of ${sql.actor} may explain, and
+            stopped; older ones may match: see the next page.
           </p>`
         : ''
     }
