@@ -1,0 +1,180 @@
+import type { PendingQuery, Row, TransactionSql } from 'postgres';
+
+/** Where the next page starts: the last row's changed_at (as text, to the microsecond) and id. */
+export type ChangesCursor = [string, number];
+
+export const CHANGE_TYPES = ['created', 'updated', 'deleted', 'restored'] as const;
+export type ChangeType = (typeof CHANGE_TYPES)[number];
+
+export interface ChangesQuery {
+  /** changed_at at or after. */
+  from?: Date;
+  /** changed_at before. */
+  to?: Date;
+  account?: string;
+  /** The actor's email, compared without case. */
+  actor?: string;
+  /** A field's name; one ending in "." (tags.) matches every field it begins. */
+  field?: string;
+  kind?: string;
+  changeType?: ChangeType;
+  after?: ChangesCursor;
+  limit: number;
+}
+
+export interface FeedRow {
+  id: number;
+  changed_at: Date;
+  project_id: number;
+  region_id: number;
+  image_id: string;
+  image_name: string | null;
+  account: string | null;
+  kind: string | null;
+  change_type: string;
+  field: string | null;
+  old_value: unknown;
+  new_value: unknown;
+  actor_email: string | null;
+  actor_user_id: string | null;
+  action_type: string | null;
+  actor_candidates: number;
+}
+
+export interface FeedPage {
+  rows: FeedRow[];
+  /** Where the next page starts; undefined when nothing older matches. */
+  next?: ChangesCursor;
+  /** The page holds fewer than `limit` rows only because the search for the actor stopped after ACTOR_SEARCH_LIMIT changes. */
+  cutShort: boolean;
+}
+
+/** Changes looked at for one page filtered by actor before it is cut short. */
+export const ACTOR_SEARCH_LIMIT = 5_000;
+const ACTOR_BATCH = 500;
+
+const and = (tx: TransactionSql, parts: PendingQuery<Row[]>[]) =>
+  parts.reduce<PendingQuery<Row[]>>((all, part) => tx`${all} AND ${part}`, tx`true`);
+
+/**
+ * The filters that image_changes and images answer, as conditions on them. Time and the cursor bound the
+ * changed_at index, which the page walks newest first; an actor to the changes an entry of theirs may
+ * explain (image_actions' triple index).
+ */
+function conditions(tx: TransactionSql, q: ChangesQuery, after?: ChangesCursor): PendingQuery<Row[]>[] {
+  const where: PendingQuery<Row[]>[] = [];
+  if (q.from !== undefined) where.push(tx`c.changed_at >= ${q.from}`);
+  if (q.to !== undefined) where.push(tx`c.changed_at < ${q.to}`);
+  if (after !== undefined) where.push(tx`(c.changed_at, c.id) < (${after[0]}::timestamptz, ${after[1]})`);
+  if (q.field !== undefined) where.push(q.field.endsWith('.') ? tx`starts_with(c.field, ${q.field})` : tx`c.field = ${q.field}`);
+  if (q.changeType !== undefined) where.push(tx`c.change_type = ${q.changeType}`);
+  if (q.account !== undefined) where.push(tx`i.account = ${q.account}`);
+  if (q.kind !== undefined) where.push(tx`i.kind = ${q.kind}`);
+  // Necessary, not sufficient: one of the actor's entries lies in the change's window (image_change_log's rule).
+  if (q.actor !== undefined)
+    where.push(tx`EXISTS (SELECT 1 FROM image_actions a
+      WHERE (a.project_id, a.region_id, a.image_id) = (c.project_id, c.region_id, c.image_id) AND lower(a.email) = lower(${q.actor})
+        AND a.acted_at <= c.changed_at AND (a.acted_at > c.observed_before OR c.observed_before IS NULL))`);
+  return where;
+}
+
+/** The ids and positions of the next `limit` changes the filters allow, newest first. */
+function candidates(
+  tx: TransactionSql,
+  q: ChangesQuery,
+  limit: number,
+  after?: ChangesCursor,
+): Promise<Array<{ id: number; key: string }>> {
+  const images =
+    q.account === undefined && q.kind === undefined
+      ? tx``
+      : tx`JOIN images i ON (i.project_id, i.region_id, i.image_id) = (c.project_id, c.region_id, c.image_id)`;
+  return tx<Array<{ id: number; key: string }>>`
+    SELECT c.id, to_char(c.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS key
+    FROM image_changes c ${images} WHERE ${and(tx, conditions(tx, q, after))}
+    ORDER BY c.changed_at DESC, c.id DESC LIMIT ${limit}`;
+}
+
+/**
+ * These changes as image_change_log has them, who made each included, newest first. The ids are a
+ * value, so the view's own rule for who reads only their rows (a join into the view would read it whole).
+ */
+function logRows(tx: TransactionSql, ids: number[], actor?: string): Promise<FeedRow[]> {
+  return tx<FeedRow[]>`
+    SELECT l.id, l.changed_at, l.project_id, l.region_id, l.image_id, l.image_name, l.account, l.kind, l.change_type, l.field,
+      l.old_value, l.new_value, l.actor_email, l.actor_user_id, l.action_type, l.actor_candidates
+    FROM image_change_log l WHERE l.id = ANY(${ids}::bigint[]) ${actor === undefined ? tx`` : tx`AND lower(l.actor_email) = lower(${actor})`}
+    ORDER BY l.changed_at DESC, l.id DESC`;
+}
+
+/** One page of the change feed, newest first: `limit` changes after the cursor. */
+export async function changeFeed(tx: TransactionSql, q: ChangesQuery): Promise<FeedPage> {
+  if (q.actor === undefined) {
+    const found = await candidates(tx, q, q.limit, q.after);
+    const last = found.at(-1);
+    const rows = await logRows(
+      tx,
+      found.map((c) => c.id),
+    );
+    return { rows, next: found.length === q.limit && last ? [last.key, last.id] : undefined, cutShort: false };
+  }
+  // Who made a change is known only once the view has worked it out: look at the actor's images' changes a batch at a time.
+  const rows: FeedRow[] = [];
+  const keys = new Map<number, string>();
+  let position = q.after;
+  for (let looked = 0; looked < ACTOR_SEARCH_LIMIT; looked += ACTOR_BATCH) {
+    const found = await candidates(tx, q, ACTOR_BATCH, position);
+    for (const c of found) keys.set(c.id, c.key);
+    rows.push(
+      ...(await logRows(
+        tx,
+        found.map((c) => c.id),
+        q.actor,
+      )),
+    );
+    if (rows.length >= q.limit) {
+      const shown = rows.slice(0, q.limit);
+      const last = shown.at(-1)!;
+      return { rows: shown, next: [keys.get(last.id)!, last.id], cutShort: false };
+    }
+    if (found.length < ACTOR_BATCH) return { rows, cutShort: false };
+    const last = found.at(-1)!;
+    position = [last.key, last.id];
+  }
+  return { rows, next: position, cutShort: true };
+}
+
+export interface SnapshotRow {
+  id: number;
+  taken_at: Date;
+  image_count: number;
+}
+
+/** The latest audit snapshot taken at or before `at`; undefined when none is that old. */
+export async function snapshotAtOrBefore(tx: TransactionSql, at: Date): Promise<SnapshotRow | undefined> {
+  const [row] = await tx<SnapshotRow[]>`
+    SELECT id, taken_at, image_count FROM audit_snapshots WHERE taken_at <= ${at} ORDER BY taken_at DESC, id DESC LIMIT 1`;
+  return row;
+}
+
+export interface SnapshotDiffRow {
+  project_id: number;
+  region_id: number;
+  image_id: string;
+  difference: 'added' | 'removed' | 'changed';
+  version_a: number | null;
+  version_b: number | null;
+  image_name: string | null;
+  /** How many differences there are in all, however many are returned. */
+  total: number;
+}
+
+/** The first `limit` images added, removed and changed from snapshot a to b (snapshot_diff), each with its name now. */
+export function snapshotDifferences(tx: TransactionSql, a: number, b: number, limit: number): Promise<SnapshotDiffRow[]> {
+  return tx<SnapshotDiffRow[]>`
+    SELECT d.project_id, d.region_id, d.image_id, d.difference, d.version_a, d.version_b, i.name AS image_name,
+      count(*) OVER ()::int AS total
+    FROM snapshot_diff(${a}, ${b}) d
+    LEFT JOIN images i ON (i.project_id, i.region_id, i.image_id) = (d.project_id, d.region_id, d.image_id)
+    ORDER BY d.project_id, d.region_id, d.image_id LIMIT ${limit}`;
+}
