@@ -308,7 +308,7 @@ describe('/ui/runs', () => {
     });
     const listings = [...page.matchAll(/<li class="listing" id="listing-\d+">([\s\S]*?)<\/li>/g)].map((m) => text(m[1]!));
     expect(listings).toHaveLength(2);
-    expect(listings[1]).toMatch(/^scope \S+ \(staging\): complete, expected 2, listed 2, absent 0$/);
+    expect(listings[1]).toBe('scope project 2, region 7 (staging): complete, expected 2, listed 2, absent 0');
     // The listing is shown under its own run.
     const firstRunAndListing = page.slice(page.indexOf(`id="run-${firstRun.id}"`));
     expect(firstRunAndListing.indexOf('class="listing"')).toBeLessThan(firstRunAndListing.indexOf('</tbody>'));

@@ -15,7 +15,7 @@ BEGIN
     WHERE c.oid = to_regclass('audit_snapshots') AND a.privilege_type = 'SELECT' AND a.grantee NOT IN (0, c.relowner)
   LOOP
     EXECUTE format('GRANT SELECT ON images, image_tags, image_versions, image_changes, sync_runs, listings, sync_failures, '
-      'audit_log_cursors TO %s', grantee);
+      'audit_log_cursors, scopes TO %s', grantee);
   END LOOP;
 END
 $$;

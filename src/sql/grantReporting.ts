@@ -5,8 +5,8 @@ export const DEFAULT_REPORTING_ROLE = 'image_reporting';
 
 /**
  * What a reporting role may read: the reporting views, the snapshot list, the audit log of user actions, and
- * what the web view's pages read (src/ui): images with their tags, versions and changes, runs, listings,
- * failures, and where each account's audit log was read to. None holds a secret.
+ * what the web view's pages read (src/ui): images with their tags, versions and changes, runs, listings and
+ * their scopes, failures, and where each account's audit log was read to. None holds a secret.
  */
 export const REPORTING_RELATIONS = [
   'current_images',
@@ -27,6 +27,7 @@ export const REPORTING_RELATIONS = [
   'listings',
   'sync_failures',
   'audit_log_cursors',
+  'scopes',
 ];
 export const REPORTING_FUNCTIONS = [
   'images_as_of(timestamptz)',

@@ -32,6 +32,8 @@ export interface ListingRow {
   id: number;
   run_id: number;
   scope_key: string;
+  /** The scope's name (scopes.name), or null when it has none or is no longer configured. */
+  scope_name: string | null;
   account: string;
   status: string;
   expected: number | null;
@@ -44,8 +46,9 @@ export interface ListingRow {
 /** The scope listings of these runs (listings_run_scope_idx), in each run by id. */
 export function runListings(tx: TransactionSql, runIds: number[]): Promise<ListingRow[]> {
   return tx<ListingRow[]>`
-    SELECT id, run_id, scope_key, account, status, expected, listed, absent, error, suspect
-    FROM listings WHERE run_id = ANY(${runIds}::bigint[]) ORDER BY run_id DESC, id`;
+    SELECT l.id, l.run_id, l.scope_key, s.name AS scope_name, l.account, l.status, l.expected, l.listed, l.absent, l.error, l.suspect
+    FROM listings l LEFT JOIN scopes s ON s.key = l.scope_key
+    WHERE l.run_id = ANY(${runIds}::bigint[]) ORDER BY l.run_id DESC, l.id`;
 }
 
 export interface FailureCause {

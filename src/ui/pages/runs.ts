@@ -33,7 +33,7 @@ const COUNTS = [
 function listingLine(listing: ListingRow): Html {
   const counted = (label: string, value: number | null) => (value === null ? '' : html`, ${label} <span class="num">${value}</span>`);
   return html`<li class="listing" id="listing-${listing.id}">
-    scope <span class="scope">${listing.scope_key}</span> (${listing.account}):
+    scope <span class="scope">${listing.scope_name ?? listing.scope_key}</span> (${listing.account}):
     <span class="listing-status">${listing.status}</span
     >${counted('expected', listing.expected)}${counted('listed', listing.listed)}${counted(
       'absent',
