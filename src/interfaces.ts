@@ -56,7 +56,9 @@ export interface Observation {
   observedAt: Date;
 }
 
-export type ChangeType = 'created' | 'updated' | 'deleted' | 'restored';
+/** What a change row records (image_changes.change_type, whose CHECK names the same four). */
+export const CHANGE_TYPES = ['created', 'updated', 'deleted', 'restored'] as const;
+export type ChangeType = (typeof CHANGE_TYPES)[number];
 
 export interface FieldChange {
   field: string | null;

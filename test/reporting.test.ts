@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { sampleImageId } from '../src/fake-gcore/fixtures.js';
 import type { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
+import { REPORTING_RELATIONS } from '../src/sql/grantReporting.js';
 import type { TestEnv } from './support/env.js';
 import { startScenario, type Pipeline, type Scenario } from './support/pipeline.js';
 import { waitFor } from './support/throwaway.js';
@@ -211,18 +212,9 @@ describe('reporting', () => {
     expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM image_usage_as_of(now())`)).toEqual([{ n: 0 }]);
     expect(await asRole((tx) => tx`SELECT count(*)::int AS n FROM snapshot_usage(1)`)).toEqual([{ n: 0 }]);
     expect(await asRole((tx) => tx`SELECT in_use_alert(1, 1, 'x', 'deleted', null, now()) AS a`)).toEqual([{ a: null }]);
-    // What the web view's pages read (issue 29): the images, their tags, versions and changes, runs, listings, failures, cursors,
-    // each whole (the role sees what the owner sees).
-    for (const relation of [
-      'images',
-      'image_tags',
-      'image_versions',
-      'image_changes',
-      'sync_runs',
-      'listings',
-      'sync_failures',
-      'audit_log_cursors',
-    ]) {
+    // Every relation it may read (the reporting views and what the web view's pages read, issue 29), each whole:
+    // the role sees what the owner sees.
+    for (const relation of REPORTING_RELATIONS) {
       const count = `SELECT count(*)::int AS n FROM ${relation}`;
       expect(await asRole((tx) => tx.unsafe(count))).toEqual(await sql.unsafe(count));
     }

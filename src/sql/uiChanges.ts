@@ -1,10 +1,9 @@
 import type { PendingQuery, Row, TransactionSql } from 'postgres';
+import type { ChangeType } from '../interfaces.js';
+import type { ChangeRow } from './uiImage.js';
 
 /** Where the next page starts: the last row's changed_at (as text, to the microsecond) and id. */
 export type ChangesCursor = [string, number];
-
-export const CHANGE_TYPES = ['created', 'updated', 'deleted', 'restored'] as const;
-export type ChangeType = (typeof CHANGE_TYPES)[number];
 
 export interface ChangesQuery {
   /** changed_at at or after. */
@@ -22,23 +21,14 @@ export interface ChangesQuery {
   limit: number;
 }
 
-export interface FeedRow {
-  id: number;
-  changed_at: Date;
+/** A change as image_change_log gives it (who made it included), with the image it is of. */
+export interface FeedRow extends ChangeRow {
   project_id: number;
   region_id: number;
   image_id: string;
   image_name: string | null;
   account: string | null;
   kind: string | null;
-  change_type: string;
-  field: string | null;
-  old_value: unknown;
-  new_value: unknown;
-  actor_email: string | null;
-  actor_user_id: string | null;
-  action_type: string | null;
-  actor_candidates: number;
 }
 
 export interface FeedPage {
@@ -101,8 +91,8 @@ function candidates(
  */
 function logRows(tx: TransactionSql, ids: number[], actor?: string): Promise<FeedRow[]> {
   return tx<FeedRow[]>`
-    SELECT l.id, l.changed_at, l.project_id, l.region_id, l.image_id, l.image_name, l.account, l.kind, l.change_type, l.field,
-      l.old_value, l.new_value, l.actor_email, l.actor_user_id, l.action_type, l.actor_candidates
+    SELECT l.id, l.version_id, l.changed_at, l.project_id, l.region_id, l.image_id, l.image_name, l.account, l.kind, l.change_type,
+      l.field, l.old_value, l.new_value, l.actor_email, l.actor_user_id, l.action_type, l.action_id, l.actor_candidates
     FROM image_change_log l WHERE l.id = ANY(${ids}::bigint[]) ${actor === undefined ? tx`` : tx`AND lower(l.actor_email) = lower(${actor})`}
     ORDER BY l.changed_at DESC, l.id DESC`;
 }

@@ -98,3 +98,20 @@ export function table(id: string, headings: string[], rows: Array<Array<Html | s
     </tbody>
   </table>`;
 }
+
+/** What image_change_log says of who made a change. */
+export interface Attribution {
+  actor_email: string | null;
+  actor_user_id: string | null;
+  action_type: string | null;
+  actor_candidates: number;
+}
+
+/** Who made a change and by which action; "unknown" when no audit-log entry fits, "latest of N" when several do. */
+export function actor(change: Attribution): Html {
+  if (change.actor_email === null && change.actor_user_id === null) return html`<span class="muted">unknown</span>`;
+  const who = change.actor_email ?? `user ${change.actor_user_id}`;
+  const doubt =
+    change.actor_candidates > 1 ? html` <span class="muted">(latest of ${change.actor_candidates} entries that could have)</span>` : '';
+  return html`<span class="actor">${who}</span> <span class="muted">${change.action_type ?? ''}</span>${doubt}`;
+}

@@ -2,9 +2,9 @@
 // keyset pages), filtered; and what changed between two dates, from the audit
 // snapshots in force at each.
 import { imageKinds } from '../../images/image-kinds.js';
+import { CHANGE_TYPES } from '../../interfaces.js';
 import {
   ACTOR_SEARCH_LIMIT,
-  CHANGE_TYPES,
   changeFeed,
   snapshotAtOrBefore,
   snapshotDifferences,
@@ -14,7 +14,7 @@ import {
   type SnapshotRow,
 } from '../../sql/uiChanges.js';
 import { html, type Html } from '../html.js';
-import { imagePath, jsonText, when, withQuery, type Page } from '../layout.js';
+import { actor, imagePath, jsonText, when, withQuery, type Page } from '../layout.js';
 import { encodeCursor, type QueryReader } from '../query.js';
 import { UiInputError } from '../page-errors.js';
 import type { PageRequest } from '../page-request.js';
@@ -83,14 +83,6 @@ function filterForm(params: Record<string, string | undefined>): Html {
     ${select(params, 'type', 'change', CHANGE_TYPES)}
     <button type="submit">Show</button> <a href="${PATH}">clear</a>
   </form>`;
-}
-
-/** Who made a change, as image_change_log says; "unknown" when no audit-log entry fits. */
-function actor(row: FeedRow): Html {
-  if (row.actor_email === null && row.actor_user_id === null) return html`<span class="muted">unknown</span>`;
-  const doubt = row.actor_candidates > 1 ? html` <span class="muted">(latest of ${row.actor_candidates})</span>` : '';
-  return html`<span class="actor">${row.actor_email ?? `user ${row.actor_user_id}`}</span>
-    <span class="muted">${row.action_type ?? ''}</span>${doubt}`;
 }
 
 function what(row: FeedRow): Html {

@@ -20,7 +20,7 @@ import {
   type VersionRow,
 } from '../../sql/uiImage.js';
 import { html, type Html } from '../html.js';
-import { facts, imagePath, jsonText, table, when, withQuery, type Page } from '../layout.js';
+import { actor, facts, imagePath, jsonText, table, when, withQuery, type Page } from '../layout.js';
 import { NotFoundError, UiInputError } from '../page-errors.js';
 import type { PageRequest } from '../page-request.js';
 
@@ -48,15 +48,6 @@ function notStored(t: Triple): NotFoundError {
 function versionLabel(version: VersionRow, versions: VersionRow[]): string {
   const number = versions.length - versions.indexOf(version);
   return `version ${number} (#${version.id}), ${when(version.valid_from)}${version.valid_to === null ? ', current' : ''}`;
-}
-
-/** Who made a change, as image_change_log says; "unknown" when no audit-log entry fits. */
-function actor(change: ChangeRow): Html {
-  if (change.actor_email === null && change.actor_user_id === null) return html`<span class="muted">unknown</span>`;
-  const who = change.actor_email ?? `user ${change.actor_user_id}`;
-  const doubt =
-    change.actor_candidates > 1 ? html` <span class="muted">(latest of ${change.actor_candidates} entries that could have)</span>` : '';
-  return html`<span class="actor">${who}</span> <span class="muted">${change.action_type ?? ''}</span>${doubt}`;
 }
 
 function changeRow(change: ChangeRow, image: Triple): Html {
