@@ -10,6 +10,7 @@ import { benchRedisUrl, STORE_NAMES, type QueueStore } from './harness.js';
 import { million, millionHistory, unchangedRefresh } from './million.js';
 import { pushAgainstPoll } from './push.js';
 import { startUp } from './startup.js';
+import { uiPages } from './ui.js';
 import { usageRefresh } from './usage.js';
 import {
   asOf,
@@ -32,7 +33,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results.json' },
     // A comma-separated subset, for profiling one scenario: baseline,throughput,latency,limit,accounts,reconcile,soak,asof,discovery,
-    // unchanged,usage,audit,push,startup, and million and million-history (at full scale only when named: they take long).
+    // unchanged,usage,audit,push,startup, and million, million-history and ui (at full scale only when named: they take long).
     only: { type: 'string' },
   },
   strict: true,
@@ -85,6 +86,7 @@ await step('push', () => pushAgainstPoll(scale.push, store));
 await step('startup', () => startUp(values.quick ? 2 : 15, store));
 await step('million', () => million(scale.million, store), { named: true });
 await step('million-history', () => millionHistory(scale.million.images, scale.millionVersions, store), { named: true });
+await step('ui', () => uiPages(scale.ui, store), { named: true });
 
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 const queues = `queues on ${STORE_NAMES[store]} where a row does not name its store${store === 'postgres' ? ' (REDIS_URL is unset)' : ''}`;

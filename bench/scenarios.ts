@@ -21,6 +21,7 @@ import {
   type QueueStore,
   type TimedSync,
 } from './harness.js';
+import type { UiScale } from './ui.js';
 
 export interface ManyImages {
   /** Images discovered, spread evenly over `scopes` region scopes of one project. */
@@ -71,6 +72,8 @@ export interface Scale {
   usage: ManyConsumers;
   /** Issue 28's row: how soon a change is attributed, pushed against polled. */
   push: PushChanges;
+  /** Issue 29's rows: the web view's pages over an inventory written by SQL. */
+  ui: UiScale;
 }
 
 export const FULL: Scale = {
@@ -92,6 +95,7 @@ export const FULL: Scale = {
   usage: { images: 100_000, volumes: 300_000, scopes: 10, rate: 10 },
   // The issue's 200 changes: about 100 s with pushes; over three of the default 60 s polls without.
   push: { changes: 200, pushSpanSeconds: 100, pollSeconds: 60, pollIntervals: 3 },
+  ui: { images: 1_000_000, versions: 1_000, repeats: 20 },
 };
 export const QUICK: Scale = {
   refreshes: 300,
@@ -110,6 +114,7 @@ export const QUICK: Scale = {
   unchanged: { images: 2_000, scopes: 4 },
   usage: { images: 2_000, volumes: 6_000, scopes: 3, rate: 100 },
   push: { changes: 10, pushSpanSeconds: 2, pollSeconds: 2, pollIntervals: 3 },
+  ui: { images: 2_000, versions: 30, repeats: 2 },
 };
 
 /** The hand-written pipeline's queue, which bench/baseline-worker.ts is told to work. */

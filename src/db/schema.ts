@@ -167,6 +167,10 @@ export const imageRows = pgTable(
     index('image_rows_deleted_idx')
       .on(t.deletedAt)
       .where(sql`${t.deletedAt} IS NOT NULL`),
+    // The inventory's search (`q`): text anywhere in a name through its trigrams (pg_trgm, which migration 0031
+    // creates), an id exactly. Without them a search few names match reads every row (10 s over a million).
+    index('image_rows_name_trgm_idx').using('gin', t.name.op('gin_trgm_ops')),
+    index('image_rows_image_id_idx').on(t.imageId),
     // An ordinary image keeps every field its answers always carry (image-fields.ts); other kinds may lack them.
     check(
       'image_rows_ordinary_fields_check',
