@@ -99,22 +99,46 @@ export async function inventoryPage(tx: TransactionSql, q: InventoryQuery): Prom
 }
 
 /** Up to this many matching images are counted exactly; beyond, the planner's estimate is given as one. */
-const EXACT_COUNT_CAP = 10_000;
+export const EXACT_COUNT_CAP = 10_000;
+
+/** An exact count may take this long (a filter no index serves reads every image); beyond, it is estimated. */
+const EXACT_COUNT_MS = 100;
 
 export interface InventoryCount {
   count: number;
-  exact: boolean;
+  /** Why the count is the planner's estimate: more than EXACT_COUNT_CAP match, or counting took too long. */
+  estimated?: 'many' | 'slow';
 }
 
-/** How many images match the query's filters (not its cursor): exact up to EXACT_COUNT_CAP, else estimated. */
+/** The count, exactly, within EXACT_COUNT_MS; undefined when it took longer (a savepoint keeps the page's transaction). */
+async function exactCount(tx: TransactionSql, where: PendingQuery<Row[]>): Promise<number | undefined> {
+  const [{ timeout }] = await tx<[{ timeout: string }]>`SELECT current_setting('statement_timeout') AS timeout`;
+  try {
+    const n = await tx.savepoint(async (sp) => {
+      await sp.unsafe(`SET LOCAL statement_timeout = ${EXACT_COUNT_MS}`);
+      const [counted] = await sp<[{ n: number }]>`
+        SELECT count(*)::int AS n FROM (SELECT 1 FROM images i WHERE ${where} LIMIT ${EXACT_COUNT_CAP + 1}) x`;
+      return counted.n;
+    });
+    // A savepoint released keeps what SET LOCAL set: the page's own limit again for its other reads.
+    await tx`SELECT set_config('statement_timeout', ${timeout}, true)`;
+    return n;
+  } catch (error) {
+    if ((error as { code?: string }).code === '57014') return undefined;
+    throw error;
+  }
+}
+
+/** How many images match the query's filters (not its cursor): exact up to EXACT_COUNT_CAP and EXACT_COUNT_MS, else estimated. */
 export async function inventoryCount(tx: TransactionSql, q: InventoryQuery): Promise<InventoryCount> {
   const where = and(tx, conditions(tx, q));
-  const [counted] = await tx<
-    [{ n: number }]
-  >`SELECT count(*)::int AS n FROM (SELECT 1 FROM images i WHERE ${where} LIMIT ${EXACT_COUNT_CAP + 1}) x`;
-  if (counted.n <= EXACT_COUNT_CAP) return { count: counted.n, exact: true };
+  const exact = await exactCount(tx, where);
+  if (exact !== undefined && exact <= EXACT_COUNT_CAP) return { count: exact };
   const [plan] = await tx<
     [{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }]
   >`EXPLAIN (FORMAT JSON) SELECT 1 FROM images i WHERE ${where}`;
-  return { count: Math.max(EXACT_COUNT_CAP + 1, Math.round(plan['QUERY PLAN'][0]!.Plan['Plan Rows'])), exact: false };
+  const estimate = Math.round(plan['QUERY PLAN'][0]!.Plan['Plan Rows']);
+  return exact === undefined
+    ? { count: estimate, estimated: 'slow' }
+    : { count: Math.max(EXACT_COUNT_CAP + 1, estimate), estimated: 'many' };
 }

@@ -1,6 +1,7 @@
 // /ui: every live image (or those deleted lately), filtered, in keyset pages.
 import { imageKinds } from '../../images/image-kinds.js';
 import {
+  EXACT_COUNT_CAP,
   inventoryCount,
   inventoryPage as readInventory,
   type InventoryCursor,
@@ -111,10 +112,15 @@ export async function inventoryPage({ query, read }: PageRequest): Promise<Page>
       ? withQuery('/ui', { ...params, after: encodeCursor([last.sort_key, last.project_id, last.region_id, last.image_id]) })
       : undefined;
   const what = sql.deletedWithinDays === undefined ? 'live images' : `images deleted in the last ${sql.deletedWithinDays} days`;
-  const counted = count.exact
-    ? html`<strong>${count.count.toLocaleString('en')}</strong> ${what} match`
-    : html`<strong class="estimate">about ${count.count.toLocaleString('en')}</strong> ${what} match
-        <span class="estimate">(an estimate: more than ${(10_000).toLocaleString('en')}, counted by the planner)</span>`;
+  const why = {
+    many: `more than ${EXACT_COUNT_CAP.toLocaleString('en')} match`,
+    slow: 'counting them exactly would take too long',
+  };
+  const counted =
+    count.estimated === undefined
+      ? html`<strong>${count.count.toLocaleString('en')}</strong> ${what} match`
+      : html`<strong class="estimate">about ${count.count.toLocaleString('en')}</strong> ${what} match
+          <span class="estimate">(the planner's estimate: ${why[count.estimated]})</span>`;
   const body = html`${filterForm(params)}
     <p id="count">${counted}${sql.after ? ' (showing a later page)' : ''}</p>
     <table id="inventory">
