@@ -21,7 +21,13 @@ import {
   type QueueStore,
   type TimedSync,
 } from './harness.js';
-import type { UiScale } from './ui.js';
+import type { UiInventory } from './ui-seed.js';
+
+/** The web view's row: the inventory seeded, and how many times each page shape is timed. */
+export interface UiScale extends UiInventory {
+  /** Timed requests per page shape, after the untimed warm-ups. */
+  repeats: number;
+}
 
 export interface ManyImages {
   /** Images discovered, spread evenly over `scopes` region scopes of one project. */

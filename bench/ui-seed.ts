@@ -16,9 +16,9 @@ export interface UiInventory {
   versions: number;
 }
 
-export const PROJECTS = 40;
-export const REGIONS = 8;
-export const ACCOUNTS = ['prod', 'staging', 'dev', 'partner'];
+const PROJECTS = 40;
+const REGIONS = 8;
+const ACCOUNTS = ['prod', 'staging', 'dev', 'partner'];
 /** One image in this many is deleted, within the last DELETED_DAYS days. */
 const DELETED_EVERY = 50;
 const DELETED_DAYS = 30;

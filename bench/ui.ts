@@ -7,19 +7,14 @@ import type { Sql } from 'postgres';
 import { startHttpServer, type HttpServer } from '../src/ops/http-server.js';
 import { createLogger } from '../src/ops/logger.js';
 import { createMetrics } from '../src/ops/metrics.js';
-import { DEFAULT_REPORTING_ROLE } from '../src/sql/grantReporting.js';
+import { uiReadingRole } from '../src/sql/grantReporting.js';
 import { createUi } from '../src/ui/ui-server.js';
 import { encodeCursor } from '../src/ui/query.js';
 import { imagePath, withQuery } from '../src/ui/layout.js';
 import type { BenchContext, QueueStore } from './harness.js';
 import { withContext } from './million.js';
-import type { Row } from './scenarios.js';
-import { bulkImageId, RARE_WORD, seedUiInventory, TIMELINE, type UiInventory } from './ui-seed.js';
-
-export interface UiScale extends UiInventory {
-  /** Timed requests per page shape, after WARM_UPS untimed ones. */
-  repeats: number;
-}
+import type { Row, UiScale } from './scenarios.js';
+import { bulkImageId, RARE_WORD, seedUiInventory, TIMELINE } from './ui-seed.js';
 
 /** The bound on a page's server time. */
 const TARGET_MS = 300;
@@ -160,7 +155,7 @@ async function timelineVersions(sql: Sql): Promise<{ first: number; middle: numb
   return { first: ids[0]!.id, middle: ids[Math.floor(ids.length / 2)]!.id, last: ids.at(-1)!.id, count: ids.length };
 }
 
-function startUiServer(ctx: BenchContext): Promise<HttpServer> {
+async function startUiServer(ctx: BenchContext): Promise<HttpServer> {
   const { sql, queues, backend } = ctx.services;
   const logger = createLogger('warn');
   return startHttpServer(
@@ -169,7 +164,7 @@ function startUiServer(ctx: BenchContext): Promise<HttpServer> {
       sql,
       backend,
       metrics: createMetrics(queues, sql),
-      ui: createUi({ sql, access: { kind: 'open', reason: 'the benchmark' }, role: DEFAULT_REPORTING_ROLE, logger }),
+      ui: createUi({ sql, access: { kind: 'open', reason: 'the benchmark' }, role: await uiReadingRole(sql), logger }),
     },
   );
 }

@@ -1,6 +1,7 @@
 // Who may see the web view and what it may do: loopback open, a password beyond loopback or closed,
 // UI=off, the headers that keep a page from running anything, and a reading role that cannot write.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
@@ -10,7 +11,7 @@ import { FakeGcore } from '../src/fake-gcore/server.js';
 import type { Triple } from '../src/interfaces.js';
 import { startHttpServer, type HttpServer } from '../src/ops/http-server.js';
 import { createMetrics } from '../src/ops/metrics.js';
-import { DEFAULT_REPORTING_ROLE, prepareReadingRole, REPORTING_RELATIONS } from '../src/sql/grantReporting.js';
+import { prepareReadingRole, REPORTING_RELATIONS, uiReadingRole } from '../src/sql/grantReporting.js';
 import { readAs } from '../src/sql/readAs.js';
 import { uiAccess } from '../src/ui/ui-access.js';
 import { CONTENT_SECURITY_POLICY, createUi } from '../src/ui/ui-server.js';
@@ -25,6 +26,8 @@ const PASSWORD = 'correct-horse-battery';
 let env: TestEnv;
 let fake: FakeGcore;
 let pipeline: Pipeline;
+/** The role this database's web view reads as. */
+let role: string;
 const servers: HttpServer[] = [];
 const workers: ChildProcess[] = [];
 
@@ -42,6 +45,7 @@ targets:
 `,
   );
   await pipeline.sync();
+  role = await uiReadingRole(pipeline.services.sql);
 });
 
 afterAll(async () => {
@@ -57,7 +61,7 @@ async function serve(environment: Record<string, string>, httpHost = '127.0.0.1'
   const config = loadConfig({ ...environment, HTTP_HOST: httpHost });
   const access = uiAccess(config.ui, config.httpHost);
   const { sql, backend } = pipeline.services;
-  const ui = access.kind === 'off' ? undefined : createUi({ sql, access, role: DEFAULT_REPORTING_ROLE, logger: capturedLogger().logger });
+  const ui = access.kind === 'off' ? undefined : createUi({ sql, access, role, logger: capturedLogger().logger });
   // Bound to loopback whatever HTTP_HOST says: what is tested is the decision HTTP_HOST leads to.
   const server = await startHttpServer(
     { host: '127.0.0.1', port: 0 },
@@ -199,12 +203,11 @@ describe('the web view: who may see it', () => {
 describe('the web view: the role it reads through', () => {
   it('reads every relation the pages need and can write none, even outside a read-only transaction', async () => {
     const { sql } = pipeline.services;
-    await prepareReadingRole(sql, DEFAULT_REPORTING_ROLE);
-    for (const relation of REPORTING_RELATIONS)
-      await readAs(sql, DEFAULT_REPORTING_ROLE, (tx) => tx.unsafe(`SELECT 1 FROM ${relation} LIMIT 1`));
+    await prepareReadingRole(sql, role);
+    for (const relation of REPORTING_RELATIONS) await readAs(sql, role, (tx) => tx.unsafe(`SELECT 1 FROM ${relation} LIMIT 1`));
     const asRole = (statement: string) =>
       sql.begin(async (tx) => {
-        await tx.unsafe(`SET LOCAL ROLE ${DEFAULT_REPORTING_ROLE}`);
+        await tx.unsafe(`SET LOCAL ROLE ${role}`);
         await tx.unsafe(statement);
       });
     const writes: Record<string, string> = {
@@ -223,10 +226,52 @@ describe('the web view: the role it reads through', () => {
     }
     await expect(asRole('CREATE TABLE ui_was_here (x int)')).rejects.toThrow('permission denied for schema public');
     // The pages' own transactions are read-only besides.
-    await expect(readAs(sql, DEFAULT_REPORTING_ROLE, (tx) => tx`DELETE FROM image_versions`)).rejects.toThrow(
+    await expect(readAs(sql, role, (tx) => tx`DELETE FROM image_versions`)).rejects.toThrow(
       'cannot execute DELETE in a read-only transaction',
     );
     const [counted] = await sql`SELECT count(*)::int AS n FROM image_rows WHERE name = 'x'`;
     expect(counted).toEqual({ n: 0 });
+  });
+});
+
+describe('the web view: beside it, and what Postgres refuses', () => {
+  it('reads as a role of this database alone, and puts the queue dashboard behind the same password', async () => {
+    const [{ database }] = await pipeline.services.sql<[{ database: string }]>`SELECT current_database() AS database`;
+    expect(role).toMatch(/^image_reporting_ui_[0-9a-f]{12}$/);
+    expect(role).toBe(`image_reporting_ui_${createHash('md5').update(database).digest('hex').slice(0, 12)}`);
+    const port = await sparePort();
+    const worker = spawn(process.execPath, [CLI, 'worker'], {
+      env: {
+        PATH: process.env.PATH!,
+        ...env.env,
+        GCORE_BASE_URL: fake.url,
+        HTTP_PORT: String(port),
+        HTTP_HOST: '0.0.0.0',
+        UI_PASSWORD: PASSWORD,
+        QUEUE_DASHBOARD: '1',
+      },
+      stdio: 'ignore',
+    });
+    workers.push(worker);
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor('the HTTP server', async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true);
+    for (const path of ['/queues', '/queues/api/queues']) expect([path, (await fetch(`${base}${path}`)).status]).toEqual([path, 401]);
+    expect((await fetch(`${base}/queues/api/queues/x/pause`, { method: 'PUT' })).status).toBe(401);
+    expect((await fetch(`${base}/queues/api/queues`, { headers: basic(PASSWORD) })).status).toBe(200);
+    worker.kill('SIGKILL');
+  });
+
+  it('answers 400, not 503, to a value Postgres cannot take, in a cursor or in the path', async () => {
+    const base = await serve({});
+    const cursor = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    for (const path of [
+      `/ui?sort=changed&after=${cursor(['zzz', 1, 1, 'x'])}`,
+      `/ui?after=${cursor(['a', 1e20, 1, 'x'])}`,
+      `/ui?after=${cursor(['a\u0000', 1, 1, 'x'])}`,
+      '/ui/images/5/1/%00',
+    ]) {
+      const res = await fetch(`${base}${path}`);
+      expect([path, res.status]).toEqual([path, 400]);
+    }
   });
 });

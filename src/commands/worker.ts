@@ -6,8 +6,8 @@ import { ConfigError } from '../errors.js';
 import { deploymentProblem } from '../queues/deployment-registry.js';
 import { startHttpServer, startReceiverServer, type HttpServer } from '../ops/http-server.js';
 import { createUi } from '../ui/ui-server.js';
-import { uiAccess } from '../ui/ui-access.js';
-import { DEFAULT_REPORTING_ROLE } from '../sql/grantReporting.js';
+import { behindPassword, uiAccess } from '../ui/ui-access.js';
+import { uiReadingRole } from '../sql/grantReporting.js';
 import { pushReceiver, type PushReceiver } from '../audit-log/push-receiver.js';
 import { createMetrics, type WorkerMetrics } from '../ops/metrics.js';
 import { queueDashboard } from '../queues/queue-dashboard.js';
@@ -140,6 +140,7 @@ async function serveHttp(
     : undefined;
   const { backend, deployment } = services;
   const access = uiAccess(config.ui, config.httpHost);
+  const uiRole = access.kind === 'off' ? undefined : await steps.run(() => uiReadingRole(services.sql));
   const http = await steps.run(() =>
     startHttpServer(
       { host: config.httpHost, port: config.httpPort! },
@@ -147,7 +148,6 @@ async function serveHttp(
         sql: services.sql,
         backend,
         metrics,
-        dashboard,
         deploymentProblem: () => deploymentProblem(services.sql, backend, deployment),
         lost: services.lost,
         keyProblem: () => {
@@ -155,7 +155,8 @@ async function serveHttp(
           return problems.length > 0 ? problems.join('; ') : undefined;
         },
         pushReceiver: push?.port === undefined ? receiver : undefined,
-        ui: access.kind === 'off' ? undefined : createUi({ sql: services.sql, access, role: DEFAULT_REPORTING_ROLE, logger }),
+        ui: uiRole === undefined ? undefined : createUi({ sql: services.sql, access, role: uiRole, logger }),
+        dashboard: dashboard && access.kind === 'password' ? behindPassword(dashboard, access.password) : dashboard,
       },
     ),
   );

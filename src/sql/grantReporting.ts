@@ -1,7 +1,17 @@
 import type { Sql } from '../db/db.js';
 
-/** The role `reporting-role` makes unless told another, and the one the web view reads as. */
+/** The role `reporting-role` makes unless told another. */
 export const DEFAULT_REPORTING_ROLE = 'image_reporting';
+
+/**
+ * The role the web view of this database reads as: a reporting role of its own, named for the database
+ * (a hash of its name). Roles belong to the whole cluster: a role shared by the deployments of one
+ * cluster would let each one's worker read the others' data through it.
+ */
+export async function uiReadingRole(sql: Sql): Promise<string> {
+  const [row] = await sql<[{ role: string }]>`SELECT ${DEFAULT_REPORTING_ROLE} || '_ui_' || left(md5(current_database()), 12) AS role`;
+  return row.role;
+}
 
 /**
  * What a reporting role may read: the reporting views, the snapshot list, the audit log of user actions, and

@@ -33,6 +33,8 @@ pre.json { white-space: pre-wrap; overflow-wrap: anywhere; padding: .8em; border
 .tag { display: inline-block; margin: 0 .3em .2em 0; padding: 0 .35em; border: 1px solid var(--line); border-radius: 3px; }
 .version { border-left: 3px solid var(--line); padding-left: .8em; margin: 1em 0; }
 .pager { display: flex; gap: 1.5em; }
+/* A value's own direction marks (U+202E in a name) never turn the text around it. */
+td, dd, h1, option { unicode-bidi: plaintext; }
 `;
 
 const ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#2563eb"/><path d="M4 8h8M8 4v8" stroke="#fff" stroke-width="2"/></svg>`;

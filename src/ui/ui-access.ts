@@ -5,7 +5,7 @@
 // HTTP_HOST may have been opened for /metrics alone.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, RequestListener } from 'node:http';
 import type { UiSettings } from '../config/config.js';
 
 export type UiAccess =
@@ -38,4 +38,16 @@ export function passwordGiven(req: IncomingMessage, password: string): boolean {
   const colon = decoded.indexOf(':');
   if (colon < 0) return false;
   return timingSafeEqual(digest(decoded.slice(colon + 1)), digest(password));
+}
+
+/** A listener that answers 401 unless the request carries the password: the queue dashboard, which can act on jobs, beside the web view. */
+export function behindPassword(listener: RequestListener, password: string): RequestListener {
+  return (req, res) => {
+    if (passwordGiven(req, password)) return listener(req, res);
+    res.writeHead(401, {
+      'content-type': 'text/plain; charset=utf-8',
+      'www-authenticate': 'Basic realm="gcore-image-sync", charset="UTF-8"',
+    });
+    res.end('this needs the password (UI_PASSWORD)\n');
+  };
 }

@@ -76,6 +76,9 @@ function message(title: string, text: string, status: number): Page {
  * readers must not hold every connection the refreshes need. The rest wait their turn.
  */
 const CONCURRENT_READS = 2;
+const MAX_WAITING = 20;
+
+class GoneError extends Error {}
 
 export function createUi({ sql, access, role, logger }: UiDeps): Ui {
   const readSlot = pLimit(CONCURRENT_READS);
@@ -94,6 +97,13 @@ export function createUi({ sql, access, role, logger }: UiDeps): Ui {
 
   async function answer(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const started = performance.now();
+    // Readers past this many wait for nothing: a page they would get in minutes is no page.
+    if (readSlot.pendingCount >= MAX_WAITING) {
+      send(res, 503, 'text/plain; charset=utf-8', 'the web view is busy: too many pages are being read; try again\n', {
+        'retry-after': '5',
+      });
+      return;
+    }
     const found = route(path);
     const query = new QueryReader(new URL(req.url ?? '/', 'http://ui').searchParams);
     let page: Page;
@@ -105,7 +115,8 @@ export function createUi({ sql, access, role, logger }: UiDeps): Ui {
         try {
           await ensureRole();
         } catch (error) {
-          throw new RoleError(role, error as Error);
+          // Only a refusal is the role's doing; a Postgres that does not answer is said as such.
+          throw PRIVILEGE_ERRORS.has((error as { code?: string }).code ?? '') ? new RoleError(role, error as Error) : error;
         }
         page = await found.handler({
           query,
@@ -113,7 +124,8 @@ export function createUi({ sql, access, role, logger }: UiDeps): Ui {
           read: async (body) => {
             const readStarted = performance.now();
             try {
-              return await readSlot(() => readAs(sql, role, body));
+              // A reader who went away while this waited its turn is read for no one.
+              return await readSlot(() => (res.destroyed ? Promise.reject(new GoneError()) : readAs(sql, role, body)));
             } finally {
               dbMs += performance.now() - readStarted;
             }
@@ -121,6 +133,7 @@ export function createUi({ sql, access, role, logger }: UiDeps): Ui {
         });
       }
     } catch (error) {
+      if (error instanceof GoneError) return;
       page = problemPage(error as Error, role);
       if ((page.status ?? 500) >= 500) logger.warn({ path, err: (error as Error).message }, 'a page of the web view failed');
     }
@@ -147,22 +160,29 @@ export function createUi({ sql, access, role, logger }: UiDeps): Ui {
   };
 }
 
+/** Postgres's refusals: insufficient privilege, invalid grantor. */
+const PRIVILEGE_ERRORS = new Set(['42501', '0LP01']);
+
 /** The reading role could not be made or taken. */
 class RoleError extends Error {
   constructor(role: string, cause: Error) {
     super(
       `the web view reads as the role ${role}, which this database user cannot make or take (${cause.message}). ` +
-        `As a superuser: \`gcore-image-sync reporting-role\`, then GRANT ${role} TO the worker's user.`,
+        `As a superuser: \`gcore-image-sync reporting-role --role ${role}\`, then GRANT ${role} TO the worker's user.`,
     );
   }
 }
 
 function decodedPart(part: string): string {
+  let text: string;
   try {
-    return decodeURIComponent(part);
+    text = decodeURIComponent(part);
   } catch {
     throw new UiInputError(`the path's part "${part.slice(0, 80)}" is not valid percent-encoding`);
   }
+  if (text.includes('\0') || /[\ud800-\udfff]/u.test(text))
+    throw new UiInputError(`the path's part "${part.slice(0, 80)}" holds a character Postgres cannot compare (NUL or a lone surrogate)`);
+  return text;
 }
 
 function problemPage(error: Error, role: string): Page {
@@ -170,6 +190,8 @@ function problemPage(error: Error, role: string): Page {
   if (error instanceof NotFoundError) return message('Not found', error.message, 404);
   if (error instanceof RoleError) return message('Unavailable', error.message, 503);
   const code = (error as { code?: string }).code;
+  // A data exception: a value of the request Postgres cannot take (a time out of range, a number too large).
+  if (code?.startsWith('22')) return message('Bad request', `A value in the request is not one Postgres takes: ${error.message}`, 400);
   if (code === '57014') return message('Too slow', 'The query took longer than 10 s and was stopped: narrow the filters.', 503);
   if (code === '42501') return message('Not allowed', `The role ${role} may not read this: ${error.message}`, 503);
   return message('Unavailable', `Postgres did not answer: ${error.message}`, 503);

@@ -18,13 +18,12 @@ const PAGE_SIZE = 50;
 const SORTS: readonly InventorySort[] = ['name', 'changed'];
 const OWNERSHIP = ['own', 'other'] as const;
 
+const PG_INT = (value: unknown) => Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 2_147_483_647;
+/** Text Postgres can hold: no NUL, no lone surrogate. */
+const storable = (value: unknown) => typeof value === 'string' && !value.includes('\0') && !/[\ud800-\udfff]/u.test(value);
+
 const isCursor = (value: unknown): value is InventoryCursor =>
-  Array.isArray(value) &&
-  value.length === 4 &&
-  typeof value[0] === 'string' &&
-  Number.isInteger(value[1]) &&
-  Number.isInteger(value[2]) &&
-  typeof value[3] === 'string';
+  Array.isArray(value) && value.length === 4 && storable(value[0]) && PG_INT(value[1]) && PG_INT(value[2]) && storable(value[3]);
 
 /** The filters as the form and the links carry them, and as SQL takes them. */
 function readFilters(query: QueryReader): { params: Record<string, string | undefined>; sql: InventoryQuery } {
@@ -50,6 +49,9 @@ function readFilters(query: QueryReader): { params: Record<string, string | unde
     after: query.cursor('after', isCursor),
     limit: PAGE_SIZE,
   };
+  // The last change's time, in the order by last change: a time the page wrote (microseconds, UTC).
+  if (sql.after && sql.sort === 'changed' && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(sql.after[0]))
+    throw new UiInputError('after: not a position this page wrote; start again from the first page');
   const params: Record<string, string | undefined> = {
     account: sql.account,
     project: sql.projectId?.toString(),
