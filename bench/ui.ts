@@ -7,7 +7,6 @@ import type { Sql } from 'postgres';
 import { startHttpServer, type HttpServer } from '../src/ops/http-server.js';
 import { createLogger } from '../src/ops/logger.js';
 import { createMetrics } from '../src/ops/metrics.js';
-import { uiReadingRole } from '../src/sql/grantReporting.js';
 import { createUi } from '../src/ui/ui-server.js';
 import { encodeCursor } from '../src/ui/query.js';
 import { imagePath, withQuery } from '../src/ui/layout.js';
@@ -155,7 +154,7 @@ async function timelineVersions(sql: Sql): Promise<{ first: number; middle: numb
   return { first: ids[0]!.id, middle: ids[Math.floor(ids.length / 2)]!.id, last: ids.at(-1)!.id, count: ids.length };
 }
 
-async function startUiServer(ctx: BenchContext): Promise<HttpServer> {
+function startUiServer(ctx: BenchContext): Promise<HttpServer> {
   const { sql, queues, backend } = ctx.services;
   const logger = createLogger('warn');
   return startHttpServer(
@@ -164,7 +163,7 @@ async function startUiServer(ctx: BenchContext): Promise<HttpServer> {
       sql,
       backend,
       metrics: createMetrics(queues, sql),
-      ui: createUi({ sql, access: { kind: 'open', reason: 'the benchmark' }, role: await uiReadingRole(sql), logger }),
+      ui: createUi({ sql, access: { kind: 'open', reason: 'the benchmark' }, logger }),
     },
   );
 }

@@ -15,7 +15,6 @@ import { startHttpServer } from '../src/ops/http-server.js';
 import { createLogger } from '../src/ops/logger.js';
 import { createMetrics } from '../src/ops/metrics.js';
 import { openServices } from '../src/queues/services.js';
-import { uiReadingRole } from '../src/sql/grantReporting.js';
 import { listChanges } from '../src/sql/listChanges.js';
 import { replaceTargets } from '../src/sql/replaceTargets.js';
 import { uiAccess } from '../src/ui/ui-access.js';
@@ -77,7 +76,7 @@ async function takeScreenshot(): Promise<void> {
       sql: services.sql,
       backend: services.backend,
       metrics: createMetrics(services.queues, services.sql),
-      ui: createUi({ sql: services.sql, access: uiAccess(config.ui, config.httpHost), role: await uiReadingRole(services.sql), logger }),
+      ui: createUi({ sql: services.sql, access: uiAccess(config.ui, config.httpHost), logger }),
     },
   );
   undo.push(() => http.close());

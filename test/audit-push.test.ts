@@ -68,7 +68,12 @@ async function worker(receiverPort: number): Promise<{ cli: RunningCli; metricsP
   const metricsPort = await sparePort();
   const cli = startCli(['worker'], { ...settings, AUDIT_PUSH_PORT: String(receiverPort), HTTP_PORT: String(metricsPort) });
   running.push(cli);
-  await waitFor('the worker to receive pushes', () => cli.stdout().includes('"msg":"receiving audit-log pushes"'), 60_000);
+  // The receiver's port opens first, then HTTP_PORT's (metrics, readiness): both are asked below.
+  await waitFor(
+    'the worker to receive pushes and serve its metrics',
+    () => cli.stdout().includes('"msg":"receiving audit-log pushes"') && cli.stdout().includes('"msg":"serving /healthz'),
+    60_000,
+  );
   return { cli, metricsPort, receiverPort };
 }
 

@@ -61,7 +61,7 @@ async function serve(environment: Record<string, string>, httpHost = '127.0.0.1'
   const config = loadConfig({ ...environment, HTTP_HOST: httpHost });
   const access = uiAccess(config.ui, config.httpHost);
   const { sql, backend } = pipeline.services;
-  const ui = access.kind === 'off' ? undefined : createUi({ sql, access, role, logger: capturedLogger().logger });
+  const ui = access.kind === 'off' ? undefined : createUi({ sql, access, logger: capturedLogger().logger });
   // Bound to loopback whatever HTTP_HOST says: what is tested is the decision HTTP_HOST leads to.
   const server = await startHttpServer(
     { host: '127.0.0.1', port: 0 },

@@ -10,7 +10,6 @@ import type { Triple } from '../src/interfaces.js';
 import { createLogger } from '../src/ops/logger.js';
 import { startHttpServer, type HttpServer } from '../src/ops/http-server.js';
 import { createMetrics } from '../src/ops/metrics.js';
-import { uiReadingRole } from '../src/sql/grantReporting.js';
 import { uiAccess } from '../src/ui/ui-access.js';
 import { CONTENT_SECURITY_POLICY, createUi } from '../src/ui/ui-server.js';
 import { startWorker } from '../src/work/worker.js';
@@ -95,7 +94,6 @@ targets:
       ui: createUi({
         sql: services.sql,
         access: uiAccess(config.ui, config.httpHost),
-        role: await uiReadingRole(services.sql),
         logger: createLogger('silent'),
       }),
     },

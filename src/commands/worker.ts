@@ -7,7 +7,6 @@ import { deploymentProblem } from '../queues/deployment-registry.js';
 import { startHttpServer, startReceiverServer, type HttpServer } from '../ops/http-server.js';
 import { createUi } from '../ui/ui-server.js';
 import { behindPassword, uiAccess } from '../ui/ui-access.js';
-import { uiReadingRole } from '../sql/grantReporting.js';
 import { pushReceiver, type PushReceiver } from '../audit-log/push-receiver.js';
 import { createMetrics, type WorkerMetrics } from '../ops/metrics.js';
 import { queueDashboard } from '../queues/queue-dashboard.js';
@@ -140,7 +139,6 @@ async function serveHttp(
     : undefined;
   const { backend, deployment } = services;
   const access = uiAccess(config.ui, config.httpHost);
-  const uiRole = access.kind === 'off' ? undefined : await steps.run(() => uiReadingRole(services.sql));
   const http = await steps.run(() =>
     startHttpServer(
       { host: config.httpHost, port: config.httpPort! },
@@ -155,7 +153,7 @@ async function serveHttp(
           return problems.length > 0 ? problems.join('; ') : undefined;
         },
         pushReceiver: push?.port === undefined ? receiver : undefined,
-        ui: uiRole === undefined ? undefined : createUi({ sql: services.sql, access, role: uiRole, logger }),
+        ui: access.kind === 'off' ? undefined : createUi({ sql: services.sql, access, logger }),
         dashboard: dashboard && access.kind === 'password' ? behindPassword(dashboard, access.password) : dashboard,
       },
     ),

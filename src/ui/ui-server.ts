@@ -7,7 +7,7 @@ import pLimit from 'p-limit';
 import type { Sql } from '../db/db.js';
 import type { Logger } from '../ops/logger.js';
 import { readAs } from '../sql/readAs.js';
-import { prepareReadingRole } from '../sql/grantReporting.js';
+import { prepareReadingRole, uiReadingRole } from '../sql/grantReporting.js';
 import { html } from './html.js';
 import { document, type Page } from './layout.js';
 import { QueryReader } from './query.js';
@@ -57,8 +57,6 @@ function route(path: string): { handler: PageHandler; parts: string[]; nav: stri
 export interface UiDeps {
   sql: Sql;
   access: UiAccess;
-  /** The role every page reads as (prepareReadingRole makes it one the pool's user may take). */
-  role: string;
   logger: Logger;
 }
 
@@ -80,12 +78,13 @@ const MAX_WAITING = 20;
 
 class GoneError extends Error {}
 
-export function createUi({ sql, access, role, logger }: UiDeps): Ui {
+export function createUi({ sql, access, logger }: UiDeps): Ui {
   const readSlot = pLimit(CONCURRENT_READS);
-  // Made once when the first page is asked for, and again after a failure (a role a DBA grants later is then found).
-  let roleReady: Promise<void> | undefined;
+  // The role every page reads as (this database's, uiReadingRole), made one the pool's user may take when the
+  // first page is asked for, and again after a failure (a role a DBA grants later is then found).
+  let roleReady: Promise<string> | undefined;
   const ensureRole = () => {
-    roleReady ??= prepareReadingRole(sql, role).catch((error: unknown) => {
+    roleReady ??= readingRole(sql).catch((error: unknown) => {
       roleReady = undefined;
       throw error;
     });
@@ -112,12 +111,7 @@ export function createUi({ sql, access, role, logger }: UiDeps): Ui {
       if (!found) {
         page = message('Not found', `${path} is not a page here: the inventory is at /ui, changes at /ui/changes, runs at /ui/runs.`, 404);
       } else {
-        try {
-          await ensureRole();
-        } catch (error) {
-          // Only a refusal is the role's doing; a Postgres that does not answer is said as such.
-          throw PRIVILEGE_ERRORS.has((error as { code?: string }).code ?? '') ? new RoleError(role, error as Error) : error;
-        }
+        const role = await ensureRole();
         page = await found.handler({
           query,
           parts: found.parts.map(decodedPart),
@@ -134,7 +128,7 @@ export function createUi({ sql, access, role, logger }: UiDeps): Ui {
       }
     } catch (error) {
       if (error instanceof GoneError) return;
-      page = problemPage(error as Error, role);
+      page = problemPage(error as Error);
       if ((page.status ?? 500) >= 500) logger.warn({ path, err: (error as Error).message }, 'a page of the web view failed');
     }
     const body = document(page, found?.nav ?? '');
@@ -163,6 +157,18 @@ export function createUi({ sql, access, role, logger }: UiDeps): Ui {
 /** Postgres's refusals: insufficient privilege, invalid grantor. */
 const PRIVILEGE_ERRORS = new Set(['42501', '0LP01']);
 
+/** This database's reading role, made one this user may read as; a refusal is said as the role's doing. */
+async function readingRole(sql: Sql): Promise<string> {
+  const role = await uiReadingRole(sql);
+  try {
+    await prepareReadingRole(sql, role);
+  } catch (error) {
+    // Only a refusal is the role's doing; a Postgres that does not answer is said as such.
+    throw PRIVILEGE_ERRORS.has((error as { code?: string }).code ?? '') ? new RoleError(role, error as Error) : error;
+  }
+  return role;
+}
+
 /** The reading role could not be made or taken. */
 class RoleError extends Error {
   constructor(role: string, cause: Error) {
@@ -185,7 +191,7 @@ function decodedPart(part: string): string {
   return text;
 }
 
-function problemPage(error: Error, role: string): Page {
+function problemPage(error: Error): Page {
   if (error instanceof UiInputError) return message('Bad request', error.message, 400);
   if (error instanceof NotFoundError) return message('Not found', error.message, 404);
   if (error instanceof RoleError) return message('Unavailable', error.message, 503);
@@ -193,6 +199,6 @@ function problemPage(error: Error, role: string): Page {
   // A data exception: a value of the request Postgres cannot take (a time out of range, a number too large).
   if (code?.startsWith('22')) return message('Bad request', `A value in the request is not one Postgres takes: ${error.message}`, 400);
   if (code === '57014') return message('Too slow', 'The query took longer than 10 s and was stopped: narrow the filters.', 503);
-  if (code === '42501') return message('Not allowed', `The role ${role} may not read this: ${error.message}`, 503);
+  if (code === '42501') return message('Not allowed', `The web view's reading role may not read this: ${error.message}`, 503);
   return message('Unavailable', `Postgres did not answer: ${error.message}`, 503);
 }
