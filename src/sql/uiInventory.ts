@@ -52,57 +52,140 @@ export interface InventoryRow {
 /** A LIKE pattern matching `text` anywhere, its wildcards taken literally. */
 const holding = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
-function conditions(tx: TransactionSql, q: InventoryQuery): PendingQuery<Row[]>[] {
-  const where: PendingQuery<Row[]>[] = [
-    q.deletedWithinDays === undefined
-      ? tx`i.deleted_at IS NULL`
-      : tx`i.deleted_at >= now() - make_interval(days => ${q.deletedWithinDays})`,
-  ];
+/**
+ * The filters. `perRow`: the tag and unused tests as scalar subqueries, which Postgres evaluates row by row
+ * as it walks an order's index (it would turn EXISTS into a join over every match, and sort them).
+ */
+function filters(tx: TransactionSql, q: InventoryQuery, perRow = false): PendingQuery<Row[]>[] {
+  const where: PendingQuery<Row[]>[] = [];
+  const same = tx`(i.project_id, i.region_id, i.image_id)`;
   if (q.account !== undefined) where.push(tx`i.account = ${q.account}`);
   if (q.projectId !== undefined) where.push(tx`i.project_id = ${q.projectId}`);
   if (q.regionId !== undefined) where.push(tx`i.region_id = ${q.regionId}`);
   if (q.kind !== undefined) where.push(tx`i.kind = ${q.kind}`);
   if (q.owned !== undefined) where.push(tx`i.owned = ${q.owned}`);
   if (q.os !== undefined) where.push(tx`lower(i.os_distro) = lower(${q.os})`);
-  if (q.tag !== undefined)
-    where.push(tx`EXISTS (SELECT 1 FROM image_tags t WHERE (t.project_id, t.region_id, t.image_id) = (i.project_id, i.region_id, i.image_id)
-      AND t.key = ${q.tag.key} ${q.tag.value === undefined ? tx`` : tx`AND t.value = ${q.tag.value}`})`);
+  if (q.tag !== undefined) {
+    const tagged = tx`FROM image_tags t WHERE (t.project_id, t.region_id, t.image_id) = ${same}
+      AND t.key = ${q.tag.key} ${q.tag.value === undefined ? tx`` : tx`AND t.value = ${q.tag.value}`}`;
+    where.push(perRow ? tx`(SELECT true ${tagged} LIMIT 1)` : tx`EXISTS (SELECT 1 ${tagged})`);
+  }
   if (q.search !== undefined) where.push(tx`(i.image_id = ${q.search} OR i.name ILIKE ${holding(q.search)})`);
-  if (q.unused)
-    where.push(
-      tx`EXISTS (SELECT 1 FROM unused_images u WHERE (u.project_id, u.region_id, u.image_id) = (i.project_id, i.region_id, i.image_id))`,
-    );
+  if (q.unused) {
+    const unused = tx`FROM unused_images u WHERE (u.project_id, u.region_id, u.image_id) = ${same}`;
+    where.push(perRow ? tx`(SELECT true ${unused} LIMIT 1)` : tx`EXISTS (SELECT 1 ${unused})`);
+  }
   return where;
 }
 
+/** Live images, or those deleted in the last N days. */
+const inScope = (tx: TransactionSql, q: InventoryQuery) =>
+  q.deletedWithinDays === undefined ? tx`i.deleted_at IS NULL` : tx`i.deleted_at >= now() - make_interval(days => ${q.deletedWithinDays})`;
+
+const conditions = (tx: TransactionSql, q: InventoryQuery) => [inScope(tx, q), ...filters(tx, q)];
+
 const and = (tx: TransactionSql, parts: PendingQuery<Row[]>[]) => parts.reduce((all, part, n) => (n === 0 ? part : tx`${all} AND ${part}`));
 
-/** One page of the inventory: `limit` images after the cursor, in the order asked. */
+/** The order asked, and where the cursor puts the page's start in it. */
+function ordering(tx: TransactionSql, q: InventoryQuery): { order: PendingQuery<Row[]>; after?: PendingQuery<Row[]> } {
+  const [key, p, r, id] = q.after ?? [];
+  if (q.sort === 'name')
+    return {
+      order: tx`i.name, i.project_id, i.region_id, i.image_id`,
+      after: q.after && tx`(i.name, i.project_id, i.region_id, i.image_id) > (${key!}, ${p!}, ${r!}, ${id!})`,
+    };
+  return {
+    order: tx`i.last_changed_at DESC, i.project_id DESC, i.region_id DESC, i.image_id DESC`,
+    after: q.after && tx`(i.last_changed_at, i.project_id, i.region_id, i.image_id) < (${key!}::timestamptz, ${p!}, ${r!}, ${id!})`,
+  };
+}
+
+type PageKey = { project_id: number; region_id: number; image_id: string };
+
+/** The page's images as the planner finds them: best when the filters are selective (an index finds the few). */
+function plannedKeys(tx: TransactionSql, q: InventoryQuery): Promise<PageKey[]> {
+  const { order, after } = ordering(tx, q);
+  return tx<PageKey[]>`
+    SELECT i.project_id, i.region_id, i.image_id FROM images i WHERE ${and(tx, [...conditions(tx, q), ...(after ? [after] : [])])}
+    ORDER BY ${order} LIMIT ${q.limit}`;
+}
+
+/**
+ * The page's images found by walking the order's index from the cursor and testing each image as it
+ * passes: best when the filters match many (a tag one image in ten has: 50 found among 500), where the
+ * planner, misjudging how many match, would gather and sort them all. Live images only.
+ */
+function walkedKeys(tx: TransactionSql, q: InventoryQuery): Promise<PageKey[]> {
+  const { order, after } = ordering(tx, q);
+  // OFFSET 0 keeps the walk a subquery of its own: the filters stay outside it, tested row by row.
+  return tx<PageKey[]>`
+    SELECT i.project_id, i.region_id, i.image_id FROM (
+      SELECT i.project_id, i.region_id, i.image_id, i.name, i.last_changed_at, i.account, i.kind, i.owned, i.os_distro
+      FROM images i WHERE ${and(tx, [inScope(tx, q), ...(after ? [after] : [])])} ORDER BY ${order} OFFSET 0) i
+    WHERE ${and(tx, filters(tx, q, true))}
+    ORDER BY ${order} LIMIT ${q.limit}`;
+}
+
+/** How long the walk may take before the planner's way is taken instead. */
+const WALK_MS = 80;
+
+/**
+ * Runs `body` in a savepoint under a statement timeout of `ms` and the planner settings given; undefined
+ * when it took longer. The settings the page's transaction had are set again after (a savepoint released
+ * keeps what SET LOCAL set in it).
+ */
+async function within<T>(
+  tx: TransactionSql,
+  ms: number,
+  body: (sp: TransactionSql) => Promise<T>,
+  settings: Record<string, string> = {},
+): Promise<T | undefined> {
+  const changed = { statement_timeout: String(ms), ...settings };
+  const names = Object.keys(changed);
+  const before = await tx<Array<{ name: string; value: string }>>`
+    SELECT name, current_setting(name) AS value FROM unnest(${names}::text[]) AS name`;
+  try {
+    const result = (await tx.savepoint(async (sp) => {
+      await sp`SELECT set_config(name, value, true) FROM unnest(${names}::text[], ${Object.values(changed)}::text[]) AS s(name, value)`;
+      return body(sp);
+    })) as T;
+    await tx`SELECT set_config(name, value, true) FROM unnest(${before.map((b) => b.name)}::text[], ${before.map((b) => b.value)}::text[]) AS s(name, value)`;
+    return result;
+  } catch (error) {
+    if ((error as { code?: string }).code === '57014') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * One page of the inventory: `limit` images after the cursor, in the order asked. With a filter the
+ * primary key does not serve (project and region do), the walk is tried first for WALK_MS.
+ */
 export async function inventoryPage(tx: TransactionSql, q: InventoryQuery): Promise<InventoryRow[]> {
-  const where = conditions(tx, q);
-  const [p, r, id] = q.after ? q.after.slice(1) : [];
-  if (q.after && q.sort === 'name') where.push(tx`(i.name, i.project_id, i.region_id, i.image_id) > (${q.after[0]}, ${p!}, ${r!}, ${id!})`);
-  if (q.after && q.sort === 'changed')
-    where.push(tx`(i.last_changed_at, i.project_id, i.region_id, i.image_id) < (${q.after[0]}::timestamptz, ${p!}, ${r!}, ${id!})`);
-  const order =
-    q.sort === 'name'
-      ? tx`i.name, i.project_id, i.region_id, i.image_id`
-      : tx`i.last_changed_at DESC, i.project_id DESC, i.region_id DESC, i.image_id DESC`;
+  const walkable =
+    q.deletedWithinDays === undefined &&
+    [q.account, q.kind, q.owned, q.os, q.tag, q.search, q.unused].some((filter) => filter !== undefined);
+  // No sort: the walk reads the order's index, never every live image sorted (the planner's choice for a subquery with no limit).
+  const walked = walkable ? await within(tx, WALK_MS, (sp) => walkedKeys(sp, q), { enable_sort: 'off' }) : undefined;
+  const keys = walked ?? (await plannedKeys(tx, q));
+  const { order } = ordering(tx, q);
   const sortKey = q.sort === 'name' ? tx`i.name` : tx`to_char(i.last_changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
   return tx<InventoryRow[]>`
     SELECT i.project_id, i.region_id, i.image_id, i.name, i.kind, i.account, i.region, i.os_distro, i.os_version, i.visibility,
       i.owned, i.status, i.last_changed_at, i.last_seen_at, i.deleted_at, ${sortKey} AS sort_key,
       ARRAY(SELECT t.key || '=' || t.value FROM image_tags t
         WHERE (t.project_id, t.region_id, t.image_id) = (i.project_id, i.region_id, i.image_id) ORDER BY t.key) AS tags
-    FROM images i WHERE ${and(tx, where)}
-    ORDER BY ${order} LIMIT ${q.limit}`;
+    FROM images i
+    JOIN unnest(${keys.map((k) => k.project_id)}::int[], ${keys.map((k) => k.region_id)}::int[], ${keys.map((k) => k.image_id)}::text[])
+      AS k(project_id, region_id, image_id) ON (k.project_id, k.region_id, k.image_id) = (i.project_id, i.region_id, i.image_id)
+    ORDER BY ${order}`;
 }
 
 /** Up to this many matching images are counted exactly; beyond, the planner's estimate is given as one. */
 export const EXACT_COUNT_CAP = 10_000;
 
 /** An exact count may take this long (a filter no index serves reads every image); beyond, it is estimated. */
-const EXACT_COUNT_MS = 100;
+const EXACT_COUNT_MS = 60;
 
 export interface InventoryCount {
   count: number;
@@ -110,23 +193,13 @@ export interface InventoryCount {
   estimated?: 'many' | 'slow';
 }
 
-/** The count, exactly, within EXACT_COUNT_MS; undefined when it took longer (a savepoint keeps the page's transaction). */
-async function exactCount(tx: TransactionSql, where: PendingQuery<Row[]>): Promise<number | undefined> {
-  const [{ timeout }] = await tx<[{ timeout: string }]>`SELECT current_setting('statement_timeout') AS timeout`;
-  try {
-    const n = await tx.savepoint(async (sp) => {
-      await sp.unsafe(`SET LOCAL statement_timeout = ${EXACT_COUNT_MS}`);
-      const [counted] = await sp<[{ n: number }]>`
-        SELECT count(*)::int AS n FROM (SELECT 1 FROM images i WHERE ${where} LIMIT ${EXACT_COUNT_CAP + 1}) x`;
-      return counted.n;
-    });
-    // A savepoint released keeps what SET LOCAL set: the page's own limit again for its other reads.
-    await tx`SELECT set_config('statement_timeout', ${timeout}, true)`;
-    return n;
-  } catch (error) {
-    if ((error as { code?: string }).code === '57014') return undefined;
-    throw error;
-  }
+/** The count, exactly, within EXACT_COUNT_MS; undefined when it took longer. */
+function exactCount(tx: TransactionSql, where: PendingQuery<Row[]>): Promise<number | undefined> {
+  return within(tx, EXACT_COUNT_MS, async (sp) => {
+    const [counted] = await sp<[{ n: number }]>`
+      SELECT count(*)::int AS n FROM (SELECT 1 FROM images i WHERE ${where} LIMIT ${EXACT_COUNT_CAP + 1}) x`;
+    return counted.n;
+  });
 }
 
 /** How many images match the query's filters (not its cursor): exact up to EXACT_COUNT_CAP and EXACT_COUNT_MS, else estimated. */

@@ -116,7 +116,7 @@ export async function inventoryPage({ query, read }: PageRequest): Promise<Page>
   const what = sql.deletedWithinDays === undefined ? 'live images' : `images deleted in the last ${sql.deletedWithinDays} days`;
   const why = {
     many: `more than ${EXACT_COUNT_CAP.toLocaleString('en')} match`,
-    slow: 'counting them exactly would take too long',
+    slow: 'counting them exactly would take too long; it can be far off',
   };
   const counted =
     count.estimated === undefined
