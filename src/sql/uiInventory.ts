@@ -127,7 +127,7 @@ function walkedKeys(tx: TransactionSql, q: InventoryQuery): Promise<PageKey[]> {
 }
 
 /** How long the walk may take before the planner's way is taken instead. */
-const WALK_MS = 80;
+const WALK_MS = 120;
 
 /**
  * Runs `body` in a savepoint under a statement timeout of `ms` and the planner settings given; undefined
