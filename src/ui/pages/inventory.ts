@@ -4,6 +4,10 @@ import {
   EXACT_COUNT_CAP,
   inventoryCount,
   inventoryPage as readInventory,
+  pageWays,
+  type Cancellable,
+  type InventoryRow,
+  type PageWay,
   type InventoryCursor,
   type InventoryQuery,
   type InventorySort,
@@ -105,10 +109,38 @@ function filterForm(params: Record<string, string | undefined>): Html {
   </form>`;
 }
 
+/**
+ * The page's images by each way worth trying (pageWays), each in a read of its own: the first done is
+ * kept and the others stopped. A way that fails leaves the others to finish; all failing, the first
+ * failure is the page's.
+ */
+async function firstWayDone(read: PageRequest['read'], q: InventoryQuery): Promise<InventoryRow[]> {
+  const ways = pageWays(q);
+  if (ways.length === 1) return read((tx) => readInventory(tx, q, ways[0]!));
+  const running = new Map<PageWay, Cancellable>();
+  let found = false;
+  const attempts = ways.map((way) =>
+    read((tx) => (found ? Promise.resolve([]) : readInventory(tx, q, way, (statement) => running.set(way, statement)))).then((rows) => ({
+      way,
+      rows,
+    })),
+  );
+  // The ways stopped end in a cancellation, which nobody waits for.
+  for (const attempt of attempts) attempt.catch(() => {});
+  try {
+    const first = await Promise.any(attempts);
+    found = true;
+    for (const [way, statement] of running) if (way !== first.way) statement.cancel();
+    return first.rows;
+  } catch (error) {
+    throw (error as AggregateError).errors[0];
+  }
+}
+
 export async function inventoryPage({ query, read }: PageRequest): Promise<Page> {
   const { params, sql } = readFilters(query);
   // The page and its count side by side, each in a read of its own: the page waits for the slower, not for both.
-  const [rows, count] = await Promise.all([read((tx) => readInventory(tx, sql)), read((tx) => inventoryCount(tx, sql))]);
+  const [rows, count] = await Promise.all([firstWayDone(read, sql), read((tx) => inventoryCount(tx, sql))]);
   const last = rows.at(-1);
   const next =
     rows.length === PAGE_SIZE && last
