@@ -160,7 +160,8 @@ export function pageWays(q: InventoryQuery): PageWay[] {
 
 /** A statement under way, which a page may stop when another way found its images first. */
 export interface Cancellable {
-  cancel(): void;
+  /** Settles once Postgres was asked (postgres.js), or undefined. */
+  cancel(): unknown;
 }
 
 /**

@@ -109,6 +109,11 @@ function filterForm(params: Record<string, string | undefined>): Html {
   </form>`;
 }
 
+/** Asks Postgres to stop a statement; one that ended meanwhile, or a request that fails, leaves nothing to do. */
+function stop(statement: Cancellable): void {
+  Promise.resolve(statement.cancel()).catch(() => {});
+}
+
 /**
  * The page's images by each way worth trying (pageWays), each in a read of its own: the first done is
  * kept and the others stopped. A way that fails leaves the others to finish; all failing, the first
@@ -119,8 +124,13 @@ async function firstWayDone(read: PageRequest['read'], q: InventoryQuery): Promi
   if (ways.length === 1) return read((tx) => readInventory(tx, q, ways[0]!));
   const running = new Map<PageWay, Cancellable>();
   let found = false;
+  // A way that starts its statement after another found the page is stopped at once.
+  const started = (way: PageWay, statement: Cancellable) => {
+    running.set(way, statement);
+    if (found) stop(statement);
+  };
   const attempts = ways.map((way) =>
-    read((tx) => (found ? Promise.resolve([]) : readInventory(tx, q, way, (statement) => running.set(way, statement)))).then((rows) => ({
+    read((tx) => (found ? Promise.resolve([]) : readInventory(tx, q, way, (statement) => started(way, statement)))).then((rows) => ({
       way,
       rows,
     })),
@@ -130,7 +140,7 @@ async function firstWayDone(read: PageRequest['read'], q: InventoryQuery): Promi
   try {
     const first = await Promise.any(attempts);
     found = true;
-    for (const [way, statement] of running) if (way !== first.way) statement.cancel();
+    for (const [way, statement] of running) if (way !== first.way) stop(statement);
     return first.rows;
   } catch (error) {
     throw (error as AggregateError).errors[0];
