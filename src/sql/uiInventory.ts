@@ -103,7 +103,7 @@ function ordering(tx: TransactionSql, q: InventoryQuery): { order: PendingQuery<
 type PageKey = { project_id: number; region_id: number; image_id: string };
 
 /** The page's images as the planner finds them: best when the filters are selective (an index finds the few). */
-function plannedKeys(tx: TransactionSql, q: InventoryQuery): PendingQuery<PageKey[]> {
+function plannedKeys(tx: TransactionSql, q: InventoryQuery): Promise<PageKey[]> {
   const { order, after } = ordering(tx, q);
   return tx<PageKey[]>`
     SELECT i.project_id, i.region_id, i.image_id FROM images i WHERE ${and(tx, [...conditions(tx, q), ...(after ? [after] : [])])}
@@ -115,7 +115,7 @@ function plannedKeys(tx: TransactionSql, q: InventoryQuery): PendingQuery<PageKe
  * passes: best when the filters match many (a tag one image in ten has: 50 found among 500), where the
  * planner, misjudging how many match, would gather and sort them all. Live images only.
  */
-function walkedKeys(tx: TransactionSql, q: InventoryQuery): PendingQuery<PageKey[]> {
+function walkedKeys(tx: TransactionSql, q: InventoryQuery): Promise<PageKey[]> {
   const { order, after } = ordering(tx, q);
   // OFFSET 0 keeps the walk a subquery of its own: the filters stay outside it, tested row by row.
   return tx<PageKey[]>`
@@ -126,16 +126,30 @@ function walkedKeys(tx: TransactionSql, q: InventoryQuery): PendingQuery<PageKey
     ORDER BY ${order} LIMIT ${q.limit}`;
 }
 
-/** Runs `body` in a savepoint under a statement timeout of `ms`; undefined when it took longer, the transaction going on. */
-async function within<T>(tx: TransactionSql, ms: number, body: (sp: TransactionSql) => Promise<T>): Promise<T | undefined> {
-  const [{ timeout }] = await tx<[{ timeout: string }]>`SELECT current_setting('statement_timeout') AS timeout`;
+/** How long the walk may take before the planner's way is taken instead. */
+const WALK_MS = 120;
+
+/**
+ * Runs `body` in a savepoint under a statement timeout of `ms` and the planner settings given; undefined
+ * when it took longer. The settings the page's transaction had are set again after (a savepoint released
+ * keeps what SET LOCAL set in it).
+ */
+async function within<T>(
+  tx: TransactionSql,
+  ms: number,
+  body: (sp: TransactionSql) => Promise<T>,
+  settings: Record<string, string> = {},
+): Promise<T | undefined> {
+  const changed = { statement_timeout: String(ms), ...settings };
+  const names = Object.keys(changed);
+  const before = await tx<Array<{ name: string; value: string }>>`
+    SELECT name, current_setting(name) AS value FROM unnest(${names}::text[]) AS name`;
   try {
     const result = (await tx.savepoint(async (sp) => {
-      await sp.unsafe(`SET LOCAL statement_timeout = ${ms}`);
+      await sp`SELECT set_config(name, value, true) FROM unnest(${names}::text[], ${Object.values(changed)}::text[]) AS s(name, value)`;
       return body(sp);
     })) as T;
-    // A savepoint released keeps what SET LOCAL set in it: the read's own limit again for what follows.
-    await tx`SELECT set_config('statement_timeout', ${timeout}, true)`;
+    await tx`SELECT set_config(name, value, true) FROM unnest(${before.map((b) => b.name)}::text[], ${before.map((b) => b.value)}::text[]) AS s(name, value)`;
     return result;
   } catch (error) {
     if ((error as { code?: string }).code === '57014') return undefined;
@@ -143,42 +157,17 @@ async function within<T>(tx: TransactionSql, ms: number, body: (sp: TransactionS
   }
 }
 
-/** The ways a page's images are found: by the planner's plan (plannedKeys), or by a walk (walkedKeys). */
-export type PageWay = 'planned' | 'walked';
-
 /**
- * The ways worth trying: the planner's, and the walk where a filter the primary key does not serve (as it
- * serves project and region) is given for the live images. Neither is best for every filter and the planner
- * cannot tell which (a tag's matches are misjudged by a thousandfold), so a page runs both side by side.
+ * One page of the inventory: `limit` images after the cursor, in the order asked. With a filter the
+ * primary key does not serve (project and region do), the walk is tried first for WALK_MS.
  */
-export function pageWays(q: InventoryQuery): PageWay[] {
+export async function inventoryPage(tx: TransactionSql, q: InventoryQuery): Promise<InventoryRow[]> {
   const walkable =
     q.deletedWithinDays === undefined &&
     [q.account, q.kind, q.owned, q.os, q.tag, q.search, q.unused].some((filter) => filter !== undefined);
-  return walkable ? ['walked', 'planned'] : ['planned'];
-}
-
-/** A statement under way, which a page may stop when another way found its images first. */
-export interface Cancellable {
-  /** Settles once Postgres was asked (postgres.js), or undefined. */
-  cancel(): unknown;
-}
-
-/**
- * One page of the inventory, found `way`: `limit` images after the cursor, in the order asked. `started`
- * is told of the statement that finds them, so that it can be stopped.
- */
-export async function inventoryPage(
-  tx: TransactionSql,
-  q: InventoryQuery,
-  way: PageWay,
-  started: (statement: Cancellable) => void = () => {},
-): Promise<InventoryRow[]> {
-  // No sort in a walk: it reads the order's index, never every live image sorted (the planner's choice for a subquery with no limit).
-  if (way === 'walked') await tx`SELECT set_config('enable_sort', 'off', true)`;
-  const finding = way === 'walked' ? walkedKeys(tx, q) : plannedKeys(tx, q);
-  started(finding);
-  const keys = await finding;
+  // No sort: the walk reads the order's index, never every live image sorted (the planner's choice for a subquery with no limit).
+  const walked = walkable ? await within(tx, WALK_MS, (sp) => walkedKeys(sp, q), { enable_sort: 'off' }) : undefined;
+  const keys = walked ?? (await plannedKeys(tx, q));
   const { order } = ordering(tx, q);
   const sortKey = q.sort === 'name' ? tx`i.name` : tx`to_char(i.last_changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
   return tx<InventoryRow[]>`

@@ -70,10 +70,10 @@ function message(title: string, text: string, status: number): Page {
 }
 
 /**
- * Pages run at most this many reads at a time per process (an inventory page runs up to three side by side): they share the worker's pool, and a burst of
+ * Pages read at most this many at a time per process: they share the worker's pool, and a burst of
  * readers must not hold every connection the refreshes need. The rest wait their turn.
  */
-const CONCURRENT_READS = 3;
+const CONCURRENT_READS = 2;
 const MAX_WAITING = 20;
 
 class GoneError extends Error {}

@@ -4,10 +4,6 @@ import {
   EXACT_COUNT_CAP,
   inventoryCount,
   inventoryPage as readInventory,
-  pageWays,
-  type Cancellable,
-  type InventoryRow,
-  type PageWay,
   type InventoryCursor,
   type InventoryQuery,
   type InventorySort,
@@ -109,62 +105,10 @@ function filterForm(params: Record<string, string | undefined>): Html {
   </form>`;
 }
 
-/** Asks Postgres to stop a statement; one that ended meanwhile, or a request that fails, leaves nothing to do. */
-function stop(statement: Cancellable): void {
-  Promise.resolve(statement.cancel()).catch(() => {});
-}
-
-/** The first way alone this long: most walks end sooner, and the planner's way then never competes for the cores. */
-const HEDGE_MS = 40;
-
-/**
- * The page's images by each way worth trying (pageWays), each in a read of its own: the first way, and
- * the second if the first has not ended within HEDGE_MS (or failed); the first done is kept and the other
- * stopped. All failing, the first failure is the page's.
- */
-async function firstWayDone(read: PageRequest['read'], q: InventoryQuery): Promise<InventoryRow[]> {
-  const [firstWay, secondWay] = pageWays(q);
-  if (secondWay === undefined) return read((tx) => readInventory(tx, q, firstWay!));
-  const running = new Map<PageWay, Cancellable>();
-  let found = false;
-  // A way that starts its statement after another found the page is stopped at once.
-  const started = (way: PageWay, statement: Cancellable) => {
-    running.set(way, statement);
-    if (found) stop(statement);
-  };
-  const attempt = (way: PageWay) =>
-    read((tx) => (found ? Promise.resolve([]) : readInventory(tx, q, way, (statement) => started(way, statement)))).then((rows) => ({
-      way,
-      rows,
-    }));
-  const first = attempt(firstWay!);
-  const hedge = new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, HEDGE_MS);
-    first.then(
-      () => clearTimeout(timer),
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-    );
-  });
-  const second = hedge.then(() => attempt(secondWay));
-  // The way stopped ends in a cancellation, which nobody waits for.
-  for (const way of [first, second]) way.catch(() => {});
-  try {
-    const done = await Promise.any([first, second]);
-    found = true;
-    for (const [way, statement] of running) if (way !== done.way) stop(statement);
-    return done.rows;
-  } catch (error) {
-    throw (error as AggregateError).errors[0];
-  }
-}
-
 export async function inventoryPage({ query, read }: PageRequest): Promise<Page> {
   const { params, sql } = readFilters(query);
   // The page and its count side by side, each in a read of its own: the page waits for the slower, not for both.
-  const [rows, count] = await Promise.all([firstWayDone(read, sql), read((tx) => inventoryCount(tx, sql))]);
+  const [rows, count] = await Promise.all([read((tx) => readInventory(tx, sql)), read((tx) => inventoryCount(tx, sql))]);
   const last = rows.at(-1);
   const next =
     rows.length === PAGE_SIZE && last
