@@ -73,6 +73,29 @@ async function serve(environment: Record<string, string>, httpHost = '127.0.0.1'
 
 const basic = (password: string) => ({ authorization: `Basic ${Buffer.from(`auditor:${password}`).toString('base64')}` });
 
+/** A worker process listening beyond loopback (HTTP_HOST 0.0.0.0) with these settings, once its HTTP server answers; its log lines kept. */
+async function startWorker(extra: Record<string, string>): Promise<{ base: string; lines: string[]; worker: ChildProcess }> {
+  const port = await sparePort();
+  const worker = spawn(process.execPath, [CLI, 'worker'], {
+    env: {
+      PATH: process.env.PATH!,
+      ...env.env,
+      GCORE_BASE_URL: fake.url,
+      HTTP_PORT: String(port),
+      HTTP_HOST: '0.0.0.0',
+      LOG_FORMAT: 'json',
+      ...extra,
+    },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  workers.push(worker);
+  const lines: string[] = [];
+  worker.stdout.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor('the HTTP server', async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true);
+  return { base, lines, worker };
+}
+
 describe('the web view: who may see it', () => {
   it('on loopback it is open; every page and the stylesheet carry the exact CSP and the other safe headers', async () => {
     const base = await serve({});
@@ -165,34 +188,13 @@ describe('the web view: who may see it', () => {
   });
 
   it('a worker process beyond loopback: closed and said in its log, or behind the password', async () => {
-    const start = async (extra: Record<string, string>) => {
-      const port = await sparePort();
-      const worker = spawn(process.execPath, [CLI, 'worker'], {
-        env: {
-          PATH: process.env.PATH!,
-          ...env.env,
-          GCORE_BASE_URL: fake.url,
-          HTTP_PORT: String(port),
-          HTTP_HOST: '0.0.0.0',
-          LOG_FORMAT: 'json',
-          ...extra,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      workers.push(worker);
-      const lines: string[] = [];
-      worker.stdout.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
-      const base = `http://127.0.0.1:${port}`;
-      await waitFor('the HTTP server', async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true);
-      return { base, lines, worker };
-    };
-    const closed = await start({});
+    const closed = await startWorker({});
     expect((await fetch(`${closed.base}/ui`)).status).toBe(403);
     expect(
       closed.lines.some((line) => JSON.parse(line).msg?.startsWith('the web view at /ui is closed: the server listens beyond loopback')),
     ).toBe(true);
     closed.worker.kill('SIGKILL');
-    const guarded = await start({ UI_PASSWORD: PASSWORD });
+    const guarded = await startWorker({ UI_PASSWORD: PASSWORD });
     expect((await fetch(`${guarded.base}/ui`)).status).toBe(401);
     expect((await fetch(`${guarded.base}/ui`, { headers: basic(PASSWORD) })).status).toBe(200);
     expect(guarded.lines.join('\n')).not.toContain(PASSWORD);
@@ -239,22 +241,7 @@ describe('the web view: beside it, and what Postgres refuses', () => {
     const [{ database }] = await pipeline.services.sql<[{ database: string }]>`SELECT current_database() AS database`;
     expect(role).toMatch(/^image_reporting_ui_[0-9a-f]{12}$/);
     expect(role).toBe(`image_reporting_ui_${createHash('md5').update(database).digest('hex').slice(0, 12)}`);
-    const port = await sparePort();
-    const worker = spawn(process.execPath, [CLI, 'worker'], {
-      env: {
-        PATH: process.env.PATH!,
-        ...env.env,
-        GCORE_BASE_URL: fake.url,
-        HTTP_PORT: String(port),
-        HTTP_HOST: '0.0.0.0',
-        UI_PASSWORD: PASSWORD,
-        QUEUE_DASHBOARD: '1',
-      },
-      stdio: 'ignore',
-    });
-    workers.push(worker);
-    const base = `http://127.0.0.1:${port}`;
-    await waitFor('the HTTP server', async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true);
+    const { base, worker } = await startWorker({ UI_PASSWORD: PASSWORD, QUEUE_DASHBOARD: '1' });
     for (const path of ['/queues', '/queues/api/queues']) expect([path, (await fetch(`${base}${path}`)).status]).toEqual([path, 401]);
     expect((await fetch(`${base}/queues/api/queues/x/pause`, { method: 'PUT' })).status).toBe(401);
     expect((await fetch(`${base}/queues/api/queues`, { headers: basic(PASSWORD) })).status).toBe(200);

@@ -1,4 +1,5 @@
 import type { PendingQuery, Row, TransactionSql } from 'postgres';
+import type { ImageDetail } from './uiImage.js';
 
 /** The orders the inventory pages through, each with an index of its own (migration 0031). */
 export type InventorySort = 'name' | 'changed';
@@ -27,22 +28,25 @@ export interface InventoryQuery {
   limit: number;
 }
 
-export interface InventoryRow {
-  project_id: number;
-  region_id: number;
-  image_id: string;
-  name: string;
-  kind: string;
-  account: string;
-  region: string | null;
-  os_distro: string | null;
-  os_version: string | null;
-  visibility: string;
-  owned: boolean;
-  status: string;
-  last_changed_at: Date;
-  last_seen_at: Date;
-  deleted_at: Date | null;
+/** An image as the inventory lists it: the stored columns of the image (uiImage.ts ImageDetail) it shows, and what a list adds. */
+export interface InventoryRow extends Pick<
+  ImageDetail,
+  | 'project_id'
+  | 'region_id'
+  | 'image_id'
+  | 'name'
+  | 'kind'
+  | 'account'
+  | 'region'
+  | 'os_distro'
+  | 'os_version'
+  | 'visibility'
+  | 'owned'
+  | 'status'
+  | 'last_changed_at'
+  | 'last_seen_at'
+  | 'deleted_at'
+> {
   /** Its current tags as key=value, sorted by key. */
   tags: string[];
   /** The sort value, as text, for the next page's cursor. */
