@@ -40,6 +40,9 @@ interface Answer extends Timing {
 /** A page shape: one address, or a walk of pages whose every step is timed. */
 type Shape = { name: string; path: string } | { name: string; walkFrom: string };
 
+/** The instant `days` days before now, as the pages' time fields take it. */
+const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString();
+
 const timeline = (rest = '') =>
   imagePath({ project_id: TIMELINE.projectId, region_id: TIMELINE.regionId, image_id: TIMELINE.imageId }, rest);
 
@@ -63,6 +66,7 @@ function shapes(images: number, versions: { first: number; middle: number; last:
     inventory('tag=cost-center=cc-42 (1 in 2,000)', { tag: 'cost-center=cc-42' }),
     inventory('tag=env (key only)', { tag: 'env' }),
     inventory('q=ubuntu (common)', { q: 'ubuntu' }),
+    inventory('q=web (1 in 9; its first match 230,000 names in)', { q: 'web' }),
     inventory(`q=${RARE_WORD} (1 in 50,000)`, { q: RARE_WORD }),
     inventory('q with no match', { q: 'no-such-image-zq' }),
     inventory('q=an exact id', { q: bulkImageId(Math.min(4242, images)) }),
@@ -77,7 +81,15 @@ function shapes(images: number, versions: { first: number; middle: number; last:
     { name: 'image: diff of the first and last versions', path: withQuery(timeline('/diff'), { a: versions.first, b: versions.last }) },
     { name: 'image: a version', path: timeline(`/versions/${versions.middle}`) },
     { name: 'image: raw document', path: timeline('/raw') },
-    // /ui/changes and /ui/runs: their shapes go here once their pages are on main (issue 29, items 3 and 4).
+    { name: 'changes: first page', path: '/ui/changes' },
+    { name: `changes: pages 2 to ${DEEP_PAGES + 1} by next`, walkFrom: '/ui/changes' },
+    { name: 'changes: account=partner', path: withQuery('/ui/changes', { account: 'partner' }) },
+    { name: 'changes: kind=gpu_baremetal', path: withQuery('/ui/changes', { kind: 'gpu_baremetal' }) },
+    { name: 'changes: type=deleted (1 in 50)', path: withQuery('/ui/changes', { type: 'deleted' }) },
+    { name: 'changes: field=description', path: withQuery('/ui/changes', { field: 'description' }) },
+    { name: 'changes: actor (who changed the image of 1,000 versions)', path: withQuery('/ui/changes', { actor: 'person3@example.com' }) },
+    { name: 'changes: a day ten days ago', path: withQuery('/ui/changes', { from: daysAgo(10), to: daysAgo(9) }) },
+    { name: 'runs: recent runs, failures and lag', path: '/ui/runs' },
   ];
 }
 

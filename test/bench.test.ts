@@ -83,6 +83,7 @@ describe('npm run bench', () => {
       'ui: inventory: tag=cost-center=cc-N (N in N)',
       'ui: inventory: tag=env (key only)',
       'ui: inventory: q=ubuntu (common)',
+      'ui: inventory: q=web (N in N; its first match N names in)',
       'ui: inventory: q=fipsN (N in N)',
       'ui: inventory: q with no match',
       'ui: inventory: q=an exact id',
@@ -97,6 +98,15 @@ describe('npm run bench', () => {
       'ui: image: diff of the first and last versions',
       'ui: image: a version',
       'ui: image: raw document',
+      'ui: changes: first page',
+      'ui: changes: pages N to N by next',
+      'ui: changes: account=partner',
+      'ui: changes: kind=gpu_baremetal',
+      'ui: changes: type=deleted (N in N)',
+      'ui: changes: field=description',
+      'ui: changes: actor (who changed the image of N versions)',
+      'ui: changes: a day ten days ago',
+      'ui: runs: recent runs, failures and lag',
       'ui: N-minute load average while the pages were timed',
     ]);
     const notRun = results.rows.filter((row: { measured: string }) => row.measured === 'not run: REDIS_URL is unset');

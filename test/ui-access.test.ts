@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/errors.js';
@@ -259,6 +260,29 @@ describe('the web view: beside it, and what Postgres refuses', () => {
     ]) {
       const res = await fetch(`${base}${path}`);
       expect([path, res.status]).toEqual([path, 400]);
+    }
+  });
+
+  it('says a Postgres that does not answer as such, its host and port in the log only', async () => {
+    const port = await sparePort();
+    const sql = postgres(`postgres://postgres@127.0.0.1:${port}/nowhere`, { connect_timeout: 5, max: 1 });
+    const { logger, lines } = capturedLogger();
+    const { backend, queues } = pipeline.services;
+    const ui = createUi({ sql, access: { kind: 'open', reason: 'the test' }, logger });
+    const server = await startHttpServer({ host: '127.0.0.1', port: 0 }, { sql, backend, metrics: createMetrics(queues, sql), ui });
+    servers.push(server);
+    try {
+      const res = await fetch(`http://127.0.0.1:${server.port}/ui`);
+      const body = await res.text();
+      expect(res.status).toBe(503);
+      expect(body).toContain('The page could not be read from Postgres; the worker&#39;s log says why. Try again shortly.');
+      expect(body).not.toContain(String(port));
+      expect(body).not.toContain('127.0.0.1');
+      expect(lines.map((line) => JSON.parse(line) as { msg: string; err: string; path: string })).toEqual([
+        expect.objectContaining({ msg: 'a page of the web view failed', path: '/ui', err: expect.stringContaining(`127.0.0.1:${port}`) }),
+      ]);
+    } finally {
+      await sql.end();
     }
   });
 });

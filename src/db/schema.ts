@@ -170,7 +170,9 @@ export const imageRows = pgTable(
     // The inventory's search (`q`): text anywhere in a name through its trigrams (pg_trgm, which migration 0031
     // creates), an id exactly. Without them a search few names match reads every row (10 s over a million).
     index('image_rows_name_trgm_idx').using('gin', t.name.op('gin_trgm_ops')),
-    index('image_rows_image_id_idx').on(t.imageId),
+    // The id exactly, and (migration 0032) an image's account and kind with no read of its row: the change feed
+    // filtered by either tests each change's image as it walks the changes newest first (src/sql/uiChanges.ts).
+    index('image_rows_image_id_idx').on(t.imageId, t.projectId, t.regionId, t.account, t.kind),
     // An ordinary image keeps every field its answers always carry (image-fields.ts); other kinds may lack them.
     check(
       'image_rows_ordinary_fields_check',

@@ -1,5 +1,6 @@
 import type { PendingQuery, Row, TransactionSql } from 'postgres';
 import type { ChangeType } from '../interfaces.js';
+import { GATHERED, WALK_MS, within, withSettings } from './readAs.js';
 import type { ChangeRow } from './uiImage.js';
 
 /** Where the next page starts: the last row's changed_at (as text, to the microsecond) and id. */
@@ -47,9 +48,9 @@ const and = (tx: TransactionSql, parts: PendingQuery<Row[]>[]) =>
   parts.reduce<PendingQuery<Row[]>>((all, part) => tx`${all} AND ${part}`, tx`true`);
 
 /**
- * The filters that image_changes and images answer, as conditions on them. Time and the cursor bound the
- * changed_at index, which the page walks newest first; an actor to the changes an entry of theirs may
- * explain (image_actions' triple index).
+ * The filters image_changes answers, as conditions on it. Time and the cursor bound the changed_at index,
+ * which the page walks newest first; an actor to the changes an entry of theirs may explain (image_actions'
+ * triple index).
  */
 function conditions(tx: TransactionSql, q: ChangesQuery, after?: ChangesCursor): PendingQuery<Row[]>[] {
   const where: PendingQuery<Row[]>[] = [];
@@ -58,8 +59,6 @@ function conditions(tx: TransactionSql, q: ChangesQuery, after?: ChangesCursor):
   if (after !== undefined) where.push(tx`(c.changed_at, c.id) < (${after[0]}::timestamptz, ${after[1]})`);
   if (q.field !== undefined) where.push(q.field.endsWith('.') ? tx`starts_with(c.field, ${q.field})` : tx`c.field = ${q.field}`);
   if (q.changeType !== undefined) where.push(tx`c.change_type = ${q.changeType}`);
-  if (q.account !== undefined) where.push(tx`i.account = ${q.account}`);
-  if (q.kind !== undefined) where.push(tx`i.kind = ${q.kind}`);
   // Necessary, not sufficient: one of the actor's entries lies in the change's window (image_change_log's rule).
   if (q.actor !== undefined)
     where.push(tx`EXISTS (SELECT 1 FROM image_actions a
@@ -68,21 +67,55 @@ function conditions(tx: TransactionSql, q: ChangesQuery, after?: ChangesCursor):
   return where;
 }
 
-/** The ids and positions of the next `limit` changes the filters allow, newest first. */
-function candidates(
-  tx: TransactionSql,
-  q: ChangesQuery,
-  limit: number,
-  after?: ChangesCursor,
-): Promise<Array<{ id: number; key: string }>> {
+/** The filters the changed image answers (account, kind), as conditions on images i. */
+function imageConditions(tx: TransactionSql, q: ChangesQuery): PendingQuery<Row[]>[] {
+  return [...(q.account === undefined ? [] : [tx`i.account = ${q.account}`]), ...(q.kind === undefined ? [] : [tx`i.kind = ${q.kind}`])];
+}
+
+type Candidate = { id: number; key: string };
+
+const positionKey = (tx: TransactionSql) => tx`to_char(c.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** The next `limit` changes the filters allow, newest first, the changed images joined in by the planner's plan. */
+export function joinedCandidates(tx: TransactionSql, q: ChangesQuery, limit: number, after?: ChangesCursor): Promise<Candidate[]> {
+  const onImages = imageConditions(tx, q);
   const images =
-    q.account === undefined && q.kind === undefined
-      ? tx``
-      : tx`JOIN images i ON (i.project_id, i.region_id, i.image_id) = (c.project_id, c.region_id, c.image_id)`;
-  return tx<Array<{ id: number; key: string }>>`
-    SELECT c.id, to_char(c.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS key
-    FROM image_changes c ${images} WHERE ${and(tx, conditions(tx, q, after))}
+    onImages.length === 0 ? tx`` : tx`JOIN images i ON (i.project_id, i.region_id, i.image_id) = (c.project_id, c.region_id, c.image_id)`;
+  return tx<Candidate[]>`
+    SELECT c.id, ${positionKey(tx)} AS key
+    FROM image_changes c ${images} WHERE ${and(tx, [...conditions(tx, q, after), ...onImages])}
     ORDER BY c.changed_at DESC, c.id DESC LIMIT ${limit}`;
+}
+
+/**
+ * The same changes found by walking them newest first and testing each one's image as it passes (an
+ * index-only probe of image_rows_image_id_idx): the planner, misjudging how many images of an account or
+ * kind have changes, would join every image of it to every change and sort them (1 s over a million).
+ */
+export function walkedCandidates(tx: TransactionSql, q: ChangesQuery, limit: number, after?: ChangesCursor): Promise<Candidate[]> {
+  // OFFSET 0 keeps the walk a subquery of its own: the image's test stays outside it, made change by change.
+  return tx<Candidate[]>`
+    SELECT c.id, ${positionKey(tx)} AS key FROM (
+      SELECT c.id, c.changed_at, c.project_id, c.region_id, c.image_id FROM image_changes c
+      WHERE ${and(tx, conditions(tx, q, after))} ORDER BY c.changed_at DESC, c.id DESC OFFSET 0) c
+    WHERE (SELECT true FROM images i
+      WHERE ${and(tx, [tx`(i.project_id, i.region_id, i.image_id) = (c.project_id, c.region_id, c.image_id)`, ...imageConditions(tx, q)])}
+      LIMIT 1)
+    ORDER BY c.changed_at DESC, c.id DESC LIMIT ${limit}`;
+}
+
+/**
+ * The ids and positions of the next `limit` changes the filters allow, newest first. With a filter on the
+ * image, walked for at most WALK_MS (no sort: the walk reads the changed_at index in order); a walk that
+ * long has met few matches, so they are then joined with no index read in order (gathered and sorted:
+ * about a second over a million images, where the planner's own plan may walk on for many).
+ */
+async function candidates(tx: TransactionSql, q: ChangesQuery, limit: number, after?: ChangesCursor): Promise<Candidate[]> {
+  if (imageConditions(tx, q).length === 0) return joinedCandidates(tx, q, limit, after);
+  return (
+    (await within(tx, WALK_MS, (sp) => walkedCandidates(sp, q, limit, after), { enable_sort: 'off' })) ??
+    (await withSettings(tx, GATHERED, (sp) => joinedCandidates(sp, q, limit, after)))
+  );
 }
 
 /**

@@ -200,5 +200,6 @@ function problemPage(error: Error): Page {
   if (code?.startsWith('22')) return message('Bad request', `A value in the request is not one Postgres takes: ${error.message}`, 400);
   if (code === '57014') return message('Too slow', 'The query took longer than 10 s and was stopped: narrow the filters.', 503);
   if (code === '42501') return message('Not allowed', `The web view's reading role may not read this: ${error.message}`, 503);
-  return message('Unavailable', `Postgres did not answer: ${error.message}`, 503);
+  // What went wrong is in the worker's log (answer logs it), not on a page: it can name Postgres's host and port.
+  return message('Unavailable', "The page could not be read from Postgres; the worker's log says why. Try again shortly.", 503);
 }
