@@ -8,6 +8,8 @@ const MAX_IMAGE_ID_LENGTH = 128;
 export function imageIdProblem(id: string): string | null {
   if (id.length === 0) return 'must not be empty';
   if (id.length > MAX_IMAGE_ID_LENGTH) return `must be at most ${MAX_IMAGE_ID_LENGTH} characters (has ${id.length})`;
+  // "." and ".." are dot segments: a URL parser drops them, with the segment before for "..", and so does a browser.
+  if (id === '.') return 'must not be "." (a URL drops it from the path)';
   if (id.includes('..')) return 'must not contain ".."';
   const bad = /[/\\%?#\s\p{Cc}]/u.exec(id);
   if (bad)
