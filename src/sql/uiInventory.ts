@@ -123,10 +123,15 @@ export function plannedKeys(tx: TransactionSql, q: InventoryQuery): PendingQuery
 
 interface PlanNode {
   'Node Type': string;
+  /** How a child feeds its parent: 'SubPlan' and 'InitPlan' are evaluated apart (a filter's subquery), not the rows' way. */
+  'Parent Relationship'?: string;
   Plans?: PlanNode[];
 }
 
-const sorts = (node: PlanNode): boolean => /Sort/.test(node['Node Type']) || (node.Plans ?? []).some(sorts);
+/** Whether the rows pass a Sort (or Incremental Sort) on their way up; a filter's subquery sorting does not count. */
+const sorts = (node: PlanNode): boolean =>
+  /Sort/.test(node['Node Type']) ||
+  (node.Plans ?? []).some((child) => !['SubPlan', 'InitPlan'].includes(child['Parent Relationship'] ?? '') && sorts(child));
 
 /**
  * Whether the planner's plan for the page sorts what it finds. One that does not reads an index in the
