@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bulkImageId, RARE_WORD, seedUiInventory } from '../bench/ui-seed.js';
 import type { Sql } from '../src/db/db.js';
-import { GATHERED, withSettings } from '../src/sql/readAs.js';
+import { GATHERED, within, withSettings } from '../src/sql/readAs.js';
 import { joinedCandidates, walkedCandidates, type ChangesCursor, type ChangesQuery } from '../src/sql/uiChanges.js';
 import {
   gatheredKeys,
@@ -120,5 +120,33 @@ describe('the change feed: every way to a page finds the same page', () => {
         expect([way, start, found]).toEqual([way, start, all.slice(start, start + PAGE)]);
       }
     }
+  });
+});
+
+describe('a way given its own settings and time', () => {
+  it('leaves the transaction as it found it: after a result, after a timeout, after an error', async () => {
+    const settings = (tx: Parameters<typeof plannedKeys>[0]) =>
+      tx<Array<{ timeout: string; indexscan: string }>>`
+        SELECT current_setting('statement_timeout') AS timeout, current_setting('enable_indexscan') AS indexscan`;
+    const seen = await sql.begin(async (tx) => {
+      await tx`SET LOCAL statement_timeout = '7s'`;
+      const found = await within(tx, 30, async (sp) => (await settings(sp))[0], GATHERED);
+      const after = (await settings(tx))[0];
+      const late = await within(tx, 50, (sp) => sp`SELECT pg_sleep(0.5)`);
+      const afterLate = (await settings(tx))[0];
+      const failed = await withSettings(tx, GATHERED, (sp) => sp`SELECT 1 / 0`).catch((error: { code?: string }) => error.code);
+      const [{ usable }] = await tx<[{ usable: number }]>`SELECT 1 AS usable`;
+      return { found, after, late, afterLate, failed, usable, last: (await settings(tx))[0] };
+    });
+    const before = { timeout: '7s', indexscan: 'on' };
+    expect(seen).toEqual({
+      found: { timeout: '30ms', indexscan: 'off' },
+      after: before,
+      late: undefined,
+      afterLate: before,
+      failed: '22012',
+      usable: 1,
+      last: before,
+    });
   });
 });

@@ -35,20 +35,27 @@ type Settings = Record<string, string>;
 /** Planner settings that leave no index to read in order: the rows a walk did not find are gathered and sorted. */
 export const GATHERED: Settings = { enable_indexscan: 'off', enable_indexonlyscan: 'off' };
 
+/** What a savepoint's body found, thrown so that the savepoint is rolled back (withSettings). */
+class Found {
+  constructor(readonly value: unknown) {}
+}
+
 /**
- * Runs `body` in a savepoint with the settings given (SET LOCAL). The settings the transaction had are set
- * again after: a savepoint released keeps what SET LOCAL set in it.
+ * Runs `body` in a savepoint with the settings given (SET LOCAL), and rolls the savepoint back when it is
+ * done: the web view's reads change nothing, and the rollback takes the settings with it. Setting them back
+ * by a statement instead would run under them, and under a statement timeout of 30 ms that statement can be
+ * cancelled itself, which would leave the page's transaction aborted.
  */
 export async function withSettings<T>(tx: TransactionSql, settings: Settings, body: (sp: TransactionSql) => Promise<T>): Promise<T> {
   const names = Object.keys(settings);
-  const before = await tx<Array<{ name: string; value: string }>>`
-    SELECT name, current_setting(name) AS value FROM unnest(${names}::text[]) AS name`;
-  const result = (await tx.savepoint(async (sp) => {
-    await sp`SELECT set_config(name, value, true) FROM unnest(${names}::text[], ${Object.values(settings)}::text[]) AS s(name, value)`;
-    return body(sp);
-  })) as T;
-  await tx`SELECT set_config(name, value, true) FROM unnest(${before.map((b) => b.name)}::text[], ${before.map((b) => b.value)}::text[]) AS s(name, value)`;
-  return result;
+  const outcome = await tx
+    .savepoint(async (sp) => {
+      await sp`SELECT set_config(name, value, true) FROM unnest(${names}::text[], ${Object.values(settings)}::text[]) AS s(name, value)`;
+      throw new Found(await body(sp));
+    })
+    .catch((thrown: unknown) => thrown);
+  if (outcome instanceof Found) return outcome.value as T;
+  throw outcome;
 }
 
 /** `body` under a statement timeout of `ms` (and the settings given); undefined when it took longer. */
