@@ -36,8 +36,10 @@ type Settings = Record<string, string>;
 export const GATHERED: Settings = { enable_indexscan: 'off', enable_indexonlyscan: 'off' };
 
 /** What a savepoint's body found, thrown so that the savepoint is rolled back (withSettings). */
-class Found {
-  constructor(readonly value: unknown) {}
+class Found extends Error {
+  constructor(readonly value: unknown) {
+    super('found: the savepoint is rolled back');
+  }
 }
 
 /**
