@@ -49,6 +49,7 @@ const timeline = (rest = '') =>
 /** The pages timed, with the values the seeded inventory holds (ui-seed.ts). */
 function shapes(images: number, versions: { first: number; middle: number; last: number }): Shape[] {
   const inventory = (name: string, params: Record<string, string>) => ({ name: `inventory: ${name}`, path: withQuery('/ui', params) });
+  const changes = (name: string, params: Record<string, string>) => ({ name: `changes: ${name}`, path: withQuery('/ui/changes', params) });
   return [
     inventory('first page, by name', {}),
     { name: `inventory: pages 2 to ${DEEP_PAGES + 1} by next, by name`, walkFrom: '/ui' },
@@ -81,14 +82,14 @@ function shapes(images: number, versions: { first: number; middle: number; last:
     { name: 'image: diff of the first and last versions', path: withQuery(timeline('/diff'), { a: versions.first, b: versions.last }) },
     { name: 'image: a version', path: timeline(`/versions/${versions.middle}`) },
     { name: 'image: raw document', path: timeline('/raw') },
-    { name: 'changes: first page', path: '/ui/changes' },
+    changes('first page', {}),
     { name: `changes: pages 2 to ${DEEP_PAGES + 1} by next`, walkFrom: '/ui/changes' },
-    { name: 'changes: account=partner', path: withQuery('/ui/changes', { account: 'partner' }) },
-    { name: 'changes: kind=gpu_baremetal', path: withQuery('/ui/changes', { kind: 'gpu_baremetal' }) },
-    { name: 'changes: type=deleted (1 in 50)', path: withQuery('/ui/changes', { type: 'deleted' }) },
-    { name: 'changes: field=description', path: withQuery('/ui/changes', { field: 'description' }) },
-    { name: 'changes: actor (who changed the image of 1,000 versions)', path: withQuery('/ui/changes', { actor: 'person3@example.com' }) },
-    { name: 'changes: a day ten days ago', path: withQuery('/ui/changes', { from: daysAgo(10), to: daysAgo(9) }) },
+    changes('account=partner', { account: 'partner' }),
+    changes('kind=gpu_baremetal', { kind: 'gpu_baremetal' }),
+    changes('type=deleted (1 in 50)', { type: 'deleted' }),
+    changes('field=description', { field: 'description' }),
+    changes('actor (who changed the image of 1,000 versions)', { actor: 'person3@example.com' }),
+    changes('a day ten days ago', { from: daysAgo(10), to: daysAgo(9) }),
     { name: 'runs: recent runs, failures and lag', path: '/ui/runs' },
   ];
 }
